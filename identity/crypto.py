@@ -1,0 +1,128 @@
+"""Thin, typed wrappers over libsodium (via pynacl) for the primitives kith uses.
+
+* Ed25519 detached signatures with a domain-separation prefix per structure.
+* XChaCha20-Poly1305 (IETF) authenticated encryption with associated data.
+* X25519 anonymous sealed boxes (crypto_box_seal) for key delivery.
+* BLAKE2b with a personalisation string per use, so no hash can be confused with another.
+
+Every crypto failure surfaces as one opaque error: `Undecryptable` for decryption,
+`BadSignature` for signatures. Randomness defaults to libsodium's CSPRNG and can be
+injected (tests, test vectors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import nacl.bindings as sodium
+import nacl.exceptions
+import nacl.utils
+
+from identity.errors import BadSignature, LocalProtocolError, Undecryptable
+
+RandomBytes = Callable[[int], bytes]
+
+KEY_BYTES = 32
+NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES  # 24
+TAG_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES  # 16
+SEAL_OVERHEAD = sodium.crypto_box_SEALBYTES  # 48
+SIGNATURE_BYTES = 64
+PUBLIC_KEY_BYTES = 32
+
+
+def random_bytes(n: int) -> bytes:
+    """Bytes from libsodium's CSPRNG."""
+    return nacl.utils.random(n)
+
+
+def blake2b(data: bytes, *, person: bytes, size: int = 32, key: bytes = b"") -> bytes:
+    """BLAKE2b with a personalisation string naming the use (at most 16 bytes)."""
+    return hashlib.blake2b(data, digest_size=size, person=person, key=key).digest()
+
+
+# --- signatures -----------------------------------------------------------------
+
+
+def signing_keypair(seed: bytes) -> tuple[bytes, bytes]:
+    """(public key, 64-byte libsodium secret key) from a 32-byte Ed25519 seed."""
+    if len(seed) != 32:
+        raise LocalProtocolError("an Ed25519 seed is 32 bytes")
+    return sodium.crypto_sign_seed_keypair(seed)
+
+
+def sign(secret_key: bytes, domain: bytes, message: bytes) -> bytes:
+    """Detached Ed25519 signature over ``domain || message``."""
+    return sodium.crypto_sign(domain + message, secret_key)[:SIGNATURE_BYTES]
+
+
+def verify(public_key: bytes, domain: bytes, message: bytes, signature: bytes) -> None:
+    """Check a detached signature; raise `BadSignature` (and nothing else) if it fails."""
+    if len(signature) != SIGNATURE_BYTES or len(public_key) != PUBLIC_KEY_BYTES:
+        raise BadSignature()
+    try:
+        sodium.crypto_sign_open(signature + domain + message, public_key)
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):
+        raise BadSignature() from None
+
+
+# --- symmetric AEAD --------------------------------------------------------------
+
+
+def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
+    """XChaCha20-Poly1305-IETF: ciphertext followed by the 16-byte tag."""
+    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
+        raise LocalProtocolError("AEAD needs a 32-byte key and a 24-byte nonce")
+    return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, associated_data, nonce, key)
+
+
+def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
+    """Authenticate and decrypt; raise `Undecryptable` on any failure."""
+    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES or len(ciphertext) < TAG_BYTES:
+        raise Undecryptable()
+    try:
+        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, associated_data, nonce, key)
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):
+        raise Undecryptable() from None
+
+
+# --- X25519 sealed boxes ---------------------------------------------------------
+
+
+def x25519_public_key(secret_key: bytes) -> bytes:
+    if len(secret_key) != 32:
+        raise LocalProtocolError("an X25519 secret key is 32 bytes")
+    return sodium.crypto_scalarmult_base(secret_key)
+
+
+def seal_to(public_key: bytes, plaintext: bytes) -> bytes:
+    """Anonymous sealed box: only the holder of the matching secret key opens it."""
+    if len(public_key) != 32:
+        raise LocalProtocolError("an X25519 public key is 32 bytes")
+    return sodium.crypto_box_seal(plaintext, public_key)
+
+
+def open_sealed(public_key: bytes, secret_key: bytes, sealed: bytes) -> bytes:
+    """Open an anonymous sealed box; raise `Undecryptable` on any failure."""
+    if len(sealed) < SEAL_OVERHEAD:
+        raise Undecryptable()
+    try:
+        return sodium.crypto_box_seal_open(sealed, public_key, secret_key)
+    except (nacl.exceptions.CryptoError, ValueError, TypeError):
+        raise Undecryptable() from None
+
+
+# --- passphrase KDF ---------------------------------------------------------------
+
+ARGON2ID_MODERATE_OPS = sodium.crypto_pwhash_argon2id_OPSLIMIT_MODERATE
+ARGON2ID_MODERATE_MEM = sodium.crypto_pwhash_argon2id_MEMLIMIT_MODERATE
+ARGON2ID_MIN_OPS = sodium.crypto_pwhash_argon2id_OPSLIMIT_MIN
+ARGON2ID_MIN_MEM = sodium.crypto_pwhash_argon2id_MEMLIMIT_MIN
+SALT_BYTES = sodium.crypto_pwhash_SALTBYTES  # 16
+
+
+def argon2id(passphrase: bytes, salt: bytes, *, opslimit: int, memlimit: int, size: int) -> bytes:
+    """Argon2id v1.3 (libsodium's crypto_pwhash with ALG_ARGON2ID13)."""
+    return sodium.crypto_pwhash_alg(
+        size, passphrase, salt, opslimit, memlimit, sodium.crypto_pwhash_ALG_ARGON2ID13
+    )

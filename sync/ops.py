@@ -1,0 +1,136 @@
+"""Signed ops: the unit of everything a member says or does in a circle.
+
+An op is ``{circle, author, parents, lamport, ts, kind, body}``, encoded as canonical CBOR
+and signed by its author's Ed25519 key over ``"kith/op/v1\\0" || op bytes``. The signed
+op travels as the two-element array ``[op, signature]``; its id is `ids.op_id` of those
+bytes. Decoding validates every field before the signature is checked, and the
+signature before anything else may look at the op. Kind-specific body schemas and
+authority rules live in the circle-state fold, not here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from identity import codec
+from identity.crypto import verify
+from identity.errors import LocalProtocolError, Malformed
+from identity.keys import MemberIdentity
+from sync import limits
+from sync.ids import op_id
+
+OP_DOMAIN = b"kith/op/v1\x00"
+_KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
+_OP_KEYS = frozenset({"circle", "author", "parents", "lamport", "ts", "kind", "body"})
+_SIG_SUFFIX = b"\x58\x40"  # CBOR: byte string of length 64
+
+
+def _require_bytes(value: object, size: int, what: str) -> None:
+    if type(value) is not bytes or len(value) != size:
+        raise Malformed(f"op {what} must be {size} bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """An unsigned op. ``parents`` are op ids in ascending byte order, without repeats."""
+
+    circle: bytes
+    author: bytes
+    parents: tuple[bytes, ...]
+    lamport: int
+    ts: int
+    kind: str
+    body: dict[str, Any] = field(hash=False)
+
+    def __post_init__(self) -> None:
+        _require_bytes(self.circle, limits.CIRCLE_ID_BYTES, "circle id")
+        _require_bytes(self.author, limits.MEMBER_ID_BYTES, "author")
+        if type(self.parents) is not tuple or len(self.parents) > limits.MAX_PARENTS:
+            raise Malformed(f"op cites more than {limits.MAX_PARENTS} parents")
+        for parent in self.parents:
+            _require_bytes(parent, limits.OP_ID_BYTES, "parent id")
+        if any(a >= b for a, b in zip(self.parents, self.parents[1:], strict=False)):
+            raise Malformed("op parents must be sorted and distinct")
+        if type(self.lamport) is not int or not 1 <= self.lamport <= limits.MAX_LAMPORT:
+            raise Malformed("op lamport clock is out of range")
+        if not self.parents and self.lamport != 1:
+            raise Malformed("an op without parents must have lamport 1")
+        if self.parents and self.lamport < 2:
+            raise Malformed("an op with parents must have lamport of at least 2")
+        if type(self.ts) is not int or not 0 <= self.ts <= limits.MAX_TS:
+            raise Malformed("op timestamp is out of range")
+        if type(self.kind) is not str or len(self.kind) > limits.MAX_KIND_CHARS or not _KIND.fullmatch(self.kind):
+            raise Malformed("op kind is not a valid kind name")
+        if type(self.body) is not dict:
+            raise Malformed("op body must be a map")
+
+    def to_map(self) -> dict[str, Any]:
+        """The op as a map whose keys are in canonical order (length, then bytes)."""
+        return {
+            "ts": self.ts,
+            "body": codec.canonical_copy(self.body),
+            "kind": self.kind,
+            "author": self.author,
+            "circle": self.circle,
+            "lamport": self.lamport,
+            "parents": list(self.parents),
+        }
+
+    def encode(self) -> bytes:
+        return codec.encode_ordered(self.to_map())
+
+
+@dataclass(frozen=True, slots=True)
+class SignedOp:
+    """An op with its author's signature; ``data`` are the exact wire bytes, ``id`` their hash."""
+
+    op: Op
+    signature: bytes = field(repr=False)
+    data: bytes = field(repr=False)
+    id: bytes
+
+    @classmethod
+    def create(cls, op: Op, author: MemberIdentity) -> SignedOp:
+        if author.member_id != op.author:
+            raise LocalProtocolError("an op must be signed by its own author")
+        op_bytes = op.encode()
+        if len(op_bytes) + 67 > limits.MAX_OP_BYTES:
+            raise LocalProtocolError(f"op is larger than {limits.MAX_OP_BYTES} bytes")
+        signature = author.sign(OP_DOMAIN, op_bytes)
+        data = b"\x82" + op_bytes + _SIG_SUFFIX + signature
+        return cls(op, signature, data, op_id(data))
+
+    @classmethod
+    def decode(cls, data: bytes) -> SignedOp:
+        """Parse, validate and verify untrusted signed-op bytes.
+
+        Raises `Malformed`/`Oversized` for bad structure and `BadSignature` for a bad or
+        forged signature. Nothing else escapes.
+        """
+        raw = codec.decode_unverified(data, max_size=limits.MAX_OP_BYTES, what="signed op")
+        if type(raw) is not list or len(raw) != 2:
+            raise Malformed("signed op must be a two-element array")
+        fields, signature = raw
+        if type(fields) is not dict or fields.keys() != _OP_KEYS:
+            raise Malformed("op has missing or unknown fields")
+        if type(signature) is not bytes or len(signature) != 64:
+            raise Malformed("op signature must be 64 bytes")
+        parents = fields["parents"]
+        if type(parents) is not list:
+            raise Malformed("op parents must be an array")
+        op = Op(
+            fields["circle"],
+            fields["author"],
+            tuple(parents),
+            fields["lamport"],
+            fields["ts"],
+            fields["kind"],
+            fields["body"],
+        )
+        op_bytes = op.encode()
+        if data != b"\x82" + op_bytes + _SIG_SUFFIX + signature:
+            raise Malformed("signed op is not canonical CBOR")
+        verify(op.author, OP_DOMAIN, op_bytes, signature)
+        return cls(op, signature, data, op_id(data))

@@ -1,0 +1,198 @@
+"""The envelope store: SQLite in WAL mode, the one durable record of everything received.
+
+Theory of operation
+-------------------
+Envelopes are stored exactly as received (ciphertext and clear header), keyed by their
+id, so members and keyless relays share one schema. Each topic's envelopes are indexed
+by ``(ts, id)``, the order range-based reconciliation walks. A local ``seq`` numbers
+rows in arrival order so consumers (the circle-state fold, relays forwarding) can resume
+from a cursor after a restart.
+
+Writes are batched: `add_batch` inserts many envelopes in one transaction and returns
+the ones that were new. When it returns, the batch is on disk: ``synchronous=FULL`` in
+WAL mode fsyncs the log at each commit, so an acknowledged envelope survives ``kill -9``
+and power loss. Inserting an envelope that is already present is a no-op (idempotent).
+
+This module is plain Python and sqlite3: no framework, no clock, no randomness.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from identity.errors import KithError
+from sync.envelope import Envelope
+
+SCHEMA_VERSION = 1
+Item = tuple[int, bytes]
+"""A reconciliation item: (ts, envelope id)."""
+
+
+class StoreError(KithError):
+    """The store cannot be used: disk full, unreadable file, or a newer schema."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS envelopes (
+    seq INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    topic BLOB NOT NULL,
+    ts INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS envelopes_by_topic ON envelopes (topic, ts, id);
+"""
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
+    text = str(exc).lower()
+    if "full" in text:
+        return StoreError(f"the disk holding {path} is full; free some space and try again")
+    if "not a database" in text or "malformed" in text:
+        return StoreError(f"{path} is damaged or not a kith store")
+    if "locked" in text or "busy" in text:
+        return StoreError(f"{path} is busy: another kith process is writing to it")
+    return StoreError(f"store error on {path}: {exc}")
+
+
+class EnvelopeStore:
+    """Durable, idempotent storage of envelopes, by topic and (ts, id)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: each commit fsyncs the WAL, so acknowledged batches survive power loss.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._check_schema()
+        except sqlite3.Error as exc:
+            raise _translate(exc, path) from exc
+
+    def _check_schema(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif row[0] != SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer kith (schema {row[0]}); upgrade kith")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> EnvelopeStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- writes -------------------------------------------------------------------
+
+    def add_batch(self, envelopes: Iterable[Envelope]) -> list[Envelope]:
+        """Insert envelopes in one durable transaction; return those that were new."""
+        new: list[Envelope] = []
+        cursor = self._db.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                for envelope in envelopes:
+                    cursor.execute(
+                        "INSERT OR IGNORE INTO envelopes (id, topic, ts, data) VALUES (?, ?, ?, ?)",
+                        (envelope.id, envelope.topic, envelope.ts, envelope.data),
+                    )
+                    if cursor.rowcount == 1:
+                        new.append(envelope)
+                cursor.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    cursor.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        return new
+
+    def delete_topic(self, topic: bytes) -> int:
+        """Forget every envelope of a topic (a relay dropping a circle); returns the count."""
+        try:
+            cursor = self._db.execute("DELETE FROM envelopes WHERE topic = ?", (topic,))
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        return cursor.rowcount
+
+    # --- reads --------------------------------------------------------------------
+
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def has(self, envelope_id: bytes) -> bool:
+        return bool(self._query("SELECT 1 FROM envelopes WHERE id = ?", (envelope_id,)))
+
+    def get(self, envelope_id: bytes) -> bytes | None:
+        rows = self._query("SELECT data FROM envelopes WHERE id = ?", (envelope_id,))
+        return rows[0][0] if rows else None  # type: ignore[return-value]
+
+    def get_many(self, envelope_ids: Iterable[bytes]) -> dict[bytes, bytes]:
+        found: dict[bytes, bytes] = {}
+        ids = list(envelope_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for envelope_id, data in self._query(
+                f"SELECT id, data FROM envelopes WHERE id IN ({marks})", tuple(chunk)
+            ):
+                found[envelope_id] = data  # type: ignore[index]
+        return found
+
+    def count(self, topic: bytes | None = None) -> int:
+        if topic is None:
+            return self._query("SELECT COUNT(*) FROM envelopes")[0][0]  # type: ignore[return-value]
+        return self._query("SELECT COUNT(*) FROM envelopes WHERE topic = ?", (topic,))[0][0]  # type: ignore[return-value]
+
+    def topics(self) -> list[bytes]:
+        return [row[0] for row in self._query("SELECT DISTINCT topic FROM envelopes ORDER BY topic")]  # type: ignore[misc]
+
+    def items(self, topic: bytes) -> list[Item]:
+        """Every (ts, id) of a topic in reconciliation order."""
+        return self._query("SELECT ts, id FROM envelopes WHERE topic = ? ORDER BY ts, id", (topic,))  # type: ignore[return-value]
+
+    def item_range(self, topic: bytes, lower: Item | None, upper: Item | None, limit: int = -1) -> list[Item]:
+        """Items with ``lower <= (ts, id) < upper`` (either bound may be open)."""
+        sql = "SELECT ts, id FROM envelopes WHERE topic = ?"
+        params: list[object] = [topic]
+        if lower is not None:
+            sql += " AND (ts > ? OR (ts = ? AND id >= ?))"
+            params += [lower[0], lower[0], lower[1]]
+        if upper is not None:
+            sql += " AND (ts < ? OR (ts = ? AND id < ?))"
+            params += [upper[0], upper[0], upper[1]]
+        sql += " ORDER BY ts, id LIMIT ?"
+        params.append(limit)
+        return self._query(sql, tuple(params))  # type: ignore[return-value]
+
+    def since(self, seq: int, limit: int = 1000, topic: bytes | None = None) -> list[tuple[int, bytes]]:
+        """(seq, envelope bytes) received after ``seq``, in arrival order: a resumable feed."""
+        if topic is None:
+            return self._query("SELECT seq, data FROM envelopes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))  # type: ignore[return-value]
+        return self._query(  # type: ignore[return-value]
+            "SELECT seq, data FROM envelopes WHERE seq > ? AND topic = ? ORDER BY seq LIMIT ?", (seq, topic, limit)
+        )
+
+    def iter_topic(self, topic: bytes, batch: int = 2000) -> Iterator[bytes]:
+        """Every envelope of a topic in arrival order, in bounded batches."""
+        seq = 0
+        while True:
+            rows = self.since(seq, batch, topic)
+            if not rows:
+                return
+            for _seq, data in rows:
+                yield data
+            seq = rows[-1][0]  # type: ignore[assignment]
+
+    def integrity_ok(self) -> bool:
+        return self._query("PRAGMA integrity_check")[0][0] == "ok"

@@ -1,0 +1,56 @@
+"""`kith bench`: the performance figures the issues set targets for, measured in one run.
+
+Each benchmark is a function returning a dict of named figures; `run_benchmarks` runs
+the ones whose figures were asked for (all by default). Benchmarks use throwaway
+directories and cheap KDF costs except where the KDF is what is measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Figures = dict[str, Any]
+Benchmark = Callable[[], Figures]
+
+# figure name -> (group key, benchmark); several figures may come from one benchmark run
+_REGISTRY: dict[str, tuple[str, Benchmark]] = {}
+
+
+def register(*figures: str) -> Callable[[Benchmark], Benchmark]:
+    def decorate(func: Benchmark) -> Benchmark:
+        for figure in figures:
+            _REGISTRY[figure] = (func.__name__, func)
+        return func
+
+    return decorate
+
+
+def figure_names() -> list[str]:
+    _load()
+    return list(_REGISTRY)
+
+
+def _load() -> None:
+    from tui.bench import core  # noqa: F401  (registers its benchmarks)
+
+
+def run_benchmarks(names: list[str] | None = None, progress: Callable[[str], None] | None = None) -> Figures:
+    _load()
+    wanted = names or list(_REGISTRY)
+    unknown = [n for n in wanted if n not in _REGISTRY]
+    if unknown:
+        from identity.errors import UsageError
+
+        raise UsageError(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(_REGISTRY)}")
+    results: Figures = {}
+    done: set[str] = set()
+    for name in wanted:
+        group, func = _REGISTRY[name]
+        if group in done:
+            continue
+        done.add(group)
+        if progress:
+            progress(group)
+        results.update(func())
+    return {name: results[name] for name in wanted if name in results}

@@ -1,0 +1,126 @@
+"""The `kith` command line: parse, dispatch, and turn every failure into one clear line.
+
+Errors kith raises on purpose (`KithError`) print as ``kith: <message>`` with exit code
+1; usage errors exit 2 (argparse's convention); Ctrl+C exits 130. Anything else is a
+bug: the traceback goes to ``<home>/logs/error.log`` and the terminal gets one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from importlib import metadata
+
+from identity.errors import BadPassphrase, KithError
+from p2pnet.home import Home
+from tui.context import Context
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_BAD_PASSPHRASE = 3
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+def _version() -> str:
+    try:
+        return metadata.version("kith")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tui.commands import bench_cmd, identity_cmds
+
+    parser = argparse.ArgumentParser(
+        prog="kith",
+        description="kith: an end-to-end encrypted, peer-to-peer support network.",
+    )
+    parser.add_argument("--version", action="version", version=f"kith {_version()}")
+    _add_global_options(parser, defaults=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    identity_cmds.register(sub)
+    bench_cmd.register(sub)
+    for subparser in _all_subparsers(sub):
+        # Global options work after the subcommand too (`kith bench --json`).
+        _add_global_options(subparser, defaults=False)
+    return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    unset = {} if defaults else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        help="where your keys and data live (default: $KITH_HOME or the user data dir)",
+        **({"default": None} if defaults else unset),
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print results as JSON, for scripts",
+        **({"default": False} if defaults else unset),
+    )
+    parser.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="read the passphrase from FILE instead of asking (or set KITH_PASSPHRASE_FILE)",
+        **({"default": None} if defaults else unset),
+    )
+
+
+def _all_subparsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:  # type: ignore[type-arg]
+    found = []
+    for parser in dict.fromkeys(sub.choices.values()):
+        found.append(parser)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found.extend(_all_subparsers(action))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    ctx = Context(home=Home.resolve(args.home), json=args.json, passphrase_file=args.passphrase_file)
+    try:
+        return int(args.handler(ctx, args) or 0)
+    except BadPassphrase as exc:
+        print(f"kith: {exc}", file=sys.stderr)
+        return EXIT_BAD_PASSPHRASE
+    except KithError as exc:
+        print(f"kith: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("kith: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Output piped into something that closed early (e.g. `kith feed | head`).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - the one top-level handler: log the bug, print one line
+        where = _log_internal_error(ctx.home)
+        print(f"kith: internal error ({type(exc).__name__}); please report it. Details: {where}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _log_internal_error(home: Home) -> str:
+    try:
+        home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = home.logs / "error.log"
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(traceback.format_exc())
+        return str(path)
+    except OSError:
+        return "(could not write the error log)"
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""Subcommands of the `kith` command line, one module per area."""

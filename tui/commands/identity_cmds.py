@@ -1,0 +1,107 @@
+"""`kith init`, `kith whoami`, `kith passphrase`: creating and guarding an identity."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from identity.errors import UsageError
+from identity.keys import MemberIdentity, clean_display_text
+from identity.keystore import KdfParams, Keystore, KeystoreData
+from tui.context import Context
+from tui.passphrase import ask_existing, ask_new
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    init = sub.add_parser("init", help="create your identity, protected by a passphrase")
+    init.add_argument("--name", help="the display name others see (you can change it later)")
+    init.set_defaults(handler=cmd_init)
+
+    whoami = sub.add_parser("whoami", help="show your public identity card and fingerprint")
+    whoami.set_defaults(handler=cmd_whoami)
+
+    passphrase = sub.add_parser("passphrase", help="change the passphrase that protects your keys")
+    passphrase.add_argument(
+        "--new-passphrase-file", help="read the new passphrase from this file instead of asking"
+    )
+    passphrase.set_defaults(handler=cmd_passphrase)
+
+
+def _ask_name(explicit: str | None) -> str:
+    if explicit is not None:
+        return clean_display_text(explicit, max_chars=64, what="display name")
+    import sys
+
+    if not sys.stdin.isatty():
+        return "member"
+    name = input("Display name (what others in your circles see): ").strip() or "member"
+    return clean_display_text(name, max_chars=64, what="display name")
+
+
+def kdf_params_from_env() -> KdfParams:
+    """KDF costs: MODERATE, unless KITH_INSECURE_TEST_KDF=1 (tests and the demo only)."""
+    import os
+
+    if os.environ.get("KITH_INSECURE_TEST_KDF") == "1":
+        import sys
+
+        from identity.keystore import TEST_KDF
+
+        print("kith: warning: KITH_INSECURE_TEST_KDF=1, the keystore is protected by a weak KDF", file=sys.stderr)
+        return TEST_KDF
+    return KdfParams()
+
+
+def cmd_init(ctx: Context, args: argparse.Namespace) -> int:
+    home = ctx.home
+    if home.exists():
+        raise UsageError(f"an identity already exists in {home.root}; use 'kith whoami' to see it")
+    name = _ask_name(args.name)
+    passphrase = ask_new(ctx.passphrase_file)
+    home.ensure()
+    identity = MemberIdentity.generate(name, now=int(time.time()))
+    Keystore.create(home.keystore, passphrase, KeystoreData.generate(identity), kdf_params_from_env())
+    card = identity.card()
+    ctx.emit(
+        {"created": True, "home": str(home.root), "member_id": card.member_id.hex(), "fingerprint": card.fingerprint},
+        f"Created identity '{name}' in {home.root}\nFingerprint: {card.fingerprint}\n"
+        "Keep your passphrase safe: nobody, not even kith, can recover it.",
+    )
+    return 0
+
+
+def unlock(ctx: Context) -> Keystore:
+    if not ctx.home.exists():
+        raise UsageError(f"no identity in {ctx.home.root}; run 'kith init' first")
+    return Keystore.unlock(ctx.home.keystore, ask_existing(ctx.passphrase_file))
+
+
+def cmd_whoami(ctx: Context, args: argparse.Namespace) -> int:
+    keystore = unlock(ctx)
+    identity = keystore.data.identity
+    if identity is None:
+        raise UsageError("this home belongs to a relay and has no member identity")
+    card = identity.card()
+    ctx.emit(
+        {
+            "name": card.name,
+            "member_id": card.member_id.hex(),
+            "fingerprint": card.fingerprint,
+            "created": card.created,
+            "card": card.to_bytes().hex(),
+        },
+        f"Name:        {card.name}\n"
+        f"Member id:   {card.member_id.hex()}\n"
+        f"Fingerprint: {card.fingerprint}\n"
+        f"Created:     {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(card.created))}\n"
+        f"Card:        {card.to_bytes().hex()}",
+    )
+    return 0
+
+
+def cmd_passphrase(ctx: Context, args: argparse.Namespace) -> int:
+    keystore = unlock(ctx)
+    new = ask_new(args.new_passphrase_file)
+    keystore.change_passphrase(new, kdf_params_from_env())
+    ctx.emit({"changed": True}, "Passphrase changed. The old one no longer opens your keys.")
+    return 0

@@ -1,0 +1,25 @@
+"""What every command handler receives: where the home is and how to talk back."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from p2pnet.home import Home
+
+
+@dataclass
+class Context:
+    home: Home
+    json: bool
+    passphrase_file: str | None
+    out: TextIO = sys.stdout
+
+    def emit(self, data: Any, text: str | None = None) -> None:
+        """Print ``data`` as JSON with --json, else the human ``text``."""
+        if self.json:
+            print(json.dumps(data, indent=None, sort_keys=True), file=self.out)
+        elif text is not None:
+            print(text, file=self.out)
