@@ -32,7 +32,12 @@ def figure_names() -> list[str]:
 
 
 def _load() -> None:
-    from tui.bench import core  # noqa: F401  (registers its benchmarks)
+    """Import every module of this package; each registers its benchmarks."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
 
 
 def run_benchmarks(names: list[str] | None = None, progress: Callable[[str], None] | None = None) -> Figures:
