@@ -61,7 +61,11 @@ def encode(value: Any) -> bytes:
 
 
 def canonical_copy(value: Any) -> Any:
-    """A copy of ``value`` with every map's keys inserted in canonical order."""
+    """A copy of ``value`` with every map's keys inserted in canonical order.
+
+    Also refuses what kith never puts in CBOR: floats, and integers beyond 64 bits
+    (which CBOR can only carry as tagged bignums).
+    """
     kind = type(value)
     if kind is dict:
         if all(type(k) is str for k in value):
@@ -72,6 +76,10 @@ def canonical_copy(value: Any) -> Any:
         return {k: canonical_copy(value[k]) for k in keys}
     if kind is list or kind is tuple:
         return [canonical_copy(item) for item in value]
+    if kind is float:
+        raise Malformed("floating-point numbers are not allowed in kith data")
+    if kind is int and not -(2**64) <= value < 2**64:
+        raise Malformed("integer does not fit in 64 bits")
     return value
 
 

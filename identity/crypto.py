@@ -123,6 +123,4 @@ SALT_BYTES = sodium.crypto_pwhash_SALTBYTES  # 16
 
 def argon2id(passphrase: bytes, salt: bytes, *, opslimit: int, memlimit: int, size: int) -> bytes:
     """Argon2id v1.3 (libsodium's crypto_pwhash with ALG_ARGON2ID13)."""
-    return sodium.crypto_pwhash_alg(
-        size, passphrase, salt, opslimit, memlimit, sodium.crypto_pwhash_ALG_ARGON2ID13
-    )
+    return sodium.crypto_pwhash_alg(size, passphrase, salt, opslimit, memlimit, sodium.crypto_pwhash_ALG_ARGON2ID13)

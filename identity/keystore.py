@@ -108,9 +108,7 @@ class KeystoreData:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def generate(
-        cls, identity: MemberIdentity | None, rand: RandomBytes = random_bytes
-    ) -> KeystoreData:
+    def generate(cls, identity: MemberIdentity | None, rand: RandomBytes = random_bytes) -> KeystoreData:
         return cls(identity=identity, network=NetworkKey.generate(rand), storage_key=rand(32))
 
     def to_map(self) -> dict[str, Any]:
@@ -181,9 +179,7 @@ def check_new_passphrase(passphrase: str) -> None:
 
 
 def _derive(passphrase: str, salt: bytes, params: KdfParams) -> tuple[bytes, bytes]:
-    out = argon2id(
-        normalize_passphrase(passphrase), salt, opslimit=params.opslimit, memlimit=params.memlimit, size=64
-    )
+    out = argon2id(normalize_passphrase(passphrase), salt, opslimit=params.opslimit, memlimit=params.memlimit, size=64)
     return out[:32], blake2b(out[32:], person=b"kith-ks-kcv", size=KCV_BYTES)
 
 
@@ -258,9 +254,7 @@ class Keystore:
     without asking again. Every save writes a complete new file atomically.
     """
 
-    def __init__(
-        self, path: Path, data: KeystoreData, key: bytes, kcv: bytes, salt: bytes, params: KdfParams
-    ) -> None:
+    def __init__(self, path: Path, data: KeystoreData, key: bytes, kcv: bytes, salt: bytes, params: KdfParams) -> None:
         self.path = path
         self.data = data
         self._key = key

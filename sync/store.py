@@ -143,9 +143,7 @@ class EnvelopeStore:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for envelope_id, data in self._query(
-                f"SELECT id, data FROM envelopes WHERE id IN ({marks})", tuple(chunk)
-            ):
+            for envelope_id, data in self._query(f"SELECT id, data FROM envelopes WHERE id IN ({marks})", tuple(chunk)):
                 found[envelope_id] = data  # type: ignore[index]
         return found
 

@@ -58,7 +58,9 @@ def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
         **({"default": None} if defaults else unset),
     )
     parser.add_argument(
-        "--json", action="store_true", help="print results as JSON, for scripts",
+        "--json",
+        action="store_true",
+        help="print results as JSON, for scripts",
         **({"default": False} if defaults else unset),
     )
     parser.add_argument(

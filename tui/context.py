@@ -15,7 +15,11 @@ class Context:
     home: Home
     json: bool
     passphrase_file: str | None
-    out: TextIO = sys.stdout
+    stream: TextIO | None = None
+
+    @property
+    def out(self) -> TextIO:
+        return self.stream or sys.stdout
 
     def emit(self, data: Any, text: str | None = None) -> None:
         """Print ``data`` as JSON with --json, else the human ``text``."""

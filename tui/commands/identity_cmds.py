@@ -21,9 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     whoami.set_defaults(handler=cmd_whoami)
 
     passphrase = sub.add_parser("passphrase", help="change the passphrase that protects your keys")
-    passphrase.add_argument(
-        "--new-passphrase-file", help="read the new passphrase from this file instead of asking"
-    )
+    passphrase.add_argument("--new-passphrase-file", help="read the new passphrase from this file instead of asking")
     passphrase.set_defaults(handler=cmd_passphrase)
 
 

@@ -1,0 +1,15 @@
+"""Suite-wide settings: cheap KDF costs for every CLI call the tests make, and hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# Tests exercise behaviour, not the KDF: keystores created by the CLI in tests use tiny
+# Argon2id costs (the costs are stored in the file, so unlocking stays correct).
+os.environ.setdefault("KITH_INSECURE_TEST_KDF", "1")
+
+settings.register_profile("default", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -1,0 +1,131 @@
+"""Envelopes: relays can check them without keys; nobody can read or alter them."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from identity import codec
+from identity.errors import Malformed, Oversized, RemoteProtocolError, Undecryptable, UnsupportedVersion
+from sync import limits
+from sync.envelope import Envelope, circle_topic, epoch_id, open_envelope, seal
+from sync.ids import envelope_id
+
+KEY = bytes([9]) * 32
+TOPIC = circle_topic(bytes([7]) * 16)
+PLAINTEXT = b"a signed op would be here; its words must stay private"
+
+
+def _envelope(**kwargs: object) -> Envelope:
+    return seal(PLAINTEXT, topic=TOPIC, epoch_key=KEY, ts=1_700_000_000, **kwargs)  # type: ignore[arg-type]
+
+
+@given(st.binary(max_size=2000), st.integers(min_value=0, max_value=limits.MAX_TS))
+def test_round_trip(plaintext: bytes, ts: int) -> None:
+    envelope = seal(plaintext, topic=TOPIC, epoch_key=KEY, ts=ts)
+    decoded = Envelope.decode(envelope.data)
+    assert decoded == envelope
+    assert decoded.id == envelope_id(envelope.data)
+    assert open_envelope(decoded, KEY) == plaintext
+
+
+def test_ciphertext_hides_the_plaintext_and_the_circle() -> None:
+    envelope = _envelope()
+    assert PLAINTEXT not in envelope.data
+    assert bytes([7]) * 16 not in envelope.data
+    assert envelope.epoch == epoch_id(KEY) and KEY not in envelope.data
+
+
+def test_wrong_key() -> None:
+    with pytest.raises(Undecryptable):
+        open_envelope(_envelope(), bytes([8]) * 32)
+
+
+def test_every_single_bit_flip_is_rejected() -> None:
+    """A flip either breaks the structure (relays drop it) or the MAC (members drop it)."""
+    data = _envelope().data
+    for position in range(len(data) * 8):
+        flipped = bytearray(data)
+        flipped[position // 8] ^= 1 << (position % 8)
+        try:
+            envelope = Envelope.decode(bytes(flipped))
+        except Malformed:
+            continue
+        with pytest.raises(Undecryptable):
+            open_envelope(envelope, KEY)
+
+
+def test_header_cannot_be_moved_to_another_topic_or_time() -> None:
+    envelope = _envelope()
+    for topic, ts in ((circle_topic(bytes([8]) * 16), envelope.ts), (envelope.topic, envelope.ts + 1)):
+        moved = Envelope.build(topic, envelope.epoch, ts, envelope.nonce, envelope.ciphertext)
+        with pytest.raises(Undecryptable):
+            open_envelope(Envelope.decode(moved.data), KEY)
+
+
+def _fields() -> dict[str, object]:
+    envelope = _envelope()
+    return {
+        "v": 1,
+        "topic": envelope.topic,
+        "epoch": envelope.epoch,
+        "ts": envelope.ts,
+        "nonce": envelope.nonce,
+        "ct": envelope.ciphertext,
+    }
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"topic": b"\x00" * 31},
+        {"epoch": "text"},
+        {"ts": -5},
+        {"ts": limits.MAX_TS + 1},
+        {"ts": False},
+        {"nonce": b"\x00" * 12},
+        {"ct": b"\x00" * 15},
+        {"extra": b""},
+    ],
+)
+def test_malformed_fields(change: dict[str, object]) -> None:
+    fields = _fields()
+    fields.update(change)
+    with pytest.raises(Malformed):
+        Envelope.decode(codec.encode(fields))
+
+
+def test_unknown_version_and_missing_fields() -> None:
+    fields = _fields()
+    fields["v"] = 2
+    with pytest.raises(UnsupportedVersion):
+        Envelope.decode(codec.encode(fields))
+    del fields["v"]
+    with pytest.raises(Malformed):
+        Envelope.decode(codec.encode(fields))
+
+
+def test_non_canonical_envelope_is_rejected() -> None:
+    import cbor2
+
+    reordered = cbor2.dumps(dict(reversed(list(_fields().items()))))
+    with pytest.raises(Malformed):
+        Envelope.decode(reordered)
+
+
+def test_oversized() -> None:
+    with pytest.raises(Oversized):
+        Envelope.decode(b"\xa6" + bytes(limits.MAX_ENVELOPE_BYTES))
+
+
+@given(st.binary(max_size=400))
+def test_garbage_raises_only_protocol_errors(data: bytes) -> None:
+    with pytest.raises(RemoteProtocolError):
+        Envelope.decode(data)
+
+
+def test_topic_and_epoch_ids_are_stable_and_distinct() -> None:
+    assert circle_topic(bytes([7]) * 16) == TOPIC
+    assert circle_topic(bytes([6]) * 16) != TOPIC
+    assert len(epoch_id(KEY)) == 16 and epoch_id(KEY) != epoch_id(bytes([1]) * 32)

@@ -1,0 +1,113 @@
+"""The envelope store: idempotent, ordered for reconciliation, and loses nothing it acknowledged."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sync.envelope import circle_topic, seal
+from sync.store import EnvelopeStore, StoreError
+
+KEY = bytes([3]) * 32
+TOPIC = circle_topic(bytes([1]) * 16)
+OTHER = circle_topic(bytes([2]) * 16)
+
+
+def _envelopes(count: int, topic: bytes = TOPIC, ts0: int = 1000) -> list:
+    return [seal(f"op {i}".encode(), topic=topic, epoch_key=KEY, ts=ts0 + i % 7) for i in range(count)]
+
+
+def test_insert_is_idempotent_and_reports_new(tmp_path: Path) -> None:
+    with EnvelopeStore(tmp_path / "s.sqlite") as store:
+        batch = _envelopes(20)
+        assert store.add_batch(batch) == batch
+        assert store.add_batch(batch) == []
+        assert store.add_batch(batch[:5] + _envelopes(1, ts0=5000)) != []
+        assert store.count() == 21 and store.count(TOPIC) == 21
+        assert store.get(batch[3].id) == batch[3].data
+        assert store.has(batch[3].id) and not store.has(b"\x00" * 32)
+
+
+def test_items_are_in_reconciliation_order(tmp_path: Path) -> None:
+    with EnvelopeStore(tmp_path / "s.sqlite") as store:
+        store.add_batch(_envelopes(50) + _envelopes(10, OTHER))
+        items = store.items(TOPIC)
+        assert len(items) == 50 and items == sorted(items)
+        lower, upper = items[10], items[30]
+        assert store.item_range(TOPIC, lower, upper) == items[10:30]
+        assert store.item_range(TOPIC, None, upper) == items[:30]
+        assert store.item_range(TOPIC, lower, None, limit=5) == items[10:15]
+        assert sorted(store.topics()) == sorted([TOPIC, OTHER])
+
+
+def test_since_is_a_resumable_cursor(tmp_path: Path) -> None:
+    with EnvelopeStore(tmp_path / "s.sqlite") as store:
+        first = _envelopes(10)
+        store.add_batch(first)
+        rows = store.since(0)
+        assert [data for _seq, data in rows] == [e.data for e in first]
+        store.add_batch(_envelopes(3, OTHER))
+        later = store.since(rows[-1][0])
+        assert len(later) == 3
+        assert len(list(store.iter_topic(TOPIC, batch=3))) == 10
+        assert store.get_many([e.id for e in first[:4]]) == {e.id: e.data for e in first[:4]}
+
+
+def test_plaintext_never_reaches_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with EnvelopeStore(path) as store:
+        store.add_batch([seal(b"my rent is overdue and I am scared", topic=TOPIC, epoch_key=KEY, ts=1)])
+    for file in tmp_path.iterdir():
+        assert b"my rent is overdue" not in file.read_bytes()
+
+
+def test_damaged_file_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="damaged"):
+        EnvelopeStore(path)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    EnvelopeStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = 99 WHERE key = 'schema'")
+    with pytest.raises(StoreError, match="newer kith"):
+        EnvelopeStore(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after_acks", [3, 17])
+def test_acknowledged_batches_survive_kill_9(tmp_path: Path, kill_after_acks: int) -> None:
+    path = tmp_path / "crash.sqlite"
+    writer = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("store_writer.py")), str(path), "7"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    acknowledged: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        assert writer.stdout is not None
+        while len(acknowledged) < kill_after_acks * 50:
+            assert time.monotonic() < deadline, "writer too slow"
+            line = writer.stdout.readline()
+            assert line.startswith("ack "), line
+            acknowledged += [bytes.fromhex(h) for h in line.split()[2:]]
+        os.kill(writer.pid, signal.SIGKILL)  # mid-stream: it is already writing the next batch
+    finally:
+        writer.kill()
+        writer.wait(timeout=10)
+    with EnvelopeStore(path) as store:
+        assert store.integrity_ok()
+        missing = [i for i in acknowledged if not store.has(i)]
+        assert missing == []
+        assert store.count() >= len(acknowledged)

@@ -1,0 +1,97 @@
+"""Test vectors for docs/PROTOCOL.md, computed from fixed keys by the real code.
+
+`python tests/vectors.py` prints them (`--markdown`: the section for the doc);
+tests/test_protocol_vectors.py checks that the
+document holds exactly these values, so the spec and the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from identity.keys import MemberIdentity, NetworkKey, safety_number
+from identity.keystore import KdfParams, KeystoreData, _derive, seal_keystore
+from sync.envelope import circle_topic, epoch_id, header_bytes, seal
+from sync.ops import Op, SignedOp
+
+ALICE = MemberIdentity("Alice", bytes([0x01]) * 32, bytes([0x02]) * 32, 1_700_000_000)
+BOB = MemberIdentity("Bob", bytes([0x03]) * 32, bytes([0x04]) * 32, 1_700_000_000)
+CIRCLE = bytes([0x07]) * 16
+EPOCH_KEY = bytes([0x09]) * 32
+
+
+def _fixed(byte: int):  # type: ignore[no-untyped-def]
+    return lambda n: bytes([byte]) * n
+
+
+def compute() -> dict[str, str]:
+    card = ALICE.card()
+    op = Op(CIRCLE, ALICE.member_id, (bytes([0x05]) * 32,), 2, 1_700_000_000, "msg.post", {"text": "hello"})
+    signed = SignedOp.create(op, ALICE)
+    topic = circle_topic(CIRCLE)
+    envelope = seal(signed.data, topic=topic, epoch_key=EPOCH_KEY, ts=1_700_000_000, rand=_fixed(0x0A))
+    params = KdfParams(opslimit=1, memlimit=8192)
+    salt = bytes([0x0B]) * 16
+    key, kcv = _derive("correct horse battery staple", salt, params)
+    data = KeystoreData(identity=ALICE, network=NetworkKey(bytes([0x0D]) * 32), storage_key=bytes([0x0E]) * 32)
+    keystore = seal_keystore(data, key, kcv, salt, params, rand=_fixed(0x0C))
+    return {
+        "alice-sign-public": ALICE.sign_public.hex(),
+        "alice-dh-public": ALICE.dh_public.hex(),
+        "alice-card": card.to_bytes().hex(),
+        "alice-fingerprint": card.fingerprint,
+        "safety-number-alice-bob": safety_number(card, BOB.card()),
+        "op-bytes": op.encode().hex(),
+        "op-signature": signed.signature.hex(),
+        "signed-op": signed.data.hex(),
+        "op-id": signed.id.hex(),
+        "topic": topic.hex(),
+        "epoch-id": epoch_id(EPOCH_KEY).hex(),
+        "envelope-header": header_bytes(topic, epoch_id(EPOCH_KEY), 1_700_000_000).hex(),
+        "envelope": envelope.data.hex(),
+        "envelope-id": envelope.id.hex(),
+        "keystore-key": key.hex(),
+        "keystore-kcv": kcv.hex(),
+        "keystore-file": keystore.hex(),
+    }
+
+
+def markdown() -> str:
+    """The 'Test vectors' section of docs/PROTOCOL.md."""
+    import textwrap
+
+    out = [
+        "## Test vectors",
+        "",
+        "Computed from fixed keys by `tests/vectors.py` (run it to print them); the test suite checks",
+        "that this section matches the code. Inputs:",
+        "",
+        "* Alice: Ed25519 seed `01 * 32`, X25519 secret `02 * 32`, name `Alice`, created 1700000000.",
+        "* Bob: Ed25519 seed `03 * 32`, X25519 secret `04 * 32`, name `Bob`, created 1700000000.",
+        "* Op: circle `07 * 16`, author Alice, parents `[05 * 32]`, lamport 2, ts 1700000000, kind",
+        '  `msg.post`, body `{"text": "hello"}`.',
+        "* Envelope: that signed op sealed with epoch key `09 * 32`, the circle's topic, ts 1700000000,",
+        "  nonce `0a * 24`.",
+        "* Keystore: passphrase `correct horse battery staple`, opslimit 1, memlimit 8 KiB, salt",
+        "  `0b * 16`, nonce `0c * 24`; contents: Alice's identity, network seed `0d * 32`, storage key",
+        "  `0e * 32`, no circles, no relays.",
+        "",
+    ]
+    for name, value in compute().items():
+        out.append("```text")
+        out.append(f"# vector: {name}")
+        if " " in value:
+            out.append(value)
+        else:
+            out.extend(textwrap.wrap(value, 64))
+        out.append("```")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--markdown" in sys.argv:
+        print(markdown())
+    else:
+        for name, value in compute().items():
+            print(f"{name}: {value}")
