@@ -1,10 +1,16 @@
 """Envelopes: what travels between nodes and what relays store.
 
 An envelope is a canonical CBOR map with a clear header ``{v, topic, epoch, ts}`` and
-the fields ``nonce`` and ``ct``. ``ct`` is XChaCha20-Poly1305 of a signed op under the
-circle's epoch key, with the encoded header as associated data, so a relay can read the
-header (to route, dedupe and reconcile) but cannot read or undetectably alter anything.
-The envelope id is `ids.envelope_id` of the exact bytes.
+the fields ``nonce``, ``ct`` and ``mac``. ``ct`` is XChaCha20-Poly1305 of a signed op
+under the circle's epoch key, with the encoded header as associated data, so a relay can
+read the header (to route, dedupe and reconcile) but cannot read or undetectably alter
+anything. The envelope id is `ids.envelope_id` of the exact bytes.
+
+``mac`` lets a keyless relay tell a circle's envelopes from forgeries: it is a keyed
+BLAKE2b of ``header || nonce || ct`` under the epoch's *relay key*, derived one-way from
+the epoch key and handed to relays in relay tokens. A relay that knows the relay key can
+check envelopes (and so refuse floods of forged ones) but cannot decrypt them: the relay
+key does not reveal the epoch key.
 
 Welcome envelopes (keys for a newcomer) use the all-zero epoch and carry a sealed box;
 see the membership layer.
@@ -13,6 +19,7 @@ see the membership layer.
 from __future__ import annotations
 
 import functools
+import hmac
 from dataclasses import dataclass, field
 
 from identity import codec
@@ -25,7 +32,7 @@ from identity.crypto import (
     blake2b,
     random_bytes,
 )
-from identity.errors import LocalProtocolError, Malformed, UnsupportedVersion
+from identity.errors import BadSignature, LocalProtocolError, Malformed, Undecryptable, UnsupportedVersion
 from sync import limits
 from sync.ids import envelope_id
 
@@ -33,7 +40,8 @@ VERSION = 1
 WELCOME_EPOCH = bytes(limits.EPOCH_ID_BYTES)
 """Marker epoch of welcome envelopes, whose ``ct`` is a sealed box, not AEAD output."""
 
-_KEYS = frozenset({"v", "topic", "epoch", "ts", "nonce", "ct"})
+MAC_BYTES = 16
+_KEYS = frozenset({"v", "topic", "epoch", "ts", "nonce", "ct", "mac"})
 
 
 def circle_topic(circle_id: bytes) -> bytes:
@@ -51,14 +59,26 @@ def epoch_id(epoch_key: bytes) -> bytes:
     return blake2b(b"kith/epoch/v1", person=b"kith-epoch", key=epoch_key, size=limits.EPOCH_ID_BYTES)
 
 
+@functools.lru_cache(maxsize=256)
+def relay_key(epoch_key: bytes) -> bytes:
+    """The key relays use to authenticate an epoch's envelopes (one-way from the epoch key)."""
+    if len(epoch_key) != 32:
+        raise LocalProtocolError("an epoch key is 32 bytes")
+    return blake2b(b"kith/relay-key/v1", person=b"kith-relay-key", key=epoch_key, size=32)
+
+
+def envelope_mac(key: bytes, header: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
+    return blake2b(header + nonce + ciphertext, person=b"kith-env-mac", key=key, size=MAC_BYTES)
+
+
 def header_bytes(topic: bytes, epoch: bytes, ts: int) -> bytes:
     """The associated data: canonical CBOR of the clear header (keys in canonical order)."""
     return codec.encode_ordered({"v": VERSION, "ts": ts, "epoch": epoch, "topic": topic})
 
 
-def _envelope_bytes(topic: bytes, epoch: bytes, ts: int, nonce: bytes, ciphertext: bytes) -> bytes:
+def _envelope_bytes(topic: bytes, epoch: bytes, ts: int, nonce: bytes, ciphertext: bytes, mac: bytes) -> bytes:
     return codec.encode_ordered(
-        {"v": VERSION, "ct": ciphertext, "ts": ts, "epoch": epoch, "nonce": nonce, "topic": topic}
+        {"v": VERSION, "ct": ciphertext, "ts": ts, "mac": mac, "epoch": epoch, "nonce": nonce, "topic": topic}
     )
 
 
@@ -69,15 +89,20 @@ class Envelope:
     ts: int
     nonce: bytes = field(repr=False)
     ciphertext: bytes = field(repr=False)
+    mac: bytes = field(repr=False)
     data: bytes = field(repr=False)
     id: bytes
 
     @classmethod
-    def build(cls, topic: bytes, epoch: bytes, ts: int, nonce: bytes, ciphertext: bytes) -> Envelope:
-        data = _envelope_bytes(topic, epoch, ts, nonce, ciphertext)
+    def build(
+        cls, topic: bytes, epoch: bytes, ts: int, nonce: bytes, ciphertext: bytes, *, relay_key: bytes
+    ) -> Envelope:
+        """Assemble an envelope, authenticating it under ``relay_key``."""
+        mac = envelope_mac(relay_key, header_bytes(topic, epoch, ts), nonce, ciphertext)
+        data = _envelope_bytes(topic, epoch, ts, nonce, ciphertext, mac)
         if len(data) > limits.MAX_ENVELOPE_BYTES:
             raise LocalProtocolError(f"envelope is larger than {limits.MAX_ENVELOPE_BYTES} bytes")
-        return cls(topic, epoch, ts, nonce, ciphertext, data, envelope_id(data))
+        return cls(topic, epoch, ts, nonce, ciphertext, mac, data, envelope_id(data))
 
     @classmethod
     def decode(cls, data: bytes) -> Envelope:
@@ -89,7 +114,7 @@ class Envelope:
             raise Malformed("envelope has missing or unknown fields")
         if type(raw["v"]) is not int or raw["v"] != VERSION:
             raise UnsupportedVersion(f"envelope version {raw['v']!r} is not supported")
-        topic, epoch, ts, nonce, ct = raw["topic"], raw["epoch"], raw["ts"], raw["nonce"], raw["ct"]
+        topic, epoch, ts, nonce, ct, mac = raw["topic"], raw["epoch"], raw["ts"], raw["nonce"], raw["ct"], raw["mac"]
         if type(topic) is not bytes or len(topic) != limits.TOPIC_BYTES:
             raise Malformed("envelope topic must be 32 bytes")
         if type(epoch) is not bytes or len(epoch) != limits.EPOCH_ID_BYTES:
@@ -100,12 +125,20 @@ class Envelope:
             raise Malformed("envelope nonce must be 24 bytes")
         if type(ct) is not bytes or len(ct) < TAG_BYTES:
             raise Malformed("envelope ciphertext is too short")
-        if _envelope_bytes(topic, epoch, ts, nonce, ct) != data:
+        if type(mac) is not bytes or len(mac) != MAC_BYTES:
+            raise Malformed("envelope mac must be 16 bytes")
+        if _envelope_bytes(topic, epoch, ts, nonce, ct, mac) != data:
             raise Malformed("envelope is not canonical CBOR")
-        return cls(topic, epoch, ts, nonce, ct, data, envelope_id(data))
+        return cls(topic, epoch, ts, nonce, ct, mac, data, envelope_id(data))
 
     def associated_data(self) -> bytes:
         return header_bytes(self.topic, self.epoch, self.ts)
+
+    def check_mac(self, key: bytes) -> None:
+        """Check the relay authenticator; raise `BadSignature` if it does not verify."""
+        expected = envelope_mac(key, self.associated_data(), self.nonce, self.ciphertext)
+        if not hmac.compare_digest(expected, self.mac):
+            raise BadSignature("envelope authenticator does not verify")
 
     @property
     def is_welcome(self) -> bool:
@@ -125,10 +158,22 @@ def seal(
         raise LocalProtocolError(f"plaintext is larger than {limits.MAX_OP_BYTES} bytes")
     epoch = epoch_id(epoch_key)
     nonce = rand(NONCE_BYTES)
-    ciphertext = aead_encrypt(epoch_key, nonce, plaintext, header_bytes(topic, epoch, ts))
-    return Envelope.build(topic, epoch, ts, nonce, ciphertext)
+    header = header_bytes(topic, epoch, ts)
+    ciphertext = aead_encrypt(epoch_key, nonce, plaintext, header)
+    mac = envelope_mac(relay_key(epoch_key), header, nonce, ciphertext)
+    data = _envelope_bytes(topic, epoch, ts, nonce, ciphertext, mac)
+    return Envelope(topic, epoch, ts, nonce, ciphertext, mac, data, envelope_id(data))
 
 
 def open_envelope(envelope: Envelope, epoch_key: bytes) -> bytes:
-    """Authenticate and decrypt; raises `Undecryptable` (opaque) on any failure."""
-    return aead_decrypt(epoch_key, envelope.nonce, envelope.ciphertext, envelope.associated_data())
+    """Authenticate (relay mac and AEAD tag) and decrypt; raises `Undecryptable` on any failure.
+
+    Checking the relay mac too means a member accepts exactly the envelopes a relay
+    accepts: an envelope with a damaged mac is refused everywhere, not stored under a
+    second id.
+    """
+    header = envelope.associated_data()
+    expected = envelope_mac(relay_key(epoch_key), header, envelope.nonce, envelope.ciphertext)
+    if not hmac.compare_digest(expected, envelope.mac):
+        raise Undecryptable()
+    return aead_decrypt(epoch_key, envelope.nonce, envelope.ciphertext, header)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from identity.keys import MemberIdentity, NetworkKey, safety_number
 from identity.keystore import KdfParams, KeystoreData, _derive, seal_keystore
-from sync.envelope import circle_topic, epoch_id, header_bytes, seal
+from sync.envelope import circle_topic, epoch_id, header_bytes, relay_key, seal
 from sync.ops import Op, SignedOp
 
 ALICE = MemberIdentity("Alice", bytes([0x01]) * 32, bytes([0x02]) * 32, 1_700_000_000)
@@ -46,6 +46,8 @@ def compute() -> dict[str, str]:
         "topic": topic.hex(),
         "epoch-id": epoch_id(EPOCH_KEY).hex(),
         "envelope-header": header_bytes(topic, epoch_id(EPOCH_KEY), 1_700_000_000).hex(),
+        "relay-key": relay_key(EPOCH_KEY).hex(),
+        "envelope-mac": envelope.mac.hex(),
         "envelope": envelope.data.hex(),
         "envelope-id": envelope.id.hex(),
         "keystore-key": key.hex(),

@@ -7,9 +7,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from identity import codec
-from identity.errors import Malformed, Oversized, RemoteProtocolError, Undecryptable, UnsupportedVersion
+from identity.errors import (
+    BadSignature,
+    Malformed,
+    Oversized,
+    RemoteProtocolError,
+    Undecryptable,
+    UnsupportedVersion,
+)
 from sync import limits
-from sync.envelope import Envelope, circle_topic, epoch_id, open_envelope, seal
+from sync.envelope import Envelope, circle_topic, epoch_id, open_envelope, relay_key, seal
 from sync.ids import envelope_id
 
 KEY = bytes([9]) * 32
@@ -42,8 +49,8 @@ def test_wrong_key() -> None:
         open_envelope(_envelope(), bytes([8]) * 32)
 
 
-def test_every_single_bit_flip_is_rejected() -> None:
-    """A flip either breaks the structure (relays drop it) or the MAC (members drop it)."""
+def test_every_single_bit_flip_is_rejected_by_relays_and_members() -> None:
+    """A flip breaks the structure, or the relay authenticator, and the AEAD tag."""
     data = _envelope().data
     for position in range(len(data) * 8):
         flipped = bytearray(data)
@@ -52,14 +59,29 @@ def test_every_single_bit_flip_is_rejected() -> None:
             envelope = Envelope.decode(bytes(flipped))
         except Malformed:
             continue
+        with pytest.raises(BadSignature):
+            envelope.check_mac(relay_key(KEY))
         with pytest.raises(Undecryptable):
             open_envelope(envelope, KEY)
+
+
+def test_relay_authenticator() -> None:
+    envelope = _envelope()
+    envelope.check_mac(relay_key(KEY))
+    with pytest.raises(BadSignature):
+        envelope.check_mac(relay_key(bytes([8]) * 32))
+    # The relay key does not open the envelope: relays authenticate but cannot read.
+    with pytest.raises(Undecryptable):
+        open_envelope(envelope, relay_key(KEY))
+    forged = Envelope.build(TOPIC, envelope.epoch, 5, bytes(24), bytes(64), relay_key=bytes(32))
+    with pytest.raises(BadSignature):
+        Envelope.decode(forged.data).check_mac(relay_key(KEY))
 
 
 def test_header_cannot_be_moved_to_another_topic_or_time() -> None:
     envelope = _envelope()
     for topic, ts in ((circle_topic(bytes([8]) * 16), envelope.ts), (envelope.topic, envelope.ts + 1)):
-        moved = Envelope.build(topic, envelope.epoch, ts, envelope.nonce, envelope.ciphertext)
+        moved = Envelope.build(topic, envelope.epoch, ts, envelope.nonce, envelope.ciphertext, relay_key=relay_key(KEY))
         with pytest.raises(Undecryptable):
             open_envelope(Envelope.decode(moved.data), KEY)
 
@@ -73,6 +95,7 @@ def _fields() -> dict[str, object]:
         "ts": envelope.ts,
         "nonce": envelope.nonce,
         "ct": envelope.ciphertext,
+        "mac": envelope.mac,
     }
 
 
@@ -86,6 +109,7 @@ def _fields() -> dict[str, object]:
         {"ts": False},
         {"nonce": b"\x00" * 12},
         {"ct": b"\x00" * 15},
+        {"mac": b"\x00" * 15},
         {"extra": b""},
     ],
 )
