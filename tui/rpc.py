@@ -1,0 +1,81 @@
+"""A blocking JSON-RPC client of a node's control socket, for the command line.
+
+(The terminal client uses its own asyncio client, tui/app_rpc.py; both speak the same
+newline-delimited JSON-RPC 2.0 described in docs/API.md.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from identity.errors import KithError, UsageError
+from p2pnet.control import unix_path
+
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+
+
+class NodeNotRunning(UsageError):
+    def __init__(self, home: Path) -> None:
+        super().__init__(
+            f"no kith node is running for {home}; start one with 'kith node' (or open the client with 'kith')"
+        )
+
+
+class NodeError(KithError):
+    """The node refused a request; the message is the node's, meant for the user."""
+
+    def __init__(self, message: str, code: int, kind: str | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.kind = kind
+
+
+class NodeClient:
+    def __init__(self, socket_path: Path, *, timeout: float = 130.0) -> None:
+        self.path = socket_path
+        self._ids = itertools.count(1)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            with unix_path(socket_path) as address:
+                self._sock.connect(address)
+        except (FileNotFoundError, ConnectionRefusedError):
+            self._sock.close()
+            raise NodeNotRunning(socket_path.parent) from None
+        self._reader = self._sock.makefile("rb")
+
+    def close(self) -> None:
+        self._reader.close()
+        self._sock.close()
+
+    def __enter__(self) -> NodeClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def call(self, method: str, **params: Any) -> Any:
+        request_id = next(self._ids)
+        request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        try:
+            self._sock.sendall(json.dumps(request).encode() + b"\n")
+            while True:
+                line = self._reader.readline(MAX_REPLY_BYTES)
+                if not line:
+                    raise KithError("the node closed the connection (did it stop?)")
+                reply = json.loads(line)
+                if reply.get("id") == request_id:
+                    break  # skip notifications and stale replies
+        except TimeoutError:
+            raise KithError("the node did not answer in time") from None
+        except OSError as exc:
+            raise KithError(f"lost the connection to the node: {exc.strerror or exc}") from None
+        if "error" in reply:
+            error = reply["error"]
+            data = error.get("data") or {}
+            raise NodeError(error.get("message", "request failed"), error.get("code", 0), data.get("kind"))
+        return reply.get("result")
