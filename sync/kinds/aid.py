@@ -1,0 +1,130 @@
+"""Mutual-aid kinds: pledges (offers to give), requests (needs), matches, fulfilment.
+
+Lifecycle of an item: ``open`` -> ``matched`` -> ``fulfilled``, or ``withdrawn`` by its
+author while not fulfilled. A pledge is matched to at most one request, by the pledge's
+author; a request may gather several pledges. Only the requester confirms fulfilment,
+which fulfils the pledges matched to it. Withdrawing a matched pledge takes it off its
+request; withdrawing a request releases its pledges. Expiry is only shown, never
+enforced: the fold has no clock.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sync.kinds import schema
+from sync.kinds.common import OpRejected
+from sync.kinds.records import FULFILLED, MATCHED, OPEN, WITHDRAWN, AidItem
+
+if TYPE_CHECKING:
+    from sync.ops import Op, SignedOp
+    from sync.state import CircleState
+
+CATEGORIES = ("money", "housing", "ride", "food", "time", "skill", "other")
+
+_ITEM_KEYS = frozenset({"category", "description", "amount", "unit", "expires"})
+_MATCH_KEYS = frozenset({"pledge", "request"})
+_FULFIL_KEYS = frozenset({"request"})
+_WITHDRAW_KEYS = frozenset({"item"})
+
+NOT_A_PLEDGE = "pledge is not a pledge of this circle"
+NOT_A_REQUEST = "request is not a request of this circle"
+NOT_PLEDGER = "only the pledge's author may match it"
+PLEDGE_NOT_OPEN = "the pledge is not open"
+REQUEST_CLOSED = "the request is already fulfilled or withdrawn"
+OWN_REQUEST = "a pledge cannot be matched to its author's own request"
+NOT_REQUESTER = "only the requester may confirm fulfilment"
+NOT_AN_ITEM = "item is not a pledge or request of this circle"
+NOT_ITEM_AUTHOR = "only its author may withdraw a pledge or request"
+ITEM_CLOSED = "the item is already fulfilled or withdrawn"
+
+
+def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) -> None:
+    body = schema.exact_keys(body, _ITEM_KEYS, kind)
+    category = schema.one_of(body["category"], CATEGORIES, "category")
+    description = schema.long_text(body["description"], "description", schema.MAX_DESCRIPTION_CHARS)
+    amount = schema.optional_amount(body["amount"])
+    unit = schema.optional_short(body["unit"], "unit", schema.MAX_UNIT_CHARS)
+    if (amount is None) != (unit is None):
+        raise schema.InvalidBody("amount and unit must be given together or not at all")
+    expires = schema.optional_timestamp(body["expires"], "expires")
+    item_type = "pledge" if kind == "aid.pledge" else "request"
+    item = AidItem(
+        item_type, op.author, op.lamport, op.ts, category, description, amount, unit, expires, OPEN, (), None
+    )
+    state.put(state.aid, signed.id, item)
+
+
+def aid_pledge(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    _item(state, signed, op, body, "aid.pledge")
+
+
+def aid_request(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    _item(state, signed, op, body, "aid.request")
+
+
+def aid_match(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _MATCH_KEYS, "aid.match")
+    pledge_id = schema.op_ref(body["pledge"], "pledge")
+    request_id = schema.op_ref(body["request"], "request")
+    pledge = state.aid.get(pledge_id)
+    if pledge is None or pledge.type != "pledge":
+        raise OpRejected(NOT_A_PLEDGE)
+    request = state.aid.get(request_id)
+    if request is None or request.type != "request":
+        raise OpRejected(NOT_A_REQUEST)
+    if pledge.author != op.author:
+        raise OpRejected(NOT_PLEDGER)
+    if pledge.status != OPEN:
+        raise OpRejected(PLEDGE_NOT_OPEN)
+    if request.status not in (OPEN, MATCHED):
+        raise OpRejected(REQUEST_CLOSED)
+    if request.author == op.author:
+        raise OpRejected(OWN_REQUEST)
+    state.put(state.aid, pledge_id, pledge._replace(status=MATCHED, matched=(request_id,)))
+    state.put(state.aid, request_id, request._replace(status=MATCHED, matched=(*request.matched, pledge_id)))
+
+
+def aid_fulfil(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _FULFIL_KEYS, "aid.fulfil")
+    request_id = schema.op_ref(body["request"], "request")
+    request = state.aid.get(request_id)
+    if request is None or request.type != "request":
+        raise OpRejected(NOT_A_REQUEST)
+    if request.author != op.author:
+        raise OpRejected(NOT_REQUESTER)
+    if request.status not in (OPEN, MATCHED):
+        raise OpRejected(REQUEST_CLOSED)
+    state.put(state.aid, request_id, request._replace(status=FULFILLED, closed_by=signed.id))
+    for pledge_id in request.matched:
+        state.put(state.aid, pledge_id, state.aid[pledge_id]._replace(status=FULFILLED, closed_by=signed.id))
+
+
+def aid_withdraw(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _WITHDRAW_KEYS, "aid.withdraw")
+    item_id = schema.op_ref(body["item"], "item")
+    item = state.aid.get(item_id)
+    if item is None:
+        raise OpRejected(NOT_AN_ITEM)
+    if item.author != op.author:
+        raise OpRejected(NOT_ITEM_AUTHOR)
+    if item.status not in (OPEN, MATCHED):
+        raise OpRejected(ITEM_CLOSED)
+    if item.type == "pledge":
+        for request_id in item.matched:
+            request = state.aid[request_id]
+            remaining = tuple(p for p in request.matched if p != item_id)
+            state.put(state.aid, request_id, request._replace(status=MATCHED if remaining else OPEN, matched=remaining))
+    else:
+        for pledge_id in item.matched:
+            state.put(state.aid, pledge_id, state.aid[pledge_id]._replace(status=OPEN, matched=()))
+    state.put(state.aid, item_id, item._replace(status=WITHDRAWN, matched=(), closed_by=signed.id))
+
+
+HANDLERS = {
+    "aid.pledge": aid_pledge,
+    "aid.request": aid_request,
+    "aid.match": aid_match,
+    "aid.fulfil": aid_fulfil,
+    "aid.withdraw": aid_withdraw,
+}

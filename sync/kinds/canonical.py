@@ -1,0 +1,191 @@
+"""The canonical representation of a circle state, and restoring a state from it.
+
+The representation (docs/OPS.md, "Canonical state") is a CBOR map of positional rows:
+every table becomes a list of ``[key..., record fields...]`` sorted by key, so equal
+states give equal bytes whatever order their dicts were filled in. It is both what
+`state_hash` hashes and what a snapshot stores; `restore_tables` reads it back (with
+the strictness of any other untrusted input, although snapshots are authenticated) and
+rebuilds the derived indexes that are not part of it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from identity import codec
+from identity.errors import Malformed
+from sync import limits
+from sync.kinds.records import (
+    OPEN,
+    AidItem,
+    Charter,
+    Checkin,
+    CircleInfo,
+    Contribution,
+    DecisionRule,
+    Event,
+    LedgerEntry,
+    Member,
+    Message,
+    Profile,
+    Proposal,
+    Rejection,
+    SpendDetails,
+    Vote,
+)
+
+if TYPE_CHECKING:
+    from sync.state import CircleState
+
+CANONICAL_VERSION = 1
+
+
+def _rows(table: dict[bytes, tuple[Any, ...]]) -> list[list[Any]]:
+    return [[key, *table[key]] for key in sorted(table)]
+
+
+def _nested_rows(table: dict[bytes, dict[bytes, Any]], flatten: bool) -> list[list[Any]]:
+    rows = []
+    for outer in sorted(table):
+        inner = table[outer]
+        for key in sorted(inner):
+            value = inner[key]
+            rows.append([outer, key, *value] if flatten else [outer, key, value])
+    return rows
+
+
+def canonical_state(state: CircleState) -> dict[str, Any]:
+    last = state.last_key
+    return {
+        "v": CANONICAL_VERSION,
+        "circle": state.circle_id,
+        "count": state.applied_count,
+        "last": None if last is None else list(last),
+        "info": state.info.get("circle"),
+        "charter": state.info.get("charter"),
+        "members": _rows(state.members),
+        "profiles": _rows(state.profiles),
+        "messages": _rows(state.messages),
+        "reactions": _nested_rows(state.reactions, flatten=False),
+        "checkins": _rows(state.checkins),
+        "aid": _rows(state.aid),
+        "proposals": _rows(state.proposals),
+        "votes": _nested_rows(state.votes, flatten=True),
+        "contributions": _rows(state.contributions),
+        "ledger": list(state.ledger),
+        "balances": [[code, state.balances[code]] for code in sorted(state.balances)],
+        "events": _rows(state.events),
+        "rsvps": _nested_rows(state.rsvps, flatten=False),
+        "rejected": [list(state.rejected[key]) for key in sorted(state.rejected)],
+    }
+
+
+def encode_state(state: CircleState) -> bytes:
+    return codec.encode(canonical_state(state))
+
+
+# --- restoring ----------------------------------------------------------------------
+
+
+def _tuple(value: Any) -> tuple[Any, ...]:
+    if type(value) is not list and type(value) is not tuple:
+        raise Malformed("state snapshot has a malformed list")
+    return tuple(value)
+
+
+def _rule(row: Any) -> DecisionRule:
+    return DecisionRule(*_tuple(row))
+
+
+def _charter(row: Any) -> Charter:
+    text, invite, rules, adopted_by = _tuple(row)
+    return Charter(text, invite, tuple(_rule(rule) for rule in _tuple(rules)), adopted_by)
+
+
+def _proposal(fields: list[Any]) -> Proposal:
+    proposal = Proposal(*fields)
+    details = proposal.details
+    if proposal.kind == "spend":
+        details = SpendDetails(*_tuple(details))
+    elif proposal.kind == "charter":
+        details = _charter(details)
+    return proposal._replace(details=details, rule=_rule(proposal.rule), electorate=_tuple(proposal.electorate))
+
+
+def _table(picture: dict[str, Any], name: str, build: Any) -> dict[bytes, Any]:
+    table = {}
+    for row in _tuple(picture[name]):
+        row = _tuple(row)
+        table[row[0]] = build(list(row[1:]))
+    return table
+
+
+def _nested(picture: dict[str, Any], name: str, build: Any) -> dict[bytes, dict[bytes, Any]]:
+    table: dict[bytes, dict[bytes, Any]] = {}
+    for row in _tuple(picture[name]):
+        row = _tuple(row)
+        table.setdefault(row[0], {})[row[1]] = build(list(row[2:]))
+    return table
+
+
+def restore_tables(state: CircleState, picture: Any) -> tuple[int, tuple[int, bytes] | None]:
+    """Fill an empty state's tables from a canonical picture; return (count, last key)."""
+    if type(picture) is not dict or picture.get("v") != CANONICAL_VERSION:
+        raise Malformed("state snapshot has an unknown version")
+    if picture.get("circle") != state.circle_id:
+        raise Malformed("state snapshot belongs to another circle")
+    try:
+        if picture["info"] is not None:
+            state.info["circle"] = CircleInfo(*_tuple(picture["info"]))
+        if picture["charter"] is not None:
+            state.info["charter"] = _charter(picture["charter"])
+        state.members = _table(picture, "members", lambda f: Member(_tuple(f[0]), *f[1:]))
+        state.profiles = _table(picture, "profiles", lambda f: Profile(f[0], f[1], _tuple(f[2])))
+        state.messages = _table(picture, "messages", lambda f: Message(*f))
+        state.reactions = _nested(picture, "reactions", lambda f: _tuple(f[0]))
+        state.checkins = _table(picture, "checkins", lambda f: Checkin(*f))
+        state.aid = _table(picture, "aid", lambda f: AidItem(*f[:10], _tuple(f[10]), f[11]))
+        state.proposals = _table(picture, "proposals", _proposal)
+        state.votes = _nested(picture, "votes", lambda f: Vote(*f))
+        state.contributions = _table(picture, "contributions", lambda f: Contribution(*f))
+        state.ledger = [LedgerEntry(*_tuple(row)) for row in _tuple(picture["ledger"])]
+        state.balances = {code: amount for code, amount in _tuple(picture["balances"])}
+        state.events = _table(picture, "events", lambda f: Event(*f))
+        state.rsvps = _nested(picture, "rsvps", lambda f: f[0])
+        state.rejected = {row[0]: Rejection(*_tuple(row)) for row in _tuple(picture["rejected"])}
+        count = picture["count"]
+        last = picture["last"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Malformed("state snapshot is malformed") from exc
+    if type(count) is not int or count < 0:
+        raise Malformed("state snapshot has a malformed op count")
+    last_key = None
+    if last is not None:
+        lamport, op_id = _tuple(last)
+        if type(lamport) is not int or type(op_id) is not bytes or len(op_id) != limits.OP_ID_BYTES:
+            raise Malformed("state snapshot has a malformed position")
+        last_key = (lamport, op_id)
+    rebuild_indexes(state)
+    return count, last_key
+
+
+def rebuild_indexes(state: CircleState) -> None:
+    """Derive roots, replies and the open-proposal indexes from the tables."""
+    items: list[tuple[int, bytes, bytes | None]] = [
+        (message.lamport, message_id, message.reply_to) for message_id, message in state.messages.items()
+    ]
+    items.extend((checkin.lamport, checkin_id, None) for checkin_id, checkin in state.checkins.items())
+    items.sort()
+    state.roots = []
+    state.replies = {}
+    for _lamport, item_id, parent in items:
+        if parent is None:
+            state.roots.append(item_id)
+        else:
+            state.replies.setdefault(parent, []).append(item_id)
+    state.open_proposals = {}
+    state.open_by_author = {}
+    for proposal_id, proposal in state.proposals.items():
+        if proposal.status == OPEN:
+            state.open_proposals[proposal_id] = (proposal.lamport, proposal_id)
+            state.open_by_author[proposal.author] = state.open_by_author.get(proposal.author, 0) + 1

@@ -1,0 +1,170 @@
+"""Circle kinds: the genesis (``circle.create``), ``charter.update`` and ``profile.set``.
+
+The genesis binds the circle id to its creator: ``circle id = BLAKE2b-128(creator key ||
+salt, person="kith-circle")``. A member who forges a competing genesis (one that sorts
+first) cannot make it hash to this circle's id, so it is rejected.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from identity.crypto import blake2b
+from identity.errors import LocalProtocolError
+from sync import limits
+from sync.kinds import schema
+from sync.kinds.common import OpRejected
+from sync.kinds.records import (
+    APPROVED,
+    ORGANIZER,
+    PROPOSAL_KINDS,
+    Charter,
+    CircleInfo,
+    DecisionRule,
+    Member,
+    Profile,
+)
+from sync.ops import Op, SignedOp
+
+if TYPE_CHECKING:
+    from identity.keys import MemberIdentity
+    from sync.state import CircleState
+
+DEFAULT_RULES: dict[str, DecisionRule] = {
+    "spend": DecisionRule(quorum_pct=50, threshold_pct=60, consent=False),
+    "charter": DecisionRule(quorum_pct=60, threshold_pct=75, consent=True),
+    "remove": DecisionRule(quorum_pct=50, threshold_pct=67, consent=False),
+    "general": DecisionRule(quorum_pct=30, threshold_pct=50, consent=False),
+}
+
+_GENESIS_KEYS = frozenset({"name", "description", "charter", "salt"})
+_CHARTER_KEYS = frozenset({"text", "members_can_invite", "rules"})
+_RULES_KEYS = frozenset(PROPOSAL_KINDS)
+_RULE_KEYS = frozenset({"quorum_pct", "threshold_pct", "consent"})
+_CHARTER_UPDATE_KEYS = frozenset({"proposal"})
+_PROFILE_KEYS = frozenset({"display_name", "pronouns", "skills"})
+
+ALREADY_GENESIS = "the circle already has a genesis"
+GENESIS_PARENTS = "a genesis must have no parents"
+GENESIS_UNBOUND = "genesis author and salt do not hash to this circle id"
+CHARTER_ONLY_BY_PROPOSAL = "the charter changes only through an approved charter proposal"
+
+
+def new_circle_id(creator_public_key: bytes, salt: bytes) -> bytes:
+    """The 16-byte circle id bound to its creator's signing key and a random salt."""
+    if len(creator_public_key) != limits.MEMBER_ID_BYTES or len(salt) != schema.SALT_BYTES:
+        raise LocalProtocolError("a circle id needs a 32-byte key and a 16-byte salt")
+    return blake2b(creator_public_key + salt, person=b"kith-circle", size=limits.CIRCLE_ID_BYTES)
+
+
+def charter_body(
+    text: str = "",
+    *,
+    members_can_invite: bool = False,
+    rules: dict[str, DecisionRule] | None = None,
+) -> dict[str, Any]:
+    """The wire form of a charter (as in ``circle.create`` and charter proposals)."""
+    chosen = {**DEFAULT_RULES, **(rules or {})}
+    return {
+        "text": text,
+        "members_can_invite": members_can_invite,
+        "rules": {kind: dict(chosen[kind]._asdict()) for kind in PROPOSAL_KINDS},
+    }
+
+
+def genesis_op(
+    creator: MemberIdentity,
+    *,
+    name: str,
+    salt: bytes,
+    ts: int,
+    description: str = "",
+    charter: dict[str, Any] | None = None,
+) -> SignedOp:
+    """The signed ``circle.create`` op of a new circle; its ``op.circle`` is the circle id.
+
+    ``salt`` is 16 random bytes chosen by the caller (this module draws no randomness).
+    """
+    body = {
+        "name": name,
+        "description": description,
+        "charter": charter if charter is not None else charter_body(),
+        "salt": salt,
+    }
+    circle_id = new_circle_id(creator.member_id, salt)
+    return SignedOp.create(Op(circle_id, creator.member_id, (), 1, ts, "circle.create", body), creator)
+
+
+def parse_rule(raw: Any, kind: str) -> DecisionRule:
+    body = schema.exact_keys(raw, _RULE_KEYS, f"the {kind} rule")
+    return DecisionRule(
+        schema.percent(body["quorum_pct"], f"{kind} quorum_pct", 0),
+        schema.percent(body["threshold_pct"], f"{kind} threshold_pct", 1),
+        schema.boolean(body["consent"], f"{kind} consent"),
+    )
+
+
+def parse_charter(raw: Any, adopted_by: bytes | None) -> Charter:
+    body = schema.exact_keys(raw, _CHARTER_KEYS, "charter")
+    rules = schema.exact_keys(body["rules"], _RULES_KEYS, "charter rules")
+    return Charter(
+        schema.long_text(body["text"], "charter text", schema.MAX_CHARTER_CHARS, allow_blank=True),
+        schema.boolean(body["members_can_invite"], "members_can_invite"),
+        tuple(parse_rule(rules[kind], kind) for kind in PROPOSAL_KINDS),
+        adopted_by,
+    )
+
+
+def circle_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _GENESIS_KEYS, "circle.create")
+    name = schema.short_text(body["name"], "circle name")
+    description = schema.long_text(body["description"], "description", schema.MAX_DESCRIPTION_CHARS, allow_blank=True)
+    charter = parse_charter(body["charter"], None)
+    salt = body["salt"]
+    if type(salt) is not bytes or len(salt) != schema.SALT_BYTES:
+        raise schema.InvalidBody("salt must be 16 bytes")
+    if "circle" in state.info:
+        raise OpRejected(ALREADY_GENESIS)
+    if op.parents:
+        raise OpRejected(GENESIS_PARENTS)
+    if new_circle_id(op.author, salt) != op.circle:
+        raise OpRejected(GENESIS_UNBOUND)
+    state.put(state.info, "circle", CircleInfo(signed.id, op.author, salt, name, description))
+    state.put(state.info, "charter", charter)
+    state.put(state.members, op.author, Member((ORGANIZER,), op.lamport, signed.id, op.author, None))
+
+
+def charter_update(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    """Accepted only when it names the approved charter proposal now in force.
+
+    The approval itself changed the charter (docs/OPS.md); this op records a member's
+    acknowledgement and has no effect of its own. Any other ``charter.update`` is a
+    direct edit of the charter and is rejected.
+    """
+    body = schema.exact_keys(body, _CHARTER_UPDATE_KEYS, "charter.update")
+    proposal_id = schema.op_ref(body["proposal"], "proposal")
+    proposal = state.proposals.get(proposal_id)
+    if (
+        proposal is None
+        or proposal.kind != "charter"
+        or proposal.status != APPROVED
+        or state.info["charter"].adopted_by != proposal_id
+    ):
+        raise OpRejected(CHARTER_ONLY_BY_PROPOSAL)
+
+
+def profile_set(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _PROFILE_KEYS, "profile.set")
+    profile = Profile(
+        schema.short_text(body["display_name"], "display name"),
+        schema.optional_short(body["pronouns"], "pronouns", 32),
+        schema.short_text_list(body["skills"], "skills", schema.MAX_SKILLS, schema.MAX_NAME_CHARS),
+    )
+    state.put(state.profiles, op.author, profile)
+
+
+HANDLERS = {
+    "circle.create": circle_create,
+    "charter.update": charter_update,
+    "profile.set": profile_set,
+}

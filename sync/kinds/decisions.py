@@ -1,0 +1,139 @@
+"""Decision kinds: ``proposal.create``, ``proposal.vote`` and ``proposal.withdraw``.
+
+A proposal is decided by the charter rule for its kind *as it stood when the proposal
+was made* (a charter change mid-vote does not move the goalposts), and only the members
+at its position vote (adding members cannot pack a vote). A member's latest vote
+counts. See `sync.kinds.governance` for the arithmetic and effects.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sync.kinds import schema
+from sync.kinds.circle import parse_charter
+from sync.kinds.common import TARGET_NOT_MEMBER, OpRejected
+from sync.kinds.governance import close_proposal, evaluate, settle
+from sync.kinds.records import OPEN, PROPOSAL_KINDS, WITHDRAWN, Proposal, SpendDetails, Vote
+
+if TYPE_CHECKING:
+    from sync.ops import Op, SignedOp
+    from sync.state import CircleState
+
+MAX_OPEN_PROPOSALS_PER_MEMBER = 16
+"""Bounds the work a member can make every removal cost (all open proposals are re-evaluated)."""
+VOTE_CHOICES = ("approve", "object", "abstain")
+
+_CREATE_KEYS = frozenset({"kind", "title", "text", "details"})
+_SPEND_KEYS = frozenset({"amount", "currency", "recipient", "purpose"})
+_REMOVE_KEYS = frozenset({"member"})
+_EMPTY: frozenset[str] = frozenset()
+_VOTE_KEYS = frozenset({"proposal", "choice", "reason"})
+_WITHDRAW_KEYS = frozenset({"proposal"})
+
+TOO_MANY_OPEN = f"a member may have at most {MAX_OPEN_PROPOSALS_PER_MEMBER} open proposals"
+NOT_A_PROPOSAL = "proposal is not a proposal of this circle"
+NOT_IN_ELECTORATE = "voter was not a member when the proposal was made"
+NOT_PROPOSER = "only its author may withdraw a proposal"
+
+
+def _not_open(status: str) -> str:
+    return f"the proposal is already {status}"
+
+
+def _recipient(value: Any) -> bytes | str:
+    if type(value) is bytes:
+        return schema.member_ref(value, "recipient")
+    return schema.short_text(value, "recipient")
+
+
+def _details(kind: str, raw: Any, state: CircleState) -> SpendDetails | Any:
+    if kind == "spend":
+        body = schema.exact_keys(raw, _SPEND_KEYS, "spend details")
+        return SpendDetails(
+            schema.amount(body["amount"]),
+            schema.currency(body["currency"]),
+            _recipient(body["recipient"]),
+            schema.long_text(body["purpose"], "purpose", schema.MAX_NOTE_CHARS),
+        )
+    if kind == "charter":
+        return parse_charter(raw, None)
+    if kind == "remove":
+        return schema.member_ref(schema.exact_keys(raw, _REMOVE_KEYS, "remove details")["member"], "member")
+    schema.exact_keys(raw, _EMPTY, "general details")
+    return None
+
+
+def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _CREATE_KEYS, "proposal.create")
+    kind = schema.one_of(body["kind"], PROPOSAL_KINDS, "proposal kind")
+    title = schema.short_text(body["title"], "title", schema.MAX_TITLE_CHARS)
+    text = schema.long_text(body["text"], "text", schema.MAX_POST_CHARS, allow_blank=True)
+    details = _details(kind, body["details"], state)
+    if kind == "remove" and details not in state.members:
+        raise OpRejected(TARGET_NOT_MEMBER)
+    open_count = state.open_by_author.get(op.author, 0)
+    if open_count >= MAX_OPEN_PROPOSALS_PER_MEMBER:
+        raise OpRejected(TOO_MANY_OPEN)
+    proposal = Proposal(
+        op.author,
+        op.lamport,
+        op.ts,
+        kind,
+        title,
+        text,
+        details,
+        state.info["charter"].rule(kind),
+        tuple(sorted(state.members)),
+        OPEN,
+        None,
+        0,
+        0,
+        0,
+        None,
+    )
+    state.put(state.proposals, signed.id, proposal)
+    state.put(state.open_proposals, signed.id, (op.lamport, signed.id))
+    state.put(state.open_by_author, op.author, open_count + 1)
+
+
+def proposal_vote(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _VOTE_KEYS, "proposal.vote")
+    proposal_id = schema.op_ref(body["proposal"], "proposal")
+    choice = schema.one_of(body["choice"], VOTE_CHOICES, "choice")
+    reason = schema.optional_long(body["reason"], "reason", schema.MAX_NOTE_CHARS)
+    proposal = state.proposals.get(proposal_id)
+    if proposal is None:
+        raise OpRejected(NOT_A_PROPOSAL)
+    if proposal.status != OPEN:
+        raise OpRejected(_not_open(proposal.status))
+    if op.author not in proposal.electorate:
+        raise OpRejected(NOT_IN_ELECTORATE)
+    votes = state.votes.get(proposal_id)
+    if votes is None:
+        votes = {}
+        state.put(state.votes, proposal_id, votes)
+    state.put(votes, op.author, Vote(choice, signed.id, reason))
+    if evaluate(state, proposal_id, signed.id):
+        settle(state, signed.id)
+
+
+def proposal_withdraw(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _WITHDRAW_KEYS, "proposal.withdraw")
+    proposal_id = schema.op_ref(body["proposal"], "proposal")
+    proposal = state.proposals.get(proposal_id)
+    if proposal is None:
+        raise OpRejected(NOT_A_PROPOSAL)
+    if proposal.author != op.author:
+        raise OpRejected(NOT_PROPOSER)
+    if proposal.status != OPEN:
+        raise OpRejected(_not_open(proposal.status))
+    state.put(state.proposals, proposal_id, proposal._replace(status=WITHDRAWN, decided_by=signed.id))
+    close_proposal(state, proposal_id, proposal)
+
+
+HANDLERS = {
+    "proposal.create": proposal_create,
+    "proposal.vote": proposal_vote,
+    "proposal.withdraw": proposal_withdraw,
+}

@@ -1,0 +1,53 @@
+"""Event kinds: ``event.create`` and ``event.rsvp`` (a member's latest answer counts)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sync.kinds import schema
+from sync.kinds.common import OpRejected
+from sync.kinds.records import Event
+
+if TYPE_CHECKING:
+    from sync.ops import Op, SignedOp
+    from sync.state import CircleState
+
+RSVP_ANSWERS = ("yes", "no", "maybe")
+
+_EVENT_KEYS = frozenset({"title", "starts", "place_hint", "text"})
+_RSVP_KEYS = frozenset({"event", "answer"})
+
+NOT_AN_EVENT = "event is not an event of this circle"
+
+
+def event_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _EVENT_KEYS, "event.create")
+    event = Event(
+        op.author,
+        op.lamport,
+        op.ts,
+        schema.short_text(body["title"], "title", schema.MAX_TITLE_CHARS),
+        schema.timestamp(body["starts"], "starts"),
+        schema.optional_short(body["place_hint"], "place hint", schema.MAX_SHORT_CHARS),
+        schema.optional_long(body["text"], "text", schema.MAX_DESCRIPTION_CHARS),
+    )
+    state.put(state.events, signed.id, event)
+
+
+def event_rsvp(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _RSVP_KEYS, "event.rsvp")
+    event_id = schema.op_ref(body["event"], "event")
+    answer = schema.one_of(body["answer"], RSVP_ANSWERS, "answer")
+    if event_id not in state.events:
+        raise OpRejected(NOT_AN_EVENT)
+    answers = state.rsvps.get(event_id)
+    if answers is None:
+        answers = {}
+        state.put(state.rsvps, event_id, answers)
+    state.put(answers, op.author, answer)
+
+
+HANDLERS = {
+    "event.create": event_create,
+    "event.rsvp": event_rsvp,
+}

@@ -1,0 +1,111 @@
+"""Fund kinds: contributions, treasurer receipts, and disbursements of approved spends.
+
+Money is integers in minor units with a three-letter currency code; there is one
+confirmed balance per currency. A member's ``fund.contribute`` only *states* that they
+sent money; it counts once a treasurer confirms it with ``fund.receipt``. A treasurer's
+``fund.disburse`` pays out an approved ``spend`` proposal, once, within the confirmed
+balance of its currency. The ledger lists every entry with the member who signed it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sync.kinds import schema
+from sync.kinds.common import NOT_TREASURER, OpRejected
+from sync.kinds.records import APPROVED, TREASURER, Contribution, LedgerEntry
+
+if TYPE_CHECKING:
+    from sync.ops import Op, SignedOp
+    from sync.state import CircleState
+
+_CONTRIBUTE_KEYS = frozenset({"amount", "currency", "note"})
+_RECEIPT_KEYS = frozenset({"contribution"})
+_DISBURSE_KEYS = frozenset({"proposal", "note"})
+
+NOT_A_CONTRIBUTION = "contribution is not a contribution of this circle"
+ALREADY_RECEIPTED = "the contribution is already confirmed"
+NOT_A_SPEND = "proposal is not a spend proposal of this circle"
+NOT_APPROVED = "the spend proposal is not approved"
+ALREADY_DISBURSED = "the spend proposal was already paid out"
+OVER_BALANCE = "the amount exceeds the confirmed balance"
+
+
+def _require_treasurer(state: CircleState, author: bytes) -> None:
+    if TREASURER not in state.members[author].roles:
+        raise OpRejected(NOT_TREASURER)
+
+
+def fund_contribute(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _CONTRIBUTE_KEYS, "fund.contribute")
+    amount = schema.amount(body["amount"])
+    currency = schema.currency(body["currency"])
+    note = schema.optional_long(body["note"], "note", schema.MAX_NOTE_CHARS)
+    state.put(
+        state.contributions,
+        signed.id,
+        Contribution(op.author, op.lamport, op.ts, amount, currency, note, None, None),
+    )
+    state.push(
+        state.ledger,
+        LedgerEntry(signed.id, op.lamport, op.ts, "contribution", op.author, amount, currency, None, note),
+    )
+
+
+def fund_receipt(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _RECEIPT_KEYS, "fund.receipt")
+    contribution_id = schema.op_ref(body["contribution"], "contribution")
+    _require_treasurer(state, op.author)
+    contribution = state.contributions.get(contribution_id)
+    if contribution is None:
+        raise OpRejected(NOT_A_CONTRIBUTION)
+    if contribution.receipt is not None:
+        raise OpRejected(ALREADY_RECEIPTED)
+    amount, currency = contribution.amount, contribution.currency
+    state.put(state.contributions, contribution_id, contribution._replace(receipt=signed.id, receipted_by=op.author))
+    state.put(state.balances, currency, state.balances.get(currency, 0) + amount)
+    state.push(
+        state.ledger,
+        LedgerEntry(signed.id, op.lamport, op.ts, "receipt", op.author, amount, currency, contribution_id, None),
+    )
+
+
+def fund_disburse(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _DISBURSE_KEYS, "fund.disburse")
+    proposal_id = schema.op_ref(body["proposal"], "proposal")
+    note = schema.optional_long(body["note"], "note", schema.MAX_NOTE_CHARS)
+    _require_treasurer(state, op.author)
+    proposal = state.proposals.get(proposal_id)
+    if proposal is None or proposal.kind != "spend":
+        raise OpRejected(NOT_A_SPEND)
+    if proposal.status != APPROVED:
+        raise OpRejected(NOT_APPROVED)
+    if proposal.disbursed_by is not None:
+        raise OpRejected(ALREADY_DISBURSED)
+    spend = proposal.details
+    balance = state.balances.get(spend.currency, 0)  # type: ignore[union-attr]
+    if spend.amount > balance:  # type: ignore[union-attr]
+        raise OpRejected(OVER_BALANCE)
+    state.put(state.proposals, proposal_id, proposal._replace(disbursed_by=signed.id))
+    state.put(state.balances, spend.currency, balance - spend.amount)  # type: ignore[union-attr]
+    state.push(
+        state.ledger,
+        LedgerEntry(
+            signed.id,
+            op.lamport,
+            op.ts,
+            "disbursement",
+            op.author,
+            spend.amount,
+            spend.currency,
+            proposal_id,
+            note,  # type: ignore[union-attr]
+        ),
+    )
+
+
+HANDLERS = {
+    "fund.contribute": fund_contribute,
+    "fund.receipt": fund_receipt,
+    "fund.disburse": fund_disburse,
+}

@@ -1,0 +1,183 @@
+"""The records the circle state is made of.
+
+Every record is an immutable `NamedTuple`: the fold replaces a record rather than
+changing it, which is what makes the undo log a list of ``(table, key, old record)``
+triples. NamedTuples rather than frozen dataclasses because the fold creates one per op
+at ~20 µs per op all told, and because a NamedTuple *is* the positional row that the
+canonical state encoding (see docs/OPS.md, "Canonical state") writes: no conversion.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+ORGANIZER = "organizer"
+TREASURER = "treasurer"
+ROLES = (ORGANIZER, TREASURER)
+
+PROPOSAL_KINDS = ("spend", "charter", "remove", "general")
+"""Proposal kinds, in the order their rules appear in `Charter.rules`."""
+
+OPEN, APPROVED, REJECTED, WITHDRAWN = "open", "approved", "rejected", "withdrawn"
+MATCHED, FULFILLED = "matched", "fulfilled"
+
+
+class DecisionRule(NamedTuple):
+    quorum_pct: int
+    """0..100: percentage of the eligible members who must have voted (abstain counts)."""
+    threshold_pct: int
+    """1..100: approve * 100 >= threshold_pct * (approve + object)."""
+    consent: bool
+    """True: a single objection rejects the proposal."""
+
+
+class Charter(NamedTuple):
+    text: str
+    members_can_invite: bool
+    rules: tuple[DecisionRule, ...]
+    """One rule per proposal kind, in `PROPOSAL_KINDS` order."""
+    adopted_by: bytes | None
+    """The approved charter proposal that set it; None for the genesis charter."""
+
+    def rule(self, kind: str) -> DecisionRule:
+        return self.rules[PROPOSAL_KINDS.index(kind)]
+
+
+class CircleInfo(NamedTuple):
+    genesis: bytes
+    creator: bytes
+    salt: bytes
+    name: str
+    description: str
+
+
+class Member(NamedTuple):
+    roles: tuple[str, ...]
+    """Sorted, without repeats."""
+    joined_lamport: int
+    joined_op: bytes
+    added_by: bytes
+    vouch: str | None
+
+
+class Profile(NamedTuple):
+    display_name: str
+    pronouns: str | None
+    skills: tuple[str, ...]
+
+
+class Message(NamedTuple):
+    author: bytes
+    lamport: int
+    ts: int
+    text: str
+    reply_to: bytes | None
+    content_warning: str | None
+    urgent: bool
+    edits: int
+    deleted: bool
+
+
+class Checkin(NamedTuple):
+    author: bytes
+    lamport: int
+    ts: int
+    status: str
+    note: str | None
+
+
+class AidItem(NamedTuple):
+    type: str
+    """"pledge" or "request"."""
+    author: bytes
+    lamport: int
+    ts: int
+    category: str
+    description: str
+    amount: int | None
+    unit: str | None
+    expires: int | None
+    status: str
+    """open, matched, fulfilled or withdrawn."""
+    matched: tuple[bytes, ...]
+    """A pledge: () or (request id,). A request: the pledge ids matched to it, in fold order."""
+    closed_by: bytes | None
+    """The op that fulfilled or withdrew it."""
+
+
+class SpendDetails(NamedTuple):
+    amount: int
+    currency: str
+    recipient: bytes | str
+    purpose: str
+
+
+class Proposal(NamedTuple):
+    author: bytes
+    lamport: int
+    ts: int
+    kind: str
+    title: str
+    text: str
+    details: SpendDetails | Charter | bytes | None
+    """spend: SpendDetails; charter: the proposed Charter; remove: member id; general: None."""
+    rule: DecisionRule
+    """The charter's rule for this kind when the proposal was made; it decides the proposal."""
+    electorate: tuple[bytes, ...]
+    """Members at the proposal's position (sorted): only they vote."""
+    status: str
+    decided_by: bytes | None
+    """The op at which the status stopped being open."""
+    approve: int
+    object: int
+    abstain: int
+    disbursed_by: bytes | None
+
+
+class Vote(NamedTuple):
+    choice: str
+    op: bytes
+    reason: str | None
+
+
+class Contribution(NamedTuple):
+    author: bytes
+    lamport: int
+    ts: int
+    amount: int
+    currency: str
+    note: str | None
+    receipt: bytes | None
+    receipted_by: bytes | None
+
+
+class LedgerEntry(NamedTuple):
+    op: bytes
+    lamport: int
+    ts: int
+    entry: str
+    """"contribution", "receipt" or "disbursement"."""
+    signer: bytes
+    amount: int
+    currency: str
+    ref: bytes | None
+    """receipt: the contribution; disbursement: the spend proposal."""
+    note: str | None
+
+
+class Event(NamedTuple):
+    author: bytes
+    lamport: int
+    ts: int
+    title: str
+    starts: int
+    place_hint: str | None
+    text: str | None
+
+
+class Rejection(NamedTuple):
+    op: bytes
+    lamport: int
+    author: bytes
+    kind: str
+    reason: str

@@ -1,0 +1,142 @@
+"""Support kinds: posts, replies, edits, deletes, reactions and wellbeing check-ins.
+
+Only a message's author may edit or delete it. A delete leaves a tombstone (the id, the
+author and the thread position stay; text and content warning are blanked), so replies
+keep their place. A reply may answer a post or a check-in.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sync.kinds import schema
+from sync.kinds.common import OpRejected
+from sync.kinds.records import Checkin, Message
+
+if TYPE_CHECKING:
+    from sync.ops import Op, SignedOp
+    from sync.state import CircleState
+
+CHECKIN_STATUSES = ("ok", "struggling", "need-help")
+MAX_REACTIONS_PER_MEMBER = 8
+"""Distinct reactions one member may leave on one message."""
+
+_POST_KEYS = frozenset({"text", "reply_to", "content_warning", "urgent"})
+_EDIT_KEYS = frozenset({"target", "text", "content_warning"})
+_DELETE_KEYS = frozenset({"target"})
+_REACT_KEYS = frozenset({"target", "emoji", "on"})
+_CHECKIN_KEYS = frozenset({"status", "note"})
+
+BAD_REPLY_TO = "reply_to is not a message or check-in of this circle"
+NOT_A_MESSAGE = "target is not a message of this circle"
+NOT_AUTHOR = "only a message's author may change it"
+IS_DELETED = "the message is deleted"
+NOT_REACTABLE = "target is not a message or check-in of this circle"
+TOO_MANY_REACTIONS = f"a member may leave at most {MAX_REACTIONS_PER_MEMBER} reactions on one message"
+
+
+def _add_to_thread(state: CircleState, item_id: bytes, parent: bytes | None) -> None:
+    if parent is None:
+        state.push(state.roots, item_id)
+        return
+    children = state.replies.get(parent)
+    if children is None:
+        state.put(state.replies, parent, [item_id])
+    else:
+        state.push(children, item_id)
+
+
+def msg_post(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _POST_KEYS, "msg.post")
+    text = schema.long_text(body["text"], "text", schema.MAX_POST_CHARS)
+    reply_to = schema.optional_op_ref(body["reply_to"], "reply_to")
+    warning = schema.optional_short(body["content_warning"], "content warning", schema.MAX_SHORT_CHARS)
+    urgent = schema.boolean(body["urgent"], "urgent")
+    if reply_to is not None and reply_to not in state.messages and reply_to not in state.checkins:
+        raise OpRejected(BAD_REPLY_TO)
+    state.put(
+        state.messages,
+        signed.id,
+        Message(op.author, op.lamport, op.ts, text, reply_to, warning, urgent, 0, False),
+    )
+    _add_to_thread(state, signed.id, reply_to)
+
+
+def _own_live_message(state: CircleState, op: Op, target: bytes) -> Message:
+    message = state.messages.get(target)
+    if message is None:
+        raise OpRejected(NOT_A_MESSAGE)
+    if message.author != op.author:
+        raise OpRejected(NOT_AUTHOR)
+    if message.deleted:
+        raise OpRejected(IS_DELETED)
+    return message
+
+
+def msg_edit(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _EDIT_KEYS, "msg.edit")
+    target = schema.op_ref(body["target"], "target")
+    text = schema.long_text(body["text"], "text", schema.MAX_POST_CHARS)
+    warning = schema.optional_short(body["content_warning"], "content warning", schema.MAX_SHORT_CHARS)
+    message = _own_live_message(state, op, target)
+    state.put(
+        state.messages,
+        target,
+        message._replace(text=text, content_warning=warning, edits=message.edits + 1),
+    )
+
+
+def msg_delete(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _DELETE_KEYS, "msg.delete")
+    target = schema.op_ref(body["target"], "target")
+    message = _own_live_message(state, op, target)
+    state.put(state.messages, target, message._replace(text="", content_warning=None, deleted=True))
+
+
+def msg_react(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    """Add (``on``) or take back one emoji reaction; repeating either is a no-op."""
+    body = schema.exact_keys(body, _REACT_KEYS, "msg.react")
+    target = schema.op_ref(body["target"], "target")
+    emoji = schema.short_text(body["emoji"], "emoji", schema.MAX_EMOJI_CHARS)
+    on = schema.boolean(body["on"], "on")
+    message = state.messages.get(target)
+    if message is None and target not in state.checkins:
+        raise OpRejected(NOT_REACTABLE)
+    if message is not None and message.deleted:
+        raise OpRejected(IS_DELETED)
+    by_member = state.reactions.get(target)
+    mine = () if by_member is None else by_member.get(op.author, ())
+    if on == (emoji in mine):
+        return
+    if on:
+        if len(mine) >= MAX_REACTIONS_PER_MEMBER:
+            raise OpRejected(TOO_MANY_REACTIONS)
+        updated = tuple(sorted((*mine, emoji)))
+    else:
+        updated = tuple(e for e in mine if e != emoji)
+    if by_member is None:
+        by_member = {}
+        state.put(state.reactions, target, by_member)
+    if updated:
+        state.put(by_member, op.author, updated)
+    else:
+        state.drop(by_member, op.author)
+        if not by_member:
+            state.drop(state.reactions, target)
+
+
+def checkin(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _CHECKIN_KEYS, "checkin")
+    status = schema.one_of(body["status"], CHECKIN_STATUSES, "status")
+    note = schema.optional_long(body["note"], "note", schema.MAX_NOTE_CHARS)
+    state.put(state.checkins, signed.id, Checkin(op.author, op.lamport, op.ts, status, note))
+    _add_to_thread(state, signed.id, None)
+
+
+HANDLERS = {
+    "msg.post": msg_post,
+    "msg.edit": msg_edit,
+    "msg.delete": msg_delete,
+    "msg.react": msg_react,
+    "checkin": checkin,
+}

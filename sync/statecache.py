@@ -1,0 +1,270 @@
+"""The state cache: every accepted op and a snapshot of each circle's state, encrypted.
+
+Theory of operation
+-------------------
+A node must open a circle with years of history in about a second, without verifying
+100,000 signatures and folding 100,000 ops again. So next to the envelope store (what
+was received, as received) it keeps this SQLite file (WAL, ``synchronous=FULL``):
+
+* ``ops``: every op that entered a circle's DAG, as its signed bytes encrypted with
+  XChaCha20-Poly1305, keyed by op id, with its lamport in clear so ops can be read in
+  fold order ``(lamport, id)`` and the DAG can look up a parent's lamport.
+* ``snapshots``: one per circle, the encrypted canonical state a few thousand ops
+  before the end (so the undo window can be rebuilt by re-applying those), the DAG
+  heads, the highest op ``seq`` the snapshot covers (the watermark), and the caller's
+  cursor (e.g. the envelope-store seq it has processed).
+
+Everything that would name a circle is a keyed hash (the circle tag), and the AEAD's
+associated data binds each ciphertext to its circle tag and op id, so rows cannot be
+swapped between circles or ops. A seized disk shows counts, lamports and op ids, never
+content, authors or which circle is which. Keys are derived from the keystore's 32-byte
+storage key. Because the cache is authenticated with our own key, ops read back from it
+are not re-verified: decrypting is the check.
+
+This module is sqlite3 and crypto only: no clock; randomness (nonces) is injectable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from identity import codec
+from identity.crypto import NONCE_BYTES, RandomBytes, aead_decrypt, aead_encrypt, blake2b, random_bytes
+from identity.errors import KithError, LocalProtocolError, Malformed
+from sync import limits
+from sync.ops import Op, SignedOp
+
+if TYPE_CHECKING:
+    from sync.state import CircleState, FoldKey
+
+SCHEMA_VERSION = 1
+MAX_SNAPSHOT_BYTES = 1 << 30
+_BATCH = 2_000
+_OP_AD = b"kith/statecache/op/v1\x00"
+_SNAPSHOT_AD = b"kith/statecache/snapshot/v1\x00"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS ops (
+    seq INTEGER PRIMARY KEY,
+    circle BLOB NOT NULL,
+    id BLOB NOT NULL,
+    lamport INTEGER NOT NULL,
+    nonce BLOB NOT NULL,
+    ct BLOB NOT NULL,
+    UNIQUE (circle, id)
+);
+CREATE INDEX IF NOT EXISTS ops_in_fold_order ON ops (circle, lamport, id);
+CREATE TABLE IF NOT EXISTS snapshots (circle BLOB PRIMARY KEY, nonce BLOB NOT NULL, ct BLOB NOT NULL);
+"""
+
+
+class StateCacheError(KithError):
+    """The state cache cannot be used: unreadable, damaged, locked, or from a newer kith."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    picture: dict[str, Any]
+    """The canonical state (`CircleState.canonical`) at the snapshot's position."""
+    heads: tuple[tuple[bytes, int], ...]
+    watermark: int
+    """The highest op seq of this circle the snapshot's op set includes."""
+    cursor: int
+
+
+def _decode_cached_op(data: bytes, op_id: bytes) -> SignedOp:
+    """Rebuild a signed op we wrote ourselves (authenticated by the AEAD, not re-verified)."""
+    raw = codec.decode_unverified(data, max_size=limits.MAX_OP_BYTES, what="cached op")
+    fields, signature = raw
+    op = Op(
+        fields["circle"],
+        fields["author"],
+        tuple(fields["parents"]),
+        fields["lamport"],
+        fields["ts"],
+        fields["kind"],
+        fields["body"],
+    )
+    return SignedOp(op, signature, data, op_id)
+
+
+class StateCache:
+    def __init__(self, path: Path, storage_key: bytes, *, rand: RandomBytes = random_bytes) -> None:
+        if type(storage_key) is not bytes or len(storage_key) != 32:
+            raise LocalProtocolError("the storage key is 32 bytes")
+        self.path = path
+        self._rand = rand
+        self._key = blake2b(b"kith/statecache/v1", key=storage_key, person=b"kith-statecache")
+        self._tag_key = blake2b(b"kith/statecache/tag/v1", key=storage_key, person=b"kith-cache-tag")
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: each commit fsyncs the WAL, so a written batch survives power loss.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif row[0] != SCHEMA_VERSION:
+                raise StateCacheError(f"{path} was written by a newer kith (schema {row[0]}); upgrade kith")
+        except sqlite3.Error as exc:
+            raise StateCacheError(f"cannot open the state cache {path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> StateCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _tag(self, circle_id: bytes) -> bytes:
+        return blake2b(circle_id, key=self._tag_key, person=b"kith-circle-tag", size=16)
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StateCacheError(f"state cache error on {self.path}: {exc}") from exc
+
+    def _write(self, statements: Iterable[tuple[str, Any]]) -> None:
+        """Run statements in one durable transaction."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    if type(params) is list:
+                        self._db.executemany(sql, params)
+                    else:
+                        self._db.execute(sql, params)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StateCacheError(f"cannot write the state cache {self.path}: {exc}") from exc
+
+    # --- ops -----------------------------------------------------------------------
+
+    def put_ops(self, circle_id: bytes, ops: Iterable[SignedOp]) -> None:
+        """Store ops (idempotent) in one durable transaction."""
+        tag = self._tag(circle_id)
+        rows = []
+        for signed in ops:
+            nonce = self._rand(NONCE_BYTES)
+            ciphertext = aead_encrypt(self._key, nonce, signed.data, _OP_AD + tag + signed.id)
+            rows.append((tag, signed.id, signed.op.lamport, nonce, ciphertext))
+        if rows:
+            self._write([("INSERT OR IGNORE INTO ops (circle, id, lamport, nonce, ct) VALUES (?, ?, ?, ?, ?)", rows)])
+
+    def _open_op(self, tag: bytes, op_id: bytes, nonce: bytes, ciphertext: bytes) -> SignedOp:
+        data = aead_decrypt(self._key, nonce, ciphertext, _OP_AD + tag + op_id)
+        try:
+            return _decode_cached_op(data, op_id)
+        except (Malformed, KeyError, TypeError, ValueError) as exc:
+            raise StateCacheError(f"the state cache {self.path} holds a damaged op") from exc
+
+    def lamport_of(self, circle_id: bytes, op_id: bytes) -> int | None:
+        rows = self._query("SELECT lamport FROM ops WHERE circle = ? AND id = ?", (self._tag(circle_id), op_id))
+        return rows[0][0] if rows else None
+
+    def op_count(self, circle_id: bytes) -> int:
+        return self._query("SELECT COUNT(*) FROM ops WHERE circle = ?", (self._tag(circle_id),))[0][0]
+
+    def max_seq(self, circle_id: bytes) -> int:
+        return self._query("SELECT COALESCE(MAX(seq), 0) FROM ops WHERE circle = ?", (self._tag(circle_id),))[0][0]
+
+    def iter_ops(
+        self,
+        circle_id: bytes,
+        *,
+        after: FoldKey | None = None,
+        upto: FoldKey | None = None,
+        max_seq: int | None = None,
+    ) -> Iterator[SignedOp]:
+        """Ops in fold order with ``after < (lamport, id) <= upto`` (and ``seq <= max_seq``).
+
+        Reads in bounded batches (keyset pagination), so it may be consumed lazily.
+        """
+        tag = self._tag(circle_id)
+        position = after
+        while True:
+            sql = "SELECT lamport, id, nonce, ct FROM ops WHERE circle = ?"
+            params: list[Any] = [tag]
+            if position is not None:
+                sql += " AND (lamport, id) > (?, ?)"
+                params += list(position)
+            if upto is not None:
+                sql += " AND (lamport, id) <= (?, ?)"
+                params += list(upto)
+            if max_seq is not None:
+                sql += " AND seq <= ?"
+                params.append(max_seq)
+            sql += f" ORDER BY lamport, id LIMIT {_BATCH}"
+            rows = self._query(sql, tuple(params))
+            for _lamport, op_id, nonce, ciphertext in rows:
+                yield self._open_op(tag, op_id, nonce, ciphertext)
+            if len(rows) < _BATCH:
+                return
+            position = (rows[-1][0], rows[-1][1])
+
+    def ops_since(self, circle_id: bytes, seq: int) -> list[SignedOp]:
+        """Ops stored after ``seq``, in the order they were stored (a causal order)."""
+        tag = self._tag(circle_id)
+        rows = self._query("SELECT id, nonce, ct FROM ops WHERE circle = ? AND seq > ? ORDER BY seq", (tag, seq))
+        return [self._open_op(tag, op_id, nonce, ciphertext) for op_id, nonce, ciphertext in rows]
+
+    # --- snapshots -------------------------------------------------------------------
+
+    def save_snapshot(
+        self,
+        circle_id: bytes,
+        state: CircleState,
+        heads: Iterable[tuple[bytes, int]],
+        cursor: int,
+        *,
+        tail: int,
+    ) -> None:
+        """Snapshot ``state`` (which must have folded exactly this cache's ops of the circle)."""
+        if type(cursor) is not int or cursor < 0:
+            raise LocalProtocolError("the cursor is a non-negative integer")
+        picture, _tail_ops = state.snapshot(tail)
+        payload = {
+            "v": 1,
+            "state": picture,
+            "heads": [[op_id, lamport] for op_id, lamport in sorted(heads)],
+            "watermark": self.max_seq(circle_id),
+            "cursor": cursor,
+        }
+        tag = self._tag(circle_id)
+        nonce = self._rand(NONCE_BYTES)
+        ciphertext = aead_encrypt(self._key, nonce, codec.encode(payload), _SNAPSHOT_AD + tag)
+        self._write(
+            [("INSERT OR REPLACE INTO snapshots (circle, nonce, ct) VALUES (?, ?, ?)", (tag, nonce, ciphertext))]
+        )
+
+    def load_snapshot(self, circle_id: bytes) -> Snapshot | None:
+        """The circle's snapshot, or None. Raises `Undecryptable` for a wrong key or altered bytes."""
+        tag = self._tag(circle_id)
+        rows = self._query("SELECT nonce, ct FROM snapshots WHERE circle = ?", (tag,))
+        if not rows:
+            return None
+        nonce, ciphertext = rows[0]
+        data = aead_decrypt(self._key, nonce, ciphertext, _SNAPSHOT_AD + tag)
+        raw = codec.decode_unverified(data, max_size=MAX_SNAPSHOT_BYTES, what="state snapshot")
+        if type(raw) is not dict or raw.keys() != {"v", "state", "heads", "watermark", "cursor"} or raw["v"] != 1:
+            raise StateCacheError(f"the state cache {self.path} holds a snapshot this kith cannot read")
+        heads = tuple((op_id, lamport) for op_id, lamport in raw["heads"])
+        return Snapshot(raw["state"], heads, raw["watermark"], raw["cursor"])
+
+    def delete_circle(self, circle_id: bytes) -> None:
+        """Forget a circle's ops and snapshot (leaving it, or a panic wipe)."""
+        tag = self._tag(circle_id)
+        self._write([("DELETE FROM ops WHERE circle = ?", (tag,)), ("DELETE FROM snapshots WHERE circle = ?", (tag,))])

@@ -1,0 +1,559 @@
+"""Read-only views of a circle state, shaped for the clients (feed, aid board, fund, votes).
+
+Views are computed from a `CircleState` on demand and never change it. Everything is
+ordered by fold order ``(lamport, op id)`` or by id, never by dict order, so two nodes
+with the same ops show the same lists. Times are the authors' claims (``ts``), for
+display only; the only clock is the ``now`` a caller passes to mark expired aid items.
+Long lists take a ``limit`` (the newest items are kept) so a client opening a circle
+with years of history builds what one screen shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sync.kinds.governance import tally
+from sync.kinds.records import FULFILLED, MATCHED, OPEN, Checkin, SpendDetails
+
+if TYPE_CHECKING:
+    from sync.state import CircleState
+
+MAX_THREAD_DEPTH = 16
+"""Replies nest this deep; deeper replies are listed flat under their depth-16 ancestor."""
+
+
+def display_name(state: CircleState, member_id: bytes) -> str:
+    """The member's chosen display name, else a short hex form of their id."""
+    profile = state.profiles.get(member_id)
+    return profile.display_name if profile is not None else f"member {member_id[:4].hex()}"
+
+
+# --- feed ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    id: bytes
+    kind: str
+    """"post" or "checkin"."""
+    author: bytes
+    author_name: str
+    lamport: int
+    ts: int
+    text: str
+    """The post text ("" once deleted); a check-in's note or ""."""
+    content_warning: str | None
+    urgent: bool
+    status: str | None
+    """A check-in's status (ok, struggling, need-help); None for posts."""
+    edited: bool
+    deleted: bool
+    reactions: tuple[tuple[str, int], ...]
+    replies: tuple[FeedItem, ...]
+
+
+def _reaction_counts(state: CircleState, item_id: bytes) -> tuple[tuple[str, int], ...]:
+    by_member = state.reactions.get(item_id)
+    if not by_member:
+        return ()
+    counts: dict[str, int] = {}
+    for emojis in by_member.values():
+        for emoji in emojis:
+            counts[emoji] = counts.get(emoji, 0) + 1
+    return tuple(sorted(counts.items()))
+
+
+def _descendants(state: CircleState, item_id: bytes) -> list[bytes]:
+    found: list[bytes] = []
+    stack = list(state.replies.get(item_id, ()))
+    while stack:
+        child = stack.pop()
+        found.append(child)
+        stack.extend(state.replies.get(child, ()))
+    found.sort(key=lambda m: (state.messages[m].lamport, m))
+    return found
+
+
+def _feed_item(state: CircleState, item_id: bytes, depth: int) -> FeedItem:
+    if depth >= MAX_THREAD_DEPTH:
+        children = tuple(_feed_item_flat(state, child) for child in _descendants(state, item_id))
+    else:
+        children = tuple(_feed_item(state, child, depth + 1) for child in state.replies.get(item_id, ()))
+    return _make_item(state, item_id, children)
+
+
+def _feed_item_flat(state: CircleState, item_id: bytes) -> FeedItem:
+    return _make_item(state, item_id, ())
+
+
+def _make_item(state: CircleState, item_id: bytes, replies: tuple[FeedItem, ...]) -> FeedItem:
+    message = state.messages.get(item_id)
+    reactions = _reaction_counts(state, item_id)
+    if message is not None:
+        return FeedItem(
+            item_id,
+            "post",
+            message.author,
+            display_name(state, message.author),
+            message.lamport,
+            message.ts,
+            message.text,
+            message.content_warning,
+            message.urgent,
+            None,
+            message.edits > 0,
+            message.deleted,
+            reactions,
+            replies,
+        )
+    checkin = state.checkins[item_id]
+    return FeedItem(
+        item_id,
+        "checkin",
+        checkin.author,
+        display_name(state, checkin.author),
+        checkin.lamport,
+        checkin.ts,
+        checkin.note or "",
+        None,
+        False,
+        checkin.status,
+        False,
+        False,
+        reactions,
+        replies,
+    )
+
+
+def feed(state: CircleState, *, limit: int | None = 50) -> tuple[FeedItem, ...]:
+    """The newest ``limit`` threads (posts and check-ins with their replies), oldest first."""
+    roots = state.roots if limit is None else state.roots[-limit:] if limit > 0 else []
+    return tuple(_feed_item(state, root, 0) for root in roots)
+
+
+# --- attention ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionItem:
+    id: bytes
+    kind: str
+    """"urgent" (an urgent post) or "checkin" (a member struggling or needing help)."""
+    author: bytes
+    author_name: str
+    lamport: int
+    ts: int
+    text: str
+    status: str | None
+
+
+def _answered_by_others(state: CircleState, item_id: bytes, author: bytes) -> bool:
+    messages = state.messages
+    return any(messages[reply].author != author for reply in state.replies.get(item_id, ()))
+
+
+def needs_attention(state: CircleState) -> tuple[AttentionItem, ...]:
+    """Urgent posts and check-ins needing a reply that no other member has answered yet.
+
+    Only each member's latest check-in counts: a later "ok" settles an earlier "need-help".
+    """
+    items: list[AttentionItem] = []
+    for message_id, message in state.messages.items():
+        if message.urgent and not message.deleted and not _answered_by_others(state, message_id, message.author):
+            items.append(
+                AttentionItem(
+                    message_id,
+                    "urgent",
+                    message.author,
+                    display_name(state, message.author),
+                    message.lamport,
+                    message.ts,
+                    message.text,
+                    None,
+                )
+            )
+    for checkin_id, checkin in _latest_checkins(state).items():
+        if checkin.status != "ok" and not _answered_by_others(state, checkin_id, checkin.author):
+            items.append(
+                AttentionItem(
+                    checkin_id,
+                    "checkin",
+                    checkin.author,
+                    display_name(state, checkin.author),
+                    checkin.lamport,
+                    checkin.ts,
+                    checkin.note or "",
+                    checkin.status,
+                )
+            )
+    items.sort(key=lambda item: (item.lamport, item.id))
+    return tuple(items)
+
+
+def _latest_checkins(state: CircleState) -> dict[bytes, Checkin]:
+    latest: dict[bytes, tuple[tuple[int, bytes], bytes]] = {}
+    for checkin_id, checkin in state.checkins.items():
+        key = (checkin.lamport, checkin_id)
+        current = latest.get(checkin.author)
+        if current is None or key > current[0]:
+            latest[checkin.author] = (key, checkin_id)
+    return {checkin_id: state.checkins[checkin_id] for _key, checkin_id in latest.values()}
+
+
+def wellbeing(state: CircleState) -> dict[bytes, str]:
+    """Each member's latest check-in status."""
+    return {checkin.author: checkin.status for checkin in _latest_checkins(state).values()}
+
+
+# --- members ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    id: bytes
+    name: str
+    pronouns: str | None
+    skills: tuple[str, ...]
+    roles: tuple[str, ...]
+    joined_op: bytes
+    added_by: bytes
+    vouch: str | None
+    wellbeing: str | None
+
+
+def members(state: CircleState) -> tuple[MemberView, ...]:
+    """Current members, organizers first, then by name and id."""
+    status = wellbeing(state)
+    views = []
+    for member_id, member in state.members.items():
+        profile = state.profiles.get(member_id)
+        views.append(
+            MemberView(
+                member_id,
+                display_name(state, member_id),
+                profile.pronouns if profile else None,
+                profile.skills if profile else (),
+                member.roles,
+                member.joined_op,
+                member.added_by,
+                member.vouch,
+                status.get(member_id),
+            )
+        )
+    views.sort(key=lambda v: ("organizer" not in v.roles, v.name.casefold(), v.id))
+    return tuple(views)
+
+
+# --- aid board ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AidView:
+    id: bytes
+    type: str
+    author: bytes
+    author_name: str
+    lamport: int
+    ts: int
+    category: str
+    description: str
+    amount: int | None
+    unit: str | None
+    expires: int | None
+    expired: bool
+    """Only ever True when the caller passed ``now`` and ``expires`` is before it."""
+    status: str
+    matched: tuple[bytes, ...]
+    closed_by: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class AidBoard:
+    open_pledges: tuple[AidView, ...]
+    open_requests: tuple[AidView, ...]
+    """Requests still needing help: open, or matched but not yet fulfilled."""
+    matches: tuple[tuple[bytes, bytes], ...]
+    """(pledge id, request id) for every live or fulfilled match."""
+    fulfilled: tuple[AidView, ...]
+
+
+def aid_board(state: CircleState, *, now: int | None = None) -> AidBoard:
+    views = []
+    for item_id, item in state.aid.items():
+        expired = now is not None and item.expires is not None and item.expires < now
+        views.append(
+            AidView(
+                item_id,
+                item.type,
+                item.author,
+                display_name(state, item.author),
+                item.lamport,
+                item.ts,
+                item.category,
+                item.description,
+                item.amount,
+                item.unit,
+                item.expires,
+                expired,
+                item.status,
+                item.matched,
+                item.closed_by,
+            )
+        )
+    views.sort(key=lambda v: (v.lamport, v.id))
+    return AidBoard(
+        tuple(v for v in views if v.type == "pledge" and v.status == OPEN),
+        tuple(v for v in views if v.type == "request" and v.status in (OPEN, MATCHED)),
+        tuple(
+            (v.id, v.matched[0]) for v in views if v.type == "pledge" and v.matched and v.status in (MATCHED, FULFILLED)
+        ),
+        tuple(v for v in views if v.type == "request" and v.status == FULFILLED),
+    )
+
+
+# --- fund ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    op: bytes
+    entry: str
+    """"contribution" (stated by a member), "receipt" (confirmed by a treasurer) or "disbursement"."""
+    signer: bytes
+    signer_name: str
+    lamport: int
+    ts: int
+    amount: int
+    currency: str
+    ref: bytes | None
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FundLedger:
+    balances: tuple[tuple[str, int], ...]
+    """Confirmed balance per currency (receipts minus disbursements), in minor units."""
+    pending: tuple[LedgerLine, ...]
+    """Contributions no treasurer has confirmed yet."""
+    entries: tuple[LedgerLine, ...]
+    """Every contribution, receipt and disbursement, in fold order."""
+
+
+def fund_ledger(state: CircleState) -> FundLedger:
+    lines = tuple(
+        LedgerLine(
+            e.op, e.entry, e.signer, display_name(state, e.signer), e.lamport, e.ts, e.amount, e.currency, e.ref, e.note
+        )
+        for e in state.ledger
+    )
+    contributions = state.contributions
+    pending = tuple(line for line in lines if line.entry == "contribution" and contributions[line.op].receipt is None)
+    balances = tuple(sorted(state.balances.items()))
+    return FundLedger(balances, pending, lines)
+
+
+# --- proposals ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VoteView:
+    voter: bytes
+    voter_name: str
+    choice: str
+    reason: str | None
+    op: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalView:
+    id: bytes
+    author: bytes
+    author_name: str
+    lamport: int
+    ts: int
+    kind: str
+    title: str
+    text: str
+    details: object
+    """SpendDetails, the proposed Charter, the member id to remove, or None."""
+    status: str
+    eligible: int
+    """Members of the electorate who are still members (frozen once decided)."""
+    approve: int
+    object: int
+    abstain: int
+    quorum_pct: int
+    threshold_pct: int
+    consent: bool
+    decided_by: bytes | None
+    disbursed_by: bytes | None
+    votes: tuple[VoteView, ...]
+
+
+def proposals(state: CircleState, *, decided_limit: int | None = 100) -> tuple[ProposalView, ...]:
+    """Every open proposal and the newest ``decided_limit`` decided ones, in fold order."""
+    ordered = sorted(state.proposals.items(), key=lambda item: (item[1].lamport, item[0]))
+    decided = [item for item in ordered if item[1].status != OPEN]
+    keep_decided = set(
+        p for p, _ in (decided if decided_limit is None else decided[-decided_limit:] if decided_limit > 0 else [])
+    )
+    views = []
+    for proposal_id, proposal in ordered:
+        if proposal.status != OPEN and proposal_id not in keep_decided:
+            continue
+        eligible = tally(state, proposal_id, proposal)[0]
+        votes = state.votes.get(proposal_id, {})
+        vote_views = tuple(
+            VoteView(voter, display_name(state, voter), vote.choice, vote.reason, vote.op)
+            for voter, vote in sorted(votes.items())
+        )
+        rule = proposal.rule
+        views.append(
+            ProposalView(
+                proposal_id,
+                proposal.author,
+                display_name(state, proposal.author),
+                proposal.lamport,
+                proposal.ts,
+                proposal.kind,
+                proposal.title,
+                proposal.text,
+                proposal.details,
+                proposal.status,
+                eligible,
+                proposal.approve,
+                proposal.object,
+                proposal.abstain,
+                rule.quorum_pct,
+                rule.threshold_pct,
+                rule.consent,
+                proposal.decided_by,
+                proposal.disbursed_by,
+                vote_views,
+            )
+        )
+    return tuple(views)
+
+
+def approved_unpaid_spends(state: CircleState) -> tuple[tuple[bytes, SpendDetails], ...]:
+    """Approved spend proposals a treasurer has not paid out yet, in fold order."""
+    found = [
+        (proposal.lamport, proposal_id, proposal.details)
+        for proposal_id, proposal in state.proposals.items()
+        if proposal.kind == "spend" and proposal.status == "approved" and proposal.disbursed_by is None
+    ]
+    found.sort(key=lambda item: item[:2])
+    return tuple((proposal_id, details) for _lamport, proposal_id, details in found)  # type: ignore[misc]
+
+
+# --- events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    id: bytes
+    author: bytes
+    author_name: str
+    title: str
+    starts: int
+    place_hint: str | None
+    text: str | None
+    rsvps: tuple[tuple[bytes, str, str], ...]
+    """(member id, display name, answer) of current members, by name."""
+    yes: int
+    no: int
+    maybe: int
+
+
+def events(state: CircleState) -> tuple[EventView, ...]:
+    """Events by start time (then id); RSVPs of people who are no longer members are left out."""
+    views = []
+    for event_id, event in state.events.items():
+        answers = state.rsvps.get(event_id, {})
+        rsvps = sorted(
+            (
+                (member, display_name(state, member), answer)
+                for member, answer in answers.items()
+                if member in state.members
+            ),
+            key=lambda row: (row[1].casefold(), row[0]),
+        )
+        counts = {"yes": 0, "no": 0, "maybe": 0}
+        for _member, _name, answer in rsvps:
+            counts[answer] += 1
+        views.append(
+            EventView(
+                event_id,
+                event.author,
+                display_name(state, event.author),
+                event.title,
+                event.starts,
+                event.place_hint,
+                event.text,
+                tuple(rsvps),
+                counts["yes"],
+                counts["no"],
+                counts["maybe"],
+            )
+        )
+    views.sort(key=lambda v: (v.starts, v.id))
+    return tuple(views)
+
+
+# --- rejected -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedView:
+    op: bytes
+    lamport: int
+    author: bytes
+    author_name: str
+    kind: str
+    reason: str
+
+
+def rejected(state: CircleState, *, limit: int | None = 200) -> tuple[RejectedView, ...]:
+    """The newest ``limit`` rejected ops with their reasons, in fold order."""
+    rows = sorted(state.rejected.values(), key=lambda r: (r.lamport, r.op))
+    if limit is not None:
+        rows = rows[-limit:] if limit > 0 else []
+    return tuple(RejectedView(r.op, r.lamport, r.author, display_name(state, r.author), r.kind, r.reason) for r in rows)
+
+
+# --- everything ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CircleViews:
+    name: str | None
+    description: str | None
+    charter_text: str | None
+    feed: tuple[FeedItem, ...]
+    needs_attention: tuple[AttentionItem, ...]
+    members: tuple[MemberView, ...]
+    aid: AidBoard
+    fund: FundLedger
+    proposals: tuple[ProposalView, ...]
+    events: tuple[EventView, ...]
+    rejected: tuple[RejectedView, ...]
+
+
+def build_views(state: CircleState, *, now: int | None = None, feed_limit: int | None = 50) -> CircleViews:
+    """Every view a client shows when it opens a circle."""
+    info = state.info.get("circle")
+    charter = state.info.get("charter")
+    return CircleViews(
+        info.name if info else None,
+        info.description if info else None,
+        charter.text if charter else None,
+        feed(state, limit=feed_limit),
+        needs_attention(state),
+        members(state),
+        aid_board(state, now=now),
+        fund_ledger(state),
+        proposals(state),
+        events(state),
+        rejected(state),
+    )

@@ -1,0 +1,260 @@
+"""Circle-state figures: a fresh fold, a late op, and opening a big circle from its cache.
+
+The workload is a deterministic mix of every common op kind by 24 members (posts and
+replies, reactions, check-ins, aid, proposals and votes, the fund, events), built once
+per run and shared by the three benchmarks. Building and signing 100,000 ops is setup,
+not measured.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from identity.keys import MemberIdentity
+from sync.kinds.circle import charter_body, genesis_op
+from sync.ops import Op, SignedOp
+from sync.replica import CircleReplica
+from sync.state import fold_circle_state
+from sync.statecache import StateCache
+from sync.views import build_views
+from tui.bench import Figures, register
+
+OPS = 100_000
+LATE_BY = 1_000
+_WORKLOAD: list[SignedOp] = []
+
+_WEIGHTS = {
+    "post": 26, "reply": 16, "react": 10, "checkin": 5, "edit": 3, "delete": 1, "profile": 2,
+    "pledge": 4, "request": 4, "match": 2, "fulfil": 1, "withdraw": 1,
+    "propose": 1, "vote": 12, "contribute": 4, "receipt": 3, "disburse": 1, "event": 1, "rsvp": 3,
+}  # fmt: skip
+
+
+class _Workload:
+    """Generates a plausible op history as one causal chain (each op cites the previous one)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.people = [
+            MemberIdentity(f"member{i}", self.rng.randbytes(32), self.rng.randbytes(32), 0) for i in range(24)
+        ]
+        self.ops: list[SignedOp] = []
+        first = genesis_op(
+            self.people[0],
+            name="Bench circle",
+            salt=self.rng.randbytes(16),
+            ts=1_700_000_000,
+            charter=charter_body("Be kind.", members_can_invite=True),
+        )
+        self.circle = first.op.circle
+        self.ops.append(first)
+        self.posts: list[tuple[bytes, MemberIdentity]] = []
+        self.pledges: list[tuple[bytes, MemberIdentity]] = []
+        self.requests: list[tuple[bytes, MemberIdentity]] = []
+        self.proposals: list[bytes] = []
+        self.contributions: list[bytes] = []
+        self.events: list[bytes] = []
+
+    def emit(self, who: MemberIdentity, kind: str, body: dict[str, object]) -> bytes:
+        previous = self.ops[-1]
+        op = Op(self.circle, who.member_id, (previous.id,), previous.op.lamport + 1,
+                1_700_000_000 + len(self.ops), kind, body)  # fmt: skip
+        signed = SignedOp.create(op, who)
+        self.ops.append(signed)
+        return signed.id
+
+    def build(self, count: int) -> list[SignedOp]:
+        founder, rng = self.people[0], self.rng
+        for person in self.people[1:]:
+            self.emit(founder, "member.add", {"member": person.member_id, "vouch": None})
+        for treasurer in self.people[1:3]:
+            self.emit(founder, "role.grant", {"member": treasurer.member_id, "role": "treasurer"})
+        kinds, weights = list(_WEIGHTS), list(_WEIGHTS.values())
+        while len(self.ops) < count:
+            getattr(self, f"_{rng.choices(kinds, weights)[0]}")(rng.choice(self.people))
+        return self.ops[:count]
+
+    def _post(self, who: MemberIdentity, reply_to: bytes | None = None) -> None:
+        text = "Thinking of everyone tonight. " * self.rng.randint(1, 4)
+        body = {"text": text, "reply_to": reply_to, "content_warning": None, "urgent": self.rng.random() < 0.03}
+        self.posts.append((self.emit(who, "msg.post", body), who))
+
+    def _reply(self, who: MemberIdentity) -> None:
+        self._post(who, self.rng.choice(self.posts[-200:])[0] if self.posts else None)
+
+    def _react(self, who: MemberIdentity) -> None:
+        if self.posts:
+            target = self.rng.choice(self.posts[-200:])[0]
+            self.emit(who, "msg.react", {"target": target, "emoji": self.rng.choice("💜🌈🫂✨"), "on": True})
+
+    def _checkin(self, who: MemberIdentity) -> None:
+        status = self.rng.choice(["ok", "ok", "struggling", "need-help"])
+        self.emit(who, "checkin", {"status": status, "note": "long week" if status != "ok" else None})
+
+    def _edit(self, who: MemberIdentity) -> None:
+        if self.posts:
+            target, author = self.rng.choice(self.posts[-100:])
+            self.emit(author, "msg.edit", {"target": target, "text": "Edited: thank you all.", "content_warning": None})
+
+    def _delete(self, who: MemberIdentity) -> None:
+        if self.posts:
+            target, author = self.posts.pop(self.rng.randrange(max(0, len(self.posts) - 100), len(self.posts)))
+            self.emit(author, "msg.delete", {"target": target})
+
+    def _profile(self, who: MemberIdentity) -> None:
+        body = {"display_name": who.name, "pronouns": "they/them", "skills": ["cooking", "listening"]}
+        self.emit(who, "profile.set", body)
+
+    def _item(self, who: MemberIdentity, kind: str) -> bytes:
+        body = {"category": self.rng.choice(["money", "ride", "food", "housing"]), "description": "Can help this week",
+                "amount": 2000, "unit": "EUR", "expires": None}  # fmt: skip
+        return self.emit(who, kind, body)
+
+    def _pledge(self, who: MemberIdentity) -> None:
+        self.pledges.append((self._item(who, "aid.pledge"), who))
+
+    def _request(self, who: MemberIdentity) -> None:
+        self.requests.append((self._item(who, "aid.request"), who))
+
+    def _match(self, who: MemberIdentity) -> None:
+        if self.pledges and self.requests:
+            pledge, author = self.pledges.pop()
+            self.emit(author, "aid.match", {"pledge": pledge, "request": self.rng.choice(self.requests[-50:])[0]})
+
+    def _fulfil(self, who: MemberIdentity) -> None:
+        if self.requests:
+            request, author = self.requests.pop(0)
+            self.emit(author, "aid.fulfil", {"request": request})
+
+    def _withdraw(self, who: MemberIdentity) -> None:
+        if self.pledges:
+            pledge, author = self.pledges.pop(0)
+            self.emit(author, "aid.withdraw", {"item": pledge})
+
+    def _propose(self, who: MemberIdentity) -> None:
+        kind = self.rng.choice(["spend", "spend", "general"])
+        details: dict[str, object] = {}
+        if kind == "spend":
+            details = {"amount": 1500, "currency": "EUR", "recipient": "Landlord", "purpose": "rent gap"}
+        body = {"kind": kind, "title": "Help with rent", "text": "", "details": details}
+        self.proposals = [*self.proposals[-2:], self.emit(who, "proposal.create", body)]
+
+    def _vote(self, who: MemberIdentity) -> None:
+        if self.proposals:
+            choice = self.rng.choice(["approve", "approve", "approve", "object", "abstain"])
+            body = {"proposal": self.rng.choice(self.proposals), "choice": choice, "reason": None}
+            self.emit(who, "proposal.vote", body)
+
+    def _contribute(self, who: MemberIdentity) -> None:
+        body = {"amount": self.rng.randint(500, 5000), "currency": "EUR", "note": None}
+        self.contributions.append(self.emit(who, "fund.contribute", body))
+
+    def _receipt(self, who: MemberIdentity) -> None:
+        if self.contributions:
+            self.emit(self.people[1], "fund.receipt", {"contribution": self.contributions.pop(0)})
+
+    def _disburse(self, who: MemberIdentity) -> None:
+        if self.proposals:
+            self.emit(self.people[2], "fund.disburse", {"proposal": self.rng.choice(self.proposals), "note": None})
+
+    def _event(self, who: MemberIdentity) -> None:
+        body = {"title": "Potluck", "starts": 1_800_000_000, "place_hint": "the usual place", "text": None}
+        self.events.append(self.emit(who, "event.create", body))
+
+    def _rsvp(self, who: MemberIdentity) -> None:
+        if self.events:
+            answer = self.rng.choice(["yes", "no", "maybe"])
+            self.emit(who, "event.rsvp", {"event": self.rng.choice(self.events[-5:]), "answer": answer})
+
+
+def workload() -> list[SignedOp]:
+    """The shared 100,000-op history (built on first use)."""
+    if not _WORKLOAD:
+        _WORKLOAD.extend(_Workload(seed=2024).build(OPS))
+    return _WORKLOAD
+
+
+@register("fold_ops_per_s")
+def bench_fold() -> Figures:
+    ops = workload()
+    circle = ops[0].op.circle
+    start = time.perf_counter()
+    state = fold_circle_state(circle, ops)
+    elapsed = time.perf_counter() - start
+    assert state.applied_count == len(ops)
+    return {"fold_ops_per_s": round(len(ops) / elapsed)}
+
+
+@register("late_op_ms")
+def bench_late_op() -> Figures:
+    """One op citing the op 1,001 from the end sorts about 1,000 ops before the end."""
+    ops = workload()
+    circle = ops[0].op.circle
+    replica = CircleReplica(circle)
+    replica.ingest_many(ops)
+    anchor = ops[-LATE_BY - 1]
+    member = _Workload(seed=2024).people[5]
+    body = {"text": "Sorry, I was offline: I can drive on Sunday.", "reply_to": None, "content_warning": None,
+            "urgent": False}  # fmt: skip
+    late = SignedOp.create(
+        Op(circle, member.member_id, (anchor.id,), anchor.op.lamport + 1, anchor.op.ts, "msg.post", body), member
+    )
+    start = time.perf_counter()
+    result = replica.ingest(late)
+    elapsed = time.perf_counter() - start
+    assert result.applied and result.replayed >= LATE_BY - 1, result
+    return {"late_op_ms": round(elapsed * 1000, 1)}
+
+
+_OPEN_SCRIPT = """
+import sys
+from pathlib import Path
+from sync.replica import CircleReplica
+from sync.statecache import StateCache
+path, circle = sys.argv[1], bytes.fromhex(sys.argv[2])
+key = bytes.fromhex(sys.stdin.readline().strip())
+cache = StateCache(Path(path), key)
+replica, cursor = CircleReplica.open(cache, circle)
+views = replica.views()
+print("ready", replica.state.applied_count, len(views.feed), flush=True)
+"""
+
+
+@register("state_open_s")
+def bench_state_open() -> Figures:
+    """A real process: start, import, open the cache, load the snapshot, build every view."""
+    ops = workload()
+    circle = ops[0].op.circle
+    key = bytes(range(32))
+    with tempfile.TemporaryDirectory(prefix="kith-bench-") as tmp:
+        path = Path(tmp) / "state.sqlite"
+        with StateCache(path, key) as cache:
+            replica = CircleReplica(circle, cache=cache)
+            for offset in range(0, len(ops), 5_000):
+                replica.ingest_many(ops[offset : offset + 5_000])
+            replica.save(cursor=len(ops))
+            expected = replica.state_hash()
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-c", _OPEN_SCRIPT, str(path), circle.hex()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(key.hex() + "\n")
+        child.stdin.flush()
+        line = child.stdout.readline()
+        elapsed = time.perf_counter() - start
+        child.wait(timeout=60)
+        assert line.startswith(f"ready {len(ops)} "), line
+        with StateCache(path, key) as cache:
+            reopened, _cursor = CircleReplica.open(cache, circle)
+            assert reopened.state_hash() == expected, "the reopened state differs from the saved one"
+        build_views(reopened.state)
+    return {"state_open_s": round(elapsed, 3)}
