@@ -1,0 +1,105 @@
+"""Which envelopes a node lets in: the checks every untrusted envelope passes, in order.
+
+1. size and structure (`Envelope.decode`, no keys needed);
+2. the topic is one this node serves;
+3. the timestamp is not absurdly far in the future (clock skew of hours is fine);
+4. the relay authenticator verifies under a relay key we know for (topic, epoch).
+
+Members know relay keys because they derive them from their epoch keys; relays get them in
+relay tokens. An envelope whose epoch is unknown but whose topic we serve may be from a
+key rotation we have not caught up with: members hold it in a bounded quarantine, relays
+refuse it. Everything refused is counted by reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from enum import Enum
+
+from identity.errors import BadSignature, RemoteProtocolError
+from sync.envelope import Envelope
+
+MAX_FUTURE_SKEW_S = 7 * 24 * 3600
+
+
+class Verdict(Enum):
+    ACCEPT = "accept"
+    UNKNOWN_EPOCH = "unknown-epoch"
+    REJECT = "reject"
+
+
+@dataclass
+class Gate:
+    relay_keys: dict[bytes, dict[bytes, bytes]] = field(default_factory=dict)
+    """topic -> epoch id -> relay key."""
+    refused: Counter[str] = field(default_factory=Counter)
+
+    def serves(self, topic: bytes) -> bool:
+        return topic in self.relay_keys
+
+    def add_key(self, topic: bytes, epoch: bytes, relay_key: bytes) -> None:
+        self.relay_keys.setdefault(topic, {})[epoch] = relay_key
+
+    def remove_topic(self, topic: bytes) -> None:
+        self.relay_keys.pop(topic, None)
+
+    def parse(self, data: bytes) -> Envelope | None:
+        try:
+            return Envelope.decode(data)
+        except RemoteProtocolError as exc:
+            self.refused[f"malformed: {type(exc).__name__}"] += 1
+            return None
+
+    def check(self, envelope: Envelope, *, now: float, topic: bytes | None = None) -> Verdict:
+        keys = self.relay_keys.get(envelope.topic)
+        if keys is None or (topic is not None and envelope.topic != topic):
+            self.refused["topic not served"] += 1
+            return Verdict.REJECT
+        if envelope.ts > now + MAX_FUTURE_SKEW_S:
+            self.refused["timestamp in the far future"] += 1
+            return Verdict.REJECT
+        key = keys.get(envelope.epoch)
+        if key is None:
+            return Verdict.UNKNOWN_EPOCH
+        try:
+            envelope.check_mac(key)
+        except BadSignature:
+            self.refused["bad authenticator"] += 1
+            return Verdict.REJECT
+        return Verdict.ACCEPT
+
+
+class Quarantine:
+    """Envelopes of a served topic whose epoch we cannot check yet; bounded, oldest evicted."""
+
+    def __init__(self, max_items: int = 10_000, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[bytes, Envelope] = OrderedDict()
+        self._bytes = 0
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, envelope_id: bytes) -> bool:
+        return envelope_id in self._items
+
+    def add(self, envelope: Envelope) -> None:
+        if envelope.id in self._items:
+            return
+        self._items[envelope.id] = envelope
+        self._bytes += len(envelope.data)
+        while len(self._items) > self.max_items or self._bytes > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= len(old.data)
+            self.evicted += 1
+
+    def release(self, topic: bytes, epoch: bytes) -> list[Envelope]:
+        """Take out every held envelope of (topic, epoch), now that its key is known."""
+        matching = [e for e in self._items.values() if e.topic == topic and e.epoch == epoch]
+        for envelope in matching:
+            del self._items[envelope.id]
+            self._bytes -= len(envelope.data)
+        return matching

@@ -1,0 +1,203 @@
+"""Gossip: the fast, lossy path. One gossipsub topic per circle; messages are envelope batches.
+
+Gossip is only an accelerator. py-libp2p's queues drop under bursts and peers come and
+go, so nothing depends on a gossip message arriving: reconciliation (syncproto.py)
+guarantees completeness. What gossip must never do is let garbage in: every message is
+checked by `Gate` in the validator before libp2p forwards it, and a message with one bad
+envelope is refused whole (the forwarder is counted).
+
+Batching matters: each gossip message costs ~1 ms of CPU per node in py-libp2p, so the
+publisher gathers what is queued (up to `MAX_BATCH_ENVELOPES` or `MAX_BATCH_BYTES`, for at
+most `BATCH_WINDOW_S`) into one message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from identity import codec
+from identity.errors import RemoteProtocolError
+from p2pnet.gate import Gate, Verdict
+from p2pnet.netstack import NetStack
+from p2pnet.ratelimit import KeyedLimiter
+from sync.envelope import Envelope
+from sync.limits import MAX_ENVELOPE_BYTES
+
+log = logging.getLogger("kith.gossip")
+
+TOPIC_PREFIX = "kith/1/"
+MAX_BATCH_ENVELOPES = 64
+MAX_BATCH_BYTES = 256 * 1024
+BATCH_WINDOW_S = 0.002
+PUBLISH_QUEUE = 10_000
+BACKLOG_HIGH_WATER = 256
+"""Pause publishing while some peer's outbound queue is this long (it holds 1024)."""
+
+OnEnvelopes = Callable[[bytes, list[Envelope], str], Awaitable[None]]
+
+
+def topic_name(topic: bytes) -> str:
+    return TOPIC_PREFIX + topic.hex()
+
+
+def encode_batch(envelopes: list[bytes]) -> bytes:
+    return codec.encode(envelopes)
+
+
+def decode_batch(data: bytes) -> list[bytes]:
+    raw = codec.decode(data, max_size=MAX_BATCH_BYTES + MAX_ENVELOPE_BYTES + 64, what="gossip batch")
+    if type(raw) is not list or not 1 <= len(raw) <= MAX_BATCH_ENVELOPES:
+        raise RemoteProtocolError("gossip batch must be a list of 1 to 64 envelopes")
+    if not all(type(item) is bytes for item in raw):
+        raise RemoteProtocolError("gossip batch items must be byte strings")
+    return raw
+
+
+@dataclass
+class GossipStats:
+    published_messages: int = 0
+    published_envelopes: int = 0
+    received_messages: int = 0
+    received_envelopes: int = 0
+    rejected_messages: Counter[str] = field(default_factory=Counter)
+    dropped_publishes: int = 0
+
+
+class GossipService:
+    def __init__(
+        self,
+        net: NetStack,
+        gate: Gate,
+        on_envelopes: OnEnvelopes,
+        *,
+        peer_limiter: KeyedLimiter | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.net = net
+        self.gate = gate
+        self.on_envelopes = on_envelopes
+        self.peer_limiter = peer_limiter
+        self.clock = clock
+        self.stats = GossipStats()
+        self._checked: OrderedDict[bytes, list[Envelope]] = OrderedDict()
+        self._send, self._receive = trio.open_memory_channel[tuple[bytes, bytes]](PUBLISH_QUEUE)
+        self._loops: dict[bytes, trio.CancelScope] = {}
+
+    # --- receiving ----------------------------------------------------------------
+
+    def _validate(self, topic: bytes, forwarder: str, data: bytes) -> bool:
+        if self.peer_limiter is not None and not self.peer_limiter.allow(forwarder, self.clock()):
+            self.stats.rejected_messages["peer over rate limit"] += 1
+            return False
+        try:
+            items = decode_batch(data)
+        except RemoteProtocolError:
+            self.stats.rejected_messages["malformed batch"] += 1
+            return False
+        envelopes = []
+        now = self.clock()
+        for item in items:
+            envelope = self.gate.parse(item)
+            if envelope is None or self.gate.check(envelope, now=now, topic=topic) is Verdict.REJECT:
+                self.stats.rejected_messages["bad envelope"] += 1
+                return False
+            envelopes.append(envelope)
+        self._checked[hashlib.sha256(data).digest()] = envelopes
+        while len(self._checked) > 4096:
+            self._checked.popitem(last=False)
+        return True
+
+    async def join(self, topic: bytes, nursery: trio.Nursery) -> None:
+        """Subscribe to a circle's topic and start delivering its envelopes."""
+        if topic in self._loops:
+            return
+        name = topic_name(topic)
+        self.net.set_topic_validator(name, lambda forwarder, data: self._validate(topic, forwarder, data))
+        await self.net.subscribe(name)
+        scope = trio.CancelScope()
+        self._loops[topic] = scope
+        nursery.start_soon(self._receive_loop, topic, name, scope)
+
+    async def leave(self, topic: bytes) -> None:
+        scope = self._loops.pop(topic, None)
+        if scope is not None:
+            scope.cancel()
+            await self.net.unsubscribe(topic_name(topic))
+
+    async def _receive_loop(self, topic: bytes, name: str, scope: trio.CancelScope) -> None:
+        with scope:
+            while True:
+                origin, data = await self.net.next_message(name)
+                if origin == self.net.peer_id:
+                    continue  # our own publish, echoed back by the subscription
+                envelopes = self._checked.pop(hashlib.sha256(data).digest(), None)
+                if envelopes is None:  # validated long ago and evicted: check again
+                    if not self._validate(topic, origin, data):
+                        continue
+                    envelopes = self._checked.pop(hashlib.sha256(data).digest())
+                self.stats.received_messages += 1
+                self.stats.received_envelopes += len(envelopes)
+                await self.on_envelopes(topic, envelopes, origin)
+
+    # --- publishing ---------------------------------------------------------------
+
+    def publish_nowait(self, envelope: Envelope) -> None:
+        """Queue an envelope for gossip; if the queue is full it is dropped (and counted):
+        reconciliation will deliver it instead."""
+        try:
+            self._send.send_nowait((envelope.topic, envelope.data))
+        except trio.WouldBlock:
+            self.stats.dropped_publishes += 1
+
+    async def run_publisher(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        pending: dict[bytes, list[bytes]] = {}
+        while True:
+            topic, data = await self._receive.receive()
+            pending.setdefault(topic, []).append(data)
+            with trio.move_on_after(BATCH_WINDOW_S):
+                while sum(len(v) for v in pending.values()) < MAX_BATCH_ENVELOPES:
+                    topic, data = await self._receive.receive()
+                    pending.setdefault(topic, []).append(data)
+            while True:  # drain whatever else is already queued, without waiting
+                try:
+                    topic, data = self._receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                pending.setdefault(topic, []).append(data)
+            for topic, items in pending.items():
+                await self._publish_batches(topic, items)
+            pending.clear()
+
+    async def _publish_batches(self, topic: bytes, items: list[bytes]) -> None:
+        batch: list[bytes] = []
+        size = 0
+        for data in items:
+            if batch and (len(batch) >= MAX_BATCH_ENVELOPES or size + len(data) > MAX_BATCH_BYTES):
+                await self._publish_one(topic, batch)
+                batch, size = [], 0
+            batch.append(data)
+            size += len(data)
+        if batch:
+            await self._publish_one(topic, batch)
+
+    async def _publish_one(self, topic: bytes, batch: list[bytes]) -> None:
+        # Back-pressure: a peer whose queue is long would drop what we add; wait a little.
+        with trio.move_on_after(0.5):
+            while self.net.outbound_backlog() >= BACKLOG_HIGH_WATER:
+                await trio.sleep(0.001)
+        try:
+            await self.net.publish(topic_name(topic), encode_batch(batch))
+        except Exception as exc:  # noqa: BLE001 - libp2p publish failures must not stop the node
+            log.warning("gossip publish failed: %r", exc)
+            self.stats.dropped_publishes += len(batch)
+            return
+        self.stats.published_messages += 1
+        self.stats.published_envelopes += len(batch)

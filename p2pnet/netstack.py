@@ -1,0 +1,325 @@
+"""The one place kith touches py-libp2p's construction API, with every setting deliberate.
+
+py-libp2p 0.8.1 has sharp edges (see the research notes in docs/NETWORK.md); each
+non-default setting below says why it is there. Nothing outside p2pnet/ sees a libp2p
+type: the rest of the node talks to `NetStack` in terms of bytes and peer-id strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import libp2p  # noqa: F401  (importing resets the "libp2p" logger; reclaim_logging() undoes it)
+import libp2p.pubsub.pubsub as _pubsub_module
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import INotifee
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig, RetryConfig
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID as MESHSUB_V10
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as MESHSUB_V11
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.rpc_queue import RpcQueue
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.tools.anyio_service import background_trio_service
+from libp2p.transport.tcp.tcp import TCP
+
+from identity.errors import KithError, UsageError
+from identity.keys import NetworkKey
+
+log = logging.getLogger("kith.net")
+
+GOSSIP_MAX_MESSAGE_BYTES = 1024 * 1024
+"""py-libp2p's default RPC size cap (1 MiB); our gossip batches stay well below it."""
+
+PEER_QUEUE_SIZE = 1024
+"""Per-peer outbound RPC queue (default 32, which drops silently under any burst)."""
+
+SUBSCRIPTION_QUEUE_SIZE = 1024
+"""Per-subscription delivery channel (default 32, also drops silently)."""
+
+
+class NetError(KithError):
+    """A network operation failed (peer unreachable, stream broken, timed out)."""
+
+
+def reclaim_logging(level: int = logging.WARNING) -> None:
+    """Undo what ``import libp2p`` does to logging, so its records go through ours."""
+    logger = logging.getLogger("libp2p")
+    logger.handlers.clear()
+    logger.propagate = True
+    logger.setLevel(level)
+
+
+def _raise_queue_sizes() -> None:
+    # Both sizes are process-wide: the subscription size is a module constant read at
+    # subscribe() time; the outbound queue size is a constructor default bound at import,
+    # so only rewriting __defaults__ changes it. Gossip stays lossy under overload anyway
+    # (reconciliation repairs it); this just stops it losing the ordinary bursts.
+    _pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_QUEUE_SIZE
+    defaults = list(RpcQueue.__init__.__defaults__ or ())
+    if defaults and defaults[0] < PEER_QUEUE_SIZE:
+        defaults[0] = PEER_QUEUE_SIZE
+        RpcQueue.__init__.__defaults__ = tuple(defaults)
+
+
+def parse_peer_address(text: str) -> tuple[str, list[str]]:
+    """(peer id, [transport addrs]) from ``/ip4/…/tcp/…/p2p/<id>``; `UsageError` if malformed."""
+    try:
+        info = info_from_p2p_addr(multiaddr.Multiaddr(text))
+    except Exception as exc:  # noqa: BLE001 - multiaddr raises assorted types for bad text
+        raise UsageError(f"not a peer address (expected /ip4/HOST/tcp/PORT/p2p/PEERID): {text}") from exc
+    return info.peer_id.to_base58(), [str(a) for a in info.addrs]
+
+
+class _ConnectionEvents(INotifee):
+    """Forwards connects and disconnects to the node without ever blocking libp2p."""
+
+    def __init__(self, send: trio.MemorySendChannel[tuple[str, str]]) -> None:
+        self._send = send
+        self.dropped = 0
+
+    def _emit(self, kind: str, conn: Any) -> None:
+        try:
+            self._send.send_nowait((kind, conn.muxed_conn.peer_id.to_base58()))
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError, AttributeError):
+            self.dropped += 1
+
+    async def connected(self, network: Any, conn: Any) -> None:
+        self._emit("connected", conn)
+
+    async def disconnected(self, network: Any, conn: Any) -> None:
+        self._emit("disconnected", conn)
+
+    async def opened_stream(self, network: Any, stream: Any) -> None:
+        return None
+
+    async def closed_stream(self, network: Any, stream: Any) -> None:
+        return None
+
+    async def listen(self, network: Any, multiaddr: Any) -> None:
+        return None
+
+    async def listen_close(self, network: Any, multiaddr: Any) -> None:
+        return None
+
+
+StreamHandler = Callable[[Any, str], Awaitable[None]]
+
+
+@dataclass
+class NetStack:
+    """A running libp2p host with gossipsub, seen only through kith-shaped methods."""
+
+    host: Any
+    router: Any
+    pubsub: Any
+    events: trio.MemoryReceiveChannel[tuple[str, str]]
+    notifee: _ConnectionEvents
+    handler_errors: int = 0
+    _subscriptions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def peer_id(self) -> str:
+        return self.host.get_id().to_base58()
+
+    def listen_addresses(self) -> list[str]:
+        """Full dialable addresses, with the /p2p/<peer id> suffix."""
+        return [str(a) for a in self.host.get_addrs()]
+
+    def connected_peers(self) -> list[str]:
+        return sorted(p.to_base58() for p in self.host.get_connected_peers())
+
+    async def connect(self, address: str, *, timeout: float = 10.0) -> str:
+        """Dial a full peer address; returns the peer id. Raises `NetError`."""
+        peer, addrs = parse_peer_address(address)
+        info = info_from_p2p_addr(multiaddr.Multiaddr(address))
+        network = self.host.get_network()
+        # A failed dial puts the peer in a 60 s negative cache that would refuse our
+        # next explicit attempt outright; our own retry schedule decides instead.
+        network._negative_peer_cache.evict(str(info.peer_id))
+        try:
+            with trio.fail_after(timeout):
+                await self.host.connect(info)
+        except trio.TooSlowError:
+            raise NetError(f"timed out connecting to {address}") from None
+        except Exception as exc:  # noqa: BLE001 - libp2p raises many unrelated types on dial failure
+            raise NetError(f"cannot connect to {address}: {exc}") from exc
+        # connect() stores the address with a 120 s TTL, after which the peerstore forgets
+        # it; keep it (TTL 0 = permanent) so reconnecting later still knows where to dial.
+        self.host.get_peerstore().add_addrs(info.peer_id, info.addrs, 0)
+        return peer
+
+    async def disconnect(self, peer: str) -> None:
+        try:
+            await self.host.disconnect(ID.from_base58(peer))
+        except Exception as exc:  # noqa: BLE001
+            log.debug("disconnect %s failed: %s", peer[:12], exc)
+
+    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
+        """Register ``handler(stream, peer_id)``. Nothing it raises can reach libp2p,
+        because an exception escaping a stream handler shuts the whole host down."""
+
+        async def guarded(stream: Any) -> None:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            try:
+                await handler(stream, peer)
+            except Exception as exc:  # noqa: BLE001 - the boundary that keeps the host alive
+                self.handler_errors += 1
+                log.warning("stream handler %s failed for peer %s: %r", protocol, peer[:12], exc)
+                try:
+                    await stream.reset()
+                except Exception:  # noqa: BLE001
+                    pass
+
+        self.host.set_stream_handler(TProtocol(protocol), guarded)
+
+    async def open_stream(self, peer: str, protocol: str, *, timeout: float = 10.0) -> Any:
+        try:
+            with trio.fail_after(timeout):
+                return await self.host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
+        except trio.TooSlowError:
+            raise NetError(f"timed out opening {protocol} to {peer[:12]}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise NetError(f"cannot open {protocol} to {peer[:12]}: {exc}") from exc
+
+    # --- gossip -------------------------------------------------------------------
+
+    def set_topic_validator(self, topic: str, validate: Callable[[str, bytes], bool]) -> None:
+        """``validate(forwarder peer id, data)``; it must not raise, and is wrapped so it cannot."""
+
+        def guarded(forwarder: Any, message: Any) -> bool:
+            try:
+                return bool(validate(forwarder.to_base58(), bytes(message.data)))
+            except Exception as exc:  # noqa: BLE001 - a raising sync validator kills pubsub
+                log.warning("gossip validator failed: %r", exc)
+                return False
+
+        self.pubsub.set_topic_validator(topic, guarded, False)
+
+    async def subscribe(self, topic: str) -> Any:
+        if topic not in self._subscriptions:
+            self._subscriptions[topic] = await self.pubsub.subscribe(topic)
+        return self._subscriptions[topic]
+
+    async def unsubscribe(self, topic: str) -> None:
+        if self._subscriptions.pop(topic, None) is not None:
+            await self.pubsub.unsubscribe(topic)
+
+    async def next_message(self, topic: str) -> tuple[str, bytes]:
+        """(forwarder-agnostic) origin peer id and data of the next gossip message."""
+        message = await self._subscriptions[topic].get()
+        origin = ID(message.from_id).to_base58() if message.from_id else ""
+        return origin, bytes(message.data)
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        await self.pubsub.publish(topic, data)
+        # publish() has no checkpoint; a loop of publishes would starve the per-peer
+        # sender tasks and overflow their queues. Yield once per message.
+        await trio.sleep(0)
+
+    def outbound_backlog(self) -> int:
+        """The longest per-peer outbound gossip queue (for back-pressure)."""
+        queues = getattr(self.pubsub, "peer_queues", {}) or {}
+        longest = 0
+        for queue in queues.values():
+            try:
+                longest = max(longest, len(queue))
+            except TypeError:
+                continue
+        return longest
+
+    def mesh_peers(self, topic: str) -> list[str]:
+        mesh = getattr(self.router, "mesh", {}) or {}
+        return sorted(p.to_base58() for p in mesh.get(topic, ()))
+
+
+@asynccontextmanager
+async def open_netstack(network_key: NetworkKey, listen: list[str]) -> AsyncIterator[NetStack]:
+    """Start a host (TCP, Noise, Yamux/Mplex) with gossipsub, listening on ``listen``."""
+    _raise_queue_sizes()
+    key_pair = create_new_key_pair(network_key.seed)
+    host = new_host(
+        key_pair=key_pair,
+        # Noise only: the default also offers TLS, SECIO and *plaintext*. Noise is what
+        # js-libp2p and go-libp2p peers speak.
+        sec_opt={NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)},
+        # Yamux first, Mplex as a fallback for older peers; both are standard.
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux, TProtocol(MPLEX_PROTOCOL_ID): Mplex},
+        transports=[TCP()],
+        # One connection per peer. With the default (3) every successful dial waits out a
+        # 250 ms happy-eyeballs timer; with 1 a loopback connect takes ~5 ms.
+        connection_config=ConnectionConfig(max_connections_per_peer=1),
+    )
+    # The default retries a dead address for ~0.7 s inside one connect(); the node has
+    # its own reconnect schedule, so fail fast and let it decide.
+    host.get_network().retry_config = RetryConfig(max_retries=1, initial_delay=0.05)
+
+    # The swarm's AutoConnector re-dials every peer it ever saw, every 10 s: the node
+    # decides whom to talk to (bootstrap, relays, circle peers), so turn it off.
+    async def _no_auto_connect() -> None:
+        return None
+
+    host.get_network().auto_connector.maybe_connect = _no_auto_connect
+
+    router = GossipSub(
+        # meshsub 1.1 (and 1.0 for old peers): 1.2's IDONTWANT doubles CPU per message here.
+        protocols=[MESHSUB_V11, MESHSUB_V10],
+        degree=6,
+        degree_low=4,
+        degree_high=12,
+        heartbeat_initial_delay=0.1,
+        # Default 120 s leaves meshes empty for minutes after a (re)connect; 1 s heals fast.
+        heartbeat_interval=1,
+        # Default spam protection allows 10 messages/s per forwarder and topic and silently
+        # drops the rest, our own publishes included. Every envelope is validated by our
+        # own validator, and peers are rate-limited by the node, so it is off.
+        spam_protection_enabled=False,
+        # Adaptive gossip rewrites the 1 s heartbeat to 30-60 s after ~30 s.
+        adaptive_gossip_enabled=False,
+        # Eclipse protection wants peers from >= 3 distinct IPs; loopback meshes and small
+        # circles on one LAN would be starved of mesh peers.
+        eclipse_protection_enabled=False,
+    )
+    pubsub = Pubsub(
+        host,
+        router,
+        # Sign and verify every gossip message with the network key (the default; stated).
+        strict_signing=True,
+        # Content-addressed ids: the same batch re-published is recognised as seen.
+        msg_id_constructor=lambda message: hashlib.sha256(message.data).digest(),
+    )
+    send, receive = trio.open_memory_channel[tuple[str, str]](1024)
+    notifee = _ConnectionEvents(send)
+    host.get_network().register_notifee(notifee)
+    addresses = [multiaddr.Multiaddr(a) for a in listen]
+    async with host.run(listen_addrs=addresses):
+        try:
+            # The pubsub services must run before any connection is made: a constructed but
+            # stopped Pubsub makes connect() hang uncancellably.
+            async with background_trio_service(pubsub), background_trio_service(router):
+                await pubsub.wait_until_ready()
+                reclaim_logging()
+                yield NetStack(host, router, pubsub, receive, notifee)
+        finally:
+            with trio.CancelScope(shield=True):
+                # Leaving run() alone does not close the TCP listener.
+                try:
+                    await host.close()
+                except Exception as exc:  # noqa: BLE001
+                    log.debug("host close: %r", exc)
