@@ -258,9 +258,8 @@ class CircleState:
             key = (signed.op.lamport, signed.id)
             if not inserted and new_key <= key:
                 inserted = True
-                if new_key == key:
-                    continue  # already applied once: the op was a duplicate after all
-                self._apply(new)
+                if new_key != key:  # equal: the history already holds the new op
+                    self._apply(new)
             self._apply(signed)
             count += 1
             if len(self._keys) > 2 * self.undo_window:

@@ -88,7 +88,7 @@ def encode_state(state: CircleState) -> bytes:
 
 
 def _tuple(value: Any) -> tuple[Any, ...]:
-    if type(value) is not list and type(value) is not tuple:
+    if not isinstance(value, list | tuple):
         raise Malformed("state snapshot has a malformed list")
     return tuple(value)
 
