@@ -183,7 +183,10 @@ class EnvelopeStore:
 
     def iter_topic(self, topic: bytes, batch: int = 2000) -> Iterator[bytes]:
         """Every envelope of a topic in arrival order, in bounded batches."""
-        seq = 0
+        return self.iter_since(0, topic=topic, batch=batch)
+
+    def iter_since(self, seq: int, *, topic: bytes | None = None, batch: int = 2000) -> Iterator[bytes]:
+        """Envelopes stored after ``seq`` (optionally of one topic), in arrival order."""
         while True:
             rows = self.since(seq, batch, topic)
             if not rows:
@@ -191,6 +194,13 @@ class EnvelopeStore:
             for _seq, data in rows:
                 yield data
             seq = rows[-1][0]  # type: ignore[assignment]
+
+    def max_seq(self) -> int:
+        """The highest arrival number so far (0 when empty): a cursor for "processed up to here"."""
+        return self._query("SELECT COALESCE(MAX(seq), 0) FROM envelopes")[0][0]  # type: ignore[return-value]
+
+    def bytes_in_topic(self, topic: bytes) -> int:
+        return self._query("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM envelopes WHERE topic = ?", (topic,))[0][0]  # type: ignore[return-value]
 
     def integrity_ok(self) -> bool:
         return self._query("PRAGMA integrity_check")[0][0] == "ok"

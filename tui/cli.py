@@ -32,7 +32,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import bench_cmd, identity_cmds
+    from tui.commands import bench_cmd, circle_cmds, identity_cmds, node_cmds
 
     parser = argparse.ArgumentParser(
         prog="kith",
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_global_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     identity_cmds.register(sub)
+    node_cmds.register(sub)
+    circle_cmds.register(sub)
     bench_cmd.register(sub)
     for subparser in _all_subparsers(sub):
         # Global options work after the subcommand too (`kith bench --json`).

@@ -1,0 +1,425 @@
+"""The control API's methods: one per user action and query (docs/API.md).
+
+Actions map a JSON request onto an op body: each parameter has a declared type, ids travel
+as hex strings, optional parameters default to null. The node authors the op with the
+member's key, folds it, stores it and gossips it; the reply names the new op's id. Queries
+return the circle views as JSON (bytes as hex). Requests are untrusted input like any
+other: every parameter is type-checked here, and the op body again by the fold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from identity.errors import Malformed, UsageError
+from identity.keyring import RelayTopic
+from p2pnet.control import INVALID_PARAMS, RpcError
+from sync.envelope import relay_key
+from sync.relaytoken import RelayToken
+
+if TYPE_CHECKING:
+    from p2pnet.circles import Circle
+    from p2pnet.node import Node
+
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+# param types: "text", "text?", "bool", "int", "int?", "id" (32-byte hex), "id?", "member", "any"
+ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "post": ("msg.post", {"text": "text", "reply_to": "id?", "content_warning": "text?", "urgent": "bool"}),
+    "edit": ("msg.edit", {"target": "id", "text": "text", "content_warning": "text?"}),
+    "delete": ("msg.delete", {"target": "id"}),
+    "react": ("msg.react", {"target": "id", "emoji": "text", "on": "bool=true"}),
+    "checkin": ("checkin", {"status": "text", "note": "text?"}),
+    "profile": ("profile.set", {"display_name": "text", "pronouns": "text?", "skills": "texts"}),
+    "pledge": (
+        "aid.pledge",
+        {"category": "text", "description": "text", "amount": "int?", "unit": "text?", "expires": "int?"},
+    ),
+    "request": (
+        "aid.request",
+        {"category": "text", "description": "text", "amount": "int?", "unit": "text?", "expires": "int?"},
+    ),
+    "match": ("aid.match", {"pledge": "id", "request": "id"}),
+    "fulfil": ("aid.fulfil", {"request": "id"}),
+    "withdraw": ("aid.withdraw", {"item": "id"}),
+    "vote": ("proposal.vote", {"proposal": "id", "choice": "text", "reason": "text?"}),
+    "proposal.withdraw": ("proposal.withdraw", {"proposal": "id"}),
+    "contribute": ("fund.contribute", {"amount": "int", "currency": "text", "note": "text?"}),
+    "receipt": ("fund.receipt", {"contribution": "id"}),
+    "disburse": ("fund.disburse", {"proposal": "id", "note": "text?"}),
+    "event.create": ("event.create", {"title": "text", "starts": "int", "place_hint": "text?", "text": "text?"}),
+    "rsvp": ("event.rsvp", {"event": "id", "answer": "text"}),
+    "member.add": ("member.add", {"member": "member", "vouch": "text?"}),
+    "member.remove": ("member.remove", {"member": "member", "reason": "text?"}),
+    "role.grant": ("role.grant", {"member": "member", "role": "text"}),
+    "role.revoke": ("role.revoke", {"member": "member", "role": "text"}),
+}
+
+
+def _bad(message: str) -> RpcError:
+    return RpcError(INVALID_PARAMS, message)
+
+
+def convert_param(name: str, spec: str, params: dict[str, Any]) -> Any:
+    base, _, default = spec.partition("=")
+    optional = base.endswith("?")
+    base = base.rstrip("?")
+    if name not in params or params[name] is None:
+        if default:
+            return default == "true"
+        if optional:
+            return None
+        if base == "bool":
+            return False
+        if base == "texts":
+            return []
+        raise _bad(f"missing parameter {name!r}")
+    value = params[name]
+    if base == "text":
+        if not isinstance(value, str):
+            raise _bad(f"{name} must be text")
+        return value
+    if base == "texts":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _bad(f"{name} must be a list of text")
+        return value
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise _bad(f"{name} must be true or false")
+        return value
+    if base == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _bad(f"{name} must be a whole number")
+        return value
+    if base in ("id", "member"):
+        if not isinstance(value, str):
+            raise _bad(f"{name} must be a hex id")
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raise _bad(f"{name} is not valid hex") from None
+        if len(raw) != 32:
+            raise _bad(f"{name} must be 32 bytes (64 hex digits)")
+        return raw
+    if base == "any":
+        return value
+    raise AssertionError(f"unknown param type {spec}")
+
+
+def to_json(value: Any) -> Any:
+    """Views (dataclasses, named tuples, bytes) as JSON-ready values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: to_json(v) for k, v in value._asdict().items()}
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {(k.hex() if isinstance(k, bytes) else str(k)): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_json(v) for v in value]
+    return value
+
+
+def build_methods(node: Node) -> dict[str, Handler]:
+    methods: dict[str, Handler] = {}
+
+    def method(name: str) -> Callable[[Handler], Handler]:
+        def register(func: Handler) -> Handler:
+            methods[name] = func
+            return func
+
+        return register
+
+    def member_circles():  # type: ignore[no-untyped-def]
+        if node.circles is None:
+            raise UsageError("this node is a relay: it has no circles")
+        return node.circles
+
+    def circle_of(params: dict[str, Any]) -> Circle:
+        ref = params.get("circle")
+        if not isinstance(ref, str) or not ref:
+            raise _bad("missing parameter 'circle' (a circle id or name)")
+        return member_circles().get(ref)
+
+    # --- node-wide ------------------------------------------------------------------
+
+    @method("status")
+    async def status(params: dict[str, Any]) -> Any:
+        assert node.net is not None
+        peers = []
+        for state in node.peers.values():
+            last = state.last_sync
+            peers.append(
+                {
+                    "peer": state.peer,
+                    "connected_at": state.connected_at,
+                    "last_sync": None
+                    if last is None
+                    else {
+                        "finished": last.finished,
+                        "received": last.envelopes_new,
+                        "sent": last.envelopes_sent,
+                        "rounds": last.rounds,
+                        "error": last.error,
+                    },
+                }
+            )
+        circles = []
+        if node.circles is not None:
+            for circle in node.circles.circles.values():
+                circles.append(
+                    {
+                        "id": circle.id.hex(),
+                        "name": circle.keys.label,
+                        "topic": circle.topic.hex(),
+                        "ops": circle.replica.state.applied_count,
+                        "envelopes": len(node.indexes.get(circle.topic, ())),
+                        "state_hash": circle.replica.state_hash().hex(),
+                    }
+                )
+        relay_topics = [
+            {
+                "topic": t.hex(),
+                "label": entry.label,
+                "envelopes": len(node.indexes.get(t, ())),
+                "bytes": node.topic_bytes[t],
+                "quota_bytes": entry.quota_bytes,
+            }
+            for t, entry in node.relay_topics.items()
+        ]
+        gossip = node.gossip.stats if node.gossip else None
+        return {
+            "mode": "relay" if node.is_relay else "member",
+            "peer_id": node.net.peer_id,
+            "addresses": node.net.listen_addresses(),
+            "uptime_s": round(time.time() - node.stats.started, 1),
+            "peers": sorted(peers, key=lambda p: p["peer"]),
+            "circles": circles,
+            "relay_topics": relay_topics,
+            "accepted": node.stats.accepted,
+            "refused": dict(node.gate.refused + node.stats.refused),
+            "quarantined": len(node.quarantine),
+            "syncs": node.stats.syncs,
+            "sync_errors": node.stats.sync_errors,
+            "gossip": None
+            if gossip is None
+            else {
+                "published": gossip.published_envelopes,
+                "received": gossip.received_envelopes,
+                "rejected_messages": dict(gossip.rejected_messages),
+                "dropped_publishes": gossip.dropped_publishes,
+            },
+        }
+
+    @method("stop")
+    async def stop(params: dict[str, Any]) -> Any:
+        node.stop()
+        return {"stopping": True}
+
+    @method("connect")
+    async def connect(params: dict[str, Any]) -> Any:
+        address = convert_param("address", "text", params)
+        peer = await node.connect(address)
+        return {"peer": peer}
+
+    @method("sync")
+    async def sync(params: dict[str, Any]) -> Any:
+        peers = [params["peer"]] if isinstance(params.get("peer"), str) else list(node.peers)
+        results = []
+        for peer in peers:
+            stats = await node.sync_now(peer)
+            results.append(
+                {"peer": peer, "received": stats.envelopes_new, "sent": stats.envelopes_sent, "error": stats.error}
+            )
+        return {"synced": results}
+
+    # --- member: circles and queries ------------------------------------------------
+
+    @method("whoami")
+    async def whoami(params: dict[str, Any]) -> Any:
+        identity = member_circles().identity
+        card = identity.card()
+        return {"name": card.name, "member_id": card.member_id.hex(), "fingerprint": card.fingerprint}
+
+    @method("circles")
+    async def circles(params: dict[str, Any]) -> Any:
+        listing = []
+        for circle in member_circles().circles.values():
+            state = circle.replica.state
+            info = state.info.get("circle")
+            listing.append(
+                {
+                    "id": circle.id.hex(),
+                    "name": info.name if info else circle.keys.label,
+                    "members": len(state.members),
+                    "ops": state.applied_count,
+                    "urgent": sum(1 for m in state.messages.values() if m.urgent and not m.deleted),
+                    "am_member": member_circles().identity.member_id in state.members,
+                }
+            )
+        return sorted(listing, key=lambda c: c["name"].lower())
+
+    @method("circle.create")
+    async def circle_create(params: dict[str, Any]) -> Any:
+        name = convert_param("name", "text", params)
+        description = convert_param("description", "text?", params) or ""
+        try:
+            circle, envelope = member_circles().create_circle(name, description)
+        except Malformed as exc:
+            raise UsageError(f"cannot create the circle: {exc}") from exc
+        for epoch, key in circle.keys.epochs.items():
+            node.gate.add_key(circle.topic, epoch, relay_key(key))
+        await node.serve_topic(circle.topic)
+        await node.publish(envelope)
+        return {"id": circle.id.hex(), "name": name, "topic": circle.topic.hex()}
+
+    @method("views")
+    async def views(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        limit = params.get("feed_limit", 50)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 10_000:
+            raise _bad("feed_limit must be 1..10000")
+        built = circle.replica.views(now=int(node.clock()), feed_limit=limit)
+        wanted = params.get("only")
+        result = to_json(built)
+        result["id"] = circle.id.hex()
+        result["me"] = member_circles().identity.member_id.hex()
+        if isinstance(wanted, list):
+            result = {k: v for k, v in result.items() if k in wanted or k in ("id", "me", "name")}
+        return result
+
+    @method("state_hash")
+    async def state_hash(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        return {"state_hash": circle.replica.state_hash().hex(), "ops": circle.replica.state.applied_count}
+
+    @method("circle.relay_token")
+    async def circle_relay_token(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        label = convert_param("label", "text?", params) or f"circle {circle.topic.hex()[:8]}"
+        quota = params.get("quota_bytes")
+        token = RelayToken(
+            circle.topic,
+            label,
+            {epoch: relay_key(key) for epoch, key in circle.keys.epochs.items()},
+            **({"quota_bytes": quota} if isinstance(quota, int) and not isinstance(quota, bool) else {}),
+        )
+        return {"token": token.encode(), "topic": circle.topic.hex()}
+
+    # --- member: actions ------------------------------------------------------------
+
+    def make_action(kind: str, spec: dict[str, str]) -> Handler:
+        async def action(params: dict[str, Any]) -> Any:
+            circle = circle_of(params)
+            resolved = resolve_ids(circle, spec, params)
+            body = {name: convert_param(name, type_spec, resolved) for name, type_spec in spec.items()}
+            return await author(circle, kind, body)
+
+        return action
+
+    async def author(circle: Circle, kind: str, body: dict[str, Any]) -> Any:
+        envelope, result = member_circles().author(circle, kind, body)
+        await node.publish(envelope)
+        op = result.applied[0] if result.applied else None
+        rejected = dict(result.rejected)
+        reason = rejected.get(op.id) if op is not None else None
+        node.emit("ops", {"circle": circle.id.hex(), "ops": [{"id": op.id.hex(), "kind": kind}] if op else []})
+        return {"id": op.id.hex() if op else None, "rejected": reason}
+
+    for name, (kind, spec) in ACTIONS.items():
+        methods[name] = make_action(kind, spec)
+
+    @method("propose")
+    async def propose(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        kind = convert_param("kind", "text", params)
+        title = convert_param("title", "text", params)
+        text = convert_param("text", "text?", params) or ""
+        if kind == "spend":
+            details: Any = {
+                "amount": convert_param("amount", "int", params),
+                "currency": convert_param("currency", "text", params),
+                "recipient": convert_param("recipient", "member", params)
+                if _looks_like_id(params.get("recipient"))
+                else convert_param("recipient", "text", params),
+                "purpose": convert_param("purpose", "text", params),
+            }
+        elif kind == "remove":
+            params = resolve_ids(circle, {"member": "member"}, params)
+            details = {"member": convert_param("member", "member", params)}
+        elif kind == "charter":
+            details = convert_param("charter", "any", params)
+        elif kind == "general":
+            details = {}
+        else:
+            raise _bad("kind must be spend, charter, remove or general")
+        body = {"kind": kind, "title": title, "text": text, "details": details}
+        return await author(circle, "proposal.create", body)
+
+    # --- relay ----------------------------------------------------------------------
+
+    @method("relay.allow")
+    async def relay_allow(params: dict[str, Any]) -> Any:
+        if not node.is_relay:
+            raise UsageError("only a relay node serves topics by token; this node is a member node")
+        token = RelayToken.decode(convert_param("token", "text", params))
+        entry = allow_relay_topic(node.keystore.data.extra, token)
+        node.keystore.save()
+        node._serve_relay_topic(entry)
+        await node.serve_topic(token.topic)
+        return {"topic": token.topic.hex(), "label": token.label, "epochs": len(entry.relay_keys)}
+
+    return methods
+
+
+def allow_relay_topic(extra: dict[str, Any], token: RelayToken) -> RelayTopic:
+    """Merge a relay token into a relay keystore's topic table; returns the entry."""
+    from p2pnet.node import RELAY_TOPICS_KEY
+
+    table = extra.setdefault(RELAY_TOPICS_KEY, {})
+    existing = table.get(token.topic)
+    if existing is not None:
+        entry = RelayTopic.from_map(token.topic, existing)
+        entry.relay_keys.update(token.relay_keys)
+        entry.label = token.label
+        entry.quota_bytes = token.quota_bytes
+    else:
+        entry = RelayTopic(token.topic, token.label, dict(token.relay_keys), token.quota_bytes)
+    table[token.topic] = entry.to_map()
+    return entry
+
+
+MIN_PREFIX = 6
+
+
+def resolve_ids(circle: Circle, spec: dict[str, str], params: dict[str, Any]) -> dict[str, Any]:
+    """Let people type short id prefixes (as listings show them): expand them to full ids."""
+    state = circle.replica.state
+    resolved = dict(params)
+    for name, type_spec in spec.items():
+        base = type_spec.partition("=")[0].rstrip("?")
+        value = params.get(name)
+        if base not in ("id", "member") or not isinstance(value, str) or len(value) >= 64:
+            continue
+        prefix = value.lower()
+        if len(prefix) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
+            raise _bad(f"{name} must be an id or at least {MIN_PREFIX} hex digits of one")
+        if base == "member":
+            tables: list[Any] = [state.members]
+        else:
+            tables = [state.messages, state.checkins, state.aid, state.proposals, state.contributions, state.events]
+        matches = {key for table in tables for key in table if key.hex().startswith(prefix)}
+        if not matches:
+            raise UsageError(f"no {name} starting with {value} in this circle")
+        if len(matches) > 1:
+            raise UsageError(f"{value} matches several items; give more digits")
+        resolved[name] = matches.pop().hex()
+    return resolved
+
+
+def _looks_like_id(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)

@@ -1,0 +1,229 @@
+"""A member's circles: keys, replicas and the envelope <-> op pipeline (no networking here).
+
+For each circle the member belongs to, this holds the epoch keys (from the keystore), the
+replica (causal DAG + folded state, backed by the encrypted state cache) and the topic.
+Incoming envelopes that passed the gate and were stored are opened here: decrypted with
+the epoch key, decoded and verified as signed ops, checked to belong to the topic's
+circle, and ingested. Ops the member authors are sealed with the circle's current epoch.
+
+Crash safety: envelopes are stored before they are processed, and each replica's snapshot
+records the envelope-store seq it has processed; on start, anything stored after that
+seq is processed again (duplicates are harmless: the DAG drops them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from identity.crypto import RandomBytes, random_bytes
+from identity.errors import KithError, Malformed, RemoteProtocolError, UsageError
+from identity.keyring import CircleKeys
+from identity.keys import MemberIdentity
+from identity.keystore import Keystore
+from sync.envelope import Envelope, circle_topic, epoch_id, open_envelope, relay_key, seal
+from sync.kinds.circle import genesis_op
+from sync.ops import SignedOp
+from sync.replica import CircleReplica, IngestResult
+from sync.statecache import StateCache
+from sync.store import EnvelopeStore
+
+log = logging.getLogger("kith.circles")
+
+
+@dataclass
+class Circle:
+    keys: CircleKeys
+    replica: CircleReplica
+    topic: bytes
+    unsaved_ops: int = 0
+
+    @property
+    def id(self) -> bytes:
+        return self.keys.circle_id
+
+
+@dataclass
+class Processed:
+    """What processing a batch of envelopes did, per circle."""
+
+    applied: dict[bytes, list[SignedOp]] = field(default_factory=dict)
+    rejected: dict[bytes, list[tuple[bytes, str]]] = field(default_factory=dict)
+    missing: dict[bytes, frozenset[bytes]] = field(default_factory=dict)
+
+
+class MemberCircles:
+    def __init__(
+        self,
+        keystore: Keystore,
+        store: EnvelopeStore,
+        cache: StateCache,
+        *,
+        clock: Callable[[], float],
+        rand: RandomBytes = random_bytes,
+    ) -> None:
+        identity = keystore.data.identity
+        if identity is None:
+            raise UsageError("this home belongs to a relay and has no member identity")
+        self.identity: MemberIdentity = identity
+        self.keystore = keystore
+        self.store = store
+        self.cache = cache
+        self.clock = clock
+        self.rand = rand
+        self.circles: dict[bytes, Circle] = {}
+        self.by_topic: dict[bytes, Circle] = {}
+        self.counters: Counter[str] = Counter()
+
+    # --- opening ------------------------------------------------------------------
+
+    def open_all(self) -> None:
+        for circle_id, raw in self.keystore.data.circles.items():
+            try:
+                keys = CircleKeys.from_map(circle_id, raw)
+            except Malformed as exc:
+                log.error("skipping circle %s: its keys are unreadable (%s)", circle_id.hex()[:8], exc)
+                continue
+            self._open(keys)
+
+    def _open(self, keys: CircleKeys) -> Circle:
+        replica, cursor = CircleReplica.open(self.cache, keys.circle_id)
+        circle = Circle(keys, replica, circle_topic(keys.circle_id))
+        self.circles[keys.circle_id] = circle
+        self.by_topic[circle.topic] = circle
+        # Catch up with envelopes stored after the snapshot (e.g. before a crash).
+        for batch in _chunks(self.store.iter_since(cursor, topic=circle.topic), 1000):
+            self.process(circle.topic, [Envelope.decode(data) for data in batch])
+        return circle
+
+    def relay_keys(self) -> Iterable[tuple[bytes, bytes, bytes]]:
+        """(topic, epoch id, relay key) for every epoch key we hold."""
+        for circle in self.circles.values():
+            for epoch, key in circle.keys.epochs.items():
+                yield circle.topic, epoch, relay_key(key)
+
+    def topics(self) -> list[bytes]:
+        return list(self.by_topic)
+
+    def get(self, circle_ref: str) -> Circle:
+        """A circle by id hex (or unique prefix) or by its local label."""
+        ref = circle_ref.strip().lower()
+        matches = [c for c in self.circles.values() if c.id.hex().startswith(ref) and len(ref) >= 4]
+        if not matches:
+            matches = [c for c in self.circles.values() if c.keys.label.lower() == ref]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise UsageError(f"you are not in a circle called {circle_ref!r}; 'kith circles' lists yours")
+        raise UsageError(f"{circle_ref!r} matches several circles; use more of the circle id")
+
+    # --- creating -----------------------------------------------------------------
+
+    def create_circle(self, name: str, description: str = "") -> tuple[Circle, Envelope]:
+        now = int(self.clock())
+        signed = genesis_op(self.identity, name=name, description=description, salt=self.rand(16), ts=now)
+        genesis = SignedOp.decode(signed.data)
+        epoch_key = self.rand(32)
+        keys = CircleKeys(genesis.op.circle, name, {epoch_id(epoch_key): epoch_key}, epoch_id(epoch_key))
+        self.keystore.data.circles[keys.circle_id] = keys.to_map()
+        self.keystore.save()
+        circle = self._open(keys)
+        envelope = seal(genesis.data, topic=circle.topic, epoch_key=epoch_key, ts=now, rand=self.rand)
+        self.store.add_batch([envelope])
+        self.process(circle.topic, [envelope])
+        return circle, envelope
+
+    def join_with_keys(self, circle_id: bytes, label: str, epochs: dict[bytes, bytes], current: bytes) -> Circle:
+        """Start following a circle whose keys we were given (tests; welcomes in the keys layer)."""
+        if circle_id in self.circles:
+            circle = self.circles[circle_id]
+            for epoch, key in epochs.items():
+                circle.keys.add_epoch(epoch, key, make_current=epoch == current)
+            self.keystore.data.circles[circle_id] = circle.keys.to_map()
+            self.keystore.save()
+            return circle
+        keys = CircleKeys(circle_id, label, dict(epochs), current)
+        self.keystore.data.circles[circle_id] = keys.to_map()
+        self.keystore.save()
+        return self._open(keys)
+
+    # --- authoring ----------------------------------------------------------------
+
+    def author(self, circle: Circle, kind: str, body: dict[str, Any]) -> tuple[Envelope, IngestResult]:
+        """Sign, seal (current epoch), store and fold a new op; returns its envelope."""
+        now = int(self.clock())
+        try:
+            signed = circle.replica.author_op(self.identity, kind, body, ts=now)
+        except RemoteProtocolError as exc:
+            raise UsageError(f"cannot {kind}: {exc}") from exc
+        envelope = seal(signed.data, topic=circle.topic, epoch_key=circle.keys.current_key, ts=now, rand=self.rand)
+        self.store.add_batch([envelope])
+        result = circle.replica.ingest(signed)
+        circle.unsaved_ops += len(result.applied)
+        return envelope, result
+
+    # --- processing ---------------------------------------------------------------
+
+    def process(self, topic: bytes, envelopes: list[Envelope]) -> Processed:
+        """Open stored envelopes of one topic and fold their ops."""
+        processed = Processed()
+        circle = self.by_topic.get(topic)
+        if circle is None or not envelopes:
+            return processed
+        ops: list[SignedOp] = []
+        for envelope in envelopes:
+            key = circle.keys.epochs.get(envelope.epoch)
+            if key is None:
+                self.counters["no key for epoch"] += 1
+                continue
+            try:
+                signed = SignedOp.decode(open_envelope(envelope, key))
+            except RemoteProtocolError as exc:
+                self.counters[f"unreadable op: {type(exc).__name__}"] += 1
+                continue
+            if signed.op.circle != circle.id:
+                self.counters["op for another circle"] += 1
+                continue
+            ops.append(signed)
+        if not ops:
+            return processed
+        result = circle.replica.ingest_many(ops)
+        circle.unsaved_ops += len(result.applied)
+        if result.applied:
+            processed.applied[circle.id] = list(result.applied)
+        if result.rejected:
+            processed.rejected[circle.id] = list(result.rejected)
+        if result.missing:
+            processed.missing[circle.id] = result.missing
+        for _op_id, reason in result.dropped:
+            self.counters[f"dropped: {reason}"] += 1
+        return processed
+
+    def save_snapshots(self, *, force: bool = False, min_ops: int = 500) -> int:
+        """Snapshot circles with enough new ops (or all, with ``force``); returns how many."""
+        cursor = self.store.max_seq()
+        saved = 0
+        for circle in self.circles.values():
+            if circle.unsaved_ops and (force or circle.unsaved_ops >= min_ops):
+                try:
+                    circle.replica.save(cursor)
+                except KithError as exc:
+                    log.error("could not save the state of circle %s: %s", circle.id.hex()[:8], exc)
+                    continue
+                circle.unsaved_ops = 0
+                saved += 1
+        return saved
+
+
+def _chunks(items: Iterable[bytes], size: int) -> Iterable[list[bytes]]:
+    batch: list[bytes] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,410 @@
+"""The Node: the composition root that wires storage, circles, the mesh and the control API.
+
+Theory of operation
+-------------------
+A node owns one nursery. Inside it run: the libp2p stack (gossip + the sync protocol),
+a dialer that keeps bootstrap peers and relays connected, a periodic reconciler, a
+snapshot saver, and the control API server. Every envelope from anywhere (gossip, sync,
+or our own authoring) goes through `accept`: gate checks (structure, topic, authenticator),
+then the durable store, then the reconciliation index, and, on a member node, decryption
+and the circle fold. Gossip is the fast path; reconciliation with every connected peer,
+on connect and every ``sync_interval_s``, is what guarantees that nothing is missed.
+
+A relay is the same node without member keys: it serves the topics its operator allowed
+(with the relay keys from relay tokens), stores every valid envelope, answers
+reconciliation and forwards gossip, and enforces per-topic quotas and per-peer rates.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from identity.errors import KithError, UsageError
+from identity.keyring import RelayTopic
+from identity.keystore import Keystore
+from p2pnet.circles import MemberCircles
+from p2pnet.config import NodeConfig
+from p2pnet.control import ControlServer
+from p2pnet.gate import Gate, Quarantine, Verdict
+from p2pnet.gossip import GossipService
+from p2pnet.home import Home
+from p2pnet.netstack import NetError, NetStack, open_netstack
+from p2pnet.ratelimit import KeyedLimiter
+from p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
+from p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
+from sync.envelope import Envelope
+from sync.reconcile import ItemIndex
+from sync.statecache import StateCache
+from sync.store import EnvelopeStore
+
+log = logging.getLogger("kith.node")
+
+RELAY_TOPICS_KEY = "relay_topics"
+
+
+@dataclass
+class PeerState:
+    peer: str
+    connected_at: float
+    last_sync: SyncStats | None = None
+    syncing: bool = False
+
+
+@dataclass
+class NodeStats:
+    started: float = field(default_factory=time.time)
+    accepted: int = 0
+    duplicates: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    syncs: int = 0
+    sync_errors: int = 0
+
+
+class Node:
+    def __init__(
+        self,
+        home: Home,
+        keystore: Keystore,
+        config: NodeConfig,
+        *,
+        relay: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.home = home
+        self.keystore = keystore
+        self.config = config
+        self.is_relay = relay
+        self.clock = clock
+        self.stats = NodeStats()
+        self.gate = Gate()
+        self.quarantine = Quarantine()
+        self.indexes: dict[bytes, ItemIndex] = {}
+        self.topic_bytes: Counter[bytes] = Counter()
+        self.peers: dict[str, PeerState] = {}
+        self.net: NetStack | None = None
+        self.gossip: GossipService | None = None
+        self.control: ControlServer | None = None
+        self.circles: MemberCircles | None = None
+        self.relay_topics: dict[bytes, RelayTopic] = {}
+        self.store: EnvelopeStore | None = None
+        self.cache: StateCache | None = None
+        self._nursery: trio.Nursery | None = None
+        self._sync_wanted = trio.Event()
+        self._stopping = trio.Event()
+        self.ready = trio.Event()
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def _open_storage(self) -> None:
+        self.home.ensure()
+        self.store = EnvelopeStore(self.home.store)
+        if self.is_relay:
+            raw = self.keystore.data.extra.get(RELAY_TOPICS_KEY, {})
+            for topic, entry in raw.items() if isinstance(raw, dict) else ():
+                self._serve_relay_topic(RelayTopic.from_map(topic, entry))
+        else:
+            self.cache = StateCache(self.home.root / "state.sqlite", self.keystore.data.storage_key)
+            self.circles = MemberCircles(self.keystore, self.store, self.cache, clock=self.clock)
+            self.circles.open_all()
+            for topic, epoch, key in self.circles.relay_keys():
+                self.gate.add_key(topic, epoch, key)
+        for topic in self.served_topics():
+            self._load_index(topic)
+
+    def _load_index(self, topic: bytes) -> ItemIndex:
+        assert self.store is not None
+        if topic not in self.indexes:
+            self.indexes[topic] = ItemIndex(self.store.items(topic))
+            self.topic_bytes[topic] = self.store.bytes_in_topic(topic)
+        return self.indexes[topic]
+
+    def _serve_relay_topic(self, entry: RelayTopic) -> None:
+        self.relay_topics[entry.topic] = entry
+        for epoch, key in entry.relay_keys.items():
+            self.gate.add_key(entry.topic, epoch, key)
+
+    def served_topics(self) -> list[bytes]:
+        return sorted(self.gate.relay_keys)
+
+    async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
+        self._open_storage()
+        try:
+            async with open_netstack(self.keystore.data.network, self.config.listen) as net:
+                self.net = net
+                limiter = (
+                    KeyedLimiter(self.config.relay_peer_rate, 4 * self.config.relay_peer_rate)
+                    if self.is_relay
+                    else None
+                )
+                self.gossip = GossipService(net, self.gate, self._accept_gossip, peer_limiter=limiter, clock=self.clock)
+                host = SyncPeer(self.served_topics, self._load_index, self._load_envelopes, self.accept)
+                net.set_stream_handler(SYNC_PROTOCOL, lambda stream, peer: self._respond_sync(host, stream, peer))
+                self._sync_host = host
+                from p2pnet.api import build_methods
+
+                self.control = ControlServer(self.home.socket, build_methods(self))
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    for topic in self.served_topics():
+                        await self.gossip.join(topic, nursery)
+                    await nursery.start(self.gossip.run_publisher)
+                    await nursery.start(self.control.serve)
+                    nursery.start_soon(self._watch_connections)
+                    nursery.start_soon(self._dial_loop)
+                    nursery.start_soon(self._sync_loop)
+                    if self.circles is not None:
+                        nursery.start_soon(self._snapshot_loop)
+                    nursery.start_soon(self._signal_loop)
+                    self.ready.set()
+                    log.info("node ready", extra={"peer_id": net.peer_id, "addresses": net.listen_addresses()})
+                    task_status.started(self)
+                    await self._stopping.wait()
+                    nursery.cancel_scope.cancel()
+        finally:
+            self._close_storage()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _close_storage(self) -> None:
+        if self.circles is not None:
+            try:
+                self.circles.save_snapshots(force=True)
+            except KithError as exc:
+                log.error("could not save circle state on shutdown: %s", exc)
+        if self.cache is not None:
+            self.cache.close()
+        if self.store is not None:
+            self.store.close()
+
+    async def _signal_loop(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("stopping on %s", signal.Signals(signum).name)
+                self.stop()
+                return
+
+    # --- events for the control API -----------------------------------------------
+
+    def emit(self, event: str, payload: dict[str, Any]) -> None:
+        if self.control is not None:
+            self.control.notify(event, payload)
+        for listener in self.listeners:
+            listener(event, payload)
+
+    # --- accepting envelopes ------------------------------------------------------
+
+    async def _accept_gossip(self, topic: bytes, envelopes: list[Envelope], peer: str) -> None:
+        await self.accept(topic, envelopes, peer)
+
+    async def accept(self, topic: bytes, envelopes: list[Envelope], source: str) -> AcceptResult:
+        """Gate, store, index and (on members) fold envelopes of one topic."""
+        assert self.store is not None
+        result = AcceptResult()
+        now = self.clock()
+        index = self._load_index(topic) if self.gate.serves(topic) else None
+        candidates: list[Envelope] = []
+        for envelope in envelopes:
+            if index is not None and (envelope.ts, envelope.id) in index:
+                result.duplicates += 1
+                continue
+            verdict = self.gate.check(envelope, now=now, topic=topic)
+            if verdict is Verdict.ACCEPT:
+                candidates.append(envelope)
+            elif verdict is Verdict.UNKNOWN_EPOCH and not self.is_relay:
+                self.quarantine.add(envelope)
+                result.quarantined += 1
+            else:
+                result.rejected += 1
+                self.stats.refused["unknown epoch" if verdict is Verdict.UNKNOWN_EPOCH else "gate"] += 1
+        if self.is_relay and candidates:
+            candidates = self._within_quota(topic, candidates, result)
+        if not candidates or index is None:
+            return result
+        new = self.store.add_batch(candidates)
+        result.duplicates += len(candidates) - len(new)
+        for envelope in new:
+            index.add(envelope.ts, envelope.id)
+            self.topic_bytes[topic] += len(envelope.data)
+        result.new = new
+        self.stats.accepted += len(new)
+        self.stats.duplicates += result.duplicates
+        if new and self.circles is not None:
+            self._fold(topic, new)
+        elif new:
+            self.emit("stored", {"topic": topic.hex(), "count": len(new)})
+        return result
+
+    def _within_quota(self, topic: bytes, envelopes: list[Envelope], result: AcceptResult) -> list[Envelope]:
+        entry = self.relay_topics.get(topic)
+        if entry is None:
+            return []
+        room = entry.quota_bytes - self.topic_bytes[topic]
+        kept = []
+        for envelope in envelopes:
+            if len(envelope.data) > room:
+                result.rejected += 1
+                self.stats.refused["topic over quota"] += 1
+                continue
+            room -= len(envelope.data)
+            kept.append(envelope)
+        return kept
+
+    def _fold(self, topic: bytes, envelopes: list[Envelope]) -> None:
+        assert self.circles is not None
+        processed = self.circles.process(topic, envelopes)
+        for circle_id, ops in processed.applied.items():
+            self.emit(
+                "ops",
+                {
+                    "circle": circle_id.hex(),
+                    "ops": [{"id": op.id.hex(), "kind": op.op.kind, "author": op.op.author.hex()} for op in ops],
+                },
+            )
+        for circle_id, rejected in processed.rejected.items():
+            self.emit(
+                "rejected", {"circle": circle_id.hex(), "ops": [{"id": i.hex(), "reason": r} for i, r in rejected]}
+            )
+        if processed.missing:
+            # Parents we do not have: reconcile with everyone now rather than at the next tick.
+            self._sync_wanted.set()
+
+    def _load_envelopes(self, ids: list[bytes]) -> dict[bytes, bytes]:
+        assert self.store is not None
+        return self.store.get_many(ids)
+
+    async def publish(self, envelope: Envelope) -> None:
+        """An envelope we made: it is already stored; index it and gossip it."""
+        index = self._load_index(envelope.topic)
+        if index.add(envelope.ts, envelope.id):
+            self.topic_bytes[envelope.topic] += len(envelope.data)
+        assert self.gossip is not None
+        self.gossip.publish_nowait(envelope)
+
+    async def serve_topic(self, topic: bytes) -> None:
+        """Start serving a topic that was just added (a new circle, a newly allowed topic)."""
+        self._load_index(topic)
+        if self.gossip is not None and self._nursery is not None:
+            await self.gossip.join(topic, self._nursery)
+        self._sync_wanted.set()
+
+    # --- peers and reconciliation -------------------------------------------------
+
+    async def _watch_connections(self) -> None:
+        assert self.net is not None
+        async for kind, peer in self.net.events:
+            if kind == "connected":
+                if peer not in self.peers:
+                    self.peers[peer] = PeerState(peer, self.clock())
+                    self.emit("peer", {"peer": peer, "connected": True})
+                    self._start_sync(peer)
+            else:
+                if self.peers.pop(peer, None) is not None:
+                    self.emit("peer", {"peer": peer, "connected": False})
+
+    def _start_sync(self, peer: str) -> None:
+        state = self.peers.get(peer)
+        if state is None or state.syncing or self._nursery is None:
+            return
+        # Both sides may start at once after a connect; the lower peer id initiates, the
+        # other waits for it (its own periodic tick still runs as a backstop).
+        assert self.net is not None
+        if state.last_sync is None and peer < self.net.peer_id and time.time() - state.connected_at < 5:
+            return
+        state.syncing = True
+        self._nursery.start_soon(self._initiate_sync, peer)
+
+    async def sync_now(self, peer: str) -> SyncStats:
+        """Run one reconciliation with ``peer`` and wait for it (tests, `kith sync`)."""
+        assert self.net is not None
+        state = self.peers.setdefault(peer, PeerState(peer, self.clock()))
+        state.syncing = True
+        return await self._initiate_sync(peer)
+
+    async def _initiate_sync(self, peer: str) -> SyncStats:
+        assert self.net is not None
+        state = self.peers.get(peer)
+        try:
+            stream = await self.net.open_stream(peer, SYNC_PROTOCOL)
+        except NetError as exc:
+            stats = SyncStats(peer, True, error=str(exc))
+        else:
+            stats = await run_initiator(self._sync_host, stream, peer)
+        self._record_sync(state, stats)
+        return stats
+
+    async def _respond_sync(self, host: SyncPeer, stream: Any, peer: str) -> None:
+        stats = await run_responder(host, stream, peer)
+        state = self.peers.get(peer)
+        if state is not None:
+            state.last_sync = stats
+
+    def _record_sync(self, state: PeerState | None, stats: SyncStats) -> None:
+        self.stats.syncs += 1
+        if stats.error:
+            self.stats.sync_errors += 1
+            log.info("sync with %s failed: %s", stats.peer[:12], stats.error)
+        if state is not None:
+            state.last_sync = stats
+            state.syncing = False
+        self.emit(
+            "synced",
+            {"peer": stats.peer, "received": stats.envelopes_new, "sent": stats.envelopes_sent, "error": stats.error},
+        )
+
+    async def _sync_loop(self) -> None:
+        while True:
+            with trio.move_on_after(self.config.sync_interval_s * random.uniform(0.8, 1.2)):
+                await self._sync_wanted.wait()
+                await trio.sleep(0.05)  # gather a burst of triggers into one round
+            self._sync_wanted = trio.Event()
+            for peer in list(self.peers):
+                self._start_sync(peer)
+
+    async def _dial_loop(self) -> None:
+        """Keep bootstrap peers and relays connected; retry with the configured interval."""
+        while True:
+            for address in self.dial_targets():
+                if self.net is None:
+                    break
+                peer = address.rsplit("/p2p/", 1)[-1]
+                if peer in self.peers or peer == self.net.peer_id:
+                    continue
+                try:
+                    await self.net.connect(address, timeout=10)
+                except (NetError, UsageError) as exc:
+                    log.debug("dial %s failed: %s", address, exc)
+            await trio.sleep(self.config.redial_interval_s)
+
+    def dial_targets(self) -> list[str]:
+        targets = list(self.config.bootstrap)
+        targets += [r for r in self.keystore.data.relays if r not in targets]
+        return targets
+
+    async def connect(self, address: str) -> str:
+        assert self.net is not None
+        peer = await self.net.connect(address)
+        if peer not in self.peers:
+            self.peers[peer] = PeerState(peer, self.clock())
+        return peer
+
+    # --- snapshots ----------------------------------------------------------------
+
+    async def _snapshot_loop(self) -> None:
+        assert self.circles is not None
+        while True:
+            await trio.sleep(self.config.snapshot_interval_s)
+            try:
+                self.circles.save_snapshots()
+            except KithError as exc:
+                log.error("saving circle state failed: %s", exc)

@@ -1,0 +1,301 @@
+"""``/kith/sync/1``: range-based reconciliation of envelope sets, then the missing envelopes.
+
+The protocol logic is the sans-IO `sync.reconcile.ReconcileSession`; this module is the
+thin adapter that carries its messages over a libp2p stream and moves envelopes:
+
+    initiator                                  responder
+    HELLO {topics it serves}          ->
+                                      <-       HELLO {the topics both serve}
+    RECON {t, m} per shared topic     ->
+                                      <-       RECON {t, m}          (as many rounds as needed)
+    ENVS {t, [envelope...]} ...       <->      ENVS ...              (what the other lacks)
+    DONE {t}                          <->      DONE {t}
+    BYE                               ->
+                                      <-       BYE
+
+Frames are ``u32 length || u8 kind || CBOR payload`` (see docs/PROTOCOL.md). Each side
+reads in one task and writes in another, so two peers pushing envelopes at each other
+never deadlock on full windows. Everything is bounded: frame size, topics, rounds,
+envelopes per frame, bad envelopes tolerated, and the session's total time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from identity import codec
+from identity.errors import Malformed, RemoteProtocolError
+from p2pnet.framing import StreamClosed, close_quietly, read_frame, write_frame
+from sync.envelope import Envelope
+from sync.limits import MAX_ENVELOPE_BYTES
+from sync.reconcile import ItemIndex, ReconcileSession
+
+log = logging.getLogger("kith.sync")
+
+PROTOCOL = "/kith/sync/1"
+HELLO, RECON, ENVS, DONE, BYE, ERROR = 1, 2, 3, 4, 5, 6
+MAX_FRAME_BYTES = 1024 * 1024
+MAX_TOPICS = 256
+ENVELOPES_PER_FRAME = 256
+ENVELOPE_BYTES_PER_FRAME = 512 * 1024
+MAX_BAD_ENVELOPES = 64
+SESSION_TIMEOUT_S = 300
+IDLE_TIMEOUT_S = 30
+OUTBOX = 64
+
+
+class SyncError(RemoteProtocolError):
+    """The peer broke the sync protocol; the session is abandoned."""
+
+
+@dataclass
+class AcceptResult:
+    new: list[Envelope] = field(default_factory=list)
+    duplicates: int = 0
+    quarantined: int = 0
+    rejected: int = 0
+
+
+Accept = Callable[[bytes, list[Envelope], str], Awaitable[AcceptResult]]
+"""accept(topic, envelopes, peer): store what is valid and new, and say what happened."""
+
+
+@dataclass
+class SyncStats:
+    peer: str
+    initiator: bool
+    topics: int = 0
+    rounds: int = 0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    envelopes_sent: int = 0
+    envelopes_received: int = 0
+    envelopes_new: int = 0
+    bad_envelopes: int = 0
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    error: str | None = None
+
+
+class SyncPeer:
+    """Everything a session needs from the node."""
+
+    def __init__(
+        self,
+        served_topics: Callable[[], list[bytes]],
+        index_for: Callable[[bytes], ItemIndex],
+        load_envelopes: Callable[[list[bytes]], dict[bytes, bytes]],
+        accept: Accept,
+    ) -> None:
+        self.served_topics = served_topics
+        self.index_for = index_for
+        self.load_envelopes = load_envelopes
+        self.accept = accept
+
+
+class _Session:
+    def __init__(self, host: SyncPeer, stream: Any, peer: str, initiator: bool) -> None:
+        self.host = host
+        self.stream = stream
+        self.peer = peer
+        self.initiator = initiator
+        self.stats = SyncStats(peer, initiator)
+        self.sessions: dict[bytes, ReconcileSession] = {}
+        self.sent_done: set[bytes] = set()
+        self.got_done: set[bytes] = set()
+        self.topics: list[bytes] = []
+        self.outbox_send, self.outbox_receive = trio.open_memory_channel[tuple[Any, ...]](OUTBOX)
+        self.finished = trio.Event()
+
+    # --- writing ------------------------------------------------------------------
+
+    async def _send(self, kind: int, payload: Any) -> None:
+        data = codec.encode(payload)
+        self.stats.bytes_sent += len(data) + 5
+        await write_frame(self.stream, kind, data)
+
+    async def writer(self) -> None:
+        async for item in self.outbox_receive:
+            if item[0] == "frame":
+                await self._send(item[1], item[2])
+            else:  # ("envelopes", topic, ids): stream them from the store, then DONE
+                topic, ids = item[1], item[2]
+                for start in range(0, len(ids), ENVELOPES_PER_FRAME):
+                    found = self.host.load_envelopes(ids[start : start + ENVELOPES_PER_FRAME])
+                    batch: list[bytes] = []
+                    size = 0
+                    for data in found.values():
+                        if batch and size + len(data) > ENVELOPE_BYTES_PER_FRAME:
+                            await self._send(ENVS, {"t": topic, "e": batch})
+                            batch, size = [], 0
+                        batch.append(data)
+                        size += len(data)
+                    if batch:
+                        await self._send(ENVS, {"t": topic, "e": batch})
+                    self.stats.envelopes_sent += len(found)
+                await self._send(DONE, {"t": topic})
+
+    async def queue(self, *item: Any) -> None:
+        await self.outbox_send.send(item)
+
+    # --- reading ------------------------------------------------------------------
+
+    async def _read(self) -> tuple[int, Any]:
+        with trio.fail_after(IDLE_TIMEOUT_S):
+            kind, payload = await read_frame(self.stream, max_size=MAX_FRAME_BYTES)
+        self.stats.bytes_received += len(payload) + 5
+        try:
+            value = codec.decode(payload, max_size=MAX_FRAME_BYTES, what="sync frame")
+        except Malformed as exc:
+            raise SyncError(f"undecodable sync frame: {exc}") from exc
+        if type(value) is not dict:
+            raise SyncError("sync frame payload must be a map")
+        return kind, value
+
+    def _topic(self, value: dict[str, Any]) -> bytes:
+        topic = value.get("t")
+        if type(topic) is not bytes or topic not in self.topics:
+            raise SyncError("sync frame names a topic that is not part of this session")
+        return topic
+
+    async def _on_recon(self, topic: bytes, message: Any) -> None:
+        if type(message) is not bytes:
+            raise SyncError("reconciliation message must be bytes")
+        session = self.sessions.get(topic)
+        if session is None:
+            if self.initiator:
+                raise SyncError("unexpected reconciliation message")
+            session = self.sessions[topic] = ReconcileSession(self.host.index_for(topic), initiator=False)
+        reply = session.receive(message)
+        self.stats.rounds += 1
+        if reply is not None:
+            await self.queue("frame", RECON, {"t": topic, "m": reply})
+        if session.done and topic not in self.sent_done:
+            self.sent_done.add(topic)
+            await self.queue("envelopes", topic, sorted(session.have_ids))
+
+    async def _on_envelopes(self, topic: bytes, items: Any) -> None:
+        if type(items) is not list or len(items) > 4 * ENVELOPES_PER_FRAME:
+            raise SyncError("envelope batch is malformed")
+        envelopes = []
+        for item in items:
+            if type(item) is not bytes or len(item) > MAX_ENVELOPE_BYTES:
+                self.stats.bad_envelopes += 1
+                continue
+            try:
+                envelopes.append(Envelope.decode(item))
+            except RemoteProtocolError:
+                self.stats.bad_envelopes += 1
+        self.stats.envelopes_received += len(items)
+        if envelopes:
+            result = await self.host.accept(topic, envelopes, self.peer)
+            self.stats.envelopes_new += len(result.new)
+            self.stats.bad_envelopes += result.rejected
+        if self.stats.bad_envelopes > MAX_BAD_ENVELOPES:
+            raise SyncError("peer sent too many invalid envelopes")
+
+    async def reader(self) -> None:
+        while True:
+            kind, value = await self._read()
+            if kind == RECON:
+                await self._on_recon(self._topic(value), value.get("m"))
+            elif kind == ENVS:
+                await self._on_envelopes(self._topic(value), value.get("e"))
+            elif kind == DONE:
+                topic = self._topic(value)
+                self.got_done.add(topic)
+                if self.initiator and self.got_done >= set(self.topics) and self.sent_done >= set(self.topics):
+                    await self.queue("frame", BYE, {})
+            elif kind == BYE:
+                if not self.initiator:
+                    await self.queue("frame", BYE, {})
+                self.finished.set()
+                return
+            elif kind == ERROR:
+                raise SyncError(f"peer aborted the sync: {str(value.get('reason'))[:200]}")
+            else:
+                raise SyncError(f"unknown sync frame kind {kind}")
+
+    # --- the two roles ------------------------------------------------------------
+
+    async def hello(self) -> None:
+        served = set(self.host.served_topics())
+        if self.initiator:
+            await self._send(HELLO, {"v": 1, "topics": sorted(served)[:MAX_TOPICS]})
+        kind, value = await self._read()
+        if kind != HELLO:
+            raise SyncError("sync must start with HELLO")
+        topics = value.get("topics")
+        if value.get("v") != 1:
+            raise SyncError("unsupported sync version")
+        if type(topics) is not list or len(topics) > MAX_TOPICS or not all(type(t) is bytes for t in topics):
+            raise SyncError("HELLO topics are malformed")
+        shared = sorted(set(topics) & served)
+        if not self.initiator:
+            await self._send(HELLO, {"v": 1, "topics": shared})
+        self.topics = shared
+        self.stats.topics = len(shared)
+
+    async def run(self) -> SyncStats:
+        try:
+            with trio.fail_after(SESSION_TIMEOUT_S):
+                await self.hello()
+                if not self.topics:
+                    return self.stats
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self.writer)
+                        if self.initiator:
+                            for topic in self.topics:
+                                session = self.sessions[topic] = ReconcileSession(
+                                    self.host.index_for(topic), initiator=True
+                                )
+                                await self.queue("frame", RECON, {"t": topic, "m": session.start()})
+                        await self.reader()
+                        # Let the writer flush the final BYE, then stop it.
+                        self.outbox_send.close()
+                except BaseExceptionGroup as group:
+                    raise _first_expected(group) from None
+        except trio.TooSlowError:
+            self.stats.error = "timed out"
+        except (SyncError, RemoteProtocolError) as exc:
+            self.stats.error = str(exc)
+            with trio.move_on_after(1):
+                try:
+                    await write_frame(self.stream, ERROR, codec.encode({"reason": str(exc)[:200]}))
+                except StreamClosed:
+                    pass
+        except StreamClosed as exc:
+            self.stats.error = f"stream closed: {exc}"
+        finally:
+            self.stats.finished = time.time()
+            await close_quietly(self.stream, reset=self.stats.error is not None)
+        return self.stats
+
+
+_EXPECTED = (SyncError, RemoteProtocolError, StreamClosed, trio.TooSlowError)
+
+
+def _first_expected(group: BaseExceptionGroup) -> BaseException:
+    """The protocol failure inside a nursery's exception group; anything else is a bug."""
+    expected, rest = group.split(_EXPECTED)
+    if rest is not None or expected is None:
+        raise group
+    leaf: BaseException = expected
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
+
+
+async def run_initiator(host: SyncPeer, stream: Any, peer: str) -> SyncStats:
+    return await _Session(host, stream, peer, initiator=True).run()
+
+
+async def run_responder(host: SyncPeer, stream: Any, peer: str) -> SyncStats:
+    return await _Session(host, stream, peer, initiator=False).run()

@@ -1,0 +1,62 @@
+"""Gossip between real libp2p hosts on loopback: batches arrive, garbage does not."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from identity.keys import NetworkKey
+from p2pnet.gate import Gate
+from p2pnet.gossip import GossipService, encode_batch, topic_name
+from p2pnet.netstack import open_netstack
+from sync.envelope import Envelope, circle_topic, epoch_id, relay_key, seal
+
+KEY = bytes([5]) * 32
+TOPIC = circle_topic(bytes([1]) * 16)
+LOOPBACK = ["/ip4/127.0.0.1/tcp/0"]
+
+
+def _gate() -> Gate:
+    gate = Gate()
+    gate.add_key(TOPIC, epoch_id(KEY), relay_key(KEY))
+    return gate
+
+
+@pytest.mark.trio
+async def test_batches_cross_a_real_link_and_forgeries_do_not() -> None:
+    received: list[Envelope] = []
+    got_all = trio.Event()
+
+    async def on_b(topic: bytes, envelopes: list[Envelope], peer: str) -> None:
+        received.extend(envelopes)
+        if len(received) >= 100:
+            got_all.set()
+
+    async def on_a(topic: bytes, envelopes: list[Envelope], peer: str) -> None:
+        raise AssertionError("A must not receive its own publishes")
+
+    with trio.fail_after(30):
+        async with open_netstack(NetworkKey.generate(), LOOPBACK) as a, open_netstack(
+            NetworkKey.generate(), LOOPBACK
+        ) as b, trio.open_nursery() as nursery:
+            gossip_a, gossip_b = GossipService(a, _gate(), on_a), GossipService(b, _gate(), on_b)
+            await gossip_a.join(TOPIC, nursery)
+            await gossip_b.join(TOPIC, nursery)
+            nursery.start_soon(gossip_a.run_publisher)
+            await b.connect(a.listen_addresses()[0])
+            while topic_name(TOPIC) not in a.router.mesh or not a.mesh_peers(topic_name(TOPIC)):
+                await trio.sleep(0.02)
+            sent = [seal(f"op {i}".encode(), topic=TOPIC, epoch_key=KEY, ts=1000 + i) for i in range(100)]
+            # A forgery with a valid structure but the wrong relay key, published raw.
+            forged = seal(b"forged", topic=TOPIC, epoch_key=bytes([6]) * 32, ts=5)
+            forged = Envelope.build(TOPIC, epoch_id(KEY), 5, forged.nonce, forged.ciphertext, relay_key=bytes(32))
+            await a.publish(topic_name(TOPIC), encode_batch([forged.data]))
+            await a.publish(topic_name(TOPIC), b"\x00garbage")
+            for envelope in sent:
+                gossip_a.publish_nowait(envelope)
+            await got_all.wait()
+            await trio.sleep(0.2)
+            assert {e.id for e in received} == {e.id for e in sent}
+            assert gossip_a.stats.published_messages < 100  # batched
+            assert gossip_a.stats.rejected_messages["bad envelope"] >= 1  # its own forgery, refused at source
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,379 @@
+"""Circle subcommands: create, list, read the views, and every member action.
+
+Each is a thin client of the running node's control API: it sends one request and prints
+the result (or the node's one-line error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from identity.errors import UsageError
+from tui import render
+from tui.context import Context
+from tui.money import parse_amount
+
+
+def _call(ctx: Context, method: str, **params: Any) -> Any:
+    from tui.rpc import NodeClient
+
+    with NodeClient(ctx.home.socket) as client:
+        return client.call(method, **params)
+
+
+def _done(ctx: Context, result: dict[str, Any], what: str) -> int:
+    if result.get("rejected"):
+        ctx.emit(result, f"kith: the circle did not accept this {what}: {result['rejected']}")
+        return 1
+    ctx.emit(result, f"{what} {render.short(result.get('id'))} sent")
+    return 0
+
+
+def _timestamp(text: str) -> int:
+    try:
+        return int(datetime.fromisoformat(text).timestamp())
+    except ValueError:
+        raise UsageError(f"{text!r} is not a date and time like 2026-12-01 18:30") from None
+
+
+def _expires(days: float | None) -> int | None:
+    return None if days is None else int(time.time() + days * 86400)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def command(
+        name: str, help_text: str, handler: Callable[[Context, argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help_text)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    circles = command("circles", "list your circles", cmd_circles)
+    del circles
+    circle = sub.add_parser("circle", help="create a circle or get a relay token for one")
+    circle_sub = circle.add_subparsers(dest="circle_command", metavar="ACTION", required=True)
+    create = circle_sub.add_parser("create", help="create a new circle (you become its organizer)")
+    create.add_argument("name")
+    create.add_argument("--description", default="")
+    create.set_defaults(handler=cmd_circle_create)
+    token = circle_sub.add_parser("relay-token", help="a token that lets a relay serve this circle")
+    token.add_argument("circle")
+    token.add_argument("--label", help="what the relay operator sees (not the circle's name)")
+    token.add_argument("--quota-mb", type=int, help="storage the relay should allow (default 1024)")
+    token.set_defaults(handler=cmd_relay_token)
+
+    for name, help_text, lines in [
+        ("feed", "read the circle's messages and check-ins", render.feed_lines),
+        ("board", "the mutual-aid board: requests, pledges, matches", render.board_lines),
+        ("ledger", "the community fund: balance and every entry", render.ledger_lines),
+        ("proposals", "proposals with their tallies and status", render.proposal_lines),
+        ("members", "members with roles", render.member_lines),
+        ("events", "events with RSVPs", render.event_lines),
+        ("rejected", "ops the circle refused, with the reasons", render.rejected_lines),
+    ]:
+        parser = command(name, help_text, _view_command(lines))
+        parser.add_argument("circle")
+        if name == "feed":
+            parser.add_argument("--limit", type=int, default=50)
+            parser.add_argument("--show", action="store_true", help="show text behind content warnings")
+
+    post = command("post", "post a message", cmd_post)
+    post.add_argument("circle")
+    post.add_argument("text")
+    post.add_argument("--reply-to", metavar="ID")
+    post.add_argument("--cw", metavar="WARNING", help="content warning: readers see this and unfold the text")
+    post.add_argument("--urgent", action="store_true", help="flag it: I need support now")
+
+    edit = command("edit", "edit your message", cmd_edit)
+    edit.add_argument("circle")
+    edit.add_argument("id")
+    edit.add_argument("text")
+    edit.add_argument("--cw", metavar="WARNING")
+
+    delete = command("delete", "delete your message (a tombstone stays)", cmd_delete)
+    delete.add_argument("circle")
+    delete.add_argument("id")
+
+    react = command("react", "react to a message", cmd_react)
+    react.add_argument("circle")
+    react.add_argument("id")
+    react.add_argument("emoji")
+    react.add_argument("--off", action="store_true", help="take the reaction back")
+
+    checkin = command("checkin", "say how you are: ok, struggling or need-help", cmd_checkin)
+    checkin.add_argument("circle")
+    checkin.add_argument("status", choices=["ok", "struggling", "need-help"])
+    checkin.add_argument("--note")
+
+    profile = command("profile", "set how you appear in a circle", cmd_profile)
+    profile.add_argument("circle")
+    profile.add_argument("--name", required=True)
+    profile.add_argument("--pronouns")
+    profile.add_argument("--skill", action="append", default=[], help="a skill you can share (repeatable)")
+
+    for name, help_text in [("pledge", "offer help"), ("request", "ask for help")]:
+        parser = command(name, help_text, cmd_aid_item)
+        parser.add_argument("circle")
+        parser.add_argument("category", choices=["money", "housing", "ride", "food", "time", "skill", "other"])
+        parser.add_argument("description")
+        parser.add_argument("--amount", type=int)
+        parser.add_argument("--unit", help="what the amount counts: EUR, hours, nights ...")
+        parser.add_argument("--expires-days", type=float)
+
+    match = command("match", "commit your pledge to a request", cmd_match)
+    match.add_argument("circle")
+    match.add_argument("pledge")
+    match.add_argument("request")
+    fulfil = command("fulfil", "confirm your request was fulfilled", cmd_fulfil)
+    fulfil.add_argument("circle")
+    fulfil.add_argument("request")
+    withdraw = command("withdraw", "withdraw your pledge or request", cmd_withdraw)
+    withdraw.add_argument("circle")
+    withdraw.add_argument("item")
+
+    propose = command("propose", "propose a decision: spend, charter, remove or general", cmd_propose)
+    propose.add_argument("circle")
+    propose.add_argument("kind", choices=["spend", "remove", "general"])
+    propose.add_argument("title")
+    propose.add_argument("--text", default="")
+    propose.add_argument("--amount", help="for spend: e.g. 120.00")
+    propose.add_argument("--currency", help="for spend: e.g. EUR")
+    propose.add_argument("--recipient", help="for spend: a member id or a name")
+    propose.add_argument("--purpose", help="for spend")
+    propose.add_argument("--member", help="for remove: the member id")
+
+    vote = command("vote", "vote on a proposal", cmd_vote)
+    vote.add_argument("circle")
+    vote.add_argument("proposal")
+    vote.add_argument("choice", choices=["approve", "object", "abstain"])
+    vote.add_argument("--reason")
+
+    contribute = command("contribute", "state that you sent money to the fund", cmd_contribute)
+    contribute.add_argument("circle")
+    contribute.add_argument("amount", help="e.g. 20.00")
+    contribute.add_argument("currency", help="e.g. EUR")
+    contribute.add_argument("--note")
+    receipt = command("receipt", "treasurers: confirm a contribution arrived", cmd_receipt)
+    receipt.add_argument("circle")
+    receipt.add_argument("contribution")
+    disburse = command("disburse", "treasurers: pay out an approved spend proposal", cmd_disburse)
+    disburse.add_argument("circle")
+    disburse.add_argument("proposal")
+    disburse.add_argument("--note")
+
+    event = command("event", "create an event", cmd_event)
+    event.add_argument("circle")
+    event.add_argument("title")
+    event.add_argument("--starts", required=True, help="date and time, e.g. 2026-12-01T18:30")
+    event.add_argument("--place", help="a hint, not an address, if that is safer")
+    event.add_argument("--text")
+    rsvp = command("rsvp", "answer an event", cmd_rsvp)
+    rsvp.add_argument("circle")
+    rsvp.add_argument("event")
+    rsvp.add_argument("answer", choices=["yes", "no", "maybe"])
+
+    member = sub.add_parser("member", help="organizers: add or remove members, grant or revoke roles")
+    member_sub = member.add_subparsers(dest="member_command", metavar="ACTION", required=True)
+    for action in ("add", "remove"):
+        parser = member_sub.add_parser(action)
+        parser.add_argument("circle")
+        parser.add_argument("member", help="member id (or a unique prefix for members already in)")
+        parser.add_argument("--note", help="vouch note (add) or reason (remove)")
+        parser.set_defaults(handler=cmd_member, action=action)
+    for action in ("grant", "revoke"):
+        parser = member_sub.add_parser(action)
+        parser.add_argument("circle")
+        parser.add_argument("member")
+        parser.add_argument("role", choices=["organizer", "treasurer"])
+        parser.set_defaults(handler=cmd_role, action=action)
+
+
+def cmd_circles(ctx: Context, args: argparse.Namespace) -> int:
+    circles = _call(ctx, "circles")
+    lines = []
+    for c in circles:
+        urgent = f", {c['urgent']} urgent" if c["urgent"] else ""
+        lines.append(f"{c['id'][:8]}  {c['name']}  ({c['members']} members{urgent})")
+    ctx.emit(circles, "\n".join(lines) or "You are not in any circle yet: 'kith circle create NAME' starts one.")
+    return 0
+
+
+def cmd_circle_create(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(ctx, "circle.create", name=args.name, description=args.description)
+    ctx.emit(result, f"Created circle {args.name} ({result['id'][:8]}). You are its organizer.")
+    return 0
+
+
+def cmd_relay_token(ctx: Context, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"circle": args.circle}
+    if args.label:
+        params["label"] = args.label
+    if args.quota_mb:
+        params["quota_bytes"] = args.quota_mb * 1024 * 1024
+    result = _call(ctx, "circle.relay_token", **params)
+    ctx.emit(result, result["token"])
+    return 0
+
+
+def _view_command(lines: Callable[[dict[str, Any]], list[str]]) -> Callable[[Context, argparse.Namespace], int]:
+    def handler(ctx: Context, args: argparse.Namespace) -> int:
+        views = _call(ctx, "views", circle=args.circle, feed_limit=getattr(args, "limit", 50))
+        if getattr(args, "show", False):
+            _unfold(views["feed"])
+        ctx.emit(views, "\n".join(lines(views)))
+        return 0
+
+    return handler
+
+
+def _unfold(items: list[dict[str, Any]]) -> None:
+    for item in items:
+        item["content_warning"] = None
+        _unfold(item["replies"])
+
+
+def cmd_post(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(
+        ctx,
+        "post",
+        circle=args.circle,
+        text=args.text,
+        reply_to=args.reply_to,
+        content_warning=args.cw,
+        urgent=args.urgent,
+    )
+    return _done(ctx, result, "message")
+
+
+def cmd_edit(ctx: Context, args: argparse.Namespace) -> int:
+    return _done(
+        ctx, _call(ctx, "edit", circle=args.circle, target=args.id, text=args.text, content_warning=args.cw), "edit"
+    )
+
+
+def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
+    return _done(ctx, _call(ctx, "delete", circle=args.circle, target=args.id), "delete")
+
+
+def cmd_react(ctx: Context, args: argparse.Namespace) -> int:
+    return _done(
+        ctx, _call(ctx, "react", circle=args.circle, target=args.id, emoji=args.emoji, on=not args.off), "reaction"
+    )
+
+
+def cmd_checkin(ctx: Context, args: argparse.Namespace) -> int:
+    return _done(ctx, _call(ctx, "checkin", circle=args.circle, status=args.status, note=args.note), "check-in")
+
+
+def cmd_profile(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(
+        ctx, "profile", circle=args.circle, display_name=args.name, pronouns=args.pronouns, skills=args.skill
+    )
+    return _done(ctx, result, "profile")
+
+
+def cmd_aid_item(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(
+        ctx,
+        args.command,
+        circle=args.circle,
+        category=args.category,
+        description=args.description,
+        amount=args.amount,
+        unit=args.unit,
+        expires=_expires(args.expires_days),
+    )
+    return _done(ctx, result, args.command)
+
+
+def cmd_match(ctx: Context, args: argparse.Namespace) -> int:
+    return _done(ctx, _call(ctx, "match", circle=args.circle, pledge=args.pledge, request=args.request), "match")
+
+
+def cmd_fulfil(ctx: Context, args: argparse.Namespace) -> int:
+    return _done(ctx, _call(ctx, "fulfil", circle=args.circle, request=args.request), "fulfilment")
+
+
+def cmd_withdraw(ctx: Context, args: argparse.Namespace) -> int:
+    return _done(ctx, _call(ctx, "withdraw", circle=args.circle, item=args.item), "withdrawal")
+
+
+def cmd_propose(ctx: Context, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"circle": args.circle, "kind": args.kind, "title": args.title, "text": args.text}
+    if args.kind == "spend":
+        if not (args.amount and args.currency and args.recipient and args.purpose):
+            raise UsageError("a spend proposal needs --amount, --currency, --recipient and --purpose")
+        currency = args.currency.upper()
+        params.update(
+            amount=parse_amount(args.amount, currency),
+            currency=currency,
+            recipient=args.recipient,
+            purpose=args.purpose,
+        )
+    elif args.kind == "remove":
+        if not args.member:
+            raise UsageError("a remove proposal needs --member")
+        params["member"] = args.member
+    return _done(ctx, _call(ctx, "propose", **params), "proposal")
+
+
+def cmd_vote(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(ctx, "vote", circle=args.circle, proposal=args.proposal, choice=args.choice, reason=args.reason)
+    return _done(ctx, result, "vote")
+
+
+def cmd_contribute(ctx: Context, args: argparse.Namespace) -> int:
+    currency = args.currency.upper()
+    result = _call(
+        ctx,
+        "contribute",
+        circle=args.circle,
+        amount=parse_amount(args.amount, currency),
+        currency=currency,
+        note=args.note,
+    )
+    return _done(ctx, result, "contribution")
+
+
+def cmd_receipt(ctx: Context, args: argparse.Namespace) -> int:
+    return _done(ctx, _call(ctx, "receipt", circle=args.circle, contribution=args.contribution), "receipt")
+
+
+def cmd_disburse(ctx: Context, args: argparse.Namespace) -> int:
+    return _done(
+        ctx, _call(ctx, "disburse", circle=args.circle, proposal=args.proposal, note=args.note), "disbursement"
+    )
+
+
+def cmd_event(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(
+        ctx,
+        "event.create",
+        circle=args.circle,
+        title=args.title,
+        starts=_timestamp(args.starts),
+        place_hint=args.place,
+        text=args.text,
+    )
+    return _done(ctx, result, "event")
+
+
+def cmd_rsvp(ctx: Context, args: argparse.Namespace) -> int:
+    return _done(ctx, _call(ctx, "rsvp", circle=args.circle, event=args.event, answer=args.answer), "rsvp")
+
+
+def cmd_member(ctx: Context, args: argparse.Namespace) -> int:
+    if args.action == "add":
+        result = _call(ctx, "member.add", circle=args.circle, member=args.member, vouch=args.note)
+    else:
+        result = _call(ctx, "member.remove", circle=args.circle, member=args.member, reason=args.note)
+    return _done(ctx, result, f"member {args.action}")
+
+
+def cmd_role(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(ctx, f"role.{args.action}", circle=args.circle, member=args.member, role=args.role)
+    return _done(ctx, result, f"role {args.action}")

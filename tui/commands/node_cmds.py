@@ -1,0 +1,210 @@
+"""`kith node`, `kith relay ...`, `kith status`, `kith connect`, `kith sync`: running nodes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from identity.errors import UsageError
+from identity.keystore import Keystore, KeystoreData
+from p2pnet.config import NodeConfig
+from p2pnet.control import socket_in_use
+from tui.context import Context
+from tui.passphrase import ask_existing, ask_new
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    node = sub.add_parser("node", help="run your node in the foreground (Ctrl+C stops it)")
+    _network_options(node)
+    node.set_defaults(handler=cmd_node)
+
+    relay = sub.add_parser("relay", help="run or manage a relay (an always-on node that stores ciphertext)")
+    relay_sub = relay.add_subparsers(dest="relay_command", metavar="ACTION")
+    relay_init = relay_sub.add_parser("init", help="create this relay's keys (no member identity)")
+    relay_init.set_defaults(handler=cmd_relay_init)
+    allow = relay_sub.add_parser("allow", help="serve a circle, with the relay token its organizer gave you")
+    allow.add_argument("token")
+    allow.set_defaults(handler=cmd_relay_allow)
+    run = relay_sub.add_parser("run", help="run the relay in the foreground (the default action)")
+    _network_options(run)
+    run.set_defaults(handler=cmd_relay_run)
+    _network_options(relay)
+    relay.set_defaults(handler=cmd_relay_run)
+
+    status = sub.add_parser("status", help="show the running node: peers, circles, sync state")
+    status.set_defaults(handler=cmd_status)
+
+    connect = sub.add_parser("connect", help="ask the running node to connect to a peer address")
+    connect.add_argument("address", help="/ip4/HOST/tcp/PORT/p2p/PEERID")
+    connect.set_defaults(handler=cmd_connect)
+
+    sync = sub.add_parser("sync", help="reconcile now with every connected peer")
+    sync.set_defaults(handler=cmd_sync)
+
+    stop = sub.add_parser("stop", help="stop the running node")
+    stop.set_defaults(handler=cmd_stop)
+
+
+def _network_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", action="append", metavar="MULTIADDR", help="address to listen on (repeatable)")
+    parser.add_argument("--bootstrap", action="append", metavar="MULTIADDR", help="peer to dial (repeatable)")
+    parser.add_argument("--passphrase-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--verbose", action="store_true", help="log debug details")
+
+
+def _config(ctx: Context, args: argparse.Namespace, *, relay: bool) -> NodeConfig:
+    config = NodeConfig.load(ctx.home.config, relay=relay)
+    if getattr(args, "listen", None):
+        config.listen = args.listen
+    if getattr(args, "bootstrap", None):
+        config.bootstrap = list(config.bootstrap) + args.bootstrap
+    return config
+
+
+def _passphrase(ctx: Context, args: argparse.Namespace) -> str:
+    fd = getattr(args, "passphrase_fd", None)
+    if fd is not None:
+        with os.fdopen(fd, "rb", closefd=True) as handle:
+            raw = handle.read(4097)
+        text = raw.decode("utf-8").rstrip("\n")
+        if not text:
+            raise UsageError("no passphrase on the passphrase descriptor")
+        return text
+    return ask_existing(ctx.passphrase_file)
+
+
+def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
+    import trio
+
+    from p2pnet.logsetup import setup_logging
+    from p2pnet.node import Node
+
+    if not ctx.home.exists():
+        hint = "kith relay init" if relay else "kith init"
+        raise UsageError(f"no keys in {ctx.home.root}; run '{hint}' first")
+    if socket_in_use(ctx.home.socket):
+        raise UsageError(f"a node is already running for {ctx.home.root}")
+    keystore = Keystore.unlock(ctx.home.keystore, _passphrase(ctx, args))
+    if relay and keystore.data.identity is not None:
+        raise UsageError("this home holds a member identity; a relay needs its own home (kith --home DIR relay init)")
+    if not relay and keystore.data.identity is None:
+        raise UsageError("this home belongs to a relay; run 'kith relay' here, or use another --home for a member")
+    setup_logging(ctx.home.logs, verbose=args.verbose)
+    node = Node(ctx.home, keystore, _config(ctx, args, relay=relay), relay=relay)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            assert node.net is not None
+            print(f"kith {'relay' if relay else 'node'} running; peer id {node.net.peer_id}", flush=True)
+            for address in node.net.listen_addresses():
+                print(f"  listening on {address}", flush=True)
+            if relay:
+                print("  give organizers one of these addresses for their invites", flush=True)
+
+    trio.run(main)
+    return 0
+
+
+def cmd_node(ctx: Context, args: argparse.Namespace) -> int:
+    return _run_node(ctx, args, relay=False)
+
+
+def cmd_relay_run(ctx: Context, args: argparse.Namespace) -> int:
+    return _run_node(ctx, args, relay=True)
+
+
+def cmd_relay_init(ctx: Context, args: argparse.Namespace) -> int:
+    from tui.commands.identity_cmds import kdf_params_from_env
+
+    if ctx.home.exists():
+        raise UsageError(f"keys already exist in {ctx.home.root}")
+    passphrase = ask_new(ctx.passphrase_file)
+    ctx.home.ensure()
+    Keystore.create(ctx.home.keystore, passphrase, KeystoreData.generate(None), kdf_params_from_env())
+    ctx.emit({"created": True, "home": str(ctx.home.root)}, f"Relay keys created in {ctx.home.root}")
+    return 0
+
+
+def cmd_relay_allow(ctx: Context, args: argparse.Namespace) -> int:
+    from p2pnet.api import allow_relay_topic
+    from sync.relaytoken import RelayToken
+
+    token = RelayToken.decode(args.token)
+    if socket_in_use(ctx.home.socket):
+        from tui.rpc import NodeClient
+
+        with NodeClient(ctx.home.socket) as client:
+            result = client.call("relay.allow", token=args.token)
+    else:
+        keystore = Keystore.unlock(ctx.home.keystore, ask_existing(ctx.passphrase_file))
+        if keystore.data.identity is not None:
+            raise UsageError("this home holds a member identity; relay tokens go to a relay's home")
+        entry = allow_relay_topic(keystore.data.extra, token)
+        keystore.save()
+        result = {"topic": token.topic.hex(), "label": token.label, "epochs": len(entry.relay_keys)}
+    ctx.emit(result, f"Now serving {result['label']} (topic {result['topic'][:16]}...)")
+    return 0
+
+
+def _call(ctx: Context, method: str, **params: object) -> object:
+    from tui.rpc import NodeClient
+
+    with NodeClient(ctx.home.socket) as client:
+        return client.call(method, **params)
+
+
+def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
+    status = _call(ctx, "status")
+    assert isinstance(status, dict)
+    lines = [
+        f"{status['mode']} node {status['peer_id']}  (up {status['uptime_s']:.0f}s)",
+        *[f"  listening on {a}" for a in status["addresses"]],
+        f"peers: {len(status['peers'])}",
+    ]
+    now = time.time()
+    for peer in status["peers"]:
+        last = peer["last_sync"]
+        if last is None:
+            detail = "not synced yet"
+        elif last["error"]:
+            detail = f"last sync failed: {last['error']}"
+        else:
+            detail = f"synced {now - (last['finished'] or now):.0f}s ago (+{last['received']} received)"
+        lines.append(f"  {peer['peer'][:20]}...  {detail}")
+    for circle in status["circles"]:
+        lines.append(
+            f"circle {circle['name']} ({circle['id'][:8]}): {circle['ops']} ops, {circle['envelopes']} envelopes"
+        )
+    for topic in status["relay_topics"]:
+        used = topic["bytes"] / max(1, topic["quota_bytes"]) * 100
+        lines.append(f"serving {topic['label']}: {topic['envelopes']} envelopes, {used:.1f}% of quota")
+    if status["refused"]:
+        lines.append("refused: " + ", ".join(f"{k} {v}" for k, v in sorted(status["refused"].items())))
+    ctx.emit(status, "\n".join(lines))
+    return 0
+
+
+def cmd_connect(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(ctx, "connect", address=args.address)
+    assert isinstance(result, dict)
+    ctx.emit(result, f"connected to {result['peer']}")
+    return 0
+
+
+def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(ctx, "sync")
+    assert isinstance(result, dict)
+    lines = [
+        f"{r['peer'][:20]}...: " + (f"failed: {r['error']}" if r["error"] else f"+{r['received']} / sent {r['sent']}")
+        for r in result["synced"]
+    ]
+    ctx.emit(result, "\n".join(lines) or "no peers connected")
+    return 0
+
+
+def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
+    _call(ctx, "stop")
+    ctx.emit({"stopping": True}, "node stopping")
+    return 0
