@@ -1,0 +1,294 @@
+"""What each op kind does when it is allowed: membership, support, aid, decisions, fund, events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sync.kinds import decisions, governance, membership, support
+from sync.kinds.circle import DEFAULT_RULES, charter_body, new_circle_id
+from sync.kinds.records import DecisionRule, Proposal
+from sync.ops import Op, SignedOp
+from sync.state import CircleState
+
+POST = {"reply_to": None, "content_warning": None, "urgent": False}
+
+
+# --- circle ---------------------------------------------------------------------------------
+
+
+def test_genesis_makes_the_creator_an_organizer(new_circle: Any) -> None:
+    circle = new_circle()
+    creator = circle.member("alice")
+    assert circle.genesis.op.circle == new_circle_id(creator, bytes(range(16)))
+    assert circle.state.members[creator].roles == ("organizer",)
+    assert circle.state.info["circle"].name == "Night owls"
+    assert circle.state.info["charter"].rules == tuple(
+        DEFAULT_RULES[k] for k in ("spend", "charter", "remove", "general")
+    )
+
+
+def test_a_genesis_with_parents_or_a_second_genesis_is_rejected(new_circle: Any) -> None:
+    circle = new_circle()
+    state = CircleState(circle.genesis.op.circle)
+    alice = circle.people["alice"]
+    with_parents = SignedOp.create(
+        Op(state.circle_id, alice.member_id, (bytes(32),), 2, 1, "circle.create", circle.genesis.op.body), alice
+    )
+    state.add(with_parents)
+    assert state.is_rejected(with_parents.id) == "a genesis must have no parents"
+    state.add(circle.genesis)
+    assert state.is_rejected(circle.genesis.id) is None
+    second = circle.sign("alice", "circle.create", circle.genesis.op.body)
+    state.add(second)
+    assert state.is_rejected(second.id) == "the circle already has a genesis"
+
+
+def test_ops_before_the_genesis_are_rejected(new_circle: Any) -> None:
+    circle = new_circle()
+    state = CircleState(circle.genesis.op.circle)
+    early = SignedOp.create(
+        Op(state.circle_id, circle.member("alice"), (), 1, 1, "msg.post", {"text": "first!", **POST}),
+        circle.people["alice"],
+    )
+    state.add(early)
+    assert state.is_rejected(early.id) == "the circle has no genesis yet"
+
+
+def test_profile_latest_wins(circle: Any) -> None:
+    circle.act("bob", "profile.set", {"display_name": "Bob", "pronouns": None, "skills": []})
+    circle.act("bob", "profile.set", {"display_name": "Robin", "pronouns": "they/them", "skills": ["driving"]})
+    profile = circle.state.profiles[circle.member("bob")]
+    assert (profile.display_name, profile.pronouns, profile.skills) == ("Robin", "they/them", ("driving",))
+
+
+def test_an_approved_charter_proposal_changes_the_charter(circle: Any) -> None:
+    proposal = circle.propose("alice", "charter", charter_body("New guidelines", members_can_invite=True))
+    for voter in ("alice", "bob", "carol"):
+        circle.vote(voter, proposal, "approve")
+    charter = circle.state.info["charter"]
+    assert (charter.text, charter.members_can_invite, charter.adopted_by) == ("New guidelines", True, proposal.id)
+    ack = circle.act("dana", "charter.update", {"proposal": proposal.id})
+    assert circle.reason(ack) is None
+    added = circle.add("eve", by="dana")  # members may now invite
+    assert circle.reason(added) is None
+
+
+# --- membership -----------------------------------------------------------------------------
+
+
+def test_leaving_and_coming_back(circle: Any) -> None:
+    circle.act("dana", "member.remove", {"member": circle.member("dana"), "reason": "taking a break"})
+    assert circle.member("dana") not in circle.state.members
+    circle.add("dana", vouch="welcome back")
+    assert circle.state.members[circle.member("dana")].vouch == "welcome back"
+    assert circle.reason(circle.post("dana", "I'm back")) is None
+
+
+def test_a_treasurer_may_step_down(circle: Any) -> None:
+    circle.act("bob", "role.revoke", {"member": circle.member("bob"), "role": "treasurer"})
+    assert circle.state.members[circle.member("bob")].roles == ()
+
+
+def test_concurrent_mutual_removal_by_two_organizers(circle: Any) -> None:
+    circle.grant("carol", "organizer")
+    alice_removes_carol = circle.sign("alice", "member.remove", {"member": circle.member("carol"), "reason": None})
+    carol_removes_alice = circle.sign("carol", "member.remove", {"member": circle.member("alice"), "reason": None})
+    circle.replica.ingest_many([carol_removes_alice, alice_removes_carol])
+    first, second = sorted((alice_removes_carol, carol_removes_alice), key=lambda s: s.id)
+    assert circle.reason(first) is None
+    assert circle.reason(second) == "author is not a member"
+    survivor = "alice" if first is alice_removes_carol else "carol"
+    assert [m for m in circle.state.members if "organizer" in circle.state.members[m].roles] == [
+        circle.member(survivor)
+    ]
+
+
+def test_the_circle_has_a_size_limit(new_circle: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(membership, "MAX_MEMBERS", 3)
+    circle = new_circle()
+    circle.add("bob")
+    circle.add("carol")
+    assert circle.reason(circle.add("dana")) == membership.CIRCLE_FULL
+
+
+def test_removal_by_proposal_can_remove_the_last_organizer_and_promotes_the_eldest(circle: Any) -> None:
+    proposal = circle.propose("bob", "remove", {"member": circle.member("alice")})
+    for voter in ("bob", "carol", "dana"):
+        circle.vote(voter, proposal, "approve")
+    assert circle.state.proposals[proposal.id].status == "approved"
+    assert circle.member("alice") not in circle.state.members
+    assert circle.state.members[circle.member("bob")].roles == ("organizer", "treasurer")  # bob joined first
+    assert circle.reason(circle.post("alice", "wait")) == "author is not a member"
+
+
+def test_a_removal_re_evaluates_open_proposals(circle: Any) -> None:
+    """general: quorum 30% of 4 needs 2 voters; with dana gone, 1 of 3 is 33%: approved at the removal."""
+    proposal = circle.propose("alice", "general", {})
+    circle.vote("alice", proposal, "approve")
+    assert circle.state.proposals[proposal.id].status == "open"
+    removal = circle.act("alice", "member.remove", {"member": circle.member("dana"), "reason": None})
+    record = circle.state.proposals[proposal.id]
+    assert (record.status, record.decided_by) == ("approved", removal.id)
+
+
+def test_a_removed_voters_vote_no_longer_counts(circle: Any) -> None:
+    proposal = circle.propose("alice", "spend", {"amount": 5, "currency": "EUR", "recipient": "x", "purpose": "y"})
+    circle.vote("dana", proposal, "object")
+    circle.act("alice", "member.remove", {"member": circle.member("dana"), "reason": None})
+    circle.vote("alice", proposal, "approve")
+    circle.vote("bob", proposal, "approve")
+    record = circle.state.proposals[proposal.id]
+    assert (record.status, record.approve, record.object) == ("approved", 2, 0)
+
+
+# --- decisions ------------------------------------------------------------------------------
+
+
+def _proposal(rule: DecisionRule) -> Proposal:
+    return Proposal(bytes(32), 1, 0, "general", "t", "", None, rule, (), "open", None, 0, 0, 0, None)
+
+
+@pytest.mark.parametrize(
+    ("rule", "tally", "status"),
+    [
+        (DecisionRule(50, 60, False), (4, 2, 0, 0), "approved"),  # 50% voted, 100% approve
+        (DecisionRule(50, 60, False), (4, 1, 0, 0), "open"),  # quorum not met
+        (DecisionRule(50, 60, False), (4, 1, 1, 0), "open"),  # 50% approve < 60, but 2 could still approve
+        (DecisionRule(50, 60, False), (4, 1, 3, 0), "rejected"),  # at best 1:3
+        (DecisionRule(50, 60, False), (5, 3, 2, 0), "approved"),  # exactly 60%
+        (DecisionRule(50, 67, False), (3, 2, 1, 0), "rejected"),  # 66.6% < 67, nobody left to vote
+        (DecisionRule(0, 1, False), (10, 1, 0, 0), "approved"),
+        (DecisionRule(100, 100, False), (3, 2, 0, 0), "open"),  # everyone must vote
+        (DecisionRule(30, 50, False), (4, 0, 0, 4), "rejected"),  # everyone abstained: no approval possible
+        (DecisionRule(60, 75, True), (4, 3, 1, 0), "rejected"),  # consent: one objection blocks
+        (DecisionRule(60, 75, True), (4, 2, 0, 0), "open"),
+        (DecisionRule(30, 50, False), (0, 0, 0, 0), "rejected"),  # nobody eligible
+    ],
+)
+def test_decision_arithmetic(rule: DecisionRule, tally: tuple[int, int, int, int], status: str) -> None:
+    assert governance.decide(_proposal(rule), *tally) == status
+
+
+def test_withdrawal_by_its_author_while_open(circle: Any) -> None:
+    proposal = circle.propose("alice", "general", {})
+    refused = circle.act("bob", "proposal.withdraw", {"proposal": proposal.id})
+    assert circle.reason(refused) == decisions.NOT_PROPOSER
+    circle.act("alice", "proposal.withdraw", {"proposal": proposal.id})
+    assert circle.state.proposals[proposal.id].status == "withdrawn"
+    late_vote = circle.vote("bob", proposal, "approve")
+    assert circle.reason(late_vote) == "the proposal is already withdrawn"
+
+
+def test_open_proposals_per_member_are_bounded(circle: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decisions, "MAX_OPEN_PROPOSALS_PER_MEMBER", 2)
+    first = circle.propose("carol", "general", {})
+    circle.propose("carol", "general", {})
+    assert circle.reason(circle.propose("carol", "general", {})) == decisions.TOO_MANY_OPEN
+    circle.act("carol", "proposal.withdraw", {"proposal": first.id})
+    assert circle.reason(circle.propose("carol", "general", {})) is None
+
+
+def test_a_remove_proposal_must_name_a_member(circle: Any) -> None:
+    proposal = circle.propose("alice", "remove", {"member": circle.member("mallory")})
+    assert circle.reason(proposal) == "that person is not a member"
+
+
+# --- support --------------------------------------------------------------------------------
+
+
+def test_replies_edits_and_tombstones(circle: Any) -> None:
+    post = circle.post("bob", "rough day")
+    reply = circle.post("carol", "here for you", reply_to=post.id)
+    circle.act("bob", "msg.edit", {"target": post.id, "text": "rough week", "content_warning": "grief"})
+    message = circle.state.messages[post.id]
+    assert (message.text, message.content_warning, message.edits) == ("rough week", "grief", 1)
+    circle.act("bob", "msg.delete", {"target": post.id})
+    message = circle.state.messages[post.id]
+    assert (message.text, message.content_warning, message.deleted) == ("", None, True)
+    assert circle.state.replies[post.id] == [reply.id]  # the thread keeps its shape
+    again = circle.act("bob", "msg.edit", {"target": post.id, "text": "x", "content_warning": None})
+    assert circle.reason(again) == support.IS_DELETED
+    bad_reply = circle.post("carol", "?", reply_to=bytes(32))
+    assert circle.reason(bad_reply) == support.BAD_REPLY_TO
+
+
+def test_reactions_toggle_and_are_bounded(circle: Any) -> None:
+    post = circle.post("bob", "made it to the appointment")
+    for emoji in ["💜", "💜", "🌈"]:
+        circle.act("carol", "msg.react", {"target": post.id, "emoji": emoji, "on": True})
+    assert circle.state.reactions[post.id][circle.member("carol")] == ("🌈", "💜")
+    circle.act("carol", "msg.react", {"target": post.id, "emoji": "🌈", "on": False})
+    circle.act("carol", "msg.react", {"target": post.id, "emoji": "💜", "on": False})
+    assert post.id not in circle.state.reactions
+    for n in range(support.MAX_REACTIONS_PER_MEMBER):
+        circle.act("dana", "msg.react", {"target": post.id, "emoji": f"e{n}", "on": True})
+    extra = circle.act("dana", "msg.react", {"target": post.id, "emoji": "one too many", "on": True})
+    assert circle.reason(extra) == support.TOO_MANY_REACTIONS
+
+
+def test_checkins_can_be_answered(circle: Any) -> None:
+    checkin = circle.act("dana", "checkin", {"status": "struggling", "note": "can't sleep"})
+    reply = circle.post("alice", "call me", reply_to=checkin.id)
+    assert circle.state.checkins[checkin.id].status == "struggling"
+    assert circle.state.replies[checkin.id] == [reply.id]
+
+
+# --- mutual aid -----------------------------------------------------------------------------
+
+
+def _item(circle: Any, who: str, kind: str, **fields: Any) -> SignedOp:
+    body = {"category": "food", "description": "groceries", "amount": None, "unit": None, "expires": None, **fields}
+    return circle.act(who, kind, body)
+
+
+def test_pledge_match_fulfil(circle: Any) -> None:
+    request = _item(circle, "dana", "aid.request", amount=3, unit="bags")
+    first = _item(circle, "bob", "aid.pledge")
+    second = _item(circle, "carol", "aid.pledge")
+    circle.act("bob", "aid.match", {"pledge": first.id, "request": request.id})
+    circle.act("carol", "aid.match", {"pledge": second.id, "request": request.id})
+    aid = circle.state.aid
+    assert aid[request.id].status == "matched" and aid[request.id].matched == (first.id, second.id)
+    again = circle.act("bob", "aid.match", {"pledge": first.id, "request": request.id})
+    assert circle.reason(again) == "the pledge is not open"
+    circle.act("dana", "aid.fulfil", {"request": request.id})
+    assert {aid[i].status for i in (request.id, first.id, second.id)} == {"fulfilled"}
+
+
+def test_withdrawals_release_matches(circle: Any) -> None:
+    request = _item(circle, "dana", "aid.request")
+    pledge = _item(circle, "bob", "aid.pledge")
+    circle.act("bob", "aid.match", {"pledge": pledge.id, "request": request.id})
+    circle.act("bob", "aid.withdraw", {"item": pledge.id})
+    assert circle.state.aid[request.id].status == "open" and circle.state.aid[request.id].matched == ()
+    other = _item(circle, "carol", "aid.pledge")
+    circle.act("carol", "aid.match", {"pledge": other.id, "request": request.id})
+    circle.act("dana", "aid.withdraw", {"item": request.id})
+    assert circle.state.aid[other.id].status == "open"
+    assert circle.state.aid[request.id].status == "withdrawn"
+    own = _item(circle, "carol", "aid.request")
+    refused = circle.act("carol", "aid.match", {"pledge": other.id, "request": own.id})
+    assert circle.reason(refused) == "a pledge cannot be matched to its author's own request"
+
+
+# --- fund and events ------------------------------------------------------------------------
+
+
+def test_balances_are_per_currency(circle: Any) -> None:
+    for who, amount, currency in (("carol", 500, "EUR"), ("dana", 700, "USD"), ("carol", 250, "EUR")):
+        contribution = circle.contribute(who, amount, currency)
+        circle.act("bob", "fund.receipt", {"contribution": contribution.id})
+    assert circle.state.balances == {"EUR": 750, "USD": 700}
+    assert [entry.entry for entry in circle.state.ledger] == ["contribution", "receipt"] * 3
+
+
+def test_rsvp_latest_wins(circle: Any) -> None:
+    event = circle.act("alice", "event.create", {"title": "Potluck", "starts": 1_800_000_000, "place_hint": "park",
+                                                 "text": None})  # fmt: skip
+    circle.act("bob", "event.rsvp", {"event": event.id, "answer": "maybe"})
+    circle.act("bob", "event.rsvp", {"event": event.id, "answer": "yes"})
+    assert circle.state.rsvps[event.id] == {circle.member("bob"): "yes"}
+    missing = circle.act("bob", "event.rsvp", {"event": bytes(32), "answer": "yes"})
+    assert circle.reason(missing) == "event is not an event of this circle"
