@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sync.kinds.governance import tally
-from sync.kinds.records import FULFILLED, MATCHED, OPEN, Checkin, SpendDetails
+from sync.kinds.records import FULFILLED, MATCHED, OPEN, Checkin, DecisionRule, SpendDetails
 
 if TYPE_CHECKING:
     from sync.state import CircleState
@@ -77,53 +77,23 @@ def _descendants(state: CircleState, item_id: bytes) -> list[bytes]:
 
 def _feed_item(state: CircleState, item_id: bytes, depth: int) -> FeedItem:
     if depth >= MAX_THREAD_DEPTH:
-        children = tuple(_feed_item_flat(state, child) for child in _descendants(state, item_id))
-    else:
-        children = tuple(_feed_item(state, child, depth + 1) for child in state.replies.get(item_id, ()))
+        flat = (_make_item(state, child, ()) for child in _descendants(state, item_id))
+        return _make_item(state, item_id, tuple(flat))
+    children = tuple(_feed_item(state, child, depth + 1) for child in state.replies.get(item_id, ()))
     return _make_item(state, item_id, children)
 
 
-def _feed_item_flat(state: CircleState, item_id: bytes) -> FeedItem:
-    return _make_item(state, item_id, ())
-
-
 def _make_item(state: CircleState, item_id: bytes, replies: tuple[FeedItem, ...]) -> FeedItem:
-    message = state.messages.get(item_id)
     reactions = _reaction_counts(state, item_id)
-    if message is not None:
-        return FeedItem(
-            item_id,
-            "post",
-            message.author,
-            display_name(state, message.author),
-            message.lamport,
-            message.ts,
-            message.text,
-            message.content_warning,
-            message.urgent,
-            None,
-            message.edits > 0,
-            message.deleted,
-            reactions,
-            replies,
-        )
-    checkin = state.checkins[item_id]
-    return FeedItem(
-        item_id,
-        "checkin",
-        checkin.author,
-        display_name(state, checkin.author),
-        checkin.lamport,
-        checkin.ts,
-        checkin.note or "",
-        None,
-        False,
-        checkin.status,
-        False,
-        False,
-        reactions,
-        replies,
-    )
+    m = state.messages.get(item_id)
+    if m is not None:
+        name = display_name(state, m.author)
+        return FeedItem(item_id, "post", m.author, name, m.lamport, m.ts, m.text, m.content_warning, m.urgent,
+                        None, m.edits > 0, m.deleted, reactions, replies)  # fmt: skip
+    c = state.checkins[item_id]
+    name = display_name(state, c.author)
+    return FeedItem(item_id, "checkin", c.author, name, c.lamport, c.ts, c.note or "", None, False, c.status,
+                    False, False, reactions, replies)  # fmt: skip
 
 
 def feed(state: CircleState, *, limit: int | None = 50) -> tuple[FeedItem, ...]:
@@ -159,34 +129,14 @@ def needs_attention(state: CircleState) -> tuple[AttentionItem, ...]:
     Only each member's latest check-in counts: a later "ok" settles an earlier "need-help".
     """
     items: list[AttentionItem] = []
-    for message_id, message in state.messages.items():
-        if message.urgent and not message.deleted and not _answered_by_others(state, message_id, message.author):
-            items.append(
-                AttentionItem(
-                    message_id,
-                    "urgent",
-                    message.author,
-                    display_name(state, message.author),
-                    message.lamport,
-                    message.ts,
-                    message.text,
-                    None,
-                )
-            )
-    for checkin_id, checkin in _latest_checkins(state).items():
-        if checkin.status != "ok" and not _answered_by_others(state, checkin_id, checkin.author):
-            items.append(
-                AttentionItem(
-                    checkin_id,
-                    "checkin",
-                    checkin.author,
-                    display_name(state, checkin.author),
-                    checkin.lamport,
-                    checkin.ts,
-                    checkin.note or "",
-                    checkin.status,
-                )
-            )
+    for message_id, m in state.messages.items():
+        if m.urgent and not m.deleted and not _answered_by_others(state, message_id, m.author):
+            name = display_name(state, m.author)
+            items.append(AttentionItem(message_id, "urgent", m.author, name, m.lamport, m.ts, m.text, None))
+    for checkin_id, c in _latest_checkins(state).items():
+        if c.status != "ok" and not _answered_by_others(state, checkin_id, c.author):
+            name = display_name(state, c.author)
+            items.append(AttentionItem(checkin_id, "checkin", c.author, name, c.lamport, c.ts, c.note or "", c.status))
     items.sort(key=lambda item: (item.lamport, item.id))
     return tuple(items)
 
@@ -251,9 +201,12 @@ def members(state: CircleState) -> tuple[MemberView, ...]:
 @dataclass(frozen=True, slots=True)
 class AidView:
     id: bytes
-    type: str
-    author: bytes
     author_name: str
+    expired: bool
+    """Only ever True when the caller passed ``now`` and ``expires`` is before it."""
+    type: str
+    """The rest are the fields of `sync.kinds.records.AidItem`, in its order."""
+    author: bytes
     lamport: int
     ts: int
     category: str
@@ -261,8 +214,6 @@ class AidView:
     amount: int | None
     unit: str | None
     expires: int | None
-    expired: bool
-    """Only ever True when the caller passed ``now`` and ``expires`` is before it."""
     status: str
     matched: tuple[bytes, ...]
     closed_by: bytes | None
@@ -282,25 +233,7 @@ def aid_board(state: CircleState, *, now: int | None = None) -> AidBoard:
     views = []
     for item_id, item in state.aid.items():
         expired = now is not None and item.expires is not None and item.expires < now
-        views.append(
-            AidView(
-                item_id,
-                item.type,
-                item.author,
-                display_name(state, item.author),
-                item.lamport,
-                item.ts,
-                item.category,
-                item.description,
-                item.amount,
-                item.unit,
-                item.expires,
-                expired,
-                item.status,
-                item.matched,
-                item.closed_by,
-            )
-        )
+        views.append(AidView(item_id, display_name(state, item.author), expired, *item))
     views.sort(key=lambda v: (v.lamport, v.id))
     return AidBoard(
         tuple(v for v in views if v.type == "pledge" and v.status == OPEN),
@@ -317,13 +250,14 @@ def aid_board(state: CircleState, *, now: int | None = None) -> AidBoard:
 
 @dataclass(frozen=True, slots=True)
 class LedgerLine:
+    signer_name: str
     op: bytes
+    """The rest are the fields of `sync.kinds.records.LedgerEntry`, in its order."""
+    lamport: int
+    ts: int
     entry: str
     """"contribution" (stated by a member), "receipt" (confirmed by a treasurer) or "disbursement"."""
     signer: bytes
-    signer_name: str
-    lamport: int
-    ts: int
     amount: int
     currency: str
     ref: bytes | None
@@ -341,12 +275,7 @@ class FundLedger:
 
 
 def fund_ledger(state: CircleState) -> FundLedger:
-    lines = tuple(
-        LedgerLine(
-            e.op, e.entry, e.signer, display_name(state, e.signer), e.lamport, e.ts, e.amount, e.currency, e.ref, e.note
-        )
-        for e in state.ledger
-    )
+    lines = tuple(LedgerLine(display_name(state, entry.signer), *entry) for entry in state.ledger)
     contributions = state.contributions
     pending = tuple(line for line in lines if line.entry == "contribution" and contributions[line.op].receipt is None)
     balances = tuple(sorted(state.balances.items()))
@@ -368,8 +297,12 @@ class VoteView:
 @dataclass(frozen=True, slots=True)
 class ProposalView:
     id: bytes
-    author: bytes
     author_name: str
+    eligible: int
+    """Members of the electorate who are members now (for an open proposal: the quorum base)."""
+    votes: tuple[VoteView, ...]
+    author: bytes
+    """The rest are the fields of `sync.kinds.records.Proposal`, in its order."""
     lamport: int
     ts: int
     kind: str
@@ -377,62 +310,32 @@ class ProposalView:
     text: str
     details: object
     """SpendDetails, the proposed Charter, the member id to remove, or None."""
+    rule: DecisionRule
+    electorate: tuple[bytes, ...]
     status: str
-    eligible: int
-    """Members of the electorate who are still members (frozen once decided)."""
+    decided_by: bytes | None
     approve: int
     object: int
     abstain: int
-    quorum_pct: int
-    threshold_pct: int
-    consent: bool
-    decided_by: bytes | None
     disbursed_by: bytes | None
-    votes: tuple[VoteView, ...]
 
 
 def proposals(state: CircleState, *, decided_limit: int | None = 100) -> tuple[ProposalView, ...]:
     """Every open proposal and the newest ``decided_limit`` decided ones, in fold order."""
     ordered = sorted(state.proposals.items(), key=lambda item: (item[1].lamport, item[0]))
-    decided = [item for item in ordered if item[1].status != OPEN]
-    keep_decided = set(
-        p for p, _ in (decided if decided_limit is None else decided[-decided_limit:] if decided_limit > 0 else [])
-    )
+    decided = [proposal_id for proposal_id, proposal in ordered if proposal.status != OPEN]
+    if decided_limit is not None:
+        decided = decided[-decided_limit:] if decided_limit > 0 else []
+    shown = set(decided)
     views = []
     for proposal_id, proposal in ordered:
-        if proposal.status != OPEN and proposal_id not in keep_decided:
+        if proposal.status != OPEN and proposal_id not in shown:
             continue
+        votes = sorted(state.votes.get(proposal_id, {}).items())
+        vote_views = tuple(VoteView(voter, display_name(state, voter), v.choice, v.reason, v.op) for voter, v in votes)
         eligible = tally(state, proposal_id, proposal)[0]
-        votes = state.votes.get(proposal_id, {})
-        vote_views = tuple(
-            VoteView(voter, display_name(state, voter), vote.choice, vote.reason, vote.op)
-            for voter, vote in sorted(votes.items())
-        )
-        rule = proposal.rule
-        views.append(
-            ProposalView(
-                proposal_id,
-                proposal.author,
-                display_name(state, proposal.author),
-                proposal.lamport,
-                proposal.ts,
-                proposal.kind,
-                proposal.title,
-                proposal.text,
-                proposal.details,
-                proposal.status,
-                eligible,
-                proposal.approve,
-                proposal.object,
-                proposal.abstain,
-                rule.quorum_pct,
-                rule.threshold_pct,
-                rule.consent,
-                proposal.decided_by,
-                proposal.disbursed_by,
-                vote_views,
-            )
-        )
+        name = display_name(state, proposal.author)
+        views.append(ProposalView(proposal_id, name, eligible, vote_views, *proposal))
     return tuple(views)
 
 
