@@ -40,14 +40,14 @@ ITEM_CLOSED = "the item is already fulfilled or withdrawn"
 
 
 def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) -> None:
-    body = schema.exact_keys(body, _ITEM_KEYS, kind)
+    body = schema.exact_keys(body, _ITEM_KEYS, "body")
     category = schema.one_of(body["category"], CATEGORIES, "category")
     description = schema.long_text(body["description"], "description", schema.MAX_DESCRIPTION_CHARS)
     amount = schema.optional_amount(body["amount"])
     unit = schema.optional_short(body["unit"], "unit", schema.MAX_UNIT_CHARS)
-    if (amount is None) != (unit is None):
-        raise schema.InvalidBody("amount and unit must be given together or not at all")
     expires = schema.optional_timestamp(body["expires"], "expires")
+    if (amount is None) != (unit is None):
+        raise schema.InvalidBody("unit", "must be null exactly when amount is null")
     item_type = "pledge" if kind == "aid.pledge" else "request"
     item = AidItem(
         item_type, op.author, op.lamport, op.ts, category, description, amount, unit, expires, OPEN, (), None
@@ -64,7 +64,7 @@ def aid_request(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None
 
 
 def aid_match(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _MATCH_KEYS, "aid.match")
+    body = schema.exact_keys(body, _MATCH_KEYS, "body")
     pledge_id = schema.op_ref(body["pledge"], "pledge")
     request_id = schema.op_ref(body["request"], "request")
     pledge = state.aid.get(pledge_id)
@@ -86,7 +86,7 @@ def aid_match(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
 
 
 def aid_fulfil(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _FULFIL_KEYS, "aid.fulfil")
+    body = schema.exact_keys(body, _FULFIL_KEYS, "body")
     request_id = schema.op_ref(body["request"], "request")
     request = state.aid.get(request_id)
     if request is None or request.type != "request":
@@ -101,7 +101,7 @@ def aid_fulfil(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
 
 
 def aid_withdraw(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _WITHDRAW_KEYS, "aid.withdraw")
+    body = schema.exact_keys(body, _WITHDRAW_KEYS, "body")
     item_id = schema.op_ref(body["item"], "item")
     item = state.aid.get(item_id)
     if item is None:

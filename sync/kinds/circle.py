@@ -95,34 +95,31 @@ def genesis_op(
     return SignedOp.create(Op(circle_id, creator.member_id, (), 1, ts, "circle.create", body), creator)
 
 
-def parse_rule(raw: Any, kind: str) -> DecisionRule:
-    body = schema.exact_keys(raw, _RULE_KEYS, f"the {kind} rule")
+def parse_rule(raw: Any, where: str) -> DecisionRule:
+    body = schema.exact_keys(raw, _RULE_KEYS, where)
     return DecisionRule(
-        schema.percent(body["quorum_pct"], f"{kind} quorum_pct", 0),
-        schema.percent(body["threshold_pct"], f"{kind} threshold_pct", 1),
-        schema.boolean(body["consent"], f"{kind} consent"),
+        schema.percent(body["quorum_pct"], f"{where}.quorum_pct", 0),
+        schema.percent(body["threshold_pct"], f"{where}.threshold_pct", 1),
+        schema.boolean(body["consent"], f"{where}.consent"),
     )
 
 
-def parse_charter(raw: Any, adopted_by: bytes | None) -> Charter:
-    body = schema.exact_keys(raw, _CHARTER_KEYS, "charter")
-    rules = schema.exact_keys(body["rules"], _RULES_KEYS, "charter rules")
-    return Charter(
-        schema.long_text(body["text"], "charter text", schema.MAX_CHARTER_CHARS, allow_blank=True),
-        schema.boolean(body["members_can_invite"], "members_can_invite"),
-        tuple(parse_rule(rules[kind], kind) for kind in PROPOSAL_KINDS),
-        adopted_by,
-    )
+def parse_charter(raw: Any, where: str) -> Charter:
+    """A charter map (at ``where`` in the body: "charter", or "details" in a proposal)."""
+    body = schema.exact_keys(raw, _CHARTER_KEYS, where)
+    text = schema.long_text(body["text"], f"{where}.text", schema.MAX_CHARTER_CHARS, allow_blank=True)
+    invite = schema.boolean(body["members_can_invite"], f"{where}.members_can_invite")
+    rules = schema.exact_keys(body["rules"], _RULES_KEYS, f"{where}.rules")
+    parsed = tuple(parse_rule(rules[kind], f"{where}.rules.{kind}") for kind in PROPOSAL_KINDS)
+    return Charter(text, invite, parsed, None)
 
 
 def circle_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _GENESIS_KEYS, "circle.create")
-    name = schema.short_text(body["name"], "circle name")
+    body = schema.exact_keys(body, _GENESIS_KEYS, "body")
+    name = schema.short_text(body["name"], "name")
     description = schema.long_text(body["description"], "description", schema.MAX_DESCRIPTION_CHARS, allow_blank=True)
-    charter = parse_charter(body["charter"], None)
-    salt = body["salt"]
-    if type(salt) is not bytes or len(salt) != schema.SALT_BYTES:
-        raise schema.InvalidBody("salt must be 16 bytes")
+    charter = parse_charter(body["charter"], "charter")
+    salt = schema.fixed_bytes(body["salt"], "salt", schema.SALT_BYTES)
     if "circle" in state.info:
         raise OpRejected(ALREADY_GENESIS)
     if op.parents:
@@ -141,7 +138,7 @@ def charter_update(state: CircleState, signed: SignedOp, op: Op, body: Any) -> N
     acknowledgement and has no effect of its own. Any other ``charter.update`` is a
     direct edit of the charter and is rejected.
     """
-    body = schema.exact_keys(body, _CHARTER_UPDATE_KEYS, "charter.update")
+    body = schema.exact_keys(body, _CHARTER_UPDATE_KEYS, "body")
     proposal_id = schema.op_ref(body["proposal"], "proposal")
     proposal = state.proposals.get(proposal_id)
     if (
@@ -154,9 +151,9 @@ def charter_update(state: CircleState, signed: SignedOp, op: Op, body: Any) -> N
 
 
 def profile_set(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _PROFILE_KEYS, "profile.set")
+    body = schema.exact_keys(body, _PROFILE_KEYS, "body")
     profile = Profile(
-        schema.short_text(body["display_name"], "display name"),
+        schema.short_text(body["display_name"], "display_name"),
         schema.optional_short(body["pronouns"], "pronouns", 32),
         schema.short_text_list(body["skills"], "skills", schema.MAX_SKILLS, schema.MAX_NAME_CHARS),
     )

@@ -43,30 +43,30 @@ def _not_open(status: str) -> str:
 
 def _recipient(value: Any) -> bytes | str:
     if type(value) is bytes:
-        return schema.member_ref(value, "recipient")
-    return schema.short_text(value, "recipient")
+        return schema.member_ref(value, "details.recipient")
+    return schema.short_text(value, "details.recipient")
 
 
 def _details(kind: str, raw: Any, state: CircleState) -> SpendDetails | Any:
     if kind == "spend":
-        body = schema.exact_keys(raw, _SPEND_KEYS, "spend details")
+        body = schema.exact_keys(raw, _SPEND_KEYS, "details")
         return SpendDetails(
-            schema.amount(body["amount"]),
-            schema.currency(body["currency"]),
+            schema.amount(body["amount"], "details.amount"),
+            schema.currency(body["currency"], "details.currency"),
             _recipient(body["recipient"]),
-            schema.long_text(body["purpose"], "purpose", schema.MAX_NOTE_CHARS),
+            schema.long_text(body["purpose"], "details.purpose", schema.MAX_NOTE_CHARS),
         )
     if kind == "charter":
-        return parse_charter(raw, None)
+        return parse_charter(raw, "details")
     if kind == "remove":
-        return schema.member_ref(schema.exact_keys(raw, _REMOVE_KEYS, "remove details")["member"], "member")
-    schema.exact_keys(raw, _EMPTY, "general details")
+        return schema.member_ref(schema.exact_keys(raw, _REMOVE_KEYS, "details")["member"], "details.member")
+    schema.exact_keys(raw, _EMPTY, "details")
     return None
 
 
 def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _CREATE_KEYS, "proposal.create")
-    kind = schema.one_of(body["kind"], PROPOSAL_KINDS, "proposal kind")
+    body = schema.exact_keys(body, _CREATE_KEYS, "body")
+    kind = schema.one_of(body["kind"], PROPOSAL_KINDS, "kind")
     title = schema.short_text(body["title"], "title", schema.MAX_TITLE_CHARS)
     text = schema.long_text(body["text"], "text", schema.MAX_POST_CHARS, allow_blank=True)
     details = _details(kind, body["details"], state)
@@ -98,7 +98,7 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
 
 
 def proposal_vote(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _VOTE_KEYS, "proposal.vote")
+    body = schema.exact_keys(body, _VOTE_KEYS, "body")
     proposal_id = schema.op_ref(body["proposal"], "proposal")
     choice = schema.one_of(body["choice"], VOTE_CHOICES, "choice")
     reason = schema.optional_long(body["reason"], "reason", schema.MAX_NOTE_CHARS)
@@ -119,7 +119,7 @@ def proposal_vote(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
 
 
 def proposal_withdraw(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _WITHDRAW_KEYS, "proposal.withdraw")
+    body = schema.exact_keys(body, _WITHDRAW_KEYS, "body")
     proposal_id = schema.op_ref(body["proposal"], "proposal")
     proposal = state.proposals.get(proposal_id)
     if proposal is None:

@@ -21,21 +21,21 @@ NOT_AN_EVENT = "event is not an event of this circle"
 
 
 def event_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _EVENT_KEYS, "event.create")
+    body = schema.exact_keys(body, _EVENT_KEYS, "body")
     event = Event(
         op.author,
         op.lamport,
         op.ts,
         schema.short_text(body["title"], "title", schema.MAX_TITLE_CHARS),
         schema.timestamp(body["starts"], "starts"),
-        schema.optional_short(body["place_hint"], "place hint", schema.MAX_SHORT_CHARS),
+        schema.optional_short(body["place_hint"], "place_hint", schema.MAX_SHORT_CHARS),
         schema.optional_long(body["text"], "text", schema.MAX_DESCRIPTION_CHARS),
     )
     state.put(state.events, signed.id, event)
 
 
 def event_rsvp(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _RSVP_KEYS, "event.rsvp")
+    body = schema.exact_keys(body, _RSVP_KEYS, "body")
     event_id = schema.op_ref(body["event"], "event")
     answer = schema.one_of(body["answer"], RSVP_ANSWERS, "answer")
     if event_id not in state.events:

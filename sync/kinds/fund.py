@@ -37,7 +37,7 @@ def _require_treasurer(state: CircleState, author: bytes) -> None:
 
 
 def fund_contribute(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _CONTRIBUTE_KEYS, "fund.contribute")
+    body = schema.exact_keys(body, _CONTRIBUTE_KEYS, "body")
     amount = schema.amount(body["amount"])
     currency = schema.currency(body["currency"])
     note = schema.optional_long(body["note"], "note", schema.MAX_NOTE_CHARS)
@@ -53,7 +53,7 @@ def fund_contribute(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
 
 
 def fund_receipt(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _RECEIPT_KEYS, "fund.receipt")
+    body = schema.exact_keys(body, _RECEIPT_KEYS, "body")
     contribution_id = schema.op_ref(body["contribution"], "contribution")
     _require_treasurer(state, op.author)
     contribution = state.contributions.get(contribution_id)
@@ -71,7 +71,7 @@ def fund_receipt(state: CircleState, signed: SignedOp, op: Op, body: Any) -> Non
 
 
 def fund_disburse(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _DISBURSE_KEYS, "fund.disburse")
+    body = schema.exact_keys(body, _DISBURSE_KEYS, "body")
     proposal_id = schema.op_ref(body["proposal"], "proposal")
     note = schema.optional_long(body["note"], "note", schema.MAX_NOTE_CHARS)
     _require_treasurer(state, op.author)

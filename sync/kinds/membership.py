@@ -41,7 +41,7 @@ LACKS_ROLE = "that member does not have this role"
 
 
 def member_add(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _ADD_KEYS, "member.add")
+    body = schema.exact_keys(body, _ADD_KEYS, "body")
     newcomer = schema.member_ref(body["member"], "member")
     vouch = schema.optional_long(body["vouch"], "vouch", schema.MAX_NOTE_CHARS)
     if ORGANIZER not in state.members[op.author].roles and not state.info["charter"].members_can_invite:
@@ -54,7 +54,7 @@ def member_add(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
 
 
 def member_remove(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _REMOVE_KEYS, "member.remove")
+    body = schema.exact_keys(body, _REMOVE_KEYS, "body")
     target = schema.member_ref(body["member"], "member")
     schema.optional_long(body["reason"], "reason", schema.MAX_NOTE_CHARS)
     member = state.members.get(target)
@@ -69,7 +69,7 @@ def member_remove(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
 
 
 def _role_change(state: CircleState, op: Op, body: Any, kind: str) -> tuple[bytes, Member, str]:
-    body = schema.exact_keys(body, _ROLE_KEYS, kind)
+    body = schema.exact_keys(body, _ROLE_KEYS, "body")
     target = schema.member_ref(body["member"], "member")
     role = schema.one_of(body["role"], ROLES, "role")
     member = state.members.get(target)

@@ -37,113 +37,129 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class InvalidBody(Malformed):
-    """An op body does not match its kind's schema; the op is kept and rejected."""
+    """An op body does not match its kind's schema; the op is kept and rejected.
+
+    The message is ``"<field path>: <rule>"`` with a rule from a fixed vocabulary
+    (docs/OPS.md, "Body schemas"), because rejection reasons are part of the state hash.
+    """
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
 
 
-def exact_keys(body: Any, keys: frozenset[str], kind: str) -> dict[str, Any]:
+def exact_keys(body: Any, keys: frozenset[str], where: str) -> dict[str, Any]:
     if type(body) is not dict or body.keys() != keys:
-        raise InvalidBody(f"{kind} body must have exactly the fields {', '.join(sorted(keys))}")
+        raise InvalidBody(where, "wrong fields")
     return body
 
 
-def short_text(value: Any, what: str, max_chars: int = MAX_NAME_CHARS) -> str:
-    """Names, titles, labels: non-blank, bounded, no control or invisible characters."""
+def _text(value: Any, field: str, max_chars: int, forbidden: re.Pattern[str], allow_blank: bool) -> str:
     if type(value) is not str:
-        raise InvalidBody(f"{what} must be text")
+        raise InvalidBody(field, "wrong type")
     if len(value) > max_chars:
-        raise InvalidBody(f"{what} is longer than {max_chars} characters")
-    if not value.strip():
-        raise InvalidBody(f"{what} must not be blank")
-    if _SHORT_FORBIDDEN.search(value):
-        raise InvalidBody(f"{what} contains control or invisible characters")
-    return value
-
-
-def long_text(value: Any, what: str, max_chars: int, *, allow_blank: bool = False) -> str:
-    """Posts, descriptions, charters: newlines and tabs allowed, bidi and other controls not."""
-    if type(value) is not str:
-        raise InvalidBody(f"{what} must be text")
-    if len(value) > max_chars:
-        raise InvalidBody(f"{what} is longer than {max_chars} characters")
+        raise InvalidBody(field, "too long")
     if not allow_blank and not value.strip():
-        raise InvalidBody(f"{what} must not be blank")
-    if _LONG_FORBIDDEN.search(value):
-        raise InvalidBody(f"{what} contains control or invisible characters")
+        raise InvalidBody(field, "blank")
+    if forbidden.search(value):
+        raise InvalidBody(field, "forbidden characters")
     return value
 
 
-def optional_short(value: Any, what: str, max_chars: int = MAX_NAME_CHARS) -> str | None:
-    return None if value is None else short_text(value, what, max_chars)
+def short_text(value: Any, field: str, max_chars: int = MAX_NAME_CHARS) -> str:
+    """Names, titles, labels: non-blank, bounded, no control or invisible characters."""
+    return _text(value, field, max_chars, _SHORT_FORBIDDEN, False)
 
 
-def optional_long(value: Any, what: str, max_chars: int) -> str | None:
-    return None if value is None else long_text(value, what, max_chars)
+def long_text(value: Any, field: str, max_chars: int, *, allow_blank: bool = False) -> str:
+    """Posts, descriptions, charters: newlines and tabs allowed, bidi and other controls not."""
+    return _text(value, field, max_chars, _LONG_FORBIDDEN, allow_blank)
 
 
-def op_ref(value: Any, what: str) -> bytes:
-    if type(value) is not bytes or len(value) != limits.OP_ID_BYTES:
-        raise InvalidBody(f"{what} must be an op id (32 bytes)")
+def optional_short(value: Any, field: str, max_chars: int = MAX_NAME_CHARS) -> str | None:
+    return None if value is None else short_text(value, field, max_chars)
+
+
+def optional_long(value: Any, field: str, max_chars: int) -> str | None:
+    return None if value is None else long_text(value, field, max_chars)
+
+
+def fixed_bytes(value: Any, field: str, size: int) -> bytes:
+    if type(value) is not bytes:
+        raise InvalidBody(field, "wrong type")
+    if len(value) != size:
+        raise InvalidBody(field, "wrong size")
     return value
 
 
-def optional_op_ref(value: Any, what: str) -> bytes | None:
-    return None if value is None else op_ref(value, what)
+def op_ref(value: Any, field: str) -> bytes:
+    return fixed_bytes(value, field, limits.OP_ID_BYTES)
 
 
-def member_ref(value: Any, what: str) -> bytes:
-    if type(value) is not bytes or len(value) != limits.MEMBER_ID_BYTES:
-        raise InvalidBody(f"{what} must be a member id (32 bytes)")
+def optional_op_ref(value: Any, field: str) -> bytes | None:
+    return None if value is None else op_ref(value, field)
+
+
+def member_ref(value: Any, field: str) -> bytes:
+    return fixed_bytes(value, field, limits.MEMBER_ID_BYTES)
+
+
+def one_of(value: Any, allowed: Collection[str], field: str) -> str:
+    if type(value) is not str:
+        raise InvalidBody(field, "wrong type")
+    if value not in allowed:
+        raise InvalidBody(field, "unknown value")
     return value
 
 
-def one_of(value: Any, allowed: Collection[str], what: str) -> str:
-    if type(value) is not str or value not in allowed:
-        raise InvalidBody(f"{what} must be one of {', '.join(sorted(allowed))}")
-    return value
-
-
-def boolean(value: Any, what: str) -> bool:
+def boolean(value: Any, field: str) -> bool:
     if type(value) is not bool:
-        raise InvalidBody(f"{what} must be true or false")
+        raise InvalidBody(field, "wrong type")
     return value
 
 
-def amount(value: Any, what: str = "amount") -> int:
-    if type(value) is not int or not 1 <= value <= MAX_AMOUNT:
-        raise InvalidBody(f"{what} must be an integer from 1 to {MAX_AMOUNT} (minor units)")
+def integer(value: Any, field: str, low: int, high: int) -> int:
+    if type(value) is not int:
+        raise InvalidBody(field, "wrong type")
+    if not low <= value <= high:
+        raise InvalidBody(field, "out of range")
     return value
 
 
-def optional_amount(value: Any, what: str = "amount") -> int | None:
-    return None if value is None else amount(value, what)
+def amount(value: Any, field: str = "amount") -> int:
+    """Money and quantities: integers in minor units, 1 to 10^12. Never floats."""
+    return integer(value, field, 1, MAX_AMOUNT)
 
 
-def currency(value: Any) -> str:
-    if type(value) is not str or not _CURRENCY.fullmatch(value):
-        raise InvalidBody("currency must be three capital letters (ISO 4217 style)")
+def optional_amount(value: Any, field: str = "amount") -> int | None:
+    return None if value is None else amount(value, field)
+
+
+def currency(value: Any, field: str = "currency") -> str:
+    if type(value) is not str:
+        raise InvalidBody(field, "wrong type")
+    if not _CURRENCY.fullmatch(value):
+        raise InvalidBody(field, "bad format")
     return value
 
 
-def percent(value: Any, what: str, low: int) -> int:
-    if type(value) is not int or not low <= value <= 100:
-        raise InvalidBody(f"{what} must be an integer from {low} to 100")
-    return value
+def percent(value: Any, field: str, low: int) -> int:
+    return integer(value, field, low, 100)
 
 
-def timestamp(value: Any, what: str) -> int:
-    if type(value) is not int or not 0 <= value <= limits.MAX_TS:
-        raise InvalidBody(f"{what} must be seconds since 1970 (0 to 2^40 - 1)")
-    return value
+def timestamp(value: Any, field: str) -> int:
+    return integer(value, field, 0, limits.MAX_TS)
 
 
-def optional_timestamp(value: Any, what: str) -> int | None:
-    return None if value is None else timestamp(value, what)
+def optional_timestamp(value: Any, field: str) -> int | None:
+    return None if value is None else timestamp(value, field)
 
 
-def short_text_list(value: Any, what: str, max_items: int, max_chars: int) -> tuple[str, ...]:
-    if type(value) is not list or len(value) > max_items:
-        raise InvalidBody(f"{what} must be a list of at most {max_items} items")
-    items = tuple(short_text(item, what, max_chars) for item in value)
+def short_text_list(value: Any, field: str, max_items: int, max_chars: int) -> tuple[str, ...]:
+    if type(value) is not list:
+        raise InvalidBody(field, "wrong type")
+    if len(value) > max_items:
+        raise InvalidBody(field, "too many items")
+    items = tuple(short_text(item, field, max_chars) for item in value)
     if len(set(items)) != len(items):
-        raise InvalidBody(f"{what} must not repeat an item")
+        raise InvalidBody(field, "repeated item")
     return items

@@ -47,10 +47,10 @@ def _add_to_thread(state: CircleState, item_id: bytes, parent: bytes | None) -> 
 
 
 def msg_post(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _POST_KEYS, "msg.post")
+    body = schema.exact_keys(body, _POST_KEYS, "body")
     text = schema.long_text(body["text"], "text", schema.MAX_POST_CHARS)
     reply_to = schema.optional_op_ref(body["reply_to"], "reply_to")
-    warning = schema.optional_short(body["content_warning"], "content warning", schema.MAX_SHORT_CHARS)
+    warning = schema.optional_short(body["content_warning"], "content_warning", schema.MAX_SHORT_CHARS)
     urgent = schema.boolean(body["urgent"], "urgent")
     if reply_to is not None and reply_to not in state.messages and reply_to not in state.checkins:
         raise OpRejected(BAD_REPLY_TO)
@@ -74,10 +74,10 @@ def _own_live_message(state: CircleState, op: Op, target: bytes) -> Message:
 
 
 def msg_edit(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _EDIT_KEYS, "msg.edit")
+    body = schema.exact_keys(body, _EDIT_KEYS, "body")
     target = schema.op_ref(body["target"], "target")
     text = schema.long_text(body["text"], "text", schema.MAX_POST_CHARS)
-    warning = schema.optional_short(body["content_warning"], "content warning", schema.MAX_SHORT_CHARS)
+    warning = schema.optional_short(body["content_warning"], "content_warning", schema.MAX_SHORT_CHARS)
     message = _own_live_message(state, op, target)
     state.put(
         state.messages,
@@ -87,7 +87,7 @@ def msg_edit(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
 
 
 def msg_delete(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _DELETE_KEYS, "msg.delete")
+    body = schema.exact_keys(body, _DELETE_KEYS, "body")
     target = schema.op_ref(body["target"], "target")
     message = _own_live_message(state, op, target)
     state.put(state.messages, target, message._replace(text="", content_warning=None, deleted=True))
@@ -95,7 +95,7 @@ def msg_delete(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
 
 def msg_react(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     """Add (``on``) or take back one emoji reaction; repeating either is a no-op."""
-    body = schema.exact_keys(body, _REACT_KEYS, "msg.react")
+    body = schema.exact_keys(body, _REACT_KEYS, "body")
     target = schema.op_ref(body["target"], "target")
     emoji = schema.short_text(body["emoji"], "emoji", schema.MAX_EMOJI_CHARS)
     on = schema.boolean(body["on"], "on")
@@ -126,7 +126,7 @@ def msg_react(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
 
 
 def checkin(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _CHECKIN_KEYS, "checkin")
+    body = schema.exact_keys(body, _CHECKIN_KEYS, "body")
     status = schema.one_of(body["status"], CHECKIN_STATUSES, "status")
     note = schema.optional_long(body["note"], "note", schema.MAX_NOTE_CHARS)
     state.put(state.checkins, signed.id, Checkin(op.author, op.lamport, op.ts, status, note))
