@@ -326,8 +326,8 @@ class CircleConvergence(RuleBasedStateMachine):
 
 
 CircleConvergence.TestCase.settings = settings(
-    max_examples=150,
-    stateful_step_count=50,
+    max_examples=200,
+    stateful_step_count=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
