@@ -124,10 +124,10 @@ class CausalDag:
         if op_id in self._buffer or op_id in self._dropped or op_id in self:
             return DagOutcome((), (), False, True, frozenset(), 0)
         if op.circle != self.circle_id:
-            return DagOutcome((), (self._drop(op_id, WRONG_CIRCLE),), False, False, frozenset(), 0)
+            return self._refuse(op_id, WRONG_CIRCLE)
         for parent in op.parents:
             if parent in self._dropped:
-                return DagOutcome((), (self._drop(op_id, PARENT_DROPPED),), False, False, frozenset(), 0)
+                return self._refuse(op_id, PARENT_DROPPED)
         unmet = [parent for parent in op.parents if parent not in self]
         if not unmet:
             delivered, dropped = self._deliver(signed)
@@ -142,6 +142,11 @@ class CausalDag:
             self._waiting.setdefault(parent, set()).add(op_id)
         missing = frozenset(parent for parent in unmet if parent not in self._buffer)
         return DagOutcome((), (), True, False, missing, evicted)
+
+    def _refuse(self, op_id: bytes, reason: str) -> DagOutcome:
+        """Drop an op, and every buffered op waiting for it."""
+        dropped = (self._drop(op_id, reason), *self._drop_waiting_on(op_id))
+        return DagOutcome((), dropped, False, False, frozenset(), 0)
 
     def restore_delivered(self, signed: SignedOp) -> None:
         """Record an op that entered the DAG in an earlier run (no checks: it passed them then)."""

@@ -74,11 +74,16 @@ def test_lamport_must_be_one_more_than_the_parents_maximum(wrong: int) -> None:
     assert dag.add(child).dropped == ((child.id, dag_module.PARENT_DROPPED),)
 
 
-def test_ops_of_another_circle_are_dropped() -> None:
+def test_ops_of_another_circle_are_dropped_with_what_waits_for_them() -> None:
     dag = CausalDag(CIRCLE)
     stranger = make(circle=OTHER_CIRCLE)
-    assert dag.add(stranger).dropped == ((stranger.id, dag_module.WRONG_CIRCLE),)
-    assert stranger.id not in dag
+    waiting = make((stranger,), n=1)
+    assert dag.add(waiting).buffered
+    assert dag.add(stranger).dropped == (
+        (stranger.id, dag_module.WRONG_CIRCLE),
+        (waiting.id, dag_module.PARENT_DROPPED),
+    )
+    assert stranger.id not in dag and dag.buffered_count == 0 and dag.missing() == frozenset()
 
 
 def test_missing_parents_are_buffered_and_reported_then_released_in_causal_order() -> None:
