@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from identity.keys import MemberIdentity
     from sync.statecache import StateCache
 
-DEFAULT_SNAPSHOT_TAIL = 2_000
+DEFAULT_SNAPSHOT_TAIL = 5_000
 """Ops re-applied when a snapshot is opened, so late ops right after a restart stay cheap."""
 
 

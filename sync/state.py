@@ -32,6 +32,7 @@ records rejections and undoes.
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -191,8 +192,8 @@ class CircleState:
     def add(self, signed: SignedOp) -> int:
         """Insert one op at its fold position; return how many later ops were re-applied.
 
-        Each op must be added at most once (the causal DAG deduplicates); adding an op
-        whose fold key is already in the undo window is ignored.
+        Each op must be added at most once (the causal DAG deduplicates); an op whose
+        fold key was already applied is ignored.
         """
         key = (signed.op.lamport, signed.id)
         keys = self._keys
@@ -202,26 +203,50 @@ class CircleState:
             if len(keys) > 2 * self.undo_window:
                 self._trim()
             return 0
-        if self._base_key is not None and key <= self._base_key:
-            return self._refold_with(signed)
-        index = bisect_left(keys, key)
-        if keys[index] == key:
-            return 0
-        later = self._ops[index:]
-        self._rollback_to(index)
-        self._apply(signed)
-        for op in later:
-            self._apply(op)
-        if len(keys) > 2 * self.undo_window:
-            self._trim()
-        return len(later)
+        if self._base_key is None or key > self._base_key:
+            index = bisect_left(keys, key)
+            if index < len(keys) and keys[index] == key:
+                return 0
+        return self._insert_late([signed])
 
     def add_many(self, ops: Iterable[SignedOp]) -> int:
-        """Add ops in any order; sorting first turns most of them into fast-path applies."""
-        replayed = 0
-        for signed in sorted(ops, key=fold_key):
+        """Add ops in any order, with at most one rollback for the whole batch."""
+        batch = sorted(ops, key=fold_key)
+        keys = self._keys
+        last = keys[-1] if keys else self._base_key
+        late = 0
+        while late < len(batch) and last is not None and fold_key(batch[late]) <= last:
+            late += 1
+        replayed = self._insert_late(batch[:late]) if late else 0
+        for signed in batch[late:]:
             replayed += self.add(signed)
         return replayed
+
+    def _insert_late(self, batch: list[SignedOp]) -> int:
+        """Roll back to the earliest op of ``batch`` (sorted) and apply it merged with what follows."""
+        first = fold_key(batch[0])
+        if self._base_key is not None and first <= self._base_key:
+            return self._refold_with(batch)
+        index = bisect_left(self._keys, first)
+        later = self._ops[index:]
+        self._rollback_to(index)
+        self._apply_merged(later, batch)
+        return len(later)
+
+    def _apply_merged(self, first: Iterable[SignedOp], second: list[SignedOp]) -> int:
+        """Apply two fold-ordered op streams merged, each fold key once; return how many."""
+        count = 0
+        previous = None
+        for signed in heapq.merge(first, second, key=fold_key):
+            key = (signed.op.lamport, signed.id)
+            if key == previous:
+                continue
+            previous = key
+            self._apply(signed)
+            count += 1
+            if len(self._keys) > 2 * self.undo_window:
+                self._trim()
+        return count
 
     def _rollback_to(self, index: int) -> None:
         self._undo_to(self._marks[index])
@@ -242,31 +267,16 @@ class CircleState:
         del self._keys[:cut]
         del self._ops[:cut]
 
-    def _refold_with(self, new: SignedOp) -> int:
-        """Fold everything again from the empty state, with ``new`` in its place."""
+    def _refold_with(self, batch: list[SignedOp]) -> int:
+        """Fold everything again from the empty state, with the (sorted) ``batch`` merged in."""
         self.full_refolds += 1
-        new_key = fold_key(new)
         if self._history is not None and self._base_key is not None:
             earlier: Iterable[SignedOp] = self._history(self._base_key)
         else:
             earlier = self._prefix_ops
         window = self._ops
         self._reset()
-        inserted = False
-        count = 0
-        for signed in _chain(earlier, window):
-            key = (signed.op.lamport, signed.id)
-            if not inserted and new_key <= key:
-                inserted = True
-                if new_key != key:  # equal: the history already holds the new op
-                    self._apply(new)
-            self._apply(signed)
-            count += 1
-            if len(self._keys) > 2 * self.undo_window:
-                self._trim()
-        if not inserted:
-            self._apply(new)
-        return count
+        return max(0, self._apply_merged(_chain(earlier, window), batch) - len(batch))
 
     # --- reading -----------------------------------------------------------------
 
