@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from identity.keys import MemberIdentity
 from sync.kinds.circle import DEFAULT_RULES, charter_body, genesis_op
-from sync.ops import SignedOp
+from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica
 from sync.state import fold_circle_state
 
@@ -93,6 +93,20 @@ class CircleConvergence(RuleBasedStateMachine):
         self._act(0, "alice", "role.grant", {"member": self._member("carol"), "role": "organizer"})
         for replica in self.replicas[1:]:
             replica.ingest_many(self.replicas[0].ops())
+
+    # --- circle ----------------------------------------------------------------------------
+
+    @rule(r=replicas, forger=people, salt=st.binary(min_size=16, max_size=16), parentless=st.booleans())
+    def competing_genesis(self, r: int, forger: str, salt: bytes, parentless: bool) -> None:
+        """Someone signs another genesis for this circle; parentless ones may sort before the real one."""
+        body = {**self.genesis.op.body, "salt": salt, "name": "Take-over"}
+        if not parentless:
+            self._act(r, forger, "circle.create", body)
+            return
+        op = Op(self.circle, PEOPLE[forger].member_id, (), 1, 0, "circle.create", body)
+        signed = SignedOp.decode(SignedOp.create(op, PEOPLE[forger]).data)
+        self.replicas[r].ingest(signed)
+        self.everything[signed.id] = signed
 
     # --- support -----------------------------------------------------------------------
 
@@ -323,6 +337,8 @@ class CircleConvergence(RuleBasedStateMachine):
         assert all(replica.dag.buffered_count == 0 for replica in self.replicas)
         fresh = fold_circle_state(self.circle, self.everything.values())
         assert fresh.encode() == encodings.pop()
+        # only the creator's key binds to the circle id: nobody else's genesis ever wins
+        assert fresh.info["circle"].creator == PEOPLE["alice"].member_id
 
 
 CircleConvergence.TestCase.settings = settings(
