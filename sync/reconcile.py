@@ -55,7 +55,6 @@ from sync.reconcile_index import (
     ItemIndex,
     fingerprint,
     item_key,
-    sum_ids,
 )
 from sync.reconcile_sketch import (
     Sketch,
@@ -68,7 +67,7 @@ from sync.reconcile_sketch import (
     peel,
     salt_multiplier,
     sketch_key,
-    sketch_keys,
+    sketch_values,
     table_for_cells,
 )
 from sync.reconcile_wire import (
@@ -144,7 +143,8 @@ class _Snapshot:
     """Our items of a range when we sketched it: the verification must use the same ones."""
 
     keys: list[bytes]
-    sketch_keys: array[int]
+    values: array[int]
+    """Cell values of ``keys`` (the sketch key is ``value >> 16``)."""
     total: int
 
 
@@ -176,19 +176,32 @@ _ALLOWED: dict[_Kind, tuple[type[Payload], ...]] = {
 
 
 class _Reply:
-    """The answer being built: entries in order, and a byte and range budget."""
+    """The answer being built: entries in order, and a byte and range budget.
 
-    def __init__(self, pending: int, limit: int) -> None:
+    Every unanswered incoming range keeps `DEFER_COST` bytes and one range in reserve, so
+    a range whose best answer no longer fits can always be *deferred*: answered with our
+    own summary of it, to be taken up in a later round. The first range that needs real
+    work is never deferred (it gets a compact answer instead), so every message makes
+    progress and two sides cannot bounce the same range back and forth forever.
+    """
+
+    def __init__(self, pending: int, limit: int, max_ranges: int) -> None:
         self.entries: list[_Sent] = []
         self.size = _HEADER_SLACK
         self.pending = pending
         self.limit = limit
+        self.max_ranges = max_ranges
+        self.progressed = False
 
     def room(self) -> int:
         return self.limit - self.size - self.pending * DEFER_COST
 
-    def ranges_left(self) -> int:
-        return MAX_RANGES - len(self.entries) - self.pending
+    def fits(self, size: int, ranges: int = 1) -> bool:
+        return size <= self.room() and ranges <= self.max_ranges - len(self.entries) - self.pending
+
+    @property
+    def must_progress(self) -> bool:
+        return not self.progressed
 
     def add(self, entry: _Sent) -> None:
         if isinstance(entry.payload, Skip) and self.entries and isinstance(self.entries[-1].payload, Skip):
@@ -228,6 +241,7 @@ class ReconcileSession:
         self.need_ranges: list[tuple[bytes, bytes, int, frozenset[bytes]]] = []
         self.stats = ReconcileStats()
         self._multiplier = salt_multiplier(salt) if salt is not None else None
+        self._max_ranges = min(MAX_RANGES, max_message_bytes // (2 * DEFER_COST))
         self._sent: list[_Sent] = [] if initiator else [_Sent(b"", INFINITY, _Kind.START, _SKIP)]
         self._sendable: list[bytes] = []
         self._offered: set[bytes] = set()
@@ -319,7 +333,7 @@ class ReconcileSession:
             self.salt = message.salt
             self._multiplier = salt_multiplier(message.salt)
         spans = message.spans()
-        reply = _Reply(sum(not payload.TERMINAL for *_, payload in spans), self.max_message_bytes)
+        reply = _Reply(len(spans), self.max_message_bytes, self._max_ranges)
         sent = self._sent
         at = 0
         for lower, upper, payload in spans:
@@ -330,6 +344,7 @@ class ReconcileSession:
                 while scan < len(sent) and sent[scan].lower < upper:
                     self._on_skip(sent[scan], lower, upper)
                     scan += 1
+                reply.pending -= 1
                 reply.add(_Sent(lower, upper, _Kind.TERMINAL, _SKIP))
                 continue
             mine = sent[at]
@@ -338,10 +353,11 @@ class ReconcileSession:
             self._check_allowed(mine, payload, exact=mine.lower == lower and mine.upper == upper)
             if mine.kind is _Kind.RESULT:
                 mine.tentative = None
-            if not payload.TERMINAL:
-                reply.pending -= 1
+            reply.pending -= 1
             for entry in self._answer(mine, lower, upper, payload, reply):
                 reply.add(entry)
+            if not payload.TERMINAL:
+                reply.progressed = True
         for mine in sent:
             if mine.kind is _Kind.RESULT and mine.confirmed and mine.tentative is not None:
                 ours, theirs = mine.tentative
@@ -407,36 +423,43 @@ class ReconcileSession:
         return Estimate(count, fingerprint(total, count), encode_ams(ams_residues(count, populations)))
 
     def _summary(self, lower: bytes, upper: bytes, reply: _Reply) -> _Sent:
-        """Our Fingerprint (or Estimate, for big ranges when it fits) of a range."""
+        """Our Fingerprint (or Estimate, for big ranges when it fits) of a range.
+
+        Also the answer that *defers* a range: the peer compares it with its own and
+        takes the range up again.
+        """
         count, total = self.index.count_and_sum(lower, upper)
         payload: Payload = Fingerprint(count, fingerprint(total, count))
         if count >= ESTIMATE_MIN_ITEMS:
             estimate = self._estimate(lower, upper, count, total)
-            if payload_size(estimate) <= reply.room():
+            if reply.fits(payload_size(estimate)):
                 payload = estimate
         return _Sent(lower, upper, _Kind.SUMMARY, payload, count=count)
 
     def _split(self, lower: bytes, upper: bytes, reply: _Reply) -> list[_Sent]:
         """Classic Negentropy: sub-ranges of nearly equal count, each with its summary.
 
-        A range small enough is listed instead, which ends it in one more message.
+        A small range is listed instead, which ends it in one more message. Sub-ranges
+        carry estimators when big and when they fit, fingerprints otherwise; if even that
+        does not fit, the range is deferred (never the first one of a message: a split
+        with fingerprints is at most ~1 KiB, always within its room).
         """
-        if self.index.count(lower, upper) <= IDLIST_ITEMS:
-            ids = [key[8:] for key in self.index.item_keys(lower, upper)]
-            if ids:
-                return [_Sent(lower, upper, _Kind.IDLIST, IdList(b"".join(ids)), ids=ids)]
+        keys = self.index.item_keys(lower, upper)
+        if 0 < len(keys) <= IDLIST_ITEMS:
+            ids = [key[8:] for key in keys]
+            listed = _Sent(lower, upper, _Kind.IDLIST, IdList(b"".join(ids)), ids=ids)
+            if reply.must_progress or reply.fits(payload_size(listed.payload)):
+                return [listed]
+            return [self._summary(lower, upper, reply)]
         bounds = self.index.split_bounds(lower, upper, SPLIT_PARTS)
-        if len(bounds) + 1 > reply.ranges_left():
-            return [self._summary(lower, upper, reply)]
         edges = [lower, *bounds, upper]
-        parts: list[_Sent] = []
-        size = 0
-        for low, high in zip(edges, edges[1:], strict=False):
-            part = self._summary(low, high, reply)
-            parts.append(part)
-            size += payload_size(part.payload)
-        if size > reply.room():
-            return [self._summary(lower, upper, reply)]
+        parts = [self._summary(low, high, reply) for low, high in zip(edges, edges[1:], strict=False)]
+        if not reply.fits(sum(payload_size(part.payload) for part in parts), len(parts)):
+            for part in parts:
+                if isinstance(part.payload, Estimate):
+                    part.payload = Fingerprint(part.payload.count, part.payload.fingerprint)
+            if not reply.must_progress and not reply.fits(sum(payload_size(p.payload) for p in parts), len(parts)):
+                return [self._summary(lower, upper, reply)]
         return parts
 
     def _answer_summary(
@@ -463,21 +486,22 @@ class ReconcileSession:
             _count, populations = self.index.population_counts(lower, upper)
             energy = difference_energy(decode_ams(their_ams), ams_residues(count, populations))
             first = table_for_cells(cells_for_estimate(energy, abs(count - their_count), count + their_count))
-            if cells_of(first) <= MAX_SKETCH_CELLS:
-                if cells_of(first) * 8 + 64 > reply.room():
+            size = cells_of(first) * 8 + 64
+            if cells_of(first) <= MAX_SKETCH_CELLS and size <= self.max_message_bytes // 2:
+                if reply.fits(size):
+                    return [self._sketch(lower, upper, first, self._snapshot(lower, upper))]
+                if not reply.must_progress:
                     return [self._summary(lower, upper, reply)]
-                return [self._sketch(lower, upper, first, self._snapshot(lower, upper, total))]
         return self._split(lower, upper, reply)
 
-    def _snapshot(self, lower: bytes, upper: bytes, total: int | None = None) -> _Snapshot:
-        keys = self.index.item_keys(lower, upper)
+    def _snapshot(self, lower: bytes, upper: bytes) -> _Snapshot:
         assert self._multiplier is not None
-        if total is None:
-            total = sum_ids(keys) % _MOD
-        return _Snapshot(keys, sketch_keys(keys, self._multiplier), total)
+        keys = self.index.item_keys(lower, upper)
+        _count, total = self.index.count_and_sum(lower, upper)
+        return _Snapshot(keys, sketch_values(keys, self._multiplier), total)
 
     def _sketch(self, lower: bytes, upper: bytes, first: int, snapshot: _Snapshot) -> _Sent:
-        sketch = Sketch.build(snapshot.sketch_keys, first)
+        sketch = Sketch.build(snapshot.values, first)
         self.stats.sketches_sent += 1
         payload = SketchRange(len(snapshot.keys), sketch.to_bytes())
         return _Sent(lower, upper, _Kind.SKETCH, payload, snapshot=snapshot)
@@ -512,7 +536,7 @@ class ReconcileSession:
     ) -> list[_Sent]:
         theirs = Sketch.from_bytes(payload.cells)
         snapshot = self._snapshot(lower, upper)
-        found = peel(theirs.xor(Sketch.build(snapshot.sketch_keys, theirs.first)))
+        found = peel(theirs.xor(Sketch.build(snapshot.values, theirs.first)))
         decoded = None if found is None else _classify(found, snapshot, payload.count)
         if decoded is not None:
             mine_at, their_keys = decoded
@@ -520,18 +544,18 @@ class ReconcileSession:
             common_sum = (snapshot.total - sum(int.from_bytes(x, "little") for x in our_ids)) % _MOD
             result = SketchResult(
                 pack_keys(their_keys),
-                pack_keys([snapshot.sketch_keys[i] for i in mine_at]),
+                pack_keys([snapshot.values[i] >> 16 for i in mine_at]),
                 len(snapshot.keys) - len(mine_at),
                 common_sum.to_bytes(32, "little"),
             )
-            if payload_size(result) > reply.room():
-                return [self._summary(lower, upper, reply)]
+            if not reply.fits(payload_size(result)):
+                return self._split(lower, upper, reply) if reply.must_progress else [self._summary(lower, upper, reply)]
             self._offer(our_ids)
             return [_Sent(lower, upper, _Kind.RESULT, result, tentative=(our_ids, their_keys))]
         self.stats.sketch_failures += 1
         if mine.kind is not _Kind.SKETCH:
             first = table_for_cells(2 * cells_of(theirs.first))
-            if cells_of(first) <= MAX_SKETCH_CELLS and cells_of(first) * 8 + 64 <= reply.room():
+            if cells_of(first) <= MAX_SKETCH_CELLS and reply.fits(cells_of(first) * 8 + 64):
                 return [self._sketch(lower, upper, first, snapshot)]
         return self._split(lower, upper, reply)
 
@@ -545,7 +569,8 @@ class ReconcileSession:
         offered = set(payload.have_keys())
         found: dict[int, int] = {}
         ok = True
-        for position, key in enumerate(snapshot.sketch_keys):
+        for position, value in enumerate(snapshot.values):
+            key = value >> 16
             if key in wanted:
                 if key in found:
                     ok = False
@@ -579,8 +604,8 @@ class ReconcileSession:
 
 def _classify(found: set[int], snapshot: _Snapshot, their_count: int) -> tuple[list[int], list[int]] | None:
     """Split peeled keys into (positions of our items, keys of theirs), or None if inconsistent."""
-    mine_at = [position for position, key in enumerate(snapshot.sketch_keys) if key in found]
-    mine_keys = {snapshot.sketch_keys[position] for position in mine_at}
+    mine_at = [position for position, value in enumerate(snapshot.values) if value >> 16 in found]
+    mine_keys = {snapshot.values[position] >> 16 for position in mine_at}
     if len(mine_keys) != len(mine_at):
         return None
     their_keys = [key for key in found if key not in mine_keys]
