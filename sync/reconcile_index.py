@@ -64,7 +64,6 @@ AMS_OFFSET = TS_BYTES + 16
 
 _MOD = 1 << 256
 _FP_PERSON = b"kith-recon-fp"
-_BIT_TABLES = [bytes((value >> bit) & 1 for value in range(256)) for bit in range(8)]
 
 
 def item_key(ts: int, item_id: bytes) -> bytes:
@@ -102,13 +101,16 @@ def sum_ids(keys: list[bytes]) -> int:
 
 def population_counts(keys: list[bytes]) -> list[int]:
     """For j in 0..127, how many of the item keys have bit j of ``LE128(id[16:32])`` set."""
-    if not keys:
+    count = len(keys)
+    if not count:
         return [0] * AMS_COUNTERS
     joined = b"".join(keys)
+    # One byte column at a time as a big integer: AND with "bit b of every byte", popcount.
+    masks = [int.from_bytes(bytes([1 << bit]) * count, "little") for bit in range(8)]
     counts: list[int] = []
     for byte in range(16):
-        column = joined[AMS_OFFSET + byte :: ITEM_KEY_BYTES]
-        counts.extend(column.translate(table).count(1) for table in _BIT_TABLES)
+        column = int.from_bytes(joined[AMS_OFFSET + byte :: ITEM_KEY_BYTES], "little")
+        counts.extend((column & mask).bit_count() for mask in masks)
     return counts
 
 
@@ -271,14 +273,8 @@ class ItemIndex:
         """
         keys = self.item_keys(lower, upper)
         count = len(keys)
-        bounds: list[bytes] = []
-        for part in range(1, min(parts, count)):
-            rank = part * count // parts
-            bound = shortest_bound(keys[rank - 1], keys[rank])
-            if bounds and bound <= bounds[-1]:
-                continue
-            bounds.append(bound)
-        return bounds
+        parts = min(parts, count)
+        return [shortest_bound(keys[rank - 1], keys[rank]) for rank in (n * count // parts for n in range(1, parts))]
 
     # --- caches -------------------------------------------------------------------
 
