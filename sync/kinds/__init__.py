@@ -18,5 +18,3 @@ HANDLERS: dict[str, Handler] = {
     **fund.HANDLERS,
     **events.HANDLERS,
 }
-
-KINDS = tuple(sorted(HANDLERS))

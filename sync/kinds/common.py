@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from identity.errors import RemoteProtocolError
-from sync.kinds.records import ORGANIZER, Member
+from sync.kinds.records import ORGANIZER
 
 if TYPE_CHECKING:
     from sync.ops import Op, SignedOp
@@ -34,15 +34,6 @@ LAST_ORGANIZER = "the last organizer cannot leave the circle leaderless"
 
 class OpRejected(RemoteProtocolError):
     """An op fails its authority check at its position; it is kept, listed, and has no effect."""
-
-
-def has_role(member: Member | None, role: str) -> bool:
-    return member is not None and role in member.roles
-
-
-def require_organizer(state: CircleState, author: bytes) -> None:
-    if ORGANIZER not in state.members[author].roles:
-        raise OpRejected(NOT_ORGANIZER)
 
 
 def organizer_count(state: CircleState) -> int:
