@@ -22,6 +22,7 @@ envelopes per frame, bad envelopes tolerated, and the session's total time.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from p2pnet.framing import StreamClosed, close_quietly, read_frame, write_frame
 from sync.envelope import Envelope
 from sync.limits import MAX_ENVELOPE_BYTES
 from sync.reconcile import ItemIndex, ReconcileSession
+from sync.reconcile_wire import SALT_BYTES
 
 log = logging.getLogger("kith.sync")
 
@@ -108,6 +110,7 @@ class _Session:
         self.stats = SyncStats(peer, initiator)
         self.sessions: dict[bytes, ReconcileSession] = {}
         self.sent_done: set[bytes] = set()
+        self.pushed: dict[bytes, set[bytes]] = {}
         self.got_done: set[bytes] = set()
         self.topics: list[bytes] = []
         self.outbox_send, self.outbox_receive = trio.open_memory_channel[tuple[Any, ...]](OUTBOX)
@@ -124,8 +127,8 @@ class _Session:
         async for item in self.outbox_receive:
             if item[0] == "frame":
                 await self._send(item[1], item[2])
-            else:  # ("envelopes", topic, ids): stream them from the store, then DONE
-                topic, ids = item[1], item[2]
+            else:  # ("envelopes", topic, ids, final): stream them from the store; DONE if final
+                topic, ids, final = item[1], item[2], item[3]
                 for start in range(0, len(ids), ENVELOPES_PER_FRAME):
                     found = self.host.load_envelopes(ids[start : start + ENVELOPES_PER_FRAME])
                     batch: list[bytes] = []
@@ -139,7 +142,8 @@ class _Session:
                     if batch:
                         await self._send(ENVS, {"t": topic, "e": batch})
                     self.stats.envelopes_sent += len(found)
-                await self._send(DONE, {"t": topic})
+                if final:
+                    await self._send(DONE, {"t": topic})
 
     async def queue(self, *item: Any) -> None:
         await self.outbox_send.send(item)
@@ -176,9 +180,20 @@ class _Session:
         self.stats.rounds += 1
         if reply is not None:
             await self.queue("frame", RECON, {"t": topic, "m": reply})
+        await self._push(topic, session)
+
+    async def _push(self, topic: bytes, session: ReconcileSession) -> None:
+        """Send what the session says the peer lacks, as early as it knows; DONE at the end."""
+        pushed = self.pushed.setdefault(topic, set())
+        early = [i for i in session.take_sendable() if i not in pushed]
+        pushed.update(early)
         if session.done and topic not in self.sent_done:
             self.sent_done.add(topic)
-            await self.queue("envelopes", topic, sorted(session.have_ids))
+            rest = sorted(i for i in session.have_ids if i not in pushed)
+            pushed.update(rest)
+            await self.queue("envelopes", topic, early + rest, True)
+        elif early:
+            await self.queue("envelopes", topic, early, False)
 
     async def _on_envelopes(self, topic: bytes, items: Any) -> None:
         if type(items) is not list or len(items) > 4 * ENVELOPES_PER_FRAME:
@@ -254,9 +269,10 @@ class _Session:
                         if self.initiator:
                             for topic in self.topics:
                                 session = self.sessions[topic] = ReconcileSession(
-                                    self.host.index_for(topic), initiator=True
+                                    self.host.index_for(topic), initiator=True, salt=secrets.token_bytes(SALT_BYTES)
                                 )
                                 await self.queue("frame", RECON, {"t": topic, "m": session.start()})
+                                await self._push(topic, session)
                         await self.reader()
                         # Let the writer flush the final BYE, then stop it.
                         self.outbox_send.close()

@@ -36,9 +36,11 @@ async def test_batches_cross_a_real_link_and_forgeries_do_not() -> None:
         raise AssertionError("A must not receive its own publishes")
 
     with trio.fail_after(30):
-        async with open_netstack(NetworkKey.generate(), LOOPBACK) as a, open_netstack(
-            NetworkKey.generate(), LOOPBACK
-        ) as b, trio.open_nursery() as nursery:
+        async with (
+            open_netstack(NetworkKey.generate(), LOOPBACK) as a,
+            open_netstack(NetworkKey.generate(), LOOPBACK) as b,
+            trio.open_nursery() as nursery,
+        ):
             gossip_a, gossip_b = GossipService(a, _gate(), on_a), GossipService(b, _gate(), on_b)
             await gossip_a.join(TOPIC, nursery)
             await gossip_b.join(TOPIC, nursery)

@@ -1,0 +1,92 @@
+"""Real nodes on loopback for tests: homes with cheap KDF costs, and helpers to drive them."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from identity.keys import MemberIdentity
+from identity.keystore import TEST_KDF, Keystore, KeystoreData
+from p2pnet.api import allow_relay_topic, build_methods
+from p2pnet.config import NodeConfig
+from p2pnet.home import Home
+from p2pnet.node import Node
+from sync.relaytoken import RelayToken
+
+PASS = "test passphrase"
+_names = itertools.count()
+
+
+def make_home(root: Path, name: str, *, relay: bool = False) -> Home:
+    home = Home(root / f"{name}-{next(_names)}")
+    home.ensure()
+    identity = None if relay else MemberIdentity.generate(name, now=1_700_000_000)
+    Keystore.create(home.keystore, PASS, KeystoreData.generate(identity), TEST_KDF)
+    return home
+
+
+def loopback_config(**changes: Any) -> NodeConfig:
+    config = NodeConfig(listen=["/ip4/127.0.0.1/tcp/0"], sync_interval_s=2.0, redial_interval_s=0.5)
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+@asynccontextmanager
+async def running(home: Home, *, relay: bool = False, **config: Any) -> AsyncIterator[Node]:
+    keystore = Keystore.unlock(home.keystore, PASS)
+    node = Node(home, keystore, loopback_config(**config), relay=relay)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        try:
+            yield node
+        finally:
+            node.stop()
+
+
+async def call(node: Node, method: str, **params: Any) -> Any:
+    return await build_methods(node)[method](params)
+
+
+def address(node: Node) -> str:
+    assert node.net is not None
+    return node.net.listen_addresses()[0]
+
+
+async def share_circle(owner: Node, circle_id: str, *members: Node) -> None:
+    """Give members the circle's keys (invites do this in real life) and add them as members."""
+    assert owner.circles is not None
+    circle = owner.circles.get(circle_id)
+    for member in members:
+        assert member.circles is not None
+        joined = member.circles.join_with_keys(
+            circle.id, circle.keys.label, dict(circle.keys.epochs), circle.keys.current
+        )
+        for epoch, key in joined.keys.epochs.items():
+            from sync.envelope import relay_key
+
+            member.gate.add_key(joined.topic, epoch, relay_key(key))
+        await member.serve_topic(joined.topic)
+        await call(owner, "member.add", circle=circle_id, member=member.circles.identity.member_id.hex())
+
+
+def allow_on_relay(relay_home: Home, token: str) -> None:
+    keystore = Keystore.unlock(relay_home.keystore, PASS)
+    allow_relay_topic(keystore.data.extra, RelayToken.decode(token))
+    keystore.save()
+
+
+async def wait_until(predicate: Any, *, timeout: float = 20.0, interval: float = 0.05) -> None:
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(interval)
+
+
+def state_hash(node: Node, circle_id: str) -> str:
+    assert node.circles is not None
+    return node.circles.get(circle_id).replica.state_hash().hex()

@@ -1,0 +1,85 @@
+"""Real member and relay nodes on loopback: delivery, reconciliation, relays, hostile peers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+from p2pnet_harness import (
+    address,
+    allow_on_relay,
+    call,
+    make_home,
+    running,
+    share_circle,
+    state_hash,
+    wait_until,
+)
+
+pytestmark = pytest.mark.trio
+
+
+async def test_gossip_and_sync_between_two_members(tmp_path: Path) -> None:
+    alice_home, bob_home = make_home(tmp_path, "alice"), make_home(tmp_path, "bob")
+    with trio.fail_after(60):
+        async with running(alice_home) as alice, running(bob_home) as bob:
+            circle = (await call(alice, "circle.create", name="Riverside"))["id"]
+            for i in range(20):
+                await call(alice, "post", circle=circle, text=f"before bob connects {i}")
+            await share_circle(alice, circle, bob)
+            await bob.connect(address(alice))
+            await wait_until(lambda: state_hash(bob, circle) == state_hash(alice, circle))
+            # Live: a new post reaches bob without an explicit sync.
+            result = await call(alice, "post", circle=circle, text="are you all ok?", urgent=True)
+            views = lambda: bob.circles.get(circle).replica.views()  # noqa: E731
+            await wait_until(lambda: any(item.id.hex() == result["id"] for item in views().feed))
+            reply = await call(bob, "post", circle=circle, text="I am here", reply_to=result["id"])
+            assert reply["rejected"] is None
+            await wait_until(lambda: state_hash(bob, circle) == state_hash(alice, circle))
+            status = await call(alice, "status")
+            assert status["peers"] and status["circles"][0]["ops"] >= 23
+
+
+async def test_offline_member_catches_up_from_a_relay_that_cannot_read(tmp_path: Path) -> None:
+    alice_home, bob_home = make_home(tmp_path, "alice"), make_home(tmp_path, "bob")
+    relay_home = make_home(tmp_path, "relay", relay=True)
+    with trio.fail_after(90):
+        async with running(alice_home) as alice, running(bob_home) as bob:
+            circle = (await call(alice, "circle.create", name="Mutual aid"))["id"]
+            await share_circle(alice, circle, bob)
+            token = (await call(alice, "circle.relay_token", circle=circle, label="riverside"))["token"]
+        allow_on_relay(relay_home, token)
+        async with running(relay_home, relay=True) as relay:
+            async with running(alice_home) as alice:
+                await alice.connect(address(relay))
+                for i in range(50):
+                    await call(alice, "post", circle=circle, text=f"while bob is away {i}")
+                await call(alice, "request", circle=circle, category="housing", description="a bed for two nights")
+                await call(alice, "sync")
+                expected = state_hash(alice, circle)
+                topic = alice.circles.get(circle).topic
+                await wait_until(lambda: len(relay.indexes[topic]) == len(alice.indexes[topic]))
+            # Alice is gone. Bob only ever talks to the relay.
+            async with running(bob_home) as bob:
+                await bob.connect(address(relay))
+                await wait_until(lambda: state_hash(bob, circle) == expected)
+            # The relay stored ciphertext only.
+            for path in relay_home.root.iterdir():
+                if path.is_file():
+                    assert b"while bob is away" not in path.read_bytes()
+                    assert b"a bed for two nights" not in path.read_bytes()
+
+
+async def test_relay_refuses_topics_and_forgeries_it_was_not_given(tmp_path: Path) -> None:
+    alice_home = make_home(tmp_path, "alice")
+    relay_home = make_home(tmp_path, "relay", relay=True)
+    with trio.fail_after(60):
+        async with running(relay_home, relay=True) as relay, running(alice_home) as alice:
+            circle = (await call(alice, "circle.create", name="Not on this relay"))["id"]
+            await alice.connect(address(relay))
+            for i in range(5):
+                await call(alice, "post", circle=circle, text=f"secret {i}")
+            result = await call(alice, "sync")
+            assert all(r["error"] is None for r in result["synced"])
+            assert relay.store is not None and relay.store.count() == 0
