@@ -1,0 +1,121 @@
+"""Mesh behaviour under partitions, gossip loss and hostile peers (real libp2p, loopback)."""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+import trio
+from p2pnet_harness import address, call, make_home, running, share_circle, state_hash, wait_until
+
+from identity import codec
+from identity.keys import NetworkKey
+from p2pnet.framing import read_frame, write_frame
+from p2pnet.gossip import encode_batch, topic_name
+from p2pnet.netstack import open_netstack
+from p2pnet.syncproto import PROTOCOL
+from sync.envelope import Envelope, seal
+
+pytestmark = pytest.mark.trio
+
+
+async def test_six_nodes_split_three_three_write_and_heal(tmp_path: Path) -> None:
+    homes = [make_home(tmp_path, f"n{i}") for i in range(6)]
+    with trio.fail_after(120):
+        async with AsyncExitStack() as stack:
+            nodes = [await stack.enter_async_context(running(h)) for h in homes]
+            circle = (await call(nodes[0], "circle.create", name="Partitioned"))["id"]
+            await share_circle(nodes[0], circle, *nodes[1:])
+            left, right = nodes[:3], nodes[3:]
+            for group in (left, right):
+                for node in group[1:]:
+                    await node.connect(address(group[0]))
+            for i in range(40):
+                await call(left[i % 3], "post", circle=circle, text=f"left {i}")
+                await call(right[i % 3], "post", circle=circle, text=f"right {i}")
+            for group in (left, right):
+                await wait_until(lambda g=group: len({state_hash(n, circle) for n in g}) == 1)
+            assert state_hash(left[0], circle) != state_hash(right[0], circle)
+            await right[0].connect(address(left[0]))  # heal
+            await wait_until(lambda: len({state_hash(n, circle) for n in nodes}) == 1, timeout=60)
+            ops = {n.circles.get(circle).replica.state.applied_count for n in nodes}
+            assert ops == {1 + 5 + 80}  # genesis, five member.add, eighty posts
+
+
+async def test_reconciliation_repairs_a_link_that_drops_most_gossip(tmp_path: Path) -> None:
+    alice_home, bob_home = make_home(tmp_path, "alice"), make_home(tmp_path, "bob")
+    with trio.fail_after(90):
+        async with running(alice_home, sync_interval_s=1.0) as alice, running(bob_home, sync_interval_s=1.0) as bob:
+            circle = (await call(alice, "circle.create", name="Lossy"))["id"]
+            await share_circle(alice, circle, bob)
+            await bob.connect(address(alice))
+            await wait_until(lambda: state_hash(bob, circle) == state_hash(alice, circle))
+            # Bob's gossip validator now refuses 9 messages in 10: gossip is nearly useless.
+            assert bob.gossip is not None
+            original = bob.gossip._validate
+
+            def lossy(topic: bytes, forwarder: str, data: bytes) -> bool:
+                if hashlib.sha256(data).digest()[0] < 230:
+                    return False
+                return original(topic, forwarder, data)
+
+            bob.gossip._validate = lossy  # type: ignore[method-assign]
+            for i in range(60):
+                await call(alice, "post", circle=circle, text=f"over a bad link {i}")
+                await trio.sleep(0.01)
+            await wait_until(lambda: state_hash(bob, circle) == state_hash(alice, circle), timeout=60)
+            assert bob.stats.syncs > 0
+
+
+async def test_garbage_oversized_and_forged_input_stores_nothing(tmp_path: Path) -> None:
+    alice_home = make_home(tmp_path, "alice")
+    with trio.fail_after(90):
+        async with running(alice_home) as alice:
+            circle = (await call(alice, "circle.create", name="Targeted"))["id"]
+            await call(alice, "post", circle=circle, text="before the attack")
+            topic = alice.circles.get(circle).topic
+            before = alice.store.count()
+            hash_before = state_hash(alice, circle)
+            async with open_netstack(NetworkKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as mallory:
+                await mallory.connect(address(alice))
+                await mallory.subscribe(topic_name(topic))
+                await trio.sleep(0.3)
+                # Gossip: garbage, a forged envelope (valid shape, wrong relay key), a replay of junk.
+                forged = seal(b"forged op", topic=topic, epoch_key=bytes(32), ts=1)
+                fake = Envelope.build(
+                    topic,
+                    alice.circles.get(circle).keys.current,
+                    1,
+                    forged.nonce,
+                    forged.ciphertext,
+                    relay_key=bytes(32),
+                )
+                for payload in [b"\x00" * 100, b"\xff" * 5000, encode_batch([fake.data]), encode_batch([b"junk"])]:
+                    await mallory.publish(topic_name(topic), payload)
+                # Sync stream: junk frames, an oversized frame, and a forged envelope batch.
+                for attack in ("junk", "oversized", "forged", "unknown-topic"):
+                    stream = await mallory.open_stream(alice.net.peer_id, PROTOCOL)
+                    with trio.move_on_after(5):
+                        try:
+                            if attack == "junk":
+                                await stream.write(b"\x00\x00\x00\x05\x01abcd")
+                            elif attack == "oversized":
+                                await stream.write((50 * 1024 * 1024).to_bytes(4, "big") + b"\x01")
+                            else:
+                                hello_topics = [topic if attack == "forged" else bytes(32)]
+                                await write_frame(stream, 1, codec.encode({"v": 1, "topics": hello_topics}))
+                                await read_frame(stream, max_size=1 << 20)
+                                await write_frame(stream, 3, codec.encode({"t": topic, "e": [fake.data] * 100}))
+                            await read_frame(stream, max_size=1 << 20)
+                        except Exception:  # noqa: BLE001 - the node may reset us: that is the point
+                            pass
+                await trio.sleep(0.5)
+            # Alice is alive, stored nothing new, and still works.
+            assert alice.store.count() == before
+            assert state_hash(alice, circle) == hash_before
+            reply = await call(alice, "post", circle=circle, text="still here")
+            assert reply["rejected"] is None
+            status = await call(alice, "status")
+            assert status["refused"] or status["gossip"]["rejected_messages"]
