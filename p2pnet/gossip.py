@@ -79,12 +79,14 @@ class GossipService:
         *,
         peer_limiter: KeyedLimiter | None = None,
         clock: Callable[[], float] = time.time,
+        on_misbehaviour: Callable[[str, str], None] | None = None,
     ) -> None:
         self.net = net
         self.gate = gate
         self.on_envelopes = on_envelopes
         self.peer_limiter = peer_limiter
         self.clock = clock
+        self.on_misbehaviour = on_misbehaviour or (lambda peer, reason: None)
         self.stats = GossipStats()
         self._checked: OrderedDict[bytes, list[Envelope]] = OrderedDict()
         self._send, self._receive = trio.open_memory_channel[tuple[bytes, bytes]](PUBLISH_QUEUE)
@@ -100,6 +102,7 @@ class GossipService:
             items = decode_batch(data)
         except RemoteProtocolError:
             self.stats.rejected_messages["malformed batch"] += 1
+            self.on_misbehaviour(forwarder, "malformed gossip")
             return False
         envelopes = []
         now = self.clock()
@@ -107,6 +110,7 @@ class GossipService:
             envelope = self.gate.parse(item)
             if envelope is None or self.gate.check(envelope, now=now, topic=topic) is Verdict.REJECT:
                 self.stats.rejected_messages["bad envelope"] += 1
+                self.on_misbehaviour(forwarder, "invalid envelope in gossip")
                 return False
             envelopes.append(envelope)
         self._checked[hashlib.sha256(data).digest()] = envelopes

@@ -49,6 +49,10 @@ from sync.store import EnvelopeStore
 log = logging.getLogger("kith.node")
 
 RELAY_TOPICS_KEY = "relay_topics"
+BAN_THRESHOLD = 50.0
+"""Penalty points (1 per bad gossip message, 10 per broken sync session) that get a peer banned."""
+BAN_S = 600.0
+PENALTY_HALF_LIFE_S = 60.0
 
 
 @dataclass
@@ -102,6 +106,8 @@ class Node:
         self._stopping = trio.Event()
         self.ready = trio.Event()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.penalties: Counter[str] = Counter()
+        self.banned: dict[str, float] = {}
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -146,7 +152,14 @@ class Node:
                     if self.is_relay
                     else None
                 )
-                self.gossip = GossipService(net, self.gate, self._accept_gossip, peer_limiter=limiter, clock=self.clock)
+                self.gossip = GossipService(
+                    net,
+                    self.gate,
+                    self._accept_gossip,
+                    peer_limiter=limiter,
+                    clock=self.clock,
+                    on_misbehaviour=self.penalize,
+                )
                 host = SyncPeer(self.served_topics, self._load_index, self._load_envelopes, self.accept)
                 net.set_stream_handler(SYNC_PROTOCOL, lambda stream, peer: self._respond_sync(host, stream, peer))
                 self._sync_host = host
@@ -165,6 +178,7 @@ class Node:
                     if self.circles is not None:
                         nursery.start_soon(self._snapshot_loop)
                     nursery.start_soon(self._signal_loop)
+                    nursery.start_soon(self._penalty_decay_loop)
                     self.ready.set()
                     log.info("node ready", extra={"peer_id": net.peer_id, "addresses": net.listen_addresses()})
                     task_status.started(self)
@@ -298,12 +312,48 @@ class Node:
             await self.gossip.join(topic, self._nursery)
         self._sync_wanted.set()
 
+    # --- misbehaving peers --------------------------------------------------------
+
+    def penalize(self, peer: str, reason: str, weight: float = 1.0) -> None:
+        """Count a peer's bad input; past `BAN_THRESHOLD` it is disconnected and refused for `BAN_S`."""
+        if self.net is None or peer == self.net.peer_id or not peer:
+            return
+        self.penalties[peer] += weight
+        self.stats.refused[f"from peers: {reason}"] += 1
+        if self.penalties[peer] >= BAN_THRESHOLD and peer not in self.banned:
+            self.banned[peer] = self.clock() + BAN_S
+            log.warning("banning peer %s for %.0f s: %s", peer[:12], BAN_S, reason)
+            self.emit("peer", {"peer": peer, "connected": False, "banned": True})
+            if self._nursery is not None:
+                self._nursery.start_soon(self.net.disconnect, peer)
+
+    def is_banned(self, peer: str) -> bool:
+        until = self.banned.get(peer)
+        if until is None:
+            return False
+        if until < self.clock():
+            del self.banned[peer]
+            self.penalties.pop(peer, None)
+            return False
+        return True
+
+    async def _penalty_decay_loop(self) -> None:
+        while True:
+            await trio.sleep(PENALTY_HALF_LIFE_S)
+            for peer in list(self.penalties):
+                self.penalties[peer] /= 2
+                if self.penalties[peer] < 1:
+                    del self.penalties[peer]
+
     # --- peers and reconciliation -------------------------------------------------
 
     async def _watch_connections(self) -> None:
         assert self.net is not None
         async for kind, peer in self.net.events:
             if kind == "connected":
+                if self.is_banned(peer):
+                    self._nursery.start_soon(self.net.disconnect, peer)  # type: ignore[union-attr]
+                    continue
                 if peer not in self.peers:
                     self.peers[peer] = PeerState(peer, self.clock())
                     self.emit("peer", {"peer": peer, "connected": True})
@@ -340,11 +390,20 @@ class Node:
             stats = SyncStats(peer, True, error=str(exc))
         else:
             stats = await run_initiator(self._sync_host, stream, peer)
+            if stats.error and not stats.error.startswith(("stream closed", "timed out")):
+                self.penalize(peer, "broke the sync protocol", 10.0)
         self._record_sync(state, stats)
         return stats
 
     async def _respond_sync(self, host: SyncPeer, stream: Any, peer: str) -> None:
+        if self.is_banned(peer):
+            from p2pnet.framing import close_quietly
+
+            await close_quietly(stream, reset=True)
+            return
         stats = await run_responder(host, stream, peer)
+        if stats.error and not stats.error.startswith(("stream closed", "timed out")):
+            self.penalize(peer, "broke the sync protocol", 10.0)
         state = self.peers.get(peer)
         if state is not None:
             state.last_sync = stats
