@@ -217,7 +217,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
 
     @method("stop")
     async def stop(params: dict[str, Any]) -> Any:
-        node.stop()
+        node.stop_soon()  # after this reply has gone out
         return {"stopping": True}
 
     @method("connect")
@@ -275,6 +275,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
             node.gate.add_key(circle.topic, epoch, relay_key(key))
         await node.serve_topic(circle.topic)
         await node.publish(envelope)
+        # Introduce ourselves, so the circle shows a name rather than an id.
+        identity = member_circles().identity
+        await author(circle, "profile.set", {"display_name": identity.name, "pronouns": None, "skills": []})
         return {"id": circle.id.hex(), "name": name, "topic": circle.topic.hex()}
 
     @method("views")

@@ -40,6 +40,9 @@ class Circle:
     replica: CircleReplica
     topic: bytes
     unsaved_ops: int = 0
+    waiting: dict[bytes, bytes] = field(default_factory=dict)
+    """op id -> envelope id of ops in the causal buffer (their envelopes must be re-read
+    after a restart, because the buffer itself is not persisted)."""
 
     @property
     def id(self) -> bytes:
@@ -109,16 +112,21 @@ class MemberCircles:
         return list(self.by_topic)
 
     def get(self, circle_ref: str) -> Circle:
-        """A circle by id hex (or unique prefix) or by its local label."""
+        """A circle by id (or an id prefix of 4+ hex digits), by name, or by a unique name prefix."""
         ref = circle_ref.strip().lower()
-        matches = [c for c in self.circles.values() if c.id.hex().startswith(ref) and len(ref) >= 4]
-        if not matches:
-            matches = [c for c in self.circles.values() if c.keys.label.lower() == ref]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            raise UsageError(f"you are not in a circle called {circle_ref!r}; 'kith circles' lists yours")
-        raise UsageError(f"{circle_ref!r} matches several circles; use more of the circle id")
+        circles = list(self.circles.values())
+        for pick in (
+            lambda c: c.id.hex() == ref,
+            lambda c: c.keys.label.lower() == ref,
+            lambda c: len(ref) >= 4 and c.id.hex().startswith(ref),
+            lambda c: bool(ref) and c.keys.label.lower().startswith(ref),
+        ):
+            matches = [c for c in circles if pick(c)]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise UsageError(f"{circle_ref!r} matches several circles; use more of its name or id")
+        raise UsageError(f"you are not in a circle called {circle_ref!r}; 'kith circles' lists yours")
 
     # --- creating -----------------------------------------------------------------
 
@@ -154,6 +162,11 @@ class MemberCircles:
 
     def author(self, circle: Circle, kind: str, body: dict[str, Any]) -> tuple[Envelope, IngestResult]:
         """Sign, seal (current epoch), store and fold a new op; returns its envelope."""
+        state = circle.replica.state
+        if state.info.get("circle") is None:
+            raise UsageError("this circle's history has not arrived yet; connect to a peer or relay and try again")
+        if self.identity.member_id not in state.members:
+            raise UsageError("you are not a member of this circle (yet, or any more)")
         now = int(self.clock())
         try:
             signed = circle.replica.author_op(self.identity, kind, body, ts=now)
@@ -174,6 +187,7 @@ class MemberCircles:
         if circle is None or not envelopes:
             return processed
         ops: list[SignedOp] = []
+        envelope_of: dict[bytes, bytes] = {}
         for envelope in envelopes:
             key = circle.keys.epochs.get(envelope.epoch)
             if key is None:
@@ -188,10 +202,13 @@ class MemberCircles:
                 self.counters["op for another circle"] += 1
                 continue
             ops.append(signed)
+            envelope_of[signed.id] = envelope.id
         if not ops:
             return processed
         result = circle.replica.ingest_many(ops)
         circle.unsaved_ops += len(result.applied)
+        for op_id in result.buffered:
+            circle.waiting[op_id] = envelope_of[op_id]
         if result.applied:
             processed.applied[circle.id] = list(result.applied)
         if result.rejected:
@@ -203,11 +220,20 @@ class MemberCircles:
         return processed
 
     def save_snapshots(self, *, force: bool = False, min_ops: int = 500) -> int:
-        """Snapshot circles with enough new ops (or all, with ``force``); returns how many."""
-        cursor = self.store.max_seq()
+        """Snapshot circles with enough new ops (or all, with ``force``); returns how many.
+
+        The cursor saved with a snapshot is the envelope-store seq processed so far, but
+        never past the envelope of an op still waiting for its parents: those envelopes
+        are read again on the next start.
+        """
+        latest = self.store.max_seq()
         saved = 0
         for circle in self.circles.values():
             if circle.unsaved_ops and (force or circle.unsaved_ops >= min_ops):
+                circle.waiting = {o: e for o, e in circle.waiting.items() if circle.replica.dag.is_buffered(o)}
+                cursor = latest
+                if circle.waiting:
+                    cursor = min(cursor, self.store.min_seq_of(list(circle.waiting.values())) - 1)
                 try:
                     circle.replica.save(cursor)
                 except KithError as exc:

@@ -190,6 +190,18 @@ class Node:
     def stop(self) -> None:
         self._stopping.set()
 
+    def stop_soon(self, delay: float = 0.2) -> None:
+        """Stop shortly, so a control-API reply announcing it can still be sent."""
+        if self._nursery is None:
+            self.stop()
+            return
+
+        async def later() -> None:
+            await trio.sleep(delay)
+            self.stop()
+
+        self._nursery.start_soon(later)
+
     def _close_storage(self) -> None:
         if self.circles is not None:
             try:

@@ -199,6 +199,17 @@ class EnvelopeStore:
         """The highest arrival number so far (0 when empty): a cursor for "processed up to here"."""
         return self._query("SELECT COALESCE(MAX(seq), 0) FROM envelopes")[0][0]  # type: ignore[return-value]
 
+    def min_seq_of(self, envelope_ids: list[bytes]) -> int:
+        """The lowest arrival number among these envelopes (max_seq + 1 if none is stored)."""
+        lowest = self.max_seq() + 1
+        for start in range(0, len(envelope_ids), 500):
+            chunk = envelope_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            row = self._query(f"SELECT MIN(seq) FROM envelopes WHERE id IN ({marks})", tuple(chunk))[0][0]
+            if row is not None:
+                lowest = min(lowest, row)  # type: ignore[type-var]
+        return lowest
+
     def bytes_in_topic(self, topic: bytes) -> int:
         return self._query("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM envelopes WHERE topic = ?", (topic,))[0][0]  # type: ignore[return-value]
 

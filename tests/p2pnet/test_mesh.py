@@ -28,10 +28,16 @@ async def test_six_nodes_split_three_three_write_and_heal(tmp_path: Path) -> Non
             nodes = [await stack.enter_async_context(running(h)) for h in homes]
             circle = (await call(nodes[0], "circle.create", name="Partitioned"))["id"]
             await share_circle(nodes[0], circle, *nodes[1:])
+            for node in nodes[1:]:
+                await node.connect(address(nodes[0]))
+            await wait_until(lambda: len({state_hash(n, circle) for n in nodes}) == 1)
+            # Partition: the right three lose every link to the left three and pair up.
             left, right = nodes[:3], nodes[3:]
-            for group in (left, right):
-                for node in group[1:]:
-                    await node.connect(address(group[0]))
+            for node in right:
+                await node.net.disconnect(nodes[0].net.peer_id)
+            await wait_until(lambda: not any(n.net.peer_id in nodes[0].peers for n in right))
+            for node in right[1:]:
+                await node.connect(address(right[0]))
             for i in range(40):
                 await call(left[i % 3], "post", circle=circle, text=f"left {i}")
                 await call(right[i % 3], "post", circle=circle, text=f"right {i}")
@@ -41,7 +47,7 @@ async def test_six_nodes_split_three_three_write_and_heal(tmp_path: Path) -> Non
             await right[0].connect(address(left[0]))  # heal
             await wait_until(lambda: len({state_hash(n, circle) for n in nodes}) == 1, timeout=60)
             ops = {n.circles.get(circle).replica.state.applied_count for n in nodes}
-            assert ops == {1 + 5 + 80}  # genesis, five member.add, eighty posts
+            assert ops == {1 + 1 + 5 + 80}  # genesis, profile, five member.add, eighty posts
 
 
 async def test_reconciliation_repairs_a_link_that_drops_most_gossip(tmp_path: Path) -> None:
