@@ -333,6 +333,8 @@ class ReconcileSession:
             self.salt = message.salt
             self._multiplier = salt_multiplier(message.salt)
         spans = message.spans()
+        if len(spans) * DEFER_COST + _HEADER_SLACK > self.max_message_bytes:
+            raise UnexpectedRange("more ranges than an answer within this session's message size can cover")
         reply = _Reply(len(spans), self.max_message_bytes, self._max_ranges)
         sent = self._sent
         at = 0
@@ -477,8 +479,7 @@ class ReconcileSession:
             self._commit_have([key[8:] for key in self.index.item_keys(lower, upper)])
             return [_Sent(lower, upper, _Kind.TERMINAL, HaveAll(count))]
         if count <= IDLIST_ITEMS:
-            ids = [key[8:] for key in self.index.item_keys(lower, upper)]
-            return [_Sent(lower, upper, _Kind.IDLIST, IdList(b"".join(ids)), ids=ids)]
+            return self._split(lower, upper, reply)  # lists the ids (or defers if they do not fit)
         if their_count <= IDLIST_ITEMS:
             # The peer's list is the cheaper one: echo our summary and it will list its ids.
             return [_Sent(lower, upper, _Kind.SUMMARY, Fingerprint(count, fingerprint(total, count)), count=count)]
@@ -487,11 +488,11 @@ class ReconcileSession:
             energy = difference_energy(decode_ams(their_ams), ams_residues(count, populations))
             first = table_for_cells(cells_for_estimate(energy, abs(count - their_count), count + their_count))
             size = cells_of(first) * 8 + 64
-            if cells_of(first) <= MAX_SKETCH_CELLS and size <= self.max_message_bytes // 2:
+            if cells_of(first) <= MAX_SKETCH_CELLS:
                 if reply.fits(size):
                     return [self._sketch(lower, upper, first, self._snapshot(lower, upper))]
-                if not reply.must_progress:
-                    return [self._summary(lower, upper, reply)]
+                if not reply.must_progress and size <= self.max_message_bytes // 2:
+                    return [self._summary(lower, upper, reply)]  # it will fit once fewer ranges are open
         return self._split(lower, upper, reply)
 
     def _snapshot(self, lower: bytes, upper: bytes) -> _Snapshot:
