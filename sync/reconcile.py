@@ -45,54 +45,33 @@ raises `RoundLimitExceeded`.
 
 from __future__ import annotations
 
-import enum
-from array import array
-from dataclasses import dataclass
-
 from identity.errors import LocalProtocolError
-from sync.reconcile_index import (
-    INFINITY,
-    ItemIndex,
-    fingerprint,
-    item_key,
+from sync.reconcile_index import INFINITY, ItemIndex, fingerprint, item_key
+from sync.reconcile_ranges import (
+    DEFER_COST,
+    HEADER_SLACK,
+    SKIP,
+    START_IDLIST_ITEMS,
+    Kind,
+    RangeAnswers,
+    ReconcileStats,
+    Reply,
+    Sent,
 )
-from sync.reconcile_sketch import (
-    Sketch,
-    ams_residues,
-    cells_for_estimate,
-    cells_of,
-    decode_ams,
-    difference_energy,
-    encode_ams,
-    peel,
-    salt_multiplier,
-    sketch_key,
-    sketch_values,
-    table_for_cells,
-)
+from sync.reconcile_sketch import salt_multiplier, sketch_key
 from sync.reconcile_wire import (
     MAX_MESSAGE_BYTES,
     MAX_RANGES,
-    MAX_SKETCH_CELLS,
     SALT_BYTES,
-    Estimate,
     Fingerprint,
-    HaveAll,
     IdList,
-    IdListReply,
     Message,
-    NeedAll,
-    Payload,
     Range,
     RoundLimitExceeded,
-    SketchRange,
-    SketchResult,
     Skip,
     UnexpectedRange,
     decode_message,
     encode_message,
-    pack_keys,
-    payload_size,
 )
 
 __all__ = [
@@ -105,113 +84,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_ROUNDS = 12
-IDLIST_ITEMS = 32
-"""A range with at most this many of our items is answered with our id list (<= 1 KiB)."""
-START_IDLIST_ITEMS = 16
-"""The initiator lists a set this small outright: one round trip, whatever the difference."""
-ESTIMATE_MIN_ITEMS = 256
-"""Sub-ranges at least this big carry an estimator, so the next answer can be a sketch."""
-SPLIT_PARTS = 16
-DEFER_COST = 70
-"""Reserved per unanswered range: a Fingerprint answer always fits (bound + count + fingerprint)."""
-_HEADER_SLACK = 32
-_MOD = 1 << 256
 
 
-@dataclass(slots=True)
-class ReconcileStats:
-    messages_sent: int = 0
-    messages_received: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    sketches_sent: int = 0
-    sketch_failures: int = 0
-    """Sketches we could not peel, and decoded results that did not verify."""
-
-
-class _Kind(enum.Enum):
-    START = "start"
-    TERMINAL = "terminal"
-    SUMMARY = "summary"
-    IDLIST = "idlist"
-    SKETCH = "sketch"
-    RESULT = "result"
-
-
-@dataclass(slots=True)
-class _Snapshot:
-    """Our items of a range when we sketched it: the verification must use the same ones."""
-
-    keys: list[bytes]
-    values: array[int]
-    """Cell values of ``keys`` (the sketch key is ``value >> 16``)."""
-    total: int
-
-
-@dataclass(slots=True)
-class _Sent:
-    """One range of the last message we sent (or will send), with what we need to check its answer."""
-
-    lower: bytes
-    upper: bytes
-    kind: _Kind
-    payload: Payload
-    count: int = 0
-    ids: list[bytes] | None = None
-    snapshot: _Snapshot | None = None
-    tentative: tuple[list[bytes], list[int]] | None = None
-    confirmed: bool = False
-
-
-_SKIP = Skip()
-_ALLOWED: dict[_Kind, tuple[type[Payload], ...]] = {
-    _Kind.START: (Fingerprint, Estimate, IdList),
-    _Kind.TERMINAL: (),
-    _Kind.SUMMARY: (Fingerprint, Estimate, IdList, SketchRange, NeedAll),
-    _Kind.IDLIST: (Fingerprint, Estimate),
-    _Kind.SKETCH: (Fingerprint, Estimate, IdList, NeedAll),
-    _Kind.RESULT: (Fingerprint, Estimate, IdList, NeedAll),
-}
-"""Payloads that may answer part of a range we sent, by what we sent."""
-
-
-class _Reply:
-    """The answer being built: entries in order, and a byte and range budget.
-
-    Every unanswered incoming range keeps `DEFER_COST` bytes and one range in reserve, so
-    a range whose best answer no longer fits can always be *deferred*: answered with our
-    own summary of it, to be taken up in a later round. The first range that needs real
-    work is never deferred (it gets a compact answer instead), so every message makes
-    progress and two sides cannot bounce the same range back and forth forever.
-    """
-
-    def __init__(self, pending: int, limit: int, max_ranges: int) -> None:
-        self.entries: list[_Sent] = []
-        self.size = _HEADER_SLACK
-        self.pending = pending
-        self.limit = limit
-        self.max_ranges = max_ranges
-        self.progressed = False
-
-    def room(self) -> int:
-        return self.limit - self.size - self.pending * DEFER_COST
-
-    def fits(self, size: int, ranges: int = 1) -> bool:
-        return size <= self.room() and ranges <= self.max_ranges - len(self.entries) - self.pending
-
-    @property
-    def must_progress(self) -> bool:
-        return not self.progressed
-
-    def add(self, entry: _Sent) -> None:
-        if isinstance(entry.payload, Skip) and self.entries and isinstance(self.entries[-1].payload, Skip):
-            self.entries[-1].upper = entry.upper
-            return
-        self.entries.append(entry)
-        self.size += payload_size(entry.payload)
-
-
-class ReconcileSession:
+class ReconcileSession(RangeAnswers):
     """One reconciliation of one topic with one peer; see the module docstring."""
 
     def __init__(
@@ -242,7 +117,7 @@ class ReconcileSession:
         self.stats = ReconcileStats()
         self._multiplier = salt_multiplier(salt) if salt is not None else None
         self._max_ranges = min(MAX_RANGES, max_message_bytes // (2 * DEFER_COST))
-        self._sent: list[_Sent] = [] if initiator else [_Sent(b"", INFINITY, _Kind.START, _SKIP)]
+        self._sent: list[Sent] = [] if initiator else [Sent(b"", INFINITY, Kind.START, SKIP)]
         self._sendable: list[bytes] = []
         self._offered: set[bytes] = set()
         self._started = False
@@ -257,7 +132,7 @@ class ReconcileSession:
 
     @property
     def rounds(self) -> int:
-        return max(self.stats.messages_sent, self.stats.messages_received)
+        return self.stats.rounds
 
     def start(self) -> bytes:
         """The initiator's first message: one range over everything."""
@@ -266,12 +141,12 @@ class ReconcileSession:
         self._started = True
         count, total = self.index.count_and_sum()
         if count == 0:
-            entry = _Sent(b"", INFINITY, _Kind.SUMMARY, Fingerprint(0, fingerprint(0, 0)))
+            entry = Sent(b"", INFINITY, Kind.SUMMARY, Fingerprint(0, fingerprint(0, 0)))
         elif count <= START_IDLIST_ITEMS:
             ids = [key[8:] for key in self.index.item_keys()]
-            entry = _Sent(b"", INFINITY, _Kind.IDLIST, IdList(b"".join(ids)), ids=ids)
+            entry = Sent(b"", INFINITY, Kind.IDLIST, IdList(b"".join(ids)), ids=ids)
         else:
-            entry = _Sent(b"", INFINITY, _Kind.SUMMARY, self._estimate(b"", INFINITY, count, total), count=count)
+            entry = Sent(b"", INFINITY, Kind.SUMMARY, self._estimate(b"", INFINITY, count, total), count=count)
         self._sent = [entry]
         return self._send(Message((Range(INFINITY, entry.payload),), salt=self.salt))
 
@@ -333,9 +208,9 @@ class ReconcileSession:
             self.salt = message.salt
             self._multiplier = salt_multiplier(message.salt)
         spans = message.spans()
-        if len(spans) * DEFER_COST + _HEADER_SLACK > self.max_message_bytes:
+        if len(spans) * DEFER_COST + HEADER_SLACK > self.max_message_bytes:
             raise UnexpectedRange("more ranges than an answer within this session's message size can cover")
-        reply = _Reply(len(spans), self.max_message_bytes, self._max_ranges)
+        reply = Reply(len(spans), self.max_message_bytes, self._max_ranges)
         sent = self._sent
         at = 0
         for lower, upper, payload in spans:
@@ -347,13 +222,13 @@ class ReconcileSession:
                     self._on_skip(sent[scan], lower, upper)
                     scan += 1
                 reply.pending -= 1
-                reply.add(_Sent(lower, upper, _Kind.TERMINAL, _SKIP))
+                reply.add(Sent(lower, upper, Kind.TERMINAL, SKIP))
                 continue
             mine = sent[at]
             if not (mine.lower <= lower and upper <= mine.upper):
                 raise UnexpectedRange("a range crosses the bounds we sent")
             self._check_allowed(mine, payload, exact=mine.lower == lower and mine.upper == upper)
-            if mine.kind is _Kind.RESULT:
+            if mine.kind is Kind.RESULT:
                 mine.tentative = None
             reply.pending -= 1
             for entry in self._answer(mine, lower, upper, payload, reply):
@@ -361,7 +236,7 @@ class ReconcileSession:
             if not payload.TERMINAL:
                 reply.progressed = True
         for mine in sent:
-            if mine.kind is _Kind.RESULT and mine.confirmed and mine.tentative is not None:
+            if mine.kind is Kind.RESULT and mine.confirmed and mine.tentative is not None:
                 ours, theirs = mine.tentative
                 self._commit_have(ours)
                 self.need_keys.update(theirs)
@@ -373,243 +248,3 @@ class ReconcileSession:
         if all(entry.payload.TERMINAL for entry in reply.entries):
             self.done = True
         return out
-
-    def _on_skip(self, mine: _Sent, lower: bytes, upper: bytes) -> None:
-        if mine.kind in (_Kind.IDLIST, _Kind.SKETCH):
-            raise UnexpectedRange("a Skip where an answer was due")
-        if mine.kind is _Kind.RESULT:
-            if not (lower <= mine.lower and mine.upper <= upper):
-                raise UnexpectedRange("a sketch result confirmed only in part")
-            mine.confirmed = True
-
-    def _check_allowed(self, mine: _Sent, payload: Payload, *, exact: bool) -> None:
-        allowed = _ALLOWED[mine.kind]
-        if isinstance(payload, allowed):
-            return
-        if exact:
-            if mine.kind is _Kind.SUMMARY and isinstance(payload, HaveAll) and mine.count == 0:
-                return
-            if mine.kind is _Kind.IDLIST and isinstance(payload, IdListReply):
-                return
-            if mine.kind is _Kind.SKETCH and isinstance(payload, SketchResult | SketchRange):
-                return
-        raise UnexpectedRange(f"{type(payload).__name__} does not answer what we sent for that range")
-
-    def _answer(self, mine: _Sent, lower: bytes, upper: bytes, payload: Payload, reply: _Reply) -> list[_Sent]:
-        skip = [_Sent(lower, upper, _Kind.TERMINAL, _SKIP)]
-        if isinstance(payload, Fingerprint):
-            return self._answer_summary(lower, upper, payload.count, payload.fingerprint, None, reply)
-        if isinstance(payload, Estimate):
-            return self._answer_summary(lower, upper, payload.count, payload.fingerprint, payload.ams, reply)
-        if isinstance(payload, IdList):
-            return self._answer_idlist(lower, upper, payload)
-        if isinstance(payload, IdListReply):
-            self._accept_idlist_reply(mine, payload)
-            return skip
-        if isinstance(payload, HaveAll):
-            self.need_ranges.append((lower, upper, payload.count, frozenset()))
-            return skip
-        if isinstance(payload, NeedAll):
-            self._commit_have([key[8:] for key in self.index.item_keys(lower, upper)])
-            return skip
-        if isinstance(payload, SketchRange):
-            return self._answer_sketch(mine, lower, upper, payload, reply)
-        if isinstance(payload, SketchResult):
-            return self._verify_result(mine, lower, upper, payload, reply)
-        raise LocalProtocolError(f"no answer for {type(payload).__name__}")
-
-    # --- answers ----------------------------------------------------------------------
-
-    def _estimate(self, lower: bytes, upper: bytes, count: int, total: int) -> Estimate:
-        _count, populations = self.index.population_counts(lower, upper)
-        return Estimate(count, fingerprint(total, count), encode_ams(ams_residues(count, populations)))
-
-    def _summary(self, lower: bytes, upper: bytes, reply: _Reply) -> _Sent:
-        """Our Fingerprint (or Estimate, for big ranges when it fits) of a range.
-
-        Also the answer that *defers* a range: the peer compares it with its own and
-        takes the range up again.
-        """
-        count, total = self.index.count_and_sum(lower, upper)
-        payload: Payload = Fingerprint(count, fingerprint(total, count))
-        if count >= ESTIMATE_MIN_ITEMS:
-            estimate = self._estimate(lower, upper, count, total)
-            if reply.fits(payload_size(estimate)):
-                payload = estimate
-        return _Sent(lower, upper, _Kind.SUMMARY, payload, count=count)
-
-    def _split(self, lower: bytes, upper: bytes, reply: _Reply) -> list[_Sent]:
-        """Classic Negentropy: sub-ranges of nearly equal count, each with its summary.
-
-        A small range is listed instead, which ends it in one more message. Sub-ranges
-        carry estimators when big and when they fit, fingerprints otherwise; if even that
-        does not fit, the range is deferred (never the first one of a message: a split
-        with fingerprints is at most ~1 KiB, always within its room).
-        """
-        keys = self.index.item_keys(lower, upper)
-        if 0 < len(keys) <= IDLIST_ITEMS:
-            ids = [key[8:] for key in keys]
-            listed = _Sent(lower, upper, _Kind.IDLIST, IdList(b"".join(ids)), ids=ids)
-            if reply.must_progress or reply.fits(payload_size(listed.payload)):
-                return [listed]
-            return [self._summary(lower, upper, reply)]
-        bounds = self.index.split_bounds(lower, upper, SPLIT_PARTS)
-        edges = [lower, *bounds, upper]
-        parts = [self._summary(low, high, reply) for low, high in zip(edges, edges[1:], strict=False)]
-        if not reply.fits(sum(payload_size(part.payload) for part in parts), len(parts)):
-            for part in parts:
-                if isinstance(part.payload, Estimate):
-                    part.payload = Fingerprint(part.payload.count, part.payload.fingerprint)
-            if not reply.must_progress and not reply.fits(sum(payload_size(p.payload) for p in parts), len(parts)):
-                return [self._summary(lower, upper, reply)]
-        return parts
-
-    def _answer_summary(
-        self, lower: bytes, upper: bytes, their_count: int, their_fp: bytes, their_ams: bytes | None, reply: _Reply
-    ) -> list[_Sent]:
-        count, total = self.index.count_and_sum(lower, upper)
-        if count == their_count and fingerprint(total, count) == their_fp:
-            return [_Sent(lower, upper, _Kind.TERMINAL, _SKIP)]
-        if count == 0:
-            if their_count == 0:
-                raise UnexpectedRange("an empty range with the wrong fingerprint")
-            self.need_ranges.append((lower, upper, their_count, frozenset()))
-            return [_Sent(lower, upper, _Kind.TERMINAL, NeedAll())]
-        if their_count == 0:
-            self._commit_have([key[8:] for key in self.index.item_keys(lower, upper)])
-            return [_Sent(lower, upper, _Kind.TERMINAL, HaveAll(count))]
-        if count <= IDLIST_ITEMS:
-            return self._split(lower, upper, reply)  # lists the ids (or defers if they do not fit)
-        if their_count <= IDLIST_ITEMS:
-            # The peer's list is the cheaper one: echo our summary and it will list its ids.
-            return [_Sent(lower, upper, _Kind.SUMMARY, Fingerprint(count, fingerprint(total, count)), count=count)]
-        if their_ams is not None:
-            _count, populations = self.index.population_counts(lower, upper)
-            energy = difference_energy(decode_ams(their_ams), ams_residues(count, populations))
-            first = table_for_cells(cells_for_estimate(energy, abs(count - their_count), count + their_count))
-            size = cells_of(first) * 8 + 64
-            if cells_of(first) <= MAX_SKETCH_CELLS:
-                if reply.fits(size):
-                    return [self._sketch(lower, upper, first, self._snapshot(lower, upper))]
-                if not reply.must_progress and size <= self.max_message_bytes // 2:
-                    return [self._summary(lower, upper, reply)]  # it will fit once fewer ranges are open
-        return self._split(lower, upper, reply)
-
-    def _snapshot(self, lower: bytes, upper: bytes) -> _Snapshot:
-        assert self._multiplier is not None
-        keys = self.index.item_keys(lower, upper)
-        _count, total = self.index.count_and_sum(lower, upper)
-        return _Snapshot(keys, sketch_values(keys, self._multiplier), total)
-
-    def _sketch(self, lower: bytes, upper: bytes, first: int, snapshot: _Snapshot) -> _Sent:
-        sketch = Sketch.build(snapshot.values, first)
-        self.stats.sketches_sent += 1
-        payload = SketchRange(len(snapshot.keys), sketch.to_bytes())
-        return _Sent(lower, upper, _Kind.SKETCH, payload, snapshot=snapshot)
-
-    def _answer_idlist(self, lower: bytes, upper: bytes, payload: IdList) -> list[_Sent]:
-        theirs = payload.id_list()
-        ours = [key[8:] for key in self.index.item_keys(lower, upper)]
-        our_set = set(ours)
-        their_set = set(theirs)
-        bitmap = bytearray((len(theirs) + 7) // 8)
-        for position, item_id in enumerate(theirs):
-            if item_id not in our_set:
-                bitmap[position >> 3] |= 1 << (position & 7)
-                self.need_ids.add(item_id)
-        extra = [item_id for item_id in ours if item_id not in their_set]
-        self._commit_have(extra)
-        return [_Sent(lower, upper, _Kind.TERMINAL, IdListReply(len(extra), bytes(bitmap)))]
-
-    def _accept_idlist_reply(self, mine: _Sent, payload: IdListReply) -> None:
-        ids = mine.ids or []
-        if len(payload.bitmap) != (len(ids) + 7) // 8:
-            raise UnexpectedRange("the bitmap does not match the id list we sent")
-        if len(ids) % 8 and payload.bitmap[-1] >> (len(ids) % 8):
-            raise UnexpectedRange("the bitmap marks ids we never sent")
-        bitmap = payload.bitmap
-        self._commit_have([item_id for at, item_id in enumerate(ids) if bitmap[at >> 3] >> (at & 7) & 1])
-        if payload.extra:
-            self.need_ranges.append((mine.lower, mine.upper, payload.extra, frozenset(ids)))
-
-    def _answer_sketch(
-        self, mine: _Sent, lower: bytes, upper: bytes, payload: SketchRange, reply: _Reply
-    ) -> list[_Sent]:
-        theirs = Sketch.from_bytes(payload.cells)
-        snapshot = self._snapshot(lower, upper)
-        found = peel(theirs.xor(Sketch.build(snapshot.values, theirs.first)))
-        decoded = None if found is None else _classify(found, snapshot, payload.count)
-        if decoded is not None:
-            mine_at, their_keys = decoded
-            our_ids = [snapshot.keys[i][8:] for i in mine_at]
-            common_sum = (snapshot.total - sum(int.from_bytes(x, "little") for x in our_ids)) % _MOD
-            result = SketchResult(
-                pack_keys(their_keys),
-                pack_keys([snapshot.values[i] >> 16 for i in mine_at]),
-                len(snapshot.keys) - len(mine_at),
-                common_sum.to_bytes(32, "little"),
-            )
-            if not reply.fits(payload_size(result)):
-                return self._split(lower, upper, reply) if reply.must_progress else [self._summary(lower, upper, reply)]
-            self._offer(our_ids)
-            return [_Sent(lower, upper, _Kind.RESULT, result, tentative=(our_ids, their_keys))]
-        self.stats.sketch_failures += 1
-        if mine.kind is not _Kind.SKETCH:
-            first = table_for_cells(2 * cells_of(theirs.first))
-            if cells_of(first) <= MAX_SKETCH_CELLS and reply.fits(cells_of(first) * 8 + 64):
-                return [self._sketch(lower, upper, first, snapshot)]
-        return self._split(lower, upper, reply)
-
-    def _verify_result(
-        self, mine: _Sent, lower: bytes, upper: bytes, payload: SketchResult, reply: _Reply
-    ) -> list[_Sent]:
-        snapshot = mine.snapshot
-        assert snapshot is not None
-        need = payload.need_keys()
-        wanted = set(need)
-        offered = set(payload.have_keys())
-        found: dict[int, int] = {}
-        ok = True
-        for position, value in enumerate(snapshot.values):
-            key = value >> 16
-            if key in wanted:
-                if key in found:
-                    ok = False
-                    break
-                found[key] = position
-            elif key in offered:
-                ok = False
-                break
-        if ok and len(found) == len(need) and len(snapshot.keys) - len(need) == payload.common_count:
-            their_ids = [snapshot.keys[position][8:] for position in found.values()]
-            common = (snapshot.total - sum(int.from_bytes(x, "little") for x in their_ids)) % _MOD
-            if common.to_bytes(32, "little") == payload.common_sum:
-                self._commit_have(their_ids)
-                self.need_keys.update(offered)
-                return [_Sent(lower, upper, _Kind.TERMINAL, _SKIP)]
-        self.stats.sketch_failures += 1
-        return self._split(lower, upper, reply)
-
-    # --- results ----------------------------------------------------------------------
-
-    def _offer(self, ids: list[bytes]) -> None:
-        for item_id in ids:
-            if item_id not in self._offered:
-                self._offered.add(item_id)
-                self._sendable.append(item_id)
-
-    def _commit_have(self, ids: list[bytes]) -> None:
-        self.have_ids.update(ids)
-        self._offer(ids)
-
-
-def _classify(found: set[int], snapshot: _Snapshot, their_count: int) -> tuple[list[int], list[int]] | None:
-    """Split peeled keys into (positions of our items, keys of theirs), or None if inconsistent."""
-    mine_at = [position for position, value in enumerate(snapshot.values) if value >> 16 in found]
-    mine_keys = {snapshot.values[position] >> 16 for position in mine_at}
-    if len(mine_keys) != len(mine_at):
-        return None
-    their_keys = [key for key in found if key not in mine_keys]
-    if len(their_keys) - len(mine_at) != their_count - len(snapshot.keys):
-        return None
-    return mine_at, their_keys

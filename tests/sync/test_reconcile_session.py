@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from identity.errors import LocalProtocolError, RemoteProtocolError
-from sync import reconcile, reconcile_sketch
+from sync import reconcile_ranges, reconcile_sketch
 from sync.reconcile import ItemIndex, ReconcileSession, RoundLimitExceeded, UnexpectedRange
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -144,7 +144,7 @@ def test_big_differences_split_into_estimated_sub_ranges() -> None:
 
 
 def test_undersized_sketches_escalate_then_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reconcile, "cells_for_estimate", lambda energy, gap, most: 1)
+    monkeypatch.setattr(reconcile_ranges, "cells_for_estimate", lambda energy, gap, most: 1)
     items = random_items(6000, seed=3)
     a, b = items[:5900], items[:5800] + items[5900:]
     ex = run_exchange(a, b)
@@ -161,7 +161,7 @@ def test_short_key_collisions_are_caught_by_verification(monkeypatch: pytest.Mon
         keys = [(value >> 16) % 4 + 1 for value in real(item_keys, multiplier)]
         return array("Q", [reconcile_sketch.key_value(key) for key in keys])
 
-    monkeypatch.setattr(reconcile, "sketch_values", colliding)
+    monkeypatch.setattr(reconcile_ranges, "sketch_values", colliding)
     for seed in range(6):
         items = random_items(3000, seed=seed)
         a, b = items[:2990], items[:2985] + items[2990:]
@@ -184,7 +184,7 @@ def test_cross_set_collision_cancels_in_the_sketch_but_not_in_the_check(monkeypa
                 values[n] = target
         return values
 
-    monkeypatch.setattr(reconcile, "sketch_values", alias)
+    monkeypatch.setattr(reconcile_ranges, "sketch_values", alias)
     ex = run_exchange(a, b)
     check_exact(ex, a, b)
     assert ex.initiator.stats.sketch_failures + ex.responder.stats.sketch_failures >= 1
