@@ -226,6 +226,13 @@ def build_methods(node: Node) -> dict[str, Handler]:
         peer = await node.connect(address)
         return {"peer": peer}
 
+    @method("disconnect")
+    async def disconnect(params: dict[str, Any]) -> Any:
+        peer = convert_param("peer", "text", params)
+        assert node.net is not None
+        await node.net.disconnect(peer)
+        return {"peer": peer}
+
     @method("sync")
     async def sync(params: dict[str, Any]) -> Any:
         peers = [params["peer"]] if isinstance(params.get("peer"), str) else list(node.peers)
@@ -335,6 +342,22 @@ def build_methods(node: Node) -> dict[str, Handler]:
 
     for name, (kind, spec) in ACTIONS.items():
         methods[name] = make_action(kind, spec)
+
+    @method("post_many")
+    async def post_many(params: dict[str, Any]) -> Any:
+        """Post several messages in one durable write (imports, scripts, benchmarks)."""
+        circle = circle_of(params)
+        texts = convert_param("texts", "texts", params)
+        if not 1 <= len(texts) <= 1000:
+            raise _bad("texts must hold 1 to 1000 messages")
+        items = [("msg.post", {"text": t, "reply_to": None, "content_warning": None, "urgent": False}) for t in texts]
+        envelopes, result = member_circles().author_many(circle, items)
+        for envelope in envelopes:
+            await node.publish(envelope)
+        rejected = dict(result.rejected)
+        ops = [op for op in result.applied]
+        node.emit("ops", {"circle": circle.id.hex(), "ops": [{"id": op.id.hex(), "kind": "msg.post"} for op in ops]})
+        return {"ids": [op.id.hex() for op in ops], "rejected": [rejected.get(op.id) for op in ops]}
 
     @method("propose")
     async def propose(params: dict[str, Any]) -> Any:

@@ -26,7 +26,7 @@ from identity.keys import MemberIdentity
 from identity.keystore import Keystore
 from sync.envelope import Envelope, circle_topic, epoch_id, open_envelope, relay_key, seal
 from sync.kinds.circle import genesis_op
-from sync.ops import SignedOp
+from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica, IngestResult
 from sync.statecache import StateCache
 from sync.store import EnvelopeStore
@@ -162,21 +162,41 @@ class MemberCircles:
 
     def author(self, circle: Circle, kind: str, body: dict[str, Any]) -> tuple[Envelope, IngestResult]:
         """Sign, seal (current epoch), store and fold a new op; returns its envelope."""
+        envelopes, result = self.author_many(circle, [(kind, body)])
+        return envelopes[0], result
+
+    def author_many(
+        self, circle: Circle, items: list[tuple[str, dict[str, Any]]]
+    ) -> tuple[list[Envelope], IngestResult]:
+        """Author several ops in a row and store them in one durable transaction."""
         state = circle.replica.state
         if state.info.get("circle") is None:
             raise UsageError("this circle's history has not arrived yet; connect to a peer or relay and try again")
         if self.identity.member_id not in state.members:
             raise UsageError("you are not a member of this circle (yet, or any more)")
         now = int(self.clock())
-        try:
-            signed = circle.replica.author_op(self.identity, kind, body, ts=now)
-        except RemoteProtocolError as exc:
-            raise UsageError(f"cannot {kind}: {exc}") from exc
-        envelope = seal(signed.data, topic=circle.topic, epoch_key=circle.keys.current_key, ts=now, rand=self.rand)
-        self.store.add_batch([envelope])
-        result = circle.replica.ingest(signed)
+        signed_ops: list[SignedOp] = []
+        envelopes: list[Envelope] = []
+        parents, lamport = circle.replica.dag.next_position()
+        for kind, body in items:
+            try:
+                made = SignedOp.create(
+                    Op(circle.id, self.identity.member_id, parents, lamport, now, kind, body), self.identity
+                )
+                # Round-trip, so the op folds here exactly as it will on every other node.
+                signed = SignedOp.decode(made.data)
+            except RemoteProtocolError as exc:
+                raise UsageError(f"cannot {kind}: {exc}") from exc
+            # The next op sits on this one (which already cites every head we had).
+            parents, lamport = (signed.id,), signed.op.lamport + 1
+            signed_ops.append(signed)
+            envelopes.append(
+                seal(signed.data, topic=circle.topic, epoch_key=circle.keys.current_key, ts=now, rand=self.rand)
+            )
+        self.store.add_batch(envelopes)
+        result = circle.replica.ingest_many(signed_ops)
         circle.unsaved_ops += len(result.applied)
-        return envelope, result
+        return envelopes, result
 
     # --- processing ---------------------------------------------------------------
 

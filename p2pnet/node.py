@@ -231,10 +231,17 @@ class Node:
     # --- accepting envelopes ------------------------------------------------------
 
     async def _accept_gossip(self, topic: bytes, envelopes: list[Envelope], peer: str) -> None:
-        await self.accept(topic, envelopes, peer)
+        await self.accept(topic, envelopes, peer, via_gossip=True)
 
-    async def accept(self, topic: bytes, envelopes: list[Envelope], source: str) -> AcceptResult:
-        """Gate, store, index and (on members) fold envelopes of one topic."""
+    async def accept(
+        self, topic: bytes, envelopes: list[Envelope], source: str, *, via_gossip: bool = False
+    ) -> AcceptResult:
+        """Gate, store, index and (on members) fold envelopes of one topic.
+
+        Envelopes that arrived by reconciliation rather than gossip are gossiped on once,
+        so the rest of our mesh learns them in milliseconds instead of at its next sync
+        (this is what makes a healed partition converge quickly).
+        """
         assert self.store is not None
         result = AcceptResult()
         now = self.clock()
@@ -264,6 +271,9 @@ class Node:
             self.topic_bytes[topic] += len(envelope.data)
         result.new = new
         self.stats.accepted += len(new)
+        if new and not via_gossip and self.gossip is not None:
+            for envelope in new:
+                self.gossip.publish_nowait(envelope)
         self.stats.duplicates += result.duplicates
         if new and self.circles is not None:
             self._fold(topic, new)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from p2pnet_harness import PASS, make_home
-from procs import NodeProcess, wait_for
 
 from identity.keystore import Keystore
+from tui.bench.cluster import NodeProcess, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,9 @@
-"""Real `kith` node processes for crash tests: start, wait until ready, kill -9, restart."""
+"""Real `kith` node processes on loopback, for benchmarks and crash tests.
+
+`make_home` prepares a home with deliberately cheap KDF costs (these homes are
+throwaway); `NodeProcess` starts `kith node` / `kith relay run` as a child process, waits
+until it listens, talks to it over its control socket, and can kill -9 it.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-from p2pnet.control import socket_in_use
+from identity.keys import MemberIdentity
+from identity.keystore import TEST_KDF, Keystore, KeystoreData
+from p2pnet.control import socket_in_use, unix_path
 from p2pnet.home import Home
 from tui.rpc import NodeClient
 
 KITH = str(Path(sys.executable).with_name("kith"))
+PASSPHRASE = "throwaway cluster passphrase"
+
+
+def make_home(root: Path, name: str, *, relay: bool = False) -> Home:
+    home = Home(root / name)
+    home.ensure()
+    identity = None if relay else MemberIdentity.generate(name, now=int(time.time()))
+    Keystore.create(home.keystore, PASSPHRASE, KeystoreData.generate(identity), TEST_KDF)
+    return home
+
+
+def passphrase_file(root: Path) -> Path:
+    path = root / "passphrase"
+    path.write_text(PASSPHRASE)
+    path.chmod(0o600)
+    return path
 
 
 class NodeProcess:
@@ -64,6 +87,35 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+class EventListener:
+    """A control-API connection subscribed to a node's events, read in a background thread."""
+
+    def __init__(self, home: Home, events: list[str]) -> None:
+        import json
+        import socket
+        import threading
+
+        self.arrivals: list[tuple[float, dict[str, Any]]] = []
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with unix_path(home.socket) as address:
+            self._sock.connect(address)
+        request = {"jsonrpc": "2.0", "id": 1, "method": "subscribe", "params": {"events": events}}
+        self._sock.sendall(json.dumps(request).encode() + b"\n")
+        self._reader = self._sock.makefile("rb")
+        self._reader.readline()  # the subscribe reply
+
+        def pump() -> None:
+            for line in self._reader:
+                message = json.loads(line)
+                self.arrivals.append((time.time(), message.get("params", {})))
+
+        self._thread = threading.Thread(target=pump, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.1) -> None:
