@@ -34,6 +34,7 @@ from sync.reconcile_sketch import (
     table_for_cells,
 )
 from sync.reconcile_wire import (
+    MAX_RANGES,
     MAX_SKETCH_CELLS,
     Estimate,
     Fingerprint,
@@ -151,6 +152,10 @@ class Reply:
     def fits(self, size: int, ranges: int = 1) -> bool:
         return size <= self.room() and ranges <= self.max_ranges - len(self.entries) - self.pending
 
+    def ranges_possible(self) -> int:
+        """Ranges the current answer may use without breaking the protocol's hard limit."""
+        return MAX_RANGES - len(self.entries) - self.pending
+
     @property
     def must_progress(self) -> bool:
         return not self.progressed
@@ -249,14 +254,17 @@ class RangeAnswers:
         does not fit, the range is deferred (never the first one of a message: a split
         with fingerprints is at most ~1 KiB, always within its room).
         """
-        keys = self.index.item_keys(lower, upper)
-        if 0 < len(keys) <= IDLIST_ITEMS:
-            ids = [key[8:] for key in keys]
+        if 0 < self.index.count(lower, upper) <= IDLIST_ITEMS:
+            ids = [key[8:] for key in self.index.item_keys(lower, upper)]
             listed = Sent(lower, upper, Kind.IDLIST, IdList(b"".join(ids)), ids=ids)
             if reply.must_progress or reply.fits(payload_size(listed.payload)):
                 return [listed]
             return [self._summary(lower, upper, reply)]
-        bounds = self.index.split_bounds(lower, upper, SPLIT_PARTS)
+        # Our own range cap is soft for the one answer that must progress, never the protocol's.
+        most = min(SPLIT_PARTS, reply.ranges_possible())
+        if most < 2:
+            return [self._summary(lower, upper, reply)]
+        bounds = self.index.split_bounds(lower, upper, most)
         edges = [lower, *bounds, upper]
         parts = [self._summary(low, high, reply) for low, high in zip(edges, edges[1:], strict=False)]
         if not reply.fits(sum(payload_size(part.payload) for part in parts), len(parts)):

@@ -246,3 +246,25 @@ def test_mutated_messages_never_raise_anything_else(which: int, position: int, b
         session.receive(bytes(mutated))
     except RemoteProtocolError:
         return
+
+
+@pytest.mark.parametrize("mode", ["fingerprint", "estimate"])
+def test_a_message_with_the_most_ranges_gets_a_bounded_answer(mode: str) -> None:
+    """A peer may open 2,048 ranges at once; the answer stays within every limit."""
+    from sync.reconcile_wire import MAX_RANGES
+
+    index = ItemIndex(random_items(20_000, seed=3))
+    keys = index.item_keys()
+    rng = random.Random(1)
+    count = MAX_RANGES - 1 if mode == "fingerprint" else 1000  # estimates are bigger: fit 256 KiB
+    ranges = []
+    for upper in sorted(rng.sample(keys, count)):
+        if mode == "fingerprint":
+            ranges.append(Range(upper, Fingerprint(50, rng.randbytes(16))))
+        else:
+            ranges.append(Range(upper, Estimate(50, rng.randbytes(16), rng.randbytes(AMS_BYTES))))
+    ranges.append(Range(INFINITY, Fingerprint(50, rng.randbytes(16))))
+    session = ReconcileSession(index, initiator=False)
+    reply = session.receive(encode_message(Message(tuple(ranges), salt=SALT)))
+    assert reply is not None and len(reply) <= MAX_MESSAGE_BYTES
+    assert len(decode_message(reply, first=False).normalized) <= MAX_RANGES
