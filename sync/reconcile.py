@@ -153,11 +153,15 @@ class ReconcileSession(RangeAnswers):
     def receive(self, data: bytes) -> bytes | None:
         """Process the peer's message; the reply to send, or None when the session is over.
 
-        Raises a `RemoteProtocolError` subclass for anything the peer got wrong; the
-        session is then unusable (committed results stay readable).
+        Raises a `RemoteProtocolError` subclass for anything the peer got wrong, including
+        a message after the session ended; the session is then unusable (committed results
+        stay readable). Feeding a session that already raised, or an initiator that has not
+        started, is a `LocalProtocolError`.
         """
-        if self.done or self._broken or (self.initiator and not self._started):
-            raise LocalProtocolError("receive() on a session that is finished, broken or not started")
+        if self._broken or (self.initiator and not self._started):
+            raise LocalProtocolError("receive() on a session that is broken or not started")
+        if self.done:
+            raise UnexpectedRange("a reconciliation message after the session ended")
         self._broken = True
         reply = self._receive(data)
         self._broken = False

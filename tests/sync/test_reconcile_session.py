@@ -285,6 +285,16 @@ def test_api_misuse_is_a_local_error() -> None:
         initiator.start()
 
 
+def test_a_message_after_the_end_is_the_peers_fault() -> None:
+    items = random_items(300, seed=2)
+    ex = run_exchange(items[:250], items[50:])
+    for side in (ex.initiator, ex.responder):
+        assert side.done
+        with pytest.raises(UnexpectedRange):
+            side.receive(ex.messages[-1])
+        assert side.have_ids  # results stay readable
+
+
 def test_sendable_ids_come_once_and_only_ours() -> None:
     items = random_items(5000, seed=30)
     a, b = items[:4960], items[:4940] + items[4960:]
