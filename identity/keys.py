@@ -185,11 +185,11 @@ def fingerprint(sign_public: bytes, dh_public: bytes) -> str:
     return " ".join(digest[i : i + 4] for i in range(0, len(digest), 4))
 
 
-def _safety_half(card: IdentityCard) -> str:
+def _safety_half(sign_public: bytes, dh_public: bytes) -> str:
     """Thirty digits for one party, Signal-style: an iterated hash cut into 5-digit chunks."""
-    digest = b"\x00\x01" + card.sign_public + card.dh_public
+    digest = b"\x00\x01" + sign_public + dh_public
     for _ in range(SAFETY_ITERATIONS):
-        digest = blake2b(digest + card.sign_public + card.dh_public, person=b"kith-safety-v1", size=64)
+        digest = blake2b(digest + sign_public + dh_public, person=b"kith-safety-v1", size=64)
     chunks = (int.from_bytes(digest[i : i + 5], "big") % 100_000 for i in range(0, 30, 5))
     return "".join(f"{chunk:05d}" for chunk in chunks)
 
@@ -200,6 +200,10 @@ def safety_number(a: IdentityCard, b: IdentityCard) -> str:
     Each side contributes 30 digits derived from its own public keys; the halves are
     sorted, so the number does not depend on who computes it.
     """
-    halves = sorted((_safety_half(a), _safety_half(b)))
+    return safety_number_of_keys(a.sign_public, a.dh_public, b.sign_public, b.dh_public)
+
+
+def safety_number_of_keys(sign_a: bytes, dh_a: bytes, sign_b: bytes, dh_b: bytes) -> str:
+    halves = sorted((_safety_half(sign_a, dh_a), _safety_half(sign_b, dh_b)))
     digits = halves[0] + halves[1]
     return " ".join(digits[i : i + 5] for i in range(0, 60, 5))

@@ -52,7 +52,8 @@ ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "disburse": ("fund.disburse", {"proposal": "id", "note": "text?"}),
     "event.create": ("event.create", {"title": "text", "starts": "int", "place_hint": "text?", "text": "text?"}),
     "rsvp": ("event.rsvp", {"event": "id", "answer": "text"}),
-    "member.add": ("member.add", {"member": "member", "vouch": "text?"}),
+    "relay.add": ("relay.add", {"address": "text"}),
+    "relay.remove": ("relay.remove", {"address": "text"}),
     "member.remove": ("member.remove", {"member": "member", "reason": "text?"}),
     "role.grant": ("role.grant", {"member": "member", "role": "text"}),
     "role.revoke": ("role.revoke", {"member": "member", "role": "text"}),
@@ -296,6 +297,14 @@ def build_methods(node: Node) -> dict[str, Handler]:
         built = circle.replica.views(now=int(node.clock()), feed_limit=limit)
         wanted = params.get("only")
         result = to_json(built)
+        verified = node.keystore.data.extra.get("verified", {})
+        cards = circle.replica.state.cards
+        for entry in result["members"]:
+            member = bytes.fromhex(entry["id"])
+            entry["verified"] = member in verified and verified[member] == cards.get(member)
+            entry["has_current_key"] = member in circle.replica.state.holders.get(
+                circle.replica.state.info.get("epoch"), {}
+            )
         result["id"] = circle.id.hex()
         result["me"] = member_circles().identity.member_id.hex()
         if isinstance(wanted, list):
@@ -386,6 +395,133 @@ def build_methods(node: Node) -> dict[str, Handler]:
         body = {"kind": kind, "title": title, "text": text, "details": details}
         return await author(circle, "proposal.create", body)
 
+    # --- membership lifecycle -------------------------------------------------------
+
+    def lifecycle():  # type: ignore[no-untyped-def]
+        if node.lifecycle is None:
+            raise UsageError("this node is a relay: it has no circles")
+        return node.lifecycle
+
+    @method("invite.create")
+    async def invite_create(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        uses = params.get("uses", 1)
+        if not isinstance(uses, int) or isinstance(uses, bool) or not 1 <= uses <= 1000:
+            raise _bad("uses must be 1..1000")
+        expires_s = params.get("expires_s", 7 * 86400)
+        if expires_s is not None and (
+            not isinstance(expires_s, (int, float)) or isinstance(expires_s, bool) or expires_s <= 0
+        ):
+            raise _bad("expires_s must be a positive number of seconds, or null for no expiry")
+        code = lifecycle().create_invite(circle, uses=uses, expires_s=expires_s)
+        text = code.encode()
+        from p2pnet.qr import qr_text
+
+        return {
+            "code": text,
+            "qr": qr_text(text),
+            "invite": code.invite_id.hex(),
+            "expires": code.expires,
+            "uses": uses,
+            "addresses": list(code.addresses),
+        }
+
+    @method("invites")
+    async def invites(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        state = circle.replica.state
+        return [
+            {
+                "invite": invite_ref.hex(),
+                "author": invite.author.hex(),
+                "uses": invite.uses,
+                "used": invite.used,
+                "expires": invite.expires,
+                "revoked": invite.revoked_by is not None,
+            }
+            for invite_ref, invite in sorted(state.invites.items(), key=lambda item: item[1].lamport)
+        ]
+
+    @method("invite.revoke")
+    async def invite_revoke(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        prefix = convert_param("invite", "text", params).lower()
+        matches = [i for i in circle.replica.state.invites if i.hex().startswith(prefix)]
+        if len(matches) != 1:
+            raise UsageError("no single invite starts with that id; 'kith invites CIRCLE' lists them")
+        return await author(circle, "invite.revoke", {"invite": matches[0]})
+
+    @method("join")
+    async def join(params: dict[str, Any]) -> Any:
+        return await lifecycle().join(convert_param("code", "text", params))
+
+    @method("joins")
+    async def joins(params: dict[str, Any]) -> Any:
+        return lifecycle().pending_joins()
+
+    @method("requests")
+    async def requests(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        return [
+            {
+                "member": pending.request.card.member_id.hex(),
+                "name": pending.request.card.name,
+                "fingerprint": pending.request.card.fingerprint,
+                "invite": pending.request.invite.hex(),
+                "received": pending.received,
+            }
+            for pending in lifecycle().pending_requests(circle)
+        ]
+
+    @method("approve")
+    async def approve(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        prefix = convert_param("member", "text", params).lower()
+        pending = [p for p in lifecycle().pending_requests(circle) if p.request.card.member_id.hex().startswith(prefix)]
+        if len(pending) != 1:
+            raise UsageError("no single pending request matches; 'kith requests CIRCLE' lists them")
+        signed = lifecycle().approve(circle, pending[0].request, vouch=convert_param("vouch", "text?", params))
+        return {"id": signed.id.hex(), "member": pending[0].request.card.member_id.hex()}
+
+    @method("member.add")
+    async def member_add(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        card_hex = convert_param("card", "text", params)
+        try:
+            card = bytes.fromhex(card_hex)
+        except ValueError:
+            raise _bad("card must be the hex card that 'kith whoami' prints") from None
+        signed = lifecycle().add_by_card(circle, card, vouch=convert_param("vouch", "text?", params))
+        return {"id": signed.id.hex(), "rejected": None}
+
+    @method("rotate")
+    async def rotate(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        state = circle.replica.state
+        me = member_circles().identity.member_id
+        if me not in state.members or "organizer" not in state.members[me].roles:
+            raise UsageError("only an organizer rotates a circle's key")
+        return {"epoch": lifecycle().rotate(circle).hex()}
+
+    @method("member.card")
+    async def member_card(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        resolved = resolve_ids(circle, {"member": "member"}, params)
+        member = convert_param("member", "member", resolved)
+        return member_card_info(node, circle, member)
+
+    @method("verify")
+    async def verify(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        resolved = resolve_ids(circle, {"member": "member"}, params)
+        member = convert_param("member", "member", resolved)
+        info = member_card_info(node, circle, member)
+        verified = node.keystore.data.extra.setdefault("verified", {})
+        verified[member] = circle.replica.state.cards[member]
+        node.keystore.save()
+        info["verified"] = True
+        return info
+
     # --- relay ----------------------------------------------------------------------
 
     @method("relay.allow")
@@ -420,6 +556,24 @@ def allow_relay_topic(extra: dict[str, Any], token: RelayToken) -> RelayTopic:
 
 
 MIN_PREFIX = 6
+
+
+def member_card_info(node: Node, circle: Circle, member: bytes) -> dict[str, Any]:
+    """A member's fingerprint and the safety number two people compare to verify each other."""
+    from identity.keys import fingerprint, safety_number_of_keys
+
+    state = circle.replica.state
+    if member not in state.members or member not in state.cards:
+        raise UsageError("that person is not a member of this circle")
+    assert node.circles is not None
+    me = node.circles.identity
+    verified = node.keystore.data.extra.get("verified", {})
+    return {
+        "member": member.hex(),
+        "fingerprint": fingerprint(member, state.cards[member]),
+        "safety_number": safety_number_of_keys(me.sign_public, me.dh_public, member, state.cards[member]),
+        "verified": verified.get(member) == state.cards[member],
+    }
 
 
 def resolve_ids(circle: Circle, spec: dict[str, str], params: dict[str, Any]) -> dict[str, Any]:

@@ -132,9 +132,11 @@ class MemberCircles:
 
     def create_circle(self, name: str, description: str = "") -> tuple[Circle, Envelope]:
         now = int(self.clock())
-        signed = genesis_op(self.identity, name=name, description=description, salt=self.rand(16), ts=now)
-        genesis = SignedOp.decode(signed.data)
         epoch_key = self.rand(32)
+        signed = genesis_op(
+            self.identity, name=name, description=description, salt=self.rand(16), ts=now, epoch=epoch_id(epoch_key)
+        )
+        genesis = SignedOp.decode(signed.data)
         keys = CircleKeys(genesis.op.circle, name, {epoch_id(epoch_key): epoch_key}, epoch_id(epoch_key))
         self.keystore.data.circles[keys.circle_id] = keys.to_map()
         self.keystore.save()
@@ -174,6 +176,10 @@ class MemberCircles:
             raise UsageError("this circle's history has not arrived yet; connect to a peer or relay and try again")
         if self.identity.member_id not in state.members:
             raise UsageError("you are not a member of this circle (yet, or any more)")
+        current = state.info.get("epoch")
+        if current is not None and current not in circle.keys.epochs:
+            # Sealing with an older key could let a removed member read this: wait.
+            raise UsageError("waiting for the circle's new key (someone left); try again in a moment")
         now = int(self.clock())
         signed_ops: list[SignedOp] = []
         envelopes: list[Envelope] = []
@@ -238,6 +244,11 @@ class MemberCircles:
         for _op_id, reason in result.dropped:
             self.counters[f"dropped: {reason}"] += 1
         return processed
+
+    def save_keys(self, circle: Circle) -> None:
+        """Write a circle's keys to the keystore (atomically, before anything relies on them)."""
+        self.keystore.data.circles[circle.id] = circle.keys.to_map()
+        self.keystore.save()
 
     def save_snapshots(self, *, force: bool = False, min_ops: int = 500) -> int:
         """Snapshot circles with enough new ops (or all, with ``force``); returns how many.

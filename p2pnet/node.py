@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -37,11 +37,14 @@ from p2pnet.control import ControlServer
 from p2pnet.gate import Gate, Quarantine, Verdict
 from p2pnet.gossip import GossipService
 from p2pnet.home import Home
+
+if TYPE_CHECKING:
+    from p2pnet.lifecycle import Lifecycle
 from p2pnet.netstack import NetError, NetStack, open_netstack
 from p2pnet.ratelimit import KeyedLimiter
 from p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
 from p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
-from sync.envelope import Envelope
+from sync.envelope import MARKER_EPOCHS, Envelope
 from sync.reconcile import ItemIndex
 from sync.statecache import StateCache
 from sync.store import EnvelopeStore
@@ -98,6 +101,7 @@ class Node:
         self.gossip: GossipService | None = None
         self.control: ControlServer | None = None
         self.circles: MemberCircles | None = None
+        self.lifecycle: Lifecycle | None = None
         self.relay_topics: dict[bytes, RelayTopic] = {}
         self.store: EnvelopeStore | None = None
         self.cache: StateCache | None = None
@@ -124,6 +128,10 @@ class Node:
             self.circles.open_all()
             for topic, epoch, key in self.circles.relay_keys():
                 self.gate.add_key(topic, epoch, key)
+            from p2pnet.lifecycle import Lifecycle
+
+            self.lifecycle = Lifecycle(self, self.circles)
+            self.lifecycle.restore()
         for topic in self.served_topics():
             self._load_index(topic)
 
@@ -177,6 +185,8 @@ class Node:
                     nursery.start_soon(self._sync_loop)
                     if self.circles is not None:
                         nursery.start_soon(self._snapshot_loop)
+                    if self.lifecycle is not None:
+                        nursery.start_soon(self.lifecycle.run)
                     nursery.start_soon(self._signal_loop)
                     nursery.start_soon(self._penalty_decay_loop)
                     self.ready.set()
@@ -276,10 +286,47 @@ class Node:
                 self.gossip.publish_nowait(envelope)
         self.stats.duplicates += result.duplicates
         if new and self.circles is not None:
-            self._fold(topic, new)
+            markers = [e for e in new if e.epoch in MARKER_EPOCHS]
+            self._fold(topic, [e for e in new if e.epoch not in MARKER_EPOCHS])
+            for envelope in markers:
+                assert self.lifecycle is not None
+                self.lifecycle.on_marker(topic, envelope)
         elif new:
             self.emit("stored", {"topic": topic.hex(), "count": len(new)})
         return result
+
+    def fold_stored(self, topic: bytes, envelopes: list[Envelope]) -> None:
+        """Fold envelopes that were already stored (e.g. once their keys arrived)."""
+        self._fold(topic, [e for e in envelopes if e.epoch not in MARKER_EPOCHS])
+
+    def accept_soon(self, topic: bytes, envelopes: list[Envelope]) -> None:
+        """Accept envelopes from a synchronous context (released from quarantine, our own)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self.accept, topic, envelopes, "self")
+
+    def publish_nowait(self, envelope: Envelope) -> None:
+        """Index and gossip an envelope we made. It must already be in the store: the
+        index is what reconciliation offers peers, and what `accept` treats as known."""
+        index = self._load_index(envelope.topic)
+        if index.add(envelope.ts, envelope.id):
+            self.topic_bytes[envelope.topic] += len(envelope.data)
+        if self.gossip is not None:
+            self.gossip.publish_nowait(envelope)
+
+    def request_sync(self) -> None:
+        self._sync_wanted.set()
+
+    def dial_soon(self, address: str) -> None:
+        if self._nursery is None or self.net is None:
+            return
+
+        async def dial() -> None:
+            try:
+                await self.connect(address)
+            except (NetError, UsageError) as exc:
+                log.info("could not reach %s: %s", address, exc)
+
+        self._nursery.start_soon(dial)
 
     def _within_quota(self, topic: bytes, envelopes: list[Envelope], result: AcceptResult) -> list[Envelope]:
         entry = self.relay_topics.get(topic)
@@ -298,8 +345,12 @@ class Node:
 
     def _fold(self, topic: bytes, envelopes: list[Envelope]) -> None:
         assert self.circles is not None
+        if not envelopes:
+            return
         processed = self.circles.process(topic, envelopes)
         for circle_id, ops in processed.applied.items():
+            if self.lifecycle is not None:
+                self.lifecycle.after_fold(self.circles.circles[circle_id], ops)
             self.emit(
                 "ops",
                 {

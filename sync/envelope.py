@@ -39,6 +39,9 @@ from sync.ids import envelope_id
 VERSION = 1
 WELCOME_EPOCH = bytes(limits.EPOCH_ID_BYTES)
 """Marker epoch of welcome envelopes, whose ``ct`` is a sealed box, not AEAD output."""
+JOIN_EPOCH = b"\xff" * limits.EPOCH_ID_BYTES
+"""Marker epoch of join requests, encrypted with a key derived from an invite's secret."""
+MARKER_EPOCHS = (WELCOME_EPOCH, JOIN_EPOCH)
 
 MAC_BYTES = 16
 _KEYS = frozenset({"v", "topic", "epoch", "ts", "nonce", "ct", "mac"})

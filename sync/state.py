@@ -47,7 +47,9 @@ from sync.kinds.records import (
     AidItem,
     Checkin,
     Contribution,
+    Epoch,
     Event,
+    Invite,
     LedgerEntry,
     Member,
     Message,
@@ -119,6 +121,14 @@ class CircleState:
         self.events: dict[bytes, Event] = {}
         self.rsvps: dict[bytes, dict[bytes, str]] = {}
         self.rejected: dict[bytes, Rejection] = {}
+        self.cards: dict[bytes, bytes] = {}
+        """member id -> X25519 public key (from the card in circle.create / member.add)."""
+        self.epochs: dict[bytes, Epoch] = {}
+        self.holders: dict[bytes, dict[bytes, bytes]] = {}
+        """epoch id -> member id -> the op that delivered that epoch's key to them."""
+        self.invites: dict[bytes, Invite] = {}
+        self.relays: dict[str, bytes] = {}
+        """relay address -> the relay.add op."""
         # Derived indexes (rebuilt on restore, not hashed).
         self.roots: list[bytes] = []
         self.replies: dict[bytes, list[bytes]] = {}

@@ -41,9 +41,11 @@ CREATE TABLE IF NOT EXISTS envelopes (
     id BLOB NOT NULL UNIQUE,
     topic BLOB NOT NULL,
     ts INTEGER NOT NULL,
+    epoch BLOB NOT NULL,
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS envelopes_by_topic ON envelopes (topic, ts, id);
+CREATE INDEX IF NOT EXISTS envelopes_by_epoch ON envelopes (topic, epoch);
 """
 
 
@@ -100,8 +102,8 @@ class EnvelopeStore:
             try:
                 for envelope in envelopes:
                     cursor.execute(
-                        "INSERT OR IGNORE INTO envelopes (id, topic, ts, data) VALUES (?, ?, ?, ?)",
-                        (envelope.id, envelope.topic, envelope.ts, envelope.data),
+                        "INSERT OR IGNORE INTO envelopes (id, topic, ts, epoch, data) VALUES (?, ?, ?, ?, ?)",
+                        (envelope.id, envelope.topic, envelope.ts, envelope.epoch, envelope.data),
                     )
                     if cursor.rowcount == 1:
                         new.append(envelope)
@@ -198,6 +200,15 @@ class EnvelopeStore:
     def max_seq(self) -> int:
         """The highest arrival number so far (0 when empty): a cursor for "processed up to here"."""
         return self._query("SELECT COALESCE(MAX(seq), 0) FROM envelopes")[0][0]  # type: ignore[return-value]
+
+    def by_epoch(self, topic: bytes, epoch: bytes) -> list[bytes]:
+        """Every envelope of one topic and epoch (e.g. the welcomes or join requests)."""
+        return [
+            row[0]
+            for row in self._query(
+                "SELECT data FROM envelopes WHERE topic = ? AND epoch = ? ORDER BY seq", (topic, epoch)
+            )
+        ]  # type: ignore[misc]
 
     def min_seq_of(self, envelope_ids: list[bytes]) -> int:
         """The lowest arrival number among these envelopes (max_seq + 1 if none is stored)."""

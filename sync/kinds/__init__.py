@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from sync.kinds import aid, circle, decisions, events, fund, membership, support
+from sync.kinds import aid, circle, decisions, events, fund, keys, membership, support
 from sync.kinds.common import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -17,4 +17,5 @@ HANDLERS: dict[str, Handler] = {
     **decisions.HANDLERS,
     **fund.HANDLERS,
     **events.HANDLERS,
+    **keys.HANDLERS,
 }

@@ -23,7 +23,9 @@ from sync.kinds.records import (
     CircleInfo,
     Contribution,
     DecisionRule,
+    Epoch,
     Event,
+    Invite,
     LedgerEntry,
     Member,
     Message,
@@ -77,6 +79,13 @@ def canonical_state(state: CircleState) -> dict[str, Any]:
         "events": _rows(state.events),
         "rsvps": _nested_rows(state.rsvps, flatten=False),
         "rejected": [list(state.rejected[key]) for key in sorted(state.rejected)],
+        "epoch": state.info.get("epoch"),
+        "rotation_due": state.info.get("rotation_due", False),
+        "cards": [[key, state.cards[key]] for key in sorted(state.cards)],
+        "epochs": _rows(state.epochs),
+        "holders": _nested_rows(state.holders, flatten=False),
+        "invites": _rows(state.invites),
+        "relays": [[address, state.relays[address]] for address in sorted(state.relays)],
     }
 
 
@@ -98,8 +107,8 @@ def _rule(row: Any) -> DecisionRule:
 
 
 def _charter(row: Any) -> Charter:
-    text, invite, rules, adopted_by = _tuple(row)
-    return Charter(text, invite, tuple(_rule(rule) for rule in _tuple(rules)), adopted_by)
+    text, invite, rules, adopted_by, history = _tuple(row)
+    return Charter(text, invite, tuple(_rule(rule) for rule in _tuple(rules)), adopted_by, history)
 
 
 def _proposal(fields: list[Any]) -> Proposal:
@@ -153,6 +162,14 @@ def restore_tables(state: CircleState, picture: Any) -> tuple[int, tuple[int, by
         state.events = _table(picture, "events", lambda f: Event(*f))
         state.rsvps = _nested(picture, "rsvps", lambda f: f[0])
         state.rejected = {row[0]: Rejection(*_tuple(row)) for row in _tuple(picture["rejected"])}
+        if picture["epoch"] is not None:
+            state.info["epoch"] = picture["epoch"]
+        state.info["rotation_due"] = picture["rotation_due"]
+        state.cards = {key: value for key, value in (_tuple(row) for row in _tuple(picture["cards"]))}
+        state.epochs = _table(picture, "epochs", lambda f: Epoch(*f))
+        state.holders = _nested(picture, "holders", lambda f: f[0])
+        state.invites = _table(picture, "invites", lambda f: Invite(*f))
+        state.relays = {address: op for address, op in (_tuple(row) for row in _tuple(picture["relays"]))}
         count = picture["count"]
         last = picture["last"]
     except (KeyError, TypeError, ValueError) as exc:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from identity.crypto import blake2b
 from identity.errors import LocalProtocolError
 from sync import limits
-from sync.kinds import schema
+from sync.kinds import keys, schema
 from sync.kinds.common import OpRejected
 from sync.kinds.records import (
     APPROVED,
@@ -37,8 +37,8 @@ DEFAULT_RULES: dict[str, DecisionRule] = {
     "general": DecisionRule(quorum_pct=30, threshold_pct=50, consent=False),
 }
 
-_GENESIS_KEYS = frozenset({"name", "description", "charter", "salt"})
-_CHARTER_KEYS = frozenset({"text", "members_can_invite", "rules"})
+_GENESIS_KEYS = frozenset({"name", "description", "charter", "salt", "card", "epoch"})
+_CHARTER_KEYS = frozenset({"text", "members_can_invite", "history", "rules"})
 _RULES_KEYS = frozenset(PROPOSAL_KINDS)
 _RULE_KEYS = frozenset({"quorum_pct", "threshold_pct", "consent"})
 _CHARTER_UPDATE_KEYS = frozenset({"proposal"})
@@ -61,13 +61,19 @@ def charter_body(
     text: str = "",
     *,
     members_can_invite: bool = False,
+    history: bool = False,
     rules: dict[str, DecisionRule] | None = None,
 ) -> dict[str, Any]:
-    """The wire form of a charter (as in ``circle.create`` and charter proposals)."""
+    """The wire form of a charter (as in ``circle.create`` and charter proposals).
+
+    ``history``: whether newcomers receive the earlier epoch keys and so can read what was
+    said before they joined. Off by default: people spoke in front of who was there.
+    """
     chosen = {**DEFAULT_RULES, **(rules or {})}
     return {
         "text": text,
         "members_can_invite": members_can_invite,
+        "history": history,
         "rules": {kind: dict(chosen[kind]._asdict()) for kind in PROPOSAL_KINDS},
     }
 
@@ -78,18 +84,23 @@ def genesis_op(
     name: str,
     salt: bytes,
     ts: int,
+    epoch: bytes,
     description: str = "",
     charter: dict[str, Any] | None = None,
 ) -> SignedOp:
     """The signed ``circle.create`` op of a new circle; its ``op.circle`` is the circle id.
 
-    ``salt`` is 16 random bytes chosen by the caller (this module draws no randomness).
+    ``salt`` is 16 random bytes chosen by the caller (this module draws no randomness);
+    ``epoch`` is the id of the circle's first epoch key. The creator's identity card
+    goes in, so every member can seal keys to the creator.
     """
     body = {
         "name": name,
         "description": description,
         "charter": charter if charter is not None else charter_body(),
         "salt": salt,
+        "card": creator.card().to_bytes(),
+        "epoch": epoch,
     }
     circle_id = new_circle_id(creator.member_id, salt)
     return SignedOp.create(Op(circle_id, creator.member_id, (), 1, ts, "circle.create", body), creator)
@@ -109,9 +120,10 @@ def parse_charter(raw: Any, where: str) -> Charter:
     body = schema.exact_keys(raw, _CHARTER_KEYS, where)
     text = schema.long_text(body["text"], f"{where}.text", schema.MAX_CHARTER_CHARS, allow_blank=True)
     invite = schema.boolean(body["members_can_invite"], f"{where}.members_can_invite")
+    history = schema.boolean(body["history"], f"{where}.history")
     rules = schema.exact_keys(body["rules"], _RULES_KEYS, f"{where}.rules")
     parsed = tuple(parse_rule(rules[kind], f"{where}.rules.{kind}") for kind in PROPOSAL_KINDS)
-    return Charter(text, invite, parsed, None)
+    return Charter(text, invite, parsed, None, history)
 
 
 def circle_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -120,6 +132,8 @@ def circle_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
     description = schema.long_text(body["description"], "description", schema.MAX_DESCRIPTION_CHARS, allow_blank=True)
     charter = parse_charter(body["charter"], "charter")
     salt = schema.fixed_bytes(body["salt"], "salt", schema.SALT_BYTES)
+    dh_public = keys.card_key(body["card"], "card", op.author)
+    epoch = keys.epoch_ref(body["epoch"], "epoch")
     if "circle" in state.info:
         raise OpRejected(ALREADY_GENESIS)
     if op.parents:
@@ -129,6 +143,8 @@ def circle_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
     state.put(state.info, "circle", CircleInfo(signed.id, op.author, salt, name, description))
     state.put(state.info, "charter", charter)
     state.put(state.members, op.author, Member((ORGANIZER,), op.lamport, signed.id, op.author, None))
+    state.put(state.cards, op.author, dh_public)
+    keys.start_epoch(state, signed, op, epoch, None, {op.author: signed.id})
 
 
 def charter_update(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:

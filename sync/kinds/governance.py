@@ -113,6 +113,8 @@ def drop_member(state: CircleState, member_id: bytes) -> None:
     and leaving refuse it): the circle voted, and must not be left leaderless.
     """
     state.drop(state.members, member_id)
+    # The removed member holds the current key: every removal makes a rotation due.
+    state.put(state.info, "rotation_due", True)
     members = state.members
     if not members or any(ORGANIZER in member.roles for member in members.values()):
         return

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import schema
+from identity.keys import IdentityCard
+from sync.kinds import keys, schema
 from sync.kinds.common import (
     LAST_ORGANIZER,
     NOT_ORGANIZER,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 MAX_MEMBERS = 1_000
 """A circle is a group of people who know each other; this bounds every per-member scan."""
 
-_ADD_KEYS = frozenset({"member", "vouch"})
+_ADD_KEYS = frozenset({"member", "vouch", "card", "invite", "epoch"})
 _REMOVE_KEYS = frozenset({"member", "reason"})
 _ROLE_KEYS = frozenset({"member", "role"})
 
@@ -44,13 +45,39 @@ def member_add(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     body = schema.exact_keys(body, _ADD_KEYS, "body")
     newcomer = schema.member_ref(body["member"], "member")
     vouch = schema.optional_long(body["vouch"], "vouch", schema.MAX_NOTE_CHARS)
+    dh_public = keys.card_key(body["card"], "card", newcomer)
+    invite = None if body["invite"] is None else schema.fixed_bytes(body["invite"], "invite", 16)
+    epoch = keys.optional_epoch_ref(body["epoch"], "epoch")
     if ORGANIZER not in state.members[op.author].roles and not state.info["charter"].members_can_invite:
         raise OpRejected(NOT_INVITER)
     if newcomer in state.members:
         raise OpRejected(ALREADY_MEMBER)
     if len(state.members) >= MAX_MEMBERS:
         raise OpRejected(CIRCLE_FULL)
+    holders = None
+    if epoch is not None:
+        holders = state.holders.get(epoch)
+        if holders is None:
+            raise OpRejected(keys.EPOCH_UNKNOWN)
+    if invite is not None:
+        keys.use_invite(state, invite, op)
     state.put(state.members, newcomer, Member((), op.lamport, signed.id, op.author, vouch))
+    state.put(state.cards, newcomer, dh_public)
+    if holders is not None and newcomer not in holders:
+        state.put(holders, newcomer, signed.id)
+
+
+def member_add_body(
+    card: bytes, *, vouch: str | None = None, invite: bytes | None = None, epoch: bytes | None = None
+) -> dict[str, Any]:
+    """The body of a ``member.add`` for the person whose encoded identity card is ``card``."""
+    return {
+        "member": IdentityCard.from_bytes(card).member_id,
+        "vouch": vouch,
+        "card": card,
+        "invite": invite,
+        "epoch": epoch,
+    }
 
 
 def member_remove(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:

@@ -38,6 +38,8 @@ class Charter(NamedTuple):
     """One rule per proposal kind, in `PROPOSAL_KINDS` order."""
     adopted_by: bytes | None
     """The approved charter proposal that set it; None for the genesis charter."""
+    history: bool = False
+    """Whether a newcomer's welcome carries the earlier epoch keys (they read the past)."""
 
     def rule(self, kind: str) -> DecisionRule:
         return self.rules[PROPOSAL_KINDS.index(kind)]
@@ -132,6 +134,28 @@ class Proposal(NamedTuple):
     object: int
     abstain: int
     disbursed_by: bytes | None
+
+
+class Epoch(NamedTuple):
+    """A circle key epoch: who introduced it, where, and the epoch it replaced."""
+
+    op: bytes
+    lamport: int
+    author: bytes
+    previous: bytes | None
+
+
+class Invite(NamedTuple):
+    author: bytes
+    lamport: int
+    op: bytes
+    secret: bytes
+    """32 bytes: only holders of the invite code (and members) know it; join requests
+    are encrypted with a key derived from it."""
+    uses: int
+    expires: int | None
+    used: int
+    revoked_by: bytes | None
 
 
 class Vote(NamedTuple):

@@ -59,20 +59,22 @@ def address(node: Node) -> str:
 
 
 async def share_circle(owner: Node, circle_id: str, *members: Node) -> None:
-    """Give members the circle's keys (invites do this in real life) and add them as members."""
-    assert owner.circles is not None
-    circle = owner.circles.get(circle_id)
+    """Bring members into the circle the real way: an invite, a join request, a welcome."""
+    code = (await call(owner, "invite.create", circle=circle_id, uses=len(members)))["code"]
     for member in members:
-        assert member.circles is not None
-        joined = member.circles.join_with_keys(
-            circle.id, circle.keys.label, dict(circle.keys.epochs), circle.keys.current
-        )
-        for epoch, key in joined.keys.epochs.items():
-            from sync.envelope import relay_key
+        await member.connect(address(owner))
+        await call(member, "join", code=code)
+    for member in members:
+        await wait_until(lambda m=member: _joined(m, circle_id), timeout=30)
 
-            member.gate.add_key(joined.topic, epoch, relay_key(key))
-        await member.serve_topic(joined.topic)
-        await call(owner, "member.add", circle=circle_id, member=member.circles.identity.member_id.hex())
+
+def _joined(member: Node, circle_id: str) -> bool:
+    assert member.circles is not None
+    try:
+        circle = member.circles.get(circle_id)
+    except Exception:  # noqa: BLE001 - not there yet
+        return False
+    return member.circles.identity.member_id in circle.replica.state.members
 
 
 def allow_on_relay(relay_home: Home, token: str) -> None:

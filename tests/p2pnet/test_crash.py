@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from p2pnet_harness import PASS, make_home
 
-from identity.keystore import Keystore
 from tui.bench.cluster import NodeProcess, wait_for
 
 pytestmark = pytest.mark.slow
@@ -26,22 +25,19 @@ def test_member_killed_mid_sync_restarts_and_loses_nothing(tmp_path: Path) -> No
     secret.write_text(PASS)
     alice_home, bob_home = make_home(tmp_path, "alice"), make_home(tmp_path, "bob")
     relay_home = make_home(tmp_path, "relay", relay=True)
-    bob_id = Keystore.unlock(bob_home.keystore, PASS).data.identity.member_id.hex()  # type: ignore[union-attr]
     alice = NodeProcess(alice_home, secret).start()
     relay = bob = None
     try:
         circle = alice.call("circle.create", name="Crash test")["id"]
-        alice.call("member.add", circle=circle, member=bob_id)
         relay = NodeProcess(relay_home, secret, relay=True).start()
         relay.call("relay.allow", token=alice.call("circle.relay_token", circle=circle)["token"])
         alice.call("connect", address=relay.address)
 
-        # Bob receives the circle's keys the way a welcome delivers them, then catches up.
-        bob_keystore = Keystore.unlock(bob_home.keystore, PASS)
-        bob_keystore.data.circles.update(Keystore.unlock(alice_home.keystore, PASS).data.circles)
-        bob_keystore.save()
+        # Bob joins with an invite, through the relay, and catches up.
+        code = alice.call("invite.create", circle=circle)["code"]
         bob = NodeProcess(bob_home, secret).start()
         bob.call("connect", address=relay.address)
+        bob.call("join", code=code)
         wait_for(lambda: _state(bob, circle) == _state(alice, circle))
         acknowledged = [bob.call("post", circle=circle, text=f"bob wrote {i}")["id"] for i in range(20)]
         bob.call("sync")
@@ -51,7 +47,7 @@ def test_member_killed_mid_sync_restarts_and_loses_nothing(tmp_path: Path) -> No
         for i in range(2000):
             alice.call("post", circle=circle, text=f"backlog {i} " + "x" * 200)
         alice.call("sync")
-        wait_for(lambda: relay.call("status")["relay_topics"][0]["envelopes"] >= 2023)
+        wait_for(lambda: relay.call("status")["relay_topics"][0]["envelopes"] >= 2026)
 
         bob = NodeProcess(bob_home, secret).start()
         base_ops = bob.call("state_hash", circle=circle)["ops"]
@@ -66,7 +62,8 @@ def test_member_killed_mid_sync_restarts_and_loses_nothing(tmp_path: Path) -> No
         assert bob.call("state_hash", circle=circle)["ops"] >= base_ops
         bob.call("connect", address=relay.address)
         wait_for(lambda: _state(bob, circle) == _state(alice, circle), timeout=90)
-        assert _state(bob, circle)[1] == 3 + 20 + 2000  # type: ignore[index]  # genesis, profile, add
+        # genesis, profile, invite, member.add, the posts
+        assert _state(bob, circle)[1] == 4 + 20 + 2000  # type: ignore[index]
     finally:
         for node in (alice, relay, bob):
             if node is not None:

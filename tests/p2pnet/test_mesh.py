@@ -34,6 +34,7 @@ async def test_six_nodes_split_three_three_write_and_heal(tmp_path: Path) -> Non
             # Partition: the right three lose every link to the left three and pair up.
             left, right = nodes[:3], nodes[3:]
             for node in right:
+                node.keystore.data.relays.clear()  # forget the inviter's address: no redialing
                 await node.net.disconnect(nodes[0].net.peer_id)
             await wait_until(lambda: not any(n.net.peer_id in nodes[0].peers for n in right))
             for node in right[1:]:
@@ -47,7 +48,7 @@ async def test_six_nodes_split_three_three_write_and_heal(tmp_path: Path) -> Non
             await right[0].connect(address(left[0]))  # heal
             await wait_until(lambda: len({state_hash(n, circle) for n in nodes}) == 1, timeout=60)
             ops = {n.circles.get(circle).replica.state.applied_count for n in nodes}
-            assert ops == {1 + 1 + 5 + 80}  # genesis, profile, five member.add, eighty posts
+            assert ops == {1 + 1 + 1 + 5 + 80}  # genesis, profile, invite, five member.add, eighty posts
 
 
 async def test_reconciliation_repairs_a_link_that_drops_most_gossip(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from identity.keys import MemberIdentity
 from sync.kinds.circle import genesis_op
+from sync.kinds.membership import member_add_body
 from sync.ops import SignedOp
 from sync.replica import CircleReplica, IngestResult
 
@@ -16,6 +17,7 @@ def person(name: str, number: int) -> MemberIdentity:
     return MemberIdentity(name, bytes([number]) * 32, bytes([number + 100]) * 32, 0)
 
 
+FIRST_EPOCH = bytes([0x42]) * 16
 PEOPLE = {name: person(name, i + 1) for i, name in enumerate(["alice", "bob", "carol", "dana", "eve", "mallory"])}
 
 
@@ -23,7 +25,9 @@ class Circle:
     """A circle on one replica; ``act`` signs an op on the replica's heads and ingests it."""
 
     def __init__(self, charter: dict[str, Any] | None = None, *, founder: str = "alice") -> None:
-        self.genesis = genesis_op(PEOPLE[founder], name="Night owls", salt=bytes(range(16)), ts=1, charter=charter)
+        self.genesis = genesis_op(
+            PEOPLE[founder], name="Night owls", salt=bytes(range(16)), ts=1, epoch=FIRST_EPOCH, charter=charter
+        )
         self.replica = CircleReplica(self.genesis.op.circle)
         self.replica.ingest(self.genesis)
         self.ts = 1
@@ -52,7 +56,7 @@ class Circle:
         return self.state.is_rejected(signed.id)
 
     def add(self, who: str, by: str = "alice", vouch: str | None = None) -> SignedOp:
-        return self.act(by, "member.add", {"member": PEOPLE[who].member_id, "vouch": vouch})
+        return self.act(by, "member.add", member_add_body(PEOPLE[who].card().to_bytes(), vouch=vouch))
 
     def grant(self, who: str, role: str, by: str = "alice") -> SignedOp:
         return self.act(by, "role.grant", {"member": PEOPLE[who].member_id, "role": role})

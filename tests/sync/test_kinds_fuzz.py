@@ -13,10 +13,10 @@ from sync.state import fold_circle_state
 # The exact keys of every kind's body, so generated bodies get past the key check and
 # reach the type, length and authority checks behind it.
 KEYS = {
-    "circle.create": ["name", "description", "charter", "salt"],
+    "circle.create": ["name", "description", "charter", "salt", "card", "epoch"],
     "charter.update": ["proposal"],
     "profile.set": ["display_name", "pronouns", "skills"],
-    "member.add": ["member", "vouch"],
+    "member.add": ["member", "vouch", "card", "invite", "epoch"],
     "member.remove": ["member", "reason"],
     "role.grant": ["member", "role"],
     "role.revoke": ["member", "role"],
@@ -38,6 +38,13 @@ KEYS = {
     "fund.disburse": ["proposal", "note"],
     "event.create": ["title", "starts", "place_hint", "text"],
     "event.rsvp": ["event", "answer"],
+    "key.rotate": ["epoch", "previous", "sealed"],
+    "key.share": ["epoch", "sealed"],
+    "member.compromised": ["note"],
+    "invite.create": ["invite", "secret", "uses", "expires"],
+    "invite.revoke": ["invite"],
+    "relay.add": ["address"],
+    "relay.remove": ["address"],
 }
 
 scalars = (

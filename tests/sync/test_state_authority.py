@@ -11,6 +11,7 @@ from sync.kinds import aid, decisions, fund, membership, support
 from sync.kinds import circle as circle_kinds
 from sync.kinds.circle import charter_body, genesis_op
 from sync.kinds.common import NOT_MEMBER, NOT_ORGANIZER, NOT_TREASURER, UNKNOWN_KIND
+from sync.kinds.membership import member_add_body
 from sync.ops import OP_DOMAIN, Op, SignedOp
 
 
@@ -231,7 +232,7 @@ def test_removed_members_concurrent_op_that_sorts_after_the_removal(circle: Any)
         ("proposal.create", {"kind": "spend", "title": "t", "text": "", "details": {}}),
         ("event.create", {"title": "Picnic", "starts": -1, "place_hint": None, "text": None}),
         ("role.grant", {"member": bytes(32), "role": "admin"}),
-        ("member.add", {"member": bytes(31), "vouch": None}),
+        ("member.add", {"member": bytes(31), "vouch": None, "card": b"", "invite": None, "epoch": None}),
     ],
 )
 def test_invalid_schema(circle: Any, kind: str, body: dict[str, Any]) -> None:
@@ -259,8 +260,8 @@ def test_forged_competing_genesis(new_circle: Any) -> None:
     """mallory signs a genesis for alice's circle id: it cannot bind, whatever it sorts as."""
     circle = new_circle()
     salt = circle.genesis.op.body["salt"]
-    body = {**circle.genesis.op.body, "name": "Mallory's circle"}
     mallory = circle.people["mallory"]
+    body = {**circle.genesis.op.body, "name": "Mallory's circle", "card": mallory.card().to_bytes()}
     forged = SignedOp.decode(
         SignedOp.create(Op(circle.genesis.op.circle, mallory.member_id, (), 1, 0, "circle.create", body), mallory).data
     )
@@ -268,7 +269,7 @@ def test_forged_competing_genesis(new_circle: Any) -> None:
     assert circle.reason(forged) in (circle_kinds.GENESIS_UNBOUND, circle_kinds.ALREADY_GENESIS)
     assert circle.state.info["circle"].creator == circle.member("alice")
     assert circle.state.info["circle"].salt == salt
-    own = genesis_op(mallory, name="Elsewhere", salt=salt, ts=1)
+    own = genesis_op(mallory, name="Elsewhere", salt=salt, ts=1, epoch=bytes([0x42]) * 16)
     assert own.op.circle != circle.genesis.op.circle
 
 
@@ -284,7 +285,7 @@ def test_authority_of_aid_membership_and_roles(circle: Any) -> None:
     assert_rejected_without_effect(circle, "dana", "member.remove", remove, NOT_ORGANIZER)
     grant = {"member": circle.member("dana"), "role": "organizer"}
     assert_rejected_without_effect(circle, "dana", "role.grant", grant, NOT_ORGANIZER)
-    add = {"member": circle.member("eve"), "vouch": None}
+    add = member_add_body(circle.people["eve"].card().to_bytes())
     assert_rejected_without_effect(circle, "dana", "member.add", add, membership.NOT_INVITER)
     leave = {"member": circle.member("alice"), "reason": None}
     assert_rejected_without_effect(circle, "alice", "member.remove", leave, membership.LAST_ORGANIZER)

@@ -18,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from identity.keys import MemberIdentity
 from sync.kinds.circle import DEFAULT_RULES, charter_body, genesis_op
+from sync.kinds.membership import member_add_body
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica
 from sync.state import fold_circle_state
@@ -41,7 +42,7 @@ def _name_of(record: Any) -> str | None:
 class CircleConvergence(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.genesis = genesis_op(PEOPLE["alice"], name="Night owls", salt=bytes(16), ts=1)
+        self.genesis = genesis_op(PEOPLE["alice"], name="Night owls", salt=bytes(16), ts=1, epoch=bytes([0x42]) * 16)
         self.circle = self.genesis.op.circle
         # A small undo window on one replica forces the full re-fold path too.
         self.replicas = [
@@ -88,7 +89,7 @@ class CircleConvergence(RuleBasedStateMachine):
         self.everything[self.genesis.id] = self.genesis
         self.replicas[0].ingest(self.genesis)
         for name in ("bob", "carol", "dana"):
-            self._act(0, "alice", "member.add", {"member": self._member(name), "vouch": None})
+            self._act(0, "alice", "member.add", member_add_body(PEOPLE[name].card().to_bytes()))
         self._act(0, "alice", "role.grant", {"member": self._member("bob"), "role": "treasurer"})
         self._act(0, "alice", "role.grant", {"member": self._member("carol"), "role": "organizer"})
         for replica in self.replicas[1:]:
@@ -235,7 +236,7 @@ class CircleConvergence(RuleBasedStateMachine):
 
     @rule(r=replicas, newcomer=people, data=st.data())
     def member_add(self, r: int, newcomer: str, data: Any) -> None:
-        body = {"member": self._member(newcomer), "vouch": "I know them"}
+        body = member_add_body(PEOPLE[newcomer].card().to_bytes(), vouch="I know them")
         self._act(r, self._author(data, r, "organizer"), "member.add", body)
 
     @rule(r=replicas, victim=people, data=st.data())
@@ -260,6 +261,44 @@ class CircleConvergence(RuleBasedStateMachine):
     def role_change(self, r: int, victim: str, role: str, grant: bool, data: Any) -> None:
         kind = "role.grant" if grant else "role.revoke"
         self._act(r, self._author(data, r, "organizer"), kind, {"member": self._member(victim), "role": role})
+
+    # --- keys and the membership lifecycle ------------------------------------------------
+
+    @rule(r=replicas, data=st.data())
+    def key_rotate(self, r: int, data: Any) -> None:
+        """An organizer's node rotates: a fresh epoch sealed (here: to dummy boxes) to members."""
+        state = self.replicas[r].state
+        self.ts += 1
+        epoch = bytes([self.ts % 251 + 1]) * 15 + bytes([data.draw(st.integers(1, 250))])
+        sealed = {m: bytes(80) for m in sorted(state.members)[: data.draw(st.integers(0, 6))]}
+        body = {"epoch": epoch, "previous": state.info.get("epoch") or bytes([0x42]) * 16, "sealed": sealed}
+        self._act(r, self._author(data, r, "organizer"), "key.rotate", body)
+
+    @rule(r=replicas, data=st.data())
+    def key_share(self, r: int, data: Any) -> None:
+        state = self.replicas[r].state
+        epoch = state.info.get("epoch") or bytes([0x42]) * 16
+        sealed = {m: bytes(80) for m in sorted(state.members)[: data.draw(st.integers(0, 3))]}
+        self._act(r, self._author(data, r), "key.share", {"epoch": epoch, "sealed": sealed})
+
+    @rule(r=replicas, data=st.data())
+    def compromised(self, r: int, data: Any) -> None:
+        self._act(r, self._author(data, r), "member.compromised", {"note": None})
+
+    @rule(r=replicas, uses=st.integers(1, 2), newcomer=people, data=st.data())
+    def invite_story(self, r: int, uses: int, newcomer: str, data: Any) -> None:
+        """An invite, maybe used by a member.add, maybe revoked."""
+        from sync.kinds.keys import invite_id
+
+        secret = bytes([self.ts % 256]) * 31 + bytes([data.draw(st.integers(0, 255))])
+        author = self._author(data, r, "organizer")
+        body = {"invite": invite_id(secret), "secret": secret, "uses": uses, "expires": None}
+        self._act(r, author, "invite.create", body)
+        if data.draw(st.booleans()):
+            add = member_add_body(PEOPLE[newcomer].card().to_bytes(), invite=invite_id(secret))
+            self._act(r, author, "member.add", add)
+        if data.draw(st.booleans()):
+            self._act(r, self._author(data, r, "organizer"), "invite.revoke", {"invite": invite_id(secret)})
 
     # --- events ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from identity.keys import MemberIdentity
 from sync.kinds.circle import genesis_op
+from sync.kinds.membership import member_add_body
 from sync.ops import SignedOp
 from sync.replica import CircleReplica
 from sync.state import CircleState, fold_circle_state, fold_key
@@ -26,7 +27,7 @@ PEOPLE = {name: MemberIdentity(name, bytes([i + 1]) * 32, bytes([i + 101]) * 32,
 def _concurrent_history(seed: int, rounds: int) -> tuple[bytes, list[SignedOp]]:
     """A deterministic history written by three replicas with partial syncs between rounds."""
     rng = random.Random(seed)
-    genesis = genesis_op(PEOPLE["alice"], name="Night owls", salt=bytes(16), ts=1)
+    genesis = genesis_op(PEOPLE["alice"], name="Night owls", salt=bytes(16), ts=1, epoch=bytes([0x42]) * 16)
     circle = genesis.op.circle
     replicas = [CircleReplica(circle) for _ in range(3)]
     ops: list[SignedOp] = [genesis]
@@ -44,7 +45,7 @@ def _concurrent_history(seed: int, rounds: int) -> tuple[bytes, list[SignedOp]]:
 
     replicas[0].ingest(genesis)
     for name in ("bob", "carol", "dana"):
-        act(0, "alice", "member.add", {"member": member(name), "vouch": None})
+        act(0, "alice", "member.add", member_add_body(PEOPLE[name].card().to_bytes()))
     act(0, "alice", "role.grant", {"member": member("bob"), "role": "treasurer"})
     act(0, "alice", "role.grant", {"member": member("carol"), "role": "organizer"})
     for replica in replicas[1:]:
@@ -90,7 +91,7 @@ def _concurrent_history(seed: int, rounds: int) -> tuple[bytes, list[SignedOp]]:
                     index,
                     rng.choice(["alice", "carol"]),
                     "member.add",
-                    {"member": member(rng.choice(NAMES)), "vouch": None},
+                    member_add_body(PEOPLE[rng.choice(NAMES)].card().to_bytes()),
                 )
         source, target = rng.sample(range(3), 2)
         replicas[target].ingest_many(replicas[source].ops())

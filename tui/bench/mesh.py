@@ -28,28 +28,12 @@ def _line(root: Path) -> tuple[NodeProcess, NodeProcess, NodeProcess, str]:
     c = NodeProcess(make_home(root, "c"), secret).start()
     relay = NodeProcess(make_home(root, "relay", relay=True), secret, relay=True).start()
     circle = a.call("circle.create", name="Bench line")["id"]
-    c_id = c.call("whoami")["member_id"]
-    a.call("member.add", circle=circle, member=c_id)
     relay.call("relay.allow", token=a.call("circle.relay_token", circle=circle)["token"])
-    _give_keys(a, c)
     a.call("connect", address=relay.address)
     c.call("connect", address=relay.address)
+    c.call("join", code=a.call("invite.create", circle=circle)["code"])
     wait_for(lambda: _hash(c, circle) == _hash(a, circle), timeout=60)
     return a, relay, c, circle
-
-
-def _give_keys(source: NodeProcess, *targets: NodeProcess) -> None:
-    """Hand circle keys over as a welcome would (the keys layer automates this)."""
-    from identity.keystore import Keystore
-    from tui.bench.cluster import PASSPHRASE
-
-    keys = Keystore.unlock(source.home.keystore, PASSPHRASE).data.circles
-    for target in targets:
-        target.stop()
-        store = Keystore.unlock(target.home.keystore, PASSPHRASE)
-        store.data.circles.update(keys)
-        store.save()
-        target.start()
 
 
 def _hash(node: NodeProcess, circle: str) -> str | None:
@@ -138,11 +122,10 @@ def bench_partition_heal(per_side: int = 500) -> Figures:
         nodes = [NodeProcess(make_home(root, f"n{i}"), secret).start() for i in range(6)]
         try:
             circle = nodes[0].call("circle.create", name="Bench partition")["id"]
-            for node in nodes[1:]:
-                nodes[0].call("member.add", circle=circle, member=node.call("whoami")["member_id"])
-            _give_keys(nodes[0], *nodes[1:])
+            code = nodes[0].call("invite.create", circle=circle, uses=5)["code"]
             for node in nodes[1:]:
                 node.call("connect", address=nodes[0].address)
+                node.call("join", code=code)
             wait_for(lambda: len({_hash(n, circle) for n in nodes}) == 1, timeout=60)
             left, right = nodes[:3], nodes[3:]
             for node in right:

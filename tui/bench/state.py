@@ -17,6 +17,7 @@ from pathlib import Path
 
 from identity.keys import MemberIdentity
 from sync.kinds.circle import charter_body, genesis_op
+from sync.kinds.membership import member_add_body
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica
 from sync.state import fold_circle_state
@@ -49,6 +50,7 @@ class _Workload:
             name="Bench circle",
             salt=self.rng.randbytes(16),
             ts=1_700_000_000,
+            epoch=self.rng.randbytes(16),
             charter=charter_body("Be kind.", members_can_invite=True),
         )
         self.circle = first.op.circle
@@ -71,7 +73,7 @@ class _Workload:
     def build(self, count: int) -> list[SignedOp]:
         founder, rng = self.people[0], self.rng
         for person in self.people[1:]:
-            self.emit(founder, "member.add", {"member": person.member_id, "vouch": None})
+            self.emit(founder, "member.add", member_add_body(person.card().to_bytes()))
         for treasurer in self.people[1:3]:
             self.emit(founder, "role.grant", {"member": treasurer.member_id, "role": "treasurer"})
         kinds, weights = list(_WEIGHTS), list(_WEIGHTS.values())

@@ -1,0 +1,418 @@
+"""The membership lifecycle on a member's node: invites, joining, approval, key rotation.
+
+This drives the pure pieces (`sync.invites`, the ``key.*``/``invite.*`` op kinds) from
+the node:
+
+* **Invites** are recorded in the circle (``invite.create``) and handed out as codes.
+* **Joining**: the newcomer's node starts following the topic with the relay key from the
+  code, dials the code's addresses, and sends a join request. It remembers the pending
+  join in its keystore, so a restart keeps waiting. A welcome installs the circle's keys;
+  a refusal is shown with its reason.
+* **Approving**: members open join requests with their circle's invite secrets. The
+  inviter's node approves by itself when the inviter may add members; otherwise the
+  request waits for an organizer's ``kith approve``. Approval is a ``member.add`` (with the
+  newcomer's card) and a welcome sealed to them. Dead invites get a refusal.
+* **Keys**: when a removal makes a rotation due, an organizer's node makes a new epoch
+  key, saves it, seals it to every remaining member and announces it under the old
+  epoch; a member missing the current key is sent it (``key.share``). Organizers take
+  turns in a deterministic order with a delay, so they rarely rotate twice; when they do,
+  the fold converges on one current epoch. Every node installs keys sealed to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from identity.crypto import blake2b
+from identity.errors import RemoteProtocolError, UsageError
+from sync.envelope import JOIN_EPOCH, WELCOME_EPOCH, Envelope, epoch_id, relay_key
+from sync.invites import (
+    InviteCode,
+    JoinRequest,
+    open_epoch_key,
+    open_join_request,
+    open_welcome,
+    seal_epoch_key,
+    seal_join_request,
+    seal_refusal,
+    seal_welcome,
+)
+from sync.kinds.keys import MAX_SEALED_PER_OP, invite_id, members_missing_key
+from sync.kinds.membership import member_add_body
+from sync.kinds.records import ORGANIZER
+
+if TYPE_CHECKING:
+    from p2pnet.circles import Circle, MemberCircles
+    from p2pnet.node import Node
+    from sync.ops import SignedOp
+
+log = logging.getLogger("kith.lifecycle")
+
+JOINS_KEY = "joins"
+TURN_DELAY_S = 4.0
+"""How long each organizer after the first waits before doing a rotation or key delivery
+that is still needed."""
+
+
+@dataclass
+class PendingRequest:
+    circle: bytes
+    request: JoinRequest
+    received: float
+
+
+class Lifecycle:
+    def __init__(self, node: Node, circles: MemberCircles) -> None:
+        self.node = node
+        self.circles = circles
+        self.requests: dict[tuple[bytes, bytes], PendingRequest] = {}
+        self.wake = trio.Event()
+        self._due_since: dict[tuple[bytes, str], float] = {}
+
+    @property
+    def me(self) -> bytes:
+        return self.circles.identity.member_id
+
+    def joins(self) -> dict[bytes, dict[str, Any]]:
+        return self.node.keystore.data.extra.setdefault(JOINS_KEY, {})
+
+    # --- start-up -----------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Serve pending joins' topics and re-read join requests and welcomes we stored."""
+        store = self.node.store
+        assert store is not None
+        for topic, entry in list(self.joins().items()):
+            code = InviteCode.decode(entry["code"])
+            self.node.gate.add_key(topic, code.epoch, code.relay_key)
+        for topic in list(self.joins()):
+            for data in store.by_epoch(topic, WELCOME_EPOCH):
+                self.on_marker(topic, Envelope.decode(data))
+        for circle in self.circles.circles.values():
+            for data in store.by_epoch(circle.topic, JOIN_EPOCH):
+                self.on_marker(circle.topic, Envelope.decode(data), quiet=True)
+
+    # --- invites ------------------------------------------------------------------
+
+    def create_invite(self, circle: Circle, *, uses: int, expires_s: float | None) -> InviteCode:
+        secret = self.circles.rand(32)
+        expires = None if expires_s is None else int(self.node.clock() + expires_s)
+        body = {"invite": invite_id(secret), "secret": secret, "uses": uses, "expires": expires}
+        envelope, result = self.circles.author(circle, "invite.create", body)
+        rejected = dict(result.rejected)
+        if result.applied and result.applied[0].id in rejected:
+            raise UsageError(f"cannot invite: {rejected[result.applied[0].id]}")
+        self.node.publish_nowait(envelope)
+        return InviteCode(
+            circle.topic,
+            secret,
+            relay_key(circle.keys.current_key),
+            circle.keys.current,
+            self.me,
+            tuple(self._addresses(circle)),
+            expires,
+        )
+
+    def _addresses(self, circle: Circle) -> list[str]:
+        """Where a newcomer can reach the circle: its relays first, then this node."""
+        addresses = list(circle.replica.state.relays) + list(self.node.keystore.data.relays)
+        if self.node.net is not None:
+            mine = self.node.net.listen_addresses()
+            addresses += [a for a in mine if "/ip4/127." not in a] + [a for a in mine if "/ip4/127." in a]
+        unique = list(dict.fromkeys(addresses))
+        return unique[:4]
+
+    # --- joining ------------------------------------------------------------------
+
+    async def join(self, text: str) -> dict[str, Any]:
+        code = InviteCode.decode(text)
+        now = self.node.clock()
+        if code.expires is not None and now > code.expires:
+            raise UsageError("this invite has expired; ask the person who invited you for a new one")
+        existing = self.circles.by_topic.get(code.topic)
+        if existing is not None and self.me in existing.replica.state.members:
+            raise UsageError("you are already a member of this circle")
+        self.joins()[code.topic] = {"code": code.encode(), "requested": int(now), "refused": None}
+        for address in code.addresses:
+            if address not in self.node.keystore.data.relays:
+                self.node.keystore.data.relays.append(address)
+        self.node.keystore.save()
+        self.node.gate.add_key(code.topic, code.epoch, code.relay_key)
+        await self.node.serve_topic(code.topic)
+        for address in code.addresses:
+            self.node.dial_soon(address)
+        request = seal_join_request(code, self.circles.identity, ts=int(now), rand=self.circles.rand)
+        await self.node.accept(code.topic, [request], "self")
+        self.node.publish_nowait(request)
+        return {"status": "pending", "topic": code.topic.hex(), "inviter": code.inviter.hex()}
+
+    def pending_joins(self) -> list[dict[str, Any]]:
+        result = []
+        for topic, entry in self.joins().items():
+            code = InviteCode.decode(entry["code"])
+            result.append(
+                {
+                    "topic": topic.hex(),
+                    "inviter": code.inviter.hex(),
+                    "requested": entry["requested"],
+                    "refused": entry.get("refused"),
+                }
+            )
+        return result
+
+    def on_marker(self, topic: bytes, envelope: Envelope, *, quiet: bool = False) -> None:
+        """A welcome or join request was stored: act on it if it concerns us."""
+        if envelope.epoch == WELCOME_EPOCH and topic in self.joins():
+            self._on_welcome(topic, envelope)
+        elif envelope.epoch == JOIN_EPOCH and topic in self.circles.by_topic:
+            self._on_join_request(self.circles.by_topic[topic], envelope, quiet=quiet)
+
+    def _on_welcome(self, topic: bytes, envelope: Envelope) -> None:
+        try:
+            welcome = open_welcome(envelope, self.circles.identity)
+        except RemoteProtocolError:
+            return  # someone else's welcome, or a damaged one
+        entry = self.joins()[topic]
+        if welcome.refused is not None:
+            entry["refused"] = welcome.refused
+            self.node.keystore.save()
+            self.node.emit("join_refused", {"topic": topic.hex(), "reason": welcome.refused})
+            return
+        circle = self.circles.join_with_keys(welcome.circle, welcome.name or "circle", welcome.epochs, welcome.current)
+        del self.joins()[topic]
+        for address in welcome.relays:
+            if address not in self.node.keystore.data.relays:
+                self.node.keystore.data.relays.append(address)
+        self.node.keystore.save()
+        self.install_keys(circle)
+        self.node.emit("joined", {"circle": circle.id.hex(), "name": welcome.name})
+        self.node.request_sync()
+
+    def install_keys(self, circle: Circle) -> None:
+        """Tell the gate about every epoch we hold, and fold what waited in quarantine for them."""
+        for epoch, key in circle.keys.epochs.items():
+            self.node.gate.add_key(circle.topic, epoch, relay_key(key))
+            released = self.node.quarantine.release(circle.topic, epoch)
+            if released:
+                self.node.accept_soon(circle.topic, released)
+
+    # --- approving ----------------------------------------------------------------
+
+    def _on_join_request(self, circle: Circle, envelope: Envelope, *, quiet: bool) -> None:
+        state = circle.replica.state
+        if self.me not in state.members:
+            return
+        for invite_ref, invite in state.invites.items():
+            try:
+                request = open_join_request(envelope, invite.secret)
+            except RemoteProtocolError:
+                continue
+            newcomer = request.card.member_id
+            if newcomer in state.members:
+                return
+            problem = self._invite_problem(circle, invite_ref)
+            mine = invite.author == self.me
+            if problem is not None:
+                if mine and not quiet:
+                    self._send(circle, seal_refusal(request.card, topic=circle.topic, reason=problem,
+                                                    relay_key=relay_key(circle.keys.current_key),
+                                                    ts=int(self.node.clock()), rand=self.circles.rand))  # fmt: skip
+                return
+            if mine and self._may_add(circle):
+                self.approve(circle, request)
+                return
+            if ORGANIZER in state.members[self.me].roles:
+                key = (circle.id, newcomer)
+                if key not in self.requests:
+                    self.requests[key] = PendingRequest(circle.id, request, self.node.clock())
+                    self.node.emit(
+                        "join_request",
+                        {"circle": circle.id.hex(), "member": newcomer.hex(), "name": request.card.name},
+                    )
+            return
+
+    def _invite_problem(self, circle: Circle, invite_ref: bytes) -> str | None:
+        invite = circle.replica.state.invites[invite_ref]
+        if invite.revoked_by is not None:
+            return "this invite was revoked"
+        if invite.used >= invite.uses:
+            return "this invite has been used up"
+        if invite.expires is not None and self.node.clock() > invite.expires:
+            return "this invite has expired"
+        return None
+
+    def _may_add(self, circle: Circle) -> bool:
+        state = circle.replica.state
+        member = state.members.get(self.me)
+        return member is not None and (ORGANIZER in member.roles or state.info["charter"].members_can_invite)
+
+    def pending_requests(self, circle: Circle) -> list[PendingRequest]:
+        state = circle.replica.state
+        return [
+            pending
+            for (circle_id, member), pending in sorted(self.requests.items())
+            if circle_id == circle.id and member not in state.members
+        ]
+
+    def approve(self, circle: Circle, request: JoinRequest, *, vouch: str | None = None) -> SignedOp:
+        """Add the newcomer (member.add with their card) and send them the keys."""
+        state = circle.replica.state
+        card_bytes = request.card.to_bytes()
+        body = member_add_body(card_bytes, vouch=vouch, invite=request.invite, epoch=circle.keys.current)
+        envelope, result = self.circles.author(circle, "member.add", body)
+        self.node.publish_nowait(envelope)
+        signed = result.applied[0]
+        reason = dict(result.rejected).get(signed.id)
+        if reason is not None:
+            raise UsageError(f"the circle refused to add them: {reason}")
+        history = state.info["charter"].history
+        epochs = dict(circle.keys.epochs) if history else {circle.keys.current: circle.keys.current_key}
+        info = state.info.get("circle")
+        welcome = seal_welcome(
+            request.card,
+            circle=circle.id,
+            name=info.name if info else circle.keys.label,
+            epochs=epochs,
+            current=circle.keys.current,
+            relays=self._addresses(circle),
+            relay_key=relay_key(circle.keys.current_key),
+            ts=int(self.node.clock()),
+            rand=self.circles.rand,
+        )
+        self._send(circle, welcome)
+        self.requests.pop((circle.id, request.card.member_id), None)
+        self.node.emit("member_added", {"circle": circle.id.hex(), "member": request.card.member_id.hex()})
+        return signed
+
+    def add_by_card(self, circle: Circle, card_bytes: bytes, *, vouch: str | None) -> SignedOp:
+        from identity.keys import IdentityCard
+
+        card = IdentityCard.from_bytes(card_bytes)
+        return self.approve(circle, JoinRequest(card, None, b""), vouch=vouch)  # type: ignore[arg-type]
+
+    def _send(self, circle: Circle, envelope: Envelope) -> None:
+        """Store (durably, now) and gossip an envelope we made."""
+        assert self.node.store is not None
+        self.node.store.add_batch([envelope])
+        self.node.publish_nowait(envelope)
+
+    # --- keys ---------------------------------------------------------------------
+
+    def after_fold(self, circle: Circle, ops: list[SignedOp]) -> None:
+        """Install keys sealed to us, follow the current epoch, and note duties."""
+        changed = False
+        for signed in ops:
+            kind = signed.op.kind
+            if kind in ("key.rotate", "key.share") and circle.replica.state.is_rejected(signed.id) is None:
+                sealed = signed.op.body.get("sealed", {})
+                epoch = signed.op.body.get("epoch")
+                if self.me in sealed and epoch not in circle.keys.epochs:
+                    try:
+                        key = open_epoch_key(sealed[self.me], self.circles.identity, epoch)
+                    except RemoteProtocolError:
+                        log.warning("a key sealed to us in circle %s does not open", circle.id.hex()[:8])
+                        continue
+                    circle.keys.add_epoch(epoch, key, make_current=False)
+                    changed = True
+            elif kind == "member.add" and signed.op.body.get("member") == self.me:
+                changed = True
+        if self._follow_current(circle) or changed:
+            self.circles.save_keys(circle)
+            self.install_keys(circle)
+        self.wake.set()
+
+    def _follow_current(self, circle: Circle) -> bool:
+        current = circle.replica.state.info.get("epoch")
+        if current is not None and current in circle.keys.epochs and circle.keys.current != current:
+            circle.keys.current = current
+            return True
+        return False
+
+    def _my_turn(self, circle: Circle, duty: str) -> bool:
+        """Organizers take turns: the first in a per-epoch order acts now, the next after
+        `TURN_DELAY_S` if the duty is still undone, and so on."""
+        state = circle.replica.state
+        organizers = sorted(
+            (m for m, member in state.members.items() if ORGANIZER in member.roles),
+            key=lambda m: blake2b(state.info.get("epoch", b"") + m, person=b"kith-turn", size=8),
+        )
+        if self.me not in organizers:
+            return False
+        rank = organizers.index(self.me)
+        since = self._due_since.setdefault((circle.id, duty), self.node.clock())
+        return self.node.clock() - since >= rank * TURN_DELAY_S
+
+    def maintain(self, circle: Circle) -> None:
+        """Rotate if a removal made it due; deliver the current key to members who lack it."""
+        state = circle.replica.state
+        current = state.info.get("epoch")
+        if self.me not in state.members or current is None or current not in circle.keys.epochs:
+            return
+        if state.info.get("rotation_due"):
+            if self._my_turn(circle, "rotate"):
+                self._due_since.pop((circle.id, "rotate"), None)
+                self.rotate(circle)
+            return
+        self._due_since.pop((circle.id, "rotate"), None)
+        missing = [m for m in members_missing_key(state) if m != self.me]
+        if missing:
+            if self._my_turn(circle, "share"):
+                self._due_since.pop((circle.id, "share"), None)
+                self.share(circle, current, missing)
+        else:
+            self._due_since.pop((circle.id, "share"), None)
+
+    def rotate(self, circle: Circle) -> bytes:
+        """A new epoch key, saved first, sealed to every other member, announced under the old epoch."""
+        state = circle.replica.state
+        new_key = self.circles.rand(32)
+        new_epoch = epoch_id(new_key)
+        circle.keys.add_epoch(new_epoch, new_key, make_current=False)
+        self.circles.save_keys(circle)  # durable before anyone can depend on it
+        self.node.gate.add_key(circle.topic, new_epoch, relay_key(new_key))
+        recipients = [m for m in sorted(state.members) if m != self.me and m in state.cards]
+        sealed = {m: seal_epoch_key(state.cards[m], new_key) for m in recipients}
+        chunks = [
+            dict(list(sealed.items())[i : i + MAX_SEALED_PER_OP]) for i in range(0, len(sealed), MAX_SEALED_PER_OP)
+        ]
+        items: list[tuple[str, dict[str, Any]]] = [
+            ("key.rotate", {"epoch": new_epoch, "previous": state.info["epoch"], "sealed": chunks[0] if chunks else {}})
+        ]
+        items += [("key.share", {"epoch": new_epoch, "sealed": chunk}) for chunk in chunks[1:]]
+        envelopes, _result = self.circles.author_many(circle, items)
+        for envelope in envelopes:
+            self.node.publish_nowait(envelope)
+        if self._follow_current(circle):
+            self.circles.save_keys(circle)
+        log.info("rotated the key of circle %s for %d members", circle.id.hex()[:8], len(recipients))
+        self.node.emit("rotated", {"circle": circle.id.hex(), "epoch": new_epoch.hex(), "members": len(recipients)})
+        return new_epoch
+
+    def share(self, circle: Circle, epoch: bytes, members: list[bytes]) -> None:
+        state = circle.replica.state
+        key = circle.keys.epochs[epoch]
+        sealed = {m: seal_epoch_key(state.cards[m], key) for m in members if m in state.cards}
+        items = [
+            ("key.share", {"epoch": epoch, "sealed": dict(list(sealed.items())[i : i + MAX_SEALED_PER_OP])})
+            for i in range(0, len(sealed), MAX_SEALED_PER_OP)
+        ]
+        if items:
+            envelopes, _ = self.circles.author_many(circle, items)
+            for envelope in envelopes:
+                self.node.publish_nowait(envelope)
+
+    async def run(self) -> None:
+        """Check duties when something changed, and every few seconds (turn delays)."""
+        while True:
+            with trio.move_on_after(TURN_DELAY_S / 2):
+                await self.wake.wait()
+            self.wake = trio.Event()
+            for circle in list(self.circles.circles.values()):
+                try:
+                    self.maintain(circle)
+                except (UsageError, RemoteProtocolError) as exc:
+                    log.warning("key maintenance of circle %s failed: %s", circle.id.hex()[:8], exc)

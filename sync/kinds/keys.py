@@ -1,0 +1,243 @@
+"""Key and membership-lifecycle kinds: epochs, rotations, key shares, invites, relays.
+
+Theory of operation
+-------------------
+Every circle has epoch keys. The fold cannot see keys (they are sealed to members), only
+their public ids, and it tracks three things: the **current epoch** (the genesis epoch,
+then the epoch of the last ``key.rotate`` in fold order, so concurrent rotations
+converge), **who holds which epoch** (the creator, the members a rotation or
+``key.share`` sealed it to, and newcomers whose ``member.add`` names the epoch their
+welcome carried), and whether a **rotation is due** (a member left or was removed or
+reported compromised after the current epoch began). Nodes act on this: an organizer's
+node rotates when one is due, and delivers the current key to members who lack it.
+
+``invite.create`` records an invite (its id binds its secret), so every organizer can
+read join requests made with it and the fold can count its uses; ``member.add`` may name
+the invite, and is refused once the invite is revoked, used up or past its expiry (by
+the approver's own claimed time). ``relay.add``/``relay.remove`` keep the list of relays
+members dial.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from identity.crypto import SEAL_OVERHEAD, blake2b
+from identity.errors import BadSignature, Malformed
+from identity.keys import IdentityCard
+from sync import limits
+from sync.kinds import schema
+from sync.kinds.common import NOT_ORGANIZER, TARGET_NOT_MEMBER, OpRejected
+from sync.kinds.governance import drop_member, settle
+from sync.kinds.records import ORGANIZER, Epoch, Invite
+
+if TYPE_CHECKING:
+    from sync.ops import Op, SignedOp
+    from sync.state import CircleState
+
+SEALED_KEY_BYTES = 32 + SEAL_OVERHEAD
+MAX_SEALED_PER_OP = 400
+"""Recipients one key op may carry (~48 KB); larger circles continue in ``key.share`` ops."""
+MAX_INVITE_USES = 1000
+MAX_ADDRESS_CHARS = 256
+RESERVED_EPOCHS = (bytes(16), b"\xff" * 16)
+"""Marker epochs of welcome and join envelopes; never a real epoch id."""
+
+_ROTATE_KEYS = frozenset({"epoch", "previous", "sealed"})
+_SHARE_KEYS = frozenset({"epoch", "sealed"})
+_COMPROMISED_KEYS = frozenset({"note"})
+_INVITE_KEYS = frozenset({"invite", "secret", "uses", "expires"})
+_REVOKE_KEYS = frozenset({"invite"})
+_RELAY_KEYS = frozenset({"address"})
+
+EPOCH_KNOWN = "that epoch already exists"
+EPOCH_UNKNOWN = "unknown epoch"
+NOT_CURRENT = "a rotation must replace the current epoch"
+NOT_RECIPIENT_MEMBER = "keys may be sealed only to current members"
+INVITE_UNBOUND = "invite id does not match its secret"
+INVITE_EXISTS = "that invite already exists"
+INVITE_UNKNOWN = "unknown invite"
+INVITE_REVOKED = "the invite was revoked"
+INVITE_USED_UP = "the invite is used up"
+INVITE_EXPIRED = "the invite had expired"
+NOT_INVITER = "only an organizer may invite (the charter does not let members invite)"
+NOT_INVITE_OWNER = "only the invite's author or an organizer may revoke it"
+RELAY_KNOWN = "that relay is already listed"
+RELAY_UNKNOWN = "that relay is not listed"
+
+
+def invite_id(secret: bytes) -> bytes:
+    """The public id of an invite: a hash of its secret."""
+    return blake2b(secret, person=b"kith-invite-id", size=16)
+
+
+def card_key(value: Any, field: str, member: bytes) -> bytes:
+    """The X25519 key of an identity card that must belong to ``member``."""
+    if type(value) is not bytes:
+        raise schema.InvalidBody(field, "wrong type")
+    try:
+        card = IdentityCard.from_bytes(value)
+    except (Malformed, BadSignature):
+        raise schema.InvalidBody(field, "bad card") from None
+    if card.member_id != member:
+        raise schema.InvalidBody(field, "card of someone else")
+    return card.dh_public
+
+
+def epoch_ref(value: Any, field: str) -> bytes:
+    epoch = schema.fixed_bytes(value, field, limits.EPOCH_ID_BYTES)
+    if epoch in RESERVED_EPOCHS:
+        raise schema.InvalidBody(field, "reserved value")
+    return epoch
+
+
+def optional_epoch_ref(value: Any, field: str) -> bytes | None:
+    return None if value is None else epoch_ref(value, field)
+
+
+def start_epoch(
+    state: CircleState, signed: SignedOp, op: Op, epoch: bytes, previous: bytes | None, holders: dict[bytes, bytes]
+) -> None:
+    state.put(state.epochs, epoch, Epoch(signed.id, op.lamport, op.author, previous))
+    state.put(state.holders, epoch, dict(holders))
+    state.put(state.info, "epoch", epoch)
+    state.put(state.info, "rotation_due", False)
+
+
+def _sealed(state: CircleState, value: Any, field: str) -> dict[bytes, bytes]:
+    if type(value) is not dict:
+        raise schema.InvalidBody(field, "wrong type")
+    if len(value) > MAX_SEALED_PER_OP:
+        raise schema.InvalidBody(field, "too many")
+    for member, box in value.items():
+        schema.member_ref(member, f"{field} key")
+        schema.fixed_bytes(box, f"{field} value", SEALED_KEY_BYTES)
+    if any(member not in state.members for member in value):
+        raise OpRejected(NOT_RECIPIENT_MEMBER)
+    return value
+
+
+def _require_organizer(state: CircleState, author: bytes) -> None:
+    if ORGANIZER not in state.members[author].roles:
+        raise OpRejected(NOT_ORGANIZER)
+
+
+def key_rotate(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _ROTATE_KEYS, "body")
+    epoch = epoch_ref(body["epoch"], "epoch")
+    previous = epoch_ref(body["previous"], "previous")
+    _require_organizer(state, op.author)
+    sealed = _sealed(state, body["sealed"], "sealed")
+    if epoch in state.epochs:
+        raise OpRejected(EPOCH_KNOWN)
+    if previous not in state.epochs:
+        raise OpRejected(EPOCH_UNKNOWN)
+    holders = {member: signed.id for member in sealed}
+    holders[op.author] = signed.id
+    start_epoch(state, signed, op, epoch, previous, holders)
+
+
+def key_share(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _SHARE_KEYS, "body")
+    epoch = epoch_ref(body["epoch"], "epoch")
+    sealed = _sealed(state, body["sealed"], "sealed")
+    holders = state.holders.get(epoch)
+    if holders is None:
+        raise OpRejected(EPOCH_UNKNOWN)
+    for member in sealed:
+        if member not in holders:
+            state.put(holders, member, signed.id)
+
+
+def member_compromised(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    """A member's own signed warning that their device is compromised: they are removed
+    at once (even the last organizer: the eldest member then leads) and a rotation is due."""
+    body = schema.exact_keys(body, _COMPROMISED_KEYS, "body")
+    schema.optional_long(body["note"], "note", schema.MAX_NOTE_CHARS)
+    drop_member(state, op.author)
+    settle(state, signed.id)
+
+
+def invite_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _INVITE_KEYS, "body")
+    invite = schema.fixed_bytes(body["invite"], "invite", 16)
+    secret = schema.fixed_bytes(body["secret"], "secret", 32)
+    uses = schema.integer(body["uses"], "uses", 1, MAX_INVITE_USES)
+    expires = schema.optional_timestamp(body["expires"], "expires")
+    if invite_id(secret) != invite:
+        raise schema.InvalidBody("invite", "does not match secret")
+    if ORGANIZER not in state.members[op.author].roles and not state.info["charter"].members_can_invite:
+        raise OpRejected(NOT_INVITER)
+    if invite in state.invites:
+        raise OpRejected(INVITE_EXISTS)
+    state.put(state.invites, invite, Invite(op.author, op.lamport, signed.id, secret, uses, expires, 0, None))
+
+
+def invite_revoke(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _REVOKE_KEYS, "body")
+    invite_ref = schema.fixed_bytes(body["invite"], "invite", 16)
+    invite = state.invites.get(invite_ref)
+    if invite is None:
+        raise OpRejected(INVITE_UNKNOWN)
+    if op.author != invite.author and ORGANIZER not in state.members[op.author].roles:
+        raise OpRejected(NOT_INVITE_OWNER)
+    if invite.revoked_by is not None:
+        raise OpRejected(INVITE_REVOKED)
+    state.put(state.invites, invite_ref, invite._replace(revoked_by=signed.id))
+
+
+def use_invite(state: CircleState, invite_ref: bytes, op: Op) -> None:
+    """Count one use of an invite by a ``member.add`` at ``op``; refuse dead invites."""
+    invite = state.invites.get(invite_ref)
+    if invite is None:
+        raise OpRejected(INVITE_UNKNOWN)
+    if invite.revoked_by is not None:
+        raise OpRejected(INVITE_REVOKED)
+    if invite.used >= invite.uses:
+        raise OpRejected(INVITE_USED_UP)
+    if invite.expires is not None and op.ts > invite.expires:
+        raise OpRejected(INVITE_EXPIRED)
+    state.put(state.invites, invite_ref, invite._replace(used=invite.used + 1))
+
+
+def _address(value: Any) -> str:
+    address = schema.short_text(value, "address", MAX_ADDRESS_CHARS)
+    if not address.startswith("/") or "/p2p/" not in address or " " in address:
+        raise schema.InvalidBody("address", "bad format")
+    return address
+
+
+def relay_add(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    address = _address(schema.exact_keys(body, _RELAY_KEYS, "body")["address"])
+    _require_organizer(state, op.author)
+    if address in state.relays:
+        raise OpRejected(RELAY_KNOWN)
+    state.put(state.relays, address, signed.id)
+
+
+def relay_remove(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    address = _address(schema.exact_keys(body, _RELAY_KEYS, "body")["address"])
+    _require_organizer(state, op.author)
+    if address not in state.relays:
+        raise OpRejected(RELAY_UNKNOWN)
+    state.drop(state.relays, address)
+
+
+def members_missing_key(state: CircleState, epoch: bytes | None = None) -> list[bytes]:
+    """Current members not known to hold ``epoch`` (default: the current one), in id order."""
+    epoch = epoch if epoch is not None else state.info.get("epoch")
+    holders = state.holders.get(epoch, {}) if epoch is not None else {}
+    return sorted(member for member in state.members if member not in holders and member in state.cards)
+
+
+__all__ = ["TARGET_NOT_MEMBER", "HANDLERS", "invite_id", "members_missing_key"]
+
+HANDLERS = {
+    "key.rotate": key_rotate,
+    "key.share": key_share,
+    "member.compromised": member_compromised,
+    "invite.create": invite_create,
+    "invite.revoke": invite_revoke,
+    "relay.add": relay_add,
+    "relay.remove": relay_remove,
+}

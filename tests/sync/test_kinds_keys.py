@@ -1,0 +1,146 @@
+"""Key epochs, rotations, key shares, compromise, invites and relays in the fold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from identity.crypto import seal_to
+from sync.kinds import keys
+from sync.kinds.common import NOT_MEMBER, NOT_ORGANIZER
+from sync.kinds.keys import invite_id, members_missing_key
+from sync.kinds.membership import member_add_body
+from sync.replica import CircleReplica
+
+FIRST = bytes([0x42]) * 16
+
+
+def _sealed(circle: Any, *names: str) -> dict[bytes, bytes]:
+    return {circle.member(n): seal_to(circle.people[n].dh_public, bytes(32)) for n in names}
+
+
+def test_genesis_starts_the_first_epoch(circle: Any) -> None:
+    state = circle.state
+    assert state.info["epoch"] == FIRST and state.info["rotation_due"] is False
+    assert state.cards[circle.member("alice")] == circle.people["alice"].dh_public
+    # bob, carol and dana were added without a welcome epoch: they are missing the key.
+    assert members_missing_key(state) == sorted(circle.member(n) for n in ("bob", "carol", "dana"))
+
+
+def test_removal_makes_a_rotation_due_and_the_rotation_settles_it(circle: Any) -> None:
+    circle.act("alice", "member.remove", {"member": circle.member("dana"), "reason": None})
+    assert circle.state.info["rotation_due"] is True
+    new = bytes([7]) * 16
+    rotate = circle.act(
+        "alice", "key.rotate", {"epoch": new, "previous": FIRST, "sealed": _sealed(circle, "bob", "carol")}
+    )
+    assert circle.reason(rotate) is None
+    assert circle.state.info["epoch"] == new and circle.state.info["rotation_due"] is False
+    assert set(circle.state.holders[new]) == {circle.member(n) for n in ("alice", "bob", "carol")}
+    assert members_missing_key(circle.state) == []
+
+
+def test_rotation_authority_and_recipients(circle: Any) -> None:
+    by_member = circle.act("dana", "key.rotate", {"epoch": bytes([7]) * 16, "previous": FIRST, "sealed": {}})
+    assert circle.reason(by_member) == NOT_ORGANIZER
+    outsider = _sealed(circle, "bob")
+    outsider[circle.member("eve")] = seal_to(circle.people["eve"].dh_public, bytes(32))
+    to_outsider = circle.act("alice", "key.rotate", {"epoch": bytes([7]) * 16, "previous": FIRST, "sealed": outsider})
+    assert circle.reason(to_outsider) == keys.NOT_RECIPIENT_MEMBER
+    reserved = circle.act("alice", "key.rotate", {"epoch": bytes(16), "previous": FIRST, "sealed": {}})
+    assert "reserved value" in circle.reason(reserved)
+    unknown_previous = circle.act(
+        "alice", "key.rotate", {"epoch": bytes([8]) * 16, "previous": bytes([9]) * 16, "sealed": {}}
+    )
+    assert circle.reason(unknown_previous) == keys.EPOCH_UNKNOWN
+    assert circle.state.info["epoch"] == FIRST
+
+
+def test_concurrent_rotations_converge_on_the_later_in_fold_order(circle: Any) -> None:
+    circle.grant("carol", "organizer")
+    base = CircleReplica(circle.state.circle_id)
+    base.ingest_many(circle.replica.ops())
+    other = CircleReplica(circle.state.circle_id)
+    other.ingest_many(circle.replica.ops())
+    a = base.author_op(
+        circle.people["alice"], "key.rotate", {"epoch": bytes([1]) * 16, "previous": FIRST, "sealed": {}}, ts=50
+    )
+    c = other.author_op(
+        circle.people["carol"], "key.rotate", {"epoch": bytes([2]) * 16, "previous": FIRST, "sealed": {}}, ts=50
+    )
+    base.ingest_many([a, c])
+    other.ingest_many([c, a])
+    assert base.state_hash() == other.state_hash()
+    winner = max((a, c), key=lambda s: (s.op.lamport, s.id))
+    assert base.state.info["epoch"] == winner.op.body["epoch"]
+
+
+def test_key_share_and_welcome_epoch_mark_holders(circle: Any) -> None:
+    share = circle.act("alice", "key.share", {"epoch": FIRST, "sealed": _sealed(circle, "bob")})
+    assert circle.reason(share) is None
+    assert circle.member("bob") in circle.state.holders[FIRST]
+    circle.act("alice", "member.add", member_add_body(circle.people["eve"].card().to_bytes(), epoch=FIRST))
+    assert circle.member("eve") in circle.state.holders[FIRST]
+    bad = circle.act("alice", "key.share", {"epoch": bytes([9]) * 16, "sealed": {}})
+    assert circle.reason(bad) == keys.EPOCH_UNKNOWN
+
+
+def test_a_compromised_member_is_removed_even_as_last_organizer(circle: Any) -> None:
+    warn = circle.act("alice", "member.compromised", {"note": "my phone was taken"})
+    assert circle.reason(warn) is None
+    assert circle.member("alice") not in circle.state.members
+    assert circle.state.info["rotation_due"] is True
+    # The eldest remaining member leads, so someone can rotate.
+    assert any("organizer" in m.roles for m in circle.state.members.values())
+    later = circle.post("alice", "still here?")
+    assert circle.reason(later) == NOT_MEMBER
+
+
+def test_invites_count_uses_expire_and_can_be_revoked(circle: Any) -> None:
+    secret = bytes([5]) * 32
+    invite = invite_id(secret)
+    create = circle.act("alice", "invite.create", {"invite": invite, "secret": secret, "uses": 1, "expires": 100})
+    assert circle.reason(create) is None
+    first = circle.act("alice", "member.add", member_add_body(circle.people["eve"].card().to_bytes(), invite=invite))
+    assert circle.reason(first) is None and circle.state.invites[invite].used == 1
+    second = circle.act(
+        "alice", "member.add", member_add_body(circle.people["mallory"].card().to_bytes(), invite=invite)
+    )
+    assert circle.reason(second) == keys.INVITE_USED_UP
+    secret2 = bytes([6]) * 32
+    circle.act("alice", "invite.create", {"invite": invite_id(secret2), "secret": secret2, "uses": 5, "expires": 3})
+    late = circle.act(
+        "alice", "member.add", member_add_body(circle.people["mallory"].card().to_bytes(), invite=invite_id(secret2))
+    )
+    assert circle.reason(late) == keys.INVITE_EXPIRED  # the approver's own time is past the expiry
+    secret3 = bytes([7]) * 32
+    circle.act("alice", "invite.create", {"invite": invite_id(secret3), "secret": secret3, "uses": 5, "expires": None})
+    assert circle.reason(circle.act("dana", "invite.revoke", {"invite": invite_id(secret3)})) == keys.NOT_INVITE_OWNER
+    assert circle.reason(circle.act("alice", "invite.revoke", {"invite": invite_id(secret3)})) is None
+    revoked = circle.act(
+        "alice", "member.add", member_add_body(circle.people["mallory"].card().to_bytes(), invite=invite_id(secret3))
+    )
+    assert circle.reason(revoked) == keys.INVITE_REVOKED
+    unbound = circle.act("alice", "invite.create", {"invite": bytes(16), "secret": secret, "uses": 1, "expires": None})
+    assert "does not match secret" in circle.reason(unbound)
+    by_member = circle.act(
+        "dana", "invite.create", {"invite": invite_id(bytes(32)), "secret": bytes(32), "uses": 1, "expires": None}
+    )
+    assert circle.reason(by_member) == keys.NOT_INVITER
+
+
+def test_member_add_requires_the_newcomers_own_card(circle: Any) -> None:
+    body = member_add_body(circle.people["eve"].card().to_bytes())
+    body["card"] = circle.people["mallory"].card().to_bytes()
+    assert "card of someone else" in circle.reason(circle.act("alice", "member.add", body))
+    body["card"] = b"not a card"
+    assert "bad card" in circle.reason(circle.act("alice", "member.add", body))
+
+
+def test_relays_are_listed_by_organizers(circle: Any) -> None:
+    address = "/ip4/203.0.113.5/tcp/4747/p2p/12D3KooWExample"
+    assert circle.reason(circle.act("dana", "relay.add", {"address": address})) == NOT_ORGANIZER
+    assert circle.reason(circle.act("alice", "relay.add", {"address": address})) is None
+    assert address in circle.state.relays
+    assert "bad format" in circle.reason(circle.act("alice", "relay.add", {"address": "http://evil"}))
+    assert circle.reason(circle.act("alice", "relay.remove", {"address": address})) is None
+    assert circle.state.relays == {}
