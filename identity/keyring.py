@@ -22,10 +22,14 @@ EPOCH_ID_BYTES = 16
 
 @dataclass(slots=True)
 class CircleKeys:
+    """A member's keys for one circle: every epoch key (to open envelopes) and the content
+    keys it was given (to read what people said: newcomers may lack the earlier ones)."""
+
     circle_id: bytes
     label: str
     epochs: dict[bytes, bytes] = field(repr=False)
     current: bytes
+    contents: dict[bytes, bytes] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.circle_id) != 16:
@@ -37,33 +41,50 @@ class CircleKeys:
     def current_key(self) -> bytes:
         return self.epochs[self.current]
 
-    def add_epoch(self, epoch: bytes, key: bytes, *, make_current: bool) -> bool:
-        """Remember an epoch key; returns False if it was already known."""
-        if len(epoch) != EPOCH_ID_BYTES or len(key) != 32:
+    @property
+    def current_content_key(self) -> bytes | None:
+        return self.contents.get(self.current)
+
+    def add_epoch(self, epoch: bytes, key: bytes, *, make_current: bool, content: bytes | None = None) -> bool:
+        """Remember an epoch key (and its content key); returns False if it was already known."""
+        if len(epoch) != EPOCH_ID_BYTES or len(key) != 32 or (content is not None and len(content) != 32):
             raise LocalProtocolError("epoch ids are 16 bytes and keys 32")
         known = epoch in self.epochs
         self.epochs[epoch] = key
+        if content is not None:
+            self.contents[epoch] = content
         if make_current:
             self.current = epoch
         return not known
 
     def to_map(self) -> dict[str, Any]:
-        return {"label": self.label, "epochs": dict(self.epochs), "current": self.current}
+        return {
+            "label": self.label,
+            "epochs": dict(self.epochs),
+            "current": self.current,
+            "contents": dict(self.contents),
+        }
 
     @classmethod
     def from_map(cls, circle_id: bytes, raw: Any) -> CircleKeys:
         try:
-            label, epochs, current = raw["label"], raw["epochs"], raw["current"]
+            label, epochs, current, contents = raw["label"], raw["epochs"], raw["current"], raw["contents"]
         except (KeyError, TypeError) as exc:
             raise Malformed("circle keys are incomplete") from exc
-        if type(label) is not str or type(epochs) is not dict or type(current) is not bytes:
+        if (
+            type(label) is not str
+            or type(epochs) is not dict
+            or type(current) is not bytes
+            or type(contents) is not dict
+        ):
             raise Malformed("circle keys have the wrong types")
-        for epoch, key in epochs.items():
-            if type(epoch) is not bytes or len(epoch) != EPOCH_ID_BYTES or type(key) is not bytes or len(key) != 32:
-                raise Malformed("circle epoch keys are malformed")
+        for table in (epochs, contents):
+            for epoch, key in table.items():
+                if type(epoch) is not bytes or len(epoch) != EPOCH_ID_BYTES or type(key) is not bytes or len(key) != 32:
+                    raise Malformed("circle epoch keys are malformed")
         if current not in epochs:
             raise Malformed("circle's current epoch has no key")
-        return cls(circle_id, label, dict(epochs), current)
+        return cls(circle_id, label, dict(epochs), current, dict(contents))
 
 
 @dataclass(slots=True)

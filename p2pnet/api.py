@@ -26,21 +26,22 @@ if TYPE_CHECKING:
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
-# param types: "text", "text?", "bool", "int", "int?", "id" (32-byte hex), "id?", "member", "any"
+# param types: "text", "text?", "bool", "int", "int?", "id" (32-byte hex), "id?", "member", "any";
+# a name starting with "~" is a sealed content field (docs/PROTOCOL.md, sealed content).
 ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
-    "post": ("msg.post", {"text": "text", "reply_to": "id?", "content_warning": "text?", "urgent": "bool"}),
-    "edit": ("msg.edit", {"target": "id", "text": "text", "content_warning": "text?"}),
+    "post": ("msg.post", {"~text": "text", "~content_warning": "text?", "reply_to": "id?", "urgent": "bool"}),
+    "edit": ("msg.edit", {"target": "id", "~text": "text", "~content_warning": "text?"}),
     "delete": ("msg.delete", {"target": "id"}),
     "react": ("msg.react", {"target": "id", "emoji": "text", "on": "bool=true"}),
-    "checkin": ("checkin", {"status": "text", "note": "text?"}),
+    "checkin": ("checkin", {"status": "text", "~note": "text?"}),
     "profile": ("profile.set", {"display_name": "text", "pronouns": "text?", "skills": "texts"}),
     "pledge": (
         "aid.pledge",
-        {"category": "text", "description": "text", "amount": "int?", "unit": "text?", "expires": "int?"},
+        {"category": "text", "~description": "text", "amount": "int?", "unit": "text?", "expires": "int?"},
     ),
     "request": (
         "aid.request",
-        {"category": "text", "description": "text", "amount": "int?", "unit": "text?", "expires": "int?"},
+        {"category": "text", "~description": "text", "amount": "int?", "unit": "text?", "expires": "int?"},
     ),
     "match": ("aid.match", {"pledge": "id", "request": "id"}),
     "fulfil": ("aid.fulfil", {"request": "id"}),
@@ -50,7 +51,7 @@ ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "contribute": ("fund.contribute", {"amount": "int", "currency": "text", "note": "text?"}),
     "receipt": ("fund.receipt", {"contribution": "id"}),
     "disburse": ("fund.disburse", {"proposal": "id", "note": "text?"}),
-    "event.create": ("event.create", {"title": "text", "starts": "int", "place_hint": "text?", "text": "text?"}),
+    "event.create": ("event.create", {"~title": "text", "starts": "int", "~place_hint": "text?", "~text": "text?"}),
     "rsvp": ("event.rsvp", {"event": "id", "answer": "text"}),
     "relay.add": ("relay.add", {"address": "text"}),
     "relay.remove": ("relay.remove", {"address": "text"}),
@@ -294,7 +295,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
         limit = params.get("feed_limit", 50)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 10_000:
             raise _bad("feed_limit must be 1..10000")
-        built = circle.replica.views(now=int(node.clock()), feed_limit=limit)
+        built = circle.replica.views(now=int(node.clock()), feed_limit=limit, reader=member_circles().reader(circle))
         wanted = params.get("only")
         result = to_json(built)
         verified = node.keystore.data.extra.get("verified", {})
@@ -335,7 +336,14 @@ def build_methods(node: Node) -> dict[str, Handler]:
         async def action(params: dict[str, Any]) -> Any:
             circle = circle_of(params)
             resolved = resolve_ids(circle, spec, params)
-            body = {name: convert_param(name, type_spec, resolved) for name, type_spec in spec.items()}
+            body: dict[str, Any] = {}
+            content: dict[str, Any] = {}
+            for name, type_spec in spec.items():
+                field = name.lstrip("~")
+                target = content if name.startswith("~") else body
+                target[field] = convert_param(field, type_spec, resolved)
+            if content:
+                body["content"] = content
             return await author(circle, kind, body)
 
         return action
@@ -359,7 +367,10 @@ def build_methods(node: Node) -> dict[str, Handler]:
         texts = convert_param("texts", "texts", params)
         if not 1 <= len(texts) <= 1000:
             raise _bad("texts must hold 1 to 1000 messages")
-        items = [("msg.post", {"text": t, "reply_to": None, "content_warning": None, "urgent": False}) for t in texts]
+        items = [
+            ("msg.post", {"content": {"text": t, "content_warning": None}, "reply_to": None, "urgent": False})
+            for t in texts
+        ]
         envelopes, result = member_circles().author_many(circle, items)
         for envelope in envelopes:
             await node.publish(envelope)

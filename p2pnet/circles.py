@@ -24,7 +24,9 @@ from identity.errors import KithError, Malformed, RemoteProtocolError, UsageErro
 from identity.keyring import CircleKeys
 from identity.keys import MemberIdentity
 from identity.keystore import Keystore
+from sync.content import ContentReader, seal_content
 from sync.envelope import Envelope, circle_topic, epoch_id, open_envelope, relay_key, seal
+from sync.kinds import CONTENT_KINDS
 from sync.kinds.circle import genesis_op
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica, IngestResult
@@ -40,6 +42,7 @@ class Circle:
     replica: CircleReplica
     topic: bytes
     unsaved_ops: int = 0
+    reader: ContentReader | None = None
     waiting: dict[bytes, bytes] = field(default_factory=dict)
     """op id -> envelope id of ops in the causal buffer (their envelopes must be re-read
     after a restart, because the buffer itself is not persisted)."""
@@ -137,7 +140,8 @@ class MemberCircles:
             self.identity, name=name, description=description, salt=self.rand(16), ts=now, epoch=epoch_id(epoch_key)
         )
         genesis = SignedOp.decode(signed.data)
-        keys = CircleKeys(genesis.op.circle, name, {epoch_id(epoch_key): epoch_key}, epoch_id(epoch_key))
+        first = epoch_id(epoch_key)
+        keys = CircleKeys(genesis.op.circle, name, {first: epoch_key}, first, {first: self.rand(32)})
         self.keystore.data.circles[keys.circle_id] = keys.to_map()
         self.keystore.save()
         circle = self._open(keys)
@@ -146,16 +150,23 @@ class MemberCircles:
         self.process(circle.topic, [envelope])
         return circle, envelope
 
-    def join_with_keys(self, circle_id: bytes, label: str, epochs: dict[bytes, bytes], current: bytes) -> Circle:
-        """Start following a circle whose keys we were given (tests; welcomes in the keys layer)."""
+    def join_with_keys(
+        self,
+        circle_id: bytes,
+        label: str,
+        epochs: dict[bytes, bytes],
+        current: bytes,
+        contents: dict[bytes, bytes],
+    ) -> Circle:
+        """Start following a circle whose keys a welcome delivered."""
         if circle_id in self.circles:
             circle = self.circles[circle_id]
             for epoch, key in epochs.items():
-                circle.keys.add_epoch(epoch, key, make_current=epoch == current)
+                circle.keys.add_epoch(epoch, key, make_current=epoch == current, content=contents.get(epoch))
             self.keystore.data.circles[circle_id] = circle.keys.to_map()
             self.keystore.save()
             return circle
-        keys = CircleKeys(circle_id, label, dict(epochs), current)
+        keys = CircleKeys(circle_id, label, dict(epochs), current, dict(contents))
         self.keystore.data.circles[circle_id] = keys.to_map()
         self.keystore.save()
         return self._open(keys)
@@ -177,14 +188,19 @@ class MemberCircles:
         if self.identity.member_id not in state.members:
             raise UsageError("you are not a member of this circle (yet, or any more)")
         current = state.info.get("epoch")
-        if current is not None and current not in circle.keys.epochs:
-            # Sealing with an older key could let a removed member read this: wait.
+        key_ops = all(kind in ("key.rotate", "key.share") for kind, _ in items)
+        if not key_ops and (
+            state.info.get("rotation_due") or (current is not None and current not in circle.keys.epochs)
+        ):
+            # Someone left and the key has not been replaced yet (or we lack the new one):
+            # sealing now could let the person who left read this. Wait for the rotation.
             raise UsageError("waiting for the circle's new key (someone left); try again in a moment")
         now = int(self.clock())
         signed_ops: list[SignedOp] = []
         envelopes: list[Envelope] = []
         parents, lamport = circle.replica.dag.next_position()
         for kind, body in items:
+            body = self._seal_content(circle, kind, body)
             try:
                 made = SignedOp.create(
                     Op(circle.id, self.identity.member_id, parents, lamport, now, kind, body), self.identity
@@ -244,6 +260,34 @@ class MemberCircles:
         for _op_id, reason in result.dropped:
             self.counters[f"dropped: {reason}"] += 1
         return processed
+
+    def _seal_content(self, circle: Circle, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a plaintext ``content`` map with its blob, sealed with the current content key."""
+        fields = body.get("content")
+        if not isinstance(fields, dict):
+            return body
+        spec = CONTENT_KINDS.get(kind)
+        if spec is None:
+            raise UsageError(f"{kind} carries no sealed content")
+        validate = spec[1]
+        try:
+            validate(fields)
+        except RemoteProtocolError as exc:
+            raise UsageError(f"cannot {kind}: {exc}") from exc
+        key = circle.keys.current_content_key
+        if key is None:
+            raise UsageError("waiting for the circle's current content key; try again in a moment")
+        blob = seal_content(
+            fields, circle=circle.id, author=self.identity.member_id, kind=kind, epoch=circle.keys.current, key=key,
+            rand=self.rand,
+        )  # fmt: skip
+        return {**body, "content": blob}
+
+    def reader(self, circle: Circle) -> ContentReader:
+        """Opens what people said in this circle, with the content keys we hold."""
+        if circle.reader is None:
+            circle.reader = ContentReader(circle.id, circle.keys.contents)
+        return circle.reader
 
     def save_keys(self, circle: Circle) -> None:
         """Write a circle's keys to the keystore (atomically, before anything relies on them)."""

@@ -39,6 +39,7 @@ from sync.invites import (
     seal_epoch_key,
     seal_join_request,
     seal_refusal,
+    seal_relay_grant,
     seal_welcome,
 )
 from sync.kinds.keys import MAX_SEALED_PER_OP, invite_id, members_missing_key
@@ -182,7 +183,9 @@ class Lifecycle:
             self.node.keystore.save()
             self.node.emit("join_refused", {"topic": topic.hex(), "reason": welcome.refused})
             return
-        circle = self.circles.join_with_keys(welcome.circle, welcome.name or "circle", welcome.epochs, welcome.current)
+        circle = self.circles.join_with_keys(
+            welcome.circle, welcome.name or "circle", welcome.epochs, welcome.current, welcome.contents
+        )
         del self.joins()[topic]
         for address in welcome.relays:
             if address not in self.node.keystore.data.relays:
@@ -218,8 +221,9 @@ class Lifecycle:
             mine = invite.author == self.me
             if problem is not None:
                 if mine and not quiet:
+                    known = circle.keys.epochs.get(request.epoch or b"", circle.keys.current_key)
                     self._send(circle, seal_refusal(request.card, topic=circle.topic, reason=problem,
-                                                    relay_key=relay_key(circle.keys.current_key),
+                                                    relay_key=relay_key(known),
                                                     ts=int(self.node.clock()), rand=self.circles.rand))  # fmt: skip
                 return
             if mine and self._may_add(circle):
@@ -261,6 +265,10 @@ class Lifecycle:
     def approve(self, circle: Circle, request: JoinRequest, *, vouch: str | None = None) -> SignedOp:
         """Add the newcomer (member.add with their card) and send them the keys."""
         state = circle.replica.state
+        history = state.info["charter"].history
+        if not history:
+            # A fresh key first, so the newcomer cannot read what was said before they came.
+            self.rotate(circle)
         card_bytes = request.card.to_bytes()
         body = member_add_body(card_bytes, vouch=vouch, invite=request.invite, epoch=circle.keys.current)
         envelope, result = self.circles.author(circle, "member.add", body)
@@ -269,17 +277,26 @@ class Lifecycle:
         reason = dict(result.rejected).get(signed.id)
         if reason is not None:
             raise UsageError(f"the circle refused to add them: {reason}")
-        history = state.info["charter"].history
-        epochs = dict(circle.keys.epochs) if history else {circle.keys.current: circle.keys.current_key}
+        # Every epoch key (the state is a fold of every op); content keys only as the
+        # charter allows: the current one, or all of them when newcomers may read the past.
+        epochs = dict(circle.keys.epochs)
+        current_content = circle.keys.current_content_key
+        assert current_content is not None
+        contents = dict(circle.keys.contents) if history else {circle.keys.current: current_content}
         info = state.info.get("circle")
+        # Authenticate the welcome with the relay key the newcomer already has (their
+        # code's epoch): they cannot know the key of an epoch that began since.
+        known = circle.keys.epochs.get(request.epoch) if request.epoch else None
+        mac_key = relay_key(known if known is not None else circle.keys.current_key)
         welcome = seal_welcome(
             request.card,
             circle=circle.id,
             name=info.name if info else circle.keys.label,
             epochs=epochs,
+            contents=contents,
             current=circle.keys.current,
             relays=self._addresses(circle),
-            relay_key=relay_key(circle.keys.current_key),
+            relay_key=mac_key,
             ts=int(self.node.clock()),
             rand=self.circles.rand,
         )
@@ -312,11 +329,11 @@ class Lifecycle:
                 epoch = signed.op.body.get("epoch")
                 if self.me in sealed and epoch not in circle.keys.epochs:
                     try:
-                        key = open_epoch_key(sealed[self.me], self.circles.identity, epoch)
+                        key, content = open_epoch_key(sealed[self.me], self.circles.identity, epoch)
                     except RemoteProtocolError:
                         log.warning("a key sealed to us in circle %s does not open", circle.id.hex()[:8])
                         continue
-                    circle.keys.add_epoch(epoch, key, make_current=False)
+                    circle.keys.add_epoch(epoch, key, make_current=False, content=content)
                     changed = True
             elif kind == "member.add" and signed.op.body.get("member") == self.me:
                 changed = True
@@ -369,13 +386,14 @@ class Lifecycle:
     def rotate(self, circle: Circle) -> bytes:
         """A new epoch key, saved first, sealed to every other member, announced under the old epoch."""
         state = circle.replica.state
-        new_key = self.circles.rand(32)
+        state_epoch_before = state.info["epoch"]
+        new_key, new_content = self.circles.rand(32), self.circles.rand(32)
         new_epoch = epoch_id(new_key)
-        circle.keys.add_epoch(new_epoch, new_key, make_current=False)
+        circle.keys.add_epoch(new_epoch, new_key, make_current=False, content=new_content)
         self.circles.save_keys(circle)  # durable before anyone can depend on it
         self.node.gate.add_key(circle.topic, new_epoch, relay_key(new_key))
         recipients = [m for m in sorted(state.members) if m != self.me and m in state.cards]
-        sealed = {m: seal_epoch_key(state.cards[m], new_key) for m in recipients}
+        sealed = {m: seal_epoch_key(state.cards[m], new_key, new_content) for m in recipients}
         chunks = [
             dict(list(sealed.items())[i : i + MAX_SEALED_PER_OP]) for i in range(0, len(sealed), MAX_SEALED_PER_OP)
         ]
@@ -384,6 +402,16 @@ class Lifecycle:
         ]
         items += [("key.share", {"epoch": new_epoch, "sealed": chunk}) for chunk in chunks[1:]]
         envelopes, _result = self.circles.author_many(circle, items)
+        # Relays learn the new relay key from the previous one, before any envelope needs it.
+        grant = seal_relay_grant(
+            circle.topic,
+            previous_relay_key=relay_key(circle.keys.epochs[state_epoch_before]),
+            epoch=new_epoch,
+            relay_key=relay_key(new_key),
+            ts=int(self.node.clock()),
+            rand=self.circles.rand,
+        )
+        self._send(circle, grant)
         for envelope in envelopes:
             self.node.publish_nowait(envelope)
         if self._follow_current(circle):
@@ -394,8 +422,10 @@ class Lifecycle:
 
     def share(self, circle: Circle, epoch: bytes, members: list[bytes]) -> None:
         state = circle.replica.state
-        key = circle.keys.epochs[epoch]
-        sealed = {m: seal_epoch_key(state.cards[m], key) for m in members if m in state.cards}
+        key, content = circle.keys.epochs[epoch], circle.keys.contents.get(epoch)
+        if content is None:
+            return  # we cannot pass on a content key we do not have ourselves
+        sealed = {m: seal_epoch_key(state.cards[m], key, content) for m in members if m in state.cards}
         items = [
             ("key.share", {"epoch": epoch, "sealed": dict(list(sealed.items())[i : i + MAX_SEALED_PER_OP])})
             for i in range(0, len(sealed), MAX_SEALED_PER_OP)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from identity.errors import KithError, UsageError
+from identity.errors import KithError, RemoteProtocolError, UsageError
 from identity.keyring import RelayTopic
 from identity.keystore import Keystore
 from p2pnet.circles import MemberCircles
@@ -44,7 +44,8 @@ from p2pnet.netstack import NetError, NetStack, open_netstack
 from p2pnet.ratelimit import KeyedLimiter
 from p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
 from p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
-from sync.envelope import MARKER_EPOCHS, Envelope
+from sync.envelope import GRANT_EPOCH, MARKER_EPOCHS, Envelope
+from sync.invites import open_relay_grant
 from sync.reconcile import ItemIndex
 from sync.statecache import StateCache
 from sync.store import EnvelopeStore
@@ -292,8 +293,30 @@ class Node:
                 assert self.lifecycle is not None
                 self.lifecycle.on_marker(topic, envelope)
         elif new:
+            for envelope in new:
+                if envelope.epoch == GRANT_EPOCH:
+                    self._on_relay_grant(topic, envelope)
             self.emit("stored", {"topic": topic.hex(), "count": len(new)})
         return result
+
+    def _on_relay_grant(self, topic: bytes, envelope: Envelope) -> None:
+        """Relays follow a circle's key rotations: learn the next relay key from a grant."""
+        entry = self.relay_topics.get(topic)
+        if entry is None:
+            return
+        for key in list(entry.relay_keys.values()):
+            try:
+                epoch, new_key = open_relay_grant(envelope, key)
+            except RemoteProtocolError:
+                continue
+            if entry.relay_keys.get(epoch) != new_key:
+                entry.relay_keys[epoch] = new_key
+                self.gate.add_key(topic, epoch, new_key)
+                self.keystore.data.extra.setdefault(RELAY_TOPICS_KEY, {})[topic] = entry.to_map()
+                self.keystore.save()
+                log.info("relay learned a new key for topic %s", topic.hex()[:8])
+                self.request_sync()  # fetch what was refused while the key was unknown
+            return
 
     def fold_stored(self, topic: bytes, envelopes: list[Envelope]) -> None:
         """Fold envelopes that were already stored (e.g. once their keys arrived)."""

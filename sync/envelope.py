@@ -41,7 +41,9 @@ WELCOME_EPOCH = bytes(limits.EPOCH_ID_BYTES)
 """Marker epoch of welcome envelopes, whose ``ct`` is a sealed box, not AEAD output."""
 JOIN_EPOCH = b"\xff" * limits.EPOCH_ID_BYTES
 """Marker epoch of join requests, encrypted with a key derived from an invite's secret."""
-MARKER_EPOCHS = (WELCOME_EPOCH, JOIN_EPOCH)
+GRANT_EPOCH = b"\xfe" * limits.EPOCH_ID_BYTES
+"""Marker epoch of relay grants: a new epoch's relay key, encrypted under the previous one."""
+MARKER_EPOCHS = (WELCOME_EPOCH, JOIN_EPOCH, GRANT_EPOCH)
 
 MAC_BYTES = 16
 _KEYS = frozenset({"v", "topic", "epoch", "ts", "nonce", "ct", "mac"})

@@ -36,6 +36,7 @@ from identity.keys import IdentityCard, MemberIdentity
 from sync import limits
 from sync.codes import decode_code, encode_code
 from sync.envelope import (
+    GRANT_EPOCH,
     JOIN_EPOCH,
     WELCOME_EPOCH,
     Envelope,
@@ -122,7 +123,9 @@ def seal_join_request(
     code: InviteCode, newcomer: MemberIdentity, *, ts: int, rand: RandomBytes = random_bytes
 ) -> Envelope:
     nonce = rand(NONCE_BYTES)
-    plaintext = codec.encode({"v": 1, "card": newcomer.card().to_bytes(), "invite": code.invite_id})
+    plaintext = codec.encode(
+        {"v": 1, "card": newcomer.card().to_bytes(), "invite": code.invite_id, "epoch": code.epoch}
+    )
     ciphertext = aead_encrypt(join_key(code.secret), nonce, plaintext, header_bytes(code.topic, JOIN_EPOCH, ts))
     return _marker_envelope(code.topic, JOIN_EPOCH, ts, nonce, ciphertext, code.relay_key)
 
@@ -132,6 +135,9 @@ class JoinRequest:
     card: IdentityCard
     invite: bytes
     envelope_id: bytes
+    epoch: bytes | None = None
+    """The epoch whose relay key the newcomer holds (from the code): the welcome is
+    authenticated with it, since the newcomer knows no newer one yet."""
 
 
 def open_join_request(envelope: Envelope, secret: bytes) -> JoinRequest:
@@ -140,13 +146,15 @@ def open_join_request(envelope: Envelope, secret: bytes) -> JoinRequest:
         raise Malformed("not a join request")
     plaintext = aead_decrypt(join_key(secret), envelope.nonce, envelope.ciphertext, envelope.associated_data())
     raw = codec.decode(plaintext, max_size=4096, what="join request")
-    if type(raw) is not dict or set(raw) != {"v", "card", "invite"} or raw["v"] != 1:
+    if type(raw) is not dict or set(raw) != {"v", "card", "invite", "epoch"} or raw["v"] != 1:
         raise Malformed("join request has the wrong fields")
     if raw["invite"] != invite_id(secret):
         raise Malformed("join request names another invite")
     if type(raw["card"]) is not bytes:
         raise Malformed("join request card must be bytes")
-    return JoinRequest(IdentityCard.from_bytes(raw["card"]), raw["invite"], envelope.id)
+    if type(raw["epoch"]) is not bytes or len(raw["epoch"]) != limits.EPOCH_ID_BYTES:
+        raise Malformed("join request epoch must be 16 bytes")
+    return JoinRequest(IdentityCard.from_bytes(raw["card"]), raw["invite"], envelope.id, raw["epoch"])
 
 
 @dataclass(frozen=True)
@@ -157,6 +165,8 @@ class Welcome:
     current: bytes
     relays: tuple[str, ...]
     refused: str | None = None
+    contents: dict[bytes, bytes] = field(default_factory=dict, repr=False)
+    """Content keys: the current epoch's, and earlier ones if the circle shares its history."""
 
 
 def seal_welcome(
@@ -165,18 +175,24 @@ def seal_welcome(
     circle: bytes,
     name: str,
     epochs: dict[bytes, bytes],
+    contents: dict[bytes, bytes],
     current: bytes,
     relays: list[str],
     relay_key: bytes,
     ts: int,
     rand: RandomBytes = random_bytes,
 ) -> Envelope:
-    """The welcome for an approved newcomer: the circle's id and keys, sealed to them."""
+    """The welcome for an approved newcomer: the circle's id and keys, sealed to them.
+
+    ``epochs`` holds every epoch key (the whole circle state is a fold over all ops);
+    ``contents`` the content keys the newcomer may have (at least the current one).
+    """
     payload = {
         "v": 1,
         "circle": circle,
         "name": name,
         "epochs": dict(epochs),
+        "contents": dict(contents),
         "current": current,
         "relays": relays[:MAX_ADDRESSES],
         "to": newcomer.member_id,
@@ -208,9 +224,9 @@ def open_welcome(envelope: Envelope, me: MemberIdentity) -> Welcome:
         if set(raw) != {"v", "refused", "to"} or type(raw["refused"]) is not str:
             raise Malformed("refusal has the wrong fields")
         return Welcome(b"", "", {}, b"", (), refused=raw["refused"])
-    if set(raw) != {"v", "circle", "name", "epochs", "current", "relays", "to"}:
+    if set(raw) != {"v", "circle", "name", "epochs", "contents", "current", "relays", "to"}:
         raise Malformed("welcome has the wrong fields")
-    circle, epochs, current = raw["circle"], raw["epochs"], raw["current"]
+    circle, epochs, current, contents = raw["circle"], raw["epochs"], raw["current"], raw["contents"]
     if type(circle) is not bytes or len(circle) != limits.CIRCLE_ID_BYTES or circle_topic(circle) != envelope.topic:
         raise Malformed("welcome names a circle other than the one asked to join")
     if type(epochs) is not dict or not 1 <= len(epochs) <= MAX_WELCOME_EPOCHS:
@@ -220,22 +236,69 @@ def open_welcome(envelope: Envelope, me: MemberIdentity) -> Welcome:
             raise Malformed("welcome key does not match its epoch id")
     if current not in epochs:
         raise Malformed("welcome lacks the current key")
+    if type(contents) is not dict or current not in contents:
+        raise Malformed("welcome lacks the current content key")
+    for epoch, key in contents.items():
+        if epoch not in epochs or type(key) is not bytes or len(key) != 32:
+            raise Malformed("welcome content key is malformed")
     name = raw["name"] if type(raw["name"]) is str else ""
     relays = tuple(r for r in raw["relays"] if type(r) is str) if type(raw["relays"]) is list else ()
-    return Welcome(circle, name[:64], dict(epochs), current, relays)
+    return Welcome(circle, name[:64], dict(epochs), current, relays, None, dict(contents))
 
 
-def seal_epoch_key(recipient_dh_public: bytes, key: bytes) -> bytes:
-    """An epoch key sealed to one member (for key.rotate / key.share): 80 bytes."""
-    return seal_to(recipient_dh_public, key)
+def _grant_key(relay_key: bytes) -> bytes:
+    return blake2b(b"kith/grant/v1", person=b"kith-grant-key", key=relay_key, size=32)
 
 
-def open_epoch_key(sealed: bytes, me: MemberIdentity, epoch: bytes) -> bytes:
-    """Our copy of an epoch key; `Undecryptable` if it is not ours or does not match."""
-    key = open_sealed(me.dh_public, me.dh_secret, sealed)
-    if len(key) != 32 or epoch_id(key) != epoch:
+def seal_relay_grant(
+    topic: bytes,
+    *,
+    previous_relay_key: bytes,
+    epoch: bytes,
+    relay_key: bytes,
+    ts: int,
+    rand: RandomBytes = random_bytes,
+) -> Envelope:
+    """Tell relays a new epoch's relay key, encrypted and authenticated under the previous one.
+
+    Relays follow this chain from the relay keys in their token, so they keep accepting
+    a circle's envelopes across key rotations without an organizer's help. (Anyone who
+    held the previous relay key can follow it too: relay keys only keep outsiders from
+    filling relays with junk; they never protect content.)
+    """
+    nonce = rand(NONCE_BYTES)
+    plaintext = codec.encode({"v": 1, "epoch": epoch, "relay_key": relay_key})
+    ciphertext = aead_encrypt(_grant_key(previous_relay_key), nonce, plaintext, header_bytes(topic, GRANT_EPOCH, ts))
+    return _marker_envelope(topic, GRANT_EPOCH, ts, nonce, ciphertext, previous_relay_key)
+
+
+def open_relay_grant(envelope: Envelope, previous_relay_key: bytes) -> tuple[bytes, bytes]:
+    """(epoch id, relay key) from a grant; `Undecryptable` if ``previous_relay_key`` is not its key."""
+    if envelope.epoch != GRANT_EPOCH:
+        raise Malformed("not a relay grant")
+    plaintext = aead_decrypt(
+        _grant_key(previous_relay_key), envelope.nonce, envelope.ciphertext, envelope.associated_data()
+    )
+    raw = codec.decode(plaintext, max_size=256, what="relay grant")
+    if type(raw) is not dict or set(raw) != {"v", "epoch", "relay_key"} or raw["v"] != 1:
+        raise Malformed("relay grant has the wrong fields")
+    epoch, key = raw["epoch"], raw["relay_key"]
+    if type(epoch) is not bytes or len(epoch) != limits.EPOCH_ID_BYTES or type(key) is not bytes or len(key) != 32:
+        raise Malformed("relay grant is malformed")
+    return epoch, key
+
+
+def seal_epoch_key(recipient_dh_public: bytes, key: bytes, content_key: bytes) -> bytes:
+    """An epoch's two keys sealed to one member (for key.rotate / key.share): 112 bytes."""
+    return seal_to(recipient_dh_public, key + content_key)
+
+
+def open_epoch_key(sealed: bytes, me: MemberIdentity, epoch: bytes) -> tuple[bytes, bytes]:
+    """Our copy of an epoch's (epoch key, content key); `Undecryptable` if not ours or wrong."""
+    keys = open_sealed(me.dh_public, me.dh_secret, sealed)
+    if len(keys) != 64 or epoch_id(keys[:32]) != epoch:
         raise Undecryptable()
-    return key
+    return keys[:32], keys[32:]
 
 
 __all__ = [
@@ -245,10 +308,11 @@ __all__ = [
     "join_key",
     "open_epoch_key",
     "open_join_request",
+    "open_relay_grant",
+    "seal_relay_grant",
     "open_welcome",
     "seal_epoch_key",
     "seal_join_request",
     "seal_refusal",
     "seal_welcome",
 ]
-

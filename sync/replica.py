@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from identity.errors import LocalProtocolError
+from sync.content import NO_READER, ContentReader
 from sync.dag import DEFAULT_MAX_BUFFERED, CausalDag
 from sync.ops import Op, SignedOp
 from sync.state import DEFAULT_UNDO_WINDOW, CircleState, FoldKey
@@ -164,8 +165,10 @@ class CircleReplica:
     def state_hash(self) -> bytes:
         return self.state.state_hash()
 
-    def views(self, *, now: int | None = None, feed_limit: int | None = 50) -> CircleViews:
-        return build_views(self.state, now=now, feed_limit=feed_limit)
+    def views(
+        self, *, now: int | None = None, feed_limit: int | None = 50, reader: ContentReader | None = None
+    ) -> CircleViews:
+        return build_views(self.state, now=now, feed_limit=feed_limit, reader=reader or NO_READER)
 
     def has(self, op_id: bytes) -> bool:
         """Is the op in the DAG (buffered ops are not)?"""

@@ -6,6 +6,11 @@ with the same ops show the same lists. Times are the authors' claims (``ts``), f
 display only; the only clock is the ``now`` a caller passes to mark expired aid items.
 Long lists take a ``limit`` (the newest items are kept) so a client opening a circle
 with years of history builds what one screen shows.
+
+What members said is sealed (`sync.content`): views open it with a `ContentReader`
+holding the content keys this node has. Content a node cannot open (said before it
+joined, in a circle that keeps history from newcomers) shows as ``readable=False`` with
+empty text: the item, its author and its place in the thread stay visible.
 """
 
 from __future__ import annotations
@@ -13,8 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sync.content import NO_READER, ContentReader
+from sync.kinds.aid import item_content
+from sync.kinds.events import event_content
 from sync.kinds.governance import tally
 from sync.kinds.records import FULFILLED, MATCHED, OPEN, Checkin, DecisionRule, SpendDetails
+from sync.kinds.support import checkin_content, post_content
 
 if TYPE_CHECKING:
     from sync.state import CircleState
@@ -42,7 +51,7 @@ class FeedItem:
     lamport: int
     ts: int
     text: str
-    """The post text ("" once deleted); a check-in's note or ""."""
+    """The post text ("" once deleted or when not readable); a check-in's note or ""."""
     content_warning: str | None
     urgent: bool
     status: str | None
@@ -51,6 +60,8 @@ class FeedItem:
     deleted: bool
     reactions: tuple[tuple[str, int], ...]
     replies: tuple[FeedItem, ...]
+    readable: bool = True
+    """False when this node does not hold the content key the text was sealed with."""
 
 
 def _reaction_counts(state: CircleState, item_id: bytes) -> tuple[tuple[str, int], ...]:
@@ -75,31 +86,46 @@ def _descendants(state: CircleState, item_id: bytes) -> list[bytes]:
     return found
 
 
-def _feed_item(state: CircleState, item_id: bytes, depth: int) -> FeedItem:
+def _feed_item(state: CircleState, item_id: bytes, depth: int, reader: ContentReader) -> FeedItem:
     if depth >= MAX_THREAD_DEPTH:
-        flat = (_make_item(state, child, ()) for child in _descendants(state, item_id))
-        return _make_item(state, item_id, tuple(flat))
-    children = tuple(_feed_item(state, child, depth + 1) for child in state.replies.get(item_id, ()))
-    return _make_item(state, item_id, children)
+        flat = (_make_item(state, child, (), reader) for child in _descendants(state, item_id))
+        return _make_item(state, item_id, tuple(flat), reader)
+    children = tuple(_feed_item(state, child, depth + 1, reader) for child in state.replies.get(item_id, ()))
+    return _make_item(state, item_id, children, reader)
 
 
-def _make_item(state: CircleState, item_id: bytes, replies: tuple[FeedItem, ...]) -> FeedItem:
+def post_text(reader: ContentReader, author: bytes, content: bytes) -> tuple[str, str | None, bool]:
+    """(text, content warning, readable) of a post's sealed content."""
+    if not content:
+        return "", None, True
+    fields = reader.read(content, author, "msg.post", post_content)
+    if fields is None:
+        fields = reader.read(content, author, "msg.edit", post_content)
+    if fields is None:
+        return "", None, False
+    return fields["text"], fields["content_warning"], True
+
+
+def _make_item(state: CircleState, item_id: bytes, replies: tuple[FeedItem, ...], reader: ContentReader) -> FeedItem:
     reactions = _reaction_counts(state, item_id)
     m = state.messages.get(item_id)
     if m is not None:
         name = display_name(state, m.author)
-        return FeedItem(item_id, "post", m.author, name, m.lamport, m.ts, m.text, m.content_warning, m.urgent,
-                        None, m.edits > 0, m.deleted, reactions, replies)  # fmt: skip
+        text, warning, readable = post_text(reader, m.author, m.content)
+        return FeedItem(item_id, "post", m.author, name, m.lamport, m.ts, text, warning, m.urgent,
+                        None, m.edits > 0, m.deleted, reactions, replies, readable)  # fmt: skip
     c = state.checkins[item_id]
     name = display_name(state, c.author)
-    return FeedItem(item_id, "checkin", c.author, name, c.lamport, c.ts, c.note or "", None, False, c.status,
-                    False, False, reactions, replies)  # fmt: skip
+    fields = reader.read(c.content, c.author, "checkin", checkin_content)
+    note = (fields["note"] or "") if fields else ""
+    return FeedItem(item_id, "checkin", c.author, name, c.lamport, c.ts, note, None, False, c.status,
+                    False, False, reactions, replies, fields is not None)  # fmt: skip
 
 
-def feed(state: CircleState, *, limit: int | None = 50) -> tuple[FeedItem, ...]:
+def feed(state: CircleState, *, limit: int | None = 50, reader: ContentReader = NO_READER) -> tuple[FeedItem, ...]:
     """The newest ``limit`` threads (posts and check-ins with their replies), oldest first."""
     roots = state.roots if limit is None else state.roots[-limit:] if limit > 0 else []
-    return tuple(_feed_item(state, root, 0) for root in roots)
+    return tuple(_feed_item(state, root, 0, reader) for root in roots)
 
 
 # --- attention ----------------------------------------------------------------------
@@ -123,7 +149,7 @@ def _answered_by_others(state: CircleState, item_id: bytes, author: bytes) -> bo
     return any(messages[reply].author != author for reply in state.replies.get(item_id, ()))
 
 
-def needs_attention(state: CircleState) -> tuple[AttentionItem, ...]:
+def needs_attention(state: CircleState, reader: ContentReader = NO_READER) -> tuple[AttentionItem, ...]:
     """Urgent posts and check-ins needing a reply that no other member has answered yet.
 
     Only each member's latest check-in counts: a later "ok" settles an earlier "need-help".
@@ -132,11 +158,14 @@ def needs_attention(state: CircleState) -> tuple[AttentionItem, ...]:
     for message_id, m in state.messages.items():
         if m.urgent and not m.deleted and not _answered_by_others(state, message_id, m.author):
             name = display_name(state, m.author)
-            items.append(AttentionItem(message_id, "urgent", m.author, name, m.lamport, m.ts, m.text, None))
+            text = post_text(reader, m.author, m.content)[0]
+            items.append(AttentionItem(message_id, "urgent", m.author, name, m.lamport, m.ts, text, None))
     for checkin_id, c in _latest_checkins(state).items():
         if c.status != "ok" and not _answered_by_others(state, checkin_id, c.author):
             name = display_name(state, c.author)
-            items.append(AttentionItem(checkin_id, "checkin", c.author, name, c.lamport, c.ts, c.note or "", c.status))
+            fields = reader.read(c.content, c.author, "checkin", checkin_content)
+            note = (fields["note"] or "") if fields else ""
+            items.append(AttentionItem(checkin_id, "checkin", c.author, name, c.lamport, c.ts, note, c.status))
     items.sort(key=lambda item: (item.lamport, item.id))
     return tuple(items)
 
@@ -210,13 +239,16 @@ class AidView:
     lamport: int
     ts: int
     category: str
-    description: str
+    content: bytes
     amount: int | None
     unit: str | None
     expires: int | None
     status: str
     matched: tuple[bytes, ...]
     closed_by: bytes | None
+    description: str = ""
+    """What it is about ("" when this node cannot read it: see ``readable``)."""
+    readable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,11 +261,16 @@ class AidBoard:
     fulfilled: tuple[AidView, ...]
 
 
-def aid_board(state: CircleState, *, now: int | None = None) -> AidBoard:
+def aid_board(state: CircleState, *, now: int | None = None, reader: ContentReader = NO_READER) -> AidBoard:
     views = []
     for item_id, item in state.aid.items():
         expired = now is not None and item.expires is not None and item.expires < now
-        views.append(AidView(item_id, display_name(state, item.author), expired, *item))
+        kind = "aid.pledge" if item.type == "pledge" else "aid.request"
+        fields = reader.read(item.content, item.author, kind, item_content)
+        description = fields["description"] if fields else ""
+        views.append(
+            AidView(item_id, display_name(state, item.author), expired, *item, description, fields is not None)
+        )
     views.sort(key=lambda v: (v.lamport, v.id))
     return AidBoard(
         tuple(v for v in views if v.type == "pledge" and v.status == OPEN),
@@ -367,9 +404,10 @@ class EventView:
     yes: int
     no: int
     maybe: int
+    readable: bool = True
 
 
-def events(state: CircleState) -> tuple[EventView, ...]:
+def events(state: CircleState, reader: ContentReader = NO_READER) -> tuple[EventView, ...]:
     """Events by start time (then id); RSVPs of people who are no longer members are left out."""
     views = []
     for event_id, event in state.events.items():
@@ -385,19 +423,21 @@ def events(state: CircleState) -> tuple[EventView, ...]:
         counts = {"yes": 0, "no": 0, "maybe": 0}
         for _member, _name, answer in rsvps:
             counts[answer] += 1
+        fields = reader.read(event.content, event.author, "event.create", event_content)
         views.append(
             EventView(
                 event_id,
                 event.author,
                 display_name(state, event.author),
-                event.title,
+                fields["title"] if fields else "",
                 event.starts,
-                event.place_hint,
-                event.text,
+                fields["place_hint"] if fields else None,
+                fields["text"] if fields else None,
                 tuple(rsvps),
                 counts["yes"],
                 counts["no"],
                 counts["maybe"],
+                fields is not None,
             )
         )
     views.sort(key=lambda v: (v.starts, v.id))
@@ -443,20 +483,26 @@ class CircleViews:
     rejected: tuple[RejectedView, ...]
 
 
-def build_views(state: CircleState, *, now: int | None = None, feed_limit: int | None = 50) -> CircleViews:
-    """Every view a client shows when it opens a circle."""
+def build_views(
+    state: CircleState,
+    *,
+    now: int | None = None,
+    feed_limit: int | None = 50,
+    reader: ContentReader = NO_READER,
+) -> CircleViews:
+    """Every view a client shows when it opens a circle (content opened with ``reader``)."""
     info = state.info.get("circle")
     charter = state.info.get("charter")
     return CircleViews(
         info.name if info else None,
         info.description if info else None,
         charter.text if charter else None,
-        feed(state, limit=feed_limit),
-        needs_attention(state),
+        feed(state, limit=feed_limit, reader=reader),
+        needs_attention(state, reader),
         members(state),
-        aid_board(state, now=now),
+        aid_board(state, now=now, reader=reader),
         fund_ledger(state),
         proposals(state),
-        events(state),
+        events(state, reader),
         rejected(state),
     )

@@ -6,6 +6,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from identity.crypto import RandomBytes, random_bytes
+from sync.content import seal_content
 from sync.kinds import aid, circle, decisions, events, fund, keys, membership, support
 from sync.kinds.common import Handler
 
@@ -19,3 +24,41 @@ HANDLERS: dict[str, Handler] = {
     **events.HANDLERS,
     **keys.HANDLERS,
 }
+
+
+CONTENT_KINDS: dict[str, tuple[tuple[str, ...], Callable[[Any], dict[str, Any]]]] = {
+    "msg.post": (("text", "content_warning"), support.post_content),
+    "msg.edit": (("text", "content_warning"), support.post_content),
+    "checkin": (("note",), support.checkin_content),
+    "aid.pledge": (("description",), aid.item_content),
+    "aid.request": (("description",), aid.item_content),
+    "event.create": (("title", "place_hint", "text"), events.event_content),
+}
+"""Kinds with sealed content: the plaintext fields inside their ``content`` blob, and the
+validator of those fields (docs/OPS.md, "Sealed content")."""
+
+
+def seal_plain_body(
+    kind: str,
+    body: dict[str, Any],
+    *,
+    circle: bytes,
+    author: bytes,
+    epoch: bytes,
+    key: bytes,
+    rand: RandomBytes = random_bytes,
+) -> dict[str, Any]:
+    """A body written with plaintext content fields, with those fields sealed into ``content``.
+
+    Bodies of other kinds, or that already carry ``content``, are returned unchanged.
+    """
+    spec = CONTENT_KINDS.get(kind)
+    if spec is None or "content" in body:
+        return body
+    fields, validate = spec
+    content = validate({name: body.get(name) for name in fields})
+    rest = {name: value for name, value in body.items() if name not in fields}
+    return {
+        **rest,
+        "content": seal_content(content, circle=circle, author=author, kind=kind, epoch=epoch, key=key, rand=rand),
+    }

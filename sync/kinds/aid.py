@@ -22,7 +22,17 @@ if TYPE_CHECKING:
 
 CATEGORIES = ("money", "housing", "ride", "food", "time", "skill", "other")
 
-_ITEM_KEYS = frozenset({"category", "description", "amount", "unit", "expires"})
+_ITEM_KEYS = frozenset({"category", "content", "amount", "unit", "expires"})
+_ITEM_CONTENT_KEYS = frozenset({"description"})
+
+
+def item_content(fields: Any) -> dict[str, Any]:
+    """Validate the sealed fields of a pledge or request: what it is about."""
+    fields = schema.exact_keys(fields, _ITEM_CONTENT_KEYS, "content")
+    schema.long_text(fields["description"], "description", schema.MAX_DESCRIPTION_CHARS)
+    return fields
+
+
 _MATCH_KEYS = frozenset({"pledge", "request"})
 _FULFIL_KEYS = frozenset({"request"})
 _WITHDRAW_KEYS = frozenset({"item"})
@@ -42,16 +52,14 @@ ITEM_CLOSED = "the item is already fulfilled or withdrawn"
 def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) -> None:
     body = schema.exact_keys(body, _ITEM_KEYS, "body")
     category = schema.one_of(body["category"], CATEGORIES, "category")
-    description = schema.long_text(body["description"], "description", schema.MAX_DESCRIPTION_CHARS)
+    content = schema.content_blob(body["content"], "content", state.epochs)
     amount = schema.optional_amount(body["amount"])
     unit = schema.optional_short(body["unit"], "unit", schema.MAX_UNIT_CHARS)
     expires = schema.optional_timestamp(body["expires"], "expires")
     if (amount is None) != (unit is None):
         raise schema.InvalidBody("unit", "must be null exactly when amount is null")
     item_type = "pledge" if kind == "aid.pledge" else "request"
-    item = AidItem(
-        item_type, op.author, op.lamport, op.ts, category, description, amount, unit, expires, OPEN, (), None
-    )
+    item = AidItem(item_type, op.author, op.lamport, op.ts, category, content, amount, unit, expires, OPEN, (), None)
     state.put(state.aid, signed.id, item)
 
 

@@ -14,7 +14,19 @@ if TYPE_CHECKING:
 
 RSVP_ANSWERS = ("yes", "no", "maybe")
 
-_EVENT_KEYS = frozenset({"title", "starts", "place_hint", "text"})
+_EVENT_KEYS = frozenset({"starts", "content"})
+_EVENT_CONTENT_KEYS = frozenset({"title", "place_hint", "text"})
+
+
+def event_content(fields: Any) -> dict[str, Any]:
+    """Validate the sealed fields of an event."""
+    fields = schema.exact_keys(fields, _EVENT_CONTENT_KEYS, "content")
+    schema.short_text(fields["title"], "title", schema.MAX_TITLE_CHARS)
+    schema.optional_short(fields["place_hint"], "place_hint", schema.MAX_SHORT_CHARS)
+    schema.optional_long(fields["text"], "text", schema.MAX_DESCRIPTION_CHARS)
+    return fields
+
+
 _RSVP_KEYS = frozenset({"event", "answer"})
 
 NOT_AN_EVENT = "event is not an event of this circle"
@@ -26,10 +38,8 @@ def event_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> Non
         op.author,
         op.lamport,
         op.ts,
-        schema.short_text(body["title"], "title", schema.MAX_TITLE_CHARS),
         schema.timestamp(body["starts"], "starts"),
-        schema.optional_short(body["place_hint"], "place_hint", schema.MAX_SHORT_CHARS),
-        schema.optional_long(body["text"], "text", schema.MAX_DESCRIPTION_CHARS),
+        schema.content_blob(body["content"], "content", state.epochs),
     )
     state.put(state.events, signed.id, event)
 

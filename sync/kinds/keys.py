@@ -2,7 +2,9 @@
 
 Theory of operation
 -------------------
-Every circle has epoch keys. The fold cannot see keys (they are sealed to members), only
+Every circle has epoch keys. Any member may rotate (a welcome without history rotates
+first, so the newcomer gets a key nobody used before them); an organizer's node rotates
+when a removal makes it due. The fold cannot see keys (they are sealed to members), only
 their public ids, and it tracks three things: the **current epoch** (the genesis epoch,
 then the epoch of the last ``key.rotate`` in fold order, so concurrent rotations
 converge), **who holds which epoch** (the creator, the members a rotation or
@@ -35,13 +37,14 @@ if TYPE_CHECKING:
     from sync.ops import Op, SignedOp
     from sync.state import CircleState
 
-SEALED_KEY_BYTES = 32 + SEAL_OVERHEAD
-MAX_SEALED_PER_OP = 400
-"""Recipients one key op may carry (~48 KB); larger circles continue in ``key.share`` ops."""
+SEALED_KEY_BYTES = 64 + SEAL_OVERHEAD
+"""A sealed epoch: its epoch key and content key (64 bytes) in a sealed box."""
+MAX_SEALED_PER_OP = 300
+"""Recipients one key op may carry (~46 KB); larger circles continue in ``key.share`` ops."""
 MAX_INVITE_USES = 1000
 MAX_ADDRESS_CHARS = 256
-RESERVED_EPOCHS = (bytes(16), b"\xff" * 16)
-"""Marker epochs of welcome and join envelopes; never a real epoch id."""
+RESERVED_EPOCHS = (bytes(16), b"\xff" * 16, b"\xfe" * 16)
+"""Marker epochs of welcome, join and relay-grant envelopes; never a real epoch id."""
 
 _ROTATE_KEYS = frozenset({"epoch", "previous", "sealed"})
 _SHARE_KEYS = frozenset({"epoch", "sealed"})
@@ -126,7 +129,6 @@ def key_rotate(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     body = schema.exact_keys(body, _ROTATE_KEYS, "body")
     epoch = epoch_ref(body["epoch"], "epoch")
     previous = epoch_ref(body["previous"], "previous")
-    _require_organizer(state, op.author)
     sealed = _sealed(state, body["sealed"], "sealed")
     if epoch in state.epochs:
         raise OpRejected(EPOCH_KNOWN)

@@ -72,9 +72,9 @@ class Message(NamedTuple):
     author: bytes
     lamport: int
     ts: int
-    text: str
+    content: bytes
+    """Sealed ``{text, content_warning}`` (`sync.content`); empty once deleted."""
     reply_to: bytes | None
-    content_warning: str | None
     urgent: bool
     edits: int
     deleted: bool
@@ -85,7 +85,8 @@ class Checkin(NamedTuple):
     lamport: int
     ts: int
     status: str
-    note: str | None
+    content: bytes
+    """Sealed ``{note}``."""
 
 
 class AidItem(NamedTuple):
@@ -95,7 +96,8 @@ class AidItem(NamedTuple):
     lamport: int
     ts: int
     category: str
-    description: str
+    content: bytes
+    """Sealed ``{description}``."""
     amount: int | None
     unit: str | None
     expires: int | None
@@ -193,10 +195,9 @@ class Event(NamedTuple):
     author: bytes
     lamport: int
     ts: int
-    title: str
     starts: int
-    place_hint: str | None
-    text: str | None
+    content: bytes
+    """Sealed ``{title, place_hint, text}``: where people meet is nobody else's business."""
 
 
 class Rejection(NamedTuple):

@@ -99,6 +99,20 @@ def optional_op_ref(value: Any, field: str) -> bytes | None:
     return None if value is None else op_ref(value, field)
 
 
+def content_blob(value: Any, field: str, epochs: Collection[bytes]) -> bytes:
+    """Sealed content (`sync.content`): opaque to the fold, but of a sane size and sealed
+    under an epoch the circle has at this position."""
+    from sync.content import MAX_BLOB, MIN_BLOB, blob_epoch
+
+    if type(value) is not bytes:
+        raise InvalidBody(field, "wrong type")
+    if not MIN_BLOB <= len(value) <= MAX_BLOB:
+        raise InvalidBody(field, "bad size")
+    if blob_epoch(value) not in epochs:
+        raise InvalidBody(field, "unknown epoch")
+    return value
+
+
 def member_ref(value: Any, field: str) -> bytes:
     return fixed_bytes(value, field, limits.MEMBER_ID_BYTES)
 

@@ -21,11 +21,28 @@ CHECKIN_STATUSES = ("ok", "struggling", "need-help")
 MAX_REACTIONS_PER_MEMBER = 8
 """Distinct reactions one member may leave on one message."""
 
-_POST_KEYS = frozenset({"text", "reply_to", "content_warning", "urgent"})
-_EDIT_KEYS = frozenset({"target", "text", "content_warning"})
+_POST_KEYS = frozenset({"content", "reply_to", "urgent"})
+_EDIT_KEYS = frozenset({"target", "content"})
 _DELETE_KEYS = frozenset({"target"})
 _REACT_KEYS = frozenset({"target", "emoji", "on"})
-_CHECKIN_KEYS = frozenset({"status", "note"})
+_CHECKIN_KEYS = frozenset({"status", "content"})
+_POST_CONTENT_KEYS = frozenset({"text", "content_warning"})
+_CHECKIN_CONTENT_KEYS = frozenset({"note"})
+
+
+def post_content(fields: Any) -> dict[str, Any]:
+    """Validate the sealed fields of a post or edit (when opened, by views and authors)."""
+    fields = schema.exact_keys(fields, _POST_CONTENT_KEYS, "content")
+    schema.long_text(fields["text"], "text", schema.MAX_POST_CHARS)
+    schema.optional_short(fields["content_warning"], "content_warning", schema.MAX_SHORT_CHARS)
+    return fields
+
+
+def checkin_content(fields: Any) -> dict[str, Any]:
+    fields = schema.exact_keys(fields, _CHECKIN_CONTENT_KEYS, "content")
+    schema.optional_long(fields["note"], "note", schema.MAX_NOTE_CHARS)
+    return fields
+
 
 BAD_REPLY_TO = "reply_to is not a message or check-in of this circle"
 NOT_A_MESSAGE = "target is not a message of this circle"
@@ -48,16 +65,15 @@ def _add_to_thread(state: CircleState, item_id: bytes, parent: bytes | None) -> 
 
 def msg_post(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     body = schema.exact_keys(body, _POST_KEYS, "body")
-    text = schema.long_text(body["text"], "text", schema.MAX_POST_CHARS)
+    content = schema.content_blob(body["content"], "content", state.epochs)
     reply_to = schema.optional_op_ref(body["reply_to"], "reply_to")
-    warning = schema.optional_short(body["content_warning"], "content_warning", schema.MAX_SHORT_CHARS)
     urgent = schema.boolean(body["urgent"], "urgent")
     if reply_to is not None and reply_to not in state.messages and reply_to not in state.checkins:
         raise OpRejected(BAD_REPLY_TO)
     state.put(
         state.messages,
         signed.id,
-        Message(op.author, op.lamport, op.ts, text, reply_to, warning, urgent, 0, False),
+        Message(op.author, op.lamport, op.ts, content, reply_to, urgent, 0, False),
     )
     _add_to_thread(state, signed.id, reply_to)
 
@@ -76,21 +92,16 @@ def _own_live_message(state: CircleState, op: Op, target: bytes) -> Message:
 def msg_edit(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     body = schema.exact_keys(body, _EDIT_KEYS, "body")
     target = schema.op_ref(body["target"], "target")
-    text = schema.long_text(body["text"], "text", schema.MAX_POST_CHARS)
-    warning = schema.optional_short(body["content_warning"], "content_warning", schema.MAX_SHORT_CHARS)
+    content = schema.content_blob(body["content"], "content", state.epochs)
     message = _own_live_message(state, op, target)
-    state.put(
-        state.messages,
-        target,
-        message._replace(text=text, content_warning=warning, edits=message.edits + 1),
-    )
+    state.put(state.messages, target, message._replace(content=content, edits=message.edits + 1))
 
 
 def msg_delete(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     body = schema.exact_keys(body, _DELETE_KEYS, "body")
     target = schema.op_ref(body["target"], "target")
     message = _own_live_message(state, op, target)
-    state.put(state.messages, target, message._replace(text="", content_warning=None, deleted=True))
+    state.put(state.messages, target, message._replace(content=b"", deleted=True))
 
 
 def msg_react(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -128,8 +139,8 @@ def msg_react(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
 def checkin(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     body = schema.exact_keys(body, _CHECKIN_KEYS, "body")
     status = schema.one_of(body["status"], CHECKIN_STATUSES, "status")
-    note = schema.optional_long(body["note"], "note", schema.MAX_NOTE_CHARS)
-    state.put(state.checkins, signed.id, Checkin(op.author, op.lamport, op.ts, status, note))
+    content = schema.content_blob(body["content"], "content", state.epochs)
+    state.put(state.checkins, signed.id, Checkin(op.author, op.lamport, op.ts, status, content))
     _add_to_thread(state, signed.id, None)
 
 

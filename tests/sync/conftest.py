@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from identity.keys import MemberIdentity
+from sync.content import ContentReader
 from sync.kinds.circle import genesis_op
 from sync.kinds.membership import member_add_body
 from sync.ops import SignedOp
 from sync.replica import CircleReplica, IngestResult
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sync_support import FIRST_EPOCH, reader_for, sealed_body  # noqa: E402
 
 
 def person(name: str, number: int) -> MemberIdentity:
     return MemberIdentity(name, bytes([number]) * 32, bytes([number + 100]) * 32, 0)
 
 
-FIRST_EPOCH = bytes([0x42]) * 16
 PEOPLE = {name: person(name, i + 1) for i, name in enumerate(["alice", "bob", "carol", "dana", "eve", "mallory"])}
 
 
@@ -44,7 +49,12 @@ class Circle:
 
     def sign(self, who: str, kind: str, body: dict[str, Any]) -> SignedOp:
         self.ts += 1
+        body = sealed_body(kind, body, PEOPLE[who].member_id, self.state.circle_id)
         return self.replica.author_op(PEOPLE[who], kind, body, ts=self.ts)
+
+    @property
+    def reader(self) -> ContentReader:
+        return reader_for(self.state.circle_id)
 
     def act(self, who: str, kind: str, body: dict[str, Any]) -> SignedOp:
         signed = self.sign(who, kind, body)

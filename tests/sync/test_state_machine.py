@@ -15,6 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
+from sync_support import sealed_body
 
 from identity.keys import MemberIdentity
 from sync.kinds.circle import DEFAULT_RULES, charter_body, genesis_op
@@ -56,6 +57,7 @@ class CircleConvergence(RuleBasedStateMachine):
     def _act(self, index: int, who: str, kind: str, body: dict[str, Any]) -> SignedOp:
         self.ts += 1
         replica = self.replicas[index]
+        body = sealed_body(kind, body, PEOPLE[who].member_id, self.circle)
         signed = replica.author_op(PEOPLE[who], kind, body, ts=self.ts)
         result = replica.ingest(signed)
         assert result.applied == (signed,)
@@ -270,7 +272,7 @@ class CircleConvergence(RuleBasedStateMachine):
         state = self.replicas[r].state
         self.ts += 1
         epoch = bytes([self.ts % 251 + 1]) * 15 + bytes([data.draw(st.integers(1, 250))])
-        sealed = {m: bytes(80) for m in sorted(state.members)[: data.draw(st.integers(0, 6))]}
+        sealed = {m: bytes(112) for m in sorted(state.members)[: data.draw(st.integers(0, 6))]}
         body = {"epoch": epoch, "previous": state.info.get("epoch") or bytes([0x42]) * 16, "sealed": sealed}
         self._act(r, self._author(data, r, "organizer"), "key.rotate", body)
 
@@ -278,7 +280,7 @@ class CircleConvergence(RuleBasedStateMachine):
     def key_share(self, r: int, data: Any) -> None:
         state = self.replicas[r].state
         epoch = state.info.get("epoch") or bytes([0x42]) * 16
-        sealed = {m: bytes(80) for m in sorted(state.members)[: data.draw(st.integers(0, 3))]}
+        sealed = {m: bytes(112) for m in sorted(state.members)[: data.draw(st.integers(0, 3))]}
         self._act(r, self._author(data, r), "key.share", {"epoch": epoch, "sealed": sealed})
 
     @rule(r=replicas, data=st.data())

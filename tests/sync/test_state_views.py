@@ -22,14 +22,14 @@ def test_feed_threads_replies_reactions_and_tombstones(circle: Any) -> None:
     circle.act("alice", "msg.react", {"target": post.id, "emoji": "💜", "on": True})
     circle.act("carol", "msg.react", {"target": post.id, "emoji": "💜", "on": True})
     circle.act("bob", "msg.delete", {"target": nested.id})
-    feed = views.feed(circle.state)
+    feed = views.feed(circle.state, reader=circle.reader)
     assert [item.id for item in feed] == [post.id, checkin.id]
     thread = feed[0]
     assert (thread.author_name, thread.text, thread.reactions) == ("Bob", "rough day", (("💜", 2),))
     assert thread.replies[0].id == reply.id and thread.replies[0].replies[0].deleted
     assert thread.replies[0].replies[0].text == ""
     assert (feed[1].kind, feed[1].status, feed[1].text) == ("checkin", "ok", "better today")
-    assert [item.id for item in views.feed(circle.state, limit=1)] == [checkin.id]
+    assert [item.id for item in views.feed(circle.state, limit=1, reader=circle.reader)] == [checkin.id]
 
 
 def test_deep_threads_are_flattened(circle: Any) -> None:
@@ -37,7 +37,7 @@ def test_deep_threads_are_flattened(circle: Any) -> None:
     parent = root
     for n in range(views.MAX_THREAD_DEPTH + 4):
         parent = circle.post("carol", str(n + 1), reply_to=parent.id)
-    item = views.feed(circle.state)[0]
+    item = views.feed(circle.state, reader=circle.reader)[0]
     depth = 0
     while item.replies and len(item.replies) == 1:
         item, depth = item.replies[0], depth + 1
@@ -51,12 +51,12 @@ def test_needs_attention(circle: Any) -> None:
     help_checkin = circle.act("dana", "checkin", {"status": "need-help", "note": None})
     circle.act("carol", "checkin", {"status": "struggling", "note": None})
     circle.act("carol", "checkin", {"status": "ok", "note": "sorted"})  # carol's latest is fine
-    assert [(i.kind, i.id) for i in views.needs_attention(circle.state)] == [
+    assert [(i.kind, i.id) for i in views.needs_attention(circle.state, circle.reader)] == [
         ("urgent", urgent.id),
         ("checkin", help_checkin.id),
     ]
     circle.post("alice", "calling you now", reply_to=urgent.id)
-    assert [i.id for i in views.needs_attention(circle.state)] == [help_checkin.id]
+    assert [i.id for i in views.needs_attention(circle.state, circle.reader)] == [help_checkin.id]
 
 
 def test_members_with_roles_and_wellbeing(circle: Any) -> None:
@@ -74,15 +74,15 @@ def test_aid_board_and_expiry_shown_only_with_now(circle: Any) -> None:
     pledge = circle.act("bob", "aid.pledge", {**item, "expires": None})
     spare = circle.act("carol", "aid.pledge", {**item, "expires": 5_000})
     circle.act("bob", "aid.match", {"pledge": pledge.id, "request": request.id})
-    board = views.aid_board(circle.state)
+    board = views.aid_board(circle.state, reader=circle.reader)
     assert [v.id for v in board.open_pledges] == [spare.id]
     assert [v.id for v in board.open_requests] == [request.id]
     assert board.matches == ((pledge.id, request.id),)
     assert not board.open_requests[0].expired
-    later = views.aid_board(circle.state, now=2_000)
+    later = views.aid_board(circle.state, now=2_000, reader=circle.reader)
     assert later.open_requests[0].expired and not later.open_pledges[0].expired
     circle.act("dana", "aid.fulfil", {"request": request.id})
-    board = views.aid_board(circle.state)
+    board = views.aid_board(circle.state, reader=circle.reader)
     assert [v.id for v in board.fulfilled] == [request.id] and board.open_requests == ()
 
 
@@ -129,7 +129,7 @@ def test_events_show_current_members_rsvps(circle: Any) -> None:
     for name, answer in (("bob", "yes"), ("carol", "maybe"), ("dana", "yes")):
         circle.act(name, "event.rsvp", {"event": event.id, "answer": answer})
     circle.act("dana", "member.remove", {"member": circle.member("dana"), "reason": None})
-    (view,) = views.events(circle.state)
+    (view,) = views.events(circle.state, circle.reader)
     assert [(name, answer) for _id, name, answer in view.rsvps] == [("Bob", "yes"), ("Carol", "maybe")]
     assert (view.yes, view.no, view.maybe) == (1, 0, 1)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sync_support import sealed_body
 
 from identity.errors import Undecryptable
 from sync.replica import CircleReplica
@@ -123,8 +124,9 @@ def test_a_late_op_sorting_before_the_snapshot_refolds_from_the_cache(tmp_path: 
     """An op signed long ago on a stale replica arrives after a restart."""
     stale = CircleReplica(story.genesis.op.circle)
     stale.ingest_many(list(story.replica.ops())[:6])
-    old_post = stale.author_op(story.people["carol"], "msg.post", {"text": "sent from the bus", "reply_to": None,
-                               "content_warning": None, "urgent": False}, ts=3)  # fmt: skip
+    body = sealed_body("msg.post", {"text": "sent from the bus", "reply_to": None, "content_warning": None,
+                                    "urgent": False}, story.member("carol"), story.state.circle_id)  # fmt: skip
+    old_post = stale.author_op(story.people["carol"], "msg.post", body, ts=3)
     cache, replica = _cached_replica(tmp_path, story, undo_window=2)
     replica.save(cursor=1, tail=1)
     cache.close()

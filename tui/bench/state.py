@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from identity.keys import MemberIdentity
+from sync.kinds import seal_plain_body
 from sync.kinds.circle import charter_body, genesis_op
 from sync.kinds.membership import member_add_body
 from sync.ops import Op, SignedOp
@@ -41,6 +42,7 @@ class _Workload:
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
+        self.epoch, self.content_key = self.rng.randbytes(16), self.rng.randbytes(32)
         self.people = [
             MemberIdentity(f"member{i}", self.rng.randbytes(32), self.rng.randbytes(32), 0) for i in range(24)
         ]
@@ -50,7 +52,7 @@ class _Workload:
             name="Bench circle",
             salt=self.rng.randbytes(16),
             ts=1_700_000_000,
-            epoch=self.rng.randbytes(16),
+            epoch=self.epoch,
             charter=charter_body("Be kind.", members_can_invite=True),
         )
         self.circle = first.op.circle
@@ -63,6 +65,8 @@ class _Workload:
         self.events: list[bytes] = []
 
     def emit(self, who: MemberIdentity, kind: str, body: dict[str, object]) -> bytes:
+        body = seal_plain_body(kind, body, circle=self.circle, author=who.member_id, epoch=self.epoch,
+                               key=self.content_key, rand=self.rng.randbytes)  # fmt: skip
         previous = self.ops[-1]
         op = Op(self.circle, who.member_id, (previous.id,), previous.op.lamport + 1,
                 1_700_000_000 + len(self.ops), kind, body)  # fmt: skip
@@ -200,9 +204,12 @@ def bench_late_op() -> Figures:
     replica = CircleReplica(circle)
     replica.ingest_many(ops)
     anchor = ops[-LATE_BY - 1]
-    member = _Workload(seed=2024).people[5]
+    builder = _Workload(seed=2024)
+    member = builder.people[5]
     body = {"text": "Sorry, I was offline: I can drive on Sunday.", "reply_to": None, "content_warning": None,
             "urgent": False}  # fmt: skip
+    body = seal_plain_body("msg.post", body, circle=circle, author=member.member_id, epoch=builder.epoch,
+                           key=builder.content_key, rand=builder.rng.randbytes)  # fmt: skip
     late = SignedOp.create(
         Op(circle, member.member_id, (anchor.id,), anchor.op.lamport + 1, anchor.op.ts, "msg.post", body), member
     )
