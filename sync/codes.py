@@ -35,7 +35,8 @@ def decode_code(prefix: str, text: str, *, what: str) -> Any:
         raise Oversized(f"{what} is too long to be a kith code")
     compact = "".join(text.split())
     if not compact.upper().startswith(prefix.upper()):
-        raise Malformed(f"this is not a {what} (it should start with {prefix})")
+        article = "an" if what[:1] in "aeiou" else "a"
+        raise Malformed(f"this is not {article} {what} (it should start with {prefix})")
     encoded = compact[len(prefix) :].upper()
     if not encoded or not _BASE32.fullmatch(encoded):
         raise Malformed(f"{what} contains characters that cannot be in a kith code")

@@ -1,0 +1,180 @@
+"""The membership lifecycle end to end, with real nodes and stores on loopback."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+import trio
+from p2pnet_harness import address, call, make_home, running, share_circle, state_hash, wait_until
+
+from identity.errors import RemoteProtocolError, UsageError
+from p2pnet.node import Node
+from sync.envelope import MARKER_EPOCHS, Envelope, open_envelope
+
+pytestmark = pytest.mark.trio
+
+
+def _circle(node: Node, circle_id: str):  # type: ignore[no-untyped-def]
+    assert node.circles is not None
+    return node.circles.get(circle_id)
+
+
+def _feed_texts(node: Node, circle_id: str) -> dict[str, tuple[str, bool]]:
+    circle = _circle(node, circle_id)
+    views = circle.replica.views(reader=node.circles.reader(circle), feed_limit=None)
+    return {item.id.hex(): (item.text, item.readable) for item in views.feed}
+
+
+async def _post_when_ready(node: Node, circle_id: str, text: str) -> str:
+    """Post once the node may (a rotation in flight makes it wait)."""
+    with trio.fail_after(30):
+        while True:
+            try:
+                return (await call(node, "post", circle=circle_id, text=text))["id"]
+            except UsageError as exc:
+                if "waiting for the circle's new key" not in str(exc):
+                    raise
+                await trio.sleep(0.1)
+
+
+async def test_a_removed_member_cannot_read_anything_sealed_after_removal(tmp_path: Path) -> None:
+    homes = [make_home(tmp_path, n) for n in ("alice", "bob", "carol")]
+    with trio.fail_after(90):
+        async with AsyncExitStack() as stack:
+            alice, bob, carol = [await stack.enter_async_context(running(h)) for h in homes]
+            circle = (await call(alice, "circle.create", name="Trust"))["id"]
+            await share_circle(alice, circle, bob, carol)
+            await _post_when_ready(alice, circle, "before carol leaves")
+            await wait_until(lambda: state_hash(carol, circle) == state_hash(alice, circle))
+            carol_id = carol.circles.identity.member_id.hex()
+            await call(alice, "member.remove", circle=circle, member=carol_id)
+            secret_posts = [await _post_when_ready(alice, circle, f"after carol left {i}") for i in range(3)]
+            secret_posts.append(await _post_when_ready(bob, circle, "bob, also after"))
+            await wait_until(lambda: set(secret_posts) <= set(_feed_texts(bob, circle)))
+            await wait_until(lambda: set(secret_posts) <= set(_feed_texts(alice, circle)))
+            assert all(_feed_texts(bob, circle)[p][1] for p in secret_posts)
+            # Carol keeps every byte she ever had, and we hand her every envelope there is.
+            keys = dict(_circle(carol, circle).keys.epochs)
+            current = _circle(alice, circle).replica.state.info["epoch"]
+            assert current not in keys
+            after = [
+                Envelope.decode(data)
+                for data in alice.store.iter_topic(_circle(alice, circle).topic)
+                if Envelope.decode(data).epoch == current
+            ]
+            assert len(after) >= len(secret_posts)
+            for envelope in after:
+                for key in keys.values():
+                    with pytest.raises(RemoteProtocolError):
+                        open_envelope(envelope, key)
+            assert not set(secret_posts) & set(_feed_texts(carol, circle))
+            # Carol can no longer post: the circle refuses her ops.
+            with pytest.raises(UsageError):
+                await call(carol, "post", circle=circle, text="let me back in")
+
+
+@pytest.mark.parametrize("history", [False, True])
+async def test_newcomers_read_the_past_only_if_the_charter_says_so(tmp_path: Path, history: bool) -> None:
+    homes = [make_home(tmp_path, n) for n in ("alice", "bob", "dana")]
+    with trio.fail_after(90):
+        async with AsyncExitStack() as stack:
+            alice, bob, dana = [await stack.enter_async_context(running(h)) for h in homes]
+            circle = (await call(alice, "circle.create", name="Past"))["id"]
+            if history:
+                charter = _circle(alice, circle).replica.state.info["charter"]
+                assert charter.history is False  # the default keeps the past from newcomers
+                from sync.kinds.circle import charter_body
+
+                body = charter_body("Newcomers may read everything.", history=True)
+                proposal = await call(
+                    alice, "propose", circle=circle, kind="charter", title="Open history", charter=body
+                )
+                await call(alice, "vote", circle=circle, proposal=proposal["id"], choice="approve")
+                assert _circle(alice, circle).replica.state.info["charter"].history is True
+            await share_circle(alice, circle, bob)
+            early = await _post_when_ready(bob, circle, "said before dana came")
+            await wait_until(lambda: early in _feed_texts(alice, circle))
+            await share_circle(alice, circle, dana)
+            await wait_until(lambda: state_hash(dana, circle) == state_hash(alice, circle))
+            texts = _feed_texts(dana, circle)
+            assert early in texts  # dana folds the same state and sees that it was said...
+            if history:
+                assert texts[early] == ("said before dana came", True)
+            else:
+                assert texts[early] == ("", False)  # ...but cannot read it
+            later = await _post_when_ready(bob, circle, "said after dana came")
+            await wait_until(lambda: _feed_texts(dana, circle).get(later) == ("said after dana came", True))
+
+
+async def test_used_up_and_expired_invites_are_refused(tmp_path: Path) -> None:
+    homes = [make_home(tmp_path, n) for n in ("alice", "bob", "eve", "finn")]
+    with trio.fail_after(90):
+        async with AsyncExitStack() as stack:
+            alice, bob, eve, finn = [await stack.enter_async_context(running(h)) for h in homes]
+            circle = (await call(alice, "circle.create", name="Small"))["id"]
+            once = (await call(alice, "invite.create", circle=circle, uses=1))["code"]
+            for member in (bob, eve):
+                await member.connect(address(alice))
+            await call(bob, "join", code=once)
+            await wait_until(lambda: bob.circles.circles and bob.circles.identity.member_id
+                             in _circle(bob, circle).replica.state.members)  # fmt: skip
+            await call(eve, "join", code=once)
+            await wait_until(lambda: (eve.lifecycle.pending_joins() or [{}])[0].get("refused") is not None)
+            assert "used up" in eve.lifecycle.pending_joins()[0]["refused"]
+            assert not eve.circles.circles
+            # An invite that expired after it was handed out: the inviter refuses it.
+            brief = (await call(alice, "invite.create", circle=circle, uses=5, expires_s=0.5))["code"]
+            await trio.sleep(1.0)
+            await finn.connect(address(alice))
+            with pytest.raises(UsageError, match="expired"):
+                await call(finn, "join", code=brief)  # the code itself says so
+            invites = await call(alice, "invites", circle=circle)
+            assert [i["used"] for i in invites] == [1, 0]
+
+
+async def test_concurrent_removals_by_two_organizers_converge(tmp_path: Path) -> None:
+    names = ("alice", "carol", "bob", "dana", "eli")
+    homes = [make_home(tmp_path, n) for n in names]
+    with trio.fail_after(120):
+        async with AsyncExitStack() as stack:
+            alice, carol, bob, dana, eli = nodes = [await stack.enter_async_context(running(h)) for h in homes]
+            circle = (await call(alice, "circle.create", name="Two leads"))["id"]
+            await share_circle(alice, circle, carol, bob, dana, eli)
+            await call(
+                alice, "role.grant", circle=circle, member=carol.circles.identity.member_id.hex(), role="organizer"
+            )
+            await wait_until(lambda: len({state_hash(n, circle) for n in nodes}) == 1)
+            # Cut the circle in two (alice+bob+eli | carol+dana), each organizer removes someone.
+            for node in (carol, dana):
+                node.keystore.data.relays.clear()
+            for node in (carol, dana):
+                for other in (alice, bob, eli):
+                    await node.net.disconnect(other.net.peer_id)
+            await wait_until(lambda: not any(p in alice.peers for p in (carol.net.peer_id, dana.net.peer_id)))
+            await dana.connect(address(carol))
+            await call(alice, "member.remove", circle=circle, member=bob.circles.identity.member_id.hex())
+            await call(carol, "member.remove", circle=circle, member=dana.circles.identity.member_id.hex())
+            await wait_until(lambda: not _circle(alice, circle).replica.state.info["rotation_due"])
+            await wait_until(lambda: not _circle(carol, circle).replica.state.info["rotation_due"])
+            await carol.connect(address(alice))  # heal
+            remaining = (alice, carol, eli)
+            await wait_until(lambda: len({state_hash(n, circle) for n in nodes}) == 1, timeout=60)
+            state = _circle(alice, circle).replica.state
+            members = set(state.members)
+            assert bob.circles.identity.member_id not in members and dana.circles.identity.member_id not in members
+            # One current epoch everywhere, held by every remaining member, by neither removed one.
+            def holds_current(n: Node) -> bool:
+                return _circle(n, circle).replica.state.info["epoch"] in _circle(n, circle).keys.epochs
+
+            await wait_until(lambda: all(holds_current(n) for n in remaining), timeout=60)
+            current = state.info["epoch"]
+            assert current not in _circle(bob, circle).keys.epochs
+            assert current not in _circle(dana, circle).keys.epochs
+            final = await _post_when_ready(eli, circle, "we are still here")
+            await wait_until(lambda: all(_feed_texts(n, circle).get(final, ("", False))[1] for n in remaining))
+
+
+async def test_marker_epochs_are_distinct() -> None:
+    assert len(set(MARKER_EPOCHS)) == 3
