@@ -62,6 +62,18 @@ from identity.errors import (
 from identity.keys import MemberIdentity, NetworkKey
 
 MAGIC = b"KITH-KS\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class FileFormat:
+    """The keystore and the backup file share one layout and differ in magic and name."""
+
+    magic: bytes
+    noun: str
+
+
+KEYSTORE = FileFormat(MAGIC, "keystore")
+BACKUP = FileFormat(b"KITH-BK\x00", "backup")
 VERSION = 1
 KDF_ARGON2ID13 = 1
 _PREFIX = struct.Struct(">8sBBII")  # magic, version, kdf, opslimit, memlimit in KiB
@@ -183,32 +195,33 @@ def _derive(passphrase: str, salt: bytes, params: KdfParams) -> tuple[bytes, byt
     return out[:32], blake2b(out[32:], person=b"kith-ks-kcv", size=KCV_BYTES)
 
 
-def _header_bytes(params: KdfParams, salt: bytes, nonce: bytes, kcv: bytes) -> bytes:
-    prefix = _PREFIX.pack(MAGIC, VERSION, KDF_ARGON2ID13, params.opslimit, params.memlimit // 1024)
+def _header_bytes(params: KdfParams, salt: bytes, nonce: bytes, kcv: bytes, fmt: FileFormat = KEYSTORE) -> bytes:
+    prefix = _PREFIX.pack(fmt.magic, VERSION, KDF_ARGON2ID13, params.opslimit, params.memlimit // 1024)
     body = prefix + salt + nonce + kcv
     return body + blake2b(body, person=b"kith-ks-header", size=CHECK_BYTES)
 
 
-def parse_header(blob: bytes) -> KeystoreHeader:
+def parse_header(blob: bytes, fmt: FileFormat = KEYSTORE) -> KeystoreHeader:
     """Validate the clear header; raise `CorruptKeystore` with a specific message."""
-    if len(blob) < len(MAGIC) or blob[: len(MAGIC)] != MAGIC:
-        raise CorruptKeystore("not a kith keystore (wrong magic bytes)")
+    noun = fmt.noun
+    if len(blob) < len(fmt.magic) or blob[: len(fmt.magic)] != fmt.magic:
+        raise CorruptKeystore(f"not a kith {noun} (wrong magic bytes)")
     if len(blob) < HEADER_BYTES + TAG_BYTES:
-        raise CorruptKeystore("keystore file is truncated")
+        raise CorruptKeystore(f"{noun} file is truncated")
     if len(blob) > MAX_KEYSTORE_BYTES:
-        raise CorruptKeystore("keystore file is larger than any keystore kith writes")
+        raise CorruptKeystore(f"{noun} file is larger than any {noun} kith writes")
     _magic, version, kdf, opslimit, mem_kib = _PREFIX.unpack_from(blob)
     if version != VERSION:
-        raise CorruptKeystore(f"keystore format version {version} is not supported by this kith")
+        raise CorruptKeystore(f"{noun} format version {version} is not supported by this kith")
     body, check = blob[: HEADER_BYTES - CHECK_BYTES], blob[HEADER_BYTES - CHECK_BYTES : HEADER_BYTES]
     if blake2b(body, person=b"kith-ks-header", size=CHECK_BYTES) != check:
-        raise CorruptKeystore("keystore header is damaged")
+        raise CorruptKeystore(f"{noun} header is damaged")
     if kdf != KDF_ARGON2ID13:
-        raise CorruptKeystore(f"keystore uses unknown key derivation {kdf}")
+        raise CorruptKeystore(f"{noun} uses unknown key derivation {kdf}")
     try:
         params = KdfParams(opslimit, mem_kib * 1024)
     except LocalProtocolError as exc:
-        raise CorruptKeystore("keystore key-derivation costs are out of bounds") from exc
+        raise CorruptKeystore(f"{noun} key-derivation costs are out of bounds") from exc
     offset = _PREFIX.size
     salt = blob[offset : offset + SALT_BYTES]
     nonce = blob[offset + SALT_BYTES : offset + SALT_BYTES + NONCE_BYTES]
@@ -223,27 +236,30 @@ def seal_keystore(
     salt: bytes,
     params: KdfParams,
     rand: RandomBytes = random_bytes,
+    fmt: FileFormat = KEYSTORE,
 ) -> bytes:
     """Encrypt ``data`` under an already-derived key into the full file bytes."""
     nonce = rand(NONCE_BYTES)
-    header = _header_bytes(params, salt, nonce, kcv)
+    header = _header_bytes(params, salt, nonce, kcv, fmt)
     return header + aead_encrypt(key, nonce, codec.encode(data.to_map()), header)
 
 
-def open_keystore(blob: bytes, passphrase: str) -> tuple[KeystoreData, bytes, bytes, KeystoreHeader]:
+def open_keystore(
+    blob: bytes, passphrase: str, fmt: FileFormat = KEYSTORE
+) -> tuple[KeystoreData, bytes, bytes, KeystoreHeader]:
     """Decrypt file bytes; returns (data, key, kcv, header)."""
-    header = parse_header(blob)
+    header = parse_header(blob, fmt)
     key, kcv = _derive(passphrase, header.salt, header.params)
     if not hmac.compare_digest(kcv, header.kcv):
         raise BadPassphrase()
     try:
         plaintext = aead_decrypt(key, header.nonce, blob[HEADER_BYTES:], header.raw)
     except Undecryptable as exc:
-        raise CorruptKeystore("keystore contents were altered or truncated") from exc
+        raise CorruptKeystore(f"{fmt.noun} contents were altered or truncated") from exc
     try:
-        data = KeystoreData.from_map(codec.decode(plaintext, max_size=MAX_KEYSTORE_BYTES, what="keystore"))
+        data = KeystoreData.from_map(codec.decode(plaintext, max_size=MAX_KEYSTORE_BYTES, what=fmt.noun))
     except Malformed as exc:
-        raise CorruptKeystore(f"keystore contents are unreadable: {exc}") from exc
+        raise CorruptKeystore(f"{fmt.noun} contents are unreadable: {exc}") from exc
     return data, key, kcv, header
 
 

@@ -533,6 +533,13 @@ def build_methods(node: Node) -> dict[str, Handler]:
         info["verified"] = True
         return info
 
+    @method("panic")
+    async def panic(params: dict[str, Any]) -> Any:
+        """Optionally warn every circle that this device is compromised, then wipe and exit."""
+        warn = convert_param("warn", "bool", params)
+        warned = await node.panic(warn=warn)
+        return {"warned": warned, "wiping": True}
+
     # --- relay ----------------------------------------------------------------------
 
     @method("relay.allow")

@@ -18,6 +18,7 @@ reconciliation and forwards gossip, and enforces per-topic quotas and per-peer r
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
 import time
@@ -200,6 +201,40 @@ class Node:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def panic(self, *, warn: bool) -> list[str]:
+        """Warn the circles (signed member.compromised, pushed to every peer), then wipe
+        the home and exit the process without writing anything more."""
+        warned: list[str] = []
+        if warn and self.circles is not None:
+            for circle in list(self.circles.circles.values()):
+                state = circle.replica.state
+                if self.circles.identity.member_id not in state.members:
+                    continue
+                envelopes, _ = self.circles.author_many(circle, [("member.compromised", {"note": None})])
+                for envelope in envelopes:
+                    self.publish_nowait(envelope)
+                warned.append(circle.id.hex())
+            if warned:
+                with trio.move_on_after(10):
+                    for peer in list(self.peers):
+                        await self.sync_now(peer)
+        if self._nursery is not None:
+            self._nursery.start_soon(self._wipe_and_exit)
+        return warned
+
+    async def _wipe_and_exit(self) -> None:
+        from p2pnet.panic import wipe_home
+
+        await trio.sleep(0.2)  # let the reply to the control API go out
+        for closing in (self.cache, self.store):
+            if closing is not None:
+                try:
+                    closing.close()
+                except Exception:  # noqa: BLE001 - closing must not stop the wipe
+                    pass
+        wipe_home(self.home.root)
+        os._exit(0)  # nothing of this process may write to the disk any more
 
     def stop_soon(self, delay: float = 0.2) -> None:
         """Stop shortly, so a control-API reply announcing it can still be sent."""

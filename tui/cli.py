@@ -32,7 +32,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import bench_cmd, circle_cmds, identity_cmds, node_cmds
+    from tui.commands import bench_cmd, circle_cmds, identity_cmds, membership_cmds, node_cmds
 
     parser = argparse.ArgumentParser(
         prog="kith",
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     identity_cmds.register(sub)
     node_cmds.register(sub)
     circle_cmds.register(sub)
+    membership_cmds.register(sub)
     bench_cmd.register(sub)
     for subparser in _all_subparsers(sub):
         # Global options work after the subcommand too (`kith bench --json`).

@@ -178,12 +178,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     member = sub.add_parser("member", help="organizers: add or remove members, grant or revoke roles")
     member_sub = member.add_subparsers(dest="member_command", metavar="ACTION", required=True)
-    for action in ("add", "remove"):
-        parser = member_sub.add_parser(action)
-        parser.add_argument("circle")
-        parser.add_argument("member", help="member id (or a unique prefix for members already in)")
-        parser.add_argument("--note", help="vouch note (add) or reason (remove)")
-        parser.set_defaults(handler=cmd_member, action=action)
+    add = member_sub.add_parser("add", help="add someone directly by their card (invites are easier)")
+    add.add_argument("circle")
+    add.add_argument("member", metavar="CARD", help="their card, the hex that 'kith whoami' prints")
+    add.add_argument("--note", help="a vouch note")
+    add.set_defaults(handler=cmd_member, action="add")
+    remove = member_sub.add_parser("remove", help="remove a member (or yourself: leave); the key is rotated")
+    remove.add_argument("circle")
+    remove.add_argument("member", help="member id (prefix)")
+    remove.add_argument("--note", help="the reason")
+    remove.set_defaults(handler=cmd_member, action="remove")
     for action in ("grant", "revoke"):
         parser = member_sub.add_parser(action)
         parser.add_argument("circle")
@@ -368,7 +372,7 @@ def cmd_rsvp(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_member(ctx: Context, args: argparse.Namespace) -> int:
     if args.action == "add":
-        result = _call(ctx, "member.add", circle=args.circle, member=args.member, vouch=args.note)
+        result = _call(ctx, "member.add", circle=args.circle, card=args.member, vouch=args.note)
     else:
         result = _call(ctx, "member.remove", circle=args.circle, member=args.member, reason=args.note)
     return _done(ctx, result, f"member {args.action}")

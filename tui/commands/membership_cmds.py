@@ -1,0 +1,323 @@
+"""Invites, joining, approving, verification, key rotation, backups and panic."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from identity.errors import UsageError
+from p2pnet.control import socket_in_use
+from tui.context import Context
+from tui.passphrase import ask_existing, ask_new, read_passphrase_file
+
+
+def _call(ctx: Context, method: str, **params: Any) -> Any:
+    from tui.rpc import NodeClient
+
+    with NodeClient(ctx.home.socket) as client:
+        return client.call(method, **params)
+
+
+def parse_duration(text: str) -> float | None:
+    """'7d', '12h', '30m', '90s' or 'never'."""
+    if text.strip().lower() in ("never", "none", "0"):
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
+    if not match:
+        raise UsageError(f"{text!r} is not a duration like 7d, 12h, 30m or never")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[match.group(2)]
+    return float(match.group(1)) * unit
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    invite = sub.add_parser("invite", help="invite someone: prints a code (and a QR code) to give them")
+    invite.add_argument("circle")
+    invite.add_argument("--uses", type=int, default=1, help="how many people may join with it (default 1)")
+    invite.add_argument("--expires", default="7d", help="how long it stays valid: 7d, 12h, 30m or never")
+    invite.add_argument("--no-qr", action="store_true", help="print only the code")
+    invite.set_defaults(handler=cmd_invite)
+
+    invites = sub.add_parser("invites", help="list a circle's invites, or revoke one")
+    invites.add_argument("circle")
+    invites.add_argument("--revoke", metavar="ID", help="revoke the invite with this id (prefix)")
+    invites.set_defaults(handler=cmd_invites)
+
+    join = sub.add_parser("join", help="ask to join a circle with an invite code")
+    join.add_argument("code", help="the KITH-INVITE: code you were given")
+    join.add_argument("--wait", type=float, metavar="SECONDS", help="wait this long for the welcome")
+    join.set_defaults(handler=cmd_join)
+
+    joins = sub.add_parser("joins", help="your pending join requests")
+    joins.set_defaults(handler=cmd_joins)
+
+    requests = sub.add_parser("requests", help="organizers: join requests waiting for approval")
+    requests.add_argument("circle")
+    requests.set_defaults(handler=cmd_requests)
+
+    approve = sub.add_parser("approve", help="organizers: let someone in (they receive the circle's keys)")
+    approve.add_argument("circle")
+    approve.add_argument("member", help="their member id (prefix), as 'kith requests' shows")
+    approve.add_argument("--vouch", help="a note to the circle about them")
+    approve.set_defaults(handler=cmd_approve)
+
+    safety = sub.add_parser("safety", help="a member's fingerprint and your shared safety number")
+    safety.add_argument("circle")
+    safety.add_argument("member")
+    safety.set_defaults(handler=cmd_safety)
+
+    verify = sub.add_parser("verify", help="mark a member verified after comparing safety numbers in person")
+    verify.add_argument("circle")
+    verify.add_argument("member")
+    verify.add_argument("--yes", action="store_true", help="do not ask whether the numbers matched")
+    verify.set_defaults(handler=cmd_verify)
+
+    rotate = sub.add_parser("rotate", help="organizers: replace the circle's key now")
+    rotate.add_argument("circle")
+    rotate.set_defaults(handler=cmd_rotate)
+
+    backup = sub.add_parser("backup", help="write all your keys to one encrypted file")
+    backup.add_argument("file")
+    backup.add_argument("--backup-passphrase-file", help="read the backup's passphrase from this file")
+    backup.set_defaults(handler=cmd_backup)
+
+    restore = sub.add_parser("restore", help="set up this device from a backup file")
+    restore.add_argument("file")
+    restore.add_argument("--backup-passphrase-file", help="read the backup's passphrase from this file")
+    restore.set_defaults(handler=cmd_restore)
+
+    panic = sub.add_parser("panic", help="destroy your keys and data on this device, now")
+    panic.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    panic.add_argument(
+        "--warn", action="store_true", help="first tell your circles this device is compromised (needs the passphrase)"
+    )
+    panic.set_defaults(handler=cmd_panic)
+
+
+def cmd_invite(ctx: Context, args: argparse.Namespace) -> int:
+    if not 1 <= args.uses <= 1000:
+        raise UsageError("--uses must be between 1 and 1000")
+    result = _call(ctx, "invite.create", circle=args.circle, uses=args.uses, expires_s=parse_duration(args.expires))
+    expires = (
+        "never" if result["expires"] is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(result["expires"]))
+    )
+    lines = []
+    if not args.no_qr:
+        lines += [result["qr"], ""]
+    lines += [
+        result["code"],
+        "",
+        f"Valid for {args.uses} {'person' if args.uses == 1 else 'people'} until {expires}.",
+        "Give it to them privately (in person, or over an end-to-end encrypted channel); they run",
+        "'kith join CODE'. Anyone holding it can ask to join until it is used up, expires or is revoked.",
+    ]
+    ctx.emit(result, "\n".join(lines))
+    return 0
+
+
+def cmd_invites(ctx: Context, args: argparse.Namespace) -> int:
+    if args.revoke:
+        result = _call(ctx, "invite.revoke", circle=args.circle, invite=args.revoke)
+        ctx.emit(result, "invite revoked")
+        return 0
+    invites = _call(ctx, "invites", circle=args.circle)
+    lines = []
+    for invite in invites:
+        state = "revoked" if invite["revoked"] else f"{invite['used']}/{invite['uses']} used"
+        expires = "never" if invite["expires"] is None else time.strftime("%Y-%m-%d", time.localtime(invite["expires"]))
+        lines.append(f"{invite['invite'][:8]}  {state}, expires {expires}")
+    ctx.emit(invites, "\n".join(lines) or "no invites")
+    return 0
+
+
+def cmd_join(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(ctx, "join", code=args.code)
+    text = f"Join request sent. Waiting for the circle to let you in (inviter {result['inviter'][:8]})."
+    if args.wait:
+        deadline = time.monotonic() + args.wait
+        while time.monotonic() < deadline:
+            pending = [j for j in _call(ctx, "joins") if j["topic"] == result["topic"]]
+            if not pending:
+                ctx.emit({**result, "status": "joined"}, "You are in. 'kith circles' lists your circles.")
+                return 0
+            if pending[0]["refused"]:
+                raise UsageError(f"the circle refused the request: {pending[0]['refused']}")
+            time.sleep(0.5)
+        text += " Still pending; 'kith joins' shows where it stands."
+    ctx.emit(result, text)
+    return 0
+
+
+def cmd_joins(ctx: Context, args: argparse.Namespace) -> int:
+    joins = _call(ctx, "joins")
+    lines = [
+        f"invited by {j['inviter'][:8]}: " + (f"refused: {j['refused']}" if j["refused"] else "waiting for approval")
+        for j in joins
+    ]
+    ctx.emit(joins, "\n".join(lines) or "no pending join requests")
+    return 0
+
+
+def cmd_requests(ctx: Context, args: argparse.Namespace) -> int:
+    requests = _call(ctx, "requests", circle=args.circle)
+    lines = [f"{r['member'][:8]}  {r['name']}  fingerprint {r['fingerprint']}" for r in requests]
+    ctx.emit(requests, "\n".join(lines) or "no one is waiting")
+    return 0
+
+
+def cmd_approve(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(ctx, "approve", circle=args.circle, member=args.member, vouch=args.vouch)
+    ctx.emit(result, f"Welcomed {result['member'][:8]}: they now receive the circle's keys.")
+    return 0
+
+
+def _safety_text(info: dict[str, Any]) -> str:
+    mark = "verified" if info["verified"] else "not verified"
+    return f"Fingerprint:   {info['fingerprint']}\nSafety number: {info['safety_number']}\n({mark})"
+
+
+def cmd_safety(ctx: Context, args: argparse.Namespace) -> int:
+    info = _call(ctx, "member.card", circle=args.circle, member=args.member)
+    ctx.emit(info, _safety_text(info))
+    return 0
+
+
+def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
+    info = _call(ctx, "member.card", circle=args.circle, member=args.member)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("compare the numbers first; pass --yes to confirm without a prompt")
+        print(_safety_text(info))
+        answer = input("Did you compare this number with them, in person or on a call, and does it match? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            ctx.emit({"verified": False}, "Not marked. If the numbers differ, tell an organizer before trusting them.")
+            return 1
+    result = _call(ctx, "verify", circle=args.circle, member=args.member)
+    ctx.emit(result, f"Marked {result['member'][:8]} as verified.")
+    return 0
+
+
+def cmd_rotate(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(ctx, "rotate", circle=args.circle)
+    ctx.emit(result, "The circle has a new key; everyone still in it receives it.")
+    return 0
+
+
+def _backup_passphrase(args: argparse.Namespace, *, new: bool) -> str:
+    if args.backup_passphrase_file:
+        return read_passphrase_file(args.backup_passphrase_file)
+    if new:
+        return ask_new(None, label="Passphrase for the backup")
+    return ask_existing(None)
+
+
+def cmd_backup(ctx: Context, args: argparse.Namespace) -> int:
+    from identity.backup import write_backup
+    from identity.keystore import Keystore
+    from tui.commands.identity_cmds import kdf_params_from_env
+
+    if not ctx.home.exists():
+        raise UsageError(f"no keys in {ctx.home.root} to back up")
+    keystore = Keystore.unlock(ctx.home.keystore, ask_existing(ctx.passphrase_file))
+    path = Path(args.file).expanduser()
+    write_backup(path, keystore.data, _backup_passphrase(args, new=True), kdf_params_from_env())
+    circles = len(keystore.data.circles)
+    ctx.emit(
+        {"file": str(path), "circles": circles},
+        f"Backed up your identity and the keys of {circles} circle(s) to {path}.\n"
+        "Keep it somewhere safe and separate from this device: anyone with it and its passphrase is you.",
+    )
+    return 0
+
+
+def cmd_restore(ctx: Context, args: argparse.Namespace) -> int:
+    from identity.backup import read_backup
+    from identity.keystore import Keystore
+    from tui.commands.identity_cmds import kdf_params_from_env
+
+    if ctx.home.exists():
+        raise UsageError(f"{ctx.home.root} already holds keys; restore into an empty home (--home DIR)")
+    data = read_backup(Path(args.file).expanduser(), _backup_passphrase(args, new=False))
+    passphrase = ask_new(ctx.passphrase_file, label="New passphrase for this device")
+    ctx.home.ensure()
+    Keystore.create(ctx.home.keystore, passphrase, data, kdf_params_from_env())
+    ctx.emit(
+        {"restored": True, "circles": len(data.circles), "relays": len(data.relays)},
+        f"Restored your identity and {len(data.circles)} circle(s). Start your node ('kith node' or 'kith'):\n"
+        f"it fetches the circles' history again from {len(data.relays)} known relay(s) and peers.",
+    )
+    return 0
+
+
+def cmd_panic(ctx: Context, args: argparse.Namespace) -> int:
+    from p2pnet.panic import wipe_home
+
+    root = ctx.home.root
+    if not root.exists():
+        raise UsageError(f"nothing to destroy: {root} does not exist")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("refusing to destroy data without confirmation; pass --yes")
+        answer = input(f"Destroy every key and message in {root}? This cannot be undone. Type 'destroy': ")
+        if answer.strip().lower() != "destroy":
+            ctx.emit({"destroyed": False}, "Nothing destroyed.")
+            return 1
+    warned: list[str] = []
+    if socket_in_use(ctx.home.socket):
+        # The running node holds the keys in memory: it warns (if asked), wipes and exits.
+        try:
+            warned = _call(ctx, "panic", warn=args.warn)["warned"]
+        except Exception:  # noqa: BLE001 - whatever happened, the files go next
+            pass
+        deadline = time.monotonic() + 15
+        while socket_in_use(ctx.home.socket) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    elif args.warn:
+        warned = _warn_without_node(ctx)
+    report = wipe_home(root)
+    ctx.emit(
+        {"destroyed": True, "files": report.files, "warned": warned, "errors": report.errors},
+        f"Destroyed {report.files} file(s) in {root}."
+        + (f" Warned {len(warned)} circle(s) first." if warned else "")
+        + (f" {report.errors} item(s) could not be removed; delete {root} by hand." if report.errors else ""),
+    )
+    return 0
+
+
+def _warn_without_node(ctx: Context) -> list[str]:
+    """Start a node just long enough to reach a peer and publish the warning."""
+    import trio
+
+    from identity.keystore import Keystore
+    from p2pnet.config import NodeConfig
+    from p2pnet.node import Node
+
+    keystore = Keystore.unlock(ctx.home.keystore, ask_existing(ctx.passphrase_file))
+    config = NodeConfig.load(ctx.home.config)
+    config.redial_interval_s = 1.0
+    node = Node(ctx.home, keystore, config)
+    warned: list[str] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+            with trio.move_on_after(15):
+                while not node.peers:
+                    await trio.sleep(0.2)
+            if node.circles is not None:
+                for circle in list(node.circles.circles.values()):
+                    if node.circles.identity.member_id in circle.replica.state.members:
+                        envelopes, _ = node.circles.author_many(circle, [("member.compromised", {"note": None})])
+                        for envelope in envelopes:
+                            node.publish_nowait(envelope)
+                        warned.append(circle.id.hex())
+            with trio.move_on_after(10):
+                for peer in list(node.peers):
+                    await node.sync_now(peer)
+            node.stop()
+
+    trio.run(main)
+    return warned
