@@ -98,6 +98,11 @@ def cmd_whoami(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_passphrase(ctx: Context, args: argparse.Namespace) -> int:
+    from p2pnet.control import socket_in_use
+
+    if socket_in_use(ctx.home.socket):
+        # The running node keeps the keystore's key in memory and would write the old one back.
+        raise UsageError("stop your node first ('kith stop'), then change the passphrase")
     keystore = unlock(ctx)
     new = ask_new(args.new_passphrase_file)
     keystore.change_passphrase(new, kdf_params_from_env())
