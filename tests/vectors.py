@@ -7,15 +7,20 @@ document holds exactly these values, so the spec and the code cannot drift apart
 
 from __future__ import annotations
 
+from identity import codec
 from identity.keys import MemberIdentity, NetworkKey, safety_number
 from identity.keystore import KdfParams, KeystoreData, _derive, seal_keystore
+from sync.content import seal_content
 from sync.envelope import circle_topic, epoch_id, header_bytes, relay_key, seal
+from sync.invites import InviteCode, join_key, seal_join_request, seal_relay_grant
+from sync.kinds.keys import invite_id
 from sync.ops import Op, SignedOp
 
 ALICE = MemberIdentity("Alice", bytes([0x01]) * 32, bytes([0x02]) * 32, 1_700_000_000)
 BOB = MemberIdentity("Bob", bytes([0x03]) * 32, bytes([0x04]) * 32, 1_700_000_000)
 CIRCLE = bytes([0x07]) * 16
 EPOCH_KEY = bytes([0x09]) * 32
+CONTENT_KEY = bytes([0x26]) * 32
 
 
 def _fixed(byte: int):  # type: ignore[no-untyped-def]
@@ -33,6 +38,47 @@ def compute() -> dict[str, str]:
     key, kcv = _derive("correct horse battery staple", salt, params)
     data = KeystoreData(identity=ALICE, network=NetworkKey(bytes([0x0D]) * 32), storage_key=bytes([0x0E]) * 32)
     keystore = seal_keystore(data, key, kcv, salt, params, rand=_fixed(0x0C))
+    invite_secret = bytes([0x21]) * 32
+    code = InviteCode(
+        topic,
+        invite_secret,
+        relay_key(EPOCH_KEY),
+        epoch_id(EPOCH_KEY),
+        ALICE.member_id,
+        ("/ip4/192.0.2.1/tcp/4747/p2p/12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm",),
+        1_800_000_000,
+    )
+    join = seal_join_request(code, BOB, ts=1_700_000_000, rand=_fixed(0x22))
+    next_key = bytes([0x23]) * 32
+    grant = seal_relay_grant(
+        topic,
+        previous_relay_key=relay_key(EPOCH_KEY),
+        epoch=epoch_id(next_key),
+        relay_key=relay_key(next_key),
+        ts=1_700_000_000,
+        rand=_fixed(0x24),
+    )
+    content = seal_content(
+        {"text": "hello", "content_warning": None},
+        circle=CIRCLE,
+        author=ALICE.member_id,
+        kind="msg.post",
+        epoch=epoch_id(EPOCH_KEY),
+        key=CONTENT_KEY,
+        rand=_fixed(0x25),
+    )
+    welcome_plaintext = codec.encode(
+        {
+            "v": 1,
+            "circle": CIRCLE,
+            "name": "Night owls",
+            "epochs": {epoch_id(EPOCH_KEY): EPOCH_KEY},
+            "contents": {epoch_id(EPOCH_KEY): CONTENT_KEY},
+            "current": epoch_id(EPOCH_KEY),
+            "relays": [],
+            "to": BOB.member_id,
+        }
+    )
     return {
         "alice-sign-public": ALICE.sign_public.hex(),
         "alice-dh-public": ALICE.dh_public.hex(),
@@ -53,6 +99,13 @@ def compute() -> dict[str, str]:
         "keystore-key": key.hex(),
         "keystore-kcv": kcv.hex(),
         "keystore-file": keystore.hex(),
+        "invite-id": invite_id(invite_secret).hex(),
+        "invite-code": code.encode(),
+        "join-key": join_key(invite_secret).hex(),
+        "join-request": join.data.hex(),
+        "relay-grant": grant.data.hex(),
+        "content-blob": content.hex(),
+        "welcome-plaintext": welcome_plaintext.hex(),
     }
 
 
