@@ -32,7 +32,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import bench_cmd, circle_cmds, identity_cmds, membership_cmds, node_cmds
+    from tui.commands import bench_cmd, circle_cmds, demo_cmd, identity_cmds, membership_cmds, node_cmds
 
     parser = argparse.ArgumentParser(
         prog="kith",
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     circle_cmds.register(sub)
     membership_cmds.register(sub)
     bench_cmd.register(sub)
+    demo_cmd.register(sub)
     for subparser in _all_subparsers(sub):
         # Global options work after the subcommand too (`kith bench --json`).
         _add_global_options(subparser, defaults=False)
@@ -88,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return EXIT_USAGE
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            parser.print_help()  # no terminal to draw the client in
+            return EXIT_USAGE
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "tui"])
     ctx = Context(home=Home.resolve(args.home), json=args.json, passphrase_file=args.passphrase_file)
     try:
         return int(args.handler(ctx, args) or 0)

@@ -1,6 +1,6 @@
 """A blocking JSON-RPC client of a node's control socket, for the command line.
 
-(The terminal client uses its own asyncio client, tui/app_rpc.py; both speak the same
+(The terminal client uses its own asyncio client, tui/client.py; both speak the same
 newline-delimited JSON-RPC 2.0 described in docs/API.md.)
 """
 

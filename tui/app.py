@@ -1,0 +1,165 @@
+"""The terminal client: a Textual app that is a client of one node's control API.
+
+Starting (`KithApp.on_mount`): if a node already runs for the home, attach to it and leave
+it running on exit; otherwise ask for the passphrase (or walk through creating an
+identity), check it here with `Keystore.unlock` in a thread (a wrong one is a message and
+another try), start ``kith node`` with the passphrase on a pipe, attach, and stop that
+node on exit. Everything slow (unlocking, starting, every call to the node) runs in a
+worker, so the interface never freezes; the node's event notifications arrive as
+`NodeEvent` messages and the open circle refreshes itself without a keypress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from identity.errors import KithError
+from p2pnet.control import socket_in_use
+from p2pnet.home import Home
+from tui.client import NodeConnection
+from tui.launcher import OwnedNode, start_node
+from tui.messages import NodeEvent
+
+
+class KithApp(App[None]):
+    TITLE = "kith"
+    CSS_PATH = "app.tcss"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, home: Home, *, node_args: list[str] | None = None, demo: bool = False) -> None:
+        super().__init__()
+        self.home = home
+        self.node_args = node_args or []
+        self.demo = demo
+        self.node: NodeConnection | None = None
+        self.owned: OwnedNode | None = None
+        self.me: dict[str, Any] = {}
+        self._closing = False
+
+    # --- starting -------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        from tui.screens.unlock import UnlockScreen
+        from tui.screens.welcome import WelcomeScreen
+
+        if socket_in_use(self.home.socket):
+            self.push_screen(StartingScreen("Attaching to your running node…"))
+            self.attach()
+        elif self.home.exists():
+            self.push_screen(UnlockScreen(self.home))
+        else:
+            self.push_screen(WelcomeScreen(self.home))
+
+    @work(exclusive=True, group="start")
+    async def start_and_attach(self, passphrase: str) -> None:
+        """Start this home's node with the (already checked) passphrase, then attach."""
+        if not socket_in_use(self.home.socket):
+            try:
+                self.owned = await start_node(self.home, passphrase, self.node_args)
+            except KithError as exc:
+                self.show_start_error(str(exc))
+                return
+        await self._attach()
+
+    @work(exclusive=True, group="start")
+    async def attach(self) -> None:
+        await self._attach()
+
+    async def _attach(self) -> None:
+        from tui.screens.main import MainScreen
+
+        try:
+            self.node = await NodeConnection.open(self.home.socket)
+            await self.node.subscribe([], lambda event: self.post_message(NodeEvent(event)))
+            self.me = await self.node.call("whoami")
+        except KithError as exc:
+            self.show_start_error(f"could not talk to your node: {exc}")
+            return
+        self.switch_screen(MainScreen())
+
+    def show_start_error(self, message: str) -> None:
+        screen = self.screen
+        if hasattr(screen, "show_error"):
+            screen.show_error(message)
+        else:
+            self.notify(message, severity="error", timeout=30)
+
+    # --- node events and actions ----------------------------------------------------
+
+    @on(NodeEvent)
+    def _node_event(self, message: NodeEvent) -> None:
+        from tui.screens.main import MainScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                screen.node_event(message.event)
+        if message.event.get("type") == "disconnected" and not self._closing:
+            self.notify("Lost the connection to your node. Quit and start kith again.", severity="error", timeout=60)
+
+    async def call(self, method: str, **params: Any) -> Any:
+        if self.node is None:
+            raise KithError("not connected to a node yet")
+        return await self.node.call(method, **params)
+
+    # --- the command palette --------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]):  # type: ignore[no-untyped-def]
+        extra = getattr(screen, "palette_commands", None)
+        if extra is not None:
+            yield from extra()
+        yield SystemCommand("Quit", "Leave kith (stops the node if kith started it)", self.action_quit)
+        yield from super().get_system_commands(screen)
+
+    # --- stopping -------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        await self.shutdown()
+        self.exit()
+
+    async def shutdown(self) -> None:
+        """Close the connection; stop the node only if this client started it."""
+        if self._closing:
+            return
+        self._closing = True
+        if self.node is not None:
+            with contextlib.suppress(KithError, OSError):
+                await self.node.close()
+        if self.owned is not None:
+            await self.owned.stop()
+
+    async def on_unmount(self) -> None:
+        await self.shutdown()
+
+
+class StartingScreen(Screen[None]):
+    """A calm line while something slow happens (attaching, starting the node)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        from textual.widgets import Static
+
+        yield Static(self.text, id="starting")
+
+    def show_error(self, message: str) -> None:
+        from textual.widgets import Static
+
+        self.query_one("#starting", Static).update(f"! {message}\n\nPress Ctrl+Q to quit.")
+
+
+def make_app(home: Path | Home, *, node_args: list[str] | None = None, demo: bool = False) -> KithApp:
+    """The client for one home (tests and `kith` both build it here)."""
+    return KithApp(home if isinstance(home, Home) else Home(home), node_args=node_args, demo=demo)

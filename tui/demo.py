@@ -1,0 +1,116 @@
+"""`kith demo`: a living circle on this machine, in a temporary home, gone when you quit.
+
+Starts the demo world (tui/demo_world.py: a relay and four members in one background
+process, in its own process group) and opens the client attached to the fourth member's
+node. On quit, Ctrl+C or any error, the world is told to stop (its stdin closes), then
+its whole process group gets SIGTERM and, if anything lingers, SIGKILL; the temporary
+home is removed. Nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from identity.errors import KithError
+from p2pnet.home import Home
+
+WORLD_START_TIMEOUT_S = 30.0
+STOP_GRACE_S = 5.0
+
+
+class DemoWorld:
+    """The background process that runs the demo's relay and members."""
+
+    def __init__(self, root: Path, *, static: bool = False, pace: float | None = None) -> None:
+        self.root = root
+        args = [sys.executable, "-m", "tui.demo_world", str(root)]
+        if static:
+            args.append("--static")
+        if pace is not None:
+            args += ["--pace", str(pace)]
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(root / "world.err", "wb"),  # noqa: SIM115 - owned by the child from here on
+            start_new_session=True,  # its own process group: one killpg ends every part of it
+            text=True,
+        )
+        self.user: dict[str, Any] = {}
+        self.ready: dict[str, Any] = {}
+
+    @property
+    def stdout(self) -> IO[str]:
+        assert self.process.stdout is not None
+        return self.process.stdout
+
+    def wait_for(self, event: str, timeout: float = WORLD_START_TIMEOUT_S) -> dict[str, Any]:
+        """Read the world's reports until ``event`` (blocking; the world reports within seconds)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.stdout.readline()
+            if not line:
+                detail = (self.root / "world.err").read_text(errors="replace").strip().splitlines()
+                raise KithError(f"the demo could not start: {detail[-1] if detail else 'the world exited'}")
+            report = json.loads(line)
+            if report.get("event") == "user":
+                self.user = report
+            elif report.get("event") == "ready":
+                self.ready = report
+            if report.get("event") == event:
+                return report
+        raise KithError("the demo took too long to start")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                assert self.process.stdin is not None
+                self.process.stdin.close()  # the world's cue to stop cleanly
+            try:
+                self.process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                break
+            try:
+                self.process.wait(timeout=STOP_GRACE_S)
+                if sig == signal.SIGTERM:
+                    continue  # the leader is gone; SIGKILL sweeps anything it left in the group
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=STOP_GRACE_S)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def run_demo(*, pace: float | None = None) -> int:
+    from tui.app import make_app
+
+    root = Path(tempfile.mkdtemp(prefix="kith-demo-"))
+    world: DemoWorld | None = None
+    print("kith demo: starting a relay and three members on this machine (throwaway keys)…", flush=True)
+    try:
+        world = DemoWorld(root, pace=pace)
+        user = world.wait_for("user")
+        app = make_app(Home(Path(user["home"])), demo=True)
+        app.run()
+    finally:
+        if world is not None:
+            world.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    print("kith demo: stopped; the temporary circle and its keys are deleted.", flush=True)
+    return 0

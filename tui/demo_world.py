@@ -1,0 +1,341 @@
+"""The demo world: a relay and four member nodes in one process, one trio loop, on loopback.
+
+`kith demo` runs this as a child process (``python -m tui.demo_world ROOT``) and opens the
+terminal client on the fourth member's control socket. One process instead of five keeps
+startup inside a few seconds (libp2p takes ~0.6 s to import); the nodes are ordinary
+`p2pnet.node.Node`s with their own homes, keys, stores and sockets, talking libp2p to
+each other through the relay exactly as separate machines would.
+
+The world seeds one circle (a conversation, check-ins, pledges and requests, a fund with
+contributions and an open spending proposal, an event), then, unless ``--static``, its
+three scripted members keep acting every few seconds (a post, a vote, an RSVP, a check-in).
+
+It reports on stdout, one JSON object per line: ``{"event": "user", "socket": ...}`` once
+the fourth member's node listens, ``{"event": "ready", ...}`` once the seed has reached it,
+``{"event": "acted", ...}`` after each scripted action. It exits when its stdin closes (so
+it never outlives `kith demo`), on SIGTERM, or on SIGINT. Every home uses deliberately weak
+KDF costs: demo keys are throwaway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from identity.errors import KithError
+from identity.keys import MemberIdentity
+from identity.keystore import TEST_KDF, Keystore, KeystoreData
+from p2pnet.api import build_methods
+from p2pnet.config import NodeConfig
+from p2pnet.home import Home
+from p2pnet.node import Node
+
+PASSPHRASE = "demo passphrase (throwaway)"
+CIRCLE_NAME = "Riverside Mutual Aid"
+CIRCLE_DESCRIPTION = "Peer support and mutual aid for queer and trans folks around Riverside."
+USER_NAME = "Sam"
+SCRIPTED = ("Ash", "Bea", "Cal")
+PROFILES = {
+    "Ash": ("they/them", ["organizing", "cooking"]),
+    "Bea": ("she/her", ["driving", "listening"]),
+    "Cal": ("he/him", ["forms and paperwork"]),
+    USER_NAME: ("they/them", []),
+}
+SCRIPTED_POSTS = (
+    "Just got back from the clinic run. Everyone got where they needed to be.",
+    "Reminder: the potluck is this Sunday, bring a dish if you can, or just yourself.",
+    "Thinking of everyone having a hard week. You are not on your own.",
+    "I can do another grocery drop on Thursday if anyone needs one.",
+    "Small win: my name change paperwork came through today!",
+    "Quiet evening here. Happy to chat if anyone wants company.",
+)
+"""What the scripted members say after the seed (tests wait for one of these)."""
+SETTLE_S = 5.0
+
+
+@dataclass
+class World:
+    root: Path
+    relay: Node | None = None
+    members: dict[str, Node] = field(default_factory=dict)
+    circle: str = ""
+    methods: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def user(self) -> Node:
+        return self.members[USER_NAME]
+
+    async def call(self, node: Node, method: str, **params: Any) -> Any:
+        """A control API call, through the same handlers the socket serves."""
+        table = self.methods.setdefault(id(node), build_methods(node))
+        return await table[method](params)
+
+    def state_hash(self, node: Node) -> str | None:
+        if node.circles is None:
+            return None
+        try:
+            return node.circles.get(self.circle).replica.state_hash().hex()
+        except KithError:  # the circle is not there yet
+            return None
+
+    async def settle(self, names: tuple[str, ...] | None = None, timeout: float = SETTLE_S) -> bool:
+        """Wait until the named members (default: all) hold identical circle state."""
+        nodes = [self.members[n] for n in names] if names else list(self.members.values())
+        with trio.move_on_after(timeout):
+            while len({self.state_hash(n) for n in nodes}) != 1 or self.state_hash(nodes[0]) is None:
+                await trio.sleep(0.01)
+            return True
+        return False
+
+
+def say(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def make_member_home(root: Path, name: str, *, relay: bool = False) -> tuple[Home, Keystore]:
+    home = Home(root / name.lower())
+    home.ensure()
+    identity = None if relay else MemberIdentity.generate(name, now=int(time.time()))
+    keystore = Keystore.create(home.keystore, PASSPHRASE, KeystoreData.generate(identity), TEST_KDF)
+    return home, keystore
+
+
+def config(bootstrap: list[str]) -> NodeConfig:
+    # Loopback only; quick redials and reconciliation so a demo heals in seconds.
+    return NodeConfig(listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=bootstrap, sync_interval_s=5.0, redial_interval_s=1.0)
+
+
+def address(node: Node) -> str:
+    assert node.net is not None
+    return node.net.listen_addresses()[0]
+
+
+async def admit_member(world: World, organizer: Node, keystore: Keystore) -> None:
+    """Put a member into the circle before their node starts: add them, hand them the keys.
+
+    Stands in for an invite (issue 5): an organizer adds the member, and the circle's keys
+    are written into the member's keystore as a welcome would deliver them.
+    """
+    assert organizer.circles is not None and keystore.data.identity is not None
+    await world.call(organizer, "member.add", circle=world.circle, member=keystore.data.identity.member_id.hex())
+    circle = organizer.circles.get(world.circle)
+    keystore.data.circles[circle.id] = circle.keys.to_map()
+    keystore.save()
+
+
+async def build(world: World, nursery: trio.Nursery) -> None:
+    """Start the relay and the members, create the circle, admit everyone."""
+    relay_home, relay_keys = make_member_home(world.root, "relay", relay=True)
+    homes = {name: make_member_home(world.root, name) for name in (*SCRIPTED, USER_NAME)}
+    world.relay = Node(relay_home, relay_keys, config([]), relay=True)
+    await nursery.start(world.relay.run)
+    bootstrap = [address(world.relay)]
+    ash = Node(*homes["Ash"], config(bootstrap))
+    await nursery.start(ash.run)
+    world.members["Ash"] = ash
+    created = await world.call(ash, "circle.create", name=CIRCLE_NAME, description=CIRCLE_DESCRIPTION)
+    world.circle = created["id"]
+    token = await world.call(ash, "circle.relay_token", circle=world.circle, label="demo circle")
+    await world.call(world.relay, "relay.allow", token=token["token"])
+    for name in (*SCRIPTED[1:], USER_NAME):
+        await admit_member(world, ash, homes[name][1])
+    for name in (USER_NAME, *SCRIPTED[1:]):
+        node = Node(*homes[name], config(bootstrap))
+        await nursery.start(node.run)
+        world.members[name] = node
+    say("user", socket=str(world.user.home.socket), home=str(world.user.home.root), circle=world.circle)
+
+
+async def seed(world: World) -> dict[str, str]:
+    """The circle's history so far, authored in turn (each author has seen what came before,
+    so the order is the same every run)."""
+    ash, bea, cal, sam = (world.members[n] for n in (*SCRIPTED, USER_NAME))
+    circle = world.circle
+    ids: dict[str, str] = {}
+
+    async def act(node: Node, method: str, label: str | None = None, **params: Any) -> str:
+        result = await world.call(node, method, circle=circle, **params)
+        if label:
+            ids[label] = result["id"]
+        await world.settle(tuple(n for n in (*SCRIPTED, USER_NAME) if world.members[n] is not sam) or None)
+        return result["id"]
+
+    for name in (*SCRIPTED, USER_NAME):
+        pronouns, skills = PROFILES[name]
+        await act(world.members[name], "profile", display_name=name, pronouns=pronouns, skills=skills)
+    await act(ash, "role.grant", member=_member_id(ash), role="treasurer")
+    await act(ash, "role.grant", member=_member_id(sam), role="treasurer")
+    welcome = await act(
+        ash,
+        "post",
+        text="Welcome, everyone. This circle is for checking in, asking for help and sharing what we can. "
+        "Be gentle with each other.",
+    )
+    await act(bea, "post", text="Thank you for setting this up 💜", reply_to=welcome)
+    await act(bea, "react", target=welcome, emoji="💜")
+    checkin = await act(cal, "checkin", status="struggling", note="Rough week at work. Could use some company.")
+    await act(bea, "post", text="I'm free Saturday afternoon, want to get tea?", reply_to=checkin)
+    await act(cal, "post", text="Yes please. Thank you, Bea.", reply_to=checkin)
+    vent = await act(
+        cal,
+        "post",
+        text="Got misgendered three times in one meeting and nobody said anything. Venting, no advice needed.",
+        content_warning="misgendering at work",
+    )
+    await act(ash, "react", target=vent, emoji="🤗")
+    await act(bea, "react", target=vent, emoji="🤗")
+    await act(
+        bea,
+        "post",
+        label="urgent",
+        text="My ride to the clinic tomorrow at 9 fell through. Can anyone drive me?",
+        urgent=True,
+    )
+    await act(bea, "pledge", label="pledge_ride", category="ride", description="Weekday evening rides across town")
+    await act(ash, "pledge", label="pledge_food", category="food", description="Batch-cooked meals on Sundays")
+    await act(cal, "request", label="request_food", category="food", description="Groceries for the week")
+    await act(cal, "request", category="money", description="Help with this month's rent", amount=600, unit="EUR")
+    await act(ash, "match", pledge=ids["pledge_food"], request=ids["request_food"])
+    for name, cents in (("Ash", 5000), ("Bea", 2500), ("Cal", 1500)):
+        contribution = await act(world.members[name], "contribute", amount=cents, currency="EUR")
+        if name != "Cal":
+            await act(ash, "receipt", contribution=contribution)
+    proposal = await act(
+        ash,
+        "propose",
+        label="proposal",
+        kind="spend",
+        title="Rent help for Cal",
+        amount=6000,
+        currency="EUR",
+        recipient=_member_id(cal),
+        purpose="Half of this month's rent",
+    )
+    await act(ash, "vote", proposal=proposal, choice="approve")
+    starts = (int(time.time()) // 86400 + 3) * 86400 + 17 * 3600
+    event = await act(
+        ash,
+        "event.create",
+        label="event",
+        title="Sunday potluck and craft afternoon",
+        starts=starts,
+        place_hint="community centre, room 2",
+    )
+    await act(bea, "rsvp", event=event, answer="yes")
+    await act(cal, "rsvp", event=event, answer="maybe")
+    return ids
+
+
+def _member_id(node: Node) -> str:
+    assert node.circles is not None
+    return node.circles.identity.member_id.hex()
+
+
+async def keep_acting(world: World, pace: float, rng: random.Random) -> None:
+    """The scripted members go on living: a post, a vote, an RSVP, a check-in."""
+    posts = itertools.cycle(SCRIPTED_POSTS)
+    first = True
+    while True:
+        await trio.sleep(min(2.0, pace) if first else pace * rng.uniform(0.7, 1.3))
+        name = SCRIPTED[rng.randrange(len(SCRIPTED))]
+        node = world.members[name]
+        action = "post" if first else rng.choice(("post", "post", "vote", "rsvp", "react", "checkin"))
+        first = False
+        try:
+            done = await _scripted_action(world, node, action, next(posts), rng)
+        except KithError as exc:  # a demo actor must not take the world down
+            done = f"failed: {exc}"
+        say("acted", member=name, action=action, detail=done)
+
+
+async def _scripted_action(world: World, node: Node, action: str, text: str, rng: random.Random) -> str:
+    views = await world.call(node, "views", circle=world.circle, feed_limit=20)
+    me = views["me"]
+    if action == "vote":
+        for proposal in views["proposals"]:
+            if proposal["status"] == "open" and all(v["voter"] != me for v in proposal["votes"]):
+                await world.call(node, "vote", circle=world.circle, proposal=proposal["id"], choice="approve")
+                return f"voted on {proposal['title']}"
+    if action == "rsvp":
+        for event in views["events"]:
+            if all(r[0] != me for r in event["rsvps"]):
+                await world.call(node, "rsvp", circle=world.circle, event=event["id"], answer="yes")
+                return f"rsvp to {event['title']}"
+    if action == "react" and views["feed"]:
+        target = views["feed"][-1]["id"]
+        await world.call(node, "react", circle=world.circle, target=target, emoji=rng.choice(("💜", "🤗", "👍")))
+        return "reacted"
+    if action == "checkin":
+        await world.call(node, "checkin", circle=world.circle, status=rng.choice(("ok", "ok", "struggling")))
+        return "checked in"
+    await world.call(node, "post", circle=world.circle, text=text)
+    return f"posted {text!r}"
+
+
+async def run_world(root: Path, *, static: bool, pace: float, on_ready: Callable[[], None] | None = None) -> None:
+    world = World(root)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_exit_on_stdin_eof, nursery.cancel_scope)
+        await build(world, nursery)
+        nursery.start_soon(_exit_on_signal, nursery.cancel_scope)
+        ids = await seed(world)
+        await world.settle(timeout=30)
+        say(
+            "ready",
+            circle=world.circle,
+            ids=ids,
+            homes={name: str(node.home.root) for name, node in world.members.items()},
+            passphrase=PASSPHRASE,
+        )
+        if on_ready is not None:
+            on_ready()
+        if not static:
+            nursery.start_soon(keep_acting, world, pace, random.Random())
+
+
+async def _exit_on_stdin_eof(scope: trio.CancelScope) -> None:
+    await trio.to_thread.run_sync(sys.stdin.buffer.read, abandon_on_cancel=True)
+    scope.cancel()
+
+
+async def _exit_on_signal(scope: trio.CancelScope) -> None:
+    # Opened after the nodes' own receivers (the newest receiver is the one a signal reaches).
+    await trio.sleep(0.1)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _signum in signals:
+            scope.cancel()
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tui.demo_world")
+    parser.add_argument("root", help="an empty directory for the demo homes (removed on exit with --cleanup)")
+    parser.add_argument("--static", action="store_true", help="seed, then keep still (tests)")
+    parser.add_argument("--pace", type=float, default=5.0, help="seconds between scripted actions")
+    parser.add_argument("--cleanup", action="store_true", help="remove ROOT on exit")
+    args = parser.parse_args(argv)
+    root = Path(args.root)
+    try:
+        trio.run(lambda: run_world(root, static=args.static, pace=args.pace))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if args.cleanup:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""One modal form for every action that needs input (post, pledge, propose, vote, ...).
+
+Fields are declared as data (`Field`); the caller converts and checks the values (money,
+dates) and raises `UsageError` for anything wrong, which the form shows in place, so a
+mistake costs one correction, never the whole form. Enter sends from any text field,
+Escape cancels: the keyboard is enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Checkbox, Input, Label, Select, Static
+
+from identity.errors import KithError
+
+Convert = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    kind: str = "text"
+    """"text", "password", "choice" (one of ``choices``) or "flag" (a checkbox)."""
+    choices: tuple[tuple[str, str], ...] = ()
+    """(what the person reads, the value sent) for "choice" fields."""
+    value: Any = ""
+    placeholder: str = ""
+    required: bool = False
+
+
+class FormScreen(ModalScreen[dict[str, Any] | None]):
+    """A titled form; dismisses with the converted values, or None when cancelled."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "submit", "Send"),
+    ]
+
+    def __init__(
+        self, title: str, fields: list[Field], *, submit: str = "Send", note: str = "", convert: Convert | None = None
+    ) -> None:
+        super().__init__()
+        self.form_title = title
+        self.fields = fields
+        self.submit_label = submit
+        self.note = note
+        self.convert = convert
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="form"):
+            yield Label(self.form_title, id="dialog-title")
+            if self.note:
+                yield Static(self.note, classes="note")
+            with VerticalScroll(id="form-fields"):
+                for field in self.fields:
+                    widget_id = f"f-{field.name}"
+                    if field.kind == "flag":
+                        yield Checkbox(field.label, value=bool(field.value), id=widget_id)
+                        continue
+                    yield Label(field.label + ("" if field.required or field.kind == "choice" else " (optional)"))
+                    if field.kind == "choice":
+                        yield Select(
+                            [(label, value) for label, value in field.choices],
+                            value=field.value or field.choices[0][1],
+                            allow_blank=False,
+                            id=widget_id,
+                        )
+                    else:
+                        yield Input(
+                            value=str(field.value or ""),
+                            placeholder=field.placeholder,
+                            password=field.kind == "password",
+                            id=widget_id,
+                        )
+            yield Static("", id="form-error")
+            yield Static(f"Enter or Ctrl+S: {self.submit_label.lower()} · Esc: cancel", classes="hint")
+
+    def values(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for field in self.fields:
+            widget = self.query_one(f"#f-{field.name}")
+            if isinstance(widget, Input):
+                found[field.name] = widget.value.strip() if field.kind != "password" else widget.value
+            elif isinstance(widget, (Checkbox, Select)):
+                found[field.name] = widget.value
+        return found
+
+    def show_error(self, message: str) -> None:
+        self.query_one("#form-error", Static).update(f"! {message}")
+
+    @on(Input.Submitted)
+    def _enter(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def action_submit(self) -> None:
+        values = self.values()
+        for field in self.fields:
+            if field.required and not values.get(field.name):
+                self.show_error(f"{field.label} is needed")
+                self.query_one(f"#f-{field.name}").focus()
+                return
+        try:
+            result = self.convert(values) if self.convert else values
+        except KithError as exc:
+            self.show_error(str(exc))
+            return
+        self.dismiss(result)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,358 @@
+"""The main window: circles on the left, one view of the open circle on the right.
+
+Views come from the node (`views`) and are redrawn whenever the node reports new ops for
+the open circle: a burst of events becomes one refresh (a short debounce), and the
+refresh runs in an exclusive worker, so a slow node never freezes typing or scrolling.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Static
+
+from identity.errors import KithError
+from p2pnet.control import METHOD_NOT_FOUND
+from tui.messages import CircleChosen
+from tui.rpc import NodeError
+from tui.screens.form import Field, FormScreen
+from tui.widgets.aid import AidPane
+from tui.widgets.care import CarePane
+from tui.widgets.events import EventsPane
+from tui.widgets.feed import FeedPane
+from tui.widgets.fund import FundPane
+from tui.widgets.members import MembersPane
+from tui.widgets.network import NetworkPane
+from tui.widgets.pane import Pane
+from tui.widgets.sidebar import CircleList
+
+PANES: tuple[tuple[str, type[Pane]], ...] = (
+    ("feed", FeedPane),
+    ("care", CarePane),
+    ("aid", AidPane),
+    ("fund", FundPane),
+    ("events", EventsPane),
+    ("people", MembersPane),
+    ("net", NetworkPane),
+)
+CHECKIN = (("ok: doing ok", "ok"), ("struggling", "struggling"), ("need help now", "need-help"))
+REFRESH_DEBOUNCE_S = 0.1
+COUNTED_KINDS = {"msg.post", "checkin"}
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = [
+        *(
+            Binding(str(number), f"tab('{name}')", pane.TITLE, show=False)
+            for number, (name, pane) in enumerate(PANES, start=1)
+        ),
+        Binding("g", "circles", "Circles"),
+        Binding("i", "invite", "Invite"),
+        Binding("j", "join", "Join"),
+        Binding("plus", "new_circle", "New circle", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.circles: list[dict[str, Any]] = []
+        self.current: str | None = None
+        self.views: dict[str, Any] | None = None
+        self.unread: dict[str, int] = {}
+        self.last_activity: dict[str, float] = {}
+        self.peers = 0
+        self._refresh_due = False
+        self.tab = "feed"
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="topbar")
+        with Horizontal(id="body"):
+            yield CircleList(id="circles")
+            with Vertical(id="content"):
+                yield Static("", id="circle-title")
+                yield Static("", id="tabbar")
+                with ContentSwitcher(initial="feed", id="panes"):
+                    for name, pane in PANES:
+                        yield pane(id=name)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._draw_tabbar()
+        self._draw_topbar()
+        self.load_circles(choose_first=True)
+        self.load_peers()
+
+    # --- drawing --------------------------------------------------------------------
+
+    def _draw_topbar(self) -> None:
+        me = self.app.me  # type: ignore[attr-defined]
+        parts = [f"kith · {me.get('name', '')}", f"{self.peers} peer{'' if self.peers == 1 else 's'} connected"]
+        if self.app.demo:  # type: ignore[attr-defined]
+            parts.append("DEMO MODE: throwaway keys")
+        self.query_one("#topbar", Static).update(" │ ".join(parts))
+
+    def _draw_tabbar(self) -> None:
+        text = Text()
+        for number, (name, pane) in enumerate(PANES, start=1):
+            label = f"{number} {pane.TITLE}"
+            if name == self.tab:
+                text.append(f"[{label}]", style="bold reverse")
+            else:
+                text.append(f" {label} ")  # as wide as the brackets: nothing shifts when switching
+        self.query_one("#tabbar", Static).update(text)
+
+    def _draw_title(self) -> None:
+        title = self.query_one("#circle-title", Static)
+        if self.views is None:
+            title.update("No circle open. Press + to start a circle or j to join one.")
+            return
+        count = len(self.views["members"])
+        title.update(Text(f"{self.views['name']} · {count} members", style="bold"))
+
+    # --- loading --------------------------------------------------------------------
+
+    @work(exclusive=True, group="circles")
+    async def load_circles(self, choose_first: bool = False) -> None:
+        try:
+            circles = await self.app.call("circles")  # type: ignore[attr-defined]
+        except KithError as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        self.circles = [c for c in circles if c["am_member"]] or circles
+        if self.current is None and self.circles and choose_first:
+            self.choose(self.circles[0]["id"])
+        self.query_one(CircleList).show(self.circles, self.unread, self.current)
+
+    @work(exclusive=True, group="peers")
+    async def load_peers(self) -> None:
+        try:
+            status = await self.app.call("status")  # type: ignore[attr-defined]
+        except KithError:
+            return
+        self.peers = len(status["peers"])
+        self._draw_topbar()
+        net = self.query_one(NetworkPane)
+        if self.tab == "net":
+            net.render_status(status)
+
+    def choose(self, circle_id: str) -> None:
+        if circle_id != self.current:
+            self.current = circle_id
+            self.views = None
+        self.unread.pop(circle_id, None)
+        self.query_one(CircleList).show(self.circles, self.unread, self.current)
+        self.load_views()
+
+    @work(exclusive=True, group="views")
+    async def load_views(self) -> None:
+        circle = self.current
+        if circle is None:
+            return
+        try:
+            views = await self.app.call("views", circle=circle, feed_limit=100)  # type: ignore[attr-defined]
+        except KithError as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        if circle != self.current:
+            return
+        first = self.views is None
+        self.views = views
+        self._draw_title()
+        for pane in self.query(Pane):
+            pane.show(views)
+        if first and not isinstance(self.focused, (Pane, CircleList)) and self.app.screen is self:
+            self.query_one(f"#{self.tab}", Pane).focus_main()
+
+    def refresh_soon(self) -> None:
+        if self._refresh_due:
+            return
+        self._refresh_due = True
+
+        def due() -> None:
+            self._refresh_due = False
+            self.load_views()
+            self.load_circles()
+
+        self.set_timer(REFRESH_DEBOUNCE_S, due)
+
+    # --- node events ----------------------------------------------------------------
+
+    def node_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind in ("ops", "rejected"):
+            circle = event.get("circle", "")
+            self.last_activity[circle] = time.time()
+            if circle != self.current:
+                me = self.app.me.get("member_id")  # type: ignore[attr-defined]
+                fresh = sum(
+                    1 for op in event.get("ops", ()) if op.get("kind") in COUNTED_KINDS and op.get("author", me) != me
+                )
+                if fresh:
+                    self.unread[circle] = self.unread.get(circle, 0) + fresh
+            self.refresh_soon()
+        elif kind in ("peer", "synced"):
+            self.load_peers()
+        elif kind == "joined":
+            from tui.screens.join import JoinScreen
+
+            for screen in self.app.screen_stack:
+                if isinstance(screen, JoinScreen):
+                    screen.joined()
+            self.app.notify(f"You are in {event.get('name') or 'the circle'} now.")
+            self.load_circles(choose_first=True)
+        elif kind == "join_request":
+            who = event.get("name") or "Someone"
+            self.app.notify(f"{who} asked to join {event.get('circle_name') or 'a circle'} with an invite.")
+            self.refresh_soon()
+
+    @on(CircleChosen)
+    def _circle_chosen(self, message: CircleChosen) -> None:
+        self.choose(message.circle_id)
+        self.query_one(f"#{self.tab}", Pane).focus_main()
+
+    # --- acting ---------------------------------------------------------------------
+
+    def act(self, method: str, done: str, **params: Any) -> None:
+        if self.current is None:
+            self.app.notify("Open a circle first.")
+            return
+        self._act(method, done, dict(params, circle=self.current))
+
+    @work(group="actions")
+    async def _act(self, method: str, done: str, params: dict[str, Any]) -> None:
+        try:
+            result = await self.app.call(method, **params)  # type: ignore[attr-defined]
+        except KithError as exc:
+            self.app.notify(str(exc), title="Not done", severity="error", timeout=8)
+            return
+        if isinstance(result, dict) and result.get("rejected"):
+            self.app.notify(
+                f"The circle's rules refused this: {result['rejected']}", title="Refused", severity="warning", timeout=8
+            )
+        else:
+            self.app.notify(done)
+        self.refresh_soon()
+
+    def ask_checkin(self) -> None:
+        def send(values: dict[str, Any] | None) -> None:
+            if values is not None:
+                self.act("checkin", "Checked in. Thank you for letting the circle know.",
+                         status=values["status"], note=values["note"] or None)  # fmt: skip
+
+        fields = [Field("status", "How are you doing?", kind="choice", choices=CHECKIN), Field("note", "A few words")]
+        self.app.push_screen(FormScreen("Check in", fields, submit="Check in"), send)
+
+    def reply_to(self, item_id: str, name: str) -> None:
+        def send(values: dict[str, Any] | None) -> None:
+            if values is not None:
+                self.act("post", "Replied.", text=values["text"], reply_to=item_id)
+
+        self.app.push_screen(FormScreen(f"Reply to {name}", [Field("text", "Reply", required=True)]), send)
+
+    # --- screen actions -------------------------------------------------------------
+
+    def action_tab(self, name: str) -> None:
+        self.tab = name
+        self.query_one("#panes", ContentSwitcher).current = name
+        self._draw_tabbar()
+        pane = self.query_one(f"#{name}", Pane)
+        pane.focus_main()
+        if name == "net":
+            self.query_one(NetworkPane).load()
+
+    def action_circles(self) -> None:
+        self.query_one(CircleList).focus()
+
+    def action_new_circle(self) -> None:
+        def create(values: dict[str, Any] | None) -> None:
+            if values is not None:
+                self._create_circle(values["name"], values["description"])
+
+        fields = [Field("name", "Name (only members ever see it)", required=True), Field("description", "Description")]
+        self.app.push_screen(FormScreen("Start a circle", fields, submit="Create"), create)
+
+    @work(group="actions")
+    async def _create_circle(self, name: str, description: str) -> None:
+        try:
+            created = await self.app.call("circle.create", name=name, description=description)  # type: ignore[attr-defined]
+        except KithError as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        self.app.notify(f"Started {created['name']}. You are its organizer; press i to invite people.")
+        self.current = None
+        self.choose(created["id"])
+        self.load_circles()
+
+    @work(group="invite")
+    async def action_invite(self) -> None:
+        from tui.screens.invite import InviteScreen
+
+        if self.current is None or self.views is None:
+            self.app.notify("Open a circle first.")
+            return
+        try:
+            invite = await self.app.call("invite.create", circle=self.current)  # type: ignore[attr-defined]
+        except NodeError as exc:
+            if exc.code == METHOD_NOT_FOUND:
+                self.app.notify("Your node cannot make invites yet (it needs a newer kith).", severity="warning")
+            else:
+                self.app.notify(str(exc), severity="error")
+            return
+        except KithError as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        self.app.push_screen(InviteScreen(self.views["name"], invite))
+
+    def action_join(self) -> None:
+        from tui.screens.join import JoinScreen
+
+        self.app.push_screen(JoinScreen(), lambda _result: self.load_circles(choose_first=True))
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen(self.binding_groups()))
+
+    # --- help and the command palette -----------------------------------------------
+
+    def binding_groups(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        groups = [("Everywhere", [(b.key, b.description) for b in self._bindings_of(self)])]
+        for name, pane in PANES:
+            groups.append((pane.TITLE, [(b.key, b.description) for b in self._bindings_of(self.query_one(f"#{name}"))]))
+        return groups
+
+    @staticmethod
+    def _bindings_of(node: Any) -> list[Binding]:
+        return [b for _key, b in node._bindings if b.description]
+
+    def palette_commands(self) -> Iterator[SystemCommand]:
+        for number, (name, pane) in enumerate(PANES, start=1):
+            yield SystemCommand(f"Show {pane.TITLE}", f"key {number}: {pane.HELP}", partial(self.action_tab, name))
+        for name, pane_type in PANES:
+            pane = self.query_one(f"#{name}", Pane)
+            for binding in self._bindings_of(pane):
+                if pane.check_action(binding.action.split("(")[0], ()) is False:
+                    continue
+                yield SystemCommand(
+                    f"{pane_type.TITLE}: {binding.description}",
+                    f"key {binding.key} in {pane_type.TITLE}",
+                    partial(self._run_pane_action, name, binding.action),
+                )
+        for binding in self._bindings_of(self):
+            if binding.action.startswith("tab("):
+                continue
+            yield SystemCommand(binding.description, f"key {binding.key}", partial(self.run_action, binding.action))
+
+    def _run_pane_action(self, name: str, action: str) -> None:
+        self.action_tab(name)
+        self.call_later(self.query_one(f"#{name}", Pane).run_action, action)

@@ -1,0 +1,147 @@
+"""The mutual-aid board: requests (people who need help) first, then pledges (offers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from identity.errors import UsageError
+from tui.screens.form import Field
+from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key
+
+CATEGORIES = tuple((c, c) for c in ("money", "housing", "ride", "food", "time", "skill", "other"))
+
+
+def _amount(item: dict[str, Any]) -> str:
+    if item["amount"] is None:
+        return ""
+    return f"{item['amount']} {item['unit'] or ''}".strip()
+
+
+def _convert_aid(values: dict[str, Any]) -> dict[str, Any]:
+    amount = values.get("amount") or ""
+    if amount and not amount.isdigit():
+        raise UsageError("amount must be a whole number (e.g. 40), with its unit below")
+    return {
+        "category": values["category"],
+        "description": values["description"],
+        "amount": int(amount) if amount else None,
+        "unit": values.get("unit") or None,
+    }
+
+
+class AidPane(Pane):
+    TITLE = "Aid"
+    HELP = "Requests first (who needs help), then pledges (who offers it). Match a pledge to a request."
+    BINDINGS = [
+        Binding("p", "pledge", "Pledge"),
+        Binding("r", "request", "Request"),
+        Binding("m", "match", "Match"),
+        Binding("f", "fulfil", "Fulfilled"),
+        Binding("w", "withdraw", "Withdraw"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="aid-summary")
+        yield DataTable(id="aid-table", classes="main", cursor_type="row")
+        yield Static("", id="aid-detail", classes="detail")
+
+    def show(self, views: dict[str, Any]) -> None:
+        super().show(views)
+        aid = views["aid"]
+        self.items = {item["id"]: item for key in ("open_requests", "open_pledges", "fulfilled") for item in aid[key]}
+        matched_to = {p: r for p, r in aid["matches"]} | {r: p for p, r in aid["matches"]}
+        self.matched_to = matched_to
+        table = self.query_one("#aid-table", DataTable)
+        columns = [("", 6), ("What", 0), ("Amount", 8), ("Who", 9), ("Status", 9)]
+        widths = fit_columns(table, columns, 1, self.usable_width)
+        rows = []
+        for key, label in (("open_requests", "NEEDS"), ("open_pledges", "OFFERS"), ("fulfilled", "done")):
+            for item in aid[key]:
+                status = item["status"] + (", expired" if item["expired"] else "")
+                who = item["author_name"] + (" (you)" if item["author"] == self.me else "")
+                what = f"{item['category']}: {item['description']}"
+                rows.append((item["id"], (label, clip(what, widths[1]), _amount(item), clip(who, 9), status)))
+        fill_table(table, rows)
+        self._detail()
+        self.query_one("#aid-summary", Static).update(
+            f"{len(aid['open_requests'])} requests · {len(aid['open_pledges'])} open pledges · "
+            f"{len(aid['matches'])} matches · {len(aid['fulfilled'])} fulfilled"
+        )
+
+    def _detail(self) -> None:
+        item = self.selected()
+        text = ""
+        if item is not None:
+            text = f"{item['type']} by {item['author_name']} · {item['category']}: {item['description']}"
+            if item["id"] in getattr(self, "matched_to", {}):
+                other = self.items.get(self.matched_to[item["id"]])
+                text += f" · matched with {other['author_name']}'s {other['type']}" if other else " · matched"
+        self.query_one("#aid-detail", Static).update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._detail()
+
+    def selected(self) -> dict[str, Any] | None:
+        key = selected_key(self.query_one("#aid-table", DataTable))
+        return getattr(self, "items", {}).get(key) if key else None
+
+    def _form(self, kind: str) -> None:
+        verb = "Offer help" if kind == "pledge" else "Ask for help"
+        self.ask(
+            verb,
+            [
+                Field("category", "Kind of help", kind="choice", choices=CATEGORIES),
+                Field("description", "What, when, where (keep details you would not tell everyone out)", required=True),
+                Field("amount", "Amount (a whole number)", placeholder="e.g. 40"),
+                Field("unit", "Unit", placeholder="EUR, hours, nights, meals ..."),
+            ],
+            lambda v: self.act(kind, "Pledged." if kind == "pledge" else "Request posted.", **v),
+            convert=_convert_aid,
+            submit="Pledge" if kind == "pledge" else "Request",
+        )
+
+    def action_pledge(self) -> None:
+        self._form("pledge")
+
+    def action_request(self) -> None:
+        self._form("request")
+
+    def action_match(self) -> None:
+        item = self.selected()
+        if item is None or item["status"] != "open":
+            self.app.notify("Choose an open pledge or request to match first.")
+            return
+        assert self.views is not None
+        wanted = "open_requests" if item["type"] == "pledge" else "open_pledges"
+        others = [o for o in self.views["aid"][wanted] if o["status"] == "open"]
+        if not others:
+            self.app.notify(f"There is no open {'request' if item['type'] == 'pledge' else 'pledge'} to match it with.")
+            return
+        choices = tuple((f"{o['category']}: {o['description'][:40]} ({o['author_name']})", o["id"]) for o in others)
+
+        def match(values: dict[str, Any]) -> None:
+            pair = (item["id"], values["other"])
+            pledge, request = pair if item["type"] == "pledge" else pair[::-1]
+            self.act("match", "Matched.", pledge=pledge, request=request)
+
+        label = "Request it answers" if item["type"] == "pledge" else "Pledge that answers it"
+        self.ask(f"Match: {item['description'][:50]}", [Field("other", label, kind="choice", choices=choices)], match,
+                 submit="Match")  # fmt: skip
+
+    def action_fulfil(self) -> None:
+        item = self.selected()
+        if item is None or item["type"] != "request":
+            self.app.notify("Choose a request first. Only the person who was helped confirms it.")
+            return
+        self.act("fulfil", "Marked as fulfilled. Thank you for telling the circle.", request=item["id"])
+
+    def action_withdraw(self) -> None:
+        item = self.selected()
+        if item is None:
+            self.app.notify("Choose one of your pledges or requests first.")
+            return
+        self.act("withdraw", "Withdrawn.", item=item["id"])

@@ -1,0 +1,55 @@
+"""Check-ins: who needs attention now, and how everyone said they are doing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Label
+
+from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
+
+STATUS = {"ok": "ok", "struggling": "struggling", "need-help": "NEEDS HELP", None: "no check-in yet"}
+
+
+class CarePane(Pane):
+    TITLE = "Care"
+    HELP = "Urgent posts and check-ins nobody has answered yet come first. Check in with c."
+    BINDINGS = [
+        Binding("c", "checkin", "Check in"),
+        Binding("r", "reply", "Reply"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Label("Needs attention (nobody has answered yet)", classes="section")
+        yield DataTable(id="attention-table", classes="main", cursor_type="row")
+        yield Label("Latest check-ins", classes="section")
+        wellbeing: DataTable[Any] = DataTable(id="wellbeing-table", cursor_type="row")
+        wellbeing.add_columns("Who", "Doing")
+        yield wellbeing
+
+    def show(self, views: dict[str, Any]) -> None:
+        super().show(views)
+        self.attention = {a["id"]: a for a in views["needs_attention"]}
+        table = self.query_one("#attention-table", DataTable)
+        columns = [("Who", 10), ("Why", 10), ("When", 12), ("What they said", 0)]
+        widths = fit_columns(table, columns, 3, self.usable_width)
+        rows = []
+        for a in views["needs_attention"]:
+            why = "!! URGENT" if a["kind"] == "urgent" else STATUS.get(a["status"], a["status"])
+            rows.append((a["id"], (clip(a["author_name"], 10), why, stamp(a["ts"]), clip(a["text"], widths[3]))))
+        fill_table(table, rows)
+        people = [(m["id"], (m["name"], STATUS.get(m["wellbeing"], m["wellbeing"]))) for m in views["members"]]
+        fill_table(self.query_one("#wellbeing-table", DataTable), people)
+
+    def action_checkin(self) -> None:
+        self.main.ask_checkin()
+
+    def action_reply(self) -> None:
+        key = selected_key(self.query_one("#attention-table", DataTable))
+        item = getattr(self, "attention", {}).get(key) if key else None
+        if item is None:
+            self.app.notify("Nothing here needs an answer right now.")
+            return
+        self.main.reply_to(item["id"], item["author_name"])

@@ -1,0 +1,88 @@
+"""Events with RSVPs: who is coming, and your own answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from identity.errors import UsageError
+from tui.screens.form import Field
+from tui.widgets.pane import Pane, clip, day_and_time, fill_table, fit_columns, selected_key
+
+
+def _convert_event(values: dict[str, Any]) -> dict[str, Any]:
+    try:
+        starts = int(datetime.fromisoformat(values["starts"]).timestamp())
+    except ValueError:
+        raise UsageError("the start must look like 2026-12-01 18:30") from None
+    return {"title": values["title"], "starts": starts, "place_hint": values["place_hint"] or None}
+
+
+class EventsPane(Pane):
+    TITLE = "Events"
+    HELP = "Events by start time. Your answer is visible to the circle."
+    BINDINGS = [
+        Binding("a", "add_event", "New event"),
+        Binding("y", "rsvp('yes')", "Going"),
+        Binding("m", "rsvp('maybe')", "Maybe"),
+        Binding("x", "rsvp('no')", "Can't go"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="events-table", classes="main", cursor_type="row")
+        yield Static("", id="event-detail")
+
+    def show(self, views: dict[str, Any]) -> None:
+        super().show(views)
+        self.events = {e["id"]: e for e in views["events"]}
+        table = self.query_one("#events-table", DataTable)
+        columns = [("When", 16), ("What", 0), ("Going", 5), ("Maybe", 5), ("You", 5)]
+        widths = fit_columns(table, columns, 1, self.usable_width)
+        rows = []
+        for e in views["events"]:
+            mine = next((answer for member, _name, answer in e["rsvps"] if member == self.me), "-")
+            cells = (day_and_time(e["starts"]), clip(e["title"], widths[1]), str(e["yes"]), str(e["maybe"]), mine)
+            rows.append((e["id"], cells))
+        fill_table(table, rows)
+        self._detail()
+
+    def _detail(self) -> None:
+        event = self.selected()
+        detail = self.query_one("#event-detail", Static)
+        if event is None:
+            detail.update("No events yet. Press a to plan one." if not getattr(self, "events", None) else "")
+            return
+        names = ", ".join(f"{name} ({answer})" for _m, name, answer in event["rsvps"]) or "nobody has answered yet"
+        where = f" Where: {event['place_hint']}." if event["place_hint"] else ""
+        detail.update(f"{event['title']}, by {event['author_name']}.{where} Answers: {names}")
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._detail()
+
+    def selected(self) -> dict[str, Any] | None:
+        key = selected_key(self.query_one("#events-table", DataTable))
+        return getattr(self, "events", {}).get(key) if key else None
+
+    def action_add_event(self) -> None:
+        self.ask(
+            "Plan an event",
+            [
+                Field("title", "What", required=True),
+                Field("starts", "Starts (YYYY-MM-DD HH:MM, your local time)", required=True),
+                Field("place_hint", "Where (a hint; share exact places 1:1 if it is sensitive)"),
+            ],
+            lambda v: self.act("event.create", "Event added.", **v),
+            convert=_convert_event,
+            submit="Add",
+        )
+
+    def action_rsvp(self, answer: str) -> None:
+        event = self.selected()
+        if event is None:
+            self.app.notify("Choose an event first.")
+            return
+        self.act("rsvp", f"Answered {answer}.", event=event["id"], answer=answer)

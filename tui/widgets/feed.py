@@ -1,0 +1,177 @@
+"""The feed: threads with replies, reactions, folded content warnings, urgent posts marked.
+
+Marks are words and symbols, not only colour: "!! URGENT", "CW:", "(edited)".
+Content behind a warning stays folded until the person opens that post with `o`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from tui.screens.form import Field
+from tui.widgets.pane import Pane, stamp
+
+REACTIONS = (("💜 love", "💜"), ("🤗 hug", "🤗"), ("👍 yes", "👍"), ("🙏 thanks", "🙏"), ("💪 strength", "💪"))
+CHECKIN_WORDS = {"ok": "doing ok", "struggling": "struggling", "need-help": "NEEDS HELP"}
+
+
+class FeedPane(Pane):
+    TITLE = "Feed"
+    HELP = "Threads, newest at the bottom. Urgent posts are marked !! URGENT; content warnings stay folded."
+    BINDINGS = [
+        Binding("n", "post", "Post"),
+        Binding("r", "reply", "Reply"),
+        Binding("e", "react", "React"),
+        Binding("o", "open_cw", "Open CW"),
+        Binding("c", "checkin", "Check in"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.opened: set[str] = set()
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="attention")
+        yield OptionList(id="feed-list", classes="main")
+
+    @property
+    def listing(self) -> OptionList:
+        return self.query_one("#feed-list", OptionList)
+
+    def show(self, views: dict[str, Any]) -> None:
+        super().show(views)
+        attention = views.get("needs_attention") or []
+        banner = self.query_one("#attention", Static)
+        if attention:
+            parts = []
+            for item in attention[-3:]:
+                what = "urgent" if item["kind"] == "urgent" else CHECKIN_WORDS.get(item["status"], item["status"])
+                parts.append(f"{item['author_name']} ({what})")
+            banner.update(Text(f"!! Needs attention: {', '.join(parts)}", style="bold"))
+            banner.display = True
+        else:
+            banner.display = False
+        listing = self.listing
+        previous = listing.highlighted
+        at_end = previous is None or previous >= listing.option_count - 1
+        keep = listing.get_option_at_index(previous).id if previous is not None and listing.option_count else None
+        self.items = {}
+        options: list[Option] = []
+        for thread in views.get("feed", []):
+            self._add(thread, 0, options)
+        listing.clear_options()
+        listing.add_options(options or [Option(Text("No messages yet. Press n to write the first one."), id="none")])
+        if not options:
+            return
+        if at_end or keep not in self.items:
+            listing.highlighted = len(options) - 1
+        else:
+            listing.highlighted = listing.get_option_index(keep)
+        self.call_after_refresh(listing.scroll_to_highlight)
+
+    def _add(self, entry: dict[str, Any], depth: int, options: list[Option]) -> None:
+        self.items[entry["id"]] = entry
+        options.append(Option(self.render_item(entry, depth), id=entry["id"]))
+        for reply in entry["replies"]:
+            self._add(reply, depth + 1, options)
+
+    def render_item(self, entry: dict[str, Any], depth: int) -> Text:
+        pad = "  " * min(depth, 6) + ("↳ " if depth else "")
+        body_pad = "  " * min(depth, 6) + ("  " if depth else "")
+        text = Text(pad)
+        if entry["urgent"] and not entry["deleted"]:
+            text.append("!! URGENT ", style="bold reverse")
+        text.append(entry["author_name"], style="bold")
+        if entry["author"] == self.me:
+            text.append(" (you)")
+        text.append(f" · {stamp(entry['ts'])}", style="dim")
+        if entry["kind"] == "checkin":
+            text.append(f" · check-in: {CHECKIN_WORDS.get(entry['status'], entry['status'])}", style="italic")
+        if entry["edited"]:
+            text.append(" · (edited)", style="dim")
+        if entry["deleted"]:
+            text.append(f"\n{body_pad}(deleted by its author)", style="dim")
+        elif entry["content_warning"] and entry["id"] not in self.opened:
+            text.append(f"\n{body_pad}CW: {entry['content_warning']} [folded: press o to open]", style="italic")
+        else:
+            if entry["content_warning"]:
+                text.append(f"\n{body_pad}CW: {entry['content_warning']}", style="italic")
+            for line in (entry["text"] or "").splitlines():
+                text.append(f"\n{body_pad}{line}")
+        if entry["reactions"]:
+            text.append("\n" + body_pad + "  ".join(f"{emoji} {count}" for emoji, count in entry["reactions"]))
+        return text
+
+    def selected(self) -> dict[str, Any] | None:
+        index = self.listing.highlighted
+        if index is None or not self.listing.option_count:
+            return None
+        return self.items.get(self.listing.get_option_at_index(index).id or "")
+
+    def _need_selection(self) -> dict[str, Any] | None:
+        entry = self.selected()
+        if entry is None:
+            self.app.notify("Choose a message first (arrow keys).")
+        return entry
+
+    # --- actions ------------------------------------------------------------------
+
+    def action_post(self) -> None:
+        self.ask(
+            "New post",
+            [
+                Field("text", "Message", required=True),
+                Field("content_warning", "Content warning (folds the text until opened)"),
+                Field("urgent", "Urgent: I need support now", kind="flag"),
+            ],
+            lambda v: self.act(
+                "post", "Posted.", text=v["text"], content_warning=v["content_warning"] or None, urgent=v["urgent"]
+            ),
+        )
+
+    def action_reply(self) -> None:
+        entry = self._need_selection()
+        if entry is None:
+            return
+        self.ask(
+            f"Reply to {entry['author_name']}",
+            [Field("text", "Reply", required=True), Field("content_warning", "Content warning")],
+            lambda v: self.act(
+                "post", "Replied.", text=v["text"], reply_to=entry["id"], content_warning=v["content_warning"] or None
+            ),
+        )
+
+    def action_react(self) -> None:
+        entry = self._need_selection()
+        if entry is None:
+            return
+        self.ask(
+            f"React to {entry['author_name']}",
+            [Field("emoji", "Reaction", kind="choice", choices=REACTIONS)],
+            lambda v: self.act("react", "Reacted.", target=entry["id"], emoji=v["emoji"]),
+        )
+
+    def action_open_cw(self) -> None:
+        entry = self._need_selection()
+        if entry is None or not entry["content_warning"]:
+            return
+        self.opened.symmetric_difference_update({entry["id"]})
+        if self.views is not None:
+            self.show(self.views)
+
+    def action_checkin(self) -> None:
+        self.main.ask_checkin()
+
+    @on(OptionList.OptionSelected, "#feed-list")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        entry = self.items.get(event.option.id or "")
+        if entry and entry["content_warning"]:
+            self.action_open_cw()

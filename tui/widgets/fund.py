@@ -1,0 +1,205 @@
+"""The community fund: balance, proposals with live tallies, and the signed ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Label, Static
+
+from identity.errors import UsageError
+from tui.money import format_amount, parse_amount
+from tui.screens.form import Field
+from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
+
+VOTES = (("approve", "approve"), ("object", "object"), ("abstain", "abstain"))
+
+
+def _tally(p: dict[str, Any]) -> str:
+    return f"{p['approve']} approve, {p['object']} object, {p['abstain']} abstain of {p['eligible']}"
+
+
+def _convert_money(values: dict[str, Any]) -> dict[str, Any]:
+    currency = (values.get("currency") or "").upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise UsageError("currency must be a 3-letter code like EUR")
+    out = dict(values)
+    out["currency"] = currency
+    out["amount"] = parse_amount(values["amount"], currency)
+    return out
+
+
+class FundPane(Pane):
+    TITLE = "Fund"
+    HELP = "The balance counts contributions a treasurer confirmed. Spending needs an approved proposal."
+    BINDINGS = [
+        Binding("c", "contribute", "Contribute"),
+        Binding("n", "propose", "Propose"),
+        Binding("v", "vote", "Vote"),
+        Binding("t", "receipt", "Receipt"),
+        Binding("d", "disburse", "Disburse"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="fund-balance")
+        yield Label("Proposals", classes="section")
+        yield DataTable(id="proposals", classes="main", cursor_type="row")
+        yield Static("", id="proposal-detail", classes="detail")
+        yield Label("Ledger (every entry is signed)", classes="section")
+        yield DataTable(id="ledger", cursor_type="row")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # receipts and disbursements are for treasurers: hidden for everyone else
+        return not (action in ("receipt", "disburse") and "treasurer" not in self.my_roles())
+
+    def show(self, views: dict[str, Any]) -> None:
+        was_treasurer = "treasurer" in self.my_roles()
+        super().show(views)
+        if was_treasurer != ("treasurer" in self.my_roles()):
+            self.refresh_bindings()
+        fund = views["fund"]
+        balance = ", ".join(format_amount(a, c) for c, a in fund["balances"]) or "nothing confirmed yet"
+        pending = sum(1 for _ in fund["pending"])
+        line = f"Balance: {balance}"
+        if pending:
+            waiting = ", ".join(f"{format_amount(e['amount'], e['currency'])} from {e['signer_name']}"
+                                for e in fund["pending"])  # fmt: skip
+            line += f"\nAwaiting a treasurer's receipt: {waiting}"
+        self.query_one("#fund-balance", Static).update(line)
+        self.proposals = {p["id"]: p for p in views["proposals"]}
+        table = self.query_one("#proposals", DataTable)
+        columns = [("Proposal", 0), ("Amount", 10), ("Tally", 14), ("Status", 10)]
+        widths = fit_columns(table, columns, 0, self.usable_width)
+        rows = []
+        for p in views["proposals"]:
+            details = p["details"] if isinstance(p["details"], dict) else {}
+            amount = format_amount(details["amount"], details["currency"]) if p["kind"] == "spend" and details else ""
+            mine = next((v["choice"] for v in p["votes"] if v["voter"] == self.me), None)
+            status = p["status"].upper() + (", paid" if p.get("disbursed_by") else "")
+            tally = f"{p['approve']} yes {p['object']} no /{p['eligible']}"
+            rows.append((p["id"], (clip(p["title"], widths[0]), amount, tally, status)))
+            del mine
+        fill_table(table, rows)
+        self._detail()
+        ledger = self.query_one("#ledger", DataTable)
+        columns = [("When", 12), ("Entry", 12), ("Amount", 10), ("Signed by", 9), ("Note", 0)]
+        widths = fit_columns(ledger, columns, 4, self.usable_width)
+        entries = [
+            (
+                e["op"],
+                (
+                    stamp(e["ts"]),
+                    e["entry"],
+                    format_amount(e["amount"], e["currency"]),
+                    clip(e["signer_name"], 9),
+                    clip(e["note"] or "", widths[4]),
+                ),
+            )  # fmt: skip
+            for e in reversed(fund["entries"])
+        ]
+        fill_table(ledger, entries)
+
+    def _detail(self) -> None:
+        p = self.selected()
+        text = ""
+        if p is not None:
+            mine = next((v["choice"] for v in p["votes"] if v["voter"] == self.me), None)
+            rule = p["rule"]
+            text = (
+                f"{p['title']} ({p['kind']}, by {p['author_name']}): {_tally(p)}; "
+                f"needs {rule['quorum_pct']}% voting and {rule['threshold_pct']}% approval"
+                + (", no objection" if rule["consent"] else "")
+                + f". You: {mine or 'not voted'}."
+            )
+            details = p["details"] if isinstance(p["details"], dict) else {}
+            if p["kind"] == "spend" and details:
+                text += f" Purpose: {details['purpose']}."
+        self.query_one("#proposal-detail", Static).update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "proposals":
+            self._detail()
+
+    def selected(self) -> dict[str, Any] | None:
+        key = selected_key(self.query_one("#proposals", DataTable))
+        return getattr(self, "proposals", {}).get(key) if key else None
+
+    def action_contribute(self) -> None:
+        self.ask(
+            "Contribute to the fund",
+            [
+                Field("amount", "Amount", required=True, placeholder="20.00"),
+                Field("currency", "Currency", value="EUR"),
+                Field("note", "Note"),
+            ],
+            lambda v: self.act(
+                "contribute",
+                "Contribution recorded; a treasurer confirms it when the money arrives.",
+                amount=v["amount"],
+                currency=v["currency"],
+                note=v["note"] or None,
+            ),  # fmt: skip
+            convert=_convert_money,
+            submit="Contribute",
+        )
+
+    def action_propose(self) -> None:
+        assert self.views is not None
+        members = tuple((m["name"], m["id"]) for m in self.views["members"])
+        self.ask(
+            "Propose spending from the fund",
+            [
+                Field("title", "Title", required=True),
+                Field("amount", "Amount", required=True, placeholder="120.00"),
+                Field("currency", "Currency", value="EUR"),
+                Field("recipient", "Paid to", kind="choice", choices=members),
+                Field("purpose", "Purpose", required=True),
+            ],
+            lambda v: self.act("propose", "Proposed. The circle can vote now.", kind="spend", **v),
+            convert=_convert_money,
+            submit="Propose",
+        )
+
+    def action_vote(self) -> None:
+        proposal = self.selected()
+        if proposal is None or proposal["status"] != "open":
+            self.app.notify("Choose an open proposal first.")
+            return
+        self.ask(
+            f"Vote: {proposal['title']}",
+            [Field("choice", "Your vote", kind="choice", choices=VOTES), Field("reason", "Reason")],
+            lambda v: self.act(
+                "vote", "Vote counted.", proposal=proposal["id"], choice=v["choice"], reason=v["reason"] or None
+            ),  # fmt: skip
+            note=f"Now: {_tally(proposal)}.",
+            submit="Vote",
+        )
+
+    def action_receipt(self) -> None:
+        assert self.views is not None
+        pending = self.views["fund"]["pending"]
+        if not pending:
+            self.app.notify("No contribution is waiting for a receipt.")
+            return
+        choices = tuple(
+            (f"{format_amount(e['amount'], e['currency'])} from {e['signer_name']}", e["op"]) for e in pending
+        )
+        self.ask(
+            "Confirm a contribution arrived",
+            [Field("contribution", "Contribution", kind="choice", choices=choices)],
+            lambda v: self.act("receipt", "Receipt signed; the balance counts it now.", **v),
+            submit="Confirm",
+        )
+
+    def action_disburse(self) -> None:
+        proposal = self.selected()
+        if proposal is None or proposal["kind"] != "spend" or proposal["status"] != "approved":
+            self.app.notify("Choose an approved spending proposal first.")
+            return
+        self.ask(
+            f"Pay out: {proposal['title']}",
+            [Field("note", "Note (how it was paid)")],
+            lambda v: self.act("disburse", "Disbursement recorded.", proposal=proposal["id"], note=v["note"] or None),
+            submit="Disburse",
+        )

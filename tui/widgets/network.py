@@ -1,0 +1,112 @@
+"""Network status: this node, its peers and relays with their last sync, and each circle."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Label, Static
+
+from identity.errors import KithError
+from tui.screens.form import Field
+from tui.widgets.pane import Pane, fill_table
+
+
+def _ago(at: float | None, now: float) -> str:
+    if not at:
+        return "never"
+    seconds = max(0, int(now - at))
+    return f"{seconds}s ago" if seconds < 120 else f"{seconds // 60} min ago"
+
+
+class NetworkPane(Pane):
+    TITLE = "Net"
+    HELP = "Peers and relays see encrypted envelopes only: never content, names or who wrote what."
+    BINDINGS = [
+        Binding("s", "sync", "Sync now"),
+        Binding("c", "connect", "Connect"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="node-line")
+        yield Label("Peers and relays", classes="section")
+        peers: DataTable[Any] = DataTable(id="peers-table", classes="main", cursor_type="row")
+        peers.add_columns("Peer", "Connected", "Last sync", "Received")
+        yield peers
+        yield Label("Circles", classes="section")
+        circles: DataTable[Any] = DataTable(id="circles-table", cursor_type="row")
+        circles.add_columns("Circle", "Ops", "Envelopes", "Last new op")
+        yield circles
+
+    def on_mount(self) -> None:
+        self.set_interval(3.0, self._tick)
+
+    def _tick(self) -> None:
+        if self.display and self.main.is_current:
+            self.load()
+
+    @work(exclusive=True, group="status")
+    async def load(self) -> None:
+        try:
+            status = await self.app.call("status")  # type: ignore[attr-defined]
+        except KithError:
+            return
+        self.render_status(status)
+
+    def render_status(self, status: dict[str, Any]) -> None:
+        now = time.time()
+        refused = sum(status["refused"].values())
+        self.query_one("#node-line", Static).update(
+            f"Your node: {status['peer_id'][:16]}… ({status['mode']}), up {int(status['uptime_s'])}s, "
+            f"{len(status['peers'])} peers. Refused input: {refused}."
+        )
+        rows = []
+        for peer in status["peers"]:
+            last = peer["last_sync"]
+            if last is None:
+                synced, received = "not yet", ""
+            elif last["error"]:
+                synced, received = f"failed: {last['error'][:20]}", ""
+            else:
+                synced, received = _ago(last["finished"], now), str(last["received"])
+            rows.append((peer["peer"], (peer["peer"][:14] + "…", _ago(peer["connected_at"], now), synced, received)))
+        fill_table(self.query_one("#peers-table", DataTable), rows)
+        activity = self.main.last_activity
+        circles = [
+            (c["id"], (c["name"], str(c["ops"]), str(c["envelopes"]), _ago(activity.get(c["id"]), now)))
+            for c in status["circles"]
+        ]
+        fill_table(self.query_one("#circles-table", DataTable), circles)
+
+    @work(group="sync")
+    async def action_sync(self) -> None:
+        self.app.notify("Reconciling with every peer…")
+        try:
+            result = await self.app.call("sync")  # type: ignore[attr-defined]
+        except KithError as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        got = sum(r["received"] for r in result["synced"])
+        self.app.notify(f"Synced with {len(result['synced'])} peers, {got} new envelopes.")
+        self.load()
+
+    def action_connect(self) -> None:
+        self.ask(
+            "Connect to a peer or relay",
+            [Field("address", "Address", required=True, placeholder="/ip4/HOST/tcp/PORT/p2p/PEERID")],
+            lambda v: self._connect(v["address"]),
+            submit="Connect",
+        )
+
+    @work(group="connect")
+    async def _connect(self, address: str) -> None:
+        try:
+            result = await self.app.call("connect", address=address)  # type: ignore[attr-defined]
+        except KithError as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        self.app.notify(f"Connected to {result['peer'][:16]}…")
+        self.load()
