@@ -124,8 +124,7 @@ class KithApp(App[None]):
     # --- stopping -------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        await self.shutdown()
-        self.exit()
+        self.exit()  # `on_unmount` closes the connection and stops the node we started
 
     async def shutdown(self) -> None:
         """Close the connection; stop the node only if this client started it."""

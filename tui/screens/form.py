@@ -17,7 +17,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Checkbox, Input, Label, Select, Static
+from textual.widgets import Checkbox, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
 
 from identity.errors import KithError
 
@@ -31,7 +32,8 @@ class Field:
     kind: str = "text"
     """"text", "password", "choice" (one of ``choices``) or "flag" (a checkbox)."""
     choices: tuple[tuple[str, str], ...] = ()
-    """(what the person reads, the value sent) for "choice" fields."""
+    """(what the person reads, the value sent) for "choice" fields: a list to move through with
+    the arrow keys, where Enter sends the form like everywhere else."""
     value: Any = ""
     placeholder: str = ""
     required: bool = False
@@ -60,7 +62,7 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
             yield Label(self.form_title, id="dialog-title")
             if self.note:
                 yield Static(self.note, classes="note")
-            with VerticalScroll(id="form-fields"):
+            with VerticalScroll(id="form-fields", can_focus=False):
                 for field in self.fields:
                     widget_id = f"f-{field.name}"
                     if field.kind == "flag":
@@ -68,12 +70,10 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
                         continue
                     yield Label(field.label + ("" if field.required or field.kind == "choice" else " (optional)"))
                     if field.kind == "choice":
-                        yield Select(
-                            [(label, value) for label, value in field.choices],
-                            value=field.value or field.choices[0][1],
-                            allow_blank=False,
-                            id=widget_id,
-                        )
+                        options = OptionList(*[Option(label, id=value) for label, value in field.choices], id=widget_id)
+                        values = [value for _label, value in field.choices]
+                        options.highlighted = values.index(field.value) if field.value in values else 0
+                        yield options
                     else:
                         yield Input(
                             value=str(field.value or ""),
@@ -84,21 +84,29 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
             yield Static("", id="form-error")
             yield Static(f"Enter or Ctrl+S: {self.submit_label.lower()} · Esc: cancel", classes="hint")
 
+    def on_mount(self) -> None:
+        if self.fields:
+            self.query_one(f"#f-{self.fields[0].name}").focus()
+
     def values(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for field in self.fields:
             widget = self.query_one(f"#f-{field.name}")
             if isinstance(widget, Input):
                 found[field.name] = widget.value.strip() if field.kind != "password" else widget.value
-            elif isinstance(widget, (Checkbox, Select)):
+            elif isinstance(widget, Checkbox):
                 found[field.name] = widget.value
+            elif isinstance(widget, OptionList):
+                index = widget.highlighted or 0
+                found[field.name] = widget.get_option_at_index(index).id if widget.option_count else None
         return found
 
     def show_error(self, message: str) -> None:
         self.query_one("#form-error", Static).update(f"! {message}")
 
     @on(Input.Submitted)
-    def _enter(self, event: Input.Submitted) -> None:
+    @on(OptionList.OptionSelected)
+    def _enter(self, event: Input.Submitted | OptionList.OptionSelected) -> None:
         event.stop()
         self.action_submit()
 

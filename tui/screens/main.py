@@ -89,6 +89,7 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self._draw_tabbar()
         self._draw_topbar()
+        self._draw_title()
         self.load_circles(choose_first=True)
         self.load_peers()
 
@@ -170,7 +171,7 @@ class MainScreen(Screen[None]):
         self._draw_title()
         for pane in self.query(Pane):
             pane.show(views)
-        if first and not isinstance(self.focused, (Pane, CircleList)) and self.app.screen is self:
+        if first and self.app.screen is self:
             self.query_one(f"#{self.tab}", Pane).focus_main()
 
     def refresh_soon(self) -> None:
@@ -326,9 +327,13 @@ class MainScreen(Screen[None]):
     # --- help and the command palette -----------------------------------------------
 
     def binding_groups(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        groups = [("Everywhere", [(b.key, b.description) for b in self._bindings_of(self)])]
-        for name, pane in PANES:
-            groups.append((pane.TITLE, [(b.key, b.description) for b in self._bindings_of(self.query_one(f"#{name}"))]))
+        """Keys by view: the open view first, then the keys that work everywhere, then the rest."""
+        groups = []
+        for name, pane in sorted(PANES, key=lambda item: item[0] != self.tab):
+            keys = [(b.key, b.description) for b in self._bindings_of(self.query_one(f"#{name}"))]
+            groups.append((f"{pane.TITLE} (key {PANES.index((name, pane)) + 1})", keys))
+            if name == self.tab:
+                groups.append(("Everywhere", [(b.key, b.description) for b in self._bindings_of(self)]))
         return groups
 
     @staticmethod

@@ -111,15 +111,27 @@ class AidPane(Pane):
         self._form("request")
 
     def action_match(self) -> None:
+        """Match one of your pledges to someone's request (the circle's rule: pledgers match)."""
         item = self.selected()
         if item is None or item["status"] != "open":
-            self.app.notify("Choose an open pledge or request to match first.")
+            self.app.notify("Choose an open pledge of yours, or a request you can help with.")
             return
         assert self.views is not None
-        wanted = "open_requests" if item["type"] == "pledge" else "open_pledges"
-        others = [o for o in self.views["aid"][wanted] if o["status"] == "open"]
+        aid = self.views["aid"]
+        if item["type"] == "pledge":
+            if item["author"] != self.me:
+                self.app.notify("Only the person who pledged can match a pledge.")
+                return
+            others = [o for o in aid["open_requests"] if o["status"] == "open" and o["author"] != self.me]
+            label, missing = "Request it answers", "There is no open request from someone else to match it with."
+        else:
+            if item["author"] == self.me:
+                self.app.notify("Choose your pledge instead and match it to someone else's request.")
+                return
+            others = [o for o in aid["open_pledges"] if o["author"] == self.me]
+            label, missing = "Your pledge that answers it", "You have no open pledge; press p to offer help first."
         if not others:
-            self.app.notify(f"There is no open {'request' if item['type'] == 'pledge' else 'pledge'} to match it with.")
+            self.app.notify(missing)
             return
         choices = tuple((f"{o['category']}: {o['description'][:40]} ({o['author_name']})", o["id"]) for o in others)
 
@@ -128,7 +140,6 @@ class AidPane(Pane):
             pledge, request = pair if item["type"] == "pledge" else pair[::-1]
             self.act("match", "Matched.", pledge=pledge, request=request)
 
-        label = "Request it answers" if item["type"] == "pledge" else "Pledge that answers it"
         self.ask(f"Match: {item['description'][:50]}", [Field("other", label, kind="choice", choices=choices)], match,
                  submit="Match")  # fmt: skip
 
