@@ -49,7 +49,7 @@ class MembersPane(Pane):
         fill_table(table, rows)
         me = self.app.me  # type: ignore[attr-defined]
         self.query_one("#me-line", Static).update(
-            f"{len(rows)} members. Your fingerprint: {me.get('fingerprint', '?')}"
+            f"{len(rows)} members. Your fingerprint (compare it with people you verify):\n{me.get('fingerprint', '?')}"
         )
 
     def selected(self) -> dict[str, Any] | None:
