@@ -1,0 +1,107 @@
+"""`kith demo` in a pseudo-terminal: the seeded circle within 5 s, a scripted member's post
+arriving without input, and a clean exit on `q` that leaves no process and no files."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from tui.demo_world import CIRCLE_NAME, SCRIPTED_POSTS
+
+KITH = str(Path(sys.executable).with_name("kith"))
+ANSI = re.compile(
+    r"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[()][0-9A-Za-z]|[=>78cDEHMNZ])"
+)
+
+
+class Terminal:
+    """A child process on a pseudo-terminal of a given size; what it draws, as plain text."""
+
+    def __init__(self, args: list[str], env: dict[str, str], size: tuple[int, int] = (120, 40)) -> None:
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+        self.process = subprocess.Popen(
+            args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True
+        )
+        os.close(slave)
+        self.raw = b""
+
+    def read(self, timeout: float) -> None:
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        if ready:
+            try:
+                self.raw += os.read(self.master, 1 << 16)
+            except OSError:  # the child closed the terminal
+                time.sleep(timeout)
+
+    @property
+    def text(self) -> str:
+        return ANSI.sub("", self.raw.decode("utf-8", errors="replace"))
+
+    def wait_for(self, predicate, timeout: float) -> float:  # type: ignore[no-untyped-def]
+        start = time.monotonic()
+        while not predicate(self.text):
+            if time.monotonic() - start > timeout or self.process.poll() is not None:
+                raise AssertionError(f"not seen in {timeout} s; the terminal showed:\n{self.text[-3000:]}")
+            self.read(0.05)
+        return time.monotonic() - start
+
+    def send(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 9)
+            self.process.wait(5)
+        os.close(self.master)
+
+
+def processes_mentioning(needle: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="checks leftover processes through /proc")
+@pytest.mark.parametrize("quit_key", [b"q", b"\x03"], ids=["q", "ctrl+c"])
+def test_demo_shows_the_circle_receives_posts_and_leaves_nothing_behind(tmp_path: Path, quit_key: bytes) -> None:
+    env = {**os.environ, "TERM": "xterm-256color", "TMPDIR": str(tmp_path), "COLUMNS": "120", "LINES": "40"}
+    env.pop("KITH_INSECURE_TEST_KDF", None)  # the demo chooses its own (throwaway) key protection
+    started = time.monotonic()
+    terminal = Terminal([KITH, "demo", "--pace", "3"], env)
+    try:
+        terminal.wait_for(lambda text: CIRCLE_NAME in text and "Welcome, everyone" in text, timeout=15)
+        shown_after = time.monotonic() - started
+        print(f"seeded circle shown after {shown_after:.2f} s")
+        assert "DEMO MODE: throwaway keys" in terminal.text
+        assert any(p.startswith(str(tmp_path)) or str(tmp_path) in p for p in processes_mentioning(str(tmp_path)))
+        terminal.wait_for(lambda text: any(post[:40] in text for post in SCRIPTED_POSTS), timeout=20)
+        terminal.send(quit_key)
+        exit_code = terminal.process.wait(timeout=20)
+        terminal.read(0.2)
+    finally:
+        terminal.close()
+    assert exit_code == 0, terminal.text[-2000:]
+    assert shown_after < 5.0, f"the seeded circle took {shown_after:.1f} s to appear"
+    time.sleep(0.5)
+    assert processes_mentioning(str(tmp_path)) == []
+    assert list(tmp_path.glob("kith-demo-*")) == []
