@@ -6,7 +6,8 @@ startup inside a few seconds (libp2p takes ~0.6 s to import); the nodes are ordi
 `p2pnet.node.Node`s with their own homes, keys, stores and sockets, talking libp2p to
 each other through the relay exactly as separate machines would.
 
-The world seeds one circle (a conversation, check-ins, pledges and requests, a fund with
+Everyone joins with a real invite (the organizer's node approves and welcomes them). The
+world seeds one circle (a conversation, check-ins, pledges and requests, a fund with
 contributions and an open spending proposal, an event), then, unless ``--static``, its
 three scripted members keep acting every few seconds (a post, a vote, an RSVP, a check-in).
 
@@ -122,21 +123,27 @@ def address(node: Node) -> str:
     return node.net.listen_addresses()[0]
 
 
-async def admit_member(world: World, organizer: Node, keystore: Keystore) -> None:
-    """Put a member into the circle before their node starts: add them, hand them the keys.
+async def admit(world: World, members: list[Node], code: str) -> None:
+    """Bring members into the circle the real way: each joins with the invite code, the
+    inviting organizer's node approves and sends a welcome with the circle's keys."""
+    for node in members:
+        await world.call(node, "join", code=code)
+    with trio.fail_after(30):
+        while not all(_is_member(world, node) for node in members):
+            await trio.sleep(0.01)
 
-    Stands in for an invite (issue 5): an organizer adds the member, and the circle's keys
-    are written into the member's keystore as a welcome would deliver them.
-    """
-    assert organizer.circles is not None and keystore.data.identity is not None
-    await world.call(organizer, "member.add", circle=world.circle, member=keystore.data.identity.member_id.hex())
-    circle = organizer.circles.get(world.circle)
-    keystore.data.circles[circle.id] = circle.keys.to_map()
-    keystore.save()
+
+def _is_member(world: World, node: Node) -> bool:
+    assert node.circles is not None
+    try:
+        circle = node.circles.get(world.circle)
+    except KithError:
+        return False
+    return node.circles.identity.member_id in circle.replica.state.members
 
 
 async def build(world: World, nursery: trio.Nursery) -> None:
-    """Start the relay and the members, create the circle, admit everyone."""
+    """Start the relay and the members, create the circle, invite everyone in."""
     relay_home, relay_keys = make_member_home(world.root, "relay", relay=True)
     homes = {name: make_member_home(world.root, name) for name in (*SCRIPTED, USER_NAME)}
     world.relay = Node(relay_home, relay_keys, config([]), relay=True)
@@ -149,13 +156,13 @@ async def build(world: World, nursery: trio.Nursery) -> None:
     world.circle = created["id"]
     token = await world.call(ash, "circle.relay_token", circle=world.circle, label="demo circle")
     await world.call(world.relay, "relay.allow", token=token["token"])
-    for name in (*SCRIPTED[1:], USER_NAME):
-        await admit_member(world, ash, homes[name][1])
+    invite = await world.call(ash, "invite.create", circle=world.circle, uses=3)
     for name in (USER_NAME, *SCRIPTED[1:]):
         node = Node(*homes[name], config(bootstrap))
         await nursery.start(node.run)
         world.members[name] = node
     say("user", socket=str(world.user.home.socket), home=str(world.user.home.root), circle=world.circle)
+    await admit(world, [world.members[n] for n in (USER_NAME, *SCRIPTED[1:])], invite["code"])
 
 
 async def seed(world: World) -> dict[str, str]:
@@ -177,6 +184,7 @@ async def seed(world: World) -> dict[str, str]:
         await act(world.members[name], "profile", display_name=name, pronouns=pronouns, skills=skills)
     await act(ash, "role.grant", member=_member_id(ash), role="treasurer")
     await act(ash, "role.grant", member=_member_id(sam), role="treasurer")
+    await act(ash, "role.grant", member=_member_id(sam), role="organizer")
     welcome = await act(
         ash,
         "post",

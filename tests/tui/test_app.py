@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
 from tui_harness import call, demo_world, open_main, run, screen_text, type_text, wait_for_text, wait_until
 
 from identity.keys import MemberIdentity
@@ -316,7 +317,6 @@ def test_every_action_is_in_the_command_palette_and_help(world: DemoWorld) -> No
 # --- invites (issue 5) -----------------------------------------------------------------
 
 
-@pytest.mark.skip(reason="needs issue 5 invite API")
 def test_invite_and_join_from_a_second_node(world: DemoWorld, tmp_path: Path) -> None:
     """Sam creates an invite; a new member's client joins with it and sees the request pending."""
     inviter = make_app(user_home(world))
@@ -341,12 +341,19 @@ def test_invite_and_join_from_a_second_node(world: DemoWorld, tmp_path: Path) ->
             await type_text(pilot, PASS)
             await pilot.press("enter")
             await wait_for_text(pilot, "kith · Noor", timeout=30)
+            assert "No circle open" in screen_text(newcomer)
             await pilot.press("j")
-            await type_text(pilot, codes[0])
+            await wait_for_text(pilot, "Join a circle")
+            newcomer.screen.query_one("#code").post_message(events.Paste(codes[0]))  # as a terminal pastes
+            await pilot.pause(0.1)
             await pilot.press("enter")
             await wait_until(
                 pilot, lambda: "Request pending" in screen_text(newcomer) or "You are in" in screen_text(newcomer)
             )
+            await wait_for_text(pilot, "You are in", timeout=30)  # Sam's node approved it and sent a welcome
+            await pilot.press("escape")
+            await wait_for_text(pilot, "Riverside Mutual Aid", timeout=30)
+            await wait_for_text(pilot, "Welcome, everyone", timeout=30)  # the history came with the keys
             await pilot.press("q")
 
     run(invite())

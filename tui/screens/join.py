@@ -67,6 +67,10 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
                 "you can close it and carry on meanwhile."
             )
 
+    def refused(self, reason: str) -> None:
+        """Called by the main screen when the node reports `join_refused`."""
+        self.query_one("#join-status", Static).update(f"! The circle refused the request: {reason}")
+
     def joined(self) -> None:
         """Called by the main screen when the node reports `joined`."""
         if self.result is not None:

@@ -211,9 +211,18 @@ class MainScreen(Screen[None]):
                     screen.joined()
             self.app.notify(f"You are in {event.get('name') or 'the circle'} now.")
             self.load_circles(choose_first=True)
+        elif kind == "join_refused":
+            from tui.screens.join import JoinScreen
+
+            for screen in self.app.screen_stack:
+                if isinstance(screen, JoinScreen):
+                    screen.refused(str(event.get("reason")))
+            self.app.notify(f"A join request was refused: {event.get('reason')}", severity="warning")
         elif kind == "join_request":
             who = event.get("name") or "Someone"
-            self.app.notify(f"{who} asked to join {event.get('circle_name') or 'a circle'} with an invite.")
+            names = {c["id"]: c["name"] for c in self.circles}
+            where = names.get(event.get("circle", ""), "a circle")
+            self.app.notify(f"{who} asked to join {where} with an invite. See People (6) to let them in.", timeout=15)
             self.refresh_soon()
 
     @on(CircleChosen)

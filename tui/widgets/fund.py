@@ -54,10 +54,7 @@ class FundPane(Pane):
         return not (action in ("receipt", "disburse") and "treasurer" not in self.my_roles())
 
     def show(self, views: dict[str, Any]) -> None:
-        was_treasurer = "treasurer" in self.my_roles()
         super().show(views)
-        if was_treasurer != ("treasurer" in self.my_roles()):
-            self.refresh_bindings()
         fund = views["fund"]
         balance = ", ".join(format_amount(a, c) for c, a in fund["balances"]) or "nothing confirmed yet"
         pending = sum(1 for _ in fund["pending"])

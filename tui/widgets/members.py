@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from identity.errors import KithError
+from tui.screens.form import Field
 from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, short
 
 WELLBEING = {"ok": "ok", "struggling": "struggling", "need-help": "NEEDS HELP", None: "-"}
@@ -19,12 +22,13 @@ class MembersPane(Pane):
         "Verified means you compared safety numbers with that person (in person or on a call). "
         "Until then a member is marked unverified."
     )
-    BINDINGS = [Binding("d", "details", "Details")]
+    BINDINGS = [Binding("d", "details", "Details"), Binding("a", "approve", "Let in")]
 
     def compose(self) -> ComposeResult:
         yield Static("", id="me-line")
         yield DataTable(id="members-table", classes="main", cursor_type="row")
         yield Static("", id="member-detail")
+        yield Static("", id="join-requests")
 
     def show(self, views: dict[str, Any]) -> None:
         super().show(views)
@@ -49,7 +53,44 @@ class MembersPane(Pane):
         fill_table(table, rows)
         me = self.app.me  # type: ignore[attr-defined]
         self.query_one("#me-line", Static).update(
-            f"{len(rows)} members. Your fingerprint (compare it with people you verify):\n{me.get('fingerprint', '?')}"
+            f"{len(rows)} members. Your fingerprint, to compare when verifying:\n{me.get('fingerprint', '?')}"
+        )
+
+        self.load_requests()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # letting people in is for organizers: hidden for everyone else
+        return action != "approve" or "organizer" in self.my_roles()
+
+    @work(exclusive=True, group="join-requests")
+    async def load_requests(self) -> None:
+        if "organizer" not in self.my_roles() or self.views is None:
+            self.pending = []
+            return
+        try:
+            self.pending = await self.app.call("requests", circle=self.views["id"])  # type: ignore[attr-defined]
+        except KithError:
+            self.pending = []
+        text = ""
+        if self.pending:
+            people = ", ".join(f"{p['name']} ({p['fingerprint'][:19]})" for p in self.pending)
+            text = f"Asking to join with an invite: {people}. Press a to let them in."
+        self.query_one("#join-requests", Static).update(text)
+
+    def action_approve(self) -> None:
+        pending = getattr(self, "pending", [])
+        if not pending:
+            self.app.notify("Nobody is waiting to join.")
+            return
+        choices = tuple((f"{p['name']} · fingerprint {p['fingerprint']}", p["member"]) for p in pending)
+        self.ask(
+            "Let someone in",
+            [Field("member", "Who", kind="choice", choices=choices), Field("vouch", "Vouch (how you know them)")],
+            lambda v: self.act(
+                "approve", "Let in: they get the circle's keys now.", member=v["member"], vouch=v["vouch"] or None
+            ),  # fmt: skip
+            note="Check the fingerprint with them first (in person or on a call).",
+            submit="Let in",
         )
 
     def selected(self) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ class Pane(Vertical):
     def show(self, views: dict[str, Any]) -> None:
         """Redraw from fresh views (called on every change; keep the cursor where it was)."""
         self.views = views
+        self.refresh_bindings()  # roles may have changed what this member may do
 
     @property
     def usable_width(self) -> int:
