@@ -19,7 +19,11 @@ from tui.demo import DemoWorld
 from tui.screens.main import MainScreen
 
 HERE = Path(__file__).resolve().parent
-SHOTS = [("1", "feed.svg", "kith: the feed"), ("3", "aid.svg", "kith: the aid board"), ("4", "fund.svg", "kith: the fund")]
+SHOTS = [
+    ("1", "feed.svg", "kith: the feed"),
+    ("3", "aid.svg", "kith: the aid board"),
+    ("4", "fund.svg", "kith: the fund"),
+]
 
 
 async def export(world: DemoWorld) -> None:

@@ -58,7 +58,7 @@ class MainScreen(Screen[None]):
         Binding("g", "circles", "Circles"),
         Binding("i", "invite", "Invite"),
         Binding("j", "join", "Join"),
-        Binding("plus", "new_circle", "New circle", show=False),
+        Binding("plus", "new_circle", "New circle"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -72,6 +72,7 @@ class MainScreen(Screen[None]):
         self.last_activity: dict[str, float] = {}
         self.peers = 0
         self._refresh_due = False
+        self.dropped = 0
         self.tab = "feed"
 
     def compose(self) -> ComposeResult:
@@ -190,6 +191,10 @@ class MainScreen(Screen[None]):
 
     def node_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        dropped = event.get("dropped", 0)
+        if isinstance(dropped, int) and dropped > self.dropped:
+            self.dropped = dropped  # the node had to drop events for us: re-read everything
+            self.refresh_soon()
         if kind in ("ops", "rejected"):
             circle = event.get("circle", "")
             self.last_activity[circle] = time.time()
