@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static
 
 from identity.errors import UsageError
 from tui.screens.form import Field
-from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key
+from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, words
 
 CATEGORIES = tuple((c, c) for c in ("money", "housing", "ride", "food", "time", "skill", "other"))
 
@@ -63,7 +63,7 @@ class AidPane(Pane):
             for item in aid[key]:
                 status = item["status"] + (", expired" if item["expired"] else "")
                 who = item["author_name"] + (" (you)" if item["author"] == self.me else "")
-                what = f"{item['category']}: {item['description']}"
+                what = f"{item['category']}: {words(item, 'description')}"
                 rows.append((item["id"], (label, clip(what, widths[1]), _amount(item), clip(who, 9), status)))
         fill_table(table, rows)
         self._detail()
@@ -76,7 +76,7 @@ class AidPane(Pane):
         item = self.selected()
         text = ""
         if item is not None:
-            text = f"{item['type']} by {item['author_name']} · {item['category']}: {item['description']}"
+            text = f"{item['type']} by {item['author_name']} · {item['category']}: {words(item, 'description')}"
             if item["id"] in getattr(self, "matched_to", {}):
                 other = self.items.get(self.matched_to[item["id"]])
                 text += f" · matched with {other['author_name']}'s {other['type']}" if other else " · matched"

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static
 
 from identity.errors import UsageError
 from tui.screens.form import Field
-from tui.widgets.pane import Pane, clip, day_and_time, fill_table, fit_columns, selected_key
+from tui.widgets.pane import Pane, clip, day_and_time, fill_table, fit_columns, selected_key, words
 
 
 def _convert_event(values: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +45,8 @@ class EventsPane(Pane):
         rows = []
         for e in views["events"]:
             mine = next((answer for member, _name, answer in e["rsvps"] if member == self.me), "-")
-            cells = (day_and_time(e["starts"]), clip(e["title"], widths[1]), str(e["yes"]), str(e["maybe"]), mine)
+            title = clip(words(e, "title"), widths[1])
+            cells = (day_and_time(e["starts"]), title, str(e["yes"]), str(e["maybe"]), mine)
             rows.append((e["id"], cells))
         fill_table(table, rows)
         self._detail()
@@ -58,7 +59,7 @@ class EventsPane(Pane):
             return
         names = ", ".join(f"{name} ({answer})" for _m, name, answer in event["rsvps"]) or "nobody has answered yet"
         where = f" Where: {event['place_hint']}." if event["place_hint"] else ""
-        detail.update(f"{event['title']}, by {event['author_name']}.{where} Answers: {names}")
+        detail.update(f"{words(event, 'title')}, by {event['author_name']}.{where} Answers: {names}")
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._detail()

@@ -16,7 +16,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui.screens.form import Field
-from tui.widgets.pane import Pane, stamp
+from tui.widgets.pane import SEALED, Pane, stamp
 
 REACTIONS = (("💜 love", "💜"), ("🤗 hug", "🤗"), ("👍 yes", "👍"), ("🙏 thanks", "🙏"), ("💪 strength", "💪"))
 CHECKIN_WORDS = {"ok": "doing ok", "struggling": "struggling", "need-help": "NEEDS HELP"}
@@ -99,6 +99,8 @@ class FeedPane(Pane):
             text.append(" · (edited)", style="dim")
         if entry["deleted"]:
             text.append(f"\n{body_pad}(deleted by its author)", style="dim")
+        elif not entry.get("readable", True):
+            text.append(f"\n{body_pad}{SEALED}: this circle keeps earlier words from newcomers", style="italic")
         elif entry["content_warning"] and entry["id"] not in self.opened:
             text.append(f"\n{body_pad}CW: {entry['content_warning']} [folded: press o to open]", style="italic")
         else:

@@ -100,6 +100,15 @@ def day_and_time(ts: int) -> str:
     return time.strftime("%a %d %b %H:%M", time.localtime(ts))
 
 
+SEALED = "(sealed before you joined)"
+"""Shown instead of words this device holds no key for (the circle keeps history from newcomers)."""
+
+
+def words(item: dict[str, Any], field: str) -> str:
+    """An item's text, or the sealed mark when this node cannot read it."""
+    return item.get(field) or "" if item.get("readable", True) else SEALED
+
+
 def short(hex_id: str | None) -> str:
     return (hex_id or "")[:8]
 
