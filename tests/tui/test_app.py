@@ -314,6 +314,29 @@ def test_every_action_is_in_the_command_palette_and_help(world: DemoWorld) -> No
     run(scenario())
 
 
+def test_compare_safety_numbers_and_mark_verified(world: DemoWorld) -> None:
+    app = make_app(user_home(world))
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            main = await open_main(pilot)
+            await pilot.press("6")
+            people = main.query_one("#people")
+            table = people.query_one("#members-table")
+            cal = next(m for m in people.members.values() if m["name"] == "Cal")
+            assert "unverified" in screen_text(app).split("Cal", 1)[1].splitlines()[0]
+            table.move_cursor(row=table.get_row_index(cal["id"]))
+            await pilot.press("s")
+            await wait_for_text(pilot, "Safety number with Cal")
+            expected = call(world, "Sam", "member.card", circle=world.ready["circle"], member=cal["id"])
+            assert expected["safety_number"] in screen_text(app)
+            await pilot.press("down", "enter")  # the numbers match
+            await wait_until(pilot, lambda: people.members[cal["id"]]["verified"], what="the verified mark")
+            assert "✓ verified" in screen_text(app).split("Cal", 1)[1].splitlines()[0]
+
+    run(scenario())
+
+
 # --- invites (issue 5) -----------------------------------------------------------------
 
 

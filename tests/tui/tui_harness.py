@@ -31,9 +31,9 @@ def demo_world(root: Path) -> Iterator[DemoWorld]:
         world.stop()
 
 
-def call(world: DemoWorld, member: str, method: str, **params: Any) -> Any:
+def call(world: DemoWorld, who: str, method: str, **params: Any) -> Any:
     """A control API call on one of the world's members (the ground truth the client shows)."""
-    home = Path(world.ready["homes"][member])
+    home = Path(world.ready["homes"][who])
     with NodeClient(home / "node.sock", timeout=30) as client:
         return client.call(method, **params)
 

@@ -22,7 +22,11 @@ class MembersPane(Pane):
         "Verified means you compared safety numbers with that person (in person or on a call). "
         "Until then a member is marked unverified."
     )
-    BINDINGS = [Binding("d", "details", "Details"), Binding("a", "approve", "Let in")]
+    BINDINGS = [
+        Binding("s", "safety", "Safety number"),
+        Binding("d", "details", "Details"),
+        Binding("a", "approve", "Let in"),
+    ]
 
     def compose(self) -> ComposeResult:
         yield Static("", id="me-line")
@@ -91,6 +95,36 @@ class MembersPane(Pane):
             ),  # fmt: skip
             note="Check the fingerprint with them first (in person or on a call).",
             submit="Let in",
+        )
+
+    @work(group="safety")
+    async def action_safety(self) -> None:
+        """Show the safety number to compare with someone; mark them verified if it matches."""
+        member = self.selected()
+        if member is None or member["id"] == self.me or self.views is None:
+            self.app.notify("Choose someone else in the list first.")
+            return
+        try:
+            info = await self.app.call("member.card", circle=self.views["id"], member=member["id"])  # type: ignore[attr-defined]
+        except KithError as exc:
+            self.app.notify(str(exc), severity="error")
+            return
+        note = (
+            f"Compare this number with {member['name']}, in person or on a call (not by message):\n\n"
+            f"{info['safety_number']}\n\nTheir fingerprint: {info['fingerprint']}"
+            + ("\nYou verified them already." if info["verified"] else "")
+        )
+        choices = (("Not now", "no"), ("The numbers match: mark verified", "yes"))
+        self.ask(
+            f"Safety number with {member['name']}",
+            [Field("match", "Did every digit match?", kind="choice", choices=choices)],
+            lambda v: (
+                self.act("verify", f"{member['name']} is verified on this device.", member=member["id"])
+                if v["match"] == "yes"
+                else None
+            ),
+            note=note,
+            submit="Done",
         )
 
     def selected(self) -> dict[str, Any] | None:
