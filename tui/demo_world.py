@@ -92,12 +92,20 @@ class World:
             return None
 
     async def settle(self, names: tuple[str, ...] | None = None, timeout: float = SETTLE_S) -> bool:
-        """Wait until the named members (default: all) hold identical circle state."""
+        """Wait until the named members (default: all) hold identical circle state.
+
+        Gossip is the fast path and may drop a message; when state lags for a moment, ask
+        every node to reconcile now instead of waiting for the periodic round.
+        """
         nodes = [self.members[n] for n in names] if names else list(self.members.values())
         with trio.move_on_after(timeout):
-            while len({self.state_hash(n) for n in nodes}) != 1 or self.state_hash(nodes[0]) is None:
-                await trio.sleep(0.01)
-            return True
+            while True:
+                with trio.move_on_after(0.3):
+                    while len({self.state_hash(n) for n in nodes}) != 1 or self.state_hash(nodes[0]) is None:
+                        await trio.sleep(0.01)
+                    return True
+                for node in nodes:
+                    node.request_sync()
         return False
 
 
@@ -129,8 +137,15 @@ async def admit(world: World, members: list[Node], code: str) -> None:
     for node in members:
         await world.call(node, "join", code=code)
     with trio.fail_after(30):
-        while not all(_is_member(world, node) for node in members):
-            await trio.sleep(0.01)
+        while waiting := [node for node in members if not _is_member(world, node)]:
+            # Gossip is lossy while a new node's mesh forms: reconcile now rather than at the
+            # next periodic round, so the request and the welcome arrive within milliseconds.
+            with trio.move_on_after(0.25):
+                while not all(_is_member(world, node) for node in waiting):
+                    await trio.sleep(0.01)
+            for node in waiting + [world.members["Ash"]]:
+                if node.peers:
+                    await world.call(node, "sync")
 
 
 def _is_member(world: World, node: Node) -> bool:
