@@ -308,6 +308,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
             )
         result["id"] = circle.id.hex()
         result["me"] = member_circles().identity.member_id.hex()
+        if node.lifecycle is not None:
+            notes = node.lifecycle.private_checkins.get(circle.id, {})
+            result["private_checkins"] = sorted(notes.values(), key=lambda n: n["ts"])
         if isinstance(wanted, list):
             result = {k: v for k, v in result.items() if k in wanted or k in ("id", "me", "name")}
         return result
@@ -344,6 +347,14 @@ def build_methods(node: Node) -> dict[str, Handler]:
                 target[field] = convert_param(field, type_spec, resolved)
             if content:
                 body["content"] = content
+            if params.get("private") is True and kind in ("aid.request", "checkin"):
+                # Only the organizers will know who asked and why (docs/PROTOCOL.md §12).
+                plain = {**{k: v for k, v in body.items() if k != "content"}, **content}
+                private_kind = "private.request" if kind == "aid.request" else "private.checkin"
+                envelope_id = lifecycle().private_message(circle, private_kind, plain)
+                return {"id": None, "private": envelope_id.hex(), "rejected": None}
+            if kind == "aid.request":
+                body["private"] = None
             return await author(circle, kind, body)
 
         return action

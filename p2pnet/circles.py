@@ -83,6 +83,8 @@ class MemberCircles:
         self.circles: dict[bytes, Circle] = {}
         self.by_topic: dict[bytes, Circle] = {}
         self.counters: Counter[str] = Counter()
+        self.private_opener: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
+        """Set by the lifecycle: opens private requests this member may read."""
 
     # --- opening ------------------------------------------------------------------
 
@@ -286,7 +288,7 @@ class MemberCircles:
     def reader(self, circle: Circle) -> ContentReader:
         """Opens what people said in this circle, with the content keys we hold."""
         if circle.reader is None:
-            circle.reader = ContentReader(circle.id, circle.keys.contents)
+            circle.reader = ContentReader(circle.id, circle.keys.contents, private_opener=self.private_opener)
         return circle.reader
 
     def save_keys(self, circle: Circle) -> None:

@@ -29,7 +29,7 @@ import trio
 
 from identity.crypto import blake2b
 from identity.errors import RemoteProtocolError, UsageError
-from sync.envelope import JOIN_EPOCH, WELCOME_EPOCH, Envelope, epoch_id, relay_key
+from sync.envelope import JOIN_EPOCH, PRIVATE_EPOCH, WELCOME_EPOCH, Envelope, epoch_id, relay_key
 from sync.invites import (
     InviteCode,
     JoinRequest,
@@ -42,9 +42,11 @@ from sync.invites import (
     seal_relay_grant,
     seal_welcome,
 )
+from sync.kinds.aid import item_content
 from sync.kinds.keys import MAX_SEALED_PER_OP, invite_id, members_missing_key
 from sync.kinds.membership import member_add_body
 from sync.kinds.records import ORGANIZER
+from sync.private import make_statement, open_private, seal_private
 
 if TYPE_CHECKING:
     from p2pnet.circles import Circle, MemberCircles
@@ -71,6 +73,8 @@ class Lifecycle:
         self.node = node
         self.circles = circles
         self.requests: dict[tuple[bytes, bytes], PendingRequest] = {}
+        self.private_checkins: dict[bytes, dict[bytes, dict[str, Any]]] = {}
+        self.proxies: dict[bytes, tuple[bytes, SignedOp]] = {}
         self.wake = trio.Event()
         self._due_since: dict[tuple[bytes, str], float] = {}
 
@@ -96,6 +100,8 @@ class Lifecycle:
         for circle in self.circles.circles.values():
             for data in store.by_epoch(circle.topic, JOIN_EPOCH):
                 self.on_marker(circle.topic, Envelope.decode(data), quiet=True)
+            for data in store.by_epoch(circle.topic, PRIVATE_EPOCH):
+                self.on_marker(circle.topic, Envelope.decode(data))
 
     # --- invites ------------------------------------------------------------------
 
@@ -166,11 +172,116 @@ class Lifecycle:
         return result
 
     def on_marker(self, topic: bytes, envelope: Envelope, *, quiet: bool = False) -> None:
-        """A welcome or join request was stored: act on it if it concerns us."""
+        """A welcome, join request or private message was stored: act on it if it concerns us."""
         if envelope.epoch == WELCOME_EPOCH and topic in self.joins():
             self._on_welcome(topic, envelope)
         elif envelope.epoch == JOIN_EPOCH and topic in self.circles.by_topic:
             self._on_join_request(self.circles.by_topic[topic], envelope, quiet=quiet)
+        elif envelope.epoch == PRIVATE_EPOCH and topic in self.circles.by_topic:
+            self._on_private(self.circles.by_topic[topic], envelope)
+
+    # --- private requests and check-ins -------------------------------------------
+
+    def _organizer_keys(self, circle: Circle) -> list[bytes]:
+        state = circle.replica.state
+        return [state.cards[m] for m, member in sorted(state.members.items())
+                if ORGANIZER in member.roles and m in state.cards]  # fmt: skip
+
+    def private_message(self, circle: Circle, kind: str, body: dict[str, Any]) -> bytes:
+        """Send a private request or check-in to the organizers; returns the envelope id."""
+        state = circle.replica.state
+        if self.me not in state.members:
+            raise UsageError("you are not a member of this circle (yet, or any more)")
+        organizers = self._organizer_keys(circle)
+        if not organizers:
+            raise UsageError("this circle has no organizer to receive it")
+        now = int(self.node.clock())
+        statement = make_statement(self.circles.identity, circle.id, kind, body, ts=now)
+        envelope = seal_private(
+            statement, organizers, topic=circle.topic, relay_key=relay_key(circle.keys.current_key), ts=now,
+            rand=self.circles.rand,
+        )  # fmt: skip
+        if kind == "private.request":
+            mine = self.node.keystore.data.extra.setdefault("private_requests", {})
+            mine[envelope.id] = {"circle": circle.id, "description": body["description"]}
+            self.node.keystore.save()
+        self._send(circle, envelope)
+        return envelope.id
+
+    def _on_private(self, circle: Circle, envelope: Envelope) -> None:
+        state = circle.replica.state
+        member = state.members.get(self.me)
+        if member is None or ORGANIZER not in member.roles:
+            return
+        try:
+            statement = open_private(envelope, self.circles.identity)
+        except RemoteProtocolError:
+            return
+        op = statement.op
+        if op.circle != circle.id or op.author not in state.members:
+            return
+        if op.kind == "private.checkin":
+            body = op.body
+            status = body.get("status")
+            if status not in ("ok", "struggling", "need-help"):
+                return
+            note = body.get("note") if isinstance(body.get("note"), str) else None
+            notes = self.private_checkins.setdefault(circle.id, {})
+            if envelope.id not in notes:
+                notes[envelope.id] = {"id": envelope.id.hex(), "member": op.author.hex(), "status": status,
+                                      "note": (note or "")[:500], "ts": op.ts}  # fmt: skip
+                self.node.emit("private_checkin", {"circle": circle.id.hex(), "status": status})
+        elif op.kind == "private.request":
+            self.proxies.setdefault(envelope.id, (circle.id, statement))
+            self.wake.set()
+
+    def _proxy_due(self, circle: Circle, ref: bytes) -> bool:
+        return not any(item.private and item.private.get("ref") == ref for item in circle.replica.state.aid.values())
+
+    def proxy(self, circle: Circle, ref: bytes, statement: SignedOp) -> None:
+        """Post a member's private request on their behalf: the circle sees that it exists."""
+        from sync.private import seal_private_box
+
+        body = statement.op.body
+        try:
+            item_content({"description": body["description"]})
+            amount, unit, category = body.get("amount"), body.get("unit"), body["category"]
+        except (KeyError, TypeError, RemoteProtocolError):
+            log.warning("ignoring a malformed private request")
+            return
+        state = circle.replica.state
+        organizers = {m: state.cards[m] for m, member in state.members.items()
+                      if ORGANIZER in member.roles and m in state.cards}  # fmt: skip
+        boxes = {m: seal_private_box(dh, description=body["description"], requester=statement.op.author)
+                 for m, dh in organizers.items()}  # fmt: skip
+        public = {
+            "category": category,
+            "content": {"description": "A private request: only organizers can read who asked and why."},
+            "amount": amount,
+            "unit": unit,
+            "expires": body.get("expires"),
+            "private": {"ref": ref, "boxes": boxes},
+        }
+        envelope, result = self.circles.author(circle, "aid.request", public)
+        self.node.publish_nowait(envelope)
+        reason = dict(result.rejected).get(result.applied[0].id) if result.applied else None
+        if reason is not None:
+            log.warning("the circle refused a private request posted for a member: %s", reason)
+
+    def open_private_item(self, private: dict[str, Any]) -> dict[str, Any] | None:
+        """What this node may read of a private request: an organizer's box, or our own."""
+        from sync.private import open_private_box
+
+        box = private.get("boxes", {}).get(self.me) if isinstance(private.get("boxes"), dict) else None
+        if isinstance(box, bytes):
+            try:
+                return open_private_box(box, self.circles.identity)
+            except RemoteProtocolError:
+                return None
+        mine = self.node.keystore.data.extra.get("private_requests", {}).get(private.get("ref"))
+        if isinstance(mine, dict):
+            return {"description": mine.get("description", ""), "requester": self.me}
+        return None
 
     def _on_welcome(self, topic: bytes, envelope: Envelope) -> None:
         try:
@@ -363,9 +474,23 @@ class Lifecycle:
         since = self._due_since.setdefault((circle.id, duty), self.node.clock())
         return self.node.clock() - since >= rank * TURN_DELAY_S
 
+    def _serve_proxies(self, circle: Circle) -> None:
+        for ref, (circle_id, statement) in list(self.proxies.items()):
+            if circle_id != circle.id:
+                continue
+            if not self._proxy_due(circle, ref):
+                del self.proxies[ref]
+                continue
+            if self._my_turn(circle, "proxy:" + ref.hex()):
+                self._due_since.pop((circle.id, "proxy:" + ref.hex()), None)
+                del self.proxies[ref]
+                self.proxy(circle, ref, statement)
+
     def maintain(self, circle: Circle) -> None:
         """Rotate if a removal made it due; deliver the current key to members who lack it."""
         state = circle.replica.state
+        if self.me in state.members and not state.info.get("rotation_due"):
+            self._serve_proxies(circle)
         current = state.info.get("epoch")
         if self.me not in state.members or current is None or current not in circle.keys.epochs:
             return

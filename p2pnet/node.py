@@ -133,6 +133,7 @@ class Node:
             from p2pnet.lifecycle import Lifecycle
 
             self.lifecycle = Lifecycle(self, self.circles)
+            self.circles.private_opener = self.lifecycle.open_private_item
             self.lifecycle.restore()
         for topic in self.served_topics():
             self._load_index(topic)

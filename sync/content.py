@@ -84,9 +84,17 @@ class ContentReader:
     ours (an earlier epoch, for a newcomer without history) or the blob is bad.
     """
 
-    def __init__(self, circle: bytes, keys: Mapping[bytes, bytes], *, cache_size: int = 20_000) -> None:
+    def __init__(
+        self,
+        circle: bytes,
+        keys: Mapping[bytes, bytes],
+        *,
+        cache_size: int = 20_000,
+        private_opener: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+    ) -> None:
         self.circle = circle
         self.keys = keys
+        self.private_opener = private_opener
         self._cache: OrderedDict[tuple[bytes, bytes, str], dict[str, Any] | None] = OrderedDict()
         self._cache_size = cache_size
 
@@ -109,6 +117,12 @@ class ContentReader:
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return fields
+
+    def open_private(self, private: Any) -> dict[str, Any] | None:
+        """``{description, requester}`` of a private request, if this node may read it."""
+        if self.private_opener is None or type(private) is not dict:
+            return None
+        return self.private_opener(private)
 
 
 NO_READER = ContentReader(bytes(16), {})

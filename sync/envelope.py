@@ -43,7 +43,9 @@ JOIN_EPOCH = b"\xff" * limits.EPOCH_ID_BYTES
 """Marker epoch of join requests, encrypted with a key derived from an invite's secret."""
 GRANT_EPOCH = b"\xfe" * limits.EPOCH_ID_BYTES
 """Marker epoch of relay grants: a new epoch's relay key, encrypted under the previous one."""
-MARKER_EPOCHS = (WELCOME_EPOCH, JOIN_EPOCH, GRANT_EPOCH)
+PRIVATE_EPOCH = b"\xfd" * limits.EPOCH_ID_BYTES
+"""Marker epoch of private requests and check-ins, sealed to the circle's organizers."""
+MARKER_EPOCHS = (WELCOME_EPOCH, JOIN_EPOCH, GRANT_EPOCH, PRIVATE_EPOCH)
 
 MAC_BYTES = 16
 _KEYS = frozenset({"v", "topic", "epoch", "ts", "nonce", "ct", "mac"})

@@ -246,9 +246,13 @@ class AidView:
     status: str
     matched: tuple[bytes, ...]
     closed_by: bytes | None
+    private: object = None
+    """Set for a private request: only organizers can read who asked and why."""
     description: str = ""
     """What it is about ("" when this node cannot read it: see ``readable``)."""
     readable: bool = True
+    requester: bytes | None = None
+    """For a private request an organizer can open: the member who asked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,11 +270,16 @@ def aid_board(state: CircleState, *, now: int | None = None, reader: ContentRead
     for item_id, item in state.aid.items():
         expired = now is not None and item.expires is not None and item.expires < now
         kind = "aid.pledge" if item.type == "pledge" else "aid.request"
-        fields = reader.read(item.content, item.author, kind, item_content)
-        description = fields["description"] if fields else ""
-        views.append(
-            AidView(item_id, display_name(state, item.author), expired, *item, description, fields is not None)
-        )
+        name = display_name(state, item.author)
+        if item.private is not None:
+            opened = reader.open_private(item.private)
+            description = opened["description"] if opened else ""
+            requester = opened["requester"] if opened else None
+            views.append(AidView(item_id, name, expired, *item, description, opened is not None, requester))
+        else:
+            fields = reader.read(item.content, item.author, kind, item_content)
+            description = fields["description"] if fields else ""
+            views.append(AidView(item_id, name, expired, *item, description, fields is not None))
     views.sort(key=lambda v: (v.lamport, v.id))
     return AidBoard(
         tuple(v for v in views if v.type == "pledge" and v.status == OPEN),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sync.kinds import schema
 from sync.kinds.common import OpRejected
-from sync.kinds.records import FULFILLED, MATCHED, OPEN, WITHDRAWN, AidItem
+from sync.kinds.records import FULFILLED, MATCHED, OPEN, ORGANIZER, WITHDRAWN, AidItem
 
 if TYPE_CHECKING:
     from sync.ops import Op, SignedOp
@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 CATEGORIES = ("money", "housing", "ride", "food", "time", "skill", "other")
 
 _ITEM_KEYS = frozenset({"category", "content", "amount", "unit", "expires"})
+_REQUEST_KEYS = _ITEM_KEYS | {"private"}
+_PRIVATE_KEYS = frozenset({"ref", "boxes"})
+MAX_PRIVATE_BOX = 4096
+MAX_PRIVATE_BOXES = 32
 _ITEM_CONTENT_KEYS = frozenset({"description"})
 
 
@@ -47,10 +51,33 @@ NOT_REQUESTER = "only the requester may confirm fulfilment"
 NOT_AN_ITEM = "item is not a pledge or request of this circle"
 NOT_ITEM_AUTHOR = "only its author may withdraw a pledge or request"
 ITEM_CLOSED = "the item is already fulfilled or withdrawn"
+PRIVATE_NOT_ORGANIZER = "a private request may be sealed only to organizers, by an organizer"
+
+
+def _private(state: CircleState, op: Op, value: Any) -> dict[str, Any] | None:
+    """A private request: who asked and why, sealed to each organizer (``boxes``), posted
+    by an organizer on the requester's behalf; ``ref`` names the requester's envelope."""
+    if value is None:
+        return None
+    value = schema.exact_keys(value, _PRIVATE_KEYS, "private")
+    schema.fixed_bytes(value["ref"], "private.ref", 32)
+    boxes = value["boxes"]
+    if type(boxes) is not dict:
+        raise schema.InvalidBody("private.boxes", "wrong type")
+    if not 1 <= len(boxes) <= MAX_PRIVATE_BOXES:
+        raise schema.InvalidBody("private.boxes", "too many items")
+    for member, box in boxes.items():
+        schema.member_ref(member, "private.boxes key")
+        if type(box) is not bytes or not 48 < len(box) <= MAX_PRIVATE_BOX:
+            raise schema.InvalidBody("private.boxes value", "wrong size")
+    organizers = {m for m, member in state.members.items() if ORGANIZER in member.roles}
+    if op.author not in organizers or not set(boxes) <= organizers:
+        raise OpRejected(PRIVATE_NOT_ORGANIZER)
+    return value
 
 
 def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) -> None:
-    body = schema.exact_keys(body, _ITEM_KEYS, "body")
+    body = schema.exact_keys(body, _REQUEST_KEYS if kind == "aid.request" else _ITEM_KEYS, "body")
     category = schema.one_of(body["category"], CATEGORIES, "category")
     content = schema.content_blob(body["content"], "content", state.epochs)
     amount = schema.optional_amount(body["amount"])
@@ -58,8 +85,11 @@ def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) ->
     expires = schema.optional_timestamp(body["expires"], "expires")
     if (amount is None) != (unit is None):
         raise schema.InvalidBody("unit", "must be null exactly when amount is null")
+    private = _private(state, op, body["private"]) if kind == "aid.request" else None
     item_type = "pledge" if kind == "aid.pledge" else "request"
-    item = AidItem(item_type, op.author, op.lamport, op.ts, category, content, amount, unit, expires, OPEN, (), None)
+    item = AidItem(
+        item_type, op.author, op.lamport, op.ts, category, content, amount, unit, expires, OPEN, (), None, private
+    )
     state.put(state.aid, signed.id, item)
 
 

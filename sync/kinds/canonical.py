@@ -153,7 +153,7 @@ def restore_tables(state: CircleState, picture: Any) -> tuple[int, tuple[int, by
         state.messages = _table(picture, "messages", lambda f: Message(*f))
         state.reactions = _nested(picture, "reactions", lambda f: _tuple(f[0]))
         state.checkins = _table(picture, "checkins", lambda f: Checkin(*f))
-        state.aid = _table(picture, "aid", lambda f: AidItem(*f[:10], _tuple(f[10]), f[11]))
+        state.aid = _table(picture, "aid", lambda f: AidItem(*f[:10], _tuple(f[10]), f[11], f[12]))
         state.proposals = _table(picture, "proposals", _proposal)
         state.votes = _nested(picture, "votes", lambda f: Vote(*f))
         state.contributions = _table(picture, "contributions", lambda f: Contribution(*f))

@@ -43,8 +43,8 @@ MAX_SEALED_PER_OP = 300
 """Recipients one key op may carry (~46 KB); larger circles continue in ``key.share`` ops."""
 MAX_INVITE_USES = 1000
 MAX_ADDRESS_CHARS = 256
-RESERVED_EPOCHS = (bytes(16), b"\xff" * 16, b"\xfe" * 16)
-"""Marker epochs of welcome, join and relay-grant envelopes; never a real epoch id."""
+RESERVED_EPOCHS = (bytes(16), b"\xff" * 16, b"\xfe" * 16, b"\xfd" * 16)
+"""Marker epochs of welcome, join, relay-grant and private envelopes; never a real epoch id."""
 
 _ROTATE_KEYS = frozenset({"epoch", "previous", "sealed"})
 _SHARE_KEYS = frozenset({"epoch", "sealed"})

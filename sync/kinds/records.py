@@ -107,6 +107,8 @@ class AidItem(NamedTuple):
     """A pledge: () or (request id,). A request: the pledge ids matched to it, in fold order."""
     closed_by: bytes | None
     """The op that fulfilled or withdrew it."""
+    private: dict[str, object] | None = None
+    """A private request (sealed to organizers): ``{ref, boxes}``; see `sync.kinds.aid`."""
 
 
 class SpendDetails(NamedTuple):

@@ -65,6 +65,8 @@ class _Workload:
         self.events: list[bytes] = []
 
     def emit(self, who: MemberIdentity, kind: str, body: dict[str, object]) -> bytes:
+        if kind == "aid.request":
+            body = {**body, "private": None}
         body = seal_plain_body(kind, body, circle=self.circle, author=who.member_id, epoch=self.epoch,
                                key=self.content_key, rand=self.rng.randbytes)  # fmt: skip
         previous = self.ops[-1]

@@ -1,0 +1,105 @@
+"""Private requests and check-ins: asking the organizers for help without telling the circle.
+
+A member who needs help privately does not post an op: their node signs a statement
+(a `SignedOp` of kind ``private.request`` or ``private.checkin`` that is never folded) and
+sends it in an envelope with the marker epoch ``fd..fd``: the statement is encrypted with
+a fresh key, and that key is sealed to each organizer in an anonymous list of sealed
+boxes (a relay sees neither who wrote it nor whom it is for).
+
+An organizer's node opens it. A check-in stays between the member and the organizers. A
+request is posted to the circle by an organizer on the member's behalf (``aid.request``
+with ``private``): members see that a request exists, its category and any amount, so
+they can pledge and the books stay complete, but the description and the requester's
+identity are sealed to the organizers (``private.boxes``), never to the circle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from identity import codec
+from identity.crypto import (
+    NONCE_BYTES,
+    RandomBytes,
+    aead_decrypt,
+    aead_encrypt,
+    open_sealed,
+    random_bytes,
+    seal_to,
+)
+from identity.errors import Malformed, RemoteProtocolError, Undecryptable
+from identity.keys import MemberIdentity
+from sync import limits
+from sync.envelope import PRIVATE_EPOCH, Envelope, header_bytes
+from sync.ops import Op, SignedOp
+
+MAX_RECIPIENTS = 32
+PRIVATE_KINDS = ("private.request", "private.checkin")
+
+
+def seal_private(
+    statement: SignedOp,
+    organizers: list[bytes],
+    *,
+    topic: bytes,
+    relay_key: bytes,
+    ts: int,
+    rand: RandomBytes = random_bytes,
+) -> Envelope:
+    """An envelope only the holders of ``organizers`` (X25519 public keys) can open."""
+    if not 1 <= len(organizers) <= MAX_RECIPIENTS:
+        raise Malformed(f"a private message goes to 1 to {MAX_RECIPIENTS} organizers")
+    key, nonce = rand(32), rand(NONCE_BYTES)
+    ciphertext = aead_encrypt(key, nonce, statement.data, header_bytes(topic, PRIVATE_EPOCH, ts))
+    boxes = [seal_to(dh, key) for dh in organizers]
+    payload = codec.encode({"v": 1, "boxes": boxes, "nonce": nonce, "ct": ciphertext})
+    return Envelope.build(topic, PRIVATE_EPOCH, ts, rand(NONCE_BYTES), payload, relay_key=relay_key)
+
+
+def open_private(envelope: Envelope, me: MemberIdentity) -> SignedOp:
+    """The signed statement inside, if one of the boxes is ours; `Undecryptable` if none is."""
+    if envelope.epoch != PRIVATE_EPOCH:
+        raise Malformed("not a private message")
+    raw = codec.decode(envelope.ciphertext, max_size=limits.MAX_ENVELOPE_BYTES, what="private message")
+    if type(raw) is not dict or set(raw) != {"v", "boxes", "nonce", "ct"} or raw["v"] != 1:
+        raise Malformed("private message has the wrong fields")
+    boxes, nonce, ciphertext = raw["boxes"], raw["nonce"], raw["ct"]
+    if type(boxes) is not list or not 1 <= len(boxes) <= MAX_RECIPIENTS or type(nonce) is not bytes:
+        raise Malformed("private message is malformed")
+    if type(ciphertext) is not bytes or len(nonce) != NONCE_BYTES:
+        raise Malformed("private message is malformed")
+    for box in boxes:
+        if type(box) is not bytes:
+            raise Malformed("private message box is malformed")
+        try:
+            key = open_sealed(me.dh_public, me.dh_secret, box)
+        except Undecryptable:
+            continue
+        plaintext = aead_decrypt(key, nonce, ciphertext, envelope.associated_data())
+        statement = SignedOp.decode(plaintext)
+        if statement.op.kind not in PRIVATE_KINDS or statement.op.parents:
+            raise Malformed("private message holds something else")
+        return statement
+    raise Undecryptable()
+
+
+def make_statement(me: MemberIdentity, circle: bytes, kind: str, body: dict[str, Any], *, ts: int) -> SignedOp:
+    """The requester's signed statement (never folded: it stands alone, lamport 1)."""
+    return SignedOp.create(Op(circle, me.member_id, (), 1, ts, kind, body), me)
+
+
+def seal_private_box(recipient_dh_public: bytes, *, description: str, requester: bytes) -> bytes:
+    """What an organizer can read of a private request posted on a member's behalf."""
+    return seal_to(recipient_dh_public, codec.encode({"description": description, "requester": requester}))
+
+
+def open_private_box(box: bytes, me: MemberIdentity) -> dict[str, Any]:
+    raw = codec.decode(open_sealed(me.dh_public, me.dh_secret, box), max_size=8192, what="private request")
+    if type(raw) is not dict or set(raw) != {"description", "requester"}:
+        raise Malformed("private request box has the wrong fields")
+    if type(raw["description"]) is not str or type(raw["requester"]) is not bytes:
+        raise Malformed("private request box is malformed")
+    return raw
+
+
+__all__ = ["RemoteProtocolError", "make_statement", "open_private", "open_private_box", "seal_private"]
