@@ -108,6 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     checkin.add_argument("circle")
     checkin.add_argument("status", choices=["ok", "struggling", "need-help"])
     checkin.add_argument("--note")
+    checkin.add_argument("--private", action="store_true", help="only the organizers see it")
 
     profile = command("profile", "set how you appear in a circle", cmd_profile)
     profile.add_argument("circle")
@@ -123,6 +124,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         parser.add_argument("--amount", type=int)
         parser.add_argument("--unit", help="what the amount counts: EUR, hours, nights ...")
         parser.add_argument("--expires-days", type=float)
+        if name == "request":
+            parser.add_argument(
+                "--private", action="store_true", help="only organizers learn who asked and why; they post it for you"
+            )
 
     match = command("match", "commit your pledge to a request", cmd_match)
     match.add_argument("circle")
@@ -270,7 +275,11 @@ def cmd_react(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_checkin(ctx: Context, args: argparse.Namespace) -> int:
-    return _done(ctx, _call(ctx, "checkin", circle=args.circle, status=args.status, note=args.note), "check-in")
+    result = _call(ctx, "checkin", circle=args.circle, status=args.status, note=args.note, private=args.private)
+    if result.get("private"):
+        ctx.emit(result, "Sent to the organizers only.")
+        return 0
+    return _done(ctx, result, "check-in")
 
 
 def cmd_profile(ctx: Context, args: argparse.Namespace) -> int:
@@ -290,7 +299,11 @@ def cmd_aid_item(ctx: Context, args: argparse.Namespace) -> int:
         amount=args.amount,
         unit=args.unit,
         expires=_expires(args.expires_days),
+        private=getattr(args, "private", False),
     )
+    if result.get("private"):
+        ctx.emit(result, "Sent to the organizers only; one of them posts it for you, without your name or reason.")
+        return 0
     return _done(ctx, result, args.command)
 
 
