@@ -31,9 +31,11 @@ STOP_GRACE_S = 5.0
 class DemoWorld:
     """The background process that runs the demo's relay and members."""
 
-    def __init__(self, root: Path, *, static: bool = False, pace: float | None = None) -> None:
+    def __init__(self, root: Path, *, static: bool = False, pace: float | None = None, cleanup: bool = False) -> None:
         self.root = root
         args = [sys.executable, "-m", "tui.demo_world", str(root)]
+        if cleanup:
+            args.append("--cleanup")  # even if `kith demo` itself is killed, the world removes the home
         if static:
             args.append("--static")
         if pace is not None:
@@ -104,7 +106,7 @@ def run_demo(*, pace: float | None = None) -> int:
     world: DemoWorld | None = None
     print("kith demo: starting a relay and three members on this machine (throwaway keys)…", flush=True)
     try:
-        world = DemoWorld(root, pace=pace)
+        world = DemoWorld(root, pace=pace, cleanup=True)
         user = world.wait_for("user")
         app = make_app(Home(Path(user["home"])), demo=True)
         app.run()

@@ -105,3 +105,20 @@ def test_demo_shows_the_circle_receives_posts_and_leaves_nothing_behind(tmp_path
     time.sleep(0.5)
     assert processes_mentioning(str(tmp_path)) == []
     assert list(tmp_path.glob("kith-demo-*")) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="checks leftover processes through /proc")
+def test_demo_world_cleans_up_even_when_kith_demo_is_killed(tmp_path: Path) -> None:
+    env = {**os.environ, "TERM": "xterm-256color", "TMPDIR": str(tmp_path)}
+    terminal = Terminal([KITH, "demo"], env, size=(80, 24))
+    try:
+        terminal.wait_for(lambda text: CIRCLE_NAME in text, timeout=15)
+        os.kill(terminal.process.pid, 9)  # no chance to clean up: the world must notice on its own
+        terminal.process.wait(5)
+        deadline = time.monotonic() + 15
+        while processes_mentioning(str(tmp_path)) or list(tmp_path.glob("kith-demo-*")):
+            assert time.monotonic() < deadline, processes_mentioning(str(tmp_path))
+            time.sleep(0.1)
+    finally:
+        terminal.close()
