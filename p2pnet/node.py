@@ -113,6 +113,7 @@ class Node:
         self.ready = trio.Event()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.penalties: Counter[str] = Counter()
+        self._sync_limiter = KeyedLimiter(rate=0.5, burst=8)
         self.banned: dict[str, float] = {}
 
     # --- lifecycle ----------------------------------------------------------------
@@ -528,6 +529,14 @@ class Node:
         return stats
 
     async def _respond_sync(self, host: SyncPeer, stream: Any, peer: str) -> None:
+        # A session costs us real work (a sketch of a big topic can take a fraction of a
+        # second), so one peer gets a few per minute, not a stream of them.
+        if not self._sync_limiter.allow(peer, self.clock()):
+            self.stats.refused["sync sessions over the per-peer rate"] += 1
+            from p2pnet.framing import close_quietly
+
+            await close_quietly(stream, reset=True)
+            return
         if self.is_banned(peer):
             from p2pnet.framing import close_quietly
 
@@ -578,8 +587,13 @@ class Node:
             await trio.sleep(self.config.redial_interval_s)
 
     def dial_targets(self) -> list[str]:
+        """Whom to keep connected: configured bootstrap peers, relays and inviters we were
+        given, and the relays each of our circles lists (relay.add)."""
         targets = list(self.config.bootstrap)
         targets += [r for r in self.keystore.data.relays if r not in targets]
+        if self.circles is not None:
+            for circle in self.circles.circles.values():
+                targets += [r for r in circle.replica.state.relays if r not in targets]
         return targets
 
     async def connect(self, address: str) -> str:

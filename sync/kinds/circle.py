@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 DEFAULT_RULES: dict[str, DecisionRule] = {
     "spend": DecisionRule(quorum_pct=50, threshold_pct=60, consent=False),
     "charter": DecisionRule(quorum_pct=60, threshold_pct=75, consent=True),
-    "remove": DecisionRule(quorum_pct=50, threshold_pct=67, consent=False),
+    # Removing someone is the gravest decision: three quarters of the circle must take
+    # part, so two quick votes in a four-person circle cannot push someone out.
+    "remove": DecisionRule(quorum_pct=75, threshold_pct=67, consent=False),
     "general": DecisionRule(quorum_pct=30, threshold_pct=50, consent=False),
 }
 

@@ -100,7 +100,7 @@ def _concurrent_history(seed: int, rounds: int) -> tuple[bytes, list[SignedOp]]:
     return circle, ops
 
 
-CIRCLE, HISTORY = _concurrent_history(seed=1, rounds=40)
+CIRCLE, HISTORY = _concurrent_history(seed=2, rounds=40)
 REFERENCE = fold_circle_state(CIRCLE, HISTORY).encode()
 
 
