@@ -115,7 +115,7 @@ def test_proposals_with_tallies(circle: Any) -> None:
     (view,) = views.proposals(circle.state)
     assert (view.title, view.kind, view.status, view.eligible) == ("Remove Dana", "remove", "open", 4)
     assert (view.approve, view.object, view.abstain) == (1, 1, 0)
-    assert view.rule == (50, 67, False)
+    assert view.rule == (75, 67, False)
     assert sorted(v.choice for v in view.votes) == ["approve", "object"]
     general = circle.propose("alice", "general", {})
     circle.vote("alice", general, "approve")
