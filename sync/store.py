@@ -22,8 +22,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from identity.errors import KithError
-from sync.envelope import Envelope
+from identity.errors import KithError, LocalProtocolError
+from sync.envelope import MARKER_EPOCHS, Envelope
 
 SCHEMA_VERSION = 1
 Item = tuple[int, bytes]
@@ -45,7 +45,10 @@ CREATE TABLE IF NOT EXISTS envelopes (
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS envelopes_by_topic ON envelopes (topic, ts, id);
-CREATE INDEX IF NOT EXISTS envelopes_by_epoch ON envelopes (topic, epoch);
+CREATE INDEX IF NOT EXISTS envelopes_markers ON envelopes (topic, epoch) WHERE epoch IN (
+    x'00000000000000000000000000000000', x'ffffffffffffffffffffffffffffffff',
+    x'fefefefefefefefefefefefefefefefe', x'fdfdfdfdfdfdfdfdfdfdfdfdfdfdfdfd'
+);
 """
 
 
@@ -202,13 +205,18 @@ class EnvelopeStore:
         return self._query("SELECT COALESCE(MAX(seq), 0) FROM envelopes")[0][0]  # type: ignore[return-value]
 
     def by_epoch(self, topic: bytes, epoch: bytes) -> list[bytes]:
-        """Every envelope of one topic and epoch (e.g. the welcomes or join requests)."""
-        return [
-            row[0]
-            for row in self._query(
-                "SELECT data FROM envelopes WHERE topic = ? AND epoch = ? ORDER BY seq", (topic, epoch)
-            )
-        ]  # type: ignore[misc]
+        """Every envelope of one topic with a marker epoch (welcomes, join requests, ...).
+
+        Only marker epochs are indexed (a partial index keeps ordinary inserts cheap); the
+        literal in the query is what lets SQLite use that index.
+        """
+        if epoch not in MARKER_EPOCHS:
+            raise LocalProtocolError("only marker epochs are indexed")
+        sql = (
+            "SELECT data FROM envelopes INDEXED BY envelopes_markers "
+            f"WHERE topic = ? AND epoch = x'{epoch.hex()}' ORDER BY seq"
+        )
+        return [row[0] for row in self._query(sql, (topic,))]  # type: ignore[misc]
 
     def min_seq_of(self, envelope_ids: list[bytes]) -> int:
         """The lowest arrival number among these envelopes (max_seq + 1 if none is stored)."""
