@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from identity.atomic import read_limited, write_atomic
+from identity.atomic import write_atomic
 from identity.crypto import SALT_BYTES, RandomBytes, random_bytes
-from identity.errors import CorruptKeystore, UsageError
+from identity.errors import UsageError
 from identity.keystore import (
     BACKUP,
-    MAX_KEYSTORE_BYTES,
     KdfParams,
     KeystoreData,
     _derive,
     open_keystore,
+    read_keystore_bytes,
     seal_keystore,
 )
 
@@ -37,12 +37,6 @@ def write_backup(
 
 def read_backup(path: Path, passphrase: str, rand: RandomBytes = random_bytes) -> KeystoreData:
     """The backed-up secrets, with a fresh storage key (this device's caches are new)."""
-    try:
-        blob = read_limited(path, MAX_KEYSTORE_BYTES)
-    except FileNotFoundError:
-        raise UsageError(f"no backup file at {path}") from None
-    except IsADirectoryError:
-        raise CorruptKeystore(f"{path} is a directory, not a backup") from None
-    data, _key, _kcv, _header = open_keystore(blob, passphrase, BACKUP)
+    data, _key, _kcv, _header = open_keystore(read_keystore_bytes(path, BACKUP), passphrase, BACKUP)
     data.storage_key = rand(32)
     return data

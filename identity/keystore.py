@@ -324,17 +324,19 @@ class Keystore:
         write_atomic(self.path, seal_keystore(self.data, self._key, self._kcv, self._salt, self.params, rand))
 
 
-def read_keystore_bytes(path: Path) -> bytes:
+def read_keystore_bytes(path: Path, fmt: FileFormat = KEYSTORE) -> bytes:
+    """A keystore (or backup) file's bytes, read with a size cap and one-line errors."""
     try:
         blob = read_limited(path, MAX_KEYSTORE_BYTES)
     except FileNotFoundError:
-        raise UsageError(f"no keystore at {path}; run 'kith init' first") from None
+        hint = "; run 'kith init' first" if fmt is KEYSTORE else ""
+        raise UsageError(f"no {fmt.noun} at {path}{hint}") from None
     except IsADirectoryError:
-        raise CorruptKeystore(f"{path} is a directory, not a keystore") from None
+        raise CorruptKeystore(f"{path} is a directory, not a {fmt.noun}") from None
     except PermissionError:
         raise UsageError(f"cannot read {path}: permission denied") from None
     if len(blob) > MAX_KEYSTORE_BYTES:
-        raise CorruptKeystore("keystore file is larger than any keystore kith writes")
+        raise CorruptKeystore(f"{fmt.noun} file is larger than any {fmt.noun} kith writes")
     return blob
 
 
