@@ -226,6 +226,33 @@ def test_pledge_request_and_match(world: DemoWorld) -> None:
     assert any(f"Bus fare {mark}" in r["description"] and r["amount"] == 12 for r in ash["open_requests"])
 
 
+def test_a_private_request_reaches_organizers_only(world: DemoWorld) -> None:
+    app = make_app(user_home(world))
+    text = f"Need somewhere safe to stay {time.time_ns() % 100000}"
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 40)) as pilot:
+            await open_main(pilot)
+            await pilot.press("3", "r")
+            await wait_for_text(pilot, "Ask for help")
+            await pilot.press("down", "tab")  # housing
+            await type_text(pilot, text)
+            await pilot.press("tab", "tab", "tab", "space")  # amount, unit, then the private flag
+            await pilot.press("ctrl+s")
+            aid = app.screen.query_one("#aid")
+            await wait_until(  # posted into the circle by an organizer's node, on our behalf
+                pilot, lambda: any(i["description"] == text for i in getattr(aid, "items", {}).values()), 30
+            )
+            assert f"PRIVATE  housing: {text[:20]}" in screen_text(app)
+
+    run(scenario())
+    circle = world.ready["circle"]
+    ash = call(world, "Ash", "views", circle=circle)["aid"]["open_requests"]
+    bea = call(world, "Bea", "views", circle=circle)["aid"]["open_requests"]
+    assert any(r["description"] == text for r in ash)
+    assert not any(r["description"] == text for r in bea)
+
+
 def request_id(aid: dict[str, Any], mark: str) -> str:
     return next(r["id"] for r in aid["open_requests"] if r["description"] == f"To the clinic {mark}")
 

@@ -261,10 +261,15 @@ class MainScreen(Screen[None]):
     def ask_checkin(self) -> None:
         def send(values: dict[str, Any] | None) -> None:
             if values is not None:
+                private = {"private": True} if values["private"] else {}
                 self.act("checkin", "Checked in. Thank you for letting the circle know.",
-                         status=values["status"], note=values["note"] or None)  # fmt: skip
+                         status=values["status"], note=values["note"] or None, **private)  # fmt: skip
 
-        fields = [Field("status", "How are you doing?", kind="choice", choices=CHECKIN), Field("note", "A few words")]
+        fields = [
+            Field("status", "How are you doing?", kind="choice", choices=CHECKIN),
+            Field("note", "A few words"),
+            Field("private", "Private: only organizers see it", kind="flag"),
+        ]
         self.app.push_screen(FormScreen("Check in", fields, submit="Check in"), send)
 
     def reply_to(self, item_id: str, name: str) -> None:

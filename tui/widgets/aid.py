@@ -25,7 +25,9 @@ def _convert_aid(values: dict[str, Any]) -> dict[str, Any]:
     amount = values.get("amount") or ""
     if amount and not amount.isdigit():
         raise UsageError("amount must be a whole number (e.g. 40), with its unit below")
+    private = {"private": True} if values.get("private") else {}
     return {
+        **private,
         "category": values["category"],
         "description": values["description"],
         "amount": int(amount) if amount else None,
@@ -56,7 +58,7 @@ class AidPane(Pane):
         matched_to = {p: r for p, r in aid["matches"]} | {r: p for p, r in aid["matches"]}
         self.matched_to = matched_to
         table = self.query_one("#aid-table", DataTable)
-        columns = [("", 6), ("What", 0), ("Amount", 8), ("Who", 9), ("Status", 9)]
+        columns = [("", 7), ("What", 0), ("Amount", 8), ("Who", 9), ("Status", 9)]
         widths = fit_columns(table, columns, 1, self.usable_width)
         rows = []
         for key, label in (("open_requests", "NEEDS"), ("open_pledges", "OFFERS"), ("fulfilled", "done")):
@@ -64,7 +66,8 @@ class AidPane(Pane):
                 status = item["status"] + (", expired" if item["expired"] else "")
                 who = item["author_name"] + (" (you)" if item["author"] == self.me else "")
                 what = f"{item['category']}: {words(item, 'description')}"
-                rows.append((item["id"], (label, clip(what, widths[1]), _amount(item), clip(who, 9), status)))
+                mark = "PRIVATE" if item.get("private") and key != "fulfilled" else label
+                rows.append((item["id"], (mark, clip(what, widths[1]), _amount(item), clip(who, 9), status)))
         fill_table(table, rows)
         self._detail()
         self.query_one("#aid-summary", Static).update(
@@ -98,6 +101,11 @@ class AidPane(Pane):
                 Field("description", "What, when, where (keep details you would not tell everyone out)", required=True),
                 Field("amount", "Amount (a whole number)", placeholder="e.g. 40"),
                 Field("unit", "Unit", placeholder="EUR, hours, nights, meals ..."),
+                *(
+                    [Field("private", "Private: only organizers see who asked and why", kind="flag")]
+                    if kind == "request"
+                    else []
+                ),
             ],
             lambda v: self.act(kind, "Pledged." if kind == "pledge" else "Request posted.", **v),
             convert=_convert_aid,
