@@ -108,9 +108,16 @@ class GossipService:
         now = self.clock()
         for item in items:
             envelope = self.gate.parse(item)
-            if envelope is None or self.gate.check(envelope, now=now, topic=topic) is Verdict.REJECT:
+            verdict = Verdict.REJECT if envelope is None else self.gate.check(envelope, now=now, topic=topic)
+            if verdict is Verdict.REJECT:
                 self.stats.rejected_messages["bad envelope"] += 1
                 self.on_misbehaviour(forwarder, "invalid envelope in gossip")
+                return False
+            if verdict is Verdict.UNKNOWN_EPOCH:
+                # We cannot check it (a key rotation we have not caught up with): do not
+                # forward what we cannot vouch for. Not held against the sender; we fetch
+                # it by reconciliation once we hold the key.
+                self.stats.rejected_messages["unverifiable (unknown epoch)"] += 1
                 return False
             envelopes.append(envelope)
         self._checked[hashlib.sha256(data).digest()] = envelopes

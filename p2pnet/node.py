@@ -305,9 +305,12 @@ class Node:
             elif verdict is Verdict.UNKNOWN_EPOCH and not self.is_relay:
                 self.quarantine.add(envelope)
                 result.quarantined += 1
+            elif verdict is Verdict.UNKNOWN_EPOCH:
+                result.unverifiable += 1
+                self.stats.refused["unknown epoch (not yet granted)"] += 1
             else:
                 result.rejected += 1
-                self.stats.refused["unknown epoch" if verdict is Verdict.UNKNOWN_EPOCH else "gate"] += 1
+                self.stats.refused["gate"] += 1
         if self.is_relay and candidates:
             candidates = self._within_quota(topic, candidates, result)
         if not candidates or index is None:

@@ -45,10 +45,10 @@ CREATE TABLE IF NOT EXISTS envelopes (
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS envelopes_by_topic ON envelopes (topic, ts, id);
-CREATE INDEX IF NOT EXISTS envelopes_markers ON envelopes (topic, epoch) WHERE epoch IN (
-    x'00000000000000000000000000000000', x'ffffffffffffffffffffffffffffffff',
-    x'fefefefefefefefefefefefefefefefe', x'fdfdfdfdfdfdfdfdfdfdfdfdfdfdfdfd'
-);
+CREATE INDEX IF NOT EXISTS envelopes_marker_00 ON envelopes (topic, seq) WHERE epoch = x'00000000000000000000000000000000';
+CREATE INDEX IF NOT EXISTS envelopes_marker_ff ON envelopes (topic, seq) WHERE epoch = x'ffffffffffffffffffffffffffffffff';
+CREATE INDEX IF NOT EXISTS envelopes_marker_fe ON envelopes (topic, seq) WHERE epoch = x'fefefefefefefefefefefefefefefefe';
+CREATE INDEX IF NOT EXISTS envelopes_marker_fd ON envelopes (topic, seq) WHERE epoch = x'fdfdfdfdfdfdfdfdfdfdfdfdfdfdfdfd';
 """
 
 
@@ -212,8 +212,10 @@ class EnvelopeStore:
         """
         if epoch not in MARKER_EPOCHS:
             raise LocalProtocolError("only marker epochs are indexed")
+        # One partial index per marker epoch: SQLite uses a partial index only when the
+        # query's terms match its WHERE exactly.
         sql = (
-            "SELECT data FROM envelopes INDEXED BY envelopes_markers "
+            f"SELECT data FROM envelopes INDEXED BY envelopes_marker_{epoch.hex()[:2]} "
             f"WHERE topic = ? AND epoch = x'{epoch.hex()}' ORDER BY seq"
         )
         return [row[0] for row in self._query(sql, (topic,))]  # type: ignore[misc]

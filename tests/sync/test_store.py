@@ -111,3 +111,17 @@ def test_acknowledged_batches_survive_kill_9(tmp_path: Path, kill_after_acks: in
         missing = [i for i in acknowledged if not store.has(i)]
         assert missing == []
         assert store.count() >= len(acknowledged)
+
+
+def test_marker_envelopes_are_found_by_epoch(tmp_path: Path) -> None:
+    from identity.errors import LocalProtocolError
+    from sync.envelope import JOIN_EPOCH, WELCOME_EPOCH, Envelope, relay_key
+
+    with EnvelopeStore(tmp_path / "s.sqlite") as store:
+        join = Envelope.build(TOPIC, JOIN_EPOCH, 5, bytes(24), bytes(40), relay_key=relay_key(KEY))
+        store.add_batch([*_envelopes(20), join])
+        assert store.by_epoch(TOPIC, JOIN_EPOCH) == [join.data]
+        assert store.by_epoch(TOPIC, WELCOME_EPOCH) == []
+        assert store.by_epoch(OTHER, JOIN_EPOCH) == []
+        with pytest.raises(LocalProtocolError):
+            store.by_epoch(TOPIC, _envelopes(1)[0].epoch)
