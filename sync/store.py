@@ -45,10 +45,14 @@ CREATE TABLE IF NOT EXISTS envelopes (
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS envelopes_by_topic ON envelopes (topic, ts, id);
-CREATE INDEX IF NOT EXISTS envelopes_marker_00 ON envelopes (topic, seq) WHERE epoch = x'00000000000000000000000000000000';
-CREATE INDEX IF NOT EXISTS envelopes_marker_ff ON envelopes (topic, seq) WHERE epoch = x'ffffffffffffffffffffffffffffffff';
-CREATE INDEX IF NOT EXISTS envelopes_marker_fe ON envelopes (topic, seq) WHERE epoch = x'fefefefefefefefefefefefefefefefe';
-CREATE INDEX IF NOT EXISTS envelopes_marker_fd ON envelopes (topic, seq) WHERE epoch = x'fdfdfdfdfdfdfdfdfdfdfdfdfdfdfdfd';
+CREATE INDEX IF NOT EXISTS envelopes_marker_00 ON envelopes (topic, seq)
+    WHERE epoch = x'00000000000000000000000000000000';
+CREATE INDEX IF NOT EXISTS envelopes_marker_ff ON envelopes (topic, seq)
+    WHERE epoch = x'ffffffffffffffffffffffffffffffff';
+CREATE INDEX IF NOT EXISTS envelopes_marker_fe ON envelopes (topic, seq)
+    WHERE epoch = x'fefefefefefefefefefefefefefefefe';
+CREATE INDEX IF NOT EXISTS envelopes_marker_fd ON envelopes (topic, seq)
+    WHERE epoch = x'fdfdfdfdfdfdfdfdfdfdfdfdfdfdfdfd';
 """
 
 
