@@ -312,6 +312,10 @@ async def open_netstack(network_key: NetworkKey, listen: list[str]) -> AsyncIter
         try:
             # The pubsub services must run before any connection is made: a constructed but
             # stopped Pubsub makes connect() hang uncancellably.
+            if not host.get_addrs():
+                # py-libp2p logs a failed bind and carries on without listening; a node
+                # nobody can reach must say so instead of pretending to run.
+                raise NetError(f"cannot listen on {', '.join(listen)}: the address is in use or not available")
             async with background_trio_service(pubsub), background_trio_service(router):
                 await pubsub.wait_until_ready()
                 reclaim_logging()

@@ -125,3 +125,25 @@ def test_no_tty_and_no_passphrase_file(tmp_path: Path) -> None:
     )
     assert result.returncode == EXIT_ERROR
     assert "--passphrase-file" in result.stderr
+
+
+def test_a_node_that_cannot_listen_says_so(tmp_path: Path) -> None:
+    import socket
+
+    env = {**os.environ, "KITH_HOME": str(tmp_path / "relay"), "KITH_PASSPHRASE_FILE": str(tmp_path / "pass")}
+    (tmp_path / "pass").write_text(PASS)
+    kith = Path(sys.executable).with_name("kith")
+    assert subprocess.run([str(kith), "relay", "init"], env=env, capture_output=True, timeout=60).returncode == 0
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        result = subprocess.run(
+            [str(kith), "relay", "run", "--listen", f"/ip4/127.0.0.1/tcp/{port}"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        busy.close()
+    assert result.returncode == EXIT_ERROR
+    assert "kith: cannot listen on" in result.stderr and "Traceback" not in result.stderr

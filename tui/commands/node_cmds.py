@@ -6,7 +6,7 @@ import argparse
 import os
 import time
 
-from identity.errors import UsageError
+from identity.errors import KithError, UsageError
 from identity.keystore import Keystore, KeystoreData
 from p2pnet.config import NodeConfig
 from p2pnet.control import socket_in_use
@@ -103,7 +103,17 @@ def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
             if relay:
                 print("  give organizers one of these addresses for their invites", flush=True)
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:
+        # A failure inside the node's nursery arrives wrapped; show the user the real one.
+        matched, _rest = group.split(KithError)
+        if matched is None:
+            raise
+        leaf: BaseException = matched
+        while isinstance(leaf, BaseExceptionGroup):
+            leaf = leaf.exceptions[0]
+        raise leaf from None
     return 0
 
 
