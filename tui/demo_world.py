@@ -229,7 +229,14 @@ async def seed(world: World) -> dict[str, str]:
     await act(bea, "pledge", label="pledge_ride", category="ride", description="Weekday evening rides across town")
     await act(ash, "pledge", label="pledge_food", category="food", description="Batch-cooked meals on Sundays")
     await act(cal, "request", label="request_food", category="food", description="Groceries for the week")
-    await act(cal, "request", category="money", description="Help with this month's rent", amount=600, unit="EUR")
+    await act(
+        cal,
+        "request",
+        category="money",
+        description="Short on this month's rent: 120 EUR would close the gap",
+        amount=120,
+        unit="EUR",
+    )
     await act(ash, "match", pledge=ids["pledge_food"], request=ids["request_food"])
     for name, cents in (("Ash", 5000), ("Bea", 2500), ("Cal", 1500)):
         contribution = await act(world.members[name], "contribute", amount=cents, currency="EUR")
@@ -244,7 +251,7 @@ async def seed(world: World) -> dict[str, str]:
         amount=6000,
         currency="EUR",
         recipient=_member_id(cal),
-        purpose="Half of this month's rent",
+        purpose="Half of the 120 EUR Cal is short on rent",
     )
     await act(ash, "vote", proposal=proposal, choice="approve")
     starts = (int(time.time()) // 86400 + 3) * 86400 + 17 * 3600
