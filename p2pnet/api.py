@@ -181,6 +181,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
                         "ops": circle.replica.state.applied_count,
                         "envelopes": len(node.indexes.get(circle.topic, ())),
                         "state_hash": circle.replica.state_hash().hex(),
+                        "last_sync": node.topic_synced.get(circle.topic),
                     }
                 )
         relay_topics = [
@@ -190,6 +191,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
                 "envelopes": len(node.indexes.get(t, ())),
                 "bytes": node.topic_bytes[t],
                 "quota_bytes": entry.quota_bytes,
+                "last_sync": node.topic_synced.get(t),
             }
             for t, entry in node.relay_topics.items()
         ]
@@ -233,6 +235,22 @@ def build_methods(node: Node) -> dict[str, Handler]:
         peer = convert_param("peer", "text", params)
         assert node.net is not None
         await node.net.disconnect(peer)
+        return {"peer": peer}
+
+    @method("block")
+    async def block(params: dict[str, Any]) -> Any:
+        """Refuse a peer for ``seconds`` (drop, refuse and stop dialing it); ops and tests."""
+        peer = convert_param("peer", "text", params)
+        seconds = params.get("seconds", 600)
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= 86400:
+            raise _bad("seconds must be a number of seconds, more than 0 and at most 86400")
+        node.block(peer, float(seconds))
+        return {"peer": peer, "until": node.banned[peer]}
+
+    @method("unblock")
+    async def unblock(params: dict[str, Any]) -> Any:
+        peer = convert_param("peer", "text", params)
+        node.unblock(peer)
         return {"peer": peer}
 
     @method("sync")

@@ -74,6 +74,11 @@ class Gate:
             except BadSignature:
                 continue
             return Verdict.ACCEPT
+        if envelope.epoch in MARKER_EPOCHS:
+            # A welcome or grant authenticated with a relay key of an epoch we have not
+            # learned yet (say, while our own join is pending) is unverifiable, not forged.
+            self.refused["marker with an unknown relay key"] += 1
+            return Verdict.UNKNOWN_EPOCH
         self.refused["bad authenticator"] += 1
         return Verdict.REJECT
 

@@ -113,6 +113,8 @@ class Node:
         self.ready = trio.Event()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.penalties: Counter[str] = Counter()
+        self.topic_synced: dict[bytes, float] = {}
+        """When each topic last finished a reconciliation with some peer."""
         self._sync_limiter = KeyedLimiter(rate=0.5, burst=8)
         self.banned: dict[str, float] = {}
 
@@ -159,11 +161,10 @@ class Node:
         try:
             async with open_netstack(self.keystore.data.network, self.config.listen) as net:
                 self.net = net
-                limiter = (
-                    KeyedLimiter(self.config.relay_peer_rate, 4 * self.config.relay_peer_rate)
-                    if self.is_relay
-                    else None
-                )
+                # Every node caps what one peer may gossip at it; a relay (which many peers
+                # reach) uses the configured rate, a member a generous fixed one.
+                rate = self.config.relay_peer_rate if self.is_relay else 500.0
+                limiter = KeyedLimiter(rate, 4 * rate)
                 self.gossip = GossipService(
                     net,
                     self.gate,
@@ -463,6 +464,17 @@ class Node:
             if self._nursery is not None:
                 self._nursery.start_soon(self.net.disconnect, peer)
 
+    def block(self, peer: str, seconds: float) -> None:
+        """Refuse a peer for a while, as a ban does (an operator's tool; the soak cuts
+        partitions with it): drop its connection, refuse its dials, stop dialing it."""
+        self.banned[peer] = self.clock() + seconds
+        if self._nursery is not None and self.net is not None:
+            self._nursery.start_soon(self.net.disconnect, peer)
+
+    def unblock(self, peer: str) -> None:
+        self.banned.pop(peer, None)
+        self.penalties.pop(peer, None)
+
     def is_banned(self, peer: str) -> bool:
         until = self.banned.get(peer)
         if until is None:
@@ -505,7 +517,7 @@ class Node:
         # Both sides may start at once after a connect; the lower peer id initiates, the
         # other waits for it (its own periodic tick still runs as a backstop).
         assert self.net is not None
-        if state.last_sync is None and peer < self.net.peer_id and time.time() - state.connected_at < 5:
+        if state.last_sync is None and peer < self.net.peer_id and self.clock() - state.connected_at < 5:
             return
         state.syncing = True
         self._nursery.start_soon(self._initiate_sync, peer)
@@ -546,14 +558,21 @@ class Node:
             await close_quietly(stream, reset=True)
             return
         stats = await run_responder(host, stream, peer)
+        self._note_topics_synced(stats)
         if stats.error and not stats.error.startswith(("stream closed", "timed out")):
             self.penalize(peer, "broke the sync protocol", 10.0)
         state = self.peers.get(peer)
         if state is not None:
             state.last_sync = stats
 
+    def _note_topics_synced(self, stats: SyncStats) -> None:
+        if stats.error is None and stats.finished is not None:
+            for topic in stats.shared_topics:
+                self.topic_synced[topic] = stats.finished
+
     def _record_sync(self, state: PeerState | None, stats: SyncStats) -> None:
         self.stats.syncs += 1
+        self._note_topics_synced(stats)
         if stats.error:
             self.stats.sync_errors += 1
             log.info("sync with %s failed: %s", stats.peer[:12], stats.error)
@@ -581,7 +600,7 @@ class Node:
                 if self.net is None:
                     break
                 peer = address.rsplit("/p2p/", 1)[-1]
-                if peer in self.peers or peer == self.net.peer_id:
+                if peer in self.peers or peer == self.net.peer_id or self.is_banned(peer):
                     continue
                 try:
                     await self.net.connect(address, timeout=10)
@@ -601,6 +620,9 @@ class Node:
 
     async def connect(self, address: str) -> str:
         assert self.net is not None
+        target = address.rsplit("/p2p/", 1)[-1]
+        if self.is_banned(target):
+            raise UsageError(f"peer {target[:12]}... is blocked for now; unblock it first")
         peer = await self.net.connect(address)
         if peer not in self.peers:
             self.peers[peer] = PeerState(peer, self.clock())

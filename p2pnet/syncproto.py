@@ -76,6 +76,7 @@ class SyncStats:
     peer: str
     initiator: bool
     topics: int = 0
+    shared_topics: list[bytes] = field(default_factory=list)
     rounds: int = 0
     bytes_sent: int = 0
     bytes_received: int = 0
@@ -259,6 +260,7 @@ class _Session:
             await self._send(HELLO, {"v": 1, "topics": shared})
         self.topics = shared
         self.stats.topics = len(shared)
+        self.stats.shared_topics = list(shared)
 
     async def run(self) -> SyncStats:
         try:

@@ -104,6 +104,9 @@ async def test_newcomers_read_the_past_only_if_the_charter_says_so(tmp_path: Pat
                 assert texts[early] == ("said before dana came", True)
             else:
                 assert texts[early] == ("", False)  # ...but cannot read it
+            # Bob must have seen dana's arrival (and the rotation before it) first: a post he
+            # sealed before that is, to him, said before she came.
+            await wait_until(lambda: state_hash(bob, circle) == state_hash(alice, circle))
             later = await _post_when_ready(bob, circle, "said after dana came")
             await wait_until(lambda: _feed_texts(dana, circle).get(later) == ("said after dana came", True))
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from collections.abc import Callable
 
 from identity.errors import KithError, UsageError
 from identity.keystore import Keystore, KeystoreData
@@ -91,7 +93,7 @@ def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
     if not relay and keystore.data.identity is None:
         raise UsageError("this home belongs to a relay; run 'kith relay' here, or use another --home for a member")
     setup_logging(ctx.home.logs, verbose=args.verbose)
-    node = Node(ctx.home, keystore, _config(ctx, args, relay=relay), relay=relay)
+    node = Node(ctx.home, keystore, _config(ctx, args, relay=relay), relay=relay, clock=_clock())
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
@@ -115,6 +117,22 @@ def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
             leaf = leaf.exceptions[0]
         raise leaf from None
     return 0
+
+
+CLOCK_SKEW_ENV = "KITH_INSECURE_TEST_CLOCK_SKEW_S"
+"""Test only: run the node with its clock this many seconds off (the soak's clock-skew fault)."""
+
+
+def _clock() -> Callable[[], float]:
+    raw = os.environ.get(CLOCK_SKEW_ENV)
+    if not raw:
+        return time.time
+    try:
+        skew = float(raw)
+    except ValueError:
+        raise UsageError(f"{CLOCK_SKEW_ENV} must be a number of seconds") from None
+    print(f"warning: {CLOCK_SKEW_ENV} is set: this node's clock is {skew:+.0f} s off (tests only)", file=sys.stderr)
+    return lambda: time.time() + skew
 
 
 def cmd_node(ctx: Context, args: argparse.Namespace) -> int:
@@ -184,9 +202,10 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
             detail = f"synced {now - (last['finished'] or now):.0f}s ago (+{last['received']} received)"
         lines.append(f"  {peer['peer'][:20]}...  {detail}")
     for circle in status["circles"]:
-        lines.append(
-            f"circle {circle['name']} ({circle['id'][:8]}): {circle['ops']} ops, {circle['envelopes']} envelopes"
-        )
+        synced = circle.get("last_sync")
+        when = f"last synced {now - synced:.0f}s ago" if synced else "not synced yet"
+        name = f"circle {circle['name']} ({circle['id'][:8]})"
+        lines.append(f"{name}: {circle['ops']} ops, {circle['envelopes']} envelopes, {when}")
     for topic in status["relay_topics"]:
         used = topic["bytes"] / max(1, topic["quota_bytes"]) * 100
         lines.append(f"serving {topic['label']}: {topic['envelopes']} envelopes, {used:.1f}% of quota")

@@ -38,7 +38,7 @@ class NetworkPane(Pane):
         yield peers
         yield Label("Circles", classes="section")
         circles: DataTable[Any] = DataTable(id="circles-table", cursor_type="row")
-        circles.add_columns("Circle", "Ops", "Envelopes", "Last new op")
+        circles.add_columns("Circle", "Ops", "Envelopes", "Last sync", "Last new op")
         yield circles
 
     def on_mount(self) -> None:
@@ -76,7 +76,16 @@ class NetworkPane(Pane):
         fill_table(self.query_one("#peers-table", DataTable), rows)
         activity = self.main.last_activity
         circles = [
-            (c["id"], (c["name"], str(c["ops"]), str(c["envelopes"]), _ago(activity.get(c["id"]), now)))
+            (
+                c["id"],
+                (
+                    c["name"],
+                    str(c["ops"]),
+                    str(c["envelopes"]),
+                    _ago(c.get("last_sync"), now),
+                    _ago(activity.get(c["id"]), now),
+                ),
+            )
             for c in status["circles"]
         ]
         fill_table(self.query_one("#circles-table", DataTable), circles)
