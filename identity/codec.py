@@ -60,6 +60,14 @@ def encode(value: Any) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
+def _text_key(key: str) -> tuple[int, bytes]:
+    encoded = key.encode("utf-8")
+    return (len(encoded), encoded)
+
+
+_PLAIN = (str, bytes, bool, type(None))
+
+
 def canonical_copy(value: Any) -> Any:
     """A copy of ``value`` with every map's keys inserted in canonical order.
 
@@ -69,13 +77,17 @@ def canonical_copy(value: Any) -> Any:
     kind = type(value)
     if kind is dict:
         if all(type(k) is str for k in value):
-            keys = sorted(value, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8")))
+            keys = sorted(value, key=_text_key)
         else:
             keys = sorted(value, key=cbor2.dumps)
             keys.sort(key=lambda k: len(cbor2.dumps(k)))
-        return {k: canonical_copy(value[k]) for k in keys}
+        copy = {}
+        for key in keys:
+            item = value[key]
+            copy[key] = item if type(item) in _PLAIN else canonical_copy(item)
+        return copy
     if kind is list or kind is tuple:
-        return [canonical_copy(item) for item in value]
+        return [item if type(item) in _PLAIN else canonical_copy(item) for item in value]
     if kind is float:
         raise Malformed("floating-point numbers are not allowed in kith data")
     if kind is int and not -(2**64) <= value < 2**64:

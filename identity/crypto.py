@@ -19,6 +19,14 @@ import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.utils
 
+# pynacl's own cffi binding of libsodium. The hot-path calls below go through it
+# directly: pynacl's Python wrappers for AEAD and signatures spend ~10 us per call in
+# argument checks and message formatting (several times the cost of the cryptography
+# itself), and kith checks every argument before calling anyway. Only functions that
+# pynacl 1.5/1.6 declare are used; pyproject pins pynacl below 2.
+from nacl._sodium import ffi as _ffi
+from nacl._sodium import lib as _lib
+
 from identity.errors import BadSignature, LocalProtocolError, Undecryptable
 
 RandomBytes = Callable[[int], bytes]
@@ -53,17 +61,30 @@ def signing_keypair(seed: bytes) -> tuple[bytes, bytes]:
 
 def sign(secret_key: bytes, domain: bytes, message: bytes) -> bytes:
     """Detached Ed25519 signature over ``domain || message``."""
-    return sodium.crypto_sign(domain + message, secret_key)[:SIGNATURE_BYTES]
+    if len(secret_key) != 64:
+        raise LocalProtocolError("an Ed25519 secret key is 64 bytes")
+    data = domain + message
+    signed = _ffi.new("unsigned char[]", len(data) + SIGNATURE_BYTES)
+    signed_len = _ffi.new("unsigned long long *")
+    if _lib.crypto_sign(signed, signed_len, data, len(data), secret_key) != 0:
+        raise LocalProtocolError("libsodium refused to sign")
+    return _ffi.buffer(signed, SIGNATURE_BYTES)[:]
 
 
 def verify(public_key: bytes, domain: bytes, message: bytes, signature: bytes) -> None:
     """Check a detached signature; raise `BadSignature` (and nothing else) if it fails."""
-    if len(signature) != SIGNATURE_BYTES or len(public_key) != PUBLIC_KEY_BYTES:
+    if (
+        type(signature) is not bytes
+        or type(public_key) is not bytes
+        or len(signature) != SIGNATURE_BYTES
+        or len(public_key) != PUBLIC_KEY_BYTES
+    ):
         raise BadSignature()
-    try:
-        sodium.crypto_sign_open(signature + domain + message, public_key)
-    except (nacl.exceptions.CryptoError, ValueError, TypeError):
-        raise BadSignature() from None
+    signed = signature + domain + message
+    opened = _ffi.new("unsigned char[]", len(signed))
+    opened_len = _ffi.new("unsigned long long *")
+    if _lib.crypto_sign_open(opened, opened_len, signed, len(signed), public_key) != 0:
+        raise BadSignature()
 
 
 # --- symmetric AEAD --------------------------------------------------------------
@@ -73,17 +94,34 @@ def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, associated_data: by
     """XChaCha20-Poly1305-IETF: ciphertext followed by the 16-byte tag."""
     if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES:
         raise LocalProtocolError("AEAD needs a 32-byte key and a 24-byte nonce")
-    return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, associated_data, nonce, key)
+    out = _ffi.new("unsigned char[]", len(plaintext) + TAG_BYTES)
+    out_len = _ffi.new("unsigned long long *")
+    _lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        out, out_len, plaintext, len(plaintext), associated_data, len(associated_data), _ffi.NULL, nonce, key
+    )
+    return _ffi.buffer(out, out_len[0])[:]
 
 
 def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
     """Authenticate and decrypt; raise `Undecryptable` on any failure."""
-    if len(key) != KEY_BYTES or len(nonce) != NONCE_BYTES or len(ciphertext) < TAG_BYTES:
+    if (
+        type(key) is not bytes
+        or type(nonce) is not bytes
+        or type(ciphertext) is not bytes
+        or type(associated_data) is not bytes
+        or len(key) != KEY_BYTES
+        or len(nonce) != NONCE_BYTES
+        or len(ciphertext) < TAG_BYTES
+    ):
         raise Undecryptable()
-    try:
-        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, associated_data, nonce, key)
-    except (nacl.exceptions.CryptoError, ValueError, TypeError):
-        raise Undecryptable() from None
+    out = _ffi.new("unsigned char[]", len(ciphertext))
+    out_len = _ffi.new("unsigned long long *")
+    rc = _lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        out, out_len, _ffi.NULL, ciphertext, len(ciphertext), associated_data, len(associated_data), nonce, key
+    )
+    if rc != 0:
+        raise Undecryptable()
+    return _ffi.buffer(out, out_len[0])[:]
 
 
 # --- X25519 sealed boxes ---------------------------------------------------------

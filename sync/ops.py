@@ -25,11 +25,8 @@ OP_DOMAIN = b"kith/op/v1\x00"
 _KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
 _OP_KEYS = frozenset({"circle", "author", "parents", "lamport", "ts", "kind", "body"})
 _SIG_SUFFIX = b"\x58\x40"  # CBOR: byte string of length 64
-
-
-def _require_bytes(value: object, size: int, what: str) -> None:
-    if type(value) is not bytes or len(value) != size:
-        raise Malformed(f"op {what} must be {size} bytes")
+_VALID_KINDS: set[str] = set()
+"""Kind names already checked against `_KIND` (a bounded cache: the regex is the slow part)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,24 +42,36 @@ class Op:
     body: dict[str, Any] = field(hash=False)
 
     def __post_init__(self) -> None:
-        _require_bytes(self.circle, limits.CIRCLE_ID_BYTES, "circle id")
-        _require_bytes(self.author, limits.MEMBER_ID_BYTES, "author")
-        if type(self.parents) is not tuple or len(self.parents) > limits.MAX_PARENTS:
+        # Written for speed (every op decoded passes here): plain comparisons, no helpers.
+        circle, author, parents, lamport = self.circle, self.author, self.parents, self.lamport
+        if type(circle) is not bytes or len(circle) != limits.CIRCLE_ID_BYTES:
+            raise Malformed(f"op circle id must be {limits.CIRCLE_ID_BYTES} bytes")
+        if type(author) is not bytes or len(author) != limits.MEMBER_ID_BYTES:
+            raise Malformed(f"op author must be {limits.MEMBER_ID_BYTES} bytes")
+        if type(parents) is not tuple or len(parents) > limits.MAX_PARENTS:
             raise Malformed(f"op cites more than {limits.MAX_PARENTS} parents")
-        for parent in self.parents:
-            _require_bytes(parent, limits.OP_ID_BYTES, "parent id")
-        if any(a >= b for a, b in zip(self.parents, self.parents[1:], strict=False)):
-            raise Malformed("op parents must be sorted and distinct")
-        if type(self.lamport) is not int or not 1 <= self.lamport <= limits.MAX_LAMPORT:
+        previous = b""
+        for parent in parents:
+            if type(parent) is not bytes or len(parent) != limits.OP_ID_BYTES:
+                raise Malformed(f"op parent id must be {limits.OP_ID_BYTES} bytes")
+            if parent <= previous:
+                raise Malformed("op parents must be sorted and distinct")
+            previous = parent
+        if type(lamport) is not int or not 1 <= lamport <= limits.MAX_LAMPORT:
             raise Malformed("op lamport clock is out of range")
-        if not self.parents and self.lamport != 1:
+        if parents:
+            if lamport < 2:
+                raise Malformed("an op with parents must have lamport of at least 2")
+        elif lamport != 1:
             raise Malformed("an op without parents must have lamport 1")
-        if self.parents and self.lamport < 2:
-            raise Malformed("an op with parents must have lamport of at least 2")
         if type(self.ts) is not int or not 0 <= self.ts <= limits.MAX_TS:
             raise Malformed("op timestamp is out of range")
-        if type(self.kind) is not str or len(self.kind) > limits.MAX_KIND_CHARS or not _KIND.fullmatch(self.kind):
-            raise Malformed("op kind is not a valid kind name")
+        kind = self.kind
+        if kind not in _VALID_KINDS:
+            if type(kind) is not str or len(kind) > limits.MAX_KIND_CHARS or not _KIND.fullmatch(kind):
+                raise Malformed("op kind is not a valid kind name")
+            if len(_VALID_KINDS) < 4096:
+                _VALID_KINDS.add(kind)
         if type(self.body) is not dict:
             raise Malformed("op body must be a map")
 
