@@ -27,7 +27,7 @@ import nacl.utils
 from nacl._sodium import ffi as _ffi
 from nacl._sodium import lib as _lib
 
-from identity.errors import BadSignature, LocalProtocolError, Undecryptable
+from identity.errors import BadSignature, LocalProtocolError, Malformed, Undecryptable
 
 RandomBytes = Callable[[int], bytes]
 
@@ -133,11 +133,37 @@ def x25519_public_key(secret_key: bytes) -> bytes:
     return sodium.crypto_scalarmult_base(secret_key)
 
 
+_PROBE_SCALAR = bytes([0x42]) * 32
+
+
+def x25519_public_key_usable(public_key: bytes) -> bool:
+    """Whether sealed boxes can be made for this key.
+
+    libsodium refuses X25519 with a point of small order (the shared secret would be all
+    zero, whatever the ephemeral key): such a key can never receive a sealed box, so
+    cards carrying one are refused (Wycheproof's "LowOrderPublic" X25519 vectors). The
+    scalar is clamped to a multiple of 8, so the result is zero exactly for those points.
+    """
+    if type(public_key) is not bytes or len(public_key) != 32:
+        return False
+    try:
+        sodium.crypto_scalarmult(_PROBE_SCALAR, public_key)
+    except nacl.exceptions.CryptoError:
+        return False
+    return True
+
+
 def seal_to(public_key: bytes, plaintext: bytes) -> bytes:
-    """Anonymous sealed box: only the holder of the matching secret key opens it."""
+    """Anonymous sealed box: only the holder of the matching secret key opens it.
+
+    Raises `Malformed` for a key no box can be sealed to (see `x25519_public_key_usable`).
+    """
     if len(public_key) != 32:
         raise LocalProtocolError("an X25519 public key is 32 bytes")
-    return sodium.crypto_box_seal(plaintext, public_key)
+    try:
+        return sodium.crypto_box_seal(plaintext, public_key)
+    except nacl.exceptions.CryptoError:
+        raise Malformed("cannot seal to this X25519 key: it is a point of small order") from None
 
 
 def open_sealed(public_key: bytes, secret_key: bytes, sealed: bytes) -> bytes:

@@ -67,6 +67,8 @@ class CircleKeys:
 
     @classmethod
     def from_map(cls, circle_id: bytes, raw: Any) -> CircleKeys:
+        if type(circle_id) is not bytes or len(circle_id) != 16:
+            raise Malformed("a circle id in the keystore is not 16 bytes")
         try:
             label, epochs, current, contents = raw["label"], raw["epochs"], raw["current"], raw["contents"]
         except (KeyError, TypeError) as exc:
@@ -101,6 +103,8 @@ class RelayTopic:
 
     @classmethod
     def from_map(cls, topic: bytes, raw: Any) -> RelayTopic:
+        if type(topic) is not bytes or len(topic) != 32:
+            raise Malformed("a relay topic in the keystore is not 32 bytes")
         try:
             label, keys, quota = raw["label"], raw["relay_keys"], raw["quota_bytes"]
         except (KeyError, TypeError) as exc:

@@ -22,6 +22,7 @@ from identity.crypto import (
     signing_keypair,
     verify,
     x25519_public_key,
+    x25519_public_key_usable,
 )
 from identity.errors import LocalProtocolError, Malformed
 
@@ -67,6 +68,8 @@ class IdentityCard:
         for label, value in (("signing key", self.sign_public), ("X25519 key", self.dh_public)):
             if type(value) is not bytes or len(value) != 32:
                 raise Malformed(f"card {label} must be 32 bytes")
+        if not x25519_public_key_usable(self.dh_public):
+            raise Malformed("card X25519 key is a point of small order: nothing can be sealed to it")
         if type(self.created) is not int or not 0 <= self.created < 2**40:
             raise Malformed("card creation time is out of range")
         if type(self.signature) is not bytes or len(self.signature) != 64:

@@ -150,6 +150,7 @@ class KeystoreData:
             ident_raw = raw["identity"]
             identity = None
             if ident_raw is not None:
+                _check_identity_fields(ident_raw)
                 identity = MemberIdentity(
                     ident_raw["name"], ident_raw["sign_seed"], ident_raw["dh_secret"], ident_raw["created"]
                 )
@@ -168,6 +169,17 @@ class KeystoreData:
         known = {"v", "identity", "network_seed", "storage_key", "circles", "relays"}
         extra = {k: v for k, v in raw.items() if k not in known}
         return cls(identity, network, storage_key, circles, relays, extra)
+
+
+def _check_identity_fields(raw: Any) -> None:
+    """Types `MemberIdentity` trusts its caller for; a backup from elsewhere may lie about them."""
+    if type(raw) is not dict:
+        raise Malformed("keystore identity is malformed")
+    seed, secret, created = raw.get("sign_seed"), raw.get("dh_secret"), raw.get("created")
+    if type(seed) is not bytes or type(secret) is not bytes or len(seed) != 32 or len(secret) != 32:
+        raise Malformed("keystore identity keys are malformed")
+    if type(created) is not int or not 0 <= created < 2**40:
+        raise Malformed("keystore identity creation time is out of range")
 
 
 @dataclass(frozen=True, slots=True)

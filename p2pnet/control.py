@@ -181,9 +181,12 @@ class ControlServer:
     async def _handle_line(self, client: _Client, line: bytes) -> Any:
         try:
             request = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             self.stats["bad_lines"] += 1
             return _error(None, PARSE_ERROR, "parse error: not valid JSON")
+        if b"\\u" in line and not _is_unicode_text(request):
+            self.stats["bad_lines"] += 1
+            return _error(None, PARSE_ERROR, "parse error: a string has an unpaired surrogate escape")
         if isinstance(request, list):
             if not request:
                 return _error(None, INVALID_REQUEST, "empty batch")
@@ -239,6 +242,19 @@ class ControlServer:
             raise RpcError(INVALID_PARAMS, "events must be a list of event names")
         client.events = set(events)
         return {"subscribed": sorted(client.events) or ["*"]}
+
+
+def _is_unicode_text(value: Any) -> bool:
+    """False if a string in ``value`` holds a lone surrogate (JSON's "\\ud800" escape).
+
+    Such strings are not text: UTF-8 encoders (CBOR, our replies) refuse them, so they
+    must not get past the parser.
+    """
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
 
 
 def _error(request_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:

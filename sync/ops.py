@@ -67,7 +67,7 @@ class Op:
         if type(self.ts) is not int or not 0 <= self.ts <= limits.MAX_TS:
             raise Malformed("op timestamp is out of range")
         kind = self.kind
-        if kind not in _VALID_KINDS:
+        if type(kind) is not str or kind not in _VALID_KINDS:  # type first: a list is not hashable
             if type(kind) is not str or len(kind) > limits.MAX_KIND_CHARS or not _KIND.fullmatch(kind):
                 raise Malformed("op kind is not a valid kind name")
             if len(_VALID_KINDS) < 4096:
