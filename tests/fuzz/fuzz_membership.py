@@ -1,0 +1,75 @@
+"""Joining a circle: `open_join_request`, `open_welcome`, `open_relay_grant`, `open_epoch_key`.
+
+Modes (first byte, mod 5):
+  0. the rest is envelope bytes from a peer, tried with every opener (and as a sealed key);
+  1. the rest is a join request's plaintext, encrypted with the invite's join key;
+  2. the rest is a welcome's plaintext, sealed to Bob on the circle's topic;
+  3. the rest is a relay grant's plaintext, encrypted with the previous relay key's grant key;
+  4. the rest is sealed to Bob as an epoch's two keys.
+
+Oracle: only `RemoteProtocolError`; what opens is consistent (a welcome's current epoch
+has both keys, every key matches its id).
+"""
+
+from __future__ import annotations
+
+from _harness import BOB, CIRCLE_ID, EPOCH_KEY, INVITE_SECRET, NOW
+
+from identity.crypto import aead_encrypt, seal_to
+from identity.errors import RemoteProtocolError
+from sync.envelope import GRANT_EPOCH, JOIN_EPOCH, WELCOME_EPOCH, Envelope, circle_topic, epoch_id, header_bytes
+from sync.envelope import relay_key as derive_relay_key
+from sync.invites import _grant_key, join_key, open_epoch_key, open_join_request, open_relay_grant, open_welcome
+
+TOPIC = circle_topic(CIRCLE_ID)
+RELAY_KEY = derive_relay_key(EPOCH_KEY)
+EPOCH = epoch_id(EPOCH_KEY)
+NONCE = bytes([0x22]) * 24
+
+
+def _envelope(epoch: bytes, ciphertext: bytes) -> Envelope:
+    return Envelope.build(TOPIC, epoch, NOW, NONCE, ciphertext, relay_key=RELAY_KEY)
+
+
+def _try(opener, *args) -> object:  # type: ignore[no-untyped-def]
+    try:
+        return opener(*args)
+    except RemoteProtocolError:
+        return None
+
+
+def TestOneInput(data: bytes) -> None:
+    if not data:
+        return
+    mode, rest = data[0] % 5, data[1:]
+    if len(rest) > 60_000:
+        return
+    if mode == 0:
+        _try(open_epoch_key, rest, BOB, EPOCH)
+        envelope = _try(Envelope.decode, rest)
+        if envelope is None:
+            return
+        _try(open_join_request, envelope, INVITE_SECRET)
+        _try(open_welcome, envelope, BOB)
+        _try(open_relay_grant, envelope, RELAY_KEY)
+    elif mode == 1:
+        ciphertext = aead_encrypt(join_key(INVITE_SECRET), NONCE, rest, header_bytes(TOPIC, JOIN_EPOCH, NOW))
+        request = _try(open_join_request, _envelope(JOIN_EPOCH, ciphertext), INVITE_SECRET)
+        if request is not None and len(request.card.to_bytes()) > 1024:  # type: ignore[attr-defined]
+            raise AssertionError("an oversized card got in")
+    elif mode == 2:
+        welcome = _try(open_welcome, _envelope(WELCOME_EPOCH, seal_to(BOB.dh_public, rest)), BOB)
+        if welcome is not None and welcome.refused is None:  # type: ignore[attr-defined]
+            if welcome.current not in welcome.epochs or welcome.current not in welcome.contents:  # type: ignore[attr-defined]
+                raise AssertionError("a welcome without its current keys got in")
+            for epoch, key in welcome.epochs.items():  # type: ignore[attr-defined]
+                if epoch_id(key) != epoch:
+                    raise AssertionError("a welcome key does not match its id")
+    elif mode == 3:
+        ciphertext = aead_encrypt(_grant_key(RELAY_KEY), NONCE, rest, header_bytes(TOPIC, GRANT_EPOCH, NOW))
+        _try(open_relay_grant, _envelope(GRANT_EPOCH, ciphertext), RELAY_KEY)
+    else:
+        epoch = epoch_id(rest[:32]) if len(rest) >= 32 else EPOCH
+        opened = _try(open_epoch_key, seal_to(BOB.dh_public, rest), BOB, epoch)
+        if opened is not None and opened != (rest[:32], rest[32:]):
+            raise AssertionError("an epoch key opened to something else")
