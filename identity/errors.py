@@ -64,5 +64,12 @@ class CorruptKeystore(RemoteProtocolError):
     """The keystore file is truncated, tampered with, or not a kith keystore."""
 
 
+class StorageError(KithError):
+    """A file kith keeps could not be written or read (disk full, damaged, permissions).
+
+    Not the peer's fault and not a bug: the node keeps running, refuses what it cannot
+    store, and redoes unfinished work from its files once writes succeed again."""
+
+
 class UsageError(KithError, ValueError):
     """The user asked for something that cannot be done as asked (bad flag, missing file)."""

@@ -25,6 +25,7 @@ relay list live in it too; fields this build does not know are kept on rewrite.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hmac
 import struct
@@ -56,6 +57,7 @@ from identity.errors import (
     KithError,
     LocalProtocolError,
     Malformed,
+    StorageError,
     Undecryptable,
     UsageError,
 )
@@ -319,8 +321,11 @@ class Keystore:
         return cls(path, data, key, kcv, header.salt, header.params)
 
     def save(self, rand: RandomBytes = random_bytes) -> None:
-        with _file_lock(self.path):
-            self._write(rand)
+        try:
+            with _file_lock(self.path):
+                self._write(rand)
+        except OSError as exc:  # the old file is intact: write_atomic replaces it whole or not at all
+            raise storage_error(self.path, exc) from exc
 
     def change_passphrase(
         self, new_passphrase: str, params: KdfParams | None = None, rand: RandomBytes = random_bytes
@@ -334,6 +339,12 @@ class Keystore:
 
     def _write(self, rand: RandomBytes) -> None:
         write_atomic(self.path, seal_keystore(self.data, self._key, self._kcv, self._salt, self.params, rand))
+
+
+def storage_error(path: Path, exc: OSError) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(f"the disk holding {path} is full; free some space and try again")
+    return StorageError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def read_keystore_bytes(path: Path, fmt: FileFormat = KEYSTORE) -> bytes:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from identity.crypto import RandomBytes, random_bytes
-from identity.errors import KithError, Malformed, RemoteProtocolError, UsageError
+from identity.errors import KithError, Malformed, RemoteProtocolError, StorageError, UsageError
 from identity.keyring import CircleKeys
 from identity.keys import MemberIdentity
 from identity.keystore import Keystore
@@ -59,6 +59,9 @@ class Processed:
     applied: dict[bytes, list[SignedOp]] = field(default_factory=dict)
     rejected: dict[bytes, list[tuple[bytes, str]]] = field(default_factory=dict)
     missing: dict[bytes, frozenset[bytes]] = field(default_factory=dict)
+    waiting_keys: dict[bytes, list[SignedOp]] = field(default_factory=dict)
+    """Key ops left waiting for their parents: the keys they carry may be what we need to
+    open those parents (a share comes after the ops sealed with the key it shares)."""
 
 
 class MemberCircles:
@@ -85,6 +88,10 @@ class MemberCircles:
         self.counters: Counter[str] = Counter()
         self.private_opener: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
         """Set by the lifecycle: opens private requests this member may read."""
+        self.write_error: StorageError | None = None
+        """Set when a write failed half-way (e.g. the disk filled up between storing an
+        envelope and caching its op): the replicas may lack ops the store holds, so nothing
+        more is folded, authored or snapshotted until `reopen` rebuilds them."""
 
     # --- opening ------------------------------------------------------------------
 
@@ -96,6 +103,27 @@ class MemberCircles:
                 log.error("skipping circle %s: its keys are unreadable (%s)", circle_id.hex()[:8], exc)
                 continue
             self._open(keys)
+
+    def reopen(self) -> None:
+        """Rebuild every replica from the state cache and the store, as a restart would;
+        clears `write_error` when it works (raises `StorageError` and keeps it otherwise)."""
+        previous = (self.circles, self.by_topic)
+        self.circles, self.by_topic = {}, {}
+        self.write_error = None
+        try:
+            self.open_all()
+        except StorageError as exc:
+            self.circles, self.by_topic = previous
+            self.write_error = exc
+            raise
+
+    def _ingest(self, circle: Circle, ops: list[SignedOp]) -> IngestResult:
+        try:
+            return circle.replica.ingest_many(ops)
+        except StorageError as exc:
+            # The DAG may have taken ops the state never folded: this replica is unsure now.
+            self.write_error = exc
+            raise
 
     def _open(self, keys: CircleKeys) -> Circle:
         replica, cursor = CircleReplica.open(self.cache, keys.circle_id)
@@ -181,9 +209,14 @@ class MemberCircles:
         return envelopes[0], result
 
     def author_many(
-        self, circle: Circle, items: list[tuple[str, dict[str, Any]]]
+        self, circle: Circle, items: list[tuple[str, dict[str, Any]]], *, seal_epoch: bytes | None = None
     ) -> tuple[list[Envelope], IngestResult]:
-        """Author several ops in a row and store them in one durable transaction."""
+        """Author several ops in a row and store them in one durable transaction.
+
+        They are sealed with the current epoch, or with ``seal_epoch`` (key shares go to
+        members who lack the current key, so they are sealed with one the members hold)."""
+        if self.write_error is not None:
+            raise StorageError(f"{self.write_error} (kith picks up where it stopped once it can write)")
         state = circle.replica.state
         if state.info.get("circle") is None:
             raise UsageError("this circle's history has not arrived yet; connect to a peer or relay and try again")
@@ -198,12 +231,13 @@ class MemberCircles:
             # sealing now could let the person who left read this. Wait for the rotation.
             raise UsageError("waiting for the circle's new key (someone left); try again in a moment")
         now = int(self.clock())
+        epoch_key = circle.keys.current_key if seal_epoch is None else circle.keys.epochs[seal_epoch]
         signed_ops: list[SignedOp] = []
         envelopes: list[Envelope] = []
         parents, lamport = circle.replica.dag.next_position()
         for kind, body in items:
-            body = self._seal_content(circle, kind, body)
             try:
+                body = self._seal_content(circle, kind, body)
                 made = SignedOp.create(
                     Op(circle.id, self.identity.member_id, parents, lamport, now, kind, body), self.identity
                 )
@@ -214,11 +248,9 @@ class MemberCircles:
             # The next op sits on this one (which already cites every head we had).
             parents, lamport = (signed.id,), signed.op.lamport + 1
             signed_ops.append(signed)
-            envelopes.append(
-                seal(signed.data, topic=circle.topic, epoch_key=circle.keys.current_key, ts=now, rand=self.rand)
-            )
+            envelopes.append(seal(signed.data, topic=circle.topic, epoch_key=epoch_key, ts=now, rand=self.rand))
         self.store.add_batch(envelopes)
-        result = circle.replica.ingest_many(signed_ops)
+        result = self._ingest(circle, signed_ops)
         circle.unsaved_ops += len(result.applied)
         return envelopes, result
 
@@ -230,7 +262,7 @@ class MemberCircles:
         circle = self.by_topic.get(topic)
         if circle is None or not envelopes:
             return processed
-        ops: list[SignedOp] = []
+        ops: dict[bytes, SignedOp] = {}
         envelope_of: dict[bytes, bytes] = {}
         for envelope in envelopes:
             key = circle.keys.epochs.get(envelope.epoch)
@@ -245,14 +277,16 @@ class MemberCircles:
             if signed.op.circle != circle.id:
                 self.counters["op for another circle"] += 1
                 continue
-            ops.append(signed)
+            ops[signed.id] = signed
             envelope_of[signed.id] = envelope.id
         if not ops:
             return processed
-        result = circle.replica.ingest_many(ops)
+        result = self._ingest(circle, list(ops.values()))
         circle.unsaved_ops += len(result.applied)
         for op_id in result.buffered:
             circle.waiting[op_id] = envelope_of[op_id]
+            if ops[op_id].op.kind in ("key.rotate", "key.share"):
+                processed.waiting_keys.setdefault(circle.id, []).append(ops[op_id])
         if result.applied:
             processed.applied[circle.id] = list(result.applied)
         if result.rejected:
@@ -303,6 +337,8 @@ class MemberCircles:
         never past the envelope of an op still waiting for its parents: those envelopes
         are read again on the next start.
         """
+        if self.write_error is not None:
+            return 0  # a snapshot of an unsure replica would make its gaps permanent
         latest = self.store.max_seq()
         saved = 0
         for circle in self.circles.values():

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from identity.crypto import blake2b
-from identity.errors import RemoteProtocolError, UsageError
+from identity.errors import RemoteProtocolError, StorageError, UsageError
 from sync.envelope import JOIN_EPOCH, PRIVATE_EPOCH, WELCOME_EPOCH, Envelope, epoch_id, relay_key
 from sync.invites import (
+    NO_CONTENT_KEY,
     InviteCode,
     JoinRequest,
     open_epoch_key,
@@ -98,6 +99,7 @@ class Lifecycle:
             for data in store.by_epoch(topic, WELCOME_EPOCH):
                 self.on_marker(topic, Envelope.decode(data))
         for circle in self.circles.circles.values():
+            self.catch_up_keys(circle)
             for data in store.by_epoch(circle.topic, JOIN_EPOCH):
                 self.on_marker(circle.topic, Envelope.decode(data), quiet=True)
             for data in store.by_epoch(circle.topic, PRIVATE_EPOCH):
@@ -294,6 +296,8 @@ class Lifecycle:
             self.node.keystore.save()
             self.node.emit("join_refused", {"topic": topic.hex(), "reason": welcome.refused})
             return
+        returning = self.circles.circles.get(welcome.circle)
+        held = set(returning.keys.epochs) if returning is not None else set()
         circle = self.circles.join_with_keys(
             welcome.circle, welcome.name or "circle", welcome.epochs, welcome.current, welcome.contents
         )
@@ -303,6 +307,13 @@ class Lifecycle:
                 self.node.keystore.data.relays.append(address)
         self.node.keystore.save()
         self.install_keys(circle)
+        if returning is not None:
+            # Someone coming back after leaving: the invite's relay key let envelopes of
+            # epochs they could not open into the store; fold them now that they can.
+            assert self.node.store is not None
+            fresh = set(circle.keys.epochs) - held
+            stored = [e for e in map(Envelope.decode, self.node.store.iter_topic(topic)) if e.epoch in fresh]
+            self.node.fold_stored(topic, stored)
         self.node.emit("joined", {"circle": circle.id.hex(), "name": welcome.name})
         self.node.request_sync()
 
@@ -435,16 +446,22 @@ class Lifecycle:
         changed = False
         for signed in ops:
             kind = signed.op.kind
-            if kind in ("key.rotate", "key.share") and circle.replica.state.is_rejected(signed.id) is None:
-                sealed = signed.op.body.get("sealed", {})
+            if kind in ("key.rotate", "key.share"):
+                # Even from a rotation the fold rejected (say it was sealed to someone removed
+                # at the same time): its author sealed ops with it before learning that, and
+                # those ops belong to the circle. Holding a key never changes the state.
+                sealed = signed.op.body.get("sealed")
                 epoch = signed.op.body.get("epoch")
-                if self.me in sealed and epoch not in circle.keys.epochs:
+                if type(sealed) is dict and self.me in sealed and epoch not in circle.keys.contents:
                     try:
                         key, content = open_epoch_key(sealed[self.me], self.circles.identity, epoch)
                     except RemoteProtocolError:
                         log.warning("a key sealed to us in circle %s does not open", circle.id.hex()[:8])
                         continue
-                    circle.keys.add_epoch(epoch, key, make_current=False, content=content)
+                    if content == NO_CONTENT_KEY and epoch in circle.keys.epochs:
+                        continue
+                    circle.keys.add_epoch(epoch, key, make_current=False,
+                                          content=None if content == NO_CONTENT_KEY else content)  # fmt: skip
                     changed = True
             elif kind == "member.add" and signed.op.body.get("member") == self.me:
                 changed = True
@@ -452,6 +469,16 @@ class Lifecycle:
             self.circles.save_keys(circle)
             self.install_keys(circle)
         self.wake.set()
+
+    def catch_up_keys(self, circle: Circle) -> None:
+        """Install keys the fold says were sealed to us but that we do not hold: the node
+        stopped (or a write failed) between storing a key op and saving the keystore, and
+        folding it again on start does not run `after_fold`."""
+        state = circle.replica.state
+        if any(self.me in holders and epoch not in circle.keys.epochs for epoch, holders in state.holders.items()):
+            self.after_fold(circle, [op for op in circle.replica.ops() if op.op.kind in ("key.rotate", "key.share")])
+        elif self._follow_current(circle):
+            self.circles.save_keys(circle)
 
     def _follow_current(self, circle: Circle) -> bool:
         current = circle.replica.state.info.get("epoch")
@@ -487,7 +514,7 @@ class Lifecycle:
                 self.proxy(circle, ref, statement)
 
     def maintain(self, circle: Circle) -> None:
-        """Rotate if a removal made it due; deliver the current key to members who lack it."""
+        """Rotate if a removal made it due; deliver epoch keys to members who lack them."""
         state = circle.replica.state
         if self.me in state.members and not state.info.get("rotation_due"):
             self._serve_proxies(circle)
@@ -500,13 +527,17 @@ class Lifecycle:
                 self.rotate(circle)
             return
         self._due_since.pop((circle.id, "rotate"), None)
-        missing = [m for m in members_missing_key(state) if m != self.me]
-        if missing:
-            if self._my_turn(circle, "share"):
-                self._due_since.pop((circle.id, "share"), None)
-                self.share(circle, current, missing)
-        else:
-            self._due_since.pop((circle.id, "share"), None)
+        # The current epoch first; then older ones a member missed (a rotation that did not
+        # know them yet, one begun elsewhere while they were let in): without those keys
+        # they cannot open what was sealed with them, and their state would diverge.
+        for epoch in [current, *(e for e in state.epochs if e != current)]:
+            duty = "share" if epoch == current else "share:" + epoch.hex()
+            missing = [m for m in members_missing_key(state, epoch) if m != self.me]
+            if not missing or epoch not in circle.keys.epochs:
+                self._due_since.pop((circle.id, duty), None)
+            elif self._my_turn(circle, duty):
+                self._due_since.pop((circle.id, duty), None)
+                self.share(circle, epoch, missing)
 
     def rotate(self, circle: Circle) -> bytes:
         """A new epoch key, saved first, sealed to every other member, announced under the old epoch."""
@@ -546,17 +577,32 @@ class Lifecycle:
         return new_epoch
 
     def share(self, circle: Circle, epoch: bytes, members: list[bytes]) -> None:
+        """Hand ``epoch`` to members who lack it: with its content key when they may read what
+        was said in it (it is current, it began after they joined, or the circle shares its
+        history), else the epoch key alone (`NO_CONTENT_KEY`)."""
         state = circle.replica.state
         key, content = circle.keys.epochs[epoch], circle.keys.contents.get(epoch)
-        if content is None:
-            return  # we cannot pass on a content key we do not have ourselves
-        sealed = {m: seal_epoch_key(state.cards[m], key, content) for m in members if m in state.cards}
-        items = [
-            ("key.share", {"epoch": epoch, "sealed": dict(list(sealed.items())[i : i + MAX_SEALED_PER_OP])})
-            for i in range(0, len(sealed), MAX_SEALED_PER_OP)
-        ]
-        if items:
-            envelopes, _ = self.circles.author_many(circle, items)
+        sealed: dict[bytes | None, dict[bytes, bytes]] = {}
+        for member in members:
+            if member not in state.cards:
+                continue
+            readable = epoch == state.info.get("epoch") or state.info["charter"].history or _began_after_joining(
+                state, epoch, member
+            )
+            if readable and content is None:
+                continue  # we cannot pass on a content key we do not have; another organizer will
+            # Sealed with the newest epoch they hold: they cannot open one sealed with the
+            # current epoch if that is the key they lack.
+            held = [e for e, holders in state.holders.items() if member in holders and e in circle.keys.epochs]
+            seal_with = max(held, key=lambda e: (state.epochs[e].lamport, state.epochs[e].op), default=None)
+            box = seal_epoch_key(state.cards[member], key, content if readable else NO_CONTENT_KEY)
+            sealed.setdefault(seal_with, {})[member] = box
+        for seal_with, boxes in sealed.items():
+            items = [
+                ("key.share", {"epoch": epoch, "sealed": dict(list(boxes.items())[i : i + MAX_SEALED_PER_OP])})
+                for i in range(0, len(boxes), MAX_SEALED_PER_OP)
+            ]
+            envelopes, _ = self.circles.author_many(circle, items, seal_epoch=seal_with)
             for envelope in envelopes:
                 self.node.publish_nowait(envelope)
 
@@ -569,5 +615,14 @@ class Lifecycle:
             for circle in list(self.circles.circles.values()):
                 try:
                     self.maintain(circle)
-                except (UsageError, RemoteProtocolError) as exc:
+                except (UsageError, RemoteProtocolError, StorageError) as exc:
                     log.warning("key maintenance of circle %s failed: %s", circle.id.hex()[:8], exc)
+
+
+def _began_after_joining(state: Any, epoch: bytes, member: bytes) -> bool:
+    """Did ``epoch`` begin after ``member`` (last) joined, in fold order?"""
+    record, joined = state.epochs.get(epoch), state.members.get(member)
+    return record is not None and joined is not None and (record.lamport, record.op) > (
+        joined.joined_lamport,
+        joined.joined_op,
+    )

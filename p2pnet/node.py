@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from identity.errors import KithError, RemoteProtocolError, UsageError
+from identity.errors import KithError, RemoteProtocolError, StorageError, UsageError
 from identity.keyring import RelayTopic
 from identity.keystore import Keystore
 from p2pnet.circles import MemberCircles
@@ -58,6 +58,8 @@ BAN_THRESHOLD = 50.0
 """Penalty points (1 per bad gossip message, 10 per broken sync session) that get a peer banned."""
 BAN_S = 600.0
 PENALTY_HALF_LIFE_S = 60.0
+STORAGE_RETRY_S = 2.0
+"""How often a node whose writes failed half-way tries to rebuild its circles."""
 
 
 @dataclass
@@ -116,6 +118,7 @@ class Node:
         self.topic_synced: dict[bytes, float] = {}
         """When each topic last finished a reconciliation with some peer."""
         self._sync_limiter = KeyedLimiter(rate=0.5, burst=8)
+        self._storage_warned = float("-inf")
         self.banned: dict[str, float] = {}
 
     # --- lifecycle ----------------------------------------------------------------
@@ -127,6 +130,7 @@ class Node:
             raw = self.keystore.data.extra.get(RELAY_TOPICS_KEY, {})
             for topic, entry in raw.items() if isinstance(raw, dict) else ():
                 self._serve_relay_topic(RelayTopic.from_map(topic, entry))
+            self._replay_relay_grants()
         else:
             self.cache = StateCache(self.home.root / "state.sqlite", self.keystore.data.storage_key)
             self.circles = MemberCircles(self.keystore, self.store, self.cache, clock=self.clock)
@@ -190,6 +194,7 @@ class Node:
                     nursery.start_soon(self._sync_loop)
                     if self.circles is not None:
                         nursery.start_soon(self._snapshot_loop)
+                        nursery.start_soon(self._storage_recovery_loop)
                     if self.lifecycle is not None:
                         nursery.start_soon(self.lifecycle.run)
                     nursery.start_soon(self._signal_loop)
@@ -293,6 +298,11 @@ class Node:
         """
         assert self.store is not None
         result = AcceptResult()
+        if self.circles is not None and self.circles.write_error is not None:
+            # A write failed half-way: store nothing until the circles are rebuilt;
+            # reconciliation offers all of this again afterwards.
+            self.stats.refused["not stored: waiting for the disk"] += len(envelopes)
+            return result
         now = self.clock()
         index = self._load_index(topic) if self.gate.serves(topic) else None
         candidates: list[Envelope] = []
@@ -316,7 +326,11 @@ class Node:
             candidates = self._within_quota(topic, candidates, result)
         if not candidates or index is None:
             return result
-        new = self.store.add_batch(candidates)
+        try:
+            new = self.store.add_batch(candidates)
+        except StorageError as exc:  # nothing was stored; peers offer it again later
+            self._storage_failed(exc, len(candidates))
+            return result
         result.duplicates += len(candidates) - len(new)
         for envelope in new:
             index.add(envelope.ts, envelope.id)
@@ -329,16 +343,33 @@ class Node:
         self.stats.duplicates += result.duplicates
         if new and self.circles is not None:
             markers = [e for e in new if e.epoch in MARKER_EPOCHS]
-            self._fold(topic, [e for e in new if e.epoch not in MARKER_EPOCHS])
-            for envelope in markers:
-                assert self.lifecycle is not None
-                self.lifecycle.on_marker(topic, envelope)
+            try:
+                self._fold(topic, [e for e in new if e.epoch not in MARKER_EPOCHS])
+                for envelope in markers:
+                    assert self.lifecycle is not None
+                    self.lifecycle.on_marker(topic, envelope)
+            except StorageError as exc:
+                # Stored, but not folded or acted on: rebuilt from the store once writes work.
+                self.circles.write_error = self.circles.write_error or exc
+                self._storage_failed(exc, 0)
         elif new:
             for envelope in new:
                 if envelope.epoch == GRANT_EPOCH:
                     self._on_relay_grant(topic, envelope)
             self.emit("stored", {"topic": topic.hex(), "count": len(new)})
         return result
+
+    def _replay_relay_grants(self) -> None:
+        """Follow the grants already stored (the keystore may not have been saved after
+        the last one: a kill, a full disk), in as many passes as the chain needs."""
+        assert self.store is not None
+        for topic, entry in self.relay_topics.items():
+            grants = [Envelope.decode(data) for data in self.store.by_epoch(topic, GRANT_EPOCH)]
+            known = -1
+            while known != len(entry.relay_keys):
+                known = len(entry.relay_keys)
+                for grant in grants:
+                    self._on_relay_grant(topic, grant)
 
     def _on_relay_grant(self, topic: bytes, envelope: Envelope) -> None:
         """Relays follow a circle's key rotations: learn the next relay key from a grant."""
@@ -354,7 +385,10 @@ class Node:
                 entry.relay_keys[epoch] = new_key
                 self.gate.add_key(topic, epoch, new_key)
                 self.keystore.data.extra.setdefault(RELAY_TOPICS_KEY, {})[topic] = entry.to_map()
-                self.keystore.save()
+                try:
+                    self.keystore.save()
+                except StorageError as exc:  # learned again from the stored grant on restart
+                    self._storage_failed(exc, 0)
                 log.info("relay learned a new key for topic %s", topic.hex()[:8])
                 self.request_sync()  # fetch what was refused while the key was unknown
             return
@@ -412,6 +446,9 @@ class Node:
         if not envelopes:
             return
         processed = self.circles.process(topic, envelopes)
+        if self.lifecycle is not None:
+            for circle_id, waiting in processed.waiting_keys.items():
+                self.lifecycle.after_fold(self.circles.circles[circle_id], waiting)
         for circle_id, ops in processed.applied.items():
             if self.lifecycle is not None:
                 self.lifecycle.after_fold(self.circles.circles[circle_id], ops)
@@ -448,6 +485,37 @@ class Node:
         if self.gossip is not None and self._nursery is not None:
             await self.gossip.join(topic, self._nursery)
         self._sync_wanted.set()
+
+    # --- a full disk ---------------------------------------------------------------
+
+    def _storage_failed(self, exc: StorageError, dropped: int) -> None:
+        """A write failed (disk full, most likely): keep running, say so once a minute."""
+        self.stats.refused["not stored: storage error"] += dropped
+        if time.monotonic() - self._storage_warned > 60:
+            self._storage_warned = time.monotonic()
+            log.error("%s; the node keeps running and retries", exc)
+
+    async def _storage_recovery_loop(self) -> None:
+        """Once writes work again, rebuild circles a failed write left unsure, as a restart would."""
+        assert self.circles is not None and self.lifecycle is not None and self.store is not None
+        while True:
+            await trio.sleep(STORAGE_RETRY_S)
+            if self.circles.write_error is None:
+                continue
+            try:
+                self.keystore.save()  # in-memory keys first; also tells whether writes work
+                self.circles.reopen()
+                for topic, epoch, key in self.circles.relay_keys():
+                    self.gate.add_key(topic, epoch, key)
+                for topic in self.served_topics():
+                    self.indexes[topic] = ItemIndex(self.store.items(topic))
+                    self.topic_bytes[topic] = self.store.bytes_in_topic(topic)
+                self.lifecycle.restore()
+            except StorageError as exc:
+                self.circles.write_error = self.circles.write_error or exc
+                continue
+            log.warning("writes work again: circles rebuilt from the store")
+            self.request_sync()
 
     # --- misbehaving peers --------------------------------------------------------
 

@@ -288,6 +288,12 @@ def open_relay_grant(envelope: Envelope, previous_relay_key: bytes) -> tuple[byt
     return epoch, key
 
 
+NO_CONTENT_KEY = bytes(32)
+"""The content key of a share that hands over an epoch key only: the epoch began before
+the recipient joined a circle that keeps its history from newcomers, so they may open its
+envelopes (fold the ops) but not read what was said."""
+
+
 def seal_epoch_key(recipient_dh_public: bytes, key: bytes, content_key: bytes) -> bytes:
     """An epoch's two keys sealed to one member (for key.rotate / key.share): 112 bytes."""
     return seal_to(recipient_dh_public, key + content_key)
@@ -306,6 +312,7 @@ __all__ = [
     "JoinRequest",
     "Welcome",
     "join_key",
+    "NO_CONTENT_KEY",
     "open_epoch_key",
     "open_join_request",
     "open_relay_grant",

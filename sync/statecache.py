@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from identity import codec
 from identity.crypto import NONCE_BYTES, RandomBytes, aead_decrypt, aead_encrypt, blake2b, random_bytes
-from identity.errors import KithError, LocalProtocolError, Malformed
+from identity.errors import LocalProtocolError, Malformed, StorageError
 from sync import limits
 from sync.ops import Op, SignedOp
 
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS snapshots (circle BLOB PRIMARY KEY, nonce BLOB NOT NU
 """
 
 
-class StateCacheError(KithError):
+class StateCacheError(StorageError):
     """The state cache cannot be used: unreadable, damaged, locked, or from a newer kith."""
 
 

@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from identity.errors import KithError, LocalProtocolError
+from identity.errors import LocalProtocolError, StorageError
 from sync.envelope import MARKER_EPOCHS, Envelope
 
 SCHEMA_VERSION = 1
@@ -30,7 +30,7 @@ Item = tuple[int, bytes]
 """A reconciliation item: (ts, envelope id)."""
 
 
-class StoreError(KithError):
+class StoreError(StorageError):
     """The store cannot be used: disk full, unreadable file, or a newer schema."""
 
 

@@ -56,7 +56,6 @@ _RELAY_KEYS = frozenset({"address"})
 EPOCH_KNOWN = "that epoch already exists"
 EPOCH_UNKNOWN = "unknown epoch"
 NOT_CURRENT = "a rotation must replace the current epoch"
-NOT_RECIPIENT_MEMBER = "keys may be sealed only to current members"
 INVITE_UNBOUND = "invite id does not match its secret"
 INVITE_EXISTS = "that invite already exists"
 INVITE_UNKNOWN = "unknown invite"
@@ -115,9 +114,15 @@ def _sealed(state: CircleState, value: Any, field: str) -> dict[bytes, bytes]:
     for member, box in value.items():
         schema.member_ref(member, f"{field} key")
         schema.fixed_bytes(box, f"{field} value", SEALED_KEY_BYTES)
-    if any(member not in state.members for member in value):
-        raise OpRejected(NOT_RECIPIENT_MEMBER)
     return value
+
+
+def _reached_outsiders(state: CircleState, sealed: dict[bytes, bytes]) -> bool:
+    """Was a key sealed to a former member (its author had not yet seen them leave)?
+
+    The op still counts, so what its author sealed with the key stays part of the circle,
+    but the key has left the circle: a rotation becomes due."""
+    return any(member not in state.members and member in state.cards for member in sealed)
 
 
 def _require_organizer(state: CircleState, author: bytes) -> None:
@@ -134,9 +139,11 @@ def key_rotate(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
         raise OpRejected(EPOCH_KNOWN)
     if previous not in state.epochs:
         raise OpRejected(EPOCH_UNKNOWN)
-    holders = {member: signed.id for member in sealed}
+    holders = {member: signed.id for member in sealed if member in state.members}
     holders[op.author] = signed.id
     start_epoch(state, signed, op, epoch, previous, holders)
+    if _reached_outsiders(state, sealed):
+        state.put(state.info, "rotation_due", True)
 
 
 def key_share(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -147,8 +154,10 @@ def key_share(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     if holders is None:
         raise OpRejected(EPOCH_UNKNOWN)
     for member in sealed:
-        if member not in holders:
+        if member not in holders and member in state.members:
             state.put(holders, member, signed.id)
+    if epoch == state.info.get("epoch") and _reached_outsiders(state, sealed):
+        state.put(state.info, "rotation_due", True)
 
 
 def member_compromised(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:

@@ -65,6 +65,23 @@ def member_add(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     state.put(state.cards, newcomer, dh_public)
     if holders is not None and newcomer not in holders:
         state.put(holders, newcomer, signed.id)
+    if epoch is not None:
+        _credit_welcome_epochs(state, signed, op.author, newcomer, epoch)
+
+
+def _credit_welcome_epochs(
+    state: CircleState, signed: SignedOp, approver: bytes, newcomer: bytes, epoch: bytes
+) -> None:
+    """The welcome carried every epoch key the approver holds: record the newcomer as a
+    holder of the epochs before ``epoch`` on its chain that the fold knows the approver
+    holds. (Epochs it may lack, e.g. begun concurrently elsewhere, are then shared by
+    organizers: see `keys.members_missing_key`.)"""
+    record = state.epochs.get(epoch)
+    while record is not None and record.previous is not None:
+        older = state.holders.get(record.previous)
+        if older is not None and approver in older and newcomer not in older:
+            state.put(older, newcomer, signed.id)
+        record = state.epochs.get(record.previous)
 
 
 def member_add_body(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from identity.crypto import blake2b
-from identity.errors import BadPassphrase, CorruptKeystore, UsageError
+from identity.errors import BadPassphrase, CorruptKeystore, StorageError, UsageError
 from identity.keys import MemberIdentity
 from identity.keystore import (
     HEADER_BYTES,
@@ -169,7 +169,7 @@ def test_a_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(os, "fsync", fail)
     store.data.relays.append("/ip4/127.0.0.1/tcp/4001")
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match="disk holding .* is full; free some space"):
         store.save()
     assert store.path.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

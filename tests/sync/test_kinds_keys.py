@@ -46,14 +46,27 @@ def test_rotation_authority_and_recipients(circle: Any) -> None:
     outsider = _sealed(circle, "bob")
     outsider[circle.member("eve")] = seal_to(circle.people["eve"].dh_public, bytes(64))
     to_outsider = circle.act("alice", "key.rotate", {"epoch": bytes([7]) * 16, "previous": FIRST, "sealed": outsider})
-    assert circle.reason(to_outsider) == keys.NOT_RECIPIENT_MEMBER
+    # Someone who never was a member holds nothing the circle gave them: the rotation stands.
+    assert circle.reason(to_outsider) is None
+    assert circle.member("eve") not in circle.state.holders[bytes([7]) * 16]
+    assert circle.state.info["rotation_due"] is False
+    # Sealed to Dana, removed before it in fold order (its author had not seen that yet):
+    # the rotation still counts, so ops sealed with it stay readable, but the key reached
+    # her, so another rotation is due.
+    leaked = _sealed(circle, "bob")
+    leaked[circle.member("dana")] = seal_to(circle.people["dana"].dh_public, bytes(64))
+    to_dana = circle.act("alice", "key.rotate", {"epoch": bytes([5]) * 16, "previous": bytes([7]) * 16,
+                                                 "sealed": leaked})  # fmt: skip
+    assert circle.reason(to_dana) is None
+    assert circle.state.info["epoch"] == bytes([5]) * 16 and circle.state.info["rotation_due"] is True
+    assert circle.member("dana") not in circle.state.holders[bytes([5]) * 16]
     reserved = circle.act("alice", "key.rotate", {"epoch": bytes(16), "previous": FIRST, "sealed": {}})
     assert "reserved value" in circle.reason(reserved)
     unknown_previous = circle.act(
         "alice", "key.rotate", {"epoch": bytes([8]) * 16, "previous": bytes([9]) * 16, "sealed": {}}
     )
     assert circle.reason(unknown_previous) == keys.EPOCH_UNKNOWN
-    assert circle.state.info["epoch"] == FIRST
+    assert circle.state.info["epoch"] == bytes([5]) * 16
 
 
 def test_concurrent_rotations_converge_on_the_later_in_fold_order(circle: Any) -> None:

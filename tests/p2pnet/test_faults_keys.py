@@ -1,0 +1,146 @@
+"""Keys under concurrency and churn: the soak's findings, each pinned by a small scenario.
+
+Real nodes in one process on loopback (p2pnet_harness). Each test cuts the circle in two
+(every node blocks the other side), lets each side act, heals, and then demands what the
+soak demands: identical state everywhere, and every op readable by every current member.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+import trio
+from p2pnet_harness import address, call, make_home, running, share_circle, state_hash, wait_until
+
+from identity.errors import UsageError
+from p2pnet.node import Node
+
+pytestmark = pytest.mark.trio
+
+
+def _circle(node: Node, circle_id: str):  # type: ignore[no-untyped-def]
+    assert node.circles is not None
+    return node.circles.get(circle_id)
+
+
+def _readable(node: Node, circle_id: str) -> dict[str, bool]:
+    circle = _circle(node, circle_id)
+    views = circle.replica.views(reader=node.circles.reader(circle), feed_limit=None)  # type: ignore[union-attr]
+    return {item.id.hex(): item.readable for item in views.feed}
+
+
+async def _post(node: Node, circle_id: str, text: str) -> str:
+    with trio.fail_after(30):
+        while True:
+            try:
+                return (await call(node, "post", circle=circle_id, text=text))["id"]
+            except UsageError as exc:
+                if "waiting for the circle's new key" not in str(exc):
+                    raise
+                await trio.sleep(0.1)
+
+
+async def _cut(side_a: list[Node], side_b: list[Node]) -> None:
+    for a in side_a:
+        for b in side_b:
+            await call(a, "block", peer=b.net.peer_id, seconds=600)  # type: ignore[union-attr]
+            await call(b, "block", peer=a.net.peer_id, seconds=600)  # type: ignore[union-attr]
+    await wait_until(lambda: not any(b.net.peer_id in a.peers for a in side_a for b in side_b))  # type: ignore[union-attr]
+    for side in (side_a, side_b):
+        for node in side[1:]:
+            await node.connect(address(side[0]))
+
+
+async def _heal(side_a: list[Node], side_b: list[Node]) -> None:
+    for a in side_a:
+        for b in side_b:
+            await call(a, "unblock", peer=b.net.peer_id)  # type: ignore[union-attr]
+            await call(b, "unblock", peer=a.net.peer_id)  # type: ignore[union-attr]
+    for node in side_b:
+        await node.connect(address(side_a[0]))
+
+
+async def test_ops_sealed_under_a_rotation_the_fold_rejects_still_reach_everyone(tmp_path: Path) -> None:
+    """Alice rotates (sealing the new key to Bob too) while Carol, cut off, removes Bob: the
+    fold rejects Alice's rotation (it was sealed to someone no longer a member). Alice's
+    posts under that key must still reach Carol and Dana, readable."""
+    homes = [make_home(tmp_path, n) for n in ("alice", "carol", "bob", "dana")]
+    with trio.fail_after(150):
+        async with AsyncExitStack() as stack:
+            alice, carol, bob, dana = nodes = [await stack.enter_async_context(running(h)) for h in homes]
+            circle = (await call(alice, "circle.create", name="Split"))["id"]
+            await share_circle(alice, circle, carol, bob, dana)
+            await call(alice, "role.grant", circle=circle, member=carol.circles.identity.member_id.hex(),
+                       role="organizer")  # fmt: skip
+            await wait_until(lambda: len({state_hash(n, circle) for n in nodes}) == 1)
+            for node in nodes:
+                node.keystore.data.relays.clear()  # only the blocks decide who talks to whom
+            await _cut([alice, bob], [carol, dana])
+            # Alice's side gets ahead in lamport time, so her rotation sorts after the removal.
+            for i in range(5):
+                await _post(alice, circle, f"alice before rotating {i}")
+            await call(carol, "member.remove", circle=circle, member=bob.circles.identity.member_id.hex())
+            await call(alice, "rotate", circle=circle)
+            sealed_under_rotation = [await _post(alice, circle, f"alice after rotating {i}") for i in range(3)]
+            await _heal([alice, bob], [carol, dana])
+            remaining = (alice, carol, dana)
+            await wait_until(lambda: len({state_hash(n, circle) for n in remaining}) == 1, timeout=90)
+            for node in remaining:
+                readable = _readable(node, circle)
+                assert all(readable.get(op) for op in sealed_under_rotation), node.circles.identity.name
+
+
+async def test_a_newcomer_reads_ops_sealed_under_a_concurrent_rotation(tmp_path: Path) -> None:
+    """Carol rotates and posts while Alice, cut off, lets Finn in (which rotates too). Finn
+    never received Carol's key, yet must fold her ops: the circle's state is the same for
+    everyone."""
+    homes = [make_home(tmp_path, n) for n in ("alice", "carol", "bob", "finn")]
+    with trio.fail_after(150):
+        async with AsyncExitStack() as stack:
+            alice, carol, bob, finn = [await stack.enter_async_context(running(h)) for h in homes]
+            circle = (await call(alice, "circle.create", name="Concurrent"))["id"]
+            await share_circle(alice, circle, carol, bob)
+            await call(alice, "role.grant", circle=circle, member=carol.circles.identity.member_id.hex(),
+                       role="organizer")  # fmt: skip
+            members = (alice, carol, bob)
+            await wait_until(lambda: len({state_hash(n, circle) for n in members}) == 1)
+            for node in members:
+                node.keystore.data.relays.clear()
+            await _cut([alice], [carol, bob])
+            # Carol's side first gets ahead, so Alice's rotation (for Finn) sorts last: current.
+            await call(carol, "rotate", circle=circle)
+            carols = [await _post(carol, circle, f"carol under her own key {i}") for i in range(3)]
+            for i in range(8):
+                await _post(alice, circle, f"alice meanwhile {i}")
+            await share_circle(alice, circle, finn)
+            await _heal([alice, finn], [carol, bob])
+            everyone = (alice, carol, bob, finn)
+            await wait_until(lambda: len({state_hash(n, circle) for n in everyone}) == 1, timeout=90)
+            assert set(carols) <= set(_readable(finn, circle))
+
+
+async def test_someone_removed_can_be_invited_back_and_catches_up(tmp_path: Path) -> None:
+    """Coming back after a removal: the invite's relay key lets envelopes of epochs the
+    returning member could not open into their store; once the welcome brings the keys
+    they must be folded, or the returning member never sees their own re-admission."""
+    homes = [make_home(tmp_path, n) for n in ("alice", "bob", "carol")]
+    with trio.fail_after(120):
+        async with AsyncExitStack() as stack:
+            alice, bob, carol = nodes = [await stack.enter_async_context(running(h)) for h in homes]
+            circle = (await call(alice, "circle.create", name="Back again"))["id"]
+            await share_circle(alice, circle, bob, carol)
+            bob_id = bob.circles.identity.member_id.hex()  # type: ignore[union-attr]
+            await call(alice, "member.remove", circle=circle, member=bob_id)
+            while_away = [await _post(carol, circle, f"while bob was away {i}") for i in range(3)]
+            await wait_until(lambda: set(while_away) <= set(_readable(alice, circle)))
+            code = (await call(alice, "invite.create", circle=circle))["code"]
+            # (Bob's node must have seen the removal first, or it refuses to join again.)
+            await wait_until(lambda: bob.circles.identity.member_id not in _circle(bob, circle).replica.state.members)  # type: ignore[union-attr]
+            await call(bob, "join", code=code)
+            await wait_until(lambda: len({state_hash(n, circle) for n in nodes}) == 1, timeout=60)
+            listing = await call(bob, "circles")
+            assert listing[0]["am_member"] is True
+            back = await _post(bob, circle, "good to be back")
+            await wait_until(lambda: _readable(carol, circle).get(back) is True)
