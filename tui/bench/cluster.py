@@ -41,19 +41,37 @@ def passphrase_file(root: Path) -> Path:
 
 
 class NodeProcess:
-    def __init__(self, home: Home, passphrase_file: Path, *, relay: bool = False) -> None:
+    def __init__(
+        self,
+        home: Home,
+        passphrase_file: Path,
+        *,
+        relay: bool = False,
+        listen: str = "/ip4/127.0.0.1/tcp/0",
+        env: dict[str, str] | None = None,
+        stderr: Path | None = None,
+    ) -> None:
         self.home = home
         self.passphrase_file = passphrase_file
         self.relay = relay
+        self.listen = listen
+        """A fixed port lets peers redial the same address after a restart."""
+        self.env = dict(env or {})
+        self.stderr = stderr
+        """Where the process's stderr goes (appended; default: discarded)."""
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
 
     def start(self, timeout: float = 30.0) -> NodeProcess:
         args = [KITH, "--home", str(self.home.root), "--passphrase-file", str(self.passphrase_file)]
         args += ["relay", "run"] if self.relay else ["node"]
-        args += ["--listen", "/ip4/127.0.0.1/tcp/0"]
-        env = {**os.environ, "KITH_INSECURE_TEST_KDF": "1"}
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        args += ["--listen", self.listen]
+        env = {**os.environ, "KITH_INSECURE_TEST_KDF": "1", **self.env}
+        if self.stderr is None:
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        else:
+            with open(self.stderr, "a") as errors:
+                self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
@@ -72,6 +90,18 @@ class NodeProcess:
     def call(self, method: str, **params: Any) -> Any:
         with NodeClient(self.home.socket, timeout=60) as client:
             return client.call(method, **params)
+
+    def peak_rss_mb(self) -> float | None:
+        """The process's peak resident memory so far (VmHWM), or None if it is not running."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
 
     def kill9(self) -> None:
         assert self.proc is not None

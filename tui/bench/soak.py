@@ -1,0 +1,304 @@
+"""The soak: many real member and relay processes, random load, faults, then the proof.
+
+`run_soak` starts the world (soak_world.py), sets circles up with real invites, runs the
+load (soak_load.py) and the faults (soak_faults.py) side by side for the configured time,
+stops both, lets the mesh settle, checks convergence on the live nodes and audits every
+store (soak_check.py). `kith bench soak --minutes N` runs the full soak (20 members, 2
+relays) and prints the whole report; `kith bench soak_p99_ms ...` runs a shorter one.
+
+Latency is measured per (op, recipient): from just before the author's node was asked to
+make the op until the recipient's node reported it folded (its ``ops`` event). The
+headline p99 (``soak_p99_ms``) is over the pairs whose journey overlapped no fault (no
+node down, no partition, no full disk while the op travelled): members reach each other
+through relays and the people who invited them, so a fault anywhere can hold an op up
+on purpose. ``p99_all_ms`` includes every pair.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tui.bench import Figures, register
+from tui.bench.soak_check import audit, converge
+from tui.bench.soak_faults import ALL_FAULTS, DiskFullHome, Faults
+from tui.bench.soak_load import Load, wait_until_joined
+from tui.bench.soak_world import World
+
+HOUR = 3600.0
+
+
+@dataclass
+class SoakSettings:
+    members: int = 20
+    relays: int = 2
+    seconds: float = 150.0
+    rate: float = 8.0
+    """Actions per second across the whole cluster (membership churn comes on top)."""
+    circles: int = 3
+    churn_every_s: float = 6.0
+    faults: tuple[str, ...] = ALL_FAULTS
+    fault_gap_s: float = 8.0
+    partition_s: float = 20.0
+    down_s: tuple[float, float] = (3.0, 10.0)
+    """How long a killed node stays down (uniform between the two)."""
+    skews_h: dict[int, float] = field(default_factory=lambda: {3: 3.0, 6: -5.0, 9: 8.0})
+    """Member index -> clock skew in hours, for the whole run."""
+    converge_timeout_s: float = 300.0
+    node_config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 7
+
+
+def run_soak(settings: SoakSettings, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    say = progress or (lambda text: None)
+    with tempfile.TemporaryDirectory(prefix="kith-soak-") as tmp:
+        root = Path(tmp)
+        disk: DiskFullHome | None = None
+        disk_note = None
+        homes: dict[int, Path] = {}
+        if "disk_full" in settings.faults:
+            disk_note = DiskFullHome.why_unavailable()
+            if disk_note is None:
+                disk = DiskFullHome(root / "small-disk")
+                disk.mount()
+                homes[settings.members - 1] = disk.mountpoint
+        try:
+            return _run(settings, root, disk, disk_note, homes, say)
+        finally:
+            if disk is not None:
+                disk.unmount()
+
+
+def _run(
+    settings: SoakSettings,
+    root: Path,
+    disk: DiskFullHome | None,
+    disk_note: str | None,
+    homes: dict[int, Path],
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    skews = {i: h * HOUR for i, h in settings.skews_h.items() if i < settings.members}
+    world = World(root, members=settings.members, relays=settings.relays, skews=skews,
+                  config=settings.node_config, homes=homes, seed=settings.seed)  # fmt: skip
+    started = time.time()
+    try:
+        say(f"starting {settings.relays} relays and {settings.members} members")
+        world.start_all()
+        load = Load(world, rate=settings.rate, churn_every_s=settings.churn_every_s)
+        say(f"setting up {settings.circles} circles with invites")
+        load.setup_circles(settings.circles)
+        setup_s = time.time() - started
+        disk_peer = world.members[settings.members - 1] if disk is not None else None
+        faults = Faults(world, load, plan=settings.faults, gap_s=settings.fault_gap_s,
+                        partition_s=settings.partition_s, down_s=settings.down_s,
+                        disk=(disk_peer, disk) if disk_peer is not None and disk is not None else None)  # fmt: skip
+        say(f"load and faults for {settings.seconds:.0f} s")
+        stop = threading.Event()
+        load_start = time.time()
+        until = load_start + settings.seconds
+        fault_thread = threading.Thread(target=faults.run, args=(until, stop), daemon=True)
+        fault_thread.start()
+        try:
+            load.run(until, stop)
+        finally:
+            stop.set()
+            fault_thread.join(timeout=300)
+        load_s = time.time() - load_start
+        faults.watch_crashes()
+        for peer in world.everyone():
+            if not peer.up:
+                world.restart(peer)
+        say("load stopped; waiting for every circle to agree")
+        wait_until_joined(load, timeout=60)
+        convergence = converge(world, load, settings.converge_timeout_s)
+        faults.watch_crashes()
+        world.sample_rss()
+        latencies = _latencies(world, load, faults)
+    finally:
+        world.stop_all()
+    say("auditing every store")
+    checked = audit(world, load, convergence.hashes, convergence.members)
+    return _report(settings, world, load, faults, convergence, checked, latencies, setup_s, load_s, disk_note)
+
+
+def _latencies(world: World, load: Load, faults: Faults) -> dict[str, Any]:
+    first: dict[tuple[str, str], float] = {}
+    for peer in world.members:
+        for listener in peer.listeners:
+            for at, params in list(listener.arrivals):
+                for op in params.get("ops", ()):
+                    key = (peer.name, op["id"])
+                    if key not in first or at < first[key]:
+                        first[key] = at
+    windows = [(r.started, r.ended or time.time()) for r in faults.records]
+    steady: list[float] = []
+    everything: list[float] = []
+    slowest: list[tuple[float, str]] = []
+    unobserved = 0
+    for record in load.stats.sent:
+        for name in record.members - {record.author}:
+            peer = world.by_name(name)
+            arrived = first.get((name, record.id))
+            end = arrived if arrived is not None else time.time()
+            disturbed = peer.was_down(record.sent, end) or any(a < end and record.sent < b for a, b in windows)
+            if arrived is None:
+                unobserved += 0 if disturbed else 1
+                continue
+            latency = (arrived - record.sent) * 1000
+            everything.append(latency)
+            if not disturbed:
+                steady.append(latency)
+                where = f"{record.kind} {record.author}->{name} at {record.sent - world.started:.1f}s"
+                slowest = sorted([*slowest, (latency, where)], reverse=True)[:10]
+    return {"steady": steady, "all": everything, "unobserved": unobserved, "slowest": slowest}
+
+
+def _pct(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 1)
+
+
+def _report(
+    settings: SoakSettings,
+    world: World,
+    load: Load,
+    faults: Faults,
+    convergence: Any,
+    checked: Any,
+    latencies: dict[str, Any],
+    setup_s: float,
+    load_s: float,
+    disk_note: str | None,
+) -> dict[str, Any]:
+    stats = load.stats
+    steady = latencies["steady"]
+    ratio = checked.delivered / checked.expected if checked.expected else None
+    return {
+        "members": settings.members,
+        "relays": settings.relays,
+        "circles": settings.circles,
+        "setup_s": round(setup_s, 1),
+        "load_s": round(load_s, 1),
+        "rate_target": settings.rate,
+        "ops_sent": len(stats.sent),
+        "ops_sent_per_s": round(len(stats.sent) / load_s, 2) if load_s else None,
+        "ops_by_kind": dict(sorted(_count(r.kind for r in stats.sent).items())),
+        "refused": dict(stats.refused.most_common()),
+        "retried_waiting_for_key": stats.retried,
+        "skipped_backpressure": stats.skipped,
+        "joins": f"{stats.joins_completed} of {stats.joins_requested}",
+        "removals": stats.removals,
+        "rotations": stats.rotations,
+        "deliveries": checked.delivered,
+        "deliveries_expected": checked.expected,
+        "delivery_ratio": round(ratio, 6) if ratio is not None else None,
+        "lost": len(checked.lost),
+        "lost_ops": checked.lost[:20],
+        "undecryptable": checked.undecryptable,
+        "undecryptable_envelopes": checked.undecryptable_envelopes,
+        "undecryptable_content": checked.undecryptable_content,
+        "sealed_before_joining": checked.sealed_before_joining,
+        "p50_ms": round(statistics.median(steady), 1) if steady else None,
+        "p99_ms": _pct(steady, 0.99),
+        "p99_all_ms": _pct(latencies["all"], 0.99),
+        "latency_pairs": len(steady),
+        "latency_unobserved": latencies["unobserved"],
+        "slowest_steady": [f"{ms:.0f} ms {where}" for ms, where in latencies["slowest"]],
+        "converged": convergence.converged,
+        "converge_s": convergence.seconds,
+        "convergence_problems": convergence.problems[:20],
+        "members_at_end": {name: len(m) for name, m in convergence.members.items()},
+        "integrity_failures": checked.integrity_failures,
+        "refold_mismatches": checked.refold_mismatches,
+        "peak_rss_mb": {p.name: round(p.peak_rss_mb, 1) for p in world.everyone()},
+        "faults": [
+            {
+                "kind": r.kind,
+                "target": r.target,
+                "at_s": round(r.started - world.started, 1),
+                "s": round(r.ended - r.started, 1),
+                "ok": r.ok,
+                "notes": r.notes,
+            }
+            for r in faults.records
+        ],
+        "fault_skipped": disk_note,
+        "crashes": faults.crashes,
+        "driver_failures": stats.failures[:20],
+        "clock_skews_h": {world.members[i].name: h for i, h in settings.skews_h.items() if i < settings.members},
+        "audit_details": checked.details[:30],
+        "log": world.log,
+    }
+
+
+def _count(items: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
+def soak_ok(report: dict[str, Any]) -> list[str]:
+    """What makes a soak fail: each entry is one broken promise."""
+    problems = []
+    if not report["converged"]:
+        problems.append("did not converge: " + "; ".join(report["convergence_problems"][:5]))
+    if report["lost"]:
+        problems.append(f"lost {report['lost']} acknowledged ops: {report['lost_ops'][:5]}")
+    if report["delivery_ratio"] != 1.0:
+        problems.append(f"delivery ratio {report['delivery_ratio']}")
+    if report["undecryptable"]:
+        problems.append(f"{report['undecryptable']} undecryptable: {report['audit_details'][:5]}")
+    for key in ("integrity_failures", "refold_mismatches", "crashes", "driver_failures"):
+        if report[key]:
+            problems.append(f"{key}: {report[key][:5]}")
+    problems += [f"fault {f['kind']} on {f['target']} failed: {f['notes']}" for f in report["faults"] if not f["ok"]]
+    return problems
+
+
+@register("soak_p99_ms", "soak_p50_ms", "soak_delivery_ratio", "soak_undecryptable", "soak_ops_sent",
+          "soak_lost", "soak_peak_rss_mb", "soak_seconds")  # fmt: skip
+def bench_soak() -> Figures:
+    report = run_soak(SoakSettings())
+    return {
+        "soak_p99_ms": report["p99_ms"],
+        "soak_p50_ms": report["p50_ms"],
+        "soak_delivery_ratio": report["delivery_ratio"],
+        "soak_undecryptable": report["undecryptable"],
+        "soak_ops_sent": report["ops_sent"],
+        "soak_lost": report["lost"],
+        "soak_peak_rss_mb": max(report["peak_rss_mb"].values()),
+        "soak_seconds": report["load_s"],
+    }
+
+
+def summary(report: dict[str, Any], problems: list[str]) -> str:
+    """The report in a screenful: what ran, what it proved, what broke."""
+    rss = report["peak_rss_mb"]
+    lines = [
+        f"soak: {report['members']} members, {report['relays']} relays, {report['circles']} circles; "
+        f"set-up {report['setup_s']} s, load and faults {report['load_s']} s",
+        f"ops sent {report['ops_sent']} ({report['ops_sent_per_s']}/s), joins {report['joins']}, "
+        f"removals {report['removals']}, rotations {report['rotations']}",
+        f"deliveries {report['deliveries']} of {report['deliveries_expected']} (ratio {report['delivery_ratio']}), "
+        f"lost {report['lost']}, undecryptable {report['undecryptable']}",
+        f"latency p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms (no fault in flight), "
+        f"p99 {report['p99_all_ms']} ms (all)",
+        f"converged {report['converged']} in {report['converge_s']} s after the load stopped",
+        f"peak RSS per node: {min(rss.values()):.0f}..{max(rss.values()):.0f} MB",
+        "faults:",
+        *[f"  {f['at_s']:7.1f}s {f['kind']:<14} {f['target']:<16} {'ok' if f['ok'] else 'FAILED'} "
+          + "; ".join(f["notes"]) for f in report["faults"]],  # fmt: skip
+    ]
+    if report["fault_skipped"]:
+        lines.append(f"disk_full not run: {report['fault_skipped']}")
+    lines += ["PASS" if not problems else "FAIL", *[f"  {p}" for p in problems]]
+    return "\n".join(lines)

@@ -1,0 +1,251 @@
+"""A hostile peer that floods a circle's gossip topic, and the honest-delivery benchmark.
+
+The flooder is a plain libp2p peer with a random network key (no member or relay key).
+It dials a relay and members, subscribes to the circle's topic (its hash is public to
+any relay operator or observer) and publishes, as fast as the asked rate allows, a mix of
+
+* garbage: random bytes that are not a gossip batch;
+* forgeries: well-formed envelopes of the topic and of a real epoch, with a made-up
+  ciphertext and an authenticator under a key it does not have;
+* replays: real envelopes of the circle it picked up, re-batched so every message is new
+  to gossipsub's seen-cache (replaying an identical message costs a node nothing).
+
+When a node drops it (banned), it dials again. It runs as its own process
+(``python -m tui.bench.soak_flood``), so the honest nodes compete with it for CPU as they
+would with a real attacker on the same machine, and prints what it did as JSON.
+
+`flood_honest_ratio` compares the rate at which a member's posts reach the other members
+with and without the flood.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sync.envelope import MARKER_EPOCHS, Envelope
+from tui.bench import Figures, register
+
+FLOOD_KINDS = ("garbage", "forged", "replay")
+
+
+async def flood(
+    targets: list[str], topic: bytes, replays: list[bytes], *, rate: float, seconds: float, seed: int = 1
+) -> dict[str, Any]:
+    """Publish ``rate`` hostile gossip messages per second for ``seconds``; returns counts."""
+    import trio
+
+    from identity.keys import NetworkKey
+    from p2pnet.gossip import encode_batch, topic_name
+    from p2pnet.netstack import NetError, open_netstack
+
+    rand = random.Random(seed)
+    valid = [Envelope.decode(data) for data in replays]
+    epochs = sorted({e.epoch for e in valid if e.epoch not in MARKER_EPOCHS}) or [os.urandom(16)]
+    name = topic_name(topic)
+    counts = {kind: 0 for kind in FLOOD_KINDS} | {"dials": 0, "dial_failures": 0, "publish_errors": 0}
+    forged_ids: list[str] = []
+
+    def message(kind: str) -> bytes:
+        if kind == "garbage":
+            return os.urandom(rand.randint(1, 400))
+        if kind == "forged":
+            forged = Envelope.build(topic, rand.choice(epochs), int(time.time()), os.urandom(24),
+                                    os.urandom(rand.randint(16, 600)), relay_key=os.urandom(32))  # fmt: skip
+            forged_ids.append(forged.id.hex())
+            return encode_batch([forged.data])
+        batch = rand.sample(valid, min(len(valid), rand.randint(1, 4)))
+        return encode_batch([e.data for e in batch])
+
+    async with open_netstack(NetworkKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as net:
+        await net.subscribe(name)
+
+        async def redial() -> None:
+            while True:
+                connected = set(net.connected_peers())
+                for address in targets:
+                    if address.rsplit("/p2p/", 1)[-1] in connected:
+                        continue
+                    counts["dials"] += 1
+                    try:
+                        await net.connect(address, timeout=2)
+                    except NetError:
+                        counts["dial_failures"] += 1
+                await trio.sleep(0.5)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(redial)
+            await trio.sleep(1.0)  # let the meshes form
+            kinds = [k for k in FLOOD_KINDS if k != "replay" or valid]
+            start = trio.current_time()
+            sent = 0
+            while trio.current_time() - start < seconds:
+                due = start + sent / rate
+                if due > trio.current_time():
+                    await trio.sleep(due - trio.current_time())
+                kind = kinds[sent % len(kinds)]
+                try:
+                    await net.publish(name, message(kind))
+                    counts[kind] += 1
+                except Exception:  # noqa: BLE001 - a publish to a peer that just dropped us
+                    counts["publish_errors"] += 1
+                sent += 1
+            counts["seconds"] = round(trio.current_time() - start, 2)
+            counts["rate"] = round(sent / max(counts["seconds"], 1e-9))
+            nursery.cancel_scope.cancel()
+    return {"counts": counts, "forged_ids": forged_ids, "peer_id": net.peer_id}
+
+
+def stored_envelopes(store: Path, topic: bytes | None = None) -> list[bytes]:
+    """Envelope bytes in a node's store (read-only; fine while the node runs, WAL)."""
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        if topic is None:
+            return [row[0] for row in db.execute("SELECT data FROM envelopes")]
+        return [row[0] for row in db.execute("SELECT data FROM envelopes WHERE topic = ?", (topic,))]
+    finally:
+        db.close()
+
+
+def stored_ids(store: Path) -> set[str]:
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return {row[0].hex() for row in db.execute("SELECT id FROM envelopes")}
+    finally:
+        db.close()
+
+
+def start_flooder(targets: list[str], topic: bytes, replays: list[bytes], *, rate: float, seconds: float,
+                  workdir: Path) -> subprocess.Popen[str]:  # fmt: skip
+    """Run `flood` in its own process; read its JSON report with `finish_flooder`."""
+    replay_file = workdir / "replays.hex"
+    replay_file.write_text("\n".join(data.hex() for data in replays))
+    args = [sys.executable, "-m", "tui.bench.soak_flood", "--topic", topic.hex(), "--rate", str(rate),
+            "--seconds", str(seconds), "--replays", str(replay_file), *targets]  # fmt: skip
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_flooder(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the flooder failed: {err.strip()[-2000:]}")
+    return json.loads(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import trio
+
+    parser = argparse.ArgumentParser(description="flood a kith topic with hostile gossip (tests only)")
+    parser.add_argument("targets", nargs="+")
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--rate", type=float, default=2000)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--replays")
+    args = parser.parse_args(argv)
+    replays = [bytes.fromhex(line) for line in Path(args.replays).read_text().split()] if args.replays else []
+    logging.basicConfig(level=logging.ERROR)  # py-libp2p is chatty about the connections we lose
+    report = trio.run(lambda: flood(args.targets, bytes.fromhex(args.topic), replays, rate=args.rate,
+                                    seconds=args.seconds))  # fmt: skip
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
+
+
+# --- the benchmark -------------------------------------------------------------------
+
+
+def _honest_phase(world: Any, author: Any, circle: str, recipients: list[Any], *, rate: float,
+                  seconds: float, grace_s: float = 2.0) -> dict[str, Any]:  # fmt: skip
+    """The author posts at ``rate`` for ``seconds``; how fast do the posts reach the others?"""
+    sent: dict[str, float] = {}
+    start = time.time()
+    for i in range(int(rate * seconds)):
+        pause = start + i / rate - time.time()
+        if pause > 0:
+            time.sleep(pause)
+        sent[world.call(author, "post", circle=circle, text=f"honest post {i} " + "x" * 100)["id"]] = time.time()
+    end = time.time()
+    time.sleep(grace_s)
+    horizon = end + grace_s
+    delivered = 0
+    late = 0
+    for peer in recipients:
+        seen = {op["id"]: at for at, p in list(peer.listener.arrivals) for op in p.get("ops", ()) if op["id"] in sent}
+        delivered += sum(1 for at in seen.values() if at <= horizon)
+        late += len(sent) - len(seen)
+    return {"posted": len(sent), "per_s": delivered / len(recipients) / (horizon - start), "undelivered": late}
+
+
+def run_flood_benchmark(*, members: int = 4, honest_rate: float = 20.0, seconds: float = 15.0,
+                        flood_rate: float = 2000.0) -> dict[str, Any]:  # fmt: skip
+    """Honest delivery without and with a flooder; and whether any flooder byte was stored."""
+    from sync.envelope import circle_topic
+    from tui.bench.cluster import wait_for
+    from tui.bench.soak_load import Load
+    from tui.bench.soak_world import World
+
+    with tempfile.TemporaryDirectory(prefix="kith-flood-") as tmp:
+        root = Path(tmp)
+        world = World(root, members=members, relays=1)
+        try:
+            world.start_all()
+            Load(world, rate=1, churn_every_s=1e9).setup_circles(1, joined_share=1.0)
+            circle = next(iter(world.circles))
+            topic = circle_topic(bytes.fromhex(circle))
+            author, *others = world.members
+            quiet = _honest_phase(world, author, circle, others, rate=honest_rate, seconds=seconds)
+
+            def agreed() -> bool:
+                return len({world.call(m, "state_hash", circle=circle)["state_hash"] for m in world.members}) == 1
+
+            wait_for(agreed)
+            before = {p.name: stored_ids(p.home.store) for p in world.everyone()}
+            replays = stored_envelopes(world.relays[0].home.store, topic)
+            targets = [p.address for p in world.everyone()]
+            flooder = start_flooder(targets, topic, replays, rate=flood_rate, seconds=seconds + 4, workdir=root)
+            time.sleep(2.0)
+            flooded = _honest_phase(world, author, circle, others, rate=honest_rate, seconds=seconds)
+            attack = finish_flooder(flooder)
+            wait_for(agreed, timeout=120)
+            statuses = {p.name: world.call(p, "status") for p in world.everyone()}
+        finally:
+            world.stop_all()
+        after = {p.name: stored_ids(p.home.store) for p in world.everyone()}
+    forged = set(attack["forged_ids"])
+    gained = {name: len(after[name] - before[name]) for name in after}
+    return {
+        "quiet": quiet,
+        "flooded": flooded,
+        "ratio": round(flooded["per_s"] / quiet["per_s"], 3) if quiet["per_s"] else None,
+        "attack": attack["counts"],
+        "forged_stored": sum(len(forged & ids) for ids in after.values()),
+        "gained": gained,
+        "honest_posted_during_flood": flooded["posted"],
+        "banned_by": [n for n, s in statuses.items() if any("banned" in k or "invalid" in k for k in s["refused"])],
+        "refused": {n: s["refused"] for n, s in statuses.items()},
+        "gossip_rejected": {n: (s["gossip"] or {}).get("rejected_messages") for n, s in statuses.items()},
+    }
+
+
+@register("flood_honest_ratio", "flood_honest_ops_per_s", "flood_messages_per_s", "flood_stored")
+def bench_flood() -> Figures:
+    result = run_flood_benchmark()
+    return {
+        "flood_honest_ratio": result["ratio"],
+        "flood_honest_ops_per_s": round(result["flooded"]["per_s"], 1),
+        "flood_messages_per_s": result["attack"]["rate"],
+        "flood_stored": result["forged_stored"] + sum(g - result["honest_posted_during_flood"]
+                                                      for g in result["gained"].values()),  # fmt: skip
+    }
