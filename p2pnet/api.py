@@ -20,6 +20,9 @@ from p2pnet.control import INVALID_PARAMS, RpcError
 from sync.envelope import relay_key
 from sync.relaytoken import RelayToken
 
+MAX_INVITE_S = 366 * 86400
+"""The longest an invite can stay valid (`kith invite --expires never` has no expiry)."""
+
 if TYPE_CHECKING:
     from p2pnet.circles import Circle
     from p2pnet.node import Node
@@ -449,10 +452,11 @@ def build_methods(node: Node) -> dict[str, Handler]:
         if not isinstance(uses, int) or isinstance(uses, bool) or not 1 <= uses <= 1000:
             raise _bad("uses must be 1..1000")
         expires_s = params.get("expires_s", 7 * 86400)
+        # `not 0 < x <= max` also refuses NaN and Infinity (JSON parsers accept both).
         if expires_s is not None and (
-            not isinstance(expires_s, (int, float)) or isinstance(expires_s, bool) or expires_s <= 0
+            not isinstance(expires_s, (int, float)) or isinstance(expires_s, bool) or not 0 < expires_s <= MAX_INVITE_S
         ):
-            raise _bad("expires_s must be a positive number of seconds, or null for no expiry")
+            raise _bad("expires_s must be 1 s to 366 days, or null for no expiry")
         code = lifecycle().create_invite(circle, uses=uses, expires_s=expires_s)
         text = code.encode()
         from p2pnet.qr import qr_text

@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from identity.errors import KithError, LocalProtocolError, RemoteProtocolError, UsageError
+from identity.errors import KithError, LocalProtocolError, UsageError
 
 log = logging.getLogger("kith.control")
 
@@ -224,14 +224,20 @@ class ControlServer:
         except RpcError as exc:
             self.stats["errors"] += 1
             return None if is_notification else _error(request_id, exc.code, str(exc), exc.data)
-        except (RemoteProtocolError, UsageError, KithError) as exc:
-            if isinstance(exc, LocalProtocolError):
-                raise
-            self.stats["errors"] += 1
-            return None if is_notification else _error(request_id, APP_ERROR, str(exc), {"kind": type(exc).__name__})
         except trio.TooSlowError:
             self.stats["errors"] += 1
             return None if is_notification else _error(request_id, INTERNAL_ERROR, "the node took too long to answer")
+        except Exception as exc:  # noqa: BLE001
+            self.stats["errors"] += 1
+            if isinstance(exc, KithError) and not isinstance(exc, LocalProtocolError):
+                reply = _error(request_id, APP_ERROR, str(exc), {"kind": type(exc).__name__})
+            else:
+                # A bug in kith, met before anything was written (handlers validate first
+                # and write last): say so loudly in the log, answer this request, and keep
+                # the node up for the members relying on it. Tests fail on this reply.
+                log.exception("request %r failed on a kith bug", method)
+                reply = _error(request_id, INTERNAL_ERROR, "internal error in kith (the node log has the details)")
+            return None if is_notification else reply
         if is_notification:
             return None
         return {"jsonrpc": "2.0", "id": request_id, "result": result}

@@ -27,7 +27,7 @@ from typing import Any
 
 from identity import codec
 from identity.crypto import NONCE_BYTES, TAG_BYTES, RandomBytes, aead_decrypt, aead_encrypt, random_bytes
-from identity.errors import LocalProtocolError, RemoteProtocolError
+from identity.errors import LocalProtocolError, Oversized, RemoteProtocolError
 from sync import limits
 
 DOMAIN = b"kith/content/v1\x00"
@@ -55,7 +55,7 @@ def seal_content(
     ciphertext = aead_encrypt(key, nonce, codec.encode(fields), _associated(circle, author, kind))
     blob = epoch + nonce + ciphertext
     if len(blob) > MAX_BLOB:
-        raise LocalProtocolError(f"content is larger than {MAX_BLOB} bytes")
+        raise Oversized(f"content is larger than {MAX_BLOB} bytes")
     return blob
 
 

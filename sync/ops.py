@@ -16,7 +16,7 @@ from typing import Any
 
 from identity import codec
 from identity.crypto import verify
-from identity.errors import LocalProtocolError, Malformed
+from identity.errors import LocalProtocolError, Malformed, Oversized
 from identity.keys import MemberIdentity
 from sync import limits
 from sync.ids import op_id
@@ -106,7 +106,8 @@ class SignedOp:
             raise LocalProtocolError("an op must be signed by its own author")
         op_bytes = op.encode()
         if len(op_bytes) + 67 > limits.MAX_OP_BYTES:
-            raise LocalProtocolError(f"op is larger than {limits.MAX_OP_BYTES} bytes")
+            # What was typed does not fit: the caller tells the user, nothing is signed.
+            raise Oversized(f"op is larger than {limits.MAX_OP_BYTES} bytes")
         signature = author.sign(OP_DOMAIN, op_bytes)
         data = b"\x82" + op_bytes + _SIG_SUFFIX + signature
         return cls(op, signature, data, op_id(data))

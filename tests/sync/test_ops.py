@@ -146,7 +146,7 @@ def test_values_cbor_cannot_carry_plainly_are_refused_when_signing() -> None:
 def test_oversized() -> None:
     with pytest.raises(Oversized):
         SignedOp.decode(b"\x82" + b"\x00" * limits.MAX_OP_BYTES)
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(Oversized):  # what was typed does not fit: the caller says so
         SignedOp.create(_op(body={"text": "x" * limits.MAX_OP_BYTES}), ALICE)
 
 
