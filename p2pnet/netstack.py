@@ -18,11 +18,13 @@ import libp2p  # noqa: F401  (importing resets the "libp2p" logger; reclaim_logg
 import libp2p.pubsub.pubsub as _pubsub_module
 import multiaddr
 import trio
+from google.protobuf.message import DecodeError
 from libp2p import new_host
 from libp2p.abc import INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.exceptions import ParseError
 from libp2p.network.config import ConnectionConfig, RetryConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -64,6 +66,23 @@ def reclaim_logging(level: int = logging.WARNING) -> None:
     logger.handlers.clear()
     logger.propagate = True
     logger.setLevel(level)
+
+
+class _GuardedPubsub(Pubsub):  # type: ignore[misc]
+    """Pubsub that survives a gossip RPC which is not protobuf.
+
+    py-libp2p 0.8.x parses each inbound RPC with protobuf and lets its ``DecodeError``
+    escape: its stream handler catches only libp2p's own ``ParseError``, so one malformed
+    RPC from any peer (or a peer killed mid-write) ended the whole node. Turned into
+    ``ParseError``, it takes the path py-libp2p meant: reset the stream, forget the peer.
+    """
+
+    async def continuously_read_stream(self, stream: Any) -> None:
+        try:
+            await super().continuously_read_stream(stream)
+        except DecodeError as exc:
+            log.info("dropping a gossip stream that sent an RPC which is not protobuf: %s", exc)
+            raise ParseError(str(exc)) from exc
 
 
 def _raise_queue_sizes() -> None:
@@ -296,7 +315,7 @@ async def open_netstack(network_key: NetworkKey, listen: list[str]) -> AsyncIter
         # circles on one LAN would be starved of mesh peers.
         eclipse_protection_enabled=False,
     )
-    pubsub = Pubsub(
+    pubsub = _GuardedPubsub(
         host,
         router,
         # Sign and verify every gossip message with the network key (the default; stated).

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import trio
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as MESHSUB_V11
+from libp2p.utils.varint import encode_uvarint
 from p2pnet_harness import address, call, make_home, running, share_circle, state_hash, wait_until
 
 from identity import codec
@@ -131,3 +133,44 @@ async def test_garbage_oversized_and_forged_input_stores_nothing(tmp_path: Path)
             assert reply["rejected"] is None
             status = await call(alice, "status")
             assert status["refused"] or status["gossip"]["rejected_messages"]
+
+
+def _odd_rpcs() -> list[bytes]:
+    """Gossip RPCs that are protobuf but hostile: a bogus signed peer record, a forged
+    unsigned publish, control messages with absurd sizes and values."""
+    from libp2p.pubsub.pb import rpc_pb2
+
+    rpcs = [rpc_pb2.RPC() for _ in range(6)]
+    rpcs[0].senderRecord = b"\x01not a record"
+    message = rpcs[1].publish.add()
+    message.from_id, message.data, message.seqno, message.signature, message.key = b"\xff" * 3, b"x", b"", b"s", b"k"
+    message.topicIDs.append("kith/none")
+    rpcs[2].control.ihave.add(topicID="t", messageIDs=[b"\xff" * 4096] * 50)
+    rpcs[3].control.graft.add(topicID="x" * 5000)
+    prune = rpcs[3].control.prune.add(topicID="y", backoff=2**63)
+    prune.peers.add(peerID=b"\x00", signedPeerRecord=b"\x01")
+    rpcs[4].control.iwant.add(messageIDs=[b"a"] * 10_000)
+    rpcs[5].subscriptions.add(subscribe=True, topicid="\x00" * 100)
+    return [rpc.SerializeToString() for rpc in rpcs]
+
+
+async def test_malformed_pubsub_rpcs_drop_the_peer_not_the_node(tmp_path: Path) -> None:
+    """py-libp2p catches its own ParseError on a gossip stream but not protobuf's DecodeError:
+    one malformed RPC from any peer ended the whole node (found by the soak, when a peer
+    was killed mid-write). Now the stream is reset, the peer forgotten, and gossip goes on;
+    RPCs that parse but carry nonsense must not end the node either."""
+    homes = [make_home(tmp_path, n) for n in ("alice", "bob")]
+    payloads = [b"\xff\xff\xff", b"\x0a\x05ab", b"\x12\x80\x80\x80\x80\x10", bytes(range(256)), *_odd_rpcs()]
+    with trio.fail_after(90):
+        async with running(homes[0]) as alice, running(homes[1]) as bob:
+            circle = (await call(alice, "circle.create", name="Targeted"))["id"]
+            await share_circle(alice, circle, bob)
+            for payload in payloads:
+                async with open_netstack(NetworkKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as mallory:
+                    await mallory.connect(address(alice))
+                    stream = await mallory.open_stream(alice.net.peer_id, MESHSUB_V11)
+                    await stream.write(encode_uvarint(len(payload)) + payload)
+                    await trio.sleep(0.3)
+            posted = (await call(bob, "post", circle=circle, text="still here"))["id"]
+            await wait_until(lambda: state_hash(alice, circle) == state_hash(bob, circle))
+            assert posted in {item["id"] for item in (await call(alice, "views", circle=circle))["feed"]}
