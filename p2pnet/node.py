@@ -199,6 +199,7 @@ class Node:
                         nursery.start_soon(self.lifecycle.run)
                     nursery.start_soon(self._signal_loop)
                     nursery.start_soon(self._penalty_decay_loop)
+                    nursery.start_soon(self._peer_hygiene_loop)
                     self.ready.set()
                     log.info("node ready", extra={"peer_id": net.peer_id, "addresses": net.listen_addresses()})
                     task_status.started(self)
@@ -561,22 +562,42 @@ class Node:
                 if self.penalties[peer] < 1:
                     del self.penalties[peer]
 
+    async def _peer_hygiene_loop(self) -> None:
+        """Once a second, make the peer table match the host: a blocked or banned peer
+        whose connection outlived the disconnect (a dial that was in flight, a second
+        connection opened at the same moment) is dropped again, and a peer connected or
+        gone without its event (one of two connections closing) is added or forgotten."""
+        assert self.net is not None
+        while True:
+            await trio.sleep(1.0)
+            connected = set(self.net.connected_peers())
+            for peer in connected:
+                if self.is_banned(peer):
+                    await self.net.disconnect(peer)
+                elif peer not in self.peers:
+                    self._on_connected(peer)
+            for peer in [p for p, state in self.peers.items() if p not in connected and not state.syncing]:
+                del self.peers[peer]
+                self.emit("peer", {"peer": peer, "connected": False})
+
     # --- peers and reconciliation -------------------------------------------------
 
     async def _watch_connections(self) -> None:
         assert self.net is not None
         async for kind, peer in self.net.events:
             if kind == "connected":
-                if self.is_banned(peer):
-                    self._nursery.start_soon(self.net.disconnect, peer)  # type: ignore[union-attr]
-                    continue
-                if peer not in self.peers:
-                    self.peers[peer] = PeerState(peer, self.clock())
-                    self.emit("peer", {"peer": peer, "connected": True})
-                    self._start_sync(peer)
+                self._on_connected(peer)
             else:
                 if self.peers.pop(peer, None) is not None:
                     self.emit("peer", {"peer": peer, "connected": False})
+
+    def _on_connected(self, peer: str) -> None:
+        if self.is_banned(peer):
+            self._nursery.start_soon(self.net.disconnect, peer)  # type: ignore[union-attr]
+        elif peer not in self.peers:
+            self.peers[peer] = PeerState(peer, self.clock())
+            self.emit("peer", {"peer": peer, "connected": True})
+            self._start_sync(peer)
 
     def _start_sync(self, peer: str) -> None:
         state = self.peers.get(peer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,27 @@ async def test_relay_refuses_topics_and_forgeries_it_was_not_given(tmp_path: Pat
             result = await call(alice, "sync")
             assert all(r["error"] is None for r in result["synced"])
             assert relay.store is not None and relay.store.count() == 0
+
+
+async def test_the_peer_table_follows_the_host_and_blocks_hold(tmp_path: Path) -> None:
+    """A connection event can be missed (two connections to one peer, one closing) or a
+    connection can outlive a block (a dial in flight): once a second the node makes its
+    peer table match the host's connections and drops blocked peers again."""
+    from p2pnet.netstack import NetError
+    from p2pnet.node import PeerState
+
+    with trio.fail_after(60):
+        async with running(make_home(tmp_path, "alice")) as alice, running(make_home(tmp_path, "bob")) as bob:
+            assert alice.net is not None and bob.net is not None
+            await bob.connect(address(alice))
+            bob_id = bob.net.peer_id
+            await wait_until(lambda: bob_id in alice.peers)
+            del alice.peers[bob_id]  # as if the event was lost
+            alice.peers["12D3KooWGhostPeerThatIsNotConnected"] = PeerState("12D3KooWGhostPeerThatIsNotConnected", 0.0)
+            await wait_until(lambda: bob_id in alice.peers and "12D3KooWGhostPeerThatIsNotConnected" not in alice.peers)
+            alice.banned[bob_id] = alice.clock() + 60  # a block whose disconnect never happened
+            await wait_until(lambda: bob_id not in alice.net.connected_peers() and bob_id not in alice.peers)
+            with contextlib.suppress(NetError):  # bob's side ignores the block: alice drops it again
+                await bob.net.connect(address(alice))
+            await trio.sleep(1.5)
+            assert bob_id not in alice.net.connected_peers() and bob_id not in alice.peers
