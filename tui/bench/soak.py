@@ -9,9 +9,9 @@ relays) and prints the whole report; `kith bench soak_p99_ms ...` runs a shorter
 Latency is measured per (op, recipient): from just before the author's node was asked to
 make the op until the recipient's node reported it folded (its ``ops`` event). The
 headline p99 (``soak_p99_ms``) is over the pairs whose journey overlapped no fault (no
-node down, no partition, no full disk while the op travelled): members reach each other
-through relays and the people who invited them, so a fault anywhere can hold an op up
-on purpose. ``p99_all_ms`` includes every pair.
+node down or still catching up after a restart, no partition, no full disk while the op
+travelled): members reach each other through relays and the people who invited them,
+so a fault anywhere can hold an op up on purpose. ``p99_all_ms`` includes every pair.
 """
 
 from __future__ import annotations

@@ -172,6 +172,25 @@ class Faults:
         self.world.kill(peer)
         time.sleep(self.rand.uniform(*self.down_s))
         self.world.restart(peer)
+        self._until_caught_up(peer, record)
+
+    def _until_caught_up(self, peer: Peer, record: FaultRecord, timeout: float = 60.0) -> None:
+        """A restarted node is part of the fault until it has reconciled every topic it
+        holds once (what it missed while down is then back): latency outside faults
+        should not count ops that waited for that on purpose."""
+        restarted = time.time()
+        while time.time() - restarted < timeout:
+            try:
+                status = self.world.call(peer, "status")
+            except KithError:
+                time.sleep(0.5)
+                continue
+            topics = status["relay_topics"] if peer.relay else status["circles"]
+            if all(t["last_sync"] is not None for t in topics):
+                record.notes.append(f"caught up {time.time() - restarted:.1f} s after the restart")
+                return
+            time.sleep(0.5)
+        record.notes.append(f"not caught up {timeout:.0f} s after the restart (checked again at the end)")
 
     def kill_relay(self, record: FaultRecord) -> None:
         relay = self.rand.choice(self.world.relays)
@@ -179,6 +198,7 @@ class Faults:
         self.world.kill(relay)
         time.sleep(self.rand.uniform(*self.down_s))
         self.world.restart(relay)
+        self._until_caught_up(relay, record)
 
     def relay_db_loss(self, record: FaultRecord) -> None:
         relay = self.rand.choice(self.world.relays)
@@ -193,6 +213,18 @@ class Faults:
         if after != 0:
             record.ok = False
             record.notes.append("the database was not really gone")
+        # Members refill it by reconciliation; the fault lasts until it holds as much again.
+        restarted = time.time()
+        while time.time() - restarted < 120:
+            try:
+                now = sum(t["envelopes"] for t in self.world.call(relay, "status")["relay_topics"])
+            except KithError:
+                now = 0
+            if now >= before:
+                record.notes.append(f"rebuilt from members: {now} envelopes {time.time() - restarted:.1f} s after")
+                return
+            time.sleep(0.5)
+        record.notes.append(f"holds {now} of {before} envelopes 120 s after the restart (checked again at the end)")
 
     def partition(self, record: FaultRecord) -> None:
         world = self.world
