@@ -69,7 +69,7 @@ def reclaim_logging(level: int = logging.WARNING) -> None:
 
 
 class _GuardedPubsub(Pubsub):  # type: ignore[misc]
-    """Pubsub that survives a gossip RPC which is not protobuf.
+    """Pubsub that survives a gossip RPC which is not protobuf, and messages at shutdown.
 
     py-libp2p 0.8.x parses each inbound RPC with protobuf and lets its ``DecodeError``
     escape: its stream handler catches only libp2p's own ``ParseError``, so one malformed
@@ -83,6 +83,13 @@ class _GuardedPubsub(Pubsub):  # type: ignore[misc]
         except DecodeError as exc:
             log.info("dropping a gossip stream that sent an RPC which is not protobuf: %s", exc)
             raise ParseError(str(exc)) from exc
+        except RuntimeError as exc:
+            # A message that arrives while the service stops: py-libp2p checks that its
+            # manager runs, then schedules on a task nursery that may already be closed,
+            # and the RuntimeError ends the host with a crash instead of a clean stop.
+            if "closed to new arrivals" not in str(exc):
+                raise
+            log.debug("gossip stream from %s ended with the pubsub service", stream.muxed_conn.peer_id)
 
 
 def _raise_queue_sizes() -> None:
