@@ -10,6 +10,7 @@ from typing import Any
 
 import trio
 
+from identity.errors import UsageError
 from identity.keys import MemberIdentity
 from identity.keystore import TEST_KDF, Keystore, KeystoreData
 from p2pnet.api import allow_relay_topic, build_methods
@@ -92,3 +93,15 @@ async def wait_until(predicate: Any, *, timeout: float = 20.0, interval: float =
 def state_hash(node: Node, circle_id: str) -> str:
     assert node.circles is not None
     return node.circles.get(circle_id).replica.state_hash().hex()
+
+
+async def post_when_ready(node: Node, circle_id: str, text: str) -> str:
+    """Post once the node may (a rotation in flight makes it wait); returns the op id."""
+    with trio.fail_after(30):
+        while True:
+            try:
+                return (await call(node, "post", circle=circle_id, text=text))["id"]
+            except UsageError as exc:
+                if "waiting for the circle's new key" not in str(exc):
+                    raise
+                await trio.sleep(0.1)

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import trio
-from p2pnet_harness import address, call, make_home, running, share_circle, state_hash, wait_until
+from p2pnet_harness import address, call, make_home, post_when_ready, running, share_circle, state_hash, wait_until
 
-from identity.errors import UsageError
 from p2pnet.node import Node
 
 pytestmark = pytest.mark.trio
@@ -29,17 +28,6 @@ def _readable(node: Node, circle_id: str) -> dict[str, bool]:
     circle = _circle(node, circle_id)
     views = circle.replica.views(reader=node.circles.reader(circle), feed_limit=None)  # type: ignore[union-attr]
     return {item.id.hex(): item.readable for item in views.feed}
-
-
-async def _post(node: Node, circle_id: str, text: str) -> str:
-    with trio.fail_after(30):
-        while True:
-            try:
-                return (await call(node, "post", circle=circle_id, text=text))["id"]
-            except UsageError as exc:
-                if "waiting for the circle's new key" not in str(exc):
-                    raise
-                await trio.sleep(0.1)
 
 
 async def _cut(side_a: list[Node], side_b: list[Node]) -> None:
@@ -82,10 +70,12 @@ async def test_ops_sealed_under_a_rotation_that_reached_a_removed_member_still_r
             await _cut([alice, bob], [carol, dana])
             # Alice's side gets ahead in lamport time, so her rotation sorts after the removal.
             for i in range(5):
-                await _post(alice, circle, f"alice before rotating {i}")
+                await post_when_ready(alice, circle, f"alice before rotating {i}")
             await call(carol, "member.remove", circle=circle, member=bob.circles.identity.member_id.hex())
             await call(alice, "rotate", circle=circle)
-            sealed_under_rotation = [await _post(alice, circle, f"alice after rotating {i}") for i in range(3)]
+            sealed_under_rotation = [
+                await post_when_ready(alice, circle, f"alice after rotating {i}") for i in range(3)
+            ]
             await _heal([alice, bob], [carol, dana])
             remaining = (alice, carol, dana)
             await wait_until(lambda: len({state_hash(n, circle) for n in remaining}) == 1, timeout=90)
@@ -117,9 +107,9 @@ async def test_a_newcomer_reads_ops_sealed_under_a_concurrent_rotation(tmp_path:
             await _cut([alice], [carol, bob])
             # Carol's side first gets ahead, so Alice's rotation (for Finn) sorts last: current.
             await call(carol, "rotate", circle=circle)
-            carols = [await _post(carol, circle, f"carol under her own key {i}") for i in range(3)]
+            carols = [await post_when_ready(carol, circle, f"carol under her own key {i}") for i in range(3)]
             for i in range(8):
-                await _post(alice, circle, f"alice meanwhile {i}")
+                await post_when_ready(alice, circle, f"alice meanwhile {i}")
             await share_circle(alice, circle, finn)
             await _heal([alice, finn], [carol, bob])
             everyone = (alice, carol, bob, finn)
@@ -139,7 +129,7 @@ async def test_someone_removed_can_be_invited_back_and_catches_up(tmp_path: Path
             await share_circle(alice, circle, bob, carol)
             bob_id = bob.circles.identity.member_id.hex()  # type: ignore[union-attr]
             await call(alice, "member.remove", circle=circle, member=bob_id)
-            while_away = [await _post(carol, circle, f"while bob was away {i}") for i in range(3)]
+            while_away = [await post_when_ready(carol, circle, f"while bob was away {i}") for i in range(3)]
             await wait_until(lambda: set(while_away) <= set(_readable(alice, circle)))
             code = (await call(alice, "invite.create", circle=circle))["code"]
             # (Bob's node must have seen the removal first, or it refuses to join again.)
@@ -148,5 +138,5 @@ async def test_someone_removed_can_be_invited_back_and_catches_up(tmp_path: Path
             await wait_until(lambda: len({state_hash(n, circle) for n in nodes}) == 1, timeout=60)
             listing = await call(bob, "circles")
             assert listing[0]["am_member"] is True
-            back = await _post(bob, circle, "good to be back")
+            back = await post_when_ready(bob, circle, "good to be back")
             await wait_until(lambda: _readable(carol, circle).get(back) is True)

@@ -1,6 +1,7 @@
-"""A hostile peer floods a circle with 2,000 gossip messages a second: garbage, forged
-envelopes and replays of real ones. Honest posts keep flowing and arrive, and not one byte
-of the flooder's reaches any store (replays are duplicates of what is stored already).
+"""A hostile peer floods a circle with 2,000 hostile items a second: garbage messages, and
+forged envelopes and replays of real ones in batches. Honest posts keep flowing and
+arrive, and not one byte of the flooder's reaches any store (replays are duplicates of
+what is stored already).
 
 `kith bench flood_honest_ratio` measures how much of the honest delivery rate survives.
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from p2pnet_harness import address, call, make_home, running, share_circle, state_hash, wait_until
+from p2pnet_harness import address, call, make_home, post_when_ready, running, share_circle, state_hash, wait_until
 
 from identity.errors import RemoteProtocolError, UsageError
 from p2pnet.node import Node
@@ -27,18 +27,6 @@ def _feed_texts(node: Node, circle_id: str) -> dict[str, tuple[str, bool]]:
     return {item.id.hex(): (item.text, item.readable) for item in views.feed}
 
 
-async def _post_when_ready(node: Node, circle_id: str, text: str) -> str:
-    """Post once the node may (a rotation in flight makes it wait)."""
-    with trio.fail_after(30):
-        while True:
-            try:
-                return (await call(node, "post", circle=circle_id, text=text))["id"]
-            except UsageError as exc:
-                if "waiting for the circle's new key" not in str(exc):
-                    raise
-                await trio.sleep(0.1)
-
-
 async def test_a_removed_member_cannot_read_anything_sealed_after_removal(tmp_path: Path) -> None:
     homes = [make_home(tmp_path, n) for n in ("alice", "bob", "carol")]
     with trio.fail_after(90):
@@ -46,12 +34,12 @@ async def test_a_removed_member_cannot_read_anything_sealed_after_removal(tmp_pa
             alice, bob, carol = [await stack.enter_async_context(running(h)) for h in homes]
             circle = (await call(alice, "circle.create", name="Trust"))["id"]
             await share_circle(alice, circle, bob, carol)
-            await _post_when_ready(alice, circle, "before carol leaves")
+            await post_when_ready(alice, circle, "before carol leaves")
             await wait_until(lambda: state_hash(carol, circle) == state_hash(alice, circle))
             carol_id = carol.circles.identity.member_id.hex()
             await call(alice, "member.remove", circle=circle, member=carol_id)
-            secret_posts = [await _post_when_ready(alice, circle, f"after carol left {i}") for i in range(3)]
-            secret_posts.append(await _post_when_ready(bob, circle, "bob, also after"))
+            secret_posts = [await post_when_ready(alice, circle, f"after carol left {i}") for i in range(3)]
+            secret_posts.append(await post_when_ready(bob, circle, "bob, also after"))
             await wait_until(lambda: set(secret_posts) <= set(_feed_texts(bob, circle)))
             await wait_until(lambda: set(secret_posts) <= set(_feed_texts(alice, circle)))
             assert all(_feed_texts(bob, circle)[p][1] for p in secret_posts)
@@ -94,7 +82,7 @@ async def test_newcomers_read_the_past_only_if_the_charter_says_so(tmp_path: Pat
                 await call(alice, "vote", circle=circle, proposal=proposal["id"], choice="approve")
                 assert _circle(alice, circle).replica.state.info["charter"].history is True
             await share_circle(alice, circle, bob)
-            early = await _post_when_ready(bob, circle, "said before dana came")
+            early = await post_when_ready(bob, circle, "said before dana came")
             await wait_until(lambda: early in _feed_texts(alice, circle))
             await share_circle(alice, circle, dana)
             await wait_until(lambda: state_hash(dana, circle) == state_hash(alice, circle))
@@ -107,7 +95,7 @@ async def test_newcomers_read_the_past_only_if_the_charter_says_so(tmp_path: Pat
             # Bob must have seen dana's arrival (and the rotation before it) first: a post he
             # sealed before that is, to him, said before she came.
             await wait_until(lambda: state_hash(bob, circle) == state_hash(alice, circle))
-            later = await _post_when_ready(bob, circle, "said after dana came")
+            later = await post_when_ready(bob, circle, "said after dana came")
             await wait_until(lambda: _feed_texts(dana, circle).get(later) == ("said after dana came", True))
 
 
@@ -178,7 +166,7 @@ async def test_concurrent_removals_by_two_organizers_converge(tmp_path: Path) ->
             current = state.info["epoch"]
             assert current not in _circle(bob, circle).keys.epochs
             assert current not in _circle(dana, circle).keys.epochs
-            final = await _post_when_ready(eli, circle, "we are still here")
+            final = await post_when_ready(eli, circle, "we are still here")
             await wait_until(lambda: all(_feed_texts(n, circle).get(final, ("", False))[1] for n in remaining))
 
 
