@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from identity.errors import Malformed, UsageError
 from identity.keyring import RelayTopic
 from p2pnet.control import INVALID_PARAMS, RpcError
+from p2pnet.panic import panic_node
 from sync.envelope import relay_key
 from sync.relaytoken import RelayToken
 
@@ -248,12 +249,12 @@ def build_methods(node: Node) -> dict[str, Handler]:
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 < seconds <= 86400:
             raise _bad("seconds must be a number of seconds, more than 0 and at most 86400")
         node.block(peer, float(seconds))
-        return {"peer": peer, "until": node.banned[peer]}
+        return {"peer": peer, "until": node.guard.until_wall_clock(peer)}
 
     @method("unblock")
     async def unblock(params: dict[str, Any]) -> Any:
         peer = convert_param("peer", "text", params)
-        node.unblock(peer)
+        node.guard.unblock(peer)
         return {"peer": peer}
 
     @method("sync")
@@ -570,7 +571,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
     async def panic(params: dict[str, Any]) -> Any:
         """Optionally warn every circle that this device is compromised, then wipe and exit."""
         warn = convert_param("warn", "bool", params)
-        warned = await node.panic(warn=warn)
+        warned = await panic_node(node, warn=warn)
         return {"warned": warned, "wiping": True}
 
     # --- relay ----------------------------------------------------------------------

@@ -18,7 +18,6 @@ reconciliation and forwards gossip, and enforces per-topic quotas and per-peer r
 from __future__ import annotations
 
 import logging
-import os
 import random
 import signal
 import time
@@ -42,6 +41,7 @@ from p2pnet.home import Home
 if TYPE_CHECKING:
     from p2pnet.lifecycle import Lifecycle
 from p2pnet.netstack import NetError, NetStack, open_netstack
+from p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
 from p2pnet.ratelimit import KeyedLimiter
 from p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
 from p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
@@ -54,10 +54,6 @@ from sync.store import EnvelopeStore
 log = logging.getLogger("kith.node")
 
 RELAY_TOPICS_KEY = "relay_topics"
-BAN_THRESHOLD = 50.0
-"""Penalty points (1 per bad gossip message, 10 per broken sync session) that get a peer banned."""
-BAN_S = 600.0
-PENALTY_HALF_LIFE_S = 60.0
 STORAGE_RETRY_S = 2.0
 """How often a node whose writes failed half-way tries to rebuild its circles."""
 
@@ -114,12 +110,11 @@ class Node:
         self._stopping = trio.Event()
         self.ready = trio.Event()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        self.penalties: Counter[str] = Counter()
+        self.guard = PeerGuard()
         self.topic_synced: dict[bytes, float] = {}
         """When each topic last finished a reconciliation with some peer."""
         self._sync_limiter = KeyedLimiter(rate=0.5, burst=8)
         self._storage_warned = float("-inf")
-        self.banned: dict[str, float] = {}
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -210,40 +205,6 @@ class Node:
 
     def stop(self) -> None:
         self._stopping.set()
-
-    async def panic(self, *, warn: bool) -> list[str]:
-        """Warn the circles (signed member.compromised, pushed to every peer), then wipe
-        the home and exit the process without writing anything more."""
-        warned: list[str] = []
-        if warn and self.circles is not None:
-            for circle in list(self.circles.circles.values()):
-                state = circle.replica.state
-                if self.circles.identity.member_id not in state.members:
-                    continue
-                envelopes, _ = self.circles.author_many(circle, [("member.compromised", {"note": None})])
-                for envelope in envelopes:
-                    self.publish_nowait(envelope)
-                warned.append(circle.id.hex())
-            if warned:
-                with trio.move_on_after(10):
-                    for peer in list(self.peers):
-                        await self.sync_now(peer)
-        if self._nursery is not None:
-            self._nursery.start_soon(self._wipe_and_exit)
-        return warned
-
-    async def _wipe_and_exit(self) -> None:
-        from p2pnet.panic import wipe_home
-
-        await trio.sleep(0.2)  # let the reply to the control API go out
-        for closing in (self.cache, self.store):
-            if closing is not None:
-                try:
-                    closing.close()
-                except Exception:  # noqa: BLE001 - closing must not stop the wipe
-                    pass
-        wipe_home(self.home.root)
-        os._exit(0)  # nothing of this process may write to the disk any more
 
     def stop_soon(self, delay: float = 0.2) -> None:
         """Stop shortly, so a control-API reply announcing it can still be sent."""
@@ -521,13 +482,11 @@ class Node:
     # --- misbehaving peers --------------------------------------------------------
 
     def penalize(self, peer: str, reason: str, weight: float = 1.0) -> None:
-        """Count a peer's bad input; past `BAN_THRESHOLD` it is disconnected and refused for `BAN_S`."""
+        """Count a peer's bad input; past the guard's threshold it is disconnected and refused."""
         if self.net is None or peer == self.net.peer_id or not peer:
             return
-        self.penalties[peer] += weight
         self.stats.refused[f"from peers: {reason}"] += 1
-        if self.penalties[peer] >= BAN_THRESHOLD and peer not in self.banned:
-            self.banned[peer] = self.clock() + BAN_S
+        if self.guard.penalize(peer, weight):
             log.warning("banning peer %s for %.0f s: %s", peer[:12], BAN_S, reason)
             self.emit("peer", {"peer": peer, "connected": False, "banned": True})
             if self._nursery is not None:
@@ -536,31 +495,17 @@ class Node:
     def block(self, peer: str, seconds: float) -> None:
         """Refuse a peer for a while, as a ban does (an operator's tool; the soak cuts
         partitions with it): drop its connection, refuse its dials, stop dialing it."""
-        self.banned[peer] = self.clock() + seconds
+        self.guard.block(peer, seconds)
         if self._nursery is not None and self.net is not None:
             self._nursery.start_soon(self.net.disconnect, peer)
 
-    def unblock(self, peer: str) -> None:
-        self.banned.pop(peer, None)
-        self.penalties.pop(peer, None)
-
     def is_banned(self, peer: str) -> bool:
-        until = self.banned.get(peer)
-        if until is None:
-            return False
-        if until < self.clock():
-            del self.banned[peer]
-            self.penalties.pop(peer, None)
-            return False
-        return True
+        return self.guard.is_banned(peer)
 
     async def _penalty_decay_loop(self) -> None:
         while True:
             await trio.sleep(PENALTY_HALF_LIFE_S)
-            for peer in list(self.penalties):
-                self.penalties[peer] /= 2
-                if self.penalties[peer] < 1:
-                    del self.penalties[peer]
+            self.guard.decay()
 
     async def _peer_hygiene_loop(self) -> None:
         """Once a second, make the peer table match the host: a blocked or banned peer

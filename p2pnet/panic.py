@@ -14,9 +14,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
 
 from identity.atomic import fsync_directory
 from identity.crypto import random_bytes
+
+if TYPE_CHECKING:
+    from p2pnet.node import Node
 
 _CHUNK = 1024 * 1024
 
@@ -66,3 +72,36 @@ def wipe_home(root: Path) -> WipeReport:
     except OSError:
         report.errors += 1
     return report
+
+
+async def panic_node(node: Node, *, warn: bool) -> list[str]:
+    """Warn the circles (signed member.compromised, pushed to every peer), then wipe
+    the home and exit the process without writing anything more."""
+    warned: list[str] = []
+    if warn and node.circles is not None:
+        for circle in list(node.circles.circles.values()):
+            if node.circles.identity.member_id not in circle.replica.state.members:
+                continue
+            envelopes, _ = node.circles.author_many(circle, [("member.compromised", {"note": None})])
+            for envelope in envelopes:
+                node.publish_nowait(envelope)
+            warned.append(circle.id.hex())
+        if warned:
+            with trio.move_on_after(10):
+                for peer in list(node.peers):
+                    await node.sync_now(peer)
+    if node._nursery is not None:
+        node._nursery.start_soon(_wipe_and_exit, node)
+    return warned
+
+
+async def _wipe_and_exit(node: Node) -> None:
+    await trio.sleep(0.2)  # let the reply to the control API go out
+    for closing in (node.cache, node.store):
+        if closing is not None:
+            try:
+                closing.close()
+            except Exception:  # noqa: BLE001 - closing must not stop the wipe
+                pass
+    wipe_home(node.home.root)
+    os._exit(0)  # nothing of this process may write to the disk any more

@@ -102,7 +102,7 @@ async def test_the_peer_table_follows_the_host_and_blocks_hold(tmp_path: Path) -
             del alice.peers[bob_id]  # as if the event was lost
             alice.peers["12D3KooWGhostPeerThatIsNotConnected"] = PeerState("12D3KooWGhostPeerThatIsNotConnected", 0.0)
             await wait_until(lambda: bob_id in alice.peers and "12D3KooWGhostPeerThatIsNotConnected" not in alice.peers)
-            alice.banned[bob_id] = alice.clock() + 60  # a block whose disconnect never happened
+            alice.guard.block(bob_id, 60)  # a block whose disconnect never happened
             await wait_until(lambda: bob_id not in alice.net.connected_peers() and bob_id not in alice.peers)
             with contextlib.suppress(NetError):  # bob's side ignores the block: alice drops it again
                 await bob.net.connect(address(alice))
