@@ -78,6 +78,8 @@ class Lifecycle:
         self.proxies: dict[bytes, tuple[bytes, SignedOp]] = {}
         self.wake = trio.Event()
         self._due_since: dict[tuple[bytes, str], float] = {}
+        self._epochs_folded: dict[bytes, set[bytes]] = {}
+        """Per circle, the epochs whose stored envelopes have been folded with their key."""
 
     @property
     def me(self) -> bytes:
@@ -99,6 +101,9 @@ class Lifecycle:
             for data in store.by_epoch(topic, WELCOME_EPOCH):
                 self.on_marker(topic, Envelope.decode(data))
         for circle in self.circles.circles.values():
+            # Opening the circle folded everything its keys open; keys installed from now
+            # on bring the stored envelopes of their epoch with them (`install_keys`).
+            self._epochs_folded[circle.id] = set(circle.keys.epochs)
             self.catch_up_keys(circle)
             for data in store.by_epoch(circle.topic, JOIN_EPOCH):
                 self.on_marker(circle.topic, Envelope.decode(data), quiet=True)
@@ -296,8 +301,6 @@ class Lifecycle:
             self.node.keystore.save()
             self.node.emit("join_refused", {"topic": topic.hex(), "reason": welcome.refused})
             return
-        returning = self.circles.circles.get(welcome.circle)
-        held = set(returning.keys.epochs) if returning is not None else set()
         circle = self.circles.join_with_keys(
             welcome.circle, welcome.name or "circle", welcome.epochs, welcome.current, welcome.contents
         )
@@ -307,23 +310,29 @@ class Lifecycle:
                 self.node.keystore.data.relays.append(address)
         self.node.keystore.save()
         self.install_keys(circle)
-        if returning is not None:
-            # Someone coming back after leaving: the invite's relay key let envelopes of
-            # epochs they could not open into the store; fold them now that they can.
-            assert self.node.store is not None
-            fresh = set(circle.keys.epochs) - held
-            stored = [e for e in map(Envelope.decode, self.node.store.iter_topic(topic)) if e.epoch in fresh]
-            self.node.fold_stored(topic, stored)
         self.node.emit("joined", {"circle": circle.id.hex(), "name": welcome.name})
         self.node.request_sync()
 
     def install_keys(self, circle: Circle) -> None:
-        """Tell the gate about every epoch we hold, and fold what waited in quarantine for them."""
+        """Tell the gate about every epoch we hold, and fold what waited for its key.
+
+        That is what waited in quarantine (envelopes we could not even verify), and what
+        the store already holds under an epoch whose key has just arrived: envelopes a
+        relay key let in before the epoch key came (someone returning to a circle, a key
+        shared after the ops sealed with it). Folding is idempotent, so ops already in
+        the state are only duplicates."""
+        assert self.node.store is not None
+        seen = self._epochs_folded.setdefault(circle.id, set())
         for epoch, key in circle.keys.epochs.items():
             self.node.gate.add_key(circle.topic, epoch, relay_key(key))
             released = self.node.quarantine.release(circle.topic, epoch)
             if released:
                 self.node.accept_soon(circle.topic, released)
+            if epoch not in seen:
+                seen.add(epoch)
+                stored = [Envelope.decode(data) for data in self.node.store.in_epoch(circle.topic, epoch)]
+                if stored:
+                    self.node.fold_stored(circle.topic, stored)
 
     # --- approving ----------------------------------------------------------------
 

@@ -208,6 +208,16 @@ class EnvelopeStore:
         """The highest arrival number so far (0 when empty): a cursor for "processed up to here"."""
         return self._query("SELECT COALESCE(MAX(seq), 0) FROM envelopes")[0][0]  # type: ignore[return-value]
 
+    def in_epoch(self, topic: bytes, epoch: bytes) -> list[bytes]:
+        """Every envelope of one topic sealed under one epoch, in arrival order.
+
+        Ordinary epochs are not indexed: this scans the topic's rows (in SQLite, without
+        decoding them), for the rare moment an epoch key arrives after its envelopes."""
+        if epoch in MARKER_EPOCHS:
+            return self.by_epoch(topic, epoch)
+        sql = "SELECT data FROM envelopes WHERE topic = ? AND epoch = ? ORDER BY seq"
+        return [row[0] for row in self._query(sql, (topic, epoch))]  # type: ignore[misc]
+
     def by_epoch(self, topic: bytes, epoch: bytes) -> list[bytes]:
         """Every envelope of one topic with a marker epoch (welcomes, join requests, ...).
 

@@ -140,3 +140,34 @@ async def test_someone_removed_can_be_invited_back_and_catches_up(tmp_path: Path
             assert listing[0]["am_member"] is True
             back = await post_when_ready(bob, circle, "good to be back")
             await wait_until(lambda: _readable(carol, circle).get(back) is True)
+
+
+async def test_envelopes_stored_before_their_key_arrived_are_folded_when_it_does(tmp_path: Path) -> None:
+    """A relay key can let an envelope into the store before its epoch key reaches us (a
+    relay grant, an invite's relay key on the way back into a circle). When the key then
+    arrives, the stored envelope must be folded at once, not only after a restart (the soak
+    found a returning member whose live state lacked ops its own store held)."""
+    from sync.envelope import Envelope, relay_key
+
+    homes = [make_home(tmp_path, n) for n in ("alice", "bob")]
+    with trio.fail_after(90):
+        async with running(homes[0]) as alice, running(homes[1]) as bob:
+            circle = (await call(alice, "circle.create", name="Late key"))["id"]
+            await share_circle(alice, circle, bob)
+            await _cut([alice], [bob])
+            keys_before = set(_circle(alice, circle).keys.epochs)
+            await call(alice, "rotate", circle=circle)
+            posted = await post_when_ready(alice, circle, "sealed with the new key")
+            new_epoch = _circle(alice, circle).keys.current
+            assert new_epoch not in keys_before
+            assert alice.store is not None and bob.store is not None
+            topic = _circle(alice, circle).topic
+            envelopes = [Envelope.decode(d) for d in alice.store.iter_topic(topic)]
+            under_new = [e for e in envelopes if e.epoch == new_epoch]
+            key_ops = [e for e in envelopes if e.epoch in keys_before and not bob.store.has(e.id)]
+            # Bob's gate learns the new epoch's relay key first (as from a relay grant).
+            bob.gate.add_key(topic, new_epoch, relay_key(_circle(alice, circle).keys.epochs[new_epoch]))
+            await bob.accept(topic, under_new, "test")
+            assert _readable(bob, circle).get(posted) is None  # stored, not yet folded
+            await bob.accept(topic, key_ops, "test")  # the rotation, sealed to Bob
+            await wait_until(lambda: _readable(bob, circle).get(posted) is True, timeout=10)
