@@ -4,7 +4,7 @@
   seconds later at the same address.
 * ``partition``: split relays and members into two groups; every node blocks (refuses,
   drops and stops dialing) every node of the other group for a while, then unblocks.
-  The evidence is that no cross-group connection survives a moment after the cut.
+  The evidence is that no cross-group connection is left within seconds of the cut.
 * ``relay_db_loss``: SIGKILL a relay, delete its envelope database (its keystore with the
   relay keys stays), restart it: members refill it by reconciliation (checked at the end:
   every relay holds every envelope of every topic).
@@ -243,19 +243,26 @@ class Faults:
                         world.call(peer, "block", peer=target.peer_id, seconds=self.partition_s + 120)
                     except KithError as exc:
                         record.notes.append(f"block on {peer.name} failed: {exc}")
-        time.sleep(2.0)
-        crossing = 0
+        # Every node drops the other side within a second or so of blocking it (at once on
+        # the block, and again on its next once-a-second check); on 2 busy cores a node may
+        # not get the CPU that soon, so the cut is checked until it holds, for up to 10 s.
+        cut_at = time.time()
         other_ids = {p.name: {q.peer_id for q in (right if p in left else left)} for p in nodes}
-        for peer in nodes:
-            try:
-                connected = {entry["peer"] for entry in world.call(peer, "status")["peers"]}
-            except KithError:
-                continue
-            crossing += len(connected & other_ids[peer.name])
-        record.notes.append(f"cross-group connections 2 s after the cut: {crossing}")
+        while True:
+            crossing = 0
+            for peer in nodes:
+                try:
+                    connected = {entry["peer"] for entry in world.call(peer, "status")["peers"]}
+                except KithError:
+                    continue
+                crossing += len(connected & other_ids[peer.name])
+            if not crossing or time.time() - cut_at > 10.0:
+                break
+            time.sleep(0.5)
+        record.notes.append(f"cross-group connections: {crossing}, {time.time() - cut_at:.1f} s after the cut")
         if crossing:
             record.ok = False
-        time.sleep(max(0.0, self.partition_s - 2.0))
+        time.sleep(max(0.0, self.partition_s - (time.time() - cut_at)))
         for peer in nodes:
             for target in nodes:
                 if target is not peer and (peer in left) != (target in left):
