@@ -14,6 +14,8 @@ so generic callers can still catch them.
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class KithError(Exception):
     """Root of every error kith raises deliberately."""
@@ -69,6 +71,11 @@ class StorageError(KithError):
 
     Not the peer's fault and not a bug: the node keeps running, refuses what it cannot
     store, and redoes unfinished work from its files once writes succeed again."""
+
+    @classmethod
+    def disk_full(cls, path: object) -> Self:
+        """The one message for a full disk, whichever file hit it."""
+        return cls(f"the disk holding {path} is full; free some space and try again")
 
 
 class UsageError(KithError, ValueError):

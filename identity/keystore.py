@@ -343,7 +343,7 @@ class Keystore:
 
 def storage_error(path: Path, exc: OSError) -> StorageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageError(f"the disk holding {path} is full; free some space and try again")
+        return StorageError.disk_full(path)
     return StorageError(f"cannot write {path}: {exc.strerror or exc}")
 
 

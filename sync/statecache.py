@@ -149,6 +149,8 @@ class StateCache:
                     self._db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
+            if "full" in str(exc).lower():  # SQLITE_FULL: say it as the store and keystore do
+                raise StateCacheError.disk_full(self.path) from exc
             raise StateCacheError(f"cannot write the state cache {self.path}: {exc}") from exc
 
     # --- ops -----------------------------------------------------------------------

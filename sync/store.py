@@ -59,7 +59,7 @@ CREATE INDEX IF NOT EXISTS envelopes_marker_fd ON envelopes (topic, seq)
 def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
     text = str(exc).lower()
     if "full" in text:
-        return StoreError(f"the disk holding {path} is full; free some space and try again")
+        return StoreError.disk_full(path)
     if "not a database" in text or "malformed" in text:
         return StoreError(f"{path} is damaged or not a kith store")
     if "locked" in text or "busy" in text:
