@@ -301,9 +301,13 @@ class Lifecycle:
             self.node.keystore.save()
             self.node.emit("join_refused", {"topic": topic.hex(), "reason": welcome.refused})
             return
+        returning = welcome.circle in self.circles.circles
         circle = self.circles.join_with_keys(
             welcome.circle, welcome.name or "circle", welcome.epochs, welcome.current, welcome.contents
         )
+        if not returning:
+            # Opening the circle just folded what the store holds under these keys.
+            self._epochs_folded[circle.id] = set(circle.keys.epochs)
         del self.joins()[topic]
         for address in welcome.relays:
             if address not in self.node.keystore.data.relays:
