@@ -130,19 +130,25 @@ class Node:
             self.cache = StateCache(self.home.root / "state.sqlite", self.keystore.data.storage_key)
             self.circles = MemberCircles(self.keystore, self.store, self.cache, clock=self.clock)
             self.circles.open_all()
-            for topic, epoch, key in self.circles.relay_keys():
-                self.gate.add_key(topic, epoch, key)
             from p2pnet.lifecycle import Lifecycle
 
             self.lifecycle = Lifecycle(self, self.circles)
             self.circles.private_opener = self.lifecycle.open_private_item
-            self.lifecycle.restore()
+            self._follow_circles()
         for topic in self.served_topics():
             self._load_index(topic)
 
-    def _load_index(self, topic: bytes) -> ItemIndex:
+    def _follow_circles(self) -> None:
+        """Give the gate every epoch key the opened circles hold, and pick up the
+        lifecycle's stored work (on start, and after a rebuild from the store)."""
+        assert self.circles is not None and self.lifecycle is not None
+        for topic, epoch, key in self.circles.relay_keys():
+            self.gate.add_key(topic, epoch, key)
+        self.lifecycle.restore()
+
+    def _load_index(self, topic: bytes, *, again: bool = False) -> ItemIndex:
         assert self.store is not None
-        if topic not in self.indexes:
+        if again or topic not in self.indexes:
             self.indexes[topic] = ItemIndex(self.store.items(topic))
             self.topic_bytes[topic] = self.store.bytes_in_topic(topic)
         return self.indexes[topic]
@@ -467,12 +473,9 @@ class Node:
             try:
                 self.keystore.save()  # in-memory keys first; also tells whether writes work
                 self.circles.reopen()
-                for topic, epoch, key in self.circles.relay_keys():
-                    self.gate.add_key(topic, epoch, key)
+                self._follow_circles()
                 for topic in self.served_topics():
-                    self.indexes[topic] = ItemIndex(self.store.items(topic))
-                    self.topic_bytes[topic] = self.store.bytes_in_topic(topic)
-                self.lifecycle.restore()
+                    self._load_index(topic, again=True)
             except StorageError as exc:
                 self.circles.write_error = self.circles.write_error or exc
                 continue
