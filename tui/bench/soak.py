@@ -123,7 +123,7 @@ def _run(
     finally:
         world.stop_all()
     say("auditing every store")
-    checked = audit(world, load, convergence.hashes, convergence.members)
+    checked = audit(world, load, convergence)
     return _report(settings, world, load, faults, convergence, checked, latencies, setup_s, load_s, disk_note)
 
 

@@ -2,7 +2,8 @@
 
 **Convergence** (nodes running, faults and load stopped): for every circle, every member
 the circle's own fold lists has the same ``state_hash``, and every relay holds as many
-envelopes of the topic as the members do.
+envelopes of the topic as the members do; and all of that stays unchanged for
+``QUIET_S``, so key duties taken in turns (a due rotation, a key share) have been done.
 
 **Audit** (nodes stopped; only their files are read, with their keystores):
 
@@ -35,6 +36,7 @@ from typing import Any
 from identity.errors import KithError, RemoteProtocolError
 from identity.keyring import CircleKeys
 from identity.keystore import Keystore
+from p2pnet.lifecycle import TURN_DELAY_S
 from sync.content import blob_epoch, open_content
 from sync.envelope import MARKER_EPOCHS, Envelope, circle_topic, open_envelope
 from sync.kinds import CONTENT_KINDS
@@ -51,6 +53,8 @@ class Convergence:
     seconds: float
     hashes: dict[str, dict[str, str]] = field(default_factory=dict)
     """circle name -> member name -> state hash (at the last look)."""
+    ops: dict[str, dict[str, int]] = field(default_factory=dict)
+    """circle name -> member name -> ops folded (at the last look)."""
     members: dict[str, set[str]] = field(default_factory=dict)
     envelopes: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -73,6 +77,7 @@ def look(world: World) -> Convergence:
     for model in world.circles.values():
         topic = circle_topic(bytes.fromhex(model.id)).hex()
         hashes = {}
+        folded = {}
         counts = {}
         for peer, status in statuses.items():
             if status is None:
@@ -82,6 +87,7 @@ def look(world: World) -> Convergence:
                     counts[peer.name] = entry["envelopes"]
                     if not peer.relay:
                         hashes[peer.name] = entry["state_hash"]
+                        folded[peer.name] = entry["ops"]
         if not hashes:
             result.problems.append(f"{model.name}: no member answered")
             continue
@@ -91,6 +97,7 @@ def look(world: World) -> Convergence:
         members = {ids[m["id"]] for m in views["members"]} if views else set()
         result.members[model.name] = members
         result.hashes[model.name] = {n: hashes.get(n, "absent") for n in sorted(members)}
+        result.ops[model.name] = {n: folded.get(n, -1) for n in sorted(members)}
         result.envelopes[model.name] = counts
         for name in sorted(members):
             if hashes.get(name) != common:
@@ -107,20 +114,38 @@ def look(world: World) -> Convergence:
     return result
 
 
+QUIET_S = 2 * TURN_DELAY_S + 4.0
+"""How long every circle must look the same before the mesh counts as settled: agreement
+alone is not enough, because key duties (a rotation made due, a key share) are taken in
+turns `TURN_DELAY_S` apart and add ops after a moment of agreement."""
+
+
+def _signature(seen: Convergence) -> Any:
+    return (seen.hashes, seen.envelopes)
+
+
 def converge(world: World, load: Load, timeout: float) -> Convergence:
-    """Nudge reconciliation until every circle agrees everywhere (or time runs out)."""
+    """Nudge reconciliation until every circle agrees everywhere and stays so for `QUIET_S`
+    (or time runs out)."""
     start = time.time()
     last_nudge = 0.0
+    agreed: tuple[float, Any] | None = None
     while True:
         load.check_joins()
         seen = look(world)
         seen.seconds = round(time.time() - start, 1)
-        if not seen.problems:
+        if seen.problems:
+            agreed = None
+        elif agreed is None or agreed[1] != _signature(seen):
+            agreed = (time.time(), _signature(seen))
+        elif time.time() - agreed[0] >= QUIET_S:
             seen.converged = True
             return seen
         if time.time() - start > timeout:
+            if not seen.problems:
+                seen.problems.append(f"the circles kept changing without load for {timeout:.0f} s")
             return seen
-        if time.time() - last_nudge > 10:
+        if seen.problems and time.time() - last_nudge > 10:
             last_nudge = time.time()
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(lambda p: _safe(world, p, "sync"), [p for p in world.everyone() if p.up]))
@@ -174,9 +199,10 @@ def _integrity(peer: Peer) -> str | None:
     return None
 
 
-def audit(world: World, load: Load, live_hashes: dict[str, dict[str, str]], members: dict[str, set[str]]) -> Audit:
-    """Read every store and keystore (nodes stopped) and judge the soak."""
+def audit(world: World, load: Load, live: Convergence) -> Audit:
+    """Read every store and keystore (nodes stopped) and judge the soak against the last look."""
     result = Audit()
+    members = live.members
     stores = {peer.name: _store_envelopes(peer) for peer in world.everyone()}
     for peer in world.everyone():
         problem = _integrity(peer)
@@ -206,8 +232,13 @@ def audit(world: World, load: Load, live_hashes: dict[str, dict[str, str]], memb
             replica = CircleReplica(circle_id)
             replica.ingest_many(ops.values())
             refolded = replica.state_hash().hex()
-            if refolded != live_hashes.get(model.name, {}).get(name):
-                result.refold_mismatches.append(f"{model.name}/{name}: refold {refolded[:8]}")
+            live_hash = live.hashes.get(model.name, {}).get(name, "absent")
+            if refolded != live_hash:
+                live_ops = live.ops.get(model.name, {}).get(name, -1)
+                result.refold_mismatches.append(
+                    f"{model.name}/{name}: refold {refolded[:8]} of {replica.state.applied_count} ops, "
+                    f"live {live_hash[:8]} of {live_ops} ops"
+                )
             missing_keys = Counter(e.epoch.hex()[:8] for e in union.values() if e.epoch not in keys.epochs)
             bad = sum(missing_keys.values())
             for envelope in union.values():
