@@ -35,7 +35,10 @@ def test_a_small_cluster_under_faults_converges_and_loses_nothing() -> None:
         seed=11,
     )
     report = run_soak(settings)
-    assert soak_ok(report) == [], report["log"]
+    problems = soak_ok(report)
+    # On failure, print every problem, the audit's details and the whole run log: a CI log
+    # is all there is to go on.
+    assert problems == [], "\n".join([*problems, *report["audit_details"][:40], *report["log"]])
     assert report["ops_sent"] >= 60
     assert report["delivery_ratio"] == 1.0 and report["lost"] == 0 and report["undecryptable"] == 0
     done = {fault["kind"] for fault in report["faults"]}
