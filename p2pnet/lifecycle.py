@@ -80,6 +80,8 @@ class Lifecycle:
         self._due_since: dict[tuple[bytes, str], float] = {}
         self._epochs_folded: dict[bytes, set[bytes]] = {}
         """Per circle, the epochs whose stored envelopes have been folded with their key."""
+        self._deferred: dict[tuple[bytes, bytes], Envelope] = {}
+        """Join requests we will approve once we hold every key a welcome must carry."""
 
     @property
     def me(self) -> bytes:
@@ -362,6 +364,11 @@ class Lifecycle:
                                                     ts=int(self.node.clock()), rand=self.circles.rand))  # fmt: skip
                 return
             if mine and self._may_add(circle):
+                if self._lacking_welcome_keys(circle):
+                    self._deferred[(circle.id, newcomer)] = envelope
+                    log.info("a join request in circle %s waits for keys we lack", circle.id.hex()[:8])
+                    return
+                self._deferred.pop((circle.id, newcomer), None)
                 self.approve(circle, request)
                 return
             if ORGANIZER in state.members[self.me].roles:
@@ -397,9 +404,39 @@ class Lifecycle:
             if circle_id == circle.id and member not in state.members
         ]
 
+    def _lacking_welcome_keys(self, circle: Circle) -> list[bytes]:
+        """Epochs on the chain of our current epoch whose keys we do not hold.
+
+        The fold records a newcomer as holding every epoch on that chain that it says the
+        approver holds (`member.add`), because the welcome carries them all. It may say
+        so from a key share we have not received yet (concurrent, sorting before our
+        `member.add`); the newcomer would then be counted as holding a key it never got,
+        nobody would send it, and it could not open what was sealed with it. So we
+        approve only while we hold the whole chain."""
+        state = circle.replica.state
+        lacking = []
+        record = state.epochs.get(circle.keys.current)
+        while record is not None and record.previous is not None:
+            if record.previous not in circle.keys.epochs:
+                lacking.append(record.previous)
+            record = state.epochs.get(record.previous)
+        return lacking
+
+    def _retry_deferred(self, circle: Circle) -> None:
+        for (circle_id, member), envelope in list(self._deferred.items()):
+            if circle_id == circle.id and not self._lacking_welcome_keys(circle):
+                del self._deferred[(circle_id, member)]
+                self._on_join_request(circle, envelope, quiet=False)
+
     def approve(self, circle: Circle, request: JoinRequest, *, vouch: str | None = None) -> SignedOp:
         """Add the newcomer (member.add with their card) and send them the keys."""
         state = circle.replica.state
+        lacking = self._lacking_welcome_keys(circle)
+        if lacking:
+            raise UsageError(
+                f"this device does not hold {len(lacking)} earlier key(s) of the circle yet, so it cannot "
+                "welcome anyone; an organizer's device will send them shortly, then approve again"
+            )
         history = state.info["charter"].history
         if not history:
             # A fresh key first, so the newcomer cannot read what was said before they came.
@@ -527,8 +564,11 @@ class Lifecycle:
                 self.proxy(circle, ref, statement)
 
     def maintain(self, circle: Circle) -> None:
-        """Rotate if a removal made it due; deliver epoch keys to members who lack them."""
+        """Rotate if a removal made it due; deliver epoch keys to members who lack them;
+        approve join requests that waited for keys."""
         state = circle.replica.state
+        if self._deferred:
+            self._retry_deferred(circle)
         if self.me in state.members and not state.info.get("rotation_due"):
             self._serve_proxies(circle)
         current = state.info.get("epoch")
