@@ -11,6 +11,7 @@ worker, so the interface never freezes; the node's event notifications arrive as
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ class KithApp(App[None]):
         self.node: NodeConnection | None = None
         self.owned: OwnedNode | None = None
         self.me: dict[str, Any] = {}
-        self._closing = False
+        self._stopping = False  # not `_closing`: Textual's own message pump uses that name
 
     # --- starting -------------------------------------------------------------------
 
@@ -104,13 +105,18 @@ class KithApp(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):
                 screen.node_event(message.event)
-        if message.event.get("type") == "disconnected" and not self._closing:
+        if message.event.get("type") == "disconnected" and not self._stopping:
             self.notify("Lost the connection to your node. Quit and start kith again.", severity="error", timeout=60)
 
     async def call(self, method: str, **params: Any) -> Any:
+        """Call the node. If the client began to quit while waiting, the calling worker is
+        cancelled instead of drawing into screens that are being taken down."""
         if self.node is None:
             raise KithError("not connected to a node yet")
-        return await self.node.call(method, **params)
+        result = await self.node.call(method, **params)
+        if not self.is_running:
+            raise asyncio.CancelledError("the client is quitting")
+        return result
 
     # --- the command palette --------------------------------------------------------
 
@@ -128,9 +134,9 @@ class KithApp(App[None]):
 
     async def shutdown(self) -> None:
         """Close the connection; stop the node only if this client started it."""
-        if self._closing:
+        if self._stopping:
             return
-        self._closing = True
+        self._stopping = True
         if self.node is not None:
             with contextlib.suppress(KithError, OSError):
                 await self.node.close()

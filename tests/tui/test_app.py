@@ -7,6 +7,7 @@ others attach to a member of a demo world (one process running a relay and four 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,6 +173,34 @@ def test_posts_from_the_network_appear_without_a_keypress(world: DemoWorld) -> N
             await open_main(pilot)
             call(world, "Bea", "post", circle=world.ready["circle"], text=text)
             await wait_for_text(pilot, text)
+
+    run(scenario())
+
+
+def test_an_answer_that_arrives_while_quitting_cancels_its_caller(world: DemoWorld) -> None:
+    """A node answer that arrives after the client began to quit must not reach code that
+    draws into screens being taken down (CI once saw `NoMatches('#topbar')` end a run when
+    a `status` answer reached the top bar's worker mid-quit): `KithApp.call` cancels its
+    caller instead, which Textual counts as a cancelled worker, not a failed one."""
+    app = make_app(user_home(world))
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await open_main(pilot)
+            assert app.node is not None
+            real_call = app.node.call
+
+            async def late_call(method: str, **params: Any) -> Any:
+                result = await real_call(method, **params)
+                while app.is_running:  # the answer lands once quitting has begun
+                    await asyncio.sleep(0.01)
+                return result
+
+            assert (await app.call("status"))["mode"] == "member"
+            app.node.call = late_call  # type: ignore[method-assign]
+            app.exit()
+            with pytest.raises(asyncio.CancelledError):
+                await app.call("status")
 
     run(scenario())
 
