@@ -38,7 +38,8 @@ def test_a_small_cluster_under_faults_converges_and_loses_nothing() -> None:
     problems = soak_ok(report)
     # On failure, print every problem, the audit's details and the whole run log: a CI log
     # is all there is to go on.
-    assert problems == [], "\n".join([*problems, *report["audit_details"][:40], *report["log"]])
+    warnings = [f"{name}: {line}" for name, lines in report["node_warnings"].items() for line in lines]
+    assert problems == [], "\n".join([*problems, *report["audit_details"][:40], *report["log"], *warnings])
     assert report["ops_sent"] >= 60
     assert report["delivery_ratio"] == 1.0 and report["lost"] == 0 and report["undecryptable"] == 0
     done = {fault["kind"] for fault in report["faults"]}

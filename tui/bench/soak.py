@@ -236,7 +236,27 @@ def _report(
         "clock_skews_h": {world.members[i].name: h for i, h in settings.skews_h.items() if i < settings.members},
         "audit_details": checked.details[:30],
         "log": world.log,
+        "node_warnings": _node_warnings(world) if not convergence.converged or checked.undecryptable else {},
     }
+
+
+def _node_warnings(world: World, per_node: int = 12) -> dict[str, list[str]]:
+    """The last warnings, errors and key-lifecycle lines each node logged (JSON lines):
+    what a failed run leaves to go on once its temporary homes are gone."""
+    found: dict[str, list[str]] = {}
+    for peer in world.everyone():
+        try:
+            lines = (peer.home.logs / "node.log").read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        noted = [
+            line[-300:]
+            for line in lines
+            if '"level": "warning"' in line or '"level": "error"' in line or '"logger": "kith.lifecycle"' in line
+        ]
+        if noted:
+            found[peer.name] = noted[-per_node:]
+    return found
 
 
 def _count(items: Any) -> dict[str, int]:
