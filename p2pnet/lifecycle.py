@@ -44,7 +44,7 @@ from sync.invites import (
     seal_welcome,
 )
 from sync.kinds.aid import item_content
-from sync.kinds.keys import MAX_SEALED_PER_OP, invite_id, members_missing_key
+from sync.kinds.keys import MAX_SEALED_PER_OP, epochs_before, invite_id, members_missing_key
 from sync.kinds.membership import member_add_body
 from sync.kinds.records import ORGANIZER
 from sync.private import make_statement, open_private, seal_private
@@ -413,14 +413,8 @@ class Lifecycle:
         `member.add`); the newcomer would then be counted as holding a key it never got,
         nobody would send it, and it could not open what was sealed with it. So we
         approve only while we hold the whole chain."""
-        state = circle.replica.state
-        lacking = []
-        record = state.epochs.get(circle.keys.current)
-        while record is not None and record.previous is not None:
-            if record.previous not in circle.keys.epochs:
-                lacking.append(record.previous)
-            record = state.epochs.get(record.previous)
-        return lacking
+        held = circle.keys.epochs
+        return [e for e in epochs_before(circle.replica.state, circle.keys.current) if e not in held]
 
     def _retry_deferred(self, circle: Circle) -> None:
         for (circle_id, member), envelope in list(self._deferred.items()):

@@ -34,6 +34,8 @@ from sync.kinds.governance import drop_member, settle
 from sync.kinds.records import ORGANIZER, Epoch, Invite
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from sync.ops import Op, SignedOp
     from sync.state import CircleState
 
@@ -241,7 +243,16 @@ def members_missing_key(state: CircleState, epoch: bytes | None = None) -> list[
     return sorted(member for member in state.members if member not in holders and member in state.cards)
 
 
-__all__ = ["TARGET_NOT_MEMBER", "HANDLERS", "invite_id", "members_missing_key"]
+def epochs_before(state: CircleState, epoch: bytes | None) -> Iterator[bytes]:
+    """The epochs before ``epoch`` on its chain (its ``previous``, then that one's, ...),
+    as far as the fold knows them: what a welcome sent with ``epoch`` current carries."""
+    record = state.epochs.get(epoch) if epoch is not None else None
+    while record is not None and record.previous is not None:
+        yield record.previous
+        record = state.epochs.get(record.previous)
+
+
+__all__ = ["TARGET_NOT_MEMBER", "HANDLERS", "epochs_before", "invite_id", "members_missing_key"]
 
 HANDLERS = {
     "key.rotate": key_rotate,

@@ -76,12 +76,10 @@ def _credit_welcome_epochs(
     holder of the epochs before ``epoch`` on its chain that the fold knows the approver
     holds. (Epochs it may lack, e.g. begun concurrently elsewhere, are then shared by
     organizers: see `keys.members_missing_key`.)"""
-    record = state.epochs.get(epoch)
-    while record is not None and record.previous is not None:
-        older = state.holders.get(record.previous)
+    for previous in keys.epochs_before(state, epoch):
+        older = state.holders.get(previous)
         if older is not None and approver in older and newcomer not in older:
             state.put(older, newcomer, signed.id)
-        record = state.epochs.get(record.previous)
 
 
 def member_add_body(
