@@ -97,9 +97,16 @@ class RelayTopic:
     label: str
     relay_keys: dict[bytes, bytes] = field(repr=False)
     quota_bytes: int
+    grant_keys: dict[bytes, bytes] = field(default_factory=dict)
+    """epoch id -> the key that checks relay grants from that epoch (see `sync.invites`)."""
 
     def to_map(self) -> dict[str, Any]:
-        return {"label": self.label, "relay_keys": dict(self.relay_keys), "quota_bytes": self.quota_bytes}
+        return {
+            "label": self.label,
+            "relay_keys": dict(self.relay_keys),
+            "grant_keys": dict(self.grant_keys),
+            "quota_bytes": self.quota_bytes,
+        }
 
     @classmethod
     def from_map(cls, topic: bytes, raw: Any) -> RelayTopic:
@@ -107,11 +114,15 @@ class RelayTopic:
             raise Malformed("a relay topic in the keystore is not 32 bytes")
         try:
             label, keys, quota = raw["label"], raw["relay_keys"], raw["quota_bytes"]
-        except (KeyError, TypeError) as exc:
+            grants = raw.get("grant_keys", {})
+        except (KeyError, TypeError, AttributeError) as exc:
             raise Malformed("relay topic entry is incomplete") from exc
         if type(label) is not str or type(keys) is not dict or type(quota) is not int or quota < 0:
             raise Malformed("relay topic entry has the wrong types")
-        for epoch, key in keys.items():
-            if type(epoch) is not bytes or len(epoch) != EPOCH_ID_BYTES or type(key) is not bytes or len(key) != 32:
-                raise Malformed("relay keys are malformed")
-        return cls(topic, label, dict(keys), quota)
+        if type(grants) is not dict:
+            raise Malformed("relay topic entry has the wrong types")
+        for table in (keys, grants):
+            for epoch, key in table.items():
+                if type(epoch) is not bytes or len(epoch) != EPOCH_ID_BYTES or type(key) is not bytes or len(key) != 32:
+                    raise Malformed("relay keys are malformed")
+        return cls(topic, label, dict(keys), quota, dict(grants))

@@ -223,7 +223,7 @@ class MemberCircles:
         if self.identity.member_id not in state.members:
             raise UsageError("you are not a member of this circle (yet, or any more)")
         current = state.info.get("epoch")
-        key_ops = all(kind in ("key.rotate", "key.share") for kind, _ in items)
+        key_ops = all(kind in ("key.rotate", "key.share", "key.ack") for kind, _ in items)
         if not key_ops and (
             state.info.get("rotation_due") or (current is not None and current not in circle.keys.epochs)
         ):
@@ -234,19 +234,19 @@ class MemberCircles:
         epoch_key = circle.keys.current_key if seal_epoch is None else circle.keys.epochs[seal_epoch]
         signed_ops: list[SignedOp] = []
         envelopes: list[Envelope] = []
-        parents, lamport = circle.replica.dag.next_position()
+        me = self.identity.member_id
+        cite = [op_id for kind, body in items for op_id in state.citations_for(kind, body)]
+        parents, lamport, seq = circle.replica.next_op(me, cite=cite)
         for kind, body in items:
             try:
                 body = self._seal_content(circle, kind, body)
-                made = SignedOp.create(
-                    Op(circle.id, self.identity.member_id, parents, lamport, now, kind, body), self.identity
-                )
+                made = SignedOp.create(Op(circle.id, me, parents, lamport, now, kind, body, seq=seq), self.identity)
                 # Round-trip, so the op folds here exactly as it will on every other node.
                 signed = SignedOp.decode(made.data)
             except RemoteProtocolError as exc:
                 raise UsageError(f"cannot {kind}: {exc}") from exc
             # The next op sits on this one (which already cites every head we had).
-            parents, lamport = (signed.id,), signed.op.lamport + 1
+            parents, lamport, seq = (signed.id,), signed.op.lamport + 1, seq + 1
             signed_ops.append(signed)
             envelopes.append(seal(signed.data, topic=circle.topic, epoch_key=epoch_key, ts=now, rand=self.rand))
         self.store.add_batch(envelopes)

@@ -1,33 +1,29 @@
-"""The membership lifecycle on a member's node: invites, joining, approval, key rotation.
+"""The membership lifecycle on a member's node: carrying out what `sync.lifecycle` decides.
 
-This drives the pure pieces (`sync.invites`, the ``key.*``/``invite.*`` op kinds) from
-the node:
+`sync.lifecycle.MembershipLifecycle` decides (sans-IO) who to let in, when to rotate,
+share or acknowledge keys; this module feeds it the node's events and carries out its
+actions with keys, the store and the network:
 
 * **Invites** are recorded in the circle (``invite.create``) and handed out as codes.
 * **Joining**: the newcomer's node starts following the topic with the relay key from the
-  code, dials the code's addresses, and sends a join request. It remembers the pending
-  join in its keystore, so a restart keeps waiting. A welcome installs the circle's keys;
-  a refusal is shown with its reason.
-* **Approving**: members open join requests with their circle's invite secrets. The
-  inviter's node approves by itself when the inviter may add members; otherwise the
-  request waits for an organizer's ``kith approve``. Approval is a ``member.add`` (with the
-  newcomer's card) and a welcome sealed to them. Dead invites get a refusal.
-* **Keys**: when a removal makes a rotation due, an organizer's node makes a new epoch
-  key, saves it, seals it to every remaining member and announces it under the old
-  epoch; a member missing the current key is sent it (``key.share``). Organizers take
-  turns in a deterministic order with a delay, so they rarely rotate twice; when they do,
-  the fold converges on one current epoch. Every node installs keys sealed to it.
+  code, dials the code's addresses, and sends a join request with a fresh nonce. It
+  remembers the pending join (and the nonce) in its keystore, so a restart keeps waiting;
+  only a welcome signed for that nonce is taken. A refusal is shown with its reason.
+* **Approving**: a ``member.add`` naming the request's nonce (it admits once) and a welcome
+  sealed to the newcomer, carrying every epoch key we hold and the content keys the
+  charter allows.
+* **Keys**: rotations (a new key sealed to every member, announced under the old epoch,
+  with a relay grant), shares of a key to members who have not acknowledged it, and our
+  own ``key.ack`` for every key we install. Every node installs keys sealed to it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import trio
 
-from identity.crypto import blake2b
 from identity.errors import RemoteProtocolError, StorageError, UsageError
 from sync.envelope import JOIN_EPOCH, PRIVATE_EPOCH, WELCOME_EPOCH, Envelope, epoch_id, relay_key
 from sync.invites import (
@@ -35,7 +31,6 @@ from sync.invites import (
     InviteCode,
     JoinRequest,
     open_epoch_key,
-    open_join_request,
     open_welcome,
     seal_epoch_key,
     seal_join_request,
@@ -44,9 +39,21 @@ from sync.invites import (
     seal_welcome,
 )
 from sync.kinds.aid import item_content
-from sync.kinds.keys import MAX_SEALED_PER_OP, epochs_before, invite_id, members_missing_key
+from sync.kinds.keys import MAX_SEALED_PER_OP, invite_id
 from sync.kinds.membership import member_add_body
 from sync.kinds.records import ORGANIZER
+from sync.lifecycle import (
+    TURN_DELAY_S,
+    Ack,
+    Action,
+    Approve,
+    CircleView,
+    JoinRequestShown,
+    MembershipLifecycle,
+    Refuse,
+    Rotate,
+    Share,
+)
 from sync.private import make_statement, open_private, seal_private
 
 if TYPE_CHECKING:
@@ -57,31 +64,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("kith.lifecycle")
 
 JOINS_KEY = "joins"
-TURN_DELAY_S = 4.0
-"""How long each organizer after the first waits before doing a rotation or key delivery
-that is still needed."""
-
-
-@dataclass
-class PendingRequest:
-    circle: bytes
-    request: JoinRequest
-    received: float
 
 
 class Lifecycle:
     def __init__(self, node: Node, circles: MemberCircles) -> None:
         self.node = node
         self.circles = circles
-        self.requests: dict[tuple[bytes, bytes], PendingRequest] = {}
+        self.decisions = MembershipLifecycle(circles.identity.member_id)
         self.private_checkins: dict[bytes, dict[bytes, dict[str, Any]]] = {}
         self.proxies: dict[bytes, tuple[bytes, SignedOp]] = {}
         self.wake = trio.Event()
         self._due_since: dict[tuple[bytes, str], float] = {}
+        """Turn-taking for posting private requests (see `_serve_proxies`)."""
         self._epochs_folded: dict[bytes, set[bytes]] = {}
         """Per circle, the epochs whose stored envelopes have been folded with their key."""
-        self._deferred: dict[tuple[bytes, bytes], Envelope] = {}
-        """Join requests we will approve once we hold every key a welcome must carry."""
 
     @property
     def me(self) -> bytes:
@@ -89,6 +85,36 @@ class Lifecycle:
 
     def joins(self) -> dict[bytes, dict[str, Any]]:
         return self.node.keystore.data.extra.setdefault(JOINS_KEY, {})
+
+    def view(self, circle: Circle) -> CircleView:
+        return CircleView(circle.id, circle.replica.state, frozenset(circle.keys.epochs))
+
+    def carry_out(self, actions: list[Action], *, quiet: bool = False) -> None:
+        """Do what the decisions say (``quiet``: replaying stored requests, send no refusals)."""
+        for action in actions:
+            circle = self.circles.circles.get(action.circle)
+            if circle is None:
+                continue
+            try:
+                if isinstance(action, Approve):
+                    self.approve(circle, action.request)
+                elif isinstance(action, Refuse):
+                    if not quiet:
+                        self._refuse(circle, action.request, action.reason)
+                elif isinstance(action, JoinRequestShown):
+                    card = action.request.card
+                    self.node.emit(
+                        "join_request", {"circle": circle.id.hex(), "member": card.member_id.hex(), "name": card.name}
+                    )
+                elif isinstance(action, Rotate):
+                    log.info("rotating the key of circle %s: %s", circle.id.hex()[:8], action.why)
+                    self.rotate(circle)
+                elif isinstance(action, Share):
+                    self.share(circle, action.epoch, list(action.members))
+                elif isinstance(action, Ack):
+                    self._acknowledge(circle, action.epochs)
+            except UsageError as exc:
+                log.info("circle %s: %s", circle.id.hex()[:8], exc)
 
     # --- start-up -----------------------------------------------------------------
 
@@ -152,7 +178,8 @@ class Lifecycle:
         existing = self.circles.by_topic.get(code.topic)
         if existing is not None and self.me in existing.replica.state.members:
             raise UsageError("you are already a member of this circle")
-        self.joins()[code.topic] = {"code": code.encode(), "requested": int(now), "refused": None}
+        request, nonce = seal_join_request(code, self.circles.identity, ts=int(now), rand=self.circles.rand)
+        self.joins()[code.topic] = {"code": code.encode(), "requested": int(now), "refused": None, "request": nonce}
         for address in code.addresses:
             if address not in self.node.keystore.data.relays:
                 self.node.keystore.data.relays.append(address)
@@ -161,7 +188,6 @@ class Lifecycle:
         await self.node.serve_topic(code.topic)
         for address in code.addresses:
             self.node.dial_soon(address)
-        request = seal_join_request(code, self.circles.identity, ts=int(now), rand=self.circles.rand)
         await self.node.accept(code.topic, [request], "self")
         self.node.publish_nowait(request)
         return {"status": "pending", "topic": code.topic.hex(), "inviter": code.inviter.hex()}
@@ -293,11 +319,14 @@ class Lifecycle:
         return None
 
     def _on_welcome(self, topic: bytes, envelope: Envelope) -> None:
-        try:
-            welcome = open_welcome(envelope, self.circles.identity)
-        except RemoteProtocolError:
-            return  # someone else's welcome, or a damaged one
         entry = self.joins()[topic]
+        nonce = entry.get("request")
+        if type(nonce) is not bytes:
+            return  # a join from an older kith: it cannot be answered; join again
+        try:
+            welcome = open_welcome(envelope, self.circles.identity, nonce)
+        except RemoteProtocolError:
+            return  # someone else's welcome, one for an earlier request of ours, or damaged
         if welcome.refused is not None:
             entry["refused"] = welcome.refused
             self.node.keystore.save()
@@ -343,139 +372,82 @@ class Lifecycle:
     # --- approving ----------------------------------------------------------------
 
     def _on_join_request(self, circle: Circle, envelope: Envelope, *, quiet: bool) -> None:
-        state = circle.replica.state
-        if self.me not in state.members:
+        self.carry_out(self.decisions.join_request(self.view(circle), envelope, self.node.clock()), quiet=quiet)
+
+    def pending_requests(self, circle: Circle) -> list[JoinRequest]:
+        return self.decisions.pending_requests(self.view(circle))
+
+    def _refuse(self, circle: Circle, request: JoinRequest, reason: str) -> None:
+        if request.request is None:
             return
-        for invite_ref, invite in state.invites.items():
-            try:
-                request = open_join_request(envelope, invite.secret)
-            except RemoteProtocolError:
-                continue
-            newcomer = request.card.member_id
-            if newcomer in state.members:
-                return
-            problem = self._invite_problem(circle, invite_ref)
-            mine = invite.author == self.me
-            if problem is not None:
-                if mine and not quiet:
-                    known = circle.keys.epochs.get(request.epoch or b"", circle.keys.current_key)
-                    self._send(circle, seal_refusal(request.card, topic=circle.topic, reason=problem,
-                                                    relay_key=relay_key(known),
-                                                    ts=int(self.node.clock()), rand=self.circles.rand))  # fmt: skip
-                return
-            if mine and self._may_add(circle):
-                if self._lacking_welcome_keys(circle):
-                    self._deferred[(circle.id, newcomer)] = envelope
-                    log.info("a join request in circle %s waits for keys we lack", circle.id.hex()[:8])
-                    return
-                self._deferred.pop((circle.id, newcomer), None)
-                self.approve(circle, request)
-                return
-            if ORGANIZER in state.members[self.me].roles:
-                key = (circle.id, newcomer)
-                if key not in self.requests:
-                    self.requests[key] = PendingRequest(circle.id, request, self.node.clock())
-                    self.node.emit(
-                        "join_request",
-                        {"circle": circle.id.hex(), "member": newcomer.hex(), "name": request.card.name},
-                    )
-            return
-
-    def _invite_problem(self, circle: Circle, invite_ref: bytes) -> str | None:
-        invite = circle.replica.state.invites[invite_ref]
-        if invite.revoked_by is not None:
-            return "this invite was revoked"
-        if invite.used >= invite.uses:
-            return "this invite has been used up"
-        if invite.expires is not None and self.node.clock() > invite.expires:
-            return "this invite has expired"
-        return None
-
-    def _may_add(self, circle: Circle) -> bool:
-        state = circle.replica.state
-        member = state.members.get(self.me)
-        return member is not None and (ORGANIZER in member.roles or state.info["charter"].members_can_invite)
-
-    def pending_requests(self, circle: Circle) -> list[PendingRequest]:
-        state = circle.replica.state
-        return [
-            pending
-            for (circle_id, member), pending in sorted(self.requests.items())
-            if circle_id == circle.id and member not in state.members
-        ]
-
-    def _lacking_welcome_keys(self, circle: Circle) -> list[bytes]:
-        """Epochs on the chain of our current epoch whose keys we do not hold.
-
-        The fold records a newcomer as holding every epoch on that chain that it says the
-        approver holds (`member.add`), because the welcome carries them all. It may say
-        so from a key share we have not received yet (concurrent, sorting before our
-        `member.add`); the newcomer would then be counted as holding a key it never got,
-        nobody would send it, and it could not open what was sealed with it. So we
-        approve only while we hold the whole chain."""
-        held = circle.keys.epochs
-        return [e for e in epochs_before(circle.replica.state, circle.keys.current) if e not in held]
-
-    def _retry_deferred(self, circle: Circle) -> None:
-        for (circle_id, member), envelope in list(self._deferred.items()):
-            if circle_id == circle.id and not self._lacking_welcome_keys(circle):
-                del self._deferred[(circle_id, member)]
-                self._on_join_request(circle, envelope, quiet=False)
+        known = circle.keys.epochs.get(request.epoch or b"", circle.keys.current_key)
+        refusal = seal_refusal(
+            request.card,
+            refuser=self.circles.identity,
+            request=request.request,
+            topic=circle.topic,
+            reason=reason,
+            relay_key=relay_key(known),
+            ts=int(self.node.clock()),
+            rand=self.circles.rand,
+        )
+        self._send(circle, refusal)
 
     def approve(self, circle: Circle, request: JoinRequest, *, vouch: str | None = None) -> SignedOp:
-        """Add the newcomer (member.add with their card) and send them the keys."""
+        """Add the newcomer (member.add with their card and request nonce) and send them the keys."""
         state = circle.replica.state
-        lacking = self._lacking_welcome_keys(circle)
-        if lacking:
-            raise UsageError(
-                f"this device does not hold {len(lacking)} earlier key(s) of the circle yet, so it cannot "
-                "welcome anyone; an organizer's device will send them shortly, then approve again"
-            )
+        if request.request is not None and request.request in state.admissions:
+            raise UsageError("that join request was already used to let someone in; ask them for a new one")
         history = state.info["charter"].history
         if not history:
             # A fresh key first, so the newcomer cannot read what was said before they came.
             self.rotate(circle)
         card_bytes = request.card.to_bytes()
-        body = member_add_body(card_bytes, vouch=vouch, invite=request.invite, epoch=circle.keys.current)
+        body = member_add_body(card_bytes, vouch=vouch, invite=request.invite, request=request.request)
         envelope, result = self.circles.author(circle, "member.add", body)
         self.node.publish_nowait(envelope)
         signed = result.applied[0]
         reason = dict(result.rejected).get(signed.id)
         if reason is not None:
             raise UsageError(f"the circle refused to add them: {reason}")
-        # Every epoch key (the state is a fold of every op); content keys only as the
-        # charter allows: the current one, or all of them when newcomers may read the past.
-        epochs = dict(circle.keys.epochs)
+        self.decisions.approved(circle.id, request.card.member_id)
+        if request.request is not None:
+            self._send(circle, self._welcome(circle, request, history))
+        self.node.emit("member_added", {"circle": circle.id.hex(), "member": request.card.member_id.hex()})
+        return signed
+
+    def _welcome(self, circle: Circle, request: JoinRequest, history: bool) -> Envelope:
+        """Every epoch key we hold (the state is a fold of every op; what we lack, organizers
+        share once the newcomer's acknowledgement shows it missing); content keys only as the
+        charter allows: the current one, or all of them when newcomers may read the past."""
+        assert request.request is not None
         current_content = circle.keys.current_content_key
         assert current_content is not None
         contents = dict(circle.keys.contents) if history else {circle.keys.current: current_content}
-        info = state.info.get("circle")
+        info = circle.replica.state.info.get("circle")
         # Authenticate the welcome with the relay key the newcomer already has (their
         # code's epoch): they cannot know the key of an epoch that began since.
         known = circle.keys.epochs.get(request.epoch) if request.epoch else None
-        mac_key = relay_key(known if known is not None else circle.keys.current_key)
-        welcome = seal_welcome(
+        return seal_welcome(
             request.card,
+            approver=self.circles.identity,
+            request=request.request,
             circle=circle.id,
             name=info.name if info else circle.keys.label,
-            epochs=epochs,
+            epochs=dict(circle.keys.epochs),
             contents=contents,
             current=circle.keys.current,
             relays=self._addresses(circle),
-            relay_key=mac_key,
+            relay_key=relay_key(known if known is not None else circle.keys.current_key),
             ts=int(self.node.clock()),
             rand=self.circles.rand,
         )
-        self._send(circle, welcome)
-        self.requests.pop((circle.id, request.card.member_id), None)
-        self.node.emit("member_added", {"circle": circle.id.hex(), "member": request.card.member_id.hex()})
-        return signed
 
     def add_by_card(self, circle: Circle, card_bytes: bytes, *, vouch: str | None) -> SignedOp:
         from identity.keys import IdentityCard
 
         card = IdentityCard.from_bytes(card_bytes)
-        return self.approve(circle, JoinRequest(card, None, b""), vouch=vouch)  # type: ignore[arg-type]
+        return self.approve(circle, JoinRequest(card, None, b""), vouch=vouch)
 
     def _send(self, circle: Circle, envelope: Envelope) -> None:
         """Store (durably, now) and gossip an envelope we made."""
@@ -486,7 +458,8 @@ class Lifecycle:
     # --- keys ---------------------------------------------------------------------
 
     def after_fold(self, circle: Circle, ops: list[SignedOp]) -> None:
-        """Install keys sealed to us, follow the current epoch, and note duties."""
+        """Install keys sealed to us, follow the current epoch, acknowledge what we installed,
+        and look at what the new ops make due."""
         changed = False
         for signed in ops:
             kind = signed.op.kind
@@ -494,32 +467,41 @@ class Lifecycle:
                 # Even from a rotation the fold rejected (say it was sealed to someone removed
                 # at the same time): its author sealed ops with it before learning that, and
                 # those ops belong to the circle. Holding a key never changes the state.
-                sealed = signed.op.body.get("sealed")
-                epoch = signed.op.body.get("epoch")
-                if type(sealed) is dict and self.me in sealed and epoch not in circle.keys.contents:
-                    try:
-                        key, content = open_epoch_key(sealed[self.me], self.circles.identity, epoch)
-                    except RemoteProtocolError:
-                        log.warning("a key sealed to us in circle %s does not open", circle.id.hex()[:8])
-                        continue
-                    if content == NO_CONTENT_KEY and epoch in circle.keys.epochs:
-                        continue
-                    circle.keys.add_epoch(epoch, key, make_current=False,
-                                          content=None if content == NO_CONTENT_KEY else content)  # fmt: skip
-                    changed = True
+                changed = self._open_key(circle, signed) or changed
             elif kind == "member.add" and signed.op.body.get("member") == self.me:
                 changed = True
         if self._follow_current(circle) or changed:
             self.circles.save_keys(circle)
             self.install_keys(circle)
+        view = self.view(circle)
+        self.carry_out(self.decisions.folded(view, {signed.op.kind for signed in ops}, self.node.clock()))
+        self.carry_out(self.decisions.keys_installed(view))
         self.wake.set()
 
+    def _open_key(self, circle: Circle, signed: SignedOp) -> bool:
+        sealed = signed.op.body.get("sealed")
+        epoch = signed.op.body.get("epoch")
+        if type(sealed) is not dict or self.me not in sealed or type(epoch) is not bytes:
+            return False
+        if epoch in circle.keys.contents:
+            return False
+        try:
+            key, content = open_epoch_key(sealed[self.me], self.circles.identity, epoch)
+        except RemoteProtocolError:
+            log.warning("a key sealed to us in circle %s does not open", circle.id.hex()[:8])
+            self.decisions.key_unusable(circle.id, epoch)
+            return False
+        if content == NO_CONTENT_KEY and epoch in circle.keys.epochs:
+            return False
+        circle.keys.add_epoch(epoch, key, make_current=False, content=None if content == NO_CONTENT_KEY else content)
+        return True
+
     def catch_up_keys(self, circle: Circle) -> None:
-        """Install keys the fold says were sealed to us but that we do not hold: the node
-        stopped (or a write failed) between storing a key op and saving the keystore, and
-        folding it again on start does not run `after_fold`."""
+        """Install keys offered to us that we do not hold: the node stopped (or a write failed)
+        between storing a key op and saving the keystore, and folding it again on start does
+        not run `after_fold`."""
         state = circle.replica.state
-        if any(self.me in holders and epoch not in circle.keys.epochs for epoch, holders in state.holders.items()):
+        if any(self.me in offers and epoch not in circle.keys.epochs for epoch, offers in state.offers.items()):
             self.after_fold(circle, [op for op in circle.replica.ops() if op.op.kind in ("key.rotate", "key.share")])
         elif self._follow_current(circle):
             self.circles.save_keys(circle)
@@ -531,19 +513,19 @@ class Lifecycle:
             return True
         return False
 
+    def _acknowledge(self, circle: Circle, epochs: tuple[bytes, ...]) -> None:
+        """Tell the circle we hold these keys (``key.ack``)."""
+        envelope, _result = self.circles.author(circle, "key.ack", {"epochs": list(epochs)})
+        self.node.publish_nowait(envelope)
+
     def _my_turn(self, circle: Circle, duty: str) -> bool:
-        """Organizers take turns: the first in a per-epoch order acts now, the next after
-        `TURN_DELAY_S` if the duty is still undone, and so on."""
+        """Organizers take turns posting a private request (as `sync.lifecycle` does for keys)."""
         state = circle.replica.state
-        organizers = sorted(
-            (m for m, member in state.members.items() if ORGANIZER in member.roles),
-            key=lambda m: blake2b(state.info.get("epoch", b"") + m, person=b"kith-turn", size=8),
-        )
+        organizers = sorted(m for m, member in state.members.items() if ORGANIZER in member.roles)
         if self.me not in organizers:
             return False
-        rank = organizers.index(self.me)
         since = self._due_since.setdefault((circle.id, duty), self.node.clock())
-        return self.node.clock() - since >= rank * TURN_DELAY_S
+        return self.node.clock() - since >= organizers.index(self.me) * TURN_DELAY_S
 
     def _serve_proxies(self, circle: Circle) -> None:
         for ref, (circle_id, statement) in list(self.proxies.items()):
@@ -558,38 +540,17 @@ class Lifecycle:
                 self.proxy(circle, ref, statement)
 
     def maintain(self, circle: Circle) -> None:
-        """Rotate if a removal made it due; deliver epoch keys to members who lack them;
-        approve join requests that waited for keys."""
+        """Carry out the key duties that are due; post private requests waiting for us."""
         state = circle.replica.state
-        if self._deferred:
-            self._retry_deferred(circle)
         if self.me in state.members and not state.info.get("rotation_due"):
             self._serve_proxies(circle)
-        current = state.info.get("epoch")
-        if self.me not in state.members or current is None or current not in circle.keys.epochs:
-            return
-        if state.info.get("rotation_due"):
-            if self._my_turn(circle, "rotate"):
-                self._due_since.pop((circle.id, "rotate"), None)
-                self.rotate(circle)
-            return
-        self._due_since.pop((circle.id, "rotate"), None)
-        # The current epoch first; then older ones a member missed (a rotation that did not
-        # know them yet, one begun elsewhere while they were let in): without those keys
-        # they cannot open what was sealed with them, and their state would diverge.
-        for epoch in [current, *(e for e in state.epochs if e != current)]:
-            duty = "share" if epoch == current else "share:" + epoch.hex()
-            missing = [m for m in members_missing_key(state, epoch) if m != self.me]
-            if not missing or epoch not in circle.keys.epochs:
-                self._due_since.pop((circle.id, duty), None)
-            elif self._my_turn(circle, duty):
-                self._due_since.pop((circle.id, duty), None)
-                self.share(circle, epoch, missing)
+        self.carry_out(self.decisions.tick(self.view(circle), self.node.clock()))
 
     def rotate(self, circle: Circle) -> bytes:
-        """A new epoch key, saved first, sealed to every other member, announced under the old epoch."""
+        """A new epoch key, saved first, sealed to every other member, announced under the
+        newest key we hold, with a relay grant for relays."""
         state = circle.replica.state
-        state_epoch_before = state.info["epoch"]
+        previous = state.info["epoch"]
         new_key, new_content = self.circles.rand(32), self.circles.rand(32)
         new_epoch = epoch_id(new_key)
         circle.keys.add_epoch(new_epoch, new_key, make_current=False, content=new_content)
@@ -601,16 +562,18 @@ class Lifecycle:
             dict(list(sealed.items())[i : i + MAX_SEALED_PER_OP]) for i in range(0, len(sealed), MAX_SEALED_PER_OP)
         ]
         items: list[tuple[str, dict[str, Any]]] = [
-            ("key.rotate", {"epoch": new_epoch, "previous": state.info["epoch"], "sealed": chunks[0] if chunks else {}})
+            ("key.rotate", {"epoch": new_epoch, "previous": previous, "sealed": chunks[0] if chunks else {}})
         ]
         items += [("key.share", {"epoch": new_epoch, "sealed": chunk}) for chunk in chunks[1:]]
         envelopes, _result = self.circles.author_many(circle, items)
-        # Relays learn the new relay key from the previous one, before any envelope needs it.
+        # Relays learn the new relay key from one they know (the previous epoch's, or, when
+        # that key was junk and we never held it, the newest we hold), before anyone needs it.
+        held = previous if previous in circle.keys.epochs else self._newest_held(circle, exclude=new_epoch)
         grant = seal_relay_grant(
             circle.topic,
-            previous_relay_key=relay_key(circle.keys.epochs[state_epoch_before]),
+            previous_key=circle.keys.epochs[held],
             epoch=new_epoch,
-            relay_key=relay_key(new_key),
+            epoch_key=new_key,
             ts=int(self.node.clock()),
             rand=self.circles.rand,
         )
@@ -622,6 +585,13 @@ class Lifecycle:
         log.info("rotated the key of circle %s for %d members", circle.id.hex()[:8], len(recipients))
         self.node.emit("rotated", {"circle": circle.id.hex(), "epoch": new_epoch.hex(), "members": len(recipients)})
         return new_epoch
+
+    def _newest_held(self, circle: Circle, *, exclude: bytes) -> bytes:
+        epochs = circle.replica.state.epochs
+        held = [e for e in circle.keys.epochs if e != exclude and e in epochs]
+        if not held:
+            return circle.keys.current
+        return max(held, key=lambda e: (epochs[e].lamport, epochs[e].op))
 
     def share(self, circle: Circle, epoch: bytes, members: list[bytes]) -> None:
         """Hand ``epoch`` to members who lack it: with its content key when they may read what

@@ -5,13 +5,21 @@
    topic, the secret, the current epoch's relay key, the inviter's member id, a few
    addresses to dial, and the expiry.
 2. The newcomer sends a **join request** envelope on the topic (marker epoch ``ff..ff``):
-   their identity card, encrypted with a key derived from the secret, so only members
-   (who read the secret in the op) can open it, and authenticated with the relay key.
-3. An approver adds them (``member.add`` with their card) and sends a **welcome**
-   envelope (marker epoch ``00..00``): the circle id and epoch keys sealed to the
-   newcomer's X25519 key. The newcomer checks that the circle id hashes to the topic it
-   asked to join (only members know the id), so nobody else can plant a fake circle.
-   A refusal travels the same way and says why.
+   their identity card and a fresh 16-byte ``request`` nonce, encrypted with a key derived
+   from the secret, so only members (who read the secret in the op) can open it, and
+   authenticated with the relay key.
+3. An approver adds them (``member.add`` with their card and the request nonce, which
+   admits once) and sends a **welcome** envelope (marker epoch ``00..00``): the circle id
+   and epoch keys, the request nonce, signed by the approver and sealed to the newcomer's
+   X25519 key. The newcomer takes only a welcome naming its pending request (so an old
+   welcome, replayed after they left, opens nothing), and checks that the circle id hashes
+   to the topic it asked to join (only members know the id), so nobody else can plant a
+   fake circle. A refusal travels the same way, signed and bound to the request, and says
+   why.
+4. When a circle's key changes, a **relay grant** (marker epoch ``fe..fe``) tells relays the
+   new epoch's relay key, encrypted under the previous one and signed with a key only
+   holders of the previous *epoch* key can derive (not mere relay-key holders). A relay
+   learns each epoch's key once and never replaces it.
 
 Everything here is pure: randomness and time are passed in.
 """
@@ -30,6 +38,9 @@ from identity.crypto import (
     open_sealed,
     random_bytes,
     seal_to,
+    sign,
+    signing_keypair,
+    verify,
 )
 from identity.errors import Malformed, Undecryptable
 from identity.keys import IdentityCard, MemberIdentity
@@ -44,6 +55,7 @@ from sync.envelope import (
     epoch_id,
     header_bytes,
 )
+from sync.envelope import relay_key as relay_key_of
 from sync.kinds.keys import invite_id
 
 PREFIX = "KITH-INVITE:"
@@ -119,25 +131,41 @@ def _marker_envelope(
     return Envelope.build(topic, epoch, ts, nonce, ciphertext, relay_key=relay_key)
 
 
+REQUEST_BYTES = 16
+"""The nonce that names one join request; a member.add answering it names it too."""
+_WELCOME_DOMAIN = b"kith/welcome/v1\x00"
+_GRANT_DOMAIN = b"kith/relay-grant/v1\x00"
+
+
 def seal_join_request(
     code: InviteCode, newcomer: MemberIdentity, *, ts: int, rand: RandomBytes = random_bytes
-) -> Envelope:
+) -> tuple[Envelope, bytes]:
+    """The join request envelope and its request nonce (keep it: only a welcome naming it counts)."""
     nonce = rand(NONCE_BYTES)
+    request = rand(REQUEST_BYTES)
     plaintext = codec.encode(
-        {"v": 1, "card": newcomer.card().to_bytes(), "invite": code.invite_id, "epoch": code.epoch}
+        {
+            "v": 1,
+            "card": newcomer.card().to_bytes(),
+            "invite": code.invite_id,
+            "epoch": code.epoch,
+            "request": request,
+        }
     )
     ciphertext = aead_encrypt(join_key(code.secret), nonce, plaintext, header_bytes(code.topic, JOIN_EPOCH, ts))
-    return _marker_envelope(code.topic, JOIN_EPOCH, ts, nonce, ciphertext, code.relay_key)
+    return _marker_envelope(code.topic, JOIN_EPOCH, ts, nonce, ciphertext, code.relay_key), request
 
 
 @dataclass(frozen=True)
 class JoinRequest:
     card: IdentityCard
-    invite: bytes
+    invite: bytes | None
     envelope_id: bytes
     epoch: bytes | None = None
     """The epoch whose relay key the newcomer holds (from the code): the welcome is
     authenticated with it, since the newcomer knows no newer one yet."""
+    request: bytes | None = None
+    """The request nonce (None: a member added by card, with no request)."""
 
 
 def open_join_request(envelope: Envelope, secret: bytes) -> JoinRequest:
@@ -146,7 +174,7 @@ def open_join_request(envelope: Envelope, secret: bytes) -> JoinRequest:
         raise Malformed("not a join request")
     plaintext = aead_decrypt(join_key(secret), envelope.nonce, envelope.ciphertext, envelope.associated_data())
     raw = codec.decode(plaintext, max_size=4096, what="join request")
-    if type(raw) is not dict or set(raw) != {"v", "card", "invite", "epoch"} or raw["v"] != 1:
+    if type(raw) is not dict or set(raw) != {"v", "card", "invite", "epoch", "request"} or raw["v"] != 1:
         raise Malformed("join request has the wrong fields")
     if raw["invite"] != invite_id(secret):
         raise Malformed("join request names another invite")
@@ -154,7 +182,10 @@ def open_join_request(envelope: Envelope, secret: bytes) -> JoinRequest:
         raise Malformed("join request card must be bytes")
     if type(raw["epoch"]) is not bytes or len(raw["epoch"]) != limits.EPOCH_ID_BYTES:
         raise Malformed("join request epoch must be 16 bytes")
-    return JoinRequest(IdentityCard.from_bytes(raw["card"]), raw["invite"], envelope.id, raw["epoch"])
+    if type(raw["request"]) is not bytes or len(raw["request"]) != REQUEST_BYTES:
+        raise Malformed("join request nonce must be 16 bytes")
+    card = IdentityCard.from_bytes(raw["card"])
+    return JoinRequest(card, raw["invite"], envelope.id, raw["epoch"], raw["request"])
 
 
 @dataclass(frozen=True)
@@ -167,11 +198,22 @@ class Welcome:
     refused: str | None = None
     contents: dict[bytes, bytes] = field(default_factory=dict, repr=False)
     """Content keys: the current epoch's, and earlier ones if the circle shares its history."""
+    request: bytes = b""
+    """The join request it answers."""
+    by: bytes = b""
+    """The member id of the approver (or refuser), whose signature it carries."""
+
+
+def _signed_payload(payload: dict[str, object], approver: MemberIdentity) -> bytes:
+    body = dict(payload, by=approver.member_id)
+    return codec.encode({**body, "sig": approver.sign(_WELCOME_DOMAIN, codec.encode(body))})
 
 
 def seal_welcome(
     newcomer: IdentityCard,
     *,
+    approver: MemberIdentity,
+    request: bytes,
     circle: bytes,
     name: str,
     epochs: dict[bytes, bytes],
@@ -182,7 +224,8 @@ def seal_welcome(
     ts: int,
     rand: RandomBytes = random_bytes,
 ) -> Envelope:
-    """The welcome for an approved newcomer: the circle's id and keys, sealed to them.
+    """The welcome for an approved newcomer: the circle's id and keys, for their request,
+    signed by the approver and sealed to them.
 
     ``epochs`` holds every epoch key (the whole circle state is a fold over all ops);
     ``contents`` the content keys the newcomer may have (at least the current one).
@@ -196,35 +239,52 @@ def seal_welcome(
         "current": current,
         "relays": relays[:MAX_ADDRESSES],
         "to": newcomer.member_id,
+        "request": request,
     }
     topic = circle_topic(circle)
-    return _marker_envelope(
-        topic, WELCOME_EPOCH, ts, rand(NONCE_BYTES), seal_to(newcomer.dh_public, codec.encode(payload)), relay_key
-    )
+    sealed = seal_to(newcomer.dh_public, _signed_payload(payload, approver))
+    return _marker_envelope(topic, WELCOME_EPOCH, ts, rand(NONCE_BYTES), sealed, relay_key)
 
 
 def seal_refusal(
-    newcomer: IdentityCard, *, topic: bytes, reason: str, relay_key: bytes, ts: int, rand: RandomBytes = random_bytes
+    newcomer: IdentityCard,
+    *,
+    refuser: MemberIdentity,
+    request: bytes,
+    topic: bytes,
+    reason: str,
+    relay_key: bytes,
+    ts: int,
+    rand: RandomBytes = random_bytes,
 ) -> Envelope:
-    payload = {"v": 1, "refused": reason[:200], "to": newcomer.member_id}
-    return _marker_envelope(
-        topic, WELCOME_EPOCH, ts, rand(NONCE_BYTES), seal_to(newcomer.dh_public, codec.encode(payload)), relay_key
-    )
+    payload = {"v": 1, "refused": reason[:200], "to": newcomer.member_id, "request": request}
+    sealed = seal_to(newcomer.dh_public, _signed_payload(payload, refuser))
+    return _marker_envelope(topic, WELCOME_EPOCH, ts, rand(NONCE_BYTES), sealed, relay_key)
 
 
-def open_welcome(envelope: Envelope, me: MemberIdentity) -> Welcome:
-    """Open a welcome or refusal meant for us; `Undecryptable` if it is someone else's."""
+def open_welcome(envelope: Envelope, me: MemberIdentity, request: bytes) -> Welcome:
+    """Open a welcome or refusal meant for us and for our join ``request``.
+
+    `Undecryptable` if it is someone else's; `Malformed` if it is ours but malformed,
+    unsigned, or answers another request (a stale welcome, replayed)."""
     if envelope.epoch != WELCOME_EPOCH:
         raise Malformed("not a welcome")
     plaintext = open_sealed(me.dh_public, me.dh_secret, envelope.ciphertext)
     raw = codec.decode(plaintext, max_size=limits.MAX_OP_BYTES, what="welcome")
     if type(raw) is not dict or raw.get("v") != 1 or raw.get("to") != me.member_id:
         raise Malformed("welcome is malformed or meant for someone else")
+    by, signature = raw.get("by"), raw.get("sig")
+    if type(by) is not bytes or len(by) != limits.MEMBER_ID_BYTES or type(signature) is not bytes:
+        raise Malformed("welcome is not signed")
+    body = {key: value for key, value in raw.items() if key != "sig"}
+    verify(by, _WELCOME_DOMAIN, codec.encode(body), signature)
+    if raw.get("request") != request:
+        raise Malformed("welcome answers another join request")
     if "refused" in raw:
-        if set(raw) != {"v", "refused", "to"} or type(raw["refused"]) is not str:
+        if set(raw) != {"v", "refused", "to", "request", "by", "sig"} or type(raw["refused"]) is not str:
             raise Malformed("refusal has the wrong fields")
-        return Welcome(b"", "", {}, b"", (), refused=raw["refused"])
-    if set(raw) != {"v", "circle", "name", "epochs", "contents", "current", "relays", "to"}:
+        return Welcome(b"", "", {}, b"", (), refused=raw["refused"], request=request, by=by)
+    if set(raw) != {"v", "circle", "name", "epochs", "contents", "current", "relays", "to", "request", "by", "sig"}:
         raise Malformed("welcome has the wrong fields")
     circle, epochs, current, contents = raw["circle"], raw["epochs"], raw["current"], raw["contents"]
     if type(circle) is not bytes or len(circle) != limits.CIRCLE_ID_BYTES or circle_topic(circle) != envelope.topic:
@@ -243,49 +303,75 @@ def open_welcome(envelope: Envelope, me: MemberIdentity) -> Welcome:
             raise Malformed("welcome content key is malformed")
     name = raw["name"] if type(raw["name"]) is str else ""
     relays = tuple(r for r in raw["relays"] if type(r) is str) if type(raw["relays"]) is list else ()
-    return Welcome(circle, name[:64], dict(epochs), current, relays, None, dict(contents))
+    return Welcome(circle, name[:64], dict(epochs), current, relays, None, dict(contents), request, by)
 
 
 def _grant_key(relay_key: bytes) -> bytes:
     return blake2b(b"kith/grant/v1", person=b"kith-grant-key", key=relay_key, size=32)
 
 
+def grant_signing_keypair(epoch_key: bytes) -> tuple[bytes, bytes]:
+    """(public, secret) Ed25519 keys that sign relay grants from this epoch: derived from the
+    epoch key, so members (who hold it) can sign and relays (who hold only the relay key)
+    can check, but a relay-key holder cannot forge."""
+    return signing_keypair(blake2b(b"kith/grant-sign/v1", person=b"kith-grant-sign", key=epoch_key, size=32))
+
+
 def seal_relay_grant(
     topic: bytes,
     *,
-    previous_relay_key: bytes,
+    previous_key: bytes,
     epoch: bytes,
-    relay_key: bytes,
+    epoch_key: bytes,
     ts: int,
     rand: RandomBytes = random_bytes,
 ) -> Envelope:
-    """Tell relays a new epoch's relay key, encrypted and authenticated under the previous one.
+    """Tell relays a new epoch's relay key (and the key that will check grants from it),
+    encrypted under the previous relay key and signed with the previous epoch's grant key.
 
-    Relays follow this chain from the relay keys in their token, so they keep accepting
-    a circle's envelopes across key rotations without an organizer's help. (Anyone who
-    held the previous relay key can follow it too: relay keys only keep outsiders from
-    filling relays with junk; they never protect content.)
+    Relays follow this chain from the relay keys in their token, so they keep accepting a
+    circle's envelopes across rotations without an organizer's help. Only holders of the
+    previous *epoch* key can sign one; a relay learns each epoch's key once and never
+    replaces it (docs/PROTOCOL.md §10).
     """
+    previous_relay_key = relay_key_of(previous_key)
+    _public, secret = grant_signing_keypair(previous_key)
+    grant_public, _secret = grant_signing_keypair(epoch_key)
+    header = header_bytes(topic, GRANT_EPOCH, ts)
+    body = {"v": 1, "epoch": epoch, "relay_key": relay_key_of(epoch_key), "grant_key": grant_public}
+    signature = sign(secret, _GRANT_DOMAIN, header + codec.encode(body))
+    plaintext = codec.encode({**body, "sig": signature})
     nonce = rand(NONCE_BYTES)
-    plaintext = codec.encode({"v": 1, "epoch": epoch, "relay_key": relay_key})
-    ciphertext = aead_encrypt(_grant_key(previous_relay_key), nonce, plaintext, header_bytes(topic, GRANT_EPOCH, ts))
+    ciphertext = aead_encrypt(_grant_key(previous_relay_key), nonce, plaintext, header)
     return _marker_envelope(topic, GRANT_EPOCH, ts, nonce, ciphertext, previous_relay_key)
 
 
-def open_relay_grant(envelope: Envelope, previous_relay_key: bytes) -> tuple[bytes, bytes]:
-    """(epoch id, relay key) from a grant; `Undecryptable` if ``previous_relay_key`` is not its key."""
+@dataclass(frozen=True)
+class RelayGrant:
+    epoch: bytes
+    relay_key: bytes = field(repr=False)
+    grant_key: bytes
+    """Checks the grants that will come from this epoch."""
+
+
+def open_relay_grant(envelope: Envelope, previous_relay_key: bytes, previous_grant_key: bytes) -> RelayGrant:
+    """A grant from the epoch whose relay key and grant key are given; `Undecryptable` if it
+    is not from that epoch, `BadSignature` if it is not signed with that epoch's grant key."""
     if envelope.epoch != GRANT_EPOCH:
         raise Malformed("not a relay grant")
-    plaintext = aead_decrypt(
-        _grant_key(previous_relay_key), envelope.nonce, envelope.ciphertext, envelope.associated_data()
-    )
-    raw = codec.decode(plaintext, max_size=256, what="relay grant")
-    if type(raw) is not dict or set(raw) != {"v", "epoch", "relay_key"} or raw["v"] != 1:
+    header = envelope.associated_data()
+    plaintext = aead_decrypt(_grant_key(previous_relay_key), envelope.nonce, envelope.ciphertext, header)
+    raw = codec.decode(plaintext, max_size=512, what="relay grant")
+    if type(raw) is not dict or set(raw) != {"v", "epoch", "relay_key", "grant_key", "sig"} or raw["v"] != 1:
         raise Malformed("relay grant has the wrong fields")
-    epoch, key = raw["epoch"], raw["relay_key"]
+    epoch, key, grant_key, signature = raw["epoch"], raw["relay_key"], raw["grant_key"], raw["sig"]
     if type(epoch) is not bytes or len(epoch) != limits.EPOCH_ID_BYTES or type(key) is not bytes or len(key) != 32:
         raise Malformed("relay grant is malformed")
-    return epoch, key
+    if type(grant_key) is not bytes or len(grant_key) != 32 or type(signature) is not bytes:
+        raise Malformed("relay grant is malformed")
+    body = {k: v for k, v in raw.items() if k != "sig"}
+    verify(previous_grant_key, _GRANT_DOMAIN, header + codec.encode(body), signature)
+    return RelayGrant(epoch, key, grant_key)
 
 
 NO_CONTENT_KEY = bytes(32)
@@ -317,6 +403,9 @@ __all__ = [
     "open_join_request",
     "open_relay_grant",
     "seal_relay_grant",
+    "grant_signing_keypair",
+    "RelayGrant",
+    "REQUEST_BYTES",
     "open_welcome",
     "seal_epoch_key",
     "seal_join_request",

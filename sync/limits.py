@@ -15,6 +15,8 @@ MAX_PARENTS = 16
 
 MAX_KIND_CHARS = 32
 MAX_LAMPORT = 2**53 - 1
+MAX_SEQ = 2**53 - 1
+"""An author's op count in one circle; like lamport, exact in every language's integers."""
 MAX_TS = 2**40 - 1
 """Seconds since the Unix epoch; far beyond any real clock, small enough for every language's integers."""
 

@@ -1,7 +1,10 @@
 """Signed ops: the unit of everything a member says or does in a circle.
 
-An op is ``{circle, author, parents, lamport, ts, kind, body}``, encoded as canonical CBOR
-and signed by its author's Ed25519 key over ``"kith/op/v1\\0" || op bytes``. The signed
+An op is ``{circle, author, parents, lamport, seq, ts, kind, body}``, encoded as canonical
+CBOR and signed by its author's Ed25519 key over ``"kith/op/v2\\0" || op bytes``. ``seq``
+numbers the author's ops in the circle (1, 2, ...): each op cites its author's previous one
+among its parents, so an author's ops form a hash chain, and two ops with one ``seq`` are a
+provable fork (see `sync.dag`, `sync.causal`). The signed
 op travels as the two-element array ``[op, signature]``; its id is `ids.op_id` of those
 bytes. Decoding validates every field before the signature is checked, and the
 signature before anything else may look at the op. Kind-specific body schemas and
@@ -21,9 +24,9 @@ from identity.keys import MemberIdentity
 from sync import limits
 from sync.ids import op_id
 
-OP_DOMAIN = b"kith/op/v1\x00"
+OP_DOMAIN = b"kith/op/v2\x00"
 _KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
-_OP_KEYS = frozenset({"circle", "author", "parents", "lamport", "ts", "kind", "body"})
+_OP_KEYS = frozenset({"circle", "author", "parents", "lamport", "seq", "ts", "kind", "body"})
 _SIG_SUFFIX = b"\x58\x40"  # CBOR: byte string of length 64
 _VALID_KINDS: set[str] = set()
 """Kind names already checked against `_KIND` (a bounded cache: the regex is the slow part)."""
@@ -31,7 +34,10 @@ _VALID_KINDS: set[str] = set()
 
 @dataclass(frozen=True, slots=True)
 class Op:
-    """An unsigned op. ``parents`` are op ids in ascending byte order, without repeats."""
+    """An unsigned op. ``parents`` are op ids in ascending byte order, without repeats.
+
+    ``seq`` is keyword-only: the author's sequence number in the circle (1 for their first
+    op; an op without parents is always its author's first)."""
 
     circle: bytes
     author: bytes
@@ -40,6 +46,7 @@ class Op:
     ts: int
     kind: str
     body: dict[str, Any] = field(hash=False)
+    seq: int = field(kw_only=True)
 
     def __post_init__(self) -> None:
         # Written for speed (every op decoded passes here): plain comparisons, no helpers.
@@ -64,6 +71,11 @@ class Op:
                 raise Malformed("an op with parents must have lamport of at least 2")
         elif lamport != 1:
             raise Malformed("an op without parents must have lamport 1")
+        seq = self.seq
+        if type(seq) is not int or not 1 <= seq <= limits.MAX_SEQ:
+            raise Malformed("op seq is out of range")
+        if not parents and seq != 1:
+            raise Malformed("an op without parents must have seq 1")
         if type(self.ts) is not int or not 0 <= self.ts <= limits.MAX_TS:
             raise Malformed("op timestamp is out of range")
         kind = self.kind
@@ -79,6 +91,7 @@ class Op:
         """The op as a map whose keys are in canonical order (length, then bytes)."""
         return {
             "ts": self.ts,
+            "seq": self.seq,
             "body": codec.canonical_copy(self.body),
             "kind": self.kind,
             "author": self.author,
@@ -138,6 +151,7 @@ class SignedOp:
             fields["ts"],
             fields["kind"],
             fields["body"],
+            seq=fields["seq"],
         )
         op_bytes = op.encode()
         if data != b"\x82" + op_bytes + _SIG_SUFFIX + signature:

@@ -85,7 +85,7 @@ def open_private(envelope: Envelope, me: MemberIdentity) -> SignedOp:
 
 def make_statement(me: MemberIdentity, circle: bytes, kind: str, body: dict[str, Any], *, ts: int) -> SignedOp:
     """The requester's signed statement (never folded: it stands alone, lamport 1)."""
-    return SignedOp.create(Op(circle, me.member_id, (), 1, ts, kind, body), me)
+    return SignedOp.create(Op(circle, me.member_id, (), 1, ts, kind, body, seq=1), me)
 
 
 def seal_private_box(recipient_dh_public: bytes, *, description: str, requester: bytes) -> bytes:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from identity.errors import LocalProtocolError
+from sync.causal import CausalIndex
 from sync.content import NO_READER, ContentReader
 from sync.dag import DEFAULT_MAX_BUFFERED, CausalDag
 from sync.ops import Op, SignedOp
@@ -52,6 +53,8 @@ class IngestResult:
     evicted: int
     replayed: int
     """Ops re-applied because late ops sorted before them (0 on the fast path)."""
+    over_share: bool = False
+    """The sender had more than its share of the causal buffer waiting (see `sync.dag`)."""
 
 
 class CircleReplica:
@@ -65,10 +68,13 @@ class CircleReplica:
     ) -> None:
         self.circle_id = circle_id
         self._cache = cache
-        lookup = None if cache is None else lambda op_id: cache.lamport_of(circle_id, op_id)
-        self.dag = CausalDag(circle_id, max_buffered=max_buffered, lookup=lookup)
+        lookup = None if cache is None else lambda op_id: cache.meta_of(circle_id, op_id)
+        self.index = CausalIndex(lookup)
+        self.dag = CausalDag(circle_id, max_buffered=max_buffered, index=self.index)
         history = None if cache is None else self._history
-        self.state = CircleState(circle_id, undo_window=undo_window, history=history)
+        self.state = CircleState(
+            circle_id, undo_window=undo_window, history=history, causal=self.index, causal_order=True
+        )
 
     def _history(self, upto: FoldKey) -> Iterator[SignedOp]:
         assert self._cache is not None
@@ -95,14 +101,15 @@ class CircleReplica:
         cursor = 0
         if snapshot is not None:
             replica.state = CircleState.restore(
-                circle_id, snapshot.picture, undo_window=undo_window, history=replica._history
-            )
-            replica.dag = CausalDag(
                 circle_id,
-                max_buffered=max_buffered,
-                lookup=lambda op_id: cache.lamport_of(circle_id, op_id),
-                heads=snapshot.heads,
+                snapshot.picture,
+                undo_window=undo_window,
+                history=replica._history,
+                causal=replica.index,
+                causal_order=True,
             )
+            replica.dag = CausalDag(circle_id, max_buffered=max_buffered, index=replica.index, heads=snapshot.heads)
+            replica.index.restore_chains(snapshot.chains, snapshot.forks)
             watermark, cursor = snapshot.watermark, snapshot.cursor
             after = replica.state.last_key
             for signed in cache.iter_ops(circle_id, after=after, max_seq=watermark):
@@ -115,26 +122,32 @@ class CircleReplica:
 
     # --- ingesting -------------------------------------------------------------------
 
-    def ingest(self, signed: SignedOp) -> IngestResult:
-        return self.ingest_many((signed,))
+    def ingest(self, signed: SignedOp, source: str = "") -> IngestResult:
+        return self.ingest_many((signed,), source)
 
     def ingest_bytes(self, data: bytes) -> IngestResult:
         """Decode and verify signed-op bytes, then ingest; raises `RemoteProtocolError` if bad."""
         return self.ingest(SignedOp.decode(data))
 
-    def ingest_many(self, ops: Iterable[SignedOp]) -> IngestResult:
-        """Ingest verified ops in any order (one cache transaction for the whole batch)."""
+    def ingest_many(self, ops: Iterable[SignedOp], source: str = "") -> IngestResult:
+        """Ingest verified ops in any order (one cache transaction for the whole batch).
+
+        ``source`` names who sent them (a peer id), so one sender cannot fill the causal
+        buffer with ops whose parents never come (`IngestResult.over_share` says it tried).
+        """
         applied: list[SignedOp] = []
         dropped: list[tuple[bytes, str]] = []
         buffered: list[bytes] = []
         missing: set[bytes] = set()
         duplicates = evicted = 0
+        over_share = False
         for signed in ops:
-            outcome = self.dag.add(signed)
+            outcome = self.dag.add(signed, source)
             applied.extend(outcome.delivered)
             dropped.extend(outcome.dropped)
             duplicates += outcome.duplicate
             evicted += outcome.evicted
+            over_share = over_share or outcome.over_share
             if outcome.buffered:
                 buffered.append(signed.id)
             missing |= outcome.missing
@@ -147,18 +160,36 @@ class CircleReplica:
         still_buffered = tuple(op_id for op_id in buffered if self.dag.is_buffered(op_id))
         missing = {op_id for op_id in missing if op_id not in self.dag and not self.dag.is_buffered(op_id)}
         return IngestResult(
-            tuple(applied), rejected, tuple(dropped), still_buffered, frozenset(missing), duplicates, evicted, replayed
+            tuple(applied),
+            rejected,
+            tuple(dropped),
+            still_buffered,
+            frozenset(missing),
+            duplicates,
+            evicted,
+            replayed,
+            over_share,
         )
 
-    def author_op(self, author: MemberIdentity, kind: str, body: dict[str, Any], *, ts: int) -> SignedOp:
+    def next_op(self, author: bytes, *, cite: Iterable[bytes] = ()) -> tuple[tuple[bytes, ...], int, int]:
+        """(parents, lamport, seq) for ``author``'s next op: it continues their chain, cites
+        what they must acknowledge (`CircleState.authoring`) and ``cite``, and the newest heads."""
+        seq, required = self.state.authoring(author)
+        parents, lamport = self.dag.next_position(cite=(*required, *cite), author=author)
+        return parents, lamport, seq
+
+    def author_op(
+        self, author: MemberIdentity, kind: str, body: dict[str, Any], *, ts: int, cite: Iterable[bytes] = ()
+    ) -> SignedOp:
         """Sign a new op on top of this replica's heads (not ingested yet).
 
         The op is round-tripped through `SignedOp.decode`, so it folds here exactly as on
         every other node.
         """
-        parents, lamport = self.dag.next_position()
-        signed = SignedOp.create(Op(self.circle_id, author.member_id, parents, lamport, ts, kind, body), author)
-        return SignedOp.decode(signed.data)
+        cite = (*cite, *self.state.citations_for(kind, body))
+        parents, lamport, seq = self.next_op(author.member_id, cite=cite)
+        op = Op(self.circle_id, author.member_id, parents, lamport, ts, kind, body, seq=seq)
+        return SignedOp.decode(SignedOp.create(op, author).data)
 
     # --- reading ---------------------------------------------------------------------
 

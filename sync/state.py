@@ -10,6 +10,37 @@ kept, listed in `rejected` with its reason, and changes nothing else. No clock a
 randomness take part, so two nodes holding the same ops hold byte-identical states
 whatever order the ops arrived in: `state_hash` compares them.
 
+**Authority from the causal past.** An author picks an op's position (by picking its
+parents), so a position alone never grants authority (docs/OPS.md §2a-2c):
+
+* every author's ops form a chain (``seq``); fold order is chain order, so the fold can
+  track, per member, the highest ``seq`` applied (`chains`) and spot forks (`forks`);
+* a member's ops count only once their chain has cited the op that admitted them, and an
+  op using a role only once their chain has cited the grant of that role ("acked");
+* a removal (or demotion) **strikes** every op of its target, made during the membership
+  it ends, that the removal had not seen: the target's ops it had seen have
+  ``seq <= cut``, and the rest can only have been made concurrently or back-dated.
+  Struck ops stay in the fold order with no effect and are listed with the reason;
+* only a strictly more senior organizer may remove or demote an organizer, so removals
+  cannot strike each other in a cycle.
+
+Striking reaches backwards: the removal sorts after the ops it strikes. The result is
+defined as folding left to right: when a removal takes effect, the ops it strikes are
+struck and everything from the earliest of them is folded again (`_settle`). For this to
+have one answer, a removal's validity must never rest on an op it strikes, and the rules
+see to it (docs/OPS.md §2c): what it relies on is in its causal past (acknowledgements of
+grants and admissions are kept even for struck ops), organizers can only remove less
+senior ones, and decisions (proposals, votes) are never struck. The fold remembers every
+strike (``struck``, not undone by the undo log) so that folding again is cheap; whenever
+it rolls back to a position, the removals at or after it become *unconfirmed*, and
+applying each again either confirms its strikes or revises them (`_settle`,
+`_drop_strikes`), exactly as folding from scratch would.
+
+An op that arrives after a removal and sorts before it cannot be in its past (all of the
+removal's ancestors entered before it did), so unless it could change the removal's own
+validity (leaving) or acknowledges something, it is struck on arrival without replaying
+anything (`_insert_struck`): back-dating costs an attacker's target nothing.
+
 Ops do not arrive in fold order. The common case, an op that sorts after everything
 applied so far, is applied directly (`add`, fast path). An op that sorts earlier ("late
 op") needs the state at its position: every mutation goes through `put`, `drop` or
@@ -25,14 +56,17 @@ The tables are plain dicts of immutable records (`sync.kinds.records`). Some ind
 maintained with undo like the tables but are not part of the canonical state, and
 `sync.kinds.canonical` rebuilds them when a snapshot is restored. Iteration order of a
 dict is never relied on (undo can reorder keys): whatever must be ordered is sorted.
+``struck`` is not undone by the undo log: it records decisions of removals that may sort
+after the ops they concern (see above).
 
 Handlers for the op kinds live in `sync.kinds`; this module only orders, dispatches,
-records rejections and undoes.
+records rejections, strikes and undoes.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -40,9 +74,20 @@ from typing import Any
 from identity.crypto import blake2b
 from identity.errors import LocalProtocolError, RemoteProtocolError
 from sync import limits
+from sync.causal import CausalIndex
 from sync.kinds import HANDLERS
 from sync.kinds.canonical import canonical_state, encode_state, restore_tables
-from sync.kinds.common import NO_GENESIS, NOT_MEMBER, UNKNOWN_KIND, WRONG_CIRCLE, OpRejected
+from sync.kinds.common import (
+    NO_GENESIS,
+    NOT_ACKED,
+    NOT_MEMBER,
+    ROLE_KINDS,
+    STRUCK_DEMOTED,
+    STRUCK_REMOVED,
+    UNKNOWN_KIND,
+    WRONG_CIRCLE,
+    OpRejected,
+)
 from sync.kinds.records import (
     AidItem,
     Checkin,
@@ -56,6 +101,8 @@ from sync.kinds.records import (
     Profile,
     Proposal,
     Rejection,
+    Removal,
+    Struck,
     Vote,
 )
 from sync.kinds.schema import InvalidBody
@@ -73,6 +120,11 @@ DEFAULT_UNDO_WINDOW = 20_000
 _MISSING = object()
 _APPENDED = object()
 _GENESIS_KIND = "circle.create"
+_SLOW_KINDS = frozenset({"member.remove", "member.compromised", "role.revoke"})
+"""Kinds that may make a removal of their author moot (leaving, giving up a role): a late
+one is folded in its place, never struck on arrival."""
+_DECISIONS = frozenset({"proposal.create", "proposal.vote", "proposal.withdraw"})
+"""Never struck: a proposal's outcome must not hinge on a removal that raced it."""
 
 
 def fold_key(signed: SignedOp) -> FoldKey:
@@ -85,6 +137,11 @@ class CircleState:
     Read the tables freely; change them only through ops (`add`). With ``history`` the
     state keeps only the undo window's ops in memory and asks ``history`` for older
     ones when a full re-fold is needed; without it, it keeps every op it applied.
+
+    Ops must be added in a causal order (every op after its parents), as the causal DAG
+    delivers them. ``causal`` answers what an op had seen; a replica shares its DAG's index
+    (``causal_order=True``: the index learns ops as they enter the DAG). Without one the
+    state indexes the ops it is given.
     """
 
     def __init__(
@@ -93,6 +150,8 @@ class CircleState:
         *,
         undo_window: int = DEFAULT_UNDO_WINDOW,
         history: History | None = None,
+        causal: CausalIndex | None = None,
+        causal_order: bool = False,
     ) -> None:
         if type(circle_id) is not bytes or len(circle_id) != limits.CIRCLE_ID_BYTES:
             raise LocalProtocolError("a circle id is 16 bytes")
@@ -101,7 +160,21 @@ class CircleState:
         self.circle_id = circle_id
         self.undo_window = undo_window
         self.full_refolds = 0
+        self.strike_replays = 0
+        """Ops re-applied because a removal struck ops that sorted before it."""
         self._history = history
+        self._own_index = causal is None
+        self.causal = causal if causal is not None else CausalIndex()
+        self.causal_order = causal_order and causal is not None
+        self.struck: dict[bytes, Struck] = {}
+        """Ops struck by a removal that had not seen them (see the module docstring)."""
+        self._struck_by: dict[bytes, tuple[FoldKey, set[bytes]]] = {}
+        """striker op id -> (its fold key, the op ids it struck)."""
+        self._unconfirmed: set[bytes] = set()
+        """Strikers the fold rolled back over: applying them again confirms or revises their strikes."""
+        self._pending: list[tuple[SignedOp, list[SignedOp], str]] = []
+        self._dropping: list[bytes] = []
+        """Strikers applied again and found invalid (or struck): their strikes must go."""
         self._reset()
 
     def _reset(self) -> None:
@@ -125,15 +198,23 @@ class CircleState:
         """member id -> X25519 public key (from the card in circle.create / member.add)."""
         self.epochs: dict[bytes, Epoch] = {}
         self.holders: dict[bytes, dict[bytes, bytes]] = {}
-        """epoch id -> member id -> the op that delivered that epoch's key to them."""
+        """epoch id -> member id -> the op by which they hold its key (their ack, or the rotation)."""
+        self.offers: dict[bytes, dict[bytes, bytes]] = {}
+        """epoch id -> member id -> the first op that sealed the epoch's key to them."""
+        self.admissions: dict[bytes, bytes] = {}
+        """join request nonce -> the member.add that answered it (a request admits once)."""
         self.invites: dict[bytes, Invite] = {}
         self.relays: dict[str, bytes] = {}
         """relay address -> the relay.add op."""
+        self.removals: dict[bytes, tuple[Removal, ...]] = {}
+        """member id -> the removals and demotions that ended a membership or role of theirs."""
         # Derived indexes (rebuilt on restore, not hashed).
         self.roots: list[bytes] = []
         self.replies: dict[bytes, list[bytes]] = {}
         self.open_proposals: dict[bytes, FoldKey] = {}
         self.open_by_author: dict[bytes, int] = {}
+        self.newest_held: dict[bytes, FoldKey] = {}
+        """member id -> where the newest epoch they hold began (for stale content keys)."""
         # Fold bookkeeping.
         self._undo: list[tuple[Any, Any, Any]] = []
         self._keys: list[FoldKey] = []
@@ -176,6 +257,17 @@ class CircleState:
         self._marks.append(mark)
         self._keys.append((op.lamport, signed.id))
         self._ops.append(signed)
+        if self._own_index and signed.id not in self.causal:
+            self.causal.add(signed)
+        if signed.id in self.struck:
+            if signed.id in self._struck_by:
+                self._dropping.append(signed.id)  # a struck removal strikes nothing
+            member = self.members.get(op.author)
+            if member is not None and op.kind != _GENESIS_KIND:
+                # Its only effect: what it acknowledged stands (that is a fact about what
+                # its author had seen, not a decision the strike could undo).
+                self._note_citations(signed, member)
+            return  # listed from `struck`
         kind = op.kind
         try:
             handler = HANDLERS.get(kind)
@@ -186,18 +278,52 @@ class CircleState:
             if kind != _GENESIS_KIND:
                 if "circle" not in self.info:
                     raise OpRejected(NO_GENESIS)
-                if op.author not in self.members:
+                member = self.members.get(op.author)
+                if member is None:
                     raise OpRejected(NOT_MEMBER)
+                if not self._note_citations(signed, member).acked:
+                    raise OpRejected(NOT_ACKED)
+                # What it acknowledged stands even if the rest of the op is rejected.
+                mark = len(self._undo)
             handler(self, signed, op, op.body)
         except InvalidBody as exc:
             self._reject(signed, mark, f"invalid body: {exc}")
         except RemoteProtocolError as exc:
             self._reject(signed, mark, str(exc))
 
+    def _note_citations(self, signed: SignedOp, member: Member) -> Member:
+        """Record what the author acknowledges by citing it: their admission, their grants."""
+        grants = member.grants
+        if member.acked and (not grants or all(grant.acked for grant in grants)):
+            return member  # the common case: nothing left to acknowledge
+        parents = signed.op.parents
+        updated = member
+        if not member.acked and member.joined_op in parents:
+            updated = updated._replace(acked=True)
+        if any(not grant.acked and grant.op in parents for grant in grants):
+            updated = updated._replace(grants=tuple(g._replace(acked=True) if g.op in parents else g for g in grants))
+        if updated is not member:
+            self.put(self.members, signed.op.author, updated)
+        return updated
+
+    @property
+    def chains(self) -> dict[bytes, tuple[int, bytes]]:
+        """member id -> (their highest seq, that op), over every op of the circle."""
+        return self.causal.chains
+
+    @property
+    def forks(self) -> set[tuple[bytes, int]]:
+        """(author, seq) that two different ops of the circle use: the author forked."""
+        return self.causal.forks
+
     def _reject(self, signed: SignedOp, mark: int, reason: str) -> None:
         self._undo_to(mark)
         op = signed.op
         self.put(self.rejected, signed.id, Rejection(signed.id, op.lamport, op.author, op.kind, reason))
+        if self._pending:
+            self._pending = [entry for entry in self._pending if entry[0].id != signed.id]
+        if signed.id in self._struck_by:
+            self._dropping.append(signed.id)
 
     def add(self, signed: SignedOp) -> int:
         """Insert one op at its fold position; return how many later ops were re-applied.
@@ -209,10 +335,7 @@ class CircleState:
         keys = self._keys
         last = keys[-1] if keys else self._base_key
         if last is None or key > last:
-            self._apply(signed)
-            if len(keys) > 2 * self.undo_window:
-                self._trim()
-            return 0
+            return self._run((signed,)) - 1
         if self._base_key is None or key > self._base_key:
             index = bisect_left(keys, key)
             if index < len(keys) and keys[index] == key:
@@ -228,41 +351,92 @@ class CircleState:
         while late < len(batch) and last is not None and fold_key(batch[late]) <= last:
             late += 1
         replayed = self._insert_late(batch[:late]) if late else 0
-        for signed in batch[late:]:
-            replayed += self.add(signed)
+        replayed += self._run(batch[late:]) - (len(batch) - late)
         return replayed
 
     def _insert_late(self, batch: list[SignedOp]) -> int:
         """Roll back to the earliest op of ``batch`` (sorted) and apply it merged with what follows."""
-        first = fold_key(batch[0])
+        rest = [signed for signed in batch if not self._insert_struck(signed)]
+        if not rest:
+            return 0
+        first = fold_key(rest[0])
         if self._base_key is not None and first <= self._base_key:
-            return self._refold_with(batch)
-        index = bisect_left(self._keys, first)
-        later = self._ops[index:]
-        self._rollback_to(index)
-        self._apply_merged(later, batch)
-        return len(later)
+            return self._refold_with(rest, first)
+        later = self._rollback_to(bisect_left(self._keys, first))
+        return max(0, self._run(later, rest) - len(rest))
 
-    def _apply_merged(self, first: Iterable[SignedOp], second: list[SignedOp]) -> int:
-        """Apply two fold-ordered op streams merged, each fold key once; return how many."""
+    def _run(self, *streams: Iterable[SignedOp]) -> int:
+        """Apply fold-ordered op streams merged (each fold key once), settling strikes as they
+        come. Returns how many ops were applied."""
+        merged = heapq.merge(*streams, key=fold_key)
+        redo: list[tuple[FoldKey, int, SignedOp]] = []
+        tiebreak = itertools.count()
+        following = next(merged, None)
+        previous = self.last_key
         count = 0
-        previous = None
-        for signed in heapq.merge(first, second, key=fold_key):
-            key = (signed.op.lamport, signed.id)
-            if key == previous:
-                continue
-            previous = key
-            self._apply(signed)
-            count += 1
-            if len(self._keys) > 2 * self.undo_window:
-                self._trim()
+        while True:
+            rolled: list[SignedOp] | FoldKey = []
+            settling: bytes | None = None
+            if redo and (following is None or redo[0][0] <= fold_key(following)):
+                key, _n, signed = heapq.heappop(redo)
+            elif following is not None:
+                signed, key = following, fold_key(following)
+                following = next(merged, None)
+            elif self._unconfirmed:
+                # Strikers never applied again (none should be left): their strikes go.
+                self._dropping.extend(self._unconfirmed)
+                self._unconfirmed.clear()
+                rolled = self._drop_strikes()
+                signed = None
+            else:
+                break
+            if signed is not None:
+                if previous is not None and key <= previous:
+                    continue  # a duplicate, or already applied
+                self._apply(signed)
+                previous = key
+                count += 1
+                if self._dropping:
+                    rolled = self._drop_strikes()
+                elif self._pending:
+                    settling = self._pending[0][0].id
+                    rolled = self._settle()
+                else:
+                    self._unconfirmed.discard(signed.id)
+                    if len(self._keys) > 2 * self.undo_window:
+                        self._trim()
+            if type(rolled) is tuple:  # a fold key before the undo window: fold all again
+                rest = [op for _k, _n, op in redo]
+                if following is not None:
+                    rest.append(following)
+                rest.extend(merged)
+                return count + self._refold_with(rest, rolled, keep=settling)
+            if rolled:
+                self.strike_replays += len(rolled)
+                for op in rolled:
+                    heapq.heappush(redo, (fold_key(op), next(tiebreak), op))
+                previous = self.last_key
         return count
 
-    def _rollback_to(self, index: int) -> None:
-        self._undo_to(self._marks[index])
+    def _decide_again_from(self, position: FoldKey, keep: bytes | None) -> None:
+        """Folding again from ``position``: strikers at or after it but ``keep`` become
+        unconfirmed; applied again, each confirms its strikes or revises them. (Their strikes
+        stay in force meanwhile: a removal never rests on what it strikes, so keeping them
+        cannot change what it decides.)"""
+        for striker, (key, _ids) in self._struck_by.items():
+            if key >= position and striker != keep:
+                self._unconfirmed.add(striker)
+
+    def _rollback_to(self, index: int, *, keep: bytes | None = None, decide_again: bool = True) -> list[SignedOp]:
+        """Undo the ops from ``index`` on and return them (see `_decide_again_from`)."""
+        if decide_again and index < len(self._keys) and self._struck_by:
+            self._decide_again_from(self._keys[index], keep)
+        rolled = self._ops[index:]
+        self._undo_to(self._marks[index] if index < len(self._marks) else len(self._undo))
         del self._marks[index:]
         del self._keys[index:]
         del self._ops[index:]
+        return rolled
 
     def _trim(self) -> None:
         """Forget the undo entries of all but the last ``undo_window`` ops."""
@@ -277,8 +451,9 @@ class CircleState:
         del self._keys[:cut]
         del self._ops[:cut]
 
-    def _refold_with(self, batch: list[SignedOp]) -> int:
-        """Fold everything again from the empty state, with the (sorted) ``batch`` merged in."""
+    def _refold_with(self, batch: list[SignedOp], position: FoldKey, *, keep: bytes | None = None) -> int:
+        """Fold everything again from the empty state, with the (sorted) ``batch`` merged in:
+        a rollback to ``position`` that the undo window cannot do (see `_decide_again_from`)."""
         self.full_refolds += 1
         if self._history is not None and self._base_key is not None:
             earlier: Iterable[SignedOp] = self._history(self._base_key)
@@ -286,13 +461,206 @@ class CircleState:
             earlier = self._prefix_ops
         window = self._ops
         self._reset()
-        return max(0, self._apply_merged(_chain(earlier, window), batch) - len(batch))
+        self._pending, self._dropping = [], []
+        self._decide_again_from(position, keep)
+        batch = sorted(batch, key=fold_key)
+        return max(0, self._run(_chain(earlier, window), batch) - len(batch))
+
+    # --- strikes ---------------------------------------------------------------------
+
+    def strike_unseen(
+        self, signed: SignedOp, target: bytes, scope: str, start: FoldKey, anchors: tuple[bytes, ...]
+    ) -> int:
+        """A removal (or demotion, ``scope`` = the role) of ``target`` takes effect at
+        ``signed``, the op being applied: record it, and strike the target's ops since
+        ``start`` that it had not seen (docs/OPS.md §2c). Returns the cut. ``anchors``: the
+        ops the target acknowledges to hold the membership or role (their admission, grants).
+
+        Decisions (proposals, votes) are never struck (docs/OPS.md §2c)."""
+        cut, unseen = self._unseen_ops(signed, target, start)
+        kinds = ROLE_KINDS.get(scope)
+        unseen = [op for op in unseen if (op.op.kind in kinds if kinds else op.op.kind not in _DECISIONS)]
+        record = Removal(start[0], start[1], signed.op.lamport, signed.id, cut, scope, anchors)
+        self.put(self.removals, target, (*self.removals.get(target, ()), record))
+        if unseen or signed.id in self._struck_by:
+            reason = STRUCK_REMOVED if scope == "member" else STRUCK_DEMOTED
+            self._pending.append((signed, unseen, reason))
+        return cut
+
+    def _unseen_ops(self, signed: SignedOp, target: bytes, start: FoldKey) -> tuple[int, list[SignedOp]]:
+        """(cut, the target's ops in (start, signed) that ``signed`` had not seen)."""
+        chain = self.chains.get(target)
+        if chain is None:
+            return 0, []
+        forked = self.causal.forked(target)
+        hint = 0
+        for parent in signed.op.parents:
+            meta = self.causal.get(parent)
+            if meta is not None and meta.author == target and meta.seq > hint:
+                hint = meta.seq
+        if not forked and chain[0] <= hint:
+            return hint, []
+        cut = hint
+        if not forked and not hint:
+            latest = self.causal.latest_seen(signed.id, target, floor=start[0])
+            cut = 0 if latest is None else latest.seq
+            if chain[0] <= cut:
+                return cut, []
+        candidates = self._ops_of(target, start, fold_key(signed), None if forked else cut)
+        # Ops another removal struck are not this one's to strike (it sorts earlier, or
+        # the same target was removed twice; the first removal takes them).
+        candidates = [op for op in candidates if op.id not in self.struck or self.struck[op.id].striker == signed.id]
+        seen = self.causal.which_in_past((op.id for op in candidates), signed.id)
+        for op in candidates:
+            if op.id in seen and op.op.seq > cut:
+                cut = op.op.seq
+        return cut, [op for op in candidates if op.id not in seen]
+
+    def _ops_of(self, author: bytes, start: FoldKey, end: FoldKey, above: int | None) -> list[SignedOp]:
+        """The author's applied ops with ``start < key < end`` (only ``seq > above``, if given,
+        stopping at the first op at or below it: chain order)."""
+        found: list[SignedOp] = []
+        index = bisect_left(self._keys, end) - 1
+        while index >= 0:
+            key = self._keys[index]
+            if key <= start:
+                return found
+            op = self._ops[index]
+            if op.op.author == author:
+                if above is not None and op.op.seq <= above:
+                    return found
+                found.append(op)
+            index -= 1
+        window_start = self._base_key
+        if window_start is None or window_start <= start:
+            return found
+        older = self._prefix_ops if self._history is None else self._history(window_start)
+        for op in older:
+            if start < fold_key(op) and op.op.author == author and (above is None or op.op.seq > above):
+                found.append(op)
+        return found
+
+    def _settle(self) -> list[SignedOp] | FoldKey:
+        """Make the strikes of the removal just applied what it decided: confirm them if they
+        are unchanged, else strike (and unstrike) the difference and roll back to the earliest
+        op it touches. Returns the ops to apply again, or that op's fold key if it sorts before
+        the undo window (then everything is folded again)."""
+        pending, self._pending = self._pending, []
+        striker = pending[0][0]
+        self._unconfirmed.discard(striker.id)
+        wanted = {op.id: (op, reason) for _striker, unseen, reason in pending for op in unseen}
+        _key, had = self._struck_by.get(striker.id, (fold_key(striker), set()))
+        earliest: FoldKey | None = None
+        for op_id in had - wanted.keys():
+            key = (self.struck.pop(op_id).lamport, op_id)
+            earliest = key if earliest is None else min(earliest, key)
+        for op_id in wanted.keys() - had:
+            op, reason = wanted[op_id]
+            self.struck[op_id] = Struck(op.op.lamport, op.op.author, op.op.kind, reason, striker.id, striker.op.lamport)
+            earliest = fold_key(op) if earliest is None else min(earliest, fold_key(op))
+        if wanted:
+            self._struck_by[striker.id] = (fold_key(striker), set(wanted))
+        else:
+            self._struck_by.pop(striker.id, None)
+        if earliest is None:
+            return []
+        if self._base_key is not None and earliest <= self._base_key:
+            return earliest
+        return self._rollback_to(bisect_left(self._keys, earliest), keep=striker.id)
+
+    def _drop_strikes(self) -> list[SignedOp] | FoldKey:
+        """Undo the strikes of removals that turned out invalid (or struck themselves) and
+        return the ops to apply again, as `_settle` does."""
+        dropping, self._dropping = self._dropping, []
+        earliest: FoldKey | None = None
+        for striker in dropping:
+            self._unconfirmed.discard(striker)
+            if striker not in self._struck_by:
+                continue
+            for op_id in self._struck_by.pop(striker)[1]:
+                key = (self.struck.pop(op_id).lamport, op_id)
+                earliest = key if earliest is None else min(earliest, key)
+        if earliest is None:
+            return []
+        if self._base_key is not None and earliest <= self._base_key:
+            return earliest
+        return self._rollback_to(bisect_left(self._keys, earliest))
+
+    def _insert_struck(self, signed: SignedOp) -> bool:
+        """Strike a late op at once if a removal sorting after it had not seen it; True if so.
+
+        With ops entering in causal order, an op arriving after the removal cannot be in its
+        past. Nothing is re-applied: a struck op has no effect, so it only takes its place.
+        """
+        op = signed.op
+        if op.kind in _SLOW_KINDS:
+            return False
+        key = fold_key(signed)
+        record = None
+        for removal in self.removals.get(op.author, ()):
+            if (removal.start_lamport, removal.start_op) < key < (removal.end_lamport, removal.end_op) and (
+                removal.scope == "member" or op.kind in ROLE_KINDS[removal.scope]
+            ):
+                record = removal
+                break
+        if (
+            record is None
+            or signed.id in self.struck
+            or op.kind in _DECISIONS
+            or any(anchor in op.parents for anchor in record.anchors)
+        ):
+            # (An op acknowledging the membership or role the removal ends may be what
+            # makes its author's later leaving valid: it goes the slow way too.)
+            return False
+        if self._own_index and signed.id not in self.causal:
+            self.causal.add(signed)
+        if not self.causal_order and self.causal.which_in_past((signed.id,), record.end_op):
+            return False
+        reason = STRUCK_REMOVED if record.scope == "member" else STRUCK_DEMOTED
+        self.struck[signed.id] = Struck(op.lamport, op.author, op.kind, reason, record.end_op, record.end_lamport)
+        end = (record.end_lamport, record.end_op)
+        self._struck_by.setdefault(record.end_op, (end, set()))[1].add(signed.id)
+        if self._base_key is not None and key <= self._base_key:
+            self._base_count += 1
+            if self._history is None:
+                self._prefix_ops.append(signed)
+                self._prefix_ops.sort(key=fold_key)
+            return True
+        index = bisect_left(self._keys, key)
+        self._keys.insert(index, key)
+        self._ops.insert(index, signed)
+        self._marks.insert(index, self._marks[index] if index < len(self._marks) else len(self._undo))
+        return True
+
+    # --- authoring -------------------------------------------------------------------
+
+    def authoring(self, member: bytes) -> tuple[int, tuple[bytes, ...]]:
+        """(seq, ops to cite) for ``member``'s next op: their previous op, and what they
+        must acknowledge (their admission, grants of their roles) before their ops count."""
+        chain = self.chains.get(member)
+        cite: list[bytes] = [] if chain is None else [chain[1]]
+        record = self.members.get(member)
+        if record is not None:
+            if not record.acked:
+                cite.append(record.joined_op)
+            cite.extend(grant.op for grant in record.grants if not grant.acked)
+        return (1 if chain is None else chain[0] + 1), tuple(dict.fromkeys(cite))
+
+    def citations_for(self, kind: str, body: dict[str, Any]) -> tuple[bytes, ...]:
+        """Ops an honest author cites for an op of this kind: removing or demoting someone,
+        their latest op, so the removal visibly saw everything of theirs it had."""
+        if kind in ("member.remove", "role.revoke"):
+            target = body.get("member")
+            chain = self.chains.get(target) if type(target) is bytes else None
+            if chain is not None:
+                return (chain[1],)
+        return ()
 
     # --- reading -----------------------------------------------------------------
 
     @property
     def applied_count(self) -> int:
-        """How many ops (accepted or rejected) the state has folded."""
+        """How many ops (accepted, rejected or struck) the state has folded."""
         return self._base_count + len(self._keys)
 
     @property
@@ -312,9 +680,19 @@ class CircleState:
         yield from self._ops
 
     def is_rejected(self, op_id: bytes) -> str | None:
-        """The reason an op was rejected, or None if it was applied (or is unknown)."""
+        """The reason an op was rejected or struck, or None if it was applied (or is unknown)."""
+        struck = self.struck.get(op_id)
+        if struck is not None:
+            return struck.reason
         rejection = self.rejected.get(op_id)
         return None if rejection is None else rejection.reason
+
+    def all_rejections(self) -> dict[bytes, Rejection]:
+        """Every rejected or struck op, by id."""
+        merged = dict(self.rejected)
+        for op_id, entry in self.struck.items():
+            merged[op_id] = Rejection(op_id, entry.lamport, entry.author, entry.kind, entry.reason)
+        return merged
 
     def canonical(self) -> dict[str, Any]:
         """The canonical representation of the whole state (docs/OPS.md, "Canonical state")."""
@@ -335,17 +713,20 @@ class CircleState:
         Restoring the snapshot and adding the tail gives this state back *with* an undo
         window over the tail, so late ops right after a restart stay cheap. The state
         rolls back to take the picture and re-applies the tail; it is unchanged after.
+        (The picture lists every struck op, tail included: strikes are known ahead.)
         """
         tail = max(0, min(tail, len(self._keys)))
         index = len(self._keys) - tail
         later = self._ops[index:]
+        unconfirmed = set(self._unconfirmed)
         if later:
-            self._rollback_to(index)
+            self._rollback_to(index, decide_again=False)
         try:
             picture = canonical_state(self)
         finally:
-            for op in later:
+            for op in later:  # the same ops again, in the same order: the same decisions
                 self._apply(op)
+            self._pending, self._dropping, self._unconfirmed = [], [], unconfirmed
         return picture, later
 
     @classmethod
@@ -356,6 +737,8 @@ class CircleState:
         *,
         undo_window: int = DEFAULT_UNDO_WINDOW,
         history: History | None = None,
+        causal: CausalIndex | None = None,
+        causal_order: bool = False,
     ) -> CircleState:
         """Rebuild a state from `canonical` output (e.g. a decrypted snapshot).
 
@@ -363,8 +746,13 @@ class CircleState:
         circle. Without ``history`` the restored state cannot re-fold ops it never saw,
         so a late op sorting before the snapshot raises `LocalProtocolError`.
         """
-        state = cls(circle_id, undo_window=undo_window, history=history or _no_history)
+        state = cls(
+            circle_id, undo_window=undo_window, history=history or _no_history, causal=causal, causal_order=causal_order
+        )
         count, last = restore_tables(state, picture)
+        for op_id, entry in state.struck.items():
+            striker_key = (entry.striker_lamport, entry.striker)
+            state._struck_by.setdefault(entry.striker, (striker_key, set()))[1].add(op_id)
         state._base_count = count
         state._base_key = last
         return state
@@ -384,7 +772,5 @@ def fold_circle_state(
 ) -> CircleState:
     """A fresh fold of an op set (duplicates ignored), in fold order."""
     state = CircleState(circle_id, undo_window=undo_window)
-    unique = {signed.id: signed for signed in ops}
-    for signed in sorted(unique.values(), key=fold_key):
-        state.add(signed)
+    state.add_many({signed.id: signed for signed in ops}.values())  # fold order is a causal order
     return state

@@ -36,12 +36,14 @@ from identity import codec
 from identity.crypto import NONCE_BYTES, RandomBytes, aead_decrypt, aead_encrypt, blake2b, random_bytes
 from identity.errors import LocalProtocolError, Malformed, StorageError
 from sync import limits
+from sync.causal import OpMeta, meta_of
 from sync.ops import Op, SignedOp
 
 if TYPE_CHECKING:
     from sync.state import CircleState, FoldKey
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: ops carry their author's ``seq`` (protocol op v2); a version-1 cache holds ops this kith cannot read."""
 MAX_SNAPSHOT_BYTES = 1 << 30
 _BATCH = 2_000
 _OP_AD = b"kith/statecache/op/v1\x00"
@@ -75,6 +77,9 @@ class Snapshot:
     watermark: int
     """The highest op seq of this circle the snapshot's op set includes."""
     cursor: int
+    chains: dict[bytes, tuple[int, bytes]]
+    """Where each author's chain stood over the snapshot's op set (`sync.causal`)."""
+    forks: tuple[tuple[bytes, int], ...]
 
 
 def _decode_cached_op(data: bytes, op_id: bytes) -> SignedOp:
@@ -89,6 +94,7 @@ def _decode_cached_op(data: bytes, op_id: bytes) -> SignedOp:
         fields["ts"],
         fields["kind"],
         fields["body"],
+        seq=fields["seq"],
     )
     return SignedOp(op, signature, data, op_id)
 
@@ -110,6 +116,11 @@ class StateCache:
             row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if row is None:
                 self._db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif type(row[0]) is int and row[0] < SCHEMA_VERSION:
+                raise StateCacheError(
+                    f"{path} was written by an older kith whose ops this version cannot read; "
+                    "move the kith home aside and join your circles again"
+                )
             elif row[0] != SCHEMA_VERSION:
                 raise StateCacheError(f"{path} was written by a newer kith (schema {row[0]}); upgrade kith")
         except sqlite3.Error as exc:
@@ -172,6 +183,24 @@ class StateCache:
             return _decode_cached_op(data, op_id)
         except (Malformed, KeyError, TypeError, ValueError) as exc:
             raise StateCacheError(f"the state cache {self.path} holds a damaged op") from exc
+
+    def meta_of(self, circle_id: bytes, op_id: bytes) -> OpMeta | None:
+        """(lamport, author, seq, parents) of a cached op, or None (decrypts the op)."""
+        tag = self._tag(circle_id)
+        rows = self._query("SELECT nonce, ct FROM ops WHERE circle = ? AND id = ?", (tag, op_id))
+        if not rows:
+            return None
+        return meta_of(self._open_op(tag, op_id, rows[0][0], rows[0][1]))
+
+    def get_ops(self, circle_id: bytes, op_ids: Iterable[bytes]) -> dict[bytes, SignedOp]:
+        """The cached ops among ``op_ids``."""
+        tag = self._tag(circle_id)
+        found = {}
+        for op_id in op_ids:
+            rows = self._query("SELECT nonce, ct FROM ops WHERE circle = ? AND id = ?", (tag, op_id))
+            if rows:
+                found[op_id] = self._open_op(tag, op_id, rows[0][0], rows[0][1])
+        return found
 
     def lamport_of(self, circle_id: bytes, op_id: bytes) -> int | None:
         rows = self._query("SELECT lamport FROM ops WHERE circle = ? AND id = ?", (self._tag(circle_id), op_id))
@@ -242,6 +271,8 @@ class StateCache:
             "v": 1,
             "state": picture,
             "heads": [[op_id, lamport] for op_id, lamport in sorted(heads)],
+            "chains": [[author, seq, op_id] for author, (seq, op_id) in sorted(state.chains.items())],
+            "forks": [list(fork) for fork in sorted(state.forks)],
             "watermark": self.max_seq(circle_id),
             "cursor": cursor,
         }
@@ -261,10 +292,16 @@ class StateCache:
         nonce, ciphertext = rows[0]
         data = aead_decrypt(self._key, nonce, ciphertext, _SNAPSHOT_AD + tag)
         raw = codec.decode_unverified(data, max_size=MAX_SNAPSHOT_BYTES, what="state snapshot")
-        if type(raw) is not dict or raw.keys() != {"v", "state", "heads", "watermark", "cursor"} or raw["v"] != 1:
+        keys = {"v", "state", "heads", "chains", "forks", "watermark", "cursor"}
+        if type(raw) is not dict or raw.keys() != keys or raw["v"] != 1:
             raise StateCacheError(f"the state cache {self.path} holds a snapshot this kith cannot read")
-        heads = tuple((op_id, lamport) for op_id, lamport in raw["heads"])
-        return Snapshot(raw["state"], heads, raw["watermark"], raw["cursor"])
+        try:
+            heads = tuple((op_id, lamport) for op_id, lamport in raw["heads"])
+            chains = {author: (seq, op_id) for author, seq, op_id in raw["chains"]}
+            forks = tuple((author, seq) for author, seq in raw["forks"])
+        except (TypeError, ValueError) as exc:
+            raise StateCacheError(f"the state cache {self.path} holds a damaged snapshot") from exc
+        return Snapshot(raw["state"], heads, raw["watermark"], raw["cursor"], chains, forks)
 
     def delete_circle(self, circle_id: bytes) -> None:
         """Forget a circle's ops and snapshot (leaving it, or a panic wipe)."""

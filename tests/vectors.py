@@ -7,12 +7,18 @@ document holds exactly these values, so the spec and the code cannot drift apart
 
 from __future__ import annotations
 
-from identity import codec
 from identity.keys import MemberIdentity, NetworkKey, safety_number
 from identity.keystore import KdfParams, KeystoreData, _derive, seal_keystore
 from sync.content import seal_content
 from sync.envelope import circle_topic, epoch_id, header_bytes, relay_key, seal
-from sync.invites import InviteCode, join_key, seal_join_request, seal_relay_grant
+from sync.invites import (
+    InviteCode,
+    _signed_payload,
+    grant_signing_keypair,
+    join_key,
+    seal_join_request,
+    seal_relay_grant,
+)
 from sync.kinds.keys import invite_id
 from sync.ops import Op, SignedOp
 
@@ -29,7 +35,7 @@ def _fixed(byte: int):  # type: ignore[no-untyped-def]
 
 def compute() -> dict[str, str]:
     card = ALICE.card()
-    op = Op(CIRCLE, ALICE.member_id, (bytes([0x05]) * 32,), 2, 1_700_000_000, "msg.post", {"text": "hello"})
+    op = Op(CIRCLE, ALICE.member_id, (bytes([0x05]) * 32,), 2, 1_700_000_000, "msg.post", {"text": "hello"}, seq=1)
     signed = SignedOp.create(op, ALICE)
     topic = circle_topic(CIRCLE)
     envelope = seal(signed.data, topic=topic, epoch_key=EPOCH_KEY, ts=1_700_000_000, rand=_fixed(0x0A))
@@ -48,13 +54,13 @@ def compute() -> dict[str, str]:
         ("/ip4/192.0.2.1/tcp/4747/p2p/12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm",),
         1_800_000_000,
     )
-    join = seal_join_request(code, BOB, ts=1_700_000_000, rand=_fixed(0x22))
+    join, request = seal_join_request(code, BOB, ts=1_700_000_000, rand=_fixed(0x22))
     next_key = bytes([0x23]) * 32
     grant = seal_relay_grant(
         topic,
-        previous_relay_key=relay_key(EPOCH_KEY),
+        previous_key=EPOCH_KEY,
         epoch=epoch_id(next_key),
-        relay_key=relay_key(next_key),
+        epoch_key=next_key,
         ts=1_700_000_000,
         rand=_fixed(0x24),
     )
@@ -67,7 +73,7 @@ def compute() -> dict[str, str]:
         key=CONTENT_KEY,
         rand=_fixed(0x25),
     )
-    welcome_plaintext = codec.encode(
+    welcome_plaintext = _signed_payload(
         {
             "v": 1,
             "circle": CIRCLE,
@@ -77,7 +83,9 @@ def compute() -> dict[str, str]:
             "current": epoch_id(EPOCH_KEY),
             "relays": [],
             "to": BOB.member_id,
-        }
+            "request": request,
+        },
+        ALICE,
     )
     return {
         "alice-sign-public": ALICE.sign_public.hex(),
@@ -103,6 +111,7 @@ def compute() -> dict[str, str]:
         "invite-code": code.encode(),
         "join-key": join_key(invite_secret).hex(),
         "join-request": join.data.hex(),
+        "grant-public-key": grant_signing_keypair(EPOCH_KEY)[0].hex(),
         "relay-grant": grant.data.hex(),
         "content-blob": content.hex(),
         "welcome-plaintext": welcome_plaintext.hex(),
@@ -121,8 +130,8 @@ def markdown() -> str:
         "",
         "* Alice: Ed25519 seed `01 * 32`, X25519 secret `02 * 32`, name `Alice`, created 1700000000.",
         "* Bob: Ed25519 seed `03 * 32`, X25519 secret `04 * 32`, name `Bob`, created 1700000000.",
-        "* Op: circle `07 * 16`, author Alice, parents `[05 * 32]`, lamport 2, ts 1700000000, kind",
-        '  `msg.post`, body `{"text": "hello"}`.',
+        "* Op: circle `07 * 16`, author Alice, parents `[05 * 32]`, lamport 2, seq 1, ts 1700000000,",
+        '  kind `msg.post`, body `{"text": "hello"}`.',
         "* Envelope: that signed op sealed with epoch key `09 * 32`, the circle's topic, ts 1700000000,",
         "  nonce `0a * 24`.",
         "* Keystore: passphrase `correct horse battery staple`, opslimit 1, memlimit 8 KiB, salt",

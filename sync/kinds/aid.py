@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import schema
-from sync.kinds.common import OpRejected
+from sync.kinds import keys, schema
+from sync.kinds.common import OpRejected, has_role
 from sync.kinds.records import FULFILLED, MATCHED, OPEN, ORGANIZER, WITHDRAWN, AidItem
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def _private(state: CircleState, op: Op, value: Any) -> dict[str, Any] | None:
         if type(box) is not bytes or not 48 < len(box) <= MAX_PRIVATE_BOX:
             raise schema.InvalidBody("private.boxes value", "wrong size")
     organizers = {m for m, member in state.members.items() if ORGANIZER in member.roles}
-    if op.author not in organizers or not set(boxes) <= organizers:
+    if not has_role(state, op.author, ORGANIZER) or not set(boxes) <= organizers:
         raise OpRejected(PRIVATE_NOT_ORGANIZER)
     return value
 
@@ -86,6 +86,7 @@ def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) ->
     if (amount is None) != (unit is None):
         raise schema.InvalidBody("unit", "must be null exactly when amount is null")
     private = _private(state, op, body["private"]) if kind == "aid.request" else None
+    keys.require_fresh_key(state, op, content)
     item_type = "pledge" if kind == "aid.pledge" else "request"
     item = AidItem(
         item_type, op.author, op.lamport, op.ts, category, content, amount, unit, expires, OPEN, (), None, private

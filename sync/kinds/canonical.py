@@ -25,6 +25,7 @@ from sync.kinds.records import (
     DecisionRule,
     Epoch,
     Event,
+    Grant,
     Invite,
     LedgerEntry,
     Member,
@@ -32,14 +33,16 @@ from sync.kinds.records import (
     Profile,
     Proposal,
     Rejection,
+    Removal,
     SpendDetails,
+    Struck,
     Vote,
 )
 
 if TYPE_CHECKING:
     from sync.state import CircleState
 
-CANONICAL_VERSION = 1
+CANONICAL_VERSION = 2
 
 
 def _rows(table: dict[bytes, tuple[Any, ...]]) -> list[list[Any]]:
@@ -78,14 +81,20 @@ def canonical_state(state: CircleState) -> dict[str, Any]:
         "balances": [[code, state.balances[code]] for code in sorted(state.balances)],
         "events": _rows(state.events),
         "rsvps": _nested_rows(state.rsvps, flatten=False),
-        "rejected": [list(state.rejected[key]) for key in sorted(state.rejected)],
+        "rejected": [list(row) for _key, row in sorted(state.all_rejections().items())],
         "epoch": state.info.get("epoch"),
         "rotation_due": state.info.get("rotation_due", False),
         "cards": [[key, state.cards[key]] for key in sorted(state.cards)],
         "epochs": _rows(state.epochs),
         "holders": _nested_rows(state.holders, flatten=False),
+        "offers": _nested_rows(state.offers, flatten=False),
+        "admissions": [[nonce, state.admissions[nonce]] for nonce in sorted(state.admissions)],
         "invites": _rows(state.invites),
         "relays": [[address, state.relays[address]] for address in sorted(state.relays)],
+        "removals": [[target, *record] for target in sorted(state.removals) for record in state.removals[target]],
+        "struck": [
+            [op_id, state.struck[op_id].striker_lamport, state.struck[op_id].striker] for op_id in sorted(state.struck)
+        ],
     }
 
 
@@ -109,6 +118,20 @@ def _rule(row: Any) -> DecisionRule:
 def _charter(row: Any) -> Charter:
     text, invite, rules, adopted_by, history = _tuple(row)
     return Charter(text, invite, tuple(_rule(rule) for rule in _tuple(rules)), adopted_by, history)
+
+
+def _member(fields: list[Any]) -> Member:
+    roles, lamport, joined, added_by, vouch, acked, grants, path = fields
+    return Member(
+        _tuple(roles),
+        lamport,
+        joined,
+        added_by,
+        vouch,
+        acked,
+        tuple(Grant(*_tuple(grant)) for grant in _tuple(grants)),
+        None if path is None else _tuple(path),
+    )
 
 
 def _proposal(fields: list[Any]) -> Proposal:
@@ -148,7 +171,7 @@ def restore_tables(state: CircleState, picture: Any) -> tuple[int, tuple[int, by
             state.info["circle"] = CircleInfo(*_tuple(picture["info"]))
         if picture["charter"] is not None:
             state.info["charter"] = _charter(picture["charter"])
-        state.members = _table(picture, "members", lambda f: Member(_tuple(f[0]), *f[1:]))
+        state.members = _table(picture, "members", _member)
         state.profiles = _table(picture, "profiles", lambda f: Profile(f[0], f[1], _tuple(f[2])))
         state.messages = _table(picture, "messages", lambda f: Message(*f))
         state.reactions = _nested(picture, "reactions", lambda f: _tuple(f[0]))
@@ -168,8 +191,20 @@ def restore_tables(state: CircleState, picture: Any) -> tuple[int, tuple[int, by
         state.cards = {key: value for key, value in (_tuple(row) for row in _tuple(picture["cards"]))}
         state.epochs = _table(picture, "epochs", lambda f: Epoch(*f))
         state.holders = _nested(picture, "holders", lambda f: f[0])
+        state.offers = _nested(picture, "offers", lambda f: f[0])
+        state.admissions = {nonce: op for nonce, op in (_tuple(row) for row in _tuple(picture["admissions"]))}
         state.invites = _table(picture, "invites", lambda f: Invite(*f))
         state.relays = {address: op for address, op in (_tuple(row) for row in _tuple(picture["relays"]))}
+        removals: dict[bytes, tuple[Removal, ...]] = {}
+        for row in map(_tuple, _tuple(picture["removals"])):
+            removals[row[0]] = (*removals.get(row[0], ()), Removal(*row[1:-1], _tuple(row[-1])))
+        state.removals = removals
+        for op_id, striker_lamport, striker in map(_tuple, _tuple(picture["struck"])):
+            rejection = state.rejected.pop(op_id)
+            state.struck[op_id] = Struck(
+                rejection.lamport, rejection.author, rejection.kind, rejection.reason, striker, striker_lamport
+            )
+
         count = picture["count"]
         last = picture["last"]
     except (KeyError, TypeError, ValueError) as exc:
@@ -200,6 +235,13 @@ def rebuild_indexes(state: CircleState) -> None:
             state.roots.append(item_id)
         else:
             state.replies.setdefault(parent, []).append(item_id)
+    state.newest_held = {}
+    for epoch, holders in state.holders.items():
+        record = state.epochs[epoch]
+        for member in holders:
+            start = (record.lamport, record.op)
+            if member not in state.newest_held or start > state.newest_held[member]:
+                state.newest_held[member] = start
     state.open_proposals = {}
     state.open_by_author = {}
     for proposal_id, proposal in state.proposals.items():

@@ -21,6 +21,7 @@ from sync.kinds.records import (
     Charter,
     CircleInfo,
     DecisionRule,
+    Grant,
     Member,
     Profile,
 )
@@ -105,7 +106,7 @@ def genesis_op(
         "epoch": epoch,
     }
     circle_id = new_circle_id(creator.member_id, salt)
-    return SignedOp.create(Op(circle_id, creator.member_id, (), 1, ts, "circle.create", body), creator)
+    return SignedOp.create(Op(circle_id, creator.member_id, (), 1, ts, "circle.create", body, seq=1), creator)
 
 
 def parse_rule(raw: Any, where: str) -> DecisionRule:
@@ -144,9 +145,12 @@ def circle_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
         raise OpRejected(GENESIS_UNBOUND)
     state.put(state.info, "circle", CircleInfo(signed.id, op.author, salt, name, description))
     state.put(state.info, "charter", charter)
-    state.put(state.members, op.author, Member((ORGANIZER,), op.lamport, signed.id, op.author, None))
+    founder = Member(
+        (ORGANIZER,), op.lamport, signed.id, op.author, None, True, (Grant(ORGANIZER, signed.id, True),), ()
+    )
+    state.put(state.members, op.author, founder)
     state.put(state.cards, op.author, dh_public)
-    keys.start_epoch(state, signed, op, epoch, None, {op.author: signed.id})
+    keys.start_epoch(state, signed, op, epoch, None)
 
 
 def charter_update(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:

@@ -35,6 +35,7 @@ TOO_MANY_OPEN = f"a member may have at most {MAX_OPEN_PROPOSALS_PER_MEMBER} open
 NOT_A_PROPOSAL = "proposal is not a proposal of this circle"
 NOT_IN_ELECTORATE = "voter was not a member when the proposal was made"
 NOT_PROPOSER = "only its author may withdraw a proposal"
+OWN_REMOVAL = "a member cannot propose their own removal (they may leave)"
 
 
 def _not_open(status: str) -> str:
@@ -72,6 +73,8 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
     details = _details(kind, body["details"], state)
     if kind == "remove" and details not in state.members:
         raise OpRejected(TARGET_NOT_MEMBER)
+    if kind == "remove" and details == op.author:
+        raise OpRejected(OWN_REMOVAL)
     open_count = state.open_by_author.get(op.author, 0)
     if open_count >= MAX_OPEN_PROPOSALS_PER_MEMBER:
         raise OpRejected(TOO_MANY_OPEN)
@@ -84,7 +87,8 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
         text,
         details,
         state.info["charter"].rule(kind),
-        tuple(sorted(state.members)),
+        # The person a remove proposal names does not vote on it.
+        tuple(sorted(m for m in state.members if kind != "remove" or m != details)),
         OPEN,
         None,
         0,
@@ -114,8 +118,8 @@ def proposal_vote(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
         votes = {}
         state.put(state.votes, proposal_id, votes)
     state.put(votes, op.author, Vote(choice, signed.id, reason))
-    if evaluate(state, proposal_id, signed.id):
-        settle(state, signed.id)
+    if evaluate(state, proposal_id, signed):
+        settle(state, signed)
 
 
 def proposal_withdraw(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import schema
+from sync.kinds import keys, schema
 from sync.kinds.common import OpRejected
 from sync.kinds.records import Event
 
@@ -41,6 +41,7 @@ def event_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> Non
         schema.timestamp(body["starts"], "starts"),
         schema.content_blob(body["content"], "content", state.epochs),
     )
+    keys.require_fresh_key(state, op, event.content)
     state.put(state.events, signed.id, event)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sync.kinds import schema
-from sync.kinds.common import NOT_TREASURER, OpRejected
+from sync.kinds.common import OpRejected, require_role
 from sync.kinds.records import APPROVED, TREASURER, Contribution, LedgerEntry
 
 if TYPE_CHECKING:
@@ -32,8 +32,7 @@ OVER_BALANCE = "the amount exceeds the confirmed balance"
 
 
 def _require_treasurer(state: CircleState, author: bytes) -> None:
-    if TREASURER not in state.members[author].roles:
-        raise OpRejected(NOT_TREASURER)
+    require_role(state, author, TREASURER)
 
 
 def fund_contribute(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:

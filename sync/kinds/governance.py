@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sync.kinds.records import APPROVED, OPEN, ORGANIZER, REJECTED, Proposal
+from sync.kinds.common import SUCCESSION
+from sync.kinds.records import APPROVED, OPEN, ORGANIZER, REJECTED, Grant, Proposal
 
 if TYPE_CHECKING:
+    from sync.ops import SignedOp
     from sync.state import CircleState
 
 
@@ -71,12 +73,12 @@ def decide(proposal: Proposal, eligible: int, approve: int, objection: int, abst
     return OPEN
 
 
-def evaluate(state: CircleState, proposal_id: bytes, at_op: bytes) -> bool:
-    """Update a proposal's tally and status; return True if it removed a member."""
+def evaluate(state: CircleState, proposal_id: bytes, at: SignedOp) -> bool:
+    """Update a proposal's tally and status at op ``at``; return True if it removed a member."""
     proposal = state.proposals[proposal_id]
     eligible, approve, objection, abstain = tally(state, proposal_id, proposal)
     status = decide(proposal, eligible, approve, objection, abstain)
-    decided_by = at_op if status != OPEN else None
+    decided_by = at.id if status != OPEN else None
     updated = proposal._replace(
         status=status, decided_by=decided_by, approve=approve, object=objection, abstain=abstain
     )
@@ -90,27 +92,31 @@ def evaluate(state: CircleState, proposal_id: bytes, at_op: bytes) -> bool:
     if proposal.kind == "charter":
         state.put(state.info, "charter", proposal.details._replace(adopted_by=proposal_id))  # type: ignore[union-attr]
     elif proposal.kind == "remove" and proposal.details in state.members:
-        drop_member(state, proposal.details)  # type: ignore[arg-type]
+        # A removal by vote takes effect where it is decided; it strikes nothing (docs/OPS.md
+        # §2c: votes race each other, so which ops it had not seen is not well defined).
+        drop_member(state, proposal.details, at)  # type: ignore[arg-type]
         return True
     return False
 
 
-def settle(state: CircleState, at_op: bytes) -> None:
+def settle(state: CircleState, at: SignedOp) -> None:
     """Re-evaluate every open proposal after members were removed, until nothing changes."""
     changed = True
     while changed:
         changed = False
         for proposal_id in sorted(state.open_proposals, key=state.open_proposals.__getitem__):
-            if proposal_id in state.open_proposals and evaluate(state, proposal_id, at_op):
+            if proposal_id in state.open_proposals and evaluate(state, proposal_id, at):
                 changed = True
                 break
 
 
-def drop_member(state: CircleState, member_id: bytes) -> None:
-    """Remove a member; if that leaves no organizer, the longest-standing member becomes one.
+def drop_member(state: CircleState, member_id: bytes, at: SignedOp) -> None:
+    """Remove a member (at op ``at``); if that leaves no organizer, the longest-standing
+    member becomes one, by succession (docs/OPS.md §2b).
 
-    Only an approved ``remove`` proposal can remove the last organizer (direct removal
-    and leaving refuse it): the circle voted, and must not be left leaderless.
+    Only an approved ``remove`` proposal or a compromise report can remove the last
+    organizer (direct removal and leaving refuse it): the circle must not be left
+    leaderless.
     """
     state.drop(state.members, member_id)
     # The removed member holds the current key: every removal makes a rotation due.
@@ -120,4 +126,10 @@ def drop_member(state: CircleState, member_id: bytes) -> None:
         return
     eldest = min(members, key=lambda m: (members[m].joined_lamport, members[m].joined_op))
     member = members[eldest]
-    state.put(members, eldest, member._replace(roles=tuple(sorted((*member.roles, ORGANIZER)))))
+    # Their own op needs no acknowledgement (it is in their chain, and cannot be cited twice).
+    grants = tuple(sorted((*member.grants, Grant(ORGANIZER, at.id, at.op.author == eldest))))
+    state.put(
+        members,
+        eldest,
+        member._replace(roles=tuple(sorted((*member.roles, ORGANIZER))), grants=grants, path=(SUCCESSION,)),
+    )

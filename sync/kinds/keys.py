@@ -1,17 +1,24 @@
-"""Key and membership-lifecycle kinds: epochs, rotations, key shares, invites, relays.
+"""Key and membership-lifecycle kinds: epochs, rotations, key shares and acks, invites, relays.
 
 Theory of operation
 -------------------
-Every circle has epoch keys. Any member may rotate (a welcome without history rotates
-first, so the newcomer gets a key nobody used before them); an organizer's node rotates
-when a removal makes it due. The fold cannot see keys (they are sealed to members), only
-their public ids, and it tracks three things: the **current epoch** (the genesis epoch,
-then the epoch of the last ``key.rotate`` in fold order, so concurrent rotations
-converge), **who holds which epoch** (the creator, the members a rotation or
-``key.share`` sealed it to, and newcomers whose ``member.add`` names the epoch their
-welcome carried), and whether a **rotation is due** (a member left or was removed or
-reported compromised after the current epoch began). Nodes act on this: an organizer's
-node rotates when one is due, and delivers the current key to members who lack it.
+Every circle has epoch keys. Organizers rotate (and, when the charter lets members invite,
+any member, since approving a newcomer rotates first); an organizer's node rotates when a
+removal makes it due, or when the current key turned out to be junk. The fold cannot see
+keys (they are sealed to members), only their public ids, and it tracks four things:
+
+* the **current epoch**: the genesis epoch, then the epoch of the last ``key.rotate`` in
+  fold order, so concurrent rotations converge;
+* who a key was **offered** to (the recipients a rotation or ``key.share`` sealed it to);
+* who **holds** it: its rotator, and every member who acknowledged it (``key.ack``, which a
+  member's node sends once it has opened and saved the key). Offering is not holding: a
+  rotation whose boxes do not open is never acknowledged, so nodes see who lacks the key
+  and organizers share it again, or rotate if they cannot open it either;
+* whether a **rotation is due**: a member left, was removed or reported compromised after
+  the current epoch began, or a key was offered to someone no longer a member.
+
+Content sealed with an epoch its author had acknowledged a newer one of is refused: an
+author who knows the key changed cannot keep writing for whoever held the old one.
 
 ``invite.create`` records an invite (its id binds its secret), so every organizer can
 read join requests made with it and the fold can count its uses; ``member.add`` may name
@@ -29,7 +36,7 @@ from identity.errors import BadSignature, Malformed
 from identity.keys import IdentityCard
 from sync import limits
 from sync.kinds import schema
-from sync.kinds.common import NOT_ORGANIZER, TARGET_NOT_MEMBER, OpRejected
+from sync.kinds.common import TARGET_NOT_MEMBER, OpRejected, has_role, may_invite, require_role
 from sync.kinds.governance import drop_member, settle
 from sync.kinds.records import ORGANIZER, Epoch, Invite
 
@@ -50,12 +57,16 @@ RESERVED_EPOCHS = (bytes(16), b"\xff" * 16, b"\xfe" * 16, b"\xfd" * 16)
 
 _ROTATE_KEYS = frozenset({"epoch", "previous", "sealed"})
 _SHARE_KEYS = frozenset({"epoch", "sealed"})
+_ACK_KEYS = frozenset({"epochs"})
+MAX_ACKED = 64
+"""Epochs one key.ack may acknowledge (a welcome carries every epoch: several acks)."""
 _COMPROMISED_KEYS = frozenset({"note"})
 _INVITE_KEYS = frozenset({"invite", "secret", "uses", "expires"})
 _REVOKE_KEYS = frozenset({"invite"})
 _RELAY_KEYS = frozenset({"address"})
 
 EPOCH_KNOWN = "that epoch already exists"
+STALE_KEY = "sealed with a key its author knew had been replaced"
 EPOCH_UNKNOWN = "unknown epoch"
 NOT_CURRENT = "a rotation must replace the current epoch"
 INVITE_UNBOUND = "invite id does not match its secret"
@@ -66,6 +77,7 @@ INVITE_USED_UP = "the invite is used up"
 INVITE_EXPIRED = "the invite had expired"
 NOT_INVITER = "only an organizer may invite (the charter does not let members invite)"
 NOT_INVITE_OWNER = "only the invite's author or an organizer may revoke it"
+NOT_KEY_KEEPER = "only an organizer may rotate or share the circle's keys (the charter does not let members invite)"
 RELAY_KNOWN = "that relay is already listed"
 RELAY_UNKNOWN = "that relay is not listed"
 
@@ -99,13 +111,34 @@ def optional_epoch_ref(value: Any, field: str) -> bytes | None:
     return None if value is None else epoch_ref(value, field)
 
 
-def start_epoch(
-    state: CircleState, signed: SignedOp, op: Op, epoch: bytes, previous: bytes | None, holders: dict[bytes, bytes]
-) -> None:
+def start_epoch(state: CircleState, signed: SignedOp, op: Op, epoch: bytes, previous: bytes | None) -> None:
+    """A new current epoch, held by its author."""
     state.put(state.epochs, epoch, Epoch(signed.id, op.lamport, op.author, previous))
-    state.put(state.holders, epoch, dict(holders))
+    state.put(state.holders, epoch, {op.author: signed.id})
+    state.put(state.offers, epoch, {})
     state.put(state.info, "epoch", epoch)
     state.put(state.info, "rotation_due", False)
+    note_held(state, op.author, epoch)
+
+
+def note_held(state: CircleState, member: bytes, epoch: bytes) -> None:
+    """Keep `CircleState.newest_held` (the newest epoch each member holds) up to date."""
+    record = state.epochs[epoch]
+    start = (record.lamport, record.op)
+    current = state.newest_held.get(member)
+    if current is None or start > current:
+        state.put(state.newest_held, member, start)
+
+
+def require_fresh_key(state: CircleState, op: Op, content: bytes) -> None:
+    """Refuse content sealed with an epoch its author had already seen replaced (they
+    acknowledged, or made, a newer one): checked right after the body's schema."""
+    from sync.content import blob_epoch
+
+    record = state.epochs[blob_epoch(content)]
+    newest = state.newest_held.get(op.author)
+    if newest is not None and (record.lamport, record.op) < newest:
+        raise OpRejected(STALE_KEY)
 
 
 def _sealed(state: CircleState, value: Any, field: str) -> dict[bytes, bytes]:
@@ -128,8 +161,7 @@ def _reached_outsiders(state: CircleState, sealed: dict[bytes, bytes]) -> bool:
 
 
 def _require_organizer(state: CircleState, author: bytes) -> None:
-    if ORGANIZER not in state.members[author].roles:
-        raise OpRejected(NOT_ORGANIZER)
+    require_role(state, author, ORGANIZER)
 
 
 def key_rotate(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -137,29 +169,55 @@ def key_rotate(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     epoch = epoch_ref(body["epoch"], "epoch")
     previous = epoch_ref(body["previous"], "previous")
     sealed = _sealed(state, body["sealed"], "sealed")
+    may_invite(state, op.author, NOT_KEY_KEEPER)
     if epoch in state.epochs:
         raise OpRejected(EPOCH_KNOWN)
     if previous not in state.epochs:
         raise OpRejected(EPOCH_UNKNOWN)
-    holders = {member: signed.id for member in sealed if member in state.members}
-    holders[op.author] = signed.id
-    start_epoch(state, signed, op, epoch, previous, holders)
+    start_epoch(state, signed, op, epoch, previous)
+    _offer(state, signed, epoch, sealed)
     if _reached_outsiders(state, sealed):
         state.put(state.info, "rotation_due", True)
+
+
+def _offer(state: CircleState, signed: SignedOp, epoch: bytes, sealed: dict[bytes, bytes]) -> None:
+    offers = state.offers[epoch]
+    for member in sealed:
+        if member in state.members and member not in offers:
+            state.put(offers, member, signed.id)
 
 
 def key_share(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     body = schema.exact_keys(body, _SHARE_KEYS, "body")
     epoch = epoch_ref(body["epoch"], "epoch")
     sealed = _sealed(state, body["sealed"], "sealed")
-    holders = state.holders.get(epoch)
-    if holders is None:
+    may_invite(state, op.author, NOT_KEY_KEEPER)
+    if epoch not in state.epochs:
         raise OpRejected(EPOCH_UNKNOWN)
-    for member in sealed:
-        if member not in holders and member in state.members:
-            state.put(holders, member, signed.id)
+    _offer(state, signed, epoch, sealed)
     if epoch == state.info.get("epoch") and _reached_outsiders(state, sealed):
         state.put(state.info, "rotation_due", True)
+
+
+def key_ack(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    """A member's node opened and saved these epochs' keys: the member holds them now."""
+    body = schema.exact_keys(body, _ACK_KEYS, "body")
+    epochs = body["epochs"]
+    if type(epochs) is not list:
+        raise schema.InvalidBody("epochs", "wrong type")
+    if not 1 <= len(epochs) <= MAX_ACKED:
+        raise schema.InvalidBody("epochs", "too many items")
+    for value in epochs:
+        epoch_ref(value, "epochs item")
+    if len(set(epochs)) != len(epochs):
+        raise schema.InvalidBody("epochs", "repeated item")
+    if any(epoch not in state.epochs for epoch in epochs):
+        raise OpRejected(EPOCH_UNKNOWN)
+    for epoch in epochs:
+        holders = state.holders[epoch]
+        if op.author not in holders:
+            state.put(holders, op.author, signed.id)
+            note_held(state, op.author, epoch)
 
 
 def member_compromised(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -167,8 +225,8 @@ def member_compromised(state: CircleState, signed: SignedOp, op: Op, body: Any) 
     at once (even the last organizer: the eldest member then leads) and a rotation is due."""
     body = schema.exact_keys(body, _COMPROMISED_KEYS, "body")
     schema.optional_long(body["note"], "note", schema.MAX_NOTE_CHARS)
-    drop_member(state, op.author)
-    settle(state, signed.id)
+    drop_member(state, op.author, signed)
+    settle(state, signed)
 
 
 def invite_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -179,8 +237,7 @@ def invite_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
     expires = schema.optional_timestamp(body["expires"], "expires")
     if invite_id(secret) != invite:
         raise schema.InvalidBody("invite", "does not match secret")
-    if ORGANIZER not in state.members[op.author].roles and not state.info["charter"].members_can_invite:
-        raise OpRejected(NOT_INVITER)
+    may_invite(state, op.author, NOT_INVITER)
     if invite in state.invites:
         raise OpRejected(INVITE_EXISTS)
     state.put(state.invites, invite, Invite(op.author, op.lamport, signed.id, secret, uses, expires, 0, None))
@@ -192,7 +249,7 @@ def invite_revoke(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
     invite = state.invites.get(invite_ref)
     if invite is None:
         raise OpRejected(INVITE_UNKNOWN)
-    if op.author != invite.author and ORGANIZER not in state.members[op.author].roles:
+    if op.author != invite.author and not has_role(state, op.author, ORGANIZER):
         raise OpRejected(NOT_INVITE_OWNER)
     if invite.revoked_by is not None:
         raise OpRejected(INVITE_REVOKED)
@@ -237,7 +294,7 @@ def relay_remove(state: CircleState, signed: SignedOp, op: Op, body: Any) -> Non
 
 
 def members_missing_key(state: CircleState, epoch: bytes | None = None) -> list[bytes]:
-    """Current members not known to hold ``epoch`` (default: the current one), in id order."""
+    """Current members who have not acknowledged ``epoch`` (default: the current one), in id order."""
     epoch = epoch if epoch is not None else state.info.get("epoch")
     holders = state.holders.get(epoch, {}) if epoch is not None else {}
     return sorted(member for member in state.members if member not in holders and member in state.cards)
@@ -257,6 +314,7 @@ __all__ = ["TARGET_NOT_MEMBER", "HANDLERS", "epochs_before", "invite_id", "membe
 HANDLERS = {
     "key.rotate": key_rotate,
     "key.share": key_share,
+    "key.ack": key_ack,
     "member.compromised": member_compromised,
     "invite.create": invite_create,
     "invite.revoke": invite_revoke,

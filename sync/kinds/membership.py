@@ -3,8 +3,11 @@
 ``member.add`` (an organizer, or any member if the charter lets members invite),
 ``member.remove`` (an organizer, or anyone removing themselves: leaving), and
 ``role.grant``/``role.revoke`` (an organizer; anyone may give up their own role). No
-op may leave the circle without an organizer. Keys and key rotation come later; this is
-only the roll the fold checks authority against.
+op may leave the circle without an organizer.
+
+Organizers are ordered by seniority (docs/OPS.md §2b): only a strictly more senior
+organizer may remove or demote another, so two organizers can never remove each other.
+A removal or demotion strikes its target's ops it had not seen (`CircleState.strike_unseen`).
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from identity.keys import IdentityCard
 from sync.kinds import keys, schema
 from sync.kinds.common import (
     LAST_ORGANIZER,
-    NOT_ORGANIZER,
+    NOT_SENIOR,
     TARGET_NOT_MEMBER,
     OpRejected,
+    is_senior,
+    may_invite,
     organizer_count,
+    require_role,
 )
 from sync.kinds.governance import drop_member, settle
-from sync.kinds.records import ORGANIZER, ROLES, Member
+from sync.kinds.records import ORGANIZER, ROLES, Grant, Member
 
 if TYPE_CHECKING:
     from sync.ops import Op, SignedOp
@@ -30,7 +36,9 @@ if TYPE_CHECKING:
 MAX_MEMBERS = 1_000
 """A circle is a group of people who know each other; this bounds every per-member scan."""
 
-_ADD_KEYS = frozenset({"member", "vouch", "card", "invite", "epoch"})
+_ADD_KEYS = frozenset({"member", "vouch", "card", "invite", "request"})
+REQUEST_BYTES = 16
+"""The nonce a join request carries; the member.add answering it names it."""
 _REMOVE_KEYS = frozenset({"member", "reason"})
 _ROLE_KEYS = frozenset({"member", "role"})
 
@@ -39,6 +47,7 @@ CIRCLE_FULL = f"the circle already has {MAX_MEMBERS} members"
 NOT_INVITER = "only an organizer may add members (the charter does not let members invite)"
 ALREADY_HAS_ROLE = "that member already has this role"
 LACKS_ROLE = "that member does not have this role"
+REQUEST_USED = "that join request was already used to let someone in"
 
 
 def member_add(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -47,52 +56,41 @@ def member_add(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     vouch = schema.optional_long(body["vouch"], "vouch", schema.MAX_NOTE_CHARS)
     dh_public = keys.card_key(body["card"], "card", newcomer)
     invite = None if body["invite"] is None else schema.fixed_bytes(body["invite"], "invite", 16)
-    epoch = keys.optional_epoch_ref(body["epoch"], "epoch")
-    if ORGANIZER not in state.members[op.author].roles and not state.info["charter"].members_can_invite:
-        raise OpRejected(NOT_INVITER)
+    request = None if body["request"] is None else schema.fixed_bytes(body["request"], "request", REQUEST_BYTES)
+    may_invite(state, op.author, NOT_INVITER)
     if newcomer in state.members:
         raise OpRejected(ALREADY_MEMBER)
     if len(state.members) >= MAX_MEMBERS:
         raise OpRejected(CIRCLE_FULL)
-    holders = None
-    if epoch is not None:
-        holders = state.holders.get(epoch)
-        if holders is None:
-            raise OpRejected(keys.EPOCH_UNKNOWN)
+    if request is not None and request in state.admissions:
+        raise OpRejected(REQUEST_USED)
     if invite is not None:
         keys.use_invite(state, invite, op)
     state.put(state.members, newcomer, Member((), op.lamport, signed.id, op.author, vouch))
     state.put(state.cards, newcomer, dh_public)
-    if holders is not None and newcomer not in holders:
-        state.put(holders, newcomer, signed.id)
-    if epoch is not None:
-        _credit_welcome_epochs(state, signed, op.author, newcomer, epoch)
-
-
-def _credit_welcome_epochs(
-    state: CircleState, signed: SignedOp, approver: bytes, newcomer: bytes, epoch: bytes
-) -> None:
-    """The welcome carried every epoch key the approver holds: record the newcomer as a
-    holder of the epochs before ``epoch`` on its chain that the fold knows the approver
-    holds. (Epochs it may lack, e.g. begun concurrently elsewhere, are then shared by
-    organizers: see `keys.members_missing_key`.)"""
-    for previous in keys.epochs_before(state, epoch):
-        older = state.holders.get(previous)
-        if older is not None and approver in older and newcomer not in older:
-            state.put(older, newcomer, signed.id)
+    if request is not None:
+        state.put(state.admissions, request, signed.id)
 
 
 def member_add_body(
-    card: bytes, *, vouch: str | None = None, invite: bytes | None = None, epoch: bytes | None = None
+    card: bytes, *, vouch: str | None = None, invite: bytes | None = None, request: bytes | None = None
 ) -> dict[str, Any]:
-    """The body of a ``member.add`` for the person whose encoded identity card is ``card``."""
+    """The body of a ``member.add`` for the person whose encoded identity card is ``card``
+    (``request``: the nonce of the join request it answers, which admits once)."""
     return {
         "member": IdentityCard.from_bytes(card).member_id,
         "vouch": vouch,
         "card": card,
         "invite": invite,
-        "epoch": epoch,
+        "request": request,
     }
+
+
+def _check_power_over(state: CircleState, author: bytes, target: bytes, target_is_organizer: bool) -> None:
+    """May organizer ``author`` remove or demote ``target`` (someone else)?"""
+    record = require_role(state, author, ORGANIZER)
+    if target_is_organizer and not is_senior(record, state.members[target]):
+        raise OpRejected(NOT_SENIOR)
 
 
 def member_remove(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -102,12 +100,15 @@ def member_remove(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
     member = state.members.get(target)
     if member is None:
         raise OpRejected(TARGET_NOT_MEMBER)
-    if target != op.author and ORGANIZER not in state.members[op.author].roles:
-        raise OpRejected(NOT_ORGANIZER)
+    if target != op.author:
+        _check_power_over(state, op.author, target, ORGANIZER in member.roles)
     if ORGANIZER in member.roles and organizer_count(state) == 1:
         raise OpRejected(LAST_ORGANIZER)
-    drop_member(state, target)
-    settle(state, signed.id)
+    if target != op.author:
+        anchors = (member.joined_op, *(grant.op for grant in member.grants))
+        state.strike_unseen(signed, target, "member", (member.joined_lamport, member.joined_op), anchors)
+    drop_member(state, target, signed)
+    settle(state, signed)
 
 
 def _role_change(state: CircleState, op: Op, body: Any, kind: str) -> tuple[bytes, Member, str]:
@@ -122,22 +123,51 @@ def _role_change(state: CircleState, op: Op, body: Any, kind: str) -> tuple[byte
 
 def role_grant(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     target, member, role = _role_change(state, op, body, "role.grant")
-    if ORGANIZER not in state.members[op.author].roles:
-        raise OpRejected(NOT_ORGANIZER)
+    granter = require_role(state, op.author, ORGANIZER)
     if role in member.roles:
         raise OpRejected(ALREADY_HAS_ROLE)
-    state.put(state.members, target, member._replace(roles=tuple(sorted((*member.roles, role)))))
+    path = member.path
+    if role == ORGANIZER:
+        # Seniority follows the granting chain: the granter's, then the grant's place in
+        # the granter's own history (which nobody else can reorder).
+        assert granter.path is not None
+        path = (*granter.path, op.seq)
+    state.put(
+        state.members,
+        target,
+        member._replace(
+            roles=tuple(sorted((*member.roles, role))),
+            # A grant to oneself is in one's own chain already: nothing to acknowledge.
+            grants=tuple(sorted((*member.grants, Grant(role, signed.id, target == op.author)))),
+            path=path,
+        ),
+    )
 
 
 def role_revoke(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     target, member, role = _role_change(state, op, body, "role.revoke")
-    if target != op.author and ORGANIZER not in state.members[op.author].roles:
-        raise OpRejected(NOT_ORGANIZER)
-    if role not in member.roles:
+    if target != op.author:
+        require_role(state, op.author, ORGANIZER)
+    grant = member.grant(role)
+    if grant is None:
         raise OpRejected(LACKS_ROLE)
+    if target != op.author:
+        _check_power_over(state, op.author, target, role == ORGANIZER)
     if role == ORGANIZER and organizer_count(state) == 1:
         raise OpRejected(LAST_ORGANIZER)
-    state.put(state.members, target, member._replace(roles=tuple(r for r in member.roles if r != role)))
+    if target != op.author:
+        granted = state.causal.get(grant.op)
+        start = (0 if granted is None else granted.lamport, grant.op)
+        state.strike_unseen(signed, target, role, start, (grant.op,))
+    state.put(
+        state.members,
+        target,
+        member._replace(
+            roles=tuple(r for r in member.roles if r != role),
+            grants=tuple(g for g in member.grants if g.role != role),
+            path=None if role == ORGANIZER else member.path,
+        ),
+    )
 
 
 HANDLERS = {

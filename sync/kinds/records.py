@@ -53,13 +53,66 @@ class CircleInfo(NamedTuple):
     description: str
 
 
+class Grant(NamedTuple):
+    """How a member holds a role: the op that gave it, and whether they have seen it."""
+
+    role: str
+    op: bytes
+    """The ``role.grant`` (the genesis for the founder's organizer role; for an organizer by
+    succession, the op whose removal left the circle without one)."""
+    acked: bool
+    """An op of theirs cited ``op``: only then may they use the role (docs/OPS.md §2a)."""
+
+
 class Member(NamedTuple):
     roles: tuple[str, ...]
     """Sorted, without repeats."""
     joined_lamport: int
     joined_op: bytes
+    """The op that began this membership: their ``member.add`` (the genesis for the founder)."""
     added_by: bytes
     vouch: str | None
+    acked: bool = False
+    """An op of theirs cited ``joined_op``: their ops count only from then on."""
+    grants: tuple[Grant, ...] = ()
+    """One per role in ``roles``, sorted by role."""
+    path: tuple[int, ...] | None = None
+    """Organizer seniority (docs/OPS.md §2b): () for the founder; a grantee's path is the
+    grantor's path plus the grant's seq. Smaller (as tuples) is more senior."""
+
+    def grant(self, role: str) -> Grant | None:
+        for grant in self.grants:
+            if grant.role == role:
+                return grant
+        return None
+
+
+class Removal(NamedTuple):
+    """A removal (or demotion) that took effect: its target's ops it had not seen are struck."""
+
+    start_lamport: int
+    start_op: bytes
+    """The target's membership (or role) began here: only later ops of theirs are struck."""
+    end_lamport: int
+    end_op: bytes
+    """The removal itself (for a voted removal, the op that decided it)."""
+    cut: int
+    """The highest seq of the target's ops in the removal's causal past."""
+    scope: str
+    """"member": every op is struck; a role name: only ops that need that role."""
+    anchors: tuple[bytes, ...] = ()
+    """What the target acknowledged to hold it: their member.add, the grants of their roles."""
+
+
+class Struck(NamedTuple):
+    """An op whose author was removed (or demoted) by an op that had not seen it."""
+
+    lamport: int
+    author: bytes
+    kind: str
+    reason: str
+    striker: bytes
+    striker_lamport: int
 
 
 class Profile(NamedTuple):

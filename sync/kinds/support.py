@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import schema
+from sync.kinds import keys, schema
 from sync.kinds.common import OpRejected
 from sync.kinds.records import Checkin, Message
 
@@ -68,6 +68,7 @@ def msg_post(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     content = schema.content_blob(body["content"], "content", state.epochs)
     reply_to = schema.optional_op_ref(body["reply_to"], "reply_to")
     urgent = schema.boolean(body["urgent"], "urgent")
+    keys.require_fresh_key(state, op, content)
     if reply_to is not None and reply_to not in state.messages and reply_to not in state.checkins:
         raise OpRejected(BAD_REPLY_TO)
     state.put(
@@ -93,6 +94,7 @@ def msg_edit(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     body = schema.exact_keys(body, _EDIT_KEYS, "body")
     target = schema.op_ref(body["target"], "target")
     content = schema.content_blob(body["content"], "content", state.epochs)
+    keys.require_fresh_key(state, op, content)
     message = _own_live_message(state, op, target)
     state.put(state.messages, target, message._replace(content=content, edits=message.edits + 1))
 
@@ -140,6 +142,7 @@ def checkin(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     body = schema.exact_keys(body, _CHECKIN_KEYS, "body")
     status = schema.one_of(body["status"], CHECKIN_STATUSES, "status")
     content = schema.content_blob(body["content"], "content", state.epochs)
+    keys.require_fresh_key(state, op, content)
     state.put(state.checkins, signed.id, Checkin(op.author, op.lamport, op.ts, status, content))
     _add_to_thread(state, signed.id, None)
 

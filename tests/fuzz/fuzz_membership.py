@@ -3,8 +3,10 @@
 Modes (first byte, mod 5):
   0. the rest is envelope bytes from a peer, tried with every opener (and as a sealed key);
   1. the rest is a join request's plaintext, encrypted with the invite's join key;
-  2. the rest is a welcome's plaintext, sealed to Bob on the circle's topic;
-  3. the rest is a relay grant's plaintext, encrypted with the previous relay key's grant key;
+  2. the rest is a welcome's payload (a CBOR map): signed by an approver, sealed to Bob on the
+     circle's topic, for Bob's pending request ``22 * 16``;
+  3. the rest is a relay grant's payload: signed with the epoch's grant key, encrypted with
+     the previous relay key's grant key;
   4. the rest is sealed to Bob as an epoch's two keys.
 
 Oracle: only `RemoteProtocolError`; what opens is consistent (a welcome's current epoch
@@ -15,16 +17,38 @@ from __future__ import annotations
 
 from _harness import BOB, CIRCLE_ID, EPOCH_KEY, INVITE_SECRET, NOW
 
-from identity.crypto import aead_encrypt, seal_to
+from identity import codec
+from identity.crypto import aead_encrypt, seal_to, sign
 from identity.errors import RemoteProtocolError
+from identity.keys import MemberIdentity
 from sync.envelope import GRANT_EPOCH, JOIN_EPOCH, WELCOME_EPOCH, Envelope, circle_topic, epoch_id, header_bytes
 from sync.envelope import relay_key as derive_relay_key
-from sync.invites import _grant_key, join_key, open_epoch_key, open_join_request, open_relay_grant, open_welcome
+from sync.invites import (
+    _grant_key,
+    _signed_payload,
+    grant_signing_keypair,
+    join_key,
+    open_epoch_key,
+    open_join_request,
+    open_relay_grant,
+    open_welcome,
+)
 
 TOPIC = circle_topic(CIRCLE_ID)
 RELAY_KEY = derive_relay_key(EPOCH_KEY)
 EPOCH = epoch_id(EPOCH_KEY)
 NONCE = bytes([0x22]) * 24
+REQUEST = bytes([0x22]) * 16
+APPROVER = MemberIdentity("Approver", bytes([0x31]) * 32, bytes([0x32]) * 32, 0)
+GRANT_PUBLIC, GRANT_SECRET = grant_signing_keypair(EPOCH_KEY)
+
+
+def _map(data: bytes) -> dict[str, object] | None:
+    try:
+        raw = codec.decode(data, max_size=60_000, what="fuzz input")
+    except RemoteProtocolError:
+        return None
+    return raw if type(raw) is dict else None
 
 
 def _envelope(epoch: bytes, ciphertext: bytes) -> Envelope:
@@ -50,15 +74,19 @@ def TestOneInput(data: bytes) -> None:
         if envelope is None:
             return
         _try(open_join_request, envelope, INVITE_SECRET)
-        _try(open_welcome, envelope, BOB)
-        _try(open_relay_grant, envelope, RELAY_KEY)
+        _try(open_welcome, envelope, BOB, REQUEST)
+        _try(open_relay_grant, envelope, RELAY_KEY, GRANT_PUBLIC)
     elif mode == 1:
         ciphertext = aead_encrypt(join_key(INVITE_SECRET), NONCE, rest, header_bytes(TOPIC, JOIN_EPOCH, NOW))
         request = _try(open_join_request, _envelope(JOIN_EPOCH, ciphertext), INVITE_SECRET)
         if request is not None and len(request.card.to_bytes()) > 1024:  # type: ignore[attr-defined]
             raise AssertionError("an oversized card got in")
     elif mode == 2:
-        welcome = _try(open_welcome, _envelope(WELCOME_EPOCH, seal_to(BOB.dh_public, rest)), BOB)
+        payload = _map(rest)
+        if payload is None:
+            return
+        signed = _signed_payload(payload, APPROVER)
+        welcome = _try(open_welcome, _envelope(WELCOME_EPOCH, seal_to(BOB.dh_public, signed)), BOB, REQUEST)
         if welcome is not None and welcome.refused is None:  # type: ignore[attr-defined]
             if welcome.current not in welcome.epochs or welcome.current not in welcome.contents:  # type: ignore[attr-defined]
                 raise AssertionError("a welcome without its current keys got in")
@@ -66,8 +94,16 @@ def TestOneInput(data: bytes) -> None:
                 if epoch_id(key) != epoch:
                     raise AssertionError("a welcome key does not match its id")
     elif mode == 3:
-        ciphertext = aead_encrypt(_grant_key(RELAY_KEY), NONCE, rest, header_bytes(TOPIC, GRANT_EPOCH, NOW))
-        _try(open_relay_grant, _envelope(GRANT_EPOCH, ciphertext), RELAY_KEY)
+        payload = _map(rest)
+        if payload is None:
+            return
+        header = header_bytes(TOPIC, GRANT_EPOCH, NOW)
+        body = {k: v for k, v in payload.items() if k != "sig"}
+        plaintext = codec.encode(
+            {**body, "sig": sign(GRANT_SECRET, b"kith/relay-grant/v1\x00", header + codec.encode(body))}
+        )
+        ciphertext = aead_encrypt(_grant_key(RELAY_KEY), NONCE, plaintext, header)
+        _try(open_relay_grant, _envelope(GRANT_EPOCH, ciphertext), RELAY_KEY, GRANT_PUBLIC)
     else:
         epoch = epoch_id(rest[:32]) if len(rest) >= 32 else EPOCH
         opened = _try(open_epoch_key, seal_to(BOB.dh_public, rest), BOB, epoch)

@@ -42,7 +42,9 @@ def _signed_op(
     kind: str = "msg.post", body: dict | None = None, parents: tuple[bytes, ...] = (bytes([5]) * 32,)
 ) -> SignedOp:
     lamport = 2 if parents else 1
-    op = Op(CIRCLE_ID, ALICE.member_id, parents, lamport, NOW, kind, body if body is not None else {"text": "hello"})
+    op = Op(
+        CIRCLE_ID, ALICE.member_id, parents, lamport, NOW, kind, body if body is not None else {"text": "hello"}, seq=1
+    )
     return SignedOp.create(op, ALICE)
 
 
@@ -94,7 +96,7 @@ def envelope_seeds() -> Iterator[tuple[str, bytes]]:
     op = _signed_op()
     sealed = seal(op.data, topic=TOPIC, epoch_key=EPOCH_KEY, ts=NOW, rand=_fixed(0x0A))
     yield "sealed", b"\x00" + sealed.data
-    yield "join", b"\x00" + seal_join_request(_invite(), BOB, ts=NOW, rand=_fixed(0x22)).data
+    yield "join", b"\x00" + seal_join_request(_invite(), BOB, ts=NOW, rand=_fixed(0x22))[0].data
     yield "plaintext-op", b"\x01" + op.data
 
 
@@ -145,14 +147,13 @@ def keystore_seeds() -> Iterator[tuple[str, bytes]]:
 
 def membership_seeds() -> Iterator[tuple[str, bytes]]:
     from fuzz_membership import EPOCH as M_EPOCH
-    from fuzz_membership import RELAY_KEY
 
-    yield "join-envelope", b"\x00" + seal_join_request(_invite(), BOB, ts=NOW, rand=_fixed(0x22)).data
+    yield "join-envelope", b"\x00" + seal_join_request(_invite(), BOB, ts=NOW, rand=_fixed(0x22))[0].data
     grant = seal_relay_grant(
         TOPIC,
-        previous_relay_key=RELAY_KEY,
+        previous_key=EPOCH_KEY,
         epoch=bytes([0x23]) * 16,
-        relay_key=bytes([0x24]) * 32,
+        epoch_key=bytes([0x24]) * 32,
         ts=NOW,
         rand=_fixed(0x24),
     )
@@ -160,7 +161,15 @@ def membership_seeds() -> Iterator[tuple[str, bytes]]:
     yield (
         "join-plaintext",
         b"\x01"
-        + codec.encode({"v": 1, "card": BOB.card().to_bytes(), "invite": invite_id(INVITE_SECRET), "epoch": M_EPOCH}),
+        + codec.encode(
+            {
+                "v": 1,
+                "card": BOB.card().to_bytes(),
+                "invite": invite_id(INVITE_SECRET),
+                "epoch": M_EPOCH,
+                "request": bytes([0x22]) * 16,
+            }
+        ),
     )
     welcome = {
         "v": 1,
@@ -171,10 +180,13 @@ def membership_seeds() -> Iterator[tuple[str, bytes]]:
         "current": M_EPOCH,
         "relays": ["/ip4/192.0.2.1/tcp/1"],
         "to": BOB.member_id,
+        "request": bytes([0x22]) * 16,
     }
-    yield "welcome-plaintext", b"\x02" + codec.encode(welcome)
-    yield "refusal-plaintext", b"\x02" + codec.encode({"v": 1, "refused": "invite used up", "to": BOB.member_id})
-    yield "grant-plaintext", b"\x03" + codec.encode({"v": 1, "epoch": bytes([0x23]) * 16, "relay_key": bytes(32)})
+    yield "welcome-payload", b"\x02" + codec.encode(welcome)
+    refusal = {"v": 1, "refused": "invite used up", "to": BOB.member_id, "request": bytes([0x22]) * 16}
+    yield "refusal-payload", b"\x02" + codec.encode(refusal)
+    grant_body = {"v": 1, "epoch": bytes([0x23]) * 16, "relay_key": bytes(32), "grant_key": bytes(32)}
+    yield "grant-payload", b"\x03" + codec.encode(grant_body)
     yield "epoch-keys", b"\x04" + EPOCH_KEY + CONTENT_KEY
 
 

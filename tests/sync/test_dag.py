@@ -1,4 +1,4 @@
-"""The causal DAG: lamport rule, duplicates, the bounded causal buffer and what it reports."""
+"""The causal DAG: lamport and chain rules, duplicates, the bounded causal buffer and what it reports."""
 
 from __future__ import annotations
 
@@ -6,22 +6,35 @@ import pytest
 
 from identity.keys import MemberIdentity
 from sync import dag as dag_module
+from sync.causal import CausalIndex, OpMeta
 from sync.dag import CausalDag
 from sync.ops import Op, SignedOp
 
 ALICE = MemberIdentity("alice", bytes([1]) * 32, bytes([2]) * 32, 0)
 CIRCLE = bytes([9]) * 16
 OTHER_CIRCLE = bytes([8]) * 16
+PEOPLE = [MemberIdentity(f"p{i}", bytes([i + 10]) * 32, bytes([i + 110]) * 32, 0) for i in range(64)]
 
 
 def make(
-    parents: tuple[SignedOp, ...] = (), *, lamport: int | None = None, circle: bytes = CIRCLE, n: int = 0
+    parents: tuple[SignedOp, ...] = (),
+    *,
+    lamport: int | None = None,
+    circle: bytes = CIRCLE,
+    n: int = 0,
+    author: MemberIdentity | None = None,
+    seq: int | None = None,
+    size: int = 0,
 ) -> SignedOp:
+    """An op by the n-th person (each their first op) unless ``author``/``seq`` say otherwise."""
     if lamport is None:
         lamport = 1 + max((p.op.lamport for p in parents), default=0)
+    who = author or PEOPLE[n % len(PEOPLE)]
+    if seq is None:
+        seq = 1 + max((p.op.seq for p in parents if p.op.author == who.member_id), default=0)
     ids = tuple(sorted(p.id for p in parents))
-    body = {"text": f"op {n}", "reply_to": None, "content_warning": None, "urgent": False}
-    return SignedOp.create(Op(circle, ALICE.member_id, ids, lamport, n, "msg.post", body), ALICE)
+    body = {"text": f"op {n}" + "x" * size, "reply_to": None, "content_warning": None, "urgent": False}
+    return SignedOp.create(Op(circle, who.member_id, ids, lamport, n, "msg.post", body, seq=seq), who)
 
 
 def chain(length: int) -> list[SignedOp]:
@@ -138,8 +151,8 @@ def test_a_full_buffer_evicts_the_oldest_and_counts_it() -> None:
 
 def test_known_ops_can_live_outside_memory() -> None:
     ops = chain(3)
-    stored = {op.id: op.op.lamport for op in ops[:2]}
-    dag = CausalDag(CIRCLE, lookup=stored.get, heads=[(ops[1].id, 2)])
+    stored = {op.id: OpMeta(op.op.lamport, op.op.author, op.op.seq, op.op.parents) for op in ops[:2]}
+    dag = CausalDag(CIRCLE, index=CausalIndex(stored.get), heads=[(ops[1].id, 2)])
     assert dag.add(ops[0]).duplicate
     assert dag.add(ops[2]).delivered == (ops[2],)
     assert dag.heads() == (ops[2].id,)
@@ -155,3 +168,49 @@ def test_next_position_cites_at_most_sixteen_newest_heads() -> None:
     parents, lamport = dag.next_position()
     assert len(parents) == 16 and list(parents) == sorted(parents) and lamport == 3
     assert CausalDag(CIRCLE).next_position() == ((), 1)
+
+
+def test_an_authors_ops_must_form_a_chain() -> None:
+    """seq 1 cites none of the author's ops; every later op cites exactly their previous one."""
+    dag = CausalDag(CIRCLE)
+    root = make(n=1)
+    first = make((root,), author=ALICE)
+    dag.add(root)
+    assert dag.add(first).delivered == (first,)
+    second = make((first,), author=ALICE)
+    assert second.op.seq == 2 and dag.add(second).delivered == (second,)
+    skipping = make((second,), author=ALICE, seq=4, n=5)
+    restarting = make((second,), author=ALICE, seq=1, n=6)
+    orphan = make((root,), author=ALICE, seq=3, n=7)  # cites none of its own: not its first op
+    for bad in (skipping, restarting, orphan):
+        assert dag.add(bad).dropped == ((bad.id, dag_module.BAD_SEQ),)
+    # a fork (two ops numbered 2) follows the rule, and is the fold's to record
+    fork = make((first,), author=ALICE, n=8)
+    assert fork.op.seq == 2 and dag.add(fork).delivered == (fork,)
+    merging_own_fork = make((second, fork), author=ALICE, seq=3, n=9)
+    assert dag.add(merging_own_fork).dropped == ((merging_own_fork.id, dag_module.BAD_SEQ),)
+
+
+def test_next_position_cites_what_it_is_told_first() -> None:
+    root = make()
+    dag = CausalDag(CIRCLE)
+    dag.add(root)
+    siblings = [make((root,), n=i) for i in range(1, 21)]
+    for sibling in siblings:
+        dag.add(sibling)
+    oldest = min(siblings, key=lambda s: (s.op.lamport, s.id))
+    parents, _lamport = dag.next_position(cite=(root.id, oldest.id))
+    assert root.id in parents and oldest.id in parents and len(parents) == 16
+
+
+def test_one_source_cannot_fill_the_buffer_or_push_out_others() -> None:
+    dag = CausalDag(CIRCLE, max_source_bytes=200_000, max_buffered_bytes=400_000)
+    honest = make((make(n=40),), n=41)
+    dag.add(honest, "honest-peer")
+    over = False
+    for i in range(60):
+        outcome = dag.add(make((make(n=i, size=9000),), n=i + 1, size=9000), "flooder")
+        over = over or outcome.over_share
+    assert over
+    assert dag.is_buffered(honest.id)
+    assert dag.buffered_bytes <= 400_000

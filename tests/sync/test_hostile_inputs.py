@@ -40,6 +40,7 @@ def test_signed_op_with_a_kind_that_is_not_text_is_malformed(kind: Any) -> None:
         "author": ALICE.member_id,
         "circle": bytes(16),
         "lamport": 1,
+        "seq": 1,
         "parents": [],
     }
     op_bytes = codec.encode(fields)

@@ -6,11 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identity.errors import Malformed, RemoteProtocolError, Undecryptable
+from identity.errors import BadSignature, Malformed, RemoteProtocolError, Undecryptable
 from identity.keys import MemberIdentity
 from sync.envelope import Envelope, circle_topic, epoch_id, relay_key
 from sync.invites import (
     InviteCode,
+    grant_signing_keypair,
     open_epoch_key,
     open_join_request,
     open_relay_grant,
@@ -28,6 +29,25 @@ EPOCH_KEY = bytes([4]) * 32
 EPOCH = epoch_id(EPOCH_KEY)
 NEWCOMER = MemberIdentity("Robin", bytes([5]) * 32, bytes([6]) * 32, 0)
 STRANGER = MemberIdentity("Sam", bytes([7]) * 32, bytes([8]) * 32, 0)
+APPROVER = MemberIdentity("Alex", bytes([15]) * 32, bytes([16]) * 32, 0)
+REQUEST = bytes([17]) * 16
+
+
+def _welcome(**changes: object) -> Envelope:
+    fields: dict[str, object] = {
+        "approver": APPROVER,
+        "request": REQUEST,
+        "circle": CIRCLE,
+        "name": "Night owls",
+        "epochs": {EPOCH: EPOCH_KEY},
+        "contents": {EPOCH: bytes([11]) * 32},
+        "current": EPOCH,
+        "relays": [],
+        "relay_key": relay_key(EPOCH_KEY),
+        "ts": 5,
+    }
+    fields.update(changes)
+    return seal_welcome(NEWCOMER.card(), **fields)  # type: ignore[arg-type]
 
 
 def _code(**changes: object) -> InviteCode:
@@ -66,78 +86,106 @@ def test_garbage_codes_raise_protocol_errors_only(text: str) -> None:
 
 def test_join_request_opens_only_with_its_invite_secret() -> None:
     code = _code()
-    request = seal_join_request(code, NEWCOMER, ts=100)
+    request, nonce = seal_join_request(code, NEWCOMER, ts=100)
     assert request.topic == TOPIC and request.epoch == b"\xff" * 16
     request.check_mac(code.relay_key)
     opened = open_join_request(Envelope.decode(request.data), code.secret)
     assert opened.card.member_id == NEWCOMER.member_id and opened.epoch == EPOCH
+    assert opened.request == nonce and len(nonce) == 16
+    assert seal_join_request(code, NEWCOMER, ts=100)[1] != nonce  # every request is fresh
     with pytest.raises(Undecryptable):
         open_join_request(request, bytes([10]) * 32)
     assert NEWCOMER.name.encode() not in request.data
 
 
-def test_welcome_opens_only_for_its_newcomer_and_only_for_its_topic() -> None:
-    content_key = bytes([11]) * 32
-    welcome = seal_welcome(
-        NEWCOMER.card(),
-        circle=CIRCLE,
-        name="Night owls",
-        epochs={EPOCH: EPOCH_KEY},
-        contents={EPOCH: content_key},
-        current=EPOCH,
-        relays=[],
-        relay_key=relay_key(EPOCH_KEY),
-        ts=5,
-    )
-    opened = open_welcome(Envelope.decode(welcome.data), NEWCOMER)
-    assert (opened.circle, opened.epochs, opened.contents, opened.current) == (
+def test_welcome_opens_only_for_its_newcomer_its_request_and_its_topic() -> None:
+    welcome = _welcome()
+    opened = open_welcome(Envelope.decode(welcome.data), NEWCOMER, REQUEST)
+    assert (opened.circle, opened.epochs, opened.contents, opened.current, opened.by) == (
         CIRCLE,
         {EPOCH: EPOCH_KEY},
-        {EPOCH: content_key},
+        {EPOCH: bytes([11]) * 32},
         EPOCH,
+        APPROVER.member_id,
     )
     with pytest.raises(Undecryptable):
-        open_welcome(welcome, STRANGER)  # sealed to someone else: it does not open
+        open_welcome(welcome, STRANGER, REQUEST)  # sealed to someone else: it does not open
+    with pytest.raises(Malformed, match="another join request"):
+        open_welcome(welcome, NEWCOMER, bytes(16))  # a stale welcome, for an earlier request
     moved = Envelope.build(circle_topic(bytes(16)), welcome.epoch, welcome.ts, welcome.nonce, welcome.ciphertext,
                            relay_key=relay_key(EPOCH_KEY))  # fmt: skip
     with pytest.raises(Malformed, match="other than the one"):
-        open_welcome(moved, NEWCOMER)
+        open_welcome(moved, NEWCOMER, REQUEST)
+
+
+def test_a_welcome_must_carry_its_approvers_signature() -> None:
+    from identity import codec
+    from identity.crypto import open_sealed, seal_to
+
+    welcome = _welcome()
+    raw = codec.decode(open_sealed(NEWCOMER.dh_public, NEWCOMER.dh_secret, welcome.ciphertext), max_size=1 << 16)
+    for forged in ({**raw, "by": STRANGER.member_id}, {**raw, "current": EPOCH, "name": "Take-over"}):
+        sealed = seal_to(NEWCOMER.dh_public, codec.encode(forged))
+        envelope = Envelope.build(TOPIC, welcome.epoch, 5, welcome.nonce, sealed, relay_key=relay_key(EPOCH_KEY))
+        with pytest.raises(BadSignature):
+            open_welcome(envelope, NEWCOMER, REQUEST)
+    unsigned = {k: v for k, v in raw.items() if k != "sig"}
+    envelope = Envelope.build(TOPIC, welcome.epoch, 5, welcome.nonce, seal_to(NEWCOMER.dh_public,
+                              codec.encode(unsigned)), relay_key=relay_key(EPOCH_KEY))  # fmt: skip
+    with pytest.raises(Malformed, match="not signed"):
+        open_welcome(envelope, NEWCOMER, REQUEST)
 
 
 def test_welcome_keys_must_match_their_ids() -> None:
-    welcome = seal_welcome(
-        NEWCOMER.card(),
-        circle=CIRCLE,
-        name="x",
-        epochs={EPOCH: bytes([12]) * 32},
-        contents={EPOCH: bytes(32)},
-        current=EPOCH,
-        relays=[],
-        relay_key=relay_key(EPOCH_KEY),
-        ts=5,
-    )
+    welcome = _welcome(name="x", epochs={EPOCH: bytes([12]) * 32}, contents={EPOCH: bytes(32)})
     with pytest.raises(Malformed, match="does not match"):
-        open_welcome(welcome, NEWCOMER)
+        open_welcome(welcome, NEWCOMER, REQUEST)
 
 
-def test_refusal_says_why() -> None:
-    refusal = seal_refusal(NEWCOMER.card(), topic=TOPIC, reason="this invite has been used up",
-                           relay_key=relay_key(EPOCH_KEY), ts=5)  # fmt: skip
-    assert open_welcome(refusal, NEWCOMER).refused == "this invite has been used up"
+def test_refusal_says_why_for_its_request_only() -> None:
+    refusal = seal_refusal(NEWCOMER.card(), refuser=APPROVER, request=REQUEST, topic=TOPIC,
+                           reason="this invite has been used up", relay_key=relay_key(EPOCH_KEY), ts=5)  # fmt: skip
+    assert open_welcome(refusal, NEWCOMER, REQUEST).refused == "this invite has been used up"
+    with pytest.raises(Malformed):
+        open_welcome(refusal, NEWCOMER, bytes(16))
 
 
-def test_relay_grant_chain() -> None:
+def test_relay_grant_chain_is_signed_by_holders_of_the_previous_epoch_key() -> None:
     new_key = bytes([13]) * 32
-    grant = seal_relay_grant(TOPIC, previous_relay_key=relay_key(EPOCH_KEY), epoch=epoch_id(new_key),
-                             relay_key=relay_key(new_key), ts=9)  # fmt: skip
+    grant = seal_relay_grant(TOPIC, previous_key=EPOCH_KEY, epoch=epoch_id(new_key), epoch_key=new_key, ts=9)
     grant.check_mac(relay_key(EPOCH_KEY))
-    assert open_relay_grant(Envelope.decode(grant.data), relay_key(EPOCH_KEY)) == (
+    previous_grant_key = grant_signing_keypair(EPOCH_KEY)[0]
+    opened = open_relay_grant(Envelope.decode(grant.data), relay_key(EPOCH_KEY), previous_grant_key)
+    assert (opened.epoch, opened.relay_key, opened.grant_key) == (
         epoch_id(new_key),
         relay_key(new_key),
+        grant_signing_keypair(new_key)[0],
     )
     with pytest.raises(Undecryptable):
-        open_relay_grant(grant, relay_key(new_key))
+        open_relay_grant(grant, relay_key(new_key), previous_grant_key)
     assert new_key not in grant.data and relay_key(new_key) not in grant.data
+
+
+def test_a_relay_key_holder_cannot_forge_a_grant() -> None:
+    """Someone with the relay key (an old invite, a past member's relay token) but not the
+    epoch key encrypts and authenticates a grant fine, but cannot sign it."""
+    from identity import codec
+    from identity.crypto import aead_encrypt, signing_keypair
+    from sync.envelope import GRANT_EPOCH, header_bytes
+    from sync.invites import _grant_key
+
+    header = header_bytes(TOPIC, GRANT_EPOCH, 9)
+    _public, their_secret = signing_keypair(bytes([99]) * 32)
+    from identity.crypto import sign
+
+    body = {"v": 1, "epoch": bytes([1]) * 16, "relay_key": bytes([2]) * 32, "grant_key": bytes(32)}
+    plaintext = codec.encode(
+        {**body, "sig": sign(their_secret, b"kith/relay-grant/v1\x00", header + codec.encode(body))}
+    )
+    ciphertext = aead_encrypt(_grant_key(relay_key(EPOCH_KEY)), bytes(24), plaintext, header)
+    forged = Envelope.build(TOPIC, GRANT_EPOCH, 9, bytes(24), ciphertext, relay_key=relay_key(EPOCH_KEY))
+    with pytest.raises(BadSignature):
+        open_relay_grant(forged, relay_key(EPOCH_KEY), grant_signing_keypair(EPOCH_KEY)[0])
 
 
 def test_sealed_epoch_keys() -> None:

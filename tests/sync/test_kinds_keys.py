@@ -35,7 +35,12 @@ def test_removal_makes_a_rotation_due_and_the_rotation_settles_it(circle: Any) -
     )
     assert circle.reason(rotate) is None
     assert circle.state.info["epoch"] == new and circle.state.info["rotation_due"] is False
-    assert set(circle.state.holders[new]) == {circle.member(n) for n in ("alice", "bob", "carol")}
+    # Offered is not held: bob and carol hold the key once their nodes acknowledge it.
+    assert set(circle.state.offers[new]) == {circle.member(n) for n in ("bob", "carol")}
+    assert set(circle.state.holders[new]) == {circle.member("alice")}
+    assert members_missing_key(circle.state) == sorted(circle.member(n) for n in ("bob", "carol"))
+    for name in ("bob", "carol"):
+        assert circle.reason(circle.act(name, "key.ack", {"epochs": [new]})) is None
     assert members_missing_key(circle.state) == []
 
 
@@ -88,14 +93,53 @@ def test_concurrent_rotations_converge_on_the_later_in_fold_order(circle: Any) -
     assert base.state.info["epoch"] == winner.op.body["epoch"]
 
 
-def test_key_share_and_welcome_epoch_mark_holders(circle: Any) -> None:
+def test_a_share_offers_and_an_ack_holds(circle: Any) -> None:
     share = circle.act("alice", "key.share", {"epoch": FIRST, "sealed": _sealed(circle, "bob")})
     assert circle.reason(share) is None
-    assert circle.member("bob") in circle.state.holders[FIRST]
-    circle.act("alice", "member.add", member_add_body(circle.people["eve"].card().to_bytes(), epoch=FIRST))
+    assert circle.member("bob") in circle.state.offers[FIRST]
+    assert circle.member("bob") not in circle.state.holders[FIRST]
+    ack = circle.act("bob", "key.ack", {"epochs": [FIRST]})
+    assert circle.reason(ack) is None and circle.state.holders[FIRST][circle.member("bob")] == ack.id
+    circle.act("alice", "member.add", member_add_body(circle.people["eve"].card().to_bytes()))
+    assert circle.member("eve") not in circle.state.holders[FIRST]  # until her node acknowledges the welcome
+    circle.act("eve", "key.ack", {"epochs": [FIRST]})
     assert circle.member("eve") in circle.state.holders[FIRST]
     bad = circle.act("alice", "key.share", {"epoch": bytes([9]) * 16, "sealed": {}})
     assert circle.reason(bad) == keys.EPOCH_UNKNOWN
+    assert circle.reason(circle.act("bob", "key.ack", {"epochs": [bytes([9]) * 16]})) == keys.EPOCH_UNKNOWN
+    assert "repeated item" in circle.reason(circle.act("bob", "key.ack", {"epochs": [FIRST, FIRST]}))
+    assert "too many items" in circle.reason(circle.act("bob", "key.ack", {"epochs": []}))
+
+
+def test_only_organizers_move_keys_unless_members_may_invite(circle: Any) -> None:
+    """A plain member cannot rotate (a junk rotation would freeze the circle) nor share."""
+    junk = {circle.member("alice"): bytes(112), circle.member("carol"): bytes(112)}
+    rotate = circle.act("dana", "key.rotate", {"epoch": bytes([3]) * 16, "previous": FIRST, "sealed": junk})
+    assert circle.reason(rotate) == keys.NOT_KEY_KEEPER
+    assert circle.state.info["epoch"] == FIRST
+    share = circle.act("dana", "key.share", {"epoch": FIRST, "sealed": junk})
+    assert circle.reason(share) == keys.NOT_KEY_KEEPER
+
+
+def test_content_sealed_with_a_key_its_author_saw_replaced_is_refused(circle: Any) -> None:
+    new = bytes([7]) * 16
+    circle.act("alice", "key.rotate", {"epoch": new, "previous": FIRST, "sealed": _sealed(circle, "bob")})
+    # bob has not acknowledged the new key yet: a post sealed with the old one is fine
+    assert circle.reason(circle.post("bob", "still on the old key")) is None
+    circle.act("bob", "key.ack", {"epochs": [new]})
+    stale = circle.post("bob", "after acknowledging the new key")  # the test helper seals with FIRST
+    assert circle.reason(stale) == keys.STALE_KEY
+    assert circle.reason(circle.post("alice", "the rotator holds the new key")) == keys.STALE_KEY
+
+
+def test_a_join_request_admits_once(circle: Any) -> None:
+    nonce = bytes([4]) * 16
+    first = circle.act("alice", "member.add", member_add_body(circle.people["eve"].card().to_bytes(), request=nonce))
+    assert circle.reason(first) is None and circle.state.admissions[nonce] == first.id
+    circle.act("alice", "member.remove", {"member": circle.member("eve"), "reason": None})
+    again = circle.act("alice", "member.add", member_add_body(circle.people["eve"].card().to_bytes(), request=nonce))
+    assert circle.reason(again) == "that join request was already used to let someone in"
+    assert circle.member("eve") not in circle.state.members
 
 
 def test_a_compromised_member_is_removed_even_as_last_organizer(circle: Any) -> None:

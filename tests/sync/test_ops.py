@@ -25,6 +25,7 @@ def _op(**changes: object) -> Op:
         "author": ALICE.member_id,
         "parents": (bytes([5]) * 32,),
         "lamport": 2,
+        "seq": 3,
         "ts": 1_700_000_000,
         "kind": "msg.post",
         "body": {"text": "hello", "urgent": False},
@@ -43,14 +44,17 @@ bodies = st.dictionaries(
 @given(
     parents=st.lists(st.binary(min_size=32, max_size=32), max_size=limits.MAX_PARENTS, unique=True),
     lamport=st.integers(min_value=2, max_value=limits.MAX_LAMPORT),
+    seq=st.integers(min_value=1, max_value=limits.MAX_SEQ),
     ts=st.integers(min_value=0, max_value=limits.MAX_TS),
     kind=st.from_regex(r"[a-z][a-z0-9_]{0,8}(\.[a-z][a-z0-9_]{0,8})?", fullmatch=True),
     body=bodies,
 )
-def test_round_trip(parents: list[bytes], lamport: int, ts: int, kind: str, body: dict[str, object]) -> None:
+def test_round_trip(
+    parents: list[bytes], lamport: int, seq: int, ts: int, kind: str, body: dict[str, object]
+) -> None:
     if not parents:
-        lamport = 1
-    op = _op(parents=tuple(sorted(parents)), lamport=lamport, ts=ts, kind=kind, body=body)
+        lamport, seq = 1, 1
+    op = _op(parents=tuple(sorted(parents)), lamport=lamport, seq=seq, ts=ts, kind=kind, body=body)
     signed = SignedOp.create(op, ALICE)
     decoded = SignedOp.decode(signed.data)
     assert decoded == signed
@@ -70,7 +74,7 @@ def test_every_bit_flip_is_rejected() -> None:
 def test_forged_author_is_rejected() -> None:
     # Mallory signs an op that claims Alice wrote it.
     op = _op()
-    signature = MALLORY.sign(b"kith/op/v1\x00", op.encode())
+    signature = MALLORY.sign(b"kith/op/v2\x00", op.encode())
     data = b"\x82" + op.encode() + b"\x58\x40" + signature
     with pytest.raises(BadSignature):
         SignedOp.decode(data)
@@ -87,7 +91,7 @@ def test_signature_is_domain_separated() -> None:
 
 def _resign(fields: dict[str, object]) -> bytes:
     op_bytes = codec.encode(fields)
-    return codec.encode([fields, ALICE.sign(b"kith/op/v1\x00", op_bytes)])
+    return codec.encode([fields, ALICE.sign(b"kith/op/v2\x00", op_bytes)])
 
 
 @pytest.mark.parametrize(
@@ -96,6 +100,10 @@ def _resign(fields: dict[str, object]) -> bytes:
         {"lamport": 0},
         {"lamport": True},
         {"lamport": 1},  # has parents, so must be >= 2
+        {"seq": 0},
+        {"seq": True},
+        {"seq": 2**53},
+        {"seq": 2, "parents": [], "lamport": 1},  # no parents: the author's first op
         {"ts": -1},
         {"ts": 1.5},
         {"circle": b"short"},
@@ -132,7 +140,7 @@ def test_non_canonical_encoding_is_rejected_even_when_signed() -> None:
     import cbor2
 
     reordered = cbor2.dumps(dict(reversed(list(fields.items()))))
-    signature = ALICE.sign(b"kith/op/v1\x00", reordered)
+    signature = ALICE.sign(b"kith/op/v2\x00", reordered)
     with pytest.raises(Malformed):
         SignedOp.decode(b"\x82" + reordered + b"\x58\x40" + signature)
 
@@ -157,7 +165,7 @@ def test_garbage_raises_only_protocol_errors(data: bytes) -> None:
 
 
 def test_genesis_shape() -> None:
-    genesis = _op(parents=(), lamport=1, kind="circle.create")
+    genesis = _op(parents=(), lamport=1, seq=1, kind="circle.create")
     assert SignedOp.decode(SignedOp.create(genesis, ALICE).data).op == genesis
     with pytest.raises(Malformed):
         dataclasses.replace(genesis, lamport=2)

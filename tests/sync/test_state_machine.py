@@ -106,7 +106,7 @@ class CircleConvergence(RuleBasedStateMachine):
         if not parentless:
             self._act(r, forger, "circle.create", body)
             return
-        op = Op(self.circle, PEOPLE[forger].member_id, (), 1, 0, "circle.create", body)
+        op = Op(self.circle, PEOPLE[forger].member_id, (), 1, 0, "circle.create", body, seq=1)
         signed = SignedOp.decode(SignedOp.create(op, PEOPLE[forger]).data)
         self.replicas[r].ingest(signed)
         self.everything[signed.id] = signed

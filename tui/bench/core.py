@@ -28,7 +28,7 @@ def _make_ops(count: int) -> tuple[list[bytes], bytes]:
     parents = (random_bytes(32),)
     envelopes = []
     for i in range(count):
-        op = Op(circle, author.member_id, parents, 2, 1_700_000_000 + i, "msg.post", {"text": _TEXT})
+        op = Op(circle, author.member_id, parents, 2, 1_700_000_000 + i, "msg.post", {"text": _TEXT}, seq=1)
         envelopes.append(seal(SignedOp.create(op, author).data, topic=topic, epoch_key=key, ts=op.ts).data)
     return envelopes, key
 
@@ -43,7 +43,7 @@ def bench_op_create() -> Figures:
     count = 20_000
     start = time.perf_counter()
     for i in range(count):
-        op = Op(circle, author.member_id, parents, 2, 1_700_000_000 + i, "msg.post", {"text": _TEXT})
+        op = Op(circle, author.member_id, parents, 2, 1_700_000_000 + i, "msg.post", {"text": _TEXT}, seq=1)
         seal(SignedOp.create(op, author).data, topic=topic, epoch_key=key, ts=op.ts)
     return {"op_create_per_s": round(count / (time.perf_counter() - start))}
 

@@ -28,7 +28,16 @@ from tui.bench import Figures, register
 
 OPS = 100_000
 LATE_BY = 1_000
+BACKDATE_BY = 50_000
+LATE_MEMBER = 5
+"""Goes quiet for the last ``LATE_BY`` + 500 ops: an honest member who was offline."""
+REMOVED_MEMBER = 22
+"""Goes quiet for the last ``BACKDATE_BY`` + 5,000 ops: the member who is removed and back-dates."""
 _WORKLOAD: list[SignedOp] = []
+
+
+class _Silent(Exception):
+    """The chosen author is offline at this point of the history."""
 
 _WEIGHTS = {
     "post": 26, "reply": 16, "react": 10, "checkin": 5, "edit": 3, "delete": 1, "profile": 2,
@@ -38,7 +47,8 @@ _WEIGHTS = {
 
 
 class _Workload:
-    """Generates a plausible op history as one causal chain (each op cites the previous one)."""
+    """Generates a plausible op history as one causal chain (each op cites the previous one,
+    and its author's previous op: their chain), with two members who go quiet near the end."""
 
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
@@ -57,6 +67,12 @@ class _Workload:
         )
         self.circle = first.op.circle
         self.ops.append(first)
+        self.lamports = {first.id: 1}
+        self.chains: dict[bytes, tuple[int, bytes]] = {first.op.author: (1, first.id)}
+        self.to_cite: dict[bytes, list[bytes]] = {}
+        """What each member must acknowledge with their next op: their member.add, grants."""
+        self.quiet: dict[int, int] = {}
+        """person index -> the op count after which they say nothing."""
         self.posts: list[tuple[bytes, MemberIdentity]] = []
         self.pledges: list[tuple[bytes, MemberIdentity]] = []
         self.requests: list[tuple[bytes, MemberIdentity]] = []
@@ -65,16 +81,35 @@ class _Workload:
         self.events: list[bytes] = []
 
     def emit(self, who: MemberIdentity, kind: str, body: dict[str, object]) -> bytes:
+        index = self.people.index(who)
+        if index in self.quiet and len(self.ops) >= self.quiet[index]:
+            raise _Silent
+        signed = self.sign(who, kind, body, (self.ops[-1].id,), 1_700_000_000 + len(self.ops))
+        self.ops.append(signed)
+        self.lamports[signed.id] = signed.op.lamport
+        self.chains[who.member_id] = (signed.op.seq, signed.id)
+        if kind == "member.add":
+            self.to_cite[body["member"]] = [signed.id]  # type: ignore[index]
+        elif kind == "role.grant":
+            self.to_cite.setdefault(body["member"], []).append(signed.id)  # type: ignore[call-overload]
+        return signed.id
+
+    def sign(
+        self, who: MemberIdentity, kind: str, body: dict[str, object], cite: tuple[bytes, ...], ts: int
+    ) -> SignedOp:
+        """An op by ``who`` citing ``cite``, their previous op and what they must acknowledge."""
         if kind == "aid.request":
             body = {**body, "private": None}
         body = seal_plain_body(kind, body, circle=self.circle, author=who.member_id, epoch=self.epoch,
                                key=self.content_key, rand=self.rng.randbytes)  # fmt: skip
-        previous = self.ops[-1]
-        op = Op(self.circle, who.member_id, (previous.id,), previous.op.lamport + 1,
-                1_700_000_000 + len(self.ops), kind, body)  # fmt: skip
-        signed = SignedOp.create(op, who)
-        self.ops.append(signed)
-        return signed.id
+        chain = self.chains.get(who.member_id)
+        parents = {*cite, *self.to_cite.pop(who.member_id, [])}
+        if chain is not None:
+            parents.add(chain[1])
+        lamport = 1 + max(self.lamports[parent] for parent in parents)
+        seq = 1 if chain is None else chain[0] + 1
+        op = Op(self.circle, who.member_id, tuple(sorted(parents)), lamport, ts, kind, body, seq=seq)
+        return SignedOp.create(op, who)
 
     def build(self, count: int) -> list[SignedOp]:
         founder, rng = self.people[0], self.rng
@@ -82,9 +117,13 @@ class _Workload:
             self.emit(founder, "member.add", member_add_body(person.card().to_bytes()))
         for treasurer in self.people[1:3]:
             self.emit(founder, "role.grant", {"member": treasurer.member_id, "role": "treasurer"})
+        self.quiet = {LATE_MEMBER: count - LATE_BY - 500, REMOVED_MEMBER: count - BACKDATE_BY - 5_000}
         kinds, weights = list(_WEIGHTS), list(_WEIGHTS.values())
         while len(self.ops) < count:
-            getattr(self, f"_{rng.choices(kinds, weights)[0]}")(rng.choice(self.people))
+            try:
+                getattr(self, f"_{rng.choices(kinds, weights)[0]}")(rng.choice(self.people))
+            except _Silent:
+                continue
         return self.ops[:count]
 
     def _post(self, who: MemberIdentity, reply_to: bytes | None = None) -> None:
@@ -200,26 +239,56 @@ def bench_fold() -> Figures:
 
 @register("late_op_ms")
 def bench_late_op() -> Figures:
-    """One op citing the op 1,001 from the end sorts about 1,000 ops before the end."""
+    """A member back from being offline: their op cites the op 1,001 from the end (and their
+    own last one, older still), so it sorts about 1,000 ops before the end."""
     ops = workload()
     circle = ops[0].op.circle
     replica = CircleReplica(circle)
     replica.ingest_many(ops)
-    anchor = ops[-LATE_BY - 1]
     builder = _Workload(seed=2024)
-    member = builder.people[5]
+    builder.chains = {m: (seq, op_id) for m, (seq, op_id) in replica.state.chains.items()}
+    builder.lamports = {op.id: op.op.lamport for op in ops}
+    anchor = ops[-LATE_BY - 1]
     body = {"text": "Sorry, I was offline: I can drive on Sunday.", "reply_to": None, "content_warning": None,
             "urgent": False}  # fmt: skip
-    body = seal_plain_body("msg.post", body, circle=circle, author=member.member_id, epoch=builder.epoch,
-                           key=builder.content_key, rand=builder.rng.randbytes)  # fmt: skip
-    late = SignedOp.create(
-        Op(circle, member.member_id, (anchor.id,), anchor.op.lamport + 1, anchor.op.ts, "msg.post", body), member
-    )
+    late = builder.sign(builder.people[LATE_MEMBER], "msg.post", body, (anchor.id,), anchor.op.ts)
     start = time.perf_counter()
     result = replica.ingest(late)
     elapsed = time.perf_counter() - start
     assert result.applied and result.replayed >= LATE_BY - 1, result
     return {"late_op_ms": round(elapsed * 1000, 1)}
+
+
+@register("backdated_op_ms")
+def bench_backdated_op() -> Figures:
+    """A removed member signs an op whose lamport sorts 50,000 ops back in a 100,000-op circle
+    (it cites the op 50,000 from the end and their own last op, older still). The removal
+    had not seen it, so it is struck on arrival: nothing is folded again."""
+    ops = workload()
+    circle = ops[0].op.circle
+    replica = CircleReplica(circle)
+    replica.ingest_many(ops)
+    builder = _Workload(seed=2024)
+    builder.chains = {m: (seq, op_id) for m, (seq, op_id) in replica.state.chains.items()}
+    builder.lamports = {op.id: op.op.lamport for op in ops}
+    removed = builder.people[REMOVED_MEMBER]
+    founder = builder.people[0]
+    removal = replica.author_op(
+        founder, "member.remove", {"member": removed.member_id, "reason": None}, ts=ops[-1].op.ts + 1
+    )
+    replica.ingest(removal)
+    assert removed.member_id not in replica.state.members
+    builder.lamports[removal.id] = removal.op.lamport
+    anchor = ops[-BACKDATE_BY]
+    body = {"text": "URGENT: meet tonight at the old warehouse", "reply_to": None, "content_warning": None,
+            "urgent": True}  # fmt: skip
+    backdated = builder.sign(removed, "msg.post", body, (anchor.id,), removal.op.ts + 1)
+    start = time.perf_counter()
+    result = replica.ingest(backdated)
+    elapsed = time.perf_counter() - start
+    assert result.applied and result.replayed == 0, result
+    assert replica.state.is_rejected(backdated.id) == "its author was removed by an op that had not seen it"
+    return {"backdated_op_ms": round(elapsed * 1000, 2)}
 
 
 _OPEN_SCRIPT = """

@@ -1,0 +1,171 @@
+"""What an op had seen: per-op metadata and bounded walks of a circle's causal past.
+
+Theory of operation
+-------------------
+The fold orders ops by ``(lamport, id)``, a position their authors choose (by choosing
+parents). Who may do what is decided by what an op's author had *seen*, its causal past,
+so the fold sometimes asks causal questions: which of these ops are ancestors of that
+removal, what is the highest ``seq`` of member B that this op had seen. `CausalIndex`
+answers them from each op's ``(lamport, author, seq, parents)``.
+
+Three facts keep the answers cheap:
+
+* an author's ops form a chain (each cites the previous one, `sync.dag`), so "B's op
+  number k is in the past of E" implies B's ops 1..k are too, and "the highest seq of B
+  that E had seen" is one number (unless B forked: then the question is asked op by op);
+* every ancestor of an op has a smaller lamport, so a walk backwards from E can stop at
+  the lowest lamport it is looking for;
+* an op that entered the DAG after E cannot be in E's past (E's parents all entered
+  before E did), which the fold uses for ops arriving late without asking this index.
+
+The index also keeps two facts about the op set that the circle state publishes: where
+each author's chain stands (`chains`: their highest seq and that op) and which
+``(author, seq)`` were used by two different ops (`forks`: the author forked their own
+history, equivocation). Both depend only on which ops are in the set.
+
+Metadata of ops older than this process lives in the state cache and is looked up
+through ``lookup`` (and kept). The index never decides anything: it answers questions
+about the op set, so every node that holds the same ops gets the same answers.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from sync.ops import SignedOp
+
+
+class OpMeta(NamedTuple):
+    lamport: int
+    author: bytes
+    seq: int
+    parents: tuple[bytes, ...]
+
+
+MetaLookup = Callable[[bytes], "OpMeta | None"]
+
+
+def meta_of(signed: SignedOp) -> OpMeta:
+    op = signed.op
+    return OpMeta(op.lamport, op.author, op.seq, op.parents)
+
+
+class CausalIndex:
+    """Metadata of a circle's ops, and walks of their causal pasts.
+
+    Ops are added parents first (a DAG feeds the index, or a fold in causal order), so a
+    new op whose seq its author has already reached is a fork, even when the earlier op
+    with that seq is only in the state cache.
+    """
+
+    def __init__(self, lookup: MetaLookup | None = None) -> None:
+        self._meta: dict[bytes, OpMeta] = {}
+        self._authors: dict[bytes, bytes] = {}
+        """Interned author ids: one bytes object per member, however many ops they wrote."""
+        self._lookup = lookup
+        self.chains: dict[bytes, tuple[int, bytes]] = {}
+        """author -> (highest seq, that op; the smallest id if a fork used it twice)."""
+        self.forks: set[tuple[bytes, int]] = set()
+        """(author, seq) used by two different ops."""
+        self.walked = 0
+        """Ops visited by walks so far (a cost counter for tests and benchmarks)."""
+
+    def add(self, signed: SignedOp) -> OpMeta:
+        known = self._meta.get(signed.id)
+        if known is not None:
+            return known
+        op = signed.op
+        author = self._authors.setdefault(op.author, op.author)
+        meta = OpMeta(op.lamport, author, op.seq, op.parents)
+        self._meta[signed.id] = meta
+        chain = self.chains.get(author)
+        if chain is not None and op.seq <= chain[0]:
+            self.forks.add((author, op.seq))
+        if chain is None or (op.seq, chain[1]) > (chain[0], signed.id):
+            # The highest seq; between two forked ops with it, the smaller id (so the
+            # table does not depend on which arrived first).
+            self.chains[author] = (op.seq, signed.id)
+        return meta
+
+    def restore_chains(self, chains: dict[bytes, tuple[int, bytes]], forks: Iterable[tuple[bytes, int]]) -> None:
+        """Take over where chains stood in a snapshot (ops older than it are not re-added)."""
+        for author, chain in chains.items():
+            current = self.chains.get(author)
+            if current is None or (chain[0], current[1]) > (current[0], chain[1]):
+                self.chains[self._authors.setdefault(author, author)] = chain
+        self.forks.update(forks)
+
+    def forked(self, author: bytes) -> bool:
+        return any(forker == author for forker, _seq in self.forks)
+
+    def get(self, op_id: bytes) -> OpMeta | None:
+        meta = self._meta.get(op_id)
+        if meta is None and self._lookup is not None:
+            meta = self._lookup(op_id)
+            if meta is not None:
+                author = self._authors.setdefault(meta.author, meta.author)
+                meta = meta._replace(author=author)
+                self._meta[op_id] = meta
+        return meta
+
+    def __contains__(self, op_id: object) -> bool:
+        return type(op_id) is bytes and self.get(op_id) is not None
+
+    def __len__(self) -> int:
+        return len(self._meta)
+
+    # --- walks ---------------------------------------------------------------------
+
+    def _walk(self, start: bytes, floor: int) -> Iterable[tuple[bytes, OpMeta]]:
+        """The strict ancestors of ``start`` with lamport >= ``floor``, highest lamport first."""
+        meta = self.get(start)
+        if meta is None:
+            return
+        heap: list[tuple[int, bytes]] = []
+        seen: set[bytes] = set()
+        for parent in meta.parents:
+            if parent not in seen:
+                seen.add(parent)
+                parent_meta = self.get(parent)
+                if parent_meta is not None and parent_meta.lamport >= floor:
+                    heapq.heappush(heap, (-parent_meta.lamport, parent))
+        while heap:
+            _neg, op_id = heapq.heappop(heap)
+            current = self.get(op_id)
+            assert current is not None
+            self.walked += 1
+            yield op_id, current
+            for parent in current.parents:
+                if parent not in seen:
+                    seen.add(parent)
+                    parent_meta = self.get(parent)
+                    if parent_meta is not None and parent_meta.lamport >= floor:
+                        heapq.heappush(heap, (-parent_meta.lamport, parent))
+
+    def which_in_past(self, candidates: Iterable[bytes], of: bytes) -> set[bytes]:
+        """The candidates that are ancestors of ``of`` (walks down to the lowest candidate)."""
+        wanted: dict[bytes, int] = {}
+        for candidate in candidates:
+            meta = self.get(candidate)
+            if meta is not None:
+                wanted[candidate] = meta.lamport
+        if not wanted:
+            return set()
+        floor = min(wanted.values())
+        found: set[bytes] = set()
+        for op_id, _meta in self._walk(of, floor):
+            if op_id in wanted:
+                found.add(op_id)
+                if len(found) == len(wanted):
+                    break
+        return found
+
+    def latest_seen(self, of: bytes, author: bytes, floor: int = 0) -> OpMeta | None:
+        """The highest-lamport op by ``author`` in the past of ``of`` (None if there is none
+        with lamport >= ``floor``). For an author who never forked, it has the highest seq."""
+        for _op_id, meta in self._walk(of, floor):
+            if meta.author == author:
+                return meta
+        return None
