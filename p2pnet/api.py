@@ -19,6 +19,7 @@ from identity.keyring import RelayTopic
 from p2pnet.control import INVALID_PARAMS, RpcError
 from p2pnet.panic import panic_node
 from sync.envelope import relay_key
+from sync.invites import grant_signing_keypair
 from sync.relaytoken import RelayToken
 
 MAX_INVITE_S = 366 * 86400
@@ -351,6 +352,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
             circle.topic,
             label,
             {epoch: relay_key(key) for epoch, key in circle.keys.epochs.items()},
+            grant_keys={epoch: grant_signing_keypair(key)[0] for epoch, key in circle.keys.epochs.items()},
             **({"quota_bytes": quota} if isinstance(quota, int) and not isinstance(quota, bool) else {}),
         )
         return {"token": token.encode(), "topic": circle.topic.hex()}
@@ -598,11 +600,13 @@ def allow_relay_topic(extra: dict[str, Any], token: RelayToken) -> RelayTopic:
     existing = table.get(token.topic)
     if existing is not None:
         entry = RelayTopic.from_map(token.topic, existing)
+        # The operator handed us this token, so it is trusted over grants learned since.
         entry.relay_keys.update(token.relay_keys)
+        entry.grant_keys.update(token.grant_keys)
         entry.label = token.label
         entry.quota_bytes = token.quota_bytes
     else:
-        entry = RelayTopic(token.topic, token.label, dict(token.relay_keys), token.quota_bytes)
+        entry = RelayTopic(token.topic, token.label, dict(token.relay_keys), token.quota_bytes, dict(token.grant_keys))
     table[token.topic] = entry.to_map()
     return entry
 

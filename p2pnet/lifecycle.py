@@ -50,6 +50,7 @@ from sync.lifecycle import (
     CircleView,
     JoinRequestShown,
     MembershipLifecycle,
+    PendingRequest,
     Refuse,
     Rotate,
     Share,
@@ -374,7 +375,7 @@ class Lifecycle:
     def _on_join_request(self, circle: Circle, envelope: Envelope, *, quiet: bool) -> None:
         self.carry_out(self.decisions.join_request(self.view(circle), envelope, self.node.clock()), quiet=quiet)
 
-    def pending_requests(self, circle: Circle) -> list[JoinRequest]:
+    def pending_requests(self, circle: Circle) -> list[PendingRequest]:
         return self.decisions.pending_requests(self.view(circle))
 
     def _refuse(self, circle: Circle, request: JoinRequest, reason: str) -> None:

@@ -340,25 +340,36 @@ class Node:
                     self._on_relay_grant(topic, grant)
 
     def _on_relay_grant(self, topic: bytes, envelope: Envelope) -> None:
-        """Relays follow a circle's key rotations: learn the next relay key from a grant."""
+        """Relays follow a circle's key rotations: learn the next relay key from a grant.
+
+        A grant must open under a relay key we hold *and* carry the signature of the grant
+        key of that same epoch, so holding a relay key (as every relay does) is not enough
+        to forge one. An epoch's keys are learned once and never replaced: a later grant
+        naming a known epoch is ignored, whoever signed it.
+        """
         entry = self.relay_topics.get(topic)
         if entry is None:
             return
-        for key in list(entry.relay_keys.values()):
+        for epoch_id, relay_key in list(entry.relay_keys.items()):
+            grant_key = entry.grant_keys.get(epoch_id)
+            if grant_key is None:
+                continue  # a token from before grants were signed: cannot check, so not followed
             try:
-                epoch, new_key = open_relay_grant(envelope, key)
+                grant = open_relay_grant(envelope, relay_key, grant_key)
             except RemoteProtocolError:
                 continue
-            if entry.relay_keys.get(epoch) != new_key:
-                entry.relay_keys[epoch] = new_key
-                self.gate.add_key(topic, epoch, new_key)
-                self.keystore.data.extra.setdefault(RELAY_TOPICS_KEY, {})[topic] = entry.to_map()
-                try:
-                    self.keystore.save()
-                except StorageError as exc:  # learned again from the stored grant on restart
-                    self._storage_failed(exc, 0)
-                log.info("relay learned a new key for topic %s", topic.hex()[:8])
-                self.request_sync()  # fetch what was refused while the key was unknown
+            if grant.epoch in entry.relay_keys:
+                return
+            entry.relay_keys[grant.epoch] = grant.relay_key
+            entry.grant_keys[grant.epoch] = grant.grant_key
+            self.gate.add_key(topic, grant.epoch, grant.relay_key)
+            self.keystore.data.extra.setdefault(RELAY_TOPICS_KEY, {})[topic] = entry.to_map()
+            try:
+                self.keystore.save()
+            except StorageError as exc:  # learned again from the stored grant on restart
+                self._storage_failed(exc, 0)
+            log.info("relay learned a new key for topic %s", topic.hex()[:8])
+            self.request_sync()  # fetch what was refused while the key was unknown
             return
 
     def fold_stored(self, topic: bytes, envelopes: list[Envelope]) -> None:

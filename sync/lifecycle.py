@@ -126,8 +126,10 @@ Action = Approve | Refuse | Rotate | Share | Ack | JoinRequestShown
 # --- the lifecycle --------------------------------------------------------------------
 
 
-@dataclass
-class _Pending:
+@dataclass(frozen=True)
+class PendingRequest:
+    """A join request waiting for an organizer, and when it arrived."""
+
     request: JoinRequest
     received: float
 
@@ -140,7 +142,7 @@ class MembershipLifecycle:
     turn_delay: float = TURN_DELAY_S
     ack_grace: float = ACK_GRACE_S
     repair_after: float = REPAIR_AFTER_S
-    pending: dict[tuple[bytes, bytes], _Pending] = field(default_factory=dict)
+    pending: dict[tuple[bytes, bytes], PendingRequest] = field(default_factory=dict)
     """(circle, newcomer) -> a request waiting for an organizer's approval."""
     _unmatched: dict[bytes, OrderedDict[bytes, Envelope]] = field(default_factory=dict)
     _due_since: dict[tuple[bytes, str], float] = field(default_factory=dict)
@@ -183,7 +185,7 @@ class MembershipLifecycle:
             self.pending.pop((view.circle, newcomer), None)
             return [Approve(view.circle, request)]
         if has_role(state, self.me, ORGANIZER) and (view.circle, newcomer) not in self.pending:
-            self.pending[(view.circle, newcomer)] = _Pending(request, now)
+            self.pending[(view.circle, newcomer)] = PendingRequest(request, now)
             return [JoinRequestShown(view.circle, request)]
         return []
 
@@ -194,11 +196,11 @@ class MembershipLifecycle:
         """The node let them in (by itself or on an organizer's word)."""
         self.pending.pop((circle, newcomer), None)
 
-    def pending_requests(self, view: CircleView) -> list[JoinRequest]:
+    def pending_requests(self, view: CircleView) -> list[PendingRequest]:
         """Requests waiting for an organizer, of people not in the circle yet."""
         state = view.state
         return [
-            pending.request
+            pending
             for (circle, member), pending in sorted(self.pending.items())
             if circle == view.circle
             and member not in state.members
@@ -326,6 +328,7 @@ __all__ = [
     "CircleView",
     "JoinRequestShown",
     "MembershipLifecycle",
+    "PendingRequest",
     "Refuse",
     "Rotate",
     "Share",
