@@ -51,10 +51,14 @@ def test_arbitrary_text_only_raises_protocol_errors(text: str) -> None:
 
 
 def test_payload_is_validated_after_checksum() -> None:
-    wrong = encode_code("KITH-RELAY:", {"v": 1, "keys": {}, "label": "x", "quota": 1, "topic": bytes(32)})
+    fields = {"keys": {}, "grants": {}, "label": "x", "quota": 1, "topic": bytes(32)}
+    wrong = encode_code("KITH-RELAY:", {"v": 2, **fields})
     with pytest.raises(Malformed, match="between 1 and 256"):
         RelayToken.decode(wrong)
-    future = encode_code("KITH-RELAY:", {"v": 2, "keys": {}, "label": "x", "quota": 1, "topic": bytes(32)})
+    future = encode_code("KITH-RELAY:", {"v": 3, **fields})
     with pytest.raises(Malformed, match="upgrade"):
         RelayToken.decode(future)
+    old = encode_code("KITH-RELAY:", {"v": 1, "keys": {}, "label": "x", "quota": 1, "topic": bytes(32)})
+    with pytest.raises(Malformed, match="older kith"):
+        RelayToken.decode(old)
     assert decode_code("X:", encode_code("X:", {"a": 1}), what="code") == {"a": 1}
