@@ -1,0 +1,164 @@
+"""The sans-IO membership lifecycle: events in, actions out (`sync.lifecycle`).
+
+Each test drives a `MembershipLifecycle` with a real folded circle and real join-request
+envelopes, and checks the decisions a node would carry out: no re-admission from a stored
+request, no join request forgotten because it came before its invite, junk keys repaired,
+keys shared again to members who never acknowledged them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import PEOPLE, Circle
+from sync_support import FIRST_EPOCH
+
+from sync.envelope import circle_topic
+from sync.invites import InviteCode, seal_join_request
+from sync.kinds import keys
+from sync.kinds.membership import member_add_body
+from sync.lifecycle import (
+    Ack,
+    Approve,
+    CircleView,
+    JoinRequestShown,
+    MembershipLifecycle,
+    Refuse,
+    Rotate,
+    Share,
+)
+
+SECRET = bytes([0x33]) * 32
+
+
+def view(circle: Circle, held: tuple[bytes, ...] = (FIRST_EPOCH,)) -> CircleView:
+    return CircleView(circle.state.circle_id, circle.state, frozenset(held))
+
+
+def invite(circle: Circle, by: str = "alice", uses: int = 2) -> InviteCode:
+    invite_ref = keys.invite_id(SECRET)
+    circle.act(by, "invite.create", {"invite": invite_ref, "secret": SECRET, "uses": uses, "expires": None})
+    return code_for(circle)
+
+
+def code_for(circle: Circle) -> InviteCode:
+    topic = circle_topic(circle.state.circle_id)
+    return InviteCode(topic, SECRET, bytes(32), FIRST_EPOCH, circle.member("alice"), (), None)
+
+
+def request_from(code: InviteCode, who: str, nonce_seed: int = 1) -> Any:
+    stream = iter(bytes([nonce_seed]) * 64)
+    return seal_join_request(code, PEOPLE[who], ts=10, rand=lambda n: bytes(next(stream) for _ in range(n)))
+
+
+def test_the_inviters_node_approves_and_a_stored_request_never_readmits() -> None:
+    circle = Circle()
+    code = invite(circle)
+    envelope, nonce = request_from(code, "eve")
+    alice = MembershipLifecycle(circle.member("alice"))
+    actions = alice.join_request(view(circle), envelope, now=100)
+    assert [type(a) for a in actions] == [Approve]
+    assert actions[0].request.request == nonce
+    circle.act(
+        "alice", "member.add", member_add_body(PEOPLE["eve"].card().to_bytes(), invite=code.invite_id, request=nonce)
+    )
+    circle.act("alice", "member.remove", {"member": circle.member("eve"), "reason": "abusive"})
+    # The organizer's node restarts and replays every stored join request.
+    restarted = MembershipLifecycle(circle.member("alice"))
+    assert restarted.join_request(view(circle), envelope, now=200) == []
+    assert circle.state.invites[code.invite_id].used == 1
+
+
+def test_a_request_before_its_invite_is_kept_and_answered_when_the_invite_arrives() -> None:
+    circle = Circle()
+    circle.add("bob")
+    circle.grant("bob", "organizer")
+    circle.post("bob", "hi")
+    bob = MembershipLifecycle(circle.member("bob"))
+    # bob's node stores the request before alice's invite.create reaches it.
+    envelope, _nonce = request_from(code_for(circle), "eve")
+    assert bob.join_request(view(circle), envelope, now=1) == []
+    invite(circle)  # alice's invite: only alice's node approves by itself; bob shows it
+    actions = bob.folded(view(circle), {"invite.create"}, now=2)
+    assert [type(a) for a in actions] == [JoinRequestShown]
+    assert [p.request.card.member_id for p in bob.pending_requests(view(circle))] == [circle.member("eve")]
+
+
+def test_a_used_up_invite_is_refused_by_its_inviter_only() -> None:
+    circle = Circle()
+    circle.add("bob")
+    circle.grant("bob", "organizer")
+    circle.post("bob", "hi")
+    code = invite(circle, uses=1)
+    first, nonce = request_from(code, "eve", 1)
+    circle.act(
+        "alice", "member.add", member_add_body(PEOPLE["eve"].card().to_bytes(), invite=code.invite_id, request=nonce)
+    )
+    second, _ = request_from(code, "mallory", 2)
+    refused = MembershipLifecycle(circle.member("alice")).join_request(view(circle), second, now=5)
+    assert [type(a) for a in refused] == [Refuse] and "used up" in refused[0].reason
+    assert MembershipLifecycle(circle.member("bob")).join_request(view(circle), second, now=5) == []
+
+
+def test_an_organizer_whose_current_key_is_junk_rotates_at_their_turn() -> None:
+    circle = Circle()
+    circle.add("bob")
+    circle.grant("bob", "organizer")
+    circle.post("bob", "hi")
+    new = bytes([0x61]) * 16
+    junk = {circle.member("alice"): bytes(keys.SEALED_KEY_BYTES)}
+    circle.act("bob", "key.rotate", {"epoch": new, "previous": FIRST_EPOCH, "sealed": junk})
+    alice = MembershipLifecycle(circle.member("alice"), turn_delay=4)
+    alice.key_unusable(circle.state.circle_id, new)
+    first = alice.tick(view(circle), now=100)
+    later = alice.tick(view(circle), now=108)
+    # Whether alice is first or second in turn order, she rotates within one turn delay.
+    assert [type(a) for a in first + later] == [Rotate]
+    # A plain member who lacks the key waits for a share: no rotation from them.
+    circle.add("carol")
+    carol = MembershipLifecycle(circle.member("carol"))
+    assert carol.tick(view(circle), now=100) == [] and carol.tick(view(circle), now=1000) == []
+
+
+def test_an_organizer_who_never_gets_the_key_rotates_after_the_repair_delay() -> None:
+    circle = Circle()
+    circle.add("bob")
+    circle.grant("bob", "organizer")
+    circle.post("bob", "hi")
+    new = bytes([0x62]) * 16
+    circle.act("bob", "key.rotate", {"epoch": new, "previous": FIRST_EPOCH, "sealed": {}})
+    alice = MembershipLifecycle(circle.member("alice"), turn_delay=4, repair_after=30)
+    assert alice.tick(view(circle), now=0) == []
+    assert alice.tick(view(circle), now=29) == []
+    assert [type(a) for a in alice.tick(view(circle), now=30) + alice.tick(view(circle), now=34)] == [Rotate]
+
+
+def test_members_who_do_not_acknowledge_a_key_are_sent_it_again() -> None:
+    circle = Circle()
+    circle.add("bob")
+    alice = MembershipLifecycle(circle.member("alice"), ack_grace=10)
+    assert alice.tick(view(circle), now=0) == []
+    assert alice.tick(view(circle), now=9) == []
+    shares = alice.tick(view(circle), now=10)
+    assert shares == [Share(circle.state.circle_id, FIRST_EPOCH, (circle.member("bob"),))]
+    circle.act("bob", "key.ack", {"epochs": [FIRST_EPOCH]})
+    assert alice.tick(view(circle), now=100) == []
+
+
+def test_installed_keys_are_acknowledged_once() -> None:
+    circle = Circle()
+    circle.add("bob")
+    bob = MembershipLifecycle(circle.member("bob"))
+    assert bob.keys_installed(view(circle)) == [Ack(circle.state.circle_id, (FIRST_EPOCH,))]
+    assert bob.keys_installed(view(circle)) == []
+    outsider = MembershipLifecycle(PEOPLE["mallory"].member_id)
+    assert outsider.keys_installed(view(circle)) == []
+
+
+def test_a_removal_makes_the_first_organizer_in_turn_rotate() -> None:
+    circle = Circle()
+    circle.add("bob")
+    circle.act("alice", "member.remove", {"member": circle.member("bob"), "reason": None})
+    assert circle.state.info["rotation_due"]
+    actions = MembershipLifecycle(circle.member("alice")).tick(view(circle), now=0)
+    assert [type(a) for a in actions] == [Rotate]
