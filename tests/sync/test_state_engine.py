@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from identity.errors import LocalProtocolError, Malformed
+from identity.errors import LocalProtocolError
 from sync.ops import Op, SignedOp
 from sync.state import CircleState, fold_circle_state, fold_key
 
