@@ -199,11 +199,16 @@ class MemberView:
     added_by: bytes
     vouch: str | None
     wellbeing: str | None
+    forked: bool = False
+    """They signed two different ops with one place in their chain (docs/OPS.md §2): a
+    modified client showing members different histories. Both ops are folded; organizers
+    should ask why."""
 
 
 def members(state: CircleState) -> tuple[MemberView, ...]:
     """Current members, organizers first, then by name and id."""
     status = wellbeing(state)
+    forked = {author for author, _seq in state.forks}
     views = []
     for member_id, member in state.members.items():
         profile = state.profiles.get(member_id)
@@ -218,6 +223,7 @@ def members(state: CircleState) -> tuple[MemberView, ...]:
                 member.added_by,
                 member.vouch,
                 status.get(member_id),
+                member_id in forked,
             )
         )
     views.sort(key=lambda v: ("organizer" not in v.roles, v.name.casefold(), v.id))

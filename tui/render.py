@@ -122,7 +122,8 @@ def member_lines(views: dict[str, Any], verified: set[str] | None = None) -> lis
         roles = ",".join(m["roles"]) or "member"
         mark = "verified" if verified and m["id"] in verified else "unverified"
         pronouns = f" ({m['pronouns']})" if m["pronouns"] else ""
-        lines.append(f"[{short(m['id'])}] {m['name']}{pronouns} · {roles} · {mark}")
+        fork = " · FORKED their history (a modified client: ask them why)" if m.get("forked") else ""
+        lines.append(f"[{short(m['id'])}] {m['name']}{pronouns} · {roles} · {mark}{fork}")
     return lines
 
 

@@ -22,6 +22,7 @@ from sync.kinds.common import NOT_ACKED, NOT_MEMBER, NOT_SENIOR, ROLE_NOT_ACKED,
 from sync.kinds.membership import member_add_body
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica
+from sync.views import members
 
 POST = {"reply_to": None, "content_warning": None, "urgent": False}
 
@@ -234,6 +235,8 @@ def test_an_op_that_breaks_its_authors_chain_is_dropped_everywhere() -> None:
     result = circle.replica.ingest(fresh)
     assert result.applied == (fresh,)  # a second seq 1: a fork, detected
     assert (circle.member("dana"), 1) in circle.state.forks
+    marked = {view.id: view.forked for view in members(circle.state)}
+    assert marked[circle.member("dana")] and not marked[circle.member("carol")]
 
 
 def test_a_junk_rotation_by_an_organizer_is_not_held_by_anyone_who_could_not_open_it() -> None:

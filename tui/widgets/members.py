@@ -49,6 +49,8 @@ class MembersPane(Pane):
             you = m["id"] == self.me
             mark = "(you)" if you else ("✓ verified" if m.get("verified") else "unverified")
             roles = ", ".join(m["roles"]) or "member"
+            if m.get("forked"):
+                mark = "FORKED"  # signed two histories: a modified client (docs/OPS.md §2)
             cells = [clip(m["name"], widths[0]), roles, short(m["id"]), mark]
             if wide:
                 cells[1:1] = [m["pronouns"] or ""]
