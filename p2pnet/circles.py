@@ -62,6 +62,8 @@ class Processed:
     waiting_keys: dict[bytes, list[SignedOp]] = field(default_factory=dict)
     """Key ops left waiting for their parents: the keys they carry may be what we need to
     open those parents (a share comes after the ops sealed with the key it shares)."""
+    over_share: bool = False
+    """The sender had more than its share of a causal buffer waiting (`sync.dag`)."""
 
 
 class MemberCircles:
@@ -117,9 +119,9 @@ class MemberCircles:
             self.write_error = exc
             raise
 
-    def _ingest(self, circle: Circle, ops: list[SignedOp]) -> IngestResult:
+    def _ingest(self, circle: Circle, ops: list[SignedOp], source: str = "self") -> IngestResult:
         try:
-            return circle.replica.ingest_many(ops)
+            return circle.replica.ingest_many(ops, source)
         except StorageError as exc:
             # The DAG may have taken ops the state never folded: this replica is unsure now.
             self.write_error = exc
@@ -256,8 +258,9 @@ class MemberCircles:
 
     # --- processing ---------------------------------------------------------------
 
-    def process(self, topic: bytes, envelopes: list[Envelope]) -> Processed:
-        """Open stored envelopes of one topic and fold their ops."""
+    def process(self, topic: bytes, envelopes: list[Envelope], source: str = "store") -> Processed:
+        """Open stored envelopes of one topic and fold their ops (``source``: the peer that
+        sent them, whose share of the causal buffer they count against)."""
         processed = Processed()
         circle = self.by_topic.get(topic)
         if circle is None or not envelopes:
@@ -281,8 +284,9 @@ class MemberCircles:
             envelope_of[signed.id] = envelope.id
         if not ops:
             return processed
-        result = self._ingest(circle, list(ops.values()))
+        result = self._ingest(circle, list(ops.values()), source)
         circle.unsaved_ops += len(result.applied)
+        processed.over_share = result.over_share
         for op_id in result.buffered:
             circle.waiting[op_id] = envelope_of[op_id]
             if ops[op_id].op.kind in ("key.rotate", "key.share"):

@@ -312,7 +312,7 @@ class Node:
         if new and self.circles is not None:
             markers = [e for e in new if e.epoch in MARKER_EPOCHS]
             try:
-                self._fold(topic, [e for e in new if e.epoch not in MARKER_EPOCHS])
+                self._fold(topic, [e for e in new if e.epoch not in MARKER_EPOCHS], source)
                 for envelope in markers:
                     assert self.lifecycle is not None
                     self.lifecycle.on_marker(topic, envelope)
@@ -420,11 +420,15 @@ class Node:
             kept.append(envelope)
         return kept
 
-    def _fold(self, topic: bytes, envelopes: list[Envelope]) -> None:
+    def _fold(self, topic: bytes, envelopes: list[Envelope], source: str = "self") -> None:
         assert self.circles is not None
         if not envelopes:
             return
-        processed = self.circles.process(topic, envelopes)
+        processed = self.circles.process(topic, envelopes, source)
+        if processed.over_share and source not in ("self", "store"):
+            # Valid members' ops whose parents never come, more than 2 MiB of them: the
+            # buffer evicted this peer's own oldest ones; count it against the peer.
+            self.penalize(source, "ops whose parents never come")
         if self.lifecycle is not None:
             for circle_id, waiting in processed.waiting_keys.items():
                 self.lifecycle.after_fold(self.circles.circles[circle_id], waiting)

@@ -44,6 +44,8 @@ class OpMeta(NamedTuple):
     parents: tuple[bytes, ...]
 
 
+_new_meta = tuple.__new__
+
 MetaLookup = Callable[[bytes], "OpMeta | None"]
 
 
@@ -78,15 +80,18 @@ class CausalIndex:
             return known
         op = signed.op
         author = self._authors.setdefault(op.author, op.author)
-        meta = OpMeta(op.lamport, author, op.seq, op.parents)
+        seq = op.seq
+        meta = _new_meta(OpMeta, (op.lamport, author, seq, op.parents))  # OpMeta(...), without its checks
         self._meta[signed.id] = meta
         chain = self.chains.get(author)
-        if chain is not None and op.seq <= chain[0]:
-            self.forks.add((author, op.seq))
-        if chain is None or (op.seq, chain[1]) > (chain[0], signed.id):
-            # The highest seq; between two forked ops with it, the smaller id (so the
-            # table does not depend on which arrived first).
-            self.chains[author] = (op.seq, signed.id)
+        if chain is None or seq > chain[0]:
+            self.chains[author] = (seq, signed.id)
+        else:
+            self.forks.add((author, seq))
+            if seq == chain[0] and signed.id < chain[1]:
+                # Between two forked ops with the highest seq, the smaller id (so the
+                # table does not depend on which arrived first).
+                self.chains[author] = (seq, signed.id)
         return meta
 
     def restore_chains(self, chains: dict[bytes, tuple[int, bytes]], forks: Iterable[tuple[bytes, int]]) -> None:

@@ -133,11 +133,11 @@ def note_held(state: CircleState, member: bytes, epoch: bytes) -> None:
 def require_fresh_key(state: CircleState, op: Op, content: bytes) -> None:
     """Refuse content sealed with an epoch its author had already seen replaced (they
     acknowledged, or made, a newer one): checked right after the body's schema."""
-    from sync.content import blob_epoch
-
-    record = state.epochs[blob_epoch(content)]
     newest = state.newest_held.get(op.author)
-    if newest is not None and (record.lamport, record.op) < newest:
+    if newest is None:
+        return
+    record = state.epochs[content[: limits.EPOCH_ID_BYTES]]  # the blob's epoch (`sync.content`)
+    if (record.lamport, record.op) < newest:
         raise OpRejected(STALE_KEY)
 
 

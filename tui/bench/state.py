@@ -291,6 +291,42 @@ def bench_backdated_op() -> Figures:
     return {"backdated_op_ms": round(elapsed * 1000, 2)}
 
 
+def _rss_mb() -> float:
+    """This process's resident memory, from /proc (Linux), in MiB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@register("causal_buffer_mb_max")
+def bench_causal_buffer() -> Figures:
+    """A hostile peer sends 10,000 valid, signed ops of ~50 KB each, every one citing a
+    parent that never comes (the attack that once held ~350 MiB for 3,000 ops). The buffer
+    keeps at most 2 MiB per sender and 8 MiB per circle; the figure is the largest resident
+    growth seen while they arrive."""
+    rng = random.Random(7)
+    founder = MemberIdentity("founder", rng.randbytes(32), rng.randbytes(32), 0)
+    hostile = MemberIdentity("hostile", rng.randbytes(32), rng.randbytes(32), 0)
+    genesis = genesis_op(founder, name="Bench", salt=rng.randbytes(16), ts=1, epoch=rng.randbytes(16))
+    circle = genesis.op.circle
+    replica = CircleReplica(circle)
+    replica.ingest(genesis)
+    pad = rng.randbytes(50_000)
+    before = peak = _rss_mb()
+    over_share = False
+    for n in range(10_000):
+        op = Op(circle, hostile.member_id, (rng.randbytes(32),), 2, n, "msg.post", {"pad": pad}, seq=2)
+        result = replica.ingest(SignedOp.decode(SignedOp.create(op, hostile).data), "hostile-peer")
+        over_share = over_share or result.over_share
+        if n % 250 == 0:
+            peak = max(peak, _rss_mb())
+    peak = max(peak, _rss_mb())
+    assert over_share and replica.dag.buffered_bytes <= replica.dag.max_source_bytes
+    return {"causal_buffer_mb_max": round(peak - before, 1)}
+
+
 _OPEN_SCRIPT = """
 import sys
 from pathlib import Path
