@@ -3,7 +3,9 @@
 1. size and structure (`Envelope.decode`, no keys needed);
 2. the topic is one this node serves;
 3. the timestamp is not absurdly far in the future (clock skew of hours is fine);
-4. the relay authenticator verifies under a relay key we know for (topic, epoch).
+4. the relay authenticator verifies under a relay key we know for (topic, epoch); for a
+   marker envelope (welcome, join request, relay grant, private), under the relay key its
+   nonce's hint names (`sync.envelope.key_hint`): one check, however many epochs we know.
 
 Members know relay keys because they derive them from their epoch keys; relays get them in
 relay tokens. An envelope whose epoch is unknown but whose topic we serve may be from a
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from identity.errors import BadSignature, RemoteProtocolError
-from sync.envelope import MARKER_EPOCHS, Envelope
+from sync.envelope import KEY_HINT_BYTES, MARKER_EPOCHS, Envelope, key_hint
 
 MAX_FUTURE_SKEW_S = 7 * 24 * 3600
 
@@ -34,15 +36,24 @@ class Gate:
     relay_keys: dict[bytes, dict[bytes, bytes]] = field(default_factory=dict)
     """topic -> epoch id -> relay key."""
     refused: Counter[str] = field(default_factory=Counter)
+    hints: dict[bytes, dict[bytes, list[bytes]]] = field(default_factory=dict)
+    """topic -> key hint -> the relay keys with that hint (almost always one)."""
 
     def serves(self, topic: bytes) -> bool:
         return topic in self.relay_keys
 
     def add_key(self, topic: bytes, epoch: bytes, relay_key: bytes) -> None:
-        self.relay_keys.setdefault(topic, {})[epoch] = relay_key
+        keys = self.relay_keys.setdefault(topic, {})
+        if keys.get(epoch) == relay_key:
+            return
+        keys[epoch] = relay_key
+        same = self.hints.setdefault(topic, {}).setdefault(key_hint(relay_key), [])
+        if relay_key not in same:
+            same.append(relay_key)
 
     def remove_topic(self, topic: bytes) -> None:
         self.relay_keys.pop(topic, None)
+        self.hints.pop(topic, None)
 
     def parse(self, data: bytes) -> Envelope | None:
         try:
@@ -59,10 +70,17 @@ class Gate:
         if envelope.ts > now + MAX_FUTURE_SKEW_S:
             self.refused["timestamp in the far future"] += 1
             return Verdict.REJECT
-        if envelope.epoch in MARKER_EPOCHS:
+        marker = envelope.epoch in MARKER_EPOCHS
+        if marker:
             # Welcomes and join requests are authenticated with the relay key of whichever
-            # epoch their sender knew (an invite carries the current one).
-            candidates = list(keys.values())
+            # epoch their sender knew (an invite carries the current one); the nonce's hint
+            # says which, so a forged marker costs one check, not one per epoch.
+            candidates = self.hints.get(envelope.topic, {}).get(envelope.nonce[:KEY_HINT_BYTES], [])
+            if not candidates:
+                # Authenticated with a relay key of an epoch we have not learned yet (say,
+                # while our own join is pending): unverifiable, not forged.
+                self.refused["marker with an unknown relay key"] += 1
+                return Verdict.UNKNOWN_EPOCH
         else:
             key = keys.get(envelope.epoch)
             if key is None:
@@ -74,11 +92,6 @@ class Gate:
             except BadSignature:
                 continue
             return Verdict.ACCEPT
-        if envelope.epoch in MARKER_EPOCHS:
-            # A welcome or grant authenticated with a relay key of an epoch we have not
-            # learned yet (say, while our own join is pending) is unverifiable, not forged.
-            self.refused["marker with an unknown relay key"] += 1
-            return Verdict.UNKNOWN_EPOCH
         self.refused["bad authenticator"] += 1
         return Verdict.REJECT
 

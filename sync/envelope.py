@@ -46,6 +46,19 @@ GRANT_EPOCH = b"\xfe" * limits.EPOCH_ID_BYTES
 PRIVATE_EPOCH = b"\xfd" * limits.EPOCH_ID_BYTES
 """Marker epoch of private requests and check-ins, sealed to the circle's organizers."""
 MARKER_EPOCHS = (WELCOME_EPOCH, JOIN_EPOCH, GRANT_EPOCH, PRIVATE_EPOCH)
+KEY_HINT_BYTES = 4
+"""A marker envelope's nonce begins with a hint naming the relay key that authenticates
+it, so a receiver checks one key, not every epoch's (docs/PROTOCOL.md §5)."""
+
+
+def key_hint(relay_key: bytes) -> bytes:
+    return blake2b(relay_key, person=b"kith-key-hint", size=KEY_HINT_BYTES)
+
+
+def marker_nonce(relay_key: bytes, rand: RandomBytes) -> bytes:
+    """The nonce of a marker envelope authenticated with ``relay_key``: its hint, then
+    20 random bytes (still far too many to repeat)."""
+    return key_hint(relay_key) + rand(NONCE_BYTES - KEY_HINT_BYTES)
 
 MAC_BYTES = 16
 _KEYS = frozenset({"v", "topic", "epoch", "ts", "nonce", "ct", "mac"})

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 from identity import codec
 from identity.crypto import (
-    NONCE_BYTES,
     RandomBytes,
     aead_decrypt,
     aead_encrypt,
@@ -54,6 +53,7 @@ from sync.envelope import (
     circle_topic,
     epoch_id,
     header_bytes,
+    marker_nonce,
 )
 from sync.envelope import relay_key as relay_key_of
 from sync.kinds.keys import invite_id
@@ -141,7 +141,7 @@ def seal_join_request(
     code: InviteCode, newcomer: MemberIdentity, *, ts: int, rand: RandomBytes = random_bytes
 ) -> tuple[Envelope, bytes]:
     """The join request envelope and its request nonce (keep it: only a welcome naming it counts)."""
-    nonce = rand(NONCE_BYTES)
+    nonce = marker_nonce(code.relay_key, rand)
     request = rand(REQUEST_BYTES)
     plaintext = codec.encode(
         {
@@ -243,7 +243,7 @@ def seal_welcome(
     }
     topic = circle_topic(circle)
     sealed = seal_to(newcomer.dh_public, _signed_payload(payload, approver))
-    return _marker_envelope(topic, WELCOME_EPOCH, ts, rand(NONCE_BYTES), sealed, relay_key)
+    return _marker_envelope(topic, WELCOME_EPOCH, ts, marker_nonce(relay_key, rand), sealed, relay_key)
 
 
 def seal_refusal(
@@ -259,7 +259,7 @@ def seal_refusal(
 ) -> Envelope:
     payload = {"v": 1, "refused": reason[:200], "to": newcomer.member_id, "request": request}
     sealed = seal_to(newcomer.dh_public, _signed_payload(payload, refuser))
-    return _marker_envelope(topic, WELCOME_EPOCH, ts, rand(NONCE_BYTES), sealed, relay_key)
+    return _marker_envelope(topic, WELCOME_EPOCH, ts, marker_nonce(relay_key, rand), sealed, relay_key)
 
 
 def open_welcome(envelope: Envelope, me: MemberIdentity, request: bytes) -> Welcome:
@@ -341,7 +341,7 @@ def seal_relay_grant(
     body = {"v": 1, "epoch": epoch, "relay_key": relay_key_of(epoch_key), "grant_key": grant_public}
     signature = sign(secret, _GRANT_DOMAIN, header + codec.encode(body))
     plaintext = codec.encode({**body, "sig": signature})
-    nonce = rand(NONCE_BYTES)
+    nonce = marker_nonce(previous_relay_key, rand)
     ciphertext = aead_encrypt(_grant_key(previous_relay_key), nonce, plaintext, header)
     return _marker_envelope(topic, GRANT_EPOCH, ts, nonce, ciphertext, previous_relay_key)
 

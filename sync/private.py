@@ -30,7 +30,7 @@ from identity.crypto import (
 from identity.errors import Malformed, RemoteProtocolError, Undecryptable
 from identity.keys import MemberIdentity
 from sync import limits
-from sync.envelope import PRIVATE_EPOCH, Envelope, header_bytes
+from sync.envelope import PRIVATE_EPOCH, Envelope, header_bytes, marker_nonce
 from sync.ops import Op, SignedOp
 
 MAX_RECIPIENTS = 32
@@ -53,7 +53,7 @@ def seal_private(
     ciphertext = aead_encrypt(key, nonce, statement.data, header_bytes(topic, PRIVATE_EPOCH, ts))
     boxes = [seal_to(dh, key) for dh in organizers]
     payload = codec.encode({"v": 1, "boxes": boxes, "nonce": nonce, "ct": ciphertext})
-    return Envelope.build(topic, PRIVATE_EPOCH, ts, rand(NONCE_BYTES), payload, relay_key=relay_key)
+    return Envelope.build(topic, PRIVATE_EPOCH, ts, marker_nonce(relay_key, rand), payload, relay_key=relay_key)
 
 
 def open_private(envelope: Envelope, me: MemberIdentity) -> SignedOp:

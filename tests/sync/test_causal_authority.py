@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from conftest import PEOPLE, Circle
+from circle_support import PEOPLE, Circle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sync_support import FIRST_EPOCH, sealed_body

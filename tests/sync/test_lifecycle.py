@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import PEOPLE, Circle
+from circle_support import PEOPLE, Circle
 from sync_support import FIRST_EPOCH
 
 from sync.envelope import circle_topic

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sync_support import sealed_body
 
 from identity.keys import MemberIdentity
+from sync.causal import CausalIndex, meta_of
 from sync.kinds.circle import genesis_op
 from sync.kinds.membership import member_add_body
 from sync.ops import SignedOp
@@ -212,12 +213,21 @@ def test_snapshot_restore_then_late_ops_give_the_same_state(held: set[int], tail
     def history(upto: tuple[int, bytes]) -> list[SignedOp]:
         return [signed for signed in sorted(stored, key=fold_key) if fold_key(signed) <= upto]
 
-    restored = CircleState.restore(CIRCLE, picture, undo_window=window, history=history)
+    # As a replica opens from its state cache: an index that looks ops up in the cache and
+    # knows where each author's chain stood; the DAG indexes each op before the fold sees it.
+    cached = {signed.id: signed for signed in stored}
+    index = CausalIndex(lambda op_id: meta_of(cached[op_id]) if op_id in cached else None)
+    index.restore_chains(live.chains, live.forks)
+    restored = CircleState.restore(
+        CIRCLE, picture, undo_window=window, history=history, causal=index, causal_order=True
+    )
     for signed in tail_ops:
         restored.add(signed)
     assert restored.encode() == before
     rest = [signed for signed in reversed(HISTORY) if signed.id not in closed]
     for signed in _causal(rest, set(closed)):
         stored.append(signed)
+        cached[signed.id] = signed
+        index.add(signed)
         restored.add(signed)
     assert restored.encode() == REFERENCE

@@ -1,0 +1,177 @@
+"""Conformance vectors for the fold (docs/OPS.md, "Test vectors"), computed by the real code.
+
+Each vector is an op set, listed in a causal order (every op after its parents), with the
+`state_hash` a conforming fold reaches and the ops it rejects or strikes, with the exact
+reasons. Several are attacks by a modified client. `python tests/fold_vectors.py` prints
+the section; tests/test_fold_vectors.py checks that the document holds exactly it.
+
+Everything is deterministic: fixed keys, fixed timestamps, fixed nonces for sealed content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from identity.keys import MemberIdentity
+from sync.content import seal_content
+from sync.kinds.circle import genesis_op
+from sync.kinds.membership import member_add_body
+from sync.ops import Op, SignedOp
+from sync.replica import CircleReplica
+
+EPOCH = bytes([0x42]) * 16
+CONTENT_KEY = bytes([0x11]) * 32
+PEOPLE = {
+    name: MemberIdentity(name.capitalize(), bytes([i + 1]) * 32, bytes([i + 101]) * 32, 1_700_000_000)
+    for i, name in enumerate(["alice", "bob", "carol", "dana", "mallory"])
+}
+
+
+class Builder:
+    """A circle built op by op, honestly (``act``) or as a modified client would (``forge``)."""
+
+    def __init__(self) -> None:
+        self.genesis = genesis_op(PEOPLE["alice"], name="Vectors", salt=bytes(range(16)), ts=1_700_000_000, epoch=EPOCH)
+        self.circle = self.genesis.op.circle
+        self.replica = CircleReplica(self.circle)
+        self.ops: list[SignedOp] = []
+        self.ts = 1_700_000_000
+        self._take(self.genesis)
+
+    def _take(self, signed: SignedOp) -> SignedOp:
+        self.replica.ingest(signed)
+        self.ops.append(signed)
+        return signed
+
+    def body(self, who: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        if kind != "msg.post":
+            return body
+        fields = {"text": body["text"], "content_warning": None}
+        nonce = bytes([len(self.ops)]) * 24
+        blob = seal_content(
+            fields,
+            circle=self.circle,
+            author=PEOPLE[who].member_id,
+            kind=kind,
+            epoch=EPOCH,
+            key=CONTENT_KEY,
+            rand=lambda n: nonce[:n],
+        )
+        return {"content": blob, "reply_to": None, "urgent": body.get("urgent", False)}
+
+    def act(self, who: str, kind: str, body: dict[str, Any]) -> SignedOp:
+        self.ts += 60
+        signed = self.replica.author_op(PEOPLE[who], kind, self.body(who, kind, body), ts=self.ts)
+        return self._take(signed)
+
+    def forge(self, who: str, kind: str, body: dict[str, Any], parents: list[bytes], seq: int, ts: int) -> SignedOp:
+        lamport = 1 + max(self.replica.dag.lamport_of(p) or 0 for p in parents)
+        op = Op(self.circle, PEOPLE[who].member_id, tuple(sorted(set(parents))), lamport, ts, kind,
+                self.body(who, kind, body), seq=seq)  # fmt: skip
+        return self._take(SignedOp.decode(SignedOp.create(op, PEOPLE[who]).data))
+
+    def last(self, who: str) -> tuple[int, bytes]:
+        return self.replica.state.chains[PEOPLE[who].member_id]
+
+    def add(self, who: str, by: str = "alice", **extra: Any) -> SignedOp:
+        return self.act(by, "member.add", member_add_body(PEOPLE[who].card().to_bytes(), **extra))
+
+    def member(self, who: str) -> bytes:
+        return PEOPLE[who].member_id
+
+
+def removed_organizer_backdates(b: Builder) -> None:
+    """bob, an organizer, is removed; his client then signs a member.add of a sock puppet
+    continuing his chain from before the removal, so it sorts before it."""
+    b.add("bob")
+    grant = b.act("alice", "role.grant", {"member": b.member("bob"), "role": "organizer"})
+    b.act("bob", "msg.post", {"text": "hello"})
+    seq, last = b.last("bob")
+    b.act("alice", "member.remove", {"member": b.member("bob"), "reason": None})
+    b.forge("bob", "member.add", member_add_body(PEOPLE["mallory"].card().to_bytes()), [last, grant.id], seq + 1, 1)
+
+
+def mutual_removal(b: Builder) -> None:
+    """bob and carol, both organizers (bob appointed first), remove each other concurrently."""
+    b.add("bob")
+    b.add("carol")
+    b.act("alice", "role.grant", {"member": b.member("bob"), "role": "organizer"})
+    b.act("alice", "role.grant", {"member": b.member("carol"), "role": "organizer"})
+    b.act("bob", "msg.post", {"text": "bob here"})
+    b.act("carol", "msg.post", {"text": "carol here"})
+    heads = b.replica.dag.heads()
+    bob_seq, bob_last = b.last("bob")
+    carol_seq, carol_last = b.last("carol")
+    others = [h for h in heads if h not in (bob_last, carol_last)]
+    b.forge("carol", "member.remove", {"member": b.member("bob"), "reason": None}, [*others, carol_last, bob_last],
+            carol_seq + 1, 2)  # fmt: skip
+    b.forge("bob", "member.remove", {"member": b.member("carol"), "reason": None}, [*others, bob_last, carol_last],
+            bob_seq + 1, 2)  # fmt: skip
+
+
+def fork_and_unacknowledged(b: Builder) -> None:
+    """dana forks her chain (two ops with seq 2); carol's first op does not cite her admission."""
+    b.add("dana")
+    add_carol = b.add("carol")
+    first = b.act("dana", "msg.post", {"text": "one"})
+    b.forge("dana", "msg.post", {"text": "two, to some"}, [first.id], 2, 5)
+    b.forge("dana", "msg.post", {"text": "two, to others"}, [first.id], 2, 6)
+    b.forge("carol", "msg.post", {"text": "I never saw my welcome"}, [first.id], 1, 7)
+    b.forge("carol", "msg.post", {"text": "now I have"}, [add_carol.id, b.ops[-1].id], 2, 8)
+
+
+def junk_rotation_and_requests(b: Builder) -> None:
+    """bob, an organizer, rotates with a junk box for carol; only acknowledgements count as
+    holding. A join request's nonce admits once: dana, removed, cannot be re-added by it."""
+    b.add("bob")
+    b.add("carol")
+    b.act("alice", "role.grant", {"member": b.member("bob"), "role": "organizer"})
+    new = bytes([0x43]) * 16
+    b.act("bob", "key.rotate", {"epoch": new, "previous": EPOCH, "sealed": {b.member("carol"): bytes(112)}})
+    b.act("alice", "key.ack", {"epochs": [new]})
+    nonce = bytes([0x77]) * 16
+    b.add("dana", request=nonce)
+    b.act("alice", "member.remove", {"member": b.member("dana"), "reason": None})
+    b.add("dana", request=nonce)
+
+
+VECTORS: dict[str, Callable[[Builder], None]] = {
+    "removed-organizer-backdates": removed_organizer_backdates,
+    "mutual-removal": mutual_removal,
+    "fork-and-unacknowledged": fork_and_unacknowledged,
+    "junk-rotation-and-requests": junk_rotation_and_requests,
+}
+
+
+def compute() -> dict[str, str]:
+    """name -> the vector's text (ops, state hash, rejections)."""
+    out = {}
+    for name, build in VECTORS.items():
+        builder = Builder()
+        build(builder)
+        state = builder.replica.state
+        lines = [f"op {signed.data.hex()}" for signed in builder.ops]
+        lines.append(f"state_hash {state.state_hash().hex()}")
+        for op_id, row in sorted(state.all_rejections().items()):
+            lines.append(f"rejected {op_id.hex()} {row.reason}")
+        out[name] = "\n".join(lines)
+    return out
+
+
+def markdown() -> str:
+    parts = []
+    for name, text in compute().items():
+        doc = (VECTORS[name].__doc__ or "").split("\n")
+        parts.append(f"**{name}**: " + " ".join(line.strip() for line in doc).strip())
+        parts.append("")
+        parts.append("```text")
+        parts.append(f"# fold-vector: {name}")
+        parts.append(text)
+        parts.append("```")
+        parts.append("")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(markdown())
