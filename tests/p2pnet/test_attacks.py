@@ -1,0 +1,165 @@
+"""Attacks by a modified client, against real nodes on loopback (issue: causal authority).
+
+Each attacker signs what the honest client never would, with real keys, and sends it over
+the real network; the honest nodes must refuse it, list why, and stay usable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+import trio
+from p2pnet_harness import address, allow_on_relay, call, make_home, post_when_ready, running, share_circle, wait_until
+
+from identity import codec
+from identity.crypto import aead_encrypt, blake2b, random_bytes, sign, signing_keypair
+from identity.keys import MemberIdentity
+from p2pnet.node import Node
+from sync.envelope import GRANT_EPOCH, Envelope, epoch_id, header_bytes, marker_nonce, relay_key, seal
+from sync.kinds.common import STRUCK_REMOVED
+from sync.kinds.keys import SEALED_KEY_BYTES
+from sync.kinds.membership import member_add_body
+from sync.ops import Op, SignedOp
+
+pytestmark = pytest.mark.trio
+
+
+def _circle(node: Node, circle_id: str):  # type: ignore[no-untyped-def]
+    assert node.circles is not None
+    return node.circles.get(circle_id)
+
+
+async def _inject(node: Node, envelope: Envelope) -> None:
+    """What a modified client does with an op it forged: store it and gossip it."""
+    await node.accept(envelope.topic, [envelope], "self")
+    node.publish_nowait(envelope)
+
+
+async def test_a_removed_organizers_back_dated_sock_puppet_is_struck_everywhere(tmp_path: Path) -> None:
+    homes = [make_home(tmp_path, n) for n in ("alice", "bob", "carol")]
+    with trio.fail_after(120):
+        async with AsyncExitStack() as stack:
+            alice, bob, carol = [await stack.enter_async_context(running(h)) for h in homes]
+            await carol.connect(address(bob))
+            circle = (await call(alice, "circle.create", name="Infiltrated"))["id"]
+            await share_circle(alice, circle, bob, carol)
+            bob_id = bob.circles.identity.member_id  # type: ignore[union-attr]
+            await call(alice, "role.grant", circle=circle, member=bob_id.hex(), role="organizer")
+            await wait_until(lambda: "organizer" in _circle(bob, circle).replica.state.members[bob_id].roles)
+            await post_when_ready(bob, circle, "glad to help organize")
+            await wait_until(lambda: bob_id in _circle(alice, circle).replica.state.chains)
+            seq, last = _circle(alice, circle).replica.state.chains[bob_id]
+            removal = await call(alice, "member.remove", circle=circle, member=bob_id.hex())
+            await wait_until(lambda: bob_id not in _circle(bob, circle).replica.state.members)
+            # Bob's modified client: a member.add of a sock puppet continuing his chain from
+            # before the removal (so it sorts before it), ts ground to win ties, sealed with
+            # a key he still holds.
+            puppet = MemberIdentity.generate("puppet", now=1_700_000_000)
+            replica = _circle(bob, circle).replica
+            lamport = 1 + replica.dag.lamport_of(last)
+            body = member_add_body(puppet.card().to_bytes())
+            forged = min(
+                (
+                    SignedOp.create(
+                        Op(bytes.fromhex(circle), bob_id, (last,), lamport, ts, "member.add", body, seq=seq + 1),
+                        bob.circles.identity,  # type: ignore[union-attr]
+                    )
+                    for ts in range(1, 30)
+                ),
+                key=lambda signed: signed.id,
+            )
+            old_key = next(iter(_circle(bob, circle).keys.epochs.values()))
+            envelope = seal(forged.data, topic=_circle(bob, circle).topic, epoch_key=old_key, ts=forged.op.ts)
+            await _inject(bob, envelope)
+            for node in (alice, carol):
+                await wait_until(lambda n=node: _circle(n, circle).replica.has(forged.id), timeout=30)
+                state = _circle(node, circle).replica.state
+                assert state.is_rejected(forged.id) == STRUCK_REMOVED
+                assert puppet.member_id not in state.members
+            assert removal["rejected"] is None
+            # The honest organizer's later keys go to members only, and the circle works.
+            await call(alice, "rotate", circle=circle)
+            after = await post_when_ready(alice, circle, "still safe")
+            await wait_until(lambda: _circle(carol, circle).replica.has(bytes.fromhex(after)), timeout=30)
+            for signed in _circle(alice, circle).replica.ops():
+                if signed.op.kind in ("key.rotate", "key.share"):
+                    assert puppet.member_id not in signed.op.body["sealed"]
+
+
+async def test_a_junk_rotation_from_an_organizers_client_does_not_freeze_the_circle(tmp_path: Path) -> None:
+    homes = [make_home(tmp_path, n) for n in ("alice", "bob", "carol")]
+    with trio.fail_after(150):
+        async with AsyncExitStack() as stack:
+            alice, bob, carol = [await stack.enter_async_context(running(h)) for h in homes]
+            await carol.connect(address(bob))
+            circle = (await call(alice, "circle.create", name="Junk"))["id"]
+            await share_circle(alice, circle, bob, carol)
+            bob_id = bob.circles.identity.member_id  # type: ignore[union-attr]
+            await call(alice, "role.grant", circle=circle, member=bob_id.hex(), role="organizer")
+            await wait_until(lambda: "organizer" in _circle(bob, circle).replica.state.members[bob_id].roles)
+            await post_when_ready(bob, circle, "hello")
+            # Bob's modified client announces a new key whose boxes nobody can open.
+            state = _circle(bob, circle).replica.state
+            junk_epoch = epoch_id(secrets.token_bytes(32))
+            sealed = {m: secrets.token_bytes(SEALED_KEY_BYTES) for m in state.members if m != bob_id}
+            body = {"epoch": junk_epoch, "previous": state.info["epoch"], "sealed": sealed}
+            envelope, _result = bob.circles.author(_circle(bob, circle), "key.rotate", body)  # type: ignore[union-attr]
+            bob.publish_nowait(envelope)
+            for node in (alice, carol):
+                await wait_until(lambda n=node: junk_epoch in _circle(n, circle).replica.state.epochs, timeout=30)
+            # Alice's node cannot open its box: it replaces the key; everyone posts again.
+            await wait_until(lambda: _circle(alice, circle).replica.state.info["epoch"] != junk_epoch, timeout=60)
+            posted = await post_when_ready(alice, circle, "we are back")
+            await wait_until(lambda: _circle(carol, circle).replica.has(bytes.fromhex(posted)), timeout=60)
+            reply = await post_when_ready(carol, circle, "me too")
+            await wait_until(lambda: _circle(alice, circle).replica.has(bytes.fromhex(reply)), timeout=60)
+            assert _circle(alice, circle).replica.state.is_rejected(bytes.fromhex(reply)) is None
+
+
+def _forged_grant(
+    topic: bytes, previous_relay_key: bytes, epoch: bytes, new_relay_key: bytes, signer: bytes
+) -> Envelope:
+    """A relay grant as a forger builds it: encrypted and authenticated with a relay key they
+    hold (from an invite code), signed with a key of their choosing."""
+    ts = 1_700_000_000
+    header = header_bytes(topic, GRANT_EPOCH, ts)
+    _public, secret = signing_keypair(signer)
+    grant_public, _ = signing_keypair(secrets.token_bytes(32))
+    body = {"v": 1, "epoch": epoch, "relay_key": new_relay_key, "grant_key": grant_public}
+    signature = sign(secret, b"kith/relay-grant/v1\x00", header + codec.encode(body))
+    plaintext = codec.encode({**body, "sig": signature})
+    nonce = marker_nonce(previous_relay_key, random_bytes)
+    grant_key = blake2b(b"kith/grant/v1", person=b"kith-grant-key", key=previous_relay_key, size=32)
+    ciphertext = aead_encrypt(grant_key, nonce, plaintext, header)
+    return Envelope.build(topic, GRANT_EPOCH, ts, nonce, ciphertext, relay_key=previous_relay_key)
+
+
+async def test_a_forged_relay_grant_changes_nothing_and_honest_members_stay_welcome(tmp_path: Path) -> None:
+    alice_home, relay_home = make_home(tmp_path, "alice"), make_home(tmp_path, "relay", relay=True)
+    with trio.fail_after(90):
+        async with running(alice_home) as alice:
+            circle = (await call(alice, "circle.create", name="Guarded"))["id"]
+            token = (await call(alice, "circle.relay_token", circle=circle))["token"]
+        allow_on_relay(relay_home, token)
+        async with running(alice_home) as alice, running(relay_home, relay=True) as relay:
+            await alice.connect(address(relay))
+            circle_state = _circle(alice, circle)
+            topic, current = circle_state.topic, circle_state.keys.current
+            current_relay_key = relay_key(circle_state.keys.current_key)
+            held_before = dict(relay.gate.relay_keys[topic])
+            # Whoever holds the relay key (an invite code is enough) tries to replace the
+            # current epoch's key and to add an epoch of their own.
+            junk_key = secrets.token_bytes(32)
+            for epoch in (current, secrets.token_bytes(16)):
+                forged = _forged_grant(topic, current_relay_key, epoch, junk_key, secrets.token_bytes(32))
+                await relay.accept(topic, [forged], "forger-peer")
+            assert relay.gate.relay_keys[topic] == held_before
+            # Honest envelopes still pass, and alice is not banned.
+            posted = await call(alice, "post", circle=circle, text="business as usual")
+            assert posted["rejected"] is None
+            await call(alice, "sync")
+            await wait_until(lambda: relay.store.count(topic) == alice.store.count(topic))  # type: ignore[union-attr]
+            assert not relay.is_banned(alice.net.peer_id)  # type: ignore[union-attr]
