@@ -202,6 +202,8 @@ class CircleState:
         self._pending: list[tuple[SignedOp, list[SignedOp], str]] = []
         self._dropping: list[bytes] = []
         """Strikers applied again and found invalid (or struck): their strikes must go."""
+        self._withdrawals = 0
+        """Strikes withdrawn during the current `add`/`add_many` (see `MAX_WITHDRAWALS`)."""
         self._reset()
 
     def _reset(self) -> None:
@@ -235,6 +237,9 @@ class CircleState:
         """relay address -> the relay.add op."""
         self.removals: dict[bytes, tuple[Removal, ...]] = {}
         """member id -> the removals and demotions that ended a membership or role of theirs."""
+        self.seniority: dict[bytes, tuple[int, ...]] = {}
+        """member id -> their seniority path, fixed when they first became an organizer
+        (docs/OPS.md §2b): kept through demotions and removals, so the order never changes."""
         # Derived indexes (rebuilt on restore, not hashed).
         self.roots: list[bytes] = []
         self.replies: dict[bytes, list[bytes]] = {}
@@ -360,6 +365,7 @@ class CircleState:
         Each op must be added at most once (the causal DAG deduplicates); an op whose
         fold key was already applied is ignored.
         """
+        self._withdrawals = 0
         key = (signed.op.lamport, signed.id)
         keys = self._keys
         last = keys[-1] if keys else self._base_key
@@ -373,6 +379,7 @@ class CircleState:
 
     def add_many(self, ops: Iterable[SignedOp]) -> int:
         """Add ops in any order, with at most one rollback for the whole batch."""
+        self._withdrawals = 0
         batch = sorted(ops, key=fold_key)
         keys = self._keys
         last = keys[-1] if keys else self._base_key
@@ -512,7 +519,11 @@ class CircleState:
         Decisions (proposals, votes) are never struck (docs/OPS.md §2c)."""
         cut, unseen = self._unseen_ops(signed, target, start)
         kinds = ROLE_KINDS.get(scope)
-        unseen = [op for op in unseen if (op.op.kind in kinds if kinds else op.op.kind not in _DECISIONS)]
+        unseen = [
+            op
+            for op in unseen
+            if (op.op.kind in kinds if kinds else op.op.kind not in _DECISIONS) and not _renounces(op)
+        ]
         record = Removal(start[0], start[1], signed.op.lamport, signed.id, cut, scope, anchors)
         self.put(self.removals, target, (*self.removals.get(target, ()), record))
         if unseen or signed.id in self._struck_by:
@@ -540,9 +551,15 @@ class CircleState:
             if chain[0] <= cut:
                 return cut, []
         candidates = self._ops_of(target, start, fold_key(signed), None if forked else cut)
-        # Ops another removal struck are not this one's to strike (it sorts earlier, or
-        # the same target was removed twice; the first removal takes them).
-        candidates = [op for op in candidates if op.id not in self.struck or self.struck[op.id].striker == signed.id]
+        # An op that several removals would strike belongs to the one that sorts first (the
+        # same target removed twice, or demoted then removed), whatever order they came in.
+        here = fold_key(signed)
+        candidates = [
+            op
+            for op in candidates
+            if op.id not in self.struck
+            or (self.struck[op.id].striker_lamport, self.struck[op.id].striker) >= here
+        ]
         seen = self.causal.which_in_past((op.id for op in candidates), signed.id)
         for op in candidates:
             if op.id in seen and op.op.seq > cut:
@@ -584,11 +601,21 @@ class CircleState:
         wanted = {op.id: (op, reason) for _striker, unseen, reason in pending for op in unseen}
         _key, had = self._struck_by.get(striker.id, (fold_key(striker), set()))
         earliest: FoldKey | None = None
+        if had - wanted.keys():
+            self._withdrawals += 1
+            if self._withdrawals > MAX_WITHDRAWALS:  # oscillating: strikes now only grow (see there)
+                for op_id in had - wanted.keys():
+                    wanted[op_id] = (_Kept, self.struck[op_id].reason)
         for op_id in had - wanted.keys():
             key = (self.struck.pop(op_id).lamport, op_id)
             earliest = key if earliest is None else min(earliest, key)
         for op_id in wanted.keys() - had:
             op, reason = wanted[op_id]
+            assert op is not _Kept
+            previous = self.struck.get(op_id)
+            if previous is not None and previous.striker != striker.id:
+                # A later removal had it: this one sorts first, so it takes it over.
+                self._struck_by[previous.striker][1].discard(op_id)
             self.struck[op_id] = Struck(op.op.lamport, op.op.author, op.op.kind, reason, striker.id, striker.op.lamport)
             earliest = fold_key(op) if earliest is None else min(earliest, fold_key(op))
         if wanted:
@@ -606,6 +633,11 @@ class CircleState:
         return the ops to apply again, as `_settle` does."""
         dropping, self._dropping = self._dropping, []
         earliest: FoldKey | None = None
+        if any(striker in self._struck_by for striker in dropping):
+            self._withdrawals += 1
+            if self._withdrawals > MAX_WITHDRAWALS:  # oscillating: strikes now only grow
+                self._unconfirmed.difference_update(dropping)
+                return []
         for striker in dropping:
             self._unconfirmed.discard(striker)
             if striker not in self._struck_by:
@@ -640,10 +672,11 @@ class CircleState:
             record is None
             or signed.id in self.struck
             or op.kind in _DECISIONS
-            or any(anchor in op.parents for anchor in record.anchors)
+            or any(anchor in op.parents for past in self.removals[op.author] for anchor in past.anchors)
         ):
-            # (An op acknowledging the membership or role the removal ends may be what
-            # makes its author's later leaving valid: it goes the slow way too.)
+            # (An op acknowledging a membership or role of its author (which a removal or
+            # demotion ended) counts as an acknowledgement even when struck, and may make
+            # other ops of theirs count: it goes the slow way too.)
             return False
         if self._own_index and signed.id not in self.causal:
             self.causal.add(signed)
@@ -789,6 +822,35 @@ class CircleState:
         state._base_count = count
         state._base_key = last
         return state
+
+
+MAX_WITHDRAWALS = 64
+"""Strikes withdrawn in one `add`/`add_many` before the fold stops withdrawing any.
+
+Withdrawing strikes (a removal folded again turned out invalid) is what lets the fold
+match a fold from scratch. Forged concurrent removals can be built whose validities form
+a cycle (each valid only if another's strike stands, docs/OPS.md §2c); then no answer
+exists and withdrawing would go on forever. Past this bound, strikes only grow, which ends
+the fold in at most one pass per op; such a circle may then differ between nodes that
+received its ops in different orders, which their state hashes show."""
+
+
+class _KeptStrike:
+    """Marks a strike kept past `MAX_WITHDRAWALS` (it is never applied again)."""
+
+
+_Kept: Any = _KeptStrike()
+
+
+def _renounces(signed: SignedOp) -> bool:
+    """Is the op its author giving something up (leaving, giving up a role, reporting their
+    device compromised)? Such an op is never struck: a removal's validity may rest on it
+    (a member who gave up the organizer role may be removed by any organizer), and voiding
+    what someone gave up gains an attacker nothing."""
+    op = signed.op
+    if op.kind == "member.compromised":
+        return True
+    return op.kind in _SLOW_KINDS and type(op.body) is dict and op.body.get("member") == op.author
 
 
 def _no_history(upto: FoldKey) -> Iterable[SignedOp]:

@@ -149,6 +149,7 @@ def circle_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
         (ORGANIZER,), op.lamport, signed.id, op.author, None, True, (Grant(ORGANIZER, signed.id, True),), ()
     )
     state.put(state.members, op.author, founder)
+    state.put(state.seniority, op.author, ())
     state.put(state.cards, op.author, dh_public)
     keys.start_epoch(state, signed, op, epoch, None)
 

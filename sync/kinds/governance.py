@@ -128,8 +128,12 @@ def drop_member(state: CircleState, member_id: bytes, at: SignedOp) -> None:
     member = members[eldest]
     # Their own op needs no acknowledgement (it is in their chain, and cannot be cited twice).
     grants = tuple(sorted((*member.grants, Grant(ORGANIZER, at.id, at.op.author == eldest))))
+    path = state.seniority.get(eldest)
+    if path is None:
+        path = (SUCCESSION,)
+        state.put(state.seniority, eldest, path)
     state.put(
         members,
         eldest,
-        member._replace(roles=tuple(sorted((*member.roles, ORGANIZER))), grants=grants, path=(SUCCESSION,)),
+        member._replace(roles=tuple(sorted((*member.roles, ORGANIZER))), grants=grants, path=path),
     )

@@ -129,9 +129,13 @@ def role_grant(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     path = member.path
     if role == ORGANIZER:
         # Seniority follows the granting chain: the granter's, then the grant's place in
-        # the granter's own history (which nobody else can reorder).
-        assert granter.path is not None
-        path = (*granter.path, op.seq)
+        # the granter's own history (which nobody else can reorder). It is fixed at the
+        # first grant: an organizer demoted and appointed again keeps their place.
+        path = state.seniority.get(target)
+        if path is None:
+            assert granter.path is not None
+            path = (*granter.path, op.seq)
+            state.put(state.seniority, target, path)
     state.put(
         state.members,
         target,
