@@ -163,3 +163,25 @@ async def test_a_forged_relay_grant_changes_nothing_and_honest_members_stay_welc
             await call(alice, "sync")
             await wait_until(lambda: relay.store.count(topic) == alice.store.count(topic))  # type: ignore[union-attr]
             assert not relay.is_banned(alice.net.peer_id)  # type: ignore[union-attr]
+
+
+async def test_a_removed_member_is_not_let_back_in_when_the_organizers_node_restarts(tmp_path: Path) -> None:
+    """The organizer's node replays every stored join request at start-up; the one that let
+    bob in once must not let him in again (the invite had a second use left)."""
+    alice_home, bob_home = make_home(tmp_path, "alice"), make_home(tmp_path, "bob")
+    with trio.fail_after(120):
+        async with running(alice_home) as alice, running(bob_home) as bob:
+            circle = (await call(alice, "circle.create", name="Once"))["id"]
+            code = (await call(alice, "invite.create", circle=circle, uses=2))["code"]
+            await bob.connect(address(alice))
+            await call(bob, "join", code=code)
+            bob_id = bob.circles.identity.member_id  # type: ignore[union-attr]
+            await wait_until(lambda: bob_id in _circle(alice, circle).replica.state.members, timeout=30)
+            await call(alice, "member.remove", circle=circle, member=bob_id.hex())
+        async with running(alice_home) as alice:
+            # Start-up replayed the stored request (synchronously, before the node was up).
+            state = _circle(alice, circle).replica.state
+            assert bob_id not in state.members
+            (invite,) = state.invites.values()
+            assert invite.used == 1
+            assert not alice.lifecycle.pending_requests(_circle(alice, circle))  # type: ignore[union-attr]
