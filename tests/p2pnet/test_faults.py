@@ -46,7 +46,7 @@ def test_a_full_disk_is_a_clear_error_the_node_survives_and_recovers(tmp_path: P
         circle = alice.call("circle.create", name="Full disk")["id"]
         bob.call("connect", address=alice.address)
         bob.call("join", code=alice.call("invite.create", circle=circle)["code"])
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while _state(bob, circle) != _state(alice, circle):
             assert time.monotonic() < deadline, "bob never joined"
             time.sleep(0.1)
