@@ -45,7 +45,7 @@ from p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
 from p2pnet.ratelimit import KeyedLimiter
 from p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
 from p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
-from sync.envelope import GRANT_EPOCH, KEY_HINT_BYTES, MARKER_EPOCHS, Envelope, key_hint
+from sync.envelope import GRANT_EPOCH, KEY_HINT_BYTES, MARKER_EPOCHS, Envelope
 from sync.invites import open_relay_grant
 from sync.reconcile import ItemIndex
 from sync.statecache import StateCache
@@ -350,10 +350,11 @@ class Node:
         entry = self.relay_topics.get(topic)
         if entry is None:
             return
-        hint = envelope.nonce[:KEY_HINT_BYTES]
+        # The nonce names the relay key it was sent under: one check, not one per epoch.
+        named = self.gate.hints.get(topic, {}).get(envelope.nonce[:KEY_HINT_BYTES], [])
         for epoch_id, relay_key in list(entry.relay_keys.items()):
-            if key_hint(relay_key) != hint:
-                continue  # the nonce names the relay key it was sent under (one check, not one per epoch)
+            if relay_key not in named:
+                continue
             grant_key = entry.grant_keys.get(epoch_id)
             if grant_key is None:
                 continue  # a token from before grants were signed: cannot check, so not followed

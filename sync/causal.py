@@ -71,8 +71,6 @@ class CausalIndex:
         """author -> (highest seq, that op; the smallest id if a fork used it twice)."""
         self.forks: set[tuple[bytes, int]] = set()
         """(author, seq) used by two different ops."""
-        self.walked = 0
-        """Ops visited by walks so far (a cost counter for tests and benchmarks)."""
 
     def add(self, signed: SignedOp) -> OpMeta:
         known = self._meta.get(signed.id)
@@ -140,7 +138,6 @@ class CausalIndex:
             _neg, op_id = heapq.heappop(heap)
             current = self.get(op_id)
             assert current is not None
-            self.walked += 1
             yield op_id, current
             for parent in current.parents:
                 if parent not in seen:

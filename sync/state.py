@@ -187,8 +187,6 @@ class CircleState:
         self.circle_id = circle_id
         self.undo_window = undo_window
         self.full_refolds = 0
-        self.strike_replays = 0
-        """Ops re-applied because a removal struck ops that sorted before it."""
         self._history = history
         self._own_index = causal is None
         self.causal = causal if causal is not None else CausalIndex()
@@ -449,7 +447,6 @@ class CircleState:
                 rest.extend(merged)
                 return count + self._refold_with(rest, rolled, keep=settling)
             if rolled:
-                self.strike_replays += len(rolled)
                 for op in rolled:
                     heapq.heappush(redo, (fold_key(op), next(tiebreak), op))
                 previous = self.last_key
@@ -491,9 +488,6 @@ class CircleState:
     def _refold_with(self, batch: list[SignedOp], position: FoldKey, *, keep: bytes | None = None) -> int:
         """Fold everything again from the empty state, with the (sorted) ``batch`` merged in:
         a rollback to ``position`` that the undo window cannot do (see `_decide_again_from`)."""
-        if gc.isenabled():
-            with _collector_paused(True):
-                return self._refold_with(batch, position, keep=keep)
         self.full_refolds += 1
         if self._history is not None and self._base_key is not None:
             earlier: Iterable[SignedOp] = self._history(self._base_key)
@@ -504,38 +498,41 @@ class CircleState:
         self._pending, self._dropping = [], []
         self._decide_again_from(position, keep)
         batch = sorted(batch, key=fold_key)
-        return max(0, self._run(_chain(earlier, window), batch) - len(batch))
+        with _collector_paused(True):
+            return max(0, self._run(_chain(earlier, window), batch) - len(batch))
 
     # --- strikes ---------------------------------------------------------------------
 
     def strike_unseen(
         self, signed: SignedOp, target: bytes, scope: str, start: FoldKey, anchors: tuple[bytes, ...]
-    ) -> int:
+    ) -> None:
         """A removal (or demotion, ``scope`` = the role) of ``target`` takes effect at
         ``signed``, the op being applied: record it, and strike the target's ops since
-        ``start`` that it had not seen (docs/OPS.md §2c). Returns the cut. ``anchors``: the
-        ops the target acknowledges to hold the membership or role (their admission, grants).
+        ``start`` that it had not seen (docs/OPS.md §2c). ``anchors``: the ops the target
+        acknowledges to hold the membership or role (their admission, grants).
 
         Decisions (proposals, votes) are never struck (docs/OPS.md §2c)."""
-        cut, unseen = self._unseen_ops(signed, target, start)
+        unseen = self._unseen_ops(signed, target, start)
         kinds = ROLE_KINDS.get(scope)
         unseen = [
             op
             for op in unseen
             if (op.op.kind in kinds if kinds else op.op.kind not in _DECISIONS) and not _renounces(op)
         ]
-        record = Removal(start[0], start[1], signed.op.lamport, signed.id, cut, scope, anchors)
+        record = Removal(start[0], start[1], signed.op.lamport, signed.id, scope, anchors)
         self.put(self.removals, target, (*self.removals.get(target, ()), record))
         if unseen or signed.id in self._struck_by:
             reason = STRUCK_REMOVED if scope == "member" else STRUCK_DEMOTED
             self._pending.append((signed, unseen, reason))
-        return cut
 
-    def _unseen_ops(self, signed: SignedOp, target: bytes, start: FoldKey) -> tuple[int, list[SignedOp]]:
-        """(cut, the target's ops in (start, signed) that ``signed`` had not seen)."""
+    def _unseen_ops(self, signed: SignedOp, target: bytes, start: FoldKey) -> list[SignedOp]:
+        """The target's ops in (start, signed) that ``signed`` had not seen.
+
+        Unless the target forked, their ops are a chain: everything up to the highest seq
+        ``signed`` had seen (``cut``) was seen, so only later ops are looked at."""
         chain = self.chains.get(target)
         if chain is None:
-            return 0, []
+            return []
         forked = self.causal.forked(target)
         hint = 0
         for parent in signed.op.parents:
@@ -543,13 +540,13 @@ class CircleState:
             if meta is not None and meta.author == target and meta.seq > hint:
                 hint = meta.seq
         if not forked and chain[0] <= hint:
-            return hint, []
+            return []
         cut = hint
         if not forked and not hint:
             latest = self.causal.latest_seen(signed.id, target, floor=start[0])
             cut = 0 if latest is None else latest.seq
             if chain[0] <= cut:
-                return cut, []
+                return []
         candidates = self._ops_of(target, start, fold_key(signed), None if forked else cut)
         # An op that several removals would strike belongs to the one that sorts first (the
         # same target removed twice, or demoted then removed), whatever order they came in.
@@ -561,10 +558,7 @@ class CircleState:
             or (self.struck[op.id].striker_lamport, self.struck[op.id].striker) >= here
         ]
         seen = self.causal.which_in_past((op.id for op in candidates), signed.id)
-        for op in candidates:
-            if op.id in seen and op.op.seq > cut:
-                cut = op.op.seq
-        return cut, [op for op in candidates if op.id not in seen]
+        return [op for op in candidates if op.id not in seen]
 
     def _ops_of(self, author: bytes, start: FoldKey, end: FoldKey, above: int | None) -> list[SignedOp]:
         """The author's applied ops with ``start < key < end`` (only ``seq > above``, if given,
@@ -601,25 +595,25 @@ class CircleState:
         wanted = {op.id: (op, reason) for _striker, unseen, reason in pending for op in unseen}
         _key, had = self._struck_by.get(striker.id, (fold_key(striker), set()))
         earliest: FoldKey | None = None
-        if had - wanted.keys():
+        withdrawn = had - wanted.keys()
+        if withdrawn:
             self._withdrawals += 1
             if self._withdrawals > MAX_WITHDRAWALS:  # oscillating: strikes now only grow (see there)
-                for op_id in had - wanted.keys():
-                    wanted[op_id] = (_Kept, self.struck[op_id].reason)
-        for op_id in had - wanted.keys():
+                withdrawn = set()
+        for op_id in withdrawn:
             key = (self.struck.pop(op_id).lamport, op_id)
             earliest = key if earliest is None else min(earliest, key)
         for op_id in wanted.keys() - had:
             op, reason = wanted[op_id]
-            assert op is not _Kept
             previous = self.struck.get(op_id)
             if previous is not None and previous.striker != striker.id:
                 # A later removal had it: this one sorts first, so it takes it over.
                 self._struck_by[previous.striker][1].discard(op_id)
             self.struck[op_id] = Struck(op.op.lamport, op.op.author, op.op.kind, reason, striker.id, striker.op.lamport)
             earliest = fold_key(op) if earliest is None else min(earliest, fold_key(op))
-        if wanted:
-            self._struck_by[striker.id] = (fold_key(striker), set(wanted))
+        kept = (had - withdrawn) | wanted.keys()
+        if kept:
+            self._struck_by[striker.id] = (fold_key(striker), kept)
         else:
             self._struck_by.pop(striker.id, None)
         if earliest is None:
@@ -833,13 +827,6 @@ a cycle (each valid only if another's strike stands, docs/OPS.md §2c); then no 
 exists and withdrawing would go on forever. Past this bound, strikes only grow, which ends
 the fold in at most one pass per op; such a circle may then differ between nodes that
 received its ops in different orders, which their state hashes show."""
-
-
-class _KeptStrike:
-    """Marks a strike kept past `MAX_WITHDRAWALS` (it is never applied again)."""
-
-
-_Kept: Any = _KeptStrike()
 
 
 def _renounces(signed: SignedOp) -> bool:

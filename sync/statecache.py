@@ -192,20 +192,6 @@ class StateCache:
             return None
         return meta_of(self._open_op(tag, op_id, rows[0][0], rows[0][1]))
 
-    def get_ops(self, circle_id: bytes, op_ids: Iterable[bytes]) -> dict[bytes, SignedOp]:
-        """The cached ops among ``op_ids``."""
-        tag = self._tag(circle_id)
-        found = {}
-        for op_id in op_ids:
-            rows = self._query("SELECT nonce, ct FROM ops WHERE circle = ? AND id = ?", (tag, op_id))
-            if rows:
-                found[op_id] = self._open_op(tag, op_id, rows[0][0], rows[0][1])
-        return found
-
-    def lamport_of(self, circle_id: bytes, op_id: bytes) -> int | None:
-        rows = self._query("SELECT lamport FROM ops WHERE circle = ? AND id = ?", (self._tag(circle_id), op_id))
-        return rows[0][0] if rows else None
-
     def op_count(self, circle_id: bytes) -> int:
         return self._query("SELECT COUNT(*) FROM ops WHERE circle = ?", (self._tag(circle_id),))[0][0]
 

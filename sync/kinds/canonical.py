@@ -91,13 +91,7 @@ def canonical_state(state: CircleState) -> dict[str, Any]:
         "admissions": [[nonce, state.admissions[nonce]] for nonce in sorted(state.admissions)],
         "invites": _rows(state.invites),
         "relays": [[address, state.relays[address]] for address in sorted(state.relays)],
-        # (A removal's `cut` is bookkeeping: how it is found depends on which forks have
-        # arrived, so it is not part of the canonical state.)
-        "removals": [
-            [target, r.start_lamport, r.start_op, r.end_lamport, r.end_op, r.scope, r.anchors]
-            for target in sorted(state.removals)
-            for r in state.removals[target]
-        ],
+        "removals": [[target, *record] for target in sorted(state.removals) for record in state.removals[target]],
         "seniority": [[member, state.seniority[member]] for member in sorted(state.seniority)],
         "struck": [
             [op_id, state.struck[op_id].striker_lamport, state.struck[op_id].striker] for op_id in sorted(state.struck)
@@ -204,9 +198,7 @@ def restore_tables(state: CircleState, picture: Any) -> tuple[int, tuple[int, by
         state.relays = {address: op for address, op in (_tuple(row) for row in _tuple(picture["relays"]))}
         removals: dict[bytes, tuple[Removal, ...]] = {}
         for row in map(_tuple, _tuple(picture["removals"])):
-            target, start_lamport, start_op, end_lamport, end_op, scope, anchors = row
-            record = Removal(start_lamport, start_op, end_lamport, end_op, 0, scope, _tuple(anchors))
-            removals[target] = (*removals.get(target, ()), record)
+            removals[row[0]] = (*removals.get(row[0], ()), Removal(*row[1:-1], _tuple(row[-1])))
         state.removals = removals
         state.seniority = {member: _tuple(path) for member, path in map(_tuple, _tuple(picture["seniority"]))}
         for op_id, striker_lamport, striker in map(_tuple, _tuple(picture["struck"])):

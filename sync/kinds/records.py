@@ -96,8 +96,6 @@ class Removal(NamedTuple):
     end_lamport: int
     end_op: bytes
     """The removal itself (for a voted removal, the op that decided it)."""
-    cut: int
-    """The highest seq of the target's ops in the removal's causal past."""
     scope: str
     """"member": every op is struck; a role name: only ops that need that role."""
     anchors: tuple[bytes, ...] = ()

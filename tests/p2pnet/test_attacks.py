@@ -15,10 +15,11 @@ import trio
 from p2pnet_harness import address, allow_on_relay, call, make_home, post_when_ready, running, share_circle, wait_until
 
 from identity import codec
-from identity.crypto import aead_encrypt, blake2b, random_bytes, sign, signing_keypair
+from identity.crypto import aead_encrypt, random_bytes, sign, signing_keypair
 from identity.keys import MemberIdentity
 from p2pnet.node import Node
 from sync.envelope import GRANT_EPOCH, Envelope, epoch_id, header_bytes, marker_nonce, relay_key, seal
+from sync.invites import _GRANT_DOMAIN, _grant_key
 from sync.kinds.common import STRUCK_REMOVED
 from sync.kinds.keys import SEALED_KEY_BYTES
 from sync.kinds.membership import member_add_body
@@ -38,18 +39,24 @@ async def _inject(node: Node, envelope: Envelope) -> None:
     node.publish_nowait(envelope)
 
 
+async def _bob_organizes(alice: Node, bob: Node, carol: Node, name: str) -> tuple[str, bytes]:
+    """alice's circle with bob and carol; bob made organizer, and he has acknowledged it."""
+    await carol.connect(address(bob))
+    circle = (await call(alice, "circle.create", name=name))["id"]
+    await share_circle(alice, circle, bob, carol)
+    bob_id = bob.circles.identity.member_id  # type: ignore[union-attr]
+    await call(alice, "role.grant", circle=circle, member=bob_id.hex(), role="organizer")
+    await wait_until(lambda: "organizer" in _circle(bob, circle).replica.state.members[bob_id].roles)
+    await post_when_ready(bob, circle, "glad to help organize")
+    return circle, bob_id
+
+
 async def test_a_removed_organizers_back_dated_sock_puppet_is_struck_everywhere(tmp_path: Path) -> None:
     homes = [make_home(tmp_path, n) for n in ("alice", "bob", "carol")]
     with trio.fail_after(120):
         async with AsyncExitStack() as stack:
             alice, bob, carol = [await stack.enter_async_context(running(h)) for h in homes]
-            await carol.connect(address(bob))
-            circle = (await call(alice, "circle.create", name="Infiltrated"))["id"]
-            await share_circle(alice, circle, bob, carol)
-            bob_id = bob.circles.identity.member_id  # type: ignore[union-attr]
-            await call(alice, "role.grant", circle=circle, member=bob_id.hex(), role="organizer")
-            await wait_until(lambda: "organizer" in _circle(bob, circle).replica.state.members[bob_id].roles)
-            await post_when_ready(bob, circle, "glad to help organize")
+            circle, bob_id = await _bob_organizes(alice, bob, carol, "Infiltrated")
             await wait_until(lambda: bob_id in _circle(alice, circle).replica.state.chains)
             seq, last = _circle(alice, circle).replica.state.chains[bob_id]
             removal = await call(alice, "member.remove", circle=circle, member=bob_id.hex())
@@ -94,13 +101,7 @@ async def test_a_junk_rotation_from_an_organizers_client_does_not_freeze_the_cir
     with trio.fail_after(150):
         async with AsyncExitStack() as stack:
             alice, bob, carol = [await stack.enter_async_context(running(h)) for h in homes]
-            await carol.connect(address(bob))
-            circle = (await call(alice, "circle.create", name="Junk"))["id"]
-            await share_circle(alice, circle, bob, carol)
-            bob_id = bob.circles.identity.member_id  # type: ignore[union-attr]
-            await call(alice, "role.grant", circle=circle, member=bob_id.hex(), role="organizer")
-            await wait_until(lambda: "organizer" in _circle(bob, circle).replica.state.members[bob_id].roles)
-            await post_when_ready(bob, circle, "hello")
+            circle, bob_id = await _bob_organizes(alice, bob, carol, "Junk")
             # Bob's modified client announces a new key whose boxes nobody can open.
             state = _circle(bob, circle).replica.state
             junk_epoch = epoch_id(secrets.token_bytes(32))
@@ -129,11 +130,10 @@ def _forged_grant(
     _public, secret = signing_keypair(signer)
     grant_public, _ = signing_keypair(secrets.token_bytes(32))
     body = {"v": 1, "epoch": epoch, "relay_key": new_relay_key, "grant_key": grant_public}
-    signature = sign(secret, b"kith/relay-grant/v1\x00", header + codec.encode(body))
+    signature = sign(secret, _GRANT_DOMAIN, header + codec.encode(body))
     plaintext = codec.encode({**body, "sig": signature})
     nonce = marker_nonce(previous_relay_key, random_bytes)
-    grant_key = blake2b(b"kith/grant/v1", person=b"kith-grant-key", key=previous_relay_key, size=32)
-    ciphertext = aead_encrypt(grant_key, nonce, plaintext, header)
+    ciphertext = aead_encrypt(_grant_key(previous_relay_key), nonce, plaintext, header)
     return Envelope.build(topic, GRANT_EPOCH, ts, nonce, ciphertext, relay_key=previous_relay_key)
 
 

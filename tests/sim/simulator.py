@@ -47,7 +47,6 @@ from sync.envelope import circle_topic, epoch_id, relay_key
 from sync.invites import InviteCode, open_epoch_key, seal_epoch_key, seal_join_request
 from sync.kinds import keys
 from sync.kinds.circle import genesis_op
-from sync.kinds.common import ROLE_KINDS
 from sync.kinds.membership import member_add_body
 from sync.kinds.records import ORGANIZER
 from sync.lifecycle import Ack, Approve, CircleView, MembershipLifecycle, Refuse, Rotate, Share
@@ -661,4 +660,4 @@ def run(seed: int, config: Config = Config()) -> dict[str, Any]:
     return Simulation(seed, config).run()
 
 
-__all__ = ["Config", "Simulation", "Violation", "run", "ROLE_KINDS"]
+__all__ = ["Config", "Simulation", "Violation", "run"]

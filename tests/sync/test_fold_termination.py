@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from forge_kit import B, M, causal_orders, feed, gen
 
+from sync.ops import SignedOp
 from sync.state import CircleState, fold_key
 
 MAX_APPLIES = 30_000
@@ -101,13 +102,20 @@ def test_a_cycle_of_forged_concurrent_removals_still_ends() -> None:
             feed(b.cid, order, batch=batch)  # ends (Endless otherwise)
 
 
-def test_an_op_two_removals_would_strike_belongs_to_the_earlier_in_any_order() -> None:
+def _treasurer_receipts() -> tuple[B, SignedOp, SignedOp]:
+    """bob is treasurer and carol organizer, both acknowledged; then bob's receipt. Returns
+    the builder, bob's acknowledging post, and the receipt."""
     b = B()
     add_bob, add_carol = b.add("bob"), b.add("carol")
     g_treasurer, g_carol = b.grant("bob", "treasurer"), b.grant("carol", "organizer")
     seen = b.post("bob", cite=(add_bob.id, g_treasurer.id))
     b.post("carol", cite=(add_carol.id, g_carol.id))
     receipt = b.op("bob", "fund.receipt", {"contribution": bytes(32)})
+    return b, seen, receipt
+
+
+def test_an_op_two_removals_would_strike_belongs_to_the_earlier_in_any_order() -> None:
+    b, seen, receipt = _treasurer_receipts()
     demotion = b.revoke("bob", "treasurer", by="alice", cite=(seen.id,))
     b.post("carol", "pad")
     removal = b.remove("bob", by="carol", cite=(seen.id,))
@@ -135,12 +143,7 @@ def test_a_struck_op_that_arrives_late_still_acknowledges() -> None:
 
 
 def test_the_state_does_not_depend_on_when_a_fork_arrives() -> None:
-    b = B()
-    add_bob, add_carol = b.add("bob"), b.add("carol")
-    g_treasurer, g_carol = b.grant("bob", "treasurer"), b.grant("carol", "organizer")
-    seen = b.post("bob", cite=(add_bob.id, g_treasurer.id))
-    b.post("carol", cite=(add_carol.id, g_carol.id))
-    receipt = b.op("bob", "fund.receipt", {"contribution": bytes(32)})
+    b, seen, receipt = _treasurer_receipts()
     b.revoke("bob", "treasurer", by="alice", cite=(seen.id,))
     b.post("carol", "saw it", cite=(receipt.id,))
     while b.lam[b.last["carol"][1]] < b.lam[b.ops[-2].id]:

@@ -9,6 +9,7 @@ import pytest
 from sync_support import sealed_body
 
 from identity.errors import Undecryptable
+from sync.causal import meta_of
 from sync.replica import CircleReplica
 from sync.state import fold_circle_state, fold_key
 from sync.statecache import StateCache
@@ -50,8 +51,8 @@ def test_ops_round_trip_in_fold_order(tmp_path: Path, story: Any) -> None:
         assert cache.op_count(circle_id) == len(ops)
         assert list(cache.iter_ops(circle_id)) == ops
         assert list(cache.iter_ops(circle_id, after=fold_key(ops[2]), upto=fold_key(ops[5]))) == ops[3:6]
-        assert cache.lamport_of(circle_id, ops[4].id) == ops[4].op.lamport
-        assert cache.lamport_of(circle_id, bytes(32)) is None
+        assert cache.meta_of(circle_id, ops[4].id) == meta_of(ops[4])
+        assert cache.meta_of(circle_id, bytes(32)) is None
         assert cache.ops_since(circle_id, 0) == list(reversed(ops))
         assert cache.op_count(bytes(16)) == 0
 
