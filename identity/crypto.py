@@ -153,15 +153,22 @@ def x25519_public_key_usable(public_key: bytes) -> bool:
     return True
 
 
-def seal_to(public_key: bytes, plaintext: bytes) -> bytes:
+def seal_to(public_key: bytes, plaintext: bytes, rand: RandomBytes | None = None) -> bytes:
     """Anonymous sealed box: only the holder of the matching secret key opens it.
 
+    With ``rand`` (a deterministic simulation), the ephemeral key comes from it; the box is
+    libsodium's ``crypto_box_seal`` construction byte for byte (ephemeral public key, then
+    ``crypto_box`` under the nonce ``BLAKE2b-192(ephemeral public || recipient public)``).
     Raises `Malformed` for a key no box can be sealed to (see `x25519_public_key_usable`).
     """
     if len(public_key) != 32:
         raise LocalProtocolError("an X25519 public key is 32 bytes")
     try:
-        return sodium.crypto_box_seal(plaintext, public_key)
+        if rand is None:
+            return sodium.crypto_box_seal(plaintext, public_key)
+        ephemeral_public, ephemeral_secret = sodium.crypto_box_seed_keypair(rand(32))
+        nonce = hashlib.blake2b(ephemeral_public + public_key, digest_size=24).digest()
+        return ephemeral_public + sodium.crypto_box(plaintext, nonce, public_key, ephemeral_secret)
     except nacl.exceptions.CryptoError:
         raise Malformed("cannot seal to this X25519 key: it is a point of small order") from None
 

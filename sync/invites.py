@@ -380,9 +380,12 @@ the recipient joined a circle that keeps its history from newcomers, so they may
 envelopes (fold the ops) but not read what was said."""
 
 
-def seal_epoch_key(recipient_dh_public: bytes, key: bytes, content_key: bytes) -> bytes:
-    """An epoch's two keys sealed to one member (for key.rotate / key.share): 112 bytes."""
-    return seal_to(recipient_dh_public, key + content_key)
+def seal_epoch_key(
+    recipient_dh_public: bytes, key: bytes, content_key: bytes, rand: RandomBytes | None = None
+) -> bytes:
+    """An epoch's two keys sealed to one member (for key.rotate / key.share): 112 bytes.
+    (``rand``: see `identity.crypto.seal_to`.)"""
+    return seal_to(recipient_dh_public, key + content_key, rand)
 
 
 def open_epoch_key(sealed: bytes, me: MemberIdentity, epoch: bytes) -> tuple[bytes, bytes]:

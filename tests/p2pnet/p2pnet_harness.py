@@ -95,13 +95,18 @@ def state_hash(node: Node, circle_id: str) -> str:
     return node.circles.get(circle_id).replica.state_hash().hex()
 
 
-async def post_when_ready(node: Node, circle_id: str, text: str) -> str:
-    """Post once the node may (a rotation in flight makes it wait); returns the op id."""
+async def call_when_ready(node: Node, method: str, **params: Any) -> Any:
+    """Call once the node may author ops (a rotation in flight makes it wait)."""
     with trio.fail_after(30):
         while True:
             try:
-                return (await call(node, "post", circle=circle_id, text=text))["id"]
+                return await call(node, method, **params)
             except UsageError as exc:
                 if "waiting for the circle's new key" not in str(exc):
                     raise
                 await trio.sleep(0.1)
+
+
+async def post_when_ready(node: Node, circle_id: str, text: str) -> str:
+    """Post once the node may (a rotation in flight makes it wait); returns the op id."""
+    return (await call_when_ready(node, "post", circle=circle_id, text=text))["id"]

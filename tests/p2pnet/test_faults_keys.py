@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 import trio
-from p2pnet_harness import address, call, make_home, post_when_ready, running, share_circle, state_hash, wait_until
+from p2pnet_harness import (
+    address,
+    call,
+    call_when_ready,
+    make_home,
+    post_when_ready,
+    running,
+    share_circle,
+    state_hash,
+    wait_until,
+)
 
 from p2pnet.node import Node
 
@@ -131,7 +141,7 @@ async def test_someone_removed_can_be_invited_back_and_catches_up(tmp_path: Path
             await call(alice, "member.remove", circle=circle, member=bob_id)
             while_away = [await post_when_ready(carol, circle, f"while bob was away {i}") for i in range(3)]
             await wait_until(lambda: set(while_away) <= set(_readable(alice, circle)))
-            code = (await call(alice, "invite.create", circle=circle))["code"]
+            code = (await call_when_ready(alice, "invite.create", circle=circle))["code"]
             # (Bob's node must have seen the removal first, or it refuses to join again.)
             await wait_until(lambda: bob.circles.identity.member_id not in _circle(bob, circle).replica.state.members)  # type: ignore[union-attr]
             await call(bob, "join", code=code)

@@ -313,7 +313,7 @@ class Simulation:
                 key, content = self.secret(), self.secret()
                 epoch = epoch_id(key)
                 sealed = {
-                    m: seal_epoch_key(state.cards[m], key, content)
+                    m: seal_epoch_key(state.cards[m], key, content, self.rng.randbytes)
                     for m in sorted(state.members)
                     if m != node.me.member_id and m in state.cards
                 }
@@ -328,7 +328,11 @@ class Simulation:
                 if action.epoch not in node.keys:
                     continue
                 key, content = node.keys[action.epoch]
-                sealed = {m: seal_epoch_key(state.cards[m], key, content) for m in action.members if m in state.members}
+                sealed = {
+                    m: seal_epoch_key(state.cards[m], key, content, self.rng.randbytes)
+                    for m in action.members
+                    if m in state.members
+                }
                 if sealed:
                     self.author(node, "key.share", {"epoch": action.epoch, "sealed": sealed}, reliable=reliable)
             elif isinstance(action, Approve):
@@ -392,7 +396,7 @@ class Simulation:
             if member == person("jay").member_id or member not in state.cards:
                 continue
             if ORGANIZER in state.members[member].roles or self.rng.random() < 0.3:
-                sealed[member] = seal_epoch_key(state.cards[member], key, content)
+                sealed[member] = seal_epoch_key(state.cards[member], key, content, self.rng.randbytes)
             else:
                 sealed[member] = self.rng.randbytes(keys.SEALED_KEY_BYTES)
         jay.keys[epoch_id(key)] = (key, content)
