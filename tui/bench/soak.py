@@ -106,6 +106,7 @@ def _run(
         fault_thread.start()
         try:
             load.run(until, stop)
+            faults.first_round.wait(timeout=300)
         finally:
             stop.set()
             fault_thread.join(timeout=300)

@@ -117,10 +117,15 @@ class Faults:
         self.partitions: list[Partition] = []
         self.crashes: list[str] = []
         self.rand = world.rand
+        self.first_round = threading.Event()
+        """Every planned fault has been injected once (however slow the machine: the soak
+        waits for it, so a busy machine cannot skip a fault)."""
 
     def run(self, until: float, stop: threading.Event) -> None:
         step = 0
-        while time.time() < until and not stop.is_set() and self.plan:
+        if not self.plan:
+            self.first_round.set()
+        while (time.time() < until or not self.first_round.is_set()) and not stop.is_set() and self.plan:
             self.watch_crashes()
             kind = self.plan[step % len(self.plan)]
             step += 1
@@ -133,6 +138,8 @@ class Faults:
                 record.ok = False
                 record.notes.append(f"fault driver error: {exc!r}")
             record.ended = time.time()
+            if step >= len(self.plan):
+                self.first_round.set()
             self.world.note(f"fault {kind} on {record.target}: {'ok' if record.ok else 'FAILED'} {record.notes}")
             self._sleep(self.gap_s, until, stop)
         while time.time() < until and not stop.is_set():
