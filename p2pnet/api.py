@@ -496,7 +496,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
         matches = [i for i in circle.replica.state.invites if i.hex().startswith(prefix)]
         if len(matches) != 1:
             raise UsageError("no single invite starts with that id; 'kith invites CIRCLE' lists them")
-        return await author(circle, "invite.revoke", {"invite": matches[0]})
+        result = await author(circle, "invite.revoke", {"invite": matches[0]})
+        lifecycle().invite_closed(circle, matches[0])
+        return result
 
     @method("join")
     async def join(params: dict[str, Any]) -> Any:

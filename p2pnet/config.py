@@ -25,6 +25,9 @@ class NodeConfig:
     snapshot_interval_s: float = 30.0
     relay_peer_rate: float = 200.0
     """Gossip messages per second one peer may send a relay (bursts up to 4x)."""
+    private_delay_s: float = 600.0
+    """An organizer posts the circle's placeholder for a private request after a random
+    delay of up to this many seconds, so its timing does not point at the requester."""
 
     @classmethod
     def for_relay(cls) -> NodeConfig:

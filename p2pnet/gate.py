@@ -5,7 +5,10 @@
 3. the timestamp is not absurdly far in the future (clock skew of hours is fine);
 4. the relay authenticator verifies under a relay key we know for (topic, epoch); for a
    marker envelope (welcome, join request, relay grant, private), under the relay key its
-   nonce's hint names (`sync.envelope.key_hint`): one check, however many epochs we know.
+   nonce's hint names (`sync.envelope.key_hint`): one check, however many epochs we know;
+5. the node's own admission (`Gate.admit`): a member opens what it can, so authentic junk
+   (made with a relay key, which relays and invite holders once had) is refused, and keeps
+   what it cannot open within quotas.
 
 Members know relay keys because they derive them from their epoch keys; relays get them in
 relay tokens. An envelope whose epoch is unknown but whose topic we serve may be from a
@@ -16,6 +19,7 @@ refuse it. Everything refused is counted by reason.
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -29,6 +33,18 @@ class Verdict(Enum):
     ACCEPT = "accept"
     UNKNOWN_EPOCH = "unknown-epoch"
     REJECT = "reject"
+    JUNK = "junk"
+    """Authentic under a relay key or an invite's capability, but it does not open: made
+    by someone who holds such a key (a relay, an old member) but not the epoch key. Not
+    stored or forwarded; the peer that sent it may only have forwarded it (a relay cannot
+    tell), so it counts lightly against that peer."""
+    FULL = "full"
+    """Authentic, but the topic's share of this node's disk is used up: not stored, not
+    forwarded, not held against the sender (it may be honest)."""
+
+
+Admit = Callable[[Envelope], Verdict]
+"""A node's own check after the authenticator verified (see `Gate.admit`)."""
 
 
 @dataclass
@@ -38,6 +54,10 @@ class Gate:
     refused: Counter[str] = field(default_factory=Counter)
     hints: dict[bytes, dict[bytes, list[bytes]]] = field(default_factory=dict)
     """topic -> key hint -> the relay keys with that hint (almost always one)."""
+    admit: Admit | None = None
+    """Step 5, a member's: open what it can before storing it (an envelope a relay key
+    authenticates but the epoch key does not open is junk from a relay-key holder, REJECT)
+    and keep each kind of envelope it cannot open within a quota (FULL)."""
 
     def serves(self, topic: bytes) -> bool:
         return topic in self.relay_keys
@@ -91,7 +111,14 @@ class Gate:
                 envelope.check_mac(key)
             except BadSignature:
                 continue
-            return Verdict.ACCEPT
+            if self.admit is None:
+                return Verdict.ACCEPT
+            verdict = self.admit(envelope)
+            if verdict is Verdict.JUNK:
+                self.refused["junk: authentic but does not open"] += 1
+            elif verdict is Verdict.FULL:
+                self.refused["over this node's quota for the topic"] += 1
+            return verdict
         self.refused["bad authenticator"] += 1
         return Verdict.REJECT
 

@@ -40,11 +40,25 @@ PUBLISH_QUEUE = 10_000
 BACKLOG_HIGH_WATER = 256
 """Pause publishing while some peer's outbound queue is this long (it holds 1024)."""
 
+JUNK_WEIGHT = 0.2
+"""Penalty per junk envelope (see `Verdict.JUNK`): a flood gets its sender banned within
+seconds; a relay that forwards a little junk someone pushed into it is not."""
+
 OnEnvelopes = Callable[[bytes, list[Envelope], str], Awaitable[None]]
 
 
 def topic_name(topic: bytes) -> str:
     return TOPIC_PREFIX + topic.hex()
+
+
+def topic_from_name(name: str) -> bytes | None:
+    """The topic a gossip topic name stands for, or None if it is not one of ours."""
+    if not name.startswith(TOPIC_PREFIX) or len(name) != len(TOPIC_PREFIX) + 64:
+        return None
+    try:
+        return bytes.fromhex(name[len(TOPIC_PREFIX) :])
+    except ValueError:
+        return None
 
 
 def encode_batch(envelopes: list[bytes]) -> bytes:
@@ -79,16 +93,19 @@ class GossipService:
         *,
         peer_limiter: KeyedLimiter | None = None,
         clock: Callable[[], float] = time.time,
-        on_misbehaviour: Callable[[str, str], None] | None = None,
+        on_misbehaviour: Callable[..., None] | None = None,
     ) -> None:
         self.net = net
         self.gate = gate
         self.on_envelopes = on_envelopes
         self.peer_limiter = peer_limiter
         self.clock = clock
-        self.on_misbehaviour = on_misbehaviour or (lambda peer, reason: None)
+        self.on_misbehaviour = on_misbehaviour or (lambda peer, reason, weight=1.0: None)
         self.stats = GossipStats()
-        self._checked: OrderedDict[bytes, list[Envelope]] = OrderedDict()
+        self._checked: OrderedDict[bytes, tuple[str, list[Envelope]]] = OrderedDict()
+        """Validated messages by content hash: the peer that forwarded it, its envelopes."""
+        self._published: OrderedDict[bytes, None] = OrderedDict()
+        """Content hashes of our own recent publishes (gossip names no origin to skip by)."""
         self._send, self._receive = trio.open_memory_channel[tuple[bytes, bytes]](PUBLISH_QUEUE)
         self._loops: dict[bytes, trio.CancelScope] = {}
 
@@ -113,6 +130,13 @@ class GossipService:
                 self.stats.rejected_messages["bad envelope"] += 1
                 self.on_misbehaviour(forwarder, "invalid envelope in gossip")
                 return False
+            if verdict is Verdict.JUNK:
+                self.stats.rejected_messages["junk envelope"] += 1
+                self.on_misbehaviour(forwarder, "junk envelope in gossip", JUNK_WEIGHT)
+                return False
+            if verdict is Verdict.FULL:
+                self.stats.rejected_messages["over quota"] += 1
+                return False
             if verdict is Verdict.UNKNOWN_EPOCH:
                 # We cannot check it (a key rotation we have not caught up with): do not
                 # forward what we cannot vouch for. Not held against the sender; we fetch
@@ -120,7 +144,7 @@ class GossipService:
                 self.stats.rejected_messages["unverifiable (unknown epoch)"] += 1
                 return False
             envelopes.append(envelope)
-        self._checked[hashlib.sha256(data).digest()] = envelopes
+        self._checked[hashlib.sha256(data).digest()] = (forwarder, envelopes)
         while len(self._checked) > 4096:
             self._checked.popitem(last=False)
         return True
@@ -145,17 +169,19 @@ class GossipService:
     async def _receive_loop(self, topic: bytes, name: str, scope: trio.CancelScope) -> None:
         with scope:
             while True:
-                origin, data = await self.net.next_message(name)
-                if origin == self.net.peer_id:
+                data = await self.net.next_message(name)
+                digest = hashlib.sha256(data).digest()
+                if digest in self._published:
+                    self._checked.pop(digest, None)
                     continue  # our own publish, echoed back by the subscription
-                envelopes = self._checked.pop(hashlib.sha256(data).digest(), None)
-                if envelopes is None:  # validated long ago and evicted: check again
-                    if not self._validate(topic, origin, data):
-                        continue
-                    envelopes = self._checked.pop(hashlib.sha256(data).digest())
+                checked = self._checked.pop(digest, None)
+                if checked is None:  # validated long ago and evicted: nothing to vouch for it
+                    self.stats.rejected_messages["validated too long ago"] += 1
+                    continue
+                forwarder, envelopes = checked
                 self.stats.received_messages += 1
                 self.stats.received_envelopes += len(envelopes)
-                await self.on_envelopes(topic, envelopes, origin)
+                await self.on_envelopes(topic, envelopes, forwarder)
 
     # --- publishing ---------------------------------------------------------------
 
@@ -204,8 +230,12 @@ class GossipService:
         with trio.move_on_after(0.5):
             while self.net.outbound_backlog() >= BACKLOG_HIGH_WATER:
                 await trio.sleep(0.001)
+        data = encode_batch(batch)
+        self._published[hashlib.sha256(data).digest()] = None
+        while len(self._published) > 4096:
+            self._published.popitem(last=False)
         try:
-            await self.net.publish(topic_name(topic), encode_batch(batch))
+            await self.net.publish(topic_name(topic), data)
         except Exception as exc:  # noqa: BLE001 - libp2p publish failures must not stop the node
             log.warning("gossip publish failed: %r", exc)
             self.stats.dropped_publishes += len(batch)

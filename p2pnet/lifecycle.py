@@ -5,8 +5,12 @@ share or acknowledge keys; this module feeds it the node's events and carries ou
 actions with keys, the store and the network:
 
 * **Invites** are recorded in the circle (``invite.create``) and handed out as codes.
-* **Joining**: the newcomer's node starts following the topic with the relay key from the
-  code, dials the code's addresses, and sends a join request with a fresh nonce. It
+* **Invite topics**: join requests, welcomes and refusals travel on each invite's own topic
+  (`sync.invites.invite_topic`), which members serve only while the invite is open, and
+  a grace period after it is used up so the welcome gets through. A revoked or expired
+  invite's topic is dropped, with what was stored on it.
+* **Joining**: the newcomer's node starts following the invite's topic with the code's
+  join-only capability, dials the code's addresses, and sends a join request with a fresh nonce. It
   remembers the pending join (and the nonce) in its keystore, so a restart keeps waiting;
   only a welcome signed for that nonce is taken. A refusal is shown with its reason.
 * **Approving**: a ``member.add`` naming the request's nonce (it admits once) and a welcome
@@ -25,14 +29,38 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from identity.errors import RemoteProtocolError, StorageError, UsageError
-from sync.envelope import JOIN_EPOCH, PRIVATE_EPOCH, WELCOME_EPOCH, Envelope, epoch_id, relay_key
+from p2pnet.gate import Verdict
+from sync.envelope import (
+    GRANT_EPOCH,
+    JOIN_EPOCH,
+    KEY_HINT_BYTES,
+    MARKER_EPOCHS,
+    PRIVATE_EPOCH,
+    WELCOME_EPOCH,
+    Envelope,
+    epoch_id,
+    key_hint,
+    open_envelope,
+    relay_key,
+)
 from sync.invites import (
+    INVITE_GRACE_S,
+    INVITE_TOPIC_QUOTA,
+    MAX_INVITE_GRANT_S,
     NO_CONTENT_KEY,
     InviteCode,
     JoinRequest,
+    circle_check,
+    grant_signing_keypair,
+    invite_mac_key,
+    invite_topic,
     open_epoch_key,
+    open_invite_grant,
+    open_join_request,
+    open_relay_grant,
     open_welcome,
     seal_epoch_key,
+    seal_invite_grant,
     seal_join_request,
     seal_refusal,
     seal_relay_grant,
@@ -55,7 +83,7 @@ from sync.lifecycle import (
     Rotate,
     Share,
 )
-from sync.private import make_statement, open_private, seal_private
+from sync.private import make_statement, open_private, private_ref, seal_private
 
 if TYPE_CHECKING:
     from p2pnet.circles import Circle, MemberCircles
@@ -65,6 +93,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("kith.lifecycle")
 
 JOINS_KEY = "joins"
+PRIVATE_QUOTA = 4 * 1024 * 1024
+"""Bytes of private requests and check-ins a member keeps per circle (most members cannot
+open them, so they cannot tell junk from real ones; organizers open and keep theirs)."""
 
 
 class Lifecycle:
@@ -79,6 +110,14 @@ class Lifecycle:
         """Turn-taking for posting private requests (see `_serve_proxies`)."""
         self._epochs_folded: dict[bytes, set[bytes]] = {}
         """Per circle, the epochs whose stored envelopes have been folded with their key."""
+        self.invite_topics: dict[bytes, tuple[bytes, bytes]] = {}
+        """Invite topics we serve as a member: topic -> (circle id, invite id)."""
+        self._closed_at: dict[bytes, float] = {}
+        """Invite topic -> when we first saw its invite used up or expired (grace period)."""
+        self._join_codes: dict[bytes, InviteCode] = {}
+        """Our own pending joins' codes, by invite topic."""
+        self.private_bytes: dict[bytes, int] = {}
+        """Circle topic -> bytes of private envelopes stored."""
 
     @property
     def me(self) -> bytes:
@@ -123,9 +162,12 @@ class Lifecycle:
         """Serve pending joins' topics and re-read join requests and welcomes we stored."""
         store = self.node.store
         assert store is not None
-        for topic, entry in list(self.joins().items()):
-            code = InviteCode.decode(entry["code"])
-            self.node.gate.add_key(topic, code.epoch, code.relay_key)
+        for topic in list(self.joins()):
+            code = self._join_code(topic)
+            if code is None:
+                del self.joins()[topic]  # a join from an older kith: its code no longer works
+                continue
+            self.node.gate.add_key(topic, code.invite_id, code.mac_key)
         for topic in list(self.joins()):
             for data in store.by_epoch(topic, WELCOME_EPOCH):
                 self.on_marker(topic, Envelope.decode(data))
@@ -134,10 +176,112 @@ class Lifecycle:
             # on bring the stored envelopes of their epoch with them (`install_keys`).
             self._epochs_folded[circle.id] = set(circle.keys.epochs)
             self.catch_up_keys(circle)
-            for data in store.by_epoch(circle.topic, JOIN_EPOCH):
-                self.on_marker(circle.topic, Envelope.decode(data), quiet=True)
+            self.follow_invites(circle)
+            for topic, (circle_id, _ref) in list(self.invite_topics.items()):
+                if circle_id == circle.id:
+                    for data in store.by_epoch(topic, JOIN_EPOCH):
+                        self.on_marker(topic, Envelope.decode(data), quiet=True)
             for data in store.by_epoch(circle.topic, PRIVATE_EPOCH):
                 self.on_marker(circle.topic, Envelope.decode(data))
+
+    # --- what a member stores -----------------------------------------------------
+
+    def admit(self, envelope: Envelope) -> Verdict:
+        """The gate's last step on a member's node (`p2pnet.gate.Gate.admit`): open what we
+        can before it is stored, so authentic junk (made with a relay key or an invite's
+        capability, which others hold too) is refused, and keep within quotas what we
+        cannot open."""
+        topic = envelope.topic
+        circle = self.circles.by_topic.get(topic)
+        if circle is not None:
+            if envelope.epoch not in MARKER_EPOCHS:
+                key = circle.keys.epochs.get(envelope.epoch)
+                if key is None:
+                    return Verdict.UNKNOWN_EPOCH
+                try:
+                    open_envelope(envelope, key)
+                except RemoteProtocolError:
+                    return Verdict.JUNK
+                return Verdict.ACCEPT
+            if envelope.epoch == GRANT_EPOCH:
+                return Verdict.ACCEPT if self._grant_opens(circle, envelope) else Verdict.JUNK
+            if envelope.epoch == PRIVATE_EPOCH:
+                full = self.private_bytes.get(topic, 0) + len(envelope.data) > PRIVATE_QUOTA
+                return Verdict.FULL if full else Verdict.ACCEPT
+            return Verdict.JUNK  # join requests and welcomes travel on invite topics
+        secret = self._invite_secret(topic)
+        if secret is None:
+            return Verdict.ACCEPT  # not ours to judge (the gate serves it for a reason)
+        if envelope.epoch == JOIN_EPOCH:
+            try:
+                open_join_request(envelope, secret)
+            except RemoteProtocolError:
+                return Verdict.JUNK
+        elif envelope.epoch != WELCOME_EPOCH:
+            return Verdict.JUNK  # an invite's capability authenticates nothing else
+        if self.node.topic_bytes.get(topic, 0) + len(envelope.data) > INVITE_TOPIC_QUOTA:
+            return Verdict.FULL
+        return Verdict.ACCEPT
+
+    def _grant_opens(self, circle: Circle, envelope: Envelope) -> bool:
+        hint = envelope.nonce[:KEY_HINT_BYTES]
+        for key in circle.keys.epochs.values():
+            previous = relay_key(key)
+            if key_hint(previous) != hint:
+                continue
+            for opener in (open_relay_grant, open_invite_grant):
+                try:
+                    opener(envelope, previous, grant_signing_keypair(key)[0])
+                except RemoteProtocolError:
+                    continue
+                return True
+        return False
+
+    def _invite_secret(self, topic: bytes) -> bytes | None:
+        served = self.invite_topics.get(topic)
+        if served is not None:
+            circle = self.circles.circles.get(served[0])
+            invite = circle.replica.state.invites.get(served[1]) if circle is not None else None
+            return invite.secret if invite is not None else None
+        code = self._join_code(topic)
+        return code.secret if code is not None else None
+
+    def _join_code(self, topic: bytes) -> InviteCode | None:
+        code = self._join_codes.get(topic)
+        entry = self.joins().get(topic)
+        if code is None and entry is not None:
+            try:
+                code = self._join_codes[topic] = InviteCode.decode(entry["code"])
+            except RemoteProtocolError:
+                return None
+        return code
+
+    # --- invite topics -------------------------------------------------------------
+
+    def follow_invites(self, circle: Circle) -> None:
+        """Serve the topics of the circle's open invites (and of those closed less than a
+        grace period ago); drop the others, with what they hold."""
+        state = circle.replica.state
+        now = self.node.clock()
+        wanted: dict[bytes, tuple[bytes, bytes]] = {}
+        if self.me in state.members:
+            for ref, invite in state.invites.items():
+                topic = invite_topic(invite.secret)
+                if invite.revoked_by is not None:
+                    continue
+                closed = invite.used >= invite.uses or (invite.expires is not None and now > invite.expires)
+                if closed and now - self._closed_at.setdefault(topic, now) > INVITE_GRACE_S:
+                    continue
+                wanted[topic] = (ref, invite.secret)
+        for topic, (ref, secret) in wanted.items():
+            if topic not in self.invite_topics:
+                self.invite_topics[topic] = (circle.id, ref)
+                self.node.gate.add_key(topic, ref, invite_mac_key(secret))
+                self.node.serve_topic_nowait(topic)
+        for topic, (circle_id, _ref) in list(self.invite_topics.items()):
+            if circle_id == circle.id and topic not in wanted:
+                del self.invite_topics[topic]
+                self.node.drop_topic(topic)
 
     # --- invites ------------------------------------------------------------------
 
@@ -150,15 +294,27 @@ class Lifecycle:
         if result.applied and result.applied[0].id in rejected:
             raise UsageError(f"cannot invite: {rejected[result.applied[0].id]}")
         self.node.publish_nowait(envelope)
-        return InviteCode(
-            circle.topic,
-            secret,
-            relay_key(circle.keys.current_key),
-            circle.keys.current,
-            self.me,
-            tuple(self._addresses(circle)),
-            expires,
-        )
+        self.follow_invites(circle)
+        # Relays serve the invite's topic too, so a join request and its welcome can wait
+        # there for whoever is offline.
+        now = int(self.node.clock())
+        until = min(expires if expires is not None else now + MAX_INVITE_GRANT_S, now + MAX_INVITE_GRANT_S)
+        self._invite_grant(circle, secret, until + INVITE_GRACE_S)
+        return InviteCode(secret, circle_check(circle.id, secret), tuple(self._addresses(circle)), expires)
+
+    def invite_closed(self, circle: Circle, invite_ref: bytes) -> None:
+        """An invite was revoked: stop serving its topic, and tell the relays to stop."""
+        invite = circle.replica.state.invites.get(invite_ref)
+        if invite is not None:
+            self._invite_grant(circle, invite.secret, 0)
+        self.follow_invites(circle)
+
+    def _invite_grant(self, circle: Circle, secret: bytes, until: int) -> None:
+        grant = seal_invite_grant(
+            circle.topic, epoch_key=circle.keys.current_key, secret=secret, until=until,
+            ts=int(self.node.clock()), rand=self.circles.rand,
+        )  # fmt: skip
+        self._send(circle, grant)
 
     def _addresses(self, circle: Circle) -> list[str]:
         """Where a newcomer can reach the circle: its relays first, then this node."""
@@ -176,31 +332,34 @@ class Lifecycle:
         now = self.node.clock()
         if code.expires is not None and now > code.expires:
             raise UsageError("this invite has expired; ask the person who invited you for a new one")
-        existing = self.circles.by_topic.get(code.topic)
-        if existing is not None and self.me in existing.replica.state.members:
-            raise UsageError("you are already a member of this circle")
+        for circle in self.circles.circles.values():
+            if circle_check(circle.id, code.secret) == code.check and self.me in circle.replica.state.members:
+                raise UsageError("you are already a member of this circle")
         request, nonce = seal_join_request(code, self.circles.identity, ts=int(now), rand=self.circles.rand)
         self.joins()[code.topic] = {"code": code.encode(), "requested": int(now), "refused": None, "request": nonce}
+        self._join_codes[code.topic] = code
         for address in code.addresses:
             if address not in self.node.keystore.data.relays:
                 self.node.keystore.data.relays.append(address)
         self.node.keystore.save()
-        self.node.gate.add_key(code.topic, code.epoch, code.relay_key)
+        self.node.gate.add_key(code.topic, code.invite_id, code.mac_key)
         await self.node.serve_topic(code.topic)
         for address in code.addresses:
             self.node.dial_soon(address)
         await self.node.accept(code.topic, [request], "self")
         self.node.publish_nowait(request)
-        return {"status": "pending", "topic": code.topic.hex(), "inviter": code.inviter.hex()}
+        return {"status": "pending", "topic": code.topic.hex(), "invite": code.invite_id.hex()}
 
     def pending_joins(self) -> list[dict[str, Any]]:
         result = []
         for topic, entry in self.joins().items():
-            code = InviteCode.decode(entry["code"])
+            code = self._join_code(topic)
+            if code is None:
+                continue
             result.append(
                 {
                     "topic": topic.hex(),
-                    "inviter": code.inviter.hex(),
+                    "invite": code.invite_id.hex(),
                     "requested": entry["requested"],
                     "refused": entry.get("refused"),
                 }
@@ -211,9 +370,12 @@ class Lifecycle:
         """A welcome, join request or private message was stored: act on it if it concerns us."""
         if envelope.epoch == WELCOME_EPOCH and topic in self.joins():
             self._on_welcome(topic, envelope)
-        elif envelope.epoch == JOIN_EPOCH and topic in self.circles.by_topic:
-            self._on_join_request(self.circles.by_topic[topic], envelope, quiet=quiet)
+        elif envelope.epoch == JOIN_EPOCH and topic in self.invite_topics:
+            circle = self.circles.circles.get(self.invite_topics[topic][0])
+            if circle is not None:
+                self._on_join_request(circle, envelope, quiet=quiet)
         elif envelope.epoch == PRIVATE_EPOCH and topic in self.circles.by_topic:
+            self.private_bytes[topic] = self.private_bytes.get(topic, 0) + len(envelope.data)
             self._on_private(self.circles.by_topic[topic], envelope)
 
     # --- private requests and check-ins -------------------------------------------
@@ -239,7 +401,7 @@ class Lifecycle:
         )  # fmt: skip
         if kind == "private.request":
             mine = self.node.keystore.data.extra.setdefault("private_requests", {})
-            mine[envelope.id] = {"circle": circle.id, "description": body["description"]}
+            mine[private_ref(statement)] = {"circle": circle.id, "description": body["description"]}
             self.node.keystore.save()
         self._send(circle, envelope)
         return envelope.id
@@ -268,7 +430,13 @@ class Lifecycle:
                                       "note": (note or "")[:500], "ts": op.ts}  # fmt: skip
                 self.node.emit("private_checkin", {"circle": circle.id.hex(), "status": status})
         elif op.kind == "private.request":
-            self.proxies.setdefault(envelope.id, (circle.id, statement))
+            ref = private_ref(statement)
+            if ref not in self.proxies:
+                self.proxies[ref] = (circle.id, statement)
+                # Each organizer waits its own random delay (then the usual turns): the
+                # placeholder's timing must not point at whoever sent the envelope.
+                delay = self.node.config.private_delay_s * int.from_bytes(self.circles.rand(4), "big") / 2**32
+                self._due_since.setdefault((circle.id, "proxy:" + ref.hex()), self.node.clock() + delay)
             self.wake.set()
 
     def _proxy_due(self, circle: Circle, ref: bytes) -> bool:
@@ -321,11 +489,11 @@ class Lifecycle:
 
     def _on_welcome(self, topic: bytes, envelope: Envelope) -> None:
         entry = self.joins()[topic]
-        nonce = entry.get("request")
-        if type(nonce) is not bytes:
+        nonce, code = entry.get("request"), self._join_code(topic)
+        if type(nonce) is not bytes or code is None:
             return  # a join from an older kith: it cannot be answered; join again
         try:
-            welcome = open_welcome(envelope, self.circles.identity, nonce)
+            welcome = open_welcome(envelope, self.circles.identity, nonce, code)
         except RemoteProtocolError:
             return  # someone else's welcome, one for an earlier request of ours, or damaged
         if welcome.refused is not None:
@@ -341,6 +509,8 @@ class Lifecycle:
             # Opening the circle just folded what the store holds under these keys.
             self._epochs_folded[circle.id] = set(circle.keys.epochs)
         del self.joins()[topic]
+        self._join_codes.pop(topic, None)
+        self.node.drop_topic(topic)  # the invite's topic has done its work
         for address in welcome.relays:
             if address not in self.node.keystore.data.relays:
                 self.node.keystore.data.relays.append(address)
@@ -379,16 +549,15 @@ class Lifecycle:
         return self.decisions.pending_requests(self.view(circle))
 
     def _refuse(self, circle: Circle, request: JoinRequest, reason: str) -> None:
-        if request.request is None:
+        invite = circle.replica.state.invites.get(request.invite or b"")
+        if request.request is None or invite is None:
             return
-        known = circle.keys.epochs.get(request.epoch or b"", circle.keys.current_key)
         refusal = seal_refusal(
             request.card,
             refuser=self.circles.identity,
             request=request.request,
-            topic=circle.topic,
             reason=reason,
-            relay_key=relay_key(known),
+            secret=invite.secret,
             ts=int(self.node.clock()),
             rand=self.circles.rand,
         )
@@ -426,9 +595,7 @@ class Lifecycle:
         assert current_content is not None
         contents = dict(circle.keys.contents) if history else {circle.keys.current: current_content}
         info = circle.replica.state.info.get("circle")
-        # Authenticate the welcome with the relay key the newcomer already has (their
-        # code's epoch): they cannot know the key of an epoch that began since.
-        known = circle.keys.epochs.get(request.epoch) if request.epoch else None
+        invite = circle.replica.state.invites[request.invite or b""]
         return seal_welcome(
             request.card,
             approver=self.circles.identity,
@@ -439,7 +606,7 @@ class Lifecycle:
             contents=contents,
             current=circle.keys.current,
             relays=self._addresses(circle),
-            relay_key=relay_key(known if known is not None else circle.keys.current_key),
+            secret=invite.secret,
             ts=int(self.node.clock()),
             rand=self.circles.rand,
         )
@@ -474,6 +641,7 @@ class Lifecycle:
         if self._follow_current(circle) or changed:
             self.circles.save_keys(circle)
             self.install_keys(circle)
+        self.follow_invites(circle)
         view = self.view(circle)
         self.carry_out(self.decisions.folded(view, {signed.op.kind for signed in ops}, self.node.clock()))
         self.carry_out(self.decisions.keys_installed(view))
@@ -543,6 +711,7 @@ class Lifecycle:
     def maintain(self, circle: Circle) -> None:
         """Carry out the key duties that are due; post private requests waiting for us."""
         state = circle.replica.state
+        self.follow_invites(circle)
         if self.me in state.members and not state.info.get("rotation_due"):
             self._serve_proxies(circle)
         self.carry_out(self.decisions.tick(self.view(circle), self.node.clock()))

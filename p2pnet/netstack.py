@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import libp2p  # noqa: F401  (importing resets the "libp2p" logger; reclaim_logging() undoes it)
+import libp2p.pubsub.gossipsub as _gossipsub_module
 import libp2p.pubsub.pubsub as _pubsub_module
 import multiaddr
 import trio
@@ -31,6 +32,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID as MESHSUB_V10
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as MESHSUB_V11
 from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
@@ -55,6 +57,9 @@ PEER_QUEUE_SIZE = 1024
 SUBSCRIPTION_QUEUE_SIZE = 1024
 """Per-subscription delivery channel (default 32, also drops silently)."""
 
+HELD_SUBSCRIPTIONS_PER_PEER = 256
+"""Subscriptions a peer sent before proving the topic, kept until it proves it."""
+
 
 class NetError(KithError):
     """A network operation failed (peer unreachable, stream broken, timed out)."""
@@ -68,14 +73,45 @@ def reclaim_logging(level: int = logging.WARNING) -> None:
     logger.setLevel(level)
 
 
-class _GuardedPubsub(Pubsub):  # type: ignore[misc]
-    """Pubsub that survives a gossip RPC which is not protobuf, and messages at shutdown.
+GossipPolicy = Callable[[str, str], bool]
+"""``may_gossip(peer id, topic name)``: whether that peer proved it holds a key of the topic."""
 
-    py-libp2p 0.8.x parses each inbound RPC with protobuf and lets its ``DecodeError``
-    escape: its stream handler catches only libp2p's own ``ParseError``, so one malformed
-    RPC from any peer (or a peer killed mid-write) ended the whole node. Turned into
-    ``ParseError``, it takes the path py-libp2p meant: reset the stream, forget the peer.
+
+def _content_id(message: Any) -> bytes:
+    """Message ids are content hashes: with no origin or sequence number (below), the
+    same batch re-published is recognised as seen, and ids reveal nothing but content."""
+    return hashlib.sha256(bytes(message.data)).digest()
+
+
+class _GuardedPubsub(Pubsub):  # type: ignore[misc]
+    """Pubsub that tells nothing to peers that did not prove a key, and signs nothing.
+
+    **Subscriptions only to peers that proved the topic.** py-libp2p announces every topic
+    a node follows to every peer that connects, and forwards a topic's messages to anyone
+    who says it subscribes. Here our subscriptions go only to peers that proved a key of
+    the topic in a sync session (`sync.access`; the node calls `announce_to` then), and a
+    peer's subscription (or GRAFT, IHAVE, IWANT) for a topic it has not proved is set
+    aside, so the router never sends it that topic's messages. A stranger who knows a
+    topic's name from elsewhere learns nothing by subscribing to it.
+
+    **No origin (StrictNoSign).** Messages are published without the origin's peer id,
+    sequence number, key or signature, and messages that carry any of them are refused
+    (by `NetStack`'s validator). Envelopes are authenticated inside; an origin field would
+    only tell every member which peer first sent a (private) envelope.
+
+    **Robustness.** A gossip RPC which is not protobuf takes py-libp2p's ``ParseError`` path
+    (reset the stream, forget the peer) instead of ending the node, and so does a message
+    that arrives while the service stops.
     """
+
+    may_gossip: GossipPolicy = staticmethod(lambda peer, topic: False)  # type: ignore[assignment]
+    _held_subscriptions: dict[Any, set[str]]
+    """Subscriptions peers sent for topics they had not proved yet."""
+    _due_announces: dict[Any, set[str]]
+    """Our subscriptions owed to peers that proved a topic before their stream was up."""
+
+    def _allowed(self, peer_id: Any, topic: str) -> bool:
+        return peer_id == self.my_id or bool(self.may_gossip(peer_id.to_base58(), topic))
 
     async def continuously_read_stream(self, stream: Any) -> None:
         try:
@@ -90,6 +126,123 @@ class _GuardedPubsub(Pubsub):  # type: ignore[misc]
             if "closed to new arrivals" not in str(exc):
                 raise
             log.debug("gossip stream from %s ended with the pubsub service", stream.muxed_conn.peer_id)
+
+    def get_hello_packet(self) -> Any:
+        """The first RPC to a new peer: our signed peer record, no subscriptions."""
+        packet = super().get_hello_packet()
+        del packet.subscriptions[:]
+        return packet
+
+    async def message_all_peers(self, raw_msg: bytes, announce: Any = None) -> None:
+        """A (un)subscription goes only to peers that proved the topic."""
+        if announce is None:
+            await super().message_all_peers(raw_msg, announce)
+            return
+        rpc = _pubsub_module.rpc_pb2.RPC()
+        rpc.ParseFromString(raw_msg)
+        for peer_id in tuple(self.peers):
+            queue = self.peer_queues.get(peer_id)
+            if queue is not None and self._allowed(peer_id, announce.topicid):
+                self._enqueue_or_retry_announce(peer_id, queue, rpc, announce)
+
+    def announce_to(self, peer: str, topic: str) -> None:
+        """``peer`` just proved ``topic``: tell it we follow the topic (if we do), and take
+        the subscription it sent before it had proved it."""
+        peer_id = ID.from_base58(peer)
+        held = getattr(self, "_held_subscriptions", {}).get(peer_id, set())
+        if topic in held:
+            held.discard(topic)
+            super().handle_subscription(peer_id, _pubsub_module.rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic))
+        queue = self.peer_queues.get(peer_id)
+        if queue is None:
+            # Proved before our gossip stream to it is up: announce once it is.
+            if not hasattr(self, "_due_announces"):
+                self._due_announces = {}
+            due = self._due_announces.setdefault(peer_id, set())
+            if len(due) < HELD_SUBSCRIPTIONS_PER_PEER:
+                due.add(topic)
+            return
+        if topic in self.topic_ids:
+            packet, subopt = self._build_announce_rpc(topic, True)
+            self._enqueue_or_retry_announce(peer_id, queue, packet, subopt)
+
+    async def _handle_new_peer(self, peer_id: Any) -> None:
+        await super()._handle_new_peer(peer_id)
+        due = getattr(self, "_due_announces", {}).pop(peer_id, set())
+        queue = self.peer_queues.get(peer_id)
+        for topic in sorted(due):
+            if queue is not None and topic in self.topic_ids:
+                packet, subopt = self._build_announce_rpc(topic, True)
+                self._enqueue_or_retry_announce(peer_id, queue, packet, subopt)
+
+    def handle_subscription(self, origin_id: Any, sub_message: Any) -> None:
+        if not sub_message.subscribe or self._allowed(origin_id, sub_message.topicid):
+            if not sub_message.subscribe:
+                getattr(self, "_held_subscriptions", {}).get(origin_id, set()).discard(sub_message.topicid)
+            super().handle_subscription(origin_id, sub_message)
+            return
+        # Not proved yet (its proof may be a moment away in a sync session that is still
+        # running): remember it, bounded, and apply it in `announce_to`.
+        if not hasattr(self, "_held_subscriptions"):
+            self._held_subscriptions = {}
+        held = self._held_subscriptions.setdefault(origin_id, set())
+        if len(held) < HELD_SUBSCRIPTIONS_PER_PEER:
+            held.add(sub_message.topicid)
+
+    async def publish(self, topic_id: str | list[str], data: bytes) -> None:
+        """Publish with no origin, sequence number or signature (StrictNoSign)."""
+        topics = [topic_id] if isinstance(topic_id, str) else list(topic_id)
+        message = _pubsub_module.rpc_pb2.Message(data=data, topicIDs=topics)
+        await self.push_msg(self.my_id, message)
+
+
+class _GatedGossipSub(GossipSub):  # type: ignore[misc]
+    """GossipSub that serves a topic's control messages only to peers that proved it, and
+    that works without origins: message ids are content hashes everywhere (py-libp2p's
+    message cache and equivocation check key on origin and sequence number, which are
+    empty here), and peer exchange never makes us dial peers someone else names."""
+
+    def _allowed(self, peer_id: Any, topic: str) -> bool:
+        pubsub = self.pubsub
+        return pubsub is not None and pubsub._allowed(peer_id, topic)
+
+    async def handle_graft(self, graft_msg: Any, sender_peer_id: Any) -> None:
+        if not self._allowed(sender_peer_id, graft_msg.topicID):
+            await self.emit_prune(graft_msg.topicID, sender_peer_id, False, False)
+            return
+        await super().handle_graft(graft_msg, sender_peer_id)
+
+    async def handle_ihave(self, ihave_msg: Any, sender_peer_id: Any) -> None:
+        if self._allowed(sender_peer_id, ihave_msg.topicID):
+            await super().handle_ihave(ihave_msg, sender_peer_id)
+
+    async def handle_iwant(self, iwant_msg: Any, sender_peer_id: Any) -> None:
+        # Serve only messages of topics the peer proved: filter the ids through the cache.
+        wanted = []
+        for mid in iwant_msg.messageIDs:
+            raw = _gossipsub_module.safe_bytes_from_hex(mid)
+            message = self.mcache.get(raw) if raw is not None else None
+            if message is not None and all(self._allowed(sender_peer_id, t) for t in message.topicIDs):
+                wanted.append(mid)
+        if wanted:
+            await super().handle_iwant(_pubsub_module.rpc_pb2.ControlIWant(messageIDs=wanted), sender_peer_id)
+
+    def _check_equivocation(self, msg: Any) -> bool:
+        return True  # no origin, no sequence numbers: content-addressed, nothing to equivocate
+
+    async def _do_px(self, px_peers: Any) -> None:
+        return None
+
+
+class _ContentMessageCache(MessageCache):  # type: ignore[misc]
+    """py-libp2p's gossip window keyed by content hash (its own key is origin + seqno)."""
+
+    def put(self, msg: Any) -> None:
+        mid = _content_id(msg)
+        if mid in self.msgs:
+            return
+        self.msgs[mid] = msg
+        self.history[0].append(CacheEntry(mid, msg.topicIDs))
 
 
 def _raise_queue_sizes() -> None:
@@ -158,6 +311,10 @@ class NetStack:
     events: trio.MemoryReceiveChannel[tuple[str, str]]
     notifee: _ConnectionEvents
     handler_errors: int = 0
+    refused_signed: int = 0
+    """Gossip messages refused for naming an origin or carrying a signature."""
+    refused_unproved: int = 0
+    """Gossip messages refused from a peer that had not proved the topic."""
     _subscriptions: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -226,11 +383,39 @@ class NetStack:
 
     # --- gossip -------------------------------------------------------------------
 
+    def set_gossip_policy(self, may_gossip: GossipPolicy) -> None:
+        """Which peers may exchange a topic's gossip (see `_GuardedPubsub`)."""
+        self.pubsub.may_gossip = may_gossip
+
+    def allow_gossip(self, peer: str, topic: str) -> None:
+        """``peer`` has just proved ``topic`` (the policy now says so): start gossiping it."""
+        self.pubsub.announce_to(peer, topic)
+
+    def forget_peer(self, peer: str) -> None:
+        """A peer left: drop what we held for it."""
+        try:
+            peer_id = ID.from_base58(peer)
+        except ValueError:
+            return  # not a peer id: nothing was held for it
+        for table in (getattr(self.pubsub, "_held_subscriptions", None), getattr(self.pubsub, "_due_announces", None)):
+            if table is not None:
+                table.pop(peer_id, None)
+
     def set_topic_validator(self, topic: str, validate: Callable[[str, bytes], bool]) -> None:
-        """``validate(forwarder peer id, data)``; it must not raise, and is wrapped so it cannot."""
+        """``validate(forwarder peer id, data)``; it must not raise, and is wrapped so it cannot.
+
+        Before it runs: a message that names an origin, sequence number, key or signature
+        is refused (StrictNoSign), and so is one forwarded by a peer that did not prove the
+        topic."""
 
         def guarded(forwarder: Any, message: Any) -> bool:
             try:
+                if message.from_id or message.seqno or message.signature or message.key:
+                    self.refused_signed += 1
+                    return False
+                if not self.pubsub._allowed(forwarder, topic):
+                    self.refused_unproved += 1
+                    return False
                 return bool(validate(forwarder.to_base58(), bytes(message.data)))
             except Exception as exc:  # noqa: BLE001 - a raising sync validator kills pubsub
                 log.warning("gossip validator failed: %r", exc)
@@ -247,11 +432,10 @@ class NetStack:
         if self._subscriptions.pop(topic, None) is not None:
             await self.pubsub.unsubscribe(topic)
 
-    async def next_message(self, topic: str) -> tuple[str, bytes]:
-        """(forwarder-agnostic) origin peer id and data of the next gossip message."""
+    async def next_message(self, topic: str) -> bytes:
+        """The data of the next gossip message (messages carry no origin)."""
         message = await self._subscriptions[topic].get()
-        origin = ID(message.from_id).to_base58() if message.from_id else ""
-        return origin, bytes(message.data)
+        return bytes(message.data)
 
     async def publish(self, topic: str, data: bytes) -> None:
         await self.pubsub.publish(topic, data)
@@ -303,7 +487,7 @@ async def open_netstack(network_key: NetworkKey, listen: list[str]) -> AsyncIter
 
     host.get_network().auto_connector.maybe_connect = _no_auto_connect
 
-    router = GossipSub(
+    router = _GatedGossipSub(
         # meshsub 1.1 (and 1.0 for old peers): 1.2's IDONTWANT doubles CPU per message here.
         protocols=[MESHSUB_V11, MESHSUB_V10],
         degree=6,
@@ -322,13 +506,16 @@ async def open_netstack(network_key: NetworkKey, listen: list[str]) -> AsyncIter
         # circles on one LAN would be starved of mesh peers.
         eclipse_protection_enabled=False,
     )
+    router.mcache = _ContentMessageCache(router.mcache.window_size, router.mcache.history_size)
     pubsub = _GuardedPubsub(
         host,
         router,
-        # Sign and verify every gossip message with the network key (the default; stated).
-        strict_signing=True,
+        # StrictNoSign (see _GuardedPubsub): no origin signatures to make or check; the
+        # validator refuses messages that carry one. js-libp2p's equivalent settings are
+        # globalSignaturePolicy: 'StrictNoSign' and a msgIdFn of SHA-256 over the data.
+        strict_signing=False,
         # Content-addressed ids: the same batch re-published is recognised as seen.
-        msg_id_constructor=lambda message: hashlib.sha256(message.data).digest(),
+        msg_id_constructor=_content_id,
     )
     send, receive = trio.open_memory_channel[tuple[str, str]](1024)
     notifee = _ConnectionEvents(send)

@@ -35,7 +35,7 @@ from p2pnet.circles import MemberCircles
 from p2pnet.config import NodeConfig
 from p2pnet.control import ControlServer
 from p2pnet.gate import Gate, Quarantine, Verdict
-from p2pnet.gossip import GossipService
+from p2pnet.gossip import JUNK_WEIGHT, GossipService, topic_from_name, topic_name
 from p2pnet.home import Home
 
 if TYPE_CHECKING:
@@ -46,7 +46,14 @@ from p2pnet.ratelimit import KeyedLimiter
 from p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
 from p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
 from sync.envelope import GRANT_EPOCH, KEY_HINT_BYTES, MARKER_EPOCHS, Envelope
-from sync.invites import open_relay_grant
+from sync.invites import (
+    INVITE_GRACE_S,
+    INVITE_TOPIC_QUOTA,
+    MAX_INVITE_GRANT_S,
+    InviteGrant,
+    open_invite_grant,
+    open_relay_grant,
+)
 from sync.reconcile import ItemIndex
 from sync.statecache import StateCache
 from sync.store import EnvelopeStore
@@ -97,12 +104,18 @@ class Node:
         self.indexes: dict[bytes, ItemIndex] = {}
         self.topic_bytes: Counter[bytes] = Counter()
         self.peers: dict[str, PeerState] = {}
+        self.proved: dict[str, set[bytes]] = {}
+        """peer -> the topics it proved a key of in a sync session (`sync.access`): the only
+        topics whose gossip it may exchange with us. Forgotten when it disconnects."""
         self.net: NetStack | None = None
         self.gossip: GossipService | None = None
         self.control: ControlServer | None = None
         self.circles: MemberCircles | None = None
         self.lifecycle: Lifecycle | None = None
         self.relay_topics: dict[bytes, RelayTopic] = {}
+        self.relay_invites: dict[bytes, tuple[bytes, float]] = {}
+        """A relay's invite topics: invite topic -> (the circle topic it came on, until)."""
+        self.relay_invites_closed: set[bytes] = set()
         self.store: EnvelopeStore | None = None
         self.cache: StateCache | None = None
         self._nursery: trio.Nursery | None = None
@@ -133,6 +146,7 @@ class Node:
             from p2pnet.lifecycle import Lifecycle
 
             self.lifecycle = Lifecycle(self, self.circles)
+            self.gate.admit = self.lifecycle.admit
             self.circles.private_opener = self.lifecycle.open_private_item
             self._follow_circles()
         for topic in self.served_topics():
@@ -161,6 +175,28 @@ class Node:
     def served_topics(self) -> list[bytes]:
         return sorted(self.gate.relay_keys)
 
+    def _proof_keys(self) -> dict[bytes, list[bytes]]:
+        """topic -> its relay keys, in the order learned (newest last): what we prove with."""
+        return {topic: list(keys.values()) for topic, keys in self.gate.relay_keys.items()}
+
+    def _on_proved(self, peer: str, topics: list[bytes]) -> None:
+        """A sync session proved ``topics`` both ways with ``peer``: gossip them with it."""
+        known = self.proved.setdefault(peer, set())
+        new = [t for t in topics if t not in known]
+        known.update(new)
+        if self.net is not None:
+            for topic in new:
+                self.net.allow_gossip(peer, topic_name(topic))
+
+    def _may_gossip(self, peer: str, name: str) -> bool:
+        topic = topic_from_name(name)
+        return topic is not None and topic in self.proved.get(peer, ())
+
+    def _forget_peer(self, peer: str) -> None:
+        self.proved.pop(peer, None)
+        if self.net is not None:
+            self.net.forget_peer(peer)
+
     async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
         self._open_storage()
         try:
@@ -178,7 +214,10 @@ class Node:
                     clock=self.clock,
                     on_misbehaviour=self.penalize,
                 )
-                host = SyncPeer(self.served_topics, self._load_index, self._load_envelopes, self.accept)
+                net.set_gossip_policy(self._may_gossip)
+                host = SyncPeer(
+                    net.peer_id, self._proof_keys, self._load_index, self._load_envelopes, self.accept, self._on_proved
+                )
                 net.set_stream_handler(SYNC_PROTOCOL, lambda stream, peer: self._respond_sync(host, stream, peer))
                 self._sync_host = host
                 from p2pnet.api import build_methods
@@ -287,6 +326,13 @@ class Node:
             elif verdict is Verdict.UNKNOWN_EPOCH:
                 result.unverifiable += 1
                 self.stats.refused["unknown epoch (not yet granted)"] += 1
+            elif verdict is Verdict.JUNK:
+                result.junk += 1
+                if source not in ("self", "store"):
+                    self.penalize(source, "junk envelopes", JUNK_WEIGHT)
+            elif verdict is Verdict.FULL:
+                result.unverifiable += 1  # not the sender's fault
+                self.stats.refused["over quota"] += 1
             else:
                 result.rejected += 1
                 self.stats.refused["gate"] += 1
@@ -361,7 +407,12 @@ class Node:
             try:
                 grant = open_relay_grant(envelope, relay_key, grant_key)
             except RemoteProtocolError:
-                continue
+                try:
+                    invite = open_invite_grant(envelope, relay_key, grant_key)
+                except RemoteProtocolError:
+                    continue
+                self._on_invite_grant(topic, invite)
+                return
             if grant.epoch in entry.relay_keys:
                 return
             entry.relay_keys[grant.epoch] = grant.relay_key
@@ -375,6 +426,29 @@ class Node:
             log.info("relay learned a new key for topic %s", topic.hex()[:8])
             self.request_sync()  # fetch what was refused while the key was unknown
             return
+
+    def _on_invite_grant(self, topic: bytes, grant: InviteGrant) -> None:
+        """Serve an invite's topic for a circle we relay, until the grant says (bounded);
+        a closing grant (``until`` 0) drops it, and a closed invite stays closed."""
+        now = self.clock()
+        if grant.until <= now:
+            self.relay_invites_closed.add(grant.topic)
+            if self.relay_invites.pop(grant.topic, None) is not None:
+                self.drop_topic(grant.topic)
+            return
+        if grant.topic in self.relay_invites_closed or grant.topic in self.relay_topics:
+            return
+        until = min(grant.until, now + MAX_INVITE_GRANT_S + INVITE_GRACE_S)
+        self.relay_invites[grant.topic] = (topic, until)
+        self.gate.add_key(grant.topic, grant.topic[: len(topic) // 2], grant.mac_key)
+        self.serve_topic_nowait(grant.topic)
+
+    def _expire_relay_invites(self) -> None:
+        now = self.clock()
+        for invite_topic, (_circle_topic, until) in list(self.relay_invites.items()):
+            if until <= now:
+                del self.relay_invites[invite_topic]
+                self.drop_topic(invite_topic)
 
     def fold_stored(self, topic: bytes, envelopes: list[Envelope]) -> None:
         """Fold envelopes that were already stored (e.g. once their keys arrived)."""
@@ -411,9 +485,12 @@ class Node:
 
     def _within_quota(self, topic: bytes, envelopes: list[Envelope], result: AcceptResult) -> list[Envelope]:
         entry = self.relay_topics.get(topic)
-        if entry is None:
+        if entry is not None:
+            room = entry.quota_bytes - self.topic_bytes[topic]
+        elif topic in self.relay_invites:
+            room = INVITE_TOPIC_QUOTA - self.topic_bytes[topic]
+        else:
             return []
-        room = entry.quota_bytes - self.topic_bytes[topic]
         kept = []
         for envelope in envelopes:
             if len(envelope.data) > room:
@@ -472,6 +549,26 @@ class Node:
         if self.gossip is not None and self._nursery is not None:
             await self.gossip.join(topic, self._nursery)
         self._sync_wanted.set()
+
+    def serve_topic_nowait(self, topic: bytes) -> None:
+        """`serve_topic` from a synchronous context (gossip joins once the node runs)."""
+        self._load_index(topic)
+        if self.gossip is not None and self._nursery is not None:
+            self._nursery.start_soon(self.gossip.join, topic, self._nursery)
+        self._sync_wanted.set()
+
+    def drop_topic(self, topic: bytes) -> None:
+        """Stop serving a topic and forget what it held (an invite's, once it is closed)."""
+        self.gate.remove_topic(topic)
+        self.indexes.pop(topic, None)
+        self.topic_bytes.pop(topic, None)
+        if self.gossip is not None and self._nursery is not None:
+            self._nursery.start_soon(self.gossip.leave, topic)
+        if self.store is not None:
+            try:
+                self.store.delete_topic(topic)
+            except StorageError as exc:  # dropped again on the next start: the topic is no longer followed
+                self._storage_failed(exc, 0)
 
     # --- a full disk ---------------------------------------------------------------
 
@@ -537,6 +634,8 @@ class Node:
         assert self.net is not None
         while True:
             await trio.sleep(1.0)
+            if self.is_relay:
+                self._expire_relay_invites()
             connected = set(self.net.connected_peers())
             for peer in connected:
                 if self.is_banned(peer):
@@ -545,6 +644,7 @@ class Node:
                     self._on_connected(peer)
             for peer in [p for p, state in self.peers.items() if p not in connected and not state.syncing]:
                 del self.peers[peer]
+                self._forget_peer(peer)
                 self.emit("peer", {"peer": peer, "connected": False})
 
     # --- peers and reconciliation -------------------------------------------------
@@ -555,6 +655,7 @@ class Node:
             if kind == "connected":
                 self._on_connected(peer)
             else:
+                self._forget_peer(peer)
                 if self.peers.pop(peer, None) is not None:
                     self.emit("peer", {"peer": peer, "connected": False})
 

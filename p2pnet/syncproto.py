@@ -4,14 +4,21 @@ The protocol logic is the sans-IO `sync.reconcile.ReconcileSession`; this module
 thin adapter that carries its messages over a libp2p stream and moves envelopes:
 
     initiator                                  responder
-    HELLO {topics it serves}          ->
-                                      <-       HELLO {the topics both serve}
+    HELLO {v: 2, n: nonce}            ->
+                                      <-       HELLO {v: 2, n: nonce}
+    PROVE {p: [access tags]}          ->
+                                      <-       PROVE {p: [access tags]}
     RECON {t, m} per shared topic     ->
                                       <-       RECON {t, m}          (as many rounds as needed)
     ENVS {t, [envelope...]} ...       <->      ENVS ...              (what the other lacks)
     DONE {t}                          <->      DONE {t}
     BYE                               ->
                                       <-       BYE
+
+Nothing about circles is said before PROVE: each side proves, with tags only a holder of
+a circle's relay key can make or check (`sync.access`), which circles it follows, and a
+topic is shared only when both proved it. A peer without keys learns nothing and is
+served nothing; the node then lets gossip of a topic flow only to peers that proved it.
 
 Frames are ``u32 length || u8 kind || CBOR payload`` (see docs/PROTOCOL.md). Each side
 reads in one task and writes in another, so two peers pushing envelopes at each other
@@ -33,6 +40,7 @@ import trio
 from identity import codec
 from identity.errors import Malformed, RemoteProtocolError
 from p2pnet.framing import StreamClosed, close_quietly, read_frame, write_frame
+from sync import access
 from sync.envelope import Envelope
 from sync.limits import MAX_ENVELOPE_BYTES
 from sync.reconcile import ItemIndex, ReconcileSession
@@ -40,8 +48,9 @@ from sync.reconcile_wire import SALT_BYTES
 
 log = logging.getLogger("kith.sync")
 
-PROTOCOL = "/kith/sync/1"
-HELLO, RECON, ENVS, DONE, BYE, ERROR = 1, 2, 3, 4, 5, 6
+PROTOCOL = "/kith/sync/2"
+VERSION = 2
+HELLO, RECON, ENVS, DONE, BYE, ERROR, PROVE = 1, 2, 3, 4, 5, 6, 7
 MAX_FRAME_BYTES = 1024 * 1024
 MAX_TOPICS = 256
 ENVELOPES_PER_FRAME = 256
@@ -65,6 +74,9 @@ class AcceptResult:
     """Envelopes of an epoch we hold no relay key for yet (not the sender's fault)."""
     rejected: int = 0
     """Envelopes that failed a check: counted against the sender."""
+    junk: int = 0
+    """Authentic envelopes that do not open (`p2pnet.gate.Verdict.JUNK`): not stored, and
+    not enough to end a session (the sender may be a relay passing on what it was given)."""
 
 
 Accept = Callable[[bytes, list[Envelope], str], Awaitable[AcceptResult]]
@@ -94,15 +106,21 @@ class SyncPeer:
 
     def __init__(
         self,
-        served_topics: Callable[[], list[bytes]],
+        peer_id: str,
+        proof_keys: Callable[[], dict[bytes, list[bytes]]],
         index_for: Callable[[bytes], ItemIndex],
         load_envelopes: Callable[[list[bytes]], dict[bytes, bytes]],
         accept: Accept,
+        on_proved: Callable[[str, list[bytes]], None] = lambda peer, topics: None,
     ) -> None:
-        self.served_topics = served_topics
+        self.peer_id = peer_id
+        self.proof_keys = proof_keys
+        """topic -> its relay keys, oldest first (what access proofs are made with)."""
         self.index_for = index_for
         self.load_envelopes = load_envelopes
         self.accept = accept
+        self.on_proved = on_proved
+        """Called once per session with the topics both sides proved."""
 
 
 class _Session:
@@ -243,24 +261,58 @@ class _Session:
 
     # --- the two roles ------------------------------------------------------------
 
+    async def _expect(self, kind: int) -> dict[str, Any]:
+        got, value = await self._read()
+        if got == ERROR:
+            raise SyncError(f"peer aborted the sync: {str(value.get('reason'))[:200]}")
+        if got != kind:
+            raise SyncError(f"expected sync frame kind {kind}, got {got}")
+        return value
+
+    def _tags(self, value: dict[str, Any]) -> list[bytes]:
+        tags = value.get("p")
+        if (
+            type(tags) is not list
+            or not 0 < len(tags) <= access.MAX_TAGS
+            or not all(type(t) is bytes and len(t) == access.TAG_BYTES for t in tags)
+        ):
+            raise SyncError("PROVE tags are malformed")
+        return tags
+
     async def hello(self) -> None:
-        served = set(self.host.served_topics())
+        """Nonces, then access proofs: afterwards ``self.topics`` holds exactly the topics
+        both sides proved a key of. Nothing else about circles crosses before this."""
+        nonce = secrets.token_bytes(access.NONCE_BYTES)
         if self.initiator:
-            await self._send(HELLO, {"v": 1, "topics": sorted(served)[:MAX_TOPICS]})
-        kind, value = await self._read()
-        if kind != HELLO:
-            raise SyncError("sync must start with HELLO")
-        topics = value.get("topics")
-        if value.get("v") != 1:
+            await self._send(HELLO, {"v": VERSION, "n": nonce})
+        value = await self._expect(HELLO)
+        if value.get("v") != VERSION:
             raise SyncError("unsupported sync version")
-        if type(topics) is not list or len(topics) > MAX_TOPICS or not all(type(t) is bytes for t in topics):
-            raise SyncError("HELLO topics are malformed")
-        shared = sorted(set(topics) & served)
-        if not self.initiator:
-            await self._send(HELLO, {"v": 1, "topics": shared})
+        theirs = value.get("n")
+        if type(theirs) is not bytes or len(theirs) != access.NONCE_BYTES:
+            raise SyncError("HELLO nonce is malformed")
+        if self.initiator:
+            session = access.Session(nonce, theirs, self.host.peer_id, self.peer)
+        else:
+            await self._send(HELLO, {"v": VERSION, "n": nonce})
+            session = access.Session(theirs, nonce, self.peer, self.host.peer_id)
+        keys = self.host.proof_keys()
+        if self.initiator:
+            await self._send(PROVE, {"p": session.prove(keys, initiator=True, rand=secrets.token_bytes)})
+            answers = self._tags(await self._expect(PROVE))
+            proved = session.match(answers, keys, initiator=False)
+        else:
+            claims = self._tags(await self._expect(PROVE))
+            proved = session.match(claims, keys, initiator=True)
+            # Answer under the very key each topic was proved with: the peer holds it.
+            mine = {topic: [key] for topic, key in proved.items()}
+            await self._send(PROVE, {"p": session.prove(mine, initiator=False, rand=secrets.token_bytes)})
+        shared = sorted(proved)[:MAX_TOPICS]
         self.topics = shared
         self.stats.topics = len(shared)
         self.stats.shared_topics = list(shared)
+        if shared:
+            self.host.on_proved(self.peer, shared)
 
     async def run(self) -> SyncStats:
         try:

@@ -4,7 +4,9 @@ An envelope is a canonical CBOR map with a clear header ``{v, topic, epoch, ts}`
 the fields ``nonce``, ``ct`` and ``mac``. ``ct`` is XChaCha20-Poly1305 of a signed op
 under the circle's epoch key, with the encoded header as associated data, so a relay can
 read the header (to route, dedupe and reconcile) but cannot read or undetectably alter
-anything. The envelope id is `ids.envelope_id` of the exact bytes.
+anything. The plaintext is padded to a size class first (`pad`: 1 KiB, powers of two, the
+largest op), so a watcher of sizes cannot tell a rent request from a reaction. The envelope
+id is `ids.envelope_id` of the exact bytes.
 
 ``mac`` lets a keyless relay tell a circle's envelopes from forgeries: it is a keyed
 BLAKE2b of ``header || nonce || ct`` under the epoch's *relay key*, derived one-way from
@@ -36,7 +38,8 @@ from identity.errors import BadSignature, LocalProtocolError, Malformed, Undecry
 from sync import limits
 from sync.ids import envelope_id
 
-VERSION = 1
+VERSION = 2
+"""2: the plaintext of a normal envelope is padded to a size class (`pad`)."""
 WELCOME_EPOCH = bytes(limits.EPOCH_ID_BYTES)
 """Marker epoch of welcome envelopes, whose ``ct`` is a sealed box, not AEAD output."""
 JOIN_EPOCH = b"\xff" * limits.EPOCH_ID_BYTES
@@ -61,6 +64,36 @@ def marker_nonce(relay_key: bytes, rand: RandomBytes) -> bytes:
     return key_hint(relay_key) + rand(NONCE_BYTES - KEY_HINT_BYTES)
 
 MAC_BYTES = 16
+MIN_PADDED_BYTES = 1024
+MAX_PADDED_BYTES = limits.MAX_OP_BYTES + 1
+
+
+def padded_size(length: int) -> int:
+    """The size class of a plaintext of ``length`` bytes (plus its one-byte pad marker):
+    1 KiB, then powers of two, then the largest op. Reactions, posts, check-ins and rent
+    requests of ordinary length all look alike (1 KiB); only long texts stand out, by class."""
+    need = length + 1
+    if need > MAX_PADDED_BYTES:
+        raise LocalProtocolError(f"plaintext is larger than {limits.MAX_OP_BYTES} bytes")
+    size = MIN_PADDED_BYTES
+    while size < need:
+        size *= 2
+    return min(size, MAX_PADDED_BYTES)
+
+
+def pad(plaintext: bytes) -> bytes:
+    """``plaintext || 0x80 || 0x00...`` up to its size class (ISO/IEC 7816-4 padding)."""
+    return plaintext + b"\x80" + bytes(padded_size(len(plaintext)) - len(plaintext) - 1)
+
+
+def unpad(padded: bytes) -> bytes:
+    """Undo `pad`; `Malformed` if the padding is not exactly what `pad` makes."""
+    end = padded.rfind(b"\x80")
+    if end < 0 or any(padded[end + 1 :]) or len(padded) != padded_size(end):
+        raise Malformed("envelope padding is malformed")
+    return padded[:end]
+
+
 _KEYS = frozenset({"v", "topic", "epoch", "ts", "nonce", "ct", "mac"})
 
 
@@ -173,13 +206,13 @@ def seal(
     ts: int,
     rand: RandomBytes = random_bytes,
 ) -> Envelope:
-    """Encrypt a signed op's bytes into an envelope under an epoch key."""
+    """Encrypt a signed op's bytes, padded to its size class, into an envelope under an epoch key."""
     if len(plaintext) > limits.MAX_OP_BYTES:
         raise LocalProtocolError(f"plaintext is larger than {limits.MAX_OP_BYTES} bytes")
     epoch = epoch_id(epoch_key)
     nonce = rand(NONCE_BYTES)
     header = header_bytes(topic, epoch, ts)
-    ciphertext = aead_encrypt(epoch_key, nonce, plaintext, header)
+    ciphertext = aead_encrypt(epoch_key, nonce, pad(plaintext), header)
     mac = envelope_mac(relay_key(epoch_key), header, nonce, ciphertext)
     data = _envelope_bytes(topic, epoch, ts, nonce, ciphertext, mac)
     return Envelope(topic, epoch, ts, nonce, ciphertext, mac, data, envelope_id(data))
@@ -196,4 +229,8 @@ def open_envelope(envelope: Envelope, epoch_key: bytes) -> bytes:
     expected = envelope_mac(relay_key(epoch_key), header, envelope.nonce, envelope.ciphertext)
     if not hmac.compare_digest(expected, envelope.mac):
         raise Undecryptable()
-    return aead_decrypt(epoch_key, envelope.nonce, envelope.ciphertext, header)
+    padded = aead_decrypt(epoch_key, envelope.nonce, envelope.ciphertext, header)
+    try:
+        return unpad(padded)
+    except Malformed:
+        raise Undecryptable() from None  # authentic but not made by `seal`: one opaque error

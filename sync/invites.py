@@ -1,20 +1,22 @@
 """Invite codes, join requests and welcomes: how a newcomer gets into a circle.
 
 1. A member makes an invite: a random 32-byte secret, recorded (with its limits) in an
-   ``invite.create`` op, and a code (`InviteCode`) handed over out of band: the circle's
-   topic, the secret, the current epoch's relay key, the inviter's member id, a few
-   addresses to dial, and the expiry.
-2. The newcomer sends a **join request** envelope on the topic (marker epoch ``ff..ff``):
-   their identity card and a fresh 16-byte ``request`` nonce, encrypted with a key derived
-   from the secret, so only members (who read the secret in the op) can open it, and
-   authenticated with the relay key.
+   ``invite.create`` op, and a code (`InviteCode`) handed over out of band: the secret, a
+   16-byte check of the circle id, a few addresses to dial, and the expiry. Nothing in it
+   names the circle, its topic, a relay key or the inviter.
+2. The newcomer sends a **join request** envelope on the invite's own topic (derived from
+   the secret; marker epoch ``ff..ff``): their identity card and a fresh 16-byte
+   ``request`` nonce, encrypted with a key derived from the secret, so only members (who
+   read the secret in the op) can open it, and authenticated with the invite's mac key
+   (also from the secret): a join-only capability. Members serve an invite's topic only
+   while the invite is open, so the capability dies with the invite.
 3. An approver adds them (``member.add`` with their card and the request nonce, which
    admits once) and sends a **welcome** envelope (marker epoch ``00..00``): the circle id
    and epoch keys, the request nonce, signed by the approver and sealed to the newcomer's
-   X25519 key. The newcomer takes only a welcome naming its pending request (so an old
-   welcome, replayed after they left, opens nothing), and checks that the circle id hashes
-   to the topic it asked to join (only members know the id), so nobody else can plant a
-   fake circle. A refusal travels the same way, signed and bound to the request, and says
+   X25519 key, on the invite's topic. The newcomer takes only a welcome naming its pending
+   request (so an old welcome, replayed after they left, opens nothing), and checks the
+   circle id against the code's check (only members know the id), so nobody else can plant
+   a fake circle. A refusal travels the same way, signed and bound to the request, and says
    why.
 4. When a circle's key changes, a **relay grant** (marker epoch ``fe..fe``) tells relays the
    new epoch's relay key, encrypted under the previous one and signed with a key only
@@ -26,6 +28,7 @@ Everything here is pure: randomness and time are passed in.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 
 from identity import codec
@@ -50,7 +53,6 @@ from sync.envelope import (
     JOIN_EPOCH,
     WELCOME_EPOCH,
     Envelope,
-    circle_topic,
     epoch_id,
     header_bytes,
     marker_nonce,
@@ -64,24 +66,37 @@ MAX_ADDRESS_CHARS = 256
 MAX_WELCOME_EPOCHS = 1024
 
 
+def invite_topic(secret: bytes) -> bytes:
+    """The invite's own rendezvous topic: join requests, welcomes and refusals travel on
+    it, never on the circle's topic. Members serve it while the invite is open."""
+    return blake2b(b"kith/invite-topic/v1", person=b"kith-inv-topic", key=secret, size=32)
+
+
+def invite_mac_key(secret: bytes) -> bytes:
+    """The invite's join-only capability: it authenticates envelopes on the invite's topic
+    (as a relay key does on a circle's) and nothing else. It dies with the invite."""
+    return blake2b(b"kith/invite-mac/v1", person=b"kith-inv-mac", key=secret, size=32)
+
+
+def circle_check(circle: bytes, secret: bytes) -> bytes:
+    """What the code says about the circle: enough for the newcomer to check that a welcome
+    is for the circle they were invited to, nothing for anyone without the circle's id."""
+    return blake2b(circle, person=b"kith-inv-check", key=secret, size=16)
+
+
 @dataclass(frozen=True)
 class InviteCode:
-    topic: bytes
+    """A bearer code that reveals as little as it can: no circle topic or id, no relay key,
+    no inviter. Whoever holds it can ask to join (on the invite's own topic) and nothing
+    more; what they learn of the circle comes with the welcome."""
+
     secret: bytes = field(repr=False)
-    relay_key: bytes = field(repr=False)
-    epoch: bytes
-    inviter: bytes
+    check: bytes
     addresses: tuple[str, ...]
     expires: int | None
 
     def __post_init__(self) -> None:
-        for name, value, size in (
-            ("topic", self.topic, 32),
-            ("secret", self.secret, 32),
-            ("relay key", self.relay_key, 32),
-            ("epoch", self.epoch, 16),
-            ("inviter", self.inviter, 32),
-        ):
+        for name, value, size in (("secret", self.secret, 32), ("circle check", self.check, 16)):
             if type(value) is not bytes or len(value) != size:
                 raise Malformed(f"invite {name} must be {size} bytes")
         if type(self.addresses) is not tuple or len(self.addresses) > MAX_ADDRESSES:
@@ -96,29 +111,28 @@ class InviteCode:
     def invite_id(self) -> bytes:
         return invite_id(self.secret)
 
+    @property
+    def topic(self) -> bytes:
+        return invite_topic(self.secret)
+
+    @property
+    def mac_key(self) -> bytes:
+        return invite_mac_key(self.secret)
+
     def encode(self) -> str:
-        return encode_code(
-            PREFIX,
-            {
-                "v": 1,
-                "t": self.topic,
-                "s": self.secret,
-                "r": self.relay_key,
-                "e": self.epoch,
-                "i": self.inviter,
-                "a": list(self.addresses),
-                "x": self.expires,
-            },
-        )
+        fields = {"v": 2, "s": self.secret, "c": self.check, "a": list(self.addresses), "x": self.expires}
+        return encode_code(PREFIX, fields)
 
     @classmethod
     def decode(cls, text: str) -> InviteCode:
         raw = decode_code(PREFIX, text, what="invite code")
-        if type(raw) is not dict or raw.get("v") != 1:
+        if type(raw) is dict and raw.get("v") == 1:
+            raise Malformed("this invite code comes from an older kith; ask for a new one")
+        if type(raw) is not dict or raw.get("v") != 2:
             raise Malformed("this invite code comes from a newer kith; upgrade to join")
-        if set(raw) != {"v", "t", "s", "r", "e", "i", "a", "x"} or type(raw["a"]) is not list:
+        if set(raw) != {"v", "s", "c", "a", "x"} or type(raw["a"]) is not list:
             raise Malformed("invite code has the wrong fields")
-        return cls(raw["t"], raw["s"], raw["r"], raw["e"], raw["i"], tuple(raw["a"]), raw["x"])
+        return cls(raw["s"], raw["c"], tuple(raw["a"]), raw["x"])
 
 
 def join_key(secret: bytes) -> bytes:
@@ -140,20 +154,13 @@ _GRANT_DOMAIN = b"kith/relay-grant/v1\x00"
 def seal_join_request(
     code: InviteCode, newcomer: MemberIdentity, *, ts: int, rand: RandomBytes = random_bytes
 ) -> tuple[Envelope, bytes]:
-    """The join request envelope and its request nonce (keep it: only a welcome naming it counts)."""
-    nonce = marker_nonce(code.relay_key, rand)
+    """The join request envelope (on the invite's topic) and its request nonce (keep it:
+    only a welcome naming it counts)."""
+    nonce = marker_nonce(code.mac_key, rand)
     request = rand(REQUEST_BYTES)
-    plaintext = codec.encode(
-        {
-            "v": 1,
-            "card": newcomer.card().to_bytes(),
-            "invite": code.invite_id,
-            "epoch": code.epoch,
-            "request": request,
-        }
-    )
+    plaintext = codec.encode({"v": 2, "card": newcomer.card().to_bytes(), "invite": code.invite_id, "request": request})
     ciphertext = aead_encrypt(join_key(code.secret), nonce, plaintext, header_bytes(code.topic, JOIN_EPOCH, ts))
-    return _marker_envelope(code.topic, JOIN_EPOCH, ts, nonce, ciphertext, code.relay_key), request
+    return _marker_envelope(code.topic, JOIN_EPOCH, ts, nonce, ciphertext, code.mac_key), request
 
 
 @dataclass(frozen=True)
@@ -161,9 +168,6 @@ class JoinRequest:
     card: IdentityCard
     invite: bytes | None
     envelope_id: bytes
-    epoch: bytes | None = None
-    """The epoch whose relay key the newcomer holds (from the code): the welcome is
-    authenticated with it, since the newcomer knows no newer one yet."""
     request: bytes | None = None
     """The request nonce (None: a member added by card, with no request)."""
 
@@ -174,18 +178,16 @@ def open_join_request(envelope: Envelope, secret: bytes) -> JoinRequest:
         raise Malformed("not a join request")
     plaintext = aead_decrypt(join_key(secret), envelope.nonce, envelope.ciphertext, envelope.associated_data())
     raw = codec.decode(plaintext, max_size=4096, what="join request")
-    if type(raw) is not dict or set(raw) != {"v", "card", "invite", "epoch", "request"} or raw["v"] != 1:
+    if type(raw) is not dict or set(raw) != {"v", "card", "invite", "request"} or raw["v"] != 2:
         raise Malformed("join request has the wrong fields")
     if raw["invite"] != invite_id(secret):
         raise Malformed("join request names another invite")
     if type(raw["card"]) is not bytes:
         raise Malformed("join request card must be bytes")
-    if type(raw["epoch"]) is not bytes or len(raw["epoch"]) != limits.EPOCH_ID_BYTES:
-        raise Malformed("join request epoch must be 16 bytes")
     if type(raw["request"]) is not bytes or len(raw["request"]) != REQUEST_BYTES:
         raise Malformed("join request nonce must be 16 bytes")
     card = IdentityCard.from_bytes(raw["card"])
-    return JoinRequest(card, raw["invite"], envelope.id, raw["epoch"], raw["request"])
+    return JoinRequest(card, raw["invite"], envelope.id, raw["request"])
 
 
 @dataclass(frozen=True)
@@ -220,12 +222,13 @@ def seal_welcome(
     contents: dict[bytes, bytes],
     current: bytes,
     relays: list[str],
-    relay_key: bytes,
+    secret: bytes,
     ts: int,
     rand: RandomBytes = random_bytes,
 ) -> Envelope:
     """The welcome for an approved newcomer: the circle's id and keys, for their request,
-    signed by the approver and sealed to them.
+    signed by the approver and sealed to them, on the topic of the invite (``secret``) they
+    came with.
 
     ``epochs`` holds every epoch key (the whole circle state is a fold over all ops);
     ``contents`` the content keys the newcomer may have (at least the current one).
@@ -241,9 +244,9 @@ def seal_welcome(
         "to": newcomer.member_id,
         "request": request,
     }
-    topic = circle_topic(circle)
     sealed = seal_to(newcomer.dh_public, _signed_payload(payload, approver))
-    return _marker_envelope(topic, WELCOME_EPOCH, ts, marker_nonce(relay_key, rand), sealed, relay_key)
+    mac_key = invite_mac_key(secret)
+    return _marker_envelope(invite_topic(secret), WELCOME_EPOCH, ts, marker_nonce(mac_key, rand), sealed, mac_key)
 
 
 def seal_refusal(
@@ -251,22 +254,23 @@ def seal_refusal(
     *,
     refuser: MemberIdentity,
     request: bytes,
-    topic: bytes,
     reason: str,
-    relay_key: bytes,
+    secret: bytes,
     ts: int,
     rand: RandomBytes = random_bytes,
 ) -> Envelope:
     payload = {"v": 1, "refused": reason[:200], "to": newcomer.member_id, "request": request}
     sealed = seal_to(newcomer.dh_public, _signed_payload(payload, refuser))
-    return _marker_envelope(topic, WELCOME_EPOCH, ts, marker_nonce(relay_key, rand), sealed, relay_key)
+    mac_key = invite_mac_key(secret)
+    return _marker_envelope(invite_topic(secret), WELCOME_EPOCH, ts, marker_nonce(mac_key, rand), sealed, mac_key)
 
 
-def open_welcome(envelope: Envelope, me: MemberIdentity, request: bytes) -> Welcome:
-    """Open a welcome or refusal meant for us and for our join ``request``.
+def open_welcome(envelope: Envelope, me: MemberIdentity, request: bytes, code: InviteCode) -> Welcome:
+    """Open a welcome or refusal meant for us, for our join ``request`` with ``code``.
 
     `Undecryptable` if it is someone else's; `Malformed` if it is ours but malformed,
-    unsigned, or answers another request (a stale welcome, replayed)."""
+    unsigned, answers another request (a stale welcome, replayed) or names a circle other
+    than the one the code was made for."""
     if envelope.epoch != WELCOME_EPOCH:
         raise Malformed("not a welcome")
     plaintext = open_sealed(me.dh_public, me.dh_secret, envelope.ciphertext)
@@ -287,7 +291,11 @@ def open_welcome(envelope: Envelope, me: MemberIdentity, request: bytes) -> Welc
     if set(raw) != {"v", "circle", "name", "epochs", "contents", "current", "relays", "to", "request", "by", "sig"}:
         raise Malformed("welcome has the wrong fields")
     circle, epochs, current, contents = raw["circle"], raw["epochs"], raw["current"], raw["contents"]
-    if type(circle) is not bytes or len(circle) != limits.CIRCLE_ID_BYTES or circle_topic(circle) != envelope.topic:
+    if (
+        type(circle) is not bytes
+        or len(circle) != limits.CIRCLE_ID_BYTES
+        or not hmac.compare_digest(circle_check(circle, code.secret), code.check)
+    ):
         raise Malformed("welcome names a circle other than the one asked to join")
     if type(epochs) is not dict or not 1 <= len(epochs) <= MAX_WELCOME_EPOCHS:
         raise Malformed("welcome carries no usable keys")
@@ -374,6 +382,64 @@ def open_relay_grant(envelope: Envelope, previous_relay_key: bytes, previous_gra
     return RelayGrant(epoch, key, grant_key)
 
 
+_INVITE_GRANT_DOMAIN = b"kith/invite-grant/v1\x00"
+MAX_INVITE_GRANT_S = 90 * 24 * 3600
+"""The longest a relay serves an invite's topic on one grant."""
+INVITE_GRACE_S = 2 * 24 * 3600
+"""How long an invite's topic is still served after it is used up or expires (so the
+last welcome, or a refusal saying why, reaches the newcomer)."""
+INVITE_TOPIC_QUOTA = 256 * 1024
+"""Bytes a node (member or relay) keeps on one invite topic: join requests and welcomes
+are small, and whoever holds the code can write there."""
+
+
+@dataclass(frozen=True)
+class InviteGrant:
+    topic: bytes
+    """The invite's topic, to serve until ``until``."""
+    mac_key: bytes = field(repr=False)
+    until: int
+    """Unix seconds; 0 means the invite is closed: stop serving its topic now."""
+
+
+def seal_invite_grant(
+    topic: bytes, *, epoch_key: bytes, secret: bytes, until: int, ts: int, rand: RandomBytes = random_bytes
+) -> Envelope:
+    """Tell the circle's relays to serve an invite's topic (so a join request and its welcome
+    can wait there for whoever is offline) until ``until``, or to stop (``until`` 0).
+
+    On the circle's topic like a relay grant, encrypted under the epoch's relay key and
+    signed with the epoch's grant key: relays can check it, only members can make it."""
+    current_relay_key = relay_key_of(epoch_key)
+    _public, signing = grant_signing_keypair(epoch_key)
+    header = header_bytes(topic, GRANT_EPOCH, ts)
+    body = {"v": 1, "invite": invite_topic(secret), "mac": invite_mac_key(secret), "until": until}
+    plaintext = codec.encode({**body, "sig": sign(signing, _INVITE_GRANT_DOMAIN, header + codec.encode(body))})
+    nonce = marker_nonce(current_relay_key, rand)
+    ciphertext = aead_encrypt(_grant_key(current_relay_key), nonce, plaintext, header)
+    return _marker_envelope(topic, GRANT_EPOCH, ts, nonce, ciphertext, current_relay_key)
+
+
+def open_invite_grant(envelope: Envelope, relay_key: bytes, grant_key: bytes) -> InviteGrant:
+    """An invite grant from the epoch whose relay key and grant key are given; `Undecryptable`
+    if it is not from that epoch, `BadSignature` if not signed with its grant key."""
+    if envelope.epoch != GRANT_EPOCH:
+        raise Malformed("not a grant")
+    header = envelope.associated_data()
+    plaintext = aead_decrypt(_grant_key(relay_key), envelope.nonce, envelope.ciphertext, header)
+    raw = codec.decode(plaintext, max_size=512, what="invite grant")
+    if type(raw) is not dict or set(raw) != {"v", "invite", "mac", "until", "sig"} or raw["v"] != 1:
+        raise Malformed("invite grant has the wrong fields")
+    topic, mac_key, until, signature = raw["invite"], raw["mac"], raw["until"], raw["sig"]
+    if type(topic) is not bytes or len(topic) != limits.TOPIC_BYTES or type(mac_key) is not bytes or len(mac_key) != 32:
+        raise Malformed("invite grant is malformed")
+    if type(until) is not int or not 0 <= until <= limits.MAX_TS or type(signature) is not bytes:
+        raise Malformed("invite grant is malformed")
+    body = {k: v for k, v in raw.items() if k != "sig"}
+    verify(grant_key, _INVITE_GRANT_DOMAIN, header + codec.encode(body), signature)
+    return InviteGrant(topic, mac_key, until)
+
+
 NO_CONTENT_KEY = bytes(32)
 """The content key of a share that hands over an epoch key only: the epoch began before
 the recipient joined a circle that keeps its history from newcomers, so they may open its
@@ -398,7 +464,13 @@ def open_epoch_key(sealed: bytes, me: MemberIdentity, epoch: bytes) -> tuple[byt
 
 __all__ = [
     "InviteCode",
+    "InviteGrant",
     "JoinRequest",
+    "open_invite_grant",
+    "seal_invite_grant",
+    "circle_check",
+    "invite_mac_key",
+    "invite_topic",
     "Welcome",
     "join_key",
     "NO_CONTENT_KEY",

@@ -8,7 +8,8 @@ boxes (a relay sees neither who wrote it nor whom it is for).
 
 An organizer's node opens it. A check-in stays between the member and the organizers. A
 request is posted to the circle by an organizer on the member's behalf (``aid.request``
-with ``private``): members see that a request exists, its category and any amount, so
+with ``private``), after a random delay, naming it only by `private_ref`:
+members see that a request exists, its category and any amount, so
 they can pledge and the books stay complete, but the description and the requester's
 identity are sealed to the organizers (``private.boxes``), never to the circle.
 """
@@ -23,6 +24,7 @@ from identity.crypto import (
     RandomBytes,
     aead_decrypt,
     aead_encrypt,
+    blake2b,
     open_sealed,
     random_bytes,
     seal_to,
@@ -83,6 +85,14 @@ def open_private(envelope: Envelope, me: MemberIdentity) -> SignedOp:
     raise Undecryptable()
 
 
+def private_ref(statement: SignedOp) -> bytes:
+    """How the circle's placeholder names a private request: a hash of the signed
+    statement, which only the requester and the organizers ever see. It cannot be linked
+    to the envelope that carried it (whose id everyone sees, and whose arrival a member
+    could tie to the peer that first sent it)."""
+    return blake2b(statement.data, person=b"kith-private-ref", size=32)
+
+
 def make_statement(me: MemberIdentity, circle: bytes, kind: str, body: dict[str, Any], *, ts: int) -> SignedOp:
     """The requester's signed statement (never folded: it stands alone, lamport 1)."""
     return SignedOp.create(Op(circle, me.member_id, (), 1, ts, kind, body, seq=1), me)
@@ -102,4 +112,4 @@ def open_private_box(box: bytes, me: MemberIdentity) -> dict[str, Any]:
     return raw
 
 
-__all__ = ["RemoteProtocolError", "make_statement", "open_private", "open_private_box", "seal_private"]
+__all__ = ["RemoteProtocolError", "make_statement", "open_private", "open_private_box", "private_ref", "seal_private"]

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from identity.keys import MemberIdentity, NetworkKey, safety_number
 from identity.keystore import KdfParams, KeystoreData, _derive, seal_keystore
+from sync.access import Session
 from sync.content import seal_content
 from sync.envelope import circle_topic, epoch_id, header_bytes, relay_key, seal
 from sync.invites import (
     InviteCode,
     _signed_payload,
+    circle_check,
     grant_signing_keypair,
+    invite_mac_key,
+    invite_topic,
     join_key,
     seal_join_request,
     seal_relay_grant,
@@ -25,6 +29,12 @@ from sync.ops import Op, SignedOp
 ALICE = MemberIdentity("Alice", bytes([0x01]) * 32, bytes([0x02]) * 32, 1_700_000_000)
 BOB = MemberIdentity("Bob", bytes([0x03]) * 32, bytes([0x04]) * 32, 1_700_000_000)
 CIRCLE = bytes([0x07]) * 16
+ACCESS = Session(
+    n_init=bytes([0x31]) * 16,
+    n_resp=bytes([0x32]) * 16,
+    peer_init="12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm",
+    peer_resp="12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE",
+)
 EPOCH_KEY = bytes([0x09]) * 32
 CONTENT_KEY = bytes([0x26]) * 32
 
@@ -46,11 +56,8 @@ def compute() -> dict[str, str]:
     keystore = seal_keystore(data, key, kcv, salt, params, rand=_fixed(0x0C))
     invite_secret = bytes([0x21]) * 32
     code = InviteCode(
-        topic,
         invite_secret,
-        relay_key(EPOCH_KEY),
-        epoch_id(EPOCH_KEY),
-        ALICE.member_id,
+        circle_check(CIRCLE, invite_secret),
         ("/ip4/192.0.2.1/tcp/4747/p2p/12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm",),
         1_800_000_000,
     )
@@ -109,11 +116,16 @@ def compute() -> dict[str, str]:
         "keystore-file": keystore.hex(),
         "invite-id": invite_id(invite_secret).hex(),
         "invite-code": code.encode(),
+        "invite-topic": invite_topic(invite_secret).hex(),
+        "invite-mac-key": invite_mac_key(invite_secret).hex(),
+        "circle-check": circle_check(CIRCLE, invite_secret).hex(),
         "join-key": join_key(invite_secret).hex(),
         "join-request": join.data.hex(),
         "grant-public-key": grant_signing_keypair(EPOCH_KEY)[0].hex(),
         "relay-grant": grant.data.hex(),
         "content-blob": content.hex(),
+        "access-tag-initiator": ACCESS.tag(relay_key(EPOCH_KEY), initiator=True).hex(),
+        "access-tag-responder": ACCESS.tag(relay_key(EPOCH_KEY), initiator=False).hex(),
         "welcome-plaintext": welcome_plaintext.hex(),
     }
 
@@ -137,6 +149,10 @@ def markdown() -> str:
         "* Keystore: passphrase `correct horse battery staple`, opslimit 1, memlimit 8 KiB, salt",
         "  `0b * 16`, nonce `0c * 24`; contents: Alice's identity, network seed `0d * 32`, storage key",
         "  `0e * 32`, no circles, no relays.",
+        "* Invite: secret `21 * 32`, for the circle above.",
+        "* Access tags: the epoch's relay key, initiator nonce `31 * 16`, responder nonce `32 * 16`,",
+        "  initiator peer id `12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm`, responder peer id",
+        "  `12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STiGwxBhgFRcw3UERE`.",
         "",
     ]
     for name, value in compute().items():

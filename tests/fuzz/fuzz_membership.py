@@ -24,8 +24,10 @@ from identity.keys import MemberIdentity
 from sync.envelope import GRANT_EPOCH, JOIN_EPOCH, WELCOME_EPOCH, Envelope, circle_topic, epoch_id, header_bytes
 from sync.envelope import relay_key as derive_relay_key
 from sync.invites import (
+    InviteCode,
     _grant_key,
     _signed_payload,
+    circle_check,
     grant_signing_keypair,
     join_key,
     open_epoch_key,
@@ -41,6 +43,7 @@ NONCE = bytes([0x22]) * 24
 REQUEST = bytes([0x22]) * 16
 APPROVER = MemberIdentity("Approver", bytes([0x31]) * 32, bytes([0x32]) * 32, 0)
 GRANT_PUBLIC, GRANT_SECRET = grant_signing_keypair(EPOCH_KEY)
+CODE = InviteCode(INVITE_SECRET, circle_check(CIRCLE_ID, INVITE_SECRET), (), None)
 
 
 def _map(data: bytes) -> dict[str, object] | None:
@@ -74,7 +77,7 @@ def TestOneInput(data: bytes) -> None:
         if envelope is None:
             return
         _try(open_join_request, envelope, INVITE_SECRET)
-        _try(open_welcome, envelope, BOB, REQUEST)
+        _try(open_welcome, envelope, BOB, REQUEST, CODE)
         _try(open_relay_grant, envelope, RELAY_KEY, GRANT_PUBLIC)
     elif mode == 1:
         ciphertext = aead_encrypt(join_key(INVITE_SECRET), NONCE, rest, header_bytes(TOPIC, JOIN_EPOCH, NOW))
@@ -86,7 +89,7 @@ def TestOneInput(data: bytes) -> None:
         if payload is None:
             return
         signed = _signed_payload(payload, APPROVER)
-        welcome = _try(open_welcome, _envelope(WELCOME_EPOCH, seal_to(BOB.dh_public, signed)), BOB, REQUEST)
+        welcome = _try(open_welcome, _envelope(WELCOME_EPOCH, seal_to(BOB.dh_public, signed)), BOB, REQUEST, CODE)
         if welcome is not None and welcome.refused is None:  # type: ignore[attr-defined]
             if welcome.current not in welcome.epochs or welcome.current not in welcome.contents:  # type: ignore[attr-defined]
                 raise AssertionError("a welcome without its current keys got in")

@@ -22,7 +22,7 @@ from identity import codec  # noqa: E402
 from identity.keys import NetworkKey  # noqa: E402
 from identity.keystore import TEST_KDF, KeystoreData, seal_keystore  # noqa: E402
 from sync.envelope import circle_topic, epoch_id, relay_key, seal  # noqa: E402
-from sync.invites import InviteCode, seal_join_request, seal_relay_grant  # noqa: E402
+from sync.invites import InviteCode, circle_check, seal_join_request, seal_relay_grant  # noqa: E402
 from sync.kinds.circle import charter_body  # noqa: E402
 from sync.kinds.keys import invite_id  # noqa: E402
 from sync.kinds.membership import member_add_body  # noqa: E402
@@ -50,11 +50,8 @@ def _signed_op(
 
 def _invite() -> InviteCode:
     return InviteCode(
-        TOPIC,
         INVITE_SECRET,
-        relay_key(EPOCH_KEY),
-        EPOCH,
-        ALICE.member_id,
+        circle_check(CIRCLE_ID, INVITE_SECRET),
         ("/ip4/192.0.2.1/tcp/4747/p2p/12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm",),
         1_800_000_000,
     )
@@ -115,16 +112,7 @@ def codes_seeds() -> Iterator[tuple[str, bytes]]:
     token_body = {"v": 1, "keys": {EPOCH: relay_key(EPOCH_KEY)}, "label": "owls", "quota": 1 << 30, "topic": TOPIC}
     yield "token-body", b"\x01" + codec.encode(token_body)
     code = _invite()
-    invite_body = {
-        "v": 1,
-        "t": code.topic,
-        "s": code.secret,
-        "r": code.relay_key,
-        "e": code.epoch,
-        "i": code.inviter,
-        "a": list(code.addresses),
-        "x": code.expires,
-    }
+    invite_body = {"v": 2, "s": code.secret, "c": code.check, "a": list(code.addresses), "x": code.expires}
     yield "invite-body", b"\x02" + codec.encode(invite_body)
 
 

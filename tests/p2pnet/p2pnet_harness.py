@@ -32,7 +32,9 @@ def make_home(root: Path, name: str, *, relay: bool = False) -> Home:
 
 
 def loopback_config(**changes: Any) -> NodeConfig:
-    config = NodeConfig(listen=["/ip4/127.0.0.1/tcp/0"], sync_interval_s=2.0, redial_interval_s=0.5)
+    config = NodeConfig(
+        listen=["/ip4/127.0.0.1/tcp/0"], sync_interval_s=2.0, redial_interval_s=0.5, private_delay_s=0.0
+    )
     for key, value in changes.items():
         setattr(config, key, value)
     return config

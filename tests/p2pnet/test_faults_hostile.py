@@ -120,9 +120,9 @@ def test_malformed_invite_codes_are_refused_clearly(tmp_path: Path) -> None:
         codes = [
             "", "KITH-INVITE:", "hello", good[: len(good) // 2], flipped, good + "AAAA", good.replace("KITH", "KIHT"),
             "KITH-RELAY:" + good[len(PREFIX):], "KITH-INVITE:" + "A" * 9000, "KITH-INVITE:01!!", good + "\u202e",
-            _code({"v": 2}), _code([1, 2, 3]), _code({**body, "t": 5}), _code({**body, "a": ["not an address"] * 9}),
+            _code({"v": 2}), _code([1, 2, 3]), _code({**body, "c": 5}), _code({**body, "a": ["not an address"] * 9}),
             _code({**body, "x": -1}), _code({**body, "s": b"short"}), _code({**body, "x": 1}),
-            _code({k: v for k, v in body.items() if k != "i"}),
+            _code({k: v for k, v in body.items() if k != "c"}), _code({**body, "v": 1}), _code({**body, "v": 3}),
         ]  # fmt: skip
         for code in codes:
             with pytest.raises(Exception) as refused:

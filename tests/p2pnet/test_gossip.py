@@ -45,7 +45,12 @@ async def test_batches_cross_a_real_link_and_forgeries_do_not() -> None:
             await gossip_a.join(TOPIC, nursery)
             await gossip_b.join(TOPIC, nursery)
             nursery.start_soon(gossip_a.run_publisher)
+            # Both proved the topic (as a sync session would have): gossip it with each other.
+            a.set_gossip_policy(lambda peer, name: peer == b.peer_id)
+            b.set_gossip_policy(lambda peer, name: peer == a.peer_id)
             await b.connect(a.listen_addresses()[0])
+            a.allow_gossip(b.peer_id, topic_name(TOPIC))
+            b.allow_gossip(a.peer_id, topic_name(TOPIC))
             while topic_name(TOPIC) not in a.router.mesh or not a.mesh_peers(topic_name(TOPIC)):
                 await trio.sleep(0.02)
             sent = [seal(f"op {i}".encode(), topic=TOPIC, epoch_key=KEY, ts=1000 + i) for i in range(100)]

@@ -43,8 +43,8 @@ from typing import Any
 from identity.errors import RemoteProtocolError, Undecryptable
 from identity.keys import MemberIdentity
 from sync.content import seal_content
-from sync.envelope import circle_topic, epoch_id, relay_key
-from sync.invites import InviteCode, open_epoch_key, seal_epoch_key, seal_join_request
+from sync.envelope import epoch_id
+from sync.invites import InviteCode, circle_check, open_epoch_key, seal_epoch_key, seal_join_request
 from sync.kinds import keys
 from sync.kinds.circle import genesis_op
 from sync.kinds.membership import member_add_body
@@ -172,10 +172,7 @@ class Simulation:
             "alice", "invite.create", {"invite": keys.invite_id(secret), "secret": secret, "uses": 2, "expires": None}
         )
         epoch = self.setup.state.info["epoch"]
-        code = InviteCode(
-            circle_topic(self.circle), secret, relay_key(self.setup_keys[epoch][0]), epoch,
-            person("alice").member_id, (), None,
-        )  # fmt: skip
+        code = InviteCode(secret, circle_check(self.circle, secret), (), None)
         self.rex_request, nonce = seal_join_request(code, person("rex"), ts=self.ts, rand=self.rng.randbytes)
         self._setup_act(
             "alice",

@@ -122,9 +122,10 @@ def test_malformed_fields(change: dict[str, object]) -> None:
 
 def test_unknown_version_and_missing_fields() -> None:
     fields = _fields()
-    fields["v"] = 2
-    with pytest.raises(UnsupportedVersion):
-        Envelope.decode(codec.encode(fields))
+    for old_or_future in (1, 3):  # 1 is the unpadded format
+        fields["v"] = old_or_future
+        with pytest.raises(UnsupportedVersion):
+            Envelope.decode(codec.encode(fields))
     del fields["v"]
     with pytest.raises(Malformed):
         Envelope.decode(codec.encode(fields))
@@ -153,3 +154,19 @@ def test_topic_and_epoch_ids_are_stable_and_distinct() -> None:
     assert circle_topic(bytes([7]) * 16) == TOPIC
     assert circle_topic(bytes([6]) * 16) != TOPIC
     assert len(epoch_id(KEY)) == 16 and epoch_id(KEY) != epoch_id(bytes([1]) * 32)
+
+
+def test_padding_hides_the_kind_of_op_and_round_trips() -> None:
+    from sync.envelope import open_envelope, pad, padded_size, unpad
+
+    # A reaction and a rent request of ordinary length are the same size on the wire.
+    short = seal(b"r" * 200, topic=circle_topic(bytes(16)), epoch_key=KEY, ts=1)
+    longer = seal(b"q" * 900, topic=circle_topic(bytes(16)), epoch_key=KEY, ts=1)
+    assert len(short.data) == len(longer.data)
+    assert open_envelope(short, KEY) == b"r" * 200
+    for n in (0, 1023, 1024, 2047, 30_000, 61_440):
+        assert unpad(pad(b"\x80" * n)) == b"\x80" * n
+        assert len(pad(bytes(n))) == padded_size(n)
+    for bad in (b"", b"abc", pad(b"x") + b"\x00", pad(b"x")[:-1] + b"\x01", b"x" * 1023 + b"\x80" + bytes(1024)):
+        with pytest.raises(Malformed):
+            unpad(bad)

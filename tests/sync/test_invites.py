@@ -11,7 +11,10 @@ from identity.keys import MemberIdentity
 from sync.envelope import Envelope, circle_topic, epoch_id, relay_key
 from sync.invites import (
     InviteCode,
+    circle_check,
     grant_signing_keypair,
+    invite_mac_key,
+    invite_topic,
     open_epoch_key,
     open_join_request,
     open_relay_grant,
@@ -31,6 +34,7 @@ NEWCOMER = MemberIdentity("Robin", bytes([5]) * 32, bytes([6]) * 32, 0)
 STRANGER = MemberIdentity("Sam", bytes([7]) * 32, bytes([8]) * 32, 0)
 APPROVER = MemberIdentity("Alex", bytes([15]) * 32, bytes([16]) * 32, 0)
 REQUEST = bytes([17]) * 16
+SECRET = bytes([9]) * 32
 
 
 def _welcome(**changes: object) -> Envelope:
@@ -43,7 +47,7 @@ def _welcome(**changes: object) -> Envelope:
         "contents": {EPOCH: bytes([11]) * 32},
         "current": EPOCH,
         "relays": [],
-        "relay_key": relay_key(EPOCH_KEY),
+        "secret": SECRET,
         "ts": 5,
     }
     fields.update(changes)
@@ -52,11 +56,8 @@ def _welcome(**changes: object) -> Envelope:
 
 def _code(**changes: object) -> InviteCode:
     fields = {
-        "topic": TOPIC,
-        "secret": bytes([9]) * 32,
-        "relay_key": relay_key(EPOCH_KEY),
-        "epoch": EPOCH,
-        "inviter": bytes([1]) * 32,
+        "secret": SECRET,
+        "check": circle_check(CIRCLE, SECRET),
         "addresses": ("/ip4/198.51.100.7/tcp/4747/p2p/12D3KooWExampleRelay",),
         "expires": 1_800_000_000,
     }
@@ -78,6 +79,20 @@ def test_code_round_trip_and_damage() -> None:
         _code(addresses=("not an address",))
 
 
+def test_a_code_reveals_nothing_of_the_circle_or_the_inviter() -> None:
+    """A leaked code is a join-only capability: no topic, relay key, circle id or inviter."""
+    from sync.codes import decode_code
+
+    raw = decode_code("KITH-INVITE:", _code().encode(), what="invite code")
+    assert set(raw) == {"v", "s", "c", "a", "x"}
+    flat = _code().encode()
+    for secret_of_the_circle in (TOPIC, relay_key(EPOCH_KEY), CIRCLE, EPOCH, APPROVER.member_id):
+        assert secret_of_the_circle not in repr(raw).encode() and secret_of_the_circle.hex() not in flat
+    # What it does hold is derived one-way from its own secret.
+    assert _code().topic == invite_topic(SECRET) != TOPIC
+    assert _code().mac_key == invite_mac_key(SECRET) != relay_key(EPOCH_KEY)
+
+
 @given(st.text(max_size=120))
 def test_garbage_codes_raise_protocol_errors_only(text: str) -> None:
     with pytest.raises(RemoteProtocolError):
@@ -87,10 +102,10 @@ def test_garbage_codes_raise_protocol_errors_only(text: str) -> None:
 def test_join_request_opens_only_with_its_invite_secret() -> None:
     code = _code()
     request, nonce = seal_join_request(code, NEWCOMER, ts=100)
-    assert request.topic == TOPIC and request.epoch == b"\xff" * 16
-    request.check_mac(code.relay_key)
+    assert request.topic == invite_topic(SECRET) and request.epoch == b"\xff" * 16
+    request.check_mac(code.mac_key)
     opened = open_join_request(Envelope.decode(request.data), code.secret)
-    assert opened.card.member_id == NEWCOMER.member_id and opened.epoch == EPOCH
+    assert opened.card.member_id == NEWCOMER.member_id
     assert opened.request == nonce and len(nonce) == 16
     assert seal_join_request(code, NEWCOMER, ts=100)[1] != nonce  # every request is fresh
     with pytest.raises(Undecryptable):
@@ -100,7 +115,7 @@ def test_join_request_opens_only_with_its_invite_secret() -> None:
 
 def test_welcome_opens_only_for_its_newcomer_its_request_and_its_topic() -> None:
     welcome = _welcome()
-    opened = open_welcome(Envelope.decode(welcome.data), NEWCOMER, REQUEST)
+    opened = open_welcome(Envelope.decode(welcome.data), NEWCOMER, REQUEST, _code())
     assert (opened.circle, opened.epochs, opened.contents, opened.current, opened.by) == (
         CIRCLE,
         {EPOCH: EPOCH_KEY},
@@ -109,13 +124,13 @@ def test_welcome_opens_only_for_its_newcomer_its_request_and_its_topic() -> None
         APPROVER.member_id,
     )
     with pytest.raises(Undecryptable):
-        open_welcome(welcome, STRANGER, REQUEST)  # sealed to someone else: it does not open
+        open_welcome(welcome, STRANGER, REQUEST, _code())  # sealed to someone else: it does not open
     with pytest.raises(Malformed, match="another join request"):
-        open_welcome(welcome, NEWCOMER, bytes(16))  # a stale welcome, for an earlier request
-    moved = Envelope.build(circle_topic(bytes(16)), welcome.epoch, welcome.ts, welcome.nonce, welcome.ciphertext,
-                           relay_key=relay_key(EPOCH_KEY))  # fmt: skip
+        open_welcome(welcome, NEWCOMER, bytes(16), _code())  # a stale welcome, for an earlier request
+    # A welcome into another circle (say, one a malicious relay made up) for the same request.
+    other = _welcome(circle=bytes([4]) * 16)
     with pytest.raises(Malformed, match="other than the one"):
-        open_welcome(moved, NEWCOMER, REQUEST)
+        open_welcome(other, NEWCOMER, REQUEST, _code())
 
 
 def test_a_welcome_must_carry_its_approvers_signature() -> None:
@@ -128,26 +143,26 @@ def test_a_welcome_must_carry_its_approvers_signature() -> None:
         sealed = seal_to(NEWCOMER.dh_public, codec.encode(forged))
         envelope = Envelope.build(TOPIC, welcome.epoch, 5, welcome.nonce, sealed, relay_key=relay_key(EPOCH_KEY))
         with pytest.raises(BadSignature):
-            open_welcome(envelope, NEWCOMER, REQUEST)
+            open_welcome(envelope, NEWCOMER, REQUEST, _code())
     unsigned = {k: v for k, v in raw.items() if k != "sig"}
     envelope = Envelope.build(TOPIC, welcome.epoch, 5, welcome.nonce, seal_to(NEWCOMER.dh_public,
                               codec.encode(unsigned)), relay_key=relay_key(EPOCH_KEY))  # fmt: skip
     with pytest.raises(Malformed, match="not signed"):
-        open_welcome(envelope, NEWCOMER, REQUEST)
+        open_welcome(envelope, NEWCOMER, REQUEST, _code())
 
 
 def test_welcome_keys_must_match_their_ids() -> None:
     welcome = _welcome(name="x", epochs={EPOCH: bytes([12]) * 32}, contents={EPOCH: bytes(32)})
     with pytest.raises(Malformed, match="does not match"):
-        open_welcome(welcome, NEWCOMER, REQUEST)
+        open_welcome(welcome, NEWCOMER, REQUEST, _code())
 
 
 def test_refusal_says_why_for_its_request_only() -> None:
-    refusal = seal_refusal(NEWCOMER.card(), refuser=APPROVER, request=REQUEST, topic=TOPIC,
-                           reason="this invite has been used up", relay_key=relay_key(EPOCH_KEY), ts=5)  # fmt: skip
-    assert open_welcome(refusal, NEWCOMER, REQUEST).refused == "this invite has been used up"
+    refusal = seal_refusal(NEWCOMER.card(), refuser=APPROVER, request=REQUEST,
+                           reason="this invite has been used up", secret=SECRET, ts=5)  # fmt: skip
+    assert open_welcome(refusal, NEWCOMER, REQUEST, _code()).refused == "this invite has been used up"
     with pytest.raises(Malformed):
-        open_welcome(refusal, NEWCOMER, bytes(16))
+        open_welcome(refusal, NEWCOMER, bytes(16), _code())
 
 
 def test_relay_grant_chain_is_signed_by_holders_of_the_previous_epoch_key() -> None:

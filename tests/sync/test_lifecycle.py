@@ -13,8 +13,7 @@ from typing import Any
 from circle_support import PEOPLE, Circle
 from sync_support import FIRST_EPOCH
 
-from sync.envelope import circle_topic
-from sync.invites import InviteCode, seal_join_request
+from sync.invites import InviteCode, circle_check, seal_join_request
 from sync.kinds import keys
 from sync.kinds.membership import member_add_body
 from sync.lifecycle import (
@@ -42,8 +41,7 @@ def invite(circle: Circle, by: str = "alice", uses: int = 2) -> InviteCode:
 
 
 def code_for(circle: Circle) -> InviteCode:
-    topic = circle_topic(circle.state.circle_id)
-    return InviteCode(topic, SECRET, bytes(32), FIRST_EPOCH, circle.member("alice"), (), None)
+    return InviteCode(SECRET, circle_check(circle.state.circle_id, SECRET), (), None)
 
 
 def request_from(code: InviteCode, who: str, nonce_seed: int = 1) -> Any:

@@ -135,7 +135,7 @@ def cmd_invites(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_join(ctx: Context, args: argparse.Namespace) -> int:
     result = _call(ctx, "join", code=args.code)
-    text = f"Join request sent. Waiting for the circle to let you in (inviter {result['inviter'][:8]})."
+    text = "Join request sent. Waiting for the circle to let you in."
     if args.wait:
         deadline = time.monotonic() + args.wait
         while time.monotonic() < deadline:
@@ -154,7 +154,7 @@ def cmd_join(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_joins(ctx: Context, args: argparse.Namespace) -> int:
     joins = _call(ctx, "joins")
     lines = [
-        f"invited by {j['inviter'][:8]}: " + (f"refused: {j['refused']}" if j["refused"] else "waiting for approval")
+        f"invite {j['invite'][:8]}: " + (f"refused: {j['refused']}" if j["refused"] else "waiting for approval")
         for j in joins
     ]
     ctx.emit(joins, "\n".join(lines) or "no pending join requests")
