@@ -402,3 +402,40 @@ def test_long_text_is_cut_with_an_ellipsis() -> None:
     assert visible("\x1b" * 100_000, NAME) == ("\\x1b" * NAME)[: NAME - 1] + "…"
     assert visible("short", NAME) == "short"
     assert visible(None) == "" and visible(42) == "42"
+
+
+# --- a guard against the old pattern coming back ------------------------------------------
+
+# Calls whose ``str`` arguments Textual or Rich read as markup (or, for notify, that kith's
+# own `KithApp.notify` already makes plain, so they are not listed).
+MARKUP_READERS = {"Static", "Label", "update", "Option", "add_row", "add_option", "Checkbox", "Button"}
+
+
+def _formatted(arg: Any) -> bool:
+    """An f-string, or ``+`` / ``%`` with an f-string or a looked-up value (``m["name"]``)."""
+    import ast
+
+    if isinstance(arg, ast.JoinedStr):
+        return True
+    return isinstance(arg, ast.BinOp) and any(
+        isinstance(side, ast.JoinedStr | ast.Subscript) or _formatted(side) for side in (arg.left, arg.right)
+    )
+
+
+def test_no_widget_is_given_a_formatted_string() -> None:
+    """Text formatted from values (the way member text used to slip into markup) never goes
+    straight to a widget: it goes through tui/member_text.py first."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "tui"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if "bench" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in MARKUP_READERS and any(_formatted(arg) for arg in node.args):
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno}")
+    assert not found, f"formatted strings handed to widgets: {found}"

@@ -95,7 +95,7 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
                             id=widget_id,
                         )
             yield Static("", id="form-error")
-            yield Static(f"Enter or Ctrl+S: {self.submit_label.lower()} · Esc: cancel", classes="hint")
+            yield Static(line(f"Enter or Ctrl+S: {self.submit_label.lower()} · Esc: cancel"), classes="hint")
 
     def on_mount(self) -> None:
         if self.fields:
