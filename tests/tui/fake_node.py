@@ -159,7 +159,8 @@ def hostile_answers(text: str) -> dict[str, Any]:
             "peers": [{"peer": text, "connected_at": TS, "last_sync": sync}],
             "circles": [{"id": CIRCLE, "name": text, "topic": "00", "ops": 40, "envelopes": 50, "state_hash": "00",
                          "last_sync": TS}],
-            "relay_topics": [], "accepted": 1, "refused": {}, "quarantined": 0, "syncs": 1, "sync_errors": 0,
+            "relay_topics": [{"label": text, "envelopes": 1, "bytes": 10, "quota_bytes": 100}],
+            "accepted": 1, "refused": {}, "quarantined": 0, "syncs": 1, "sync_errors": 0,
             "gossip": None,
         },
         "requests": [{"member": STRANGER, "name": text, "fingerprint": text}],
@@ -167,5 +168,8 @@ def hostile_answers(text: str) -> dict[str, Any]:
         "invite.create": {"code": "KITH-INVITE:" + text, "qr": text, "invite": "00", "expires": None, "uses": 1,
                           "addresses": [text]},
         "rsvp": {"rejected": text},
+        "sync": {"synced": [{"peer": text, "error": text, "received": 0, "sent": 0}]},
+        "connect": {"peer": text},
+        "joins": [{"inviter": text, "refused": text, "topic": "00"}],
         "verify": {"member": OTHER, "verified": True},
     }  # fmt: skip

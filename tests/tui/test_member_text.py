@@ -356,8 +356,9 @@ def test_command_line_prints_member_text_without_terminal_controls(
     text, _marker = PAYLOADS[payload]
     monkeypatch.setenv("KITH_HOME", str(tmp_path / "home"))
     monkeypatch.setattr("tui.rpc.NodeClient", FakeNodeClient)
-    monkeypatch.setattr(FakeNodeClient, "answers", hostile_answers(text) | {"joins": []})
-    commands = [["circles"], ["requests", CIRCLE], ["rsvp", CIRCLE, EVENT, "yes"]] + [
+    monkeypatch.setattr(FakeNodeClient, "answers", hostile_answers(text))
+    commands = [["circles"], ["requests", CIRCLE], ["joins"], ["rsvp", CIRCLE, EVENT, "yes"], ["status"], ["sync"]]
+    commands += [["connect", "/ip4/127.0.0.1/tcp/1"]] + [
         [view, CIRCLE] for view in ("feed", "board", "ledger", "proposals", "members", "events", "rejected")
     ]
     for command in commands:
