@@ -33,6 +33,8 @@ from fake_node import (
     hostile_answers,
     hostile_views,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.text import Text
 from textual.geometry import Region
@@ -403,6 +405,19 @@ def test_flags_keep_their_joiners_and_names_do_not() -> None:
     assert visible("al\u200dice") == "al\\u200dice"
     assert visible("al\u200bice") == "al\\u200bice"
     assert visible("\u202eevil") == "\\u202eevil"
+
+
+HIDDEN_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
+
+
+@given(st.text(), st.integers(min_value=1, max_value=300), st.booleans())
+def test_visible_text_is_bounded_literal_and_has_nothing_hidden(text: str, limit: int, multiline: bool) -> None:
+    shown = visible(text, limit, multiline=multiline)
+    assert len(shown) <= limit
+    kept = "\n\t\u200d" if multiline else "\u200d"  # a joiner only ever stays between two emoji
+    assert not [c for c in shown if unicodedata.category(c) in HIDDEN_CATEGORIES and c not in kept]
+    if len(text) <= limit and not any(unicodedata.category(c) in HIDDEN_CATEGORIES for c in text):
+        assert shown == text  # ordinary text is shown exactly as written
 
 
 def test_long_text_is_cut_with_an_ellipsis() -> None:
