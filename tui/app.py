@@ -19,6 +19,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from identity.errors import KithError
@@ -26,6 +27,7 @@ from p2pnet.control import socket_in_use
 from p2pnet.home import Home
 from tui.client import NodeConnection
 from tui.launcher import OwnedNode, start_node
+from tui.member_text import LINE, TEXT, line, visible
 from tui.messages import NodeEvent
 
 
@@ -118,6 +120,25 @@ class KithApp(App[None]):
             raise asyncio.CancelledError("the client is quitting")
         return result
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every toast is plain text: kith's messages quote members (names, reasons) and the
+        node's errors, so ``markup`` is ignored, and what a member wrote shows as typed, its
+        invisible characters escaped and its length bounded (tui/member_text.py)."""
+        del markup
+        message, title = visible(message, TEXT, multiline=True), visible(title, LINE)
+        if timeout is None:
+            super().notify(message, title=title, severity=severity, markup=False)
+        else:
+            super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
     # --- the command palette --------------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]):  # type: ignore[no-untyped-def]
@@ -157,12 +178,12 @@ class StartingScreen(Screen[None]):
     def compose(self):  # type: ignore[no-untyped-def]
         from textual.widgets import Static
 
-        yield Static(self.text, id="starting")
+        yield Static(line(self.text), id="starting")
 
     def show_error(self, message: str) -> None:
         from textual.widgets import Static
 
-        self.query_one("#starting", Static).update(f"! {message}\n\nPress Ctrl+Q to quit.")
+        self.query_one("#starting", Static).update(line("! ", message, "\n\nPress Ctrl+Q to quit."))
 
 
 def make_app(home: Path | Home, *, node_args: list[str] | None = None, demo: bool = False) -> KithApp:

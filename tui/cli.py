@@ -16,6 +16,7 @@ from importlib import metadata
 from identity.errors import BadPassphrase, KithError
 from p2pnet.home import Home
 from tui.context import Context
+from tui.member_text import TEXT, visible
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -97,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(ctx, args) or 0)
     except BadPassphrase as exc:
-        print(f"kith: {exc}", file=sys.stderr)
+        print(f"kith: {visible(exc, TEXT)}", file=sys.stderr)
         return EXIT_BAD_PASSPHRASE
     except KithError as exc:
-        print(f"kith: {exc}", file=sys.stderr)
+        print(f"kith: {visible(exc, TEXT)}", file=sys.stderr)  # the node's errors may quote members
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("kith: interrupted", file=sys.stderr)

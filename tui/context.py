@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from p2pnet.home import Home
+from tui.member_text import visible
 
 
 @dataclass
@@ -22,8 +23,12 @@ class Context:
         return self.stream or sys.stdout
 
     def emit(self, data: Any, text: str | None = None) -> None:
-        """Print ``data`` as JSON with --json, else the human ``text``."""
+        """Print ``data`` as JSON with --json, else the human ``text``.
+
+        The text often quotes members (names, titles, reasons): whatever a command forgot
+        to make safe, no control character reaches the terminal from here (JSON escapes
+        them itself)."""
         if self.json:
             print(json.dumps(data, indent=None, sort_keys=True), file=self.out)
         elif text is not None:
-            print(text, file=self.out)
+            print(visible(text, None, multiline=True), file=self.out)

@@ -1,11 +1,22 @@
-"""Plain-text renderings of circle views for the command line (legible without colour)."""
+"""Plain-text renderings of circle views for the command line (legible without colour).
+
+Every field a member chose goes through `shown` (tui/member_text.py): its control and
+invisible characters are escaped, its line breaks cannot start a line that looks like
+another entry, and absurdly long text is cut; `--json` keeps the data as stored.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from tui.member_text import LINE, NAME, TEXT, visible
 from tui.money import format_amount
+
+
+def shown(value: object, limit: int = LINE) -> str:
+    """One member-chosen field, safe to print on one line."""
+    return visible(value, limit)
 
 
 def short(hex_id: str | None) -> str:
@@ -23,9 +34,9 @@ def feed_lines(views: dict[str, Any]) -> list[str]:
 
     def item(entry: dict[str, Any], depth: int) -> None:
         pad = "    " * depth
-        head = f"{pad}[{short(entry['id'])}] {entry['author_name']} · {when(entry['ts'])}"
+        head = f"{pad}[{short(entry['id'])}] {shown(entry['author_name'], NAME)} · {when(entry['ts'])}"
         if entry["kind"] == "checkin":
-            head += f" · check-in: {entry['status']}"
+            head += f" · check-in: {shown(entry['status'])}"
         if entry["urgent"]:
             head += " · URGENT"
         if entry["edited"]:
@@ -34,11 +45,12 @@ def feed_lines(views: dict[str, Any]) -> list[str]:
         if entry["deleted"]:
             lines.append(f"{pad}    (deleted)")
         elif entry["content_warning"]:
-            lines.append(f"{pad}    CW: {entry['content_warning']} (text folded; use --show to read)")
+            lines.append(f"{pad}    CW: {shown(entry['content_warning'])} (text folded; use --show to read)")
         elif entry["text"]:
-            lines.extend(f"{pad}    {line}" for line in entry["text"].splitlines() or [""])
+            text = visible(entry["text"], TEXT, multiline=True)
+            lines.extend(f"{pad}    {line}" for line in text.splitlines() or [""])
         if entry["reactions"]:
-            lines.append(f"{pad}    " + "  ".join(f"{emoji} {count}" for emoji, count in entry["reactions"]))
+            lines.append(f"{pad}    " + shown("  ".join(f"{emoji} {count}" for emoji, count in entry["reactions"])))
         for reply in entry["replies"]:
             item(reply, depth + 1)
 
@@ -50,18 +62,19 @@ def feed_lines(views: dict[str, Any]) -> list[str]:
     if attention:
         lines.insert(0, "Needs attention:")
         for index, entry in enumerate(attention, start=1):
-            label = "urgent" if entry["kind"] == "urgent" else f"check-in: {entry['status']}"
-            lines.insert(index, f"  [{short(entry['id'])}] {entry['author_name']} ({label}) {entry['text'][:60]}")
+            label = "urgent" if entry["kind"] == "urgent" else f"check-in: {shown(entry['status'])}"
+            who = shown(entry["author_name"], NAME)
+            lines.insert(index, f"  [{short(entry['id'])}] {who} ({label}) {shown(entry['text'], 60)}")
         lines.insert(len(attention) + 1, "")
     return lines
 
 
 def _aid(entry: dict[str, Any]) -> str:
-    amount = f" {entry['amount']} {entry['unit']}" if entry["amount"] is not None else ""
+    amount = f" {entry['amount']} {shown(entry['unit'], NAME)}" if entry["amount"] is not None else ""
     expired = " (expired)" if entry["expired"] else ""
     return (
-        f"  [{short(entry['id'])}] {entry['category']}{amount}: {entry['description'][:70]}"
-        f" · {entry['author_name']} · {entry['status']}{expired}"
+        f"  [{short(entry['id'])}] {shown(entry['category'])}{amount}: {shown(entry['description'], 70)}"
+        f" · {shown(entry['author_name'], NAME)} · {shown(entry['status'])}{expired}"
     )
 
 
@@ -85,16 +98,16 @@ def ledger_lines(views: dict[str, Any]) -> list[str]:
     if fund["pending"]:
         lines.append("Awaiting a treasurer's receipt:")
         lines += [
-            f"  [{short(e['op'])}] {format_amount(e['amount'], e['currency'])} from {e['signer_name']}"
+            f"  [{short(e['op'])}] {format_amount(e['amount'], e['currency'])} from {shown(e['signer_name'], NAME)}"
             for e in fund["pending"]
         ]
     lines.append("Ledger (every entry with who signed it):")
     for e in fund["entries"]:
         ref = f" for {short(e['ref'])}" if e["ref"] else ""
-        note = f" · {e['note']}" if e["note"] else ""
+        note = f" · {shown(e['note'])}" if e["note"] else ""
         lines.append(
-            f"  [{short(e['op'])}] {when(e['ts'])} {e['entry']:<12} {format_amount(e['amount'], e['currency']):>14}"
-            f" signed by {e['signer_name']}{ref}{note}"
+            f"  [{short(e['op'])}] {when(e['ts'])} {shown(e['entry']):<12}"
+            f" {format_amount(e['amount'], e['currency']):>14} signed by {shown(e['signer_name'], NAME)}{ref}{note}"
         )
     return lines
 
@@ -103,13 +116,14 @@ def proposal_lines(views: dict[str, Any]) -> list[str]:
     lines = []
     for p in views["proposals"]:
         rule = f"quorum {p['quorum_pct']}%, threshold {p['threshold_pct']}%" + (", consent" if p["consent"] else "")
-        lines.append(f"[{short(p['id'])}] {p['title']} ({p['kind']}) · {p['status'].upper()} · by {p['author_name']}")
+        head = f"[{short(p['id'])}] {shown(p['title'])} ({shown(p['kind'])}) · {shown(p['status']).upper()}"
+        lines.append(f"{head} · by {shown(p['author_name'], NAME)}")
         details = p["details"]
         if p["kind"] == "spend" and isinstance(details, dict):
             recipient = details["recipient"]
-            to = short(recipient) if len(recipient) == 64 else recipient
+            to = short(recipient) if len(recipient) == 64 else shown(recipient, NAME)
             money = format_amount(details["amount"], details["currency"])
-            lines.append(f"    spend {money} to {to}: {details['purpose']}")
+            lines.append(f"    spend {money} to {to}: {shown(details['purpose'])}")
         lines.append(
             f"    approve {p['approve']} · object {p['object']} · abstain {p['abstain']} of {p['eligible']} ({rule})"
         )
@@ -119,24 +133,25 @@ def proposal_lines(views: dict[str, Any]) -> list[str]:
 def member_lines(views: dict[str, Any], verified: set[str] | None = None) -> list[str]:
     lines = []
     for m in views["members"]:
-        roles = ",".join(m["roles"]) or "member"
+        roles = shown(",".join(m["roles"])) or "member"
         mark = "verified" if verified and m["id"] in verified else "unverified"
-        pronouns = f" ({m['pronouns']})" if m["pronouns"] else ""
+        pronouns = f" ({shown(m['pronouns'], NAME)})" if m["pronouns"] else ""
         fork = " · FORKED their history (a modified client: ask them why)" if m.get("forked") else ""
-        lines.append(f"[{short(m['id'])}] {m['name']}{pronouns} · {roles} · {mark}{fork}")
+        lines.append(f"[{short(m['id'])}] {shown(m['name'], NAME)}{pronouns} · {roles} · {mark}{fork}")
     return lines
 
 
 def event_lines(views: dict[str, Any]) -> list[str]:
     lines = []
     for e in views["events"]:
-        place = f" · {e['place_hint']}" if e["place_hint"] else ""
+        place = f" · {shown(e['place_hint'])}" if e["place_hint"] else ""
         answers = f"yes {e['yes']} maybe {e['maybe']} no {e['no']}"
-        lines.append(f"[{short(e['id'])}] {when(e['starts'])} {e['title']}{place} · {answers}")
+        lines.append(f"[{short(e['id'])}] {when(e['starts'])} {shown(e['title'])}{place} · {answers}")
     return lines or ["(no events)"]
 
 
 def rejected_lines(views: dict[str, Any]) -> list[str]:
-    return [f"[{short(r['op'])}] {r['kind']} by {r['author_name']}: {r['reason']}" for r in views["rejected"]] or [
-        "(nothing rejected)"
-    ]
+    return [
+        f"[{short(r['op'])}] {shown(r['kind'])} by {shown(r['author_name'], NAME)}: {shown(r['reason'])}"
+        for r in views["rejected"]
+    ] or ["(nothing rejected)"]

@@ -15,6 +15,7 @@ from typing import Any
 from identity.errors import UsageError
 from tui import render
 from tui.context import Context
+from tui.member_text import LINE, NAME, visible
 from tui.money import parse_amount
 
 
@@ -27,7 +28,7 @@ def _call(ctx: Context, method: str, **params: Any) -> Any:
 
 def _done(ctx: Context, result: dict[str, Any], what: str) -> int:
     if result.get("rejected"):
-        ctx.emit(result, f"kith: the circle did not accept this {what}: {result['rejected']}")
+        ctx.emit(result, f"kith: the circle did not accept this {what}: {visible(result['rejected'], LINE)}")
         return 1
     ctx.emit(result, f"{what} {render.short(result.get('id'))} sent")
     return 0
@@ -206,14 +207,14 @@ def cmd_circles(ctx: Context, args: argparse.Namespace) -> int:
     lines = []
     for c in circles:
         urgent = f", {c['urgent']} urgent" if c["urgent"] else ""
-        lines.append(f"{c['id'][:8]}  {c['name']}  ({c['members']} members{urgent})")
+        lines.append(f"{c['id'][:8]}  {visible(c['name'], NAME)}  ({c['members']} members{urgent})")
     ctx.emit(circles, "\n".join(lines) or "You are not in any circle yet: 'kith circle create NAME' starts one.")
     return 0
 
 
 def cmd_circle_create(ctx: Context, args: argparse.Namespace) -> int:
     result = _call(ctx, "circle.create", name=args.name, description=args.description)
-    ctx.emit(result, f"Created circle {args.name} ({result['id'][:8]}). You are its organizer.")
+    ctx.emit(result, f"Created circle {visible(args.name, NAME)} ({result['id'][:8]}). You are its organizer.")
     return 0
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from identity.errors import UsageError
 from p2pnet.control import socket_in_use
 from tui.context import Context
+from tui.member_text import LINE, NAME, visible
 from tui.passphrase import ask_existing, ask_new, read_passphrase_file
 
 
@@ -144,7 +145,7 @@ def cmd_join(ctx: Context, args: argparse.Namespace) -> int:
                 ctx.emit({**result, "status": "joined"}, "You are in. 'kith circles' lists your circles.")
                 return 0
             if pending[0]["refused"]:
-                raise UsageError(f"the circle refused the request: {pending[0]['refused']}")
+                raise UsageError(f"the circle refused the request: {visible(pending[0]['refused'], LINE)}")
             time.sleep(0.5)
         text += " Still pending; 'kith joins' shows where it stands."
     ctx.emit(result, text)
@@ -154,7 +155,8 @@ def cmd_join(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_joins(ctx: Context, args: argparse.Namespace) -> int:
     joins = _call(ctx, "joins")
     lines = [
-        f"invite {j['invite'][:8]}: " + (f"refused: {j['refused']}" if j["refused"] else "waiting for approval")
+        f"invite {visible(j['invite'], 8)}: "
+        + (f"refused: {visible(j['refused'], LINE)}" if j["refused"] else "waiting for approval")
         for j in joins
     ]
     ctx.emit(joins, "\n".join(lines) or "no pending join requests")
@@ -163,7 +165,10 @@ def cmd_joins(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_requests(ctx: Context, args: argparse.Namespace) -> int:
     requests = _call(ctx, "requests", circle=args.circle)
-    lines = [f"{r['member'][:8]}  {r['name']}  fingerprint {r['fingerprint']}" for r in requests]
+    lines = [
+        f"{visible(r['member'], 8)}  {visible(r['name'], NAME)}  fingerprint {visible(r['fingerprint'], LINE)}"
+        for r in requests
+    ]
     ctx.emit(requests, "\n".join(lines) or "no one is waiting")
     return 0
 
@@ -190,7 +195,7 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError("compare the numbers first; pass --yes to confirm without a prompt")
-        print(_safety_text(info))
+        print(visible(_safety_text(info), None, multiline=True))
         answer = input("Did you compare this number with them, in person or on a call, and does it match? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             ctx.emit({"verified": False}, "Not marked. If the numbers differ, tell an organizer before trusting them.")

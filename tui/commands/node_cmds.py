@@ -13,6 +13,7 @@ from identity.keystore import Keystore, KeystoreData
 from p2pnet.config import NodeConfig
 from p2pnet.control import socket_in_use
 from tui.context import Context
+from tui.member_text import LINE, NAME, visible
 from tui.passphrase import ask_existing, ask_new
 
 
@@ -172,7 +173,7 @@ def cmd_relay_allow(ctx: Context, args: argparse.Namespace) -> int:
         entry = allow_relay_topic(keystore.data.extra, token)
         keystore.save()
         result = {"topic": token.topic.hex(), "label": token.label, "epochs": len(entry.relay_keys)}
-    ctx.emit(result, f"Now serving {result['label']} (topic {result['topic'][:16]}...)")
+    ctx.emit(result, f"Now serving {visible(result['label'], NAME)} (topic {result['topic'][:16]}...)")
     return 0
 
 
@@ -187,8 +188,8 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
     status = _call(ctx, "status")
     assert isinstance(status, dict)
     lines = [
-        f"{status['mode']} node {status['peer_id']}  (up {status['uptime_s']:.0f}s)",
-        *[f"  listening on {a}" for a in status["addresses"]],
+        f"{visible(status['mode'])} node {visible(status['peer_id'])}  (up {status['uptime_s']:.0f}s)",
+        *[f"  listening on {visible(a)}" for a in status["addresses"]],
         f"peers: {len(status['peers'])}",
     ]
     now = time.time()
@@ -197,18 +198,18 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         if last is None:
             detail = "not synced yet"
         elif last["error"]:
-            detail = f"last sync failed: {last['error']}"
+            detail = f"last sync failed: {visible(last['error'])}"
         else:
             detail = f"synced {now - (last['finished'] or now):.0f}s ago (+{last['received']} received)"
-        lines.append(f"  {peer['peer'][:20]}...  {detail}")
+        lines.append(f"  {visible(peer['peer'][:20])}...  {detail}")
     for circle in status["circles"]:
         synced = circle.get("last_sync")
         when = f"last synced {now - synced:.0f}s ago" if synced else "not synced yet"
-        name = f"circle {circle['name']} ({circle['id'][:8]})"
+        name = f"circle {visible(circle['name'], NAME)} ({circle['id'][:8]})"
         lines.append(f"{name}: {circle['ops']} ops, {circle['envelopes']} envelopes, {when}")
     for topic in status["relay_topics"]:
         used = topic["bytes"] / max(1, topic["quota_bytes"]) * 100
-        lines.append(f"serving {topic['label']}: {topic['envelopes']} envelopes, {used:.1f}% of quota")
+        lines.append(f"serving {visible(topic['label'], NAME)}: {topic['envelopes']} envelopes, {used:.1f}% of quota")
     if status["refused"]:
         lines.append("refused: " + ", ".join(f"{k} {v}" for k, v in sorted(status["refused"].items())))
     ctx.emit(status, "\n".join(lines))
@@ -218,7 +219,7 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_connect(ctx: Context, args: argparse.Namespace) -> int:
     result = _call(ctx, "connect", address=args.address)
     assert isinstance(result, dict)
-    ctx.emit(result, f"connected to {result['peer']}")
+    ctx.emit(result, f"connected to {visible(result['peer'], LINE)}")
     return 0
 
 
@@ -226,7 +227,8 @@ def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
     result = _call(ctx, "sync")
     assert isinstance(result, dict)
     lines = [
-        f"{r['peer'][:20]}...: " + (f"failed: {r['error']}" if r["error"] else f"+{r['received']} / sent {r['sent']}")
+        f"{visible(r['peer'][:20])}...: "
+        + (f"failed: {visible(r['error'])}" if r["error"] else f"+{r['received']} / sent {r['sent']}")
         for r in result["synced"]
     ]
     ctx.emit(result, "\n".join(lines) or "no peers connected")

@@ -4,6 +4,10 @@ Fields are declared as data (`Field`); the caller converts and checks the values
 dates) and raises `UsageError` for anything wrong, which the form shows in place, so a
 mistake costs one correction, never the whole form. Enter sends from any text field,
 Escape cancels: the keyboard is enough.
+
+Titles, notes, labels and choices often quote members ("Reply to Sam", a proposal's
+title, the names in a list of join requests). They are never read as markup: a `Text`
+is shown as built, and a ``str`` goes through `tui.member_text.line` first.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,6 +26,7 @@ from textual.widgets import Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from identity.errors import KithError
+from tui.member_text import line
 
 Convert = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -28,10 +34,10 @@ Convert = Callable[[dict[str, Any]], dict[str, Any]]
 @dataclass(frozen=True)
 class Field:
     name: str
-    label: str
+    label: str | Text
     kind: str = "text"
     """"text", "password", "choice" (one of ``choices``) or "flag" (a checkbox)."""
-    choices: tuple[tuple[str, str], ...] = ()
+    choices: tuple[tuple[str | Text, str], ...] = ()
     """(what the person reads, the value sent) for "choice" fields: a list to move through with
     the arrow keys, where Enter sends the form like everywhere else."""
     value: Any = ""
@@ -48,7 +54,13 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
     ]
 
     def __init__(
-        self, title: str, fields: list[Field], *, submit: str = "Send", note: str = "", convert: Convert | None = None
+        self,
+        title: str | Text,
+        fields: list[Field],
+        *,
+        submit: str = "Send",
+        note: str | Text = "",
+        convert: Convert | None = None,
     ) -> None:
         super().__init__()
         self.form_title = title
@@ -59,18 +71,19 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="form"):
-            yield Label(self.form_title, id="dialog-title")
+            yield Label(line(self.form_title), id="dialog-title")
             if self.note:
-                yield Static(self.note, classes="note")
+                yield Static(line(self.note), classes="note")
             with VerticalScroll(id="form-fields", can_focus=False):
                 for field in self.fields:
                     widget_id = f"f-{field.name}"
                     if field.kind == "flag":
-                        yield Checkbox(field.label, value=bool(field.value), id=widget_id)
+                        yield Checkbox(line(field.label), value=bool(field.value), id=widget_id)
                         continue
-                    yield Label(field.label + ("" if field.required or field.kind == "choice" else " (optional)"))
+                    yield Label(line(field.label, "" if field.required or field.kind == "choice" else " (optional)"))
                     if field.kind == "choice":
-                        options = OptionList(*[Option(label, id=value) for label, value in field.choices], id=widget_id)
+                        choices = [Option(line(label), id=value) for label, value in field.choices]
+                        options = OptionList(*choices, id=widget_id)
                         values = [value for _label, value in field.choices]
                         options.highlighted = values.index(field.value) if field.value in values else 0
                         yield options
@@ -82,7 +95,7 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
                             id=widget_id,
                         )
             yield Static("", id="form-error")
-            yield Static(f"Enter or Ctrl+S: {self.submit_label.lower()} · Esc: cancel", classes="hint")
+            yield Static(line(f"Enter or Ctrl+S: {self.submit_label.lower()} · Esc: cancel"), classes="hint")
 
     def on_mount(self) -> None:
         if self.fields:
@@ -101,8 +114,8 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
                 found[field.name] = widget.get_option_at_index(index).id if widget.option_count else None
         return found
 
-    def show_error(self, message: str) -> None:
-        self.query_one("#form-error", Static).update(f"! {message}")
+    def show_error(self, message: str | Text) -> None:
+        self.query_one("#form-error", Static).update(line("! ", message))
 
     @on(Input.Submitted)
     @on(OptionList.OptionSelected)
@@ -114,7 +127,7 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
         values = self.values()
         for field in self.fields:
             if field.required and not values.get(field.name):
-                self.show_error(f"{field.label} is needed")
+                self.show_error(line(field.label, " is needed"))
                 self.query_one(f"#f-{field.name}").focus()
                 return
         try:

@@ -10,6 +10,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from tui.member_text import NAME, TEXT, line, plain
+
 
 class InviteScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("enter", "dismiss", "Close", show=False)]
@@ -21,16 +23,18 @@ class InviteScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="invite"):
-            yield Label(f"Invite someone to {self.circle_name}", id="dialog-title")
+            yield Label(line("Invite someone to ", plain(self.circle_name, limit=NAME)), id="dialog-title")
             yield Static(
-                "Give this code to one person, in a way only they see (in person, or a private message). "
-                "When they join, an organizer lets them in.",
+                line(
+                    "Give this code to one person, in a way only they see (in person, or a private message). "
+                    "When they join, an organizer lets them in."
+                ),
                 classes="note",
             )
-            yield Static(self.invite["code"], id="invite-code")
+            yield Static(plain(self.invite["code"], limit=TEXT), id="invite-code")
             with VerticalScroll(id="invite-qr-box"):
-                yield Static(self.invite.get("qr") or "", id="invite-qr")
-            yield Static("Esc: close", classes="hint")
+                yield Static(plain(self.invite.get("qr"), limit=None, multiline=True), id="invite-qr")
+            yield Static(line("Esc: close"), classes="hint")
 
     def action_dismiss(self) -> None:  # type: ignore[override]
         self.dismiss(None)

@@ -13,6 +13,7 @@ from textual.widgets import Input, Label, Static
 
 from identity.errors import KithError
 from p2pnet.control import METHOD_NOT_FOUND
+from tui.member_text import line, plain
 from tui.rpc import NodeError
 
 
@@ -35,9 +36,9 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
     def _submit(self, event: Input.Submitted) -> None:
         code = event.value.strip()
         if not code:
-            self.query_one("#join-status", Static).update("! paste a code first")
+            self.query_one("#join-status", Static).update(line("! paste a code first"))
             return
-        self.query_one("#join-status", Static).update("Sending your request…")
+        self.query_one("#join-status", Static).update(line("Sending your request…"))
         self.join(code)
 
     @work(exclusive=True)
@@ -47,12 +48,12 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
             result = await self.app.call("join", code=code)  # type: ignore[attr-defined]
         except NodeError as exc:
             if exc.code == METHOD_NOT_FOUND:
-                status.update("! Your node cannot join by invite yet (it needs a newer kith).")
+                status.update(line("! Your node cannot join by invite yet (it needs a newer kith)."))
             else:
-                status.update(f"! {exc}")
+                status.update(line("! ", str(exc)))
             return
         except KithError as exc:
-            status.update(f"! {exc}")
+            status.update(line("! ", str(exc)))
             return
         self.result = result
         self.show_status(result)
@@ -60,16 +61,18 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
     def show_status(self, result: dict[str, Any]) -> None:
         status = self.query_one("#join-status", Static)
         if result.get("status") == "joined":
-            status.update("You are in. Esc closes this; the circle is in your sidebar.")
+            status.update(line("You are in. Esc closes this; the circle is in your sidebar."))
         else:
             status.update(
-                "Request pending: an organizer of the circle lets you in. This updates when they do; "
-                "you can close it and carry on meanwhile."
+                line(
+                    "Request pending: an organizer of the circle lets you in. This updates when they do; "
+                    "you can close it and carry on meanwhile."
+                )
             )
 
     def refused(self, reason: str) -> None:
         """Called by the main screen when the node reports `join_refused`."""
-        self.query_one("#join-status", Static).update(f"! The circle refused the request: {reason}")
+        self.query_one("#join-status", Static).update(line("! The circle refused the request: ", plain(reason)))
 
     def joined(self) -> None:
         """Called by the main screen when the node reports `joined`."""

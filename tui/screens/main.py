@@ -22,6 +22,7 @@ from textual.widgets import ContentSwitcher, Footer, Static
 
 from identity.errors import KithError
 from p2pnet.control import METHOD_NOT_FOUND
+from tui.member_text import NAME, line, plain, visible
 from tui.messages import CircleChosen
 from tui.rpc import NodeError
 from tui.screens.form import Field, FormScreen
@@ -98,10 +99,11 @@ class MainScreen(Screen[None]):
 
     def _draw_topbar(self) -> None:
         me = self.app.me  # type: ignore[attr-defined]
-        parts = [f"kith · {me.get('name', '')}", f"{self.peers} peer{'' if self.peers == 1 else 's'} connected"]
+        text = line("kith · ", plain(me.get("name", ""), limit=NAME))
+        text.append(f" │ {self.peers} peer{'' if self.peers == 1 else 's'} connected")
         if self.app.demo:  # type: ignore[attr-defined]
-            parts.append("DEMO MODE: throwaway keys")
-        self.query_one("#topbar", Static).update(" │ ".join(parts))
+            text.append(" │ DEMO MODE: throwaway keys")
+        self.query_one("#topbar", Static).update(text)
 
     def _draw_tabbar(self) -> None:
         text = Text()
@@ -116,10 +118,10 @@ class MainScreen(Screen[None]):
     def _draw_title(self) -> None:
         title = self.query_one("#circle-title", Static)
         if self.views is None:
-            title.update("No circle open. Press + to start a circle or j to join one.")
+            title.update(line("No circle open. Press + to start a circle or j to join one."))
             return
         count = len(self.views["members"])
-        title.update(Text(f"{self.views['name']} · {count} members", style="bold"))
+        title.update(line(plain(self.views["name"], limit=NAME), f" · {count} members", style="bold"))
 
     # --- loading --------------------------------------------------------------------
 
@@ -214,19 +216,19 @@ class MainScreen(Screen[None]):
             for screen in self.app.screen_stack:
                 if isinstance(screen, JoinScreen):
                     screen.joined()
-            self.app.notify(f"You are in {event.get('name') or 'the circle'} now.")
+            self.app.notify(f"You are in {visible(event.get('name'), NAME) or 'the circle'} now.")
             self.load_circles(choose_first=True)
         elif kind == "join_refused":
             from tui.screens.join import JoinScreen
 
             for screen in self.app.screen_stack:
                 if isinstance(screen, JoinScreen):
-                    screen.refused(str(event.get("reason")))
-            self.app.notify(f"A join request was refused: {event.get('reason')}", severity="warning")
+                    screen.refused(visible(event.get("reason")))
+            self.app.notify(f"A join request was refused: {visible(event.get('reason'))}", severity="warning")
         elif kind == "join_request":
-            who = event.get("name") or "Someone"
+            who = visible(event.get("name"), NAME) or "Someone"
             names = {c["id"]: c["name"] for c in self.circles}
-            where = names.get(event.get("circle", ""), "a circle")
+            where = visible(names.get(event.get("circle", ""), "a circle"), NAME)
             self.app.notify(f"{who} asked to join {where} with an invite. See People (6) to let them in.", timeout=15)
             self.refresh_soon()
 
@@ -251,9 +253,8 @@ class MainScreen(Screen[None]):
             self.app.notify(str(exc), title="Not done", severity="error", timeout=8)
             return
         if isinstance(result, dict) and result.get("rejected"):
-            self.app.notify(
-                f"The circle's rules refused this: {result['rejected']}", title="Refused", severity="warning", timeout=8
-            )
+            refused = f"The circle's rules refused this: {visible(result['rejected'])}"
+            self.app.notify(refused, title="Refused", severity="warning", timeout=8)
         else:
             self.app.notify(done)
         self.refresh_soon()
@@ -277,7 +278,8 @@ class MainScreen(Screen[None]):
             if values is not None:
                 self.act("post", "Replied.", text=values["text"], reply_to=item_id)
 
-        self.app.push_screen(FormScreen(f"Reply to {name}", [Field("text", "Reply", required=True)]), send)
+        title = line("Reply to ", plain(name, limit=NAME))
+        self.app.push_screen(FormScreen(title, [Field("text", "Reply", required=True)]), send)
 
     # --- screen actions -------------------------------------------------------------
 
@@ -308,7 +310,7 @@ class MainScreen(Screen[None]):
         except KithError as exc:
             self.app.notify(str(exc), severity="error")
             return
-        self.app.notify(f"Started {created['name']}. You are its organizer; press i to invite people.")
+        self.app.notify(f"Started {visible(created['name'], NAME)}. You are its organizer; press i to invite people.")
         self.current = None
         self.choose(created["id"])
         self.load_circles()

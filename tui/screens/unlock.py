@@ -16,6 +16,7 @@ from textual.widgets import Footer, Input, Label, Static
 from identity.errors import BadPassphrase, KithError
 from identity.keystore import Keystore
 from p2pnet.home import Home
+from tui.member_text import line, plain
 
 
 class UnlockScreen(Screen[None]):
@@ -28,7 +29,7 @@ class UnlockScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="unlock"):
             yield Label("Unlock kith", id="dialog-title")
-            yield Static(f"Your keys are in {self.home.root}.", classes="note")
+            yield Static(line("Your keys are in ", plain(self.home.root, limit=None), "."), classes="note")
             yield Label("Passphrase")
             yield Input(password=True, id="passphrase")
             yield Static("", id="form-error")
@@ -39,7 +40,7 @@ class UnlockScreen(Screen[None]):
         self.query_one("#passphrase", Input).focus()
 
     def show_error(self, message: str) -> None:
-        self.query_one("#form-error", Static).update(f"! {message}")
+        self.query_one("#form-error", Static).update(line("! ", message))
         field = self.query_one("#passphrase", Input)
         field.disabled = False
         field.value = ""

@@ -16,6 +16,7 @@ from identity.errors import KithError
 from identity.keys import MemberIdentity, clean_display_text
 from identity.keystore import TEST_KDF, KdfParams, Keystore, KeystoreData, check_new_passphrase
 from p2pnet.home import Home
+from tui.member_text import line
 
 
 def kdf_params() -> KdfParams:
@@ -53,7 +54,7 @@ class WelcomeScreen(Screen[None]):
         self.query_one("#name", Input).focus()
 
     def show_error(self, message: str) -> None:
-        self.query_one("#form-error", Static).update(f"! {message}")
+        self.query_one("#form-error", Static).update(line("! ", message))
         for field in self.query(Input):
             field.disabled = False
 

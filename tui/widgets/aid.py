@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from identity.errors import UsageError
+from tui.member_text import NAME, line, plain
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, words
 
@@ -33,6 +35,12 @@ def _convert_aid(values: dict[str, Any]) -> dict[str, Any]:
         "amount": int(amount) if amount else None,
         "unit": values.get("unit") or None,
     }
+
+
+def _choice(item: dict[str, Any]) -> Text:
+    """One line for a list to pick from: ``ride: To the clinic (Bea)``."""
+    who = plain(item["author_name"], limit=NAME)
+    return line(plain(item["category"]), ": ", plain(item["description"], limit=40), " (", who, ")")
 
 
 class AidPane(Pane):
@@ -71,18 +79,27 @@ class AidPane(Pane):
         fill_table(table, rows)
         self._detail()
         self.query_one("#aid-summary", Static).update(
-            f"{len(aid['open_requests'])} requests · {len(aid['open_pledges'])} open pledges · "
-            f"{len(aid['matches'])} matches · {len(aid['fulfilled'])} fulfilled"
+            line(
+                f"{len(aid['open_requests'])} requests · {len(aid['open_pledges'])} open pledges · "
+                f"{len(aid['matches'])} matches · {len(aid['fulfilled'])} fulfilled"
+            )
         )
 
     def _detail(self) -> None:
         item = self.selected()
-        text = ""
+        text = line()
         if item is not None:
-            text = f"{item['type']} by {item['author_name']} · {item['category']}: {words(item, 'description')}"
+            text = line(
+                plain(item["type"]), " by ", plain(item["author_name"], limit=NAME), " · ",
+                plain(item["category"]), ": ", plain(words(item, "description"), multiline=True),
+            )  # fmt: skip
             if item["id"] in getattr(self, "matched_to", {}):
                 other = self.items.get(self.matched_to[item["id"]])
-                text += f" · matched with {other['author_name']}'s {other['type']}" if other else " · matched"
+                if other:
+                    text.append_text(line(" · matched with ", plain(other["author_name"], limit=NAME), "'s ",
+                                          plain(other["type"])))  # fmt: skip
+                else:
+                    text.append(" · matched")
         self.query_one("#aid-detail", Static).update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -141,15 +158,15 @@ class AidPane(Pane):
         if not others:
             self.app.notify(missing)
             return
-        choices = tuple((f"{o['category']}: {o['description'][:40]} ({o['author_name']})", o["id"]) for o in others)
+        choices = tuple((_choice(o), o["id"]) for o in others)
 
         def match(values: dict[str, Any]) -> None:
             pair = (item["id"], values["other"])
             pledge, request = pair if item["type"] == "pledge" else pair[::-1]
             self.act("match", "Matched.", pledge=pledge, request=request)
 
-        self.ask(f"Match: {item['description'][:50]}", [Field("other", label, kind="choice", choices=choices)], match,
-                 submit="Match")  # fmt: skip
+        self.ask(line("Match: ", plain(item["description"], limit=50)),
+                 [Field("other", label, kind="choice", choices=choices)], match, submit="Match")  # fmt: skip
 
     def action_fulfil(self) -> None:
         item = self.selected()

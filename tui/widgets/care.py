@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Label
 
+from tui.member_text import NAME
 from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
 
 STATUS = {"ok": "ok", "struggling": "struggling", "need-help": "NEEDS HELP", None: "no check-in yet"}
@@ -40,7 +41,9 @@ class CarePane(Pane):
             why = "!! URGENT" if a["kind"] == "urgent" else STATUS.get(a["status"], a["status"])
             rows.append((a["id"], (clip(a["author_name"], 10), why, stamp(a["ts"]), clip(a["text"], widths[3]))))
         fill_table(table, rows)
-        people = [(m["id"], (m["name"], STATUS.get(m["wellbeing"], m["wellbeing"]))) for m in views["members"]]
+        people = [
+            (m["id"], (clip(m["name"], NAME), STATUS.get(m["wellbeing"], m["wellbeing"]))) for m in views["members"]
+        ]
         fill_table(self.query_one("#wellbeing-table", DataTable), people)
 
     def action_checkin(self) -> None:

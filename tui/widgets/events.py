@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from identity.errors import UsageError
+from tui.member_text import NAME, line, plain
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, clip, day_and_time, fill_table, fit_columns, selected_key, words
 
@@ -55,11 +56,17 @@ class EventsPane(Pane):
         event = self.selected()
         detail = self.query_one("#event-detail", Static)
         if event is None:
-            detail.update("No events yet. Press a to plan one." if not getattr(self, "events", None) else "")
+            detail.update(line("No events yet. Press a to plan one." if not getattr(self, "events", None) else ""))
             return
-        names = ", ".join(f"{name} ({answer})" for _m, name, answer in event["rsvps"]) or "nobody has answered yet"
-        where = f" Where: {event['place_hint']}." if event["place_hint"] else ""
-        detail.update(f"{words(event, 'title')}, by {event['author_name']}.{where} Answers: {names}")
+        text = line(plain(words(event, "title")), ", by ", plain(event["author_name"], limit=NAME), ".")
+        if event["place_hint"]:
+            text.append_text(line(" Where: ", plain(event["place_hint"]), "."))
+        text.append(" Answers: ")
+        for index, (_member, name, answer) in enumerate(event["rsvps"]):
+            text.append_text(line(", " if index else "", plain(name, limit=NAME), " (", plain(answer), ")"))
+        if not event["rsvps"]:
+            text.append("nobody has answered yet")
+        detail.update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._detail()

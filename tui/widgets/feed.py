@@ -15,11 +15,17 @@ from textual.binding import Binding
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui.member_text import NAME, TEXT, line, plain, visible
 from tui.screens.form import Field
 from tui.widgets.pane import SEALED, Pane, stamp
 
 REACTIONS = (("💜 love", "💜"), ("🤗 hug", "🤗"), ("👍 yes", "👍"), ("🙏 thanks", "🙏"), ("💪 strength", "💪"))
 CHECKIN_WORDS = {"ok": "doing ok", "struggling": "struggling", "need-help": "NEEDS HELP"}
+
+
+def visible_lines(text: str | None) -> list[str]:
+    """A post's lines, each safe to show (see tui/member_text.py), the whole cut to `TEXT`."""
+    return visible(text, TEXT, multiline=True).splitlines() if text else []
 
 
 class FeedPane(Pane):
@@ -51,11 +57,11 @@ class FeedPane(Pane):
         attention = views.get("needs_attention") or []
         banner = self.query_one("#attention", Static)
         if attention:
-            parts = []
-            for item in attention[-3:]:
+            text = Text("!! Needs attention: ", style="bold")
+            for index, item in enumerate(attention[-3:]):
                 what = "urgent" if item["kind"] == "urgent" else CHECKIN_WORDS.get(item["status"], item["status"])
-                parts.append(f"{item['author_name']} ({what})")
-            banner.update(Text(f"!! Needs attention: {', '.join(parts)}", style="bold"))
+                text.append_text(line(", " if index else "", plain(item["author_name"], limit=NAME), f" ({what})"))
+            banner.update(text)
             banner.display = True
         else:
             banner.display = False
@@ -89,12 +95,13 @@ class FeedPane(Pane):
         text = Text(pad)
         if entry["urgent"] and not entry["deleted"]:
             text.append("!! URGENT ", style="bold reverse")
-        text.append(entry["author_name"], style="bold")
+        text.append_text(plain(entry["author_name"], "bold", limit=NAME))
         if entry["author"] == self.me:
             text.append(" (you)")
         text.append(f" · {stamp(entry['ts'])}", style="dim")
         if entry["kind"] == "checkin":
-            text.append(f" · check-in: {CHECKIN_WORDS.get(entry['status'], entry['status'])}", style="italic")
+            status = CHECKIN_WORDS.get(entry["status"], entry["status"])
+            text.append_text(plain(f" · check-in: {status}", "italic"))
         if entry["edited"]:
             text.append(" · (edited)", style="dim")
         if entry["deleted"]:
@@ -102,14 +109,16 @@ class FeedPane(Pane):
         elif not entry.get("readable", True):
             text.append(f"\n{body_pad}{SEALED}: this circle keeps earlier words from newcomers", style="italic")
         elif entry["content_warning"] and entry["id"] not in self.opened:
-            text.append(f"\n{body_pad}CW: {entry['content_warning']} [folded: press o to open]", style="italic")
+            warning = plain(entry["content_warning"], "italic")
+            text.append_text(line(f"\n{body_pad}CW: ", warning, " [folded: press o to open]", style="italic"))
         else:
             if entry["content_warning"]:
-                text.append(f"\n{body_pad}CW: {entry['content_warning']}", style="italic")
-            for line in (entry["text"] or "").splitlines():
-                text.append(f"\n{body_pad}{line}")
+                text.append_text(line(f"\n{body_pad}CW: ", plain(entry["content_warning"]), style="italic"))
+            for words in visible_lines(entry["text"]):
+                text.append(f"\n{body_pad}{words}")
         if entry["reactions"]:
-            text.append("\n" + body_pad + "  ".join(f"{emoji} {count}" for emoji, count in entry["reactions"]))
+            reactions = "  ".join(f"{emoji} {count}" for emoji, count in entry["reactions"])
+            text.append_text(line("\n", body_pad, plain(reactions)))
         return text
 
     def selected(self) -> dict[str, Any] | None:
@@ -144,7 +153,7 @@ class FeedPane(Pane):
         if entry is None:
             return
         self.ask(
-            f"Reply to {entry['author_name']}",
+            line("Reply to ", plain(entry["author_name"], limit=NAME)),
             [Field("text", "Reply", required=True), Field("content_warning", "Content warning")],
             lambda v: self.act(
                 "post", "Replied.", text=v["text"], reply_to=entry["id"], content_warning=v["content_warning"] or None
@@ -156,7 +165,7 @@ class FeedPane(Pane):
         if entry is None:
             return
         self.ask(
-            f"React to {entry['author_name']}",
+            line("React to ", plain(entry["author_name"], limit=NAME)),
             [Field("emoji", "Reaction", kind="choice", choices=REACTIONS)],
             lambda v: self.act("react", "Reacted.", target=entry["id"], emoji=v["emoji"]),
         )

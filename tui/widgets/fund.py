@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Label, Static
 
 from identity.errors import UsageError
+from tui.member_text import NAME, line, plain
 from tui.money import format_amount, parse_amount
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
@@ -18,6 +20,11 @@ VOTES = (("approve", "approve"), ("object", "object"), ("abstain", "abstain"))
 
 def _tally(p: dict[str, Any]) -> str:
     return f"{p['approve']} approve, {p['object']} object, {p['abstain']} abstain of {p['eligible']}"
+
+
+def _contribution(entry: dict[str, Any]) -> Text:
+    money = plain(format_amount(entry["amount"], entry["currency"]))
+    return line(money, " from ", plain(entry["signer_name"], limit=NAME))
 
 
 def _convert_money(values: dict[str, Any]) -> dict[str, Any]:
@@ -57,13 +64,12 @@ class FundPane(Pane):
         super().show(views)
         fund = views["fund"]
         balance = ", ".join(format_amount(a, c) for c, a in fund["balances"]) or "nothing confirmed yet"
-        pending = sum(1 for _ in fund["pending"])
-        line = f"Balance: {balance}"
-        if pending:
-            waiting = ", ".join(f"{format_amount(e['amount'], e['currency'])} from {e['signer_name']}"
-                                for e in fund["pending"])  # fmt: skip
-            line += f"\nAwaiting a treasurer's receipt: {waiting}"
-        self.query_one("#fund-balance", Static).update(line)
+        text = line("Balance: ", plain(balance))
+        if fund["pending"]:
+            text.append("\nAwaiting a treasurer's receipt: ")
+            for index, e in enumerate(fund["pending"]):
+                text.append_text(line(", " if index else "", _contribution(e)))
+        self.query_one("#fund-balance", Static).update(text)
         self.proposals = {p["id"]: p for p in views["proposals"]}
         table = self.query_one("#proposals", DataTable)
         columns = [("Proposal", 0), ("Amount", 10), ("Tally", 14), ("Status", 10)]
@@ -99,19 +105,20 @@ class FundPane(Pane):
 
     def _detail(self) -> None:
         p = self.selected()
-        text = ""
+        text = line()
         if p is not None:
             mine = next((v["choice"] for v in p["votes"] if v["voter"] == self.me), None)
             rule = p["rule"]
-            text = (
-                f"{p['title']} ({p['kind']}, by {p['author_name']}): {_tally(p)}; "
-                f"needs {rule['quorum_pct']}% voting and {rule['threshold_pct']}% approval"
-                + (", no objection" if rule["consent"] else "")
-                + f". You: {mine or 'not voted'}."
-            )
+            text = line(
+                plain(p["title"]), " (", plain(p["kind"]), ", by ", plain(p["author_name"], limit=NAME), "): ",
+                plain(_tally(p)), "; ",
+                plain(f"needs {rule['quorum_pct']}% voting and {rule['threshold_pct']}% approval"),
+                ", no objection" if rule["consent"] else "",
+                ". You: ", plain(mine or "not voted"), ".",
+            )  # fmt: skip
             details = p["details"] if isinstance(p["details"], dict) else {}
             if p["kind"] == "spend" and details:
-                text += f" Purpose: {details['purpose']}."
+                text.append_text(line(" Purpose: ", plain(details["purpose"]), "."))
         self.query_one("#proposal-detail", Static).update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -143,7 +150,7 @@ class FundPane(Pane):
 
     def action_propose(self) -> None:
         assert self.views is not None
-        members = tuple((m["name"], m["id"]) for m in self.views["members"])
+        members = tuple((plain(m["name"], limit=NAME), m["id"]) for m in self.views["members"])
         self.ask(
             "Propose spending from the fund",
             [
@@ -164,12 +171,12 @@ class FundPane(Pane):
             self.app.notify("Choose an open proposal first.")
             return
         self.ask(
-            f"Vote: {proposal['title']}",
+            line("Vote: ", plain(proposal["title"])),
             [Field("choice", "Your vote", kind="choice", choices=VOTES), Field("reason", "Reason")],
             lambda v: self.act(
                 "vote", "Vote counted.", proposal=proposal["id"], choice=v["choice"], reason=v["reason"] or None
             ),  # fmt: skip
-            note=f"Now: {_tally(proposal)}.",
+            note=line("Now: ", plain(_tally(proposal)), "."),
             submit="Vote",
         )
 
@@ -179,9 +186,7 @@ class FundPane(Pane):
         if not pending:
             self.app.notify("No contribution is waiting for a receipt.")
             return
-        choices = tuple(
-            (f"{format_amount(e['amount'], e['currency'])} from {e['signer_name']}", e["op"]) for e in pending
-        )
+        choices = tuple((_contribution(e), e["op"]) for e in pending)
         self.ask(
             "Confirm a contribution arrived",
             [Field("contribution", "Contribution", kind="choice", choices=choices)],
@@ -195,7 +200,7 @@ class FundPane(Pane):
             self.app.notify("Choose an approved spending proposal first.")
             return
         self.ask(
-            f"Pay out: {proposal['title']}",
+            line("Pay out: ", plain(proposal["title"])),
             [Field("note", "Note (how it was paid)")],
             lambda v: self.act("disburse", "Disbursement recorded.", proposal=proposal["id"], note=v["note"] or None),
             submit="Disburse",

@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from identity.errors import KithError
+from tui.member_text import NAME, line, plain, visible
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, short
 
@@ -53,13 +54,14 @@ class MembersPane(Pane):
                 mark = "FORKED"  # signed two histories: a modified client (docs/OPS.md §2)
             cells = [clip(m["name"], widths[0]), roles, short(m["id"]), mark]
             if wide:
-                cells[1:1] = [m["pronouns"] or ""]
+                cells[1:1] = [clip(m["pronouns"], 9)]
                 cells.append(WELLBEING.get(m["wellbeing"], "-"))
             rows.append((m["id"], tuple(cells)))
         fill_table(table, rows)
         me = self.app.me  # type: ignore[attr-defined]
+        fingerprint = plain(me.get("fingerprint", "?"))
         self.query_one("#me-line", Static).update(
-            f"{len(rows)} members. Your fingerprint, to compare when verifying:\n{me.get('fingerprint', '?')}"
+            line(f"{len(rows)} members. Your fingerprint, to compare when verifying:\n", fingerprint)
         )
 
         self.load_requests()
@@ -77,10 +79,13 @@ class MembersPane(Pane):
             self.pending = await self.app.call("requests", circle=self.views["id"])  # type: ignore[attr-defined]
         except KithError:
             self.pending = []
-        text = ""
+        text = line()
         if self.pending:
-            people = ", ".join(f"{p['name']} ({p['fingerprint'][:19]})" for p in self.pending)
-            text = f"Asking to join with an invite: {people}. Press a to let them in."
+            text.append("Asking to join with an invite: ")
+            for index, p in enumerate(self.pending):
+                who = plain(p["name"], limit=NAME)
+                text.append_text(line(", " if index else "", who, " (", plain(p["fingerprint"], limit=19), ")"))
+            text.append(". Press a to let them in.")
         self.query_one("#join-requests", Static).update(text)
 
     def action_approve(self) -> None:
@@ -88,7 +93,10 @@ class MembersPane(Pane):
         if not pending:
             self.app.notify("Nobody is waiting to join.")
             return
-        choices = tuple((f"{p['name']} · fingerprint {p['fingerprint']}", p["member"]) for p in pending)
+        choices = tuple(
+            (line(plain(p["name"], limit=NAME), " · fingerprint ", plain(p["fingerprint"])), p["member"])
+            for p in pending
+        )
         self.ask(
             "Let someone in",
             [Field("member", "Who", kind="choice", choices=choices), Field("vouch", "Vouch (how you know them)")],
@@ -111,17 +119,18 @@ class MembersPane(Pane):
         except KithError as exc:
             self.app.notify(str(exc), severity="error")
             return
-        note = (
-            f"Compare this number with {member['name']}, in person or on a call (not by message):\n\n"
-            f"{info['safety_number']}\n\nTheir fingerprint: {info['fingerprint']}"
-            + ("\nYou verified them already." if info["verified"] else "")
-        )
+        name = plain(member["name"], limit=NAME)
+        note = line(
+            "Compare this number with ", name, ", in person or on a call (not by message):\n\n",
+            plain(info["safety_number"]), "\n\nTheir fingerprint: ", plain(info["fingerprint"]),
+            "\nYou verified them already." if info["verified"] else "",
+        )  # fmt: skip
         choices = (("Not now", "no"), ("The numbers match: mark verified", "yes"))
         self.ask(
-            f"Safety number with {member['name']}",
+            line("Safety number with ", name),
             [Field("match", "Did every digit match?", kind="choice", choices=choices)],
             lambda v: (
-                self.act("verify", f"{member['name']} is verified on this device.", member=member["id"])
+                self.act("verify", f"{visible(member['name'], NAME)} is verified on this device.", member=member["id"])
                 if v["match"] == "yes"
                 else None
             ),
@@ -137,12 +146,16 @@ class MembersPane(Pane):
         m = self.selected()
         if m is None:
             return
-        skills = ", ".join(m["skills"]) or "none listed"
-        vouch = f" Vouched: {m['vouch']}." if m.get("vouch") else ""
-        pronouns = f" ({m['pronouns']})" if m["pronouns"] else ""
-        self.query_one("#member-detail", Static).update(
-            f"{m['name']}{pronouns}: member id {m['id']}. Skills: {skills}.{vouch}"
-        )
+        text = plain(m["name"], limit=NAME)
+        if m["pronouns"]:
+            text.append_text(line(" (", plain(m["pronouns"], limit=NAME), ")"))
+        text.append_text(line(": member id ", plain(m["id"]), ". Skills: "))
+        for index, skill in enumerate(m["skills"]):
+            text.append_text(line(", " if index else "", plain(skill, limit=NAME)))
+        text.append("." if m["skills"] else "none listed.")
+        if m.get("vouch"):
+            text.append_text(line(" Vouched: ", plain(m["vouch"]), "."))
+        self.query_one("#member-detail", Static).update(text)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_details()

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Label, Static
 
 from identity.errors import KithError
+from tui.member_text import NAME, line, plain, visible
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, fill_table
 
@@ -60,8 +61,10 @@ class NetworkPane(Pane):
         now = time.time()
         refused = sum(status["refused"].values())
         self.query_one("#node-line", Static).update(
-            f"Your node: {status['peer_id'][:16]}… ({status['mode']}), up {int(status['uptime_s'])}s, "
-            f"{len(status['peers'])} peers. Refused input: {refused}."
+            line(
+                line("Your node: ", plain(status["peer_id"], limit=17), " (", plain(status["mode"]), "), "),
+                f"up {int(status['uptime_s'])}s, {len(status['peers'])} peers. Refused input: {refused}.",
+            )
         )
         rows = []
         for peer in status["peers"]:
@@ -69,17 +72,18 @@ class NetworkPane(Pane):
             if last is None:
                 synced, received = "not yet", ""
             elif last["error"]:
-                synced, received = f"failed: {last['error'][:20]}", ""
+                synced, received = line("failed: ", plain(last["error"], limit=20)), ""
             else:
                 synced, received = _ago(last["finished"], now), str(last["received"])
-            rows.append((peer["peer"], (peer["peer"][:14] + "…", _ago(peer["connected_at"], now), synced, received)))
+            shown = plain(peer["peer"], limit=15)
+            rows.append((peer["peer"], (shown, _ago(peer["connected_at"], now), synced, received)))
         fill_table(self.query_one("#peers-table", DataTable), rows)
         activity = self.main.last_activity
         circles = [
             (
                 c["id"],
                 (
-                    c["name"],
+                    plain(c["name"], limit=NAME),
                     str(c["ops"]),
                     str(c["envelopes"]),
                     _ago(c.get("last_sync"), now),
@@ -117,5 +121,5 @@ class NetworkPane(Pane):
         except KithError as exc:
             self.app.notify(str(exc), severity="error")
             return
-        self.app.notify(f"Connected to {result['peer'][:16]}…")
+        self.app.notify(f"Connected to {visible(result['peer'], 17)}")
         self.load()

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.text import Text
 from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
+from tui.member_text import plain
 from tui.screens.form import Field, FormScreen
 
 if TYPE_CHECKING:
@@ -60,12 +62,12 @@ class Pane(Vertical):
 
     def ask(
         self,
-        title: str,
+        title: str | Text,
         fields: list[Field],
         then: Callable[[dict[str, Any]], None],
         *,
         submit: str = "Send",
-        note: str = "",
+        note: str | Text = "",
         convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         def done(values: dict[str, Any] | None) -> None:
@@ -114,7 +116,11 @@ def short(hex_id: str | None) -> str:
 
 
 def fill_table(table: Any, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
-    """Replace a DataTable's rows, keeping the cursor on the same row key where possible."""
+    """Replace a DataTable's rows, keeping the cursor on the same row key where possible.
+
+    A DataTable reads a ``str`` cell as markup, so every cell becomes a `Text` here: a
+    member's words in a cell are shown as typed (tui/member_text.py).
+    """
     keep = None
     if table.row_count and table.cursor_row is not None:
         try:
@@ -123,7 +129,7 @@ def fill_table(table: Any, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
             keep = None
     table.clear()
     for key, cells in rows:
-        table.add_row(*cells, key=key)
+        table.add_row(*(cell if isinstance(cell, Text) else plain(cell) for cell in cells), key=key)
     if keep is not None and any(key == keep for key, _ in rows):
         table.move_cursor(row=table.get_row_index(keep), animate=False)
 
@@ -137,8 +143,9 @@ def selected_key(table: Any) -> str | None:
         return None
 
 
-def clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+def clip(text: str | None, width: int) -> Text:
+    """Untrusted text for a table cell ``width`` wide: never markup, cut with an ellipsis."""
+    return plain(text, limit=width)
 
 
 def fit_columns(table: Any, columns: list[tuple[str, int]], flex: int, width: int) -> list[int]:

@@ -9,6 +9,7 @@ from textual import on
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from tui.member_text import NAME, line, plain
 from tui.messages import CircleChosen
 
 
@@ -16,7 +17,7 @@ class CircleList(OptionList):
     def show(self, circles: list[dict[str, Any]], unread: dict[str, int], current: str | None) -> None:
         options = []
         for circle in circles:
-            label = Text(circle["name"], style="bold")
+            label = plain(circle["name"], "bold", limit=NAME)
             marks = []
             if unread.get(circle["id"]):
                 marks.append(f"{unread[circle['id']]} new")
@@ -29,7 +30,7 @@ class CircleList(OptionList):
             options.append(Option(prefix + label, id=circle["id"]))
         highlighted = self.highlighted
         self.clear_options()
-        self.add_options(options or [Option("No circles yet.\nPress + to start one\nor j to join.", id="none")])
+        self.add_options(options or [Option(line("No circles yet.\nPress + to start one\nor j to join."), id="none")])
         if options:
             ids = [c["id"] for c in circles]
             self.highlighted = ids.index(current) if current in ids else highlighted or 0

@@ -1,0 +1,175 @@
+"""A node that answers the client from canned data: no process, no socket, no clock.
+
+`hostile_world(text)` is one circle in which everything a member (or a stranger asking
+to join, a peer, a relay) can choose is ``text``: names, posts, titles, places, notes,
+reasons, circle names, error messages. Its shape follows the node's real answers
+(docs/API.md; recorded from a demo world), so the client draws every view from it.
+`attach_fake_node` makes `make_app` talk to a `FakeNode` instead of starting or dialling
+a real one, through the client's own start-up path.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import tui.app
+from tui.client import NodeConnection
+
+ME = "a1" * 32
+OTHER = "b2" * 32
+STRANGER = "c3" * 32
+CIRCLE = "d4" * 16
+POST, REPLY, CHECKIN = "e1" * 32, "e2" * 32, "e3" * 32
+PLEDGE, REQUEST, MY_PLEDGE = "f1" * 32, "f2" * 32, "f3" * 32
+PROPOSAL, EVENT, CONTRIBUTION = "a7" * 32, "a8" * 32, "a9" * 32
+TS = 1_796_457_858
+FINGERPRINT = "01a6 b2ba 241f 9e2c b1bd 7428 6dea dcee 0000 1111"
+
+
+class FakeNode:
+    """Answers `call` from ``answers`` (a value, a callable of the params, or an exception to
+    raise) and records every call; `push` delivers a node event as the real pump does."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.on_event: Callable[[dict[str, Any]], None] | None = None
+        self.closed = False
+
+    async def call(self, method: str, **params: Any) -> Any:
+        self.calls.append((method, params))
+        answer = self.answers[method]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer(params) if callable(answer) else copy.deepcopy(answer)
+
+    async def subscribe(self, events: list[str], on_event: Callable[[dict[str, Any]], None]) -> None:
+        self.on_event = on_event
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def push(self, event: dict[str, Any]) -> None:
+        assert self.on_event is not None, "the client has not subscribed yet"
+        self.on_event(event)
+
+    def count(self, method: str) -> int:
+        return sum(1 for called, _params in self.calls if called == method)
+
+
+def attach_fake_node(monkeypatch: pytest.MonkeyPatch, node: FakeNode) -> None:
+    """The client finds a running node for its home and attaches to ``node``."""
+
+    async def open_fake(socket_path: Any) -> FakeNode:
+        return node
+
+    monkeypatch.setattr(tui.app, "socket_in_use", lambda path: True)
+    monkeypatch.setattr(NodeConnection, "open", staticmethod(open_fake))
+
+
+def _post(item_id: str, text: str, *, replies: list[dict[str, Any]], kind: str = "post") -> dict[str, Any]:
+    return {
+        "id": item_id, "kind": kind, "author": OTHER, "author_name": text, "lamport": 1, "ts": TS, "text": text,
+        "content_warning": None, "urgent": kind == "post", "status": "struggling" if kind == "checkin" else None,
+        "edited": True, "deleted": False, "reactions": [[text[:16], 2]], "replies": replies, "readable": True,
+    }  # fmt: skip
+
+
+def _aid(item_id: str, kind: str, author: str, text: str, status: str = "open") -> dict[str, Any]:
+    return {
+        "id": item_id, "author_name": text, "expired": False, "type": kind, "author": author, "lamport": 2,
+        "ts": TS, "category": "ride", "content": "00", "amount": 12, "unit": text[:16], "expires": None,
+        "status": status, "matched": [], "closed_by": None, "private": None, "description": text,
+        "readable": True, "requester": None,
+    }  # fmt: skip
+
+
+def hostile_views(text: str) -> dict[str, Any]:
+    """The `views` answer for a circle where every member-chosen string is ``text``."""
+    warned = _post(REPLY, text, replies=[]) | {"content_warning": text}
+    member = {
+        "pronouns": text, "skills": [text, text], "joined_op": "00", "added_by": ME, "vouch": text,
+        "wellbeing": "struggling", "forked": False, "verified": False, "has_current_key": True,
+    }  # fmt: skip
+    return {
+        "id": CIRCLE, "me": ME, "name": text, "description": text, "charter_text": text, "private_checkins": [],
+        "feed": [
+            _post(POST, text, replies=[warned]),
+            _post(CHECKIN, text, replies=[], kind="checkin"),
+        ],
+        "needs_attention": [
+            {"id": POST, "kind": "urgent", "author": OTHER, "author_name": text, "lamport": 1, "ts": TS,
+             "text": text, "status": None},
+            {"id": CHECKIN, "kind": "checkin", "author": OTHER, "author_name": text, "lamport": 3, "ts": TS,
+             "text": text, "status": "need-help"},
+        ],
+        "members": [
+            {"id": ME, "name": text, "roles": ["organizer", "treasurer"], **member},
+            {"id": OTHER, "name": text, "roles": [], **member},
+        ],
+        "aid": {
+            "open_requests": [_aid(REQUEST, "request", OTHER, text)],
+            "open_pledges": [_aid(PLEDGE, "pledge", OTHER, text), _aid(MY_PLEDGE, "pledge", ME, text)],
+            "matches": [],
+            "fulfilled": [],
+        },
+        "fund": {
+            "balances": [["EUR", 5000]],
+            "pending": [
+                {"signer_name": text, "op": CONTRIBUTION, "lamport": 4, "ts": TS, "entry": "contribution",
+                 "signer": OTHER, "amount": 1500, "currency": "EUR", "ref": None, "note": text},
+            ],
+            "entries": [
+                {"signer_name": text, "op": "ab" * 32, "lamport": 5, "ts": TS, "entry": "contribution",
+                 "signer": OTHER, "amount": 5000, "currency": "EUR", "ref": None, "note": text},
+            ],
+        },
+        "proposals": [
+            {"id": PROPOSAL, "author_name": text, "eligible": 2, "author": OTHER, "lamport": 6, "ts": TS,
+             "kind": "spend", "title": text, "text": text,
+             "votes": [{"voter": OTHER, "voter_name": text, "choice": "approve", "reason": text, "op": "ac" * 32}],
+             "details": {"amount": 6000, "currency": "EUR", "recipient": OTHER, "purpose": text},
+             "rule": {"quorum_pct": 50, "threshold_pct": 60, "consent": False}, "electorate": [ME, OTHER],
+             "status": "approved", "decided_by": "ad" * 32, "approve": 2, "object": 0, "abstain": 0,
+             "disbursed_by": None},
+        ],
+        "events": [
+            {"id": EVENT, "author": OTHER, "author_name": text, "title": text, "starts": TS + 86_400,
+             "place_hint": text, "text": text, "rsvps": [[OTHER, text, "yes"], [ME, text, "maybe"]],
+             "yes": 1, "no": 0, "maybe": 1, "readable": True},
+        ],
+        "rejected": [{"op": "ae" * 32, "kind": "msg.post", "author": OTHER, "author_name": text, "reason": text}],
+    }  # fmt: skip
+
+
+def hostile_answers(text: str) -> dict[str, Any]:
+    """Every control API answer the client asks for, with ``text`` wherever others choose it."""
+    sync = {"finished": TS, "received": 3, "sent": 1, "rounds": 1, "error": text}
+    return {
+        "subscribe": {"subscribed": []},
+        "whoami": {"name": text, "member_id": ME, "fingerprint": FINGERPRINT},
+        "circles": [{"id": CIRCLE, "name": text, "members": 2, "ops": 40, "urgent": 1, "am_member": True}],
+        "views": hostile_views(text),
+        "status": {
+            "mode": "member", "peer_id": "12D3KooW" + text, "addresses": [text], "uptime_s": 3.5,
+            "peers": [{"peer": text, "connected_at": TS, "last_sync": sync}],
+            "circles": [{"id": CIRCLE, "name": text, "topic": "00", "ops": 40, "envelopes": 50, "state_hash": "00",
+                         "last_sync": TS}],
+            "relay_topics": [{"label": text, "envelopes": 1, "bytes": 10, "quota_bytes": 100}],
+            "accepted": 1, "refused": {}, "quarantined": 0, "syncs": 1, "sync_errors": 0,
+            "gossip": None,
+        },
+        "requests": [{"member": STRANGER, "name": text, "fingerprint": text}],
+        "member.card": {"member": OTHER, "fingerprint": text, "safety_number": text, "verified": True},
+        "invite.create": {"code": "KITH-INVITE:" + text, "qr": text, "invite": "00", "expires": None, "uses": 1,
+                          "addresses": [text]},
+        "rsvp": {"rejected": text},
+        "sync": {"synced": [{"peer": text, "error": text, "received": 0, "sent": 0}]},
+        "connect": {"peer": text},
+        "joins": [{"inviter": text, "refused": text, "topic": "00"}],
+        "verify": {"member": OTHER, "verified": True},
+    }  # fmt: skip
