@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from identity import codec
-from identity.crypto import NONCE_BYTES, RandomBytes, aead_decrypt, aead_encrypt, blake2b, random_bytes
 from identity.atomic import create_private
+from identity.crypto import NONCE_BYTES, RandomBytes, aead_decrypt, aead_encrypt, blake2b, random_bytes
 from identity.errors import LocalProtocolError, Malformed, StorageError
 from sync import limits
 from sync.causal import OpMeta, meta_of
