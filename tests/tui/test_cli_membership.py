@@ -18,11 +18,13 @@ pytestmark = pytest.mark.slow
 KITH = str(Path(sys.executable).with_name("kith"))
 
 
-def kith(home: Path, secret: Path, *args: str, check: bool = True) -> Any:
+def kith(home: Path, secret: Path, *args: str, check: bool = True, text: str | None = None) -> Any:
+    """Run `kith`; ``text`` is what the command reads on stdin (member-written text never goes in argv)."""
     env = {**os.environ, "KITH_INSECURE_TEST_KDF": "1"}
+    stdin = {"stdin": subprocess.DEVNULL} if text is None else {"input": text}
     result = subprocess.run(
         [KITH, "--home", str(home), "--passphrase-file", str(secret), "--json", *args],
-        capture_output=True, text=True, env=env, timeout=120, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, env=env, timeout=120, **stdin,
     )  # fmt: skip
     if check:
         assert result.returncode == 0, result.stderr
@@ -60,7 +62,7 @@ def test_invite_join_verify_backup_restore_and_panic(tmp_path: Path) -> None:
         kith(alice.home.root, secret, "verify", circle, bob_id[:8], "--yes")
         members = kith(alice.home.root, secret, "members", circle)["members"]
         assert {m["id"]: m["verified"] for m in members} == {alice_id: False, bob_id: True}
-        kith(bob.home.root, secret, "post", circle, "hello from bob")
+        kith(bob.home.root, secret, "post", circle, text="hello from bob\n")
 
         # Backup, then restore on a "new device": the history comes back from the network.
         backup = tmp_path / "bob.kithbackup"

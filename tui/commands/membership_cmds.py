@@ -19,6 +19,7 @@ from p2pnet.control import socket_in_use
 from p2pnet.panic import WARN_BOUND_S, list_home, wipe_home
 from tui.context import Context
 from tui.passphrase import ask_existing, ask_new, read_passphrase_file
+from tui.textinput import add_text_source, read_text
 
 
 def _call(ctx: Context, method: str, **params: Any) -> Any:
@@ -67,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     approve = sub.add_parser("approve", help="organizers: let someone in (they receive the circle's keys)")
     approve.add_argument("circle")
     approve.add_argument("member", help="their member id (prefix), as 'kith requests' shows")
-    approve.add_argument("--vouch", help="a note to the circle about them")
+    add_text_source(approve, "vouch note", flag="--vouch")
     approve.set_defaults(handler=cmd_approve)
 
     safety = sub.add_parser("safety", help="a member's fingerprint and your shared safety number")
@@ -177,7 +178,7 @@ def cmd_requests(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_approve(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "approve", circle=args.circle, member=args.member, vouch=args.vouch)
+    result = _call(ctx, "approve", circle=args.circle, member=args.member, vouch=read_text(args, ctx.home))
     ctx.emit(result, f"Welcomed {result['member'][:8]}: they now receive the circle's keys.")
     return 0
 
