@@ -90,8 +90,12 @@ class EnvelopeStore:
 
     def move_to_memory(self) -> None:
         """Panic: close the file and carry on in an empty in-memory database, so that
-        nothing this process does from now on writes to the disk."""
-        self._db.close()
+        nothing this process does from now on writes to the disk.
+
+        The file's connection is left open, never closed: closing would checkpoint the
+        WAL into the file and delete the WAL without overwriting it (its blocks would
+        keep the pages). The panic wipe overwrites both; the process exits right after."""
+        self._abandoned = self._db
         self._db = sqlite3.connect(":memory:", isolation_level=None)
         self._db.executescript(_SCHEMA)
         self._check_schema()
