@@ -139,7 +139,9 @@ def test_panic_leaves_no_key_keystore_or_plaintext_byte_on_the_disk(tmp_path: Pa
             assert kith(victim_home.root, "join", code, "--wait", "60", passphrase=second)["status"] == "joined"
             versions.append(victim_home.keystore.read_bytes())
             kith(victim_home.root, "post", circle, passphrase=second, text=MARKERS[0].decode())
-            kith(victim_home.root, "checkin", circle, "struggling", "--note", passphrase=second, text=MARKERS[1].decode())
+            kith(
+                victim_home.root, "checkin", circle, "struggling", "--note", passphrase=second, text=MARKERS[1].decode()
+            )
             kith(alice.home.root, "rotate", circle, passphrase=cluster)  # a new key: the victim saves again
             kith(alice.home.root, "post", circle, passphrase=cluster, text=MARKERS[2].decode())
             wait_for(lambda: _feed_has(victim, circle, MARKERS[2]), timeout=60)
