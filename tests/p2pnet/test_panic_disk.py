@@ -37,7 +37,8 @@ KITH = str(Path(sys.executable).with_name("kith"))
 FIRST = "first passphrase for the seized laptop"
 SECOND = "second passphrase after a scare"
 CLUSTER = "throwaway cluster passphrase"
-MARKERS = [b"MARKER-victim-post-7f3a", b"MARKER-victim-note-91c2", b"MARKER-alice-post-c0de"]
+CIRCLE = "Riverside-3b7e"
+MARKERS = [b"MARKER-victim-post-7f3a", b"MARKER-victim-note-91c2", b"MARKER-alice-post-c0de", CIRCLE.encode()]
 IMAGE_MB = 64
 
 
@@ -133,8 +134,8 @@ def test_panic_leaves_no_key_keystore_or_plaintext_byte_on_the_disk(tmp_path: Pa
 
             alice = NodeProcess(make_home(tmp_path, "alice"), cluster).start()
             victim = NodeProcess(victim_home, second).start()
-            circle = kith(alice.home.root, "circle", "create", "Riverside", passphrase=cluster)["id"]
-            code = kith(alice.home.root, "invite", "Riverside", passphrase=cluster)["code"]
+            circle = kith(alice.home.root, "circle", "create", CIRCLE, passphrase=cluster)["id"]
+            code = kith(alice.home.root, "invite", CIRCLE, passphrase=cluster)["code"]
             kith(victim_home.root, "connect", alice.address, passphrase=second)
             assert kith(victim_home.root, "join", code, "--wait", "60", passphrase=second)["status"] == "joined"
             versions.append(victim_home.keystore.read_bytes())
