@@ -6,9 +6,11 @@ import argparse
 import io
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from identity.errors import UsageError
 from p2pnet.home import Home
 from tui.bench.cluster import NodeProcess, make_home, passphrase_file
 from tui.cli import build_parser
+from tui.commands.membership_cmds import _wait_or_kill
 from tui.textinput import ARGV_WARNING, read_text
 
 KITH = str(Path(sys.executable).with_name("kith"))
@@ -187,3 +190,14 @@ def test_a_running_node_keeps_every_file_private_and_cannot_dump_core(tmp_path: 
     for path in entries:
         mode = stat.S_IMODE(path.lstat().st_mode)
         assert mode == (0o700 if path.is_dir() else 0o600), f"{path} has mode {oct(mode)}"
+
+
+def test_a_node_that_does_not_exit_in_time_is_killed() -> None:
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _wait_or_kill(stuck.pid, deadline=time.monotonic() + 0.3)
+        assert stuck.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if stuck.poll() is None:
+            stuck.kill()
+            stuck.wait()
