@@ -348,12 +348,11 @@ class Keystore:
     def forget(self) -> None:
         """Panic: drop the derived key, so this object can never write the keystore again.
 
-        Python cannot promise that the bytes leave memory (immutable ``bytes`` are freed,
-        not zeroed); the process exits right after, which is what ends them."""
+        The secrets in ``data`` stay: a panicking node still signs its warning with them.
+        Python cannot promise that any of it leaves memory (immutable ``bytes`` are freed,
+        not zeroed); the process exits seconds later, which is what ends them."""
         self._key = None
         self._kcv = b""
-        self.data.circles = {}
-        self.data.extra = {}
 
 
 def storage_error(path: Path, exc: OSError) -> StorageError:

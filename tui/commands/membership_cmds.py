@@ -328,30 +328,49 @@ def _stop_node_writing(ctx: Context, *, warn: bool) -> _PanickedNode:
 
 
 def _wait_or_kill(pid: int, *, deadline: float) -> None:
-    """Wait for the node to exit by itself until ``deadline``, then kill it."""
+    """Wait for the node to exit by itself until ``deadline``, then kill it (never a process
+    that merely inherited its pid: the start time must still match)."""
+    started = _start_time(pid)
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not _alive(pid, started):
             return
         time.sleep(0.05)
     try:
         os.kill(pid, signal.SIGKILL)
     except OSError:
         return
-    while _alive(pid) and time.monotonic() < deadline + 2.0:
+    while _alive(pid, started) and time.monotonic() < deadline + 2.0:
         time.sleep(0.05)
 
 
-def _alive(pid: int) -> bool:
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (state first), or None where there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except FileNotFoundError:
+        return []
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    fields = _stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else None
+
+
+def _alive(pid: int, started: str | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    try:  # a zombie (our own child, not yet reaped) has exited
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
-    except OSError:
+    fields = _stat_fields(pid)
+    if fields is None:  # no /proc here: the signal check is all there is
         return True
+    if not fields or fields[0] == "Z":  # gone, or a zombie (a child not yet reaped): it has exited
+        return False
+    return started is None or _start_time(pid) == started
 
 
 def _panic_text(root: Path, result: dict[str, Any], *, warn: bool) -> str:
