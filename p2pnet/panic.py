@@ -59,6 +59,19 @@ def kind_of(path: Path, mode: int) -> str:
     return "other"
 
 
+KITH_NAMES = ("keystore.kith", "keystore.kith.lock", "envelopes.sqlite", "state.sqlite", "node.sock", "logs")
+
+
+def looks_like_home(root: Path) -> bool:
+    """Whether ``root`` is (what is left of) a kith home: an empty directory, or one holding
+    a file kith makes. A mistyped ``--home ~`` must not wipe someone's whole directory."""
+    try:
+        names = set(os.listdir(root))
+    except NotADirectoryError:
+        return False
+    return not names or any(name in names for name in KITH_NAMES) or any(n.startswith(".keystore") for n in names)
+
+
 @dataclass(frozen=True, slots=True)
 class HomeFile:
     path: Path

@@ -145,10 +145,18 @@ def test_panic_with_no_node_wipes_whatever_the_passphrase(tmp_path: Path, passph
     assert "No node was running, so no circle was warned" in plain.stdout
 
 
-def test_panic_refuses_a_missing_home_in_one_line(tmp_path: Path) -> None:
+def test_panic_refuses_a_missing_home_or_a_directory_that_is_not_one(tmp_path: Path) -> None:
     result = _run_kith(tmp_path / "nowhere", "panic", "--yes")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("kith: nothing to destroy:")
+    assert result.stderr.strip().splitlines() == [
+        f"kith: nothing to destroy: {tmp_path / 'nowhere'} does not exist (already wiped, or another --home?)"
+    ]
+    documents = tmp_path / "documents"  # a mistyped --home must not wipe someone's files
+    documents.mkdir()
+    (documents / "letter.txt").write_text("dear friend")
+    result = _run_kith(documents, "panic", "--yes")
+    assert result.returncode == 1 and "does not look like a kith home" in result.stderr
+    assert (documents / "letter.txt").read_text() == "dear friend"
 
 
 def test_harden_process_turns_off_core_dumps_and_tracing() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from identity.errors import UsageError
 from identity.strength import check_new_passphrase
 from p2pnet.control import socket_in_use
-from p2pnet.panic import WARN_BOUND_S, list_home, wipe_home
+from p2pnet.panic import WARN_BOUND_S, list_home, looks_like_home, wipe_home
 from tui.context import Context
 from tui.passphrase import ask_existing, ask_new, read_passphrase_file
 from tui.textinput import add_text_source, read_text
@@ -269,6 +269,8 @@ def cmd_panic(ctx: Context, args: argparse.Namespace) -> int:
     root = ctx.home.root
     if not os.path.lexists(root):
         raise UsageError(f"nothing to destroy: {root} does not exist (already wiped, or another --home?)")
+    if not looks_like_home(root):
+        raise UsageError(f"{root} does not look like a kith home (no keystore, store or log); nothing destroyed")
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError("refusing to destroy data without confirmation; pass --yes")
