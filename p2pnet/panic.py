@@ -14,11 +14,14 @@ encrypted under keys that exist only in the keystore: once it is gone, so are th
 
 A running node holds its keys in memory, so it can still warn the circles after its disk
 is wiped. `panic_node` (the control API's ``panic``) first makes the node stop touching
-the disk: file logs closed, both SQLite stores moved to empty in-memory databases, the
-keystore forgotten (it can never be saved again). It answers at once, so the caller wipes
-the home without waiting; meanwhile the node signs ``member.compromised`` for each circle
-(if asked), pushes it to its peers for at most `WARN_BOUND_S`, wipes the home itself in
-case the caller could not, and exits without running any cleanup that might write.
+the disk: file logs closed (and stdout/stderr, when they are files), both SQLite stores
+moved to empty in-memory databases, the keystore forgotten (it can never be saved again).
+Then, if asked, it signs ``member.compromised`` for each circle from memory and answers
+with the circles it warned; it pushes the warnings to its peers for at most
+`WARN_BOUND_S`, wipes the home itself in case the caller could not, and exits without
+running any cleanup that might write. The caller (`kith panic`) does not wait for any of
+this: it starts wiping as soon as the request is sent, and wipes once more after the node
+has exited or been killed.
 """
 
 from __future__ import annotations
@@ -158,6 +161,14 @@ def stop_writing(node: Node) -> None:
         if isinstance(handler, logging.FileHandler):
             root.removeHandler(handler)
             handler.close()
+    for fd in (1, 2):  # a node the client started writes its stderr to a file in the home
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, fd)
+                os.close(devnull)
+        except OSError:
+            pass
     for storage in (node.cache, node.store):
         if storage is not None:
             try:

@@ -7,11 +7,12 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from identity.errors import UsageError
 from identity.strength import check_new_passphrase
@@ -20,6 +21,9 @@ from p2pnet.panic import WARN_BOUND_S, list_home, looks_like_home, wipe_home
 from tui.context import Context
 from tui.passphrase import ask_existing, ask_new, read_passphrase_file
 from tui.textinput import add_text_source, read_text
+
+if TYPE_CHECKING:
+    from tui.rpc import NodeClient
 
 
 def _call(ctx: Context, method: str, **params: Any) -> Any:
@@ -280,10 +284,14 @@ def cmd_panic(ctx: Context, args: argparse.Namespace) -> int:
             return 1
     started = time.monotonic()
     inventory = list_home(root)
-    node = _stop_node_writing(ctx, warn=args.warn)
+    node = _connect_to_node(ctx)  # before the wipe removes its socket; milliseconds
+    asking = threading.Thread(target=_stop_node_writing, args=(node, args.warn), daemon=True)
+    asking.start()  # the wipe does not wait for the node's answer: it starts now
     report = wipe_home(root)
+    asking.join(timeout=WARN_BOUND_S)
     if node.pid is not None:
         _wait_or_kill(node.pid, deadline=started + WARN_BOUND_S + 2.0)
+    if node.running:
         report = wipe_home(root)  # anything the node wrote before it stopped writing
     gone = [f for f in inventory if not os.path.lexists(f.path)]
     kinds = Counter(f.kind for f in gone)
@@ -306,12 +314,13 @@ def cmd_panic(ctx: Context, args: argparse.Namespace) -> int:
 @dataclass
 class _PanickedNode:
     running: bool = False
+    client: NodeClient | None = None
     pid: int | None = None
     warned: list[str] = field(default_factory=list)
 
 
-def _stop_node_writing(ctx: Context, *, warn: bool) -> _PanickedNode:
-    """Tell a running node to panic (it stops writing and answers at once); never raises."""
+def _connect_to_node(ctx: Context) -> _PanickedNode:
+    """Connect to the running node, if any (never raises: a dead node is no reason to wait)."""
     from tui.rpc import NodeClient
 
     node = _PanickedNode()
@@ -319,14 +328,24 @@ def _stop_node_writing(ctx: Context, *, warn: bool) -> _PanickedNode:
         return node
     node.running = True
     try:
-        with NodeClient(ctx.home.socket, timeout=WARN_BOUND_S) as client:
-            node.pid = client.peer_pid()
+        node.client = NodeClient(ctx.home.socket, timeout=WARN_BOUND_S)
+    except Exception:  # noqa: BLE001 - a node that cannot be reached is killed or simply outlived
+        return node
+    node.pid = node.client.peer_pid()
+    return node
+
+
+def _stop_node_writing(node: _PanickedNode, warn: bool) -> None:
+    """Tell the node to panic (it stops writing, warns if asked, answers); never raises."""
+    if node.client is None:
+        return
+    try:
+        with node.client as client:
             reply = client.call("panic", warn=warn)
         node.warned = list(reply.get("warned", []))
         node.pid = node.pid or reply.get("pid")
     except Exception:  # noqa: BLE001 - a hung or dying node must not stop the wipe
         pass
-    return node
 
 
 def _wait_or_kill(pid: int, *, deadline: float) -> None:
