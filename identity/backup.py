@@ -23,6 +23,7 @@ from identity.keystore import (
     read_keystore_bytes,
     seal_keystore,
 )
+from identity.strength import check_new_passphrase
 
 
 def write_backup(
@@ -30,6 +31,7 @@ def write_backup(
 ) -> None:
     if path.exists():
         raise UsageError(f"{path} already exists; choose a new file name for the backup")
+    check_new_passphrase(passphrase)
     salt = rand(SALT_BYTES)
     key, kcv = _derive(passphrase, salt, params)
     write_atomic(path, seal_keystore(data, key, kcv, salt, params, rand, BACKUP))

@@ -17,7 +17,12 @@ things that can go wrong, without ever guessing:
 
 The header is the AEAD's associated data, so it cannot be swapped either. KDF costs live
 in the header, so tests use cheap ones and old files keep opening after defaults rise.
-Writes go through `write_atomic`: the file is always a complete old or new version.
+Writes go through `write_atomic`: the file is always a complete old or new version, and
+the old version's bytes are overwritten once the new one has replaced it, so saves leave
+no stale copy (of old circle keys, or under an old passphrase) in the file system's free
+blocks. On flash storage and copy-on-write file systems (SSDs, btrfs, ZFS, APFS)
+overwriting cannot reach every physical copy; that is why the file is encrypted at all.
+New keystores must pass `identity.strength.check_new_passphrase`.
 
 The plaintext is canonical CBOR (see docs/PROTOCOL.md, "Keystore"). Circle keys and the
 relay list live in it too; fields this build does not know are kept on rewrite.
@@ -62,6 +67,7 @@ from identity.errors import (
     UsageError,
 )
 from identity.keys import MemberIdentity, NetworkKey
+from identity.strength import check_new_passphrase
 
 MAGIC = b"KITH-KS\x00"
 
@@ -83,7 +89,6 @@ KCV_BYTES = 16
 CHECK_BYTES = 16
 HEADER_BYTES = _PREFIX.size + SALT_BYTES + NONCE_BYTES + KCV_BYTES + CHECK_BYTES  # 90
 MAX_KEYSTORE_BYTES = 16 * 1024 * 1024
-MIN_PASSPHRASE_CHARS = 8
 
 # Bounds on KDF costs read from a file: a tampered header must not make unlocking
 # allocate gigabytes or spin for minutes before the check value rejects it.
@@ -199,11 +204,6 @@ def normalize_passphrase(passphrase: str) -> bytes:
     return unicodedata.normalize("NFC", passphrase).encode("utf-8")
 
 
-def check_new_passphrase(passphrase: str) -> None:
-    if len(passphrase) < MIN_PASSPHRASE_CHARS:
-        raise UsageError(f"choose a passphrase of at least {MIN_PASSPHRASE_CHARS} characters")
-
-
 def _derive(passphrase: str, salt: bytes, params: KdfParams) -> tuple[bytes, bytes]:
     out = argon2id(normalize_passphrase(passphrase), salt, opslimit=params.opslimit, memlimit=params.memlimit, size=64)
     return out[:32], blake2b(out[32:], person=b"kith-ks-kcv", size=KCV_BYTES)
@@ -287,7 +287,7 @@ class Keystore:
     def __init__(self, path: Path, data: KeystoreData, key: bytes, kcv: bytes, salt: bytes, params: KdfParams) -> None:
         self.path = path
         self.data = data
-        self._key = key
+        self._key: bytes | None = key
         self._kcv = kcv
         self._salt = salt
         self.params = params
@@ -306,6 +306,7 @@ class Keystore:
     ) -> Keystore:
         if path.exists():
             raise UsageError(f"a keystore already exists at {path}; kith will not overwrite it")
+        check_new_passphrase(passphrase)
         salt = rand(SALT_BYTES)
         key, kcv = _derive(passphrase, salt, params)
         store = cls(path, data, key, kcv, salt, params)
@@ -331,6 +332,7 @@ class Keystore:
         self, new_passphrase: str, params: KdfParams | None = None, rand: RandomBytes = random_bytes
     ) -> None:
         """Re-encrypt under a new passphrase with a fresh salt; the old one stops working."""
+        check_new_passphrase(new_passphrase)
         params = params or self.params
         salt = rand(SALT_BYTES)
         key, kcv = _derive(new_passphrase, salt, params)
@@ -338,7 +340,19 @@ class Keystore:
         self.save(rand)
 
     def _write(self, rand: RandomBytes) -> None:
-        write_atomic(self.path, seal_keystore(self.data, self._key, self._kcv, self._salt, self.params, rand))
+        if self._key is None:
+            raise StorageError("the keys on this device were destroyed (panic); nothing is saved any more")
+        sealed = seal_keystore(self.data, self._key, self._kcv, self._salt, self.params, rand)
+        write_atomic(self.path, sealed, scrub_old=True)
+
+    def forget(self) -> None:
+        """Panic: drop the derived key, so this object can never write the keystore again.
+
+        The secrets in ``data`` stay: a panicking node still signs its warning with them.
+        Python cannot promise that any of it leaves memory (immutable ``bytes`` are freed,
+        not zeroed); the process exits seconds later, which is what ends them."""
+        self._key = None
+        self._kcv = b""
 
 
 def storage_error(path: Path, exc: OSError) -> StorageError:

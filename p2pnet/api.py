@@ -573,10 +573,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
 
     @method("panic")
     async def panic(params: dict[str, Any]) -> Any:
-        """Optionally warn every circle that this device is compromised, then wipe and exit."""
+        """Stop writing to the disk and answer; then warn (if asked), wipe and exit within the bound."""
         warn = convert_param("warn", "bool", params)
-        warned = await panic_node(node, warn=warn)
-        return {"warned": warned, "wiping": True}
+        return await panic_node(node, warn=warn)
 
     # --- relay ----------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from identity.atomic import create_private
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -43,6 +45,7 @@ def setup_logging(log_dir: Path | None, *, verbose: bool = False, quiet: bool = 
     root.addHandler(console)
     if log_dir is not None:
         log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_private(log_dir / "node.log")  # 0600 whatever the umask (rotated files inherit it)
         handler = logging.handlers.RotatingFileHandler(
             log_dir / "node.log", maxBytes=10 * 1024 * 1024, backupCount=3, encoding="utf-8"
         )

@@ -1,30 +1,103 @@
-"""Panic: destroy everything a node keeps, fast, with no passphrase.
+"""Panic: destroy everything a node keeps on disk, at once, with no passphrase.
 
-The keystore is the only file that opens anything (the stores hold ciphertext under
-keys kept in it), so it goes first: overwritten with random bytes, synced, unlinked.
-Then every other file of the home (stores and their write-ahead logs, caches, logs,
-lock files, leftovers of atomic writes) is overwritten with zeros and unlinked, and the
-directories are removed. Overwriting is best effort on flash storage and copy-on-write
-file systems; what protects the circle is that the keys are gone, and, with ``--warn``,
-that the circle has stopped trusting this device.
+Theory of operation
+-------------------
+Panic must not be able to fail: wiping needs no passphrase, no network and no running
+node. `wipe_home` walks the home without following links and, for every entry (the
+keystore first, then the SQLite stores with their -wal/-shm/-journal files, the state
+cache, logs, config, lock files, the control socket, leftovers of atomic writes),
+overwrites a regular file's bytes in place, fsyncs it and unlinks it; then it removes the
+directories, deepest first, and syncs the parent. Overwriting reaches the blocks the
+file system gave the file; on SSDs (which remap blocks) and copy-on-write file systems
+(btrfs, ZFS, APFS) old copies may survive elsewhere, which is why everything is
+encrypted under keys that exist only in the keystore: once it is gone, so are they.
+
+A running node holds its keys in memory, so it can still warn the circles after its disk
+is wiped. `panic_node` (the control API's ``panic``) first makes the node stop touching
+the disk: file logs closed (and stdout/stderr, when they are files), both SQLite stores
+moved to empty in-memory databases, the keystore forgotten (it can never be saved again).
+Then, if asked, it signs ``member.compromised`` for each circle from memory and answers
+with the circles it warned; it pushes the warnings to its peers for at most
+`WARN_BOUND_S`, wipes the home itself in case the caller could not, and exits without
+running any cleanup that might write. The caller (`kith panic`) does not wait for any of
+this: it starts wiping as soon as the request is sent, and wipes once more after the node
+has exited or been killed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+import stat
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from identity.atomic import fsync_directory
-from identity.crypto import random_bytes
+from identity.atomic import fsync_directory, overwrite_fd
+from identity.errors import KithError
 
 if TYPE_CHECKING:
     from p2pnet.node import Node
 
-_CHUNK = 1024 * 1024
+WARN_BOUND_S = 3.0
+"""How long a panicking node may spend warning its circles before it exits."""
+
+log = logging.getLogger("kith.panic")
+
+
+def kind_of(path: Path, mode: int) -> str:
+    """What a file of the home is, for the report: keystore, database, log, socket or other."""
+    name = path.name
+    if name.startswith(("keystore", ".keystore")):
+        return "keystore"
+    if ".sqlite" in name:
+        return "database"
+    if name.endswith(".log") or ".log." in name or path.parent.name == "logs":
+        return "log"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "other"
+
+
+KITH_NAMES = ("keystore.kith", "keystore.kith.lock", "envelopes.sqlite", "state.sqlite", "node.sock", "logs")
+
+
+def looks_like_home(root: Path) -> bool:
+    """Whether ``root`` is (what is left of) a kith home: an empty directory, or one holding
+    a file kith makes. A mistyped ``--home ~`` must not wipe someone's whole directory."""
+    try:
+        names = set(os.listdir(root))
+    except NotADirectoryError:
+        return False
+    return not names or any(name in names for name in KITH_NAMES) or any(n.startswith(".keystore") for n in names)
+
+
+@dataclass(frozen=True, slots=True)
+class HomeFile:
+    path: Path
+    kind: str
+    size: int
+
+
+def list_home(root: Path) -> list[HomeFile]:
+    """Every non-directory entry under ``root`` (links are listed, never followed), keystore first."""
+    found: list[HomeFile] = []
+    if not root.is_dir() or root.is_symlink():
+        return found
+    for directory, _dirs, files in os.walk(root, followlinks=False):
+        for name in files:
+            path = Path(directory) / name
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            size = info.st_size if stat.S_ISREG(info.st_mode) else 0
+            found.append(HomeFile(path, kind_of(path, info.st_mode), size))
+    found.sort(key=lambda f: (f.kind != "keystore", str(f.path)))
+    return found
 
 
 @dataclass
@@ -32,76 +105,116 @@ class WipeReport:
     files: int = 0
     bytes: int = 0
     errors: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+    home_removed: bool = False
 
 
-def _overwrite(path: Path, *, random: bool) -> int:
-    size = path.stat().st_size
-    with open(path, "r+b", buffering=0) as handle:
-        written = 0
-        while written < size:
-            chunk = min(_CHUNK, size - written)
-            handle.write(random_bytes(chunk) if random else bytes(chunk))
-            written += chunk
-        os.fsync(handle.fileno())
+def _destroy(path: Path, *, random: bool) -> int:
+    """Overwrite a regular file in place (never through a link) and unlink it; returns its size."""
+    size = 0
+    info = os.lstat(path)
+    if stat.S_ISREG(info.st_mode):
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            size = overwrite_fd(fd, random=random)
+        finally:
+            os.close(fd)
+    os.unlink(path)
     return size
 
 
 def wipe_home(root: Path) -> WipeReport:
+    """Overwrite and remove every file under ``root``, then the directories and ``root`` itself.
+
+    Never raises for a file that cannot be removed: it counts it and carries on, so one
+    stuck file cannot save the rest. A file that vanishes meanwhile (another process
+    wiping too) is neither an error nor counted twice."""
     report = WipeReport()
-    if not root.exists():
+    if not os.path.lexists(root):
+        report.home_removed = True
         return report
-    files = [p for p in root.rglob("*") if p.is_file() or p.is_socket() or p.is_symlink()]
-    # Key material first: the keystore, its lock and any half-written copy of it.
-    files.sort(key=lambda p: (not p.name.startswith(("keystore", ".keystore")), str(p)))
-    for path in files:
+    for entry in list_home(root):
         try:
-            if path.is_file() and not path.is_symlink():
-                report.bytes += _overwrite(path, random=path.name.startswith(("keystore", ".keystore")))
-            path.unlink()
+            report.bytes += _destroy(entry.path, random=entry.kind == "keystore")
             report.files += 1
+            report.kinds[entry.kind] += 1
+        except FileNotFoundError:
+            continue
         except OSError:
             report.errors += 1
-    for directory in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+    for directory, _dirs, _files in sorted(os.walk(root, followlinks=False), key=lambda d: -len(Path(d[0]).parts)):
         try:
-            directory.rmdir()
+            os.rmdir(directory)
+        except FileNotFoundError:
+            continue
         except OSError:
             report.errors += 1
-    try:
-        root.rmdir()
-        fsync_directory(root.parent)
-    except OSError:
-        report.errors += 1
+    report.home_removed = not os.path.lexists(root)
+    fsync_directory(root.parent)
     return report
 
 
-async def panic_node(node: Node, *, warn: bool) -> list[str]:
-    """Warn the circles (signed member.compromised, pushed to every peer), then wipe
-    the home and exit the process without writing anything more."""
+def stop_writing(node: Node) -> None:
+    """Make the node's process stop touching the disk, keeping its keys in memory."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()
+    for fd in (1, 2):  # a node the client started writes its stderr to a file in the home
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, fd)
+                os.close(devnull)
+        except OSError:
+            pass
+    for storage in (node.cache, node.store):
+        if storage is not None:
+            try:
+                storage.move_to_memory()
+            except Exception:  # noqa: BLE001 - a store that cannot move is wiped anyway
+                pass
+    node.keystore.forget()
+
+
+async def panic_node(node: Node, *, warn: bool) -> dict[str, Any]:
+    """The control API's ``panic``: stop writing, answer, then warn (if asked), wipe and exit."""
+    stop_writing(node)
     warned: list[str] = []
     if warn and node.circles is not None:
         for circle in list(node.circles.circles.values()):
             if node.circles.identity.member_id not in circle.replica.state.members:
                 continue
-            envelopes, _ = node.circles.author_many(circle, [("member.compromised", {"note": None})])
+            try:
+                envelopes, _ = node.circles.author_many(circle, [("member.compromised", {"note": None})])
+            except KithError:
+                continue  # e.g. waiting for a new key: this circle cannot be warned in time
             for envelope in envelopes:
                 node.publish_nowait(envelope)
             warned.append(circle.id.hex())
-        if warned:
-            with trio.move_on_after(10):
-                for peer in list(node.peers):
-                    await node.sync_now(peer)
-    if node._nursery is not None:
-        node._nursery.start_soon(_wipe_and_exit, node)
-    return warned
+    assert node._nursery is not None
+    node._nursery.start_soon(_deliver_and_exit, node, bool(warned))
+    return {"warned": warned, "exits_within_s": WARN_BOUND_S, "pid": os.getpid()}
 
 
-async def _wipe_and_exit(node: Node) -> None:
-    await trio.sleep(0.2)  # let the reply to the control API go out
-    for closing in (node.cache, node.store):
-        if closing is not None:
-            try:
-                closing.close()
-            except Exception:  # noqa: BLE001 - closing must not stop the wipe
-                pass
-    wipe_home(node.home.root)
-    os._exit(0)  # nothing of this process may write to the disk any more
+async def _deliver_and_exit(node: Node, push: bool) -> None:
+    try:
+        with trio.move_on_after(WARN_BOUND_S - 0.5):
+            await trio.sleep(0.2)  # the reply goes out, gossip flushes the warnings
+            if push:
+                async with trio.open_nursery() as nursery:
+                    for peer in list(node.peers):
+                        nursery.start_soon(_push_to, node, peer)
+    finally:
+        try:
+            wipe_home(node.home.root)  # in case the caller could not; a no-op once it has
+        finally:
+            os._exit(0)  # no cleanup, no error log: nothing of this process may write to the disk
+
+
+async def _push_to(node: Node, peer: str) -> None:
+    try:
+        await node.sync_now(peer)
+    except Exception:  # noqa: BLE001 - best effort within the bound; the process exits next
+        pass

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from identity import codec
+from identity.atomic import create_private
 from identity.crypto import NONCE_BYTES, RandomBytes, aead_decrypt, aead_encrypt, blake2b, random_bytes
 from identity.errors import LocalProtocolError, Malformed, StorageError
 from sync import limits
@@ -108,10 +109,13 @@ class StateCache:
         self._key = blake2b(b"kith/statecache/v1", key=storage_key, person=b"kith-statecache")
         self._tag_key = blake2b(b"kith/statecache/tag/v1", key=storage_key, person=b"kith-cache-tag")
         try:
+            create_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: each commit fsyncs the WAL, so a written batch survives power loss.
             self._db.execute("PRAGMA synchronous=FULL")
+            # Freed pages are zeroed, so replaced snapshots do not linger in the file's free list.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if row is None:
@@ -123,11 +127,25 @@ class StateCache:
                 )
             elif row[0] != SCHEMA_VERSION:
                 raise StateCacheError(f"{path} was written by a newer kith (schema {row[0]}); upgrade kith")
+        except OSError as exc:
+            raise StateCacheError(f"cannot create the state cache {path}: {exc.strerror or exc}") from exc
         except sqlite3.Error as exc:
             raise StateCacheError(f"cannot open the state cache {path}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()
+
+    def move_to_memory(self) -> None:
+        """Panic: close the file and carry on in an empty in-memory database, so that
+        nothing this process does from now on writes to the disk.
+
+        The file's connection is left open, never closed: closing would checkpoint the
+        WAL into the file and delete the WAL without overwriting it (its blocks would
+        keep the pages). The panic wipe overwrites both; the process exits right after."""
+        self._abandoned = self._db
+        self._db = sqlite3.connect(":memory:", isolation_level=None)
+        self._db.executescript(_SCHEMA)
+        self._db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
 
     def __enter__(self) -> StateCache:
         return self

@@ -22,6 +22,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from identity.atomic import create_private
 from identity.errors import LocalProtocolError, StorageError
 from sync.envelope import MARKER_EPOCHS, Envelope
 
@@ -73,14 +74,31 @@ class EnvelopeStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
+            create_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: each commit fsyncs the WAL, so acknowledged batches survive power loss.
             self._db.execute("PRAGMA synchronous=FULL")
+            # Freed pages are zeroed, so deleted envelopes do not linger in the file's free list.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
             self._check_schema()
+        except OSError as exc:
+            raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from exc
         except sqlite3.Error as exc:
             raise _translate(exc, path) from exc
+
+    def move_to_memory(self) -> None:
+        """Panic: close the file and carry on in an empty in-memory database, so that
+        nothing this process does from now on writes to the disk.
+
+        The file's connection is left open, never closed: closing would checkpoint the
+        WAL into the file and delete the WAL without overwriting it (its blocks would
+        keep the pages). The panic wipe overwrites both; the process exits right after."""
+        self._abandoned = self._db
+        self._db = sqlite3.connect(":memory:", isolation_level=None)
+        self._db.executescript(_SCHEMA)
+        self._check_schema()
 
     def _check_schema(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()

@@ -13,7 +13,9 @@ import sys
 import traceback
 from importlib import metadata
 
+from identity.atomic import create_private
 from identity.errors import BadPassphrase, KithError
+from p2pnet.hardening import harden_process
 from p2pnet.home import Home
 from tui.context import Context
 from tui.member_text import TEXT, visible
@@ -87,6 +89,7 @@ def _all_subparsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentPa
 
 
 def main(argv: list[str] | None = None) -> int:
+    harden_process()  # umask 077, no core dumps: before any file is created or secret read
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -120,6 +123,7 @@ def _log_internal_error(home: Home) -> str:
     try:
         home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = home.logs / "error.log"
+        create_private(path)
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(traceback.format_exc())
         return str(path)

@@ -40,6 +40,7 @@ from identity.keys import MemberIdentity
 from identity.keystore import TEST_KDF, Keystore, KeystoreData
 from p2pnet.api import build_methods
 from p2pnet.config import NodeConfig
+from p2pnet.hardening import harden_process
 from p2pnet.home import Home
 from p2pnet.node import Node
 
@@ -360,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pace", type=float, default=5.0, help="seconds between scripted actions")
     parser.add_argument("--cleanup", action="store_true", help="remove ROOT on exit")
     args = parser.parse_args(argv)
+    harden_process()
     root = Path(args.root)
     try:
         trio.run(lambda: run_world(root, static=args.static, pace=args.pace))

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 
+from identity.atomic import create_private
 from identity.errors import KithError
 from p2pnet.control import socket_in_use
 from p2pnet.home import Home
@@ -65,6 +66,7 @@ async def start_node(home: Home, passphrase: str, extra_args: list[str] | None =
         os.close(write_fd)
     home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     stderr_path = home.logs / "client-started-node.err"
+    create_private(stderr_path)
     try:
         with open(stderr_path, "wb") as stderr:
             process = await asyncio.create_subprocess_exec(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,18 @@ class NodeClient:
     def close(self) -> None:
         self._reader.close()
         self._sock.close()
+
+    def peer_pid(self) -> int | None:
+        """The node's process id, from the kernel (SO_PEERCRED; None where unsupported)."""
+        option = getattr(socket, "SO_PEERCRED", None)
+        if option is None:
+            return None
+        try:
+            raw = self._sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+        except OSError:
+            return None
+        pid = struct.unpack("3i", raw)[0]
+        return pid if pid > 0 else None
 
     def __enter__(self) -> NodeClient:
         return self

@@ -173,3 +173,29 @@ def test_a_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.
         store.save()
     assert store.path.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_save_overwrites_the_old_version_in_place(tmp_path: Path) -> None:
+    store = _new(tmp_path)
+    before = store.path.read_bytes()
+    old = os.open(store.path, os.O_RDONLY)  # still reads the old file once the new one replaces it
+    try:
+        store.change_passphrase("a brand new passphrase")
+        os.lseek(old, 0, os.SEEK_SET)
+        left = os.read(old, len(before) + 1)
+    finally:
+        os.close(old)
+    assert len(left) == len(before) and left != before
+    assert not any(left[i : i + 16] in before for i in range(0, len(left) - 16, 16))
+    assert Keystore.unlock(store.path, "a brand new passphrase").data.identity is not None
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_forgotten_keystore_is_never_written_again(tmp_path: Path) -> None:
+    store = _new(tmp_path)
+    before = store.path.read_bytes()
+    store.forget()
+    store.data.relays.append("/ip4/127.0.0.1/tcp/4001")
+    with pytest.raises(StorageError, match="destroyed"):
+        store.save()
+    assert store.path.read_bytes() == before

@@ -125,3 +125,14 @@ def test_marker_envelopes_are_found_by_epoch(tmp_path: Path) -> None:
         assert store.by_epoch(OTHER, JOIN_EPOCH) == []
         with pytest.raises(LocalProtocolError):
             store.by_epoch(TOPIC, _envelopes(1)[0].epoch)
+
+
+def test_moved_to_memory_the_store_never_touches_its_file_again(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    store = EnvelopeStore(path)
+    store.add_batch(_envelopes(5))
+    store.move_to_memory()
+    on_disk = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert len(store.add_batch(_envelopes(3, ts0=5000))) == 3 and store.count() == 3
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == on_disk
+    assert path.stat().st_mode & 0o777 == 0o600

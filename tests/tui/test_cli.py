@@ -66,11 +66,17 @@ def test_passphrase_change(home: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["--passphrase-file", str(new), "whoami"]) == 0
 
 
-def test_short_new_passphrase_is_refused(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("weak", ["abc", "password1234", "aaaaaaaaaaaaaaaa", "123456789012"])
+def test_weak_new_passphrase_is_refused(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], weak: str
+) -> None:
     short = tmp_path / "short.txt"
-    short.write_text("abc")
+    short.write_text(weak)
     assert main(["--passphrase-file", str(short), "init", "--name", "River"]) == EXIT_ERROR
-    assert "at least 8 characters" in capsys.readouterr().err
+    assert _errors(capsys.readouterr().err) == [
+        "kith: choose a stronger passphrase: at least 12 characters, best four or more random words "
+        "(no runs, repeats or common passwords)"
+    ]
     assert not (home / "keystore.kith").exists()
 
 

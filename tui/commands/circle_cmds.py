@@ -17,6 +17,7 @@ from tui import render
 from tui.context import Context
 from tui.member_text import LINE, NAME, visible
 from tui.money import parse_amount
+from tui.textinput import add_text_source, read_text
 
 
 def _call(ctx: Context, method: str, **params: Any) -> Any:
@@ -82,17 +83,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             parser.add_argument("--limit", type=int, default=50)
             parser.add_argument("--show", action="store_true", help="show text behind content warnings")
 
-    post = command("post", "post a message", cmd_post)
+    post = command("post", "post a message (its text from stdin, --file or $EDITOR)", cmd_post)
     post.add_argument("circle")
-    post.add_argument("text")
+    add_text_source(post, "message")
     post.add_argument("--reply-to", metavar="ID")
     post.add_argument("--cw", metavar="WARNING", help="content warning: readers see this and unfold the text")
     post.add_argument("--urgent", action="store_true", help="flag it: I need support now")
 
-    edit = command("edit", "edit your message", cmd_edit)
+    edit = command("edit", "edit your message (the new text from stdin, --file or $EDITOR)", cmd_edit)
     edit.add_argument("circle")
     edit.add_argument("id")
-    edit.add_argument("text")
+    add_text_source(edit, "message")
     edit.add_argument("--cw", metavar="WARNING")
 
     delete = command("delete", "delete your message (a tombstone stays)", cmd_delete)
@@ -108,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     checkin = command("checkin", "say how you are: ok, struggling or need-help", cmd_checkin)
     checkin.add_argument("circle")
     checkin.add_argument("status", choices=["ok", "struggling", "need-help"])
-    checkin.add_argument("--note")
+    add_text_source(checkin, "note", flag="--note")
     checkin.add_argument("--private", action="store_true", help="only the organizers see it")
 
     profile = command("profile", "set how you appear in a circle", cmd_profile)
@@ -121,7 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         parser = command(name, help_text, cmd_aid_item)
         parser.add_argument("circle")
         parser.add_argument("category", choices=["money", "housing", "ride", "food", "time", "skill", "other"])
-        parser.add_argument("description")
+        add_text_source(parser, "description")
         parser.add_argument("--amount", type=int)
         parser.add_argument("--unit", help="what the amount counts: EUR, hours, nights ...")
         parser.add_argument("--expires-days", type=float)
@@ -145,7 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     propose.add_argument("circle")
     propose.add_argument("kind", choices=["spend", "remove", "general"])
     propose.add_argument("title")
-    propose.add_argument("--text", default="")
+    add_text_source(propose, "proposal text", flag="--text")
     propose.add_argument("--amount", help="for spend: e.g. 120.00")
     propose.add_argument("--currency", help="for spend: e.g. EUR")
     propose.add_argument("--recipient", help="for spend: a member id or a name")
@@ -156,27 +157,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     vote.add_argument("circle")
     vote.add_argument("proposal")
     vote.add_argument("choice", choices=["approve", "object", "abstain"])
-    vote.add_argument("--reason")
+    add_text_source(vote, "reason", flag="--reason")
 
     contribute = command("contribute", "state that you sent money to the fund", cmd_contribute)
     contribute.add_argument("circle")
     contribute.add_argument("amount", help="e.g. 20.00")
     contribute.add_argument("currency", help="e.g. EUR")
-    contribute.add_argument("--note")
+    add_text_source(contribute, "note", flag="--note")
     receipt = command("receipt", "treasurers: confirm a contribution arrived", cmd_receipt)
     receipt.add_argument("circle")
     receipt.add_argument("contribution")
     disburse = command("disburse", "treasurers: pay out an approved spend proposal", cmd_disburse)
     disburse.add_argument("circle")
     disburse.add_argument("proposal")
-    disburse.add_argument("--note")
+    add_text_source(disburse, "note", flag="--note")
 
     event = command("event", "create an event", cmd_event)
     event.add_argument("circle")
     event.add_argument("title")
     event.add_argument("--starts", required=True, help="date and time, e.g. 2026-12-01T18:30")
     event.add_argument("--place", help="a hint, not an address, if that is safer")
-    event.add_argument("--text")
+    add_text_source(event, "event text", flag="--text")
     rsvp = command("rsvp", "answer an event", cmd_rsvp)
     rsvp.add_argument("circle")
     rsvp.add_argument("event")
@@ -187,12 +188,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add = member_sub.add_parser("add", help="add someone directly by their card (invites are easier)")
     add.add_argument("circle")
     add.add_argument("member", metavar="CARD", help="their card, the hex that 'kith whoami' prints")
-    add.add_argument("--note", help="a vouch note")
+    add_text_source(add, "vouch note", flag="--note")
     add.set_defaults(handler=cmd_member, action="add")
     remove = member_sub.add_parser("remove", help="remove a member (or yourself: leave); the key is rotated")
     remove.add_argument("circle")
     remove.add_argument("member", help="member id (prefix)")
-    remove.add_argument("--note", help="the reason")
+    add_text_source(remove, "reason", flag="--note")
     remove.set_defaults(handler=cmd_member, action="remove")
     for action in ("grant", "revoke"):
         parser = member_sub.add_parser(action)
@@ -251,7 +252,7 @@ def cmd_post(ctx: Context, args: argparse.Namespace) -> int:
         ctx,
         "post",
         circle=args.circle,
-        text=args.text,
+        text=read_text(args, ctx.home),
         reply_to=args.reply_to,
         content_warning=args.cw,
         urgent=args.urgent,
@@ -261,7 +262,9 @@ def cmd_post(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_edit(ctx: Context, args: argparse.Namespace) -> int:
     return _done(
-        ctx, _call(ctx, "edit", circle=args.circle, target=args.id, text=args.text, content_warning=args.cw), "edit"
+        ctx,
+        _call(ctx, "edit", circle=args.circle, target=args.id, text=read_text(args, ctx.home), content_warning=args.cw),
+        "edit",
     )
 
 
@@ -276,7 +279,8 @@ def cmd_react(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_checkin(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "checkin", circle=args.circle, status=args.status, note=args.note, private=args.private)
+    note = read_text(args, ctx.home)
+    result = _call(ctx, "checkin", circle=args.circle, status=args.status, note=note, private=args.private)
     if result.get("private"):
         ctx.emit(result, "Sent to the organizers only.")
         return 0
@@ -296,7 +300,7 @@ def cmd_aid_item(ctx: Context, args: argparse.Namespace) -> int:
         args.command,
         circle=args.circle,
         category=args.category,
-        description=args.description,
+        description=read_text(args, ctx.home),
         amount=args.amount,
         unit=args.unit,
         expires=_expires(args.expires_days),
@@ -321,7 +325,8 @@ def cmd_withdraw(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_propose(ctx: Context, args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {"circle": args.circle, "kind": args.kind, "title": args.title, "text": args.text}
+    params: dict[str, Any] = {"circle": args.circle, "kind": args.kind, "title": args.title}
+    params["text"] = read_text(args, ctx.home) or ""
     if args.kind == "spend":
         if not (args.amount and args.currency and args.recipient and args.purpose):
             raise UsageError("a spend proposal needs --amount, --currency, --recipient and --purpose")
@@ -340,7 +345,8 @@ def cmd_propose(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_vote(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "vote", circle=args.circle, proposal=args.proposal, choice=args.choice, reason=args.reason)
+    reason = read_text(args, ctx.home)
+    result = _call(ctx, "vote", circle=args.circle, proposal=args.proposal, choice=args.choice, reason=reason)
     return _done(ctx, result, "vote")
 
 
@@ -352,7 +358,7 @@ def cmd_contribute(ctx: Context, args: argparse.Namespace) -> int:
         circle=args.circle,
         amount=parse_amount(args.amount, currency),
         currency=currency,
-        note=args.note,
+        note=read_text(args, ctx.home),
     )
     return _done(ctx, result, "contribution")
 
@@ -363,7 +369,9 @@ def cmd_receipt(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_disburse(ctx: Context, args: argparse.Namespace) -> int:
     return _done(
-        ctx, _call(ctx, "disburse", circle=args.circle, proposal=args.proposal, note=args.note), "disbursement"
+        ctx,
+        _call(ctx, "disburse", circle=args.circle, proposal=args.proposal, note=read_text(args, ctx.home)),
+        "disbursement",
     )
 
 
@@ -375,7 +383,7 @@ def cmd_event(ctx: Context, args: argparse.Namespace) -> int:
         title=args.title,
         starts=_timestamp(args.starts),
         place_hint=args.place,
-        text=args.text,
+        text=read_text(args, ctx.home),
     )
     return _done(ctx, result, "event")
 
@@ -386,9 +394,9 @@ def cmd_rsvp(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_member(ctx: Context, args: argparse.Namespace) -> int:
     if args.action == "add":
-        result = _call(ctx, "member.add", circle=args.circle, card=args.member, vouch=args.note)
+        result = _call(ctx, "member.add", circle=args.circle, card=args.member, vouch=read_text(args, ctx.home))
     else:
-        result = _call(ctx, "member.remove", circle=args.circle, member=args.member, reason=args.note)
+        result = _call(ctx, "member.remove", circle=args.circle, member=args.member, reason=read_text(args, ctx.home))
     return _done(ctx, result, f"member {args.action}")
 
 

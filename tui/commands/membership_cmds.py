@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import signal
 import sys
+import threading
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from identity.errors import UsageError
+from identity.strength import check_new_passphrase
 from p2pnet.control import socket_in_use
+from p2pnet.panic import WARN_BOUND_S, list_home, looks_like_home, wipe_home
 from tui.context import Context
 from tui.member_text import LINE, NAME, visible
 from tui.passphrase import ask_existing, ask_new, read_passphrase_file
+from tui.textinput import add_text_source, read_text
+
+if TYPE_CHECKING:
+    from tui.rpc import NodeClient
 
 
 def _call(ctx: Context, method: str, **params: Any) -> Any:
@@ -62,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     approve = sub.add_parser("approve", help="organizers: let someone in (they receive the circle's keys)")
     approve.add_argument("circle")
     approve.add_argument("member", help="their member id (prefix), as 'kith requests' shows")
-    approve.add_argument("--vouch", help="a note to the circle about them")
+    add_text_source(approve, "vouch note", flag="--vouch")
     approve.set_defaults(handler=cmd_approve)
 
     safety = sub.add_parser("safety", help="a member's fingerprint and your shared safety number")
@@ -93,7 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     panic = sub.add_parser("panic", help="destroy your keys and data on this device, now")
     panic.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     panic.add_argument(
-        "--warn", action="store_true", help="first tell your circles this device is compromised (needs the passphrase)"
+        "--warn",
+        action="store_true",
+        help="also tell your circles this device is compromised (only a running node can; it signs from memory)",
     )
     panic.set_defaults(handler=cmd_panic)
 
@@ -174,7 +187,7 @@ def cmd_requests(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_approve(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "approve", circle=args.circle, member=args.member, vouch=args.vouch)
+    result = _call(ctx, "approve", circle=args.circle, member=args.member, vouch=read_text(args, ctx.home))
     ctx.emit(result, f"Welcomed {result['member'][:8]}: they now receive the circle's keys.")
     return 0
 
@@ -213,7 +226,10 @@ def cmd_rotate(ctx: Context, args: argparse.Namespace) -> int:
 
 def _backup_passphrase(args: argparse.Namespace, *, new: bool) -> str:
     if args.backup_passphrase_file:
-        return read_passphrase_file(args.backup_passphrase_file)
+        passphrase = read_passphrase_file(args.backup_passphrase_file)
+        if new:
+            check_new_passphrase(passphrase)  # the same rule as the keystore's, from a file too
+        return passphrase
     if new:
         return ask_new(None, label="Passphrase for the backup")
     return ask_existing(None)
@@ -258,11 +274,12 @@ def cmd_restore(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_panic(ctx: Context, args: argparse.Namespace) -> int:
-    from p2pnet.panic import wipe_home
-
+    """Wipe at once, whatever else fails: no passphrase, no network needed (p2pnet/panic.py)."""
     root = ctx.home.root
-    if not root.exists():
-        raise UsageError(f"nothing to destroy: {root} does not exist")
+    if not os.path.lexists(root):
+        raise UsageError(f"nothing to destroy: {root} does not exist (already wiped, or another --home?)")
+    if not looks_like_home(root):
+        raise UsageError(f"{root} does not look like a kith home (no keystore, store or log); nothing destroyed")
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError("refusing to destroy data without confirmation; pass --yes")
@@ -270,59 +287,135 @@ def cmd_panic(ctx: Context, args: argparse.Namespace) -> int:
         if answer.strip().lower() != "destroy":
             ctx.emit({"destroyed": False}, "Nothing destroyed.")
             return 1
-    warned: list[str] = []
-    if socket_in_use(ctx.home.socket):
-        # The running node holds the keys in memory: it warns (if asked), wipes and exits.
-        try:
-            warned = _call(ctx, "panic", warn=args.warn)["warned"]
-        except Exception:  # noqa: BLE001 - whatever happened, the files go next
-            pass
-        deadline = time.monotonic() + 15
-        while socket_in_use(ctx.home.socket) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    elif args.warn:
-        warned = _warn_without_node(ctx)
+    started = time.monotonic()
+    inventory = list_home(root)
+    node = _connect_to_node(ctx)  # before the wipe removes its socket; milliseconds
+    asking = threading.Thread(target=_stop_node_writing, args=(node, args.warn), daemon=True)
+    asking.start()  # the wipe does not wait for the node's answer: it starts now
     report = wipe_home(root)
-    ctx.emit(
-        {"destroyed": True, "files": report.files, "warned": warned, "errors": report.errors},
-        f"Destroyed {report.files} file(s) in {root}."
-        + (f" Warned {len(warned)} circle(s) first." if warned else "")
-        + (f" {report.errors} item(s) could not be removed; delete {root} by hand." if report.errors else ""),
-    )
-    return 0
+    asking.join(timeout=WARN_BOUND_S)
+    if node.pid is not None:
+        _wait_or_kill(node.pid, deadline=started + WARN_BOUND_S + 2.0)
+    if node.running:
+        report = wipe_home(root)  # anything the node wrote before it stopped writing
+    gone = [f for f in inventory if not os.path.lexists(f.path)]
+    kinds = Counter(f.kind for f in gone)
+    left = len(inventory) - len(gone) + report.errors
+    result = {
+        "destroyed": report.home_removed,
+        "files": len(gone),
+        "bytes": sum(f.size for f in gone),
+        "kinds": dict(kinds),
+        "home_removed": report.home_removed,
+        "node_running": node.running,
+        "warned": node.warned,
+        "left": left,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    ctx.emit(result, _panic_text(root, result, warn=args.warn))
+    return 0 if report.home_removed else 1
 
 
-def _warn_without_node(ctx: Context) -> list[str]:
-    """Start a node just long enough to reach a peer and publish the warning."""
-    import trio
+@dataclass
+class _PanickedNode:
+    running: bool = False
+    client: NodeClient | None = None
+    pid: int | None = None
+    warned: list[str] = field(default_factory=list)
 
-    from identity.keystore import Keystore
-    from p2pnet.config import NodeConfig
-    from p2pnet.node import Node
 
-    keystore = Keystore.unlock(ctx.home.keystore, ask_existing(ctx.passphrase_file))
-    config = NodeConfig.load(ctx.home.config)
-    config.redial_interval_s = 1.0
-    node = Node(ctx.home, keystore, config)
-    warned: list[str] = []
+def _connect_to_node(ctx: Context) -> _PanickedNode:
+    """Connect to the running node, if any (never raises: a dead node is no reason to wait)."""
+    from tui.rpc import NodeClient
 
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(node.run)
-            with trio.move_on_after(15):
-                while not node.peers:
-                    await trio.sleep(0.2)
-            if node.circles is not None:
-                for circle in list(node.circles.circles.values()):
-                    if node.circles.identity.member_id in circle.replica.state.members:
-                        envelopes, _ = node.circles.author_many(circle, [("member.compromised", {"note": None})])
-                        for envelope in envelopes:
-                            node.publish_nowait(envelope)
-                        warned.append(circle.id.hex())
-            with trio.move_on_after(10):
-                for peer in list(node.peers):
-                    await node.sync_now(peer)
-            node.stop()
+    node = _PanickedNode()
+    if not socket_in_use(ctx.home.socket):
+        return node
+    node.running = True
+    try:
+        node.client = NodeClient(ctx.home.socket, timeout=WARN_BOUND_S)
+    except Exception:  # noqa: BLE001 - a node that cannot be reached is killed or simply outlived
+        return node
+    node.pid = node.client.peer_pid()
+    return node
 
-    trio.run(main)
-    return warned
+
+def _stop_node_writing(node: _PanickedNode, warn: bool) -> None:
+    """Tell the node to panic (it stops writing, warns if asked, answers); never raises."""
+    if node.client is None:
+        return
+    try:
+        with node.client as client:
+            reply = client.call("panic", warn=warn)
+        node.warned = list(reply.get("warned", []))
+        node.pid = node.pid or reply.get("pid")
+    except Exception:  # noqa: BLE001 - a hung or dying node must not stop the wipe
+        pass
+
+
+def _wait_or_kill(pid: int, *, deadline: float) -> None:
+    """Wait for the node to exit by itself until ``deadline``, then kill it (never a process
+    that merely inherited its pid: the start time must still match)."""
+    started = _start_time(pid)
+    while time.monotonic() < deadline:
+        if not _alive(pid, started):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        return
+    while _alive(pid, started) and time.monotonic() < deadline + 2.0:
+        time.sleep(0.05)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (state first), or None where there is none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except FileNotFoundError:
+        return []
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    fields = _stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else None
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    fields = _stat_fields(pid)
+    if fields is None:  # no /proc here: the signal check is all there is
+        return True
+    if not fields or fields[0] == "Z":  # gone, or a zombie (a child not yet reaped): it has exited
+        return False
+    return started is None or _start_time(pid) == started
+
+
+def _panic_text(root: Path, result: dict[str, Any], *, warn: bool) -> str:
+    kinds = result["kinds"]
+    parts = [f"{count} {name}" for name, count in sorted(kinds.items())]
+    size = result["bytes"] / (1024 * 1024)
+    lines = [
+        f"Overwrote and deleted {result['files']} file(s), {size:.1f} MiB, in {result['seconds']:.1f} s"
+        + (f" ({', '.join(parts)})" if parts else "")
+        + "."
+    ]
+    if result["home_removed"]:
+        lines.append(f"{root} is gone.")
+    else:
+        lines.append(f"{result['left']} item(s) could not be removed: delete {root} by hand now.")
+    if result["warned"]:
+        lines.append(f"Warned {len(result['warned'])} circle(s) that this device is compromised.")
+    elif warn and not result["node_running"]:
+        lines.append("No node was running, so no circle was warned: tell an organizer another way.")
+    elif warn:
+        lines.append("The node could not warn any circle in time: tell an organizer another way.")
+    return "\n".join(lines)
