@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from identity.errors import Malformed, UsageError
 from identity.keyring import RelayTopic
+from identity.keys import safety_number
 from p2pnet.control import INVALID_PARAMS, RpcError
 from p2pnet.panic import panic_node
 from sync.envelope import relay_key
@@ -299,8 +300,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
     async def circle_create(params: dict[str, Any]) -> Any:
         name = convert_param("name", "text", params)
         description = convert_param("description", "text?", params) or ""
+        confirm_joins = convert_param("confirm_joins", "bool", params)
         try:
-            circle, envelope = member_circles().create_circle(name, description)
+            circle, envelope = member_circles().create_circle(name, description, confirm_joins=confirm_joins)
         except Malformed as exc:
             raise UsageError(f"cannot create the circle: {exc}") from exc
         for epoch, key in circle.keys.epochs.items():
@@ -516,6 +518,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
                 "member": pending.request.card.member_id.hex(),
                 "name": pending.request.card.name,
                 "fingerprint": pending.request.card.fingerprint,
+                "safety_number": safety_number(member_circles().identity.card(), pending.request.card),
                 "invite": pending.request.invite.hex(),
                 "received": pending.received,
             }

@@ -27,7 +27,7 @@ from identity.keystore import Keystore
 from sync.content import ContentReader, seal_content
 from sync.envelope import Envelope, circle_topic, epoch_id, open_envelope, relay_key, seal
 from sync.kinds import CONTENT_KINDS
-from sync.kinds.circle import genesis_op
+from sync.kinds.circle import charter_body, genesis_op
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica, IngestResult
 from sync.statecache import StateCache
@@ -165,12 +165,15 @@ class MemberCircles:
 
     # --- creating -----------------------------------------------------------------
 
-    def create_circle(self, name: str, description: str = "") -> tuple[Circle, Envelope]:
+    def create_circle(
+        self, name: str, description: str = "", *, confirm_joins: bool = False
+    ) -> tuple[Circle, Envelope]:
         now = int(self.clock())
         epoch_key = self.rand(32)
         signed = genesis_op(
-            self.identity, name=name, description=description, salt=self.rand(16), ts=now, epoch=epoch_id(epoch_key)
-        )
+            self.identity, name=name, description=description, salt=self.rand(16), ts=now, epoch=epoch_id(epoch_key),
+            charter=charter_body(confirm_joins=confirm_joins),
+        )  # fmt: skip
         genesis = SignedOp.decode(signed.data)
         first = epoch_id(epoch_key)
         keys = CircleKeys(genesis.op.circle, name, {first: epoch_key}, first, {first: self.rand(32)})

@@ -181,7 +181,7 @@ class MembershipLifecycle:
         problem = invite_problem(state, invite_ref, now)
         if problem is not None:
             return [Refuse(view.circle, request, problem)] if mine else []
-        if mine and self._may_add(state):
+        if mine and self._may_add(state) and not state.info["charter"].confirm_joins:
             self.pending.pop((view.circle, newcomer), None)
             return [Approve(view.circle, request)]
         if has_role(state, self.me, ORGANIZER) and (view.circle, newcomer) not in self.pending:

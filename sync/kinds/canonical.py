@@ -42,7 +42,7 @@ from sync.kinds.records import (
 if TYPE_CHECKING:
     from sync.state import CircleState
 
-CANONICAL_VERSION = 2
+CANONICAL_VERSION = 3
 
 
 def _rows(table: dict[bytes, tuple[Any, ...]]) -> list[list[Any]]:
@@ -117,8 +117,8 @@ def _rule(row: Any) -> DecisionRule:
 
 
 def _charter(row: Any) -> Charter:
-    text, invite, rules, adopted_by, history = _tuple(row)
-    return Charter(text, invite, tuple(_rule(rule) for rule in _tuple(rules)), adopted_by, history)
+    text, invite, rules, adopted_by, history, confirm_joins = _tuple(row)
+    return Charter(text, invite, tuple(_rule(rule) for rule in _tuple(rules)), adopted_by, history, confirm_joins)
 
 
 def _member(fields: list[Any]) -> Member:

@@ -66,19 +66,25 @@ def charter_body(
     members_can_invite: bool = False,
     history: bool = False,
     rules: dict[str, DecisionRule] | None = None,
+    confirm_joins: bool = False,
 ) -> dict[str, Any]:
     """The wire form of a charter (as in ``circle.create`` and charter proposals).
 
     ``history``: whether newcomers receive the earlier epoch keys and so can read what was
     said before they joined. Off by default: people spoke in front of who was there.
+    ``confirm_joins``: whether an organizer must confirm every join, even with a valid
+    invite (a human in the loop for leaked codes). The key is present only when true.
     """
     chosen = {**DEFAULT_RULES, **(rules or {})}
-    return {
+    body: dict[str, Any] = {
         "text": text,
         "members_can_invite": members_can_invite,
         "history": history,
         "rules": {kind: dict(chosen[kind]._asdict()) for kind in PROPOSAL_KINDS},
     }
+    if confirm_joins:
+        body["confirm_joins"] = True
+    return body
 
 
 def genesis_op(
@@ -120,13 +126,16 @@ def parse_rule(raw: Any, where: str) -> DecisionRule:
 
 def parse_charter(raw: Any, where: str) -> Charter:
     """A charter map (at ``where`` in the body: "charter", or "details" in a proposal)."""
-    body = schema.exact_keys(raw, _CHARTER_KEYS, where)
+    confirm = type(raw) is dict and "confirm_joins" in raw
+    body = schema.exact_keys(raw, _CHARTER_KEYS | {"confirm_joins"} if confirm else _CHARTER_KEYS, where)
+    if confirm and body["confirm_joins"] is not True:
+        raise schema.InvalidBody(f"{where}.confirm_joins", "present only when true")
     text = schema.long_text(body["text"], f"{where}.text", schema.MAX_CHARTER_CHARS, allow_blank=True)
     invite = schema.boolean(body["members_can_invite"], f"{where}.members_can_invite")
     history = schema.boolean(body["history"], f"{where}.history")
     rules = schema.exact_keys(body["rules"], _RULES_KEYS, f"{where}.rules")
     parsed = tuple(parse_rule(rules[kind], f"{where}.rules.{kind}") for kind in PROPOSAL_KINDS)
-    return Charter(text, invite, parsed, None, history)
+    return Charter(text, invite, parsed, None, history, confirm)
 
 
 def circle_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:

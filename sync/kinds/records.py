@@ -40,6 +40,9 @@ class Charter(NamedTuple):
     """The approved charter proposal that set it; None for the genesis charter."""
     history: bool = False
     """Whether a newcomer's welcome carries the earlier epoch keys (they read the past)."""
+    confirm_joins: bool = False
+    """Whether an organizer must confirm every join, even one with a valid invite (the
+    inviter's node then never lets anyone in by itself)."""
 
     def rule(self, kind: str) -> DecisionRule:
         return self.rules[PROPOSAL_KINDS.index(kind)]

@@ -15,6 +15,7 @@ from sync_support import FIRST_EPOCH
 
 from sync.invites import InviteCode, circle_check, seal_join_request
 from sync.kinds import keys
+from sync.kinds.circle import charter_body
 from sync.kinds.membership import member_add_body
 from sync.lifecycle import (
     Ack,
@@ -65,6 +66,21 @@ def test_the_inviters_node_approves_and_a_stored_request_never_readmits() -> Non
     restarted = MembershipLifecycle(circle.member("alice"))
     assert restarted.join_request(view(circle), envelope, now=200) == []
     assert circle.state.invites[code.invite_id].used == 1
+
+
+def test_a_circle_that_confirms_joins_lets_nobody_in_on_a_code_alone() -> None:
+    """A leaked code is not enough where the charter says so: even the inviter's node shows
+    the request to its organizer instead of letting the holder in."""
+    circle = Circle(charter_body("Ask first.", confirm_joins=True))
+    assert circle.state.info["charter"].confirm_joins
+    code = invite(circle)
+    envelope, _nonce = request_from(code, "eve")
+    alice = MembershipLifecycle(circle.member("alice"))
+    actions = alice.join_request(view(circle), envelope, now=100)
+    assert [type(a) for a in actions] == [JoinRequestShown]
+    assert [p.request.card.member_id for p in alice.pending_requests(view(circle))] == [circle.member("eve")]
+    # The setting is part of the charter's wire form only when on (old charters unchanged).
+    assert "confirm_joins" not in charter_body("Trust the code.")
 
 
 def test_a_request_before_its_invite_is_kept_and_answered_when_the_invite_arrives() -> None:

@@ -61,6 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create = circle_sub.add_parser("create", help="create a new circle (you become its organizer)")
     create.add_argument("name")
     create.add_argument("--description", default="")
+    create.add_argument(
+        "--confirm-joins",
+        action="store_true",
+        help="an organizer must confirm every join, even with a valid invite (a leaked code is not enough)",
+    )
     create.set_defaults(handler=cmd_circle_create)
     token = circle_sub.add_parser("relay-token", help="a token that lets a relay serve this circle")
     token.add_argument("circle")
@@ -214,7 +219,9 @@ def cmd_circles(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_circle_create(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "circle.create", name=args.name, description=args.description)
+    result = _call(
+        ctx, "circle.create", name=args.name, description=args.description, confirm_joins=args.confirm_joins
+    )
     ctx.emit(result, f"Created circle {visible(args.name, NAME)} ({result['id'][:8]}). You are its organizer.")
     return 0
 

@@ -179,7 +179,8 @@ def cmd_joins(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_requests(ctx: Context, args: argparse.Namespace) -> int:
     requests = _call(ctx, "requests", circle=args.circle)
     lines = [
-        f"{visible(r['member'], 8)}  {visible(r['name'], NAME)}  fingerprint {visible(r['fingerprint'], LINE)}"
+        f"{visible(r['member'], 8)}  {visible(r['name'], NAME)}  fingerprint {visible(r['fingerprint'], LINE)}\n"
+        f"          safety number with you: {visible(r['safety_number'], LINE)} (compare it with them first)"
         for r in requests
     ]
     ctx.emit(requests, "\n".join(lines) or "no one is waiting")
