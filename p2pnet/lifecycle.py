@@ -516,6 +516,7 @@ class Lifecycle:
                 self.node.keystore.data.relays.append(address)
         self.node.keystore.save()
         self.install_keys(circle)
+        self.node.serve_topic_nowait(circle.topic)  # the circle's own topic: gossip and sync it
         self.node.emit("joined", {"circle": circle.id.hex(), "name": welcome.name})
         self.node.request_sync()
 
