@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import re
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,16 @@ from pathlib import Path
 from identity.atomic import create_private
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+class TerminalSafe(logging.Formatter):
+    """Console lines with every control, bidi and invisible character shown as an escape:
+    a log line may quote what a peer or member sent (an address, an error), and a terminal
+    must not run escape sequences from it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", super().format(record))
 
 
 class JsonLines(logging.Formatter):
@@ -40,7 +51,7 @@ def setup_logging(log_dir: Path | None, *, verbose: bool = False, quiet: bool = 
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO))
-    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    console.setFormatter(TerminalSafe("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     console.formatter.converter = time.gmtime  # type: ignore[union-attr]
     root.addHandler(console)
     if log_dir is not None:

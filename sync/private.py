@@ -32,7 +32,7 @@ from identity.crypto import (
 from identity.errors import Malformed, RemoteProtocolError, Undecryptable
 from identity.keys import MemberIdentity
 from sync import limits
-from sync.envelope import PRIVATE_EPOCH, Envelope, header_bytes, marker_nonce
+from sync.envelope import PRIVATE_EPOCH, Envelope, header_bytes, marker_nonce, pad, unpad
 from sync.ops import Op, SignedOp
 
 MAX_RECIPIENTS = 32
@@ -52,7 +52,8 @@ def seal_private(
     if not 1 <= len(organizers) <= MAX_RECIPIENTS:
         raise Malformed(f"a private message goes to 1 to {MAX_RECIPIENTS} organizers")
     key, nonce = rand(32), rand(NONCE_BYTES)
-    ciphertext = aead_encrypt(key, nonce, statement.data, header_bytes(topic, PRIVATE_EPOCH, ts))
+    # Padded like every envelope's plaintext, so a request and a check-in look alike.
+    ciphertext = aead_encrypt(key, nonce, pad(statement.data), header_bytes(topic, PRIVATE_EPOCH, ts))
     boxes = [seal_to(dh, key) for dh in organizers]
     payload = codec.encode({"v": 1, "boxes": boxes, "nonce": nonce, "ct": ciphertext})
     return Envelope.build(topic, PRIVATE_EPOCH, ts, marker_nonce(relay_key, rand), payload, relay_key=relay_key)
@@ -77,7 +78,7 @@ def open_private(envelope: Envelope, me: MemberIdentity) -> SignedOp:
             key = open_sealed(me.dh_public, me.dh_secret, box)
         except Undecryptable:
             continue
-        plaintext = aead_decrypt(key, nonce, ciphertext, envelope.associated_data())
+        plaintext = unpad(aead_decrypt(key, nonce, ciphertext, envelope.associated_data()))
         statement = SignedOp.decode(plaintext)
         if statement.op.kind not in PRIVATE_KINDS or statement.op.parents:
             raise Malformed("private message holds something else")

@@ -7,7 +7,19 @@ from pathlib import Path
 
 import pytest
 import trio
-from p2pnet_harness import call, make_home, running, share_circle, state_hash, wait_until
+from p2pnet_harness import (
+    address,
+    allow_on_relay,
+    call,
+    make_home,
+    running,
+    share_circle,
+    state_hash,
+    wait_until,
+)
+
+from identity.errors import RemoteProtocolError
+from sync.envelope import Envelope
 
 pytestmark = pytest.mark.trio
 
@@ -63,3 +75,97 @@ async def test_a_private_check_in_reaches_organizers_only(tmp_path: Path) -> Non
             await trio.sleep(0.5)
             assert (await call(bob, "views", circle=circle))["private_checkins"] == []
             assert state_hash(alice, circle) == before  # no op: the circle's record does not change
+
+
+async def test_a_member_who_records_everything_cannot_tell_who_asked(tmp_path: Path) -> None:
+    """bob records everything his node receives while carol asks privately for rent money
+    and checks in privately: every gossip message (its origin fields), every sender, every
+    envelope. Members reach each other through a relay (and the inviter, whose address the
+    code carried). Nothing he holds points at carol: messages name no origin, none came from
+    her node, the envelopes do not open for him, the placeholder is alice's and its
+    reference matches nothing he holds, and the request and the check-in are the same size.
+    (A member directly connected to the requester could still time what arrives first from
+    her node: README, "What is not done yet".)"""
+    from sync.private import open_private
+
+    alice_home, bob_home, carol_home = (make_home(tmp_path, n) for n in ("alice", "bob", "carol"))
+    relay_home = make_home(tmp_path, "relay", relay=True)
+    with trio.fail_after(120):
+        async with running(alice_home) as alice:
+            circle = (await call(alice, "circle.create", name="Rent help"))["id"]
+            token = (await call(alice, "circle.relay_token", circle=circle))["token"]
+        allow_on_relay(relay_home, token)
+        async with AsyncExitStack() as stack:
+            relay = await stack.enter_async_context(running(relay_home, relay=True))
+            homes = (alice_home, bob_home, carol_home)
+            alice, bob, carol = [await stack.enter_async_context(running(h)) for h in homes]
+            await alice.connect(address(relay))
+            code = (await call(alice, "invite.create", circle=circle, uses=2))["code"]
+            await call(alice, "sync")
+            await wait_until(lambda: len(relay.relay_invites) == 1)
+            for member in (bob, carol):
+                await member.connect(address(relay))
+                await call(member, "join", code=code)
+            nodes = (alice, bob, carol)
+            await wait_until(lambda: all(_member_of(n, circle) for n in nodes), timeout=60)
+            await wait_until(lambda: len({state_hash(n, circle) for n in nodes}) == 1, timeout=60)
+
+            # bob's recorder: every gossip message's origin fields, every sender of anything.
+            origins: list[tuple[bytes, bytes, bytes, bytes]] = []
+            senders: set[str] = set()
+            pubsub = bob.net.pubsub  # type: ignore[union-attr]
+            validate = pubsub.validate_msg
+
+            async def spy_gossip(forwarder, msg):  # type: ignore[no-untyped-def]
+                origins.append((msg.from_id, msg.seqno, msg.signature, msg.key))
+                return await validate(forwarder, msg)
+
+            pubsub.validate_msg = spy_gossip
+            accept = bob.accept
+
+            async def spy_accept(topic, envelopes, source, **kw):  # type: ignore[no-untyped-def]
+                senders.add(source)
+                return await accept(topic, envelopes, source, **kw)
+
+            bob.accept = spy_accept  # type: ignore[method-assign]
+            bob._sync_host.accept = spy_accept  # type: ignore[union-attr]
+
+            why = "Short on rent this month: 300 EUR would save us"
+            sent = await call(carol, "request", circle=circle, category="money", description=why, private=True)
+            checked = await call(carol, "checkin", circle=circle, status="need-help", note="call me", private=True)
+            topic = bob.circles.get(circle).topic  # type: ignore[union-attr]
+
+            def placeholder():  # type: ignore[no-untyped-def]
+                state = bob.circles.get(circle).replica.state  # type: ignore[union-attr]
+                return next((item for item in state.aid.values() if item.private), None)
+
+            await wait_until(lambda: placeholder() is not None, timeout=60)
+            request_id, checkin_id = bytes.fromhex(sent["private"]), bytes.fromhex(checked["private"])
+            await wait_until(lambda: {request_id, checkin_id} <= {i for _t, i in bob.indexes[topic]}, timeout=30)
+            held = {item_id for _ts, item_id in bob.indexes[topic]}
+
+            relay_id = relay.net.peer_id  # type: ignore[union-attr]
+            # bob talks to the relay and to the inviter whose address the code carried; never to carol.
+            assert carol.net.peer_id not in senders and relay_id in senders, senders  # type: ignore[union-attr]
+            assert origins and all(fields == (b"", b"", b"", b"") for fields in origins)
+            # The sealed envelopes do not open for bob, and are one size: which is which is hidden too.
+            stored = {i: Envelope.decode(d) for i, d in bob.store.get_many([request_id, checkin_id]).items()}  # type: ignore[union-attr]
+            for envelope in stored.values():
+                with pytest.raises(RemoteProtocolError):
+                    open_private(envelope, bob.circles.identity)  # type: ignore[union-attr]
+            assert len(stored[request_id].data) == len(stored[checkin_id].data)
+            # The circle's placeholder is alice's, and its reference is nothing bob holds.
+            item = placeholder()
+            assert item.author == alice.circles.identity.member_id  # type: ignore[union-attr]
+            assert item.private["ref"] not in held
+            assert bob.lifecycle.open_private_item(item.private) is None  # type: ignore[union-attr]
+            carol_id = carol.circles.identity.member_id  # type: ignore[union-attr]
+            assert all(carol_id not in data for data in bob.store.iter_topic(topic))  # type: ignore[union-attr]
+
+
+def _member_of(node, circle_id: str) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        circle = node.circles.get(circle_id)
+    except Exception:  # noqa: BLE001 - not there yet
+        return False
+    return node.circles.identity.member_id in circle.replica.state.members
