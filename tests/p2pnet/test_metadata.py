@@ -117,6 +117,10 @@ async def test_a_stranger_learns_no_topic_and_receives_no_envelope(tmp_path: Pat
             assert topic in bob.proved.get(alice.net.peer_id, set())  # type: ignore[union-attr]
             assert alice.gossip.stats.published_messages > 0  # type: ignore[union-attr]
 
+            # Ask for alice's messages by id, with their real ids (an oracle: the attacker's
+            # best case); a leaky node would answer an IWANT from anyone.
+            alice_id = next(p for p in stranger.pubsub.peers if p.to_base58() == alice.net.peer_id)  # type: ignore[union-attr]
+            await stranger.router.emit_iwant(list(alice.gossip._published), alice_id)  # type: ignore[union-attr]
             # Probe again now that there are envelopes to leak, then compare.
             for target, probe in ((alice, probes["member"]), (relay, probes["relay"])):
                 await _probe(stranger, target, topic, [secrets.token_bytes(32)], probe)
