@@ -41,6 +41,7 @@ from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
+from libp2p.tools.anyio_service.exceptions import LifecycleError
 from libp2p.transport.tcp.tcp import TCP
 
 from identity.errors import KithError, UsageError
@@ -105,6 +106,7 @@ class _GuardedPubsub(Pubsub):  # type: ignore[misc]
     """
 
     may_gossip: GossipPolicy = staticmethod(lambda peer, topic: False)  # type: ignore[assignment]
+    on_unproved: Callable[[str, str], None] = staticmethod(lambda peer, topic: None)  # type: ignore[assignment]
     _held_subscriptions: dict[Any, set[str]]
     """Subscriptions peers sent for topics they had not proved yet."""
     _due_announces: dict[Any, set[str]]
@@ -188,6 +190,7 @@ class _GuardedPubsub(Pubsub):  # type: ignore[misc]
         held = self._held_subscriptions.setdefault(origin_id, set())
         if len(held) < HELD_SUBSCRIPTIONS_PER_PEER:
             held.add(sub_message.topicid)
+        self.on_unproved(origin_id.to_base58(), sub_message.topicid)
 
     async def publish(self, topic_id: str | list[str], data: bytes) -> None:
         """Publish with no origin, sequence number or signature (StrictNoSign)."""
@@ -383,13 +386,21 @@ class NetStack:
 
     # --- gossip -------------------------------------------------------------------
 
-    def set_gossip_policy(self, may_gossip: GossipPolicy) -> None:
-        """Which peers may exchange a topic's gossip (see `_GuardedPubsub`)."""
+    def set_gossip_policy(
+        self, may_gossip: GossipPolicy, *, on_unproved: Callable[[str, str], None] | None = None
+    ) -> None:
+        """Which peers may exchange a topic's gossip (see `_GuardedPubsub`); ``on_unproved``
+        hears of a peer announcing a topic it has not proved (the node may sync with it)."""
         self.pubsub.may_gossip = may_gossip
+        if on_unproved is not None:
+            self.pubsub.on_unproved = on_unproved
 
     def allow_gossip(self, peer: str, topic: str) -> None:
         """``peer`` has just proved ``topic`` (the policy now says so): start gossiping it."""
-        self.pubsub.announce_to(peer, topic)
+        try:
+            self.pubsub.announce_to(peer, topic)
+        except LifecycleError:
+            log.debug("not announcing %s to %s: the gossip service is stopping", topic, peer[:12])
 
     def forget_peer(self, peer: str) -> None:
         """A peer left: drop what we held for it."""

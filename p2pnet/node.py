@@ -71,6 +71,8 @@ class PeerState:
     connected_at: float
     last_sync: SyncStats | None = None
     syncing: bool = False
+    again: bool = False
+    """Asked to sync while a session was running (a topic just added, say): run another."""
 
 
 @dataclass
@@ -106,7 +108,8 @@ class Node:
         self.peers: dict[str, PeerState] = {}
         self.proved: dict[str, set[bytes]] = {}
         """peer -> the topics it proved a key of in a sync session (`sync.access`): the only
-        topics whose gossip it may exchange with us. Forgotten when it disconnects."""
+        topics whose gossip it may exchange with us. Kept across reconnects (the proof was
+        bound to its authenticated peer id) and announced again on each new connection."""
         self.net: NetStack | None = None
         self.gossip: GossipService | None = None
         self.control: ControlServer | None = None
@@ -127,6 +130,8 @@ class Node:
         self.topic_synced: dict[bytes, float] = {}
         """When each topic last finished a reconciliation with some peer."""
         self._sync_limiter = KeyedLimiter(rate=0.5, burst=8)
+        self._asked_limiter = KeyedLimiter(rate=0.2, burst=2)
+        """Syncs we start because a peer announced a topic it has not proved to us yet."""
         self._storage_warned = float("-inf")
 
     # --- lifecycle ----------------------------------------------------------------
@@ -192,8 +197,16 @@ class Node:
         topic = topic_from_name(name)
         return topic is not None and topic in self.proved.get(peer, ())
 
+    def _asked_for_topic(self, peer: str, name: str) -> None:
+        """A peer says it follows a topic we serve but has not proved it to us: most likely
+        it just started (a join, a new circle on a relay). Sync now rather than at the next
+        tick, so the proofs and then the gossip start at once (rate-limited per peer)."""
+        topic = topic_from_name(name)
+        if topic is not None and self.gate.serves(topic) and self._asked_limiter.allow(peer, self.clock()):
+            self._start_sync(peer)
+
     def _forget_peer(self, peer: str) -> None:
-        self.proved.pop(peer, None)
+        """A peer left: drop what the gossip layer held for it (its proofs stay)."""
         if self.net is not None:
             self.net.forget_peer(peer)
 
@@ -214,7 +227,7 @@ class Node:
                     clock=self.clock,
                     on_misbehaviour=self.penalize,
                 )
-                net.set_gossip_policy(self._may_gossip)
+                net.set_gossip_policy(self._may_gossip, on_unproved=self._asked_for_topic)
                 host = SyncPeer(
                     net.peer_id, self._proof_keys, self._load_index, self._load_envelopes, self.accept, self._on_proved
                 )
@@ -665,11 +678,17 @@ class Node:
         elif peer not in self.peers:
             self.peers[peer] = PeerState(peer, self.clock())
             self.emit("peer", {"peer": peer, "connected": True})
+            if self.net is not None:
+                for topic in sorted(self.proved.get(peer, ())):  # proved before: gossip at once
+                    self.net.allow_gossip(peer, topic_name(topic))
             self._start_sync(peer)
 
     def _start_sync(self, peer: str) -> None:
         state = self.peers.get(peer)
-        if state is None or state.syncing or self._nursery is None:
+        if state is not None and state.syncing:
+            state.again = True
+            return
+        if state is None or self._nursery is None:
             return
         # Both sides may start at once after a connect; the lower peer id initiates, the
         # other waits for it (its own periodic tick still runs as a backstop).
@@ -736,6 +755,9 @@ class Node:
         if state is not None:
             state.last_sync = stats
             state.syncing = False
+            if state.again:
+                state.again = False
+                self._start_sync(stats.peer)
         self.emit(
             "synced",
             {"peer": stats.peer, "received": stats.envelopes_new, "sent": stats.envelopes_sent, "error": stats.error},
