@@ -17,7 +17,7 @@ import os
 import pytest
 from simulator import Config, run
 
-SEEDS = int(os.environ.get("KITH_SIM_SEEDS", "200"))
+SEEDS = int(os.environ.get("KITH_SIM_SEEDS", "120"))
 CONFIG = Config(honest=4, steps=30)
 
 
