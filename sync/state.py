@@ -202,6 +202,10 @@ class CircleState:
         """Strikers applied again and found invalid (or struck): their strikes must go."""
         self._withdrawals = 0
         """Strikes withdrawn during the current `add`/`add_many` (see `MAX_WITHDRAWALS`)."""
+        self.oscillations = 0
+        """Times a batch hit `MAX_WITHDRAWALS` (removals whose validities form a cycle): from
+        then on this state may differ from a node's that received the same ops in another
+        order (docs/OPS.md §2c). Not part of the state: a diagnostic for tests and status."""
         self._reset()
 
     def _reset(self) -> None:
@@ -599,6 +603,7 @@ class CircleState:
         if withdrawn:
             self._withdrawals += 1
             if self._withdrawals > MAX_WITHDRAWALS:  # oscillating: strikes now only grow (see there)
+                self.oscillations += 1
                 withdrawn = set()
         for op_id in withdrawn:
             key = (self.struck.pop(op_id).lamport, op_id)
@@ -630,6 +635,7 @@ class CircleState:
         if any(striker in self._struck_by for striker in dropping):
             self._withdrawals += 1
             if self._withdrawals > MAX_WITHDRAWALS:  # oscillating: strikes now only grow
+                self.oscillations += 1
                 self._unconfirmed.difference_update(dropping)
                 return []
         for striker in dropping:
