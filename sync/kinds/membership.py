@@ -21,6 +21,7 @@ from sync.kinds.common import (
     NOT_SENIOR,
     TARGET_NOT_MEMBER,
     OpRejected,
+    has_role,
     is_senior,
     may_invite,
     organizer_count,
@@ -48,6 +49,7 @@ NOT_INVITER = "only an organizer may add members (the charter does not let membe
 ALREADY_HAS_ROLE = "that member already has this role"
 LACKS_ROLE = "that member does not have this role"
 REQUEST_USED = "that join request was already used to let someone in"
+CONFIRM_JOINS = "the charter says an organizer confirms every join"
 
 
 def member_add(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -58,6 +60,8 @@ def member_add(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     invite = None if body["invite"] is None else schema.fixed_bytes(body["invite"], "invite", 16)
     request = None if body["request"] is None else schema.fixed_bytes(body["request"], "request", REQUEST_BYTES)
     may_invite(state, op.author, NOT_INVITER)
+    if state.info["charter"].confirm_joins and not has_role(state, op.author, ORGANIZER):
+        raise OpRejected(CONFIRM_JOINS)  # members may still invite; only organizers let people in
     if newcomer in state.members:
         raise OpRejected(ALREADY_MEMBER)
     if len(state.members) >= MAX_MEMBERS:

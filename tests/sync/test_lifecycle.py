@@ -79,6 +79,15 @@ def test_a_circle_that_confirms_joins_lets_nobody_in_on_a_code_alone() -> None:
     actions = alice.join_request(view(circle), envelope, now=100)
     assert [type(a) for a in actions] == [JoinRequestShown]
     assert [p.request.card.member_id for p in alice.pending_requests(view(circle))] == [circle.member("eve")]
+    # A member's modified client that adds the holder anyway (the charter lets members
+    # invite) is refused by every fold; only an organizer's member.add lets them in.
+    members_invite = Circle(charter_body("Ask first.", members_can_invite=True, confirm_joins=True))
+    members_invite.add("bob")
+    card = PEOPLE["eve"].card().to_bytes()
+    forced = members_invite.act("bob", "member.add", member_add_body(card))
+    assert members_invite.state.is_rejected(forced.id) == "the charter says an organizer confirms every join"
+    members_invite.act("alice", "member.add", member_add_body(card))
+    assert members_invite.member("eve") in members_invite.state.members
     # The setting is part of the charter's wire form only when on (old charters unchanged).
     assert "confirm_joins" not in charter_body("Trust the code.")
 
