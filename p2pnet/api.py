@@ -183,21 +183,21 @@ def build_methods(node: Node) -> dict[str, Handler]:
                     {
                         "id": circle.id.hex(),
                         "name": circle.keys.label,
-                        "topic": circle.topic.hex(),
+                        "topic": circle.handle.hex(),
                         "ops": circle.replica.state.applied_count,
-                        "envelopes": len(node.indexes.get(circle.topic, ())),
+                        "envelopes": sum(len(node.indexes.get(t, ())) for t in circle.topics()),
                         "state_hash": circle.replica.state_hash().hex(),
-                        "last_sync": node.topic_synced.get(circle.topic),
+                        "last_sync": _latest(node.topic_synced.get(t) for t in circle.topics()),
                     }
                 )
         relay_topics = [
             {
                 "topic": t.hex(),
                 "label": entry.label,
-                "envelopes": len(node.indexes.get(t, ())),
-                "bytes": node.topic_bytes[t],
+                "envelopes": sum(len(node.indexes.get(w, ())) for w in node.relay_topic_wires(t)),
+                "bytes": sum(node.topic_bytes[w] for w in node.relay_topic_wires(t)),
                 "quota_bytes": entry.quota_bytes,
-                "last_sync": node.topic_synced.get(t),
+                "last_sync": _latest(node.topic_synced.get(w) for w in node.relay_topic_wires(t)),
             }
             for t, entry in node.relay_topics.items()
         ]
@@ -212,7 +212,6 @@ def build_methods(node: Node) -> dict[str, Handler]:
             "relay_topics": relay_topics,
             "accepted": node.stats.accepted,
             "refused": dict(node.gate.refused + node.stats.refused),
-            "quarantined": len(node.quarantine),
             "syncs": node.stats.syncs,
             "sync_errors": node.stats.sync_errors,
             "gossip": None
@@ -305,14 +304,14 @@ def build_methods(node: Node) -> dict[str, Handler]:
             circle, envelope = member_circles().create_circle(name, description, confirm_joins=confirm_joins)
         except Malformed as exc:
             raise UsageError(f"cannot create the circle: {exc}") from exc
-        for epoch, key in circle.keys.epochs.items():
-            node.gate.add_key(circle.topic, epoch, relay_key(key))
-        await node.serve_topic(circle.topic)
+        assert node.lifecycle is not None
+        node.lifecycle.install_keys(circle)
+        await node.serve_topic(envelope.topic)
         await node.publish(envelope)
         # Introduce ourselves, so the circle shows a name rather than an id.
         identity = member_circles().identity
         await author(circle, "profile.set", {"display_name": identity.name, "pronouns": None, "skills": []})
-        return {"id": circle.id.hex(), "name": name, "topic": circle.topic.hex()}
+        return {"id": circle.id.hex(), "name": name, "topic": circle.handle.hex()}
 
     @method("views")
     async def views(params: dict[str, Any]) -> Any:
@@ -348,16 +347,16 @@ def build_methods(node: Node) -> dict[str, Handler]:
     @method("circle.relay_token")
     async def circle_relay_token(params: dict[str, Any]) -> Any:
         circle = circle_of(params)
-        label = convert_param("label", "text?", params) or f"circle {circle.topic.hex()[:8]}"
+        label = convert_param("label", "text?", params) or f"circle {circle.handle.hex()[:8]}"
         quota = params.get("quota_bytes")
         token = RelayToken(
-            circle.topic,
+            circle.handle,
             label,
             {epoch: relay_key(key) for epoch, key in circle.keys.epochs.items()},
             grant_keys={epoch: grant_signing_keypair(key)[0] for epoch, key in circle.keys.epochs.items()},
             **({"quota_bytes": quota} if isinstance(quota, int) and not isinstance(quota, bool) else {}),
         )
-        return {"token": token.encode(), "topic": circle.topic.hex()}
+        return {"token": token.encode(), "topic": circle.handle.hex()}
 
     # --- member: actions ------------------------------------------------------------
 
@@ -589,11 +588,16 @@ def build_methods(node: Node) -> dict[str, Handler]:
         token = RelayToken.decode(convert_param("token", "text", params))
         entry = allow_relay_topic(node.keystore.data.extra, token)
         node.keystore.save()
-        node._serve_relay_topic(entry)
-        await node.serve_topic(token.topic)
+        for topic in node._serve_relay_topic(entry):
+            await node.serve_topic(topic)
         return {"topic": token.topic.hex(), "label": token.label, "epochs": len(entry.relay_keys)}
 
     return methods
+
+
+def _latest(times: Any) -> float | None:
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
 
 
 def allow_relay_topic(extra: dict[str, Any], token: RelayToken) -> RelayTopic:

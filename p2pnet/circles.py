@@ -1,10 +1,11 @@
 """A member's circles: keys, replicas and the envelope <-> op pipeline (no networking here).
 
 For each circle the member belongs to, this holds the epoch keys (from the keystore), the
-replica (causal DAG + folded state, backed by the encrypted state cache) and the topic.
-Incoming envelopes that passed the gate and were stored are opened here: decrypted with
-the epoch key, decoded and verified as signed ops, checked to belong to the topic's
-circle, and ingested. Ops the member authors are sealed with the circle's current epoch.
+replica (causal DAG + folded state, backed by the encrypted state cache) and its topics:
+one per epoch key held (`sync.envelope.epoch_topic`). Incoming envelopes that passed the
+gate and were stored are opened here: decrypted with the epoch key, decoded and verified
+as signed ops, checked to belong to the topic's circle, and ingested. Ops the member
+authors are sealed with the circle's current epoch, on that epoch's topic.
 
 Crash safety: envelopes are stored before they are processed, and each replica's snapshot
 records the envelope-store seq it has processed; on start, anything stored after that
@@ -25,7 +26,16 @@ from identity.keyring import CircleKeys
 from identity.keys import MemberIdentity
 from identity.keystore import Keystore
 from sync.content import ContentReader, seal_content
-from sync.envelope import Envelope, circle_topic, epoch_id, open_envelope, relay_key, seal
+from sync.envelope import (
+    Envelope,
+    circle_handle,
+    epoch_id,
+    epoch_topic,
+    open_envelope,
+    relay_key,
+    seal,
+    topic_of_epoch_key,
+)
 from sync.kinds import CONTENT_KINDS
 from sync.kinds.circle import charter_body, genesis_op
 from sync.ops import Op, SignedOp
@@ -40,7 +50,9 @@ log = logging.getLogger("kith.circles")
 class Circle:
     keys: CircleKeys
     replica: CircleReplica
-    topic: bytes
+    handle: bytes
+    """`sync.envelope.circle_handle`: what relay tokens and the status name the circle by
+    (it never travels in an envelope)."""
     unsaved_ops: int = 0
     reader: ContentReader | None = None
     waiting: dict[bytes, bytes] = field(default_factory=dict)
@@ -50,6 +62,14 @@ class Circle:
     @property
     def id(self) -> bytes:
         return self.keys.circle_id
+
+    def topics(self) -> dict[bytes, bytes]:
+        """epoch topic -> epoch id, for every epoch key we hold."""
+        return {topic_of_epoch_key(key): epoch for epoch, key in self.keys.epochs.items()}
+
+    @property
+    def current_topic(self) -> bytes:
+        return topic_of_epoch_key(self.keys.current_key)
 
 
 @dataclass
@@ -129,19 +149,30 @@ class MemberCircles:
 
     def _open(self, keys: CircleKeys) -> Circle:
         replica, cursor = CircleReplica.open(self.cache, keys.circle_id)
-        circle = Circle(keys, replica, circle_topic(keys.circle_id))
+        circle = Circle(keys, replica, circle_handle(keys.circle_id))
         self.circles[keys.circle_id] = circle
-        self.by_topic[circle.topic] = circle
-        # Catch up with envelopes stored after the snapshot (e.g. before a crash).
-        for batch in _chunks(self.store.iter_since(cursor, topic=circle.topic), 1000):
-            self.process(circle.topic, [Envelope.decode(data) for data in batch])
+        self.index_topics(circle)
+        # Catch up with envelopes stored after the snapshot (e.g. before a crash), in arrival
+        # order across the circle's epoch topics (so parents mostly come before children).
+        for batch in _chunks(self.store.iter_since(cursor, topics=list(circle.topics())), 1000):
+            envelopes = [Envelope.decode(data) for data in batch]
+            for topic in dict.fromkeys(e.topic for e in envelopes):
+                self.process(topic, [e for e in envelopes if e.topic == topic])
         return circle
+
+    def index_topics(self, circle: Circle) -> list[bytes]:
+        """Route the topics of every epoch key the circle holds to it; returns those new here."""
+        new = [topic for topic in circle.topics() if topic not in self.by_topic]
+        for topic in new:
+            self.by_topic[topic] = circle
+        return new
 
     def relay_keys(self) -> Iterable[tuple[bytes, bytes, bytes]]:
         """(topic, epoch id, relay key) for every epoch key we hold."""
         for circle in self.circles.values():
             for epoch, key in circle.keys.epochs.items():
-                yield circle.topic, epoch, relay_key(key)
+                rk = relay_key(key)
+                yield epoch_topic(rk), epoch, rk
 
     def topics(self) -> list[bytes]:
         return list(self.by_topic)
@@ -180,9 +211,9 @@ class MemberCircles:
         self.keystore.data.circles[keys.circle_id] = keys.to_map()
         self.keystore.save()
         circle = self._open(keys)
-        envelope = seal(genesis.data, topic=circle.topic, epoch_key=epoch_key, ts=now, rand=self.rand)
+        envelope = seal(genesis.data, epoch_key=epoch_key, ts=now, rand=self.rand)
         self.store.add_batch([envelope])
-        self.process(circle.topic, [envelope])
+        self.process(envelope.topic, [envelope])
         return circle, envelope
 
     def join_with_keys(
@@ -200,6 +231,7 @@ class MemberCircles:
                 circle.keys.add_epoch(epoch, key, make_current=epoch == current, content=contents.get(epoch))
             self.keystore.data.circles[circle_id] = circle.keys.to_map()
             self.keystore.save()
+            self.index_topics(circle)
             return circle
         keys = CircleKeys(circle_id, label, dict(epochs), current, dict(contents))
         self.keystore.data.circles[circle_id] = keys.to_map()
@@ -253,7 +285,7 @@ class MemberCircles:
             # The next op sits on this one (which already cites every head we had).
             parents, lamport, seq = (signed.id,), signed.op.lamport + 1, seq + 1
             signed_ops.append(signed)
-            envelopes.append(seal(signed.data, topic=circle.topic, epoch_key=epoch_key, ts=now, rand=self.rand))
+            envelopes.append(seal(signed.data, epoch_key=epoch_key, ts=now, rand=self.rand))
         self.store.add_batch(envelopes)
         result = self._ingest(circle, signed_ops)
         circle.unsaved_ops += len(result.applied)

@@ -3,22 +3,23 @@
 1. size and structure (`Envelope.decode`, no keys needed);
 2. the topic is one this node serves;
 3. the timestamp is not absurdly far in the future (clock skew of hours is fine);
-4. the relay authenticator verifies under a relay key we know for (topic, epoch); for a
-   marker envelope (welcome, join request, relay grant, private), under the relay key its
-   nonce's hint names (`sync.envelope.key_hint`): one check, however many epochs we know;
+4. the relay authenticator verifies under the topic's key: a circle's topic is one epoch's
+   (`sync.envelope.epoch_topic`), so it names exactly one relay key, and an envelope whose
+   epoch is not the topic's is refused; a marker envelope (welcome, join request, relay
+   grant, private) must carry that key's hint (`sync.envelope.key_hint`);
 5. the node's own admission (`Gate.admit`): a member opens what it can, so authentic junk
    (made with a relay key, which relays and invite holders once had) is refused, and keeps
    what it cannot open within quotas.
 
 Members know relay keys because they derive them from their epoch keys; relays get them in
-relay tokens. An envelope whose epoch is unknown but whose topic we serve may be from a
-key rotation we have not caught up with: members hold it in a bounded quarantine, relays
-refuse it. Everything refused is counted by reason.
+relay tokens and grants. A node does not serve an epoch's topic before it holds the key,
+so nothing has to wait for a key here: once the key comes, the topic is served and
+reconciled. Everything refused is counted by reason.
 """
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -31,7 +32,6 @@ MAX_FUTURE_SKEW_S = 7 * 24 * 3600
 
 class Verdict(Enum):
     ACCEPT = "accept"
-    UNKNOWN_EPOCH = "unknown-epoch"
     REJECT = "reject"
     JUNK = "junk"
     """Authentic under a relay key or an invite's capability, but it does not open: made
@@ -90,21 +90,14 @@ class Gate:
         if envelope.ts > now + MAX_FUTURE_SKEW_S:
             self.refused["timestamp in the far future"] += 1
             return Verdict.REJECT
-        marker = envelope.epoch in MARKER_EPOCHS
-        if marker:
-            # Welcomes and join requests are authenticated with the relay key of whichever
-            # epoch their sender knew (an invite carries the current one); the nonce's hint
-            # says which, so a forged marker costs one check, not one per epoch.
+        if envelope.epoch in MARKER_EPOCHS:
+            # The nonce's hint must name the topic's key (a forged marker costs one check).
             candidates = self.hints.get(envelope.topic, {}).get(envelope.nonce[:KEY_HINT_BYTES], [])
-            if not candidates:
-                # Authenticated with a relay key of an epoch we have not learned yet (say,
-                # while our own join is pending): unverifiable, not forged.
-                self.refused["marker with an unknown relay key"] += 1
-                return Verdict.UNKNOWN_EPOCH
         else:
             key = keys.get(envelope.epoch)
             if key is None:
-                return Verdict.UNKNOWN_EPOCH
+                self.refused["epoch is not the topic's"] += 1
+                return Verdict.REJECT
             candidates = [key]
         for key in candidates:
             try:
@@ -121,38 +114,3 @@ class Gate:
             return verdict
         self.refused["bad authenticator"] += 1
         return Verdict.REJECT
-
-
-class Quarantine:
-    """Envelopes of a served topic whose epoch we cannot check yet; bounded, oldest evicted."""
-
-    def __init__(self, max_items: int = 10_000, max_bytes: int = 32 * 1024 * 1024) -> None:
-        self.max_items = max_items
-        self.max_bytes = max_bytes
-        self._items: OrderedDict[bytes, Envelope] = OrderedDict()
-        self._bytes = 0
-        self.evicted = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __contains__(self, envelope_id: bytes) -> bool:
-        return envelope_id in self._items
-
-    def add(self, envelope: Envelope) -> None:
-        if envelope.id in self._items:
-            return
-        self._items[envelope.id] = envelope
-        self._bytes += len(envelope.data)
-        while len(self._items) > self.max_items or self._bytes > self.max_bytes:
-            _, old = self._items.popitem(last=False)
-            self._bytes -= len(old.data)
-            self.evicted += 1
-
-    def release(self, topic: bytes, epoch: bytes) -> list[Envelope]:
-        """Take out every held envelope of (topic, epoch), now that its key is known."""
-        matching = [e for e in self._items.values() if e.topic == topic and e.epoch == epoch]
-        for envelope in matching:
-            del self._items[envelope.id]
-            self._bytes -= len(envelope.data)
-        return matching

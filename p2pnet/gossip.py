@@ -137,12 +137,6 @@ class GossipService:
             if verdict is Verdict.FULL:
                 self.stats.rejected_messages["over quota"] += 1
                 return False
-            if verdict is Verdict.UNKNOWN_EPOCH:
-                # We cannot check it (a key rotation we have not caught up with): do not
-                # forward what we cannot vouch for. Not held against the sender; we fetch
-                # it by reconciliation once we hold the key.
-                self.stats.rejected_messages["unverifiable (unknown epoch)"] += 1
-                return False
             envelopes.append(envelope)
         self._checked[hashlib.sha256(data).digest()] = (forwarder, envelopes)
         while len(self._checked) > 4096:

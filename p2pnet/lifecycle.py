@@ -33,13 +33,12 @@ from p2pnet.gate import Verdict
 from sync.envelope import (
     GRANT_EPOCH,
     JOIN_EPOCH,
-    KEY_HINT_BYTES,
     MARKER_EPOCHS,
     PRIVATE_EPOCH,
     WELCOME_EPOCH,
     Envelope,
     epoch_id,
-    key_hint,
+    epoch_topic,
     open_envelope,
     relay_key,
 )
@@ -181,8 +180,9 @@ class Lifecycle:
                 if circle_id == circle.id:
                     for data in store.by_epoch(topic, JOIN_EPOCH):
                         self.on_marker(topic, Envelope.decode(data), quiet=True)
-            for data in store.by_epoch(circle.topic, PRIVATE_EPOCH):
-                self.on_marker(circle.topic, Envelope.decode(data))
+            for topic in circle.topics():
+                for data in store.by_epoch(topic, PRIVATE_EPOCH):
+                    self.on_marker(topic, Envelope.decode(data))
 
     # --- what a member stores -----------------------------------------------------
 
@@ -196,8 +196,8 @@ class Lifecycle:
         if circle is not None:
             if envelope.epoch not in MARKER_EPOCHS:
                 key = circle.keys.epochs.get(envelope.epoch)
-                if key is None:
-                    return Verdict.UNKNOWN_EPOCH
+                if key is None:  # the gate lets in only the topic's own epoch
+                    return Verdict.REJECT
                 try:
                     open_envelope(envelope, key)
                 except RemoteProtocolError:
@@ -206,7 +206,7 @@ class Lifecycle:
             if envelope.epoch == GRANT_EPOCH:
                 return Verdict.ACCEPT if self._grant_opens(circle, envelope) else Verdict.JUNK
             if envelope.epoch == PRIVATE_EPOCH:
-                full = self.private_bytes.get(topic, 0) + len(envelope.data) > PRIVATE_QUOTA
+                full = self.private_bytes.get(circle.id, 0) + len(envelope.data) > PRIVATE_QUOTA
                 return Verdict.FULL if full else Verdict.ACCEPT
             return Verdict.JUNK  # join requests and welcomes travel on invite topics
         secret = self._invite_secret(topic)
@@ -224,17 +224,17 @@ class Lifecycle:
         return Verdict.ACCEPT
 
     def _grant_opens(self, circle: Circle, envelope: Envelope) -> bool:
-        hint = envelope.nonce[:KEY_HINT_BYTES]
-        for key in circle.keys.epochs.values():
-            previous = relay_key(key)
-            if key_hint(previous) != hint:
+        """A grant travels on the topic of the epoch whose keys seal and sign it."""
+        epoch = circle.topics().get(envelope.topic)
+        if epoch is None:
+            return False
+        key = circle.keys.epochs[epoch]
+        for opener in (open_relay_grant, open_invite_grant):
+            try:
+                opener(envelope, relay_key(key), grant_signing_keypair(key)[0])
+            except RemoteProtocolError:
                 continue
-            for opener in (open_relay_grant, open_invite_grant):
-                try:
-                    opener(envelope, previous, grant_signing_keypair(key)[0])
-                except RemoteProtocolError:
-                    continue
-                return True
+            return True
         return False
 
     def _invite_secret(self, topic: bytes) -> bytes | None:
@@ -311,7 +311,7 @@ class Lifecycle:
 
     def _invite_grant(self, circle: Circle, secret: bytes, until: int) -> None:
         grant = seal_invite_grant(
-            circle.topic, epoch_key=circle.keys.current_key, secret=secret, until=until,
+            epoch_key=circle.keys.current_key, secret=secret, until=until,
             ts=int(self.node.clock()), rand=self.circles.rand,
         )  # fmt: skip
         self._send(circle, grant)
@@ -375,8 +375,9 @@ class Lifecycle:
             if circle is not None:
                 self._on_join_request(circle, envelope, quiet=quiet)
         elif envelope.epoch == PRIVATE_EPOCH and topic in self.circles.by_topic:
-            self.private_bytes[topic] = self.private_bytes.get(topic, 0) + len(envelope.data)
-            self._on_private(self.circles.by_topic[topic], envelope)
+            circle = self.circles.by_topic[topic]
+            self.private_bytes[circle.id] = self.private_bytes.get(circle.id, 0) + len(envelope.data)
+            self._on_private(circle, envelope)
 
     # --- private requests and check-ins -------------------------------------------
 
@@ -396,7 +397,7 @@ class Lifecycle:
         now = int(self.node.clock())
         statement = make_statement(self.circles.identity, circle.id, kind, body, ts=now)
         envelope = seal_private(
-            statement, organizers, topic=circle.topic, relay_key=relay_key(circle.keys.current_key), ts=now,
+            statement, organizers, relay_key=relay_key(circle.keys.current_key), ts=now,
             rand=self.circles.rand,
         )  # fmt: skip
         if kind == "private.request":
@@ -515,31 +516,33 @@ class Lifecycle:
             if address not in self.node.keystore.data.relays:
                 self.node.keystore.data.relays.append(address)
         self.node.keystore.save()
-        self.install_keys(circle)
-        self.node.serve_topic_nowait(circle.topic)  # the circle's own topic: gossip and sync it
+        self.install_keys(circle)  # serves the circle's epoch topics: gossip and sync them
         self.node.emit("joined", {"circle": circle.id.hex(), "name": welcome.name})
         self.node.request_sync()
 
     def install_keys(self, circle: Circle) -> None:
-        """Tell the gate about every epoch we hold, and fold what waited for its key.
+        """Serve the topic of every epoch we hold, and fold what the store has under a key
+        that has just arrived.
 
-        That is what waited in quarantine (envelopes we could not even verify), and what
-        the store already holds under an epoch whose key has just arrived: envelopes a
-        relay key let in before the epoch key came (someone returning to a circle, a key
-        shared after the ops sealed with it). Folding is idempotent, so ops already in
-        the state are only duplicates."""
+        A node serves an epoch's topic only once it holds the key, so what was sealed with
+        it comes by reconciliation once the topic is served (`Node.serve_topic_nowait`
+        asks every peer). The store may still hold envelopes of an epoch whose key is new
+        here (someone returning to a circle): folding is idempotent, so ops already in the
+        state are only duplicates."""
         assert self.node.store is not None
         seen = self._epochs_folded.setdefault(circle.id, set())
+        self.circles.index_topics(circle)
         for epoch, key in circle.keys.epochs.items():
-            self.node.gate.add_key(circle.topic, epoch, relay_key(key))
-            released = self.node.quarantine.release(circle.topic, epoch)
-            if released:
-                self.node.accept_soon(circle.topic, released)
+            rk = relay_key(key)
+            topic = epoch_topic(rk)
+            if not self.node.gate.serves(topic):
+                self.node.gate.add_key(topic, epoch, rk)
+                self.node.serve_topic_nowait(topic)
             if epoch not in seen:
                 seen.add(epoch)
-                stored = [Envelope.decode(data) for data in self.node.store.in_epoch(circle.topic, epoch)]
+                stored = [Envelope.decode(data) for data in self.node.store.iter_topic(topic)]
                 if stored:
-                    self.node.fold_stored(circle.topic, stored)
+                    self.node.fold_stored(topic, stored)
 
     # --- approving ----------------------------------------------------------------
 
@@ -726,7 +729,7 @@ class Lifecycle:
         new_epoch = epoch_id(new_key)
         circle.keys.add_epoch(new_epoch, new_key, make_current=False, content=new_content)
         self.circles.save_keys(circle)  # durable before anyone can depend on it
-        self.node.gate.add_key(circle.topic, new_epoch, relay_key(new_key))
+        self.install_keys(circle)  # serve the new epoch's topic before anything is sealed there
         recipients = [m for m in sorted(state.members) if m != self.me and m in state.cards]
         sealed = {m: seal_epoch_key(state.cards[m], new_key, new_content) for m in recipients}
         chunks = [
@@ -741,7 +744,6 @@ class Lifecycle:
         # that key was junk and we never held it, the newest we hold), before anyone needs it.
         held = previous if previous in circle.keys.epochs else self._newest_held(circle, exclude=new_epoch)
         grant = seal_relay_grant(
-            circle.topic,
             previous_key=circle.keys.epochs[held],
             epoch=new_epoch,
             epoch_key=new_key,

@@ -10,9 +10,10 @@ then the durable store, then the reconciliation index, and, on a member node, de
 and the circle fold. Gossip is the fast path; reconciliation with every connected peer,
 on connect and every ``sync_interval_s``, is what guarantees that nothing is missed.
 
-A relay is the same node without member keys: it serves the topics its operator allowed
-(with the relay keys from relay tokens), stores every valid envelope, answers
-reconciliation and forwards gossip, and enforces per-topic quotas and per-peer rates.
+A relay is the same node without member keys: it serves the circles its operator allowed
+(with the relay keys from relay tokens, and those relay grants add at each rotation), on
+one topic per epoch (`sync.envelope.epoch_topic`), stores every valid envelope, answers
+reconciliation and forwards gossip, and enforces per-circle quotas and per-peer rates.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from identity.keystore import Keystore
 from p2pnet.circles import MemberCircles
 from p2pnet.config import NodeConfig
 from p2pnet.control import ControlServer
-from p2pnet.gate import Gate, Quarantine, Verdict
+from p2pnet.gate import Gate, Verdict
 from p2pnet.gossip import JUNK_WEIGHT, GossipService, topic_from_name, topic_name
 from p2pnet.home import Home
 
@@ -45,7 +46,7 @@ from p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
 from p2pnet.ratelimit import KeyedLimiter
 from p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
 from p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
-from sync.envelope import GRANT_EPOCH, KEY_HINT_BYTES, MARKER_EPOCHS, Envelope
+from sync.envelope import GRANT_EPOCH, MARKER_EPOCHS, Envelope, epoch_topic
 from sync.invites import (
     INVITE_GRACE_S,
     INVITE_TOPIC_QUOTA,
@@ -102,7 +103,6 @@ class Node:
         self.clock = clock
         self.stats = NodeStats()
         self.gate = Gate()
-        self.quarantine = Quarantine()
         self.indexes: dict[bytes, ItemIndex] = {}
         self.topic_bytes: Counter[bytes] = Counter()
         self.peers: dict[str, PeerState] = {}
@@ -116,6 +116,9 @@ class Node:
         self.circles: MemberCircles | None = None
         self.lifecycle: Lifecycle | None = None
         self.relay_topics: dict[bytes, RelayTopic] = {}
+        """A relay's circles, by the handle their token names (`sync.envelope.circle_handle`)."""
+        self.relay_wires: dict[bytes, bytes] = {}
+        """A relay's epoch topics -> the handle of the circle they belong to."""
         self.relay_invites: dict[bytes, tuple[bytes, float]] = {}
         """A relay's invite topics: invite topic -> (the circle topic it came on, until)."""
         self.relay_invites_closed: set[bytes] = set()
@@ -172,10 +175,20 @@ class Node:
             self.topic_bytes[topic] = self.store.bytes_in_topic(topic)
         return self.indexes[topic]
 
-    def _serve_relay_topic(self, entry: RelayTopic) -> None:
+    def _serve_relay_topic(self, entry: RelayTopic) -> list[bytes]:
+        """Serve every epoch topic a relay's entry has a key for; returns those topics."""
         self.relay_topics[entry.topic] = entry
-        for epoch, key in entry.relay_keys.items():
-            self.gate.add_key(entry.topic, epoch, key)
+        return [self._serve_relay_epoch(entry, epoch, key) for epoch, key in entry.relay_keys.items()]
+
+    def _serve_relay_epoch(self, entry: RelayTopic, epoch: bytes, key: bytes) -> bytes:
+        topic = epoch_topic(key)
+        self.relay_wires[topic] = entry.topic
+        self.gate.add_key(topic, epoch, key)
+        return topic
+
+    def relay_topic_wires(self, handle: bytes) -> list[bytes]:
+        """The epoch topics a relay serves for the circle with this handle."""
+        return [topic for topic, owner in self.relay_wires.items() if owner == handle]
 
     def served_topics(self) -> list[bytes]:
         return sorted(self.gate.relay_keys)
@@ -333,12 +346,6 @@ class Node:
             verdict = self.gate.check(envelope, now=now, topic=topic)
             if verdict is Verdict.ACCEPT:
                 candidates.append(envelope)
-            elif verdict is Verdict.UNKNOWN_EPOCH and not self.is_relay:
-                self.quarantine.add(envelope)
-                result.quarantined += 1
-            elif verdict is Verdict.UNKNOWN_EPOCH:
-                result.unverifiable += 1
-                self.stats.refused["unknown epoch (not yet granted)"] += 1
             elif verdict is Verdict.JUNK:
                 result.junk += 1
                 if source not in ("self", "store"):
@@ -390,13 +397,12 @@ class Node:
         """Follow the grants already stored (the keystore may not have been saved after
         the last one: a kill, a full disk), in as many passes as the chain needs."""
         assert self.store is not None
-        for topic, entry in self.relay_topics.items():
-            grants = [Envelope.decode(data) for data in self.store.by_epoch(topic, GRANT_EPOCH)]
-            known = -1
-            while known != len(entry.relay_keys):
-                known = len(entry.relay_keys)
-                for grant in grants:
-                    self._on_relay_grant(topic, grant)
+        done: set[bytes] = set()
+        while len(done) != len(self.relay_wires):  # each grant followed adds an epoch topic
+            for topic in [t for t in self.relay_wires if t not in done]:
+                done.add(topic)
+                for data in self.store.by_epoch(topic, GRANT_EPOCH):
+                    self._on_relay_grant(topic, Envelope.decode(data))
 
     def _on_relay_grant(self, topic: bytes, envelope: Envelope) -> None:
         """Relays follow a circle's key rotations: learn the next relay key from a grant.
@@ -406,38 +412,38 @@ class Node:
         to forge one. An epoch's keys are learned once and never replaced: a later grant
         naming a known epoch is ignored, whoever signed it.
         """
-        entry = self.relay_topics.get(topic)
+        handle = self.relay_wires.get(topic)
+        entry = self.relay_topics.get(handle) if handle is not None else None
         if entry is None:
             return
-        # The nonce names the relay key it was sent under: one check, not one per epoch.
-        named = self.gate.hints.get(topic, {}).get(envelope.nonce[:KEY_HINT_BYTES], [])
+        # A grant travels on the topic of the epoch it comes from: that epoch's keys check it.
         for epoch_id, relay_key in list(entry.relay_keys.items()):
-            if relay_key not in named:
+            if epoch_topic(relay_key) != topic:
                 continue
             grant_key = entry.grant_keys.get(epoch_id)
             if grant_key is None:
-                continue  # a token from before grants were signed: cannot check, so not followed
+                return  # a token from before grants were signed: cannot check, so not followed
             try:
                 grant = open_relay_grant(envelope, relay_key, grant_key)
             except RemoteProtocolError:
                 try:
                     invite = open_invite_grant(envelope, relay_key, grant_key)
                 except RemoteProtocolError:
-                    continue
+                    return
                 self._on_invite_grant(topic, invite)
                 return
             if grant.epoch in entry.relay_keys:
                 return
             entry.relay_keys[grant.epoch] = grant.relay_key
             entry.grant_keys[grant.epoch] = grant.grant_key
-            self.gate.add_key(topic, grant.epoch, grant.relay_key)
-            self.keystore.data.extra.setdefault(RELAY_TOPICS_KEY, {})[topic] = entry.to_map()
+            new_topic = self._serve_relay_epoch(entry, grant.epoch, grant.relay_key)
+            self.keystore.data.extra.setdefault(RELAY_TOPICS_KEY, {})[entry.topic] = entry.to_map()
             try:
                 self.keystore.save()
             except StorageError as exc:  # learned again from the stored grant on restart
                 self._storage_failed(exc, 0)
-            log.info("relay learned a new key for topic %s", topic.hex()[:8])
-            self.request_sync()  # fetch what was refused while the key was unknown
+            log.info("relay learned the next epoch of circle %s", entry.topic.hex()[:8])
+            self.serve_topic_nowait(new_topic)  # gossip it, and reconcile it with every peer
             return
 
     def _on_invite_grant(self, topic: bytes, grant: InviteGrant) -> None:
@@ -449,7 +455,7 @@ class Node:
             if self.relay_invites.pop(grant.topic, None) is not None:
                 self.drop_topic(grant.topic)
             return
-        if grant.topic in self.relay_invites_closed or grant.topic in self.relay_topics:
+        if grant.topic in self.relay_invites_closed or grant.topic in self.relay_wires:
             return
         until = min(grant.until, now + MAX_INVITE_GRANT_S + INVITE_GRACE_S)
         self.relay_invites[grant.topic] = (topic, until)
@@ -468,7 +474,7 @@ class Node:
         self._fold(topic, [e for e in envelopes if e.epoch not in MARKER_EPOCHS])
 
     def accept_soon(self, topic: bytes, envelopes: list[Envelope]) -> None:
-        """Accept envelopes from a synchronous context (released from quarantine, our own)."""
+        """Accept envelopes from a synchronous context (our own)."""
         if self._nursery is not None:
             self._nursery.start_soon(self.accept, topic, envelopes, "self")
 
@@ -497,9 +503,10 @@ class Node:
         self._nursery.start_soon(dial)
 
     def _within_quota(self, topic: bytes, envelopes: list[Envelope], result: AcceptResult) -> list[Envelope]:
-        entry = self.relay_topics.get(topic)
-        if entry is not None:
-            room = entry.quota_bytes - self.topic_bytes[topic]
+        handle = self.relay_wires.get(topic)
+        entry = self.relay_topics.get(handle) if handle is not None else None
+        if entry is not None:  # the quota covers all of a circle's epoch topics together
+            room = entry.quota_bytes - sum(self.topic_bytes[t] for t in self.relay_topic_wires(entry.topic))
         elif topic in self.relay_invites:
             room = INVITE_TOPIC_QUOTA - self.topic_bytes[topic]
         else:

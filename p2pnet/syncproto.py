@@ -69,7 +69,6 @@ class SyncError(RemoteProtocolError):
 class AcceptResult:
     new: list[Envelope] = field(default_factory=list)
     duplicates: int = 0
-    quarantined: int = 0
     unverifiable: int = 0
     """Envelopes of an epoch we hold no relay key for yet (not the sender's fault)."""
     rejected: int = 0

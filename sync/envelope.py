@@ -14,6 +14,11 @@ the epoch key and handed to relays in relay tokens. A relay that knows the relay
 check envelopes (and so refuse floods of forged ones) but cannot decrypt them: the relay
 key does not reveal the epoch key.
 
+``topic`` is the epoch's own topic (`epoch_topic`, a keyed hash of the relay key): each
+rotation moves a circle to a new topic, so a watcher who once linked a member to a
+circle's topic learns nothing about the circle's traffic after the next rotation, and a
+topic names exactly one relay key (one check per envelope).
+
 Welcome envelopes (keys for a newcomer) use the all-zero epoch and carry a sealed box;
 see the membership layer.
 """
@@ -97,11 +102,24 @@ def unpad(padded: bytes) -> bytes:
 _KEYS = frozenset({"v", "topic", "epoch", "ts", "nonce", "ct", "mac"})
 
 
-def circle_topic(circle_id: bytes) -> bytes:
-    """The public gossip topic of a circle: a keyed hash, so the id never travels."""
+def circle_handle(circle_id: bytes) -> bytes:
+    """A circle's local handle: what a relay files a circle's epoch topics under (it is in
+    relay tokens) and what a node's status names it by. It never travels in an envelope,
+    gossip or sync: those use `epoch_topic`, which changes with every rotation."""
     if len(circle_id) != limits.CIRCLE_ID_BYTES:
         raise LocalProtocolError("a circle id is 16 bytes")
     return blake2b(b"kith/topic/v1", person=b"kith-topic", key=circle_id, size=limits.TOPIC_BYTES)
+
+
+@functools.lru_cache(maxsize=1024)
+def epoch_topic(relay_key: bytes) -> bytes:
+    """The topic of one epoch of a circle: every envelope sealed under an epoch key travels
+    on the topic its relay key names. Only holders of that relay key (members of the epoch,
+    the circle's relays) can name or prove it, and a rotation moves the circle to a topic
+    nobody can link to the old one without the new key (docs/PROTOCOL.md §5)."""
+    if len(relay_key) != 32:
+        raise LocalProtocolError("a relay key is 32 bytes")
+    return blake2b(b"kith/epoch-topic/v1", person=b"kith-ep-topic", key=relay_key, size=limits.TOPIC_BYTES)
 
 
 @functools.lru_cache(maxsize=256)
@@ -118,6 +136,11 @@ def relay_key(epoch_key: bytes) -> bytes:
     if len(epoch_key) != 32:
         raise LocalProtocolError("an epoch key is 32 bytes")
     return blake2b(b"kith/relay-key/v1", person=b"kith-relay-key", key=epoch_key, size=32)
+
+
+def topic_of_epoch_key(epoch_key: bytes) -> bytes:
+    """The topic of the epoch whose key this is (`epoch_topic` of its relay key)."""
+    return epoch_topic(relay_key(epoch_key))
 
 
 def envelope_mac(key: bytes, header: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
@@ -201,14 +224,15 @@ class Envelope:
 def seal(
     plaintext: bytes,
     *,
-    topic: bytes,
     epoch_key: bytes,
     ts: int,
     rand: RandomBytes = random_bytes,
 ) -> Envelope:
-    """Encrypt a signed op's bytes, padded to its size class, into an envelope under an epoch key."""
+    """Encrypt a signed op's bytes, padded to its size class, into an envelope under an epoch
+    key, on that epoch's topic."""
     if len(plaintext) > limits.MAX_OP_BYTES:
         raise LocalProtocolError(f"plaintext is larger than {limits.MAX_OP_BYTES} bytes")
+    topic = topic_of_epoch_key(epoch_key)
     epoch = epoch_id(epoch_key)
     nonce = rand(NONCE_BYTES)
     header = header_bytes(topic, epoch, ts)

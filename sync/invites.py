@@ -54,6 +54,7 @@ from sync.envelope import (
     WELCOME_EPOCH,
     Envelope,
     epoch_id,
+    epoch_topic,
     header_bytes,
     marker_nonce,
 )
@@ -326,7 +327,6 @@ def grant_signing_keypair(epoch_key: bytes) -> tuple[bytes, bytes]:
 
 
 def seal_relay_grant(
-    topic: bytes,
     *,
     previous_key: bytes,
     epoch: bytes,
@@ -343,6 +343,7 @@ def seal_relay_grant(
     replaces it (docs/PROTOCOL.md §10).
     """
     previous_relay_key = relay_key_of(previous_key)
+    topic = epoch_topic(previous_relay_key)  # the previous epoch's topic: relays serve it
     _public, secret = grant_signing_keypair(previous_key)
     grant_public, _secret = grant_signing_keypair(epoch_key)
     header = header_bytes(topic, GRANT_EPOCH, ts)
@@ -403,14 +404,15 @@ class InviteGrant:
 
 
 def seal_invite_grant(
-    topic: bytes, *, epoch_key: bytes, secret: bytes, until: int, ts: int, rand: RandomBytes = random_bytes
+    *, epoch_key: bytes, secret: bytes, until: int, ts: int, rand: RandomBytes = random_bytes
 ) -> Envelope:
     """Tell the circle's relays to serve an invite's topic (so a join request and its welcome
     can wait there for whoever is offline) until ``until``, or to stop (``until`` 0).
 
-    On the circle's topic like a relay grant, encrypted under the epoch's relay key and
+    On the epoch's topic like a relay grant, encrypted under the epoch's relay key and
     signed with the epoch's grant key: relays can check it, only members can make it."""
     current_relay_key = relay_key_of(epoch_key)
+    topic = epoch_topic(current_relay_key)
     _public, signing = grant_signing_keypair(epoch_key)
     header = header_bytes(topic, GRANT_EPOCH, ts)
     body = {"v": 1, "invite": invite_topic(secret), "mac": invite_mac_key(secret), "until": until}

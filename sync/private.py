@@ -32,7 +32,7 @@ from identity.crypto import (
 from identity.errors import Malformed, RemoteProtocolError, Undecryptable
 from identity.keys import MemberIdentity
 from sync import limits
-from sync.envelope import PRIVATE_EPOCH, Envelope, header_bytes, marker_nonce, pad, unpad
+from sync.envelope import PRIVATE_EPOCH, Envelope, epoch_topic, header_bytes, marker_nonce, pad, unpad
 from sync.ops import Op, SignedOp
 
 MAX_RECIPIENTS = 32
@@ -43,12 +43,13 @@ def seal_private(
     statement: SignedOp,
     organizers: list[bytes],
     *,
-    topic: bytes,
     relay_key: bytes,
     ts: int,
     rand: RandomBytes = random_bytes,
 ) -> Envelope:
-    """An envelope only the holders of ``organizers`` (X25519 public keys) can open."""
+    """An envelope only the holders of ``organizers`` (X25519 public keys) can open, on the
+    topic of the epoch whose relay key is given."""
+    topic = epoch_topic(relay_key)
     if not 1 <= len(organizers) <= MAX_RECIPIENTS:
         raise Malformed(f"a private message goes to 1 to {MAX_RECIPIENTS} organizers")
     key, nonce = rand(32), rand(NONCE_BYTES)

@@ -200,22 +200,27 @@ class EnvelopeStore:
         params.append(limit)
         return self._query(sql, tuple(params))  # type: ignore[return-value]
 
-    def since(self, seq: int, limit: int = 1000, topic: bytes | None = None) -> list[tuple[int, bytes]]:
-        """(seq, envelope bytes) received after ``seq``, in arrival order: a resumable feed."""
-        if topic is None:
+    def since(self, seq: int, limit: int = 1000, topics: list[bytes] | None = None) -> list[tuple[int, bytes]]:
+        """(seq, envelope bytes) received after ``seq``, in arrival order: a resumable feed
+        (of every topic, or of ``topics``)."""
+        if topics is None:
             return self._query("SELECT seq, data FROM envelopes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))  # type: ignore[return-value]
+        if not topics:
+            return []
+        marks = ",".join("?" * len(topics))
         return self._query(  # type: ignore[return-value]
-            "SELECT seq, data FROM envelopes WHERE seq > ? AND topic = ? ORDER BY seq LIMIT ?", (seq, topic, limit)
+            f"SELECT seq, data FROM envelopes WHERE seq > ? AND topic IN ({marks}) ORDER BY seq LIMIT ?",
+            (seq, *topics, limit),
         )
 
     def iter_topic(self, topic: bytes, batch: int = 2000) -> Iterator[bytes]:
         """Every envelope of a topic in arrival order, in bounded batches."""
-        return self.iter_since(0, topic=topic, batch=batch)
+        return self.iter_since(0, topics=[topic], batch=batch)
 
-    def iter_since(self, seq: int, *, topic: bytes | None = None, batch: int = 2000) -> Iterator[bytes]:
-        """Envelopes stored after ``seq`` (optionally of one topic), in arrival order."""
+    def iter_since(self, seq: int, *, topics: list[bytes] | None = None, batch: int = 2000) -> Iterator[bytes]:
+        """Envelopes stored after ``seq`` (optionally of some topics), in arrival order."""
         while True:
-            rows = self.since(seq, batch, topic)
+            rows = self.since(seq, batch, topics)
             if not rows:
                 return
             for _seq, data in rows:

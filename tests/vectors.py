@@ -11,7 +11,7 @@ from identity.keys import MemberIdentity, NetworkKey, safety_number
 from identity.keystore import KdfParams, KeystoreData, _derive, seal_keystore
 from sync.access import Session
 from sync.content import seal_content
-from sync.envelope import circle_topic, epoch_id, header_bytes, relay_key, seal
+from sync.envelope import circle_handle, epoch_id, header_bytes, relay_key, seal, topic_of_epoch_key
 from sync.invites import (
     InviteCode,
     _signed_payload,
@@ -47,8 +47,8 @@ def compute() -> dict[str, str]:
     card = ALICE.card()
     op = Op(CIRCLE, ALICE.member_id, (bytes([0x05]) * 32,), 2, 1_700_000_000, "msg.post", {"text": "hello"}, seq=1)
     signed = SignedOp.create(op, ALICE)
-    topic = circle_topic(CIRCLE)
-    envelope = seal(signed.data, topic=topic, epoch_key=EPOCH_KEY, ts=1_700_000_000, rand=_fixed(0x0A))
+    topic = topic_of_epoch_key(EPOCH_KEY)
+    envelope = seal(signed.data, epoch_key=EPOCH_KEY, ts=1_700_000_000, rand=_fixed(0x0A))
     params = KdfParams(opslimit=1, memlimit=8192)
     salt = bytes([0x0B]) * 16
     key, kcv = _derive("correct horse battery staple", salt, params)
@@ -64,7 +64,6 @@ def compute() -> dict[str, str]:
     join, request = seal_join_request(code, BOB, ts=1_700_000_000, rand=_fixed(0x22))
     next_key = bytes([0x23]) * 32
     grant = seal_relay_grant(
-        topic,
         previous_key=EPOCH_KEY,
         epoch=epoch_id(next_key),
         epoch_key=next_key,
@@ -104,6 +103,7 @@ def compute() -> dict[str, str]:
         "op-signature": signed.signature.hex(),
         "signed-op": signed.data.hex(),
         "op-id": signed.id.hex(),
+        "circle-handle": circle_handle(CIRCLE).hex(),
         "topic": topic.hex(),
         "epoch-id": epoch_id(EPOCH_KEY).hex(),
         "envelope-header": header_bytes(topic, epoch_id(EPOCH_KEY), 1_700_000_000).hex(),

@@ -15,10 +15,10 @@ from _harness import EPOCH_KEY, NOW, fixed_rand
 
 from identity.errors import RemoteProtocolError
 from sync import limits
-from sync.envelope import Envelope, circle_topic, open_envelope, seal
+from sync.envelope import Envelope, open_envelope, seal, topic_of_epoch_key
 from sync.ops import SignedOp
 
-TOPIC = circle_topic(bytes([7]) * 16)
+TOPIC = topic_of_epoch_key(EPOCH_KEY)
 
 
 def _open_and_decode(envelope: Envelope) -> bytes | None:
@@ -48,7 +48,7 @@ def TestOneInput(data: bytes) -> None:
         return
     if len(rest) > limits.MAX_OP_BYTES:
         return
-    sealed = seal(rest, topic=TOPIC, epoch_key=EPOCH_KEY, ts=NOW, rand=fixed_rand(b"envelope"))
+    sealed = seal(rest, epoch_key=EPOCH_KEY, ts=NOW, rand=fixed_rand(b"envelope"))
     envelope = Envelope.decode(sealed.data)
     if _open_and_decode(envelope) != rest:
         raise AssertionError("a sealed plaintext does not open to itself")

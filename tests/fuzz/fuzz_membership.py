@@ -21,7 +21,7 @@ from identity import codec
 from identity.crypto import aead_encrypt, seal_to, sign
 from identity.errors import RemoteProtocolError
 from identity.keys import MemberIdentity
-from sync.envelope import GRANT_EPOCH, JOIN_EPOCH, WELCOME_EPOCH, Envelope, circle_topic, epoch_id, header_bytes
+from sync.envelope import GRANT_EPOCH, JOIN_EPOCH, WELCOME_EPOCH, Envelope, epoch_id, header_bytes, topic_of_epoch_key
 from sync.envelope import relay_key as derive_relay_key
 from sync.invites import (
     InviteCode,
@@ -36,7 +36,7 @@ from sync.invites import (
     open_welcome,
 )
 
-TOPIC = circle_topic(CIRCLE_ID)
+TOPIC = topic_of_epoch_key(EPOCH_KEY)
 RELAY_KEY = derive_relay_key(EPOCH_KEY)
 EPOCH = epoch_id(EPOCH_KEY)
 NONCE = bytes([0x22]) * 24

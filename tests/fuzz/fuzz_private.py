@@ -16,10 +16,10 @@ from _harness import ALICE, EPOCH_KEY, NOW
 from identity import codec
 from identity.crypto import aead_encrypt, seal_to
 from identity.errors import RemoteProtocolError
-from sync.envelope import PRIVATE_EPOCH, Envelope, circle_topic, header_bytes, relay_key
+from sync.envelope import PRIVATE_EPOCH, Envelope, header_bytes, relay_key, topic_of_epoch_key
 from sync.private import PRIVATE_KINDS, open_private, open_private_box
 
-TOPIC = circle_topic(bytes([7]) * 16)
+TOPIC = topic_of_epoch_key(EPOCH_KEY)
 RELAY_KEY = relay_key(EPOCH_KEY)
 KEY = bytes([0x31]) * 32
 NONCE = bytes([0x32]) * 24

@@ -21,7 +21,7 @@ from _harness import ALICE, BOB, CAROL, CIRCLE_ID, CONTENT_KEY, EPOCH_KEY, INVIT
 from identity import codec  # noqa: E402
 from identity.keys import NetworkKey  # noqa: E402
 from identity.keystore import TEST_KDF, KeystoreData, seal_keystore  # noqa: E402
-from sync.envelope import circle_topic, epoch_id, relay_key, seal  # noqa: E402
+from sync.envelope import circle_handle, epoch_id, relay_key, seal, topic_of_epoch_key  # noqa: E402
 from sync.invites import InviteCode, circle_check, seal_join_request, seal_relay_grant  # noqa: E402
 from sync.kinds.circle import charter_body  # noqa: E402
 from sync.kinds.keys import invite_id  # noqa: E402
@@ -30,8 +30,9 @@ from sync.ops import Op, SignedOp  # noqa: E402
 from sync.relaytoken import RelayToken  # noqa: E402
 
 CORPUS = HERE / "corpus"
-TOPIC = circle_topic(CIRCLE_ID)
+HANDLE = circle_handle(CIRCLE_ID)
 EPOCH = epoch_id(EPOCH_KEY)
+TOPIC = topic_of_epoch_key(EPOCH_KEY)
 
 
 def _fixed(byte: int):  # type: ignore[no-untyped-def]
@@ -58,7 +59,7 @@ def _invite() -> InviteCode:
 
 
 def _token() -> RelayToken:
-    return RelayToken(TOPIC, "night owls relay", {EPOCH: relay_key(EPOCH_KEY)}, 1 << 30)
+    return RelayToken(HANDLE, "night owls relay", {EPOCH: relay_key(EPOCH_KEY)}, 1 << 30)
 
 
 def _keystore_plaintext(with_circle: bool = True) -> bytes:
@@ -72,7 +73,7 @@ def _keystore_plaintext(with_circle: bool = True) -> bytes:
         }
         data.relays.append("/ip4/192.0.2.1/tcp/4747")
         data.extra["relay_topics"] = {
-            TOPIC: {"label": "owls", "relay_keys": {EPOCH: relay_key(EPOCH_KEY)}, "quota_bytes": 1 << 20}
+            HANDLE: {"label": "owls", "relay_keys": {EPOCH: relay_key(EPOCH_KEY)}, "quota_bytes": 1 << 20}
         }
     return codec.encode(data.to_map())
 
@@ -91,7 +92,7 @@ def card_seeds() -> Iterator[tuple[str, bytes]]:
 
 def envelope_seeds() -> Iterator[tuple[str, bytes]]:
     op = _signed_op()
-    sealed = seal(op.data, topic=TOPIC, epoch_key=EPOCH_KEY, ts=NOW, rand=_fixed(0x0A))
+    sealed = seal(op.data, epoch_key=EPOCH_KEY, ts=NOW, rand=_fixed(0x0A))
     yield "sealed", b"\x00" + sealed.data
     yield "join", b"\x00" + seal_join_request(_invite(), BOB, ts=NOW, rand=_fixed(0x22))[0].data
     yield "plaintext-op", b"\x01" + op.data
@@ -109,7 +110,7 @@ def signed_op_seeds() -> Iterator[tuple[str, bytes]]:
 def codes_seeds() -> Iterator[tuple[str, bytes]]:
     yield "invite-text", b"\x00" + _invite().encode().encode()
     yield "token-text", b"\x00" + _token().encode().encode()
-    token_body = {"v": 1, "keys": {EPOCH: relay_key(EPOCH_KEY)}, "label": "owls", "quota": 1 << 30, "topic": TOPIC}
+    token_body = {"v": 1, "keys": {EPOCH: relay_key(EPOCH_KEY)}, "label": "owls", "quota": 1 << 30, "topic": HANDLE}
     yield "token-body", b"\x01" + codec.encode(token_body)
     code = _invite()
     invite_body = {"v": 2, "s": code.secret, "c": code.check, "a": list(code.addresses), "x": code.expires}
@@ -138,7 +139,6 @@ def membership_seeds() -> Iterator[tuple[str, bytes]]:
 
     yield "join-envelope", b"\x00" + seal_join_request(_invite(), BOB, ts=NOW, rand=_fixed(0x22))[0].data
     grant = seal_relay_grant(
-        TOPIC,
         previous_key=EPOCH_KEY,
         epoch=bytes([0x23]) * 16,
         epoch_key=bytes([0x24]) * 32,
@@ -189,7 +189,7 @@ def private_seeds() -> Iterator[tuple[str, bytes]]:
         ts=NOW,
     )
     envelope = seal_private(
-        statement, [ALICE.dh_public], topic=TOPIC, relay_key=relay_key(EPOCH_KEY), ts=NOW, rand=_fixed(0x33)
+        statement, [ALICE.dh_public], relay_key=relay_key(EPOCH_KEY), ts=NOW, rand=_fixed(0x33)
     )
     yield "ct", b"\x00" + envelope.ciphertext
     yield "statement", b"\x01" + statement.data
@@ -199,7 +199,7 @@ def private_seeds() -> Iterator[tuple[str, bytes]]:
 
 def gossip_seeds() -> Iterator[tuple[str, bytes]]:
     op = _signed_op()
-    envelopes = [seal(op.data, topic=TOPIC, epoch_key=EPOCH_KEY, ts=NOW + i, rand=_fixed(i)).data for i in range(3)]
+    envelopes = [seal(op.data, epoch_key=EPOCH_KEY, ts=NOW + i, rand=_fixed(i)).data for i in range(3)]
     yield "batch", codec.encode(envelopes)
     yield "one", codec.encode(envelopes[:1])
 
@@ -214,7 +214,7 @@ def framing_seeds() -> Iterator[tuple[str, bytes]]:
     hello = frame(1, {"v": 1, "topics": [TOPIC]})
     recon = frame(2, {"t": TOPIC, "m": POINTS[0][1]})
     envs = frame(
-        3, {"t": TOPIC, "e": [seal(_signed_op().data, topic=TOPIC, epoch_key=EPOCH_KEY, ts=NOW, rand=_fixed(1)).data]}
+        3, {"t": TOPIC, "e": [seal(_signed_op().data, epoch_key=EPOCH_KEY, ts=NOW, rand=_fixed(1)).data]}
     )
     tail = frame(4, {"t": TOPIC}) + frame(5, {}) + frame(6, {"reason": "bye"})
     yield "session-whole", b"\x00" + hello + recon + envs + tail

@@ -79,7 +79,7 @@ async def test_a_removed_organizers_back_dated_sock_puppet_is_struck_everywhere(
                 key=lambda signed: signed.id,
             )
             old_key = next(iter(_circle(bob, circle).keys.epochs.values()))
-            envelope = seal(forged.data, topic=_circle(bob, circle).topic, epoch_key=old_key, ts=forged.op.ts)
+            envelope = seal(forged.data, epoch_key=old_key, ts=forged.op.ts)
             await _inject(bob, envelope)
             for node in (alice, carol):
                 await wait_until(lambda n=node: _circle(n, circle).replica.has(forged.id), timeout=30)
@@ -147,7 +147,7 @@ async def test_a_forged_relay_grant_changes_nothing_and_honest_members_stay_welc
         async with running(alice_home) as alice, running(relay_home, relay=True) as relay:
             await alice.connect(address(relay))
             circle_state = _circle(alice, circle)
-            topic, current = circle_state.topic, circle_state.keys.current
+            topic, current = circle_state.current_topic, circle_state.keys.current
             current_relay_key = relay_key(circle_state.keys.current_key)
             held_before = dict(relay.gate.relay_keys[topic])
             # Whoever holds the relay key (an invite code is enough) tries to replace the

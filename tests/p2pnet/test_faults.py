@@ -127,7 +127,7 @@ async def test_a_relay_killed_before_saving_a_granted_key_learns_it_again(tmp_pa
             await call(alice, "rotate", circle=circle)
             await call(alice, "post", circle=circle, text="under the new key")
             await call(alice, "sync")
-            topic = alice.circles.get(circle).topic  # type: ignore[union-attr]
+            topic = alice.circles.get(circle).current_topic  # type: ignore[union-attr]
             await wait_until(lambda: len(relay.gate.relay_keys[topic]) == len(granted_at_start) + 1)
         # The kill came between storing the grant and saving the keystore: undo the save.
         keystore = Keystore.unlock(relay_home.keystore, PASS)

@@ -171,7 +171,7 @@ async def test_envelopes_stored_before_their_key_arrived_are_folded_when_it_does
             new_epoch = _circle(alice, circle).keys.current
             assert new_epoch not in keys_before
             assert alice.store is not None and bob.store is not None
-            topic = _circle(alice, circle).topic
+            topic = _circle(alice, circle).current_topic
             envelopes = [Envelope.decode(d) for d in alice.store.iter_topic(topic)]
             under_new = [e for e in envelopes if e.epoch == new_epoch]
             key_ops = [e for e in envelopes if e.epoch in keys_before and not bob.store.has(e.id)]

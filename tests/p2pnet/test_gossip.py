@@ -9,10 +9,10 @@ from identity.keys import NetworkKey
 from p2pnet.gate import Gate
 from p2pnet.gossip import GossipService, encode_batch, topic_name
 from p2pnet.netstack import open_netstack
-from sync.envelope import Envelope, circle_topic, epoch_id, relay_key, seal
+from sync.envelope import Envelope, epoch_id, relay_key, seal, topic_of_epoch_key
 
 KEY = bytes([5]) * 32
-TOPIC = circle_topic(bytes([1]) * 16)
+TOPIC = topic_of_epoch_key(KEY)
 LOOPBACK = ["/ip4/127.0.0.1/tcp/0"]
 
 
@@ -53,9 +53,9 @@ async def test_batches_cross_a_real_link_and_forgeries_do_not() -> None:
             b.allow_gossip(a.peer_id, topic_name(TOPIC))
             while topic_name(TOPIC) not in a.router.mesh or not a.mesh_peers(topic_name(TOPIC)):
                 await trio.sleep(0.02)
-            sent = [seal(f"op {i}".encode(), topic=TOPIC, epoch_key=KEY, ts=1000 + i) for i in range(100)]
+            sent = [seal(f"op {i}".encode(), epoch_key=KEY, ts=1000 + i) for i in range(100)]
             # A forgery with a valid structure but the wrong relay key, published raw.
-            forged = seal(b"forged", topic=TOPIC, epoch_key=bytes([6]) * 32, ts=5)
+            forged = seal(b"forged", epoch_key=bytes([6]) * 32, ts=5)
             forged = Envelope.build(TOPIC, epoch_id(KEY), 5, forged.nonce, forged.ciphertext, relay_key=bytes(32))
             await a.publish(topic_name(TOPIC), encode_batch([forged.data]))
             await a.publish(topic_name(TOPIC), b"\x00garbage")

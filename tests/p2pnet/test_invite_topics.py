@@ -160,7 +160,7 @@ async def test_junk_from_a_relay_key_holder_is_refused_and_its_sender_banned(tmp
         async with running(alice_home) as alice, open_netstack(NetworkKey.generate(), LOOPBACK) as attacker:
             circle = (await call(alice, "circle.create", name="Flooded"))["id"]
             state = alice.circles.get(circle)  # type: ignore[union-attr]
-            topic, epoch_key = state.topic, state.keys.current_key
+            topic, epoch_key = state.current_topic, state.keys.current_key
             key = relay_key(epoch_key)
             await attacker.connect(address(alice))
             before = _stored_bytes(alice)
@@ -169,7 +169,7 @@ async def test_junk_from_a_relay_key_holder_is_refused_and_its_sender_banned(tmp
                 wrong = secrets.token_bytes(32)  # sealed with a key that is not the epoch's
                 envelopes = []
                 for i in range(count):
-                    fake = seal(secrets.token_bytes(500), topic=topic, epoch_key=wrong, ts=1_700_000_000 + i)
+                    fake = seal(secrets.token_bytes(500), epoch_key=wrong, ts=1_700_000_000 + i)
                     envelopes.append(
                         Envelope.build(topic, state.keys.current, fake.ts, fake.nonce, fake.ciphertext, relay_key=key)
                     )

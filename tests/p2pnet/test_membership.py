@@ -49,7 +49,7 @@ async def test_a_removed_member_cannot_read_anything_sealed_after_removal(tmp_pa
             assert current not in keys
             after = [
                 Envelope.decode(data)
-                for data in alice.store.iter_topic(_circle(alice, circle).topic)
+                for data in alice.store.iter_topic(_circle(alice, circle).current_topic)
                 if Envelope.decode(data).epoch == current
             ]
             assert len(after) >= len(secret_posts)

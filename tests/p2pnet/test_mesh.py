@@ -88,7 +88,7 @@ async def test_garbage_oversized_and_forged_input_stores_nothing(tmp_path: Path)
         async with running(alice_home) as alice:
             circle = (await call(alice, "circle.create", name="Targeted"))["id"]
             await call(alice, "post", circle=circle, text="before the attack")
-            topic = alice.circles.get(circle).topic
+            topic = alice.circles.get(circle).current_topic
             before = alice.store.count()
             hash_before = state_hash(alice, circle)
             async with open_netstack(NetworkKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as mallory:
@@ -96,7 +96,7 @@ async def test_garbage_oversized_and_forged_input_stores_nothing(tmp_path: Path)
                 await mallory.subscribe(topic_name(topic))
                 await trio.sleep(0.3)
                 # Gossip: garbage, a forged envelope (valid shape, wrong relay key), a replay of junk.
-                forged = seal(b"forged op", topic=topic, epoch_key=bytes(32), ts=1)
+                forged = seal(b"forged op", epoch_key=bytes(32), ts=1)
                 fake = Envelope.build(
                     topic,
                     alice.circles.get(circle).keys.current,

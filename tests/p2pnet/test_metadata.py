@@ -91,7 +91,7 @@ async def test_a_stranger_learns_no_topic_and_receives_no_envelope(tmp_path: Pat
         async with running(alice_home) as alice:
             circle = (await call(alice, "circle.create", name="Quiet circle"))["id"]
             token = (await call(alice, "circle.relay_token", circle=circle, label="riverside"))["token"]
-            topic = alice.circles.get(circle).topic  # type: ignore[union-attr]
+            topic = alice.circles.get(circle).current_topic  # type: ignore[union-attr]
         allow_on_relay(relay_home, token)
         async with (
             running(alice_home) as alice,
@@ -143,7 +143,7 @@ async def test_a_holder_of_the_key_passes_the_same_probe(tmp_path: Path) -> None
         async with running(alice_home) as alice, open_netstack(NetworkKey.generate(), LOOPBACK) as prober:
             circle = (await call(alice, "circle.create", name="Open to key holders"))["id"]
             await post_when_ready(alice, circle, "hello")
-            topic = alice.circles.get(circle).topic  # type: ignore[union-attr]
+            topic = alice.circles.get(circle).current_topic  # type: ignore[union-attr]
             keys = list(alice.gate.relay_keys[topic].values())
             await prober.connect(address(alice))
             probe = Probe()

@@ -61,7 +61,7 @@ async def test_offline_member_catches_up_from_a_relay_that_cannot_read(tmp_path:
                 # Everything alice holds (bob may hold one more op: his key.ack, if alice had
                 # stopped before it reached her, so compare ops, not state hashes).
                 expected = {op.id for op in alice.circles.get(circle).replica.ops()}
-                topic = alice.circles.get(circle).topic
+                topic = alice.circles.get(circle).current_topic
                 await wait_until(lambda: len(relay.indexes[topic]) == len(alice.indexes[topic]))
             # Alice is gone. Bob only ever talks to the relay.
             async with running(bob_home) as bob:

@@ -48,7 +48,7 @@ async def test_a_private_request_shows_only_that_it_exists(tmp_path: Path) -> No
             assert on_bob.author == alice.circles.identity.member_id  # posted by an organizer, not by carol
             assert on_carol.description == why
             # Nothing in bob's or the relays' bytes names carol as the one who asked.
-            for envelope_data in bob.store.iter_topic(bob.circles.get(circle).topic):
+            for envelope_data in bob.store.iter_topic(bob.circles.get(circle).current_topic):
                 assert why.encode() not in envelope_data
             # Exactly one organizer posted it.
             await trio.sleep(0.5)
@@ -133,7 +133,7 @@ async def test_a_member_who_records_everything_cannot_tell_who_asked(tmp_path: P
             why = "Short on rent this month: 300 EUR would save us"
             sent = await call(carol, "request", circle=circle, category="money", description=why, private=True)
             checked = await call(carol, "checkin", circle=circle, status="need-help", note="call me", private=True)
-            topic = bob.circles.get(circle).topic  # type: ignore[union-attr]
+            topic = bob.circles.get(circle).current_topic  # type: ignore[union-attr]
 
             def placeholder():  # type: ignore[no-untyped-def]
                 state = bob.circles.get(circle).replica.state  # type: ignore[union-attr]

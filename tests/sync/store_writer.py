@@ -9,19 +9,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sync.envelope import circle_topic, seal
+from sync.envelope import seal
 from sync.store import EnvelopeStore
 
 
 def main() -> None:
     path, seed = Path(sys.argv[1]), int(sys.argv[2])
     store = EnvelopeStore(path)
-    topic = circle_topic(seed.to_bytes(16, "big"))
     key = bytes([seed % 256]) * 32
     batch = 0
     while True:
         envelopes = [
-            seal(f"op {batch}.{i}".encode() * 20, topic=topic, epoch_key=key, ts=1_700_000_000 + batch)
+            seal(f"op {batch}.{i}".encode() * 20, epoch_key=key, ts=1_700_000_000 + batch)
             for i in range(50)
         ]
         store.add_batch(envelopes)

@@ -16,21 +16,30 @@ from identity.errors import (
     UnsupportedVersion,
 )
 from sync import limits
-from sync.envelope import Envelope, circle_topic, epoch_id, open_envelope, relay_key, seal
+from sync.envelope import (
+    Envelope,
+    circle_handle,
+    epoch_id,
+    epoch_topic,
+    open_envelope,
+    relay_key,
+    seal,
+    topic_of_epoch_key,
+)
 from sync.ids import envelope_id
 
 KEY = bytes([9]) * 32
-TOPIC = circle_topic(bytes([7]) * 16)
+TOPIC = topic_of_epoch_key(KEY)
 PLAINTEXT = b"a signed op would be here; its words must stay private"
 
 
 def _envelope(**kwargs: object) -> Envelope:
-    return seal(PLAINTEXT, topic=TOPIC, epoch_key=KEY, ts=1_700_000_000, **kwargs)  # type: ignore[arg-type]
+    return seal(PLAINTEXT, epoch_key=KEY, ts=1_700_000_000, **kwargs)  # type: ignore[arg-type]
 
 
 @given(st.binary(max_size=2000), st.integers(min_value=0, max_value=limits.MAX_TS))
 def test_round_trip(plaintext: bytes, ts: int) -> None:
-    envelope = seal(plaintext, topic=TOPIC, epoch_key=KEY, ts=ts)
+    envelope = seal(plaintext, epoch_key=KEY, ts=ts)
     decoded = Envelope.decode(envelope.data)
     assert decoded == envelope
     assert decoded.id == envelope_id(envelope.data)
@@ -80,7 +89,7 @@ def test_relay_authenticator() -> None:
 
 def test_header_cannot_be_moved_to_another_topic_or_time() -> None:
     envelope = _envelope()
-    for topic, ts in ((circle_topic(bytes([8]) * 16), envelope.ts), (envelope.topic, envelope.ts + 1)):
+    for topic, ts in ((topic_of_epoch_key(bytes([8]) * 32), envelope.ts), (envelope.topic, envelope.ts + 1)):
         moved = Envelope.build(topic, envelope.epoch, ts, envelope.nonce, envelope.ciphertext, relay_key=relay_key(KEY))
         with pytest.raises(Undecryptable):
             open_envelope(Envelope.decode(moved.data), KEY)
@@ -151,8 +160,10 @@ def test_garbage_raises_only_protocol_errors(data: bytes) -> None:
 
 
 def test_topic_and_epoch_ids_are_stable_and_distinct() -> None:
-    assert circle_topic(bytes([7]) * 16) == TOPIC
-    assert circle_topic(bytes([6]) * 16) != TOPIC
+    assert _envelope().topic == TOPIC == epoch_topic(relay_key(KEY))
+    # Each epoch has its own topic; neither it nor the circle's handle names the other.
+    assert topic_of_epoch_key(bytes([6]) * 32) != TOPIC
+    assert circle_handle(bytes([7]) * 16) not in (TOPIC, topic_of_epoch_key(bytes([6]) * 32))
     assert len(epoch_id(KEY)) == 16 and epoch_id(KEY) != epoch_id(bytes([1]) * 32)
 
 
@@ -160,8 +171,8 @@ def test_padding_hides_the_kind_of_op_and_round_trips() -> None:
     from sync.envelope import open_envelope, pad, padded_size, unpad
 
     # A reaction and a rent request of ordinary length are the same size on the wire.
-    short = seal(b"r" * 200, topic=circle_topic(bytes(16)), epoch_key=KEY, ts=1)
-    longer = seal(b"q" * 900, topic=circle_topic(bytes(16)), epoch_key=KEY, ts=1)
+    short = seal(b"r" * 200, epoch_key=KEY, ts=1)
+    longer = seal(b"q" * 900, epoch_key=KEY, ts=1)
     assert len(short.data) == len(longer.data)
     assert open_envelope(short, KEY) == b"r" * 200
     for n in (0, 1023, 1024, 2047, 30_000, 61_440):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from identity.errors import BadSignature, Malformed, RemoteProtocolError, Undecryptable
 from identity.keys import MemberIdentity
-from sync.envelope import Envelope, circle_topic, epoch_id, relay_key
+from sync.envelope import Envelope, epoch_id, relay_key, topic_of_epoch_key
 from sync.invites import (
     InviteCode,
     circle_check,
@@ -27,8 +27,8 @@ from sync.invites import (
 )
 
 CIRCLE = bytes([3]) * 16
-TOPIC = circle_topic(CIRCLE)
 EPOCH_KEY = bytes([4]) * 32
+TOPIC = topic_of_epoch_key(EPOCH_KEY)
 EPOCH = epoch_id(EPOCH_KEY)
 NEWCOMER = MemberIdentity("Robin", bytes([5]) * 32, bytes([6]) * 32, 0)
 STRANGER = MemberIdentity("Sam", bytes([7]) * 32, bytes([8]) * 32, 0)
@@ -167,8 +167,9 @@ def test_refusal_says_why_for_its_request_only() -> None:
 
 def test_relay_grant_chain_is_signed_by_holders_of_the_previous_epoch_key() -> None:
     new_key = bytes([13]) * 32
-    grant = seal_relay_grant(TOPIC, previous_key=EPOCH_KEY, epoch=epoch_id(new_key), epoch_key=new_key, ts=9)
+    grant = seal_relay_grant(previous_key=EPOCH_KEY, epoch=epoch_id(new_key), epoch_key=new_key, ts=9)
     grant.check_mac(relay_key(EPOCH_KEY))
+    assert grant.topic == TOPIC  # on the previous epoch's topic, which relays already serve
     previous_grant_key = grant_signing_keypair(EPOCH_KEY)[0]
     opened = open_relay_grant(Envelope.decode(grant.data), relay_key(EPOCH_KEY), previous_grant_key)
     assert (opened.epoch, opened.relay_key, opened.grant_key) == (

@@ -12,16 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from sync.envelope import circle_topic, seal
+from sync.envelope import seal, topic_of_epoch_key
 from sync.store import EnvelopeStore, StoreError
 
 KEY = bytes([3]) * 32
-TOPIC = circle_topic(bytes([1]) * 16)
-OTHER = circle_topic(bytes([2]) * 16)
+OTHER_KEY = bytes([4]) * 32
+TOPIC = topic_of_epoch_key(KEY)
+OTHER = topic_of_epoch_key(OTHER_KEY)
 
 
 def _envelopes(count: int, topic: bytes = TOPIC, ts0: int = 1000) -> list:
-    return [seal(f"op {i}".encode(), topic=topic, epoch_key=KEY, ts=ts0 + i % 7) for i in range(count)]
+    key = KEY if topic == TOPIC else OTHER_KEY  # an envelope's topic is its epoch's
+    return [seal(f"op {i}".encode(), epoch_key=key, ts=ts0 + i % 7) for i in range(count)]
 
 
 def test_insert_is_idempotent_and_reports_new(tmp_path: Path) -> None:
@@ -63,7 +65,7 @@ def test_since_is_a_resumable_cursor(tmp_path: Path) -> None:
 def test_plaintext_never_reaches_the_database(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     with EnvelopeStore(path) as store:
-        store.add_batch([seal(b"my rent is overdue and I am scared", topic=TOPIC, epoch_key=KEY, ts=1)])
+        store.add_batch([seal(b"my rent is overdue and I am scared", epoch_key=KEY, ts=1)])
     for file in tmp_path.iterdir():
         assert b"my rent is overdue" not in file.read_bytes()
 

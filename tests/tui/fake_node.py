@@ -160,7 +160,7 @@ def hostile_answers(text: str) -> dict[str, Any]:
             "circles": [{"id": CIRCLE, "name": text, "topic": "00", "ops": 40, "envelopes": 50, "state_hash": "00",
                          "last_sync": TS}],
             "relay_topics": [{"label": text, "envelopes": 1, "bytes": 10, "quota_bytes": 100}],
-            "accepted": 1, "refused": {}, "quarantined": 0, "syncs": 1, "sync_errors": 0,
+            "accepted": 1, "refused": {}, "syncs": 1, "sync_errors": 0,
             "gossip": None,
         },
         "requests": [{"member": STRANGER, "name": text, "fingerprint": text}],

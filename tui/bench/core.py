@@ -12,7 +12,7 @@ import nacl.bindings as sodium
 from identity.crypto import random_bytes
 from identity.keys import MemberIdentity
 from identity.keystore import KdfParams, Keystore, KeystoreData
-from sync.envelope import Envelope, circle_topic, open_envelope, seal
+from sync.envelope import Envelope, open_envelope, seal
 from sync.ops import Op, SignedOp
 from sync.store import EnvelopeStore
 from tui.bench import Figures, register
@@ -23,13 +23,12 @@ _TEXT = "Checking in: I can bring soup on Thursday, and I have a spare room this
 def _make_ops(count: int) -> tuple[list[bytes], bytes]:
     author = MemberIdentity.generate("bench", now=1)
     circle = random_bytes(16)
-    topic = circle_topic(circle)
     key = random_bytes(32)
     parents = (random_bytes(32),)
     envelopes = []
     for i in range(count):
         op = Op(circle, author.member_id, parents, 2, 1_700_000_000 + i, "msg.post", {"text": _TEXT}, seq=1)
-        envelopes.append(seal(SignedOp.create(op, author).data, topic=topic, epoch_key=key, ts=op.ts).data)
+        envelopes.append(seal(SignedOp.create(op, author).data, epoch_key=key, ts=op.ts).data)
     return envelopes, key
 
 
@@ -37,14 +36,13 @@ def _make_ops(count: int) -> tuple[list[bytes], bytes]:
 def bench_op_create() -> Figures:
     author = MemberIdentity.generate("bench", now=1)
     circle = random_bytes(16)
-    topic = circle_topic(circle)
     key = random_bytes(32)
     parents = (random_bytes(32),)
     count = 20_000
     start = time.perf_counter()
     for i in range(count):
         op = Op(circle, author.member_id, parents, 2, 1_700_000_000 + i, "msg.post", {"text": _TEXT}, seq=1)
-        seal(SignedOp.create(op, author).data, topic=topic, epoch_key=key, ts=op.ts)
+        seal(SignedOp.create(op, author).data, epoch_key=key, ts=op.ts)
     return {"op_create_per_s": round(count / (time.perf_counter() - start))}
 
 

@@ -96,7 +96,7 @@ def bench_privacy() -> Figures:
             await nursery.start(relay.run)
             assert alice.net is not None and relay.net is not None and alice.circles is not None
             await alice.connect(relay.net.listen_addresses()[0])
-            topic = alice.circles.get(circle).topic
+            topic = alice.circles.get(circle).current_topic
             for i in range(20):
                 await a["post"]({"circle": circle, "text": f"notes {i}"})
             async with open_netstack(NetworkKey.generate(), config.listen) as stranger, trio.open_nursery() as probe:

@@ -38,7 +38,7 @@ from identity.keyring import CircleKeys
 from identity.keystore import Keystore
 from p2pnet.lifecycle import TURN_DELAY_S
 from sync.content import blob_epoch, open_content
-from sync.envelope import MARKER_EPOCHS, Envelope, circle_topic, open_envelope
+from sync.envelope import MARKER_EPOCHS, Envelope, circle_handle, open_envelope, topic_of_epoch_key
 from sync.kinds import CONTENT_KINDS
 from sync.ops import SignedOp
 from sync.replica import CircleReplica
@@ -75,7 +75,7 @@ def look(world: World) -> Convergence:
         statuses = dict(zip(world.everyone(), pool.map(lambda p: _safe(world, p, "status"), world.everyone()),
                             strict=True))  # fmt: skip
     for model in world.circles.values():
-        topic = circle_topic(bytes.fromhex(model.id)).hex()
+        topic = circle_handle(bytes.fromhex(model.id)).hex()
         hashes = {}
         folded = {}
         counts = {}
@@ -211,13 +211,20 @@ def audit(world: World, load: Load, live: Convergence) -> Audit:
     keystores = {p.name: Keystore.unlock(p.home.keystore, PASSPHRASE) for p in world.members}
     for model in world.circles.values():
         circle_id = bytes.fromhex(model.id)
-        topic = circle_topic(circle_id)
+        # The circle's epoch topics: one per epoch key any member holds.
+        topics = {
+            topic_of_epoch_key(key)
+            for keystore in keystores.values()
+            if circle_id in keystore.data.circles
+            for key in CircleKeys.from_map(circle_id, keystore.data.circles[circle_id]).epochs.values()
+        }
         union: dict[bytes, Envelope] = {}
         for by_topic in stores.values():
-            for data in by_topic.get(topic, ()):
-                envelope = Envelope.decode(data)
-                if envelope.epoch not in MARKER_EPOCHS:
-                    union[envelope.id] = envelope
+            for topic in topics:
+                for data in by_topic.get(topic, ()):
+                    envelope = Envelope.decode(data)
+                    if envelope.epoch not in MARKER_EPOCHS:
+                        union[envelope.id] = envelope
         current = members.get(model.name, set())
         acked = [r for r in load.stats.sent if r.circle == model.id]
         op_sets: dict[str, set[bytes]] = {}
@@ -227,7 +234,8 @@ def audit(world: World, load: Load, live: Convergence) -> Audit:
                 result.details.append(f"{model.name}: {name} holds no keys for the circle")
                 continue
             keys = CircleKeys.from_map(circle_id, raw)
-            ops = _open_own(stores[name].get(topic, ()), keys, result, f"{model.name}/{name}")
+            own = [data for topic in topics for data in stores[name].get(topic, ())]
+            ops = _open_own(own, keys, result, f"{model.name}/{name}")
             op_sets[name] = set(ops)
             replica = CircleReplica(circle_id)
             replica.ingest_many(ops.values())
