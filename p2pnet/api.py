@@ -219,7 +219,10 @@ def build_methods(node: Node) -> dict[str, Handler]:
             else {
                 "published": gossip.published_envelopes,
                 "received": gossip.received_envelopes,
-                "rejected_messages": dict(gossip.rejected_messages),
+                "rejected_messages": dict(gossip.rejected_messages)
+                | ({"from a peer that proved no key for the topic": node.net.refused_unproved}
+                   if node.net.refused_unproved else {})
+                | ({"signed (names an origin)": node.net.refused_signed} if node.net.refused_signed else {}),
                 "dropped_publishes": gossip.dropped_publishes,
             },
         }

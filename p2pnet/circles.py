@@ -28,7 +28,9 @@ from identity.keystore import Keystore
 from sync.content import ContentReader, seal_content
 from sync.envelope import (
     Envelope,
+    Kind,
     circle_handle,
+    epoch_hints,
     epoch_id,
     epoch_topic,
     open_envelope,
@@ -167,12 +169,12 @@ class MemberCircles:
             self.by_topic[topic] = circle
         return new
 
-    def relay_keys(self) -> Iterable[tuple[bytes, bytes, bytes]]:
-        """(topic, epoch id, relay key) for every epoch key we hold."""
+    def gate_keys(self) -> Iterable[tuple[bytes, bytes, bytes, list[tuple[Kind, bytes]]]]:
+        """(topic, epoch id, relay key, marker hints) for every epoch key we hold."""
         for circle in self.circles.values():
             for epoch, key in circle.keys.epochs.items():
                 rk = relay_key(key)
-                yield epoch_topic(rk), epoch, rk
+                yield epoch_topic(rk), epoch, rk, epoch_hints(key)
 
     def topics(self) -> list[bytes]:
         return list(self.by_topic)

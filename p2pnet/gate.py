@@ -5,11 +5,11 @@
 3. the timestamp is not absurdly far in the future (clock skew of hours is fine);
 4. the relay authenticator verifies under the topic's key: a circle's topic is one epoch's
    (`sync.envelope.epoch_topic`), so it names exactly one relay key, and an envelope whose
-   epoch is not the topic's is refused; a marker envelope (welcome, join request, relay
-   grant, private) must carry that key's hint (`sync.envelope.key_hint`);
-5. the node's own admission (`Gate.admit`): a member opens what it can, so authentic junk
-   (made with a relay key, which relays and invite holders once had) is refused, and keeps
-   what it cannot open within quotas.
+   epoch is not the topic's is refused;
+5. the node's own admission (`Gate.admit`), told the envelope's kind (`Gate.kind_of`: the
+   nonce hints this node can read; anything else is an op): a member opens what it can, so
+   authentic junk (made with a relay key, which relays and invite holders once had) is
+   refused, and keeps what it cannot open within quotas.
 
 Members know relay keys because they derive them from their epoch keys; relays get them in
 relay tokens and grants. A node does not serve an epoch's topic before it holds the key,
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from identity.errors import BadSignature, RemoteProtocolError
-from sync.envelope import KEY_HINT_BYTES, MARKER_EPOCHS, Envelope, key_hint
+from sync.envelope import Envelope, Kind, has_hint
 
 MAX_FUTURE_SKEW_S = 7 * 24 * 3600
 
@@ -43,7 +43,7 @@ class Verdict(Enum):
     forwarded, not held against the sender (it may be honest)."""
 
 
-Admit = Callable[[Envelope], Verdict]
+Admit = Callable[[Envelope, Kind], Verdict]
 """A node's own check after the authenticator verified (see `Gate.admit`)."""
 
 
@@ -52,8 +52,8 @@ class Gate:
     relay_keys: dict[bytes, dict[bytes, bytes]] = field(default_factory=dict)
     """topic -> epoch id -> relay key."""
     refused: Counter[str] = field(default_factory=Counter)
-    hints: dict[bytes, dict[bytes, list[bytes]]] = field(default_factory=dict)
-    """topic -> key hint -> the relay keys with that hint (almost always one)."""
+    hints: dict[bytes, list[tuple[Kind, bytes]]] = field(default_factory=dict)
+    """topic -> the kinds of marker envelope this node recognises there, with their hint keys."""
     admit: Admit | None = None
     """Step 5, a member's: open what it can before storing it (an envelope a relay key
     authenticates but the epoch key does not open is junk from a relay-key holder, REJECT)
@@ -62,18 +62,26 @@ class Gate:
     def serves(self, topic: bytes) -> bool:
         return topic in self.relay_keys
 
-    def add_key(self, topic: bytes, epoch: bytes, relay_key: bytes) -> None:
-        keys = self.relay_keys.setdefault(topic, {})
-        if keys.get(epoch) == relay_key:
-            return
-        keys[epoch] = relay_key
-        same = self.hints.setdefault(topic, {}).setdefault(key_hint(relay_key), [])
-        if relay_key not in same:
-            same.append(relay_key)
+    def add_key(
+        self, topic: bytes, epoch: bytes, relay_key: bytes, hints: list[tuple[Kind, bytes]] | None = None
+    ) -> None:
+        """Serve ``topic``: its envelopes carry ``epoch`` and authenticate under ``relay_key``;
+        ``hints`` are the marker kinds we can tell apart there."""
+        self.relay_keys.setdefault(topic, {})[epoch] = relay_key
+        if hints is not None:
+            known = self.hints.setdefault(topic, [])
+            known.extend(hint for hint in hints if hint not in known)
 
     def remove_topic(self, topic: bytes) -> None:
         self.relay_keys.pop(topic, None)
         self.hints.pop(topic, None)
+
+    def kind_of(self, envelope: Envelope) -> Kind:
+        """What the envelope holds, as far as the hints we hold for its topic tell."""
+        for kind, key in self.hints.get(envelope.topic, ()):
+            if has_hint(envelope.nonce, key):
+                return kind
+        return Kind.OP
 
     def parse(self, data: bytes) -> Envelope | None:
         try:
@@ -90,27 +98,20 @@ class Gate:
         if envelope.ts > now + MAX_FUTURE_SKEW_S:
             self.refused["timestamp in the far future"] += 1
             return Verdict.REJECT
-        if envelope.epoch in MARKER_EPOCHS:
-            # The nonce's hint must name the topic's key (a forged marker costs one check).
-            candidates = self.hints.get(envelope.topic, {}).get(envelope.nonce[:KEY_HINT_BYTES], [])
-        else:
-            key = keys.get(envelope.epoch)
-            if key is None:
-                self.refused["epoch is not the topic's"] += 1
-                return Verdict.REJECT
-            candidates = [key]
-        for key in candidates:
-            try:
-                envelope.check_mac(key)
-            except BadSignature:
-                continue
-            if self.admit is None:
-                return Verdict.ACCEPT
-            verdict = self.admit(envelope)
-            if verdict is Verdict.JUNK:
-                self.refused["junk: authentic but does not open"] += 1
-            elif verdict is Verdict.FULL:
-                self.refused["over this node's quota for the topic"] += 1
-            return verdict
-        self.refused["bad authenticator"] += 1
-        return Verdict.REJECT
+        key = keys.get(envelope.epoch)
+        if key is None:
+            self.refused["epoch is not the topic's"] += 1
+            return Verdict.REJECT
+        try:
+            envelope.check_mac(key)
+        except BadSignature:
+            self.refused["bad authenticator"] += 1
+            return Verdict.REJECT
+        if self.admit is None:
+            return Verdict.ACCEPT
+        verdict = self.admit(envelope, self.kind_of(envelope))
+        if verdict is Verdict.JUNK:
+            self.refused["junk: authentic but does not open"] += 1
+        elif verdict is Verdict.FULL:
+            self.refused["over this node's quota for the topic"] += 1
+        return verdict

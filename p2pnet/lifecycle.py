@@ -31,12 +31,9 @@ import trio
 from identity.errors import RemoteProtocolError, StorageError, UsageError
 from p2pnet.gate import Verdict
 from sync.envelope import (
-    GRANT_EPOCH,
-    JOIN_EPOCH,
-    MARKER_EPOCHS,
-    PRIVATE_EPOCH,
-    WELCOME_EPOCH,
     Envelope,
+    Kind,
+    epoch_hints,
     epoch_id,
     epoch_topic,
     open_envelope,
@@ -51,6 +48,8 @@ from sync.invites import (
     JoinRequest,
     circle_check,
     grant_signing_keypair,
+    invite_epoch,
+    invite_hints,
     invite_mac_key,
     invite_topic,
     open_epoch_key,
@@ -166,10 +165,10 @@ class Lifecycle:
             if code is None:
                 del self.joins()[topic]  # a join from an older kith: its code no longer works
                 continue
-            self.node.gate.add_key(topic, code.invite_id, code.mac_key)
+            self.node.gate.add_key(topic, code.epoch, code.mac_key, invite_hints(code.secret))
         for topic in list(self.joins()):
-            for data in store.by_epoch(topic, WELCOME_EPOCH):
-                self.on_marker(topic, Envelope.decode(data))
+            for data in store.by_kind(topic, Kind.WELCOME):
+                self.on_marker(topic, Envelope.decode(data), Kind.WELCOME)
         for circle in self.circles.circles.values():
             # Opening the circle folded everything its keys open; keys installed from now
             # on bring the stored envelopes of their epoch with them (`install_keys`).
@@ -178,23 +177,23 @@ class Lifecycle:
             self.follow_invites(circle)
             for topic, (circle_id, _ref) in list(self.invite_topics.items()):
                 if circle_id == circle.id:
-                    for data in store.by_epoch(topic, JOIN_EPOCH):
-                        self.on_marker(topic, Envelope.decode(data), quiet=True)
+                    for data in store.by_kind(topic, Kind.JOIN):
+                        self.on_marker(topic, Envelope.decode(data), Kind.JOIN, quiet=True)
             for topic in circle.topics():
-                for data in store.by_epoch(topic, PRIVATE_EPOCH):
-                    self.on_marker(topic, Envelope.decode(data))
+                for data in store.by_kind(topic, Kind.PRIVATE):
+                    self.on_marker(topic, Envelope.decode(data), Kind.PRIVATE)
 
     # --- what a member stores -----------------------------------------------------
 
-    def admit(self, envelope: Envelope) -> Verdict:
+    def admit(self, envelope: Envelope, kind: Kind) -> Verdict:
         """The gate's last step on a member's node (`p2pnet.gate.Gate.admit`): open what we
         can before it is stored, so authentic junk (made with a relay key or an invite's
         capability, which others hold too) is refused, and keep within quotas what we
-        cannot open."""
+        cannot open. ``kind`` is what the nonce's hint says (`Gate.kind_of`)."""
         topic = envelope.topic
         circle = self.circles.by_topic.get(topic)
         if circle is not None:
-            if envelope.epoch not in MARKER_EPOCHS:
+            if kind is Kind.OP:
                 key = circle.keys.epochs.get(envelope.epoch)
                 if key is None:  # the gate lets in only the topic's own epoch
                     return Verdict.REJECT
@@ -203,21 +202,21 @@ class Lifecycle:
                 except RemoteProtocolError:
                     return Verdict.JUNK
                 return Verdict.ACCEPT
-            if envelope.epoch == GRANT_EPOCH:
+            if kind is Kind.GRANT:
                 return Verdict.ACCEPT if self._grant_opens(circle, envelope) else Verdict.JUNK
-            if envelope.epoch == PRIVATE_EPOCH:
+            if kind is Kind.PRIVATE:
                 full = self.private_bytes.get(circle.id, 0) + len(envelope.data) > PRIVATE_QUOTA
                 return Verdict.FULL if full else Verdict.ACCEPT
             return Verdict.JUNK  # join requests and welcomes travel on invite topics
         secret = self._invite_secret(topic)
         if secret is None:
             return Verdict.ACCEPT  # not ours to judge (the gate serves it for a reason)
-        if envelope.epoch == JOIN_EPOCH:
+        if kind is Kind.JOIN:
             try:
                 open_join_request(envelope, secret)
             except RemoteProtocolError:
                 return Verdict.JUNK
-        elif envelope.epoch != WELCOME_EPOCH:
+        elif kind is not Kind.WELCOME:
             return Verdict.JUNK  # an invite's capability authenticates nothing else
         if self.node.topic_bytes.get(topic, 0) + len(envelope.data) > INVITE_TOPIC_QUOTA:
             return Verdict.FULL
@@ -276,7 +275,8 @@ class Lifecycle:
         for topic, (ref, secret) in wanted.items():
             if topic not in self.invite_topics:
                 self.invite_topics[topic] = (circle.id, ref)
-                self.node.gate.add_key(topic, ref, invite_mac_key(secret))
+                mac_key = invite_mac_key(secret)
+                self.node.gate.add_key(topic, invite_epoch(mac_key), mac_key, invite_hints(secret))
                 self.node.serve_topic_nowait(topic)
         for topic, (circle_id, _ref) in list(self.invite_topics.items()):
             if circle_id == circle.id and topic not in wanted:
@@ -342,7 +342,7 @@ class Lifecycle:
             if address not in self.node.keystore.data.relays:
                 self.node.keystore.data.relays.append(address)
         self.node.keystore.save()
-        self.node.gate.add_key(code.topic, code.invite_id, code.mac_key)
+        self.node.gate.add_key(code.topic, code.epoch, code.mac_key, invite_hints(code.secret))
         await self.node.serve_topic(code.topic)
         for address in code.addresses:
             self.node.dial_soon(address)
@@ -366,15 +366,15 @@ class Lifecycle:
             )
         return result
 
-    def on_marker(self, topic: bytes, envelope: Envelope, *, quiet: bool = False) -> None:
+    def on_marker(self, topic: bytes, envelope: Envelope, kind: Kind, *, quiet: bool = False) -> None:
         """A welcome, join request or private message was stored: act on it if it concerns us."""
-        if envelope.epoch == WELCOME_EPOCH and topic in self.joins():
+        if kind is Kind.WELCOME and topic in self.joins():
             self._on_welcome(topic, envelope)
-        elif envelope.epoch == JOIN_EPOCH and topic in self.invite_topics:
+        elif kind is Kind.JOIN and topic in self.invite_topics:
             circle = self.circles.circles.get(self.invite_topics[topic][0])
             if circle is not None:
                 self._on_join_request(circle, envelope, quiet=quiet)
-        elif envelope.epoch == PRIVATE_EPOCH and topic in self.circles.by_topic:
+        elif kind is Kind.PRIVATE and topic in self.circles.by_topic:
             circle = self.circles.by_topic[topic]
             self.private_bytes[circle.id] = self.private_bytes.get(circle.id, 0) + len(envelope.data)
             self._on_private(circle, envelope)
@@ -397,7 +397,7 @@ class Lifecycle:
         now = int(self.node.clock())
         statement = make_statement(self.circles.identity, circle.id, kind, body, ts=now)
         envelope = seal_private(
-            statement, organizers, relay_key=relay_key(circle.keys.current_key), ts=now,
+            statement, organizers, epoch_key=circle.keys.current_key, ts=now,
             rand=self.circles.rand,
         )  # fmt: skip
         if kind == "private.request":
@@ -536,7 +536,7 @@ class Lifecycle:
             rk = relay_key(key)
             topic = epoch_topic(rk)
             if not self.node.gate.serves(topic):
-                self.node.gate.add_key(topic, epoch, rk)
+                self.node.gate.add_key(topic, epoch, rk, epoch_hints(key))
                 self.node.serve_topic_nowait(topic)
             if epoch not in seen:
                 seen.add(epoch)
@@ -622,9 +622,10 @@ class Lifecycle:
         return self.approve(circle, JoinRequest(card, None, b""), vouch=vouch)
 
     def _send(self, circle: Circle, envelope: Envelope) -> None:
-        """Store (durably, now) and gossip an envelope we made."""
+        """Store (durably, now, with its kind) and gossip an envelope we made."""
         assert self.node.store is not None
-        self.node.store.add_batch([envelope])
+        kind = self.node.gate.kind_of(envelope)
+        self.node.store.add_batch([envelope], {envelope.id: kind} if kind is not Kind.OP else None)
         self.node.publish_nowait(envelope)
 
     # --- keys ---------------------------------------------------------------------

@@ -46,12 +46,13 @@ from p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
 from p2pnet.ratelimit import KeyedLimiter
 from p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
 from p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
-from sync.envelope import GRANT_EPOCH, MARKER_EPOCHS, Envelope, epoch_topic
+from sync.envelope import Envelope, Kind, epoch_topic, relay_hints
 from sync.invites import (
     INVITE_GRACE_S,
     INVITE_TOPIC_QUOTA,
     MAX_INVITE_GRANT_S,
     InviteGrant,
+    invite_epoch,
     open_invite_grant,
     open_relay_grant,
 )
@@ -164,8 +165,8 @@ class Node:
         """Give the gate every epoch key the opened circles hold, and pick up the
         lifecycle's stored work (on start, and after a rebuild from the store)."""
         assert self.circles is not None and self.lifecycle is not None
-        for topic, epoch, key in self.circles.relay_keys():
-            self.gate.add_key(topic, epoch, key)
+        for topic, epoch, key, hints in self.circles.gate_keys():
+            self.gate.add_key(topic, epoch, key, hints)
         self.lifecycle.restore()
 
     def _load_index(self, topic: bytes, *, again: bool = False) -> ItemIndex:
@@ -183,7 +184,7 @@ class Node:
     def _serve_relay_epoch(self, entry: RelayTopic, epoch: bytes, key: bytes) -> bytes:
         topic = epoch_topic(key)
         self.relay_wires[topic] = entry.topic
-        self.gate.add_key(topic, epoch, key)
+        self.gate.add_key(topic, epoch, key, relay_hints(key))
         return topic
 
     def relay_topic_wires(self, handle: bytes) -> list[bytes]:
@@ -360,8 +361,9 @@ class Node:
             candidates = self._within_quota(topic, candidates, result)
         if not candidates or index is None:
             return result
+        kinds = {e.id: kind for e in candidates if (kind := self.gate.kind_of(e)) is not Kind.OP}
         try:
-            new = self.store.add_batch(candidates)
+            new = self.store.add_batch(candidates, kinds)
         except StorageError as exc:  # nothing was stored; peers offer it again later
             self._storage_failed(exc, len(candidates))
             return result
@@ -376,19 +378,19 @@ class Node:
                 self.gossip.publish_nowait(envelope)
         self.stats.duplicates += result.duplicates
         if new and self.circles is not None:
-            markers = [e for e in new if e.epoch in MARKER_EPOCHS]
             try:
-                self._fold(topic, [e for e in new if e.epoch not in MARKER_EPOCHS], source)
-                for envelope in markers:
-                    assert self.lifecycle is not None
-                    self.lifecycle.on_marker(topic, envelope)
+                self._fold(topic, [e for e in new if e.id not in kinds], source)
+                for envelope in new:
+                    if envelope.id in kinds:
+                        assert self.lifecycle is not None
+                        self.lifecycle.on_marker(topic, envelope, kinds[envelope.id])
             except StorageError as exc:
                 # Stored, but not folded or acted on: rebuilt from the store once writes work.
                 self.circles.write_error = self.circles.write_error or exc
                 self._storage_failed(exc, 0)
         elif new:
             for envelope in new:
-                if envelope.epoch == GRANT_EPOCH:
+                if kinds.get(envelope.id) is Kind.GRANT:
                     self._on_relay_grant(topic, envelope)
             self.emit("stored", {"topic": topic.hex(), "count": len(new)})
         return result
@@ -401,7 +403,7 @@ class Node:
         while len(done) != len(self.relay_wires):  # each grant followed adds an epoch topic
             for topic in [t for t in self.relay_wires if t not in done]:
                 done.add(topic)
-                for data in self.store.by_epoch(topic, GRANT_EPOCH):
+                for data in self.store.by_kind(topic, Kind.GRANT):
                     self._on_relay_grant(topic, Envelope.decode(data))
 
     def _on_relay_grant(self, topic: bytes, envelope: Envelope) -> None:
@@ -459,7 +461,8 @@ class Node:
             return
         until = min(grant.until, now + MAX_INVITE_GRANT_S + INVITE_GRACE_S)
         self.relay_invites[grant.topic] = (topic, until)
-        self.gate.add_key(grant.topic, grant.topic[: len(topic) // 2], grant.mac_key)
+        # A relay stores an invite topic's envelopes without telling them apart (no hints).
+        self.gate.add_key(grant.topic, invite_epoch(grant.mac_key), grant.mac_key)
         self.serve_topic_nowait(grant.topic)
 
     def _expire_relay_invites(self) -> None:
@@ -471,7 +474,7 @@ class Node:
 
     def fold_stored(self, topic: bytes, envelopes: list[Envelope]) -> None:
         """Fold envelopes that were already stored (e.g. once their keys arrived)."""
-        self._fold(topic, [e for e in envelopes if e.epoch not in MARKER_EPOCHS])
+        self._fold(topic, [e for e in envelopes if self.gate.kind_of(e) is Kind.OP])
 
     def accept_soon(self, topic: bytes, envelopes: list[Envelope]) -> None:
         """Accept envelopes from a synchronous context (our own)."""

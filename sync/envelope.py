@@ -19,8 +19,11 @@ rotation moves a circle to a new topic, so a watcher who once linked a member to
 circle's topic learns nothing about the circle's traffic after the next rotation, and a
 topic names exactly one relay key (one check per envelope).
 
-Welcome envelopes (keys for a newcomer) use the all-zero epoch and carry a sealed box;
-see the membership layer.
+Every envelope on a topic carries the topic's epoch, whatever it holds: an op, a relay
+grant, a private request, a join request or a welcome. Nothing in the clear tells them
+apart; only the nonce does, to those who hold the right key: a marker envelope's nonce
+begins with a 4-byte hint keyed with what its readers hold (`Kind`, `hinted_nonce`), and
+an op's nonce is drawn so that it carries no hint.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import functools
 import hmac
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 from identity import codec
 from identity.crypto import (
@@ -43,30 +47,68 @@ from identity.errors import BadSignature, LocalProtocolError, Malformed, Undecry
 from sync import limits
 from sync.ids import envelope_id
 
-VERSION = 2
-"""2: the plaintext of a normal envelope is padded to a size class (`pad`)."""
-WELCOME_EPOCH = bytes(limits.EPOCH_ID_BYTES)
-"""Marker epoch of welcome envelopes, whose ``ct`` is a sealed box, not AEAD output."""
-JOIN_EPOCH = b"\xff" * limits.EPOCH_ID_BYTES
-"""Marker epoch of join requests, encrypted with a key derived from an invite's secret."""
-GRANT_EPOCH = b"\xfe" * limits.EPOCH_ID_BYTES
-"""Marker epoch of relay grants: a new epoch's relay key, encrypted under the previous one."""
-PRIVATE_EPOCH = b"\xfd" * limits.EPOCH_ID_BYTES
-"""Marker epoch of private requests and check-ins, sealed to the circle's organizers."""
-MARKER_EPOCHS = (WELCOME_EPOCH, JOIN_EPOCH, GRANT_EPOCH, PRIVATE_EPOCH)
-KEY_HINT_BYTES = 4
-"""A marker envelope's nonce begins with a hint naming the relay key that authenticates
-it, so a receiver checks one key, not every epoch's (docs/PROTOCOL.md §5)."""
+VERSION = 3
+"""3: one topic per epoch (`epoch_topic`), every envelope on it carries its epoch, and
+kinds are told apart only by keyed nonce hints (`Kind`). 2 padded the plaintext."""
 
 
-def key_hint(relay_key: bytes) -> bytes:
-    return blake2b(relay_key, person=b"kith-key-hint", size=KEY_HINT_BYTES)
+class Kind(IntEnum):
+    """What an envelope holds. Never in the clear: a reader learns it from the nonce's hint
+    (`has_hint`) with a key it holds, and a node keeps it next to the envelope it stored."""
+
+    OP = 0
+    """A signed op, sealed with the epoch key."""
+    WELCOME = 1
+    """A welcome or a refusal, on an invite's topic (hint keyed with the invite's secret)."""
+    JOIN = 2
+    """A join request, on an invite's topic (hint keyed with the invite's secret)."""
+    GRANT = 3
+    """A relay or invite grant, on an epoch's topic (hint keyed with the relay key)."""
+    PRIVATE = 4
+    """A private request or check-in, on an epoch's topic (hint keyed with the epoch key)."""
 
 
-def marker_nonce(relay_key: bytes, rand: RandomBytes) -> bytes:
-    """The nonce of a marker envelope authenticated with ``relay_key``: its hint, then
-    20 random bytes (still far too many to repeat)."""
-    return key_hint(relay_key) + rand(NONCE_BYTES - KEY_HINT_BYTES)
+HINT_BYTES = 4
+
+
+def hint_key(key: bytes, kind: Kind) -> bytes:
+    """The key that marks envelopes of ``kind`` for holders of ``key`` (see `Kind`)."""
+    return blake2b(bytes([kind]), person=b"kith-hint-key", key=key, size=32)
+
+
+def _hint(hint_key: bytes, rest: bytes) -> bytes:
+    return blake2b(rest, person=b"kith-hint", key=hint_key, size=HINT_BYTES)
+
+
+def hinted_nonce(hint_key: bytes, rand: RandomBytes) -> bytes:
+    """A marker envelope's nonce: a hint of its 20 random bytes keyed with ``hint_key``,
+    then those bytes. To anyone without the key the whole nonce is random."""
+    rest = rand(NONCE_BYTES - HINT_BYTES)
+    return _hint(hint_key, rest) + rest
+
+
+def has_hint(nonce: bytes, hint_key: bytes) -> bool:
+    return hmac.compare_digest(nonce[:HINT_BYTES], _hint(hint_key, nonce[HINT_BYTES:]))
+
+
+def unhinted_nonce(hint_keys: list[bytes], rand: RandomBytes) -> bytes:
+    """A random nonce that carries none of these hints (one draw in 2**31 is redrawn), so an
+    op is never mistaken for a marker by a reader that tells kinds by hint."""
+    while True:
+        nonce = rand(NONCE_BYTES)
+        if not any(has_hint(nonce, key) for key in hint_keys):
+            return nonce
+
+
+def epoch_hints(epoch_key: bytes) -> list[tuple[Kind, bytes]]:
+    """The hints a member of an epoch recognises on its topic."""
+    return [(Kind.GRANT, hint_key(relay_key(epoch_key), Kind.GRANT)), (Kind.PRIVATE, hint_key(epoch_key, Kind.PRIVATE))]
+
+
+def relay_hints(relay_key: bytes) -> list[tuple[Kind, bytes]]:
+    """The hints a relay recognises on an epoch's topic: grants only."""
+    return [(Kind.GRANT, hint_key(relay_key, Kind.GRANT))]
+
 
 MAC_BYTES = 16
 MIN_PADDED_BYTES = 1024
@@ -97,6 +139,32 @@ def unpad(padded: bytes) -> bytes:
     if end < 0 or any(padded[end + 1 :]) or len(padded) != padded_size(end):
         raise Malformed("envelope padding is malformed")
     return padded[:end]
+
+
+def pad_to(plaintext: bytes, length: int) -> bytes:
+    """``plaintext || 0x80 || 0x00...`` of exactly ``length`` bytes (at least one more than
+    the plaintext): for marker envelopes whose ciphertext carries more overhead than an
+    op's AEAD tag, so that their ``ct`` comes out the length of an op's (`ct_length`)."""
+    if length < len(plaintext) + 1:
+        raise LocalProtocolError("padding cannot shrink a plaintext")
+    return plaintext + b"\x80" + bytes(length - len(plaintext) - 1)
+
+
+def unpad_to(padded: bytes) -> bytes:
+    """Undo `pad_to`; `Malformed` if there is no padding marker."""
+    end = padded.rfind(b"\x80")
+    if end < 0 or any(padded[end + 1 :]):
+        raise Malformed("padding is malformed")
+    return padded[:end]
+
+
+def ct_length(content: int) -> int:
+    """The length of an op envelope's ``ct`` whose padded plaintext holds ``content`` bytes:
+    what every marker envelope's ``ct`` is made to match. Beyond the largest class (a
+    welcome to a circle with hundreds of epochs), one byte more than the content."""
+    if content + 1 > MAX_PADDED_BYTES:
+        return content + 1 + TAG_BYTES
+    return padded_size(content) + TAG_BYTES
 
 
 _KEYS = frozenset({"v", "topic", "epoch", "ts", "nonce", "ct", "mac"})
@@ -216,10 +284,6 @@ class Envelope:
         if not hmac.compare_digest(expected, self.mac):
             raise BadSignature("envelope authenticator does not verify")
 
-    @property
-    def is_welcome(self) -> bool:
-        return self.epoch == WELCOME_EPOCH
-
 
 def seal(
     plaintext: bytes,
@@ -234,7 +298,7 @@ def seal(
         raise LocalProtocolError(f"plaintext is larger than {limits.MAX_OP_BYTES} bytes")
     topic = topic_of_epoch_key(epoch_key)
     epoch = epoch_id(epoch_key)
-    nonce = rand(NONCE_BYTES)
+    nonce = unhinted_nonce([key for _kind, key in epoch_hints(epoch_key)], rand)
     header = header_bytes(topic, epoch, ts)
     ciphertext = aead_encrypt(epoch_key, nonce, pad(plaintext), header)
     mac = envelope_mac(relay_key(epoch_key), header, nonce, ciphertext)

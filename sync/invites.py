@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 from identity import codec
 from identity.crypto import (
+    SEAL_OVERHEAD,
+    TAG_BYTES,
     RandomBytes,
     aead_decrypt,
     aead_encrypt,
@@ -49,14 +51,18 @@ from identity.keys import IdentityCard, MemberIdentity
 from sync import limits
 from sync.codes import decode_code, encode_code
 from sync.envelope import (
-    GRANT_EPOCH,
-    JOIN_EPOCH,
-    WELCOME_EPOCH,
     Envelope,
+    Kind,
+    ct_length,
     epoch_id,
     epoch_topic,
     header_bytes,
-    marker_nonce,
+    hint_key,
+    hinted_nonce,
+    pad,
+    pad_to,
+    unpad,
+    unpad_to,
 )
 from sync.envelope import relay_key as relay_key_of
 from sync.kinds.keys import invite_id
@@ -77,6 +83,17 @@ def invite_mac_key(secret: bytes) -> bytes:
     """The invite's join-only capability: it authenticates envelopes on the invite's topic
     (as a relay key does on a circle's) and nothing else. It dies with the invite."""
     return blake2b(b"kith/invite-mac/v1", person=b"kith-inv-mac", key=secret, size=32)
+
+
+def invite_epoch(mac_key: bytes) -> bytes:
+    """The epoch every envelope on an invite's topic carries: like an epoch id, random to
+    anyone without the invite's capability, so an invite's topic looks like a quiet circle's."""
+    return blake2b(b"kith/invite-epoch/v1", person=b"kith-inv-epoch", key=mac_key, size=limits.EPOCH_ID_BYTES)
+
+
+def invite_hints(secret: bytes) -> list[tuple[Kind, bytes]]:
+    """The hints holders of an invite's secret recognise on its topic."""
+    return [(Kind.JOIN, hint_key(secret, Kind.JOIN)), (Kind.WELCOME, hint_key(secret, Kind.WELCOME))]
 
 
 def circle_check(circle: bytes, secret: bytes) -> bytes:
@@ -120,6 +137,10 @@ class InviteCode:
     def mac_key(self) -> bytes:
         return invite_mac_key(self.secret)
 
+    @property
+    def epoch(self) -> bytes:
+        return invite_epoch(self.mac_key)
+
     def encode(self) -> str:
         fields = {"v": 2, "s": self.secret, "c": self.check, "a": list(self.addresses), "x": self.expires}
         return encode_code(PREFIX, fields)
@@ -157,11 +178,12 @@ def seal_join_request(
 ) -> tuple[Envelope, bytes]:
     """The join request envelope (on the invite's topic) and its request nonce (keep it:
     only a welcome naming it counts)."""
-    nonce = marker_nonce(code.mac_key, rand)
+    nonce = hinted_nonce(hint_key(code.secret, Kind.JOIN), rand)
     request = rand(REQUEST_BYTES)
     plaintext = codec.encode({"v": 2, "card": newcomer.card().to_bytes(), "invite": code.invite_id, "request": request})
-    ciphertext = aead_encrypt(join_key(code.secret), nonce, plaintext, header_bytes(code.topic, JOIN_EPOCH, ts))
-    return _marker_envelope(code.topic, JOIN_EPOCH, ts, nonce, ciphertext, code.mac_key), request
+    header = header_bytes(code.topic, code.epoch, ts)
+    ciphertext = aead_encrypt(join_key(code.secret), nonce, pad(plaintext), header)
+    return _marker_envelope(code.topic, code.epoch, ts, nonce, ciphertext, code.mac_key), request
 
 
 @dataclass(frozen=True)
@@ -175,10 +197,8 @@ class JoinRequest:
 
 def open_join_request(envelope: Envelope, secret: bytes) -> JoinRequest:
     """Decrypt and check a join request with an invite's secret; `Undecryptable` if not ours."""
-    if envelope.epoch != JOIN_EPOCH:
-        raise Malformed("not a join request")
-    plaintext = aead_decrypt(join_key(secret), envelope.nonce, envelope.ciphertext, envelope.associated_data())
-    raw = codec.decode(plaintext, max_size=4096, what="join request")
+    padded = aead_decrypt(join_key(secret), envelope.nonce, envelope.ciphertext, envelope.associated_data())
+    raw = codec.decode(unpad(padded), max_size=4096, what="join request")
     if type(raw) is not dict or set(raw) != {"v", "card", "invite", "request"} or raw["v"] != 2:
         raise Malformed("join request has the wrong fields")
     if raw["invite"] != invite_id(secret):
@@ -245,9 +265,20 @@ def seal_welcome(
         "to": newcomer.member_id,
         "request": request,
     }
-    sealed = seal_to(newcomer.dh_public, _signed_payload(payload, approver))
+    return _sealed_to_newcomer(newcomer, _signed_payload(payload, approver), secret, ts, rand)
+
+
+def _sealed_to_newcomer(
+    newcomer: IdentityCard, plaintext: bytes, secret: bytes, ts: int, rand: RandomBytes
+) -> Envelope:
+    """A welcome or refusal: sealed to the newcomer, padded so that its ``ct`` is as long
+    as an op's (a sealed box adds 48 bytes where an AEAD adds 16)."""
+    overhead = SEAL_OVERHEAD - TAG_BYTES
+    padded = pad_to(plaintext, ct_length(len(plaintext) + overhead) - SEAL_OVERHEAD)
     mac_key = invite_mac_key(secret)
-    return _marker_envelope(invite_topic(secret), WELCOME_EPOCH, ts, marker_nonce(mac_key, rand), sealed, mac_key)
+    nonce = hinted_nonce(hint_key(secret, Kind.WELCOME), rand)
+    topic = invite_topic(secret)
+    return _marker_envelope(topic, invite_epoch(mac_key), ts, nonce, seal_to(newcomer.dh_public, padded), mac_key)
 
 
 def seal_refusal(
@@ -261,9 +292,7 @@ def seal_refusal(
     rand: RandomBytes = random_bytes,
 ) -> Envelope:
     payload = {"v": 1, "refused": reason[:200], "to": newcomer.member_id, "request": request}
-    sealed = seal_to(newcomer.dh_public, _signed_payload(payload, refuser))
-    mac_key = invite_mac_key(secret)
-    return _marker_envelope(invite_topic(secret), WELCOME_EPOCH, ts, marker_nonce(mac_key, rand), sealed, mac_key)
+    return _sealed_to_newcomer(newcomer, _signed_payload(payload, refuser), secret, ts, rand)
 
 
 def open_welcome(envelope: Envelope, me: MemberIdentity, request: bytes, code: InviteCode) -> Welcome:
@@ -272,9 +301,7 @@ def open_welcome(envelope: Envelope, me: MemberIdentity, request: bytes, code: I
     `Undecryptable` if it is someone else's; `Malformed` if it is ours but malformed,
     unsigned, answers another request (a stale welcome, replayed) or names a circle other
     than the one the code was made for."""
-    if envelope.epoch != WELCOME_EPOCH:
-        raise Malformed("not a welcome")
-    plaintext = open_sealed(me.dh_public, me.dh_secret, envelope.ciphertext)
+    plaintext = unpad_to(open_sealed(me.dh_public, me.dh_secret, envelope.ciphertext))
     raw = codec.decode(plaintext, max_size=limits.MAX_OP_BYTES, what="welcome")
     if type(raw) is not dict or raw.get("v") != 1 or raw.get("to") != me.member_id:
         raise Malformed("welcome is malformed or meant for someone else")
@@ -346,13 +373,14 @@ def seal_relay_grant(
     topic = epoch_topic(previous_relay_key)  # the previous epoch's topic: relays serve it
     _public, secret = grant_signing_keypair(previous_key)
     grant_public, _secret = grant_signing_keypair(epoch_key)
-    header = header_bytes(topic, GRANT_EPOCH, ts)
+    previous_epoch = epoch_id(previous_key)
+    header = header_bytes(topic, previous_epoch, ts)
     body = {"v": 1, "epoch": epoch, "relay_key": relay_key_of(epoch_key), "grant_key": grant_public}
     signature = sign(secret, _GRANT_DOMAIN, header + codec.encode(body))
     plaintext = codec.encode({**body, "sig": signature})
-    nonce = marker_nonce(previous_relay_key, rand)
-    ciphertext = aead_encrypt(_grant_key(previous_relay_key), nonce, plaintext, header)
-    return _marker_envelope(topic, GRANT_EPOCH, ts, nonce, ciphertext, previous_relay_key)
+    nonce = hinted_nonce(hint_key(previous_relay_key, Kind.GRANT), rand)
+    ciphertext = aead_encrypt(_grant_key(previous_relay_key), nonce, pad(plaintext), header)
+    return _marker_envelope(topic, previous_epoch, ts, nonce, ciphertext, previous_relay_key)
 
 
 @dataclass(frozen=True)
@@ -366,11 +394,9 @@ class RelayGrant:
 def open_relay_grant(envelope: Envelope, previous_relay_key: bytes, previous_grant_key: bytes) -> RelayGrant:
     """A grant from the epoch whose relay key and grant key are given; `Undecryptable` if it
     is not from that epoch, `BadSignature` if it is not signed with that epoch's grant key."""
-    if envelope.epoch != GRANT_EPOCH:
-        raise Malformed("not a relay grant")
     header = envelope.associated_data()
-    plaintext = aead_decrypt(_grant_key(previous_relay_key), envelope.nonce, envelope.ciphertext, header)
-    raw = codec.decode(plaintext, max_size=512, what="relay grant")
+    padded = aead_decrypt(_grant_key(previous_relay_key), envelope.nonce, envelope.ciphertext, header)
+    raw = codec.decode(unpad(padded), max_size=512, what="relay grant")
     if type(raw) is not dict or set(raw) != {"v", "epoch", "relay_key", "grant_key", "sig"} or raw["v"] != 1:
         raise Malformed("relay grant has the wrong fields")
     epoch, key, grant_key, signature = raw["epoch"], raw["relay_key"], raw["grant_key"], raw["sig"]
@@ -414,22 +440,21 @@ def seal_invite_grant(
     current_relay_key = relay_key_of(epoch_key)
     topic = epoch_topic(current_relay_key)
     _public, signing = grant_signing_keypair(epoch_key)
-    header = header_bytes(topic, GRANT_EPOCH, ts)
+    current_epoch = epoch_id(epoch_key)
+    header = header_bytes(topic, current_epoch, ts)
     body = {"v": 1, "invite": invite_topic(secret), "mac": invite_mac_key(secret), "until": until}
     plaintext = codec.encode({**body, "sig": sign(signing, _INVITE_GRANT_DOMAIN, header + codec.encode(body))})
-    nonce = marker_nonce(current_relay_key, rand)
-    ciphertext = aead_encrypt(_grant_key(current_relay_key), nonce, plaintext, header)
-    return _marker_envelope(topic, GRANT_EPOCH, ts, nonce, ciphertext, current_relay_key)
+    nonce = hinted_nonce(hint_key(current_relay_key, Kind.GRANT), rand)
+    ciphertext = aead_encrypt(_grant_key(current_relay_key), nonce, pad(plaintext), header)
+    return _marker_envelope(topic, current_epoch, ts, nonce, ciphertext, current_relay_key)
 
 
 def open_invite_grant(envelope: Envelope, relay_key: bytes, grant_key: bytes) -> InviteGrant:
     """An invite grant from the epoch whose relay key and grant key are given; `Undecryptable`
     if it is not from that epoch, `BadSignature` if not signed with its grant key."""
-    if envelope.epoch != GRANT_EPOCH:
-        raise Malformed("not a grant")
     header = envelope.associated_data()
-    plaintext = aead_decrypt(_grant_key(relay_key), envelope.nonce, envelope.ciphertext, header)
-    raw = codec.decode(plaintext, max_size=512, what="invite grant")
+    padded = aead_decrypt(_grant_key(relay_key), envelope.nonce, envelope.ciphertext, header)
+    raw = codec.decode(unpad(padded), max_size=512, what="invite grant")
     if type(raw) is not dict or set(raw) != {"v", "invite", "mac", "until", "sig"} or raw["v"] != 1:
         raise Malformed("invite grant has the wrong fields")
     topic, mac_key, until, signature = raw["invite"], raw["mac"], raw["until"], raw["sig"]

@@ -2,9 +2,11 @@
 
 A member who needs help privately does not post an op: their node signs a statement
 (a `SignedOp` of kind ``private.request`` or ``private.checkin`` that is never folded) and
-sends it in an envelope with the marker epoch ``fd..fd``: the statement is encrypted with
-a fresh key, and that key is sealed to each organizer in an anonymous list of sealed
-boxes (a relay sees neither who wrote it nor whom it is for).
+sends it in an envelope on the circle's current epoch topic that looks like any other
+(same epoch, same size classes; only members recognise it, by a nonce hint keyed with
+the epoch key): the statement is encrypted with a fresh key, and that key is sealed to
+each organizer in an anonymous list of sealed boxes (a relay sees neither that it is
+private nor who wrote it nor whom it is for).
 
 An organizer's node opens it. A check-in stays between the member and the organizers. A
 request is posted to the circle by an organizer on the member's behalf (``aid.request``
@@ -21,6 +23,7 @@ from typing import Any
 from identity import codec
 from identity.crypto import (
     NONCE_BYTES,
+    TAG_BYTES,
     RandomBytes,
     aead_decrypt,
     aead_encrypt,
@@ -32,7 +35,19 @@ from identity.crypto import (
 from identity.errors import Malformed, RemoteProtocolError, Undecryptable
 from identity.keys import MemberIdentity
 from sync import limits
-from sync.envelope import PRIVATE_EPOCH, Envelope, epoch_topic, header_bytes, marker_nonce, pad, unpad
+from sync.envelope import (
+    Envelope,
+    Kind,
+    ct_length,
+    epoch_id,
+    header_bytes,
+    hint_key,
+    hinted_nonce,
+    pad_to,
+    relay_key,
+    topic_of_epoch_key,
+    unpad_to,
+)
 from sync.ops import Op, SignedOp
 
 MAX_RECIPIENTS = 32
@@ -43,27 +58,38 @@ def seal_private(
     statement: SignedOp,
     organizers: list[bytes],
     *,
-    relay_key: bytes,
+    epoch_key: bytes,
     ts: int,
     rand: RandomBytes = random_bytes,
 ) -> Envelope:
     """An envelope only the holders of ``organizers`` (X25519 public keys) can open, on the
-    topic of the epoch whose relay key is given."""
-    topic = epoch_topic(relay_key)
+    topic of the epoch whose key is given, as long as an op of the same size class."""
     if not 1 <= len(organizers) <= MAX_RECIPIENTS:
         raise Malformed(f"a private message goes to 1 to {MAX_RECIPIENTS} organizers")
-    key, nonce = rand(32), rand(NONCE_BYTES)
-    # Padded like every envelope's plaintext, so a request and a check-in look alike.
-    ciphertext = aead_encrypt(key, nonce, pad(statement.data), header_bytes(topic, PRIVATE_EPOCH, ts))
+    topic, epoch = topic_of_epoch_key(epoch_key), epoch_id(epoch_key)
+    header = header_bytes(topic, epoch, ts)
+    key, inner_nonce = rand(32), rand(NONCE_BYTES)
     boxes = [seal_to(dh, key) for dh in organizers]
-    payload = codec.encode({"v": 1, "boxes": boxes, "nonce": nonce, "ct": ciphertext})
-    return Envelope.build(topic, PRIVATE_EPOCH, ts, marker_nonce(relay_key, rand), payload, relay_key=relay_key)
+
+    def payload(length: int) -> bytes:
+        ciphertext = aead_encrypt(key, inner_nonce, pad_to(statement.data, length), header)
+        return codec.encode({"v": 1, "boxes": boxes, "nonce": inner_nonce, "ct": ciphertext})
+
+    # The statement is padded so that the whole payload is exactly an op's ct length of the
+    # class that holds it: CBOR's length prefixes move by a byte or two, so fit in a few steps.
+    length = len(statement.data) + 1
+    target = ct_length(len(payload(length)) - TAG_BYTES)
+    for _ in range(4):
+        length += target - len(payload(length))
+        if len(payload(length)) == target:
+            break
+    data = payload(length)
+    nonce = hinted_nonce(hint_key(epoch_key, Kind.PRIVATE), rand)
+    return Envelope.build(topic, epoch, ts, nonce, data, relay_key=relay_key(epoch_key))
 
 
 def open_private(envelope: Envelope, me: MemberIdentity) -> SignedOp:
     """The signed statement inside, if one of the boxes is ours; `Undecryptable` if none is."""
-    if envelope.epoch != PRIVATE_EPOCH:
-        raise Malformed("not a private message")
     raw = codec.decode(envelope.ciphertext, max_size=limits.MAX_ENVELOPE_BYTES, what="private message")
     if type(raw) is not dict or set(raw) != {"v", "boxes", "nonce", "ct"} or raw["v"] != 1:
         raise Malformed("private message has the wrong fields")
@@ -79,7 +105,7 @@ def open_private(envelope: Envelope, me: MemberIdentity) -> SignedOp:
             key = open_sealed(me.dh_public, me.dh_secret, box)
         except Undecryptable:
             continue
-        plaintext = unpad(aead_decrypt(key, nonce, ciphertext, envelope.associated_data()))
+        plaintext = unpad_to(aead_decrypt(key, nonce, ciphertext, envelope.associated_data()))
         statement = SignedOp.decode(plaintext)
         if statement.op.kind not in PRIVATE_KINDS or statement.op.parents:
             raise Malformed("private message holds something else")

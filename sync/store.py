@@ -19,14 +19,16 @@ This module is plain Python and sqlite3: no framework, no clock, no randomness.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from identity.atomic import create_private
 from identity.errors import LocalProtocolError, StorageError
-from sync.envelope import MARKER_EPOCHS, Envelope
+from sync.envelope import Envelope, Kind
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: envelopes v3 (one topic per epoch) and the local ``kind`` column. A store of schema
+1 holds envelopes this version cannot read."""
 Item = tuple[int, bytes]
 """A reconciliation item: (ts, envelope id)."""
 
@@ -35,26 +37,22 @@ class StoreError(StorageError):
     """The store cannot be used: disk full, unreadable file, or a newer schema."""
 
 
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);"
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS envelopes (
     seq INTEGER PRIMARY KEY,
     id BLOB NOT NULL UNIQUE,
     topic BLOB NOT NULL,
     ts INTEGER NOT NULL,
     epoch BLOB NOT NULL,
+    kind INTEGER NOT NULL DEFAULT 0,
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS envelopes_by_topic ON envelopes (topic, ts, id);
-CREATE INDEX IF NOT EXISTS envelopes_marker_00 ON envelopes (topic, seq)
-    WHERE epoch = x'00000000000000000000000000000000';
-CREATE INDEX IF NOT EXISTS envelopes_marker_ff ON envelopes (topic, seq)
-    WHERE epoch = x'ffffffffffffffffffffffffffffffff';
-CREATE INDEX IF NOT EXISTS envelopes_marker_fe ON envelopes (topic, seq)
-    WHERE epoch = x'fefefefefefefefefefefefefefefefe';
-CREATE INDEX IF NOT EXISTS envelopes_marker_fd ON envelopes (topic, seq)
-    WHERE epoch = x'fdfdfdfdfdfdfdfdfdfdfdfdfdfdfdfd';
+CREATE INDEX IF NOT EXISTS envelopes_markers ON envelopes (topic, kind, seq) WHERE kind != 0;
 """
+"""``kind`` is what the storing node learned the envelope holds (`sync.envelope.Kind`, from
+nonce hints only its keys read): local knowledge, never sent. Only markers are indexed."""
 
 
 def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
@@ -81,8 +79,9 @@ class EnvelopeStore:
             self._db.execute("PRAGMA synchronous=FULL")
             # Freed pages are zeroed, so deleted envelopes do not linger in the file's free list.
             self._db.execute("PRAGMA secure_delete=ON")
-            self._db.executescript(_SCHEMA)
+            self._db.execute(_META)
             self._check_schema()
+            self._db.executescript(_SCHEMA)
         except OSError as exc:
             raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from exc
         except sqlite3.Error as exc:
@@ -97,13 +96,19 @@ class EnvelopeStore:
         keep the pages). The panic wipe overwrites both; the process exits right after."""
         self._abandoned = self._db
         self._db = sqlite3.connect(":memory:", isolation_level=None)
-        self._db.executescript(_SCHEMA)
+        self._db.execute(_META)
         self._check_schema()
+        self._db.executescript(_SCHEMA)
 
     def _check_schema(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif type(row[0]) is int and row[0] < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by an older kith whose envelopes this version cannot read; "
+                "move the kith home aside and join your circles again"
+            )
         elif row[0] != SCHEMA_VERSION:
             raise StoreError(f"{self.path} was written by a newer kith (schema {row[0]}); upgrade kith")
 
@@ -118,8 +123,10 @@ class EnvelopeStore:
 
     # --- writes -------------------------------------------------------------------
 
-    def add_batch(self, envelopes: Iterable[Envelope]) -> list[Envelope]:
-        """Insert envelopes in one durable transaction; return those that were new."""
+    def add_batch(self, envelopes: Iterable[Envelope], kinds: Mapping[bytes, Kind] | None = None) -> list[Envelope]:
+        """Insert envelopes in one durable transaction; return those that were new.
+        ``kinds``: envelope id -> what it holds, for the markers among them."""
+        kinds = kinds or {}
         new: list[Envelope] = []
         cursor = self._db.cursor()
         try:
@@ -127,8 +134,9 @@ class EnvelopeStore:
             try:
                 for envelope in envelopes:
                     cursor.execute(
-                        "INSERT OR IGNORE INTO envelopes (id, topic, ts, epoch, data) VALUES (?, ?, ?, ?, ?)",
-                        (envelope.id, envelope.topic, envelope.ts, envelope.epoch, envelope.data),
+                        "INSERT OR IGNORE INTO envelopes (id, topic, ts, epoch, kind, data) VALUES (?, ?, ?, ?, ?, ?)",
+                        (envelope.id, envelope.topic, envelope.ts, envelope.epoch,
+                         int(kinds.get(envelope.id, Kind.OP)), envelope.data),  # fmt: skip
                     )
                     if cursor.rowcount == 1:
                         new.append(envelope)
@@ -231,31 +239,13 @@ class EnvelopeStore:
         """The highest arrival number so far (0 when empty): a cursor for "processed up to here"."""
         return self._query("SELECT COALESCE(MAX(seq), 0) FROM envelopes")[0][0]  # type: ignore[return-value]
 
-    def in_epoch(self, topic: bytes, epoch: bytes) -> list[bytes]:
-        """Every envelope of one topic sealed under one epoch, in arrival order.
-
-        Ordinary epochs are not indexed: this scans the topic's rows (in SQLite, without
-        decoding them), for the rare moment an epoch key arrives after its envelopes."""
-        if epoch in MARKER_EPOCHS:
-            return self.by_epoch(topic, epoch)
-        sql = "SELECT data FROM envelopes WHERE topic = ? AND epoch = ? ORDER BY seq"
-        return [row[0] for row in self._query(sql, (topic, epoch))]  # type: ignore[misc]
-
-    def by_epoch(self, topic: bytes, epoch: bytes) -> list[bytes]:
-        """Every envelope of one topic with a marker epoch (welcomes, join requests, ...).
-
-        Only marker epochs are indexed (a partial index keeps ordinary inserts cheap); the
-        literal in the query is what lets SQLite use that index.
-        """
-        if epoch not in MARKER_EPOCHS:
-            raise LocalProtocolError("only marker epochs are indexed")
-        # One partial index per marker epoch: SQLite uses a partial index only when the
-        # query's terms match its WHERE exactly.
-        sql = (
-            f"SELECT data FROM envelopes INDEXED BY envelopes_marker_{epoch.hex()[:2]} "
-            f"WHERE topic = ? AND epoch = x'{epoch.hex()}' ORDER BY seq"
-        )
-        return [row[0] for row in self._query(sql, (topic,))]  # type: ignore[misc]
+    def by_kind(self, topic: bytes, kind: Kind) -> list[bytes]:
+        """Every envelope of one topic stored as a marker of ``kind``, in arrival order."""
+        if kind is Kind.OP:
+            raise LocalProtocolError("only markers are indexed by kind")
+        # "kind != 0" spelled out, so SQLite can use the partial index.
+        sql = "SELECT data FROM envelopes WHERE topic = ? AND kind = ? AND kind != 0 ORDER BY seq"
+        return [row[0] for row in self._query(sql, (topic, int(kind)))]  # type: ignore[misc]
 
     def min_seq_of(self, envelope_ids: list[bytes]) -> int:
         """The lowest arrival number among these envelopes (max_seq + 1 if none is stored)."""

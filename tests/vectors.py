@@ -11,12 +11,13 @@ from identity.keys import MemberIdentity, NetworkKey, safety_number
 from identity.keystore import KdfParams, KeystoreData, _derive, seal_keystore
 from sync.access import Session
 from sync.content import seal_content
-from sync.envelope import circle_handle, epoch_id, header_bytes, relay_key, seal, topic_of_epoch_key
+from sync.envelope import Kind, circle_handle, epoch_id, header_bytes, hint_key, relay_key, seal, topic_of_epoch_key
 from sync.invites import (
     InviteCode,
     _signed_payload,
     circle_check,
     grant_signing_keypair,
+    invite_epoch,
     invite_mac_key,
     invite_topic,
     join_key,
@@ -118,6 +119,9 @@ def compute() -> dict[str, str]:
         "invite-code": code.encode(),
         "invite-topic": invite_topic(invite_secret).hex(),
         "invite-mac-key": invite_mac_key(invite_secret).hex(),
+        "invite-epoch": invite_epoch(invite_mac_key(invite_secret)).hex(),
+        "grant-hint-key": hint_key(relay_key(EPOCH_KEY), Kind.GRANT).hex(),
+        "private-hint-key": hint_key(EPOCH_KEY, Kind.PRIVATE).hex(),
         "circle-check": circle_check(CIRCLE, invite_secret).hex(),
         "join-key": join_key(invite_secret).hex(),
         "join-request": join.data.hex(),
@@ -144,8 +148,8 @@ def markdown() -> str:
         "* Bob: Ed25519 seed `03 * 32`, X25519 secret `04 * 32`, name `Bob`, created 1700000000.",
         "* Op: circle `07 * 16`, author Alice, parents `[05 * 32]`, lamport 2, seq 1, ts 1700000000,",
         '  kind `msg.post`, body `{"text": "hello"}`.',
-        "* Envelope: that signed op sealed with epoch key `09 * 32`, the circle's topic, ts 1700000000,",
-        "  nonce `0a * 24`.",
+        "* Envelope: that signed op sealed with epoch key `09 * 32` (so on that epoch's topic), ts",
+        "  1700000000, nonce `0a * 24`.",
         "* Keystore: passphrase `correct horse battery staple`, opslimit 1, memlimit 8 KiB, salt",
         "  `0b * 16`, nonce `0c * 24`; contents: Alice's identity, network seed `0d * 32`, storage key",
         "  `0e * 32`, no circles, no relays.",

@@ -21,7 +21,7 @@ from identity import codec
 from identity.crypto import aead_encrypt, seal_to, sign
 from identity.errors import RemoteProtocolError
 from identity.keys import MemberIdentity
-from sync.envelope import GRANT_EPOCH, JOIN_EPOCH, WELCOME_EPOCH, Envelope, epoch_id, header_bytes, topic_of_epoch_key
+from sync.envelope import Envelope, epoch_id, header_bytes, pad, pad_to, topic_of_epoch_key
 from sync.envelope import relay_key as derive_relay_key
 from sync.invites import (
     InviteCode,
@@ -54,8 +54,8 @@ def _map(data: bytes) -> dict[str, object] | None:
     return raw if type(raw) is dict else None
 
 
-def _envelope(epoch: bytes, ciphertext: bytes) -> Envelope:
-    return Envelope.build(TOPIC, epoch, NOW, NONCE, ciphertext, relay_key=RELAY_KEY)
+def _envelope(ciphertext: bytes) -> Envelope:
+    return Envelope.build(TOPIC, EPOCH, NOW, NONCE, ciphertext, relay_key=RELAY_KEY)
 
 
 def _try(opener, *args) -> object:  # type: ignore[no-untyped-def]
@@ -80,8 +80,9 @@ def TestOneInput(data: bytes) -> None:
         _try(open_welcome, envelope, BOB, REQUEST, CODE)
         _try(open_relay_grant, envelope, RELAY_KEY, GRANT_PUBLIC)
     elif mode == 1:
-        ciphertext = aead_encrypt(join_key(INVITE_SECRET), NONCE, rest, header_bytes(TOPIC, JOIN_EPOCH, NOW))
-        request = _try(open_join_request, _envelope(JOIN_EPOCH, ciphertext), INVITE_SECRET)
+        padded = pad(rest) if len(rest) < 60_000 else rest
+        ciphertext = aead_encrypt(join_key(INVITE_SECRET), NONCE, padded, header_bytes(TOPIC, EPOCH, NOW))
+        request = _try(open_join_request, _envelope(ciphertext), INVITE_SECRET)
         if request is not None and len(request.card.to_bytes()) > 1024:  # type: ignore[attr-defined]
             raise AssertionError("an oversized card got in")
     elif mode == 2:
@@ -89,7 +90,8 @@ def TestOneInput(data: bytes) -> None:
         if payload is None:
             return
         signed = _signed_payload(payload, APPROVER)
-        welcome = _try(open_welcome, _envelope(WELCOME_EPOCH, seal_to(BOB.dh_public, signed)), BOB, REQUEST, CODE)
+        sealed = seal_to(BOB.dh_public, pad_to(signed, len(signed) + 1))
+        welcome = _try(open_welcome, _envelope(sealed), BOB, REQUEST, CODE)
         if welcome is not None and welcome.refused is None:  # type: ignore[attr-defined]
             if welcome.current not in welcome.epochs or welcome.current not in welcome.contents:  # type: ignore[attr-defined]
                 raise AssertionError("a welcome without its current keys got in")
@@ -100,13 +102,14 @@ def TestOneInput(data: bytes) -> None:
         payload = _map(rest)
         if payload is None:
             return
-        header = header_bytes(TOPIC, GRANT_EPOCH, NOW)
+        header = header_bytes(TOPIC, EPOCH, NOW)
         body = {k: v for k, v in payload.items() if k != "sig"}
         plaintext = codec.encode(
             {**body, "sig": sign(GRANT_SECRET, b"kith/relay-grant/v1\x00", header + codec.encode(body))}
         )
-        ciphertext = aead_encrypt(_grant_key(RELAY_KEY), NONCE, plaintext, header)
-        _try(open_relay_grant, _envelope(GRANT_EPOCH, ciphertext), RELAY_KEY, GRANT_PUBLIC)
+        padded = pad(plaintext) if len(plaintext) < 60_000 else plaintext
+        ciphertext = aead_encrypt(_grant_key(RELAY_KEY), NONCE, padded, header)
+        _try(open_relay_grant, _envelope(ciphertext), RELAY_KEY, GRANT_PUBLIC)
     else:
         epoch = epoch_id(rest[:32]) if len(rest) >= 32 else EPOCH
         opened = _try(open_epoch_key, seal_to(BOB.dh_public, rest), BOB, epoch)

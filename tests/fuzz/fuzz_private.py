@@ -16,10 +16,11 @@ from _harness import ALICE, EPOCH_KEY, NOW
 from identity import codec
 from identity.crypto import aead_encrypt, seal_to
 from identity.errors import RemoteProtocolError
-from sync.envelope import PRIVATE_EPOCH, Envelope, header_bytes, relay_key, topic_of_epoch_key
+from sync.envelope import Envelope, epoch_id, header_bytes, pad_to, relay_key, topic_of_epoch_key
 from sync.private import PRIVATE_KINDS, open_private, open_private_box
 
 TOPIC = topic_of_epoch_key(EPOCH_KEY)
+EPOCH = epoch_id(EPOCH_KEY)
 RELAY_KEY = relay_key(EPOCH_KEY)
 KEY = bytes([0x31]) * 32
 NONCE = bytes([0x32]) * 24
@@ -41,11 +42,11 @@ def TestOneInput(data: bytes) -> None:
     if len(rest) > 60_000:
         return
     if mode == 0:
-        _open(Envelope.build(TOPIC, PRIVATE_EPOCH, NOW, NONCE, rest, relay_key=RELAY_KEY).data)
+        _open(Envelope.build(TOPIC, EPOCH, NOW, NONCE, rest, relay_key=RELAY_KEY).data)
     elif mode == 1:
-        ciphertext = aead_encrypt(KEY, NONCE, rest, header_bytes(TOPIC, PRIVATE_EPOCH, NOW))
+        ciphertext = aead_encrypt(KEY, NONCE, pad_to(rest, len(rest) + 1), header_bytes(TOPIC, EPOCH, NOW))
         payload = codec.encode({"v": 1, "boxes": [seal_to(ALICE.dh_public, KEY)], "nonce": NONCE, "ct": ciphertext})
-        _open(Envelope.build(TOPIC, PRIVATE_EPOCH, NOW, NONCE, payload, relay_key=RELAY_KEY).data)
+        _open(Envelope.build(TOPIC, EPOCH, NOW, NONCE, payload, relay_key=RELAY_KEY).data)
     elif mode == 2:
         try:
             open_private_box(seal_to(ALICE.dh_public, rest), ALICE)

@@ -189,7 +189,7 @@ def private_seeds() -> Iterator[tuple[str, bytes]]:
         ts=NOW,
     )
     envelope = seal_private(
-        statement, [ALICE.dh_public], relay_key=relay_key(EPOCH_KEY), ts=NOW, rand=_fixed(0x33)
+        statement, [ALICE.dh_public], epoch_key=EPOCH_KEY, ts=NOW, rand=_fixed(0x33)
     )
     yield "ct", b"\x00" + envelope.ciphertext
     yield "statement", b"\x01" + statement.data

@@ -20,7 +20,7 @@ from identity.keys import NetworkKey
 from p2pnet.netstack import NetStack, open_netstack
 from p2pnet.node import Node
 from p2pnet.syncproto import PROTOCOL, AcceptResult, SyncPeer, run_initiator
-from sync.envelope import JOIN_EPOCH, Envelope, marker_nonce, relay_key, seal
+from sync.envelope import Envelope, Kind, hint_key, hinted_nonce, relay_key, seal
 from sync.invites import InviteCode
 from sync.reconcile import ItemIndex
 
@@ -60,7 +60,7 @@ def _join_shaped_junk(code: InviteCode, count: int) -> list[Envelope]:
     """Authentic under the invite's capability, but not a join request anyone can open."""
     return [
         Envelope.build(
-            code.topic, JOIN_EPOCH, 1_700_000_000 + i, marker_nonce(code.mac_key, random_bytes),
+            code.topic, code.epoch, 1_700_000_000 + i, hinted_nonce(hint_key(code.secret, Kind.JOIN), random_bytes),
             secrets.token_bytes(3000), relay_key=code.mac_key,
         )  # fmt: skip
         for i in range(count)

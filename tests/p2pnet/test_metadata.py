@@ -150,3 +150,28 @@ async def test_a_holder_of_the_key_passes_the_same_probe(tmp_path: Path) -> None
             await _probe(prober, alice, topic, keys, probe)
             assert probe.shared_topics == [topic]
             assert len(probe.envelopes) == len(alice.indexes[topic])
+
+
+async def test_an_old_key_proves_only_its_own_epoch_and_sees_nothing_said_after(tmp_path: Path) -> None:
+    """A removed member or a dropped relay kept a relay key. After the next rotation the
+    circle talks on a topic that key cannot name or prove: a sync with everything the holder
+    has returns the old epoch's envelopes and none of what was said since."""
+    alice_home = make_home(tmp_path, "alice")
+    with trio.fail_after(60):
+        async with running(alice_home) as alice, open_netstack(NetworkKey.generate(), LOOPBACK) as holder:
+            circle = (await call(alice, "circle.create", name="Moving on"))["id"]
+            await post_when_ready(alice, circle, "before the rotation")
+            old_topic = alice.circles.get(circle).current_topic  # type: ignore[union-attr]
+            old_keys = list(alice.gate.relay_keys[old_topic].values())
+            await call(alice, "rotate", circle=circle)
+            after = {await post_when_ready(alice, circle, f"after the rotation {i}") for i in range(3)}
+            new_topic = alice.circles.get(circle).current_topic  # type: ignore[union-attr]
+            assert new_topic != old_topic and len(alice.indexes[new_topic]) >= len(after)
+            await holder.connect(address(alice))
+            probe = Probe()
+            await _probe(holder, alice, old_topic, old_keys, probe)
+            assert probe.shared_topics == [old_topic]  # the control: the old key still works there
+            assert {e.id for e in probe.envelopes} == {i for _ts, i in alice.indexes[old_topic]}
+            said_after = {i for _ts, i in alice.indexes[new_topic]}
+            assert not {e.id for e in probe.envelopes} & said_after
+            assert all(e.topic == old_topic for e in probe.envelopes)

@@ -131,7 +131,7 @@ def test_malformed_fields(change: dict[str, object]) -> None:
 
 def test_unknown_version_and_missing_fields() -> None:
     fields = _fields()
-    for old_or_future in (1, 3):  # 1 is the unpadded format
+    for old_or_future in (1, 2, 4):  # 1: unpadded; 2: one topic per circle
         fields["v"] = old_or_future
         with pytest.raises(UnsupportedVersion):
             Envelope.decode(codec.encode(fields))

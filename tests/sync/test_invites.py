@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from identity.errors import BadSignature, Malformed, RemoteProtocolError, Undecryptable
 from identity.keys import MemberIdentity
-from sync.envelope import Envelope, epoch_id, relay_key, topic_of_epoch_key
+from sync.envelope import Envelope, epoch_id, pad_to, relay_key, topic_of_epoch_key, unpad_to
 from sync.invites import (
     InviteCode,
     circle_check,
@@ -102,7 +102,7 @@ def test_garbage_codes_raise_protocol_errors_only(text: str) -> None:
 def test_join_request_opens_only_with_its_invite_secret() -> None:
     code = _code()
     request, nonce = seal_join_request(code, NEWCOMER, ts=100)
-    assert request.topic == invite_topic(SECRET) and request.epoch == b"\xff" * 16
+    assert request.topic == invite_topic(SECRET) and request.epoch == code.epoch
     request.check_mac(code.mac_key)
     opened = open_join_request(Envelope.decode(request.data), code.secret)
     assert opened.card.member_id == NEWCOMER.member_id
@@ -138,15 +138,16 @@ def test_a_welcome_must_carry_its_approvers_signature() -> None:
     from identity.crypto import open_sealed, seal_to
 
     welcome = _welcome()
-    raw = codec.decode(open_sealed(NEWCOMER.dh_public, NEWCOMER.dh_secret, welcome.ciphertext), max_size=1 << 16)
+    opened = unpad_to(open_sealed(NEWCOMER.dh_public, NEWCOMER.dh_secret, welcome.ciphertext))
+    raw = codec.decode(opened, max_size=1 << 16)
     for forged in ({**raw, "by": STRANGER.member_id}, {**raw, "current": EPOCH, "name": "Take-over"}):
-        sealed = seal_to(NEWCOMER.dh_public, codec.encode(forged))
+        sealed = seal_to(NEWCOMER.dh_public, pad_to(codec.encode(forged), 2000))
         envelope = Envelope.build(TOPIC, welcome.epoch, 5, welcome.nonce, sealed, relay_key=relay_key(EPOCH_KEY))
         with pytest.raises(BadSignature):
             open_welcome(envelope, NEWCOMER, REQUEST, _code())
     unsigned = {k: v for k, v in raw.items() if k != "sig"}
     envelope = Envelope.build(TOPIC, welcome.epoch, 5, welcome.nonce, seal_to(NEWCOMER.dh_public,
-                              codec.encode(unsigned)), relay_key=relay_key(EPOCH_KEY))  # fmt: skip
+                              pad_to(codec.encode(unsigned), 2000)), relay_key=relay_key(EPOCH_KEY))  # fmt: skip
     with pytest.raises(Malformed, match="not signed"):
         open_welcome(envelope, NEWCOMER, REQUEST, _code())
 
@@ -187,10 +188,10 @@ def test_a_relay_key_holder_cannot_forge_a_grant() -> None:
     epoch key encrypts and authenticates a grant fine, but cannot sign it."""
     from identity import codec
     from identity.crypto import aead_encrypt, signing_keypair
-    from sync.envelope import GRANT_EPOCH, header_bytes
+    from sync.envelope import header_bytes, pad
     from sync.invites import _grant_key
 
-    header = header_bytes(TOPIC, GRANT_EPOCH, 9)
+    header = header_bytes(TOPIC, EPOCH, 9)
     _public, their_secret = signing_keypair(bytes([99]) * 32)
     from identity.crypto import sign
 
@@ -198,8 +199,8 @@ def test_a_relay_key_holder_cannot_forge_a_grant() -> None:
     plaintext = codec.encode(
         {**body, "sig": sign(their_secret, b"kith/relay-grant/v1\x00", header + codec.encode(body))}
     )
-    ciphertext = aead_encrypt(_grant_key(relay_key(EPOCH_KEY)), bytes(24), plaintext, header)
-    forged = Envelope.build(TOPIC, GRANT_EPOCH, 9, bytes(24), ciphertext, relay_key=relay_key(EPOCH_KEY))
+    ciphertext = aead_encrypt(_grant_key(relay_key(EPOCH_KEY)), bytes(24), pad(plaintext), header)
+    forged = Envelope.build(TOPIC, EPOCH, 9, bytes(24), ciphertext, relay_key=relay_key(EPOCH_KEY))
     with pytest.raises(BadSignature):
         open_relay_grant(forged, relay_key(EPOCH_KEY), grant_signing_keypair(EPOCH_KEY)[0])
 
@@ -213,3 +214,41 @@ def test_sealed_epoch_keys() -> None:
         open_epoch_key(sealed, STRANGER, EPOCH)
     with pytest.raises(Undecryptable):
         open_epoch_key(sealed, NEWCOMER, bytes([1]) * 16)  # the key must match the announced epoch
+
+
+def test_every_kind_of_envelope_looks_like_an_op_to_whoever_lacks_its_key() -> None:
+    """A watcher (or a relay) sees the same epoch, size and random-looking nonce on an
+    op, a private request, a grant, a join request, a welcome and a refusal; each kind is
+    recognisable only with the key its readers hold (`Kind`)."""
+    from sync.envelope import Kind, epoch_hints, has_hint, seal
+    from sync.invites import invite_hints, seal_invite_grant
+    from sync.private import make_statement, seal_private
+
+    new_key = bytes([13]) * 32
+    statement = make_statement(NEWCOMER, CIRCLE, "private.request", {"category": "money", "description": "rent",
+                               "amount": 100, "unit": "EUR", "expires": None}, ts=5)  # fmt: skip
+    on_circle = {
+        Kind.OP: seal(b"a reaction", epoch_key=EPOCH_KEY, ts=9),
+        Kind.PRIVATE: seal_private(statement, [APPROVER.dh_public] * 3, epoch_key=EPOCH_KEY, ts=9),
+        Kind.GRANT: seal_relay_grant(previous_key=EPOCH_KEY, epoch=epoch_id(new_key), epoch_key=new_key, ts=9),
+    }
+    invite_grant = seal_invite_grant(epoch_key=EPOCH_KEY, secret=SECRET, until=99, ts=9)
+    refusal = seal_refusal(NEWCOMER.card(), refuser=APPROVER, request=REQUEST, reason="used up", secret=SECRET, ts=5)
+    on_invite = {Kind.JOIN: seal_join_request(_code(), NEWCOMER, ts=9)[0], Kind.WELCOME: _welcome()}
+    everything = [*on_circle.values(), invite_grant, *on_invite.values(), refusal]
+    for envelope in [*on_circle.values(), invite_grant]:
+        assert (envelope.topic, envelope.epoch) == (TOPIC, EPOCH)
+    for envelope in [*on_invite.values(), refusal]:
+        assert (envelope.topic, envelope.epoch) == (invite_topic(SECRET), _code().epoch)
+    assert {len(e.ciphertext) for e in everything} == {1040}  # one size class: an op's
+    assert len({e.nonce[:4] for e in everything}) == len(everything)
+    # A member tells them apart by the hints its keys make; the ops carry none.
+    hints = dict(epoch_hints(EPOCH_KEY)) | dict(invite_hints(SECRET))
+
+    def kind(envelope: Envelope) -> Kind:
+        return next((k for k, key in hints.items() if has_hint(envelope.nonce, key)), Kind.OP)
+
+    assert {k: kind(e) for k, e in (on_circle | on_invite).items()} == {k: k for k in on_circle | on_invite}
+    assert kind(invite_grant) is Kind.GRANT and kind(refusal) is Kind.WELCOME
+    # Without the epoch key (a relay, a watcher) a private request is just an op.
+    assert not any(has_hint(on_circle[Kind.PRIVATE].nonce, key) for k, key in hints.items() if k is not Kind.PRIVATE)

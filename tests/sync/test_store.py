@@ -115,18 +115,32 @@ def test_acknowledged_batches_survive_kill_9(tmp_path: Path, kill_after_acks: in
         assert store.count() >= len(acknowledged)
 
 
-def test_marker_envelopes_are_found_by_epoch(tmp_path: Path) -> None:
+def test_marker_envelopes_are_found_by_the_kind_they_were_stored_as(tmp_path: Path) -> None:
     from identity.errors import LocalProtocolError
-    from sync.envelope import JOIN_EPOCH, WELCOME_EPOCH, Envelope, relay_key
+    from sync.envelope import Kind
 
     with EnvelopeStore(tmp_path / "s.sqlite") as store:
-        join = Envelope.build(TOPIC, JOIN_EPOCH, 5, bytes(24), bytes(40), relay_key=relay_key(KEY))
-        store.add_batch([*_envelopes(20), join])
-        assert store.by_epoch(TOPIC, JOIN_EPOCH) == [join.data]
-        assert store.by_epoch(TOPIC, WELCOME_EPOCH) == []
-        assert store.by_epoch(OTHER, JOIN_EPOCH) == []
+        ops, marker = _envelopes(20), _envelopes(1, ts0=99)[0]
+        store.add_batch([*ops, marker], {marker.id: Kind.JOIN})
+        assert store.by_kind(TOPIC, Kind.JOIN) == [marker.data]
+        assert store.by_kind(TOPIC, Kind.WELCOME) == []
+        assert store.by_kind(OTHER, Kind.JOIN) == []
         with pytest.raises(LocalProtocolError):
-            store.by_epoch(TOPIC, _envelopes(1)[0].epoch)
+            store.by_kind(TOPIC, Kind.OP)
+
+
+def test_a_store_from_before_per_epoch_topics_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    db.execute("INSERT INTO meta VALUES ('schema', 1)")
+    db.execute("CREATE TABLE envelopes (seq INTEGER PRIMARY KEY, id BLOB, topic BLOB, epoch BLOB, data BLOB)")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="older kith.*move the kith home aside"):
+        EnvelopeStore(path)
 
 
 def test_moved_to_memory_the_store_never_touches_its_file_again(tmp_path: Path) -> None:

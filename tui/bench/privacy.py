@@ -37,7 +37,7 @@ def bench_privacy() -> Figures:
     from p2pnet.netstack import NetStack, open_netstack
     from p2pnet.node import Node
     from p2pnet.syncproto import PROTOCOL, AcceptResult, SyncPeer, run_initiator
-    from sync.envelope import JOIN_EPOCH, Envelope, marker_nonce
+    from sync.envelope import Envelope, Kind, hint_key, hinted_nonce
     from sync.invites import InviteCode
     from sync.reconcile import ItemIndex
     from sync.relaytoken import RelayToken
@@ -140,7 +140,8 @@ def bench_privacy() -> Figures:
                 while time.monotonic() < deadline:
                     junk = [
                         Envelope.build(
-                            code.topic, JOIN_EPOCH, int(time.time()) + i, marker_nonce(code.mac_key, random_bytes),
+                            code.topic, code.epoch, int(time.time()) + i,
+                            hinted_nonce(hint_key(code.secret, Kind.JOIN), random_bytes),
                             secrets.token_bytes(3000), relay_key=code.mac_key,
                         )  # fmt: skip
                         for i in range(50)

@@ -38,7 +38,7 @@ from identity.keyring import CircleKeys
 from identity.keystore import Keystore
 from p2pnet.lifecycle import TURN_DELAY_S
 from sync.content import blob_epoch, open_content
-from sync.envelope import MARKER_EPOCHS, Envelope, circle_handle, open_envelope, topic_of_epoch_key
+from sync.envelope import Envelope, circle_handle, epoch_hints, has_hint, open_envelope, topic_of_epoch_key
 from sync.kinds import CONTENT_KINDS
 from sync.ops import SignedOp
 from sync.replica import CircleReplica
@@ -211,19 +211,20 @@ def audit(world: World, load: Load, live: Convergence) -> Audit:
     keystores = {p.name: Keystore.unlock(p.home.keystore, PASSPHRASE) for p in world.members}
     for model in world.circles.values():
         circle_id = bytes.fromhex(model.id)
-        # The circle's epoch topics: one per epoch key any member holds.
-        topics = {
-            topic_of_epoch_key(key)
+        # The circle's epoch keys, and so its topics: one per epoch key any member holds.
+        epoch_keys = {
+            epoch: key
             for keystore in keystores.values()
             if circle_id in keystore.data.circles
-            for key in CircleKeys.from_map(circle_id, keystore.data.circles[circle_id]).epochs.values()
+            for epoch, key in CircleKeys.from_map(circle_id, keystore.data.circles[circle_id]).epochs.items()
         }
+        topics = {topic_of_epoch_key(key) for key in epoch_keys.values()}
         union: dict[bytes, Envelope] = {}
         for by_topic in stores.values():
             for topic in topics:
                 for data in by_topic.get(topic, ()):
                     envelope = Envelope.decode(data)
-                    if envelope.epoch not in MARKER_EPOCHS:
+                    if not _is_marker(envelope, epoch_keys.get(envelope.epoch)):
                         union[envelope.id] = envelope
         current = members.get(model.name, set())
         acked = [r for r in load.stats.sent if r.circle == model.id]
@@ -270,12 +271,17 @@ def audit(world: World, load: Load, live: Convergence) -> Audit:
     return result
 
 
+def _is_marker(envelope: Envelope, epoch_key: bytes | None) -> bool:
+    """A grant or private request (told apart, as members do, by the nonce's hint)."""
+    return epoch_key is not None and any(has_hint(envelope.nonce, hint) for _kind, hint in epoch_hints(epoch_key))
+
+
 def _open_own(datas: Any, keys: CircleKeys, result: Audit, where: str) -> dict[bytes, SignedOp]:
     ops: dict[bytes, SignedOp] = {}
     for data in datas:
         envelope = Envelope.decode(data)
         key = keys.epochs.get(envelope.epoch)
-        if envelope.epoch in MARKER_EPOCHS or key is None:
+        if key is None or _is_marker(envelope, key):
             continue
         try:
             signed = SignedOp.decode(open_envelope(envelope, key))

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sync.envelope import MARKER_EPOCHS, Envelope
+from sync.envelope import Envelope
 from tui.bench import Figures, register
 
 FLOOD_KINDS = ("garbage", "forged", "replay")
@@ -57,7 +57,7 @@ async def flood(
 
     rand = random.Random(seed)
     valid = [Envelope.decode(data) for data in replays]
-    epochs = sorted({e.epoch for e in valid if e.epoch not in MARKER_EPOCHS}) or [os.urandom(16)]
+    epochs = sorted({e.epoch for e in valid}) or [os.urandom(16)]
     name = topic_name(topic)
     counts = {kind: 0 for kind in FLOOD_KINDS} | {"dials": 0, "dial_failures": 0, "publish_errors": 0}
     forged_ids: list[str] = []
@@ -79,9 +79,19 @@ async def flood(
 
     async with open_netstack(NetworkKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as net:
         await net.subscribe(name)
+        net.set_gossip_policy(lambda peer, topic: True)
+
+        def push_at_everyone() -> None:
+            """An attacker does not wait to be told who follows the topic (honest nodes tell
+            only peers that proved a key): it puts every peer it reaches in its mesh and
+            pushes its messages at them, for their validators to refuse."""
+            for peer_id in list(net.pubsub.peers):
+                net.pubsub.peer_topics.setdefault(name, set()).add(peer_id)
+                net.router.mesh.setdefault(name, set()).add(peer_id)
 
         async def redial() -> None:
             while True:
+                push_at_everyone()
                 connected = set(net.connected_peers())
                 for address in targets:
                     if address.rsplit("/p2p/", 1)[-1] in connected:
@@ -130,10 +140,10 @@ def stored_envelopes(store: Path, topic: bytes | None = None) -> list[bytes]:
         db.close()
 
 
-def _busiest_topic(store: Path) -> bytes:
+def _live_topic(store: Path) -> bytes:
     db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     try:
-        row = db.execute("SELECT topic FROM envelopes GROUP BY topic ORDER BY COUNT(*) DESC LIMIT 1").fetchone()
+        row = db.execute("SELECT topic FROM envelopes ORDER BY seq DESC LIMIT 1").fetchone()
     finally:
         db.close()
     if row is None:
@@ -234,8 +244,8 @@ def run_flood_benchmark(*, members: int = 4, honest_rate: float = 20.0, seconds:
 
             wait_for(agreed)
             before = {p.name: stored_ids(p.home.store) for p in world.everyone()}
-            # The circle's current epoch topic: the one the relay holds most of (one circle).
-            topic = _busiest_topic(world.relays[0].home.store)
+            # The circle's current epoch topic: where the relay stored the last honest post.
+            topic = _live_topic(world.relays[0].home.store)
             replays = stored_envelopes(world.relays[0].home.store, topic)
             targets = [p.address for p in world.everyone()]
             flooder = start_flooder(targets, topic, replays, rate=flood_rate, seconds=seconds + 4, workdir=root)
