@@ -112,10 +112,15 @@ def ledger_lines(views: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rule(rule: dict[str, Any]) -> str:
+    consent = ", consent" if rule["consent"] else ""
+    return f"quorum {rule['quorum_pct']}%, threshold {rule['threshold_pct']}%{consent}"
+
+
 def proposal_lines(views: dict[str, Any]) -> list[str]:
     lines = []
     for p in views["proposals"]:
-        rule = f"quorum {p['quorum_pct']}%, threshold {p['threshold_pct']}%" + (", consent" if p["consent"] else "")
+        rule = _rule(p["rule"])
         head = f"[{short(p['id'])}] {shown(p['title'])} ({shown(p['kind'])}) · {shown(p['status']).upper()}"
         lines.append(f"{head} · by {shown(p['author_name'], NAME)}")
         details = p["details"]
