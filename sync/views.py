@@ -253,12 +253,17 @@ class AidView:
     matched: tuple[bytes, ...]
     closed_by: bytes | None
     private: object = None
-    """Set for a private request: only organizers can read who asked and why."""
+    """Set for a private request: only organizers can read who asked and why. ``author``
+    is then the organizer who posted it on the requester's behalf, never the requester."""
     description: str = ""
-    """What it is about ("" when this node cannot read it: see ``readable``)."""
+    """What it is about ("" when this node cannot read it: see ``readable``; for a private
+    request, "" unless this node is an organizer's or the requester's)."""
     readable: bool = True
     requester: bytes | None = None
-    """For a private request an organizer can open: the member who asked."""
+    """For a private request this node can open (an organizer's, or the requester's own):
+    the member who asked; None everywhere else."""
+    requester_name: str | None = None
+    """The display name of ``requester``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,10 +283,12 @@ def aid_board(state: CircleState, *, now: int | None = None, reader: ContentRead
         kind = "aid.pledge" if item.type == "pledge" else "aid.request"
         name = display_name(state, item.author)
         if item.private is not None:
+            # The placeholder's own text is the organizer's; what matters is sealed in the boxes.
             opened = reader.open_private(item.private)
             description = opened["description"] if opened else ""
             requester = opened["requester"] if opened else None
-            views.append(AidView(item_id, name, expired, *item, description, opened is not None, requester))
+            who = display_name(state, requester) if requester is not None else None
+            views.append(AidView(item_id, name, expired, *item, description, True, requester, who))
         else:
             fields = reader.read(item.content, item.author, kind, item_content)
             description = fields["description"] if fields else ""

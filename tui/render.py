@@ -69,26 +69,45 @@ def feed_lines(views: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _aid(entry: dict[str, Any]) -> str:
+PRIVATE_HIDDEN = "only organizers can read who asked and why"
+"""What a private request shows to a member who is neither an organizer nor the requester."""
+
+
+def aid_who(entry: dict[str, Any], me: str | None = None) -> str:
+    """Who an aid item is from, in words. A private request is posted by an organizer on
+    someone's behalf: it names the requester to those who may know, and nobody otherwise
+    (never the organizer who posted it)."""
+    if not entry.get("private"):
+        return shown(entry["author_name"], NAME)
+    if entry.get("requester_name") is None:
+        return "PRIVATE (requester hidden)"
+    you = " (you)" if me and entry.get("requester") == me else ""
+    return f"PRIVATE, asked by {shown(entry['requester_name'], NAME)}{you}"
+
+
+def _aid(entry: dict[str, Any], me: str | None = None) -> str:
     amount = f" {entry['amount']} {shown(entry['unit'], NAME)}" if entry["amount"] is not None else ""
     expired = " (expired)" if entry["expired"] else ""
+    description = entry["description"]
+    if entry.get("private") and entry.get("requester") is None:
+        description = f"({PRIVATE_HIDDEN})"
     return (
-        f"  [{short(entry['id'])}] {shown(entry['category'])}{amount}: {shown(entry['description'], 70)}"
-        f" · {shown(entry['author_name'], NAME)} · {shown(entry['status'])}{expired}"
+        f"  [{short(entry['id'])}] {shown(entry['category'])}{amount}: {shown(description, 70)}"
+        f" · {aid_who(entry, me)} · {shown(entry['status'])}{expired}"
     )
 
 
 def board_lines(views: dict[str, Any]) -> list[str]:
-    aid = views["aid"]
+    aid, me = views["aid"], views.get("me")
     lines = ["Requests (people who need help):"]
-    lines += [_aid(e) for e in aid["open_requests"]] or ["  (none)"]
+    lines += [_aid(e, me) for e in aid["open_requests"]] or ["  (none)"]
     lines += ["", "Pledges (offers of help):"]
-    lines += [_aid(e) for e in aid["open_pledges"]] or ["  (none)"]
+    lines += [_aid(e, me) for e in aid["open_pledges"]] or ["  (none)"]
     if aid["matches"]:
         lines += ["", "Matches (pledge -> request):"]
         lines += [f"  {short(p)} -> {short(r)}" for p, r in aid["matches"]]
     if aid["fulfilled"]:
-        lines += ["", "Fulfilled:"] + [_aid(e) for e in aid["fulfilled"]]
+        lines += ["", "Fulfilled:"] + [_aid(e, me) for e in aid["fulfilled"]]
     return lines
 
 

@@ -9,12 +9,17 @@ member's running node, and the client is driven with Textual's pilot.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_harness import call, demo_world
+from tui_harness import call, demo_world, open_main, run, screen_text, wait_until
 
+from p2pnet.home import Home
+from tui.app import make_app
+from tui.bench.cluster import wait_for
 from tui.cli import main
 from tui.demo import DemoWorld
 
@@ -49,3 +54,76 @@ def test_proposals_lists_the_open_proposal_with_its_rule(world: DemoWorld, capsy
     code, out, err = kith(world, "Sam", "proposals", circle, "--json", capsys=capsys)
     assert (code, err) == (0, "")
     assert json.loads(out)["proposals"][0]["rule"] == {"quorum_pct": 50, "threshold_pct": 60, "consent": False}
+
+
+# --- private requests ---------------------------------------------------------------------
+
+
+def _private_request(world: DemoWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    """Bea asks privately; returns (the request's id, its description) once it is posted."""
+    why = f"Rent is due and I am short {time.time_ns() % 100000}"
+    source = tmp_path / "why.txt"
+    source.write_text(why)
+    code, out, err = kith(
+        world, "Bea", "request", world.ready["circle"], "money", "--amount", "300", "--unit", "EUR",
+        "--private", "--file", str(source), capsys=capsys,
+    )  # fmt: skip
+    assert (code, err) == (0, "") and "organizers only" in out
+    found: dict[str, str] = {}
+
+    def posted() -> bool:
+        # The circle learns of it once an organizer's node posts the placeholder (2 s in the demo).
+        mine = [r for r in views(world, "Sam")["aid"]["open_requests"] if r["description"] == why]
+        found.update(mine[0] if mine else {})
+        return bool(mine) and all(
+            any(r["id"] == mine[0]["id"] for r in views(world, who)["aid"]["open_requests"]) for who in ("Bea", "Cal")
+        )
+
+    wait_for(posted, timeout=60)
+    return found["id"], why
+
+
+def test_a_private_request_names_the_requester_to_organizers_and_nobody_else(
+    world: DemoWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    circle = world.ready["circle"]
+    request, why = _private_request(world, tmp_path, capsys)
+    on_sam = next(r for r in views(world, "Sam")["aid"]["open_requests"] if r["id"] == request)
+    assert on_sam["requester_name"] == "Bea" and on_sam["author_name"] in ("Ash", "Sam")
+    on_cal = next(r for r in views(world, "Cal")["aid"]["open_requests"] if r["id"] == request)
+    assert on_cal["requester"] is None and on_cal["requester_name"] is None and on_cal["description"] == ""
+
+    def board_line(who: str) -> str:
+        code, out, err = kith(world, who, "board", circle, capsys=capsys)
+        assert (code, err) == (0, "")
+        return next(line for line in out.splitlines() if line.strip().startswith(f"[{request[:8]}]"))
+
+    organizer = board_line("Sam")
+    assert why in organizer and "PRIVATE, asked by Bea" in organizer
+    assert "· Ash ·" not in organizer and "· Sam ·" not in organizer  # not the organizer's own request
+    assert "PRIVATE, asked by Bea (you)" in board_line("Bea")
+    member = board_line("Cal")
+    assert "PRIVATE (requester hidden)" in member and "only organizers can read who asked and why" in member
+    assert "Bea" not in member and "Ash" not in member and "Sam" not in member
+
+    run(_aid_row_on_screen(world, "Sam", request, shown=["PRIVATE", "Bea", why[:12]], hidden=["Ash"]))
+    run(_aid_row_on_screen(world, "Cal", request, shown=["PRIVATE", "hidden", "only organizers know"], hidden=["Bea"]))
+
+
+async def _aid_row_on_screen(world: DemoWorld, who: str, item: str, *, shown: list[str], hidden: list[str]) -> None:
+    """In ``who``'s client, the Aid view's row and detail line for ``item`` show and hide these words."""
+    app = make_app(Home(Path(world.ready["homes"][who])))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_main(pilot)
+        await pilot.press("3")
+        aid = app.screen.query_one("#aid")
+        await wait_until(pilot, lambda: item in getattr(aid, "items", {}), what="the item")
+        table = aid.query_one("#aid-table")
+        table.move_cursor(row=table.get_row_index(item))
+        await pilot.pause(0.1)
+        row = next(line for line in screen_text(app).splitlines() if "PRIVATE" in line and "money" in line)
+        detail = str(aid.query_one("#aid-detail").render())
+        for word in shown:
+            assert word in row + detail, (who, word, row, detail)
+        for word in hidden:
+            assert word not in row + detail, (who, word, row, detail)
