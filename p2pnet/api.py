@@ -22,6 +22,7 @@ from p2pnet.panic import panic_node
 from sync.envelope import relay_key
 from sync.invites import grant_signing_keypair
 from sync.relaytoken import RelayToken
+from sync.views import private_checkins
 
 MAX_INVITE_S = 366 * 86400
 """The longest an invite can stay valid (`kith invite --expires never` has no expiry)."""
@@ -334,8 +335,10 @@ def build_methods(node: Node) -> dict[str, Handler]:
         result["id"] = circle.id.hex()
         result["me"] = member_circles().identity.member_id.hex()
         if node.lifecycle is not None:
-            notes = node.lifecycle.private_checkins.get(circle.id, {})
-            result["private_checkins"] = sorted(notes.values(), key=lambda n: n["ts"])
+            notes = node.lifecycle.private_checkins.get(circle.id, {}).values()
+            rows = [(bytes.fromhex(n["id"]), bytes.fromhex(n["member"]), n["status"], n["note"], n["ts"])
+                    for n in notes]  # fmt: skip
+            result["private_checkins"] = to_json(private_checkins(circle.replica.state, rows))
         if isinstance(wanted, list):
             result = {k: v for k, v in result.items() if k in wanted or k in ("id", "me", "name")}
         return result

@@ -15,6 +15,7 @@ empty text: the item, its author and its place in the thread stay visible.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -183,6 +184,47 @@ def _latest_checkins(state: CircleState) -> dict[bytes, Checkin]:
 def wellbeing(state: CircleState) -> dict[bytes, str]:
     """Each member's latest check-in status."""
     return {checkin.author: checkin.status for checkin in _latest_checkins(state).values()}
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateCheckinView:
+    """A check-in sealed to the organizers (``checkin`` with ``private``): never an op, so
+    it is not in the circle's state; an organizer's node keeps what it opened."""
+
+    id: bytes
+    """The envelope that carried it."""
+    member: bytes
+    member_name: str
+    status: str
+    note: str
+    ts: int
+    latest: bool
+    """It is the member's newest check-in, private or in the circle: it says how they are now."""
+    needs_attention: bool
+    """``latest`` and not "ok": organizers should reach out (privately: a reply in the
+    circle would tell everyone)."""
+
+
+def private_checkins(
+    state: CircleState, notes: Iterable[tuple[bytes, bytes, str, str, int]]
+) -> tuple[PrivateCheckinView, ...]:
+    """Organizers' view of the private check-ins ``(id, member, status, note, ts)`` their
+    node opened, oldest first; those of people who are no longer members are left out.
+
+    A check-in's time is its author's claim; comparing two claims of one author is fair
+    (a member who sets their clock back only misorders their own check-ins)."""
+    rows = sorted((ts, envelope, member, status, note) for envelope, member, status, note, ts in notes
+                  if member in state.members)  # fmt: skip
+    newest: dict[bytes, tuple[int, bytes]] = {}
+    for ts, envelope, member, _status, _note in rows:
+        newest[member] = max(newest.get(member, (ts, envelope)), (ts, envelope))
+    public = {c.author: c.ts for c in _latest_checkins(state).values()}
+    views = []
+    for ts, envelope, member, status, note in rows:
+        latest = newest[member] == (ts, envelope) and public.get(member, ts) <= ts
+        name = display_name(state, member)
+        views.append(PrivateCheckinView(envelope, member, name, status, note, ts, latest, latest and status != "ok"))
+    return tuple(views)
 
 
 # --- members ------------------------------------------------------------------------

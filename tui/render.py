@@ -58,15 +58,31 @@ def feed_lines(views: dict[str, Any]) -> list[str]:
         item(entry, 0)
     if not lines:
         lines.append("(no messages yet)")
+    top: list[str] = []
     attention = views.get("needs_attention") or []
-    if attention:
-        lines.insert(0, "Needs attention:")
-        for index, entry in enumerate(attention, start=1):
+    private = views.get("private_checkins") or []
+    if attention or any(entry["needs_attention"] for entry in private):
+        top.append("Needs attention:")
+        for entry in attention:
             label = "urgent" if entry["kind"] == "urgent" else f"check-in: {shown(entry['status'])}"
             who = shown(entry["author_name"], NAME)
-            lines.insert(index, f"  [{short(entry['id'])}] {who} ({label}) {shown(entry['text'], 60)}")
-        lines.insert(len(attention) + 1, "")
-    return lines
+            top.append(f"  [{short(entry['id'])}] {who} ({label}) {shown(entry['text'], 60)}")
+        for entry in private:
+            if entry["needs_attention"]:
+                who = shown(entry["member_name"], NAME)
+                label = f"private check-in: {shown(entry['status'])}"
+                top.append(f"  [{short(entry['id'])}] {who} ({label}) {shown(entry['note'], 60)}")
+        top.append("")
+    if private:
+        # Only organizers' nodes can open these: the circle never sees them.
+        top.append("Private check-ins (only organizers see these; reach out privately):")
+        for entry in private:
+            old = "" if entry["latest"] else " (earlier)"
+            head = f"  [{short(entry['id'])}] {shown(entry['member_name'], NAME)} · {when(entry['ts'])}"
+            note = f": {shown(entry['note'], 60)}" if entry["note"] else ""
+            top.append(f"{head} · {shown(entry['status'])}{old}{note}")
+        top.append("")
+    return top + lines
 
 
 PRIVATE_HIDDEN = "only organizers can read who asked and why"

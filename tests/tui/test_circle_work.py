@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_harness import call, demo_world, open_main, run, screen_text, wait_until
+from tui_harness import call, demo_world, open_main, run, screen_text, wait_for_text, wait_until
 
 from p2pnet.home import Home
 from tui.app import make_app
@@ -127,3 +127,58 @@ async def _aid_row_on_screen(world: DemoWorld, who: str, item: str, *, shown: li
             assert word in row + detail, (who, word, row, detail)
         for word in hidden:
             assert word not in row + detail, (who, word, row, detail)
+
+
+# --- private check-ins --------------------------------------------------------------------
+
+
+def test_a_private_check_in_reaches_organizers_eyes_and_nobody_elses(
+    world: DemoWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    circle = world.ready["circle"]
+    note = f"Cannot pay rent this month {time.time_ns() % 100000}"
+    source = tmp_path / "note.txt"
+    source.write_text(note)
+    app = make_app(Home(Path(world.ready["homes"]["Sam"])))
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            await open_main(pilot)
+            await pilot.press("2")
+            await wait_for_text(pilot, "Latest check-ins")
+            assert "(private)" not in screen_text(app)
+            # Cal checks in privately while Sam's client is open: it appears without a keypress.
+            code, _out, _err = kith(  # (the app under test holds stdout meanwhile)
+                world, "Cal", "checkin", circle, "need-help", "--private", "--note", "--file", str(source),
+                capsys=capsys,
+            )  # fmt: skip
+            assert code == 0
+            await wait_for_text(pilot, "NEEDS HELP (private)", timeout=30)
+            await wait_for_text(pilot, "Someone checked in privately and may need you")
+            text = screen_text(app)
+            attention, people = text.split("Latest check-ins")
+            row = next(line for line in attention.splitlines() if "NEEDS HELP (private)" in line)
+            assert "Cal" in row and note[:20] in row
+            assert any("Cal" in line and "NEEDS HELP (private)" in line for line in people.splitlines())
+            care = app.screen.query_one("#care")
+            table = care.query_one("#attention-table")
+            key = next(k for k in care.private)
+            table.focus()
+            table.move_cursor(row=table.get_row_index(key))
+            await pilot.press("r")  # a reply in the circle would tell everyone
+            await wait_for_text(pilot, "checked in privately:")
+
+    run(scenario())
+    code, out, err = kith(world, "Sam", "feed", circle, capsys=capsys)
+    assert (code, err) == (0, "")
+    attention = out.split("\n\n")[0]
+    assert attention.startswith("Needs attention:")
+    assert any("Cal (private check-in: need-help)" in line and note in line for line in attention.splitlines())
+    assert "Private check-ins (only organizers see these" in out
+    for who in ("Bea", "Cal"):  # a member's feed has no trace of it, not even Cal's own
+        code, out, err = kith(world, who, "feed", circle, capsys=capsys)
+        assert (code, err) == (0, "") and note not in out and "private" not in out.lower()
+    entry = next(p for p in views(world, "Ash")["private_checkins"] if p["note"] == note)
+    assert (entry["member_name"], entry["status"], entry["latest"], entry["needs_attention"]) == (
+        "Cal", "need-help", True, True,
+    )  # fmt: skip
