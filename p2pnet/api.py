@@ -21,6 +21,7 @@ from p2pnet.control import INVALID_PARAMS, RpcError
 from p2pnet.panic import panic_node
 from sync.envelope import relay_key
 from sync.invites import grant_signing_keypair
+from sync.kinds.circle import amend_charter
 from sync.relaytoken import RelayToken
 from sync.views import private_checkins
 
@@ -438,7 +439,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
             params = resolve_ids(circle, {"member": "member"}, params)
             details = {"member": convert_param("member", "member", params)}
         elif kind == "charter":
-            details = convert_param("charter", "any", params)
+            # Only what changes is asked for; the rest is the charter in force, checked here
+            # so a mistake is one line and not a rejected op in everyone's list.
+            details = amend_charter(circle.replica.state.info["charter"], convert_param("charter", "any", params))
         elif kind == "general":
             details = {}
         else:

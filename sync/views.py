@@ -23,7 +23,16 @@ from sync.content import NO_READER, ContentReader
 from sync.kinds.aid import item_content
 from sync.kinds.events import event_content
 from sync.kinds.governance import tally
-from sync.kinds.records import FULFILLED, MATCHED, OPEN, Checkin, DecisionRule, SpendDetails
+from sync.kinds.records import (
+    FULFILLED,
+    MATCHED,
+    OPEN,
+    PROPOSAL_KINDS,
+    Charter,
+    Checkin,
+    DecisionRule,
+    SpendDetails,
+)
 from sync.kinds.support import checkin_content, post_content
 
 if TYPE_CHECKING:
@@ -410,7 +419,7 @@ class ProposalView:
     title: str
     text: str
     details: object
-    """SpendDetails, the proposed Charter, the member id to remove, or None."""
+    """SpendDetails, the proposed charter (a `CharterView`), the member id to remove, or None."""
     rule: DecisionRule
     electorate: tuple[bytes, ...]
     status: str
@@ -419,6 +428,25 @@ class ProposalView:
     object: int
     abstain: int
     disbursed_by: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class CharterView:
+    """A charter (the one in force, or one a proposal would adopt), rules by proposal kind."""
+
+    text: str
+    members_can_invite: bool
+    history: bool
+    confirm_joins: bool
+    rules: dict[str, DecisionRule]
+    adopted_by: bytes | None
+
+
+def charter_view(charter: Charter) -> CharterView:
+    rules = {kind: charter.rule(kind) for kind in PROPOSAL_KINDS}
+    return CharterView(
+        charter.text, charter.members_can_invite, charter.history, charter.confirm_joins, rules, charter.adopted_by
+    )
 
 
 def proposals(state: CircleState, *, decided_limit: int | None = 100) -> tuple[ProposalView, ...]:
@@ -436,6 +464,8 @@ def proposals(state: CircleState, *, decided_limit: int | None = 100) -> tuple[P
         vote_views = tuple(VoteView(voter, display_name(state, voter), v.choice, v.reason, v.op) for voter, v in votes)
         eligible = tally(state, proposal_id, proposal)[0]
         name = display_name(state, proposal.author)
+        if isinstance(proposal.details, Charter):
+            proposal = proposal._replace(details=charter_view(proposal.details))
         views.append(ProposalView(proposal_id, name, eligible, vote_views, *proposal))
     return tuple(views)
 
@@ -545,6 +575,8 @@ class CircleViews:
     proposals: tuple[ProposalView, ...]
     events: tuple[EventView, ...]
     rejected: tuple[RejectedView, ...]
+    charter: CharterView | None = None
+    """The charter in force (``charter_text`` is its text)."""
 
 
 def build_views(
@@ -569,4 +601,5 @@ def build_views(
         proposals(state),
         events(state, reader),
         rejected(state),
+        charter_view(charter) if charter else None,
     )

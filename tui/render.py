@@ -152,6 +152,44 @@ def _rule(rule: dict[str, Any]) -> str:
     return f"quorum {rule['quorum_pct']}%, threshold {rule['threshold_pct']}%{consent}"
 
 
+_CHARTER_FLAGS = (
+    ("history", "newcomers read history"),
+    ("members_can_invite", "members may invite"),
+    ("confirm_joins", "an organizer confirms joins"),
+)
+
+
+def _onoff(value: object) -> str:
+    return "on" if value else "off"
+
+
+def _short_rule(rule: dict[str, Any]) -> str:
+    return f"{rule['quorum_pct']}/{rule['threshold_pct']}" + ("/consent" if rule["consent"] else "")
+
+
+def charter_summary(charter: dict[str, Any]) -> str:
+    """A charter's settings on one line (its guidelines text is only counted)."""
+    flags = [f"{label} {_onoff(charter[key])}" for key, label in _CHARTER_FLAGS]
+    rules = ", ".join(f"{kind} {_short_rule(rule)}" for kind, rule in charter["rules"].items())
+    return " · ".join([*flags, f"rules (quorum/threshold) {rules}", f"guidelines {len(charter['text'])} characters"])
+
+
+def charter_changes(current: dict[str, Any] | None, proposed: dict[str, Any]) -> str:
+    """What adopting ``proposed`` would change in the charter in force ("" if unknown or nothing)."""
+    if not current:
+        return ""
+    changes = [f"{label} {_onoff(current[key])} -> {_onoff(proposed[key])}"
+               for key, label in _CHARTER_FLAGS if current[key] != proposed[key]]  # fmt: skip
+    changes += [
+        f"{kind} rule {_short_rule(current['rules'][kind])} -> {_short_rule(rule)}"
+        for kind, rule in proposed["rules"].items()
+        if current["rules"].get(kind) != rule
+    ]
+    if current["text"] != proposed["text"]:
+        changes.append("new guidelines text")
+    return "; ".join(changes)
+
+
 def proposal_lines(views: dict[str, Any]) -> list[str]:
     lines = []
     for p in views["proposals"]:
@@ -164,6 +202,11 @@ def proposal_lines(views: dict[str, Any]) -> list[str]:
             to = short(recipient) if len(recipient) == 64 else shown(recipient, NAME)
             money = format_amount(details["amount"], details["currency"])
             lines.append(f"    spend {money} to {to}: {shown(details['purpose'])}")
+        elif p["kind"] == "charter" and isinstance(details, dict):
+            lines.append(f"    charter: {charter_summary(details)}")
+            changed = charter_changes(views.get("charter"), details)
+            if changed and p["status"] == "open":
+                lines.append(f"    changes: {changed}")
         lines.append(
             f"    approve {p['approve']} · object {p['object']} · abstain {p['abstain']} of {p['eligible']} ({rule})"
         )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_harness import call, demo_world, open_main, run, screen_text, wait_for_text, wait_until
+from tui_harness import call, demo_world, open_main, run, screen_text, type_text, wait_for_text, wait_until
 
 from p2pnet.home import Home
 from tui.app import make_app
@@ -182,3 +182,92 @@ def test_a_private_check_in_reaches_organizers_eyes_and_nobody_elses(
     assert (entry["member_name"], entry["status"], entry["latest"], entry["needs_attention"]) == (
         "Cal", "need-help", True, True,
     )  # fmt: skip
+
+
+# --- the charter --------------------------------------------------------------------------
+
+
+def test_the_circle_changes_its_charter_from_the_command_line(
+    world: DemoWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    circle = world.ready["circle"]
+    before = len(views(world, "Sam")["proposals"]), len(views(world, "Sam")["rejected"])
+    # Mistakes are one line each, and nothing is signed.
+    for args, message in [
+        ([], "a charter proposal needs a change: --history, --members-can-invite"),
+        (["--rule", "spend=101/60"], "the spend rule's quorum_pct must be a whole number from 0 to 100"),
+        (["--rule", "vote=50/50"], "there is no proposal kind 'vote'"),
+        (["--rule", "spend=fifty"], "--rule 'spend=fifty': write KIND=QUORUM/THRESHOLD"),
+        (["--members-can-invite", "off"], "the charter already says that"),
+        (["--guidelines-file", "/nonexistent/kith"], "cannot read the guidelines from /nonexistent/kith"),
+    ]:
+        code, out, err = kith(world, "Bea", "propose", circle, "charter", "Invites", *args, capsys=capsys)
+        assert code == 1 and out == "" and err.startswith(f"kith: {message}") and err.count("\n") == 1, (args, err)
+    assert (len(views(world, "Bea")["proposals"]), len(views(world, "Bea")["rejected"])) == before
+
+    # A plain member cannot invite yet.
+    code, _out, err = kith(world, "Cal", "invite", circle, capsys=capsys)
+    assert code == 1 and "only an organizer may invite" in err
+    code, out, err = kith(
+        world, "Bea", "propose", circle, "charter", "Let members invite", "--members-can-invite", "on",
+        "--rule", "general=40/50", "--json", capsys=capsys,
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    proposal = json.loads(out)
+    assert proposal["rejected"] is None
+    code, out, err = kith(world, "Bea", "proposals", circle, capsys=capsys)
+    assert (code, err) == (0, "")
+    assert "(charter) · OPEN" in out and "changes: members may invite off -> on; general rule 30/50 -> 40/50" in out
+    for who in ("Ash", "Bea", "Sam"):  # 3 of 4 (quorum 60%), all approve, nobody objects (consent)
+        wait_for(lambda who=who: any(p["id"] == proposal["id"] for p in views(world, who)["proposals"]))
+        code, _out, err = kith(world, who, "vote", circle, proposal["id"][:8], "approve", capsys=capsys)
+        assert (code, err) == (0, "")
+
+    def in_force() -> bool:
+        charter = views(world, "Cal")["charter"]
+        return charter["members_can_invite"] and charter["adopted_by"] == proposal["id"]
+
+    wait_for(in_force, timeout=60)
+    charter = views(world, "Cal")["charter"]
+    assert charter["rules"]["general"] == {"quorum_pct": 40, "threshold_pct": 50, "consent": False}
+    assert (charter["history"], charter["confirm_joins"]) == (False, False)
+    code, out, err = kith(world, "Cal", "invite", circle, "--expires", "1h", "--json", capsys=capsys)
+    assert (code, err) == (0, "") and json.loads(out)["code"].startswith("KITH-INVITE:")
+    code, out, err = kith(world, "Sam", "proposals", circle, capsys=capsys)
+    assert "Let members invite (charter) · APPROVED" in out and "members may invite on" in out
+
+
+def test_the_client_proposes_a_charter_change(world: DemoWorld) -> None:
+    app = make_app(Home(Path(world.ready["homes"]["Sam"])))
+    title = f"History for newcomers {time.time_ns() % 100000}"
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await open_main(pilot)
+            await pilot.press("4", "h")
+            await wait_for_text(pilot, "Propose a charter change")
+            await type_text(pilot, title)
+            await pilot.press("tab")  # members may invite: keep as it is
+            await pilot.press("tab", "down")  # newcomers read history: on
+            await pilot.press("ctrl+s")
+            fund = app.screen.query_one("#fund")
+            await wait_until(
+                pilot, lambda: any(p["title"] == title for p in getattr(fund, "proposals", {}).values()), what=title
+            )
+            proposal = next(p for p in fund.proposals.values() if p["title"] == title)
+            assert proposal["kind"] == "charter" and proposal["details"]["history"] is True
+            charter = fund.views["charter"]
+            assert proposal["details"]["members_can_invite"] == charter["members_can_invite"]
+            table = fund.query_one("#proposals")
+            table.move_cursor(row=table.get_row_index(proposal["id"]))
+            detail = fund.query_one("#proposal-detail")
+            await wait_until(pilot, lambda: "Charter: newcomers read history off -> on." in str(detail.render()))
+            # Choosing nothing to change is caught in the form, before anything is signed.
+            await pilot.press("h")
+            await wait_for_text(pilot, "Propose a charter change")
+            await type_text(pilot, "Nothing")
+            await pilot.press("ctrl+s")
+            await wait_for_text(pilot, "choose a setting to change")
+            await pilot.press("escape")
+
+    run(scenario())
