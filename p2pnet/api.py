@@ -21,7 +21,9 @@ from p2pnet.control import INVALID_PARAMS, RpcError
 from p2pnet.panic import panic_node
 from sync.envelope import relay_key
 from sync.invites import grant_signing_keypair
+from sync.kinds.circle import amend_charter
 from sync.relaytoken import RelayToken
+from sync.views import private_checkins
 
 MAX_INVITE_S = 366 * 86400
 """The longest an invite can stay valid (`kith invite --expires never` has no expiry)."""
@@ -336,8 +338,10 @@ def build_methods(node: Node) -> dict[str, Handler]:
         result["id"] = circle.id.hex()
         result["me"] = member_circles().identity.member_id.hex()
         if node.lifecycle is not None:
-            notes = node.lifecycle.private_checkins.get(circle.id, {})
-            result["private_checkins"] = sorted(notes.values(), key=lambda n: n["ts"])
+            notes = node.lifecycle.private_checkins.get(circle.id, {}).values()
+            rows = [(bytes.fromhex(n["id"]), bytes.fromhex(n["member"]), n["status"], n["note"], n["ts"])
+                    for n in notes]  # fmt: skip
+            result["private_checkins"] = to_json(private_checkins(circle.replica.state, rows))
         if isinstance(wanted, list):
             result = {k: v for k, v in result.items() if k in wanted or k in ("id", "me", "name")}
         return result
@@ -437,7 +441,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
             params = resolve_ids(circle, {"member": "member"}, params)
             details = {"member": convert_param("member", "member", params)}
         elif kind == "charter":
-            details = convert_param("charter", "any", params)
+            # Only what changes is asked for; the rest is the charter in force, checked here
+            # so a mistake is one line and not a rejected op in everyone's list.
+            details = amend_charter(circle.replica.state.info["charter"], convert_param("charter", "any", params))
         elif kind == "general":
             details = {}
         else:

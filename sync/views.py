@@ -15,6 +15,7 @@ empty text: the item, its author and its place in the thread stay visible.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,16 @@ from sync.content import NO_READER, ContentReader
 from sync.kinds.aid import item_content
 from sync.kinds.events import event_content
 from sync.kinds.governance import tally
-from sync.kinds.records import FULFILLED, MATCHED, OPEN, Checkin, DecisionRule, SpendDetails
+from sync.kinds.records import (
+    FULFILLED,
+    MATCHED,
+    OPEN,
+    PROPOSAL_KINDS,
+    Charter,
+    Checkin,
+    DecisionRule,
+    SpendDetails,
+)
 from sync.kinds.support import checkin_content, post_content
 
 if TYPE_CHECKING:
@@ -185,6 +195,47 @@ def wellbeing(state: CircleState) -> dict[bytes, str]:
     return {checkin.author: checkin.status for checkin in _latest_checkins(state).values()}
 
 
+@dataclass(frozen=True, slots=True)
+class PrivateCheckinView:
+    """A check-in sealed to the organizers (``checkin`` with ``private``): never an op, so
+    it is not in the circle's state; an organizer's node keeps what it opened."""
+
+    id: bytes
+    """The envelope that carried it."""
+    member: bytes
+    member_name: str
+    status: str
+    note: str
+    ts: int
+    latest: bool
+    """It is the member's newest check-in, private or in the circle: it says how they are now."""
+    needs_attention: bool
+    """``latest`` and not "ok": organizers should reach out (privately: a reply in the
+    circle would tell everyone)."""
+
+
+def private_checkins(
+    state: CircleState, notes: Iterable[tuple[bytes, bytes, str, str, int]]
+) -> tuple[PrivateCheckinView, ...]:
+    """Organizers' view of the private check-ins ``(id, member, status, note, ts)`` their
+    node opened, oldest first; those of people who are no longer members are left out.
+
+    A check-in's time is its author's claim; comparing two claims of one author is fair
+    (a member who sets their clock back only misorders their own check-ins)."""
+    rows = sorted((ts, envelope, member, status, note) for envelope, member, status, note, ts in notes
+                  if member in state.members)  # fmt: skip
+    newest: dict[bytes, tuple[int, bytes]] = {}
+    for ts, envelope, member, _status, _note in rows:
+        newest[member] = max(newest.get(member, (ts, envelope)), (ts, envelope))
+    public = {c.author: c.ts for c in _latest_checkins(state).values()}
+    views = []
+    for ts, envelope, member, status, note in rows:
+        latest = newest[member] == (ts, envelope) and public.get(member, ts) <= ts
+        name = display_name(state, member)
+        views.append(PrivateCheckinView(envelope, member, name, status, note, ts, latest, latest and status != "ok"))
+    return tuple(views)
+
+
 # --- members ------------------------------------------------------------------------
 
 
@@ -253,12 +304,17 @@ class AidView:
     matched: tuple[bytes, ...]
     closed_by: bytes | None
     private: object = None
-    """Set for a private request: only organizers can read who asked and why."""
+    """Set for a private request: only organizers can read who asked and why. ``author``
+    is then the organizer who posted it on the requester's behalf, never the requester."""
     description: str = ""
-    """What it is about ("" when this node cannot read it: see ``readable``)."""
+    """What it is about ("" when this node cannot read it: see ``readable``; for a private
+    request, "" unless this node is an organizer's or the requester's)."""
     readable: bool = True
     requester: bytes | None = None
-    """For a private request an organizer can open: the member who asked."""
+    """For a private request this node can open (an organizer's, or the requester's own):
+    the member who asked; None everywhere else."""
+    requester_name: str | None = None
+    """The display name of ``requester``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,10 +334,12 @@ def aid_board(state: CircleState, *, now: int | None = None, reader: ContentRead
         kind = "aid.pledge" if item.type == "pledge" else "aid.request"
         name = display_name(state, item.author)
         if item.private is not None:
+            # The placeholder's own text is the organizer's; what matters is sealed in the boxes.
             opened = reader.open_private(item.private)
             description = opened["description"] if opened else ""
             requester = opened["requester"] if opened else None
-            views.append(AidView(item_id, name, expired, *item, description, opened is not None, requester))
+            who = display_name(state, requester) if requester is not None else None
+            views.append(AidView(item_id, name, expired, *item, description, True, requester, who))
         else:
             fields = reader.read(item.content, item.author, kind, item_content)
             description = fields["description"] if fields else ""
@@ -361,7 +419,7 @@ class ProposalView:
     title: str
     text: str
     details: object
-    """SpendDetails, the proposed Charter, the member id to remove, or None."""
+    """SpendDetails, the proposed charter (a `CharterView`), the member id to remove, or None."""
     rule: DecisionRule
     electorate: tuple[bytes, ...]
     status: str
@@ -370,6 +428,25 @@ class ProposalView:
     object: int
     abstain: int
     disbursed_by: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class CharterView:
+    """A charter (the one in force, or one a proposal would adopt), rules by proposal kind."""
+
+    text: str
+    members_can_invite: bool
+    history: bool
+    confirm_joins: bool
+    rules: dict[str, DecisionRule]
+    adopted_by: bytes | None
+
+
+def charter_view(charter: Charter) -> CharterView:
+    rules = {kind: charter.rule(kind) for kind in PROPOSAL_KINDS}
+    return CharterView(
+        charter.text, charter.members_can_invite, charter.history, charter.confirm_joins, rules, charter.adopted_by
+    )
 
 
 def proposals(state: CircleState, *, decided_limit: int | None = 100) -> tuple[ProposalView, ...]:
@@ -387,6 +464,8 @@ def proposals(state: CircleState, *, decided_limit: int | None = 100) -> tuple[P
         vote_views = tuple(VoteView(voter, display_name(state, voter), v.choice, v.reason, v.op) for voter, v in votes)
         eligible = tally(state, proposal_id, proposal)[0]
         name = display_name(state, proposal.author)
+        if isinstance(proposal.details, Charter):
+            proposal = proposal._replace(details=charter_view(proposal.details))
         views.append(ProposalView(proposal_id, name, eligible, vote_views, *proposal))
     return tuple(views)
 
@@ -496,6 +575,8 @@ class CircleViews:
     proposals: tuple[ProposalView, ...]
     events: tuple[EventView, ...]
     rejected: tuple[RejectedView, ...]
+    charter: CharterView | None = None
+    """The charter in force (``charter_text`` is its text)."""
 
 
 def build_views(
@@ -520,4 +601,5 @@ def build_views(
         proposals(state),
         events(state, reader),
         rejected(state),
+        charter_view(charter) if charter else None,
     )

@@ -58,37 +58,72 @@ def feed_lines(views: dict[str, Any]) -> list[str]:
         item(entry, 0)
     if not lines:
         lines.append("(no messages yet)")
+    top: list[str] = []
     attention = views.get("needs_attention") or []
-    if attention:
-        lines.insert(0, "Needs attention:")
-        for index, entry in enumerate(attention, start=1):
+    private = views.get("private_checkins") or []
+    if attention or any(entry["needs_attention"] for entry in private):
+        top.append("Needs attention:")
+        for entry in attention:
             label = "urgent" if entry["kind"] == "urgent" else f"check-in: {shown(entry['status'])}"
             who = shown(entry["author_name"], NAME)
-            lines.insert(index, f"  [{short(entry['id'])}] {who} ({label}) {shown(entry['text'], 60)}")
-        lines.insert(len(attention) + 1, "")
-    return lines
+            top.append(f"  [{short(entry['id'])}] {who} ({label}) {shown(entry['text'], 60)}")
+        for entry in private:
+            if entry["needs_attention"]:
+                who = shown(entry["member_name"], NAME)
+                label = f"private check-in: {shown(entry['status'])}"
+                top.append(f"  [{short(entry['id'])}] {who} ({label}) {shown(entry['note'], 60)}")
+        top.append("")
+    if private:
+        # Only organizers' nodes can open these: the circle never sees them.
+        top.append("Private check-ins (only organizers see these; reach out privately):")
+        for entry in private:
+            old = "" if entry["latest"] else " (earlier)"
+            head = f"  [{short(entry['id'])}] {shown(entry['member_name'], NAME)} · {when(entry['ts'])}"
+            note = f": {shown(entry['note'], 60)}" if entry["note"] else ""
+            top.append(f"{head} · {shown(entry['status'])}{old}{note}")
+        top.append("")
+    return top + lines
 
 
-def _aid(entry: dict[str, Any]) -> str:
+PRIVATE_HIDDEN = "only organizers can read who asked and why"
+"""What a private request shows to a member who is neither an organizer nor the requester."""
+
+
+def aid_who(entry: dict[str, Any], me: str | None = None) -> str:
+    """Who an aid item is from, in words. A private request is posted by an organizer on
+    someone's behalf: it names the requester to those who may know, and nobody otherwise
+    (never the organizer who posted it)."""
+    if not entry.get("private"):
+        return shown(entry["author_name"], NAME)
+    if entry.get("requester_name") is None:
+        return "PRIVATE (requester hidden)"
+    you = " (you)" if me and entry.get("requester") == me else ""
+    return f"PRIVATE, asked by {shown(entry['requester_name'], NAME)}{you}"
+
+
+def _aid(entry: dict[str, Any], me: str | None = None) -> str:
     amount = f" {entry['amount']} {shown(entry['unit'], NAME)}" if entry["amount"] is not None else ""
     expired = " (expired)" if entry["expired"] else ""
+    description = entry["description"]
+    if entry.get("private") and entry.get("requester") is None:
+        description = f"({PRIVATE_HIDDEN})"
     return (
-        f"  [{short(entry['id'])}] {shown(entry['category'])}{amount}: {shown(entry['description'], 70)}"
-        f" · {shown(entry['author_name'], NAME)} · {shown(entry['status'])}{expired}"
+        f"  [{short(entry['id'])}] {shown(entry['category'])}{amount}: {shown(description, 70)}"
+        f" · {aid_who(entry, me)} · {shown(entry['status'])}{expired}"
     )
 
 
 def board_lines(views: dict[str, Any]) -> list[str]:
-    aid = views["aid"]
+    aid, me = views["aid"], views.get("me")
     lines = ["Requests (people who need help):"]
-    lines += [_aid(e) for e in aid["open_requests"]] or ["  (none)"]
+    lines += [_aid(e, me) for e in aid["open_requests"]] or ["  (none)"]
     lines += ["", "Pledges (offers of help):"]
-    lines += [_aid(e) for e in aid["open_pledges"]] or ["  (none)"]
+    lines += [_aid(e, me) for e in aid["open_pledges"]] or ["  (none)"]
     if aid["matches"]:
         lines += ["", "Matches (pledge -> request):"]
         lines += [f"  {short(p)} -> {short(r)}" for p, r in aid["matches"]]
     if aid["fulfilled"]:
-        lines += ["", "Fulfilled:"] + [_aid(e) for e in aid["fulfilled"]]
+        lines += ["", "Fulfilled:"] + [_aid(e, me) for e in aid["fulfilled"]]
     return lines
 
 
@@ -112,10 +147,53 @@ def ledger_lines(views: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rule(rule: dict[str, Any]) -> str:
+    consent = ", consent" if rule["consent"] else ""
+    return f"quorum {rule['quorum_pct']}%, threshold {rule['threshold_pct']}%{consent}"
+
+
+_CHARTER_FLAGS = (
+    ("history", "newcomers read history"),
+    ("members_can_invite", "members may invite"),
+    ("confirm_joins", "an organizer confirms joins"),
+)
+
+
+def _onoff(value: object) -> str:
+    return "on" if value else "off"
+
+
+def _short_rule(rule: dict[str, Any]) -> str:
+    return f"{rule['quorum_pct']}/{rule['threshold_pct']}" + ("/consent" if rule["consent"] else "")
+
+
+def charter_summary(charter: dict[str, Any]) -> str:
+    """A charter's settings on one line (its guidelines text is only counted)."""
+    flags = [f"{label} {_onoff(charter[key])}" for key, label in _CHARTER_FLAGS]
+    rules = ", ".join(f"{kind} {_short_rule(rule)}" for kind, rule in charter["rules"].items())
+    return " · ".join([*flags, f"rules (quorum/threshold) {rules}", f"guidelines {len(charter['text'])} characters"])
+
+
+def charter_changes(current: dict[str, Any] | None, proposed: dict[str, Any]) -> str:
+    """What adopting ``proposed`` would change in the charter in force ("" if unknown or nothing)."""
+    if not current:
+        return ""
+    changes = [f"{label} {_onoff(current[key])} -> {_onoff(proposed[key])}"
+               for key, label in _CHARTER_FLAGS if current[key] != proposed[key]]  # fmt: skip
+    changes += [
+        f"{kind} rule {_short_rule(current['rules'][kind])} -> {_short_rule(rule)}"
+        for kind, rule in proposed["rules"].items()
+        if current["rules"].get(kind) != rule
+    ]
+    if current["text"] != proposed["text"]:
+        changes.append("new guidelines text")
+    return "; ".join(changes)
+
+
 def proposal_lines(views: dict[str, Any]) -> list[str]:
     lines = []
     for p in views["proposals"]:
-        rule = f"quorum {p['quorum_pct']}%, threshold {p['threshold_pct']}%" + (", consent" if p["consent"] else "")
+        rule = _rule(p["rule"])
         head = f"[{short(p['id'])}] {shown(p['title'])} ({shown(p['kind'])}) · {shown(p['status']).upper()}"
         lines.append(f"{head} · by {shown(p['author_name'], NAME)}")
         details = p["details"]
@@ -124,6 +202,11 @@ def proposal_lines(views: dict[str, Any]) -> list[str]:
             to = short(recipient) if len(recipient) == 64 else shown(recipient, NAME)
             money = format_amount(details["amount"], details["currency"])
             lines.append(f"    spend {money} to {to}: {shown(details['purpose'])}")
+        elif p["kind"] == "charter" and isinstance(details, dict):
+            lines.append(f"    charter: {charter_summary(details)}")
+            changed = charter_changes(views.get("charter"), details)
+            if changed and p["status"] == "open":
+                lines.append(f"    changes: {changed}")
         lines.append(
             f"    approve {p['approve']} · object {p['object']} · abstain {p['abstain']} of {p['eligible']} ({rule})"
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from identity.crypto import blake2b
-from identity.errors import LocalProtocolError
+from identity.errors import LocalProtocolError, UsageError
 from sync import limits
 from sync.kinds import keys, schema
 from sync.kinds.common import OpRejected
@@ -136,6 +136,63 @@ def parse_charter(raw: Any, where: str) -> Charter:
     rules = schema.exact_keys(body["rules"], _RULES_KEYS, f"{where}.rules")
     parsed = tuple(parse_rule(rules[kind], f"{where}.rules.{kind}") for kind in PROPOSAL_KINDS)
     return Charter(text, invite, parsed, None, history, confirm)
+
+
+CHARTER_SETTINGS = ("text", "members_can_invite", "history", "confirm_joins", "rules")
+"""What a charter proposal can change (docs/OPS.md §4, the charter map)."""
+_CHARTER_FLAGS = ("members_can_invite", "history", "confirm_joins")
+_RULE_RANGES = {"quorum_pct": 0, "threshold_pct": 1}
+
+
+def amend_charter(current: Charter, changes: Any) -> dict[str, Any]:
+    """The charter map a charter proposal carries: ``current`` with ``changes`` made.
+
+    ``changes`` maps some of `CHARTER_SETTINGS` to new values; ``rules`` maps proposal
+    kinds to some of a rule's fields (the rest stay as they are). Everything is checked
+    here, as the fold will check it, so a mistake is one line for the person who made it
+    (`UsageError`) rather than a signed op every member lists as rejected.
+    """
+    if type(changes) is not dict or not changes:
+        raise UsageError(f"say what the charter should change: one or more of {', '.join(CHARTER_SETTINGS)}")
+    unknown = sorted(str(key) for key in changes if key not in CHARTER_SETTINGS)
+    if unknown:
+        raise UsageError(f"the charter has no setting {unknown[0]!r} (it has {', '.join(CHARTER_SETTINGS)})")
+    for flag in _CHARTER_FLAGS:
+        if flag in changes and type(changes[flag]) is not bool:
+            raise UsageError(f"the charter's {flag} must be true or false")
+    text = changes.get("text", current.text)
+    if type(text) is not str:
+        raise UsageError("the charter's text must be text")
+    rules = {kind: current.rule(kind)._asdict() for kind in PROPOSAL_KINDS}
+    asked = changes.get("rules", {})
+    if type(asked) is not dict:
+        raise UsageError(f"the charter's rules map proposal kinds ({', '.join(PROPOSAL_KINDS)}) to rules")
+    for kind, rule in asked.items():
+        if kind not in PROPOSAL_KINDS:
+            raise UsageError(f"there is no proposal kind {str(kind)!r} (there are {', '.join(PROPOSAL_KINDS)})")
+        if type(rule) is not dict or not rule or not set(rule) <= _RULE_KEYS:
+            raise UsageError(f"the {kind} rule takes quorum_pct, threshold_pct and consent")
+        for field, low in _RULE_RANGES.items():
+            value = rule.get(field, rules[kind][field])
+            if type(value) is not int or not low <= value <= 100:
+                raise UsageError(f"the {kind} rule's {field} must be a whole number from {low} to 100")
+        if type(rule.get("consent", False)) is not bool:
+            raise UsageError(f"the {kind} rule's consent must be true or false")
+        rules[kind].update(rule)
+    body = charter_body(
+        text,
+        members_can_invite=changes.get("members_can_invite", current.members_can_invite),
+        history=changes.get("history", current.history),
+        rules={kind: DecisionRule(**rule) for kind, rule in rules.items()},
+        confirm_joins=changes.get("confirm_joins", current.confirm_joins),
+    )
+    try:
+        proposed = parse_charter(body, "charter")
+    except schema.InvalidBody as exc:
+        raise UsageError(f"the proposed charter is not valid: {exc}") from None
+    if proposed == current._replace(adopted_by=None):
+        raise UsageError("the charter already says that: the proposal would change nothing")
+    return body
 
 
 def circle_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:

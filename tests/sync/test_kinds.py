@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from identity.errors import UsageError
 from sync.kinds import decisions, governance, membership, support
-from sync.kinds.circle import DEFAULT_RULES, charter_body, new_circle_id
+from sync.kinds.circle import DEFAULT_RULES, amend_charter, charter_body, new_circle_id
 from sync.kinds.records import DecisionRule, Proposal
 from sync.ops import Op, SignedOp
 from sync.state import CircleState
@@ -75,6 +76,52 @@ def test_an_approved_charter_proposal_changes_the_charter(circle: Any) -> None:
     assert circle.reason(ack) is None
     added = circle.add("eve", by="dana")  # members may now invite
     assert circle.reason(added) is None
+
+
+def test_a_charter_amendment_changes_only_what_it_names_and_the_fold_accepts_it(circle: Any) -> None:
+    current = circle.state.info["charter"]
+    changes = {"history": True, "confirm_joins": True, "rules": {"spend": {"quorum_pct": 40}}}
+    body = amend_charter(current, changes)
+    assert body == charter_body(
+        current.text, history=True, confirm_joins=True, rules={"spend": DEFAULT_RULES["spend"]._replace(quorum_pct=40)}
+    )
+    proposal = circle.propose("bob", "charter", body)
+    assert circle.reason(proposal) is None
+    for voter in ("alice", "bob", "carol"):
+        circle.vote(voter, proposal, "approve")
+    charter = circle.state.info["charter"]
+    assert (charter.history, charter.confirm_joins, charter.members_can_invite) == (True, True, False)
+    assert charter.rule("spend").quorum_pct == 40 and charter.rule("charter") == DEFAULT_RULES["charter"]
+    # Turning confirm_joins off again drops the key (it is present only when true).
+    assert "confirm_joins" not in amend_charter(charter, {"confirm_joins": False})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({}, "say what the charter should change"),
+        ([], "say what the charter should change"),
+        ({"colour": "red"}, "the charter has no setting 'colour'"),
+        ({"history": "yes"}, "the charter's history must be true or false"),
+        ({"members_can_invite": 1}, "the charter's members_can_invite must be true or false"),
+        ({"text": 5}, "the charter's text must be text"),
+        ({"text": "x" * 20_001}, "the proposed charter is not valid: charter.text: too long"),
+        ({"text": "bad \x1b[31m"}, "the proposed charter is not valid: charter.text: forbidden characters"),
+        ({"rules": {"vote": {"quorum_pct": 5}}}, "there is no proposal kind 'vote'"),
+        ({"rules": {"spend": {"quorum_pct": 101}}}, "the spend rule's quorum_pct must be a whole number from 0 to 100"),
+        ({"rules": {"spend": {"threshold_pct": 0}}}, "the spend rule's threshold_pct must be a whole number from 1 to"),
+        ({"rules": {"spend": {"quorum_pct": True}}}, "the spend rule's quorum_pct must be a whole number"),
+        ({"rules": {"spend": {"consent": "no"}}}, "the spend rule's consent must be true or false"),
+        ({"rules": {"spend": {"speed": 1}}}, "the spend rule takes quorum_pct, threshold_pct and consent"),
+        ({"history": False}, "the charter already says that"),
+    ],
+)
+def test_a_charter_amendment_that_would_be_rejected_is_refused_before_signing(
+    circle: Any, changes: Any, message: str
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        amend_charter(circle.state.info["charter"], changes)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
 
 
 # --- membership -----------------------------------------------------------------------------

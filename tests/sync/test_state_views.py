@@ -155,3 +155,22 @@ def test_every_view_is_the_same_on_two_replicas(circle: Any) -> None:
     assert other.views(now=5) == circle.replica.views(now=5)
     everything = circle.replica.views()
     assert everything.name == "Night owls" and everything.needs_attention and everything.members
+
+
+def test_private_checkins_say_who_and_whether_it_is_still_how_they_are(circle: Any) -> None:
+    _named(circle)
+    bob, carol, eve = circle.member("bob"), circle.member("carol"), circle.people["eve"].member_id
+    circle.act("carol", "checkin", {"status": "ok", "note": None})  # ts 6: in the circle, before
+    notes = [
+        (b"\x01" * 32, bob, "struggling", "", 3),
+        (b"\x02" * 32, bob, "need-help", "call me", 4),  # bob's newest: it is how he is now
+        (b"\x03" * 32, carol, "need-help", "rent", 5),  # older than carol's "ok" in the circle
+        (b"\x04" * 32, eve, "need-help", "", 9),  # not a member: left out
+    ]
+    found = views.private_checkins(circle.state, reversed(notes))
+    assert [(v.member_name, v.status, v.latest, v.needs_attention) for v in found] == [
+        ("Bob", "struggling", False, False),
+        ("Bob", "need-help", True, True),
+        ("Carol", "need-help", False, False),
+    ]
+    assert views.private_checkins(circle.state, [(b"\x05" * 32, carol, "ok", "", 99)])[0].needs_attention is False

@@ -149,7 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     propose = command("propose", "propose a decision: spend, charter, remove or general", cmd_propose)
     propose.add_argument("circle")
-    propose.add_argument("kind", choices=["spend", "remove", "general"])
+    propose.add_argument("kind", choices=["spend", "charter", "remove", "general"])
     propose.add_argument("title")
     add_text_source(propose, "proposal text", flag="--text")
     propose.add_argument("--amount", help="for spend: e.g. 120.00")
@@ -157,6 +157,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     propose.add_argument("--recipient", help="for spend: a member id or a name")
     propose.add_argument("--purpose", help="for spend")
     propose.add_argument("--member", help="for remove: the member id")
+    for flag, what in [
+        ("--history", "newcomers read what was said before they joined"),
+        ("--members-can-invite", "members (not only organizers) may invite"),
+        ("--confirm-joins", "an organizer confirms every join, even with a valid invite"),
+    ]:
+        propose.add_argument(flag, choices=["on", "off"], help=f"for charter: {what}")
+    propose.add_argument(
+        "--rule",
+        action="append",
+        default=[],
+        metavar="KIND=QUORUM/THRESHOLD[/consent|/no-consent]",
+        help="for charter: how a kind of proposal is decided, e.g. spend=50/60 (repeatable)",
+    )
+    propose.add_argument("--guidelines-file", metavar="PATH", help="for charter: the new guidelines text, from PATH")
 
     vote = command("vote", "vote on a proposal", cmd_vote)
     vote.add_argument("circle")
@@ -348,7 +362,43 @@ def cmd_propose(ctx: Context, args: argparse.Namespace) -> int:
         if not args.member:
             raise UsageError("a remove proposal needs --member")
         params["member"] = args.member
+    elif args.kind == "charter":
+        params["charter"] = _charter_changes(args)
     return _done(ctx, _call(ctx, "propose", **params), "proposal")
+
+
+def _charter_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The charter settings a `propose ... charter` names (the node checks the values)."""
+    changes: dict[str, Any] = {}
+    for name in ("history", "members_can_invite", "confirm_joins"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name) == "on"
+    rules: dict[str, dict[str, Any]] = {}
+    for text in args.rule:
+        kind, _, numbers = text.partition("=")
+        parts = numbers.split("/")
+        if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts[:2]) or parts[2:] not in (
+            [], ["consent"], ["no-consent"]
+        ):
+            raise UsageError(f"--rule {text!r}: write KIND=QUORUM/THRESHOLD[/consent|/no-consent], e.g. spend=50/60")
+        rules[kind] = {"quorum_pct": int(parts[0]), "threshold_pct": int(parts[1])}
+        if parts[2:]:
+            rules[kind]["consent"] = parts[2] == "consent"
+    if rules:
+        changes["rules"] = rules
+    if args.guidelines_file:
+        try:
+            with open(args.guidelines_file, encoding="utf-8") as handle:
+                changes["text"] = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not UTF-8 text"
+            raise UsageError(f"cannot read the guidelines from {args.guidelines_file}: {reason}") from None
+    if not changes:
+        raise UsageError(
+            "a charter proposal needs a change: --history, --members-can-invite, --confirm-joins, --rule "
+            "or --guidelines-file"
+        )
+    return changes
 
 
 def cmd_vote(ctx: Context, args: argparse.Namespace) -> int:

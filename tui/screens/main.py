@@ -225,6 +225,12 @@ class MainScreen(Screen[None]):
                 if isinstance(screen, JoinScreen):
                     screen.refused(visible(event.get("reason")))
             self.app.notify(f"A join request was refused: {visible(event.get('reason'))}", severity="warning")
+        elif kind == "private_checkin":
+            # Only organizers get these; say nothing of who (a notification can be seen over a shoulder).
+            if event.get("status") != "ok":
+                self.app.notify("Someone checked in privately and may need you. See Care (2).", timeout=15)
+            if event.get("circle") == self.current:
+                self.refresh_soon()
         elif kind == "join_request":
             who = visible(event.get("name"), NAME) or "Someone"
             names = {c["id"]: c["name"] for c in self.circles}

@@ -37,10 +37,34 @@ def _convert_aid(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+HIDDEN = "hidden"
+"""Who a private request is from, for everyone but organizers and the requester."""
+PRIVATE_WHAT = "only organizers know who asked and why"
+
+
+def _who(item: dict[str, Any]) -> str:
+    """Who asked or offered. A private request is posted by an organizer on someone's
+    behalf: organizers (and the requester) see the requester, nobody sees the organizer."""
+    if not item.get("private"):
+        return item["author_name"]
+    return item.get("requester_name") or HIDDEN
+
+
+def _owner(item: dict[str, Any]) -> str | None:
+    """The member an item speaks for: the requester of a private request (None when hidden)."""
+    return item.get("requester") if item.get("private") else item["author"]
+
+
+def _what(item: dict[str, Any]) -> str:
+    if item.get("private") and item.get("requester") is None:
+        return PRIVATE_WHAT
+    return words(item, "description")
+
+
 def _choice(item: dict[str, Any]) -> Text:
     """One line for a list to pick from: ``ride: To the clinic (Bea)``."""
-    who = plain(item["author_name"], limit=NAME)
-    return line(plain(item["category"]), ": ", plain(item["description"], limit=40), " (", who, ")")
+    who = plain(_who(item), limit=NAME)
+    return line(plain(item["category"]), ": ", plain(_what(item), limit=40), " (", who, ")")
 
 
 class AidPane(Pane):
@@ -72,8 +96,8 @@ class AidPane(Pane):
         for key, label in (("open_requests", "NEEDS"), ("open_pledges", "OFFERS"), ("fulfilled", "done")):
             for item in aid[key]:
                 status = item["status"] + (", expired" if item["expired"] else "")
-                who = item["author_name"] + (" (you)" if item["author"] == self.me else "")
-                what = f"{item['category']}: {words(item, 'description')}"
+                who = _who(item) + (" (you)" if _owner(item) == self.me else "")
+                what = f"{item['category']}: {_what(item)}"
                 mark = "PRIVATE" if item.get("private") and key != "fulfilled" else label
                 rows.append((item["id"], (mark, clip(what, widths[1]), _amount(item), clip(who, 9), status)))
         fill_table(table, rows)
@@ -89,14 +113,22 @@ class AidPane(Pane):
         item = self.selected()
         text = line()
         if item is not None:
+            if not item.get("private"):
+                by = line(plain(item["type"]), " by ", plain(item["author_name"], limit=NAME))
+            elif item.get("requester_name") is not None:
+                by = line("private request from ", plain(item["requester_name"], limit=NAME),
+                          " (only organizers see who asked)")  # fmt: skip
+            else:
+                by = line("private request (posted by an organizer for someone)")
             text = line(
-                plain(item["type"]), " by ", plain(item["author_name"], limit=NAME), " · ",
-                plain(item["category"]), ": ", plain(words(item, "description"), multiline=True),
+                by, " · ", plain(item["category"]), ": ", plain(_what(item), multiline=True),
             )  # fmt: skip
             if item["id"] in getattr(self, "matched_to", {}):
                 other = self.items.get(self.matched_to[item["id"]])
-                if other:
-                    text.append_text(line(" · matched with ", plain(other["author_name"], limit=NAME), "'s ",
+                if other and _who(other) == HIDDEN:
+                    text.append(" · matched with a private request")
+                elif other:
+                    text.append_text(line(" · matched with ", plain(_who(other), limit=NAME), "'s ",
                                           plain(other["type"])))  # fmt: skip
                 else:
                     text.append(" · matched")
@@ -147,10 +179,10 @@ class AidPane(Pane):
             if item["author"] != self.me:
                 self.app.notify("Only the person who pledged can match a pledge.")
                 return
-            others = [o for o in aid["open_requests"] if o["status"] == "open" and o["author"] != self.me]
+            others = [o for o in aid["open_requests"] if o["status"] == "open" and _owner(o) != self.me]
             label, missing = "Request it answers", "There is no open request from someone else to match it with."
         else:
-            if item["author"] == self.me:
+            if _owner(item) == self.me:
                 self.app.notify("Choose your pledge instead and match it to someone else's request.")
                 return
             others = [o for o in aid["open_pledges"] if o["author"] == self.me]

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Label
 
-from tui.member_text import NAME
+from tui.member_text import NAME, visible
 from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
 
 STATUS = {"ok": "ok", "struggling": "struggling", "need-help": "NEEDS HELP", None: "no check-in yet"}
@@ -16,7 +16,10 @@ STATUS = {"ok": "ok", "struggling": "struggling", "need-help": "NEEDS HELP", Non
 
 class CarePane(Pane):
     TITLE = "Care"
-    HELP = "Urgent posts and check-ins nobody has answered yet come first. Check in with c."
+    HELP = (
+        "Urgent posts and check-ins nobody has answered yet come first; organizers also see private"
+        " check-ins. Check in with c."
+    )
     BINDINGS = [
         Binding("c", "checkin", "Check in"),
         Binding("r", "reply", "Reply"),
@@ -32,18 +35,28 @@ class CarePane(Pane):
 
     def show(self, views: dict[str, Any]) -> None:
         super().show(views)
+        # Private check-ins reach organizers' nodes only (views carry them for organizers).
+        private = views.get("private_checkins") or []
         self.attention = {a["id"]: a for a in views["needs_attention"]}
+        self.private = {p["id"]: p for p in private if p["needs_attention"]}
         table = self.query_one("#attention-table", DataTable)
-        columns = [("Who", 10), ("Why", 10), ("When", 12), ("What they said", 0)]
+        columns = [("Who", 10), ("Why", 20 if self.private else 10), ("When", 12), ("What they said", 0)]
         widths = fit_columns(table, columns, 3, self.usable_width)
         rows = []
         for a in views["needs_attention"]:
             why = "!! URGENT" if a["kind"] == "urgent" else STATUS.get(a["status"], a["status"])
             rows.append((a["id"], (clip(a["author_name"], 10), why, stamp(a["ts"]), clip(a["text"], widths[3]))))
+        for p in self.private.values():
+            why = f"{STATUS.get(p['status'], p['status'])} (private)"
+            rows.append((p["id"], (clip(p["member_name"], 10), why, stamp(p["ts"]), clip(p["note"], widths[3]))))
         fill_table(table, rows)
-        people = [
-            (m["id"], (clip(m["name"], NAME), STATUS.get(m["wellbeing"], m["wellbeing"]))) for m in views["members"]
-        ]
+        latest = {p["member"]: p["status"] for p in private if p["latest"]}
+        people = []
+        for m in views["members"]:
+            doing = STATUS.get(m["wellbeing"], m["wellbeing"])
+            if m["id"] in latest:
+                doing = f"{STATUS.get(latest[m['id']], latest[m['id']])} (private)"
+            people.append((m["id"], (clip(m["name"], NAME), doing)))
         fill_table(self.query_one("#wellbeing-table", DataTable), people)
 
     def action_checkin(self) -> None:
@@ -51,6 +64,13 @@ class CarePane(Pane):
 
     def action_reply(self) -> None:
         key = selected_key(self.query_one("#attention-table", DataTable))
+        private = getattr(self, "private", {}).get(key) if key else None
+        if private is not None:
+            self.app.notify(
+                f"{visible(private['member_name'], NAME)} checked in privately: reach out to them directly. "
+                "A reply in the circle would tell everyone."
+            )
+            return
         item = getattr(self, "attention", {}).get(key) if key else None
         if item is None:
             self.app.notify("Nothing here needs an answer right now.")

@@ -12,10 +12,12 @@ from textual.widgets import DataTable, Label, Static
 from identity.errors import UsageError
 from tui.member_text import NAME, line, plain
 from tui.money import format_amount, parse_amount
+from tui.render import charter_changes, charter_summary
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
 
 VOTES = (("approve", "approve"), ("object", "object"), ("abstain", "abstain"))
+CHARTER_FLAGS = ("members_can_invite", "history", "confirm_joins")
 
 
 def _tally(p: dict[str, Any]) -> str:
@@ -39,10 +41,15 @@ def _convert_money(values: dict[str, Any]) -> dict[str, Any]:
 
 class FundPane(Pane):
     TITLE = "Fund"
-    HELP = "The balance counts contributions a treasurer confirmed. Spending needs an approved proposal."
+    HELP = (
+        "The balance counts contributions a treasurer confirmed. Spending needs an approved proposal;"
+        " h proposes a charter change."
+    )
     BINDINGS = [
         Binding("c", "contribute", "Contribute"),
         Binding("n", "propose", "Propose"),
+        # Not in the footer (it is full at 80 columns); in help (?), the palette and HELP.
+        Binding("h", "charter", "Propose a charter change", show=False),
         Binding("v", "vote", "Vote"),
         Binding("t", "receipt", "Receipt"),
         Binding("d", "disburse", "Disburse"),
@@ -119,6 +126,9 @@ class FundPane(Pane):
             details = p["details"] if isinstance(p["details"], dict) else {}
             if p["kind"] == "spend" and details:
                 text.append_text(line(" Purpose: ", plain(details["purpose"]), "."))
+            if p["kind"] == "charter" and details:
+                changes = charter_changes((self.views or {}).get("charter"), details) if p["status"] == "open" else ""
+                text.append_text(line(" Charter: ", plain(changes or charter_summary(details)), "."))
         self.query_one("#proposal-detail", Static).update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -162,6 +172,40 @@ class FundPane(Pane):
             ],
             lambda v: self.act("propose", "Proposed. The circle can vote now.", kind="spend", **v),
             convert=_convert_money,
+            submit="Propose",
+        )
+
+    def action_charter(self) -> None:
+        """Propose turning charter settings on or off (the CLI also changes rules and guidelines)."""
+        charter = (self.views or {}).get("charter")
+        if not charter:
+            self.app.notify("The circle's charter has not arrived yet.")
+            return
+
+        def setting(name: str, label: str) -> Field:
+            now = "on" if charter[name] else "off"
+            keep = (f"keep as it is ({now})", "")
+            return Field(name, label, kind="choice", choices=(keep, ("on", "on"), ("off", "off")))
+
+        def convert(values: dict[str, Any]) -> dict[str, Any]:
+            changes = {name: values[name] == "on" for name in CHARTER_FLAGS if values.get(name)}
+            if not changes:
+                raise UsageError("choose a setting to change")
+            if all(charter[name] == value for name, value in changes.items()):
+                raise UsageError("the charter already says that: the proposal would change nothing")
+            return {"kind": "charter", "title": values["title"], "text": values["text"], "charter": changes}
+
+        self.ask(
+            "Propose a charter change",
+            [
+                Field("title", "Title", required=True),
+                setting("members_can_invite", "Members may invite (not only organizers)"),
+                setting("history", "Newcomers read what was said before they joined"),
+                setting("confirm_joins", "An organizer confirms every join, even with a valid invite"),
+                Field("text", "Why"),
+            ],
+            lambda v: self.act("propose", "Proposed. The circle can vote now.", **v),
+            convert=convert,
             submit="Propose",
         )
 
