@@ -36,6 +36,10 @@ down an attacker who grinds keys to match a victim's number)."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
+DEFAULT_NAME = "member"
+"""The display name of someone who chose none; circles then show a short id instead."""
+
+
 def clean_display_text(text: str, *, max_chars: int, what: str) -> str:
     """Validate short user-visible text: no control or bidi-override characters.
 

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from identity.errors import Malformed, UsageError
 from identity.keyring import RelayTopic
-from identity.keys import safety_number
+from identity.keys import DEFAULT_NAME, safety_number
 from p2pnet.control import INVALID_PARAMS, RpcError
 from p2pnet.panic import panic_node
 from sync.envelope import relay_key
 from sync.invites import grant_signing_keypair
+from sync.kinds import schema
 from sync.kinds.circle import amend_charter
+from sync.precheck import check_action, check_text
 from sync.relaytoken import RelayToken
 from sync.views import private_checkins
 
@@ -305,6 +307,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
         name = convert_param("name", "text", params)
         description = convert_param("description", "text?", params) or ""
         confirm_joins = convert_param("confirm_joins", "bool", params)
+        # Checked before anything is made: a refused genesis would leave an empty circle behind.
+        check_text(name, "name", schema.MAX_NAME_CHARS)
+        check_text(description or "-", "description", schema.MAX_DESCRIPTION_CHARS, short=False)
         try:
             circle, envelope = member_circles().create_circle(name, description, confirm_joins=confirm_joins)
         except Malformed as exc:
@@ -313,9 +318,12 @@ def build_methods(node: Node) -> dict[str, Handler]:
         node.lifecycle.install_keys(circle)
         await node.serve_topic(envelope.topic)
         await node.publish(envelope)
-        # Introduce ourselves, so the circle shows a name rather than an id.
+        # Introduce ourselves, so the circle shows a name rather than an id; and hold the
+        # fund's books until someone else does (an organizer may grant and revoke it).
         identity = member_circles().identity
-        await author(circle, "profile.set", {"display_name": identity.name, "pronouns": None, "skills": []})
+        if identity.name != DEFAULT_NAME and identity.member_id not in circle.replica.state.profiles:
+            await author(circle, "profile.set", {"display_name": identity.name, "pronouns": None, "skills": []})
+        await author(circle, "role.grant", {"member": identity.member_id, "role": "treasurer"})
         return {"id": circle.id.hex(), "name": name, "topic": circle.handle.hex()}
 
     @method("views")
@@ -379,6 +387,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
                 target[field] = convert_param(field, type_spec, resolved)
             if content:
                 body["content"] = content
+            check_action(circle.replica.state, member_circles().identity.member_id, kind, body)
             if params.get("private") is True and kind in ("aid.request", "checkin"):
                 # Only the organizers will know who asked and why (docs/PROTOCOL.md §12).
                 plain = {**{k: v for k, v in body.items() if k != "content"}, **content}
@@ -449,6 +458,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
         else:
             raise _bad("kind must be spend, charter, remove or general")
         body = {"kind": kind, "title": title, "text": text, "details": details}
+        check_action(circle.replica.state, member_circles().identity.member_id, "proposal.create", body)
         return await author(circle, "proposal.create", body)
 
     # --- membership lifecycle -------------------------------------------------------
@@ -659,7 +669,11 @@ def resolve_ids(circle: Circle, spec: dict[str, str], params: dict[str, Any]) ->
         if base not in ("id", "member") or not isinstance(value, str) or len(value) >= 64:
             continue
         prefix = value.lower()
-        if len(prefix) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in prefix):
+        is_hex = all(c in "0123456789abcdef" for c in prefix)
+        if base == "member" and not (is_hex and len(prefix) >= MIN_PREFIX):
+            resolved[name] = member_by_name(state, value).hex()
+            continue
+        if len(prefix) < MIN_PREFIX or not is_hex:
             raise _bad(f"{name} must be an id or at least {MIN_PREFIX} hex digits of one")
         if base == "member":
             tables: list[Any] = [state.members]
@@ -676,3 +690,18 @@ def resolve_ids(circle: Circle, spec: dict[str, str], params: dict[str, Any]) ->
 
 def _looks_like_id(value: Any) -> bool:
     return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
+
+
+def member_by_name(state: Any, name: str) -> bytes:
+    """The one member whose display name is ``name`` (ignoring case), as listings show it."""
+    wanted = name.strip().casefold()
+    matches = [
+        member
+        for member in state.members
+        if (profile := state.profiles.get(member)) is not None and profile.display_name.casefold() == wanted
+    ]
+    if not matches:
+        raise UsageError(f"no member named {name!r} in this circle; 'kith members CIRCLE' lists them")
+    if len(matches) > 1:
+        raise UsageError(f"several members are named {name!r}; give their id (from 'kith members CIRCLE')")
+    return matches[0]

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from identity.errors import RemoteProtocolError, StorageError, UsageError
+from identity.keys import DEFAULT_NAME
 from p2pnet.gate import Verdict
 from sync.envelope import (
     Envelope,
@@ -74,6 +75,7 @@ from sync.lifecycle import (
     Action,
     Approve,
     CircleView,
+    Introduce,
     JoinRequestShown,
     MembershipLifecycle,
     PendingRequest,
@@ -151,6 +153,8 @@ class Lifecycle:
                     self.share(circle, action.epoch, list(action.members))
                 elif isinstance(action, Ack):
                     self._acknowledge(circle, action.epochs)
+                elif isinstance(action, Introduce):
+                    self._introduce(circle)
             except UsageError as exc:
                 log.info("circle %s: %s", circle.id.hex()[:8], exc)
 
@@ -690,6 +694,16 @@ class Lifecycle:
     def _acknowledge(self, circle: Circle, epochs: tuple[bytes, ...]) -> None:
         """Tell the circle we hold these keys (``key.ack``)."""
         envelope, _result = self.circles.author(circle, "key.ack", {"epochs": list(epochs)})
+        self.node.publish_nowait(envelope)
+
+    def _introduce(self, circle: Circle) -> None:
+        """Sign our profile with the name chosen at ``kith init`` (the placeholder "member",
+        from an init without a name, would only hide the id that tells members apart)."""
+        name = self.circles.identity.name
+        if name == DEFAULT_NAME:
+            return
+        body = {"display_name": name, "pronouns": None, "skills": []}
+        envelope, _result = self.circles.author(circle, "profile.set", body)
         self.node.publish_nowait(envelope)
 
     def _my_turn(self, circle: Circle, duty: str) -> bool:

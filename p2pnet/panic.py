@@ -82,9 +82,17 @@ class HomeFile:
     size: int
 
 
+def real_home(root: Path) -> Path:
+    """The directory a home path names: a home that is itself a link (``--home`` or
+    ``KITH_HOME`` pointing at a link to the real directory) is the directory it points to.
+    Only this one link, the one the person named, is followed; none inside the home."""
+    return Path(os.path.realpath(root)) if os.path.islink(root) and os.path.isdir(root) else root
+
+
 def list_home(root: Path) -> list[HomeFile]:
     """Every non-directory entry under ``root`` (links are listed, never followed), keystore first."""
     found: list[HomeFile] = []
+    root = real_home(root)
     if not root.is_dir() or root.is_symlink():
         return found
     for directory, _dirs, files in os.walk(root, followlinks=False):
@@ -132,6 +140,16 @@ def wipe_home(root: Path) -> WipeReport:
     report = WipeReport()
     if not os.path.lexists(root):
         report.home_removed = True
+        return report
+    if real_home(root) != root:  # a link to the home: wipe the home, then remove the link
+        report = wipe_home(real_home(root))
+        try:
+            os.unlink(root)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            report.errors += 1
+        report.home_removed = report.home_removed and not os.path.lexists(root)
         return report
     for entry in list_home(root):
         try:

@@ -17,7 +17,7 @@ Events:
 * `tick`: time passed (turn delays and grace periods run on it).
 
 Actions are frozen dataclasses (`Approve`, `Refuse`, `Rotate`, `Share`, `Ack`,
-`JoinRequestShown`). Organizers take turns: for each duty the organizers are ordered by a
+`Introduce`, `JoinRequestShown`). Organizers take turns: for each duty the organizers are ordered by a
 hash of the current epoch and their id; the first acts at once, the next `turn_delay` later
 if the duty is still undone, and so on, so they rarely act twice, and when they do the fold
 converges anyway.
@@ -113,6 +113,14 @@ class Ack:
 
 
 @dataclass(frozen=True)
+class Introduce:
+    """We are in a circle with no profile of ours: sign one with the name we chose at
+    ``kith init`` (or in the client's welcome), so the circle shows it, not an id."""
+
+    circle: bytes
+
+
+@dataclass(frozen=True)
 class JoinRequestShown:
     """An organizer's decision is needed: show the request."""
 
@@ -120,7 +128,7 @@ class JoinRequestShown:
     request: JoinRequest
 
 
-Action = Approve | Refuse | Rotate | Share | Ack | JoinRequestShown
+Action = Approve | Refuse | Rotate | Share | Ack | Introduce | JoinRequestShown
 
 
 # --- the lifecycle --------------------------------------------------------------------
@@ -150,6 +158,8 @@ class MembershipLifecycle:
     """circle -> epochs whose key, sealed to us, did not open."""
     _acked: dict[bytes, set[bytes]] = field(default_factory=dict)
     """circle -> epochs we acknowledged (or asked to), so each is acknowledged once."""
+    _introduced: set[bytes] = field(default_factory=set)
+    """Circles we signed (or asked to sign) our profile in since the node started."""
 
     # --- joining ----------------------------------------------------------------------
 
@@ -233,7 +243,15 @@ class MembershipLifecycle:
         acked.update(wanted)
         self._unusable.get(view.circle, set()).difference_update(view.held)
         # One ack op holds at most 64 epochs (`sync.kinds.keys.MAX_ACKED`).
-        return [Ack(view.circle, tuple(wanted[i : i + 64])) for i in range(0, len(wanted), 64)]
+        actions: list[Action] = [Ack(view.circle, tuple(wanted[i : i + 64])) for i in range(0, len(wanted), 64)]
+        if (
+            self.me not in state.profiles
+            and view.circle not in self._introduced
+            and state.info.get("epoch") in view.held
+        ):
+            self._introduced.add(view.circle)
+            actions.append(Introduce(view.circle))
+        return actions
 
     def key_unusable(self, circle: bytes, epoch: bytes) -> None:
         """A key sealed to us for ``epoch`` did not open (junk, or not for us)."""
@@ -326,6 +344,7 @@ __all__ = [
     "Action",
     "Approve",
     "CircleView",
+    "Introduce",
     "JoinRequestShown",
     "MembershipLifecycle",
     "PendingRequest",

@@ -1,29 +1,34 @@
 """The `kith` command line: parse, dispatch, and turn every failure into one clear line.
 
-Errors kith raises on purpose (`KithError`) print as ``kith: <message>`` with exit code
-1; usage errors exit 2 (argparse's convention); Ctrl+C exits 130. Anything else is a
-bug: the traceback goes to ``<home>/logs/error.log`` and the terminal gets one line.
+Every failure is one line on stderr (README, "Member guide"). Errors kith raises on
+purpose (`KithError`) print as ``kith: <message>`` with exit code 1; a wrong passphrase
+exits 3; usage mistakes (an unknown flag, a missing argument, an argument that is not
+UTF-8 text) exit 2 (argparse's convention); Ctrl+C exits 130. Anything else is a bug: the
+traceback goes to ``<home>/logs/error.log``, the terminal gets one line, and the exit
+code is 1, like any other error.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 from importlib import metadata
+from typing import NoReturn
 
 from identity.atomic import create_private
 from identity.errors import BadPassphrase, KithError
 from p2pnet.hardening import harden_process
 from p2pnet.home import Home
 from tui.context import Context
-from tui.member_text import TEXT, visible
+from tui.member_text import LINE, TEXT, visible
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_BAD_PASSPHRASE = 3
-EXIT_INTERNAL = 70
+EXIT_INTERNAL = EXIT_ERROR
 EXIT_INTERRUPTED = 130
 
 
@@ -34,10 +39,26 @@ def _version() -> str:
         return "0+unknown"
 
 
+class UsageExit(SystemExit):
+    """A usage mistake argparse found (exit code 2, as argparse's own); ``message`` is one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EXIT_USAGE)
+        self.message = message
+
+
+class KithArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage mistake as one line (``kith post: ... (see 'kith post --help')``)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = re.sub(r" \(choose from [^)]*\)", "", message)  # --help lists them, one per line
+        raise UsageExit(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tui.commands import bench_cmd, circle_cmds, demo_cmd, identity_cmds, membership_cmds, node_cmds
 
-    parser = argparse.ArgumentParser(
+    parser = KithArgumentParser(
         prog="kith",
         description="kith: an end-to-end encrypted, peer-to-peer support network.",
     )
@@ -88,10 +109,34 @@ def _all_subparsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentPa
     return found
 
 
+def _not_text(args: argparse.Namespace) -> str | None:
+    """The first argument that is not Unicode text (bytes that were not UTF-8 arrive from
+    argv as lone surrogates) or holds a control character, as a sentence; else None."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str):
+                continue
+            label = "text" if name == "text_arg" else name.replace("_", " ")
+            if any("\ud800" <= c <= "\udfff" for c in item):
+                return f"the {label} {visible(item, LINE)!r} is not UTF-8 text"
+            allowed = "\n\t" if name == "text_arg" else ""  # a message may have lines and tabs
+            if any((c < " " or "\x7f" <= c <= "\x9f") and c not in allowed for c in item):
+                return f"the {label} {visible(item, LINE)!r} holds a control character (such as an escape sequence)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     harden_process()  # umask 077, no core dumps: before any file is created or secret read
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageExit as exc:
+        print(visible(exc.message, LINE), file=sys.stderr)
+        return EXIT_USAGE
+    problem = _not_text(args)
+    if problem is not None:
+        print(f"kith: {problem}; nothing was done", file=sys.stderr)
+        return EXIT_USAGE
     if args.command is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             parser.print_help()  # no terminal to draw the client in

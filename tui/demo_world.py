@@ -202,7 +202,6 @@ async def seed(world: World) -> dict[str, str]:
     for name in (*SCRIPTED, USER_NAME):
         pronouns, skills = PROFILES[name]
         await act(world.members[name], "profile", display_name=name, pronouns=pronouns, skills=skills)
-    await act(ash, "role.grant", member=_member_id(ash), role="treasurer")
     await act(ash, "role.grant", member=_member_id(sam), role="treasurer")
     await act(ash, "role.grant", member=_member_id(sam), role="organizer")
     welcome = await act(

@@ -213,11 +213,11 @@ def proposal_lines(views: dict[str, Any]) -> list[str]:
     return lines or ["(no proposals)"]
 
 
-def member_lines(views: dict[str, Any], verified: set[str] | None = None) -> list[str]:
+def member_lines(views: dict[str, Any]) -> list[str]:
     lines = []
     for m in views["members"]:
         roles = shown(",".join(m["roles"])) or "member"
-        mark = "verified" if verified and m["id"] in verified else "unverified"
+        mark = "you" if m["id"] == views.get("me") else "verified" if m.get("verified") else "unverified"
         pronouns = f" ({shown(m['pronouns'], NAME)})" if m["pronouns"] else ""
         fork = " · FORKED their history (a modified client: ask them why)" if m.get("forked") else ""
         lines.append(f"[{short(m['id'])}] {shown(m['name'], NAME)}{pronouns} · {roles} · {mark}{fork}")

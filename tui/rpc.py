@@ -35,6 +35,30 @@ class NodeError(KithError):
         self.kind = kind
 
 
+QUERIES = frozenset(
+    {"status", "whoami", "circles", "views", "state_hash", "invites", "joins", "requests", "member.card", "subscribe"}
+)
+"""Methods that change nothing: a lost answer to one of them is simply an error."""
+
+
+class OutcomeUnknown(KithError):
+    """The request reached the node, but no answer came back: it may or may not have been done.
+
+    A post the node stored and acknowledged just as it was killed must not look failed
+    (the person would post it twice), nor look done: the truth is that we do not know."""
+
+    def __init__(self, method: str, why: str) -> None:
+        if method in QUERIES:
+            message = f"{why} before it answered (did it stop?)"
+        else:
+            message = (
+                f"{why} before it answered, so whether '{method}' was done is unknown: check the circle "
+                "(e.g. 'kith feed CIRCLE') once the node runs again, before doing it again"
+            )
+        super().__init__(message)
+        self.method = method
+
+
 class NodeClient:
     def __init__(self, socket_path: Path, *, timeout: float = 130.0) -> None:
         self.path = socket_path
@@ -75,18 +99,29 @@ class NodeClient:
         request_id = next(self._ids)
         request = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
         try:
-            self._sock.sendall(json.dumps(request).encode() + b"\n")
+            # Strict: a string that is not Unicode text (a lone surrogate, from bytes that
+            # were not UTF-8) is refused here, in one line, rather than by the node.
+            data = json.dumps(request, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError("some of the text given is not UTF-8 text; nothing was sent") from None
+        try:
+            self._sock.sendall(data + b"\n")
+        except OSError as exc:
+            raise KithError(f"lost the connection to the node: {exc.strerror or exc}") from None
+        try:
             while True:
                 line = self._reader.readline(MAX_REPLY_BYTES)
                 if not line:
-                    raise KithError("the node closed the connection (did it stop?)")
+                    raise OutcomeUnknown(method, "the node closed the connection")
                 reply = json.loads(line)
                 if reply.get("id") == request_id:
                     break  # skip notifications and stale replies
+                if reply.get("id") is None and "error" in reply:
+                    break  # the node could not read the request at all (it cannot know its id)
         except TimeoutError:
-            raise KithError("the node did not answer in time") from None
+            raise OutcomeUnknown(method, "the node did not answer in time") from None
         except OSError as exc:
-            raise KithError(f"lost the connection to the node: {exc.strerror or exc}") from None
+            raise OutcomeUnknown(method, f"lost the connection to the node ({exc.strerror or exc})") from None
         if "error" in reply:
             error = reply["error"]
             data = error.get("data") or {}

@@ -92,9 +92,14 @@ def read_text(
 
 
 def _read_stream(stream: IO[str], what: str) -> str:
-    text = stream.read(MAX_TEXT_BYTES + 1)
+    try:
+        text = stream.read(MAX_TEXT_BYTES + 1)
+    except UnicodeDecodeError:
+        raise UsageError(f"the {what} is not UTF-8 text; nothing was sent") from None
     if len(text.encode("utf-8", "surrogateescape")) > MAX_TEXT_BYTES:
         raise UsageError(f"the {what} is longer than {MAX_TEXT_BYTES // 1024} KiB")
+    if any("\ud800" <= c <= "\udfff" for c in text):  # undecodable bytes, escaped by Python
+        raise UsageError(f"the {what} is not UTF-8 text; nothing was sent")
     return text
 
 

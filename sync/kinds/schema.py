@@ -43,8 +43,12 @@ class InvalidBody(Malformed):
     (docs/OPS.md, "Body schemas"), because rejection reasons are part of the state hash.
     """
 
-    def __init__(self, field: str, rule: str) -> None:
+    def __init__(self, field: str, rule: str, limit: int | None = None) -> None:
         super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+        self.limit = limit
+        """The bound a "too long" or "too many items" broke (for messages to the author)."""
 
 
 def exact_keys(body: Any, keys: frozenset[str], where: str) -> dict[str, Any]:
@@ -57,7 +61,7 @@ def _text(value: Any, field: str, max_chars: int, forbidden: re.Pattern[str], al
     if type(value) is not str:
         raise InvalidBody(field, "wrong type")
     if len(value) > max_chars:
-        raise InvalidBody(field, "too long")
+        raise InvalidBody(field, "too long", max_chars)
     if not allow_blank and not value.strip():
         raise InvalidBody(field, "blank")
     if forbidden.search(value):
@@ -172,7 +176,7 @@ def short_text_list(value: Any, field: str, max_items: int, max_chars: int) -> t
     if type(value) is not list:
         raise InvalidBody(field, "wrong type")
     if len(value) > max_items:
-        raise InvalidBody(field, "too many items")
+        raise InvalidBody(field, "too many items", max_items)
     items = tuple(short_text(item, field, max_chars) for item in value)
     if len(set(items)) != len(items):
         raise InvalidBody(field, "repeated item")

@@ -21,6 +21,7 @@ from sync.lifecycle import (
     Ack,
     Approve,
     CircleView,
+    Introduce,
     JoinRequestShown,
     MembershipLifecycle,
     Refuse,
@@ -168,12 +169,18 @@ def test_members_who_do_not_acknowledge_a_key_are_sent_it_again() -> None:
     assert alice.tick(view(circle), now=100) == []
 
 
-def test_installed_keys_are_acknowledged_once() -> None:
+def test_installed_keys_are_acknowledged_once_and_a_newcomer_introduces_themselves_once() -> None:
     circle = Circle()
     circle.add("bob")
     bob = MembershipLifecycle(circle.member("bob"))
-    assert bob.keys_installed(view(circle)) == [Ack(circle.state.circle_id, (FIRST_EPOCH,))]
+    circle_id = circle.state.circle_id
+    assert bob.keys_installed(view(circle)) == [Ack(circle_id, (FIRST_EPOCH,)), Introduce(circle_id)]
     assert bob.keys_installed(view(circle)) == []
+    # Someone who already has a profile (or holds no current key yet) signs none.
+    circle.act("bob", "profile.set", {"display_name": "Bob", "pronouns": None, "skills": []})
+    assert Introduce(circle_id) not in MembershipLifecycle(circle.member("bob")).keys_installed(view(circle))
+    circle.add("carol")
+    assert Introduce(circle_id) not in MembershipLifecycle(circle.member("carol")).keys_installed(view(circle, ()))
     outsider = MembershipLifecycle(PEOPLE["mallory"].member_id)
     assert outsider.keys_installed(view(circle)) == []
 

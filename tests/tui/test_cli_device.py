@@ -209,3 +209,16 @@ def test_a_node_that_does_not_exit_in_time_is_killed() -> None:
         if stuck.poll() is None:
             stuck.kill()
             stuck.wait()
+
+
+def test_panic_through_a_symlinked_home_destroys_the_real_one(tmp_path: Path) -> None:
+    """A home reached through a link (KITH_HOME pointing at one) once destroyed 0 files and
+    left the keystore behind; the report must count what is really gone."""
+    home = make_home(tmp_path, "real")
+    link = tmp_path / "link"
+    link.symlink_to(home.root)
+    result = _run_kith(link, "--json", "panic", "--yes")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["files"] == 2 and report["kinds"] == {"keystore": 2} and report["left"] == 0
+    assert not home.root.exists() and not os.path.lexists(link)

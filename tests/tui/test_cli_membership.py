@@ -60,7 +60,7 @@ def test_invite_join_verify_backup_restore_and_panic(tmp_path: Path) -> None:
         on_bob = kith(bob.home.root, secret, "safety", circle, alice_id[:8])
         assert on_alice["safety_number"] == on_bob["safety_number"] and not on_alice["verified"]
         kith(alice.home.root, secret, "verify", circle, bob_id[:8], "--yes")
-        members = kith(alice.home.root, secret, "members", circle)["members"]
+        members = kith(alice.home.root, secret, "members", circle)  # a list: --json prints only the members
         assert {m["id"]: m["verified"] for m in members} == {alice_id: False, bob_id: True}
         kith(bob.home.root, secret, "post", circle, text="hello from bob\n")
 

@@ -374,7 +374,7 @@ def test_command_line_prints_member_text_without_terminal_controls(
         if command[0] in ("circles", "feed", "events", "members"):
             assert visible(text, 20)[:-1] in out, f"kith {' '.join(command)} does not show the name:\n{out}"
     assert main(["members", CIRCLE, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["members"][0]["name"] == text  # scripts get the data as stored
+    assert json.loads(capsys.readouterr().out)[0]["name"] == text  # scripts get the data as stored
 
 
 def test_render_lines_keep_each_member_field_on_its_line() -> None:

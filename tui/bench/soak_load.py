@@ -77,7 +77,7 @@ class Load:
     # --- setting up ---------------------------------------------------------------
 
     def setup_circles(self, count: int, *, joined_share: float = 0.7) -> None:
-        """Create circles (two organizers each, the first also treasurer), let the relays
+        """Create circles (two organizers each, the first, their creator, also treasurer), let the relays
         serve them, and bring most members in with invites; the rest join during the soak."""
         world = self.world
         members = world.members
@@ -93,7 +93,6 @@ class Load:
                 world.call(relay, "relay.allow", token=token)
                 world.call(first, "connect", address=relay.address)
                 world.call(first, "relay.add", circle=circle_id, address=relay.address)
-            world.call(first, "role.grant", circle=circle_id, member=first.member_id, role="treasurer")
             if k == 1:
                 self._open_history(first, circle_id)
             others = [m for m in members if m is not first and m is not second]

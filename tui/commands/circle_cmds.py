@@ -73,16 +73,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     token.add_argument("--quota-mb", type=int, help="storage the relay should allow (default 1024)")
     token.set_defaults(handler=cmd_relay_token)
 
-    for name, help_text, lines in [
-        ("feed", "read the circle's messages and check-ins", render.feed_lines),
-        ("board", "the mutual-aid board: requests, pledges, matches", render.board_lines),
-        ("ledger", "the community fund: balance and every entry", render.ledger_lines),
-        ("proposals", "proposals with their tallies and status", render.proposal_lines),
-        ("members", "members with roles", render.member_lines),
-        ("events", "events with RSVPs", render.event_lines),
-        ("rejected", "ops the circle refused, with the reasons", render.rejected_lines),
+    for name, help_text, lines, part in [
+        ("feed", "read the circle's messages and check-ins", render.feed_lines, None),
+        ("board", "the mutual-aid board: requests, pledges, matches", render.board_lines, None),
+        ("ledger", "the community fund: balance and every entry", render.ledger_lines, None),
+        ("proposals", "proposals with their tallies and status", render.proposal_lines, None),
+        ("members", "members with roles and whether you verified them", render.member_lines, "members"),
+        ("events", "events with RSVPs", render.event_lines, None),
+        ("rejected", "ops the circle refused, with the reasons", render.rejected_lines, "rejected"),
     ]:
-        parser = command(name, help_text, _view_command(lines))
+        parser = command(name, help_text, _view_command(lines, part))
         parser.add_argument("circle")
         if name == "feed":
             parser.add_argument("--limit", type=int, default=50)
@@ -211,13 +211,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add.set_defaults(handler=cmd_member, action="add")
     remove = member_sub.add_parser("remove", help="remove a member (or yourself: leave); the key is rotated")
     remove.add_argument("circle")
-    remove.add_argument("member", help="member id (prefix)")
+    remove.add_argument("member", help="their name, or their id (a prefix of 6+ hex digits)")
     add_text_source(remove, "reason", flag="--note")
     remove.set_defaults(handler=cmd_member, action="remove")
-    for action in ("grant", "revoke"):
-        parser = member_sub.add_parser(action)
+    for action, help_text in [
+        ("grant", "give a member a role: organizer or treasurer"),
+        ("revoke", "take a role back (or give up your own)"),
+    ]:
+        parser = member_sub.add_parser(action, help=help_text)
         parser.add_argument("circle")
-        parser.add_argument("member")
+        parser.add_argument("member", help="their name, or their id (a prefix of 6+ hex digits)")
         parser.add_argument("role", choices=["organizer", "treasurer"])
         parser.set_defaults(handler=cmd_role, action=action)
 
@@ -251,12 +254,17 @@ def cmd_relay_token(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _view_command(lines: Callable[[dict[str, Any]], list[str]]) -> Callable[[Context, argparse.Namespace], int]:
+def _view_command(
+    lines: Callable[[dict[str, Any]], list[str]], part: str | None
+) -> Callable[[Context, argparse.Namespace], int]:
+    """A command that prints one view; with ``part``, --json prints only that part (a list)."""
+
     def handler(ctx: Context, args: argparse.Namespace) -> int:
-        views = _call(ctx, "views", circle=args.circle, feed_limit=getattr(args, "limit", 50))
+        only = {"only": [part]} if part is not None else {}
+        views = _call(ctx, "views", circle=args.circle, feed_limit=getattr(args, "limit", 50), **only)
         if getattr(args, "show", False):
             _unfold(views["feed"])
-        ctx.emit(views, "\n".join(lines(views)))
+        ctx.emit(views if part is None else views[part], "\n".join(lines(views)))
         return 0
 
     return handler

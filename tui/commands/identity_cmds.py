@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from identity.errors import UsageError
-from identity.keys import MemberIdentity, clean_display_text
+from identity.keys import DEFAULT_NAME, MemberIdentity, clean_display_text
 from identity.keystore import KdfParams, Keystore, KeystoreData
+from p2pnet.home import Home
+from p2pnet.panic import wipe_home
 from tui.context import Context
 from tui.passphrase import ask_existing, ask_new
 
@@ -31,15 +36,34 @@ def _ask_name(explicit: str | None) -> str:
     import sys
 
     if not sys.stdin.isatty():
-        return "member"
-    name = input("Display name (what others in your circles see): ").strip() or "member"
+        return DEFAULT_NAME
+    name = input("Display name (what others in your circles see): ").strip() or DEFAULT_NAME
     return clean_display_text(name, max_chars=64, what="display name")
+
+
+@contextmanager
+def whole_or_nothing(home: Home) -> Iterator[None]:
+    """Set up a new home: if anything fails (or Ctrl+C), destroy what was made, so no
+    half-made home is left for the next command to trip over."""
+    existed = os.path.lexists(home.root)
+    before = set(os.listdir(home.root)) if existed and home.root.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            wipe_home(home.root)
+        elif home.root.is_dir():
+            for name in set(os.listdir(home.root)) - before:
+                path = home.root / name
+                if path.is_dir() and not path.is_symlink():
+                    wipe_home(path)
+                else:
+                    path.unlink(missing_ok=True)
+        raise
 
 
 def kdf_params_from_env() -> KdfParams:
     """KDF costs: MODERATE, unless KITH_INSECURE_TEST_KDF=1 (tests and the demo only)."""
-    import os
-
     if os.environ.get("KITH_INSECURE_TEST_KDF") == "1":
         import sys
 
@@ -56,10 +80,11 @@ def cmd_init(ctx: Context, args: argparse.Namespace) -> int:
         raise UsageError(f"an identity already exists in {home.root}; use 'kith whoami' to see it")
     name = _ask_name(args.name)
     passphrase = ask_new(ctx.passphrase_file)
-    home.ensure()
     identity = MemberIdentity.generate(name, now=int(time.time()))
-    Keystore.create(home.keystore, passphrase, KeystoreData.generate(identity), kdf_params_from_env())
     card = identity.card()
+    with whole_or_nothing(home):
+        home.ensure()
+        Keystore.create(home.keystore, passphrase, KeystoreData.generate(identity), kdf_params_from_env())
     ctx.emit(
         {"created": True, "home": str(home.root), "member_id": card.member_id.hex(), "fingerprint": card.fingerprint},
         f"Created identity '{name}' in {home.root}\nFingerprint: {card.fingerprint}\n"

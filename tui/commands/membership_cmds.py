@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from identity.errors import UsageError
 from identity.strength import check_new_passphrase
+from p2pnet.api import MAX_INVITE_S
 from p2pnet.control import socket_in_use
 from p2pnet.panic import WARN_BOUND_S, list_home, looks_like_home, wipe_home
 from tui.context import Context
@@ -34,15 +35,25 @@ def _call(ctx: Context, method: str, **params: Any) -> Any:
         return client.call(method, **params)
 
 
-def parse_duration(text: str) -> float | None:
-    """'7d', '12h', '30m', '90s' or 'never'."""
-    if text.strip().lower() in ("never", "none", "0"):
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str, *, longest_s: int = MAX_INVITE_S) -> float | None:
+    """'7d', '12h', '30m', '90s' or 'never'; more than zero and at most ``longest_s``,
+    refused in the units the person typed (``--expires 400d``: at most 366d)."""
+    if text.strip().lower() in ("never", "none"):
         return None
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text.lower())
     if not match:
         raise UsageError(f"{text!r} is not a duration like 7d, 12h, 30m or never")
-    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[match.group(2)]
-    return float(match.group(1)) * unit
+    unit = match.group(2) or "s"
+    seconds = float(match.group(1)) * _UNIT_S[unit]
+    if seconds < 1:
+        raise UsageError(f"--expires {text.strip()} is no time at all: give at least 1s (e.g. 30m or 7d), or never")
+    if seconds > longest_s:
+        most = f"{longest_s // _UNIT_S[unit]:g}{unit}" if unit != "s" else f"{longest_s}s"
+        raise UsageError(f"--expires {text.strip()} is too long: at most {most} ({longest_s // 86400} days), or never")
+    return seconds
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -258,14 +269,15 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_restore(ctx: Context, args: argparse.Namespace) -> int:
     from identity.backup import read_backup
     from identity.keystore import Keystore
-    from tui.commands.identity_cmds import kdf_params_from_env
+    from tui.commands.identity_cmds import kdf_params_from_env, whole_or_nothing
 
     if ctx.home.exists():
         raise UsageError(f"{ctx.home.root} already holds keys; restore into an empty home (--home DIR)")
     data = read_backup(Path(args.file).expanduser(), _backup_passphrase(args, new=False))
     passphrase = ask_new(ctx.passphrase_file, label="New passphrase for this device")
-    ctx.home.ensure()
-    Keystore.create(ctx.home.keystore, passphrase, data, kdf_params_from_env())
+    with whole_or_nothing(ctx.home):
+        ctx.home.ensure()
+        Keystore.create(ctx.home.keystore, passphrase, data, kdf_params_from_env())
     ctx.emit(
         {"restored": True, "circles": len(data.circles), "relays": len(data.relays)},
         f"Restored your identity and {len(data.circles)} circle(s). Start your node ('kith node' or 'kith'):\n"
@@ -299,6 +311,8 @@ def cmd_panic(ctx: Context, args: argparse.Namespace) -> int:
         _wait_or_kill(node.pid, deadline=started + WARN_BOUND_S + 2.0)
     if node.running:
         report = wipe_home(root)  # anything the node wrote before it stopped writing
+    # What is gone, by the inventory taken before anything was touched: the wipes of this
+    # process and of the node both count, and nothing is claimed that is still there.
     gone = [f for f in inventory if not os.path.lexists(f.path)]
     kinds = Counter(f.kind for f in gone)
     left = len(inventory) - len(gone) + report.errors

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
 from identity.errors import KithError
-from identity.keys import MemberIdentity, clean_display_text
+from identity.keys import DEFAULT_NAME, MemberIdentity, clean_display_text
 from identity.keystore import TEST_KDF, KdfParams, Keystore, KeystoreData, check_new_passphrase
 from p2pnet.home import Home
 from tui.member_text import line
@@ -66,7 +66,7 @@ class WelcomeScreen(Screen[None]):
         name = self.query_one("#name", Input).value.strip()
         passphrase = self.query_one("#passphrase", Input).value
         try:
-            name = clean_display_text(name or "member", max_chars=64, what="display name")
+            name = clean_display_text(name or DEFAULT_NAME, max_chars=64, what="display name")
             check_new_passphrase(passphrase)
         except KithError as exc:
             self.show_error(str(exc))

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Label, Static
 
 from identity.errors import UsageError
 from tui.member_text import NAME, line, plain
-from tui.money import format_amount, parse_amount
+from tui.money import check_currency, format_amount, parse_amount
 from tui.render import charter_changes, charter_summary
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
@@ -30,9 +30,7 @@ def _contribution(entry: dict[str, Any]) -> Text:
 
 
 def _convert_money(values: dict[str, Any]) -> dict[str, Any]:
-    currency = (values.get("currency") or "").upper()
-    if len(currency) != 3 or not currency.isalpha():
-        raise UsageError("currency must be a 3-letter code like EUR")
+    currency = check_currency(values.get("currency") or "")
     out = dict(values)
     out["currency"] = currency
     out["amount"] = parse_amount(values["amount"], currency)

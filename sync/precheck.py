@@ -1,0 +1,344 @@
+"""Checks before signing: refuse, with one specific line, what the circle would reject.
+
+An op, once signed and shared, is a permanent record: if the fold rejects it, every
+member's ``kith rejected`` lists it for good. So every front end (the control API, and
+through it the command line and the client's forms) runs `check_action` on the body it
+is about to sign: the kind's schema (lengths, characters, values), money (ISO 4217
+currencies, sign and size of amounts, `sync.money`), and what the author's own copy of
+the circle already says about authority (editing someone else's message, a receipt by a
+non-treasurer, a grant by a non-organizer). Only what cannot be known locally (ops not
+received yet, concurrent changes) is left for the fold to reject.
+
+Pure: the circle state and the author are passed in; nothing here signs or sends. The
+messages are for the person at the keyboard, so they name the command that helps where
+there is one; the fold's own reasons (docs/OPS.md) are unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from identity.errors import UsageError
+from sync import money
+from sync.kinds import aid, events, schema, support
+from sync.kinds.decisions import VOTE_CHOICES
+from sync.kinds.records import APPROVED, OPEN, ORGANIZER, ROLES, TREASURER
+
+if TYPE_CHECKING:
+    from sync.state import CircleState
+
+
+class Refused(UsageError):
+    """The action cannot succeed as asked; nothing was signed."""
+
+
+_LABELS = {
+    "display_name": "display name",
+    "content_warning": "content warning",
+    "place_hint": "place",
+    "details.purpose": "purpose",
+    "details.recipient": "recipient",
+    "name": "circle name",
+}
+_RULES = {
+    "blank": "is empty",
+    "wrong type": "has the wrong type",
+    "out of range": "is out of range",
+    "unknown value": "is not one of the allowed values",
+    "repeated item": "lists the same item twice",
+    "forbidden characters": "contains control or invisible characters (escape sequences, bidi overrides)",
+}
+
+
+def explain(exc: schema.InvalidBody) -> str:
+    """A schema failure as a sentence: "the display name is too long: at most 64 characters"."""
+    label = _LABELS.get(exc.field, exc.field.removeprefix("details.").replace("_", " "))
+    if exc.rule == "too long":
+        return f"the {label} is too long: at most {exc.limit} characters"
+    if exc.rule == "too many items":
+        return f"too many {label}: at most {exc.limit}"
+    return f"the {label} {_RULES.get(exc.rule, exc.rule)}"
+
+
+def check_text(value: Any, field: str, max_chars: int, *, short: bool = True) -> None:
+    """One text field people typed (a circle's name, a description), as the schemas check it."""
+    try:
+        (schema.short_text if short else schema.long_text)(value, field, max_chars)
+    except schema.InvalidBody as exc:
+        raise Refused(explain(exc)) from None
+
+
+def check_action(state: CircleState, author: bytes, kind: str, body: dict[str, Any]) -> None:
+    """Raise `Refused` if ``author`` signing ``kind`` with ``body`` would be refused.
+
+    ``body`` is the body before its content is sealed: content fields in plain text under
+    ``"content"`` (as the control API builds it)."""
+    if state.info.get("circle") is not None and author not in state.members:
+        raise Refused("you are not a member of this circle (any more)")
+    check = _SCHEMAS.get(kind)
+    if check is not None:
+        try:
+            check(body)
+        except schema.InvalidBody as exc:
+            raise Refused(explain(exc)) from None
+    rule = _AUTHORITY.get(kind)
+    if rule is not None and state.info.get("circle") is not None:
+        rule(state, author, body)
+
+
+# --- schemas of plain bodies ---------------------------------------------------------
+
+
+def _content(body: dict[str, Any]) -> dict[str, Any]:
+    content = body.get("content")
+    return content if isinstance(content, dict) else {}
+
+
+def _post(body: dict[str, Any]) -> None:
+    support.post_content({"text": None, "content_warning": None, **_content(body)})
+
+
+def _checkin(body: dict[str, Any]) -> None:
+    schema.one_of(body.get("status"), support.CHECKIN_STATUSES, "status")
+    support.checkin_content({"note": None, **_content(body)})
+
+
+def _react(body: dict[str, Any]) -> None:
+    schema.short_text(body.get("emoji"), "emoji", schema.MAX_EMOJI_CHARS)
+
+
+def _profile(body: dict[str, Any]) -> None:
+    schema.short_text(body.get("display_name"), "display_name")
+    schema.optional_short(body.get("pronouns"), "pronouns", 32)
+    schema.short_text_list(body.get("skills", []), "skills", schema.MAX_SKILLS, schema.MAX_NAME_CHARS)
+
+
+def _aid_item(body: dict[str, Any]) -> None:
+    schema.one_of(body.get("category"), aid.CATEGORIES, "category")
+    aid.item_content({"description": None, **_content(body)})
+    amount, unit = body.get("amount"), body.get("unit")
+    if amount is not None:
+        if type(amount) is int and amount <= 0:
+            raise Refused(f"amount must be more than zero (got {amount})")
+        schema.amount(amount)
+    schema.optional_short(unit, "unit", schema.MAX_UNIT_CHARS)
+    if (amount is None) != (unit is None):
+        raise Refused("give an amount and its unit together (--amount 3 --unit nights), or neither")
+    schema.optional_timestamp(body.get("expires"), "expires")
+
+
+def _money(amount: Any, currency: Any) -> None:
+    if not isinstance(currency, str):
+        raise Refused("currency must be a three-letter code such as EUR")
+    code = money.check_currency(currency)
+    if code != currency:
+        raise Refused(f"{currency!r} is not a currency code: use {code}")
+    money.check_minor(amount, code)
+
+
+def _contribute(body: dict[str, Any]) -> None:
+    _money(body.get("amount"), body.get("currency"))
+    schema.optional_long(body.get("note"), "note", schema.MAX_NOTE_CHARS)
+
+
+def _note(body: dict[str, Any]) -> None:
+    schema.optional_long(body.get("note"), "note", schema.MAX_NOTE_CHARS)
+
+
+def _reason(body: dict[str, Any]) -> None:
+    schema.optional_long(body.get("reason"), "reason", schema.MAX_NOTE_CHARS)
+
+
+def _vote(body: dict[str, Any]) -> None:
+    schema.one_of(body.get("choice"), VOTE_CHOICES, "choice")
+    _reason(body)
+
+
+def _event(body: dict[str, Any]) -> None:
+    events.event_content({"title": None, "place_hint": None, "text": None, **_content(body)})
+    schema.timestamp(body.get("starts"), "starts")
+
+
+def _role(body: dict[str, Any]) -> None:
+    schema.one_of(body.get("role"), ROLES, "role")
+
+
+def _proposal(body: dict[str, Any]) -> None:
+    schema.short_text(body.get("title"), "title", schema.MAX_TITLE_CHARS)
+    schema.long_text(body.get("text", ""), "text", schema.MAX_POST_CHARS, allow_blank=True)
+    details = body.get("details")
+    if body.get("kind") == "spend" and isinstance(details, dict):
+        _money(details.get("amount"), details.get("currency"))
+        recipient = details.get("recipient")
+        if not isinstance(recipient, bytes):
+            schema.short_text(recipient, "details.recipient")
+        schema.long_text(details.get("purpose"), "details.purpose", schema.MAX_NOTE_CHARS)
+
+
+_SCHEMAS = {
+    "msg.post": _post,
+    "msg.edit": _post,
+    "msg.react": _react,
+    "checkin": _checkin,
+    "profile.set": _profile,
+    "aid.pledge": _aid_item,
+    "aid.request": _aid_item,
+    "proposal.create": _proposal,
+    "proposal.vote": _vote,
+    "fund.contribute": _contribute,
+    "fund.disburse": _note,
+    "event.create": _event,
+    "member.remove": _reason,
+    "role.grant": _role,
+    "role.revoke": _role,
+}
+
+
+# --- what the author's copy of the circle already says -------------------------------
+
+
+def _name(state: CircleState, member: bytes) -> str:
+    profile = state.profiles.get(member)
+    return profile.display_name if profile is not None else f"member {member[:4].hex()}"
+
+
+def _holds(state: CircleState, member: bytes, role: str) -> bool:
+    """Holds ``role`` (acknowledged or not: the op about to be signed cites the grant)."""
+    record = state.members.get(member)
+    return record is not None and record.grant(role) is not None
+
+
+def _grant_hint(role: str) -> str:
+    return f"an organizer can make you one with 'kith member grant CIRCLE YOUR-NAME {role}'"
+
+
+def _own_message(state: CircleState, author: bytes, body: dict[str, Any], verb: str) -> None:
+    message = state.messages.get(body.get("target"))  # type: ignore[arg-type]
+    if message is None:
+        raise Refused("that is not a message of this circle")
+    if message.author != author:
+        raise Refused(f"you can only {verb} your own messages; that one is {_name(state, message.author)}'s")
+    if message.deleted:
+        raise Refused("that message is deleted")
+
+
+def _edit(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    _own_message(state, author, body, "edit")
+
+
+def _delete(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    _own_message(state, author, body, "delete")
+
+
+def _receipt(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    if not _holds(state, author, TREASURER):
+        raise Refused(f"only a treasurer confirms contributions, and you are not one: {_grant_hint(TREASURER)}")
+    contribution = state.contributions.get(body.get("contribution"))  # type: ignore[arg-type]
+    if contribution is None:
+        raise Refused("that is not a contribution of this circle")
+    if contribution.receipt is not None:
+        raise Refused("that contribution is already confirmed")
+
+
+def _disburse(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    if not _holds(state, author, TREASURER):
+        raise Refused(f"only a treasurer pays out, and you are not one: {_grant_hint(TREASURER)}")
+    proposal = state.proposals.get(body.get("proposal"))  # type: ignore[arg-type]
+    if proposal is None or proposal.kind != "spend":
+        raise Refused("that is not a spend proposal of this circle")
+    if proposal.status != APPROVED:
+        raise Refused(f"that spend proposal is {proposal.status}, not approved")
+    if proposal.disbursed_by is not None:
+        raise Refused("that spend proposal was already paid out")
+    spend = proposal.details
+    balance = state.balances.get(spend.currency, 0)  # type: ignore[union-attr]
+    if spend.amount > balance:  # type: ignore[union-attr]
+        shown = money.format_amount(balance, spend.currency)  # type: ignore[union-attr]
+        raise Refused(f"the fund's confirmed balance ({shown}) does not cover this spend")
+
+
+def _organizer(state: CircleState, author: bytes, what: str) -> None:
+    if not _holds(state, author, ORGANIZER):
+        raise Refused(f"only an organizer may {what}, and you are not one")
+
+
+def _role_change(state: CircleState, author: bytes, body: dict[str, Any], grant: bool) -> None:
+    target, role = body.get("member"), body.get("role")
+    record = state.members.get(target)  # type: ignore[arg-type]
+    giving_up = not grant and target == author
+    if not giving_up:
+        _organizer(state, author, "grant or revoke roles")
+    if record is None:
+        raise Refused("that person is not a member of this circle")
+    if grant and record.grant(role) is not None:  # type: ignore[arg-type]
+        raise Refused(f"{_name(state, target)} is already a {role}")  # type: ignore[arg-type]
+    if not grant and record.grant(role) is None:  # type: ignore[arg-type]
+        raise Refused(f"{_name(state, target)} is not a {role}")  # type: ignore[arg-type]
+
+
+def _grant(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    _role_change(state, author, body, True)
+
+
+def _revoke(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    _role_change(state, author, body, False)
+
+
+def _remove(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    target = body.get("member")
+    if target not in state.members:
+        raise Refused("that person is not a member of this circle")
+    if target != author:
+        _organizer(state, author, "remove someone (a member can propose it: 'kith propose CIRCLE remove')")
+
+
+def _vote_open(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    proposal = state.proposals.get(body.get("proposal"))  # type: ignore[arg-type]
+    if proposal is None:
+        raise Refused("that is not a proposal of this circle")
+    if proposal.status != OPEN:
+        raise Refused(f"that proposal is {proposal.status}; votes are closed")
+    if author not in proposal.electorate:
+        raise Refused("you joined after this proposal was made, so you do not vote on it")
+
+
+def _fulfil(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    item = state.aid.get(body.get("request"))  # type: ignore[arg-type]
+    if item is None or item.type != "request":
+        raise Refused("that is not a request of this circle")
+    if item.author != author:
+        raise Refused("only the person who asked confirms their request was fulfilled")
+
+
+def _withdraw(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    item = state.aid.get(body.get("item"))  # type: ignore[arg-type]
+    if item is None:
+        raise Refused("that is not a pledge or request of this circle")
+    if item.author != author:
+        raise Refused("you can only withdraw your own pledges and requests")
+
+
+def _match(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    pledge = state.aid.get(body.get("pledge"))  # type: ignore[arg-type]
+    if pledge is None or pledge.type != "pledge":
+        raise Refused("that is not a pledge of this circle")
+    if pledge.author != author:
+        raise Refused("you can only match your own pledges")
+    request = state.aid.get(body.get("request"))  # type: ignore[arg-type]
+    if request is None or request.type != "request":
+        raise Refused("that is not a request of this circle")
+
+
+_AUTHORITY = {
+    "msg.edit": _edit,
+    "msg.delete": _delete,
+    "fund.receipt": _receipt,
+    "fund.disburse": _disburse,
+    "role.grant": _grant,
+    "role.revoke": _revoke,
+    "member.remove": _remove,
+    "proposal.vote": _vote_open,
+    "aid.fulfil": _fulfil,
+    "aid.withdraw": _withdraw,
+    "aid.match": _match,
+}
