@@ -32,6 +32,10 @@ class Refused(UsageError):
     """The action cannot succeed as asked; nothing was signed."""
 
 
+NOT_YET = " (or it has not reached your node yet: try again after 'kith sync')"
+"""Said of an item the node does not hold: it may be on its way."""
+
+
 _LABELS = {
     "display_name": "display name",
     "content_warning": "content warning",
@@ -215,7 +219,7 @@ def _grant_hint(role: str) -> str:
 def _own_message(state: CircleState, author: bytes, body: dict[str, Any], verb: str) -> None:
     message = state.messages.get(body.get("target"))  # type: ignore[arg-type]
     if message is None:
-        raise Refused("that is not a message of this circle")
+        raise Refused("that is not a message of this circle" + NOT_YET)
     if message.author != author:
         raise Refused(f"you can only {verb} your own messages; that one is {_name(state, message.author)}'s")
     if message.deleted:
@@ -235,7 +239,7 @@ def _receipt(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
         raise Refused(f"only a treasurer confirms contributions, and you are not one: {_grant_hint(TREASURER)}")
     contribution = state.contributions.get(body.get("contribution"))  # type: ignore[arg-type]
     if contribution is None:
-        raise Refused("that is not a contribution of this circle")
+        raise Refused("that is not a contribution of this circle" + NOT_YET)
     if contribution.receipt is not None:
         raise Refused("that contribution is already confirmed")
 
@@ -245,7 +249,7 @@ def _disburse(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
         raise Refused(f"only a treasurer pays out, and you are not one: {_grant_hint(TREASURER)}")
     proposal = state.proposals.get(body.get("proposal"))  # type: ignore[arg-type]
     if proposal is None or proposal.kind != "spend":
-        raise Refused("that is not a spend proposal of this circle")
+        raise Refused("that is not a spend proposal of this circle" + NOT_YET)
     if proposal.status != APPROVED:
         raise Refused(f"that spend proposal is {proposal.status}, not approved")
     if proposal.disbursed_by is not None:
@@ -295,7 +299,7 @@ def _remove(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
 def _vote_open(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     proposal = state.proposals.get(body.get("proposal"))  # type: ignore[arg-type]
     if proposal is None:
-        raise Refused("that is not a proposal of this circle")
+        raise Refused("that is not a proposal of this circle" + NOT_YET)
     if proposal.status != OPEN:
         raise Refused(f"that proposal is {proposal.status}; votes are closed")
     if author not in proposal.electorate:
@@ -305,7 +309,7 @@ def _vote_open(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
 def _fulfil(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     item = state.aid.get(body.get("request"))  # type: ignore[arg-type]
     if item is None or item.type != "request":
-        raise Refused("that is not a request of this circle")
+        raise Refused("that is not a request of this circle" + NOT_YET)
     if item.author != author:
         raise Refused("only the person who asked confirms their request was fulfilled")
 
@@ -313,7 +317,7 @@ def _fulfil(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
 def _withdraw(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     item = state.aid.get(body.get("item"))  # type: ignore[arg-type]
     if item is None:
-        raise Refused("that is not a pledge or request of this circle")
+        raise Refused("that is not a pledge or request of this circle" + NOT_YET)
     if item.author != author:
         raise Refused("you can only withdraw your own pledges and requests")
 
@@ -321,12 +325,12 @@ def _withdraw(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
 def _match(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     pledge = state.aid.get(body.get("pledge"))  # type: ignore[arg-type]
     if pledge is None or pledge.type != "pledge":
-        raise Refused("that is not a pledge of this circle")
+        raise Refused("that is not a pledge of this circle" + NOT_YET)
     if pledge.author != author:
         raise Refused("you can only match your own pledges")
     request = state.aid.get(body.get("request"))  # type: ignore[arg-type]
     if request is None or request.type != "request":
-        raise Refused("that is not a request of this circle")
+        raise Refused("that is not a request of this circle" + NOT_YET)
 
 
 _AUTHORITY = {

@@ -62,9 +62,9 @@ def test_member_killed_mid_sync_restarts_and_loses_nothing(tmp_path: Path) -> No
         assert bob.call("state_hash", circle=circle)["ops"] >= base_ops
         bob.call("connect", address=relay.address)
         wait_for(lambda: _state(bob, circle) == _state(alice, circle), timeout=90)
-        # genesis, profile, invite, the rotation before bob's welcome, member.add, bob's
-        # key.ack, the posts
-        assert _state(bob, circle)[1] == 6 + 20 + 2000  # type: ignore[index]
+        # genesis, profile, the creator's treasurer grant, invite, the rotation before bob's
+        # welcome, member.add, bob's key.ack and profile, the posts
+        assert _state(bob, circle)[1] == 8 + 20 + 2000  # type: ignore[index]
     finally:
         for node in (alice, relay, bob):
             if node is not None:
