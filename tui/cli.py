@@ -19,10 +19,11 @@ from importlib import metadata
 from typing import NoReturn
 
 from identity.atomic import create_private
-from identity.errors import BadPassphrase, KithError
+from identity.errors import BadPassphrase, KithError, UsageError
 from p2pnet.hardening import harden_process
 from p2pnet.home import Home
 from tui.context import Context
+from tui.labels import resolve_labels
 from tui.member_text import LINE, TEXT, visible
 
 EXIT_ERROR = 1
@@ -134,6 +135,16 @@ def main(argv: list[str] | None = None) -> int:
         print(visible(exc.message, LINE), file=sys.stderr)
         return EXIT_USAGE
     problem = _not_text(args)
+    if problem is None:
+        try:
+            resolve_labels(args)  # labels read from stdin or typed get the same checks as argv's
+        except UsageError as exc:
+            print(f"kith: {visible(exc, TEXT)}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("kith: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        problem = _not_text(args)
     if problem is not None:
         print(f"kith: {problem}; nothing was done", file=sys.stderr)
         return EXIT_USAGE

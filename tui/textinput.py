@@ -13,7 +13,8 @@ member-written content comes, in this order, from:
 * ``--text-arg TEXT``, for scripts that accept the risk: it prints a one-line warning.
 
 A command whose text is optional (a check-in note, a vote's reason) takes it only when
-asked: ``--note`` (or the command's own flag), ``--file`` or ``--text-arg``.
+asked: ``--note`` (or the command's own flag), ``--file`` or ``--text-arg``. Short labels
+(a title, a circle's name) are kept off the command line by `tui.labels`.
 """
 
 from __future__ import annotations
@@ -72,14 +73,15 @@ def read_text(
     stdin = stdin if stdin is not None else sys.stdin
     environ = environ if environ is not None else dict(os.environ)
     if args.text_arg is not None:
-        print(ARGV_WARNING, file=sys.stderr)
+        if not getattr(args, "argv_warned", False):  # else tui.labels warned, in one line for all
+            print(ARGV_WARNING, file=sys.stderr)
         text = args.text_arg
     elif args.text_file is not None:
-        text = _read_stream(stdin, what) if args.text_file == "-" else _read_file(Path(args.text_file), what)
+        text = read_stream(stdin, what) if args.text_file == "-" else _read_file(Path(args.text_file), what)
     elif args.text_optional and not args.text_wanted:
         return None
     elif not stdin.isatty():
-        text = _read_stream(stdin, what)
+        text = read_stream(stdin, what)
     else:
         text = _from_editor(home, what, environ) if _editor(environ) else _from_terminal(stdin, what)
     if text.endswith("\r\n"):
@@ -91,13 +93,22 @@ def read_text(
     return text
 
 
-def _read_stream(stream: IO[str], what: str) -> str:
+def reads_stdin(args: argparse.Namespace) -> bool:
+    """Whether `read_text` would read the command's text from a piped standard input."""
+    if getattr(args, "text_what", None) is None or args.text_arg is not None:
+        return False
+    if args.text_file is not None:
+        return bool(args.text_file == "-")
+    return not (args.text_optional and not args.text_wanted)
+
+
+def read_stream(stream: IO[str], what: str, *, limit: int = MAX_TEXT_BYTES) -> str:
     try:
-        text = stream.read(MAX_TEXT_BYTES + 1)
+        text = stream.read(limit + 1)
     except UnicodeDecodeError:
         raise UsageError(f"the {what} is not UTF-8 text; nothing was sent") from None
-    if len(text.encode("utf-8", "surrogateescape")) > MAX_TEXT_BYTES:
-        raise UsageError(f"the {what} is longer than {MAX_TEXT_BYTES // 1024} KiB")
+    if len(text.encode("utf-8", "surrogateescape")) > limit:
+        raise UsageError(f"the {what} is longer than {limit // 1024} KiB")
     if any("\ud800" <= c <= "\udfff" for c in text):  # undecodable bytes, escaped by Python
         raise UsageError(f"the {what} is not UTF-8 text; nothing was sent")
     return text
@@ -124,7 +135,7 @@ def _editor(environ: dict[str, str]) -> list[str]:
 
 def _from_terminal(stdin: IO[str], what: str) -> str:
     print(f"Type the {what}; end it with Ctrl+D on a line of its own.", file=sys.stderr)
-    return _read_stream(stdin, what)
+    return read_stream(stdin, what)
 
 
 def _from_editor(home: Home, what: str, environ: dict[str, str]) -> str:

@@ -8,7 +8,9 @@ member's running node, and the client is driven with Textual's pilot.
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,10 +32,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:
         yield running
 
 
-def kith(world: DemoWorld, who: str, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run `kith ARGS` as ``who`` (on their home, against their running node)."""
+def kith(
+    world: DemoWorld, who: str, *args: str, capsys: pytest.CaptureFixture[str], stdin: str | None = None
+) -> tuple[int, str, str]:
+    """Run `kith ARGS` as ``who`` (on their home, against their running node), with ``stdin``."""
     capsys.readouterr()
-    code = main(["--home", world.ready["homes"][who], *args])
+    saved = sys.stdin
+    sys.stdin = io.StringIO(stdin or "")
+    try:
+        code = main(["--home", world.ready["homes"][who], *args])
+    finally:
+        sys.stdin = saved
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -201,7 +210,7 @@ def test_the_circle_changes_its_charter_from_the_command_line(
         (["--members-can-invite", "off"], "the charter already says that"),
         (["--guidelines-file", "/nonexistent/kith"], "cannot read the guidelines from /nonexistent/kith"),
     ]:
-        code, out, err = kith(world, "Bea", "propose", circle, "charter", "Invites", *args, capsys=capsys)
+        code, out, err = kith(world, "Bea", "propose", circle, "charter", "-", *args, capsys=capsys, stdin="Invites")
         assert code == 1 and out == "" and err.startswith(f"kith: {message}") and err.count("\n") == 1, (args, err)
     assert (len(views(world, "Bea")["proposals"]), len(views(world, "Bea")["rejected"])) == before
 
@@ -209,8 +218,8 @@ def test_the_circle_changes_its_charter_from_the_command_line(
     code, _out, err = kith(world, "Cal", "invite", circle, capsys=capsys)
     assert code == 1 and "only an organizer may invite" in err
     code, out, err = kith(
-        world, "Bea", "propose", circle, "charter", "Let members invite", "--members-can-invite", "on",
-        "--rule", "general=40/50", "--json", capsys=capsys,
+        world, "Bea", "propose", circle, "charter", "-", "--members-can-invite", "on",
+        "--rule", "general=40/50", "--json", capsys=capsys, stdin="Let members invite\n",
     )  # fmt: skip
     assert (code, err) == (0, "")
     proposal = json.loads(out)

@@ -15,6 +15,7 @@ from typing import Any
 from identity.errors import UsageError
 from tui import render
 from tui.context import Context
+from tui.labels import add_label
 from tui.member_text import LINE, NAME, visible
 from tui.money import parse_amount
 from tui.textinput import add_text_source, read_text
@@ -59,8 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     circle = sub.add_parser("circle", help="create a circle or get a relay token for one")
     circle_sub = circle.add_subparsers(dest="circle_command", metavar="ACTION", required=True)
     create = circle_sub.add_parser("create", help="create a new circle (you become its organizer)")
-    create.add_argument("name")
-    create.add_argument("--description", default="")
+    add_label(create, "name", "circle name", needed=True)
+    add_label(create, "--description", "circle description")
     create.add_argument(
         "--confirm-joins",
         action="store_true",
@@ -69,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     create.set_defaults(handler=cmd_circle_create)
     token = circle_sub.add_parser("relay-token", help="a token that lets a relay serve this circle")
     token.add_argument("circle")
-    token.add_argument("--label", help="what the relay operator sees (not the circle's name)")
+    add_label(token, "--label", "relay token label", help="what the relay operator sees (not the circle's name)")
     token.add_argument("--quota-mb", type=int, help="storage the relay should allow (default 1024)")
     token.set_defaults(handler=cmd_relay_token)
 
@@ -92,14 +93,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     post.add_argument("circle")
     add_text_source(post, "message")
     post.add_argument("--reply-to", metavar="ID")
-    post.add_argument("--cw", metavar="WARNING", help="content warning: readers see this and unfold the text")
+    add_label(post, "--cw", "content warning", metavar="WARNING", help="readers see this and unfold the text")
     post.add_argument("--urgent", action="store_true", help="flag it: I need support now")
 
     edit = command("edit", "edit your message (the new text from stdin, --file or $EDITOR)", cmd_edit)
     edit.add_argument("circle")
     edit.add_argument("id")
     add_text_source(edit, "message")
-    edit.add_argument("--cw", metavar="WARNING")
+    add_label(edit, "--cw", "content warning", metavar="WARNING")
 
     delete = command("delete", "delete your message (a tombstone stays)", cmd_delete)
     delete.add_argument("circle")
@@ -119,9 +120,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     profile = command("profile", "set how you appear in a circle", cmd_profile)
     profile.add_argument("circle")
-    profile.add_argument("--name", required=True)
-    profile.add_argument("--pronouns")
-    profile.add_argument("--skill", action="append", default=[], help="a skill you can share (repeatable)")
+    add_label(profile, "--name", "display name", needed=True)
+    add_label(profile, "--pronouns", "pronouns")
+    add_label(profile, "--skill", "skill", append=True, help="a skill you can share (repeatable)")
 
     for name, help_text in [("pledge", "offer help"), ("request", "ask for help")]:
         parser = command(name, help_text, cmd_aid_item)
@@ -150,12 +151,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     propose = command("propose", "propose a decision: spend, charter, remove or general", cmd_propose)
     propose.add_argument("circle")
     propose.add_argument("kind", choices=["spend", "charter", "remove", "general"])
-    propose.add_argument("title")
+    add_label(propose, "title", "proposal title", needed=True)
     add_text_source(propose, "proposal text", flag="--text")
     propose.add_argument("--amount", help="for spend: e.g. 120.00")
     propose.add_argument("--currency", help="for spend: e.g. EUR")
-    propose.add_argument("--recipient", help="for spend: a member id or a name")
-    propose.add_argument("--purpose", help="for spend")
+    add_label(propose, "--recipient", "recipient", needed=_spend_with_amount, help="for spend: a member id or a name")
+    add_label(propose, "--purpose", "purpose", needed=_spend_with_amount, help="for spend: what the money is for")
     propose.add_argument("--member", help="for remove: the member id")
     for flag, what in [
         ("--history", "newcomers read what was said before they joined"),
@@ -193,9 +194,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     event = command("event", "create an event", cmd_event)
     event.add_argument("circle")
-    event.add_argument("title")
+    add_label(event, "title", "event title", needed=True)
     event.add_argument("--starts", required=True, help="date and time, e.g. 2026-12-01T18:30")
-    event.add_argument("--place", help="a hint, not an address, if that is safer")
+    add_label(event, "--place", "place hint", help="a hint, not an address, if that is safer")
     add_text_source(event, "event text", flag="--text")
     rsvp = command("rsvp", "answer an event", cmd_rsvp)
     rsvp.add_argument("circle")
@@ -225,6 +226,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         parser.set_defaults(handler=cmd_role, action=action)
 
 
+def _spend_with_amount(args: argparse.Namespace) -> bool:
+    """A spend's recipient and purpose are asked for once its amount and currency are given
+    (without them the command stops anyway, and asking first would waste the answers)."""
+    return bool(args.kind == "spend" and args.amount and args.currency)
+
+
 def cmd_circles(ctx: Context, args: argparse.Namespace) -> int:
     circles = _call(ctx, "circles")
     lines = []
@@ -237,7 +244,7 @@ def cmd_circles(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_circle_create(ctx: Context, args: argparse.Namespace) -> int:
     result = _call(
-        ctx, "circle.create", name=args.name, description=args.description, confirm_joins=args.confirm_joins
+        ctx, "circle.create", name=args.name, description=args.description or "", confirm_joins=args.confirm_joins
     )
     ctx.emit(result, f"Created circle {visible(args.name, NAME)} ({result['id'][:8]}). You are its organizer.")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,12 +15,13 @@ from identity.keystore import KdfParams, Keystore, KeystoreData
 from p2pnet.home import Home
 from p2pnet.panic import wipe_home
 from tui.context import Context
+from tui.labels import add_label, prompt_line
 from tui.passphrase import ask_existing, ask_new
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     init = sub.add_parser("init", help="create your identity, protected by a passphrase")
-    init.add_argument("--name", help="the display name others see (you can change it later)")
+    add_label(init, "--name", "display name", help="the display name others see (you can change it later)")
     init.set_defaults(handler=cmd_init)
 
     whoami = sub.add_parser("whoami", help="show your public identity card and fingerprint")
@@ -33,11 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _ask_name(explicit: str | None) -> str:
     if explicit is not None:
         return clean_display_text(explicit, max_chars=64, what="display name")
-    import sys
-
     if not sys.stdin.isatty():
         return DEFAULT_NAME
-    name = input("Display name (what others in your circles see): ").strip() or DEFAULT_NAME
+    name = prompt_line("Display name (what others in your circles see): ", sys.stdin, sys.stderr).strip()
+    name = name or DEFAULT_NAME
     return clean_display_text(name, max_chars=64, what="display name")
 
 
@@ -65,8 +66,6 @@ def whole_or_nothing(home: Home) -> Iterator[None]:
 def kdf_params_from_env() -> KdfParams:
     """KDF costs: MODERATE, unless KITH_INSECURE_TEST_KDF=1 (tests and the demo only)."""
     if os.environ.get("KITH_INSECURE_TEST_KDF") == "1":
-        import sys
-
         from identity.keystore import TEST_KDF
 
         print("kith: warning: KITH_INSECURE_TEST_KDF=1, the keystore is protected by a weak KDF", file=sys.stderr)
