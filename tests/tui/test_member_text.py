@@ -14,6 +14,7 @@ the same way.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import unicodedata
@@ -41,10 +42,11 @@ from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.strip import Strip
-from textual.widgets import DataTable, OptionList
+from textual.widgets import DataTable, Input, OptionList
 from tui_harness import run, wait_until
 
 from p2pnet.home import Home
+from sync.invites import InviteCode
 from tui import render
 from tui.app import StartingScreen, make_app
 from tui.cli import main
@@ -257,7 +259,11 @@ def test_every_view_shows_member_text_as_text(payload: str, tmp_path: Path, monk
 
             # Joining: the node's error quotes what the inviter chose.
             await open_form(pilot, "j", JoinScreen)
-            await pilot.press("x", "enter")
+            await pilot.press("x", "enter")  # not a code: refused here, the node is not asked
+            await wait_until(pilot, lambda: "not an invite code" in screen_words(app.screen), what="the local check")
+            assert node.count("join") == 0
+            app.screen.query_one("#code", Input).value = InviteCode(os.urandom(32), os.urandom(16), (), None).encode()
+            await pilot.press("enter")
             await wait_until(pilot, lambda: node.count("join") == 1, what="the join call")
             await wait_until(pilot, lambda: "! " in screen_words(app.screen), what="the join error")
             assert_safe(pilot, marker, "join error")

@@ -22,6 +22,8 @@ from textual.widgets import ContentSwitcher, Footer, Static
 
 from identity.errors import KithError
 from p2pnet.control import METHOD_NOT_FOUND
+from sync.kinds.schema import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS
+from sync.precheck import check_text
 from tui.member_text import NAME, line, plain, visible
 from tui.messages import CircleChosen
 from tui.rpc import NodeError
@@ -35,6 +37,7 @@ from tui.widgets.members import MembersPane
 from tui.widgets.network import NetworkPane
 from tui.widgets.pane import Pane
 from tui.widgets.sidebar import CircleList
+from tui.widgets.start import StartPanel
 
 PANES: tuple[tuple[str, type[Pane]], ...] = (
     ("feed", FeedPane),
@@ -75,12 +78,15 @@ class MainScreen(Screen[None]):
         self._refresh_due = False
         self.dropped = 0
         self.tab = "feed"
+        self.first_run = False
+        """In no circle yet: the start panel takes the place of the circle views."""
 
     def compose(self) -> ComposeResult:
         yield Static("", id="topbar")
         with Horizontal(id="body"):
             yield CircleList(id="circles")
             with Vertical(id="content"):
+                yield StartPanel(id="start")
                 yield Static("", id="circle-title")
                 yield Static("", id="tabbar")
                 with ContentSwitcher(initial="feed", id="panes"):
@@ -133,9 +139,33 @@ class MainScreen(Screen[None]):
             self.app.notify(str(exc), severity="error")
             return
         self.circles = [c for c in circles if c["am_member"]] or circles
+        self._show_first_run(not self.circles)
         if self.current is None and self.circles and choose_first:
             self.choose(self.circles[0]["id"])
         self.query_one(CircleList).show(self.circles, self.unread, self.current)
+
+    def _show_first_run(self, first_run: bool) -> None:
+        """Swap the start panel and the circle views (the sidebar too: it would list nothing)."""
+        if first_run == self.first_run:
+            return
+        self.first_run = first_run
+        self.query_one(StartPanel).display = first_run
+        for selector in ("#circles", "#circle-title", "#tabbar", "#panes"):
+            self.query_one(selector).display = not first_run
+        self.refresh_bindings()
+        if self.app.screen is self:
+            self._focus_view()
+
+    def _focus_view(self) -> None:
+        """Keep the focus on something shown: the start panel, or the open view after it."""
+        start = self.query_one(StartPanel)
+        if self.first_run:
+            start.focus_main()
+        elif self.focused is None or start in self.focused.ancestors_with_self:
+            self.query_one(f"#{self.tab}", Pane).focus_main()
+
+    def on_screen_resume(self) -> None:
+        self._focus_view()  # a dialog closed: the first circle may have arrived behind it
 
     @work(exclusive=True, group="peers")
     async def load_peers(self) -> None:
@@ -145,6 +175,7 @@ class MainScreen(Screen[None]):
             return
         self.peers = len(status["peers"])
         self._draw_topbar()
+        self.query_one(StartPanel).show_peers(self.peers)
         net = self.query_one(NetworkPane)
         if self.tab == "net":
             net.render_status(status)
@@ -215,7 +246,7 @@ class MainScreen(Screen[None]):
 
             for screen in self.app.screen_stack:
                 if isinstance(screen, JoinScreen):
-                    screen.joined()
+                    screen.joined(event.get("name"))
             self.app.notify(f"You are in {visible(event.get('name'), NAME) or 'the circle'} now.")
             self.load_circles(choose_first=True)
         elif kind == "join_refused":
@@ -298,6 +329,10 @@ class MainScreen(Screen[None]):
         if name == "net":
             self.query_one(NetworkPane).load()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Before the first circle, only starting, joining, connecting, help and quitting apply."""
+        return not (self.first_run and action in ("circles", "invite", "tab"))
+
     def action_circles(self) -> None:
         self.query_one(CircleList).focus()
 
@@ -307,7 +342,13 @@ class MainScreen(Screen[None]):
                 self._create_circle(values["name"], values["description"])
 
         fields = [Field("name", "Name (only members ever see it)", required=True), Field("description", "Description")]
-        self.app.push_screen(FormScreen("Start a circle", fields, submit="Create"), create)
+        note = "You become its organizer and its first treasurer; then press i to invite people."
+        form = FormScreen("Start a circle", fields, submit="Create", note=note, convert=check_new_circle)
+        self.app.push_screen(form, create)
+
+    def action_connect(self) -> None:
+        """Dial a peer or relay: the Net view's form, from wherever the person is."""
+        self.query_one(NetworkPane).action_connect()
 
     @work(group="actions")
     async def _create_circle(self, name: str, description: str) -> None:
@@ -368,6 +409,13 @@ class MainScreen(Screen[None]):
         return [b for _key, b in node._bindings if b.description]
 
     def palette_commands(self) -> Iterator[SystemCommand]:
+        if self.first_run:  # no circle to show or act in: only the first screen's choices
+            yield SystemCommand("Connect to a relay", "key c: dial a relay's address", self.action_connect)
+            for binding in self._bindings_of(self):
+                if self.check_action(binding.action.split("(")[0], ()):
+                    action = partial(self.run_action, binding.action)
+                    yield SystemCommand(binding.description, f"key {binding.key}", action)
+            return
         for number, (name, pane) in enumerate(PANES, start=1):
             yield SystemCommand(f"Show {pane.TITLE}", f"key {number}: {pane.HELP}", partial(self.action_tab, name))
         for name, pane_type in PANES:
@@ -388,3 +436,10 @@ class MainScreen(Screen[None]):
     def _run_pane_action(self, name: str, action: str) -> None:
         self.action_tab(name)
         self.call_later(self.query_one(f"#{name}", Pane).run_action, action)
+
+
+def check_new_circle(values: dict[str, Any]) -> dict[str, Any]:
+    """The checks the node runs on ``circle.create`` (sync/precheck.py), before asking it."""
+    check_text(values["name"], "name", MAX_NAME_CHARS)
+    check_text(values["description"] or "-", "description", MAX_DESCRIPTION_CHARS, short=False)
+    return values

@@ -10,10 +10,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Label, Static
 
-from identity.errors import KithError
+from identity.errors import KithError, UsageError
+from sync.invites import MAX_ADDRESS_CHARS
 from tui.member_text import NAME, line, plain, visible
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, fill_table
+
+
+def check_peer_address(values: dict[str, Any]) -> dict[str, Any]:
+    """The shape of a dialable address, before the node is asked (it parses it fully)."""
+    address = "".join(values["address"].split())  # a pasted address may have wrapped
+    if not address.startswith("/") or "/p2p/" not in address or len(address) > MAX_ADDRESS_CHARS:
+        raise UsageError("not a peer address: it looks like /ip4/HOST/tcp/PORT/p2p/PEERID (ask your organizer)")
+    return {"address": address}
 
 
 def _ago(at: float | None, now: float) -> str:
@@ -112,6 +121,8 @@ class NetworkPane(Pane):
             [Field("address", "Address", required=True, placeholder="/ip4/HOST/tcp/PORT/p2p/PEERID")],
             lambda v: self._connect(v["address"]),
             submit="Connect",
+            note="A relay's address comes from your circle's organizer (the relay prints it when it starts).",
+            convert=check_peer_address,
         )
 
     @work(group="connect")
