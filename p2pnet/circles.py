@@ -33,6 +33,7 @@ from sync.envelope import (
     epoch_hints,
     epoch_id,
     epoch_topic,
+    is_marker,
     open_envelope,
     relay_key,
     seal,
@@ -158,6 +159,8 @@ class MemberCircles:
         # order across the circle's epoch topics (so parents mostly come before children).
         for batch in _chunks(self.store.iter_since(cursor, topics=list(circle.topics())), 1000):
             envelopes = [Envelope.decode(data) for data in batch]
+            # Grants and private messages are not ops (the lifecycle replays them by kind).
+            envelopes = [e for e in envelopes if not _marker_of(circle, e)]
             for topic in dict.fromkeys(e.topic for e in envelopes):
                 self.process(topic, [e for e in envelopes if e.topic == topic])
         return circle
@@ -396,6 +399,11 @@ class MemberCircles:
                 circle.unsaved_ops = 0
                 saved += 1
         return saved
+
+
+def _marker_of(circle: Circle, envelope: Envelope) -> bool:
+    key = circle.keys.epochs.get(envelope.epoch)
+    return key is not None and is_marker(envelope, key)
 
 
 def _chunks(items: Iterable[bytes], size: int) -> Iterable[list[bytes]]:

@@ -100,9 +100,15 @@ def unhinted_nonce(hint_keys: list[bytes], rand: RandomBytes) -> bytes:
             return nonce
 
 
+@functools.lru_cache(maxsize=1024)
 def epoch_hints(epoch_key: bytes) -> list[tuple[Kind, bytes]]:
-    """The hints a member of an epoch recognises on its topic."""
+    """The hints a member of an epoch recognises on its topic (do not modify the list)."""
     return [(Kind.GRANT, hint_key(relay_key(epoch_key), Kind.GRANT)), (Kind.PRIVATE, hint_key(epoch_key, Kind.PRIVATE))]
+
+
+def is_marker(envelope: Envelope, epoch_key: bytes) -> bool:
+    """A grant or private message, as a member of its epoch tells (`epoch_hints`)."""
+    return any(has_hint(envelope.nonce, key) for _kind, key in epoch_hints(epoch_key))
 
 
 def relay_hints(relay_key: bytes) -> list[tuple[Kind, bytes]]:

@@ -38,7 +38,7 @@ from identity.keyring import CircleKeys
 from identity.keystore import Keystore
 from p2pnet.lifecycle import TURN_DELAY_S
 from sync.content import blob_epoch, open_content
-from sync.envelope import Envelope, circle_handle, epoch_hints, has_hint, open_envelope, topic_of_epoch_key
+from sync.envelope import Envelope, circle_handle, is_marker, open_envelope, topic_of_epoch_key
 from sync.kinds import CONTENT_KINDS
 from sync.ops import SignedOp
 from sync.replica import CircleReplica
@@ -273,7 +273,7 @@ def audit(world: World, load: Load, live: Convergence) -> Audit:
 
 def _is_marker(envelope: Envelope, epoch_key: bytes | None) -> bool:
     """A grant or private request (told apart, as members do, by the nonce's hint)."""
-    return epoch_key is not None and any(has_hint(envelope.nonce, hint) for _kind, hint in epoch_hints(epoch_key))
+    return epoch_key is not None and is_marker(envelope, epoch_key)
 
 
 def _open_own(datas: Any, keys: CircleKeys, result: Audit, where: str) -> dict[bytes, SignedOp]:
