@@ -86,6 +86,10 @@ def largest(currency: str) -> int:
     return MAX_MAJOR_UNITS * 10 ** decimals(currency)
 
 
+def _too_large(what: str, currency: str) -> str:
+    return f"{what} is more than {MAX_MAJOR_UNITS:,} {currency}, the most one entry may name"
+
+
 def check_minor(amount: int, currency: str) -> int:
     """An amount in minor units (as the control API takes it): positive and at most `largest`."""
     if type(amount) is not int:
@@ -93,7 +97,7 @@ def check_minor(amount: int, currency: str) -> int:
     if amount <= 0:
         raise MoneyError(f"amount must be more than zero (got {amount})")
     if amount > largest(currency):
-        raise MoneyError(f"amount is more than {MAX_MAJOR_UNITS:,} {currency}, the most one entry may name")
+        raise MoneyError(_too_large("amount", currency))
     return amount
 
 
@@ -111,12 +115,12 @@ def parse_amount(text: str, currency: str) -> int:
         allowed = "no decimals" if places == 0 else f"at most {places} decimals"
         raise MoneyError(f"amount {text!r} has too many decimals: {currency} takes {allowed}, like {example}")
     if len(whole) > 15:  # bounded before int(): no 4,300-digit conversions
-        raise MoneyError(f"amount {text!r} is more than {MAX_MAJOR_UNITS:,} {currency}, the most one entry may name")
+        raise MoneyError(_too_large(f"amount {text!r}", currency))
     minor = int(whole) * 10**places + (int(fraction.ljust(places, "0")) if places else 0)
     if minor == 0:
         raise MoneyError(f"amount {text!r} is zero; amounts are more than zero")
     if minor > largest(currency):
-        raise MoneyError(f"amount {text!r} is more than {MAX_MAJOR_UNITS:,} {currency}, the most one entry may name")
+        raise MoneyError(_too_large(f"amount {text!r}", currency))
     return minor
 
 

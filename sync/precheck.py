@@ -306,31 +306,28 @@ def _vote_open(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
         raise Refused("you joined after this proposal was made, so you do not vote on it")
 
 
+def _aid(state: CircleState, ref: Any, *types: str) -> Any:
+    """The pledge or request ``ref`` names, of one of ``types``, or a one-line refusal."""
+    item = state.aid.get(ref)
+    if item is None or item.type not in types:
+        raise Refused(f"that is not a {' or '.join(types)} of this circle" + NOT_YET)
+    return item
+
+
 def _fulfil(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
-    item = state.aid.get(body.get("request"))  # type: ignore[arg-type]
-    if item is None or item.type != "request":
-        raise Refused("that is not a request of this circle" + NOT_YET)
-    if item.author != author:
+    if _aid(state, body.get("request"), "request").author != author:
         raise Refused("only the person who asked confirms their request was fulfilled")
 
 
 def _withdraw(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
-    item = state.aid.get(body.get("item"))  # type: ignore[arg-type]
-    if item is None:
-        raise Refused("that is not a pledge or request of this circle" + NOT_YET)
-    if item.author != author:
+    if _aid(state, body.get("item"), "pledge", "request").author != author:
         raise Refused("you can only withdraw your own pledges and requests")
 
 
 def _match(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
-    pledge = state.aid.get(body.get("pledge"))  # type: ignore[arg-type]
-    if pledge is None or pledge.type != "pledge":
-        raise Refused("that is not a pledge of this circle" + NOT_YET)
-    if pledge.author != author:
+    if _aid(state, body.get("pledge"), "pledge").author != author:
         raise Refused("you can only match your own pledges")
-    request = state.aid.get(body.get("request"))  # type: ignore[arg-type]
-    if request is None or request.type != "request":
-        raise Refused("that is not a request of this circle" + NOT_YET)
+    _aid(state, body.get("request"), "request")
 
 
 _AUTHORITY = {

@@ -136,15 +136,20 @@ async def test_a_stranger_learns_no_topic_and_receives_no_envelope(tmp_path: Pat
             nursery.cancel_scope.cancel()
 
 
+async def _circle_with_a_post(alice: Node, name: str) -> tuple[str, bytes, list[bytes]]:
+    """A new circle with one post: its id, current topic and that topic's relay keys."""
+    circle = (await call(alice, "circle.create", name=name))["id"]
+    await post_when_ready(alice, circle, "hello")
+    topic = alice.circles.get(circle).current_topic  # type: ignore[union-attr]
+    return circle, topic, list(alice.gate.relay_keys[topic].values())
+
+
 async def test_a_holder_of_the_key_passes_the_same_probe(tmp_path: Path) -> None:
     """The probe is not blind: with the circle's real relay key it is told the topic and served."""
     alice_home = make_home(tmp_path, "alice")
     with trio.fail_after(60):
         async with running(alice_home) as alice, open_netstack(NetworkKey.generate(), LOOPBACK) as prober:
-            circle = (await call(alice, "circle.create", name="Open to key holders"))["id"]
-            await post_when_ready(alice, circle, "hello")
-            topic = alice.circles.get(circle).current_topic  # type: ignore[union-attr]
-            keys = list(alice.gate.relay_keys[topic].values())
+            circle, topic, keys = await _circle_with_a_post(alice, "Open to key holders")
             await prober.connect(address(alice))
             probe = Probe()
             await _probe(prober, alice, topic, keys, probe)
@@ -159,10 +164,7 @@ async def test_an_old_key_proves_only_its_own_epoch_and_sees_nothing_said_after(
     alice_home = make_home(tmp_path, "alice")
     with trio.fail_after(60):
         async with running(alice_home) as alice, open_netstack(NetworkKey.generate(), LOOPBACK) as holder:
-            circle = (await call(alice, "circle.create", name="Moving on"))["id"]
-            await post_when_ready(alice, circle, "before the rotation")
-            old_topic = alice.circles.get(circle).current_topic  # type: ignore[union-attr]
-            old_keys = list(alice.gate.relay_keys[old_topic].values())
+            circle, old_topic, old_keys = await _circle_with_a_post(alice, "Moving on")
             await call(alice, "rotate", circle=circle)
             after = {await post_when_ready(alice, circle, f"after the rotation {i}") for i in range(3)}
             new_topic = alice.circles.get(circle).current_topic  # type: ignore[union-attr]

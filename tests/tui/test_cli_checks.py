@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,7 +158,7 @@ def test_names_from_init_and_verified_marks(world: World) -> None:
 def test_bytes_that_are_not_text_are_refused_at_once(world: World, tmp_path: Path) -> None:
     a, s = world.a, world.secret
     before = world.ops()
-    started = time.monotonic()
+    # A hang (the node once waited 130 s on such a post) fails on run()'s timeout.
     post = run(a, s, "post", "Riverside", text=b"\xff\xfe not utf-8\n")
     assert post.returncode == 1 and "not UTF-8 text; nothing was sent" in one_line(post)
     raw = subprocess.run(
@@ -171,7 +170,6 @@ def test_bytes_that_are_not_text_are_refused_at_once(world: World, tmp_path: Pat
     escape = run(a, s, "circle", "create", "\x1b[31mRed")
     assert escape.returncode == 2 and "holds a control character" in one_line(escape)
     assert "\x1b" not in escape.stderr.decode()
-    assert time.monotonic() - started < 60
     assert world.ops() == before
     assert [c["name"] for c in ok(a, s, "circles")] == ["Riverside"], "no empty circle is left behind"
     # init with a name that is not text: one line, and no half-made home.
