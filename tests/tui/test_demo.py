@@ -89,12 +89,14 @@ def test_demo_shows_the_circle_receives_posts_and_leaves_nothing_behind(tmp_path
     started = time.monotonic()
     terminal = Terminal([KITH, "demo", "--pace", "3"], env)
     try:
-        terminal.wait_for(lambda text: CIRCLE_NAME in text and "Welcome, everyone" in text, timeout=15)
+        # A liveness bound, not a speed target (that is a bench figure): the seeded circle shows
+        # after ~11 s on a quiet 2-core machine, and a busy one must not fail the test.
+        terminal.wait_for(lambda text: CIRCLE_NAME in text and "Welcome, everyone" in text, timeout=60)
         shown_after = time.monotonic() - started
         print(f"seeded circle shown after {shown_after:.2f} s")
         assert "DEMO MODE: throwaway keys" in terminal.text
         assert any(p.startswith(str(tmp_path)) or str(tmp_path) in p for p in processes_mentioning(str(tmp_path)))
-        terminal.wait_for(lambda text: any(post[:40] in text for post in SCRIPTED_POSTS), timeout=20)
+        terminal.wait_for(lambda text: any(post[:40] in text for post in SCRIPTED_POSTS), timeout=60)
         terminal.send(quit_key)
         exit_code = terminal.process.wait(timeout=20)
         terminal.read(0.2)
@@ -113,7 +115,7 @@ def test_demo_world_cleans_up_even_when_kith_demo_is_killed(tmp_path: Path) -> N
     env = {**os.environ, "TERM": "xterm-256color", "TMPDIR": str(tmp_path)}
     terminal = Terminal([KITH, "demo"], env, size=(80, 24))
     try:
-        terminal.wait_for(lambda text: CIRCLE_NAME in text, timeout=15)
+        terminal.wait_for(lambda text: CIRCLE_NAME in text, timeout=60)
         os.kill(terminal.process.pid, 9)  # no chance to clean up: the world must notice on its own
         terminal.process.wait(5)
         deadline = time.monotonic() + 15
