@@ -103,3 +103,41 @@ async def test_back_pressure_waits_for_room_not_for_a_timer() -> None:
             await queue.pop()
             await trio.testing.wait_all_tasks_blocked()
             assert seen_when_room == [3]
+
+
+@pytest.mark.trio
+async def test_a_graft_before_the_proof_is_held_and_applied_not_pruned() -> None:
+    """A peer may GRAFT a topic a moment before its proof reaches us (a sync session still
+    running). Pruning it made the peer back off for a minute, and its next GRAFT tripped
+    py-libp2p's GRAFT-flood penalty: the topic's mesh stayed empty. It is held instead,
+    and the peer joins our mesh when its proof arrives."""
+    from libp2p.peer.id import ID
+
+    async def ignore(topic: bytes, envelopes: list[Envelope], peer: str) -> None:
+        return None
+
+    with trio.fail_after(30):
+        async with (
+            open_netstack(NetworkKey.generate(), LOOPBACK) as a,
+            open_netstack(NetworkKey.generate(), LOOPBACK) as b,
+            trio.open_nursery() as nursery,
+        ):
+            await GossipService(a, _gate(), ignore).join(TOPIC, nursery)
+            await GossipService(b, _gate(), ignore).join(TOPIC, nursery)
+            proved: set[str] = set()
+            a.set_gossip_policy(lambda peer, name: peer in proved)
+            b.set_gossip_policy(lambda peer, name: True)
+            await b.connect(a.listen_addresses()[0])
+            name, a_id, b_id = topic_name(TOPIC), ID.from_base58(a.peer_id), ID.from_base58(b.peer_id)
+            while b_id not in a.pubsub.peers or a_id not in b.pubsub.peers:
+                await trio.sleep(0.01)
+            await b.router.emit_graft(name, a_id)  # before its proof
+            while name not in getattr(a.pubsub, "_held_grafts", {}).get(b_id, set()):
+                await trio.sleep(0.01)
+            assert b_id not in a.router.mesh[name]
+            proved.add(b.peer_id)  # the proof arrives
+            a.allow_gossip(b.peer_id, name)
+            while b_id not in a.router.mesh[name]:
+                await trio.sleep(0.01)
+            assert a_id not in b.router.back_off.get(name, {})  # never told to back off
+            nursery.cancel_scope.cancel()
