@@ -19,6 +19,12 @@ Inserts are usually appends (new envelopes carry recent timestamps) but may land
 anywhere; an insert updates the block's sum and drops its population counts, which are
 recomputed on demand with byte-table tricks that run at C speed.
 
+For the *plain* sketch layout (sync/reconcile_tables.py) the index also keeps, once a
+session has asked for them, whole-set sketch tables of the sizes recently used and a map
+from plain sketch key to item. Each insert XORs the new item into every kept table and
+adds it to the map, so a session sketches the whole set, and looks its decoded keys up,
+without touching the other items: O(cells + differences), not O(items).
+
 Everything here is plain Python: no clock, no randomness, no I/O.
 """
 
@@ -31,6 +37,7 @@ from itertools import repeat
 from identity.crypto import blake2b
 from identity.errors import LocalProtocolError
 from sync import limits
+from sync.reconcile_tables import build_cells, key_value, plain_key, plain_keys, toggle, values_of
 
 __all__ = [
     "AMS_COUNTERS",
@@ -45,6 +52,9 @@ __all__ = [
     "population_counts",
     "split_key",
 ]
+
+PLAIN_TABLES_KEPT = 6
+"""Whole-set plain sketch tables kept up to date (the sizes most recently asked for)."""
 
 ID_BYTES = limits.ENVELOPE_ID_BYTES
 TS_BYTES = 8
@@ -117,7 +127,7 @@ def population_counts(keys: list[bytes]) -> list[int]:
 class ItemIndex:
     """The sorted (ts, id) items of one topic, with fast range counts, sums and estimators."""
 
-    __slots__ = ("_blocks", "_firsts", "_sums", "_pops", "_len")
+    __slots__ = ("_blocks", "_firsts", "_sums", "_pops", "_len", "_plain", "_tables")
 
     def __init__(self, items: Iterable[tuple[int, bytes]] = ()) -> None:
         keys = sorted({item_key(ts, item_id) for ts, item_id in items})
@@ -126,6 +136,8 @@ class ItemIndex:
         self._sums: list[int | None] = [None] * len(self._blocks)
         self._pops: list[list[int] | None] = [None] * len(self._blocks)
         self._len = len(keys)
+        self._plain: dict[int, bytes | tuple[bytes, ...]] | None = None
+        self._tables: dict[int, list[int]] = {}
 
     # --- the set ------------------------------------------------------------------
 
@@ -159,6 +171,7 @@ class ItemIndex:
             self._sums.append(None)
             self._pops.append(None)
             self._len = 1
+            self._add_plain(key)
             return True
         index = max(bisect_right(self._firsts, key) - 1, 0)
         block = self._blocks[index]
@@ -173,6 +186,7 @@ class ItemIndex:
             self._sums[index] = (cached + int.from_bytes(item_id, "little")) % _MOD
         self._pops[index] = None
         self._len += 1
+        self._add_plain(key)
         if len(block) > BLOCK_MAX:
             half = len(block) // 2
             tail = block[half:]
@@ -276,6 +290,47 @@ class ItemIndex:
         parts = min(parts, count)
         return [shortest_bound(keys[rank - 1], keys[rank]) for rank in (n * count // parts for n in range(1, parts))]
 
+    # --- the plain sketch layout ----------------------------------------------------
+
+    def plain_table(self, first: int) -> list[int]:
+        """A copy of the plain sketch cells of the whole set, for first sub-table size ``first``.
+
+        The first request for a size walks every item; the table is then kept current by
+        `add` (the `PLAIN_TABLES_KEPT` most recently requested sizes are kept).
+        """
+        cells = self._tables.pop(first, None)
+        if cells is None:
+            keys = self.item_keys()
+            sketch_keys = plain_keys(keys)
+            if self._plain is None:
+                self._plain = _plain_map(sketch_keys, keys)
+            cells = build_cells(values_of(sketch_keys), first)
+        self._tables[first] = cells
+        while len(self._tables) > PLAIN_TABLES_KEPT:
+            del self._tables[next(iter(self._tables))]
+        return list(cells)
+
+    def items_with_plain_key(self, key: int) -> tuple[bytes, ...]:
+        """The item keys whose id has plain sketch key ``key`` (almost always 0 or 1 of them)."""
+        plain = self._plain
+        if plain is None:
+            keys = self.item_keys()
+            plain = self._plain = _plain_map(plain_keys(keys), keys)
+        found = plain.get(key)
+        if found is None:
+            return ()
+        return (found,) if type(found) is bytes else found  # type: ignore[return-value]
+
+    def _add_plain(self, key: bytes) -> None:
+        if not self._tables and self._plain is None:
+            return
+        item_id = key[TS_BYTES:]
+        value = key_value(plain_key(item_id))
+        for first, cells in self._tables.items():
+            toggle(cells, first, value)
+        if self._plain is not None:
+            _plain_insert(self._plain, plain_key(item_id), key)
+
     # --- caches -------------------------------------------------------------------
 
     def _block_sum(self, index: int) -> int:
@@ -291,6 +346,26 @@ class ItemIndex:
             cached = population_counts(self._blocks[index])
             self._pops[index] = cached
         return cached
+
+
+def _plain_map(sketch_keys: list[int], keys: list[bytes]) -> dict[int, bytes | tuple[bytes, ...]]:
+    """Plain sketch key -> item key (a tuple of them for the rare keys several ids share)."""
+    plain: dict[int, bytes | tuple[bytes, ...]] = dict(zip(sketch_keys, keys, strict=True))
+    if len(plain) != len(keys):
+        plain = {}
+        for sketch_key, key in zip(sketch_keys, keys, strict=True):
+            _plain_insert(plain, sketch_key, key)
+    return plain
+
+
+def _plain_insert(plain: dict[int, bytes | tuple[bytes, ...]], sketch_key: int, key: bytes) -> None:
+    found = plain.get(sketch_key)
+    if found is None:
+        plain[sketch_key] = key
+    elif type(found) is bytes:
+        plain[sketch_key] = (found, key)
+    else:
+        plain[sketch_key] = (*found, key)  # type: ignore[misc]
 
 
 def shortest_bound(before: bytes, at: bytes) -> bytes:
