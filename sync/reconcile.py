@@ -36,9 +36,9 @@ Skip, and each side can push its missing envelopes right after its second messag
 
 Results: `have_ids` (full ids we hold that the peer lacks) is always exact once `done`.
 What we lack is known as full ids (`need_ids`) when the peer listed them, as sketch
-keys after a sketch (`need_keys` for plain ones, `need_salted_keys` after a salted retry), or as a range and a count when the peer sends
-a whole range; `need_count` is exact and `expects` tells whether an incoming envelope is
-one of them. Committed results survive a later error, so an adapter can still send them.
+keys after a sketch (`need_keys` for plain ones, `need_salted_keys` after a salted
+retry), or as a range and a count when the peer sends a whole range; `need_count` is
+exact and `expects` tells whether an incoming envelope is one of them. Committed results survive a later error, so an adapter can still send them.
 
 Everything a peer controls is bounded: message size, ranges per message, id list and
 sketch sizes (`sync.reconcile_wire`), and rounds (`max_rounds`). A message that is not a
@@ -100,7 +100,10 @@ class ReconcileSession(RangeAnswers):
         salt: bytes | None = None,
         max_rounds: int = DEFAULT_MAX_ROUNDS,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        estimates: bool = True,
     ) -> None:
+        """``estimates=False`` never sends an Estimate, so the peer never sketches: plain
+        range-based reconciliation as in Negentropy, kept to measure what sketches save."""
         if initiator and (type(salt) is not bytes or len(salt) != SALT_BYTES):
             raise LocalProtocolError(f"the initiator needs a fresh random {SALT_BYTES}-byte salt")
         if not initiator and salt is not None:
@@ -112,6 +115,7 @@ class ReconcileSession(RangeAnswers):
         self.salt = salt
         self.max_rounds = max_rounds
         self.max_message_bytes = max_message_bytes
+        self.estimates = estimates
         self.done = False
         self.have_ids: set[bytes] = set()
         self.need_ids: set[bytes] = set()
@@ -132,7 +136,8 @@ class ReconcileSession(RangeAnswers):
     @property
     def need_count(self) -> int:
         """How many items the peer will send us (exact once `done`)."""
-        return len(self.need_ids) + len(self.need_keys) + len(self.need_salted_keys) + sum(count for *_, count, _ex in self.need_ranges)
+        ranged = sum(count for *_, count, _ex in self.need_ranges)
+        return len(self.need_ids) + len(self.need_keys) + len(self.need_salted_keys) + ranged
 
     @property
     def rounds(self) -> int:
@@ -149,6 +154,8 @@ class ReconcileSession(RangeAnswers):
         elif count <= START_IDLIST_ITEMS:
             ids = [key[8:] for key in self.index.item_keys()]
             entry = Sent(b"", INFINITY, Kind.IDLIST, IdList(b"".join(ids)), ids=ids)
+        elif not self.estimates:
+            entry = Sent(b"", INFINITY, Kind.SUMMARY, Fingerprint(count, fingerprint(total, count)), count=count)
         else:
             entry = Sent(b"", INFINITY, Kind.SUMMARY, self._estimate(b"", INFINITY, count, total), count=count)
         self._sent = [entry]

@@ -209,6 +209,7 @@ class RangeAnswers:
     index: ItemIndex
     stats: ReconcileStats
     max_message_bytes: int
+    estimates: bool
     have_ids: set[bytes]
     need_ids: set[bytes]
     need_keys: set[int]
@@ -278,7 +279,7 @@ class RangeAnswers:
         """
         count, total = self.index.count_and_sum(lower, upper)
         payload: Payload = Fingerprint(count, fingerprint(total, count))
-        if count >= ESTIMATE_MIN_ITEMS:
+        if count >= ESTIMATE_MIN_ITEMS and self.estimates:
             estimate = self._estimate(lower, upper, count, total)
             if reply.fits(payload_size(estimate)):
                 payload = estimate
@@ -396,9 +397,8 @@ class RangeAnswers:
         if decoded is not None:
             our_ids, our_keys, their_keys = decoded
             common_sum = (snapshot.total - sum(int.from_bytes(x, "little") for x in our_ids)) % MOD
-            result = SketchResult(
-                pack_keys(their_keys), pack_keys(our_keys), snapshot.count - len(our_ids), common_sum.to_bytes(32, "little")
-            )
+            common = snapshot.count - len(our_ids)
+            result = SketchResult(pack_keys(their_keys), pack_keys(our_keys), common, common_sum.to_bytes(32, "little"))
             if not reply.fits(payload_size(result)):
                 return self._split(lower, upper, reply) if reply.must_progress else [self._summary(lower, upper, reply)]
             self._offer(our_ids)
