@@ -38,7 +38,8 @@ Results: `have_ids` (full ids we hold that the peer lacks) is always exact once 
 What we lack is known as full ids (`need_ids`) when the peer listed them, as sketch
 keys after a sketch (`need_keys` for plain ones, `need_salted_keys` after a salted
 retry), or as a range and a count when the peer sends a whole range; `need_count` is
-exact and `expects` tells whether an incoming envelope is one of them. Committed results survive a later error, so an adapter can still send them.
+exact and `expects` tells whether an incoming envelope is one of them. Committed results
+survive a later error, so an adapter can still send them.
 
 Everything a peer controls is bounded: message size, ranges per message, id list and
 sketch sizes (`sync.reconcile_wire`), and rounds (`max_rounds`). A message that is not a
