@@ -30,9 +30,10 @@ Everything here is plain Python: no clock, no randomness, no I/O.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
-from itertools import repeat
+from collections.abc import Collection, Iterable, Iterator
+from itertools import compress, repeat
 
 from identity.crypto import blake2b
 from identity.errors import LocalProtocolError
@@ -127,7 +128,7 @@ def population_counts(keys: list[bytes]) -> list[int]:
 class ItemIndex:
     """The sorted (ts, id) items of one topic, with fast range counts, sums and estimators."""
 
-    __slots__ = ("_blocks", "_firsts", "_sums", "_pops", "_len", "_plain", "_tables")
+    __slots__ = ("_blocks", "_firsts", "_sums", "_pops", "_len", "_plain", "_scans", "_tables")
 
     def __init__(self, items: Iterable[tuple[int, bytes]] = ()) -> None:
         keys = sorted({item_key(ts, item_id) for ts, item_id in items})
@@ -136,7 +137,8 @@ class ItemIndex:
         self._sums: list[int | None] = [None] * len(self._blocks)
         self._pops: list[list[int] | None] = [None] * len(self._blocks)
         self._len = len(keys)
-        self._plain: dict[int, bytes | tuple[bytes, ...]] | None = None
+        self._plain: PlainKeyMap | None = None
+        self._scans = 0
         self._tables: dict[int, list[int]] = {}
 
     # --- the set ------------------------------------------------------------------
@@ -302,24 +304,30 @@ class ItemIndex:
         if cells is None:
             keys = self.item_keys()
             sketch_keys = plain_keys(keys)
-            if self._plain is None:
-                self._plain = _plain_map(sketch_keys, keys)
             cells = build_cells(values_of(sketch_keys), first)
         self._tables[first] = cells
         while len(self._tables) > PLAIN_TABLES_KEPT:
             del self._tables[next(iter(self._tables))]
         return list(cells)
 
-    def items_with_plain_key(self, key: int) -> tuple[bytes, ...]:
-        """The item keys whose id has plain sketch key ``key`` (almost always 0 or 1 of them)."""
+    def items_with_plain_keys(self, wanted: Collection[int]) -> dict[int, tuple[bytes, ...]]:
+        """The item keys whose id has each wanted plain sketch key (keys no item has are absent).
+
+        The first call walks the items (as a version 1 session did); the second builds the
+        `PlainKeyMap` that `add` keeps current, so later calls cost O(len(wanted) log N).
+        """
         plain = self._plain
         if plain is None:
             keys = self.item_keys()
-            plain = self._plain = _plain_map(plain_keys(keys), keys)
-        found = plain.get(key)
-        if found is None:
-            return ()
-        return (found,) if type(found) is bytes else found  # type: ignore[return-value]
+            sketch_keys = plain_keys(keys)
+            self._scans += 1
+            if self._scans < 2:
+                found: dict[int, tuple[bytes, ...]] = {}
+                for at in compress(range(len(keys)), map(wanted.__contains__, sketch_keys)):
+                    found[sketch_keys[at]] = (*found.get(sketch_keys[at], ()), keys[at])
+                return found
+            plain = self._plain = PlainKeyMap(sketch_keys, keys)
+        return {key: items for key in wanted if (items := plain.get(key))}
 
     def _add_plain(self, key: bytes) -> None:
         if not self._tables and self._plain is None:
@@ -329,7 +337,7 @@ class ItemIndex:
         for first, cells in self._tables.items():
             toggle(cells, first, value)
         if self._plain is not None:
-            _plain_insert(self._plain, plain_key(item_id), key)
+            self._plain.add(plain_key(item_id), key)
 
     # --- caches -------------------------------------------------------------------
 
@@ -348,24 +356,55 @@ class ItemIndex:
         return cached
 
 
-def _plain_map(sketch_keys: list[int], keys: list[bytes]) -> dict[int, bytes | tuple[bytes, ...]]:
-    """Plain sketch key -> item key (a tuple of them for the rare keys several ids share)."""
-    plain: dict[int, bytes | tuple[bytes, ...]] = dict(zip(sketch_keys, keys, strict=True))
-    if len(plain) != len(keys):
-        plain = {}
-        for sketch_key, key in zip(sketch_keys, keys, strict=True):
-            _plain_insert(plain, sketch_key, key)
-    return plain
+PLAIN_RECENT_MIN = 4096
+"""Inserts the plain key map holds in its small dict before merging them into its arrays."""
 
 
-def _plain_insert(plain: dict[int, bytes | tuple[bytes, ...]], sketch_key: int, key: bytes) -> None:
-    found = plain.get(sketch_key)
-    if found is None:
-        plain[sketch_key] = key
-    elif type(found) is bytes:
-        plain[sketch_key] = (found, key)
-    else:
-        plain[sketch_key] = (*found, key)  # type: ignore[misc]
+class PlainKeyMap:
+    """Plain sketch key -> item keys, in about 16 bytes per item.
+
+    A sorted ``array('Q')`` of keys with a parallel list of item keys (shared with the
+    blocks, not copied), looked up by bisection, plus a dict of recent inserts that is
+    merged in once it holds more than `PLAIN_RECENT_MIN` or 1/32 of the items: O(log N)
+    amortised per insert. A dict of every item would cost about 100 bytes per item.
+    """
+
+    __slots__ = ("_keys", "_items", "_recent")
+
+    def __init__(self, sketch_keys: list[int], item_keys: list[bytes]) -> None:
+        self._keys = array("Q")
+        self._items: list[bytes] = []
+        self._recent: dict[int, list[bytes]] = {}
+        self._merge(sketch_keys, item_keys)
+
+    def get(self, key: int) -> tuple[bytes, ...]:
+        keys = self._keys
+        at = bisect_left(keys, key)
+        found = []
+        while at < len(keys) and keys[at] == key:
+            found.append(self._items[at])
+            at += 1
+        found.extend(self._recent.get(key, ()))
+        return tuple(found)
+
+    def add(self, key: int, item_key: bytes) -> None:
+        self._recent.setdefault(key, []).append(item_key)
+        if len(self._recent) > max(PLAIN_RECENT_MIN, len(self._keys) >> 5):
+            recent = [(k, item) for k, items in self._recent.items() for item in items]
+            self._recent = {}
+            self._merge([k for k, _ in recent], [item for _, item in recent])
+
+    def _merge(self, sketch_keys: list[int], item_keys: list[bytes]) -> None:
+        # Sort (key, position) packed in one int: cheaper than sorting tuples.
+        items = [*self._items, *item_keys]
+        width = max(len(items), 1).bit_length()
+        packed = [key << width | at for at, key in enumerate(self._keys)]
+        base = len(self._keys)
+        packed += [key << width | (base + at) for at, key in enumerate(sketch_keys)]
+        packed.sort()
+        mask = (1 << width) - 1
+        self._keys = array("Q", [code >> width for code in packed])
+        self._items = [items[code & mask] for code in packed]
 
 
 def shortest_bound(before: bytes, at: bytes) -> bytes:

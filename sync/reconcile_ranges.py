@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 from array import array
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from identity.errors import LocalProtocolError
@@ -121,17 +122,17 @@ class Snapshot:
         assert self.values is not None
         return build_cells(self.values, first)
 
-    def lookup(self, key: int) -> tuple[bytes, ...] | list[bytes]:
-        """Our item keys with this sketch key."""
+    def lookup(self, wanted: Collection[int]) -> dict[int, tuple[bytes, ...] | list[bytes]]:
+        """Our item keys by sketch key, for the wanted keys that some item of ours has."""
         if self.index is not None:
-            return self.index.items_with_plain_key(key)
+            return self.index.items_with_plain_keys(wanted)  # type: ignore[return-value]
         if self._by_key is None:
             assert self.keys is not None and self.values is not None
             by_key: dict[int, list[bytes]] = {}
             for item, value in zip(self.keys, self.values, strict=True):
                 by_key.setdefault(value >> 16, []).append(item)
             self._by_key = by_key
-        return self._by_key.get(key, [])
+        return {key: self._by_key[key] for key in wanted if key in self._by_key}
 
 
 @dataclass(slots=True)
@@ -425,13 +426,11 @@ class RangeAnswers:
         offered = payload.have_keys()
         their_ids: list[bytes] = []
         ok = snapshot.count - len(need) == payload.common_count
-        for key in need if ok else ():
-            matches = snapshot.lookup(key)
-            if len(matches) != 1:
-                ok = False
-                break
-            their_ids.append(matches[0][8:])
-        if ok and not any(snapshot.lookup(key) for key in offered):
+        if ok:
+            found = snapshot.lookup({*need, *offered})
+            ok = all(len(found.get(key, ())) == 1 for key in need) and not any(key in found for key in offered)
+            their_ids = [found[key][0][8:] for key in need] if ok else []
+        if ok:
             common = (snapshot.total - sum(int.from_bytes(x, "little") for x in their_ids)) % MOD
             if common.to_bytes(32, "little") == payload.common_sum:
                 self._commit_have(their_ids)
@@ -465,8 +464,9 @@ def classify(found: set[int], snapshot: Snapshot, their_count: int) -> tuple[lis
     our_ids: list[bytes] = []
     our_keys: list[int] = []
     their_keys: list[int] = []
+    ours = snapshot.lookup(found)
     for key in found:
-        matches = snapshot.lookup(key)
+        matches = ours.get(key, ())
         if len(matches) > 1:
             return None
         if matches:

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from identity.errors import LocalProtocolError
+from sync import reconcile_index
 from sync.reconcile_index import (
     BLOCK_MAX,
     INFINITY,
@@ -110,17 +111,39 @@ def test_kept_plain_tables_and_key_map_follow_inserts(
     index = ItemIndex(before)
     for first in sizes:  # asks for some sizes before the inserts (kept), others only after
         assert index.plain_table(first) == reference_plain_cells(index.item_keys(), first)
-    index.items_with_plain_key(0)
+    zero = tuple(k for k in index.item_keys() if k[8:14] == bytes(6))
+    assert index.items_with_plain_keys({0}) == ({0: zero} if zero else {})  # walks the items
+    index.items_with_plain_keys({1})  # builds the key map, which the inserts below update
     for ts, i in after:
         index.add(ts, i)
     keys = index.item_keys()
     for first in sizes:
         assert index.plain_table(first) == reference_plain_cells(keys, first)
     assert len(index._tables) <= PLAIN_TABLES_KEPT
+    expected: dict[int, list[bytes]] = {}
     for key in keys:
-        found = index.items_with_plain_key(int.from_bytes(key[8:14], "little"))
-        assert sorted(found) == [k for k in keys if k[8:14] == key[8:14]]
-    assert index.items_with_plain_key(2**48 - 1) == () or any(k[8:14] == b"\xff" * 6 for k in keys)
+        expected.setdefault(int.from_bytes(key[8:14], "little"), []).append(key)
+    found = index.items_with_plain_keys({*expected, 2**48 - 1})
+    assert {k: sorted(v) for k, v in found.items()} == expected
+
+
+def test_the_plain_key_map_stays_exact_across_merges(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reconcile_index, "PLAIN_RECENT_MIN", 16)
+    rng = random.Random(4)
+    pairs = [(rng.randrange(500), rng.randbytes(32)) for _ in range(3000)]
+    pairs += [(ts + 1, i[:6] + rng.randbytes(26)) for ts, i in pairs[:40]]  # shared plain keys
+    rng.shuffle(pairs)
+    index = ItemIndex(pairs[:300])
+    index.items_with_plain_keys({0})
+    index.items_with_plain_keys({0})  # the second call builds the map
+    for ts, i in pairs[300:]:
+        index.add(ts, i)
+    expected: dict[bytes, list[bytes]] = {}
+    for key in index.item_keys():
+        expected.setdefault(key[8:14], []).append(key)
+    assert len(index._plain._recent) < 200  # type: ignore[union-attr]  # it merged along the way
+    found = index.items_with_plain_keys({int.from_bytes(prefix, "little") for prefix in expected})
+    assert {k.to_bytes(6, "little"): sorted(v) for k, v in found.items()} == expected
 
 
 def test_a_kept_table_is_a_copy_and_updates_on_insert_anywhere() -> None:
