@@ -30,6 +30,7 @@ Everything here is plain Python: no clock, no randomness, no I/O.
 
 from __future__ import annotations
 
+import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator
@@ -135,7 +136,7 @@ class ItemIndex:
         self._blocks: list[list[bytes]] = [keys[i : i + BLOCK_MAX // 2] for i in range(0, len(keys), BLOCK_MAX // 2)]
         self._firsts = [block[0] for block in self._blocks]
         self._sums: list[int | None] = [None] * len(self._blocks)
-        self._pops: list[list[int] | None] = [None] * len(self._blocks)
+        self._pops: list[int | None] = [None] * len(self._blocks)
         self._len = len(keys)
         self._plain: PlainKeyMap | None = None
         self._scans = 0
@@ -270,16 +271,15 @@ class ItemIndex:
     def population_counts(self, lower: bytes = b"", upper: bytes = INFINITY) -> tuple[int, list[int]]:
         """(count, per-bit set counts) of the estimator bits over ``[lower, upper)``."""
         count = 0
-        totals = [0] * AMS_COUNTERS
+        total = 0  # the 128 counts packed in 32-bit lanes: one big-int addition per block
         for index, start, stop in self._pieces(lower, upper):
             block = self._blocks[index]
             count += stop - start
             if start == 0 and stop == len(block):
-                part = self._block_pops(index)
+                total += self._block_pops(index)
             else:
-                part = population_counts(block[start:stop])
-            totals = [a + b for a, b in zip(totals, part, strict=True)]
-        return count, totals
+                total += _pack_counts(population_counts(block[start:stop]))
+        return count, _unpack_counts(total)
 
     def split_bounds(self, lower: bytes, upper: bytes, parts: int) -> list[bytes]:
         """Up to ``parts - 1`` bounds cutting ``[lower, upper)`` into runs of nearly equal count.
@@ -348,12 +348,30 @@ class ItemIndex:
             self._sums[index] = cached
         return cached
 
-    def _block_pops(self, index: int) -> list[int]:
+    def _block_pops(self, index: int) -> int:
+        """The block's population counts, packed (`_pack_counts`)."""
         cached = self._pops[index]
         if cached is None:
-            cached = population_counts(self._blocks[index])
+            cached = _pack_counts(population_counts(self._blocks[index]))
             self._pops[index] = cached
         return cached
+
+
+def _pack_counts(counts: list[int]) -> int:
+    """128 counts (each < 2^32) as one integer, count j in bits 32j..32j+31: sums of packed
+    counts are packed sums as long as no total reaches 2^32 (counts are items, at most 2^32 - 1)."""
+    lanes = array("I", counts)
+    if sys.byteorder != "little":
+        lanes.byteswap()
+    return int.from_bytes(lanes.tobytes(), "little")
+
+
+def _unpack_counts(packed: int) -> list[int]:
+    lanes = array("I")
+    lanes.frombytes(packed.to_bytes(4 * AMS_COUNTERS, "little"))
+    if sys.byteorder != "little":
+        lanes.byteswap()
+    return lanes.tolist()
 
 
 PLAIN_RECENT_MIN = 4096
