@@ -160,8 +160,9 @@ ALLOWED: dict[Kind, tuple[type[Payload], ...]] = {
     Kind.SKETCH: (Fingerprint, Estimate, IdList, NeedAll),
     Kind.RESULT: (Fingerprint, Estimate, IdList, NeedAll),
 }
-"""A Sketch may also answer exactly a range we sent a Sketch or a SketchResult for: the salted retry."""
-"""Payloads that may answer part of a range we sent, by what we sent."""
+"""Payloads that may answer part of a range we sent, by what we sent (`_check_allowed` adds
+the answers only for exactly that range, among them a salted Sketch answering our Sketch
+or our SketchResult: the retry)."""
 
 
 class Reply:
