@@ -515,12 +515,18 @@ class Lifecycle:
             self._epochs_folded[circle.id] = set(circle.keys.epochs)
         del self.joins()[topic]
         self._join_codes.pop(topic, None)
-        self.node.drop_topic(topic)  # the invite's topic has done its work
         for address in welcome.relays:
             if address not in self.node.keystore.data.relays:
                 self.node.keystore.data.relays.append(address)
         self.node.keystore.save()
         self.install_keys(circle)  # serves the circle's epoch topics: gossip and sync them
+        # The invite's topic has done its work for us, but members follow the topics of
+        # their circle's open invites: dropping it here and serving it again a moment later
+        # showed our peers an unsubscribe then a GRAFT within seconds, which py-libp2p
+        # punishes as a GRAFT flood. Keep it when the circle (as folded so far) wants it.
+        self.follow_invites(circle)
+        if topic not in self.invite_topics:
+            self.node.drop_topic(topic)
         self.node.emit("joined", {"circle": circle.id.hex(), "name": welcome.name})
         self.node.request_sync()
 
