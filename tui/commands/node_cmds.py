@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
 
 from identity.errors import KithError, UsageError
 from identity.keystore import Keystore, KeystoreData
-from p2pnet.config import NodeConfig
+from p2pnet.addresses import check_announce
+from p2pnet.config import DEFAULT_NODE_LISTEN, DEFAULT_NODE_PORT, NodeConfig
 from p2pnet.control import socket_in_use
 from tui.context import Context
 from tui.member_text import LINE, NAME, visible
@@ -51,6 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", action="append", metavar="MULTIADDR", help="address to listen on (repeatable)")
+    parser.add_argument(
+        "--announce",
+        action="append",
+        metavar="MULTIADDR",
+        help="address peers should dial, e.g. /dns4/relay.example.org/tcp/4747 or /ip4/203.0.113.7/tcp/4747"
+        " (repeatable; default: the listening addresses on this host's interfaces)",
+    )
     parser.add_argument("--bootstrap", action="append", metavar="MULTIADDR", help="peer to dial (repeatable)")
     parser.add_argument("--passphrase-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--verbose", action="store_true", help="log debug details")
@@ -60,9 +69,25 @@ def _config(ctx: Context, args: argparse.Namespace, *, relay: bool) -> NodeConfi
     config = NodeConfig.load(ctx.home.config, relay=relay)
     if getattr(args, "listen", None):
         config.listen = args.listen
+    elif not relay and config.listen == [DEFAULT_NODE_LISTEN] and not _port_free(DEFAULT_NODE_PORT):
+        # Another node on this machine has the default port: take any free one, and say so.
+        print(f"note: port {DEFAULT_NODE_PORT} is taken (another kith node?); listening on a free port", file=sys.stderr)
+        config.listen = ["/ip4/0.0.0.0/tcp/0"]
+    if getattr(args, "announce", None):
+        config.announce = [check_announce(a) for a in args.announce]
     if getattr(args, "bootstrap", None):
         config.bootstrap = list(config.bootstrap) + args.bootstrap
     return config
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the node's listener does
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 def _passphrase(ctx: Context, args: argparse.Namespace) -> str:
