@@ -147,6 +147,8 @@ class Node:
         self.ready = trio.Event()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.guard = PeerGuard()
+        self._circle_relays: set[str] = set()
+        """The relays our circles listed when we last looked (`_remember_circle_relays`)."""
         self.reach: dict[str, Reach] = {}
         """Dial targets (`dial_targets`) -> how dialing them has gone (backoff, last error)."""
         self.topic_synced: dict[bytes, float] = {}
@@ -807,6 +809,7 @@ class Node:
         comes back is not hit by every member at the same second)."""
         while True:
             now = trio.current_time()
+            self._remember_circle_relays()
             targets = self.dial_targets()
             for gone in [a for a in self.reach if a not in targets]:
                 del self.reach[gone]
@@ -846,10 +849,10 @@ class Node:
         """Whom to keep connected: configured bootstrap peers, relays and inviters we were
         given, and the relays each of our circles lists (relay.add)."""
         targets = list(self.config.bootstrap)
-        targets += [r for r in self.keystore.data.relays if r not in targets]
         if self.circles is not None:
             for circle in self.circles.circles.values():
-                targets += [r for r in circle.replica.state.relays if r not in targets]
+                targets += [r for r in sorted(circle.replica.state.relays) if r not in targets]
+        targets += [r for r in self.keystore.data.relays if r not in targets]
         return targets
 
     async def connect(self, address: str, *, timeout: float = 10.0) -> str:
@@ -865,9 +868,40 @@ class Node:
             record.failures, record.error, record.reached = 0, None, self.clock()
         return peer
 
-    def reachable(self, address: str) -> bool:
-        """Is the peer this address names connected now?"""
-        return address.rsplit("/p2p/", 1)[-1] in self.peers
+    def relay_reach(self, circle: Any) -> list[dict[str, Any]]:
+        """Each relay the circle lists: connected now, when last reached, why the last dial failed."""
+        listing = []
+        for address in sorted(circle.replica.state.relays):
+            record = self.reach.get(address)
+            listing.append(
+                {
+                    "address": address,
+                    "connected": address.rsplit("/p2p/", 1)[-1] in self.peers,
+                    "reached": record.reached if record else None,
+                    "failures": record.failures if record else 0,
+                    "error": record.error if record else None,
+                }
+            )
+        return listing
+
+    def _remember_circle_relays(self) -> None:
+        """Keep the keystore's relay list (what a backup carries, and what a restored node
+        first dials) led by the relays our circles list now: a relay a circle added goes
+        in, one it removed goes out (addresses from invites that no circle lists stay)."""
+        if self.circles is None:
+            return
+        listed = [a for c in self.circles.circles.values() for a in sorted(c.replica.state.relays)]
+        current = list(dict.fromkeys(listed))
+        dropped = self._circle_relays - set(current)
+        kept = [a for a in self.keystore.data.relays if a not in current and a not in dropped]
+        wanted = current + kept
+        self._circle_relays = set(current)
+        if wanted != self.keystore.data.relays:
+            self.keystore.data.relays[:] = wanted
+            try:
+                self.keystore.save()
+            except StorageError as exc:
+                log.warning("could not save the circles' relay list: %s", exc)
 
     # --- snapshots ----------------------------------------------------------------
 

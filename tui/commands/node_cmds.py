@@ -31,6 +31,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     allow = relay_sub.add_parser("allow", help="serve a circle, with the relay token its organizer gave you")
     allow.add_argument("token")
     allow.set_defaults(handler=cmd_relay_allow)
+    for action, text in (
+        ("add", "organizers: list a relay in a circle, so members' nodes and invites use it"),
+        ("remove", "organizers: take a relay off a circle's list"),
+    ):
+        change = relay_sub.add_parser(action, help=text)
+        change.add_argument("circle")
+        change.add_argument("address", help="the relay's address, as it prints: /ip4/HOST/tcp/4747/p2p/PEERID")
+        change.set_defaults(handler=cmd_relay_change, relay_action=action)
+    listing = relay_sub.add_parser("list", help="a circle's relays, and whether your node reaches each now")
+    listing.add_argument("circle")
+    listing.set_defaults(handler=cmd_relay_list)
     run = relay_sub.add_parser("run", help="run the relay in the foreground (the default action)")
     _network_options(run)
     run.set_defaults(handler=cmd_relay_run)
@@ -71,7 +82,7 @@ def _config(ctx: Context, args: argparse.Namespace, *, relay: bool) -> NodeConfi
         config.listen = args.listen
     elif not relay and config.listen == [DEFAULT_NODE_LISTEN] and not _port_free(DEFAULT_NODE_PORT):
         # Another node on this machine has the default port: take any free one, and say so.
-        print(f"note: port {DEFAULT_NODE_PORT} is taken (another kith node?); listening on a free port", file=sys.stderr)
+        print(f"note: port {DEFAULT_NODE_PORT} is in use (another kith node?); using a free port", file=sys.stderr)
         config.listen = ["/ip4/0.0.0.0/tcp/0"]
     if getattr(args, "announce", None):
         config.announce = [check_announce(a) for a in args.announce]
@@ -232,12 +243,52 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         when = f"last synced {now - synced:.0f}s ago" if synced else "not synced yet"
         name = f"circle {visible(circle['name'], NAME)} ({circle['id'][:8]})"
         lines.append(f"{name}: {circle['ops']} ops, {circle['envelopes']} envelopes, {when}")
+        if not circle["relays"]:
+            lines.append("  no relay listed: history reaches you only from members online at the same time")
+        elif not circle["relay_reachable"]:
+            lines.append("  no relay reachable now: check your network, or ask an organizer whether it runs")
+        lines += [relay_line(r, now) for r in circle["relays"]]
     for topic in status["relay_topics"]:
         used = topic["bytes"] / max(1, topic["quota_bytes"]) * 100
         lines.append(f"serving {visible(topic['label'], NAME)}: {topic['envelopes']} envelopes, {used:.1f}% of quota")
     if status["refused"]:
         lines.append("refused: " + ", ".join(f"{k} {v}" for k, v in sorted(status["refused"].items())))
     ctx.emit(status, "\n".join(lines))
+    return 0
+
+
+def cmd_relay_change(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(ctx, f"relay.{args.relay_action}", circle=args.circle, address=args.address)
+    assert isinstance(result, dict)
+    if result.get("rejected"):
+        ctx.emit(result, f"kith: the circle did not accept this change: {visible(result['rejected'], LINE)}")
+        return 1
+    done = "added; members' nodes dial it and new invites carry it" if args.relay_action == "add" else "removed"
+    ctx.emit(result, f"relay {done}")
+    return 0
+
+
+def relay_line(relay: dict[str, object], now: float) -> str:
+    """One relay of a circle as `kith relay list` and `kith status` show it."""
+    address = visible(str(relay["address"]), LINE)
+    if relay["connected"]:
+        return f"  relay {address}: reachable"
+    reached = relay.get("reached")
+    seen = f", last reached {now - float(reached):.0f}s ago" if isinstance(reached, (int, float)) else ""  # type: ignore[arg-type]
+    error = relay.get("error")
+    why = f" ({visible(str(error), LINE)})" if error else ""
+    return f"  relay {address}: NOT reachable{seen}{why}"
+
+
+def cmd_relay_list(ctx: Context, args: argparse.Namespace) -> int:
+    relays = _call(ctx, "relays", circle=args.circle)
+    assert isinstance(relays, list)
+    now = time.time()
+    text = "\n".join(relay_line(r, now) for r in relays) or (
+        "this circle lists no relay: members reach each other only while online together"
+        " ('kith relay add CIRCLE ADDRESS', organizers)"
+    )
+    ctx.emit(relays, text)
     return 0
 
 
