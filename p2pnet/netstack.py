@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -356,10 +356,11 @@ class NetStack:
     def connected_peers(self) -> list[str]:
         return sorted(p.to_base58() for p in self.host.get_connected_peers())
 
-    async def connect(self, address: str, *, timeout: float = 10.0) -> str:
+    async def connect(self, address: str, *, also: Sequence[str] = (), timeout: float = 10.0) -> str:
         """Reach the peer a full address names; returns its peer id. Raises `NetError`.
 
-        Dials ``address`` first, then every other address the book or the peer itself
+        Dials ``address`` first, then ``also`` (more addresses of the same peer, as an invite
+        lists them), then every other address the book or the peer itself
         (libp2p's identify) gave for that peer, each `HAPPY_EYEBALLS_STAGGER_S` after the
         previous one unless it failed sooner; the first connection wins and the others are
         cancelled. An address that works goes first in the book; one that fails is forgotten.
@@ -377,7 +378,8 @@ class NetStack:
             return peer
         suffix = f"/p2p/{peer}"
         announced = [f"{a}{suffix}" for a in self._announced_transports(peer_id)]
-        candidates = self.book.dial_order(peer, [address, *announced])
+        same_peer = [a for a in also if a.rsplit("/p2p/", 1)[-1] == peer]
+        candidates = self.book.dial_order(peer, [address, *same_peer, *announced])
         errors: dict[str, str] = {}
         won: list[str] = []
 

@@ -23,7 +23,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -813,11 +813,14 @@ class Node:
             targets = self.dial_targets()
             for gone in [a for a in self.reach if a not in targets]:
                 del self.reach[gone]
-            due = [t for t in targets if self._dial_due(t, now)]
+            due: dict[str, list[str]] = {}  # one dial per peer, with all its due addresses
+            for target in targets:
+                if self._dial_due(target, now):
+                    due.setdefault(target.rsplit("/p2p/", 1)[-1], []).append(target)
             if due and self._nursery is not None:
                 async with trio.open_nursery() as dials:
-                    for address in due:
-                        dials.start_soon(self._dial_target, address)
+                    for addresses in due.values():
+                        dials.start_soon(self._dial_target, addresses)
             await trio.sleep(min(self.config.redial_interval_s, 1.0))
 
     def _dial_due(self, address: str, now: float) -> bool:
@@ -829,21 +832,24 @@ class Node:
         record = self.reach.get(address)
         return record is None or now >= record.next_try
 
-    async def _dial_target(self, address: str) -> None:
-        record = self.reach.setdefault(address, Reach())
+    async def _dial_target(self, addresses: list[str]) -> None:
+        """Dial one peer at its due addresses; each address's record follows the outcome."""
+        records = [self.reach.setdefault(a, Reach()) for a in addresses]
         try:
-            await self.connect(address, timeout=10)
+            await self.connect(addresses[0], also=addresses[1:], timeout=10)
         except (NetError, UsageError) as exc:
-            record.failures += 1
-            record.error = str(exc)
-            backoff = min(MAX_REDIAL_S, self.config.redial_interval_s * 2 ** min(record.failures - 1, 16))
-            record.next_try = trio.current_time() + backoff * random.uniform(0.75, 1.25)
-            log.debug("dial %s failed (%d in a row): %s", address, record.failures, exc)
+            for record in records:
+                record.failures += 1
+                record.error = str(exc)
+                backoff = min(MAX_REDIAL_S, self.config.redial_interval_s * 2 ** min(record.failures - 1, 16))
+                record.next_try = trio.current_time() + backoff * random.uniform(0.75, 1.25)
+            log.debug("dial %s failed (%d in a row): %s", addresses[0], records[0].failures, exc)
         else:
-            record.failures = 0
-            record.error = None
-            record.reached = self.clock()
-            record.next_try = trio.current_time() + self.config.redial_interval_s
+            for record in records:
+                record.failures = 0
+                record.error = None
+                record.reached = self.clock()
+                record.next_try = trio.current_time() + self.config.redial_interval_s
 
     def dial_targets(self) -> list[str]:
         """Whom to keep connected: configured bootstrap peers, relays and inviters we were
@@ -855,12 +861,12 @@ class Node:
         targets += [r for r in self.keystore.data.relays if r not in targets]
         return targets
 
-    async def connect(self, address: str, *, timeout: float = 10.0) -> str:
+    async def connect(self, address: str, *, also: Sequence[str] = (), timeout: float = 10.0) -> str:
         assert self.net is not None
         target = address.rsplit("/p2p/", 1)[-1]
         if self.is_banned(target):
             raise UsageError(f"peer {target[:12]}... is blocked for now; unblock it first")
-        peer = await self.net.connect(address, timeout=timeout)
+        peer = await self.net.connect(address, also=also, timeout=timeout)
         if peer not in self.peers:
             self.peers[peer] = PeerState(peer, self.clock())
         record = self.reach.setdefault(address, Reach()) if address in self.reach else None
