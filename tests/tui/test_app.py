@@ -345,6 +345,20 @@ def test_rsvp(world: DemoWorld) -> None:
     assert [answer for _member, name, answer in event["rsvps"] if name == "Sam"] == ["yes"]
 
 
+def test_the_net_view_says_whether_the_circle_reaches_its_relay(world: DemoWorld) -> None:
+    app = make_app(user_home(world))
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await open_main(pilot)
+            await pilot.press("7")
+            await wait_for_text(pilot, "1/1 reachable", timeout=30)
+
+    run(scenario())
+    relays = call(world, "Sam", "relays", circle=world.ready["circle"])
+    assert [r["connected"] for r in relays] == [True]
+
+
 def test_every_action_is_in_the_command_palette_and_help(world: DemoWorld) -> None:
     app = make_app(user_home(world))
 

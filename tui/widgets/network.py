@@ -32,6 +32,15 @@ def _ago(at: float | None, now: float) -> str:
     return f"{seconds}s ago" if seconds < 120 else f"{seconds // 60} min ago"
 
 
+def relay_state(circle: dict[str, Any]) -> str:
+    """Whether the circle has a relay this node reaches now (the status's ``relays``)."""
+    relays = circle.get("relays") or []
+    if not relays:
+        return "none listed"
+    reached = sum(1 for r in relays if r.get("connected"))
+    return f"{reached}/{len(relays)} reachable" if reached else "NOT reachable"
+
+
 class NetworkPane(Pane):
     TITLE = "Net"
     HELP = "Peers and relays see encrypted envelopes only: never content, names or who wrote what."
@@ -48,7 +57,7 @@ class NetworkPane(Pane):
         yield peers
         yield Label("Circles", classes="section")
         circles: DataTable[Any] = DataTable(id="circles-table", cursor_type="row")
-        circles.add_columns("Circle", "Ops", "Envelopes", "Last sync", "Last new op")
+        circles.add_columns("Circle", "Relay", "Ops", "Envelopes", "Last sync", "Last new op")
         yield circles
 
     def on_mount(self) -> None:
@@ -93,6 +102,7 @@ class NetworkPane(Pane):
                 c["id"],
                 (
                     plain(c["name"], limit=NAME),
+                    relay_state(c),
                     str(c["ops"]),
                     str(c["envelopes"]),
                     _ago(c.get("last_sync"), now),
