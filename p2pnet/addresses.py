@@ -61,6 +61,13 @@ def is_unspecified(address: str) -> bool:
     return parts is not None and parts[1] in UNSPECIFIED_HOSTS
 
 
+def is_public(address: str) -> bool:
+    """Does this multiaddr name a DNS name or a globally routable IP (what members on other
+    networks can dial), rather than a private, link-local or loopback one?"""
+    parts = _split(address)
+    return parts is not None and _rank(parts[1]) == 0
+
+
 def check_announce(address: str) -> str:
     """An ``--announce`` address: ``/ip4|ip6|dns|dns4|dns6/HOST/tcp/PORT`` (no /p2p/: the node
     adds its own). `UsageError` with what is wrong, else the address as given."""

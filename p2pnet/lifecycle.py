@@ -386,9 +386,7 @@ class Lifecycle:
             async with trio.open_nursery() as nursery:
                 for group in by_peer.values():
                     nursery.start_soon(dial, group)
-        unreached = [
-            {"address": a, "error": errors.get(a, "no answer in time")} for a in addresses if a not in reached
-        ]
+        unreached = [{"address": a, "error": errors.get(a, "no answer in time")} for a in addresses if a not in reached]
         return reached, unreached
 
     def pending_joins(self) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from p2pnet.addresses import (
     check_announce,
     expand_unspecified,
     interface_addresses,
+    is_public,
     is_unspecified,
 )
 from p2pnet.config import NodeConfig
@@ -39,6 +40,12 @@ def test_unspecified_hosts_expand_to_interfaces_loopback_last() -> None:
         "/ip6/::1/tcp/4747", "/ip6/2001:db8::5/tcp/4747", "/ip4/10.0.0.1/tcp/9",
     }  # fmt: skip
     assert "fe80" not in " ".join(expanded)  # link-local needs a zone to be dialed
+
+
+def test_public_means_a_dns_name_or_a_globally_routable_ip() -> None:
+    assert is_public("/dns4/relay.example.org/tcp/4747") and is_public(f"/ip4/8.8.8.8/tcp/4747/p2p/{PEER}")
+    for private in ("/ip4/192.168.1.20/tcp/4747", "/ip4/127.0.0.1/tcp/1", "/ip6/fe80::1/tcp/1", "/ip4/10.0.0.1/tcp/1"):
+        assert not is_public(private)
 
 
 def test_this_host_has_at_least_loopback() -> None:
@@ -144,6 +151,9 @@ async def test_a_peer_back_on_a_new_port_is_reached_again(tmp_path: Path) -> Non
                 assert bob.net is not None and bob.net.book.known(peer)[0] == second
                 await wait_until(lambda: bob.net is not None and peer in bob.net.connected_peers())
             await wait_until(lambda: peer not in bob.peers, timeout=30)
+            # 0.0.0.0 names no host: refused at once, with what to use instead.
+            with pytest.raises(UsageError, match="kith status"):
+                await bob.connect(f"/ip4/0.0.0.0/tcp/{second.split('/tcp/')[1]}")
             # Nobody there now: a dial fails with the reason, and the dead address is forgotten.
             with pytest.raises(NetError, match="cannot connect"):
                 await bob.connect(second)

@@ -74,3 +74,34 @@ def test_join_against_an_inviter_who_is_away_answers_at_once_then_gets_in(tmp_pa
     finally:
         bob.stop()
         alice.stop()
+
+
+def test_an_organizer_attaches_a_relay_and_status_says_it_is_reachable(tmp_path: Path) -> None:
+    secret = passphrase_file(tmp_path)
+    relay = NodeProcess(make_home(tmp_path, "relay", relay=True), secret, relay=True).start()
+    alice = NodeProcess(make_home(tmp_path, "alice"), secret).start()
+
+    def text(*args: str) -> str:
+        result = kith(alice.home.root, secret, *args, json_out=False)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    try:
+        assert "/ip4/0.0.0.0/" not in relay.address and relay.address.startswith("/ip4/127.0.0.1/tcp/")
+        ok(alice.home.root, secret, "circle", "create", "Riverside")
+        # Junk is refused before anything is signed, in one line.
+        peer = relay.address.rsplit("/", 1)[1]
+        junk = kith(alice.home.root, secret, "relay", "add", "Riverside", f"/ip4/0.0.0.0/tcp/4747/p2p/{peer}")
+        assert junk.returncode == 1 and "not a relay address members can dial" in junk.stderr
+        assert junk.stderr.count("\n") == 1 and "Traceback" not in junk.stderr
+        assert "relay added" in text("relay", "add", "Riverside", relay.address)
+        wait_for(lambda: text("relay", "list", "Riverside").strip().endswith(": reachable"))
+        assert f"relay {relay.address}: reachable" in text("status")
+        # Once the relay is gone, status says so.
+        relay.stop()
+        wait_for(lambda: "no relay reachable now" in text("status"))
+        assert "relay removed" in text("relay", "remove", "Riverside", relay.address)
+        assert "lists no relay" in text("relay", "list", "Riverside")
+    finally:
+        alice.stop()
+        relay.stop()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from identity.errors import KithError, UsageError
 from identity.keystore import Keystore, KeystoreData
-from p2pnet.addresses import check_announce
+from p2pnet.addresses import check_announce, is_public
 from p2pnet.config import DEFAULT_NODE_LISTEN, DEFAULT_NODE_PORT, NodeConfig
 from p2pnet.control import socket_in_use
 from tui.context import Context
@@ -140,7 +140,13 @@ def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
             for address in node.net.listen_addresses():
                 print(f"  listening on {address}", flush=True)
             if relay:
-                print("  give organizers one of these addresses for their invites", flush=True)
+                print("  organizers attach it to a circle with: kith relay add CIRCLE ADDRESS", flush=True)
+                if not node.config.announce and not any(is_public(a) for a in node.net.listen_addresses()):
+                    print(
+                        "  note: none of these is a public address; members elsewhere cannot reach it unless you"
+                        " run it with --announce /dns4/NAME/tcp/PORT (or /ip4/PUBLIC-IP/tcp/PORT) and forward the port",
+                        flush=True,
+                    )
 
     try:
         trio.run(main)
@@ -243,11 +249,11 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         when = f"last synced {now - synced:.0f}s ago" if synced else "not synced yet"
         name = f"circle {visible(circle['name'], NAME)} ({circle['id'][:8]})"
         lines.append(f"{name}: {circle['ops']} ops, {circle['envelopes']} envelopes, {when}")
-        if not circle["relays"]:
+        if not circle.get("relays"):
             lines.append("  no relay listed: history reaches you only from members online at the same time")
-        elif not circle["relay_reachable"]:
+        elif not circle.get("relay_reachable"):
             lines.append("  no relay reachable now: check your network, or ask an organizer whether it runs")
-        lines += [relay_line(r, now) for r in circle["relays"]]
+        lines += [relay_line(r, now) for r in circle.get("relays") or []]
     for topic in status["relay_topics"]:
         used = topic["bytes"] / max(1, topic["quota_bytes"]) * 100
         lines.append(f"serving {visible(topic['label'], NAME)}: {topic['envelopes']} envelopes, {used:.1f}% of quota")
