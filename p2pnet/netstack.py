@@ -66,6 +66,20 @@ HAPPY_EYEBALLS_STAGGER_S = 0.25
 """How long a dial waits for one address before also trying the next (RFC 8305's 250 ms)."""
 
 
+def _why(exc: BaseException) -> str:
+    """The innermost reason a dial failed (py-libp2p wraps the socket error two or three
+    times, each wrapper repeating the address), in one short line."""
+    while True:
+        if exc.__cause__ is not None:
+            exc = exc.__cause__
+        elif isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]  # trio's connect: one error per address it resolved to
+        else:
+            break
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 async def _close_quietly(conn: Any) -> None:
     try:
         await conn.close()
@@ -388,7 +402,7 @@ class NetStack:
                 transport = multiaddr.Multiaddr(candidate.rsplit("/p2p/", 1)[0])
                 conn = await network.dial_addr(transport, peer_id)
             except Exception as exc:  # noqa: BLE001 - libp2p raises many unrelated types on dial failure
-                errors[candidate] = f"{exc}" + (f" ({exc.__cause__})" if exc.__cause__ else "")
+                errors[candidate] = _why(exc)
                 self.book.failed(peer, candidate)
                 failed.set()
                 return
@@ -414,10 +428,10 @@ class NetStack:
             return peer
         if deadline.cancelled_caught and not errors:
             raise NetError(f"timed out connecting to {address}")
-        reasons = "; ".join(f"{a}: {e}" for a, e in list(errors.items())[:3])
+        reasons = "; ".join(f"{a.rsplit('/p2p/', 1)[0]}: {e}" for a, e in list(errors.items())[:3])
         if deadline.cancelled_caught:
             reasons += "; the rest timed out"
-        raise NetError(f"cannot connect to {address} ({len(candidates)} address(es) tried: {reasons})")
+        raise NetError(f"cannot reach peer {peer[:12]}... ({len(candidates)} address(es) tried; {reasons})")
 
     def _announced_transports(self, peer_id: Any) -> list[str]:
         """The transport addresses the peer announced (identify keeps them in the peerstore,
