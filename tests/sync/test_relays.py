@@ -12,6 +12,10 @@ from typing import Any
 import pytest
 from circle_support import Circle
 
+import sync.invites
+from identity.keys import MemberIdentity
+from sync.envelope import Envelope, epoch_id
+from sync.invites import MAX_ADDRESSES, InviteCode, circle_check, open_welcome, seal_welcome
 from sync.kinds.keys import MAX_RELAYS, RELAYS_FULL, relay_address_problem
 from sync.precheck import Refused, check_action
 
@@ -103,3 +107,24 @@ def test_adding_a_listed_relay_or_removing_an_unlisted_one_is_refused(circle: Ci
         check_action(circle.state, circle.member("alice"), "relay.remove", {"address": relay(3)})
     assert forge(circle, "alice", "relay.add", {"address": RELAY}) == "that relay is already listed"
     assert forge(circle, "alice", "relay.remove", {"address": relay(3)}) == "that relay is not listed"
+
+
+def test_a_welcome_from_a_modified_client_cannot_hand_over_junk_or_a_huge_relay_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    newcomer = MemberIdentity("Robin", bytes([5]) * 32, bytes([6]) * 32, 0)
+    approver = MemberIdentity("Alex", bytes([15]) * 32, bytes([16]) * 32, 0)
+    circle_id, secret, request, key = bytes([3]) * 16, bytes([9]) * 32, bytes([17]) * 16, bytes([4]) * 32
+    epoch = epoch_id(key)
+    junk = ["/ip4/0.0.0.0/tcp/4747/p2p/" + PEER, "http://evil.example/", "/ip4/203.0.113.9/tcp/22"]
+    offered = junk + [relay(n) for n in range(1, 600)]  # as many as an envelope holds
+    monkeypatch.setattr(sync.invites, "MAX_ADDRESSES", 10_000)  # the modified client seals them all
+    welcome = seal_welcome(
+        newcomer.card(), approver=approver, request=request, circle=circle_id, name="Night owls",
+        epochs={epoch: key}, contents={epoch: bytes([11]) * 32}, current=epoch, relays=offered,
+        secret=secret, ts=5,
+    )  # fmt: skip
+    monkeypatch.undo()
+    code = InviteCode(secret, circle_check(circle_id, secret), (), None)
+    opened = open_welcome(Envelope.decode(welcome.data), newcomer, request, code)
+    assert opened.relays == tuple(relay(n) for n in range(1, MAX_ADDRESSES + 1))
