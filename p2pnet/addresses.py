@@ -13,8 +13,9 @@ host's own interface addresses, public-looking ones first and loopback last.
 Where a peer can be reached changes (a restart on a new port, a laptop on another
 network), so the `AddressBook` keeps, per peer, the addresses that last worked, newest
 first, and forgets an address as soon as a dial to it fails. Addresses given explicitly
-(a relay the circle lists, ``kith connect``) are always tried first; the book only adds
-what it learned. Nothing here does I/O except `interface_addresses`, which reads the
+(a relay the circle lists, ``kith connect``) are always tried first, then what the peer
+announced when it last connected (libp2p's identify, which replaces the peer's previous
+announcement each time), then what the book learned. Nothing here does I/O except `interface_addresses`, which reads the
 host's interfaces with the standard library (no subprocess, no new dependency).
 """
 
@@ -192,15 +193,6 @@ class AddressBook:
         self._book[peer] = addresses[:MAX_ADDRESSES_PER_PEER]
         while len(self._book) > MAX_PEERS:
             self._book.popitem(last=False)
-
-    def replace(self, peer: str, addresses: Iterable[str]) -> None:
-        """``peer`` reappeared announcing ``addresses``: they replace what we had."""
-        fresh = [a for a in dict.fromkeys(addresses) if not is_unspecified(a)][:MAX_ADDRESSES_PER_PEER]
-        self._book.pop(peer, None)
-        if fresh:
-            self._book[peer] = fresh
-            while len(self._book) > MAX_PEERS:
-                self._book.popitem(last=False)
 
     def failed(self, peer: str, address: str) -> None:
         """A dial to ``address`` failed: forget it (an address given again is tried again)."""

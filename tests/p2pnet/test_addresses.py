@@ -103,8 +103,6 @@ def test_address_book_newest_working_first_failed_forgotten_bounded() -> None:
     for port in range(3000, 3000 + 3 * MAX_ADDRESSES_PER_PEER):
         book.worked(PEER, f"/ip4/127.0.0.1/tcp/{port}/p2p/{PEER}")
     assert len(book.known(PEER)) == MAX_ADDRESSES_PER_PEER
-    book.replace(PEER, [new])
-    assert book.known(PEER) == [new]
 
 
 pytestmark_trio = pytest.mark.trio
