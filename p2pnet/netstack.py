@@ -146,6 +146,8 @@ class _GuardedPubsub(Pubsub):  # type: ignore[misc]
     """Subscriptions peers sent for topics they had not proved yet."""
     _due_announces: dict[Any, set[str]]
     """Our subscriptions owed to peers that proved a topic before their stream was up."""
+    _held_grafts: dict[Any, set[str]]
+    """GRAFTs peers sent for topics they had not proved yet (see `_GatedGossipSub`)."""
 
     def _allowed(self, peer_id: Any, topic: str) -> bool:
         return peer_id == self.my_id or bool(self.may_gossip(peer_id.to_base58(), topic))
@@ -190,6 +192,11 @@ class _GuardedPubsub(Pubsub):  # type: ignore[misc]
         if topic in held:
             held.discard(topic)
             super().handle_subscription(peer_id, _pubsub_module.rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic))
+        grafts = getattr(self, "_held_grafts", {}).get(peer_id, set())
+        if topic in grafts:
+            grafts.discard(topic)
+            graft = _pubsub_module.rpc_pb2.ControlGraft(topicID=topic)
+            self.manager.run_task(self.router.handle_graft, graft, peer_id)
         queue = self.peer_queues.get(peer_id)
         if queue is None:
             # Proved before our gossip stream to it is up: announce once it is.
@@ -227,6 +234,14 @@ class _GuardedPubsub(Pubsub):  # type: ignore[misc]
             held.add(sub_message.topicid)
         self.on_unproved(origin_id.to_base58(), sub_message.topicid)
 
+    def hold_graft(self, peer_id: Any, topic: str) -> None:
+        """Keep a GRAFT for a topic the peer has not proved yet (bounded), for `announce_to`."""
+        if not hasattr(self, "_held_grafts"):
+            self._held_grafts = {}
+        held = self._held_grafts.setdefault(peer_id, set())
+        if len(held) < HELD_SUBSCRIPTIONS_PER_PEER:
+            held.add(topic)
+
     async def publish(self, topic_id: str | list[str], data: bytes) -> None:
         """Publish with no origin, sequence number or signature (StrictNoSign)."""
         topics = [topic_id] if isinstance(topic_id, str) else list(topic_id)
@@ -246,7 +261,17 @@ class _GatedGossipSub(GossipSub):  # type: ignore[misc]
 
     async def handle_graft(self, graft_msg: Any, sender_peer_id: Any) -> None:
         if not self._allowed(sender_peer_id, graft_msg.topicID):
-            await self.emit_prune(graft_msg.topicID, sender_peer_id, False, False)
+            # Not proved yet: its proof may be a moment away, in a sync session still
+            # running. A PRUNE here made the peer back off for a minute, and its GRAFT once
+            # proved then tripped py-libp2p's GRAFT-flood check (a GRAFT within 10 s of a
+            # PRUNE from us: penalised and pruned again), so a new topic's mesh stayed empty
+            # for a minute or more and its first posts went by reconciliation. The GRAFT is
+            # held instead and applied when the proof arrives (`announce_to`); until then
+            # the router sends the peer nothing of the topic.
+            pubsub = self.pubsub
+            if pubsub is not None:
+                pubsub.hold_graft(sender_peer_id, graft_msg.topicID)
+                pubsub.on_unproved(sender_peer_id.to_base58(), graft_msg.topicID)
             return
         await super().handle_graft(graft_msg, sender_peer_id)
 
@@ -283,16 +308,46 @@ class _ContentMessageCache(MessageCache):  # type: ignore[misc]
         self.history[0].append(CacheEntry(mid, msg.topicIDs))
 
 
+class _Room:
+    """Wakes publishers waiting for room in the outbound gossip queues."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def wake(self) -> None:
+        if self._event.statistics().tasks_waiting:
+            self._event.set()
+            self._event = trio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+_ROOM = _Room()
+"""Process-wide like the queues' class: a wake-up is only a prompt to look at the backlog again."""
+
+
+class _OutboundQueue(RpcQueue):  # type: ignore[misc]
+    """py-libp2p's per-peer outbound gossip queue, with two changes: it holds
+    PEER_QUEUE_SIZE RPCs (its default drops bursts of ordinary size), and every RPC it hands
+    to the sender wakes publishers waiting for room, so back-pressure waits on an event."""
+
+    def __init__(self, max_size: int = PEER_QUEUE_SIZE, **kwargs: Any) -> None:
+        super().__init__(max(max_size, PEER_QUEUE_SIZE), **kwargs)
+
+    async def pop(self) -> Any:
+        rpc = await super().pop()
+        _ROOM.wake()
+        return rpc
+
+
 def _raise_queue_sizes() -> None:
-    # Both sizes are process-wide: the subscription size is a module constant read at
-    # subscribe() time; the outbound queue size is a constructor default bound at import,
-    # so only rewriting __defaults__ changes it. Gossip stays lossy under overload anyway
-    # (reconciliation repairs it); this just stops it losing the ordinary bursts.
+    # Both are process-wide: the subscription size is a module constant read at subscribe()
+    # time, and pubsub builds each peer's outbound queue from its module's RpcQueue name.
+    # Gossip stays lossy under overload anyway (reconciliation repairs it); this just stops
+    # it losing the ordinary bursts.
     _pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_QUEUE_SIZE
-    defaults = list(RpcQueue.__init__.__defaults__ or ())
-    if defaults and defaults[0] < PEER_QUEUE_SIZE:
-        defaults[0] = PEER_QUEUE_SIZE
-        RpcQueue.__init__.__defaults__ = tuple(defaults)
+    _pubsub_module.RpcQueue = _OutboundQueue
 
 
 def parse_peer_address(text: str) -> tuple[str, list[str]]:
@@ -504,7 +559,8 @@ class NetStack:
             peer_id = ID.from_base58(peer)
         except ValueError:
             return  # not a peer id: nothing was held for it
-        for table in (getattr(self.pubsub, "_held_subscriptions", None), getattr(self.pubsub, "_due_announces", None)):
+        tables = ("_held_subscriptions", "_due_announces", "_held_grafts")
+        for table in (getattr(self.pubsub, name, None) for name in tables):
             if table is not None:
                 table.pop(peer_id, None)
 
@@ -549,6 +605,11 @@ class NetStack:
         # publish() has no checkpoint; a loop of publishes would starve the per-peer
         # sender tasks and overflow their queues. Yield once per message.
         await trio.sleep(0)
+
+    async def wait_for_room(self, high_water: int) -> None:
+        """Return once every peer's outbound gossip queue is shorter than ``high_water``."""
+        while self.outbound_backlog() >= high_water:
+            await _ROOM.wait()
 
     def outbound_backlog(self) -> int:
         """The longest per-peer outbound gossip queue (for back-pressure)."""

@@ -1,11 +1,11 @@
-"""``/kith/sync/1``: range-based reconciliation of envelope sets, then the missing envelopes.
+"""``/kith/sync/3``: range-based reconciliation of envelope sets, then the missing envelopes.
 
 The protocol logic is the sans-IO `sync.reconcile.ReconcileSession`; this module is the
 thin adapter that carries its messages over a libp2p stream and moves envelopes:
 
     initiator                                  responder
-    HELLO {v: 2, n: nonce}            ->
-                                      <-       HELLO {v: 2, n: nonce}
+    HELLO {v: 3, n: nonce}            ->
+                                      <-       HELLO {v: 3, n: nonce}
     PROVE {p: [access tags]}          ->
                                       <-       PROVE {p: [access tags]}
     RECON {t, m} per shared topic     ->
@@ -48,8 +48,8 @@ from sync.reconcile_wire import SALT_BYTES
 
 log = logging.getLogger("kith.sync")
 
-PROTOCOL = "/kith/sync/2"
-VERSION = 2
+PROTOCOL = "/kith/sync/3"
+VERSION = 3
 HELLO, RECON, ENVS, DONE, BYE, ERROR, PROVE = 1, 2, 3, 4, 5, 6, 7
 MAX_FRAME_BYTES = 1024 * 1024
 MAX_TOPICS = 256

@@ -24,18 +24,22 @@ payload (Negentropy's framing). A side answers each range of the peer's message:
   difference at once, answered with ``SketchResult``: the keys we need, our keys the peer
   needs, and the count and id sum of what we hold in common. The sketch's sender checks
   that sum against its own items before answering ``Skip``, so short-key collisions or a
-  lying decoder can never produce a wrong "in sync". If peeling fails we answer with a
-  sketch twice the size (once), then fall back to splitting.
+  lying decoder can never produce a wrong "in sync". The first sketch of a range uses
+  the *plain* layout (keys are id bytes; the index keeps whole-set tables current, so
+  sketching everything costs O(cells), not O(items)); if it does not peel or its result
+  does not verify, the range is sketched again, twice the size, in the *salted* layout
+  (keys hashed under the session salt, which no crafted id can defeat), then split.
 
 The common case is therefore two round trips: Estimate -> Sketch -> SketchResult ->
 Skip, and each side can push its missing envelopes right after its second message (see
 `take_sendable`). In-sync sets end after one: Estimate -> Skip.
 
 Results: `have_ids` (full ids we hold that the peer lacks) is always exact once `done`.
-What we lack is known as full ids (`need_ids`) when the peer listed them, as salted
-sketch keys (`need_keys`) after a sketch, or as a range and a count when the peer sends
-a whole range; `need_count` is exact and `expects` tells whether an incoming envelope is
-one of them. Committed results survive a later error, so an adapter can still send them.
+What we lack is known as full ids (`need_ids`) when the peer listed them, as sketch
+keys after a sketch (`need_keys` for plain ones, `need_salted_keys` after a salted
+retry), or as a range and a count when the peer sends a whole range; `need_count` is
+exact and `expects` tells whether an incoming envelope is one of them. Committed results
+survive a later error, so an adapter can still send them.
 
 Everything a peer controls is bounded: message size, ranges per message, id list and
 sketch sizes (`sync.reconcile_wire`), and rounds (`max_rounds`). A message that is not a
@@ -58,7 +62,7 @@ from sync.reconcile_ranges import (
     Reply,
     Sent,
 )
-from sync.reconcile_sketch import salt_multiplier, sketch_key
+from sync.reconcile_sketch import plain_key, salt_multiplier, sketch_key
 from sync.reconcile_wire import (
     MAX_MESSAGE_BYTES,
     MAX_RANGES,
@@ -97,7 +101,10 @@ class ReconcileSession(RangeAnswers):
         salt: bytes | None = None,
         max_rounds: int = DEFAULT_MAX_ROUNDS,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        estimates: bool = True,
     ) -> None:
+        """``estimates=False`` never sends an Estimate, so the peer never sketches: plain
+        range-based reconciliation as in Negentropy, kept to measure what sketches save."""
         if initiator and (type(salt) is not bytes or len(salt) != SALT_BYTES):
             raise LocalProtocolError(f"the initiator needs a fresh random {SALT_BYTES}-byte salt")
         if not initiator and salt is not None:
@@ -109,10 +116,12 @@ class ReconcileSession(RangeAnswers):
         self.salt = salt
         self.max_rounds = max_rounds
         self.max_message_bytes = max_message_bytes
+        self.estimates = estimates
         self.done = False
         self.have_ids: set[bytes] = set()
         self.need_ids: set[bytes] = set()
         self.need_keys: set[int] = set()
+        self.need_salted_keys: set[int] = set()
         self.need_ranges: list[tuple[bytes, bytes, int, frozenset[bytes]]] = []
         self.stats = ReconcileStats()
         self._multiplier = salt_multiplier(salt) if salt is not None else None
@@ -128,7 +137,8 @@ class ReconcileSession(RangeAnswers):
     @property
     def need_count(self) -> int:
         """How many items the peer will send us (exact once `done`)."""
-        return len(self.need_ids) + len(self.need_keys) + sum(count for *_, count, _ex in self.need_ranges)
+        ranged = sum(count for *_, count, _ex in self.need_ranges)
+        return len(self.need_ids) + len(self.need_keys) + len(self.need_salted_keys) + ranged
 
     @property
     def rounds(self) -> int:
@@ -145,6 +155,8 @@ class ReconcileSession(RangeAnswers):
         elif count <= START_IDLIST_ITEMS:
             ids = [key[8:] for key in self.index.item_keys()]
             entry = Sent(b"", INFINITY, Kind.IDLIST, IdList(b"".join(ids)), ids=ids)
+        elif not self.estimates:
+            entry = Sent(b"", INFINITY, Kind.SUMMARY, Fingerprint(count, fingerprint(total, count)), count=count)
         else:
             entry = Sent(b"", INFINITY, Kind.SUMMARY, self._estimate(b"", INFINITY, count, total), count=count)
         self._sent = [entry]
@@ -181,7 +193,10 @@ class ReconcileSession(RangeAnswers):
         """Whether the peer told us it will send this item."""
         if item_id in self.need_ids:
             return True
-        if self.need_keys and self._multiplier is not None and sketch_key(item_id, self._multiplier) in self.need_keys:
+        if self.need_keys and plain_key(item_id) in self.need_keys:
+            return True
+        salted = self.need_salted_keys
+        if salted and self._multiplier is not None and sketch_key(item_id, self._multiplier) in salted:
             return True
         if self.need_ranges:
             key = item_key(ts, item_id)
@@ -241,9 +256,9 @@ class ReconcileSession(RangeAnswers):
                 reply.progressed = True
         for mine in sent:
             if mine.kind is Kind.RESULT and mine.confirmed and mine.tentative is not None:
-                ours, theirs = mine.tentative
+                ours, theirs, salted = mine.tentative
                 self._commit_have(ours)
-                self.need_keys.update(theirs)
+                (self.need_salted_keys if salted else self.need_keys).update(theirs)
         self._sent = reply.entries
         if all(payload.TERMINAL for *_, payload in spans):
             self.done = True

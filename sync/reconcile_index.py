@@ -19,18 +19,27 @@ Inserts are usually appends (new envelopes carry recent timestamps) but may land
 anywhere; an insert updates the block's sum and drops its population counts, which are
 recomputed on demand with byte-table tricks that run at C speed.
 
+For the *plain* sketch layout (sync/reconcile_tables.py) the index also keeps, once a
+session has asked for them, whole-set sketch tables of the sizes recently used and a map
+from plain sketch key to item. Each insert XORs the new item into every kept table and
+adds it to the map, so a session sketches the whole set, and looks its decoded keys up,
+without touching the other items: O(cells + differences), not O(items).
+
 Everything here is plain Python: no clock, no randomness, no I/O.
 """
 
 from __future__ import annotations
 
+import sys
+from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
-from itertools import repeat
+from collections.abc import Collection, Iterable, Iterator
+from itertools import compress, repeat
 
 from identity.crypto import blake2b
 from identity.errors import LocalProtocolError
 from sync import limits
+from sync.reconcile_tables import build_cells, key_value, plain_key, plain_keys, toggle, values_of
 
 __all__ = [
     "AMS_COUNTERS",
@@ -45,6 +54,9 @@ __all__ = [
     "population_counts",
     "split_key",
 ]
+
+PLAIN_TABLES_KEPT = 6
+"""Whole-set plain sketch tables kept up to date (the sizes most recently asked for)."""
 
 ID_BYTES = limits.ENVELOPE_ID_BYTES
 TS_BYTES = 8
@@ -117,15 +129,18 @@ def population_counts(keys: list[bytes]) -> list[int]:
 class ItemIndex:
     """The sorted (ts, id) items of one topic, with fast range counts, sums and estimators."""
 
-    __slots__ = ("_blocks", "_firsts", "_sums", "_pops", "_len")
+    __slots__ = ("_blocks", "_firsts", "_sums", "_pops", "_len", "_plain", "_scans", "_tables")
 
     def __init__(self, items: Iterable[tuple[int, bytes]] = ()) -> None:
         keys = sorted({item_key(ts, item_id) for ts, item_id in items})
         self._blocks: list[list[bytes]] = [keys[i : i + BLOCK_MAX // 2] for i in range(0, len(keys), BLOCK_MAX // 2)]
         self._firsts = [block[0] for block in self._blocks]
         self._sums: list[int | None] = [None] * len(self._blocks)
-        self._pops: list[list[int] | None] = [None] * len(self._blocks)
+        self._pops: list[int | None] = [None] * len(self._blocks)
         self._len = len(keys)
+        self._plain: PlainKeyMap | None = None
+        self._scans = 0
+        self._tables: dict[int, list[int]] = {}
 
     # --- the set ------------------------------------------------------------------
 
@@ -159,6 +174,7 @@ class ItemIndex:
             self._sums.append(None)
             self._pops.append(None)
             self._len = 1
+            self._add_plain(key)
             return True
         index = max(bisect_right(self._firsts, key) - 1, 0)
         block = self._blocks[index]
@@ -173,6 +189,7 @@ class ItemIndex:
             self._sums[index] = (cached + int.from_bytes(item_id, "little")) % _MOD
         self._pops[index] = None
         self._len += 1
+        self._add_plain(key)
         if len(block) > BLOCK_MAX:
             half = len(block) // 2
             tail = block[half:]
@@ -254,16 +271,15 @@ class ItemIndex:
     def population_counts(self, lower: bytes = b"", upper: bytes = INFINITY) -> tuple[int, list[int]]:
         """(count, per-bit set counts) of the estimator bits over ``[lower, upper)``."""
         count = 0
-        totals = [0] * AMS_COUNTERS
+        total = 0  # the 128 counts packed in 32-bit lanes: one big-int addition per block
         for index, start, stop in self._pieces(lower, upper):
             block = self._blocks[index]
             count += stop - start
             if start == 0 and stop == len(block):
-                part = self._block_pops(index)
+                total += self._block_pops(index)
             else:
-                part = population_counts(block[start:stop])
-            totals = [a + b for a, b in zip(totals, part, strict=True)]
-        return count, totals
+                total += _pack_counts(population_counts(block[start:stop]))
+        return count, _unpack_counts(total)
 
     def split_bounds(self, lower: bytes, upper: bytes, parts: int) -> list[bytes]:
         """Up to ``parts - 1`` bounds cutting ``[lower, upper)`` into runs of nearly equal count.
@@ -276,6 +292,53 @@ class ItemIndex:
         parts = min(parts, count)
         return [shortest_bound(keys[rank - 1], keys[rank]) for rank in (n * count // parts for n in range(1, parts))]
 
+    # --- the plain sketch layout ----------------------------------------------------
+
+    def plain_table(self, first: int) -> list[int]:
+        """A copy of the plain sketch cells of the whole set, for first sub-table size ``first``.
+
+        The first request for a size walks every item; the table is then kept current by
+        `add` (the `PLAIN_TABLES_KEPT` most recently requested sizes are kept).
+        """
+        cells = self._tables.pop(first, None)
+        if cells is None:
+            keys = self.item_keys()
+            sketch_keys = plain_keys(keys)
+            cells = build_cells(values_of(sketch_keys), first)
+        self._tables[first] = cells
+        while len(self._tables) > PLAIN_TABLES_KEPT:
+            del self._tables[next(iter(self._tables))]
+        return list(cells)
+
+    def items_with_plain_keys(self, wanted: Collection[int]) -> dict[int, tuple[bytes, ...]]:
+        """The item keys whose id has each wanted plain sketch key (keys no item has are absent).
+
+        The first call walks the items (as a version 1 session did); the second builds the
+        `PlainKeyMap` that `add` keeps current, so later calls cost O(len(wanted) log N).
+        """
+        plain = self._plain
+        if plain is None:
+            keys = self.item_keys()
+            sketch_keys = plain_keys(keys)
+            self._scans += 1
+            if self._scans < 2:
+                found: dict[int, tuple[bytes, ...]] = {}
+                for at in compress(range(len(keys)), map(wanted.__contains__, sketch_keys)):
+                    found[sketch_keys[at]] = (*found.get(sketch_keys[at], ()), keys[at])
+                return found
+            plain = self._plain = PlainKeyMap(sketch_keys, keys)
+        return {key: items for key in wanted if (items := plain.get(key))}
+
+    def _add_plain(self, key: bytes) -> None:
+        if not self._tables and self._plain is None:
+            return
+        item_id = key[TS_BYTES:]
+        value = key_value(plain_key(item_id))
+        for first, cells in self._tables.items():
+            toggle(cells, first, value)
+        if self._plain is not None:
+            self._plain.add(plain_key(item_id), key)
+
     # --- caches -------------------------------------------------------------------
 
     def _block_sum(self, index: int) -> int:
@@ -285,12 +348,81 @@ class ItemIndex:
             self._sums[index] = cached
         return cached
 
-    def _block_pops(self, index: int) -> list[int]:
+    def _block_pops(self, index: int) -> int:
+        """The block's population counts, packed (`_pack_counts`)."""
         cached = self._pops[index]
         if cached is None:
-            cached = population_counts(self._blocks[index])
+            cached = _pack_counts(population_counts(self._blocks[index]))
             self._pops[index] = cached
         return cached
+
+
+def _pack_counts(counts: list[int]) -> int:
+    """128 counts (each < 2^32) as one integer, count j in bits 32j..32j+31: sums of packed
+    counts are packed sums as long as no total reaches 2^32 (counts are items, at most 2^32 - 1)."""
+    lanes = array("I", counts)
+    if sys.byteorder != "little":
+        lanes.byteswap()
+    return int.from_bytes(lanes.tobytes(), "little")
+
+
+def _unpack_counts(packed: int) -> list[int]:
+    lanes = array("I")
+    lanes.frombytes(packed.to_bytes(4 * AMS_COUNTERS, "little"))
+    if sys.byteorder != "little":
+        lanes.byteswap()
+    return lanes.tolist()
+
+
+PLAIN_RECENT_MIN = 4096
+"""Inserts the plain key map holds in its small dict before merging them into its arrays."""
+
+
+class PlainKeyMap:
+    """Plain sketch key -> item keys, in about 16 bytes per item.
+
+    A sorted ``array('Q')`` of keys with a parallel list of item keys (shared with the
+    blocks, not copied), looked up by bisection, plus a dict of recent inserts that is
+    merged in once it holds more than `PLAIN_RECENT_MIN` or 1/32 of the items: O(log N)
+    amortised per insert. A dict of every item would cost about 100 bytes per item.
+    """
+
+    __slots__ = ("_keys", "_items", "_recent")
+
+    def __init__(self, sketch_keys: list[int], item_keys: list[bytes]) -> None:
+        self._keys = array("Q")
+        self._items: list[bytes] = []
+        self._recent: dict[int, list[bytes]] = {}
+        self._merge(sketch_keys, item_keys)
+
+    def get(self, key: int) -> tuple[bytes, ...]:
+        keys = self._keys
+        at = bisect_left(keys, key)
+        found = []
+        while at < len(keys) and keys[at] == key:
+            found.append(self._items[at])
+            at += 1
+        found.extend(self._recent.get(key, ()))
+        return tuple(found)
+
+    def add(self, key: int, item_key: bytes) -> None:
+        self._recent.setdefault(key, []).append(item_key)
+        if len(self._recent) > max(PLAIN_RECENT_MIN, len(self._keys) >> 5):
+            recent = [(k, item) for k, items in self._recent.items() for item in items]
+            self._recent = {}
+            self._merge([k for k, _ in recent], [item for _, item in recent])
+
+    def _merge(self, sketch_keys: list[int], item_keys: list[bytes]) -> None:
+        # Sort (key, position) packed in one int: cheaper than sorting tuples.
+        items = [*self._items, *item_keys]
+        width = max(len(items), 1).bit_length()
+        packed = [key << width | at for at, key in enumerate(self._keys)]
+        base = len(self._keys)
+        packed += [key << width | (base + at) for at, key in enumerate(sketch_keys)]
+        packed.sort()
+        mask = (1 << width) - 1
+        self._keys = array("Q", [code >> width for code in packed])
+        self._items = [items[code & mask] for code in packed]
 
 
 def shortest_bound(before: bytes, at: bytes) -> bytes:

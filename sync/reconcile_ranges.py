@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 from array import array
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from identity.errors import LocalProtocolError
@@ -24,12 +25,14 @@ from sync.reconcile_index import ItemIndex, fingerprint
 from sync.reconcile_sketch import (
     Sketch,
     ams_residues,
+    build_cells,
     cells_for_estimate,
     cells_of,
     decode_ams,
     difference_energy,
     encode_ams,
     peel,
+    plain_values,
     sketch_values,
     table_for_cells,
 )
@@ -93,12 +96,43 @@ class Kind(enum.Enum):
 
 @dataclass(slots=True)
 class Snapshot:
-    """Our items of a range when we sketched it: the verification must use the same ones."""
+    """Our items of a range, in one sketch layout, when we sketched (or decoded) it.
 
-    keys: list[bytes]
-    values: array[int]
-    """Cell values of ``keys`` (the sketch key is ``value >> 16``)."""
+    Either the items are listed (``keys`` and their cell ``values``), or, for a plain
+    sketch of a range that holds every item of the index, they are the index itself:
+    cells come from its kept tables and keys are looked up in its plain-key map, so
+    nothing walks the items. The verification of a result uses the count and sum taken
+    here; an item added to the index since can only make it fail (and fall back).
+    """
+
+    salted: bool
+    count: int
     total: int
+    keys: list[bytes] | None = None
+    values: array[int] | None = None
+    """Cell values of ``keys`` (the sketch key is ``value >> 16``)."""
+    index: ItemIndex | None = None
+    first: int = 0
+    """The first sub-table size of the sketch we sent from this snapshot (0: none)."""
+    _by_key: dict[int, list[bytes]] | None = None
+
+    def cells(self, first: int) -> list[int]:
+        if self.index is not None:
+            return self.index.plain_table(first)
+        assert self.values is not None
+        return build_cells(self.values, first)
+
+    def lookup(self, wanted: Collection[int]) -> dict[int, tuple[bytes, ...] | list[bytes]]:
+        """Our item keys by sketch key, for the wanted keys that some item of ours has."""
+        if self.index is not None:
+            return self.index.items_with_plain_keys(wanted)  # type: ignore[return-value]
+        if self._by_key is None:
+            assert self.keys is not None and self.values is not None
+            by_key: dict[int, list[bytes]] = {}
+            for item, value in zip(self.keys, self.values, strict=True):
+                by_key.setdefault(value >> 16, []).append(item)
+            self._by_key = by_key
+        return {key: self._by_key[key] for key in wanted if key in self._by_key}
 
 
 @dataclass(slots=True)
@@ -112,7 +146,8 @@ class Sent:
     count: int = 0
     ids: list[bytes] | None = None
     snapshot: Snapshot | None = None
-    tentative: tuple[list[bytes], list[int]] | None = None
+    tentative: tuple[list[bytes], list[int], bool] | None = None
+    """A decoded result awaiting confirmation: our ids, the peer's keys, and whether salted."""
     confirmed: bool = False
 
 
@@ -125,7 +160,9 @@ ALLOWED: dict[Kind, tuple[type[Payload], ...]] = {
     Kind.SKETCH: (Fingerprint, Estimate, IdList, NeedAll),
     Kind.RESULT: (Fingerprint, Estimate, IdList, NeedAll),
 }
-"""Payloads that may answer part of a range we sent, by what we sent."""
+"""Payloads that may answer part of a range we sent, by what we sent (`_check_allowed` adds
+the answers only for exactly that range, among them a salted Sketch answering our Sketch
+or our SketchResult: the retry)."""
 
 
 class Reply:
@@ -174,9 +211,11 @@ class RangeAnswers:
     index: ItemIndex
     stats: ReconcileStats
     max_message_bytes: int
+    estimates: bool
     have_ids: set[bytes]
     need_ids: set[bytes]
     need_keys: set[int]
+    need_salted_keys: set[int]
     need_ranges: list[tuple[bytes, bytes, int, frozenset[bytes]]]
     _multiplier: int | None
     _sendable: list[bytes]
@@ -200,6 +239,8 @@ class RangeAnswers:
             if mine.kind is Kind.IDLIST and isinstance(payload, IdListReply):
                 return
             if mine.kind is Kind.SKETCH and isinstance(payload, SketchResult | SketchRange):
+                return
+            if mine.kind is Kind.RESULT and isinstance(payload, SketchRange):
                 return
         raise UnexpectedRange(f"{type(payload).__name__} does not answer what we sent for that range")
 
@@ -240,7 +281,7 @@ class RangeAnswers:
         """
         count, total = self.index.count_and_sum(lower, upper)
         payload: Payload = Fingerprint(count, fingerprint(total, count))
-        if count >= ESTIMATE_MIN_ITEMS:
+        if count >= ESTIMATE_MIN_ITEMS and self.estimates:
             estimate = self._estimate(lower, upper, count, total)
             if reply.fits(payload_size(estimate)):
                 payload = estimate
@@ -301,21 +342,26 @@ class RangeAnswers:
             size = cells_of(first) * 8 + 64
             if cells_of(first) <= MAX_SKETCH_CELLS:
                 if reply.fits(size):
-                    return [self._sketch(lower, upper, first, self._snapshot(lower, upper))]
+                    return [self._sketch(lower, upper, first, self._snapshot(lower, upper, salted=False))]
                 if not reply.must_progress and size <= self.max_message_bytes // 2:
                     return [self._summary(lower, upper, reply)]  # it will fit once fewer ranges are open
         return self._split(lower, upper, reply)
 
-    def _snapshot(self, lower: bytes, upper: bytes) -> Snapshot:
-        assert self._multiplier is not None
+    def _snapshot(self, lower: bytes, upper: bytes, *, salted: bool) -> Snapshot:
+        count, total = self.index.count_and_sum(lower, upper)
+        if not salted and count == len(self.index):
+            return Snapshot(False, count, total, index=self.index)
         keys = self.index.item_keys(lower, upper)
-        _count, total = self.index.count_and_sum(lower, upper)
-        return Snapshot(keys, sketch_values(keys, self._multiplier), total)
+        if salted:
+            assert self._multiplier is not None
+            return Snapshot(True, count, total, keys, sketch_values(keys, self._multiplier))
+        return Snapshot(False, count, total, keys, plain_values(keys))
 
     def _sketch(self, lower: bytes, upper: bytes, first: int, snapshot: Snapshot) -> Sent:
-        sketch = Sketch.build(snapshot.values, first)
+        sketch = Sketch(first, snapshot.cells(first))
+        snapshot.first = first
         self.stats.sketches_sent += 1
-        payload = SketchRange(len(snapshot.keys), sketch.to_bytes())
+        payload = SketchRange(snapshot.count, sketch.to_bytes())
         return Sent(lower, upper, Kind.SKETCH, payload, snapshot=snapshot)
 
     def _answer_idlist(self, lower: bytes, upper: bytes, payload: IdList) -> list[Sent]:
@@ -344,57 +390,58 @@ class RangeAnswers:
             self.need_ranges.append((mine.lower, mine.upper, payload.extra, frozenset(ids)))
 
     def _answer_sketch(self, mine: Sent, lower: bytes, upper: bytes, payload: SketchRange, reply: Reply) -> list[Sent]:
+        """Decode the peer's sketch: plain when it answers our summary, salted when it is the retry."""
+        salted = mine.kind in (Kind.SKETCH, Kind.RESULT)
         theirs = Sketch.from_bytes(payload.cells)
-        snapshot = self._snapshot(lower, upper)
-        found = peel(theirs.xor(Sketch.build(snapshot.values, theirs.first)))
+        snapshot = self._snapshot(lower, upper, salted=salted)
+        found = peel(theirs.xor(Sketch(theirs.first, snapshot.cells(theirs.first))))
         decoded = None if found is None else classify(found, snapshot, payload.count)
         if decoded is not None:
-            mine_at, their_keys = decoded
-            our_ids = [snapshot.keys[i][8:] for i in mine_at]
+            our_ids, our_keys, their_keys = decoded
             common_sum = (snapshot.total - sum(int.from_bytes(x, "little") for x in our_ids)) % MOD
-            result = SketchResult(
-                pack_keys(their_keys),
-                pack_keys([snapshot.values[i] >> 16 for i in mine_at]),
-                len(snapshot.keys) - len(mine_at),
-                common_sum.to_bytes(32, "little"),
-            )
+            common = snapshot.count - len(our_ids)
+            result = SketchResult(pack_keys(their_keys), pack_keys(our_keys), common, common_sum.to_bytes(32, "little"))
             if not reply.fits(payload_size(result)):
                 return self._split(lower, upper, reply) if reply.must_progress else [self._summary(lower, upper, reply)]
             self._offer(our_ids)
-            return [Sent(lower, upper, Kind.RESULT, result, tentative=(our_ids, their_keys))]
+            return [Sent(lower, upper, Kind.RESULT, result, tentative=(our_ids, their_keys, snapshot.salted))]
         self.stats.sketch_failures += 1
-        if mine.kind is not Kind.SKETCH:
-            first = table_for_cells(2 * cells_of(theirs.first))
-            if cells_of(first) <= MAX_SKETCH_CELLS and reply.fits(cells_of(first) * 8 + 64):
-                return [self._sketch(lower, upper, first, snapshot)]
+        if not snapshot.salted:
+            retry = self._salted_retry(lower, upper, theirs.first, reply)
+            if retry is not None:
+                return [retry]
         return self._split(lower, upper, reply)
 
+    def _salted_retry(self, lower: bytes, upper: bytes, failed_first: int, reply: Reply) -> Sent | None:
+        """A salted sketch of our items, twice the cells of a plain one that failed, if it fits."""
+        first = table_for_cells(2 * cells_of(failed_first))
+        if cells_of(first) <= MAX_SKETCH_CELLS and reply.fits(cells_of(first) * 8 + 64):
+            return self._sketch(lower, upper, first, self._snapshot(lower, upper, salted=True))
+        return None
+
     def _verify_result(self, mine: Sent, lower: bytes, upper: bytes, payload: SketchResult, reply: Reply) -> list[Sent]:
+        """Check the peer's decoding of our sketch against the items we sketched."""
         snapshot = mine.snapshot
         assert snapshot is not None
         need = payload.need_keys()
-        wanted = set(need)
-        offered = set(payload.have_keys())
-        found: dict[int, int] = {}
-        ok = True
-        for position, value in enumerate(snapshot.values):
-            key = value >> 16
-            if key in wanted:
-                if key in found:
-                    ok = False
-                    break
-                found[key] = position
-            elif key in offered:
-                ok = False
-                break
-        if ok and len(found) == len(need) and len(snapshot.keys) - len(need) == payload.common_count:
-            their_ids = [snapshot.keys[position][8:] for position in found.values()]
+        offered = payload.have_keys()
+        their_ids: list[bytes] = []
+        ok = snapshot.count - len(need) == payload.common_count
+        if ok:
+            found = snapshot.lookup({*need, *offered})
+            ok = all(len(found.get(key, ())) == 1 for key in need) and not any(key in found for key in offered)
+            their_ids = [found[key][0][8:] for key in need] if ok else []
+        if ok:
             common = (snapshot.total - sum(int.from_bytes(x, "little") for x in their_ids)) % MOD
             if common.to_bytes(32, "little") == payload.common_sum:
                 self._commit_have(their_ids)
-                self.need_keys.update(offered)
+                (self.need_salted_keys if snapshot.salted else self.need_keys).update(offered)
                 return [Sent(lower, upper, Kind.TERMINAL, SKIP)]
         self.stats.sketch_failures += 1
+        if not snapshot.salted:
+            retry = self._salted_retry(lower, upper, snapshot.first, reply)
+            if retry is not None:
+                return [retry]
         return self._split(lower, upper, reply)
 
     # --- results ----------------------------------------------------------------------
@@ -410,13 +457,24 @@ class RangeAnswers:
         self._offer(ids)
 
 
-def classify(found: set[int], snapshot: Snapshot, their_count: int) -> tuple[list[int], list[int]] | None:
-    """Split peeled keys into (positions of our items, keys of theirs), or None if inconsistent."""
-    mine_at = [position for position, value in enumerate(snapshot.values) if value >> 16 in found]
-    mine_keys = {snapshot.values[position] >> 16 for position in mine_at}
-    if len(mine_keys) != len(mine_at):
+def classify(found: set[int], snapshot: Snapshot, their_count: int) -> tuple[list[bytes], list[int], list[int]] | None:
+    """Split peeled keys into (our ids, our keys, the peer's keys), or None if inconsistent.
+
+    Inconsistent: two of our items share a peeled key, or the counts do not add up.
+    """
+    our_ids: list[bytes] = []
+    our_keys: list[int] = []
+    their_keys: list[int] = []
+    ours = snapshot.lookup(found)
+    for key in found:
+        matches = ours.get(key, ())
+        if len(matches) > 1:
+            return None
+        if matches:
+            our_ids.append(matches[0][8:])
+            our_keys.append(key)
+        else:
+            their_keys.append(key)
+    if len(their_keys) - len(our_ids) != their_count - snapshot.count:
         return None
-    their_keys = [key for key in found if key not in mine_keys]
-    if len(their_keys) - len(mine_at) != their_count - len(snapshot.keys):
-        return None
-    return mine_at, their_keys
+    return our_ids, our_keys, their_keys

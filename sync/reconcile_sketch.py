@@ -40,6 +40,22 @@ from itertools import repeat
 from identity.crypto import blake2b
 from identity.errors import LocalProtocolError
 from sync.reconcile_index import AMS_COUNTERS
+from sync.reconcile_tables import (
+    CELL_BYTES,
+    KEY_BYTES,
+    MIN_TABLE,
+    build_cells,
+    cells_of,
+    check_of,
+    first_of_cells,
+    key_value,
+    plain_key,
+    plain_keys,
+    plain_values,
+    table_for_cells,
+    table_sizes,
+    valid_first,
+)
 
 __all__ = [
     "AMS_BYTES",
@@ -54,17 +70,21 @@ __all__ = [
     "encode_ams",
     "key_value",
     "peel",
+    "plain_key",
+    "plain_keys",
+    "plain_values",
     "salt_multiplier",
+    "sketch_key",
     "sketch_values",
     "table_for_cells",
+    "table_sizes",
+    "valid_first",
+    "check_of",
+    "first_of_cells",
 ]
 
-KEY_BYTES = 6
-CELL_BYTES = 8
 AMS_BITS = 12
 AMS_BYTES = AMS_COUNTERS * AMS_BITS // 8
-MIN_TABLE = 7
-"""Smallest first sub-table: sizes 7, 5, 3, 1 (16 cells)."""
 
 _M64 = (1 << 64) - 1
 _M256 = (1 << 256) - 1
@@ -77,16 +97,6 @@ _LITTLE = sys.byteorder == "little"
 def salt_multiplier(salt: bytes) -> int:
     """The odd 256-bit multiplier: LE256(BLAKE2b-256(salt, person="kith-recon-mul")) | 1."""
     return int.from_bytes(blake2b(salt, person=b"kith-recon-mul", size=32), "little") | 1
-
-
-def check_of(key: int) -> int:
-    """The 16-bit check of a sketch key: bits 48..63 of ``key * 0x9E3779B97F4A7C15 mod 2^64``."""
-    return ((key * _CHECK_MUL) & _M64) >> 48
-
-
-def key_value(key: int) -> int:
-    """The 64-bit cell value of a sketch key."""
-    return (key << 16) | check_of(key)
 
 
 def sketch_key(item_id: bytes, multiplier: int) -> int:
@@ -110,34 +120,6 @@ def sketch_values(item_keys: list[bytes], multiplier: int) -> array[int]:
     )
 
 
-def table_sizes(first: int) -> tuple[int, int, int, int]:
-    return first, first - 2, first - 4, first - 6
-
-
-def valid_first(first: int) -> bool:
-    return first >= MIN_TABLE and first % 6 in (1, 5)
-
-
-def table_for_cells(cells: int) -> int:
-    """The smallest valid first sub-table size giving at least ``cells`` cells."""
-    first = max(MIN_TABLE, -(-(cells + 12) // 4))
-    while not valid_first(first):
-        first += 1
-    return first
-
-
-def cells_of(first: int) -> int:
-    return 4 * first - 12
-
-
-def first_of_cells(cells: int) -> int | None:
-    """The first sub-table size of a sketch with ``cells`` cells, or None if no valid sketch has that many."""
-    if (cells + 12) % 4:
-        return None
-    first = (cells + 12) // 4
-    return first if valid_first(first) else None
-
-
 class Sketch:
     """The cells of one range's IBLT: build from keys, XOR with a peer's, peel."""
 
@@ -152,18 +134,7 @@ class Sketch:
     @classmethod
     def build(cls, values: array[int] | list[int], first: int) -> Sketch:
         """XOR every cell value into its 4 cells (``key mod size_t`` of sub-table t)."""
-        s0, s1, s2, s3 = table_sizes(first)
-        t0 = [0] * s0
-        t1 = [0] * s1
-        t2 = [0] * s2
-        t3 = [0] * s3
-        for value in values:
-            key = value >> 16
-            t0[key % s0] ^= value
-            t1[key % s1] ^= value
-            t2[key % s2] ^= value
-            t3[key % s3] ^= value
-        return cls(first, t0 + t1 + t2 + t3)
+        return cls(first, build_cells(values, first))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Sketch:

@@ -51,7 +51,7 @@ __all__ = [
     "payload_size",
 ]
 
-VERSION = 1
+VERSION = 2
 SALT_BYTES = 16
 SUM_BYTES = 32
 MAX_MESSAGE_BYTES = 256 * 1024

@@ -11,5 +11,10 @@ from hypothesis import HealthCheck, settings
 os.environ.setdefault("KITH_INSECURE_TEST_KDF", "1")
 
 settings.register_profile("default", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+# In CI (the CI variable set, as .ci/run does) Hypothesis loads its own "ci" profile on import:
+# derandomized (every run draws the same examples, so a failure reproduces) and printing a
+# reproduction blob. It is kept as it is; HYPOTHESIS_PROFILE=NAME picks a profile explicitly.
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+elif settings.get_current_profile_name() != "ci":
+    settings.load_profile("default")

@@ -14,7 +14,7 @@ import hashlib
 
 from sync.reconcile import ItemIndex, ReconcileSession
 from sync.reconcile_index import fingerprint, item_key, population_counts, sum_ids
-from sync.reconcile_sketch import ams_residues, encode_ams, salt_multiplier, sketch_values
+from sync.reconcile_sketch import ams_residues, encode_ams, plain_values, salt_multiplier, sketch_values
 
 SALT = bytes(range(16))
 
@@ -44,6 +44,7 @@ def compute() -> dict[str, str]:
         "recon-item-0": item_key(ts0, id0).hex(),
         "recon-fingerprint-initiator": fingerprint(sum_ids(keys), len(keys)).hex(),
         "recon-multiplier": salt_multiplier(SALT).to_bytes(32, "little").hex(),
+        "recon-plain-value-item-0": plain_values([item_key(ts0, id0)])[0].to_bytes(8, "big").hex(),
         "recon-value-item-0": sketch_values([item_key(ts0, id0)], multiplier)[0].to_bytes(8, "big").hex(),
         "recon-estimator-initiator": encode_ams(ams_residues(len(keys), population_counts(keys))).hex(),
         **{f"recon-message-{n + 1}": message.hex() for n, message in enumerate(messages)},

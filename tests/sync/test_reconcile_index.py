@@ -9,9 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from identity.errors import LocalProtocolError
+from sync import reconcile_index
 from sync.reconcile_index import (
     BLOCK_MAX,
     INFINITY,
+    PLAIN_TABLES_KEPT,
     ItemIndex,
     fingerprint,
     item_key,
@@ -78,6 +80,81 @@ def test_many_blocks_with_inserts_anywhere() -> None:
         assert index.count_and_sum(lo, hi) == (len(expected), sum_ids(expected) % 2**256)
         if n < 6:
             assert index.population_counts(lo, hi) == (len(expected), naive_pops(expected))
+
+
+def reference_plain_cells(keys: list[bytes], first: int) -> list[int]:
+    """docs/RECONCILE.md section 3, spelled out: key = LE48(id[0:6]), 4 sub-tables."""
+    sizes = (first, first - 2, first - 4, first - 6)
+    cells = [0] * sum(sizes)
+    for key in keys:
+        sketch_key = int.from_bytes(key[8:14], "little")
+        value = sketch_key << 16 | (sketch_key * 0x9E3779B97F4A7C15) % 2**64 >> 48
+        offset = 0
+        for size in sizes:
+            cells[offset + sketch_key % size] ^= value
+            offset += size
+    return cells
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), ids), max_size=80),
+    st.lists(st.tuples(st.integers(0, 40), ids), max_size=80),
+    st.lists(st.sampled_from([7, 11, 13, 17, 29, 53]), min_size=1, max_size=9),
+    st.booleans(),
+)
+def test_kept_plain_tables_and_key_map_follow_inserts(
+    before: list[tuple[int, bytes]], after: list[tuple[int, bytes]], sizes: list[int], collide: bool
+) -> None:
+    if collide:  # ids sharing their first 6 bytes: one plain key, several items
+        after = [(ts, (before[0][1][:6] if before else bytes(6)) + i[6:]) for ts, i in after]
+    index = ItemIndex(before)
+    for first in sizes:  # asks for some sizes before the inserts (kept), others only after
+        assert index.plain_table(first) == reference_plain_cells(index.item_keys(), first)
+    zero = tuple(k for k in index.item_keys() if k[8:14] == bytes(6))
+    assert index.items_with_plain_keys({0}) == ({0: zero} if zero else {})  # walks the items
+    index.items_with_plain_keys({1})  # builds the key map, which the inserts below update
+    for ts, i in after:
+        index.add(ts, i)
+    keys = index.item_keys()
+    for first in sizes:
+        assert index.plain_table(first) == reference_plain_cells(keys, first)
+    assert len(index._tables) <= PLAIN_TABLES_KEPT
+    expected: dict[int, list[bytes]] = {}
+    for key in keys:
+        expected.setdefault(int.from_bytes(key[8:14], "little"), []).append(key)
+    found = index.items_with_plain_keys({*expected, 2**48 - 1})
+    assert {k: sorted(v) for k, v in found.items()} == expected
+
+
+def test_the_plain_key_map_stays_exact_across_merges(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reconcile_index, "PLAIN_RECENT_MIN", 16)
+    rng = random.Random(4)
+    pairs = [(rng.randrange(500), rng.randbytes(32)) for _ in range(3000)]
+    pairs += [(ts + 1, i[:6] + rng.randbytes(26)) for ts, i in pairs[:40]]  # shared plain keys
+    rng.shuffle(pairs)
+    index = ItemIndex(pairs[:300])
+    index.items_with_plain_keys({0})
+    index.items_with_plain_keys({0})  # the second call builds the map
+    for ts, i in pairs[300:]:
+        index.add(ts, i)
+    expected: dict[bytes, list[bytes]] = {}
+    for key in index.item_keys():
+        expected.setdefault(key[8:14], []).append(key)
+    assert len(index._plain._recent) < 200  # type: ignore[union-attr]  # it merged along the way
+    found = index.items_with_plain_keys({int.from_bytes(prefix, "little") for prefix in expected})
+    assert {k.to_bytes(6, "little"): sorted(v) for k, v in found.items()} == expected
+
+
+def test_a_kept_table_is_a_copy_and_updates_on_insert_anywhere() -> None:
+    rng = random.Random(9)
+    pairs = [(rng.randrange(500), rng.randbytes(32)) for _ in range(3 * BLOCK_MAX)]
+    index = ItemIndex(pairs[:BLOCK_MAX])
+    cells = index.plain_table(11)
+    cells[0] ^= 1  # the caller's copy, not the kept table
+    for ts, i in pairs[BLOCK_MAX:]:
+        index.add(ts, i)
+    assert index.plain_table(11) == reference_plain_cells(index.item_keys(), 11)
 
 
 @settings(max_examples=100)

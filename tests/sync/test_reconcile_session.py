@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from identity.errors import LocalProtocolError, RemoteProtocolError
 from sync import reconcile_ranges, reconcile_sketch
 from sync.reconcile import ItemIndex, ReconcileSession, RoundLimitExceeded, UnexpectedRange
+from sync.reconcile_sketch import plain_key
 
 sys.path.insert(0, str(Path(__file__).parent))
 from reconcile_helpers import SALT, Item, check_exact, make_id, random_items, run_exchange  # noqa: E402
@@ -153,6 +154,18 @@ def test_undersized_sketches_escalate_then_fall_back(monkeypatch: pytest.MonkeyP
     assert failures >= 2  # the first sketch and its doubled retry both failed
 
 
+@pytest.fixture
+def all_salted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every sketch in the salted layout (as in version 1), to aim faults at the salted path."""
+    real = reconcile_ranges.RangeAnswers._snapshot
+
+    def salted(self: reconcile_ranges.RangeAnswers, lower: bytes, upper: bytes, *, salted: bool) -> object:
+        return real(self, lower, upper, salted=True)
+
+    monkeypatch.setattr(reconcile_ranges.RangeAnswers, "_snapshot", salted)
+
+
+@pytest.mark.usefixtures("all_salted")
 def test_short_key_collisions_are_caught_by_verification(monkeypatch: pytest.MonkeyPatch) -> None:
     real = reconcile_sketch.sketch_values
 
@@ -169,6 +182,7 @@ def test_short_key_collisions_are_caught_by_verification(monkeypatch: pytest.Mon
         check_exact(ex, a, b)
 
 
+@pytest.mark.usefixtures("all_salted")
 def test_cross_set_collision_cancels_in_the_sketch_but_not_in_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two different items, one per side, with the same sketch key vanish from the sketch."""
     real = reconcile_sketch.sketch_values
@@ -188,6 +202,76 @@ def test_cross_set_collision_cancels_in_the_sketch_but_not_in_the_check(monkeypa
     ex = run_exchange(a, b)
     check_exact(ex, a, b)
     assert ex.initiator.stats.sketch_failures + ex.responder.stats.sketch_failures >= 1
+
+
+# --- an attacker who grinds ids against the plain layout ----------------------------------
+# Plain sketch keys are id bytes, public and session-independent: a modified client can
+# pick its envelopes' ids (by grinding their contents) so that they collide. Each test
+# builds such ids directly, the way the grinding would end, and checks that honest nodes
+# still find the exact difference, in one extra round trip (the salted retry), not more.
+
+
+def _stuck_pair(seed: int) -> tuple[bytes, bytes]:
+    """Two ids whose plain keys agree modulo 11 * 9 * 7 * 5: the same 4 cells of a 32-cell sketch."""
+    seen: dict[int, bytes] = {}
+    n = 0
+    while True:
+        item_id = make_id(seed, n)
+        n += 1
+        residue = plain_key(item_id) % (11 * 9 * 7 * 5)
+        if residue in seen and plain_key(seen[residue]) != plain_key(item_id):
+            return seen[residue], item_id
+        seen[residue] = item_id
+
+
+def test_ids_crafted_to_share_every_cell_fall_back_to_the_salted_sketch() -> None:
+    shared = random_items(5000, seed=31)
+    x, y = _stuck_pair(32)
+    a = shared + [(1_700_000_100, x), (1_700_000_200, y)]
+    ex = run_exchange(a, shared)
+    check_exact(ex, a, shared)
+    assert ex.initiator.stats.sketch_failures == 1  # the plain sketch could not be peeled
+    assert ex.round_trips == 3
+
+
+def test_ids_crafted_to_share_a_plain_key_across_sides_are_caught_then_found() -> None:
+    """x and y have the same plain key: they cancel in the plain sketch, so the decoded
+    result looks in sync; the id sum refuses it and the salted sketch finds both."""
+    shared = random_items(5000, seed=33)
+    x = make_id(34, 0)
+    y = x[:6] + make_id(34, 1)[6:]
+    a, b = shared + [(1_700_000_100, x)], shared + [(1_700_000_100, y)]
+    ex = run_exchange(a, b)
+    check_exact(ex, a, b)
+    assert ex.responder.stats.sketch_failures == 1  # the result did not verify
+    assert ex.round_trips == 3
+
+
+def test_many_own_ids_with_one_plain_key_fall_back_to_the_salted_sketch() -> None:
+    shared = random_items(3000, seed=35)
+    prefix = make_id(36, 0)[:6]
+    flood = [(1_700_000_000 + n, prefix + make_id(36, n)[6:]) for n in range(1, 21)]
+    for a, b in ((shared + flood, shared + flood[:3]), (shared + flood[:3], shared + flood)):
+        ex = run_exchange(a, b)
+        check_exact(ex, a, b)
+        assert ex.round_trips <= 3
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32), crafted=st.integers(1, 6), honest=st.integers(0, 6), side=st.booleans())
+def test_crafted_collisions_never_hide_a_difference(seed: int, crafted: int, honest: int, side: bool) -> None:
+    """Ids sharing plain keys, spread over both sides, with honest differences mixed in."""
+    items = random_items(600 + honest, seed=seed)
+    shared, fresh = items[:600], items[600:]
+    base = make_id(seed, 10**6)[:6]
+    colliding = [(1_700_000_000 + n, base + make_id(seed, 10**6 + n)[6:]) for n in range(1, 2 * crafted + 1)]
+    mine, theirs = colliding[::2], colliding[1::2]
+    a = shared + mine + fresh[: honest // 2]
+    b = shared + theirs + fresh[honest // 2 :]
+    if side:
+        a, b = b, a
+    ex = run_exchange(a, b)
+    check_exact(ex, a, b)
 
 
 def test_small_messages_defer_work_to_later_rounds() -> None:
@@ -237,7 +321,7 @@ def test_a_cut_link_never_yields_a_wrong_claim(
             assert side.have_ids == mine and side.need_count == len(theirs)
     if error:
         with pytest.raises(LocalProtocolError):
-            receiver.receive(b"\x81\x01")  # a broken session stays broken
+            receiver.receive(b"\x81\x02")  # a broken session stays broken
     # A fresh pair of sessions on the same data converges.
     again = run_exchange(a, b, salt=bytes(reversed(SALT)))
     check_exact(again, a, b)
@@ -261,7 +345,7 @@ def test_answers_must_match_what_was_sent() -> None:
     result = a.receive(sketch)  # type: ignore[arg-type]
     assert result is not None
     with pytest.raises(UnexpectedRange):
-        b.receive(b"\x81\x01")  # Skip everything, but b sent a sketch that needs an answer
+        b.receive(b"\x81\x02")  # Skip everything, but b sent a sketch that needs an answer
     d = ReconcileSession(ItemIndex(items[:450]), initiator=True, salt=SALT)
     d.start()
     with pytest.raises(UnexpectedRange):
@@ -279,7 +363,7 @@ def test_api_misuse_is_a_local_error() -> None:
         responder.start()
     initiator = ReconcileSession(index, initiator=True, salt=SALT)
     with pytest.raises(LocalProtocolError):
-        initiator.receive(b"\x81\x01")
+        initiator.receive(b"\x81\x02")
     initiator.start()
     with pytest.raises(LocalProtocolError):
         initiator.start()

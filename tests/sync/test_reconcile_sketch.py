@@ -24,6 +24,9 @@ from sync.reconcile_sketch import (
     first_of_cells,
     key_value,
     peel,
+    plain_key,
+    plain_keys,
+    plain_values,
     salt_multiplier,
     sketch_key,
     sketch_values,
@@ -51,6 +54,18 @@ def test_values_follow_the_spec(id_list: list[bytes], salt: bytes) -> None:
     assert [v >> 16 for v in values] == [sketch_key(i, multiplier) for i in id_list]
     assert all(key_value(v >> 16) == v and check_of(v >> 16) == v & 0xFFFF for v in values)
     assert multiplier % 2 == 1
+
+
+@settings(max_examples=50)
+@given(st.lists(st.binary(min_size=32, max_size=32), max_size=20))
+def test_plain_values_follow_the_spec(id_list: list[bytes]) -> None:
+    keys = [item_key(1_700_000_000 + n, i) for n, i in enumerate(id_list)]
+    expected = []
+    for item_id in id_list:
+        key = int.from_bytes(item_id[:6], "little")
+        expected.append(key << 16 | (key * 0x9E3779B97F4A7C15) % 2**64 >> 48)
+    assert list(plain_values(keys)) == expected
+    assert plain_keys(keys) == [plain_key(i) for i in id_list] == [v >> 16 for v in expected]
 
 
 def test_table_sizes_are_pairwise_coprime() -> None:

@@ -37,4 +37,4 @@ def test_the_vector_session_is_the_documented_shape() -> None:
     third = decode_message(bytes.fromhex(computed["recon-message-3"]), first=False)
     ((_lower, _upper, result),) = third.spans()
     assert isinstance(result, SketchResult) and len(result.need_keys()) == 3 and len(result.have_keys()) == 2
-    assert computed["recon-message-4"] == "8101"
+    assert computed["recon-message-4"] == "8102"

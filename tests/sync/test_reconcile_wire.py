@@ -91,42 +91,43 @@ def test_skips_are_merged_and_trailing_ones_dropped() -> None:
     assert [type(r.payload) for r in message.normalized] == [Skip, Fingerprint]
     assert encode_message(message) == encode_message(Message((Range(b2, Skip()), Range(b3, fp))))
     # A peer that sends the non-canonical form is refused.
-    raw = codec.encode([1, 2, b"", 0, 3, b"", 0, 2, b"", 1, 1, bytes(16)])
+    raw = codec.encode([2, 2, b"", 0, 3, b"", 0, 2, b"", 1, 1, bytes(16)])
     with pytest.raises(Malformed):
         decode_message(raw, first=False)
     with pytest.raises(Malformed):
-        decode_message(codec.encode([1, 2, b"", 1, 1, bytes(16), 0, b"", 0]), first=False)
-    assert decode_message(b"\x81\x01", first=False).spans() == [(b"", INFINITY, Skip())]
+        decode_message(codec.encode([2, 2, b"", 1, 1, bytes(16), 0, b"", 0]), first=False)
+    assert decode_message(b"\x81\x02", first=False).spans() == [(b"", INFINITY, Skip())]
 
 
 # --- hostile bytes -----------------------------------------------------------------------
 
 BAD = [
-    ([2], UnsupportedVersion),
-    ([1, 0, b"", 9], Malformed),  # unknown mode
-    ([1, 0, b"x", 0], Malformed),  # infinity with a prefix
-    ([1, 2**40 + 1, b"", 1, 0, bytes(16)], Malformed),  # ts beyond 2^40 - 1
-    ([1, 5, bytes(33), 1, 0, bytes(16)], Malformed),  # prefix longer than an id
-    ([1, 0, b"", 1, 2**32, bytes(16)], Malformed),  # absurd count
-    ([1, 0, b"", 1, -1, bytes(16)], Malformed),
-    ([1, 0, b"", 1, 0, bytes(15)], Malformed),
-    ([1, 0, b"", 2, 5, bytes(16), bytes(AMS_BYTES - 1)], Malformed),
-    ([1, 0, b"", 3, bytes(31)], Malformed),
-    ([1, 0, b"", 3, bytes(64)], Malformed),  # the same id twice
-    ([1, 0, b"", 3, bytes(32 * 4097)], Malformed),  # too many ids
-    ([1, 0, b"", 4, 0, bytes(600)], Malformed),  # bitmap longer than any id list
-    ([1, 0, b"", 5, 0], Malformed),  # HaveAll of nothing
-    ([1, 0, b"", 7, 3, bytes(8 * 17)], Malformed),  # not 4s-12 cells
-    ([1, 0, b"", 7, 3, bytes(8 * 24)], Malformed),  # 4s-12 cells but s = 9 is a multiple of 3
-    ([1, 0, b"", 7, 3, bytes(8 * 24_580)], Malformed),  # too many cells (and too big)
-    ([1, 0, b"", 8, bytes(12), bytes(6), 0, bytes(32)], Malformed),  # need keys not ascending
-    ([1, 0, b"", 8, bytes(6), bytes(6), 0, bytes(32)], Malformed),  # needed and offered
-    ([1, 0, b"", 8, bytes(5), b"", 0, bytes(32)], Malformed),
-    ([1, 2, b"", 1, 0, bytes(16), 1, b"", 1, 0, bytes(16)], Malformed),  # the same bound twice
-    ([1, 2, b"\x05", 1, 0, bytes(16), 1, b"\x04", 1, 0, bytes(16)], Malformed),  # bounds going down
-    ([1, 0, b"", 1, 0, bytes(16), 5, b"", 6], Malformed),  # a range after infinity
-    ([1, 0, b"", 1, 0], Malformed),  # cut short
-    ([1, 0, b"", 1, True, bytes(16)], Malformed),  # a bool is not a count
+    ([1], UnsupportedVersion),  # version 1 keyed every sketch by the session salt
+    ([3], UnsupportedVersion),
+    ([2, 0, b"", 9], Malformed),  # unknown mode
+    ([2, 0, b"x", 0], Malformed),  # infinity with a prefix
+    ([2, 2**40 + 1, b"", 1, 0, bytes(16)], Malformed),  # ts beyond 2^40 - 1
+    ([2, 5, bytes(33), 1, 0, bytes(16)], Malformed),  # prefix longer than an id
+    ([2, 0, b"", 1, 2**32, bytes(16)], Malformed),  # absurd count
+    ([2, 0, b"", 1, -1, bytes(16)], Malformed),
+    ([2, 0, b"", 1, 0, bytes(15)], Malformed),
+    ([2, 0, b"", 2, 5, bytes(16), bytes(AMS_BYTES - 1)], Malformed),
+    ([2, 0, b"", 3, bytes(31)], Malformed),
+    ([2, 0, b"", 3, bytes(64)], Malformed),  # the same id twice
+    ([2, 0, b"", 3, bytes(32 * 4097)], Malformed),  # too many ids
+    ([2, 0, b"", 4, 0, bytes(600)], Malformed),  # bitmap longer than any id list
+    ([2, 0, b"", 5, 0], Malformed),  # HaveAll of nothing
+    ([2, 0, b"", 7, 3, bytes(8 * 17)], Malformed),  # not 4s-12 cells
+    ([2, 0, b"", 7, 3, bytes(8 * 24)], Malformed),  # 4s-12 cells but s = 9 is a multiple of 3
+    ([2, 0, b"", 7, 3, bytes(8 * 24_580)], Malformed),  # too many cells (and too big)
+    ([2, 0, b"", 8, bytes(12), bytes(6), 0, bytes(32)], Malformed),  # need keys not ascending
+    ([2, 0, b"", 8, bytes(6), bytes(6), 0, bytes(32)], Malformed),  # needed and offered
+    ([2, 0, b"", 8, bytes(5), b"", 0, bytes(32)], Malformed),
+    ([2, 2, b"", 1, 0, bytes(16), 1, b"", 1, 0, bytes(16)], Malformed),  # the same bound twice
+    ([2, 2, b"\x05", 1, 0, bytes(16), 1, b"\x04", 1, 0, bytes(16)], Malformed),  # bounds going down
+    ([2, 0, b"", 1, 0, bytes(16), 5, b"", 6], Malformed),  # a range after infinity
+    ([2, 0, b"", 1, 0], Malformed),  # cut short
+    ([2, 0, b"", 1, True, bytes(16)], Malformed),  # a bool is not a count
     ({"v": 1}, Malformed),
     ([], Malformed),
     ([b"1"], Malformed),
@@ -142,10 +143,10 @@ def test_bad_fields_are_refused(items: object, error: type[Exception]) -> None:
 
 def test_first_message_needs_a_salt() -> None:
     with pytest.raises(Malformed):
-        decode_message(codec.encode([1]), first=True)
+        decode_message(codec.encode([2]), first=True)
     with pytest.raises(Malformed):
-        decode_message(codec.encode([1, bytes(15)]), first=True)
-    assert decode_message(codec.encode([1, bytes(16)]), first=True).salt == bytes(16)
+        decode_message(codec.encode([2, bytes(15)]), first=True)
+    assert decode_message(codec.encode([2, bytes(16)]), first=True).salt == bytes(16)
 
 
 def test_oversized_and_random_bytes() -> None:

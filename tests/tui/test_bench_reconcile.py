@@ -38,3 +38,17 @@ def test_run_session_counts_everything() -> None:
         reconcile.ItemIndex(shared), reconcile.ItemIndex(shared), {}, bytes(16)
     )
     assert (trips, ratio) == (1, 0.0) and wire < 260
+
+
+def test_one_difference_cpu_figures_are_per_side_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        reconcile, "ONE_DIFF_SIZES", {"reconcile_100k_one_diff_cpu_ms": 2000, "reconcile_1m_one_diff_cpu_ms": 4000}
+    )
+    figures = reconcile.bench_reconcile_one_diff_cpu()
+    assert set(figures) == {"reconcile_100k_one_diff_cpu_ms", "reconcile_1m_one_diff_cpu_ms"}
+    assert all(value >= 0 for value in figures.values())
+    a, b, _envelopes = reconcile._scenario(5, "random", 1, 2000)
+    first, second, messages, wire = reconcile.session_cpu(a, b, bytes(16))
+    assert first > 0 and second > 0 and messages == 4  # Estimate, Sketch, SketchResult, the final Skip
+    *_cpu, plain_messages, plain_wire = reconcile.session_cpu(a, b, bytes(16), estimates=False)
+    assert plain_messages > messages and plain_wire > wire  # what the sketches save

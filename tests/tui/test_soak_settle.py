@@ -52,8 +52,6 @@ def _script(monkeypatch: pytest.MonkeyPatch, looks: Any) -> _Clock:
         return next(looks)(clock.now)
 
     monkeypatch.setattr(soak_check, "look", look)
-    monkeypatch.setattr(soak_check.time, "time", clock.time)
-    monkeypatch.setattr(soak_check.time, "sleep", clock.sleep)
     return clock
 
 
@@ -66,7 +64,7 @@ def test_agreement_that_changes_is_not_convergence(monkeypatch: pytest.MonkeyPat
             yield lambda now: _seen("a" if now < start + 6 else "b")
 
     clock = _script(monkeypatch, looks())
-    result = soak_check.converge(_World(), _Load(), timeout=120)  # type: ignore[arg-type]
+    result = soak_check.converge(_World(), _Load(), timeout=120, clock=clock.time, sleep=clock.sleep)  # type: ignore[arg-type]
     assert result.converged and result.problems == []
     assert result.hashes["Night owls"]["m00"] == "b"
     assert clock.now - (start + 6) >= QUIET_S
@@ -85,7 +83,7 @@ def test_disagreement_restarts_the_quiet_window(monkeypatch: pytest.MonkeyPatch)
             yield state
 
     clock = _script(monkeypatch, looks())
-    result = soak_check.converge(_World(), _Load(), timeout=120)  # type: ignore[arg-type]
+    result = soak_check.converge(_World(), _Load(), timeout=120, clock=clock.time, sleep=clock.sleep)  # type: ignore[arg-type]
     assert result.converged
     assert clock.now - (start + 7) >= QUIET_S
 
@@ -95,7 +93,7 @@ def test_a_mesh_that_never_settles_is_reported(monkeypatch: pytest.MonkeyPatch) 
         while True:
             yield lambda now: _seen(str(int(now) // 5))  # a new state every 5 s
 
-    _script(monkeypatch, looks())
-    result = soak_check.converge(_World(), _Load(), timeout=60)  # type: ignore[arg-type]
+    clock = _script(monkeypatch, looks())
+    result = soak_check.converge(_World(), _Load(), timeout=60, clock=clock.time, sleep=clock.sleep)  # type: ignore[arg-type]
     assert not result.converged
     assert result.problems == ["the circles kept changing without load for 60 s"]

@@ -79,9 +79,38 @@ def run_session(
     return -(-half_trips // 2), (wire + pushed) / payload if payload else 0.0, wire, cpu
 
 
-def _scenario(seed: int, placement: str, differences: int) -> tuple[ItemIndex, ItemIndex, dict]:
+def session_cpu(a: ItemIndex, b: ItemIndex, salt: bytes, *, estimates: bool = True) -> tuple[float, float, int, int]:
+    """(initiator CPU seconds, responder CPU seconds, messages, bytes on the wire) of one reconciliation.
+
+    CPU is `time.process_time` around each side's own calls, so other processes on a busy
+    machine do not count; the two sides run one after the other in this process. Bytes
+    count every message with its 5-byte frame header. ``estimates=False`` is the plain
+    range-based mode (Negentropy's algorithm, no sketches).
+    """
+    sides = (
+        ReconcileSession(a, initiator=True, salt=salt, estimates=estimates),
+        ReconcileSession(b, initiator=False, estimates=estimates),
+    )
+    cpu = [0.0, 0.0]
+    started = time.process_time()
+    message: bytes | None = sides[0].start()
+    cpu[0] += time.process_time() - started
+    turn, messages, wire = 1, 0, 0
+    while message is not None:
+        messages += 1
+        wire += len(message) + FRAME_BYTES
+        started = time.process_time()
+        message = sides[turn].receive(message)
+        cpu[turn] += time.process_time() - started
+        turn ^= 1
+    return cpu[0], cpu[1], messages, wire
+
+
+def _scenario(
+    seed: int, placement: str, differences: int, shared_count: int | None = None
+) -> tuple[ItemIndex, ItemIndex, dict]:
     rng = random.Random(seed)
-    shared = _shared_items(rng, SHARED)
+    shared = _shared_items(rng, SHARED if shared_count is None else shared_count)
     newest = max(ts for ts, _ in shared)
     if placement == "random":
         times = [ts for ts, _ in rng.sample(shared, differences)]
@@ -153,3 +182,66 @@ def bench_reconcile_shapes() -> Figures:
         "reconcile_10k_bytes_ratio": round(big_ratio, 3),
         "reconcile_10k_round_trips": big_trips,
     }
+
+
+ONE_DIFF_SIZES = {"reconcile_100k_one_diff_cpu_ms": 100_000, "reconcile_1m_one_diff_cpu_ms": 1_000_000}
+CPU_RUNS = 3
+
+
+def warm_cpu_ms(shared_count: int, placement: str, differences: int, seed: int = 21) -> tuple[float, float]:
+    """(median warm CPU ms of the busier side, cold CPU ms of the busier side) for one topic.
+
+    Cold is the first session on freshly built indexes (right after a node loads its store:
+    it builds the plain sketch tables it needs and walks the items to look keys up). The
+    second session builds the plain key map; from then on (warm, as on a running node)
+    the index keeps both current as items arrive, and sessions cost O(differences).
+    """
+    a, b, _envelopes = _scenario(seed, placement, differences, shared_count)
+    first, second, _messages, _wire = session_cpu(a, b, bytes(16))
+    cold = max(first, second)
+    session_cpu(a, b, bytes(15) + b"\x01")  # builds the key maps
+    warm = []
+    for run in range(CPU_RUNS):
+        first, second, _messages, _wire = session_cpu(a, b, bytes([run + 2]) * 16)
+        warm.append(max(first, second))
+    return 1000 * statistics.median(warm), 1000 * cold
+
+
+@register(*ONE_DIFF_SIZES)
+def bench_reconcile_one_diff_cpu() -> Figures:
+    """Per-side CPU of a reconciliation that finds one difference, warm (see `warm_cpu_ms`)."""
+    return {name: round(warm_cpu_ms(count, "random", 1)[0], 1) for name, count in ONE_DIFF_SIZES.items()}
+
+
+CASES = (("1 difference", "random", 1), ("100 spread", "random", 100), ("100 clustered", "recent", 100))
+
+
+def cpu_table(sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)) -> str:
+    """The per-side CPU table of docs/RECONCILE.md: warm (cold) ms of the busier side."""
+    lines = ["| items | " + " | ".join(name for name, _p, _d in CASES) + " |", "|---|---|---|---|"]
+    for count in sizes:
+        cells = []
+        for _name, placement, differences in CASES:
+            warm, cold = warm_cpu_ms(count, placement, differences)
+            cells.append(f"{warm:.1f} ({cold:.0f})")
+        lines.append(f"| {count:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def wire_table(sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)) -> str:
+    """Bytes and messages of kith and of the plain range-based mode (Negentropy's algorithm)."""
+    header = "| items | case | kith bytes | kith messages | plain bytes | plain messages |"
+    lines = [header, "|---|---|---|---|---|---|"]
+    for count in sizes:
+        for name, placement, differences in CASES:
+            a, b, _envelopes = _scenario(21, placement, differences, count)
+            *_cpu, messages, wire = session_cpu(a, b, bytes(16))
+            *_cpu, plain_messages, plain_wire = session_cpu(a, b, bytes(16), estimates=False)
+            lines.append(f"| {count:,} | {name} | {wire:,} | {messages} | {plain_wire:,} | {plain_messages} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(wire_table() if sys.argv[1:] == ["wire"] else cpu_table())

@@ -29,6 +29,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,32 +125,39 @@ def _signature(seen: Convergence) -> Any:
     return (seen.hashes, seen.envelopes)
 
 
-def converge(world: World, load: Load, timeout: float) -> Convergence:
+def converge(
+    world: World,
+    load: Load,
+    timeout: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Convergence:
     """Nudge reconciliation until every circle agrees everywhere and stays so for `QUIET_S`
-    (or time runs out)."""
-    start = time.time()
+    (or time runs out). ``clock`` and ``sleep`` are injectable for a scripted test."""
+    start = clock()
     last_nudge = 0.0
     agreed: tuple[float, Any] | None = None
     while True:
         load.check_joins()
         seen = look(world)
-        seen.seconds = round(time.time() - start, 1)
+        seen.seconds = round(clock() - start, 1)
         if seen.problems:
             agreed = None
         elif agreed is None or agreed[1] != _signature(seen):
-            agreed = (time.time(), _signature(seen))
-        elif time.time() - agreed[0] >= QUIET_S:
+            agreed = (clock(), _signature(seen))
+        elif clock() - agreed[0] >= QUIET_S:
             seen.converged = True
             return seen
-        if time.time() - start > timeout:
+        if clock() - start > timeout:
             if not seen.problems:
                 seen.problems.append(f"the circles kept changing without load for {timeout:.0f} s")
             return seen
-        if seen.problems and time.time() - last_nudge > 10:
-            last_nudge = time.time()
+        if seen.problems and clock() - last_nudge > 10:
+            last_nudge = clock()
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(lambda p: _safe(world, p, "sync"), [p for p in world.everyone() if p.up]))
-        time.sleep(1.0)
+        sleep(1.0)
 
 
 # --- the audit -----------------------------------------------------------------------
