@@ -192,6 +192,8 @@ def build_methods(node: Node) -> dict[str, Handler]:
                         "envelopes": sum(len(node.indexes.get(t, ())) for t in circle.topics()),
                         "state_hash": circle.replica.state_hash().hex(),
                         "last_sync": _latest(node.topic_synced.get(t) for t in circle.topics()),
+                        "relays": node.relay_reach(circle),
+                        "relay_reachable": any(r["connected"] for r in node.relay_reach(circle)),
                     }
                 )
         relay_topics = [
@@ -283,6 +285,11 @@ def build_methods(node: Node) -> dict[str, Handler]:
         identity = member_circles().identity
         card = identity.card()
         return {"name": card.name, "member_id": card.member_id.hex(), "fingerprint": card.fingerprint}
+
+    @method("relays")
+    async def relays(params: dict[str, Any]) -> Any:
+        """The relays a circle lists (relay.add), and whether this node reaches each now."""
+        return node.relay_reach(circle_of(params))
 
     @method("circles")
     async def circles(params: dict[str, Any]) -> Any:

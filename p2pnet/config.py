@@ -1,7 +1,11 @@
 """Node settings: where to listen, whom to dial, how often to reconcile.
 
-Defaults suit a member's laptop. A relay listens on a fixed port so invites can carry its
-address. Settings come from ``<home>/config.json`` (optional) and command-line flags.
+Defaults suit a member's laptop. Both kinds of node listen on every interface on a stable
+port (a member's node on `DEFAULT_NODE_PORT`, a relay on `DEFAULT_RELAY_PORT`), so an
+address given out once (in an invite, a circle's relay list) stays good across restarts;
+what they give out is never the unspecified address (`p2pnet.addresses`). A relay behind a
+public IP or DNS name says so with ``announce``. Settings come from ``<home>/config.json``
+(optional) and command-line flags.
 """
 
 from __future__ import annotations
@@ -11,13 +15,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from identity.errors import UsageError
+from p2pnet.addresses import check_announce
 
 DEFAULT_RELAY_PORT = 4747
+DEFAULT_NODE_PORT = 4748
+DEFAULT_NODE_LISTEN = f"/ip4/0.0.0.0/tcp/{DEFAULT_NODE_PORT}"
 
 
 @dataclass
 class NodeConfig:
-    listen: list[str] = field(default_factory=lambda: ["/ip4/0.0.0.0/tcp/0"])
+    listen: list[str] = field(default_factory=lambda: [DEFAULT_NODE_LISTEN])
+    announce: list[str] = field(default_factory=list)
+    """Addresses to give out instead of the listening ones (``/ip4|ip6|dns4|dns6/HOST/tcp/PORT``)."""
     bootstrap: list[str] = field(default_factory=list)
     mdns: bool = False
     sync_interval_s: float = 30.0
@@ -54,6 +63,8 @@ class NodeConfig:
             if not isinstance(value, expected) or (expected is list and not all(isinstance(v, str) for v in value)):
                 raise UsageError(f"{path}: setting {key!r} should be a {expected.__name__}")
             setattr(config, key, value)
+        for address in config.announce:
+            check_announce(address)
         return config
 
     def to_json(self) -> str:

@@ -31,6 +31,7 @@ import trio
 from identity.errors import RemoteProtocolError, StorageError, UsageError
 from identity.keys import DEFAULT_NAME
 from p2pnet.gate import Verdict
+from p2pnet.netstack import NetError
 from sync.envelope import (
     Envelope,
     Kind,
@@ -93,6 +94,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("kith.lifecycle")
 
 JOINS_KEY = "joins"
+JOIN_REACH_S = 5.0
+"""How long `join` tries the invite's addresses before it answers whether any was reachable."""
 PRIVATE_QUOTA = 4 * 1024 * 1024
 """Bytes of private requests and check-ins a member keeps per circle (most members cannot
 open them, so they cannot tell junk from real ones; organizers open and keep theirs)."""
@@ -348,11 +351,43 @@ class Lifecycle:
         self.node.keystore.save()
         self.node.gate.add_key(code.topic, code.epoch, code.mac_key, invite_hints(code.secret))
         await self.node.serve_topic(code.topic)
-        for address in code.addresses:
-            self.node.dial_soon(address)
+        reached, unreached = await self._reach(list(code.addresses))
         await self.node.accept(code.topic, [request], "self")
         self.node.publish_nowait(request)
-        return {"status": "pending", "topic": code.topic.hex(), "invite": code.invite_id.hex()}
+        return {
+            "status": "pending",
+            "topic": code.topic.hex(),
+            "invite": code.invite_id.hex(),
+            "reached": reached,
+            "unreached": unreached,
+            "peers": len(self.node.peers),
+        }
+
+    async def _reach(self, addresses: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+        """Try every address an invite names (one dial per peer, all at once) for at most
+        `JOIN_REACH_S`: which answered, and why the others did not. The node's dialer keeps
+        trying those that did not (the keystore lists them), so a request waits, not fails."""
+        by_peer: dict[str, list[str]] = {}
+        for address in addresses:
+            by_peer.setdefault(address.rsplit("/p2p/", 1)[-1], []).append(address)
+        reached: list[str] = []
+        errors: dict[str, str] = {}
+
+        async def dial(group: list[str]) -> None:
+            try:
+                await self.node.connect(group[0], also=group[1:], timeout=JOIN_REACH_S)
+            except (NetError, UsageError) as exc:
+                for address in group:
+                    errors[address] = str(exc)
+            else:
+                reached.extend(group)
+
+        with trio.move_on_after(JOIN_REACH_S):
+            async with trio.open_nursery() as nursery:
+                for group in by_peer.values():
+                    nursery.start_soon(dial, group)
+        unreached = [{"address": a, "error": errors.get(a, "no answer in time")} for a in addresses if a not in reached]
+        return reached, unreached
 
     def pending_joins(self) -> list[dict[str, Any]]:
         result = []

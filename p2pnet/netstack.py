@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +46,7 @@ from libp2p.transport.tcp.tcp import TCP
 
 from identity.errors import KithError, UsageError
 from identity.keys import NetworkKey
+from p2pnet.addresses import AddressBook, expand_unspecified, interface_addresses, is_unspecified
 
 log = logging.getLogger("kith.net")
 
@@ -60,6 +61,40 @@ SUBSCRIPTION_QUEUE_SIZE = 1024
 
 HELD_SUBSCRIPTIONS_PER_PEER = 256
 """Subscriptions a peer sent before proving the topic, kept until it proves it."""
+
+HAPPY_EYEBALLS_STAGGER_S = 0.25
+"""How long a dial waits for one address before also trying the next (RFC 8305's 250 ms)."""
+
+
+def _why(exc: BaseException) -> str:
+    """The innermost reason a dial failed (py-libp2p wraps the socket error two or three
+    times, each wrapper repeating the address), in one short line."""
+    while True:
+        if exc.__cause__ is not None:
+            exc = exc.__cause__
+        elif isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]  # trio's connect: one error per address it resolved to
+        else:
+            break
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+async def _close_quietly(conn: Any) -> None:
+    try:
+        await conn.close()
+    except Exception as exc:  # noqa: BLE001 - closing a spare connection; nothing to do if it fails
+        log.debug("closing a spare connection: %r", exc)
+
+
+def advertised(transports: list[Any], announce: list[str]) -> list[Any]:
+    """What the host tells peers (identify) and users (status, invites): the ``announce``
+    addresses if any, else the listening ones with 0.0.0.0/:: expanded to this host's
+    interface addresses (read again each time: interfaces come and go)."""
+    if announce:
+        return [multiaddr.Multiaddr(a) for a in announce]
+    listening = [str(a).rsplit("/p2p/", 1)[0] for a in transports]
+    return [multiaddr.Multiaddr(a) for a in expand_unspecified(listening, interface_addresses())]
 
 
 class NetError(KithError):
@@ -374,37 +409,98 @@ class NetStack:
     refused_unproved: int = 0
     """Gossip messages refused from a peer that had not proved the topic."""
     _subscriptions: dict[str, Any] = field(default_factory=dict)
+    book: AddressBook = field(default_factory=AddressBook)
+    """Where each peer was last reached (`connect` keeps it)."""
 
     @property
     def peer_id(self) -> str:
         return self.host.get_id().to_base58()
 
     def listen_addresses(self) -> list[str]:
-        """Full dialable addresses, with the /p2p/<peer id> suffix."""
+        """Full dialable addresses, with the /p2p/<peer id> suffix: the announced ones, or the
+        listening ones with an unspecified host expanded to this host's interface addresses
+        (`p2pnet.addresses`). Never 0.0.0.0 or ::, which would mean the reader's own machine."""
         return [str(a) for a in self.host.get_addrs()]
 
     def connected_peers(self) -> list[str]:
         return sorted(p.to_base58() for p in self.host.get_connected_peers())
 
-    async def connect(self, address: str, *, timeout: float = 10.0) -> str:
-        """Dial a full peer address; returns the peer id. Raises `NetError`."""
-        peer, addrs = parse_peer_address(address)
-        info = info_from_p2p_addr(multiaddr.Multiaddr(address))
+    async def connect(self, address: str, *, also: Sequence[str] = (), timeout: float = 10.0) -> str:
+        """Reach the peer a full address names; returns its peer id. Raises `NetError`.
+
+        Dials ``address`` first, then ``also`` (more addresses of the same peer, as an invite
+        lists them), then every other address the book or the peer itself
+        (libp2p's identify) gave for that peer, each `HAPPY_EYEBALLS_STAGGER_S` after the
+        previous one unless it failed sooner; the first connection wins and the others are
+        cancelled. An address that works goes first in the book; one that fails is forgotten.
+        (py-libp2p's own ``host.connect`` dials only one TCP address per peer, the oldest it
+        knows, so a peer that came back on a new port could never be reached again.)"""
+        peer, _addrs = parse_peer_address(address)
+        if is_unspecified(address):
+            raise UsageError(
+                f"{address} names no host (0.0.0.0 or :: means 'this machine' only to the node that listens);"
+                " use an address from that node's 'kith status'"
+            )
+        peer_id = ID.from_base58(peer)
         network = self.host.get_network()
-        # A failed dial puts the peer in a 60 s negative cache that would refuse our
-        # next explicit attempt outright; our own retry schedule decides instead.
-        network._negative_peer_cache.evict(str(info.peer_id))
+        if any(not c.is_closed for c in network.connections.get(peer_id, ())):
+            return peer
+        suffix = f"/p2p/{peer}"
+        announced = [f"{a}{suffix}" for a in self._announced_transports(peer_id)]
+        same_peer = [a for a in also if a.rsplit("/p2p/", 1)[-1] == peer]
+        candidates = self.book.dial_order(peer, [address, *same_peer, *announced])
+        errors: dict[str, str] = {}
+        won: list[str] = []
+
+        async def attempt(candidate: str, failed: trio.Event, done: trio.CancelScope) -> None:
+            try:
+                transport = multiaddr.Multiaddr(candidate.rsplit("/p2p/", 1)[0])
+                conn = await network.dial_addr(transport, peer_id)
+            except Exception as exc:  # noqa: BLE001 - libp2p raises many unrelated types on dial failure
+                errors[candidate] = _why(exc)
+                self.book.failed(peer, candidate)
+                failed.set()
+                return
+            if won:  # another address connected at the same moment: one connection per peer
+                with trio.CancelScope(shield=True):
+                    await _close_quietly(conn)
+                return
+            won.append(candidate)
+            self.book.worked(peer, candidate)
+            done.cancel()
+
+        with trio.move_on_after(timeout) as deadline:
+            async with trio.open_nursery() as nursery:
+                for candidate in candidates:
+                    failed = trio.Event()
+                    nursery.start_soon(attempt, candidate, failed, nursery.cancel_scope)
+                    with trio.move_on_after(HAPPY_EYEBALLS_STAGGER_S):
+                        await failed.wait()
+        if won:
+            schedule = getattr(self.host, "_schedule_identify", None)
+            if schedule is not None:  # what host.connect does after a dial: learn its protocols
+                schedule(peer_id, reason="connect")
+            return peer
+        if deadline.cancelled_caught and not errors:
+            raise NetError(f"timed out connecting to {address}")
+        reasons = "; ".join(f"{a.rsplit('/p2p/', 1)[0]}: {e}" for a, e in list(errors.items())[:3])
+        if deadline.cancelled_caught:
+            reasons += "; the rest timed out"
+        raise NetError(f"cannot reach peer {peer[:12]}... ({len(candidates)} address(es) tried; {reasons})")
+
+    def _announced_transports(self, peer_id: Any) -> list[str]:
+        """The transport addresses the peer announced (identify keeps them in the peerstore,
+        replacing the old ones each time it connects), minus any unspecified one."""
         try:
-            with trio.fail_after(timeout):
-                await self.host.connect(info)
-        except trio.TooSlowError:
-            raise NetError(f"timed out connecting to {address}") from None
-        except Exception as exc:  # noqa: BLE001 - libp2p raises many unrelated types on dial failure
-            raise NetError(f"cannot connect to {address}: {exc}") from exc
-        # connect() stores the address with a 120 s TTL, after which the peerstore forgets
-        # it; keep it (TTL 0 = permanent) so reconnecting later still knows where to dial.
-        self.host.get_peerstore().add_addrs(info.peer_id, info.addrs, 0)
-        return peer
+            addrs = self.host.get_peerstore().addrs(peer_id)
+        except Exception:  # noqa: BLE001 - PeerStoreError when nothing is known
+            return []
+        out = []
+        for addr in addrs:
+            text = str(addr).rsplit("/p2p/", 1)[0]
+            if not is_unspecified(text):
+                out.append(text)
+        return out
 
     async def disconnect(self, peer: str) -> None:
         try:
@@ -532,10 +628,14 @@ class NetStack:
 
 
 @asynccontextmanager
-async def open_netstack(network_key: NetworkKey, listen: list[str]) -> AsyncIterator[NetStack]:
-    """Start a host (TCP, Noise, Yamux/Mplex) with gossipsub, listening on ``listen``."""
+async def open_netstack(
+    network_key: NetworkKey, listen: list[str], announce: list[str] | None = None
+) -> AsyncIterator[NetStack]:
+    """Start a host (TCP, Noise, Yamux/Mplex) with gossipsub, listening on ``listen`` and
+    telling peers ``announce`` (or, without it, its expanded listen addresses: `advertised`)."""
     _raise_queue_sizes()
     key_pair = create_new_key_pair(network_key.seed)
+    announced = list(announce or [])
     host = new_host(
         key_pair=key_pair,
         # Noise only: the default also offers TLS, SECIO and *plaintext*. Noise is what
@@ -547,6 +647,12 @@ async def open_netstack(network_key: NetworkKey, listen: list[str]) -> AsyncIter
         # One connection per peer. With the default (3) every successful dial waits out a
         # 250 ms happy-eyeballs timer; with 1 a loopback connect takes ~5 ms.
         connection_config=ConnectionConfig(max_connections_per_peer=1),
+        # Never advertise 0.0.0.0 (it means "this machine" to whoever reads it): the
+        # announced addresses, or the listening ones expanded to our interface addresses.
+        addrs_factory=lambda listening: advertised(list(listening), announced),
+        # Addresses peers observed us at are our outbound connections' ephemeral ports,
+        # which nobody can dial back (no port reuse): do not add them to what we advertise.
+        disable_identify_address_discovery=True,
     )
     # The default retries a dead address for ~0.7 s inside one connect(); the node has
     # its own reconnect schedule, so fail fast and let it decide.
@@ -597,7 +703,7 @@ async def open_netstack(network_key: NetworkKey, listen: list[str]) -> AsyncIter
         try:
             # The pubsub services must run before any connection is made: a constructed but
             # stopped Pubsub makes connect() hang uncancellably.
-            if not host.get_addrs():
+            if not host.get_transport_addrs():
                 # py-libp2p logs a failed bind and carries on without listening; a node
                 # nobody can reach must say so instead of pretending to run.
                 raise NetError(f"cannot listen on {', '.join(listen)}: the address is in use or not available")

@@ -23,7 +23,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,8 @@ from sync.store import EnvelopeStore
 log = logging.getLogger("kith.node")
 
 RELAY_TOPICS_KEY = "relay_topics"
+MAX_REDIAL_S = 300.0
+"""The longest a node waits between dials of an unreachable relay or bootstrap peer."""
 STORAGE_RETRY_S = 2.0
 """How often a node whose writes failed half-way tries to rebuild its circles."""
 
@@ -75,6 +77,20 @@ class PeerState:
     syncing: bool = False
     again: bool = False
     """Asked to sync while a session was running (a topic just added, say): run another."""
+
+
+@dataclass
+class Reach:
+    """How dialing one target (a relay, a bootstrap peer) has gone."""
+
+    failures: int = 0
+    """Failed dials in a row."""
+    next_try: float = 0.0
+    """trio time of the next dial."""
+    reached: float | None = None
+    """Wall-clock time of the last successful dial."""
+    error: str | None = None
+    """Why the last dial failed."""
 
 
 @dataclass
@@ -131,6 +147,10 @@ class Node:
         self.ready = trio.Event()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.guard = PeerGuard()
+        self._circle_relays: set[str] = set()
+        """The relays our circles listed when we last looked (`_remember_circle_relays`)."""
+        self.reach: dict[str, Reach] = {}
+        """Dial targets (`dial_targets`) -> how dialing them has gone (backoff, last error)."""
         self.topic_synced: dict[bytes, float] = {}
         """When each topic last finished a reconciliation with some peer."""
         self._sync_limiter = KeyedLimiter(rate=0.5, burst=8)
@@ -227,7 +247,7 @@ class Node:
     async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
         self._open_storage()
         try:
-            async with open_netstack(self.keystore.data.network, self.config.listen) as net:
+            async with open_netstack(self.keystore.data.network, self.config.listen, self.config.announce) as net:
                 self.net = net
                 # Every node caps what one peer may gossip at it; a relay (which many peers
                 # reach) uses the configured rate, a member a generous fixed one.
@@ -783,39 +803,111 @@ class Node:
                 self._start_sync(peer)
 
     async def _dial_loop(self) -> None:
-        """Keep bootstrap peers and relays connected; retry with the configured interval."""
+        """Keep bootstrap peers and relays connected: each target that is not connected is
+        dialed when its backoff allows (`redial_interval_s` after a success or a first try,
+        doubling after each failure up to `MAX_REDIAL_S`, with jitter so that a relay that
+        comes back is not hit by every member at the same second)."""
         while True:
-            for address in self.dial_targets():
-                if self.net is None:
-                    break
-                peer = address.rsplit("/p2p/", 1)[-1]
-                if peer in self.peers or peer == self.net.peer_id or self.is_banned(peer):
-                    continue
-                try:
-                    await self.net.connect(address, timeout=10)
-                except (NetError, UsageError) as exc:
-                    log.debug("dial %s failed: %s", address, exc)
-            await trio.sleep(self.config.redial_interval_s)
+            now = trio.current_time()
+            self._remember_circle_relays()
+            targets = self.dial_targets()
+            for gone in [a for a in self.reach if a not in targets]:
+                del self.reach[gone]
+            due: dict[str, list[str]] = {}  # one dial per peer, with all its due addresses
+            for target in targets:
+                if self._dial_due(target, now):
+                    due.setdefault(target.rsplit("/p2p/", 1)[-1], []).append(target)
+            if due and self._nursery is not None:
+                async with trio.open_nursery() as dials:
+                    for addresses in due.values():
+                        dials.start_soon(self._dial_target, addresses)
+            await trio.sleep(min(self.config.redial_interval_s, 1.0))
+
+    def _dial_due(self, address: str, now: float) -> bool:
+        if self.net is None:
+            return False
+        peer = address.rsplit("/p2p/", 1)[-1]
+        if peer in self.peers or peer == self.net.peer_id or self.is_banned(peer):
+            return False
+        record = self.reach.get(address)
+        return record is None or now >= record.next_try
+
+    async def _dial_target(self, addresses: list[str]) -> None:
+        """Dial one peer at its due addresses; each address's record follows the outcome."""
+        records = [self.reach.setdefault(a, Reach()) for a in addresses]
+        try:
+            await self.connect(addresses[0], also=addresses[1:], timeout=10)
+        except (NetError, UsageError) as exc:
+            for record in records:
+                record.failures += 1
+                record.error = str(exc)
+                backoff = min(MAX_REDIAL_S, self.config.redial_interval_s * 2 ** min(record.failures - 1, 16))
+                record.next_try = trio.current_time() + backoff * random.uniform(0.75, 1.25)
+            log.debug("dial %s failed (%d in a row): %s", addresses[0], records[0].failures, exc)
+        else:
+            for record in records:
+                record.failures = 0
+                record.error = None
+                record.reached = self.clock()
+                record.next_try = trio.current_time() + self.config.redial_interval_s
 
     def dial_targets(self) -> list[str]:
         """Whom to keep connected: configured bootstrap peers, relays and inviters we were
         given, and the relays each of our circles lists (relay.add)."""
         targets = list(self.config.bootstrap)
-        targets += [r for r in self.keystore.data.relays if r not in targets]
         if self.circles is not None:
             for circle in self.circles.circles.values():
-                targets += [r for r in circle.replica.state.relays if r not in targets]
+                targets += [r for r in sorted(circle.replica.state.relays) if r not in targets]
+        targets += [r for r in self.keystore.data.relays if r not in targets]
         return targets
 
-    async def connect(self, address: str) -> str:
+    async def connect(self, address: str, *, also: Sequence[str] = (), timeout: float = 10.0) -> str:
         assert self.net is not None
         target = address.rsplit("/p2p/", 1)[-1]
         if self.is_banned(target):
             raise UsageError(f"peer {target[:12]}... is blocked for now; unblock it first")
-        peer = await self.net.connect(address)
+        peer = await self.net.connect(address, also=also, timeout=timeout)
         if peer not in self.peers:
             self.peers[peer] = PeerState(peer, self.clock())
+        record = self.reach.setdefault(address, Reach()) if address in self.reach else None
+        if record is not None:
+            record.failures, record.error, record.reached = 0, None, self.clock()
         return peer
+
+    def relay_reach(self, circle: Any) -> list[dict[str, Any]]:
+        """Each relay the circle lists: connected now, when last reached, why the last dial failed."""
+        listing = []
+        for address in sorted(circle.replica.state.relays):
+            record = self.reach.get(address)
+            listing.append(
+                {
+                    "address": address,
+                    "connected": address.rsplit("/p2p/", 1)[-1] in self.peers,
+                    "reached": record.reached if record else None,
+                    "failures": record.failures if record else 0,
+                    "error": record.error if record else None,
+                }
+            )
+        return listing
+
+    def _remember_circle_relays(self) -> None:
+        """Keep the keystore's relay list (what a backup carries, and what a restored node
+        first dials) led by the relays our circles list now: a relay a circle added goes
+        in, one it removed goes out (addresses from invites that no circle lists stay)."""
+        if self.circles is None:
+            return
+        listed = [a for c in self.circles.circles.values() for a in sorted(c.replica.state.relays)]
+        current = list(dict.fromkeys(listed))
+        dropped = self._circle_relays - set(current)
+        kept = [a for a in self.keystore.data.relays if a not in current and a not in dropped]
+        wanted = current + kept
+        self._circle_relays = set(current)
+        if wanted != self.keystore.data.relays:
+            self.keystore.data.relays[:] = wanted
+            try:
+                self.keystore.save()
+            except StorageError as exc:
+                log.warning("could not save the circles' relay list: %s", exc)
 
     # --- snapshots ----------------------------------------------------------------
 

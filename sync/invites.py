@@ -65,7 +65,7 @@ from sync.envelope import (
     unpad_to,
 )
 from sync.envelope import relay_key as relay_key_of
-from sync.kinds.keys import invite_id
+from sync.kinds.keys import invite_id, relay_address_problem
 
 PREFIX = "KITH-INVITE:"
 MAX_ADDRESSES = 4
@@ -338,7 +338,13 @@ def open_welcome(envelope: Envelope, me: MemberIdentity, request: bytes, code: I
         if epoch not in epochs or type(key) is not bytes or len(key) != 32:
             raise Malformed("welcome content key is malformed")
     name = raw["name"] if type(raw["name"]) is str else ""
-    relays = tuple(r for r in raw["relays"] if type(r) is str) if type(raw["relays"]) is list else ()
+    # The approver may run a modified client: keep at most MAX_ADDRESSES relays, and only
+    # addresses a member can dial (the rule relay.add has), so a welcome cannot make the
+    # newcomer's node dial junk or keep a huge list.
+    offered = raw["relays"] if type(raw["relays"]) is list else []
+    relays = tuple(
+        r for r in offered[: 4 * MAX_ADDRESSES] if type(r) is str and relay_address_problem(r) is None
+    )[:MAX_ADDRESSES]
     return Welcome(circle, name[:64], dict(epochs), current, relays, None, dict(contents), request, by)
 
 

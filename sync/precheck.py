@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from identity.errors import UsageError
 from sync import money
-from sync.kinds import aid, events, schema, support
+from sync.kinds import aid, events, keys, schema, support
 from sync.kinds.decisions import VOTE_CHOICES
 from sync.kinds.records import APPROVED, OPEN, ORGANIZER, ROLES, TREASURER
 
@@ -330,7 +330,26 @@ def _match(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     _aid(state, body.get("request"), "request")
 
 
+def _relay(state: CircleState, author: bytes, body: dict[str, Any], add: bool) -> None:
+    address = body.get("address")
+    problem = keys.relay_address_problem(address) if isinstance(address, str) else "bad format"
+    if problem is not None:
+        raise Refused(
+            f"that is not a relay address members can dial ({problem}): expected"
+            " /ip4/HOST/tcp/PORT/p2p/PEERID or /dns4/NAME/tcp/PORT/p2p/PEERID, as the relay prints"
+        )
+    _organizer(state, author, "change the circle's relays")
+    if add and address in state.relays:
+        raise Refused("the circle already lists that relay")
+    if add and len(state.relays) >= keys.MAX_RELAYS:
+        raise Refused(keys.RELAYS_FULL)
+    if not add and address not in state.relays:
+        raise Refused("the circle does not list that relay ('kith relay list CIRCLE' shows those it does)")
+
+
 _AUTHORITY = {
+    "relay.add": lambda state, author, body: _relay(state, author, body, True),
+    "relay.remove": lambda state, author, body: _relay(state, author, body, False),
     "msg.edit": _edit,
     "msg.delete": _delete,
     "fund.receipt": _receipt,

@@ -176,6 +176,8 @@ async def build(world: World, nursery: trio.Nursery) -> None:
     world.circle = created["id"]
     token = await world.call(ash, "circle.relay_token", circle=world.circle, label="demo circle")
     await world.call(world.relay, "relay.allow", token=token["token"])
+    # The circle lists its relay, as an organizer's `kith relay add` does: invites carry it.
+    await world.call(ash, "relay.add", circle=world.circle, address=bootstrap[0])
     invite = await world.call(ash, "invite.create", circle=world.circle, uses=3)
     for name in (USER_NAME, *SCRIPTED[1:]):
         node = Node(*homes[name], config(bootstrap))

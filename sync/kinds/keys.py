@@ -23,12 +23,14 @@ author who knows the key changed cannot keep writing for whoever held the old on
 ``invite.create`` records an invite (its id binds its secret), so every organizer can
 read join requests made with it and the fold can count its uses; ``member.add`` may name
 the invite, and is refused once the invite is revoked, used up or past its expiry (by
-the approver's own claimed time). ``relay.add``/``relay.remove`` keep the list of relays
-members dial.
+the approver's own claimed time). ``relay.add``/``relay.remove`` (organizers) keep the
+list of relays members dial, at most `MAX_RELAYS`, each a dialable TCP multiaddr.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import TYPE_CHECKING, Any
 
 from identity.crypto import SEAL_OVERHEAD, blake2b
@@ -80,6 +82,9 @@ NOT_INVITE_OWNER = "only the invite's author or an organizer may revoke it"
 NOT_KEY_KEEPER = "only an organizer may rotate or share the circle's keys (the charter does not let members invite)"
 RELAY_KNOWN = "that relay is already listed"
 RELAY_UNKNOWN = "that relay is not listed"
+MAX_RELAYS = 8
+"""Relays one circle may list: every member's node keeps a connection to each."""
+RELAYS_FULL = f"the circle already lists {MAX_RELAYS} relays; remove one first"
 
 
 def invite_id(secret: bytes) -> bytes:
@@ -270,10 +275,38 @@ def use_invite(state: CircleState, invite_ref: bytes, op: Op) -> None:
     state.put(state.invites, invite_ref, invite._replace(used=invite.used + 1))
 
 
+_RELAY_ADDRESS = re.compile(
+    r"/(?:ip4/(?P<ip4>[0-9.]{7,15})|ip6/(?P<ip6>[0-9A-Fa-f:.]{2,45})|dns[46]?/(?P<dns>[A-Za-z0-9][A-Za-z0-9.-]{0,252}))"
+    r"/tcp/(?P<port>[1-9][0-9]{0,4})/p2p/[1-9A-HJ-NP-Za-km-z]{46,59}"
+)
+"""A relay address members can dial: ``/ip4|ip6|dns|dns4|dns6/HOST/tcp/PORT/p2p/PEER``."""
+
+
+def relay_address_problem(address: str) -> str | None:
+    """Why ``address`` is not a relay address members can dial, or None. Pure (no resolver):
+    the same answer on every node, so the fold agrees."""
+    match = _RELAY_ADDRESS.fullmatch(address)
+    if match is None:
+        return "bad format"
+    if int(match["port"]) > 65535:
+        return "bad port"
+    for family, text in ((4, match["ip4"]), (6, match["ip6"])):
+        if text is None:
+            continue
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            return "bad format"
+        if ip.version != family or ip.is_unspecified:
+            return "not a dialable host"
+    return None
+
+
 def _address(value: Any) -> str:
     address = schema.short_text(value, "address", MAX_ADDRESS_CHARS)
-    if not address.startswith("/") or "/p2p/" not in address or " " in address:
-        raise schema.InvalidBody("address", "bad format")
+    problem = relay_address_problem(address)
+    if problem is not None:
+        raise schema.InvalidBody("address", problem)
     return address
 
 
@@ -282,6 +315,8 @@ def relay_add(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     _require_organizer(state, op.author)
     if address in state.relays:
         raise OpRejected(RELAY_KNOWN)
+    if len(state.relays) >= MAX_RELAYS:
+        raise OpRejected(RELAYS_FULL)
     state.put(state.relays, address, signed.id)
 
 
@@ -309,7 +344,10 @@ def epochs_before(state: CircleState, epoch: bytes | None) -> Iterator[bytes]:
         record = state.epochs.get(record.previous)
 
 
-__all__ = ["TARGET_NOT_MEMBER", "HANDLERS", "epochs_before", "invite_id", "members_missing_key"]
+__all__ = [
+    "TARGET_NOT_MEMBER", "HANDLERS", "MAX_RELAYS", "epochs_before", "invite_id", "members_missing_key",
+    "relay_address_problem",
+]  # fmt: skip
 
 HANDLERS = {
     "key.rotate": key_rotate,

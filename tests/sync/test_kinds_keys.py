@@ -195,7 +195,7 @@ def test_member_add_requires_the_newcomers_own_card(circle: Any) -> None:
 
 
 def test_relays_are_listed_by_organizers(circle: Any) -> None:
-    address = "/ip4/203.0.113.5/tcp/4747/p2p/12D3KooWExample"
+    address = "/ip4/203.0.113.5/tcp/4747/p2p/12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm"
     assert circle.reason(circle.act("dana", "relay.add", {"address": address})) == NOT_ORGANIZER
     assert circle.reason(circle.act("alice", "relay.add", {"address": address})) is None
     assert address in circle.state.relays

@@ -345,6 +345,40 @@ def test_rsvp(world: DemoWorld) -> None:
     assert [answer for _member, name, answer in event["rsvps"] if name == "Sam"] == ["yes"]
 
 
+def test_the_net_view_says_whether_the_circle_reaches_its_relay(world: DemoWorld) -> None:
+    app = make_app(user_home(world))
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await open_main(pilot)
+            await pilot.press("7")
+            await wait_for_text(pilot, "1/1 reachable", timeout=30)
+            # Junk is refused in the form, before anything is signed.
+            await pilot.press("r")
+            await wait_for_text(pilot, "Add a relay to this circle")
+            await type_text(pilot, "/ip4/0.0.0.0/tcp/4747/p2p/x")
+            await pilot.press("enter")
+            await wait_for_text(pilot, "not a relay address members can dial")
+            await pilot.press("escape")
+            # Sam organizes the demo circle: a second relay (nobody there) is listed and not reached...
+            dead = "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm"
+            await pilot.press("r")
+            await wait_for_text(pilot, "Add a relay to this circle")
+            await type_text(pilot, dead)
+            await pilot.press("enter")
+            await wait_for_text(pilot, "1/2 reachable", timeout=30)
+            # ...and removed again.
+            await pilot.press("x")
+            await wait_for_text(pilot, "Remove a relay from this circle")
+            await type_text(pilot, dead)
+            await pilot.press("enter")
+            await wait_for_text(pilot, "1/1 reachable", timeout=30)
+
+    run(scenario())
+    relays = call(world, "Sam", "relays", circle=world.ready["circle"])
+    assert [r["connected"] for r in relays] == [True]
+
+
 def test_every_action_is_in_the_command_palette_and_help(world: DemoWorld) -> None:
     app = make_app(user_home(world))
 

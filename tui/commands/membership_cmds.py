@@ -160,6 +160,8 @@ def cmd_invites(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_join(ctx: Context, args: argparse.Namespace) -> int:
     result = _call(ctx, "join", code=args.code)
+    if not result.get("reached") and not result.get("peers"):
+        raise UsageError(cannot_reach_inviter(result.get("unreached") or []))
     text = "Join request sent. Waiting for the circle to let you in."
     if args.wait:
         deadline = time.monotonic() + args.wait
@@ -171,9 +173,28 @@ def cmd_join(ctx: Context, args: argparse.Namespace) -> int:
             if pending[0]["refused"]:
                 raise UsageError(f"the circle refused the request: {visible(pending[0]['refused'], LINE)}")
             time.sleep(0.5)
-        text += " Still pending; 'kith joins' shows where it stands."
+        text += (
+            " Still pending: the circle has not answered yet (if the person who invited you cannot add"
+            " members, an organizer approves it with 'kith requests'); 'kith joins' shows where it stands."
+        )
     ctx.emit(result, text)
     return 0
+
+
+def cannot_reach_inviter(unreached: list[dict[str, str]]) -> str:
+    """The one line `kith join` (and the client) give when no address in the invite answered."""
+    if not unreached:
+        return (
+            "the invite names no address to reach the circle at, and your node is connected to no one;"
+            " ask for a new invite, or connect to a member first ('kith connect ADDRESS')"
+        )
+    first = unreached[0]
+    return (
+        f"could not reach the person who invited you or any relay the invite names ({len(unreached)} address(es);"
+        f" {visible(first['address'], LINE)}: {visible(first['error'], LINE)}). Your request is saved and your"
+        " node sends it when one answers: check your internet connection, and ask them whether their kith (or"
+        " their relay) is running; 'kith joins' shows where it stands"
+    )
 
 
 def cmd_joins(ctx: Context, args: argparse.Namespace) -> int:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
 
 from identity.errors import KithError, UsageError
 from identity.keystore import Keystore, KeystoreData
-from p2pnet.config import NodeConfig
+from p2pnet.addresses import check_announce, is_public
+from p2pnet.config import DEFAULT_NODE_LISTEN, DEFAULT_NODE_PORT, NodeConfig
 from p2pnet.control import socket_in_use
 from tui.context import Context
 from tui.member_text import LINE, NAME, visible
@@ -29,6 +31,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     allow = relay_sub.add_parser("allow", help="serve a circle, with the relay token its organizer gave you")
     allow.add_argument("token")
     allow.set_defaults(handler=cmd_relay_allow)
+    for action, text in (
+        ("add", "organizers: list a relay in a circle, so members' nodes and invites use it"),
+        ("remove", "organizers: take a relay off a circle's list"),
+    ):
+        change = relay_sub.add_parser(action, help=text)
+        change.add_argument("circle")
+        change.add_argument("address", help="the relay's address, as it prints: /ip4/HOST/tcp/4747/p2p/PEERID")
+        change.set_defaults(handler=cmd_relay_change, relay_action=action)
+    listing = relay_sub.add_parser("list", help="a circle's relays, and whether your node reaches each now")
+    listing.add_argument("circle")
+    listing.set_defaults(handler=cmd_relay_list)
     run = relay_sub.add_parser("run", help="run the relay in the foreground (the default action)")
     _network_options(run)
     run.set_defaults(handler=cmd_relay_run)
@@ -51,6 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", action="append", metavar="MULTIADDR", help="address to listen on (repeatable)")
+    parser.add_argument(
+        "--announce",
+        action="append",
+        metavar="MULTIADDR",
+        help="address peers should dial, e.g. /dns4/relay.example.org/tcp/4747 or /ip4/203.0.113.7/tcp/4747"
+        " (repeatable; default: the listening addresses on this host's interfaces)",
+    )
     parser.add_argument("--bootstrap", action="append", metavar="MULTIADDR", help="peer to dial (repeatable)")
     parser.add_argument("--passphrase-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--verbose", action="store_true", help="log debug details")
@@ -60,9 +80,25 @@ def _config(ctx: Context, args: argparse.Namespace, *, relay: bool) -> NodeConfi
     config = NodeConfig.load(ctx.home.config, relay=relay)
     if getattr(args, "listen", None):
         config.listen = args.listen
+    elif not relay and config.listen == [DEFAULT_NODE_LISTEN] and not _port_free(DEFAULT_NODE_PORT):
+        # Another node on this machine has the default port: take any free one, and say so.
+        print(f"note: port {DEFAULT_NODE_PORT} is in use (another kith node?); using a free port", file=sys.stderr)
+        config.listen = ["/ip4/0.0.0.0/tcp/0"]
+    if getattr(args, "announce", None):
+        config.announce = [check_announce(a) for a in args.announce]
     if getattr(args, "bootstrap", None):
         config.bootstrap = list(config.bootstrap) + args.bootstrap
     return config
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the node's listener does
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 def _passphrase(ctx: Context, args: argparse.Namespace) -> str:
@@ -104,7 +140,13 @@ def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
             for address in node.net.listen_addresses():
                 print(f"  listening on {address}", flush=True)
             if relay:
-                print("  give organizers one of these addresses for their invites", flush=True)
+                print("  organizers attach it to a circle with: kith relay add CIRCLE ADDRESS", flush=True)
+                if not node.config.announce and not any(is_public(a) for a in node.net.listen_addresses()):
+                    print(
+                        "  note: none of these is a public address; members elsewhere cannot reach it unless you"
+                        " run it with --announce /dns4/NAME/tcp/PORT (or /ip4/PUBLIC-IP/tcp/PORT) and forward the port",
+                        flush=True,
+                    )
 
     try:
         trio.run(main)
@@ -207,12 +249,52 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         when = f"last synced {now - synced:.0f}s ago" if synced else "not synced yet"
         name = f"circle {visible(circle['name'], NAME)} ({circle['id'][:8]})"
         lines.append(f"{name}: {circle['ops']} ops, {circle['envelopes']} envelopes, {when}")
+        if not circle.get("relays"):
+            lines.append("  no relay listed: history reaches you only from members online at the same time")
+        elif not circle.get("relay_reachable"):
+            lines.append("  no relay reachable now: check your network, or ask an organizer whether it runs")
+        lines += [relay_line(r, now) for r in circle.get("relays") or []]
     for topic in status["relay_topics"]:
         used = topic["bytes"] / max(1, topic["quota_bytes"]) * 100
         lines.append(f"serving {visible(topic['label'], NAME)}: {topic['envelopes']} envelopes, {used:.1f}% of quota")
     if status["refused"]:
         lines.append("refused: " + ", ".join(f"{k} {v}" for k, v in sorted(status["refused"].items())))
     ctx.emit(status, "\n".join(lines))
+    return 0
+
+
+def cmd_relay_change(ctx: Context, args: argparse.Namespace) -> int:
+    result = _call(ctx, f"relay.{args.relay_action}", circle=args.circle, address=args.address)
+    assert isinstance(result, dict)
+    if result.get("rejected"):
+        ctx.emit(result, f"kith: the circle did not accept this change: {visible(result['rejected'], LINE)}")
+        return 1
+    done = "added; members' nodes dial it and new invites carry it" if args.relay_action == "add" else "removed"
+    ctx.emit(result, f"relay {done}")
+    return 0
+
+
+def relay_line(relay: dict[str, object], now: float) -> str:
+    """One relay of a circle as `kith relay list` and `kith status` show it."""
+    address = visible(str(relay["address"]), LINE)
+    if relay["connected"]:
+        return f"  relay {address}: reachable"
+    reached = relay.get("reached")
+    seen = f", last reached {now - float(reached):.0f}s ago" if isinstance(reached, (int, float)) else ""  # type: ignore[arg-type]
+    error = relay.get("error")
+    why = f" ({visible(str(error), LINE)})" if error else ""
+    return f"  relay {address}: NOT reachable{seen}{why}"
+
+
+def cmd_relay_list(ctx: Context, args: argparse.Namespace) -> int:
+    relays = _call(ctx, "relays", circle=args.circle)
+    assert isinstance(relays, list)
+    now = time.time()
+    text = "\n".join(relay_line(r, now) for r in relays) or (
+        "this circle lists no relay: members reach each other only while online together"
+        " ('kith relay add CIRCLE ADDRESS', organizers)"
+    )
+    ctx.emit(relays, text)
     return 0
 
 

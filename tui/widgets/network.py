@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Label, Static
 
 from identity.errors import KithError, UsageError
 from sync.invites import MAX_ADDRESS_CHARS
+from sync.kinds.keys import relay_address_problem
 from tui.member_text import NAME, line, plain, visible
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, fill_table
@@ -25,11 +26,32 @@ def check_peer_address(values: dict[str, Any]) -> dict[str, Any]:
     return {"address": address}
 
 
+def check_relay_address(values: dict[str, Any]) -> dict[str, Any]:
+    """A relay address as the circle's list takes it (the rule of relay.add), before signing."""
+    address = "".join(values["address"].split())
+    problem = relay_address_problem(address)
+    if problem is not None:
+        raise UsageError(
+            f"not a relay address members can dial ({problem}): use the address the relay prints,"
+            " like /dns4/relay.example.org/tcp/4747/p2p/PEERID"
+        )
+    return {"address": address}
+
+
 def _ago(at: float | None, now: float) -> str:
     if not at:
         return "never"
     seconds = max(0, int(now - at))
     return f"{seconds}s ago" if seconds < 120 else f"{seconds // 60} min ago"
+
+
+def relay_state(circle: dict[str, Any]) -> str:
+    """Whether the circle has a relay this node reaches now (the status's ``relays``)."""
+    relays = circle.get("relays") or []
+    if not relays:
+        return "none listed"
+    reached = sum(1 for r in relays if r.get("connected"))
+    return f"{reached}/{len(relays)} reachable" if reached else "NOT reachable"
 
 
 class NetworkPane(Pane):
@@ -38,6 +60,8 @@ class NetworkPane(Pane):
     BINDINGS = [
         Binding("s", "sync", "Sync now"),
         Binding("c", "connect", "Connect"),
+        Binding("r", "relay_add", "Add relay"),
+        Binding("x", "relay_remove", "Remove relay"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -48,7 +72,7 @@ class NetworkPane(Pane):
         yield peers
         yield Label("Circles", classes="section")
         circles: DataTable[Any] = DataTable(id="circles-table", cursor_type="row")
-        circles.add_columns("Circle", "Ops", "Envelopes", "Last sync", "Last new op")
+        circles.add_columns("Circle", "Relay", "Ops", "Envelopes", "Last sync", "Last new op")
         yield circles
 
     def on_mount(self) -> None:
@@ -93,6 +117,7 @@ class NetworkPane(Pane):
                 c["id"],
                 (
                     plain(c["name"], limit=NAME),
+                    relay_state(c),
                     str(c["ops"]),
                     str(c["envelopes"]),
                     _ago(c.get("last_sync"), now),
@@ -123,6 +148,25 @@ class NetworkPane(Pane):
             submit="Connect",
             note="A relay's address comes from your circle's organizer (the relay prints it when it starts).",
             convert=check_peer_address,
+        )
+
+    def action_relay_add(self) -> None:
+        self.ask(
+            "Add a relay to this circle (organizers)",
+            [Field("address", "Relay address", required=True, placeholder="/dns4/NAME/tcp/4747/p2p/PEERID")],
+            lambda v: self.act("relay.add", "Relay added: members' nodes dial it, invites carry it.", **v),
+            submit="Add",
+            note="The relay prints its address when it starts; it must also serve the circle (its relay token).",
+            convert=check_relay_address,
+        )
+
+    def action_relay_remove(self) -> None:
+        self.ask(
+            "Remove a relay from this circle (organizers)",
+            [Field("address", "Relay address", required=True, placeholder="as 'kith relay list CIRCLE' shows it")],
+            lambda v: self.act("relay.remove", "Relay removed from the circle's list.", **v),
+            submit="Remove",
+            convert=check_relay_address,
         )
 
     @work(group="connect")
