@@ -19,7 +19,11 @@ from p2pnet.addresses import check_announce
 
 DEFAULT_RELAY_PORT = 4747
 DEFAULT_NODE_PORT = 4748
-DEFAULT_NODE_LISTEN = f"/ip4/0.0.0.0/tcp/{DEFAULT_NODE_PORT}"
+DEFAULT_NODE_LISTEN = f"/ip4/127.0.0.1/tcp/{DEFAULT_NODE_PORT}"
+"""Private by default: a member's node accepts connections from this machine only. It
+connects out to its circles' relays and to peers it is told to connect to, so no member
+learns another's IP address; `--listen /ip4/0.0.0.0/tcp/4748` opens direct links by choice.
+Relays listen on every interface (`NodeConfig.for_relay`)."""
 
 
 @dataclass

@@ -63,7 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _network_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--listen", action="append", metavar="MULTIADDR", help="address to listen on (repeatable)")
+    parser.add_argument(
+        "--listen",
+        action="append",
+        metavar="MULTIADDR",
+        help="address to listen on (repeatable; a member's node listens on 127.0.0.1:4748 by default, so only"
+        " this machine can connect to it: /ip4/0.0.0.0/tcp/4748 accepts direct links; a relay: 0.0.0.0:4747)",
+    )
     parser.add_argument(
         "--announce",
         action="append",
@@ -83,7 +89,7 @@ def _config(ctx: Context, args: argparse.Namespace, *, relay: bool) -> NodeConfi
     elif not relay and config.listen == [DEFAULT_NODE_LISTEN] and not _port_free(DEFAULT_NODE_PORT):
         # Another node on this machine has the default port: take any free one, and say so.
         print(f"note: port {DEFAULT_NODE_PORT} is in use (another kith node?); using a free port", file=sys.stderr)
-        config.listen = ["/ip4/0.0.0.0/tcp/0"]
+        config.listen = ["/ip4/127.0.0.1/tcp/0"]
     if getattr(args, "announce", None):
         config.announce = [check_announce(a) for a in args.announce]
     if getattr(args, "bootstrap", None):
