@@ -71,8 +71,7 @@ def test_a_member_moving_to_another_network_carries_on(world: NatWorld) -> None:
     world.move("a2")
     moved = world.post("a2", "on the cafe's network now")
     to_mover = world.post("b1", "welcome back online")
-    world.wait_delivered(moved, OTHERS["a2"], timeout=45)
-    world.wait_delivered(to_mover, ["a2"], timeout=45)
+    world.wait_delivered_all({moved: OTHERS["a2"], to_mover: ["a2"]}, timeout=30)
 
 
 @pytest.mark.timeout(60)

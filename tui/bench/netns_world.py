@@ -227,8 +227,16 @@ class NatWorld:
 
     def wait_delivered(self, op_id: str, to: list[str], timeout: float) -> float:
         """Wait until every member in ``to`` folded ``op_id``; returns the last arrival time."""
-        wait_for(lambda: all(self.arrival(m, op_id) is not None for m in to), timeout=timeout, interval=0.02)
-        return max(t for t in (self.arrival(m, op_id) for m in to) if t is not None)
+        return self.wait_delivered_all({op_id: to}, timeout)
+
+    def wait_delivered_all(self, wanted: dict[str, list[str]], timeout: float) -> float:
+        """Wait until each op in ``wanted`` reached each of its members; returns the last arrival."""
+
+        def arrivals() -> list[float | None]:
+            return [self.arrival(m, op) for op, to in wanted.items() for m in to]
+
+        wait_for(lambda: None not in arrivals(), timeout=timeout, interval=0.02)
+        return max(t for t in arrivals() if t is not None)
 
     # --- who connected to whom -----------------------------------------------------
 
