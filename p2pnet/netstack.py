@@ -331,6 +331,19 @@ class NetStack:
     def connected_peers(self) -> list[str]:
         return sorted(p.to_base58() for p in self.host.get_connected_peers())
 
+    def connection_endpoints(self) -> dict[str, list[tuple[str, int]]]:
+        """Peer -> the remote (address, port) of each open connection, as its socket has it."""
+        found: dict[str, list[tuple[str, int]]] = {}
+        for conn in self.host.get_network().get_connections():
+            try:
+                peer = conn.muxed_conn.peer_id.to_base58()
+                remote = conn.muxed_conn.get_remote_address()
+            except (AttributeError, OSError):
+                continue  # a connection being torn down
+            if remote is not None:
+                found.setdefault(peer, []).append((str(remote[0]), int(remote[1])))
+        return found
+
     async def connect(self, address: str, *, timeout: float = 10.0) -> str:
         """Dial a full peer address; returns the peer id. Raises `NetError`."""
         peer, addrs = parse_peer_address(address)

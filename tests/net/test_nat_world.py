@@ -61,13 +61,11 @@ def test_the_relay_restarted_on_its_public_address_brings_everyone_back(world: N
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.xfail(
-    strict=True,
-    reason="today a node keeps a connection whose local address is gone: the mover's node still lists the relay "
-    "as connected (its sync streams time out) and redials nothing, so it never recovers; nothing in kith notices "
-    "an address change or a dead connection (no keepalive, no TCP user timeout); measured: not back within 120 s",
-)
 def test_a_member_moving_to_another_network_carries_on(world: NatWorld) -> None:
+    """a2 leaves home A for the cafe's network: its old link and address are gone, and its
+    connection to the relay is dead without either end being told. Its node notices that
+    the route to the relay now leaves from another address (p2pnet/pathwatch.py), drops the
+    connection and redials; posts cross both ways again."""
     world.move("a2")
     moved = world.post("a2", "on the cafe's network now")
     to_mover = world.post("b1", "welcome back online")
