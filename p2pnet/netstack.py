@@ -340,7 +340,7 @@ class NetStack:
                 remote = conn.muxed_conn.get_remote_address()
             except (AttributeError, OSError):
                 continue  # a connection being torn down
-            if remote is not None:
+            if remote is not None and len(remote) >= 2:
                 found.setdefault(peer, []).append((str(remote[0]), int(remote[1])))
         return found
 

@@ -19,6 +19,7 @@ network); `route_source` is the lookup.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Callable
 
@@ -29,13 +30,13 @@ Endpoint = tuple[str, int]
 def route_source(host: str, port: int) -> str | None:
     """The local address this machine would send from to reach ``host:port`` now, or None
     if it has no route there. Connecting a UDP socket picks a route and sends nothing."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET  # never a DNS lookup
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
             probe.connect((host, port))
             return str(probe.getsockname()[0])
-        except OSError:
-            return None
+    except (OSError, ValueError, OverflowError):  # no route, no such family, no descriptor left
+        return None
 
 
 class PathWatch:

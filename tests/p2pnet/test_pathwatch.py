@@ -60,3 +60,8 @@ def test_closed_connections_are_forgotten() -> None:
 def test_route_source_asks_the_kernel_without_sending() -> None:
     assert route_source("127.0.0.1", 9) == "127.0.0.1"
     assert route_source("::1", 9) in ("::1", None)  # None where the machine has no IPv6
+
+
+def test_route_source_answers_none_for_what_is_not_an_address() -> None:
+    assert route_source("not an address", 9) is None
+    assert route_source("127.0.0.1", 70000) is None
