@@ -364,6 +364,25 @@ class NetStack:
         self.host.get_peerstore().add_addrs(info.peer_id, info.addrs, 0)
         return peer
 
+    async def close_abandoned(self, peer: str) -> int:
+        """Close all but the newest of the connections ``peer`` opened to us; returns how many.
+
+        A peer dials again only once it has given up its earlier connection (its address
+        changed: pathwatch.py), and that connection's path may be dead without this end
+        being told: our gossip stream to the peer would stay on it, silent, until TCP gives
+        up. libp2p itself trims a second connection only after a 20 s grace period.
+        Connections we opened are left alone, so two peers dialling each other at once
+        never close both."""
+        connections = self.host.get_network().get_connections(ID.from_base58(peer))
+        theirs = [c for c in connections if getattr(c.muxed_conn, "is_initiator_value", True) is False]
+        for conn in theirs[:-1]:
+            with trio.move_on_after(5):
+                try:
+                    await conn.close()
+                except Exception as exc:  # noqa: BLE001 - libp2p raises many types closing a dead socket
+                    log.debug("closing an abandoned connection of %s: %r", peer[:12], exc)
+        return max(0, len(theirs) - 1)
+
     async def disconnect(self, peer: str) -> None:
         try:
             await self.host.disconnect(ID.from_base58(peer))

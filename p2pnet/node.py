@@ -694,6 +694,9 @@ class Node:
         assert self.net is not None
         async for kind, peer in self.net.events:
             if kind == "connected":
+                if peer in self.peers and self._nursery is not None:
+                    # A peer that dials us again has given its old connection up.
+                    self._nursery.start_soon(self.net.close_abandoned, peer)
                 self._on_connected(peer)
             else:
                 self._forget_peer(peer)
