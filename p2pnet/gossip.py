@@ -220,10 +220,10 @@ class GossipService:
             await self._publish_one(topic, batch)
 
     async def _publish_one(self, topic: bytes, batch: list[bytes]) -> None:
-        # Back-pressure: a peer whose queue is long would drop what we add; wait a little.
+        # Back-pressure: a peer whose queue is long would drop what we add; wait (at most
+        # half a second, then publish anyway: a stuck peer must not stall every circle).
         with trio.move_on_after(0.5):
-            while self.net.outbound_backlog() >= BACKLOG_HIGH_WATER:
-                await trio.sleep(0.001)
+            await self.net.wait_for_room(BACKLOG_HIGH_WATER)
         data = encode_batch(batch)
         self._published[hashlib.sha256(data).digest()] = None
         while len(self._published) > 4096:

@@ -248,16 +248,46 @@ class _ContentMessageCache(MessageCache):  # type: ignore[misc]
         self.history[0].append(CacheEntry(mid, msg.topicIDs))
 
 
+class _Room:
+    """Wakes publishers waiting for room in the outbound gossip queues."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def wake(self) -> None:
+        if self._event.statistics().tasks_waiting:
+            self._event.set()
+            self._event = trio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+_ROOM = _Room()
+"""Process-wide like the queues' class: a wake-up is only a prompt to look at the backlog again."""
+
+
+class _OutboundQueue(RpcQueue):  # type: ignore[misc]
+    """py-libp2p's per-peer outbound gossip queue, with two changes: it holds
+    PEER_QUEUE_SIZE RPCs (its default drops bursts of ordinary size), and every RPC it hands
+    to the sender wakes publishers waiting for room, so back-pressure waits on an event."""
+
+    def __init__(self, max_size: int = PEER_QUEUE_SIZE, **kwargs: Any) -> None:
+        super().__init__(max(max_size, PEER_QUEUE_SIZE), **kwargs)
+
+    async def pop(self) -> Any:
+        rpc = await super().pop()
+        _ROOM.wake()
+        return rpc
+
+
 def _raise_queue_sizes() -> None:
-    # Both sizes are process-wide: the subscription size is a module constant read at
-    # subscribe() time; the outbound queue size is a constructor default bound at import,
-    # so only rewriting __defaults__ changes it. Gossip stays lossy under overload anyway
-    # (reconciliation repairs it); this just stops it losing the ordinary bursts.
+    # Both are process-wide: the subscription size is a module constant read at subscribe()
+    # time, and pubsub builds each peer's outbound queue from its module's RpcQueue name.
+    # Gossip stays lossy under overload anyway (reconciliation repairs it); this just stops
+    # it losing the ordinary bursts.
     _pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_QUEUE_SIZE
-    defaults = list(RpcQueue.__init__.__defaults__ or ())
-    if defaults and defaults[0] < PEER_QUEUE_SIZE:
-        defaults[0] = PEER_QUEUE_SIZE
-        RpcQueue.__init__.__defaults__ = tuple(defaults)
+    _pubsub_module.RpcQueue = _OutboundQueue
 
 
 def parse_peer_address(text: str) -> tuple[str, list[str]]:
@@ -485,6 +515,11 @@ class NetStack:
         # publish() has no checkpoint; a loop of publishes would starve the per-peer
         # sender tasks and overflow their queues. Yield once per message.
         await trio.sleep(0)
+
+    async def wait_for_room(self, high_water: int) -> None:
+        """Return once every peer's outbound gossip queue is shorter than ``high_water``."""
+        while self.outbound_backlog() >= high_water:
+            await _ROOM.wait()
 
     def outbound_backlog(self) -> int:
         """The longest per-peer outbound gossip queue (for back-pressure)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from identity.keys import NetworkKey
 from p2pnet.gate import Gate
@@ -67,3 +68,38 @@ async def test_batches_cross_a_real_link_and_forgeries_do_not() -> None:
             assert gossip_a.stats.published_messages < 100  # batched
             assert gossip_a.stats.rejected_messages["bad envelope"] >= 1  # its own forgery, refused at source
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_back_pressure_waits_for_room_not_for_a_timer() -> None:
+    """A publisher facing a long outbound queue sleeps until the queue's sender takes from
+    it (an event), and goes on exactly when the queue is below the mark."""
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+
+    from p2pnet.netstack import PEER_QUEUE_SIZE
+
+    with trio.fail_after(30):
+        async with open_netstack(NetworkKey.generate(), LOOPBACK) as net, trio.open_nursery() as nursery:
+            import libp2p.pubsub.pubsub as pubsub_module
+
+            queue = pubsub_module.RpcQueue()  # what pubsub builds for each peer
+            assert queue._queue.max_size >= PEER_QUEUE_SIZE  # noqa: SLF001 - the size kith sets
+            net.pubsub.peer_queues[ID(b"\x00\x24" + bytes(36))] = queue
+            for _ in range(10):
+                assert queue.push(rpc_pb2.RPC())
+            seen_when_room: list[int] = []
+
+            async def publisher() -> None:
+                await net.wait_for_room(4)
+                seen_when_room.append(len(queue))
+
+            nursery.start_soon(publisher)
+            await trio.testing.wait_all_tasks_blocked()
+            assert seen_when_room == []  # blocked: 10 queued
+            for _ in range(6):  # the sender takes 6; the publisher may go on at 3 queued
+                await queue.pop()
+                await trio.testing.wait_all_tasks_blocked()
+            await queue.pop()
+            await trio.testing.wait_all_tasks_blocked()
+            assert seen_when_room == [3]

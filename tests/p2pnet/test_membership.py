@@ -143,16 +143,24 @@ async def test_concurrent_removals_by_two_organizers_converge(tmp_path: Path) ->
             # Cut the circle in two (alice+bob+eli | carol+dana), each organizer removes someone.
             for node in (carol, dana):
                 node.keystore.data.relays.clear()
+            # Blocks on both sides, not disconnects: a dial already under way would reconnect.
             for node in (carol, dana):
                 for other in (alice, bob, eli):
-                    await node.net.disconnect(other.net.peer_id)
-            await wait_until(lambda: not any(p in alice.peers for p in (carol.net.peer_id, dana.net.peer_id)))
+                    await call(node, "block", peer=other.net.peer_id, seconds=600)
+                    await call(other, "block", peer=node.net.peer_id, seconds=600)
+            await wait_until(
+                lambda: not any(p in n.peers for n in (alice, bob, eli) for p in (carol.net.peer_id, dana.net.peer_id))
+            )
             await dana.connect(address(carol))
             await call(alice, "member.remove", circle=circle, member=bob.circles.identity.member_id.hex())
             await call(carol, "member.remove", circle=circle, member=dana.circles.identity.member_id.hex())
             await wait_until(lambda: not _circle(alice, circle).replica.state.info["rotation_due"])
             await wait_until(lambda: not _circle(carol, circle).replica.state.info["rotation_due"])
-            await carol.connect(address(alice))  # heal
+            for node in (carol, dana):  # heal
+                for other in (alice, bob, eli):
+                    await call(node, "unblock", peer=other.net.peer_id)
+                    await call(other, "unblock", peer=node.net.peer_id)
+            await carol.connect(address(alice))
             remaining = (alice, carol, eli)
             # (Bob and Dana may not get that far: each side's rotation reached the other's
             # removed member, so another rotation follows, sealed to the remaining ones only.)

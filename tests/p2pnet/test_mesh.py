@@ -127,8 +127,7 @@ async def test_garbage_oversized_and_forged_input_stores_nothing(tmp_path: Path)
                             await read_frame(stream, max_size=1 << 20)
                         except Exception:  # noqa: BLE001 - the node may reset us: that is the point
                             pass
-                await trio.sleep(0.5)
-                assert alice.is_banned(mallory.peer_id)
+                await wait_until(lambda: alice.is_banned(mallory.peer_id))
             # Alice is alive, stored nothing new, and still works.
             assert alice.store.count() == before
             assert state_hash(alice, circle) == hash_before

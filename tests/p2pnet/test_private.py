@@ -50,8 +50,11 @@ async def test_a_private_request_shows_only_that_it_exists(tmp_path: Path) -> No
             # Nothing in bob's or the relays' bytes names carol as the one who asked.
             for envelope_data in bob.store.iter_topic(bob.circles.get(circle).current_topic):
                 assert why.encode() not in envelope_data
-            # Exactly one organizer posted it.
-            await trio.sleep(0.5)
+            # Exactly one organizer posted it: once bob has reconciled with every peer he has
+            # (a barrier, not a pause), he holds everything they hold.
+            assert alice.net.peer_id in bob.peers
+            for peer in list(bob.peers):
+                assert not (await bob.sync_now(peer)).error
             assert len(board(bob)) == 1
 
 
@@ -72,7 +75,9 @@ async def test_a_private_check_in_reaches_organizers_only(tmp_path: Path) -> Non
                 "need-help",
                 "please call me",
             )
-            await trio.sleep(0.5)
+            assert alice.net.peer_id in bob.peers
+            for peer in list(bob.peers):  # a barrier: bob now holds all that his peers hold
+                assert not (await bob.sync_now(peer)).error
             assert (await call(bob, "views", circle=circle))["private_checkins"] == []
             assert state_hash(alice, circle) == before  # no op: the circle's record does not change
 
