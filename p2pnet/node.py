@@ -129,6 +129,8 @@ class Node:
         self.cache: StateCache | None = None
         self._nursery: trio.Nursery | None = None
         self._sync_wanted = trio.Event()
+        self._paths = PathWatch()
+        """The route each connection was made on (pathwatch.py)."""
         self._stopping = trio.Event()
         self.ready = trio.Event()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
@@ -677,10 +679,9 @@ class Node:
         """Once a second, drop the connections this machine can no longer carry (its address
         changed: pathwatch.py) and dial those peers again at once."""
         assert self.net is not None
-        paths = PathWatch()
         while True:
             await trio.sleep(1.0)
-            for peer in paths.stale(self.net.connection_endpoints(), route_source):
+            for peer in self._paths.stale(self.net.connection_endpoints(), route_source):
                 log.info("the route to %s changed under its connection; reconnecting", peer[:12])
                 with trio.move_on_after(5):
                     await self.net.disconnect(peer)
@@ -694,6 +695,7 @@ class Node:
         assert self.net is not None
         async for kind, peer in self.net.events:
             if kind == "connected":
+                self._paths.observe(self.net.connection_endpoints(), route_source)
                 if peer in self.peers and self._nursery is not None:
                     # A peer that dials us again has given its old connection up.
                     self._nursery.start_soon(self.net.close_abandoned, peer)

@@ -46,6 +46,14 @@ class PathWatch:
     def __init__(self) -> None:
         self._first: dict[tuple[str, Endpoint], str | None] = {}
 
+    def observe(self, connections: dict[str, list[Endpoint]], lookup: RouteLookup) -> None:
+        """Record the route of each connection not seen before. Called as soon as a connection
+        opens, so a move right after connecting is judged against the route it was made on."""
+        for peer, endpoints in connections.items():
+            for endpoint in endpoints:
+                if (peer, endpoint) not in self._first:
+                    self._first[(peer, endpoint)] = lookup(*endpoint)
+
     def stale(self, connections: dict[str, list[Endpoint]], lookup: RouteLookup) -> list[str]:
         """Peers (of ``connections``: peer -> remote endpoints of its open connections) whose
         every connection's route changed since first seen. A reported peer is forgotten, so

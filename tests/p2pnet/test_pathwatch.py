@@ -65,3 +65,15 @@ def test_route_source_asks_the_kernel_without_sending() -> None:
 def test_route_source_answers_none_for_what_is_not_an_address() -> None:
     assert route_source("not an address", 9) is None
     assert route_source("127.0.0.1", 70000) is None
+
+
+def test_a_connection_observed_when_it_opened_is_judged_by_that_route() -> None:
+    """The node observes each connection as it opens: a move before the next tick still shows."""
+    watch = PathWatch()
+    routes = {RELAY: "10.1.0.3"}
+    lookup = lambda h, p: routes[(h, p)]  # noqa: E731
+    watch.observe({"relay": [RELAY]}, lookup)
+    routes[RELAY] = "10.0.5.2"  # moved before the first tick
+    assert watch.stale({"relay": [RELAY]}, lookup) == ["relay"]
+    watch.observe({"relay": [RELAY]}, lookup)  # the new connection, observed as it opens
+    assert watch.stale({"relay": [RELAY]}, lookup) == []
