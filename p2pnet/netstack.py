@@ -425,6 +425,19 @@ class NetStack:
     def connected_peers(self) -> list[str]:
         return sorted(p.to_base58() for p in self.host.get_connected_peers())
 
+    def connection_endpoints(self) -> dict[str, list[tuple[str, int]]]:
+        """Peer -> the remote (address, port) of each open connection, as its socket has it."""
+        found: dict[str, list[tuple[str, int]]] = {}
+        for conn in self.host.get_network().get_connections():
+            try:
+                peer = conn.muxed_conn.peer_id.to_base58()
+                remote = conn.muxed_conn.get_remote_address()
+            except (AttributeError, OSError):
+                continue  # a connection being torn down
+            if remote is not None and len(remote) >= 2:
+                found.setdefault(peer, []).append((str(remote[0]), int(remote[1])))
+        return found
+
     async def connect(self, address: str, *, also: Sequence[str] = (), timeout: float = 10.0) -> str:
         """Reach the peer a full address names; returns its peer id. Raises `NetError`.
 
@@ -501,6 +514,25 @@ class NetStack:
             if not is_unspecified(text):
                 out.append(text)
         return out
+
+    async def close_abandoned(self, peer: str) -> int:
+        """Close all but the newest of the connections ``peer`` opened to us; returns how many.
+
+        A peer dials again only once it has given up its earlier connection (its address
+        changed: pathwatch.py), and that connection's path may be dead without this end
+        being told: our gossip stream to the peer would stay on it, silent, until TCP gives
+        up. libp2p itself trims a second connection only after a 20 s grace period.
+        Connections we opened are left alone, so two peers dialling each other at once
+        never close both."""
+        connections = self.host.get_network().get_connections(ID.from_base58(peer))
+        theirs = [c for c in connections if getattr(c.muxed_conn, "is_initiator_value", True) is False]
+        for conn in theirs[:-1]:
+            with trio.move_on_after(5):
+                try:
+                    await conn.close()
+                except Exception as exc:  # noqa: BLE001 - libp2p raises many types closing a dead socket
+                    log.debug("closing an abandoned connection of %s: %r", peer[:12], exc)
+        return max(0, len(theirs) - 1)
 
     async def disconnect(self, peer: str) -> None:
         try:

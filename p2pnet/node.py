@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 A node owns one nursery. Inside it run: the libp2p stack (gossip + the sync protocol),
-a dialer that keeps bootstrap peers and relays connected, a periodic reconciler, a
+a dialer that keeps bootstrap peers and relays connected (and redials at once when this
+machine's address changes under a connection: pathwatch.py), a periodic reconciler, a
 snapshot saver, and the control API server. Every envelope from anywhere (gossip, sync,
 or our own authoring) goes through `accept`: gate checks (structure, topic, authenticator),
 then the durable store, then the reconciliation index, and, on a member node, decryption
@@ -42,6 +43,7 @@ from p2pnet.home import Home
 if TYPE_CHECKING:
     from p2pnet.lifecycle import Lifecycle
 from p2pnet.netstack import NetError, NetStack, open_netstack
+from p2pnet.pathwatch import PathWatch, route_source
 from p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
 from p2pnet.ratelimit import KeyedLimiter
 from p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
@@ -143,6 +145,8 @@ class Node:
         self.cache: StateCache | None = None
         self._nursery: trio.Nursery | None = None
         self._sync_wanted = trio.Event()
+        self._paths = PathWatch()
+        """The route each connection was made on (pathwatch.py)."""
         self._stopping = trio.Event()
         self.ready = trio.Event()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
@@ -287,6 +291,7 @@ class Node:
                     nursery.start_soon(self._signal_loop)
                     nursery.start_soon(self._penalty_decay_loop)
                     nursery.start_soon(self._peer_hygiene_loop)
+                    nursery.start_soon(self._path_loop)
                     self.ready.set()
                     log.info("node ready", extra={"peer_id": net.peer_id, "addresses": net.listen_addresses()})
                     task_status.started(self)
@@ -690,12 +695,30 @@ class Node:
                 self._forget_peer(peer)
                 self.emit("peer", {"peer": peer, "connected": False})
 
+    async def _path_loop(self) -> None:
+        """Once a second, drop the connections this machine can no longer carry (its address
+        changed: pathwatch.py) and dial those peers again at once."""
+        assert self.net is not None
+        while True:
+            await trio.sleep(1.0)
+            for peer in self._paths.stale(self.net.connection_endpoints(), route_source):
+                log.info("the route to %s changed under its connection; reconnecting", peer[:12])
+                with trio.move_on_after(5):
+                    await self.net.disconnect(peer)
+                for address in self.dial_targets():
+                    if address.rsplit("/p2p/", 1)[-1] == peer:
+                        self.dial_soon(address)
+
     # --- peers and reconciliation -------------------------------------------------
 
     async def _watch_connections(self) -> None:
         assert self.net is not None
         async for kind, peer in self.net.events:
             if kind == "connected":
+                self._paths.observe(self.net.connection_endpoints(), route_source)
+                if peer in self.peers and self._nursery is not None:
+                    # A peer that dials us again has given its old connection up.
+                    self._nursery.start_soon(self.net.close_abandoned, peer)
                 self._on_connected(peer)
             else:
                 self._forget_peer(peer)

@@ -50,6 +50,8 @@ class NodeProcess:
         listen: str = "/ip4/127.0.0.1/tcp/0",
         env: dict[str, str] | None = None,
         stderr: Path | None = None,
+        wrap: list[str] | None = None,
+        extra: list[str] | None = None,
     ) -> None:
         self.home = home
         self.passphrase_file = passphrase_file
@@ -59,13 +61,17 @@ class NodeProcess:
         self.env = dict(env or {})
         self.stderr = stderr
         """Where the process's stderr goes (appended; default: discarded)."""
+        self.wrap = list(wrap or [])
+        """An argv prefix that runs the node elsewhere, e.g. ``ip netns exec NS`` (netns.py)."""
+        self.extra = list(extra or [])
+        """More options for `kith node` / `kith relay run` (e.g. ``--announce ADDR``)."""
         self.proc: subprocess.Popen[str] | None = None
         self.address = ""
 
     def start(self, timeout: float = 30.0) -> NodeProcess:
-        args = [KITH, "--home", str(self.home.root), "--passphrase-file", str(self.passphrase_file)]
+        args = [*self.wrap, KITH, "--home", str(self.home.root), "--passphrase-file", str(self.passphrase_file)]
         args += ["relay", "run"] if self.relay else ["node"]
-        args += ["--listen", self.listen]
+        args += ["--listen", self.listen, *self.extra]
         env = {**os.environ, "KITH_INSECURE_TEST_KDF": "1", **self.env}
         if self.stderr is None:
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
