@@ -101,6 +101,10 @@ PRIVATE_QUOTA = 4 * 1024 * 1024
 open them, so they cannot tell junk from real ones; organizers open and keep theirs)."""
 
 
+
+def _loopback(address: str) -> bool:
+    return address.startswith(("/ip4/127.", "/ip6/::1/"))
+
 class Lifecycle:
     def __init__(self, node: Node, circles: MemberCircles) -> None:
         self.node = node
@@ -324,11 +328,16 @@ class Lifecycle:
         self._send(circle, grant)
 
     def _addresses(self, circle: Circle) -> list[str]:
-        """Where a newcomer can reach the circle: its relays first, then this node."""
+        """Where a newcomer can reach the circle: its relays first, then this node. This
+        node's loopback addresses (a private node has only those) reach only this machine:
+        they go in only when there is no relay to give, so a newcomer elsewhere never dials
+        an address that would land on its own machine."""
         addresses = list(circle.replica.state.relays) + list(self.node.keystore.data.relays)
         if self.node.net is not None:
             mine = self.node.net.listen_addresses()
-            addresses += [a for a in mine if "/ip4/127." not in a] + [a for a in mine if "/ip4/127." in a]
+            addresses += [a for a in mine if not _loopback(a)]
+            if not addresses:
+                addresses += [a for a in mine if _loopback(a)]
         unique = list(dict.fromkeys(addresses))
         return unique[:4]
 

@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from p2pnet.config import DEFAULT_NODE_LISTEN
 from tui.bench.netns import PREFIX, ConnectionWatch, Internet, firewall_tool, sweep_stale
 from tui.bench.netns_world import MEMBERS, RELAY_IP, RELAY_PORT, NatWorld, net_branch_features, open_world
 
@@ -107,11 +108,11 @@ def test_raw_invites_and_a_cli_attached_relay_send_members_only_to_the_relay(
 ) -> None:
     """The honest path, no test help: the relay listens on every interface and announces its
     public address, the organizer attaches it with `kith relay add`, members listen with
-    today's default and pass the invite on as kith printed it. No member may then dial
+    the default (private: 127.0.0.1:4748) and pass the invite on as kith printed it. No member may then dial
     anything but the relay, not even a loopback address another member advertised."""
     from pathlib import Path
 
-    world, cleanup = open_world(Path(tmp_path), member_listen="/ip4/0.0.0.0/tcp/0", relay_announce=True)
+    world, cleanup = open_world(Path(tmp_path), member_listen=DEFAULT_NODE_LISTEN, relay_announce=True)
     try:
         assert world.relay_address.startswith(f"/ip4/{RELAY_IP}/tcp/{RELAY_PORT}/p2p/")
         world.make_circle(invite_filter=False, relay_cli=True)
