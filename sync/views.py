@@ -428,6 +428,8 @@ class ProposalView:
     object: int
     abstain: int
     disbursed_by: bytes | None
+    closes_at: int
+    """Claimed time (s) from which a member's node closes the vote (docs/OPS.md §6)."""
 
 
 @dataclass(frozen=True, slots=True)
