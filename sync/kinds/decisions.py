@@ -47,7 +47,7 @@ _CLOSE_KEYS = frozenset({"proposal"})
 
 TOO_MANY_OPEN = f"a member may have at most {MAX_OPEN_PROPOSALS_PER_MEMBER} open proposals"
 NOT_A_PROPOSAL = "proposal is not a proposal of this circle"
-NOT_IN_ELECTORATE = "voter was not a member when the proposal was made"
+NOT_IN_ELECTORATE = "voter is not in the electorate (their admission was not in the proposal's causal past)"
 NOT_PROPOSER = "only its author may withdraw a proposal"
 OWN_REMOVAL = "a member cannot propose their own removal (they may leave)"
 ALREADY_VOTED = "the voter already voted on this proposal (a vote is final)"
