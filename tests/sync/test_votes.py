@@ -22,7 +22,7 @@ from sync.kinds.circle import charter_body, genesis_op
 from sync.kinds.common import NOT_MEMBER
 from sync.kinds.membership import member_add_body
 from sync.kinds.records import DEFAULT_CLOSES_S, DecisionRule
-from sync.lifecycle import MAX_CLOSE_RANK, Close, CircleView, MembershipLifecycle
+from sync.lifecycle import MAX_CLOSE_RANK, CircleView, Close, MembershipLifecycle
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica
 from sync.state import fold_circle_state
@@ -41,7 +41,9 @@ def forge(circle: Circle, who: str, kind: str, body: dict[str, Any], parents: li
     if chain is None and member is not None:
         parents = [*parents, member.joined_op]  # a first op cites its author's admission
     lamport = 1 + max(replica.dag.lamport_of(p) or 0 for p in parents)
-    op = Op(circle.state.circle_id, PEOPLE[who].member_id, tuple(sorted(set(parents))), lamport, ts, kind, body, seq=seq)
+    op = Op(
+        circle.state.circle_id, PEOPLE[who].member_id, tuple(sorted(set(parents))), lamport, ts, kind, body, seq=seq
+    )
     signed = SignedOp.decode(SignedOp.create(op, PEOPLE[who]).data)
     replica.ingest(signed)
     return signed
@@ -57,7 +59,9 @@ def status(circle: Circle, proposal: SignedOp) -> tuple[str, int, int, int]:
 
 def test_the_closing_time_comes_from_the_rule_or_the_proposal(circle: Circle) -> None:
     default = circle.propose("alice", "general", {})
-    own = circle.act("alice", "proposal.create", {"kind": "general", "title": "t", "text": "", "details": {}, "closes": 3600})
+    own = circle.act(
+        "alice", "proposal.create", {"kind": "general", "title": "t", "text": "", "details": {}, "closes": 3600}
+    )
     assert circle.state.proposals[default.id].closes_at == default.op.ts + DEFAULT_CLOSES_S
     assert circle.state.proposals[own.id].closes_at == own.op.ts + 3600
     for bad in (59, 30 * 86400 + 1, True, "1h"):
@@ -145,7 +149,9 @@ def test_a_close_dated_before_the_closing_time_is_refused(circle: Circle) -> Non
     circle.vote("alice", proposal, "approve")
     circle.vote("bob", proposal, "approve")
     closes_at = circle.state.proposals[proposal.id].closes_at
-    early = forge(circle, "bob", "proposal.close", {"proposal": proposal.id}, list(circle.replica.dag.heads()), closes_at - 1)
+    early = forge(
+        circle, "bob", "proposal.close", {"proposal": proposal.id}, list(circle.replica.dag.heads()), closes_at - 1
+    )
     assert circle.reason(early) == decisions.CLOSE_TOO_EARLY
     assert status(circle, proposal) == ("open", 2, 0, 0)
     circle.vote("carol", proposal, "object")  # the circle stays usable: carol still votes
@@ -218,7 +224,9 @@ def test_a_vote_and_a_removal_concurrent_with_each_other() -> None:
     dana_join = circle.state.members[circle.member("dana")].joined_op
     vote = forge(circle, "dana", "proposal.vote", {"proposal": proposal.id, "choice": "object", "reason": None},
                  [*heads, dana_join], circle.ts)  # fmt: skip
-    removal = forge(circle, "alice", "member.remove", {"member": circle.member("dana"), "reason": None}, heads, circle.ts)
+    removal = forge(
+        circle, "alice", "member.remove", {"member": circle.member("dana"), "reason": None}, heads, circle.ts
+    )
     assert circle.reason(removal) is None
     assert circle.state.proposals[proposal.id].object == 0
     ops = list(circle.replica.ops())
@@ -245,8 +253,10 @@ def test_a_second_vote_from_a_fork_counts_once() -> None:
     bob_join = circle.state.members[circle.member("bob")].joined_op
     votes = []
     for choice in ("approve", "object"):
-        op = Op(circle.state.circle_id, circle.member("bob"), tuple(sorted({*heads, bob_join})), proposal.op.lamport + 1,
-                circle.ts, "proposal.vote", {"proposal": proposal.id, "choice": choice, "reason": None}, seq=1)  # fmt: skip
+        parents = tuple(sorted({*heads, bob_join}))
+        body = {"proposal": proposal.id, "choice": choice, "reason": None}
+        op = Op(circle.state.circle_id, circle.member("bob"), parents, proposal.op.lamport + 1, circle.ts,
+                "proposal.vote", body, seq=1)  # fmt: skip
         votes.append(SignedOp.decode(SignedOp.create(op, PEOPLE["bob"]).data))
     for vote in votes:
         circle.replica.ingest(vote)
@@ -337,7 +347,12 @@ class FairVotes(RuleBasedStateMachine):
         for replica in self.replicas[1:]:
             replica.ingest_many(self.replicas[0].ops())
 
-    @rule(r=replicas, who=names, kind=st.sampled_from(["general", "spend", "remove"]), window=st.sampled_from([None, 60, 600]))
+    @rule(
+        r=replicas,
+        who=names,
+        kind=st.sampled_from(["general", "spend", "remove"]),
+        window=st.sampled_from([None, 60, 600]),
+    )
     def propose(self, r: int, who: str, kind: str, window: int | None) -> None:
         details: Any = {"general": {}, "spend": SPEND, "remove": {"member": VOTERS["dana"].member_id}}[kind]
         body: dict[str, Any] = {"kind": kind, "title": "t", "text": "", "details": details}
@@ -397,9 +412,7 @@ class FairVotes(RuleBasedStateMachine):
                 if closer is not None and self.ops[closer].op.kind == "proposal.close":
                     seen = self._ancestors(closer)
                     counted = proposal.approve + proposal.object + proposal.abstain
-                    in_past = {
-                        voter for voter, vote in state.votes.get(proposal_id, {}).items() if vote.op in seen
-                    }
+                    in_past = {voter for voter, vote in state.votes.get(proposal_id, {}).items() if vote.op in seen}
                     assert counted <= len(in_past)
             for op in replica.ops():
                 if op.op.kind != "proposal.vote" or state.is_rejected(op.id) is not None:
