@@ -164,14 +164,17 @@ def _onoff(value: object) -> str:
 
 
 def _short_rule(rule: dict[str, Any]) -> str:
-    return f"{rule['quorum_pct']}/{rule['threshold_pct']}" + ("/consent" if rule["consent"] else "")
+    window = rule.get("closes_s", 72 * 3600)
+    shown_window = f"@{window // 3600}h" if window % 3600 == 0 else f"@{window // 60}m"
+    return f"{rule['quorum_pct']}/{rule['threshold_pct']}" + ("/consent" if rule["consent"] else "") + shown_window
 
 
 def charter_summary(charter: dict[str, Any]) -> str:
     """A charter's settings on one line (its guidelines text is only counted)."""
     flags = [f"{label} {_onoff(charter[key])}" for key, label in _CHARTER_FLAGS]
     rules = ", ".join(f"{kind} {_short_rule(rule)}" for kind, rule in charter["rules"].items())
-    return " · ".join([*flags, f"rules (quorum/threshold) {rules}", f"guidelines {len(charter['text'])} characters"])
+    guidelines = f"guidelines {len(charter['text'])} characters"
+    return " · ".join([*flags, f"rules (quorum/threshold@window) {rules}", guidelines])
 
 
 def charter_changes(current: dict[str, Any] | None, proposed: dict[str, Any]) -> str:

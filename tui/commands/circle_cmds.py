@@ -176,7 +176,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="append",
         default=[],
         metavar="KIND=QUORUM/THRESHOLD[/consent|/no-consent]",
-        help="for charter: how a kind of proposal is decided, e.g. spend=50/60 (repeatable)",
+        help="for charter: how a kind of proposal is decided, e.g. spend=50/60, and how long it stays open,"
+        " e.g. spend=50/60@48h (repeatable)",
     )
     propose.add_argument("--guidelines-file", metavar="PATH", help="for charter: the new guidelines text, from PATH")
 
@@ -414,16 +415,21 @@ def _charter_changes(args: argparse.Namespace) -> dict[str, Any]:
     rules: dict[str, dict[str, Any]] = {}
     for text in args.rule:
         kind, _, numbers = text.partition("=")
+        numbers, at, window = numbers.partition("@")
         parts = numbers.split("/")
         if (
             not 2 <= len(parts) <= 3
             or not all(p.isdigit() for p in parts[:2])
             or parts[2:] not in ([], ["consent"], ["no-consent"])
         ):
-            raise UsageError(f"--rule {text!r}: write KIND=QUORUM/THRESHOLD[/consent|/no-consent], e.g. spend=50/60")
+            raise UsageError(
+                f"--rule {text!r}: write KIND=QUORUM/THRESHOLD[/consent|/no-consent][@WINDOW], e.g. spend=50/60@48h"
+            )
         rules[kind] = {"quorum_pct": int(parts[0]), "threshold_pct": int(parts[1])}
         if parts[2:]:
             rules[kind]["consent"] = parts[2] == "consent"
+        if at:
+            rules[kind]["closes_s"] = parse_closes(window)
     if rules:
         changes["rules"] = rules
     if args.guidelines_file:
