@@ -165,7 +165,8 @@ def _onoff(value: object) -> str:
 
 def _short_rule(rule: dict[str, Any]) -> str:
     window = rule.get("closes_s", 72 * 3600)
-    shown_window = f"@{window // 3600}h" if window % 3600 == 0 else f"@{window // 60}m"
+    # A voting window other than the default shows as @48h (as `--rule spend=50/60@48h` sets it).
+    shown_window = "" if window == 72 * 3600 else f"@{window // 3600}h" if window % 3600 == 0 else f"@{window // 60}m"
     return f"{rule['quorum_pct']}/{rule['threshold_pct']}" + ("/consent" if rule["consent"] else "") + shown_window
 
 
@@ -174,7 +175,7 @@ def charter_summary(charter: dict[str, Any]) -> str:
     flags = [f"{label} {_onoff(charter[key])}" for key, label in _CHARTER_FLAGS]
     rules = ", ".join(f"{kind} {_short_rule(rule)}" for kind, rule in charter["rules"].items())
     guidelines = f"guidelines {len(charter['text'])} characters"
-    return " · ".join([*flags, f"rules (quorum/threshold@window) {rules}", guidelines])
+    return " · ".join([*flags, f"rules (quorum/threshold) {rules}", guidelines])
 
 
 def charter_changes(current: dict[str, Any] | None, proposed: dict[str, Any]) -> str:

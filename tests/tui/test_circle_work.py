@@ -62,7 +62,12 @@ def test_proposals_lists_the_open_proposal_with_its_rule(world: DemoWorld, capsy
     assert "(spend) · OPEN" in out and "quorum 50%, threshold 60%" in out
     code, out, err = kith(world, "Sam", "proposals", circle, "--json", capsys=capsys)
     assert (code, err) == (0, "")
-    assert json.loads(out)["proposals"][0]["rule"] == {"quorum_pct": 50, "threshold_pct": 60, "consent": False}
+    shown = json.loads(out)["proposals"][0]
+    assert shown["rule"] == {"quorum_pct": 50, "threshold_pct": 60, "consent": False, "closes_s": 72 * 3600}
+    # The result carries who may vote (so anyone can recount) and when voting closes.
+    assert len(shown["voters"]) == 4 and shown["closes_at"] == shown["ts"] + 72 * 3600
+    code, out, err = kith(world, "Sam", "proposals", circle, capsys=capsys)
+    assert "left (closes " in out and "eligible: " in out and "(not voted)" in out
 
 
 # --- private requests ---------------------------------------------------------------------
@@ -227,7 +232,7 @@ def test_the_circle_changes_its_charter_from_the_command_line(
     code, out, err = kith(world, "Bea", "proposals", circle, capsys=capsys)
     assert (code, err) == (0, "")
     assert "(charter) · OPEN" in out and "changes: members may invite off -> on; general rule 30/50 -> 40/50" in out
-    for who in ("Ash", "Bea", "Sam"):  # 3 of 4 (quorum 60%), all approve, nobody objects (consent)
+    for who in ("Ash", "Bea", "Sam", "Cal"):  # consent: decided before its closing once nobody is left to object
         wait_for(lambda who=who: any(p["id"] == proposal["id"] for p in views(world, who)["proposals"]))
         code, _out, err = kith(world, who, "vote", circle, proposal["id"][:8], "approve", capsys=capsys)
         assert (code, err) == (0, "")
@@ -238,7 +243,8 @@ def test_the_circle_changes_its_charter_from_the_command_line(
 
     wait_for(in_force, timeout=60)
     charter = views(world, "Cal")["charter"]
-    assert charter["rules"]["general"] == {"quorum_pct": 40, "threshold_pct": 50, "consent": False}
+    general = {"quorum_pct": 40, "threshold_pct": 50, "consent": False, "closes_s": 72 * 3600}
+    assert charter["rules"]["general"] == general
     assert (charter["history"], charter["confirm_joins"]) == (False, False)
     code, out, err = kith(world, "Cal", "invite", circle, "--expires", "1h", "--json", capsys=capsys)
     assert (code, err) == (0, "") and json.loads(out)["code"].startswith("KITH-INVITE:")
