@@ -444,3 +444,23 @@ def test_a_proposals_window_is_part_of_what_the_proposer_signs(window: int) -> N
     body = {"kind": "general", "title": "t", "text": "", "details": {}, "closes": window}
     proposal = circle.act("alice", "proposal.create", body)
     assert circle.state.proposals[proposal.id].closes_at - proposal.op.ts == window
+
+
+def test_the_honest_client_refuses_before_signing_what_the_fold_would_refuse(circle: Circle) -> None:
+    from sync.precheck import Refused, check_action
+
+    proposal = circle.propose("alice", "general", {})
+    closes_at = circle.state.proposals[proposal.id].closes_at
+    circle.vote("bob", proposal, "approve")
+    vote = {"proposal": proposal.id, "choice": "object", "reason": None}
+    with pytest.raises(Refused, match="you already voted on that proposal"):
+        check_action(circle.state, circle.member("bob"), "proposal.vote", vote, now=closes_at - 100)
+    with pytest.raises(Refused, match="voting on that proposal has closed"):
+        check_action(circle.state, circle.member("carol"), "proposal.vote", vote, now=closes_at)
+    check_action(circle.state, circle.member("carol"), "proposal.vote", vote, now=closes_at - 1)
+    circle.add("eve")
+    with pytest.raises(Refused, match="you joined after it was made"):
+        check_action(circle.state, circle.member("eve"), "proposal.vote", vote, now=closes_at - 1)
+    body = {"kind": "general", "title": "t", "text": "", "details": {}, "closes": 30}
+    with pytest.raises(Refused, match="a proposal stays open from 1 minute to 30 days"):
+        check_action(circle.state, circle.member("alice"), "proposal.create", body)
