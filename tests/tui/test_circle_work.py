@@ -248,6 +248,11 @@ def test_the_circle_changes_its_charter_from_the_command_line(
     assert (charter["history"], charter["confirm_joins"]) == (False, False)
     code, out, err = kith(world, "Cal", "invite", circle, "--expires", "1h", "--json", capsys=capsys)
     assert (code, err) == (0, "") and json.loads(out)["code"].startswith("KITH-INVITE:")
+    # Sam's node decides it once Cal's vote, the last, reaches it.
+    def decided_at_sam() -> bool:
+        return any(p["id"] == proposal["id"] and p["status"] == "approved" for p in views(world, "Sam")["proposals"])
+
+    wait_for(decided_at_sam, timeout=60)
     code, out, err = kith(world, "Sam", "proposals", circle, capsys=capsys)
     assert "Let members invite (charter) · APPROVED" in out and "members may invite on" in out
 
