@@ -17,7 +17,7 @@ Events:
 * `tick`: time passed (turn delays and grace periods run on it).
 
 Actions are frozen dataclasses (`Approve`, `Refuse`, `Rotate`, `Share`, `Ack`,
-`Introduce`, `JoinRequestShown`). Organizers take turns: for each duty the organizers are ordered by a
+`Introduce`, `JoinRequestShown`, `Close`). Organizers take turns: for each duty the organizers are ordered by a
 hash of the current epoch and their id; the first acts at once, the next `turn_delay` later
 if the duty is still undone, and so on, so they rarely act twice, and when they do the fold
 converges anyway.
