@@ -394,7 +394,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
                 target[field] = convert_param(field, type_spec, resolved)
             if content:
                 body["content"] = content
-            check_action(circle.replica.state, member_circles().identity.member_id, kind, body)
+            check_action(circle.replica.state, member_circles().identity.member_id, kind, body, now=node.clock())
             if params.get("private") is True and kind in ("aid.request", "checkin"):
                 # Only the organizers will know who asked and why (docs/PROTOCOL.md §12).
                 plain = {**{k: v for k, v in body.items() if k != "content"}, **content}
@@ -465,6 +465,11 @@ def build_methods(node: Node) -> dict[str, Handler]:
         else:
             raise _bad("kind must be spend, charter, remove or general")
         body = {"kind": kind, "title": title, "text": text, "details": details}
+        closes_s = params.get("closes_s")
+        if closes_s is not None:
+            if not isinstance(closes_s, int) or isinstance(closes_s, bool):
+                raise _bad("closes_s must be a whole number of seconds")
+            body["closes"] = closes_s
         check_action(circle.replica.state, member_circles().identity.member_id, "proposal.create", body)
         return await author(circle, "proposal.create", body)
 

@@ -48,6 +48,10 @@ from sync.store import EnvelopeStore
 
 log = logging.getLogger("kith.circles")
 
+MAX_HELD_CLOSES = 256
+"""Closes dated in the future held per circle; more are dropped (and counted): they stay
+stored, and are read again at the next start."""
+
 
 @dataclass
 class Circle:
@@ -61,6 +65,10 @@ class Circle:
     waiting: dict[bytes, bytes] = field(default_factory=dict)
     """op id -> envelope id of ops in the causal buffer (their envelopes must be re-read
     after a restart, because the buffer itself is not persisted)."""
+    held: dict[bytes, tuple[int, bytes]] = field(default_factory=dict)
+    """op id -> (claimed time, envelope id) of ``proposal.close`` ops dated in our future:
+    stored, but folded only once our clock reaches their time (`MemberCircles.due_held`),
+    so a member whose clock lies cannot close a vote early here."""
 
     @property
     def id(self) -> bytes:
@@ -320,6 +328,14 @@ class MemberCircles:
             if signed.op.circle != circle.id:
                 self.counters["op for another circle"] += 1
                 continue
+            if signed.op.kind == "proposal.close" and signed.op.ts > self.clock():
+                if signed.id not in circle.held and len(circle.held) >= MAX_HELD_CLOSES:
+                    self.counters["dropped: too many closes dated in the future"] += 1
+                else:
+                    circle.held[signed.id] = (signed.op.ts, envelope.id)
+                    self.counters["held: a close dated in the future"] += 1
+                continue
+            circle.held.pop(signed.id, None)
             ops[signed.id] = signed
             envelope_of[signed.id] = envelope.id
         if not ops:
@@ -340,6 +356,11 @@ class MemberCircles:
         for _op_id, reason in result.dropped:
             self.counters[f"dropped: {reason}"] += 1
         return processed
+
+    def due_held(self, circle: Circle) -> list[bytes]:
+        """Envelope ids of held closes whose time has come (they are folded again)."""
+        now = self.clock()
+        return [envelope for _op, (ts, envelope) in sorted(circle.held.items()) if ts <= now]
 
     def _seal_content(self, circle: Circle, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         """Replace a plaintext ``content`` map with its blob, sealed with the current content key."""
@@ -389,8 +410,9 @@ class MemberCircles:
             if circle.unsaved_ops and (force or circle.unsaved_ops >= min_ops):
                 circle.waiting = {o: e for o, e in circle.waiting.items() if circle.replica.dag.is_buffered(o)}
                 cursor = latest
-                if circle.waiting:
-                    cursor = min(cursor, self.store.min_seq_of(list(circle.waiting.values())) - 1)
+                unread = [*circle.waiting.values(), *(envelope for _ts, envelope in circle.held.values())]
+                if unread:
+                    cursor = min(cursor, self.store.min_seq_of(unread) - 1)
                 try:
                     circle.replica.save(cursor)
                 except KithError as exc:

@@ -76,6 +76,7 @@ from sync.lifecycle import (
     Action,
     Approve,
     CircleView,
+    Close,
     Introduce,
     JoinRequestShown,
     MembershipLifecycle,
@@ -162,6 +163,8 @@ class Lifecycle:
                     self._acknowledge(circle, action.epochs)
                 elif isinstance(action, Introduce):
                     self._introduce(circle)
+                elif isinstance(action, Close):
+                    self._close(circle, action.proposals)
             except UsageError as exc:
                 log.info("circle %s: %s", circle.id.hex()[:8], exc)
 
@@ -756,6 +759,14 @@ class Lifecycle:
         envelope, _result = self.circles.author(circle, "profile.set", body)
         self.node.publish_nowait(envelope)
 
+    def _close(self, circle: Circle, proposals: tuple[bytes, ...]) -> None:
+        """Close proposals whose closing time has passed (the op claims our clock's time)."""
+        items = [("proposal.close", {"proposal": proposal_id}) for proposal_id in proposals]
+        envelopes, _result = self.circles.author_many(circle, items)
+        for envelope in envelopes:
+            self.node.publish_nowait(envelope)
+        log.info("closed %d proposal(s) of circle %s at their closing time", len(proposals), circle.id.hex()[:8])
+
     def _my_turn(self, circle: Circle, duty: str) -> bool:
         """Organizers take turns posting a private request (as `sync.lifecycle` does for keys)."""
         state = circle.replica.state
@@ -778,7 +789,9 @@ class Lifecycle:
                 self.proxy(circle, ref, statement)
 
     def maintain(self, circle: Circle) -> None:
-        """Carry out the key duties that are due; post private requests waiting for us."""
+        """Carry out the key duties that are due; post private requests waiting for us; fold
+        the closes held until their time; close proposals whose time has come."""
+        self.node.fold_held(circle)
         state = circle.replica.state
         self.follow_invites(circle)
         if self.me in state.members and not state.info.get("rotation_due"):

@@ -33,7 +33,7 @@ import trio
 from identity.errors import KithError, RemoteProtocolError, StorageError, UsageError
 from identity.keyring import RelayTopic
 from identity.keystore import Keystore
-from p2pnet.circles import MemberCircles
+from p2pnet.circles import Circle, MemberCircles
 from p2pnet.config import NodeConfig
 from p2pnet.control import ControlServer
 from p2pnet.gate import Gate, Verdict
@@ -578,6 +578,14 @@ class Node:
         if processed.missing:
             # Parents we do not have: reconcile with everyone now rather than at the next tick.
             self._sync_wanted.set()
+
+    def fold_held(self, circle: Circle) -> None:
+        """Fold the closes held until their claimed time, once it has come."""
+        assert self.circles is not None
+        due = self.circles.due_held(circle)
+        if due:
+            data = self._load_envelopes(due)
+            self._fold(circle.current_topic, [Envelope.decode(data[i]) for i in due if i in data], "store")
 
     def _load_envelopes(self, ids: list[bytes]) -> dict[bytes, bytes]:
         assert self.store is not None

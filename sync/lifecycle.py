@@ -17,7 +17,7 @@ Events:
 * `tick`: time passed (turn delays and grace periods run on it).
 
 Actions are frozen dataclasses (`Approve`, `Refuse`, `Rotate`, `Share`, `Ack`,
-`Introduce`, `JoinRequestShown`). Organizers take turns: for each duty the organizers are ordered by a
+`Introduce`, `JoinRequestShown`, `Close`). Organizers take turns: for each duty the organizers are ordered by a
 hash of the current epoch and their id; the first acts at once, the next `turn_delay` later
 if the duty is still undone, and so on, so they rarely act twice, and when they do the fold
 converges anyway.
@@ -29,7 +29,13 @@ What the decisions rest on:
 * a member holds a key once they acknowledged it (``key.ack``); members who have not, for
   ``ack_grace`` seconds, are sent it again, sealed with a key they hold;
 * an organizer who cannot open the current key (its box is junk, or nobody sends it within
-  ``repair_after`` seconds) replaces it, so a bad rotation cannot freeze the circle.
+  ``repair_after`` seconds) replaces it, so a bad rotation cannot freeze the circle;
+* a proposal whose closing time has passed is closed (`Close`: a ``proposal.close``) by a
+  member's node without anyone acting: members take turns as organizers do (ordered by a
+  hash of the proposal and their id, at most `MAX_CLOSE_RANK` turns apart), so usually one
+  closes it, and a duplicate is only a rejected op. Whether it is still due is read from
+  the state (an open proposal past its time), so a close that could not be signed (the key
+  was being replaced) is tried again at the next tick.
 """
 
 from __future__ import annotations
@@ -121,6 +127,14 @@ class Introduce:
 
 
 @dataclass(frozen=True)
+class Close:
+    """Sign a ``proposal.close`` for each of these proposals: their closing time has passed."""
+
+    circle: bytes
+    proposals: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class JoinRequestShown:
     """An organizer's decision is needed: show the request."""
 
@@ -128,7 +142,10 @@ class JoinRequestShown:
     request: JoinRequest
 
 
-Action = Approve | Refuse | Rotate | Share | Ack | Introduce | JoinRequestShown
+Action = Approve | Refuse | Rotate | Share | Ack | Introduce | JoinRequestShown | Close
+
+MAX_CLOSE_RANK = 4
+"""A member's node closes a proposal at most this many turns after its closing time."""
 
 
 # --- the lifecycle --------------------------------------------------------------------
@@ -259,8 +276,26 @@ class MembershipLifecycle:
 
     # --- duties ------------------------------------------------------------------------
 
+    def closes_due(self, view: CircleView, now: float) -> list[Action]:
+        """Open proposals past their closing time whose turn to close is ours."""
+        state = view.state
+        if self.me not in state.members:
+            return []
+        due = []
+        for proposal_id in sorted(state.open_proposals):
+            closes_at = state.proposals[proposal_id].closes_at
+            if now < closes_at:
+                continue
+            order = sorted(state.members, key=lambda m: blake2b(proposal_id + m, person=b"kith-close", size=8))
+            if now - closes_at >= min(order.index(self.me), MAX_CLOSE_RANK) * self.turn_delay:
+                due.append(proposal_id)
+        return [Close(view.circle, tuple(due))] if due else []
+
     def tick(self, view: CircleView, now: float) -> list[Action]:
-        """Duties that are due: a rotation, a repair of the current key, key shares."""
+        """Duties that are due: a rotation, a repair of the current key, key shares, closes."""
+        return [*self._key_duties(view, now), *self.closes_due(view, now)]
+
+    def _key_duties(self, view: CircleView, now: float) -> list[Action]:
         state = view.state
         current = state.info.get("epoch")
         if self.me not in state.members or current is None:

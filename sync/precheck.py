@@ -22,7 +22,7 @@ from identity.errors import UsageError
 from sync import money
 from sync.kinds import aid, events, keys, schema, support
 from sync.kinds.decisions import VOTE_CHOICES
-from sync.kinds.records import APPROVED, OPEN, ORGANIZER, ROLES, TREASURER
+from sync.kinds.records import APPROVED, MAX_CLOSES_S, MIN_CLOSES_S, OPEN, ORGANIZER, ROLES, TREASURER
 
 if TYPE_CHECKING:
     from sync.state import CircleState
@@ -72,11 +72,14 @@ def check_text(value: Any, field: str, max_chars: int, *, short: bool = True) ->
         raise Refused(explain(exc)) from None
 
 
-def check_action(state: CircleState, author: bytes, kind: str, body: dict[str, Any]) -> None:
+def check_action(
+    state: CircleState, author: bytes, kind: str, body: dict[str, Any], *, now: float | None = None
+) -> None:
     """Raise `Refused` if ``author`` signing ``kind`` with ``body`` would be refused.
 
     ``body`` is the body before its content is sealed: content fields in plain text under
-    ``"content"`` (as the control API builds it)."""
+    ``"content"`` (as the control API builds it). ``now``: the time the op will claim
+    (a vote at or after a proposal's closing time is refused)."""
     if state.info.get("circle") is not None and author not in state.members:
         raise Refused("you are not a member of this circle (any more)")
     check = _SCHEMAS.get(kind)
@@ -88,6 +91,10 @@ def check_action(state: CircleState, author: bytes, kind: str, body: dict[str, A
     rule = _AUTHORITY.get(kind)
     if rule is not None and state.info.get("circle") is not None:
         rule(state, author, body)
+    if kind == "proposal.vote" and now is not None:
+        proposal = state.proposals[body["proposal"]]
+        if now >= proposal.closes_at:
+            raise Refused("voting on that proposal has closed (its closing time has passed); it is being counted")
 
 
 # --- schemas of plain bodies ---------------------------------------------------------
@@ -177,6 +184,13 @@ def _proposal(body: dict[str, Any]) -> None:
         if not isinstance(recipient, bytes):
             schema.short_text(recipient, "details.recipient")
         schema.long_text(details.get("purpose"), "details.purpose", schema.MAX_NOTE_CHARS)
+    if "closes" in body:
+        try:
+            schema.closing_window(body["closes"], "closes")
+        except schema.InvalidBody:
+            raise Refused(
+                f"a proposal stays open from {MIN_CLOSES_S // 60} minute to {MAX_CLOSES_S // 86400} days"
+            ) from None
 
 
 _SCHEMAS = {
@@ -303,7 +317,9 @@ def _vote_open(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     if proposal.status != OPEN:
         raise Refused(f"that proposal is {proposal.status}; votes are closed")
     if author not in proposal.electorate:
-        raise Refused("you joined after this proposal was made, so you do not vote on it")
+        raise Refused("you are not in this proposal's electorate: you joined after it was made")
+    if author in state.votes.get(body["proposal"], {}):
+        raise Refused("you already voted on that proposal (a vote is final)")
 
 
 def _aid(state: CircleState, ref: Any, *types: str) -> Any:

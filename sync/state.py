@@ -125,7 +125,7 @@ _GENESIS_KIND = "circle.create"
 _SLOW_KINDS = frozenset({"member.remove", "member.compromised", "role.revoke"})
 """Kinds that may make a removal of their author moot (leaving, giving up a role): a late
 one is folded in its place, never struck on arrival."""
-_DECISIONS = frozenset({"proposal.create", "proposal.vote", "proposal.withdraw"})
+_DECISIONS = frozenset({"proposal.create", "proposal.vote", "proposal.withdraw", "proposal.close"})
 """Never struck: a proposal's outcome must not hinge on a removal that raced it."""
 
 

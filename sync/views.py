@@ -411,6 +411,9 @@ class ProposalView:
     eligible: int
     """Members of the electorate who are members now (for an open proposal: the quorum base)."""
     votes: tuple[VoteView, ...]
+    voters: tuple[bytes, ...]
+    """The eligible voters (its electorate, less those removed since): anyone can recount."""
+    voter_names: tuple[str, ...]
     author: bytes
     """The rest are the fields of `sync.kinds.records.Proposal`, in its order."""
     lamport: int
@@ -428,6 +431,8 @@ class ProposalView:
     object: int
     abstain: int
     disbursed_by: bytes | None
+    closes_at: int
+    """Claimed time (s) from which a member's node closes the vote (docs/OPS.md §6)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,7 +471,9 @@ def proposals(state: CircleState, *, decided_limit: int | None = 100) -> tuple[P
         name = display_name(state, proposal.author)
         if isinstance(proposal.details, Charter):
             proposal = proposal._replace(details=charter_view(proposal.details))
-        views.append(ProposalView(proposal_id, name, eligible, vote_views, *proposal))
+        voters = tuple(m for m in proposal.electorate if m in state.members)
+        voter_names = tuple(display_name(state, m) for m in voters)
+        views.append(ProposalView(proposal_id, name, eligible, vote_views, voters, voter_names, *proposal))
     return tuple(views)
 
 

@@ -136,11 +136,51 @@ def junk_rotation_and_requests(b: Builder) -> None:
     b.add("dana", request=nonce)
 
 
+def puppets_after_opening(b: Builder) -> None:
+    """alice opens a general proposal; bob, an organizer, then adds mallory with a member.add
+    that does not cite it (so it sorts before it); mallory's vote is refused: the proposal's
+    author had not seen her admission, so she is not in its electorate."""
+    b.add("bob")
+    b.act("alice", "role.grant", {"member": b.member("bob"), "role": "organizer"})
+    b.act("bob", "msg.post", {"text": "bob here"})
+    seq, last = b.last("bob")
+    proposal = b.act("alice", "proposal.create", {"kind": "general", "title": "Picnic", "text": "", "details": {}})
+    add = b.forge("bob", "member.add", member_add_body(PEOPLE["mallory"].card().to_bytes()), [last], seq + 1, b.ts)
+    vote = {"proposal": proposal.id, "choice": "approve", "reason": None}
+    b.forge("mallory", "proposal.vote", vote, [add.id, proposal.id], 1, b.ts + 1)
+
+
+def votes_around_the_closing(b: Builder) -> None:
+    """A spend proposal (quorum 50, threshold 60) closing 600 s after it opens: alice and
+    carol approve, bob objects; bob then signs a close dated before the closing time
+    (refused), mallory (not a member) one after it (refused); alice's node closes it at
+    the closing time and it is approved 2:1. dana's objection, signed concurrently with the
+    close (neither had seen the other), is not counted (2:2 would fail the threshold): it
+    sorts after the close and is refused (sorting before it, it would be listed, uncounted);
+    so is her vote after seeing the close."""
+    added = {who: b.add(who) for who in ("bob", "carol", "dana")}
+    spend = {"amount": 5000, "currency": "EUR", "recipient": "Clinic", "purpose": "fees"}
+    body = {"kind": "spend", "title": "Clinic fees", "text": "", "details": spend, "closes": 600}
+    proposal = b.act("alice", "proposal.create", body)
+    for who, choice in (("alice", "approve"), ("carol", "approve"), ("bob", "object")):
+        b.act(who, "proposal.vote", {"proposal": proposal.id, "choice": choice, "reason": None})
+    b.act("bob", "proposal.close", {"proposal": proposal.id})
+    heads = b.replica.dag.heads()
+    b.ts = proposal.op.ts + 600 - 60
+    b.act("alice", "proposal.close", {"proposal": proposal.id})
+    b.forge("mallory", "proposal.close", {"proposal": proposal.id}, heads, 1, b.ts)
+    vote = {"proposal": proposal.id, "choice": "object", "reason": None}
+    b.forge("dana", "proposal.vote", vote, [*heads, added["dana"].id], 1, proposal.op.ts + 300)
+    b.act("dana", "proposal.vote", {"proposal": proposal.id, "choice": "object", "reason": "too late?"})
+
+
 VECTORS: dict[str, Callable[[Builder], None]] = {
     "removed-organizer-backdates": removed_organizer_backdates,
     "mutual-removal": mutual_removal,
     "fork-and-unacknowledged": fork_and_unacknowledged,
     "junk-rotation-and-requests": junk_rotation_and_requests,
+    "puppets-after-opening": puppets_after_opening,
+    "votes-around-the-closing": votes_around_the_closing,
 }
 
 

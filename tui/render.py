@@ -164,14 +164,18 @@ def _onoff(value: object) -> str:
 
 
 def _short_rule(rule: dict[str, Any]) -> str:
-    return f"{rule['quorum_pct']}/{rule['threshold_pct']}" + ("/consent" if rule["consent"] else "")
+    window = rule.get("closes_s", 72 * 3600)
+    # A voting window other than the default shows as @48h (as `--rule spend=50/60@48h` sets it).
+    shown_window = "" if window == 72 * 3600 else f"@{window // 3600}h" if window % 3600 == 0 else f"@{window // 60}m"
+    return f"{rule['quorum_pct']}/{rule['threshold_pct']}" + ("/consent" if rule["consent"] else "") + shown_window
 
 
 def charter_summary(charter: dict[str, Any]) -> str:
     """A charter's settings on one line (its guidelines text is only counted)."""
     flags = [f"{label} {_onoff(charter[key])}" for key, label in _CHARTER_FLAGS]
     rules = ", ".join(f"{kind} {_short_rule(rule)}" for kind, rule in charter["rules"].items())
-    return " · ".join([*flags, f"rules (quorum/threshold) {rules}", f"guidelines {len(charter['text'])} characters"])
+    guidelines = f"guidelines {len(charter['text'])} characters"
+    return " · ".join([*flags, f"rules (quorum/threshold) {rules}", guidelines])
 
 
 def charter_changes(current: dict[str, Any] | None, proposed: dict[str, Any]) -> str:
@@ -190,11 +194,36 @@ def charter_changes(current: dict[str, Any] | None, proposed: dict[str, Any]) ->
     return "; ".join(changes)
 
 
-def proposal_lines(views: dict[str, Any]) -> list[str]:
+def time_left(closes_at: int, now: float) -> str:
+    """How long a proposal stays open, coarsely: '2d 5h left', '40 min left', 'closing'."""
+    left = int(closes_at - now)
+    if left <= 0:
+        return "closing"
+    if left >= 86_400:
+        return f"{left // 86_400}d {left % 86_400 // 3600}h left"
+    if left >= 3600:
+        return f"{left // 3600}h {left % 3600 // 60} min left"
+    return f"{max(1, left // 60)} min left"
+
+
+def awaits_my_vote(p: dict[str, Any], me: str | None) -> bool:
+    """An open proposal I am eligible for and have not voted on (the client's reminder)."""
+    return (
+        me is not None
+        and p["status"] == "open"
+        and me in p.get("voters", ())
+        and all(v["voter"] != me for v in p["votes"])
+    )
+
+
+def proposal_lines(views: dict[str, Any], now: float | None = None) -> list[str]:
+    now = time.time() if now is None else now
     lines = []
     for p in views["proposals"]:
         rule = _rule(p["rule"])
         head = f"[{short(p['id'])}] {shown(p['title'])} ({shown(p['kind'])}) · {shown(p['status']).upper()}"
+        if p["status"] == "open" and "closes_at" in p:
+            head += f" · {time_left(p['closes_at'], now)} (closes {stamp_utc(p['closes_at'])})"
         lines.append(f"{head} · by {shown(p['author_name'], NAME)}")
         details = p["details"]
         if p["kind"] == "spend" and isinstance(details, dict):
@@ -210,7 +239,19 @@ def proposal_lines(views: dict[str, Any]) -> list[str]:
         lines.append(
             f"    approve {p['approve']} · object {p['object']} · abstain {p['abstain']} of {p['eligible']} ({rule})"
         )
+        names = p.get("voter_names")
+        if names:
+            voted = {v["voter"] for v in p["votes"]}
+            marks = [
+                f"{shown(n, NAME)}{'' if i in voted else ' (not voted)'}"
+                for i, n in zip(p["voters"], names, strict=True)
+            ]
+            lines.append(f"    eligible: {', '.join(marks)}")
     return lines or ["(no proposals)"]
+
+
+def stamp_utc(ts: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
 
 
 def member_lines(views: dict[str, Any]) -> list[str]:

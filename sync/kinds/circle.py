@@ -16,6 +16,9 @@ from sync.kinds import keys, schema
 from sync.kinds.common import OpRejected
 from sync.kinds.records import (
     APPROVED,
+    DEFAULT_CLOSES_S,
+    MAX_CLOSES_S,
+    MIN_CLOSES_S,
     ORGANIZER,
     PROPOSAL_KINDS,
     Charter,
@@ -44,6 +47,8 @@ _GENESIS_KEYS = frozenset({"name", "description", "charter", "salt", "card", "ep
 _CHARTER_KEYS = frozenset({"text", "members_can_invite", "history", "rules"})
 _RULES_KEYS = frozenset(PROPOSAL_KINDS)
 _RULE_KEYS = frozenset({"quorum_pct", "threshold_pct", "consent"})
+_RULE_CLOSES = "closes_s"
+"""Optional in a rule; absent means `DEFAULT_CLOSES_S` (so charters written before it stay valid)."""
 _CHARTER_UPDATE_KEYS = frozenset({"proposal"})
 _PROFILE_KEYS = frozenset({"display_name", "pronouns", "skills"})
 
@@ -80,7 +85,7 @@ def charter_body(
         "text": text,
         "members_can_invite": members_can_invite,
         "history": history,
-        "rules": {kind: dict(chosen[kind]._asdict()) for kind in PROPOSAL_KINDS},
+        "rules": {kind: rule_body(chosen[kind]) for kind in PROPOSAL_KINDS},
     }
     if confirm_joins:
         body["confirm_joins"] = True
@@ -115,12 +120,22 @@ def genesis_op(
     return SignedOp.create(Op(circle_id, creator.member_id, (), 1, ts, "circle.create", body, seq=1), creator)
 
 
+def rule_body(rule: DecisionRule) -> dict[str, Any]:
+    """The wire form of a rule: ``closes_s`` only when it is not the default."""
+    body: dict[str, Any] = {"quorum_pct": rule.quorum_pct, "threshold_pct": rule.threshold_pct, "consent": rule.consent}
+    if rule.closes_s != DEFAULT_CLOSES_S:
+        body[_RULE_CLOSES] = rule.closes_s
+    return body
+
+
 def parse_rule(raw: Any, where: str) -> DecisionRule:
-    body = schema.exact_keys(raw, _RULE_KEYS, where)
+    closes = type(raw) is dict and _RULE_CLOSES in raw
+    body = schema.exact_keys(raw, _RULE_KEYS | {_RULE_CLOSES} if closes else _RULE_KEYS, where)
     return DecisionRule(
         schema.percent(body["quorum_pct"], f"{where}.quorum_pct", 0),
         schema.percent(body["threshold_pct"], f"{where}.threshold_pct", 1),
         schema.boolean(body["consent"], f"{where}.consent"),
+        schema.closing_window(body[_RULE_CLOSES], f"{where}.{_RULE_CLOSES}") if closes else DEFAULT_CLOSES_S,
     )
 
 
@@ -170,8 +185,13 @@ def amend_charter(current: Charter, changes: Any) -> dict[str, Any]:
     for kind, rule in asked.items():
         if kind not in PROPOSAL_KINDS:
             raise UsageError(f"there is no proposal kind {str(kind)!r} (there are {', '.join(PROPOSAL_KINDS)})")
-        if type(rule) is not dict or not rule or not set(rule) <= _RULE_KEYS:
-            raise UsageError(f"the {kind} rule takes quorum_pct, threshold_pct and consent")
+        if type(rule) is not dict or not rule or not set(rule) <= _RULE_KEYS | {_RULE_CLOSES}:
+            raise UsageError(f"the {kind} rule takes quorum_pct, threshold_pct, consent and closes_s")
+        closes = rule.get(_RULE_CLOSES, rules[kind][_RULE_CLOSES])
+        if type(closes) is not int or not MIN_CLOSES_S <= closes <= MAX_CLOSES_S:
+            raise UsageError(
+                f"the {kind} rule's closing window must be {MIN_CLOSES_S} s to {MAX_CLOSES_S // 86400} days in seconds"
+            )
         for field, low in _RULE_RANGES.items():
             value = rule.get(field, rules[kind][field])
             if type(value) is not int or not low <= value <= 100:

@@ -1,9 +1,20 @@
-"""Decision kinds: ``proposal.create``, ``proposal.vote`` and ``proposal.withdraw``.
+"""Decision kinds: ``proposal.create``, ``.vote``, ``.withdraw`` and ``.close``.
 
 A proposal is decided by the charter rule for its kind *as it stood when the proposal
-was made* (a charter change mid-vote does not move the goalposts), and only the members
-at its position vote (adding members cannot pack a vote). A member's latest vote
-counts. See `sync.kinds.governance` for the arithmetic and effects.
+was made* (a charter change mid-vote does not move the goalposts). Its **electorate** is
+fixed when it opens: the members at its position whose admission its author had seen
+(in its causal past), so members let in afterwards, or concurrently by someone who
+hid the proposal from themselves, cannot pack the vote. Each eligible member votes once;
+a vote is final.
+
+A proposal has a **closing time** ``closes_at`` = its claimed time + the window it names
+(``closes``, seconds) or its rule's (``closes_s``). No clock takes part in the fold:
+a ``proposal.close`` by any member, claiming a time at or after ``closes_at``, ends
+the vote, and exactly the votes in the close's causal past are counted (a vote that had
+seen the close sorts after it and is refused). Nodes do not accept a close dated in
+their future (p2pnet), so a lying clock cannot close early. Before its closing a
+proposal is decided only when no missing vote could change the outcome. See
+`sync.kinds.governance` for the arithmetic and effects.
 """
 
 from __future__ import annotations
@@ -25,17 +36,23 @@ MAX_OPEN_PROPOSALS_PER_MEMBER = 16
 VOTE_CHOICES = ("approve", "object", "abstain")
 
 _CREATE_KEYS = frozenset({"kind", "title", "text", "details"})
+_CLOSES = "closes"
+"""Optional in a ``proposal.create`` body: its own window in seconds (else the rule's)."""
 _SPEND_KEYS = frozenset({"amount", "currency", "recipient", "purpose"})
 _REMOVE_KEYS = frozenset({"member"})
 _EMPTY: frozenset[str] = frozenset()
 _VOTE_KEYS = frozenset({"proposal", "choice", "reason"})
 _WITHDRAW_KEYS = frozenset({"proposal"})
+_CLOSE_KEYS = frozenset({"proposal"})
 
 TOO_MANY_OPEN = f"a member may have at most {MAX_OPEN_PROPOSALS_PER_MEMBER} open proposals"
 NOT_A_PROPOSAL = "proposal is not a proposal of this circle"
-NOT_IN_ELECTORATE = "voter was not a member when the proposal was made"
+NOT_IN_ELECTORATE = "voter is not in the electorate (their admission was not in the proposal's causal past)"
 NOT_PROPOSER = "only its author may withdraw a proposal"
 OWN_REMOVAL = "a member cannot propose their own removal (they may leave)"
+ALREADY_VOTED = "the voter already voted on this proposal (a vote is final)"
+VOTE_AFTER_CLOSING = "the vote claims a time at or after the proposal's closing time"
+CLOSE_TOO_EARLY = "the close claims a time before the proposal's closing time"
 
 
 def _not_open(status: str) -> str:
@@ -65,8 +82,17 @@ def _details(kind: str, raw: Any, state: CircleState) -> SpendDetails | Any:
     return None
 
 
+def electorate(state: CircleState, signed: SignedOp, exclude: bytes | None) -> tuple[bytes, ...]:
+    """Members at ``signed``'s position whose admission ``signed`` had seen, sorted."""
+    admissions = {member.joined_op: member_id for member_id, member in state.members.items() if member_id != exclude}
+    seen = state.causal.seen_among(admissions, signed.id)
+    return tuple(sorted(admissions[op_id] for op_id in seen))
+
+
 def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _CREATE_KEYS, "body")
+    closes = type(body) is dict and _CLOSES in body
+    body = schema.exact_keys(body, _CREATE_KEYS | {_CLOSES} if closes else _CREATE_KEYS, "body")
+    window = schema.closing_window(body[_CLOSES], _CLOSES) if closes else None
     kind = schema.one_of(body["kind"], PROPOSAL_KINDS, "kind")
     title = schema.short_text(body["title"], "title", schema.MAX_TITLE_CHARS)
     text = schema.long_text(body["text"], "text", schema.MAX_POST_CHARS, allow_blank=True)
@@ -78,6 +104,7 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
     open_count = state.open_by_author.get(op.author, 0)
     if open_count >= MAX_OPEN_PROPOSALS_PER_MEMBER:
         raise OpRejected(TOO_MANY_OPEN)
+    rule = state.info["charter"].rule(kind)
     proposal = Proposal(
         op.author,
         op.lamport,
@@ -86,15 +113,16 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
         title,
         text,
         details,
-        state.info["charter"].rule(kind),
+        rule,
         # The person a remove proposal names does not vote on it.
-        tuple(sorted(m for m in state.members if kind != "remove" or m != details)),
+        electorate(state, signed, details if kind == "remove" else None),  # type: ignore[arg-type]
         OPEN,
         None,
         0,
         0,
         0,
         None,
+        op.ts + (window if window is not None else rule.closes_s),
     )
     state.put(state.proposals, signed.id, proposal)
     state.put(state.open_proposals, signed.id, (op.lamport, signed.id))
@@ -113,10 +141,14 @@ def proposal_vote(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
         raise OpRejected(_not_open(proposal.status))
     if op.author not in proposal.electorate:
         raise OpRejected(NOT_IN_ELECTORATE)
+    if op.ts >= proposal.closes_at:
+        raise OpRejected(VOTE_AFTER_CLOSING)
     votes = state.votes.get(proposal_id)
     if votes is None:
         votes = {}
         state.put(state.votes, proposal_id, votes)
+    if op.author in votes:
+        raise OpRejected(ALREADY_VOTED)
     state.put(votes, op.author, Vote(choice, signed.id, reason))
     if evaluate(state, proposal_id, signed):
         settle(state, signed)
@@ -136,8 +168,25 @@ def proposal_withdraw(state: CircleState, signed: SignedOp, op: Op, body: Any) -
     close_proposal(state, proposal_id, proposal)
 
 
+def proposal_close(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    body = schema.exact_keys(body, _CLOSE_KEYS, "body")
+    proposal_id = schema.op_ref(body["proposal"], "proposal")
+    proposal = state.proposals.get(proposal_id)
+    if proposal is None:
+        raise OpRejected(NOT_A_PROPOSAL)
+    if proposal.status != OPEN:
+        raise OpRejected(_not_open(proposal.status))
+    if op.ts < proposal.closes_at:
+        raise OpRejected(CLOSE_TOO_EARLY)
+    votes = state.votes.get(proposal_id, {})
+    cast = [vote.op for voter, vote in votes.items() if voter in state.members]
+    if evaluate(state, proposal_id, signed, state.causal.seen_among(cast, signed.id)):
+        settle(state, signed)
+
+
 HANDLERS = {
     "proposal.create": proposal_create,
     "proposal.vote": proposal_vote,
     "proposal.withdraw": proposal_withdraw,
+    "proposal.close": proposal_close,
 }

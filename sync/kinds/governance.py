@@ -3,13 +3,23 @@
 Decision arithmetic (docs/OPS.md, "Deciding a proposal"), all integers:
 
 * eligible ``n``: members of the proposal's electorate who are still members;
-* ``a``, ``o``, ``b``: their latest approve, object and abstain votes; ``v = a + o + b``;
-* **approved** when ``a >= 1``, ``v * 100 >= quorum_pct * n``,
-  ``a * 100 >= threshold_pct * (a + o)`` and, under consent, ``o == 0``;
-* **rejected** when ``n == 0``, or under consent ``o >= 1``, or even if every eligible
-  member who has not voted approved (``a' = a + n - v``) the threshold would fail:
-  ``a' == 0`` or ``a' * 100 < threshold_pct * (a' + o)``;
-* otherwise open. Decided is final.
+* ``a``, ``o``, ``b``: their approve, object and abstain votes (one each, final);
+  ``v = a + o + b``; ``r = n - v`` have not voted;
+* a proposal **passes** a tally when ``a >= 1``, ``v * 100 >= quorum_pct * n``,
+  ``a * 100 >= threshold_pct * (a + o)`` and, under consent, ``o == 0``.
+
+While it is open, a proposal is decided early only when no way the ``r`` missing
+votes could go would change the outcome:
+
+* **approved early** when it passes even if nobody else votes (quorum) and every
+  missing vote objects (``a * 100 >= threshold_pct * (a + o + r)``; under consent
+  ``r == 0``);
+* **rejected early** when ``n == 0``, or under consent ``o >= 1``, or it fails even if
+  every missing vote approves (``a' = a + r``: ``a' == 0`` or
+  ``a' * 100 < threshold_pct * (a' + o)``).
+
+At its closing (the first valid ``proposal.close`` in fold order) it is decided for good
+by the votes in the close's causal past: approved if that tally passes, else rejected.
 
 A proposal is evaluated after each vote on it, and every open proposal is evaluated
 again (in fold order of creation) whenever members are removed, since that changes
@@ -21,7 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sync.kinds.common import SUCCESSION
-from sync.kinds.records import APPROVED, OPEN, ORGANIZER, REJECTED, Grant, Proposal
+from sync.kinds.records import APPROVED, OPEN, ORGANIZER, REJECTED, DecisionRule, Grant, Proposal
 
 if TYPE_CHECKING:
     from sync.ops import SignedOp
@@ -34,8 +44,11 @@ def close_proposal(state: CircleState, proposal_id: bytes, proposal: Proposal) -
     state.put(state.open_by_author, proposal.author, state.open_by_author[proposal.author] - 1)
 
 
-def tally(state: CircleState, proposal_id: bytes, proposal: Proposal) -> tuple[int, int, int, int]:
-    """(eligible, approve, object, abstain) at the current position."""
+def tally(
+    state: CircleState, proposal_id: bytes, proposal: Proposal, counted: set[bytes] | None = None
+) -> tuple[int, int, int, int]:
+    """(eligible, approve, object, abstain) at the current position; with ``counted``,
+    only the votes whose op ids it holds are counted."""
     members = state.members
     votes = state.votes.get(proposal_id, {})
     eligible = approve = objection = abstain = 0
@@ -44,7 +57,7 @@ def tally(state: CircleState, proposal_id: bytes, proposal: Proposal) -> tuple[i
             continue
         eligible += 1
         vote = votes.get(voter)
-        if vote is None:
+        if vote is None or (counted is not None and vote.op not in counted):
             continue
         choice = vote.choice
         if choice == "approve":
@@ -56,28 +69,50 @@ def tally(state: CircleState, proposal_id: bytes, proposal: Proposal) -> tuple[i
     return eligible, approve, objection, abstain
 
 
+def passes(rule: DecisionRule, eligible: int, approve: int, objection: int, abstain: int) -> bool:
+    """Whether this tally meets the rule (the outcome if the proposal closed now)."""
+    voted = approve + objection + abstain
+    return (
+        eligible > 0
+        and approve >= 1
+        and not (rule.consent and objection)
+        and voted * 100 >= rule.quorum_pct * eligible
+        and approve * 100 >= rule.threshold_pct * (approve + objection)
+    )
+
+
 def decide(proposal: Proposal, eligible: int, approve: int, objection: int, abstain: int) -> str:
+    """The early decision: approved or rejected only if no missing vote could change it."""
     rule = proposal.rule
     if eligible == 0 or (rule.consent and objection):
         return REJECTED
-    voted = approve + objection + abstain
-    if (
-        approve >= 1
-        and voted * 100 >= rule.quorum_pct * eligible
-        and approve * 100 >= rule.threshold_pct * (approve + objection)
+    missing = eligible - (approve + objection + abstain)
+    if passes(rule, eligible, approve, objection, abstain) and (
+        approve * 100 >= rule.threshold_pct * (approve + objection + missing) and not (rule.consent and missing)
     ):
         return APPROVED
-    best = approve + eligible - voted
+    best = approve + missing
     if best == 0 or best * 100 < rule.threshold_pct * (best + objection):
         return REJECTED
     return OPEN
 
 
-def evaluate(state: CircleState, proposal_id: bytes, at: SignedOp) -> bool:
-    """Update a proposal's tally and status at op ``at``; return True if it removed a member."""
+def decide_at_close(proposal: Proposal, eligible: int, approve: int, objection: int, abstain: int) -> str:
+    """The decision at the closing: the tally passes or the proposal is rejected."""
+    return APPROVED if passes(proposal.rule, eligible, approve, objection, abstain) else REJECTED
+
+
+def evaluate(state: CircleState, proposal_id: bytes, at: SignedOp, counted: set[bytes] | None = None) -> bool:
+    """Update a proposal's tally and status at op ``at``; return True if it removed a member.
+
+    ``counted``: ``at`` closes the proposal, and these are the vote ops it had seen.
+    """
     proposal = state.proposals[proposal_id]
-    eligible, approve, objection, abstain = tally(state, proposal_id, proposal)
-    status = decide(proposal, eligible, approve, objection, abstain)
+    eligible, approve, objection, abstain = tally(state, proposal_id, proposal, counted)
+    if counted is None:
+        status = decide(proposal, eligible, approve, objection, abstain)
+    else:
+        status = decide_at_close(proposal, eligible, approve, objection, abstain)
     decided_by = at.id if status != OPEN else None
     updated = proposal._replace(
         status=status, decided_by=decided_by, approve=approve, object=objection, abstain=abstain

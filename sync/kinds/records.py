@@ -21,6 +21,13 @@ PROPOSAL_KINDS = ("spend", "charter", "remove", "general")
 OPEN, APPROVED, REJECTED, WITHDRAWN = "open", "approved", "rejected", "withdrawn"
 MATCHED, FULFILLED = "matched", "fulfilled"
 
+DEFAULT_CLOSES_S = 72 * 3600
+"""A proposal's voting window when neither the charter nor the proposal names one."""
+MIN_CLOSES_S = 60
+"""The shortest window a charter or a proposal may set (a minute: for small, present circles)."""
+MAX_CLOSES_S = 30 * 24 * 3600
+"""The longest: a proposal holds one of its author's open slots until it closes."""
+
 
 class DecisionRule(NamedTuple):
     quorum_pct: int
@@ -29,6 +36,8 @@ class DecisionRule(NamedTuple):
     """1..100: approve * 100 >= threshold_pct * (approve + object)."""
     consent: bool
     """True: a single objection rejects the proposal."""
+    closes_s: int = DEFAULT_CLOSES_S
+    """Seconds from a proposal's claimed time to its closing time, unless it names its own."""
 
 
 class Charter(NamedTuple):
@@ -192,6 +201,8 @@ class Proposal(NamedTuple):
     object: int
     abstain: int
     disbursed_by: bytes | None
+    closes_at: int = 0
+    """Claimed time (s) from which a ``proposal.close`` may end the vote: ts + the window."""
 
 
 class Epoch(NamedTuple):

@@ -15,6 +15,7 @@ from typing import Any
 
 from identity.errors import Malformed
 from sync import limits
+from sync.kinds.records import MAX_CLOSES_S, MIN_CLOSES_S
 
 MAX_NAME_CHARS = 64
 MAX_TITLE_CHARS = 120
@@ -162,6 +163,11 @@ def currency(value: Any, field: str = "currency") -> str:
 
 def percent(value: Any, field: str, low: int) -> int:
     return integer(value, field, low, 100)
+
+
+def closing_window(value: Any, field: str) -> int:
+    """Seconds a proposal stays open: `MIN_CLOSES_S` .. `MAX_CLOSES_S`."""
+    return integer(value, field, MIN_CLOSES_S, MAX_CLOSES_S)
 
 
 def timestamp(value: Any, field: str) -> int:

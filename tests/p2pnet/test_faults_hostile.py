@@ -34,9 +34,10 @@ def test_an_abusive_member_neither_stalls_nodes_nor_bends_the_rules() -> None:
     # Every forbidden spend was refused, with its reason (by the fold, or by the honest
     # client before signing; the fold's own refusals are tested in tests/sync).
     assert all(reason for reason in result["refused"].values()), result["refused"]
-    # Mallory voted 100 times; her latest vote counts, once.
+    # Mallory tried to vote 100 times; her node signed the first (a vote is final), once.
     tally = result["tally"]
     assert tally["approve"] + tally["object"] + tally["abstain"] <= 3
+    assert result["refused_votes"] == 99
     assert result["at_limit_rejected"] is None
     assert "4000" in result["oversized"] or "long" in result["oversized"]
 

@@ -35,6 +35,7 @@ invariants are checked (`Violation` names the first that fails):
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from dataclasses import dataclass, field
 from functools import cache
@@ -49,12 +50,12 @@ from sync.kinds import keys
 from sync.kinds.circle import genesis_op
 from sync.kinds.membership import member_add_body
 from sync.kinds.records import ORGANIZER
-from sync.lifecycle import Ack, Approve, CircleView, MembershipLifecycle, Refuse, Rotate, Share
+from sync.lifecycle import Ack, Approve, CircleView, Close, MembershipLifecycle, Refuse, Rotate, Share
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica
 
 KEY_KINDS = ("key.rotate", "key.share")
-DECISIONS = frozenset({"proposal.create", "proposal.vote", "proposal.withdraw"})
+DECISIONS = frozenset({"proposal.create", "proposal.vote", "proposal.withdraw", "proposal.close"})
 
 
 class Violation(AssertionError):
@@ -283,7 +284,9 @@ class Simulation:
 
     # --- honest behaviour ---------------------------------------------------------------
 
-    def author(self, node: Node, kind: str, body: dict[str, Any], *, reliable: bool = False) -> SignedOp | None:
+    def author(
+        self, node: Node, kind: str, body: dict[str, Any], *, reliable: bool = False, ts: int | None = None
+    ) -> SignedOp | None:
         state = node.state
         if node.me.member_id not in state.members:
             return None
@@ -292,7 +295,7 @@ class Simulation:
             if epoch not in node.keys or state.info.get("rotation_due"):
                 return None  # an honest client waits for the key
         signed = node.replica.author_op(
-            node.me, kind, self._seal(node.replica, node.name, kind, body, node.keys), ts=self.tick_ts()
+            node.me, kind, self._seal(node.replica, node.name, kind, body, node.keys), ts=ts or self.tick_ts()
         )
         node.ops[signed.id] = signed
         node.replica.ingest(signed)
@@ -339,13 +342,42 @@ class Simulation:
                 node.lifecycle.approved(self.circle, request.card.member_id)
             elif isinstance(action, Refuse):
                 pass  # a refusal is an envelope to the newcomer; nothing in the circle
+            elif isinstance(action, Close):
+                # Decisions claim the node's clock (the sim's ``now``), as a real node's do.
+                for proposal in action.proposals:
+                    self.author(node, "proposal.close", {"proposal": proposal}, reliable=reliable, ts=self.clock())
+
+    def clock(self) -> int:
+        return math.ceil(self.now)
 
     def honest_round(self) -> None:
         live = [n for n in self.nodes.values() if n.up]
         for node in self.rng.sample(live, k=min(2, len(live))):
             self.author(node, "msg.post", {"text": f"{node.name} at {self.now:.0f}"})
+        if live and self.rng.random() < 0.08:
+            kind = self.rng.choice(["general", "spend"])
+            details = {} if kind == "general" else {"amount": 500, "currency": "EUR", "recipient": "x", "purpose": "y"}
+            body = {"kind": kind, "title": "t", "text": "", "details": details, "closes": 60}
+            self.author(self.rng.choice(live), "proposal.create", body, ts=self.clock())
+        for node in live:
+            self.vote_honestly(node)
         for node in live:
             self.execute(node, node.lifecycle.tick(node.view(), self.now))
+
+    def vote_honestly(self, node: Node) -> None:
+        """Now and then, vote on an open proposal it may vote on, before its closing time
+        (what the honest client's checks allow)."""
+        state = node.state
+        me = node.me.member_id
+        open_ones = [
+            pid for pid in sorted(state.open_proposals)
+            if me in state.proposals[pid].electorate and me not in state.votes.get(pid, {})
+            and self.clock() < state.proposals[pid].closes_at
+        ]  # fmt: skip
+        if open_ones and self.rng.random() < 0.3:
+            choice = self.rng.choice(["approve", "approve", "object", "abstain"])
+            body = {"proposal": self.rng.choice(open_ones), "choice": choice, "reason": None}
+            self.author(node, "proposal.vote", body, ts=self.clock())
 
     # --- adversaries -------------------------------------------------------------------
 
@@ -376,12 +408,44 @@ class Simulation:
         if step == self.jay_strikes_at:
             # A junior organizer removes a senior one: refused, whatever the order.
             self.author_adversary(jay, "member.remove", {"member": person("hana").member_id, "reason": None})
+        if self.rng.random() < 0.15:
+            self.vote_attacks(eq, jay)
         if step > config.steps // 3 and self.rng.random() < 0.2:
             for name in self.nodes:
                 self.counter += 1
                 heapq.heappush(
                     self.queue, (self.now + self.rng.uniform(0, 3), self.counter, "replayer", name, self.rex_request)
                 )
+
+    def vote_attacks(self, eq: Node, jay: Node) -> None:
+        """Modified clients around a vote: jay (an organizer) lets a sock puppet in with a
+        member.add that does not cite an open proposal, and the puppet votes on it; eq closes
+        it before its closing time, and votes claiming a time after it."""
+        state = jay.state
+        open_ones = sorted(state.open_proposals)
+        if not open_ones:
+            return
+        proposal = self.rng.choice(open_ones)
+        record = state.proposals[proposal]
+        me = person("jay").member_id
+        if me in state.chains and person("sock").member_id not in state.members:
+            seq, last = state.chains[me]
+            add = self.forge("jay", jay.replica, "member.add", member_add_body(person("sock").card().to_bytes()),
+                             [last], seq + 1, self.clock())  # fmt: skip
+            vote = self.forge("sock", jay.replica, "proposal.vote",
+                              {"proposal": proposal, "choice": "approve", "reason": None}, [add.id, proposal], 1,
+                              self.clock())  # fmt: skip
+            for signed in (add, vote):
+                jay.replica.ingest(signed)
+                jay.ops[signed.id] = signed
+                self.adversary_ops[signed.id] = signed
+                self.send("jay", signed)
+        if person("eq").member_id in eq.state.members and proposal in eq.state.proposals:
+            early = record.closes_at - self.rng.randint(1, 30)
+            self.author_adversary(eq, "proposal.close", {"proposal": proposal}, ts=early)
+            if person("eq").member_id not in eq.state.votes.get(proposal, {}):
+                late = {"proposal": proposal, "choice": "object", "reason": None}
+                self.author_adversary(eq, "proposal.vote", late, ts=record.closes_at + self.rng.randint(0, 5))
 
     def junk_rotation(self, jay: Node) -> None:
         """A real new key for some (often the organizers, so nobody repairs it at once), junk
@@ -401,13 +465,13 @@ class Simulation:
             jay, "key.rotate", {"epoch": epoch_id(key), "previous": state.info["epoch"], "sealed": sealed}
         )
 
-    def author_adversary(self, node: Node, kind: str, body: dict[str, Any]) -> None:
+    def author_adversary(self, node: Node, kind: str, body: dict[str, Any], ts: int | None = None) -> None:
         if node.me.member_id not in node.state.members:
             return
         if kind == "msg.post" and node.state.info["epoch"] not in node.keys:
             return
         signed = node.replica.author_op(
-            node.me, kind, self._seal(node.replica, node.name, kind, body, node.keys), ts=self.tick_ts()
+            node.me, kind, self._seal(node.replica, node.name, kind, body, node.keys), ts=ts or self.tick_ts()
         )
         node.ops[signed.id] = signed
         node.replica.ingest(signed)
@@ -565,9 +629,49 @@ class Simulation:
             self.rng.shuffle(missing)
             self.receive(node, missing, "sync")
 
+    def check_votes(self, state: Any, all_ops: dict[bytes, SignedOp], rejections: dict[bytes, Any]) -> None:
+        def past(op_id: bytes) -> set[bytes]:
+            seen, stack = set(), [op_id]
+            while stack:
+                for parent in all_ops[stack.pop()].op.parents:
+                    if parent not in seen:
+                        seen.add(parent)
+                        stack.append(parent)
+            return seen
+
+        admissions: dict[bytes, list[bytes]] = {}
+        for op in all_ops.values():
+            if op.op.kind == "member.add" and op.id not in rejections:
+                admissions.setdefault(op.op.body["member"], []).append(op.id)
+            elif op.op.kind == "circle.create" and op.id not in rejections:
+                admissions.setdefault(op.op.author, []).append(op.id)
+        for proposal_id, proposal in state.proposals.items():
+            before = past(proposal_id)
+            if any(not set(admissions.get(m, ())) & before for m in proposal.electorate):
+                self.fail("a member the proposer had not seen admitted is in its electorate")
+            if person("sock").member_id in state.votes.get(proposal_id, {}):
+                self.fail("a puppet let in after a proposal opened voted on it")
+            closer = all_ops.get(proposal.decided_by) if proposal.decided_by else None
+            if closer is not None and closer.op.kind == "proposal.close":
+                seen = past(closer.id)
+                in_past = [v for v in state.votes.get(proposal_id, {}).values() if v.op in seen]
+                if proposal.approve + proposal.object + proposal.abstain > len(in_past):
+                    self.fail("a close counted a vote it had not seen")
+                if closer.op.ts < proposal.closes_at:
+                    self.fail("a proposal was closed by a close dated before its closing time")
+            if proposal.status == "open" and proposal.closes_at + 30 < self.now:
+                self.fail("a proposal past its closing time was never closed")
+        for op in all_ops.values():
+            if op.op.kind == "proposal.vote" and op.id not in rejections:
+                target = state.proposals.get(op.op.body["proposal"])
+                if target is not None and op.op.ts >= target.closes_at:
+                    self.fail("a vote claiming a time after the closing counted")
+
     def _quiet(self) -> bool:
         for node in self.nodes.values():
             state = node.state
+            if any(state.proposals[p].closes_at <= self.now for p in state.open_proposals):
+                return False
             if node.me.member_id in state.members and (
                 state.info["rotation_due"] or state.info["epoch"] not in node.keys
             ):
@@ -623,6 +727,8 @@ class Simulation:
                         and index.which_in_past((record.end_op,), op.id)
                     ):
                         self.fail("an honest node sealed a key to a member it had seen removed")
+        # 6. fair votes: eligibility fixed at opening, closes counted causally, never early
+        self.check_votes(state, all_ops, rejections)
         # 5. every op is folded: in effect or listed with its reason
         if state.applied_count != len(all_ops):
             self.fail("the fold's count differs from the op set")
@@ -653,6 +759,12 @@ class Simulation:
             "forks": len(state.forks),
             "epochs": len(state.epochs),
             "adversary_ops": len(self.adversary_ops),
+            "closed": sum(
+                1
+                for p in state.proposals.values()
+                if p.decided_by in all_ops and all_ops[p.decided_by].op.kind == "proposal.close"
+            ),
+            "vote_refusals": sum(1 for r in rejections.values() if r.kind in ("proposal.vote", "proposal.close")),
         }
 
 

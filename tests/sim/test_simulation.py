@@ -37,3 +37,6 @@ def test_the_adversaries_really_attack() -> None:
     assert sum(r["struck"] for r in reports) > 0
     assert sum(r["forks"] for r in reports) > 0
     assert sum(r["adversary_ops"] for r in reports) > 20
+    # Proposals close at their time, and the vote attacks (puppets, early closes, late votes) are refused.
+    assert sum(r["closed"] for r in reports) > 0
+    assert sum(r["vote_refusals"] for r in reports) > 0

@@ -80,5 +80,10 @@ class Circle:
     def vote(self, who: str, proposal: SignedOp, choice: str) -> SignedOp:
         return self.act(who, "proposal.vote", {"proposal": proposal.id, "choice": choice, "reason": None})
 
+    def close(self, who: str, proposal: SignedOp) -> SignedOp:
+        """Sign a ``proposal.close`` dated at the proposal's closing time (or now, if later)."""
+        self.ts = max(self.ts, self.state.proposals[proposal.id].closes_at - 1)
+        return self.act(who, "proposal.close", {"proposal": proposal.id})
+
     def contribute(self, who: str, amount: int, currency: str = "EUR") -> SignedOp:
         return self.act(who, "fund.contribute", {"amount": amount, "currency": currency, "note": None})

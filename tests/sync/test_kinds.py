@@ -70,6 +70,9 @@ def test_an_approved_charter_proposal_changes_the_charter(circle: Any) -> None:
     proposal = circle.propose("alice", "charter", charter_body("New guidelines", members_can_invite=True))
     for voter in ("alice", "bob", "carol"):
         circle.vote(voter, proposal, "approve")
+    # Consent: dana could still object, so it stays open until she votes (or it closes).
+    assert circle.state.proposals[proposal.id].status == "open"
+    circle.vote("dana", proposal, "approve")
     charter = circle.state.info["charter"]
     assert (charter.text, charter.members_can_invite, charter.adopted_by) == ("New guidelines", True, proposal.id)
     ack = circle.act("dana", "charter.update", {"proposal": proposal.id})
@@ -87,7 +90,7 @@ def test_a_charter_amendment_changes_only_what_it_names_and_the_fold_accepts_it(
     )
     proposal = circle.propose("bob", "charter", body)
     assert circle.reason(proposal) is None
-    for voter in ("alice", "bob", "carol"):
+    for voter in ("alice", "bob", "carol", "dana"):
         circle.vote(voter, proposal, "approve")
     charter = circle.state.info["charter"]
     assert (charter.history, charter.confirm_joins, charter.members_can_invite) == (True, True, False)
@@ -112,7 +115,9 @@ def test_a_charter_amendment_changes_only_what_it_names_and_the_fold_accepts_it(
         ({"rules": {"spend": {"threshold_pct": 0}}}, "the spend rule's threshold_pct must be a whole number from 1 to"),
         ({"rules": {"spend": {"quorum_pct": True}}}, "the spend rule's quorum_pct must be a whole number"),
         ({"rules": {"spend": {"consent": "no"}}}, "the spend rule's consent must be true or false"),
-        ({"rules": {"spend": {"speed": 1}}}, "the spend rule takes quorum_pct, threshold_pct and consent"),
+        ({"rules": {"spend": {"speed": 1}}}, "the spend rule takes quorum_pct, threshold_pct, consent and closes_s"),
+        ({"rules": {"spend": {"closes_s": 59}}}, "the spend rule's closing window must be 60 s to 30 days"),
+        ({"rules": {"spend": {"closes_s": 30 * 86400 + 1}}}, "the spend rule's closing window must be 60 s"),
         ({"history": False}, "the charter already says that"),
     ],
 )
@@ -180,9 +185,12 @@ def test_removal_by_proposal_can_remove_the_last_organizer_and_promotes_the_elde
 
 
 def test_a_removal_re_evaluates_open_proposals(circle: Any) -> None:
-    """general: quorum 30% of 4 needs 2 voters; with dana gone, 1 of 3 is 33%: approved at the removal."""
-    proposal = circle.propose("alice", "general", {})
+    """spend (quorum 50, threshold 60): 2 approve, 1 object of 4 stays open (dana objecting
+    would make it 50%); with dana gone nobody is left to vote and 2:1 passes at the removal."""
+    proposal = circle.propose("alice", "spend", {"amount": 5, "currency": "EUR", "recipient": "x", "purpose": "y"})
     circle.vote("alice", proposal, "approve")
+    circle.vote("bob", proposal, "approve")
+    circle.vote("carol", proposal, "object")
     assert circle.state.proposals[proposal.id].status == "open"
     removal = circle.act("alice", "member.remove", {"member": circle.member("dana"), "reason": None})
     record = circle.state.proposals[proposal.id]
@@ -209,7 +217,8 @@ def _proposal(rule: DecisionRule) -> Proposal:
 @pytest.mark.parametrize(
     ("rule", "tally", "status"),
     [
-        (DecisionRule(50, 60, False), (4, 2, 0, 0), "approved"),  # 50% voted, 100% approve
+        (DecisionRule(50, 60, False), (4, 2, 0, 0), "open"),  # 2 objections to come would make it 50%
+        (DecisionRule(50, 60, False), (4, 3, 0, 0), "approved"),  # even if the last objects: 75%
         (DecisionRule(50, 60, False), (4, 1, 0, 0), "open"),  # quorum not met
         (DecisionRule(50, 60, False), (4, 1, 1, 0), "open"),  # 50% approve < 60, but 2 could still approve
         (DecisionRule(50, 60, False), (4, 1, 3, 0), "rejected"),  # at best 1:3
@@ -220,11 +229,55 @@ def _proposal(rule: DecisionRule) -> Proposal:
         (DecisionRule(30, 50, False), (4, 0, 0, 4), "rejected"),  # everyone abstained: no approval possible
         (DecisionRule(60, 75, True), (4, 3, 1, 0), "rejected"),  # consent: one objection blocks
         (DecisionRule(60, 75, True), (4, 2, 0, 0), "open"),
+        (DecisionRule(60, 75, True), (4, 3, 0, 0), "open"),  # consent: the last could object
+        (DecisionRule(60, 75, True), (4, 4, 0, 0), "approved"),
         (DecisionRule(30, 50, False), (0, 0, 0, 0), "rejected"),  # nobody eligible
     ],
 )
 def test_decision_arithmetic(rule: DecisionRule, tally: tuple[int, int, int, int], status: str) -> None:
     assert governance.decide(_proposal(rule), *tally) == status
+
+
+@pytest.mark.parametrize(
+    ("rule", "tally", "status"),
+    [
+        (DecisionRule(50, 60, False), (4, 2, 0, 0), "approved"),  # closed: 50% voted, all approve
+        (DecisionRule(50, 60, False), (4, 1, 0, 0), "rejected"),  # quorum not met by the closing
+        (DecisionRule(50, 60, False), (5, 3, 2, 0), "approved"),  # exactly 60%
+        (DecisionRule(50, 60, False), (4, 1, 1, 0), "rejected"),  # 50% < 60%
+        (DecisionRule(60, 75, True), (4, 3, 0, 0), "approved"),  # consent: nobody objected in time
+        (DecisionRule(60, 75, True), (4, 3, 1, 0), "rejected"),
+        (DecisionRule(0, 1, False), (10, 0, 0, 0), "rejected"),  # no approval at all
+        (DecisionRule(30, 50, False), (0, 0, 0, 0), "rejected"),
+    ],
+)
+def test_decision_at_the_closing(rule: DecisionRule, tally: tuple[int, int, int, int], status: str) -> None:
+    assert governance.decide_at_close(_proposal(rule), *tally) == status
+
+
+def test_early_decisions_agree_with_every_way_the_missing_votes_could_go() -> None:
+    """An early decision is sound: whatever the missing voters do (approve, object, abstain
+    or stay away), the proposal closes with the same outcome; and an open one could go
+    either way."""
+    rules = [DecisionRule(q, t, c) for q in (0, 30, 50, 75, 100) for t in (1, 50, 60, 67, 100) for c in (False, True)]
+    for rule in rules:
+        proposal = _proposal(rule)
+        for n in range(5):
+            for a in range(n + 1):
+                for o in range(n + 1 - a):
+                    for b in range(n + 1 - a - o):
+                        early = governance.decide(proposal, n, a, o, b)
+                        r = n - a - o - b
+                        outcomes = {
+                            governance.decide_at_close(proposal, n, a + x, o + y, b + z)
+                            for x in range(r + 1)
+                            for y in range(r + 1 - x)
+                            for z in range(r + 1 - x - y)
+                        }
+                        if early == "open":
+                            assert outcomes == {"approved", "rejected"}, (rule, n, a, o, b)
+                        else:
+                            assert outcomes == {early}, (rule, n, a, o, b)
 
 
 def test_withdrawal_by_its_author_while_open(circle: Any) -> None:

@@ -33,6 +33,7 @@ KEYS = {
     "proposal.create": ["kind", "title", "text", "details"],
     "proposal.vote": ["proposal", "choice", "reason"],
     "proposal.withdraw": ["proposal"],
+    "proposal.close": ["proposal"],
     "fund.contribute": ["amount", "currency", "note"],
     "fund.receipt": ["contribution"],
     "fund.disburse": ["proposal", "note"],

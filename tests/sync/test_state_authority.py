@@ -72,17 +72,16 @@ def test_edit_by_non_author(circle: Any) -> None:
     assert post_text(circle.reader, message.author, message.content)[0] == "I need a ride to the clinic on Friday"
 
 
-def test_double_vote_counts_once(circle: Any) -> None:
+def test_a_vote_is_final_and_counts_once(circle: Any) -> None:
     proposal = circle.propose("alice", "general", {})
     circle.vote("bob", proposal, "abstain")
-    circle.vote("bob", proposal, "abstain")
+    again = circle.vote("bob", proposal, "abstain")
     circle.vote("carol", proposal, "object")
-    circle.vote("carol", proposal, "object")
+    changed = circle.vote("carol", proposal, "approve")  # a changed mind is refused: votes are final
+    assert circle.reason(again) == circle.reason(changed) == decisions.ALREADY_VOTED
     record = circle.state.proposals[proposal.id]
-    assert (record.approve, record.object, record.abstain) == (0, 1, 1)
-    circle.vote("carol", proposal, "approve")  # the latest vote counts: now 1 approve, 0 object
-    record = circle.state.proposals[proposal.id]
-    assert (record.approve, record.object, record.abstain, record.status) == (1, 0, 1, "approved")
+    assert (record.approve, record.object, record.abstain, record.status) == (0, 1, 1, "open")
+    assert circle.state.votes[proposal.id][circle.member("carol")].choice == "object"
 
 
 def test_vote_by_non_member(circle: Any) -> None:
@@ -99,14 +98,18 @@ def test_vote_by_member_added_after_the_proposal(circle: Any) -> None:
 
 
 def test_spend_is_decided_by_the_spend_rule_not_the_general_rule(circle: Any) -> None:
-    """4 members; 1 approve + 1 object meets general (quorum 30, threshold 50), not spend (threshold 60)."""
+    """4 members; 1 approve + 1 object (+ 2 abstain) meets general (quorum 30, threshold 50),
+    not spend (threshold 60)."""
     general = circle.propose("alice", "general", {})
     spend = _spend(circle)
     for proposal in (general, spend):
         circle.vote("alice", proposal, "approve")
         circle.vote("bob", proposal, "object")
+        assert circle.state.proposals[proposal.id].status == "open"  # the others could still tip it
+        circle.vote("carol", proposal, "abstain")
+        circle.vote("dana", proposal, "abstain")
     assert circle.state.proposals[general.id].status == "approved"
-    assert circle.state.proposals[spend.id].status == "open"
+    assert circle.state.proposals[spend.id].status == "rejected"
     _funded(circle, 5000)
     body = {"proposal": spend.id, "note": None}
     assert_rejected_without_effect(circle, "bob", "fund.disburse", body, fund.NOT_APPROVED)

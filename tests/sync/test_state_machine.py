@@ -213,6 +213,15 @@ class CircleConvergence(RuleBasedStateMachine):
         who = _name_of(self.replicas[r].state.proposals.get(proposal)) or self._author(data, r)
         self._act(r, who, "proposal.withdraw", {"proposal": proposal})
 
+    @rule(r=replicas, early=st.booleans(), data=st.data())
+    def close(self, r: int, early: bool, data: Any) -> None:
+        """Someone's node closes a proposal at its closing time (or, modified, before it)."""
+        proposal = self._pick(data, r, "proposals", lambda p: p.status == "open")
+        record = self.replicas[r].state.proposals.get(proposal)
+        if record is not None:
+            self.ts = max(self.ts, record.closes_at - (5 if early else 1))
+        self._act(r, self._author(data, r), "proposal.close", {"proposal": proposal})
+
     @rule(r=replicas, data=st.data())
     def charter_update(self, r: int, data: Any) -> None:
         proposal = self._pick(data, r, "proposals", lambda p: p.kind == "charter")

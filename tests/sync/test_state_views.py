@@ -92,7 +92,7 @@ def test_fund_ledger(circle: Any) -> None:
     pending = circle.contribute("dana", 900)
     circle.act("bob", "fund.receipt", {"contribution": confirmed.id})
     spend = circle.propose("alice", "spend", {"amount": 1500, "currency": "EUR", "recipient": "Clinic", "purpose": "x"})
-    for voter in ("alice", "bob"):
+    for voter in ("alice", "bob", "carol"):
         circle.vote(voter, spend, "approve")
     assert views.approved_unpaid_spends(circle.state)[0][0] == spend.id
     circle.act("bob", "fund.disburse", {"proposal": spend.id, "note": "bank transfer"})
@@ -116,7 +116,8 @@ def test_proposals_with_tallies(circle: Any) -> None:
     # Dana does not vote on her own removal: three eligible.
     assert (view.title, view.kind, view.status, view.eligible) == ("Remove Dana", "remove", "open", 3)
     assert (view.approve, view.object, view.abstain) == (1, 0, 1)
-    assert view.rule == (75, 67, False)
+    assert view.rule == (75, 67, False, 72 * 3600)
+    assert view.closes_at == circle.state.proposals[proposal.id].ts + 72 * 3600
     assert sorted(v.choice for v in view.votes) == ["abstain", "approve"]
     general = circle.propose("alice", "general", {})
     circle.vote("alice", general, "approve")

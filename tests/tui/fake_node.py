@@ -135,7 +135,7 @@ def hostile_views(text: str) -> dict[str, Any]:
              "details": {"amount": 6000, "currency": "EUR", "recipient": OTHER, "purpose": text},
              "rule": {"quorum_pct": 50, "threshold_pct": 60, "consent": False}, "electorate": [ME, OTHER],
              "status": "approved", "decided_by": "ad" * 32, "approve": 2, "object": 0, "abstain": 0,
-             "disbursed_by": None},
+             "disbursed_by": None, "closes_at": TS + 3 * 86_400, "voters": [ME, OTHER], "voter_names": [text, text]},
         ],
         "events": [
             {"id": EVENT, "author": OTHER, "author_name": text, "title": text, "starts": TS + 86_400,

@@ -62,7 +62,12 @@ def test_proposals_lists_the_open_proposal_with_its_rule(world: DemoWorld, capsy
     assert "(spend) · OPEN" in out and "quorum 50%, threshold 60%" in out
     code, out, err = kith(world, "Sam", "proposals", circle, "--json", capsys=capsys)
     assert (code, err) == (0, "")
-    assert json.loads(out)["proposals"][0]["rule"] == {"quorum_pct": 50, "threshold_pct": 60, "consent": False}
+    shown = json.loads(out)["proposals"][0]
+    assert shown["rule"] == {"quorum_pct": 50, "threshold_pct": 60, "consent": False, "closes_s": 72 * 3600}
+    # The result carries who may vote (so anyone can recount) and when voting closes.
+    assert len(shown["voters"]) == 4 and shown["closes_at"] == shown["ts"] + 72 * 3600
+    code, out, err = kith(world, "Sam", "proposals", circle, capsys=capsys)
+    assert "left (closes " in out and "eligible: " in out and "(not voted)" in out
 
 
 # --- private requests ---------------------------------------------------------------------
@@ -219,7 +224,7 @@ def test_the_circle_changes_its_charter_from_the_command_line(
     assert code == 1 and "only an organizer may invite" in err
     code, out, err = kith(
         world, "Bea", "propose", circle, "charter", "-", "--members-can-invite", "on",
-        "--rule", "general=40/50", "--json", capsys=capsys, stdin="Let members invite\n",
+        "--rule", "general=40/50", "--closes", "1m", "--json", capsys=capsys, stdin="Let members invite\n",
     )  # fmt: skip
     assert (code, err) == (0, "")
     proposal = json.loads(out)
@@ -232,16 +237,27 @@ def test_the_circle_changes_its_charter_from_the_command_line(
         code, _out, err = kith(world, who, "vote", circle, proposal["id"][:8], "approve", capsys=capsys)
         assert (code, err) == (0, "")
 
+    # Consent: Cal could still object, so it stays open until its closing time (a minute);
+    # then a member's node closes it by itself and it is adopted.
     def in_force() -> bool:
         charter = views(world, "Cal")["charter"]
         return charter["members_can_invite"] and charter["adopted_by"] == proposal["id"]
 
-    wait_for(in_force, timeout=60)
+    wait_for(in_force, timeout=180)
     charter = views(world, "Cal")["charter"]
-    assert charter["rules"]["general"] == {"quorum_pct": 40, "threshold_pct": 50, "consent": False}
+    general = {"quorum_pct": 40, "threshold_pct": 50, "consent": False, "closes_s": 72 * 3600}
+    assert charter["rules"]["general"] == general
     assert (charter["history"], charter["confirm_joins"]) == (False, False)
     code, out, err = kith(world, "Cal", "invite", circle, "--expires", "1h", "--json", capsys=capsys)
     assert (code, err) == (0, "") and json.loads(out)["code"].startswith("KITH-INVITE:")
+    # Every node decides it at the close.
+
+    def decided_at_sam() -> bool:
+        return any(p["id"] == proposal["id"] and p["status"] == "approved" for p in views(world, "Sam")["proposals"])
+
+    wait_for(decided_at_sam, timeout=60)
+    (decided,) = [p for p in views(world, "Sam")["proposals"] if p["id"] == proposal["id"]]
+    assert decided["decided_by"] not in {v["op"] for v in decided["votes"]}  # a close decided it, not a vote
     code, out, err = kith(world, "Sam", "proposals", circle, capsys=capsys)
     assert "Let members invite (charter) · APPROVED" in out and "members may invite on" in out
 

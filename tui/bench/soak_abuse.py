@@ -64,8 +64,14 @@ def run_abuse(*, fan: int = 1000, chain: int = 300, votes: int = 300) -> dict[st
             parent = root
             for i in range(chain):
                 parent = call(mallory, "post", circle=circle, text=f"deeper {i}", reply_to=parent)["id"]
+            refused_votes = 0
             for i in range(votes):
-                call(mallory, "vote", circle=circle, proposal=proposal, choice=("approve", "object")[i % 2])
+                # Her own node refuses every vote after the first (a vote is final); a
+                # modified client's doubles are refused by the fold (tests/sync/test_votes.py).
+                try:
+                    call(mallory, "vote", circle=circle, proposal=proposal, choice=("approve", "object")[i % 2])
+                except KithError:
+                    refused_votes += 1
             def attempt(who: Any, method: str, **params: Any) -> str | None:
                 """Why it was refused: by the author's own node before signing (the honest
                 client checks first, sync.precheck), or by the fold once signed."""
@@ -114,6 +120,7 @@ def run_abuse(*, fan: int = 1000, chain: int = 300, votes: int = 300) -> dict[st
         "at_limit_rejected": at_limit,
         "oversized": oversized,
         "tally": tally,
+        "refused_votes": refused_votes,
         "converged": True,
     }
 

@@ -7,12 +7,14 @@ the result (or the node's one-line error).
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from identity.errors import UsageError
+from sync.kinds.records import MAX_CLOSES_S, MIN_CLOSES_S
 from tui import render
 from tui.context import Context
 from tui.labels import add_label
@@ -158,6 +160,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_label(propose, "--recipient", "recipient", needed=_spend_with_amount, help="for spend: a member id or a name")
     add_label(propose, "--purpose", "purpose", needed=_spend_with_amount, help="for spend: what the money is for")
     propose.add_argument("--member", help="for remove: the member id")
+    propose.add_argument(
+        "--closes",
+        metavar="DURATION",
+        help="how long voting stays open: 48h, 3d, 90m (1 minute to 30 days; default: the charter's, 72h)",
+    )
     for flag, what in [
         ("--history", "newcomers read what was said before they joined"),
         ("--members-can-invite", "members (not only organizers) may invite"),
@@ -169,7 +176,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="append",
         default=[],
         metavar="KIND=QUORUM/THRESHOLD[/consent|/no-consent]",
-        help="for charter: how a kind of proposal is decided, e.g. spend=50/60 (repeatable)",
+        help="for charter: how a kind of proposal is decided, e.g. spend=50/60, and how long it stays open,"
+        " e.g. spend=50/60@48h (repeatable)",
     )
     propose.add_argument("--guidelines-file", metavar="PATH", help="for charter: the new guidelines text, from PATH")
 
@@ -379,7 +387,23 @@ def cmd_propose(ctx: Context, args: argparse.Namespace) -> int:
         params["member"] = args.member
     elif args.kind == "charter":
         params["charter"] = _charter_changes(args)
+    if args.closes is not None:
+        params["closes_s"] = parse_closes(args.closes)
     return _done(ctx, _call(ctx, "propose", **params), "proposal")
+
+
+_CLOSES_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_closes(text: str) -> int:
+    """``--closes``: '48h', '3d', '90m' or seconds, from 1 minute to 30 days (as the fold allows)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text.lower())
+    if not match:
+        raise UsageError(f"--closes {text.strip()!r} is not a duration like 48h, 3d or 90m")
+    seconds = int(match.group(1)) * _CLOSES_UNIT_S[match.group(2) or "s"]
+    if not MIN_CLOSES_S <= seconds <= MAX_CLOSES_S:
+        raise UsageError(f"--closes {text.strip()}: voting stays open from 1 minute to 30 days")
+    return seconds
 
 
 def _charter_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -391,14 +415,21 @@ def _charter_changes(args: argparse.Namespace) -> dict[str, Any]:
     rules: dict[str, dict[str, Any]] = {}
     for text in args.rule:
         kind, _, numbers = text.partition("=")
+        numbers, at, window = numbers.partition("@")
         parts = numbers.split("/")
-        if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts[:2]) or parts[2:] not in (
-            [], ["consent"], ["no-consent"]
+        if (
+            not 2 <= len(parts) <= 3
+            or not all(p.isdigit() for p in parts[:2])
+            or parts[2:] not in ([], ["consent"], ["no-consent"])
         ):
-            raise UsageError(f"--rule {text!r}: write KIND=QUORUM/THRESHOLD[/consent|/no-consent], e.g. spend=50/60")
+            raise UsageError(
+                f"--rule {text!r}: write KIND=QUORUM/THRESHOLD[/consent|/no-consent][@WINDOW], e.g. spend=50/60@48h"
+            )
         rules[kind] = {"quorum_pct": int(parts[0]), "threshold_pct": int(parts[1])}
         if parts[2:]:
             rules[kind]["consent"] = parts[2] == "consent"
+        if at:
+            rules[kind]["closes_s"] = parse_closes(window)
     if rules:
         changes["rules"] = rules
     if args.guidelines_file:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
@@ -12,7 +13,7 @@ from textual.widgets import DataTable, Label, Static
 from identity.errors import UsageError
 from tui.member_text import NAME, line, plain
 from tui.money import check_currency, format_amount, parse_amount
-from tui.render import charter_changes, charter_summary
+from tui.render import awaits_my_vote, charter_changes, charter_summary, time_left
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
 
@@ -83,11 +84,11 @@ class FundPane(Pane):
         for p in views["proposals"]:
             details = p["details"] if isinstance(p["details"], dict) else {}
             amount = format_amount(details["amount"], details["currency"]) if p["kind"] == "spend" and details else ""
-            mine = next((v["choice"] for v in p["votes"] if v["voter"] == self.me), None)
             status = p["status"].upper() + (", paid" if p.get("disbursed_by") else "")
             tally = f"{p['approve']} yes {p['object']} no /{p['eligible']}"
-            rows.append((p["id"], (clip(p["title"], widths[0]), amount, tally, status)))
-            del mine
+            # The reminder: a proposal waiting for my vote is marked (the detail line says why).
+            title = ("● " if awaits_my_vote(p, self.me) else "") + p["title"]
+            rows.append((p["id"], (clip(title, widths[0]), amount, tally, status)))
         fill_table(table, rows)
         self._detail()
         ledger = self.query_one("#ledger", DataTable)
@@ -121,6 +122,10 @@ class FundPane(Pane):
                 ", no objection" if rule["consent"] else "",
                 ". You: ", plain(mine or "not voted"), ".",
             )  # fmt: skip
+            if p["status"] == "open" and "closes_at" in p:
+                text.append_text(line(" Voting: ", plain(time_left(p["closes_at"], time.time())), "."))
+                if awaits_my_vote(p, self.me):
+                    text.append_text(line(" ● Your vote is awaited (v to vote)."))
             details = p["details"] if isinstance(p["details"], dict) else {}
             if p["kind"] == "spend" and details:
                 text.append_text(line(" Purpose: ", plain(details["purpose"]), "."))
