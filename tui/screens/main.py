@@ -18,7 +18,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Static
+from textual.widgets import ContentSwitcher, Static
 
 from identity.errors import KithError
 from p2pnet.control import METHOD_NOT_FOUND
@@ -32,6 +32,7 @@ from tui.widgets.aid import AidPane
 from tui.widgets.care import CarePane
 from tui.widgets.events import EventsPane
 from tui.widgets.feed import FeedPane
+from tui.widgets.footer import KeyFooter
 from tui.widgets.fund import FundPane
 from tui.widgets.members import MembersPane
 from tui.widgets.network import NetworkPane
@@ -92,7 +93,7 @@ class MainScreen(Screen[None]):
                 with ContentSwitcher(initial="feed", id="panes"):
                     for name, pane in PANES:
                         yield pane(id=name)
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._draw_tabbar()
@@ -401,8 +402,17 @@ class MainScreen(Screen[None]):
             keys = [(b.key, b.description) for b in self._bindings_of(self.query_one(f"#{name}"))]
             groups.append((f"{pane.TITLE} (key {PANES.index((name, pane)) + 1})", keys))
             if name == self.tab:
-                groups.append(("Everywhere", [(b.key, b.description) for b in self._bindings_of(self)]))
+                groups.append(("Everywhere", self._keys_everywhere()))
         return groups
+
+    def _keys_everywhere(self) -> list[tuple[str, str]]:
+        """The keys this screen and the app answer, as Textual resolves them now (a priority
+        key of the app, such as Ctrl+C, wins over the screen's), so help says what they do."""
+        found = []
+        for key, (node, binding, _enabled, _tooltip) in self.active_bindings.items():
+            if node in (self, self.app) and binding.description and not binding.action.startswith("tab("):
+                found.append((key, binding.description))
+        return found
 
     @staticmethod
     def _bindings_of(node: Any) -> list[Binding]:
