@@ -79,11 +79,13 @@ class NetworkPane(Pane):
         for peer in status["peers"]:
             last = peer["last_sync"]
             if last is None:
-                synced, received = "not yet", ""
+                synced = "not yet"
             elif last["error"]:
-                synced, received = line("failed: ", plain(last["error"], limit=20)), ""
+                synced = line("failed: ", plain(last["error"], limit=20))
             else:
-                synced, received = _ago(last["finished"], now), str(last["received"])
+                synced = _ago(last["finished"], now)
+            # New envelopes this peer gave us since it connected (an older node does not say).
+            received = str(peer["received"]) if isinstance(peer.get("received"), int) else "?"
             shown = plain(peer["peer"], limit=15)
             rows.append((peer["peer"], (shown, _ago(peer["connected_at"], now), synced, received)))
         fill_table(self.query_one("#peers-table", DataTable), rows)
