@@ -20,6 +20,7 @@ from tui.screens.form import Field
 from tui.widgets.pane import SEALED, Pane, stamp
 
 REACTIONS = (("💜 love", "💜"), ("🤗 hug", "🤗"), ("👍 yes", "👍"), ("🙏 thanks", "🙏"), ("💪 strength", "💪"))
+SEALED_RUN = "sealed before you joined"
 CHECKIN_WORDS = {"ok": "doing ok", "struggling": "struggling", "need-help": "NEEDS HELP"}
 
 
@@ -71,8 +72,14 @@ class FeedPane(Pane):
         keep = listing.get_option_at_index(previous).id if previous is not None and listing.option_count else None
         self.items = {}
         options: list[Option] = []
+        sealed: list[dict[str, Any]] = []
         for thread in views.get("feed", []):
+            if not thread.get("readable", True) and not thread["replies"]:
+                sealed.append(thread)  # a newcomer's feed starts with many: one line says it
+                continue
+            self._add_sealed(sealed, options)
             self._add(thread, 0, options)
+        self._add_sealed(sealed, options)
         listing.clear_options()
         listing.add_options(options or [Option(Text("No messages yet. Press n to write the first one."), id="none")])
         if not options:
@@ -82,6 +89,17 @@ class FeedPane(Pane):
         else:
             listing.highlighted = listing.get_option_index(keep)
         self.call_after_refresh(listing.scroll_to_highlight)
+
+    @staticmethod
+    def _add_sealed(run: list[dict[str, Any]], options: list[Option]) -> None:
+        """One line for a run of messages this device holds no key for (then empties ``run``)."""
+        if not run:
+            return
+        count = f"{len(run)} message{'' if len(run) == 1 else 's'}"
+        why = "this circle keeps its history from newcomers"
+        text = Text(f"({count} {SEALED_RUN}: {why})", style="italic")
+        options.append(Option(text, id=f"sealed-{run[0]['id']}"))
+        run.clear()
 
     def _add(self, entry: dict[str, Any], depth: int, options: list[Option]) -> None:
         self.items[entry["id"]] = entry
