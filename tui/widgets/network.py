@@ -125,6 +125,7 @@ class NetworkPane(Pane):
             submit="Connect",
             note="A relay's address comes from your circle's organizer (the relay prints it when it starts).",
             convert=check_peer_address,
+            writes=False,
         )
 
     @work(group="connect")

@@ -70,7 +70,13 @@ class Pane(Vertical):
         submit: str = "Send",
         note: str | Text = "",
         convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        writes: bool = True,
     ) -> None:
+        """Ask with a form, then ``then`` the values. A form that ``writes`` to the open
+        circle is refused at once (one line) in a circle this member is no longer in."""
+        if writes and self.main.refuse_if_removed():
+            return
+
         def done(values: dict[str, Any] | None) -> None:
             if values is not None:
                 then(values)
