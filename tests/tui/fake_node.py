@@ -179,7 +179,21 @@ def hostile_answers(text: str) -> dict[str, Any]:
 
 ASH, BEA = "b3" * 32, "b4" * 32
 SEALED_POSTS = ["e4" * 32, "e5" * 32, "e6" * 32]
-NOW = TS
+PAST = 1_741_939_440
+"""14 Mar 2025: the calm circle's items are from a past year, so every run draws their
+dates the same way (with the year), whatever day the tests run on."""
+FUTURE = 1_906_905_600
+"""5 Jun 2030: the calm circle's event, also drawn the same way on every run until then."""
+NOW = PAST
+
+
+def _dated(value: Any) -> Any:
+    """``value`` with every ``ts`` moved to `PAST` (the hostile world's are recent)."""
+    if isinstance(value, dict):
+        return {key: PAST if key == "ts" else _dated(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_dated(item) for item in value]
+    return value
 
 
 def calm_views() -> dict[str, Any]:
@@ -237,6 +251,8 @@ def calm_views() -> dict[str, Any]:
     event |= {"author_name": "Bea", "author": BEA, "title": "Sunday potluck", "place_hint": "the community hub",
               "text": "", "rsvps": [[BEA, "Bea", "yes"]], "yes": 1, "maybe": 0}  # fmt: skip
     views["rejected"] = []
+    views = _dated(views)
+    views["events"][0]["starts"] = FUTURE
     return views
 
 

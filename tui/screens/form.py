@@ -26,6 +26,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -118,12 +119,21 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
         """The fields take what the terminal leaves after the border, title, error and keys."""
         self.query_one("#form-fields").styles.max_height = max(4, self.app.size.height - 8)
 
+    @staticmethod
+    def _group_of(widget: Widget) -> Widget:
+        """A field's group (its label and itself), or the widget when it has none."""
+        group = widget.parent
+        return group if isinstance(group, Vertical) and group.has_class("field") else widget
+
     @on(events.DescendantFocus)
     def _show_field(self, event: events.DescendantFocus) -> None:
-        group = event.widget.parent
-        if isinstance(group, Vertical) and group.has_class("field"):
-            # after Textual has scrolled the field itself into view: now its label too
-            self.call_after_refresh(self.query_one("#form-fields").scroll_to_widget, group, animate=False, top=False)
+        group = self._group_of(event.widget)
+        self.call_after_refresh(self.query_one("#form-fields").scroll_to_widget, group, animate=False, top=False)
+
+    def scroll_to_center(self, widget: Widget, animate: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Textual centres a newly focused field that is not wholly in view: centre its group
+        instead, without an animation that would finish after (and undo) `_show_field`."""
+        return super().scroll_to_center(self._group_of(widget), animate=False, **kwargs)
 
     def values(self) -> dict[str, Any]:
         found: dict[str, Any] = {}

@@ -12,9 +12,10 @@ from textual.widgets import DataTable, Label, Static
 
 from identity.errors import KithError, UsageError
 from sync.invites import MAX_ADDRESS_CHARS
-from tui.member_text import NAME, line, plain, visible
+from tui.member_text import line, plain, visible
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, fill_table
+from tui.widgets.sidebar import circle_name
 
 
 def check_peer_address(values: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +95,7 @@ class NetworkPane(Pane):
             (
                 c["id"],
                 (
-                    plain(c["name"], limit=NAME),
+                    circle_name(c, status["circles"]),
                     str(c["ops"]),
                     str(c["envelopes"]),
                     _ago(c.get("last_sync"), now),

@@ -19,7 +19,6 @@ from textual.widgets.option_list import Option
 from tui.member_text import NAME, line, plain, visible
 from tui.messages import CircleChosen
 
-
 REMOVED = "removed: read only"
 ID_CHARS = 6
 
