@@ -11,6 +11,7 @@ a real one, through the client's own start-up path.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -209,7 +210,8 @@ def calm_views() -> dict[str, Any]:
         *sealed,
         _post(POST, "My ride to the clinic tomorrow at 9 fell through. Can anyone drive me?", replies=[
             _post(REPLY, "I can. Where from?", replies=[]) | {"urgent": False, "edited": False, "reactions": [],
-                                                              "author_name": "Ash", "author": ASH},
+                                                              "author_name": "Ash", "author": ASH,
+                                                              "content_warning": "hospital"},
         ]) | {"author_name": "Bea", "author": BEA, "edited": False, "reactions": [["💜", 2]]},
         _post(CHECKIN, "Rough week. Could use some company.", replies=[], kind="checkin")
         | {"author_name": "Ash", "author": ASH, "edited": False, "reactions": [], "urgent": False},
@@ -260,25 +262,30 @@ def calm_answers() -> dict[str, Any]:
     """Every control API answer for the calm circle; actions answer like the node does."""
     answers = hostile_answers("x")
     done = {"op": "ff" * 32}
-    sync = {"finished": NOW - 30, "received": 0, "sent": 0, "rounds": 1, "error": None}
     relay = "12D3KooWRelayRelayRelayRelayRelayRelayRelayRelay"
+
+    def status(params: dict[str, Any]) -> dict[str, Any]:
+        """Ages on the Net view keep their width: 10 minutes connected, synced 30 s ago."""
+        now = time.time()
+        sync = {"finished": now - 30, "received": 0, "sent": 0, "rounds": 1, "error": None}
+        return {
+            "mode": "member", "peer_id": "12D3KooWSamSamSamSamSamSamSamSamSamSamSamSamSam",
+            "addresses": ["/ip4/127.0.0.1/tcp/4001"], "uptime_s": 95.0,
+            "peers": [
+                {"peer": relay, "connected_at": now - 600, "received": 57, "last_sync": sync},
+                {"peer": "12D3KooWAshAshAshAshAshAshAshAshAshAshAshAshAsh", "connected_at": now - 660,
+                 "received": 3, "last_sync": None},
+            ],
+            "circles": [{"id": CIRCLE, "name": "Riverside Mutual Aid", "topic": "00", "ops": 40, "envelopes": 57,
+                         "state_hash": "00", "last_sync": now - 30}],
+            "relay_topics": [], "accepted": 60, "refused": {}, "syncs": 2, "sync_errors": 0, "gossip": None,
+        }  # fmt: skip
     answers |= {
         "whoami": {"name": "Sam", "member_id": ME, "fingerprint": FINGERPRINT},
         "circles": [{"id": CIRCLE, "name": "Riverside Mutual Aid", "members": 3, "ops": 40, "urgent": 1,
                      "am_member": True}],
         "views": calm_views(),
-        "status": {
-            "mode": "member", "peer_id": "12D3KooWSamSamSamSamSamSamSamSamSamSamSamSamSam",
-            "addresses": ["/ip4/127.0.0.1/tcp/4001"], "uptime_s": 95.0,
-            "peers": [
-                {"peer": relay, "connected_at": NOW - 90, "received": 57, "last_sync": sync},
-                {"peer": "12D3KooWAshAshAshAshAshAshAshAshAshAshAshAshAsh", "connected_at": NOW - 60,
-                 "received": 3, "last_sync": None},
-            ],
-            "circles": [{"id": CIRCLE, "name": "Riverside Mutual Aid", "topic": "00", "ops": 40, "envelopes": 57,
-                         "state_hash": "00", "last_sync": NOW - 30}],
-            "relay_topics": [], "accepted": 60, "refused": {}, "syncs": 2, "sync_errors": 0, "gossip": None,
-        },
+        "status": status,
         "requests": [{"member": STRANGER, "name": "Cal", "fingerprint": "9a8b 7c6d 5e4f 3a2b 1c0d"}],
         "member.card": {"member": ASH, "fingerprint": FINGERPRINT, "safety_number": "12345 67890 " * 6,
                         "verified": False},

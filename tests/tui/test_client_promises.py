@@ -247,7 +247,14 @@ def test_two_circles_with_one_name_are_told_apart(tmp_path: Path, monkeypatch: p
     other = "d5" * 16
     twin = dict(answers["circles"][0], id=other, urgent=0)
     answers["circles"] = [*answers["circles"], twin, dict(twin, id="d6" * 16, name="Night owls")]
-    answers["status"]["circles"].append(dict(answers["status"]["circles"][0], id=other))
+    status = answers["status"]
+
+    def both_in_status(params: dict[str, Any]) -> dict[str, Any]:
+        found = status(params)
+        found["circles"].append(dict(found["circles"][0], id=other))
+        return found
+
+    answers["status"] = both_in_status
 
     async def scenario(pilot: Pilot[Any], main: MainScreen, node: FakeNode, said: list[str]) -> None:
         await wait_until(pilot, lambda: len(main.circles) == 3, what="the circles")

@@ -50,6 +50,15 @@ class Field:
     required: bool = False
 
 
+class Flag(Checkbox):
+    """A checkbox whose state shows without colour: "X" when on, blank when off (Textual's
+    draws an "X" either way and tells them apart by colour alone)."""
+
+    @property  # type: ignore[override]
+    def BUTTON_INNER(self) -> str:  # noqa: N802 - Textual's name for it
+        return "X" if self.value else " "
+
+
 class FormScreen(ModalScreen[dict[str, Any] | None]):
     """A titled form; dismisses with the converted values, or None when cancelled."""
 
@@ -90,7 +99,7 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
     def _field(field: Field) -> ComposeResult:
         widget_id = f"f-{field.name}"
         if field.kind == "flag":
-            yield Checkbox(line(field.label), value=bool(field.value), id=widget_id)
+            yield Flag(line(field.label), value=bool(field.value), id=widget_id)
             return
         yield Label(line(field.label, "" if field.required or field.kind == "choice" else " (optional)"))
         if field.kind == "choice":

@@ -48,7 +48,8 @@ class EventsPane(Pane):
         super().show(views)
         self.events = {e["id"]: e for e in views["events"]}
         table = self.query_one("#events-table", DataTable)
-        columns = [("When", 16), ("What", 0), ("Going", 5), ("Maybe", 5), ("You", 5)]
+        when = max((len(day_and_time(e["starts"])) for e in views["events"]), default=16)  # a year makes it 21
+        columns = [("When", when), ("What", 0), ("Going", 5), ("Maybe", 5), ("You", 5)]
         widths = fit_columns(table, columns, 1, self.usable_width)
         rows = []
         for e in views["events"]:
