@@ -206,6 +206,7 @@ def calm_views() -> dict[str, Any]:
                                        "edited": False, "reactions": []}
         for item in SEALED_POSTS
     ]  # fmt: skip
+    sealed[0]["replies"] = [dict(sealed[1], id="e7" * 32, author_name="Bea")]  # a sealed thread, its reply too
     views["feed"] = [
         *sealed,
         _post(POST, "My ride to the clinic tomorrow at 9 fell through. Can anyone drive me?", replies=[

@@ -234,7 +234,7 @@ def test_messages_sealed_before_you_joined_are_one_line(tmp_path: Path, monkeypa
     async def scenario(pilot: Pilot[Any], main: MainScreen, node: FakeNode, said: list[str]) -> None:
         text = screen_text(pilot.app)
         assert text.count("sealed before you joined") == 1, text
-        assert "(3 messages sealed before you joined: this circle keeps its history from newcomers)" in text
+        assert "(4 messages sealed before you joined: this circle keeps its history from newcomers)" in text
 
     drive(tmp_path, monkeypatch, scenario, size=(120, 40))
 

@@ -46,7 +46,9 @@ class InviteScreen(ModalScreen[None]):
         self.circle = circle
         self.invite = invite
         self.circles = list(circles) or [circle]
-        self.qr_lines = plain(invite.get("qr"), limit=None, multiline=True).plain.splitlines()
+        self.qr = plain(invite.get("qr"), limit=None, multiline=True)  # whole: a QR cut short does not scan
+        self.qr_lines = self.qr.plain.splitlines()
+        self.code = plain(invite["code"], limit=TEXT)
         self.qr_width = max((cell_len(row) for row in self.qr_lines), default=0)
 
     def compose(self) -> ComposeResult:
@@ -56,8 +58,8 @@ class InviteScreen(ModalScreen[None]):
                 line(NOTE),
                 classes="note",
             )
-            yield Static(plain(self.invite["code"], limit=TEXT), id="invite-code")
-            yield Static(line("\n".join(self.qr_lines)), id="invite-qr")
+            yield Static(self.code, id="invite-code")
+            yield Static(self.qr, id="invite-qr")
             yield Static("", id="invite-qr-note")
             yield Static(line("Esc: close"), classes="hint")
 
@@ -98,7 +100,7 @@ class InviteScreen(ModalScreen[None]):
         """The dialog's height with the QR, at ``dialog_width`` cells: the title and its gap,
         the note and its gap, the code and its gap, the QR, the keys and the border."""
         inner = max(1, dialog_width - CHROME_CELLS)
-        text = 2 + wrapped_rows(NOTE, inner) + 1 + wrapped_rows(self.invite["code"], inner) + 1 + 1
+        text = 2 + wrapped_rows(NOTE, inner) + 1 + wrapped_rows(self.code.plain, inner) + 1 + 1
         return text + len(self.qr_lines) + CHROME_ROWS
 
     def action_dismiss(self) -> None:  # type: ignore[override]

@@ -29,6 +29,16 @@ def visible_lines(text: str | None) -> list[str]:
     return visible(text, TEXT, multiline=True).splitlines() if text else []
 
 
+def walk(thread: dict[str, Any]) -> list[dict[str, Any]]:
+    """A thread's messages: the post, then its replies, depth first."""
+    return [thread, *(item for reply in thread["replies"] for item in walk(reply))]
+
+
+def all_sealed(thread: dict[str, Any]) -> bool:
+    """Is every message of the thread one this device holds no key for?"""
+    return not any(item.get("readable", True) for item in walk(thread))
+
+
 class FeedPane(Pane):
     TITLE = "Feed"
     HELP = "Threads, newest at the bottom. Urgent posts are marked !! URGENT; content warnings stay folded."
@@ -74,8 +84,8 @@ class FeedPane(Pane):
         options: list[Option] = []
         sealed: list[dict[str, Any]] = []
         for thread in views.get("feed", []):
-            if not thread.get("readable", True) and not thread["replies"]:
-                sealed.append(thread)  # a newcomer's feed starts with many: one line says it
+            if all_sealed(thread):
+                sealed.extend(walk(thread))  # a newcomer's feed starts with many: one line says it
                 continue
             self._add_sealed(sealed, options)
             self._add(thread, 0, options)
