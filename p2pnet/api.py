@@ -169,6 +169,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
                 {
                     "peer": state.peer,
                     "connected_at": state.connected_at,
+                    "received": state.received,
                     "last_sync": None
                     if last is None
                     else {

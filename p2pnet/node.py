@@ -76,6 +76,8 @@ class PeerState:
     peer: str
     connected_at: float
     last_sync: SyncStats | None = None
+    received: int = 0
+    """New envelopes this peer gave us (by gossip or reconciliation) since it connected."""
     syncing: bool = False
     again: bool = False
     """Asked to sync while a session was running (a topic just added, say): run another."""
@@ -398,6 +400,8 @@ class Node:
             self.topic_bytes[topic] += len(envelope.data)
         result.new = new
         self.stats.accepted += len(new)
+        if new and source in self.peers:
+            self.peers[source].received += len(new)
         if new and not via_gossip and self.gossip is not None:
             for envelope in new:
                 self.gossip.publish_nowait(envelope)

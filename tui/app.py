@@ -21,6 +21,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.widgets import Input
 
 from identity.errors import KithError
 from p2pnet.control import socket_in_use
@@ -37,8 +38,13 @@ class KithApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "copy_or_quit", "Copy the selected text; with nothing selected, quit", show=False,
+                priority=True),  # fmt: skip
     ]
+    LEFT_OUT = frozenset({"Keys", "Quit", "Screenshot"})
+    """Textual's palette commands that kith replaces or leaves out: its key panel (kith's Help,
+    ``?``, lists the real keys), its second Quit, and its screenshot (it would write what is on
+    the screen, unencrypted, into the working directory)."""
 
     def __init__(self, home: Home, *, node_args: list[str] | None = None, demo: bool = False) -> None:
         super().__init__()
@@ -146,12 +152,24 @@ class KithApp(App[None]):
         if extra is not None:
             yield from extra()
         yield SystemCommand("Quit", "Leave kith (stops the node if kith started it)", self.action_quit)
-        yield from super().get_system_commands(screen)
+        yield from (command for command in super().get_system_commands(screen) if command.title not in self.LEFT_OUT)
 
     # --- stopping -------------------------------------------------------------------
 
     async def action_quit(self) -> None:
         self.exit()  # `on_unmount` closes the connection and stops the node we started
+
+    async def action_copy_or_quit(self) -> None:
+        """Ctrl+C: copy what is selected (an invite code, say), as Textual's help says it
+        does; with nothing selected, leave at once, as in any terminal program."""
+        focused = self.focused
+        selected = focused.selected_text if isinstance(focused, Input) else ""
+        selected = selected or self.screen.get_selected_text() or ""
+        if selected:
+            self.copy_to_clipboard(selected)
+            self.notify("Copied the selected text.")
+        else:
+            await self.action_quit()
 
     async def shutdown(self) -> None:
         """Close the connection; stop the node only if this client started it."""

@@ -40,6 +40,11 @@ async def test_gossip_and_sync_between_two_members(tmp_path: Path) -> None:
             await wait_until(lambda: state_hash(bob, circle) == state_hash(alice, circle))
             status = await call(alice, "status")
             assert status["peers"] and status["circles"][0]["ops"] >= 23
+            # Each peer's count is what that peer gave us, not what the last sync found new
+            # (which is 0 once in step): bob got alice's 21 posts from her, alice bob's reply.
+            (from_alice,) = (await call(bob, "status"))["peers"]
+            assert 21 <= from_alice["received"] <= bob.stats.accepted
+            assert 1 <= status["peers"][0]["received"] <= alice.stats.accepted
 
 
 async def test_offline_member_catches_up_from_a_relay_that_cannot_read(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ a real one, through the client's own start-up path.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -173,3 +174,131 @@ def hostile_answers(text: str) -> dict[str, Any]:
         "joins": [{"inviter": text, "refused": text, "topic": "00"}],
         "verify": {"member": OTHER, "verified": True},
     }  # fmt: skip
+
+
+# --- a calm circle, for driving every action and taking snapshots ----------------------
+
+ASH, BEA = "b3" * 32, "b4" * 32
+SEALED_POSTS = ["e4" * 32, "e5" * 32, "e6" * 32]
+PAST = 1_741_939_440
+"""14 Mar 2025: the calm circle's items are from a past year, so every run draws their
+dates the same way (with the year), whatever day the tests run on."""
+FUTURE = 1_906_905_600
+"""5 Jun 2030: the calm circle's event, also drawn the same way on every run until then."""
+NOW = PAST
+
+
+def _dated(value: Any) -> Any:
+    """``value`` with every ``ts`` moved to `PAST` (the hostile world's are recent)."""
+    if isinstance(value, dict):
+        return {key: PAST if key == "ts" else _dated(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_dated(item) for item in value]
+    return value
+
+
+def calm_views() -> dict[str, Any]:
+    """The `views` answer for a small, ordinary circle seen by Sam (an organizer and
+    treasurer) who joined after three posts were sealed: one of each kind of item."""
+    views = hostile_views("x")
+    sealed = [
+        _post(item, "", replies=[]) | {"readable": False, "text": None, "author_name": "Ash", "urgent": False,
+                                       "edited": False, "reactions": []}
+        for item in SEALED_POSTS
+    ]  # fmt: skip
+    sealed[0]["replies"] = [dict(sealed[1], id="e7" * 32, author_name="Bea")]  # a sealed thread, its reply too
+    views["feed"] = [
+        *sealed,
+        _post(POST, "My ride to the clinic tomorrow at 9 fell through. Can anyone drive me?", replies=[
+            _post(REPLY, "I can. Where from?", replies=[]) | {"urgent": False, "edited": False, "reactions": [],
+                                                              "author_name": "Ash", "author": ASH,
+                                                              "content_warning": "hospital"},
+        ]) | {"author_name": "Bea", "author": BEA, "edited": False, "reactions": [["💜", 2]]},
+        _post(CHECKIN, "Rough week. Could use some company.", replies=[], kind="checkin")
+        | {"author_name": "Ash", "author": ASH, "edited": False, "reactions": [], "urgent": False},
+    ]  # fmt: skip
+    views["name"] = "Riverside Mutual Aid"
+    views["description"] = "Checking in, asking for help, sharing what we can."
+    views["charter_text"] = "Be gentle with each other."
+    views["charter"] = {"history": False, "members_can_invite": True, "confirm_joins": False, "text": "Be gentle.",
+                        "rules": {"spend": {"quorum_pct": 50, "threshold_pct": 60, "consent": False}}}  # fmt: skip
+    views["needs_attention"] = [
+        {"id": POST, "kind": "urgent", "author": BEA, "author_name": "Bea", "lamport": 1, "ts": TS,
+         "text": "My ride to the clinic tomorrow at 9 fell through.", "status": None},
+    ]  # fmt: skip
+    base = views["members"][0]
+    views["members"] = [
+        base | {"id": ME, "name": "Sam", "pronouns": "they/them", "skills": ["driving"], "vouch": None,
+                "roles": ["organizer", "treasurer"], "wellbeing": "ok", "verified": False},
+        base | {"id": ASH, "name": "Ash", "pronouns": "she/her", "skills": ["cooking"], "vouch": "met at the hub",
+                "roles": ["organizer"], "wellbeing": "struggling", "verified": True},
+        base | {"id": BEA, "name": "Bea", "pronouns": "", "skills": [], "vouch": "Ash's neighbour", "roles": [],
+                "wellbeing": None, "verified": False},
+    ]  # fmt: skip
+    request = _aid(REQUEST, "request", BEA, "A ride to the clinic, Tuesday 9:00") | {
+        "author_name": "Bea", "category": "ride", "amount": None, "unit": None}  # fmt: skip
+    pledge = _aid(PLEDGE, "pledge", ASH, "Hot meals on Sundays") | {
+        "author_name": "Ash", "category": "food", "amount": 4, "unit": "meals"}  # fmt: skip
+    mine = _aid(MY_PLEDGE, "pledge", ME, "Driving on weekday mornings") | {
+        "author_name": "Sam", "category": "ride", "amount": 2, "unit": "hours"}  # fmt: skip
+    views["aid"] = {"open_requests": [request], "open_pledges": [pledge, mine], "matches": [], "fulfilled": []}
+    views["fund"]["balances"] = [["EUR", 12000]]
+    views["fund"]["pending"][0] |= {"signer_name": "Bea", "signer": BEA, "note": "bank transfer"}
+    views["fund"]["entries"][0] |= {"signer_name": "Ash", "signer": ASH, "amount": 12000, "note": "bake sale"}
+    proposal = views["proposals"][0]
+    proposal |= {"author_name": "Ash", "author": ASH, "title": "Bus passes for March", "text": "Two monthly passes",
+                 "status": "open", "approve": 1, "eligible": 3, "electorate": [ME, ASH, BEA], "decided_by": None,
+                 "details": {"amount": 6000, "currency": "EUR", "recipient": BEA, "purpose": "bus passes"}}  # fmt: skip
+    proposal["votes"] = [{"voter": ASH, "voter_name": "Ash", "choice": "approve", "reason": None, "op": "ac" * 32}]
+    event = views["events"][0]
+    event |= {"author_name": "Bea", "author": BEA, "title": "Sunday potluck", "place_hint": "the community hub",
+              "text": "", "rsvps": [[BEA, "Bea", "yes"]], "yes": 1, "maybe": 0}  # fmt: skip
+    views["rejected"] = []
+    views = _dated(views)
+    views["events"][0]["starts"] = FUTURE
+    return views
+
+
+def calm_answers() -> dict[str, Any]:
+    """Every control API answer for the calm circle; actions answer like the node does."""
+    answers = hostile_answers("x")
+    done = {"op": "ff" * 32}
+    relay = "12D3KooWRelayRelayRelayRelayRelayRelayRelayRelay"
+
+    def status(params: dict[str, Any]) -> dict[str, Any]:
+        """Ages on the Net view keep their width: 10 minutes connected, synced 30 s ago."""
+        now = time.time()
+        sync = {"finished": now - 30, "received": 0, "sent": 0, "rounds": 1, "error": None}
+        return {
+            "mode": "member", "peer_id": "12D3KooWSamSamSamSamSamSamSamSamSamSamSamSamSam",
+            "addresses": ["/ip4/127.0.0.1/tcp/4001"], "uptime_s": 95.0,
+            "peers": [
+                {"peer": relay, "connected_at": now - 600, "received": 57, "last_sync": sync},
+                {"peer": "12D3KooWAshAshAshAshAshAshAshAshAshAshAshAshAsh", "connected_at": now - 660,
+                 "received": 3, "last_sync": None},
+            ],
+            "circles": [{"id": CIRCLE, "name": "Riverside Mutual Aid", "topic": "00", "ops": 40, "envelopes": 57,
+                         "state_hash": "00", "last_sync": now - 30}],
+            "relay_topics": [], "accepted": 60, "refused": {}, "syncs": 2, "sync_errors": 0, "gossip": None,
+        }  # fmt: skip
+    answers |= {
+        "whoami": {"name": "Sam", "member_id": ME, "fingerprint": FINGERPRINT},
+        "circles": [{"id": CIRCLE, "name": "Riverside Mutual Aid", "members": 3, "ops": 40, "urgent": 1,
+                     "am_member": True}],
+        "views": calm_views(),
+        "status": status,
+        "requests": [{"member": STRANGER, "name": "Cal", "fingerprint": "9a8b 7c6d 5e4f 3a2b 1c0d"}],
+        "member.card": {"member": ASH, "fingerprint": FINGERPRINT, "safety_number": "12345 67890 " * 6,
+                        "verified": False},
+        "invite.create": {"code": "KITH-INVITE:ABC", "qr": "▀▄\n▄▀", "invite": "00", "expires": None, "uses": 1,
+                          "addresses": []},
+        "joins": [],
+        "join": {"topic": "77" * 32, "status": "pending"},
+        "connect": {"peer": relay},
+        "sync": {"synced": [{"peer": relay, "error": None, "received": 2, "sent": 0}]},
+        "circle.create": {"id": "d5" * 16, "name": "Night owls", "topic": "00"},
+    }  # fmt: skip
+    for method in ("post", "react", "checkin", "pledge", "request", "match", "fulfil", "withdraw", "contribute",
+                   "propose", "vote", "receipt", "disburse", "event.create", "rsvp", "approve", "verify"):
+        answers[method] = done
+    return answers

@@ -474,8 +474,9 @@ def test_invite_and_join_from_a_second_node(world: DemoWorld, tmp_path: Path) ->
             await pilot.press("escape")
             await wait_for_text(pilot, "Riverside Mutual Aid", timeout=30)
             # The circle keeps history from newcomers (the default charter): earlier posts are there,
-            # sealed, and the client says so instead of showing blank text.
-            await wait_for_text(pilot, "(sealed before you joined)", timeout=30)
+            # sealed, and the client says so (in one line for the run) instead of showing blank text.
+            await wait_for_text(pilot, "sealed before you joined: this circle keeps its history", timeout=30)
+            assert screen_text(newcomer).count("sealed before you joined") == 1
             assert "Welcome, everyone" not in screen_text(newcomer)
             await pilot.press("q")
 

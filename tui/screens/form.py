@@ -5,6 +5,10 @@ dates) and raises `UsageError` for anything wrong, which the form shows in place
 mistake costs one correction, never the whole form. Enter sends from any text field,
 Escape cancels: the keyboard is enough.
 
+Each label sits above its field in one group, and the fields scroll as a whole: moving to a
+field brings its group (label and field together) into view, so a label never scrolls away
+from the field it names, at 80x24 too. The title, the error line and the keys stay put.
+
 Titles, notes, labels and choices often quote members ("Reply to Sam", a proposal's
 title, the names in a list of join requests). They are never read as markup: a `Text`
 is shown as built, and a ``str`` goes through `tui.member_text.line` first.
@@ -17,11 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -43,6 +48,15 @@ class Field:
     value: Any = ""
     placeholder: str = ""
     required: bool = False
+
+
+class Flag(Checkbox):
+    """A checkbox whose state shows without colour: "X" when on, blank when off (Textual's
+    draws an "X" either way and tells them apart by colour alone)."""
+
+    @property  # type: ignore[override]
+    def BUTTON_INNER(self) -> str:  # noqa: N802 - Textual's name for it
+        return "X" if self.value else " "
 
 
 class FormScreen(ModalScreen[dict[str, Any] | None]):
@@ -72,34 +86,63 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="form"):
             yield Label(line(self.form_title), id="dialog-title")
-            if self.note:
-                yield Static(line(self.note), classes="note")
             with VerticalScroll(id="form-fields", can_focus=False):
+                if self.note:
+                    yield Static(line(self.note), classes="note")
                 for field in self.fields:
-                    widget_id = f"f-{field.name}"
-                    if field.kind == "flag":
-                        yield Checkbox(line(field.label), value=bool(field.value), id=widget_id)
-                        continue
-                    yield Label(line(field.label, "" if field.required or field.kind == "choice" else " (optional)"))
-                    if field.kind == "choice":
-                        choices = [Option(line(label), id=value) for label, value in field.choices]
-                        options = OptionList(*choices, id=widget_id)
-                        values = [value for _label, value in field.choices]
-                        options.highlighted = values.index(field.value) if field.value in values else 0
-                        yield options
-                    else:
-                        yield Input(
-                            value=str(field.value or ""),
-                            placeholder=field.placeholder,
-                            password=field.kind == "password",
-                            id=widget_id,
-                        )
+                    with Vertical(classes="field", id=f"g-{field.name}"):
+                        yield from self._field(field)
             yield Static("", id="form-error")
             yield Static(line(f"Enter or Ctrl+S: {self.submit_label.lower()} · Esc: cancel"), classes="hint")
 
+    @staticmethod
+    def _field(field: Field) -> ComposeResult:
+        widget_id = f"f-{field.name}"
+        if field.kind == "flag":
+            yield Flag(line(field.label), value=bool(field.value), id=widget_id)
+            return
+        yield Label(line(field.label, "" if field.required or field.kind == "choice" else " (optional)"))
+        if field.kind == "choice":
+            choices = [Option(line(label), id=value) for label, value in field.choices]
+            options = OptionList(*choices, id=widget_id)
+            values = [value for _label, value in field.choices]
+            options.highlighted = values.index(field.value) if field.value in values else 0
+            yield options
+        else:
+            yield Input(
+                value=str(field.value or ""),
+                placeholder=field.placeholder,
+                password=field.kind == "password",
+                id=widget_id,
+            )
+
     def on_mount(self) -> None:
+        self._fit()
         if self.fields:
             self.query_one(f"#f-{self.fields[0].name}").focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """The fields take what the terminal leaves after the border, title, error and keys."""
+        self.query_one("#form-fields").styles.max_height = max(4, self.app.size.height - 8)
+
+    @staticmethod
+    def _group_of(widget: Widget) -> Widget:
+        """A field's group (its label and itself), or the widget when it has none."""
+        group = widget.parent
+        return group if isinstance(group, Vertical) and group.has_class("field") else widget
+
+    @on(events.DescendantFocus)
+    def _show_field(self, event: events.DescendantFocus) -> None:
+        group = self._group_of(event.widget)
+        self.call_after_refresh(self.query_one("#form-fields").scroll_to_widget, group, animate=False, top=False)
+
+    def scroll_to_center(self, widget: Widget, animate: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Textual centres a newly focused field that is not wholly in view: centre its group
+        instead, without an animation that would finish after (and undo) `_show_field`."""
+        return super().scroll_to_center(self._group_of(widget), animate=False, **kwargs)
 
     def values(self) -> dict[str, Any]:
         found: dict[str, Any] = {}

@@ -18,7 +18,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Static
+from textual.widgets import ContentSwitcher, Static
 
 from identity.errors import KithError
 from p2pnet.control import METHOD_NOT_FOUND
@@ -32,11 +32,12 @@ from tui.widgets.aid import AidPane
 from tui.widgets.care import CarePane
 from tui.widgets.events import EventsPane
 from tui.widgets.feed import FeedPane
+from tui.widgets.footer import KeyFooter
 from tui.widgets.fund import FundPane
 from tui.widgets.members import MembersPane
 from tui.widgets.network import NetworkPane
 from tui.widgets.pane import Pane
-from tui.widgets.sidebar import CircleList
+from tui.widgets.sidebar import CircleList, circle_name
 from tui.widgets.start import StartPanel
 
 PANES: tuple[tuple[str, type[Pane]], ...] = (
@@ -51,6 +52,11 @@ PANES: tuple[tuple[str, type[Pane]], ...] = (
 CHECKIN = (("ok: doing ok", "ok"), ("struggling", "struggling"), ("need help now", "need-help"))
 REFRESH_DEBOUNCE_S = 0.1
 COUNTED_KINDS = {"msg.post", "checkin"}
+REMOVED_BANNER = (
+    "You are no longer a member of this circle (you were removed, or you left). You can still read "
+    "what was shared while you were in; nothing new reaches you, and you cannot post, pledge or vote here."
+)
+REMOVED_REFUSAL = "You are no longer a member of this circle: you can read what was shared before, not write."
 
 
 class MainScreen(Screen[None]):
@@ -88,11 +94,12 @@ class MainScreen(Screen[None]):
             with Vertical(id="content"):
                 yield StartPanel(id="start")
                 yield Static("", id="circle-title")
+                yield Static("", id="removed-banner")
                 yield Static("", id="tabbar")
                 with ContentSwitcher(initial="feed", id="panes"):
                     for name, pane in PANES:
                         yield pane(id=name)
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._draw_tabbar()
@@ -125,9 +132,31 @@ class MainScreen(Screen[None]):
         title = self.query_one("#circle-title", Static)
         if self.views is None:
             title.update(line("No circle open. Press + to start a circle or j to join one."))
+            self.query_one("#removed-banner", Static).display = False
             return
         count = len(self.views["members"])
-        title.update(line(plain(self.views["name"], limit=NAME), f" · {count} members", style="bold"))
+        circle = self.current_circle or {"id": self.views["id"], "name": self.views["name"]}
+        title.update(line(circle_name(circle, self.circles), f" · {count} members", style="bold"))
+        banner = self.query_one("#removed-banner", Static)
+        banner.display = not self.am_member
+        banner.update(line(REMOVED_BANNER))
+
+    @property
+    def current_circle(self) -> dict[str, Any] | None:
+        return next((c for c in self.circles if c["id"] == self.current), None)
+
+    @property
+    def am_member(self) -> bool:
+        """Is this member still in the open circle (not removed, not left)?"""
+        circle = self.current_circle
+        return circle is None or circle.get("am_member", True)
+
+    def refuse_if_removed(self) -> bool:
+        """Say so, once, when the open circle no longer has this member; True if refused."""
+        if self.am_member:
+            return False
+        self.app.notify(REMOVED_REFUSAL, title="Not sent", severity="warning", timeout=8)
+        return True
 
     # --- loading --------------------------------------------------------------------
 
@@ -138,11 +167,14 @@ class MainScreen(Screen[None]):
         except KithError as exc:
             self.app.notify(str(exc), severity="error")
             return
-        self.circles = [c for c in circles if c["am_member"]] or circles
+        # Member circles first; one this member was removed from stays listed, read-only.
+        self.circles = sorted(circles, key=lambda c: not c["am_member"])
         self._show_first_run(not self.circles)
         if self.current is None and self.circles and choose_first:
             self.choose(self.circles[0]["id"])
         self.query_one(CircleList).show(self.circles, self.unread, self.current)
+        if self.views is not None:
+            self._draw_title()
 
     def _show_first_run(self, first_run: bool) -> None:
         """Swap the start panel and the circle views (the sidebar too: it would list nothing)."""
@@ -264,8 +296,8 @@ class MainScreen(Screen[None]):
                 self.refresh_soon()
         elif kind == "join_request":
             who = visible(event.get("name"), NAME) or "Someone"
-            names = {c["id"]: c["name"] for c in self.circles}
-            where = visible(names.get(event.get("circle", ""), "a circle"), NAME)
+            circle = next((c for c in self.circles if c["id"] == event.get("circle")), None)
+            where = circle_name(circle, self.circles).plain if circle else "a circle"
             self.app.notify(f"{who} asked to join {where} with an invite. See People (6) to let them in.", timeout=15)
             self.refresh_soon()
 
@@ -279,6 +311,8 @@ class MainScreen(Screen[None]):
     def act(self, method: str, done: str, **params: Any) -> None:
         if self.current is None:
             self.app.notify("Open a circle first.")
+            return
+        if self.refuse_if_removed():
             return
         self._act(method, done, dict(params, circle=self.current))
 
@@ -297,6 +331,9 @@ class MainScreen(Screen[None]):
         self.refresh_soon()
 
     def ask_checkin(self) -> None:
+        if self.refuse_if_removed():
+            return
+
         def send(values: dict[str, Any] | None) -> None:
             if values is not None:
                 private = {"private": True} if values["private"] else {}
@@ -311,6 +348,9 @@ class MainScreen(Screen[None]):
         self.app.push_screen(FormScreen("Check in", fields, submit="Check in"), send)
 
     def reply_to(self, item_id: str, name: str) -> None:
+        if self.refuse_if_removed():
+            return
+
         def send(values: dict[str, Any] | None) -> None:
             if values is not None:
                 self.act("post", "Replied.", text=values["text"], reply_to=item_id)
@@ -369,6 +409,8 @@ class MainScreen(Screen[None]):
         if self.current is None or self.views is None:
             self.app.notify("Open a circle first.")
             return
+        if self.refuse_if_removed():
+            return
         try:
             invite = await self.app.call("invite.create", circle=self.current)  # type: ignore[attr-defined]
         except NodeError as exc:
@@ -380,7 +422,7 @@ class MainScreen(Screen[None]):
         except KithError as exc:
             self.app.notify(str(exc), severity="error")
             return
-        self.app.push_screen(InviteScreen(self.views["name"], invite))
+        self.app.push_screen(InviteScreen(self.current_circle or self.views, invite, self.circles))
 
     def action_join(self) -> None:
         from tui.screens.join import JoinScreen
@@ -401,8 +443,17 @@ class MainScreen(Screen[None]):
             keys = [(b.key, b.description) for b in self._bindings_of(self.query_one(f"#{name}"))]
             groups.append((f"{pane.TITLE} (key {PANES.index((name, pane)) + 1})", keys))
             if name == self.tab:
-                groups.append(("Everywhere", [(b.key, b.description) for b in self._bindings_of(self)]))
+                groups.append(("Everywhere", self._keys_everywhere()))
         return groups
+
+    def _keys_everywhere(self) -> list[tuple[str, str]]:
+        """The keys this screen and the app answer, as Textual resolves them now (a priority
+        key of the app, such as Ctrl+C, wins over the screen's), so help says what they do."""
+        found = []
+        for key, (node, binding, _enabled, _tooltip) in self.active_bindings.items():
+            if node in (self, self.app) and binding.description and not binding.action.startswith("tab("):
+                found.append((key, binding.description))
+        return found
 
     @staticmethod
     def _bindings_of(node: Any) -> list[Binding]:

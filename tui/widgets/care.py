@@ -40,7 +40,9 @@ class CarePane(Pane):
         self.attention = {a["id"]: a for a in views["needs_attention"]}
         self.private = {p["id"]: p for p in private if p["needs_attention"]}
         table = self.query_one("#attention-table", DataTable)
-        columns = [("Who", 10), ("Why", 20 if self.private else 10), ("When", 12), ("What they said", 0)]
+        stamps = [stamp(a["ts"]) for a in views["needs_attention"]] + [stamp(p["ts"]) for p in self.private.values()]
+        when = max(map(len, stamps), default=5)  # "14:05", "27 Nov 14:05" or with a year
+        columns = [("Who", 10), ("Why", 20 if self.private else 10), ("When", when), ("What they said", 0)]
         widths = fit_columns(table, columns, 3, self.usable_width)
         rows = []
         for a in views["needs_attention"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -15,11 +16,17 @@ from tui.screens.form import Field
 from tui.widgets.pane import Pane, clip, day_and_time, fill_table, fit_columns, selected_key, words
 
 
-def _convert_event(values: dict[str, Any]) -> dict[str, Any]:
+def convert_event(values: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """The new event's fields; `UsageError` (one line) for a start that is not a date or
+    that has already passed: an event is planned ahead, and a typo in the year ("2020")
+    would otherwise go out to the whole circle as a date nobody can come to."""
     try:
         starts = int(datetime.fromisoformat(values["starts"]).timestamp())
     except ValueError:
         raise UsageError("the start must look like 2026-12-01 18:30") from None
+    if starts < (now if now is not None else time.time()):
+        shown = time.strftime("%Y-%m-%d %H:%M", time.localtime(starts))
+        raise UsageError(f"{shown} has already passed: give a start in the future (check the year)")
     return {"title": values["title"], "starts": starts, "place_hint": values["place_hint"] or None}
 
 
@@ -41,7 +48,8 @@ class EventsPane(Pane):
         super().show(views)
         self.events = {e["id"]: e for e in views["events"]}
         table = self.query_one("#events-table", DataTable)
-        columns = [("When", 16), ("What", 0), ("Going", 5), ("Maybe", 5), ("You", 5)]
+        when = max((len(day_and_time(e["starts"])) for e in views["events"]), default=16)  # a year makes it 21
+        columns = [("When", when), ("What", 0), ("Going", 5), ("Maybe", 5), ("You", 5)]
         widths = fit_columns(table, columns, 1, self.usable_width)
         rows = []
         for e in views["events"]:
@@ -84,7 +92,7 @@ class EventsPane(Pane):
                 Field("place_hint", "Where (a hint; share exact places 1:1 if it is sensitive)"),
             ],
             lambda v: self.act("event.create", "Event added.", **v),
-            convert=_convert_event,
+            convert=convert_event,
             submit="Add",
         )
 

@@ -20,12 +20,23 @@ from tui.screens.form import Field
 from tui.widgets.pane import SEALED, Pane, stamp
 
 REACTIONS = (("💜 love", "💜"), ("🤗 hug", "🤗"), ("👍 yes", "👍"), ("🙏 thanks", "🙏"), ("💪 strength", "💪"))
+SEALED_RUN = "sealed before you joined"
 CHECKIN_WORDS = {"ok": "doing ok", "struggling": "struggling", "need-help": "NEEDS HELP"}
 
 
 def visible_lines(text: str | None) -> list[str]:
     """A post's lines, each safe to show (see tui/member_text.py), the whole cut to `TEXT`."""
     return visible(text, TEXT, multiline=True).splitlines() if text else []
+
+
+def walk(thread: dict[str, Any]) -> list[dict[str, Any]]:
+    """A thread's messages: the post, then its replies, depth first."""
+    return [thread, *(item for reply in thread["replies"] for item in walk(reply))]
+
+
+def all_sealed(thread: dict[str, Any]) -> bool:
+    """Is every message of the thread one this device holds no key for?"""
+    return not any(item.get("readable", True) for item in walk(thread))
 
 
 class FeedPane(Pane):
@@ -71,8 +82,14 @@ class FeedPane(Pane):
         keep = listing.get_option_at_index(previous).id if previous is not None and listing.option_count else None
         self.items = {}
         options: list[Option] = []
+        sealed: list[dict[str, Any]] = []
         for thread in views.get("feed", []):
+            if all_sealed(thread):
+                sealed.extend(walk(thread))  # a newcomer's feed starts with many: one line says it
+                continue
+            self._add_sealed(sealed, options)
             self._add(thread, 0, options)
+        self._add_sealed(sealed, options)
         listing.clear_options()
         listing.add_options(options or [Option(Text("No messages yet. Press n to write the first one."), id="none")])
         if not options:
@@ -82,6 +99,17 @@ class FeedPane(Pane):
         else:
             listing.highlighted = listing.get_option_index(keep)
         self.call_after_refresh(listing.scroll_to_highlight)
+
+    @staticmethod
+    def _add_sealed(run: list[dict[str, Any]], options: list[Option]) -> None:
+        """One line for a run of messages this device holds no key for (then empties ``run``)."""
+        if not run:
+            return
+        count = f"{len(run)} message{'' if len(run) == 1 else 's'}"
+        why = "this circle keeps its history from newcomers"
+        text = Text(f"({count} {SEALED_RUN}: {why})", style="italic")
+        options.append(Option(text, id=f"sealed-{run[0]['id']}"))
+        run.clear()
 
     def _add(self, entry: dict[str, Any], depth: int, options: list[Option]) -> None:
         self.items[entry["id"]] = entry

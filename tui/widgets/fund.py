@@ -92,7 +92,8 @@ class FundPane(Pane):
         fill_table(table, rows)
         self._detail()
         ledger = self.query_one("#ledger", DataTable)
-        columns = [("When", 12), ("Entry", 12), ("Amount", 10), ("Signed by", 9), ("Note", 0)]
+        when = max((len(stamp(e["ts"])) for e in fund["entries"]), default=5)  # with a year when not this one
+        columns = [("When", when), ("Entry", 12), ("Amount", 10), ("Signed by", 9), ("Note", 0)]
         widths = fit_columns(ledger, columns, 4, self.usable_width)
         entries = [
             (

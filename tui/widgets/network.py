@@ -13,9 +13,10 @@ from textual.widgets import DataTable, Label, Static
 from identity.errors import KithError, UsageError
 from sync.invites import MAX_ADDRESS_CHARS
 from sync.kinds.keys import relay_address_problem
-from tui.member_text import NAME, line, plain, visible
+from tui.member_text import line, plain, visible
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, fill_table
+from tui.widgets.sidebar import circle_name
 
 
 def check_peer_address(values: dict[str, Any]) -> dict[str, Any]:
@@ -103,11 +104,13 @@ class NetworkPane(Pane):
         for peer in status["peers"]:
             last = peer["last_sync"]
             if last is None:
-                synced, received = "not yet", ""
+                synced = "not yet"
             elif last["error"]:
-                synced, received = line("failed: ", plain(last["error"], limit=20)), ""
+                synced = line("failed: ", plain(last["error"], limit=20))
             else:
-                synced, received = _ago(last["finished"], now), str(last["received"])
+                synced = _ago(last["finished"], now)
+            # New envelopes this peer gave us since it connected (an older node does not say).
+            received = str(peer["received"]) if isinstance(peer.get("received"), int) else "?"
             shown = plain(peer["peer"], limit=15)
             rows.append((peer["peer"], (shown, _ago(peer["connected_at"], now), synced, received)))
         fill_table(self.query_one("#peers-table", DataTable), rows)
@@ -116,7 +119,7 @@ class NetworkPane(Pane):
             (
                 c["id"],
                 (
-                    plain(c["name"], limit=NAME),
+                    circle_name(c, status["circles"]),
                     relay_state(c),
                     str(c["ops"]),
                     str(c["envelopes"]),
@@ -148,6 +151,7 @@ class NetworkPane(Pane):
             submit="Connect",
             note="A relay's address comes from your circle's organizer (the relay prints it when it starts).",
             convert=check_peer_address,
+            writes=False,
         )
 
     def action_relay_add(self) -> None:

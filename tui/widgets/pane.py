@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -69,7 +70,13 @@ class Pane(Vertical):
         submit: str = "Send",
         note: str | Text = "",
         convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        writes: bool = True,
     ) -> None:
+        """Ask with a form, then ``then`` the values. A form that ``writes`` to the open
+        circle is refused at once (one line) in a circle this member is no longer in."""
+        if writes and self.main.refuse_if_removed():
+            return
+
         def done(values: dict[str, Any] | None) -> None:
             if values is not None:
                 then(values)
@@ -84,22 +91,23 @@ class Pane(Vertical):
 
 
 def stamp(ts: int | None, now: float | None = None) -> str:
-    """A short local time: "14:05" today, "27 Nov 14:05" otherwise."""
-    import time
-
+    """A short local time: "14:05" today, "27 Nov 14:05" this year, "27 Nov 2025 14:05" otherwise."""
     if not ts:
         return "-"
     local = time.localtime(ts)
     today = time.localtime(now if now is not None else time.time())
     if local[:3] == today[:3]:
         return time.strftime("%H:%M", local)
-    return time.strftime("%d %b %H:%M", local)
+    if local.tm_year == today.tm_year:
+        return time.strftime("%d %b %H:%M", local)
+    return time.strftime("%d %b %Y %H:%M", local)
 
 
-def day_and_time(ts: int) -> str:
-    import time
-
-    return time.strftime("%a %d %b %H:%M", time.localtime(ts))
+def day_and_time(ts: int, now: float | None = None) -> str:
+    """When an event starts: "Sun 07 Dec 18:30", with the year when it is not this year."""
+    local = time.localtime(ts)
+    this_year = time.localtime(now if now is not None else time.time()).tm_year
+    return time.strftime("%a %d %b %H:%M" if local.tm_year == this_year else "%a %d %b %Y %H:%M", local)
 
 
 SEALED = "(sealed before you joined)"
