@@ -256,6 +256,9 @@ def calm_views() -> dict[str, Any]:
     views["rejected"] = []
     views = _dated(views)
     views["events"][0]["starts"] = FUTURE
+    # The proposal closes 2 days 16.5 hours from now: it reads "2d 16h left" on every run
+    # (a fixed time would read differently each day, and wrap differently too).
+    views["proposals"][0]["closes_at"] = int(time.time()) + 2 * 86_400 + 16 * 3600 + 1800
     return views
 
 

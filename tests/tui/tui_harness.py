@@ -81,7 +81,8 @@ def run(coro: Any, timeout: float = 60.0) -> Any:
 
 
 _MASKS = [
-    (re.compile(r"\b\d+ min ago\b|\b\d+s ago\b"), "~"),  # ages (a fake node's times are fixed, the clock is not)
+    # ages (a fake node's times are fixed, the clock is not), also when a column cuts them
+    (re.compile(r"\b\d+ min a(go?)?(?=\s|$)|\b\d+s a(go?)?(?=\s|$)"), "~"),
     (re.compile(r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d\b"), "~"),  # other years
     (re.compile(r"\b\d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d\b"), "~"),
     (re.compile(r"\b[0-9a-f]{4}( [0-9a-f]{4}){9}\b"), "#"),  # fingerprints
