@@ -62,7 +62,7 @@ def test_proposals_lists_the_open_proposal_with_its_rule(world: DemoWorld, capsy
     assert "(spend) · OPEN" in out and "quorum 50%, threshold 60%" in out
     code, out, err = kith(world, "Sam", "proposals", circle, "--json", capsys=capsys)
     assert (code, err) == (0, "")
-    assert json.loads(out)["proposals"][0]["rule"] == {"quorum_pct": 50, "threshold_pct": 60, "consent": False}
+    assert json.loads(out)[0]["rule"] == {"quorum_pct": 50, "threshold_pct": 60, "consent": False}
 
 
 # --- private requests ---------------------------------------------------------------------
