@@ -46,7 +46,7 @@ class Step:
 def guide_steps() -> list[Step]:
     readme = (ROOT / "README.md").read_text()
     steps: list[Step] = []
-    for who, body in re.findall(r"^```sh kith-guide (.+)\n(.*?)^```$", readme, re.MULTILINE | re.DOTALL):
+    for who, body in re.findall(r"^```sh kith-guide ([^\n]+)\n(.*?)^```\n", readme, re.MULTILINE | re.DOTALL):
         for line in body.splitlines():
             if line.startswith("$ "):
                 steps.append(Step(who, line[2:]))
