@@ -125,9 +125,8 @@ class Guide:
             if captured is not None or time.monotonic() > deadline:
                 break
             time.sleep(0.5)  # liveness polling for what the network is still carrying
-        assert captured is not None, f"{step.who}: $ {step.command}\nprinted:\n{result.stdout}\nexpected:\n" + "\n".join(
-            step.expected
-        )
+        wanted = "\n".join(step.expected)
+        assert captured is not None, f"{step.who}: $ {step.command}\nprinted:\n{result.stdout}\nexpected:\n{wanted}"
         self.values.update(captured)
 
     def start(self, step: Step, args: list[str]) -> None:
