@@ -24,13 +24,16 @@ from p2pnet.hardening import harden_process
 from p2pnet.home import Home
 from tui.context import Context
 from tui.labels import resolve_labels
-from tui.member_text import LINE, TEXT, visible
+from tui.member_text import LINE, visible
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_BAD_PASSPHRASE = 3
 EXIT_INTERNAL = EXIT_ERROR
 EXIT_INTERRUPTED = 130
+ERROR_LINE = 500
+"""An error line's most characters: room for kith's longest message, while an enormous
+argument quoted in one (a 100,000-character circle name) is cut, not poured onto the terminal."""
 
 
 def _version() -> str:
@@ -139,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             resolve_labels(args)  # labels read from stdin or typed get the same checks as argv's
         except UsageError as exc:
-            print(f"kith: {visible(exc, TEXT)}", file=sys.stderr)
+            print(f"kith: {visible(exc, ERROR_LINE)}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
             print("kith: interrupted", file=sys.stderr)
@@ -157,10 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(ctx, args) or 0)
     except BadPassphrase as exc:
-        print(f"kith: {visible(exc, TEXT)}", file=sys.stderr)
+        print(f"kith: {visible(exc, ERROR_LINE)}", file=sys.stderr)
         return EXIT_BAD_PASSPHRASE
     except KithError as exc:
-        print(f"kith: {visible(exc, TEXT)}", file=sys.stderr)  # the node's errors may quote members
+        print(f"kith: {visible(exc, ERROR_LINE)}", file=sys.stderr)  # the node's errors may quote members
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("kith: interrupted", file=sys.stderr)

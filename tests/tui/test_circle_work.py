@@ -62,7 +62,7 @@ def test_proposals_lists_the_open_proposal_with_its_rule(world: DemoWorld, capsy
     assert "(spend) · OPEN" in out and "quorum 50%, threshold 60%" in out
     code, out, err = kith(world, "Sam", "proposals", circle, "--json", capsys=capsys)
     assert (code, err) == (0, "")
-    shown = json.loads(out)["proposals"][0]
+    shown = json.loads(out)[0]
     assert shown["rule"] == {"quorum_pct": 50, "threshold_pct": 60, "consent": False, "closes_s": 72 * 3600}
     # The result carries who may vote (so anyone can recount) and when voting closes.
     assert len(shown["voters"]) == 4 and shown["closes_at"] == shown["ts"] + 72 * 3600

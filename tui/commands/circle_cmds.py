@@ -45,6 +45,10 @@ def _timestamp(text: str) -> int:
         raise UsageError(f"{text!r} is not a date and time like 2026-12-01 18:30") from None
 
 
+FEED_PARTS = ("feed", "needs_attention", "private_checkins")
+"""What `kith feed` shows: the threads, what needs attention, and (organizers) private check-ins."""
+
+
 def _expires(days: float | None) -> int | None:
     return None if days is None else int(time.time() + days * 86400)
 
@@ -76,16 +80,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     token.add_argument("--quota-mb", type=int, help="storage the relay should allow (default 1024)")
     token.set_defaults(handler=cmd_relay_token)
 
-    for name, help_text, lines, part in [
-        ("feed", "read the circle's messages and check-ins", render.feed_lines, None),
-        ("board", "the mutual-aid board: requests, pledges, matches", render.board_lines, None),
-        ("ledger", "the community fund: balance and every entry", render.ledger_lines, None),
-        ("proposals", "proposals with their tallies and status", render.proposal_lines, None),
+    for name, help_text, lines, parts in [
+        ("feed", "read the circle's messages and check-ins", render.feed_lines, FEED_PARTS),
+        ("board", "the mutual-aid board: requests, pledges, matches", render.board_lines, "aid"),
+        ("ledger", "the community fund: balance and every entry", render.ledger_lines, "fund"),
+        ("proposals", "proposals with their tallies and status", render.proposal_lines, "proposals"),
         ("members", "members with roles and whether you verified them", render.member_lines, "members"),
-        ("events", "events with RSVPs", render.event_lines, None),
+        ("events", "events with RSVPs", render.event_lines, "events"),
         ("rejected", "ops the circle refused, with the reasons", render.rejected_lines, "rejected"),
     ]:
-        parser = command(name, help_text, _view_command(lines, part))
+        parser = command(name, help_text, _view_command(lines, parts))
         parser.add_argument("circle")
         if name == "feed":
             parser.add_argument("--limit", type=int, default=50)
@@ -270,16 +274,19 @@ def cmd_relay_token(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _view_command(
-    lines: Callable[[dict[str, Any]], list[str]], part: str | None
+    lines: Callable[[dict[str, Any]], list[str]], parts: str | tuple[str, ...]
 ) -> Callable[[Context, argparse.Namespace], int]:
-    """A command that prints one view; with ``part``, --json prints only that part (a list)."""
+    """A command that prints one view. --json prints only its own part of the circle's views
+    (docs/API.md, "The command line's --json"): one part as it is (a list or an object),
+    several as an object of those parts."""
+    wanted = [parts] if isinstance(parts, str) else list(parts)
 
     def handler(ctx: Context, args: argparse.Namespace) -> int:
-        only = {"only": [part]} if part is not None else {}
-        views = _call(ctx, "views", circle=args.circle, feed_limit=getattr(args, "limit", 50), **only)
+        views = _call(ctx, "views", circle=args.circle, feed_limit=getattr(args, "limit", 50), only=wanted)
         if getattr(args, "show", False):
             _unfold(views["feed"])
-        ctx.emit(views if part is None else views[part], "\n".join(lines(views)))
+        data = views[parts] if isinstance(parts, str) else {part: views.get(part, []) for part in parts}
+        ctx.emit(data, "\n".join(lines(views)))
         return 0
 
     return handler

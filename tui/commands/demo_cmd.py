@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from identity.errors import UsageError
 from tui.context import Context
 
 
@@ -18,8 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo.set_defaults(handler=cmd_demo)
 
 
+def _need_a_terminal(command: str) -> None:
+    """Without a terminal the client would draw into a pipe and wait for keys forever."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UsageError(f"'kith {command}' draws the terminal client and needs a terminal; nothing was started")
+
+
 def cmd_tui(ctx: Context, args: argparse.Namespace) -> int:
     from tui.app import make_app
+
+    _need_a_terminal("tui")
 
     node_args = [arg for address in (getattr(args, "listen", None) or []) for arg in ("--listen", address)]
     make_app(ctx.home, node_args=node_args).run()
@@ -28,5 +38,7 @@ def cmd_tui(ctx: Context, args: argparse.Namespace) -> int:
 
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
     from tui.demo import run_demo
+
+    _need_a_terminal("demo")
 
     return run_demo(pace=args.pace)
