@@ -326,7 +326,15 @@ def _start_spare_relay(world: World, out: Any) -> None:
 
 
 def _approved_spend(world: World, out: Any) -> None:
+    """Bob approves too: with every eligible vote in, the proposal is decided at once
+    (one approval of two could still be outvoted until its closing time)."""
     proposal = world.saved["spend"]
+    wait_for(
+        lambda: any(p["id"].startswith(proposal) for p in world.run("bob", ["proposals", world.saved["circle"]]).json),
+        timeout=60,
+    )
+    world.ok("bob", "vote", world.saved["circle"], proposal, "approve")
+
     def approved() -> bool:
         proposals = world.run("alice", ["proposals", world.saved["circle"]]).json
         return any(p["id"].startswith(proposal) and p["status"] == "approved" for p in proposals)
@@ -371,6 +379,9 @@ CASES: dict[tuple[str, ...], Case] = {
         after=save("token", lambda out: out["token"]),
     ),
     ("relay", "allow"): Case("relay", lambda w: ["relay", "allow", s("token")(w)]),
+    ("relay", "add"): Case("alice", lambda w: ["relay", "add", s("circle")(w), w.relay.address]),
+    ("relay", "list"): Case("alice", lambda w: ["relay", "list", s("circle")(w)]),
+    ("relay", "remove"): Case("alice", lambda w: ["relay", "remove", s("circle")(w), w.relay.address]),
     # Joining.
     ("invite",): Case("alice", lambda w: ["invite", s("circle")(w), "--uses", "2"],
                       after=save("code", lambda o: o["code"])),  # fmt: skip
