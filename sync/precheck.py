@@ -22,7 +22,7 @@ from identity.errors import UsageError
 from sync import money
 from sync.kinds import aid, events, keys, schema, support
 from sync.kinds.decisions import VOTE_CHOICES
-from sync.kinds.records import APPROVED, MAX_CLOSES_S, MIN_CLOSES_S, OPEN, ORGANIZER, ROLES, TREASURER
+from sync.kinds.records import APPROVED, MATCHED, MAX_CLOSES_S, MIN_CLOSES_S, OPEN, ORGANIZER, ROLES, TREASURER
 
 if TYPE_CHECKING:
     from sync.state import CircleState
@@ -336,8 +336,11 @@ def _fulfil(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
 
 
 def _withdraw(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
-    if _aid(state, body.get("item"), "pledge", "request").author != author:
+    item = _aid(state, body.get("item"), "pledge", "request")
+    if item.author != author:
         raise Refused("you can only withdraw your own pledges and requests")
+    if item.status not in (OPEN, MATCHED):
+        raise Refused(f"that {item.type} is already {item.status}: there is nothing to withdraw")
 
 
 def _match(state: CircleState, author: bytes, body: dict[str, Any]) -> None:

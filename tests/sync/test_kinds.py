@@ -384,6 +384,18 @@ def test_withdrawals_release_matches(circle: Any) -> None:
     assert circle.reason(refused) == "a pledge cannot be matched to its author's own request"
 
 
+def test_withdrawing_a_closed_item_is_refused_before_signing_and_by_the_fold(circle: Any) -> None:
+    from sync.precheck import Refused, check_action
+
+    request = _item(circle, "dana", "aid.request")
+    circle.act("dana", "aid.fulfil", {"request": request.id})
+    with pytest.raises(Refused, match="that request is already fulfilled: there is nothing to withdraw"):
+        check_action(circle.state, circle.member("dana"), "aid.withdraw", {"item": request.id})
+    forged = circle.act("dana", "aid.withdraw", {"item": request.id})  # a client that signs anyway
+    assert circle.reason(forged) == "the item is already fulfilled or withdrawn"
+    assert circle.state.aid[request.id].status == "fulfilled"
+
+
 # --- fund and events ------------------------------------------------------------------------
 
 
