@@ -79,7 +79,8 @@ def check_action(
 
     ``body`` is the body before its content is sealed: content fields in plain text under
     ``"content"`` (as the control API builds it). ``now``: the time the op will claim
-    (a vote at or after a proposal's closing time is refused)."""
+    (a vote at or after a proposal's closing time is refused, and so is an event that
+    starts before it: a typo in the year would go out to the whole circle)."""
     if state.info.get("circle") is not None and author not in state.members:
         raise Refused("you are not a member of this circle (any more)")
     check = _SCHEMAS.get(kind)
@@ -91,6 +92,8 @@ def check_action(
     rule = _AUTHORITY.get(kind)
     if rule is not None and state.info.get("circle") is not None:
         rule(state, author, body)
+    if kind == "event.create" and now is not None and body["starts"] < now:
+        raise Refused("that start has already passed: give a start in the future (check the year)")
     if kind == "proposal.vote" and now is not None:
         proposal = state.proposals[body["proposal"]]
         if now >= proposal.closes_at:

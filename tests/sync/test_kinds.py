@@ -415,3 +415,13 @@ def test_rsvp_latest_wins(circle: Any) -> None:
     assert circle.state.rsvps[event.id] == {circle.member("bob"): "yes"}
     missing = circle.act("bob", "event.rsvp", {"event": bytes(32), "answer": "yes"})
     assert circle.reason(missing) == "event is not an event of this circle"
+
+
+def test_an_event_that_already_started_is_refused_before_signing(circle: Any) -> None:
+    from sync.precheck import Refused, check_action
+
+    body = {"content": {"title": "Potluck", "place_hint": None, "text": None}, "starts": 1_600_000_000}
+    with pytest.raises(Refused, match="already passed: give a start in the future"):
+        check_action(circle.state, circle.member("bob"), "event.create", body, now=1_700_000_000)
+    later = body | {"starts": 1_800_000_000}
+    check_action(circle.state, circle.member("bob"), "event.create", later, now=1_700_000_000)
