@@ -84,6 +84,7 @@ from sync.lifecycle import (
     Refuse,
     Rotate,
     Share,
+    Welcome,
 )
 from sync.private import make_statement, open_private, private_ref, seal_private
 
@@ -146,6 +147,10 @@ class Lifecycle:
             try:
                 if isinstance(action, Approve):
                     self.approve(circle, action.request)
+                elif isinstance(action, Welcome):
+                    if not quiet:
+                        history = circle.replica.state.info["charter"].history
+                        self._send(circle, self._welcome(circle, action.request, history))
                 elif isinstance(action, Refuse):
                     if not quiet:
                         self._refuse(circle, action.request, action.reason)

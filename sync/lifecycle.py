@@ -85,6 +85,15 @@ class Approve:
 
 
 @dataclass(frozen=True)
+class Welcome:
+    """Send the keys to someone who is a member already but has never acted in the circle
+    (added by their card, so nothing reached them): their join request proves the card."""
+
+    circle: bytes
+    request: JoinRequest
+
+
+@dataclass(frozen=True)
 class Refuse:
     """Tell the newcomer why their invite does not let them in."""
 
@@ -142,7 +151,7 @@ class JoinRequestShown:
     request: JoinRequest
 
 
-Action = Approve | Refuse | Rotate | Share | Ack | Introduce | JoinRequestShown | Close
+Action = Approve | Welcome | Refuse | Rotate | Share | Ack | Introduce | JoinRequestShown | Close
 
 MAX_CLOSE_RANK = 4
 """A member's node closes a proposal at most this many turns after its closing time."""
@@ -200,12 +209,18 @@ class MembershipLifecycle:
     def _decide(self, view: CircleView, invite_ref: bytes, request: JoinRequest, now: float) -> list[Action]:
         state = view.state
         newcomer = request.card.member_id
-        if newcomer in state.members or (request.request is not None and request.request in state.admissions):
-            self.pending.pop((view.circle, newcomer), None)
-            return []  # in already, or this request already let them in (they may have left since)
         invite = state.invites[invite_ref]
         mine = invite.author == self.me
         problem = invite_problem(state, invite_ref, now)
+        member = state.members.get(newcomer)
+        if member is not None and not member.acked and mine and problem is None:
+            # A member who never acted (added by card): nothing could reach them, and their
+            # request, signed with their card's key, proves it is them. The keys, no new op.
+            self.pending.pop((view.circle, newcomer), None)
+            return [Welcome(view.circle, request)]
+        if member is not None or (request.request is not None and request.request in state.admissions):
+            self.pending.pop((view.circle, newcomer), None)
+            return []  # in already, or this request already let them in (they may have left since)
         if problem is not None:
             return [Refuse(view.circle, request, problem)] if mine else []
         if mine and self._may_add(state) and not state.info["charter"].confirm_joins:

@@ -102,6 +102,31 @@ async def test_newcomers_read_the_past_only_if_the_charter_says_so(tmp_path: Pat
             await wait_until(lambda: _feed_texts(dana, circle).get(later) == ("said after dana came", True))
 
 
+async def test_a_member_added_by_card_gets_the_keys_with_an_invite(tmp_path: Path) -> None:
+    """`kith member add CIRCLE CARD` makes someone a member, but nothing can reach their
+    node: they come in with an invite code, which sends them the keys without a second
+    member.add (the circle refused that: already a member) and without using the code up."""
+    homes = [make_home(tmp_path, n) for n in ("alice", "bob")]
+    with trio.fail_after(90):
+        async with AsyncExitStack() as stack:
+            alice, bob = [await stack.enter_async_context(running(h)) for h in homes]
+            circle = (await call(alice, "circle.create", name="By card"))["id"]
+            card = bob.circles.identity.card().to_bytes().hex()
+            await call(alice, "member.add", circle=circle, card=card)
+            assert bob.circles.identity.member_id in _circle(alice, circle).replica.state.members
+            code = (await call(alice, "invite.create", circle=circle, uses=1))["code"]
+            await bob.connect(address(alice))
+            await call(bob, "join", code=code)
+            await wait_until(lambda: bool(bob.circles.circles), timeout=30)
+            await wait_until(lambda: state_hash(bob, circle) == state_hash(alice, circle), timeout=30)
+            current = _circle(alice, circle).replica.state.info["epoch"]
+            await wait_until(lambda: _circle(bob, circle).keys.current == current, timeout=30)
+            said = await post_when_ready(bob, circle, "in by card, then by code")
+            await wait_until(lambda: _feed_texts(alice, circle).get(said) == ("in by card, then by code", True))
+            invites = await call(alice, "invites", circle=circle)
+            assert [i["used"] for i in invites] == [0]  # nobody new came in with it
+
+
 async def test_used_up_and_expired_invites_are_refused(tmp_path: Path) -> None:
     homes = [make_home(tmp_path, n) for n in ("alice", "bob", "eve", "finn")]
     with trio.fail_after(90):

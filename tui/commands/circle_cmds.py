@@ -505,6 +505,14 @@ def cmd_rsvp(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_member(ctx: Context, args: argparse.Namespace) -> int:
     if args.action == "add":
         result = _call(ctx, "member.add", circle=args.circle, card=args.member, vouch=read_text(args, ctx.home))
+        if result.get("rejected"):
+            return _done(ctx, result, "member add")
+        ctx.emit(
+            result,
+            f"member add {render.short(result.get('id'))} sent. Nothing reaches their node yet: give them an"
+            " invite code of yours ('kith invite CIRCLE'); using it brings them the keys (it is not used up)",
+        )
+        return 0
     else:
         result = _call(ctx, "member.remove", circle=args.circle, member=args.member, reason=read_text(args, ctx.home))
     return _done(ctx, result, f"member {args.action}")
