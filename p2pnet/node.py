@@ -66,6 +66,10 @@ log = logging.getLogger("kith.node")
 
 RELAY_TOPICS_KEY = "relay_topics"
 MAX_REDIAL_S = 300.0
+FIRST_REDIAL_S = 1.0
+"""A target that dropped is dialed at once; after a failed dial, again after 1 s, then 2, 4,
+... up to `MAX_REDIAL_S`: a relay restarted a moment later is back within seconds, one
+that is gone for good costs a dial every few minutes."""
 """The longest a node waits between dials of an unreachable relay or bootstrap peer."""
 STORAGE_RETRY_S = 2.0
 """How often a node whose writes failed half-way tries to rebuild its circles."""
@@ -246,9 +250,13 @@ class Node:
             self._start_sync(peer)
 
     def _forget_peer(self, peer: str) -> None:
-        """A peer left: drop what the gossip layer held for it (its proofs stay)."""
+        """A peer left: drop what the gossip layer held for it (its proofs stay), and if we
+        keep it connected (a relay, a bootstrap peer), dial it again at once."""
         if self.net is not None:
             self.net.forget_peer(peer)
+        for address, record in self.reach.items():
+            if address.rsplit("/p2p/", 1)[-1] == peer and record.failures == 0:
+                record.next_try = 0.0
 
     async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
         self._open_storage()
@@ -839,9 +847,9 @@ class Node:
 
     async def _dial_loop(self) -> None:
         """Keep bootstrap peers and relays connected: each target that is not connected is
-        dialed when its backoff allows (`redial_interval_s` after a success or a first try,
-        doubling after each failure up to `MAX_REDIAL_S`, with jitter so that a relay that
-        comes back is not hit by every member at the same second)."""
+        dialed when its backoff allows (at once when it drops, then `FIRST_REDIAL_S` after a
+        failure, doubling after each further failure up to `MAX_REDIAL_S`, with jitter so
+        that a relay that comes back is not hit by every member at the same second)."""
         while True:
             now = trio.current_time()
             self._remember_circle_relays()
@@ -876,7 +884,7 @@ class Node:
             for record in records:
                 record.failures += 1
                 record.error = str(exc)
-                backoff = min(MAX_REDIAL_S, self.config.redial_interval_s * 2 ** min(record.failures - 1, 16))
+                backoff = min(MAX_REDIAL_S, FIRST_REDIAL_S * 2 ** min(record.failures - 1, 16))
                 record.next_try = trio.current_time() + backoff * random.uniform(0.75, 1.25)
             log.debug("dial %s failed (%d in a row): %s", addresses[0], records[0].failures, exc)
         else:
