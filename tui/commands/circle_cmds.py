@@ -89,7 +89,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ("events", "events with RSVPs", render.event_lines, "events"),
         ("rejected", "ops the circle refused, with the reasons", render.rejected_lines, "rejected"),
     ]:
-        parser = command(name, help_text, _view_command(lines, parts))
+        # What a view's lines read besides its own part: a charter proposal shows what it
+        # would change in the charter in force.
+        also = ("charter",) if name == "proposals" else ()
+        parser = command(name, help_text, _view_command(lines, parts, also))
         parser.add_argument("circle")
         if name == "feed":
             parser.add_argument("--limit", type=int, default=50)
@@ -274,12 +277,12 @@ def cmd_relay_token(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _view_command(
-    lines: Callable[[dict[str, Any]], list[str]], parts: str | tuple[str, ...]
+    lines: Callable[[dict[str, Any]], list[str]], parts: str | tuple[str, ...], also: tuple[str, ...] = ()
 ) -> Callable[[Context, argparse.Namespace], int]:
     """A command that prints one view. --json prints only its own part of the circle's views
     (docs/API.md, "The command line's --json"): one part as it is (a list or an object),
-    several as an object of those parts."""
-    wanted = [parts] if isinstance(parts, str) else list(parts)
+    several as an object of those parts; ``also`` are parts its lines read too."""
+    wanted = ([parts] if isinstance(parts, str) else list(parts)) + list(also)
 
     def handler(ctx: Context, args: argparse.Namespace) -> int:
         views = _call(ctx, "views", circle=args.circle, feed_limit=getattr(args, "limit", 50), only=wanted)
