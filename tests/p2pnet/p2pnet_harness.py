@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -41,9 +41,13 @@ def loopback_config(**changes: Any) -> NodeConfig:
 
 
 @asynccontextmanager
-async def running(home: Home, *, relay: bool = False, **config: Any) -> AsyncIterator[Node]:
+async def running(
+    home: Home, *, relay: bool = False, clock: Callable[[], float] | None = None, **config: Any
+) -> AsyncIterator[Node]:
+    """A node on loopback for the test's lifetime (``clock``: its wall clock, if not the real one)."""
     keystore = Keystore.unlock(home.keystore, PASS)
-    node = Node(home, keystore, loopback_config(**config), relay=relay)
+    extra = {} if clock is None else {"clock": clock}
+    node = Node(home, keystore, loopback_config(**config), relay=relay, **extra)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         try:

@@ -10,17 +10,14 @@ gets there, then both hold the same decided proposal.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
-from p2pnet_harness import PASS, call, loopback_config, make_home, share_circle, state_hash, wait_until
+from p2pnet_harness import call, make_home, running, share_circle, state_hash, wait_until
 
-from identity.keystore import Keystore
-from p2pnet.home import Home
 from p2pnet.node import Node
 
 pytestmark = pytest.mark.trio
@@ -34,17 +31,6 @@ class Clock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
-
-
-@asynccontextmanager
-async def running_with(home: Home, clock: Clock) -> AsyncIterator[Node]:
-    node = Node(home, Keystore.unlock(home.keystore, PASS), loopback_config(), clock=clock)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(node.run)
-        try:
-            yield node
-        finally:
-            node.stop()
 
 
 def _proposal(node: Node, circle_id: str, proposal_id: str) -> Any:
@@ -62,7 +48,7 @@ async def test_a_proposal_closes_at_both_nodes_with_the_same_result_without_anyo
     homes = {name: make_home(tmp_path, name) for name in clocks}
     with trio.fail_after(120):
         async with AsyncExitStack() as stack:
-            alice, bob = [await stack.enter_async_context(running_with(homes[n], clocks[n])) for n in clocks]
+            alice, bob = [await stack.enter_async_context(running(homes[n], clock=clocks[n])) for n in clocks]
             circle = (await call(alice, "circle.create", name="Votes"))["id"]
             await share_circle(alice, circle, bob)
             spend = {"amount": 2500, "currency": "EUR", "recipient": "Clinic", "purpose": "fees"}
