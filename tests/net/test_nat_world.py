@@ -14,7 +14,6 @@ the speeds (nat_delivery_p99_ms, relay_restart_recovery_s, address_change_recove
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -51,13 +50,12 @@ def test_an_invite_from_one_home_is_used_in_the_other_and_posts_cross_both_ways(
 
 @pytest.mark.timeout(240)
 def test_the_relay_restarted_on_its_public_address_brings_everyone_back(world: NatWorld) -> None:
-    back = world.restart_relay()
+    world.restart_relay()  # returns once the relay listens again
     assert world.nodes["relay"].address == world.relay_address
     after_a = world.post("a2", "after the relay came back, from home A")
     after_b = world.post("b1", "after the relay came back, from home B")
     world.wait_delivered(after_a, OTHERS["a2"], timeout=90)
     world.wait_delivered(after_b, OTHERS["b1"], timeout=90)
-    assert time.time() >= back
     assert len({world.state_hash(m) for m in MEMBERS}) == 1
 
 
