@@ -87,7 +87,9 @@ class Approve:
 @dataclass(frozen=True)
 class Welcome:
     """Send the keys to someone who is a member already but has never acted in the circle
-    (added by their card, so nothing reached them): their join request proves the card."""
+    (added by their card, so nothing reached them). A join request is not signed, so anyone
+    with a code can name any card: the welcome is sealed to that card, so only its holder
+    can open it."""
 
     circle: bytes
     request: JoinRequest
@@ -214,8 +216,8 @@ class MembershipLifecycle:
         problem = invite_problem(state, invite_ref, now)
         member = state.members.get(newcomer)
         if member is not None and not member.acked and mine and problem is None:
-            # A member who never acted (added by card): nothing could reach them, and their
-            # request, signed with their card's key, proves it is them. The keys, no new op.
+            # A member who never acted (added by card): nothing could reach them. The keys,
+            # sealed to their card (only they can open them), and no new op.
             self.pending.pop((view.circle, newcomer), None)
             return [Welcome(view.circle, request)]
         if member is not None or (request.request is not None and request.request in state.admissions):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -125,6 +126,42 @@ async def test_a_member_added_by_card_gets_the_keys_with_an_invite(tmp_path: Pat
             await wait_until(lambda: _feed_texts(alice, circle).get(said) == ("in by card, then by code", True))
             invites = await call(alice, "invites", circle=circle)
             assert [i["used"] for i in invites] == [0]  # nobody new came in with it
+
+
+async def test_a_leaked_code_and_a_members_card_do_not_bring_mallory_the_keys(tmp_path: Path) -> None:
+    """The attack on the welcome for members added by card: Mallory holds a leaked code and
+    Bob's public card, and sends a join request carrying Bob's card (a join request is not
+    signed; anyone can name any card). Alice's node answers with a welcome, but it is sealed
+    to Bob's card: Mallory cannot open it and gets no key; Bob could."""
+    from p2pnet_harness import PASS
+
+    from identity.keystore import Keystore
+    from sync.envelope import Kind
+    from sync.invites import InviteCode, invite_hints, open_welcome, seal_join_request
+
+    homes = [make_home(tmp_path, n) for n in ("alice", "mallory", "bob")]
+    bob = Keystore.unlock(homes[2].keystore, PASS).data.identity
+    assert bob is not None
+    with trio.fail_after(60):
+        async with AsyncExitStack() as stack:
+            alice, mallory = [await stack.enter_async_context(running(h)) for h in homes[:2]]
+            circle = (await call(alice, "circle.create", name="By card"))["id"]
+            await call(alice, "member.add", circle=circle, card=bob.card().to_bytes().hex())
+            code = InviteCode.decode((await call(alice, "invite.create", circle=circle, uses=1))["code"])
+            await mallory.connect(address(alice))
+            request, nonce = seal_join_request(code, bob, ts=int(time.time()))
+            mallory.gate.add_key(code.topic, code.epoch, code.mac_key, invite_hints(code.secret))
+            await mallory.serve_topic(code.topic)
+            await mallory.accept(code.topic, [request], "self")
+            mallory.publish_nowait(request)
+            await wait_until(lambda: list(mallory.store.by_kind(code.topic, Kind.WELCOME)), timeout=30)
+            (welcome,) = [Envelope.decode(d) for d in mallory.store.by_kind(code.topic, Kind.WELCOME)]
+            with pytest.raises(RemoteProtocolError):
+                open_welcome(welcome, mallory.circles.identity, nonce, code)
+            assert open_welcome(welcome, bob, nonce, code).circle.hex() == circle  # sealed to Bob alone
+            assert not mallory.circles.circles
+            invites = await call(alice, "invites", circle=circle)
+            assert [i["used"] for i in invites] == [0]
 
 
 async def test_used_up_and_expired_invites_are_refused(tmp_path: Path) -> None:
