@@ -325,7 +325,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
         assert node.lifecycle is not None
         node.lifecycle.install_keys(circle)
         await node.serve_topic(envelope.topic)
-        await node.publish(envelope)
+        node.publish_nowait(envelope)
         # Introduce ourselves, so the circle shows a name rather than an id; and hold the
         # fund's books until someone else does (an organizer may grant and revoke it).
         identity = member_circles().identity
@@ -409,8 +409,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
         return action
 
     async def author(circle: Circle, kind: str, body: dict[str, Any]) -> Any:
-        envelope, result = member_circles().author(circle, kind, body)
-        await node.publish(envelope)
+        _envelope, result = member_circles().author(circle, kind, body)  # stored, indexed and gossiped
         op = result.applied[0] if result.applied else None
         rejected = dict(result.rejected)
         reason = rejected.get(op.id) if op is not None else None
@@ -431,9 +430,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
             ("msg.post", {"content": {"text": t, "content_warning": None}, "reply_to": None, "urgent": False})
             for t in texts
         ]
-        envelopes, result = member_circles().author_many(circle, items)
-        for envelope in envelopes:
-            await node.publish(envelope)
+        _envelopes, result = member_circles().author_many(circle, items)  # stored, indexed and gossiped
         rejected = dict(result.rejected)
         ops = [op for op in result.applied]
         node.emit("ops", {"circle": circle.id.hex(), "ops": [{"id": op.id.hex(), "kind": "msg.post"} for op in ops]})

@@ -118,6 +118,12 @@ class MemberCircles:
         self.rand = rand
         self.circles: dict[bytes, Circle] = {}
         self.by_topic: dict[bytes, Circle] = {}
+        self.on_stored: Callable[[list[Envelope]], None] | None = None
+        """Called with the envelopes of ops we authored as soon as they are stored, before
+        they are folded (the node indexes and gossips them). Every stored op must be
+        offered to peers: a later op of ours cites it as a parent, and an op that is
+        stored but never offered (say, one our own fold rejects) would leave every later
+        op of ours waiting for it on every other node."""
         self.counters: Counter[str] = Counter()
         self.private_opener: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
         """Set by the lifecycle: opens private requests this member may read."""
@@ -300,6 +306,8 @@ class MemberCircles:
             signed_ops.append(signed)
             envelopes.append(seal(signed.data, epoch_key=epoch_key, ts=now, rand=self.rand))
         self.store.add_batch(envelopes)
+        if self.on_stored is not None:
+            self.on_stored(envelopes)
         result = self._ingest(circle, signed_ops)
         circle.unsaved_ops += len(result.applied)
         return envelopes, result

@@ -86,6 +86,7 @@ from sync.lifecycle import (
     Share,
     Welcome,
 )
+from sync.precheck import check_action
 from sync.private import make_statement, open_private, private_ref, seal_private
 
 if TYPE_CHECKING:
@@ -308,11 +309,11 @@ class Lifecycle:
         secret = self.circles.rand(32)
         expires = None if expires_s is None else int(self.node.clock() + expires_s)
         body = {"invite": invite_id(secret), "secret": secret, "uses": uses, "expires": expires}
-        envelope, result = self.circles.author(circle, "invite.create", body)
+        check_action(circle.replica.state, self.circles.identity.member_id, "invite.create", body)
+        _envelope, result = self.circles.author(circle, "invite.create", body)  # stored and offered to peers
         rejected = dict(result.rejected)
         if result.applied and result.applied[0].id in rejected:
             raise UsageError(f"cannot invite: {rejected[result.applied[0].id]}")
-        self.node.publish_nowait(envelope)
         self.follow_invites(circle)
         # Relays serve the invite's topic too, so a join request and its welcome can wait
         # there for whoever is offline.
@@ -523,8 +524,7 @@ class Lifecycle:
             "expires": body.get("expires"),
             "private": {"ref": ref, "boxes": boxes},
         }
-        envelope, result = self.circles.author(circle, "aid.request", public)
-        self.node.publish_nowait(envelope)
+        _envelope, result = self.circles.author(circle, "aid.request", public)
         reason = dict(result.rejected).get(result.applied[0].id) if result.applied else None
         if reason is not None:
             log.warning("the circle refused a private request posted for a member: %s", reason)
@@ -640,8 +640,7 @@ class Lifecycle:
             self.rotate(circle)
         card_bytes = request.card.to_bytes()
         body = member_add_body(card_bytes, vouch=vouch, invite=request.invite, request=request.request)
-        envelope, result = self.circles.author(circle, "member.add", body)
-        self.node.publish_nowait(envelope)
+        _envelope, result = self.circles.author(circle, "member.add", body)
         signed = result.applied[0]
         reason = dict(result.rejected).get(signed.id)
         if reason is not None:
@@ -751,8 +750,7 @@ class Lifecycle:
 
     def _acknowledge(self, circle: Circle, epochs: tuple[bytes, ...]) -> None:
         """Tell the circle we hold these keys (``key.ack``)."""
-        envelope, _result = self.circles.author(circle, "key.ack", {"epochs": list(epochs)})
-        self.node.publish_nowait(envelope)
+        self.circles.author(circle, "key.ack", {"epochs": list(epochs)})
 
     def _introduce(self, circle: Circle) -> None:
         """Sign our profile with the name chosen at ``kith init`` (the placeholder "member",
@@ -761,15 +759,12 @@ class Lifecycle:
         if name == DEFAULT_NAME:
             return
         body = {"display_name": name, "pronouns": None, "skills": []}
-        envelope, _result = self.circles.author(circle, "profile.set", body)
-        self.node.publish_nowait(envelope)
+        self.circles.author(circle, "profile.set", body)
 
     def _close(self, circle: Circle, proposals: tuple[bytes, ...]) -> None:
         """Close proposals whose closing time has passed (the op claims our clock's time)."""
         items = [("proposal.close", {"proposal": proposal_id}) for proposal_id in proposals]
-        envelopes, _result = self.circles.author_many(circle, items)
-        for envelope in envelopes:
-            self.node.publish_nowait(envelope)
+        self.circles.author_many(circle, items)
         log.info("closed %d proposal(s) of circle %s at their closing time", len(proposals), circle.id.hex()[:8])
 
     def _my_turn(self, circle: Circle, duty: str) -> bool:
@@ -822,7 +817,7 @@ class Lifecycle:
             ("key.rotate", {"epoch": new_epoch, "previous": previous, "sealed": chunks[0] if chunks else {}})
         ]
         items += [("key.share", {"epoch": new_epoch, "sealed": chunk}) for chunk in chunks[1:]]
-        envelopes, _result = self.circles.author_many(circle, items)
+        self.circles.author_many(circle, items)
         # Relays learn the new relay key from one they know (the previous epoch's, or, when
         # that key was junk and we never held it, the newest we hold), before anyone needs it.
         held = previous if previous in circle.keys.epochs else self._newest_held(circle, exclude=new_epoch)
@@ -834,8 +829,6 @@ class Lifecycle:
             rand=self.circles.rand,
         )
         self._send(circle, grant)
-        for envelope in envelopes:
-            self.node.publish_nowait(envelope)
         if self._follow_current(circle):
             self.circles.save_keys(circle)
         log.info("rotated the key of circle %s for %d members", circle.id.hex()[:8], len(recipients))
@@ -875,9 +868,7 @@ class Lifecycle:
                 ("key.share", {"epoch": epoch, "sealed": dict(list(boxes.items())[i : i + MAX_SEALED_PER_OP])})
                 for i in range(0, len(boxes), MAX_SEALED_PER_OP)
             ]
-            envelopes, _ = self.circles.author_many(circle, items, seal_epoch=seal_with)
-            for envelope in envelopes:
-                self.node.publish_nowait(envelope)
+            self.circles.author_many(circle, items, seal_epoch=seal_with)
 
     async def run(self) -> None:
         """Check duties when something changed, and every few seconds (turn delays)."""

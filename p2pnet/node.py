@@ -181,6 +181,7 @@ class Node:
         else:
             self.cache = StateCache(self.home.root / "state.sqlite", self.keystore.data.storage_key)
             self.circles = MemberCircles(self.keystore, self.store, self.cache, clock=self.clock)
+            self.circles.on_stored = self._publish_authored
             self.circles.open_all()
             from p2pnet.lifecycle import Lifecycle
 
@@ -603,13 +604,10 @@ class Node:
         assert self.store is not None
         return self.store.get_many(ids)
 
-    async def publish(self, envelope: Envelope) -> None:
-        """An envelope we made: it is already stored; index it and gossip it."""
-        index = self._load_index(envelope.topic)
-        if index.add(envelope.ts, envelope.id):
-            self.topic_bytes[envelope.topic] += len(envelope.data)
-        assert self.gossip is not None
-        self.gossip.publish_nowait(envelope)
+    def _publish_authored(self, envelopes: list[Envelope]) -> None:
+        """Ops we authored, just stored (`MemberCircles.on_stored`): index and gossip them."""
+        for envelope in envelopes:
+            self.publish_nowait(envelope)
 
     async def serve_topic(self, topic: bytes) -> None:
         """Start serving a topic that was just added (a new circle, a newly allowed topic)."""

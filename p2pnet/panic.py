@@ -205,11 +205,9 @@ async def panic_node(node: Node, *, warn: bool) -> dict[str, Any]:
             if node.circles.identity.member_id not in circle.replica.state.members:
                 continue
             try:
-                envelopes, _ = node.circles.author_many(circle, [("member.compromised", {"note": None})])
+                node.circles.author_many(circle, [("member.compromised", {"note": None})])  # stored and gossiped
             except KithError:
                 continue  # e.g. waiting for a new key: this circle cannot be warned in time
-            for envelope in envelopes:
-                node.publish_nowait(envelope)
             warned.append(circle.id.hex())
     assert node._nursery is not None
     node._nursery.start_soon(_deliver_and_exit, node, bool(warned))

@@ -352,6 +352,14 @@ def _match(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     _aid(state, body.get("request"), "request")
 
 
+def _invite(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    if not state.info["charter"].members_can_invite and not _holds(state, author, ORGANIZER):
+        raise Refused(
+            "only an organizer may invite (the charter does not let members invite):"
+            " ask an organizer for a code, or propose a charter change with --members-can-invite on"
+        )
+
+
 def _relay(state: CircleState, author: bytes, body: dict[str, Any], add: bool) -> None:
     address = body.get("address")
     problem = keys.relay_address_problem(address) if isinstance(address, str) else "bad format"
@@ -370,6 +378,7 @@ def _relay(state: CircleState, author: bytes, body: dict[str, Any], add: bool) -
 
 
 _AUTHORITY = {
+    "invite.create": _invite,
     "relay.add": lambda state, author, body: _relay(state, author, body, True),
     "relay.remove": lambda state, author, body: _relay(state, author, body, False),
     "msg.edit": _edit,

@@ -90,10 +90,44 @@ def allow_on_relay(relay_home: Home, token: str) -> None:
     keystore.save()
 
 
-async def wait_until(predicate: Any, *, timeout: float = 20.0, interval: float = 0.05) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(interval)
+async def wait_until(
+    predicate: Any, *, timeout: float = 20.0, interval: float = 0.05, explain: Callable[[], str] | None = None
+) -> None:
+    """Wait for ``predicate``; on timeout the error carries ``explain()`` (what each node holds)."""
+    try:
+        with trio.fail_after(timeout):
+            while not predicate():
+                await trio.sleep(interval)
+    except trio.TooSlowError as exc:
+        if explain is None:
+            raise
+        raise trio.TooSlowError(f"not reached in {timeout} s:\n{explain()}") from exc
+
+
+def explain_circle(nodes: Any, circle_id: str) -> Callable[[], str]:
+    """For a failed convergence: per node, what it folded, what waits, which keys it holds."""
+
+    def explain() -> str:
+        lines = []
+        for node in nodes:
+            circle = node.circles.get(circle_id)
+            replica = circle.replica
+            state = replica.state
+            lines.append(
+                f"{node.circles.identity.name}: hash {replica.state_hash().hex()[:12]} "
+                f"ops {sum(1 for _ in replica.ops())} missing {len(replica.missing())} "
+                f"waiting {len(circle.waiting)} held {len(circle.held)} "
+                f"members {sorted(m.hex()[:6] for m in state.members)} "
+                f"epoch {state.info.get('epoch', b'').hex()[:8]} due {state.info.get('rotation_due')} "
+                f"keys {sorted(e.hex()[:8] for e in circle.keys.epochs)} "
+                f"stored {node.circles.store.count()} peers {len(node.peers)} "
+                f"counters {dict(node.circles.counters)} refused {dict(node.stats.refused)} "
+                f"banned {sorted(p[-6:] for p in node.guard.banned)} "
+                f"syncs {[(p[-6:], s.last_sync.error if s.last_sync else None) for p, s in node.peers.items()]}"
+            )
+        return "\n".join(lines)
+
+    return explain
 
 
 def state_hash(node: Node, circle_id: str) -> str:

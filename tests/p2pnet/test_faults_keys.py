@@ -16,6 +16,7 @@ from p2pnet_harness import (
     address,
     call,
     call_when_ready,
+    explain_circle,
     make_home,
     post_when_ready,
     running,
@@ -67,7 +68,7 @@ async def test_ops_sealed_under_a_rotation_that_reached_a_removed_member_still_r
     the others) and another rotation becomes due. Alice's posts under that key must reach
     Carol and Dana, readable."""
     homes = [make_home(tmp_path, n) for n in ("alice", "carol", "bob", "dana")]
-    with trio.fail_after(150):
+    with trio.fail_after(240):
         async with AsyncExitStack() as stack:
             alice, carol, bob, dana = nodes = [await stack.enter_async_context(running(h)) for h in homes]
             circle = (await call(alice, "circle.create", name="Split"))["id"]
@@ -88,7 +89,11 @@ async def test_ops_sealed_under_a_rotation_that_reached_a_removed_member_still_r
             ]
             await _heal([alice, bob], [carol, dana])
             remaining = (alice, carol, dana)
-            await wait_until(lambda: len({state_hash(n, circle) for n in remaining}) == 1, timeout=90)
+            await wait_until(
+                lambda: len({state_hash(n, circle) for n in remaining}) == 1,
+                timeout=150,
+                explain=explain_circle(nodes, circle),
+            )
             for node in remaining:
                 readable = _readable(node, circle)
                 assert all(readable.get(op) for op in sealed_under_rotation), node.circles.identity.name

@@ -18,6 +18,9 @@ from p2pnet_harness import (
     wait_until,
 )
 
+from identity.errors import UsageError
+from sync.kinds.keys import invite_id
+
 pytestmark = pytest.mark.trio
 
 
@@ -117,3 +120,33 @@ async def test_the_peer_table_follows_the_host_and_blocks_hold(tmp_path: Path) -
             # Bob sees the link go (or never got it): then alice's side is settled too.
             await wait_until(lambda: alice.net.peer_id not in bob.net.connected_peers())
             assert bob_id not in alice.net.connected_peers() and bob_id not in alice.peers
+
+
+async def test_an_op_our_own_fold_rejects_is_still_offered_so_later_ops_are_heard(tmp_path: Path) -> None:
+    """Bob's node signs an op the circle rejects (an invite, which only organizers may make:
+    a modified client, or a charter change that arrives just after he checked). His later
+    ops cite it as a parent; were it stored but never offered, every one of them would wait
+    for it on every other node, and Bob would be silenced without knowing. Before the fix,
+    the node raised before gossiping it, and reconciliation never offered it either."""
+    alice_home, bob_home = make_home(tmp_path, "alice"), make_home(tmp_path, "bob")
+    with trio.fail_after(90):
+        async with running(alice_home) as alice, running(bob_home) as bob:
+            circle_id = (await call(alice, "circle.create", name="Riverside"))["id"]
+            await share_circle(alice, circle_id, bob)
+            # The honest path refuses before signing: nothing is made.
+            with pytest.raises(UsageError, match="only an organizer may invite"):
+                await call(bob, "invite.create", circle=circle_id)
+            # A node that signs it anyway (skipping the check, as a modified client would).
+            assert bob.circles is not None
+            circle = bob.circles.get(circle_id)
+            secret = bytes(32)
+            body = {"invite": invite_id(secret), "secret": secret, "uses": 1, "expires": None}
+            _envelope, result = bob.circles.author(circle, "invite.create", body)
+            (refused,) = result.applied
+            assert dict(result.rejected)[refused.id].startswith("only an organizer may invite")
+            after = await call(bob, "post", circle=circle_id, text="still here")
+            assert after["rejected"] is None
+            alice_circle = alice.circles.get(circle_id)  # type: ignore[union-attr]
+            await wait_until(lambda: alice_circle.replica.has(bytes.fromhex(after["id"])), timeout=60)
+            assert refused.id.hex() in {r["op"] for r in (await call(alice, "views", circle=circle_id))["rejected"]}
+            await wait_until(lambda: state_hash(alice, circle_id) == state_hash(bob, circle_id))
