@@ -91,9 +91,13 @@ def allow_on_relay(relay_home: Home, token: str) -> None:
 
 
 async def wait_until(
-    predicate: Any, *, timeout: float = 20.0, interval: float = 0.05, explain: Callable[[], str] | None = None
+    predicate: Any, *, timeout: float = 60.0, interval: float = 0.05, explain: Callable[[], str] | None = None
 ) -> None:
-    """Wait for ``predicate``; on timeout the error carries ``explain()`` (what each node holds)."""
+    """Wait for ``predicate``; on timeout the error carries ``explain()`` (what each node holds).
+
+    The default bound is generous: it only matters when something is wrong, and a test
+    that fails because a busy machine (CI runs test files in parallel) took 25 s for what
+    takes 2 s on a quiet one would be a false alarm."""
     try:
         with trio.fail_after(timeout):
             while not predicate():

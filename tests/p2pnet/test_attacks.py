@@ -57,7 +57,13 @@ async def test_a_removed_organizers_back_dated_sock_puppet_is_struck_everywhere(
         async with AsyncExitStack() as stack:
             alice, bob, carol = [await stack.enter_async_context(running(h)) for h in homes]
             circle, bob_id = await _bob_organizes(alice, bob, carol, "Infiltrated")
-            await wait_until(lambda: bob_id in _circle(alice, circle).replica.state.chains)
+            # Alice must hold Bob's whole chain: a forgery continuing an older link would
+            # fork it, a different attack (equivocation) with a different outcome.
+            await wait_until(
+                lambda: _circle(alice, circle).replica.state.chains.get(bob_id)
+                == _circle(bob, circle).replica.state.chains.get(bob_id),
+                timeout=60,
+            )
             seq, last = _circle(alice, circle).replica.state.chains[bob_id]
             removal = await call(alice, "member.remove", circle=circle, member=bob_id.hex())
             await wait_until(lambda: bob_id not in _circle(bob, circle).replica.state.members)

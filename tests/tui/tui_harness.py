@@ -49,7 +49,7 @@ def screen_text(app: KithApp) -> str:
     return console.export_text()
 
 
-async def wait_until(pilot: Pilot[Any], predicate: Callable[[], Any], timeout: float = 15.0, what: str = "") -> None:
+async def wait_until(pilot: Pilot[Any], predicate: Callable[[], Any], timeout: float = 45.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -58,7 +58,7 @@ async def wait_until(pilot: Pilot[Any], predicate: Callable[[], Any], timeout: f
         await pilot.pause(0.05)
 
 
-async def wait_for_text(pilot: Pilot[Any], needle: str, timeout: float = 15.0) -> None:
+async def wait_for_text(pilot: Pilot[Any], needle: str, timeout: float = 45.0) -> None:
     await wait_until(pilot, lambda: needle in screen_text(pilot.app), timeout, repr(needle))  # type: ignore[arg-type]
 
 
