@@ -25,6 +25,8 @@ from identity.errors import KithError, Malformed, RemoteProtocolError, StorageEr
 from identity.keyring import CircleKeys
 from identity.keys import MemberIdentity
 from identity.keystore import Keystore
+from p2pnet.statecache import StateCache
+from p2pnet.store import EnvelopeStore
 from sync.content import ContentReader, seal_content
 from sync.envelope import (
     Envelope,
@@ -43,8 +45,6 @@ from sync.kinds import CONTENT_KINDS
 from sync.kinds.circle import charter_body, genesis_op
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica, IngestResult
-from sync.statecache import StateCache
-from sync.store import EnvelopeStore
 
 log = logging.getLogger("kith.circles")
 

@@ -46,6 +46,8 @@ from p2pnet.netstack import NetError, NetStack, open_netstack
 from p2pnet.pathwatch import PathWatch, route_source
 from p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
 from p2pnet.ratelimit import KeyedLimiter
+from p2pnet.statecache import StateCache
+from p2pnet.store import EnvelopeStore
 from p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
 from p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
 from sync.envelope import Envelope, Kind, epoch_topic, relay_hints
@@ -59,8 +61,6 @@ from sync.invites import (
     open_relay_grant,
 )
 from sync.reconcile import ItemIndex
-from sync.statecache import StateCache
-from sync.store import EnvelopeStore
 
 log = logging.getLogger("kith.node")
 

@@ -5,7 +5,7 @@ them to `CircleReplica.ingest` / `ingest_many`; it gets back what entered the ci
 what waits for missing parents (and which ids to fetch), and what was refused. The
 replica holds no keys and knows nothing of envelopes or sockets.
 
-With a `StateCache`, every op that enters the DAG is written to the cache (one
+With a `OpCache`, every op that enters the DAG is written to the cache (one
 transaction per call) *before* it is folded, so the cache always holds every op the
 state has folded; that is what lets the state keep only its undo window in memory and
 re-read older ops when a late op needs a full re-fold.
@@ -31,7 +31,7 @@ from sync.views import CircleViews, build_views
 
 if TYPE_CHECKING:
     from identity.keys import MemberIdentity
-    from sync.statecache import StateCache
+    from sync.cache import OpCache
 
 DEFAULT_SNAPSHOT_TAIL = 5_000
 """Ops re-applied when a snapshot is opened, so late ops right after a restart stay cheap."""
@@ -62,7 +62,7 @@ class CircleReplica:
         self,
         circle_id: bytes,
         *,
-        cache: StateCache | None = None,
+        cache: OpCache | None = None,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
         undo_window: int = DEFAULT_UNDO_WINDOW,
     ) -> None:
@@ -83,7 +83,7 @@ class CircleReplica:
     @classmethod
     def open(
         cls,
-        cache: StateCache,
+        cache: OpCache,
         circle_id: bytes,
         *,
         max_buffered: int = DEFAULT_MAX_BUFFERED,

@@ -18,7 +18,7 @@ from p2pnet_harness import PASS, address, allow_on_relay, call, make_home, runni
 
 from identity.keystore import Keystore
 from p2pnet.node import RELAY_TOPICS_KEY
-from sync.statecache import StateCacheError
+from p2pnet.statecache import StateCacheError
 from tui.bench.cluster import NodeProcess
 from tui.bench.soak_faults import DiskFullHome
 from tui.rpc import NodeError

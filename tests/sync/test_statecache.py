@@ -1,4 +1,5 @@
-"""The encrypted state cache: round trips, nothing readable on disk, tamper detection, reopening."""
+"""The encrypted state cache (p2pnet/statecache.py, tested here next to the fold fixtures it
+uses): round trips, nothing readable on disk, tamper detection, reopening."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import pytest
 from sync_support import sealed_body
 
 from identity.errors import Undecryptable
+from p2pnet.statecache import StateCache
 from sync.causal import meta_of
 from sync.replica import CircleReplica
 from sync.state import fold_circle_state, fold_key
-from sync.statecache import StateCache
 
 KEY = bytes(range(32))
 SECRET_TEXT = "my landlord threatened me again"

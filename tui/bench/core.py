@@ -12,9 +12,9 @@ import nacl.bindings as sodium
 from identity.crypto import random_bytes
 from identity.keys import MemberIdentity
 from identity.keystore import KdfParams, Keystore, KeystoreData
+from p2pnet.store import EnvelopeStore
 from sync.envelope import Envelope, open_envelope, seal
 from sync.ops import Op, SignedOp
-from sync.store import EnvelopeStore
 from tui.bench import Figures, register
 
 _TEXT = "Checking in: I can bring soup on Thursday, and I have a spare room this weekend if anyone needs it."

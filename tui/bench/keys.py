@@ -16,12 +16,12 @@ def bench_rekey() -> Figures:
     from identity.keys import MemberIdentity
     from identity.keystore import TEST_KDF, Keystore, KeystoreData
     from p2pnet.circles import MemberCircles
+    from p2pnet.statecache import StateCache
+    from p2pnet.store import EnvelopeStore
     from sync.envelope import epoch_id
     from sync.invites import seal_epoch_key
     from sync.kinds.keys import MAX_SEALED_PER_OP
     from sync.kinds.membership import member_add_body
-    from sync.statecache import StateCache
-    from sync.store import EnvelopeStore
 
     with tempfile.TemporaryDirectory(prefix="kith-bench-") as tmp:
         root = Path(tmp)

@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 from identity.keys import MemberIdentity
+from p2pnet.statecache import StateCache
 from sync.kinds import seal_plain_body
 from sync.kinds.circle import charter_body, genesis_op
 from sync.kinds.membership import member_add_body
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica
 from sync.state import fold_circle_state
-from sync.statecache import StateCache
 from sync.views import build_views
 from tui.bench import Figures, register
 
@@ -331,7 +331,7 @@ _OPEN_SCRIPT = """
 import sys
 from pathlib import Path
 from sync.replica import CircleReplica
-from sync.statecache import StateCache
+from p2pnet.statecache import StateCache
 path, circle = sys.argv[1], bytes.fromhex(sys.argv[2])
 key = bytes.fromhex(sys.stdin.readline().strip())
 cache = StateCache(Path(path), key)

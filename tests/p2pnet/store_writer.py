@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from p2pnet.store import EnvelopeStore
 from sync.envelope import seal
-from sync.store import EnvelopeStore
 
 
 def main() -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +36,7 @@ from identity.atomic import create_private
 from identity.crypto import NONCE_BYTES, RandomBytes, aead_decrypt, aead_encrypt, blake2b, random_bytes
 from identity.errors import LocalProtocolError, Malformed, StorageError
 from sync import limits
+from sync.cache import Snapshot
 from sync.causal import OpMeta, meta_of
 from sync.ops import Op, SignedOp
 
@@ -68,19 +68,6 @@ CREATE TABLE IF NOT EXISTS snapshots (circle BLOB PRIMARY KEY, nonce BLOB NOT NU
 
 class StateCacheError(StorageError):
     """The state cache cannot be used: unreadable, damaged, locked, or from a newer kith."""
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    picture: dict[str, Any]
-    """The canonical state (`CircleState.canonical`) at the snapshot's position."""
-    heads: tuple[tuple[bytes, int], ...]
-    watermark: int
-    """The highest op seq of this circle the snapshot's op set includes."""
-    cursor: int
-    chains: dict[bytes, tuple[int, bytes]]
-    """Where each author's chain stood over the snapshot's op set (`sync.causal`)."""
-    forks: tuple[tuple[bytes, int], ...]
 
 
 def _decode_cached_op(data: bytes, op_id: bytes) -> SignedOp:

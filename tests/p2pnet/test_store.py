@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from p2pnet.store import EnvelopeStore, StoreError
 from sync.envelope import seal, topic_of_epoch_key
-from sync.store import EnvelopeStore, StoreError
 
 KEY = bytes([3]) * 32
 OTHER_KEY = bytes([4]) * 32
