@@ -41,6 +41,11 @@ class NodeConfig:
     private_delay_s: float = 600.0
     """An organizer posts the circle's placeholder for a private request after a random
     delay of up to this many seconds, so its timing does not point at the requester."""
+    fsync: bool = True
+    """Whether each commit to the stores waits for the disk (SQLite ``synchronous=FULL``).
+    Off only for throwaway homes (`kith demo`'s world, tests): commits stay atomic and
+    survive the process being killed, but not the machine losing power. Not settable from
+    a home's config file: a real home is always durable."""
 
     @classmethod
     def for_relay(cls) -> NodeConfig:
@@ -57,7 +62,7 @@ class NodeConfig:
             raise UsageError(f"cannot read {path}: {exc}") from exc
         if not isinstance(raw, dict):
             raise UsageError(f"{path} must hold a JSON object")
-        known = {f.name: f for f in fields(cls)}
+        known = {f.name: f for f in fields(cls) if f.name != "fsync"}
         for key, value in raw.items():
             if key not in known:
                 raise UsageError(f"{path}: unknown setting {key!r} (known: {', '.join(known)})")

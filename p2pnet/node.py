@@ -172,14 +172,16 @@ class Node:
 
     def _open_storage(self) -> None:
         self.home.ensure()
-        self.store = EnvelopeStore(self.home.store)
+        self.store = EnvelopeStore(self.home.store, fsync=self.config.fsync)
         if self.is_relay:
             raw = self.keystore.data.extra.get(RELAY_TOPICS_KEY, {})
             for topic, entry in raw.items() if isinstance(raw, dict) else ():
                 self._serve_relay_topic(RelayTopic.from_map(topic, entry))
             self._replay_relay_grants()
         else:
-            self.cache = StateCache(self.home.root / "state.sqlite", self.keystore.data.storage_key)
+            self.cache = StateCache(
+                self.home.root / "state.sqlite", self.keystore.data.storage_key, fsync=self.config.fsync
+            )
             self.circles = MemberCircles(self.keystore, self.store, self.cache, clock=self.clock)
             self.circles.on_stored = self._publish_authored
             self.circles.open_all()

@@ -88,7 +88,7 @@ def _decode_cached_op(data: bytes, op_id: bytes) -> SignedOp:
 
 
 class StateCache:
-    def __init__(self, path: Path, storage_key: bytes, *, rand: RandomBytes = random_bytes) -> None:
+    def __init__(self, path: Path, storage_key: bytes, *, rand: RandomBytes = random_bytes, fsync: bool = True) -> None:
         if type(storage_key) is not bytes or len(storage_key) != 32:
             raise LocalProtocolError("the storage key is 32 bytes")
         self.path = path
@@ -99,8 +99,9 @@ class StateCache:
             create_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: each commit fsyncs the WAL, so a written batch survives power loss.
-            self._db.execute("PRAGMA synchronous=FULL")
+            # FULL: each commit fsyncs the WAL, so a written batch survives power loss (OFF,
+            # for throwaway homes only: atomic, and survives the process being killed).
+            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
             # Freed pages are zeroed, so replaced snapshots do not linger in the file's free list.
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)

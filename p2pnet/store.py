@@ -69,14 +69,16 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
 class EnvelopeStore:
     """Durable, idempotent storage of envelopes, by topic and (ts, id)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        """``fsync=False`` only for throwaway homes (`NodeConfig.fsync`)."""
         self.path = path
         try:
             create_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: each commit fsyncs the WAL, so acknowledged batches survive power loss.
-            self._db.execute("PRAGMA synchronous=FULL")
+            # OFF still commits atomically and survives the process being killed.
+            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
             # Freed pages are zeroed, so deleted envelopes do not linger in the file's free list.
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.execute(_META)

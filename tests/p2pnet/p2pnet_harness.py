@@ -32,8 +32,10 @@ def make_home(root: Path, name: str, *, relay: bool = False) -> Home:
 
 
 def loopback_config(**changes: Any) -> NodeConfig:
+    # fsync off: these homes are throwaway (commits stay atomic; the crash tests run real
+    # `kith node` processes, whose homes are always durable).
     config = NodeConfig(
-        listen=["/ip4/127.0.0.1/tcp/0"], sync_interval_s=2.0, redial_interval_s=0.5, private_delay_s=0.0
+        listen=["/ip4/127.0.0.1/tcp/0"], sync_interval_s=2.0, redial_interval_s=0.5, private_delay_s=0.0, fsync=False
     )
     for key, value in changes.items():
         setattr(config, key, value)

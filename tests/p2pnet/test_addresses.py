@@ -88,6 +88,11 @@ def test_config_file_announce_is_checked(tmp_path: Path) -> None:
         NodeConfig.load(path, relay=True)
     path.write_text('{"announce": ["/dns4/relay.example.org/tcp/4747"]}')
     assert NodeConfig.load(path, relay=True).announce == ["/dns4/relay.example.org/tcp/4747"]
+    # A real home is always durable: turning off fsync is for throwaway homes only.
+    path.write_text('{"fsync": false}')
+    with pytest.raises(UsageError, match="unknown setting 'fsync'"):
+        NodeConfig.load(path)
+    assert NodeConfig.load(tmp_path / "absent.json").fsync is True
 
 
 def test_address_book_newest_working_first_failed_forgotten_bounded() -> None:
