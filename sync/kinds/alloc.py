@@ -234,7 +234,11 @@ def last_helped(asks: dict[bytes, Ask], before: int) -> dict[bytes, int]:
 
 
 def draw(
-    rules: AllocRules, period: int, asks: dict[bytes, Ask], counted: tuple[bytes, ...], revealed: set[bytes],
+    rules: AllocRules,
+    period: int,
+    asks: dict[bytes, Ask],
+    counted: tuple[bytes, ...],
+    revealed: set[bytes],
     helped: dict[bytes, int],
 ) -> tuple[bytes, list[tuple[bytes, str]]]:
     """(seed, [(ask id, outcome)] in rank order): the period's draw, a pure function.

@@ -17,12 +17,12 @@ from sync.kinds import keys, schema
 from sync.kinds.common import OpRejected
 from sync.kinds.records import (
     APPROVED,
-    AllocRules,
     DEFAULT_CLOSES_S,
     MAX_CLOSES_S,
     MIN_CLOSES_S,
     ORGANIZER,
     PROPOSAL_KINDS,
+    AllocRules,
     Charter,
     CircleInfo,
     DecisionRule,
