@@ -321,3 +321,54 @@ def test_snapshot_restore_keeps_allocation_state() -> None:
     restored = CircleState.restore(c.state.circle_id, picture)
     assert restored.state_hash() == c.state.state_hash()
     assert restored.periods == c.state.periods and restored.asks == c.state.asks
+
+
+def _ask_record(pseud: bytes, secret: bytes) -> alloc.Ask:
+    return alloc.Ask(b"b" * 32, 5, 5, 0, "rent", 400, "EUR", pseud, alloc.commitment(secret), {}, secret, b"r" * 32,
+                     None, None, None)  # fmt: skip
+
+
+def test_grinding_an_ask_id_does_not_steer_the_draw() -> None:
+    """The last asker (or a committee member posting for a sock puppet) can try as many ask
+    ids as they like before the close; what they cannot know then is the honest secrets.
+    Choosing the id that ranks first under everything they know wins about 1 time in 4
+    (4 asks, a budget for one), as chance would; under a seed made from the ask ids alone
+    (the grindable design) the same strategy wins every time."""
+    import random
+
+    rules = alloc.parse_rules({**RULES, "categories": {"rent": 400}}, "alloc")
+    rng = random.Random(17)
+    trials, wins, naive_wins = 200, 0, 0
+    for _ in range(trials):
+        honest = {rng.randbytes(32): _ask_record(rng.randbytes(16), rng.randbytes(32)) for _ in range(3)}
+        mine = rng.randbytes(32)
+        known = [(a, b"") for a in honest]  # ids public, secrets not yet
+
+        def guess(candidate: bytes, known: list[tuple[bytes, bytes]] = known, mine: bytes = mine) -> bytes:
+            return alloc.ticket(alloc.seed_of([*known, (candidate, mine)]), candidate)
+
+        def naive_first(candidate: bytes, honest: dict[bytes, alloc.Ask] = honest) -> bool:
+            seed = alloc.seed_of([(a, b"") for a in [*honest, candidate]])
+            return alloc.ticket(seed, candidate) < min(alloc.ticket(seed, a) for a in honest)
+
+        candidates = [rng.randbytes(32) for _ in range(64)]
+        chosen = min(candidates, key=guess)
+        asks = {**honest, chosen: _ask_record(b"m" * 16, mine)}
+        _seed, ranked = alloc.draw(rules, 0, asks, tuple(sorted(asks)), set(asks), {})
+        wins += ranked[0][0] == chosen
+        naive_wins += any(naive_first(candidate) for candidate in candidates)
+    assert naive_wins == trials
+    assert wins <= trials * 0.4  # chance is 1/4: far from the grinder's 100 %
+
+
+def test_the_draw_is_a_pure_function_of_the_ops_fixed_before_it() -> None:
+    """Every node computes the same order from the same revealed secrets; a different
+    revealed set (a withheld secret) gives a different seed, and the withheld ask ranks last."""
+    rules = alloc.parse_rules(RULES, "alloc")
+    asks = {bytes([i]) * 32: _ask_record(bytes([i]) * 16, bytes([i + 50]) * 32) for i in range(5)}
+    counted = tuple(sorted(asks))
+    one = alloc.draw(rules, 0, asks, counted, set(asks), {})
+    assert alloc.draw(rules, 0, dict(reversed(list(asks.items()))), counted, set(asks), {}) == one
+    withheld = alloc.draw(rules, 0, asks, counted, set(counted[1:]), {})
+    assert withheld[0] != one[0]
+    assert withheld[1][-1][0] == counted[0]
