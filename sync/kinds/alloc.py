@@ -111,9 +111,14 @@ def parse_rules(raw: Any, where: str) -> AllocRules:
     """The ``alloc`` map of a charter (docs/OPS.md, "Allocation rules")."""
     named = type(raw) is dict and _COMMITTEE in raw
     body = schema.exact_keys(raw, _RULES_KEYS | {_COMMITTEE} if named else _RULES_KEYS, where)
+    period_s = schema.integer(body["period_s"], f"{where}.period_s", MIN_PERIOD_S, MAX_PERIOD_S)
+    reveal_s = schema.integer(body["reveal_s"], f"{where}.reveal_s", MIN_REVEAL_S, MAX_REVEAL_S)
+    currency = schema.currency(body["currency"], f"{where}.currency")
     categories = body["categories"]
-    if type(categories) is not dict or not 1 <= len(categories) <= MAX_CATEGORIES:
-        raise schema.InvalidBody(f"{where}.categories", f"must map 1 to {MAX_CATEGORIES} names to budgets")
+    if type(categories) is not dict:
+        raise schema.InvalidBody(f"{where}.categories", "wrong type")
+    if not 1 <= len(categories) <= MAX_CATEGORIES:
+        raise schema.InvalidBody(f"{where}.categories", "too many items")
     parsed = tuple(
         sorted(
             (
@@ -123,24 +128,22 @@ def parse_rules(raw: Any, where: str) -> AllocRules:
             for name, budget in categories.items()
         )
     )
+    cap = schema.amount(body["cap"], f"{where}.cap")
+    cooldown = schema.integer(body["cooldown"], f"{where}.cooldown", 0, MAX_COOLDOWN)
+    priority = schema.boolean(body["priority"], f"{where}.priority")
     committee: tuple[bytes, ...] = ()
     if named:
         members = body[_COMMITTEE]
-        if type(members) is not list or not 1 <= len(members) <= MAX_COMMITTEE:
-            raise schema.InvalidBody(f"{where}.committee", f"must list 1 to {MAX_COMMITTEE} members")
-        committee = tuple(sorted(schema.member_ref(m, f"{where}.committee item") for m in members))
-        if list(committee) != members:
-            raise schema.InvalidBody(f"{where}.committee", "must be sorted, without repeats")
-    return AllocRules(
-        schema.integer(body["period_s"], f"{where}.period_s", MIN_PERIOD_S, MAX_PERIOD_S),
-        schema.integer(body["reveal_s"], f"{where}.reveal_s", MIN_REVEAL_S, MAX_REVEAL_S),
-        schema.currency(body["currency"], f"{where}.currency"),
-        parsed,
-        schema.amount(body["cap"], f"{where}.cap"),
-        schema.integer(body["cooldown"], f"{where}.cooldown", 0, MAX_COOLDOWN),
-        schema.boolean(body["priority"], f"{where}.priority"),
-        committee,
-    )
+        if type(members) is not list:
+            raise schema.InvalidBody(f"{where}.committee", "wrong type")
+        if not 1 <= len(members) <= MAX_COMMITTEE:
+            raise schema.InvalidBody(f"{where}.committee", "too many items")
+        committee = tuple(schema.member_ref(m, f"{where}.committee item") for m in members)
+        if len(set(committee)) != len(committee):
+            raise schema.InvalidBody(f"{where}.committee", "repeated item")
+        if list(committee) != sorted(committee):
+            raise schema.InvalidBody(f"{where}.committee", "not sorted")
+    return AllocRules(period_s, reveal_s, currency, parsed, cap, cooldown, priority, committee)
 
 
 def rules_body(rules: AllocRules) -> dict[str, Any]:
@@ -288,7 +291,7 @@ def _later_closed(state: CircleState, period: int) -> bool:
     return any(p > period for p in state.periods)
 
 
-def _private(state: CircleState, rules: AllocRules, value: Any) -> dict[str, Any]:
+def _private(value: Any) -> dict[str, Any]:
     value = schema.exact_keys(value, _PRIVATE_KEYS, "private")
     schema.fixed_bytes(value["ref"], "private.ref", 32)
     boxes = value["boxes"]
@@ -298,8 +301,6 @@ def _private(state: CircleState, rules: AllocRules, value: Any) -> dict[str, Any
         schema.member_ref(member, "private.boxes key")
         if type(box) is not bytes or not 48 < len(box) <= MAX_BOX:
             raise schema.InvalidBody("private.boxes value", "wrong size")
-    if not set(boxes) <= committee(state, rules):
-        raise OpRejected(BOXES_NOT_COMMITTEE)
     return value
 
 
@@ -310,10 +311,12 @@ def alloc_ask(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     amount = schema.amount(body["amount"])
     pseud = schema.fixed_bytes(body["pseudonym"], "pseudonym", PSEUDONYM_BYTES)
     commit = schema.fixed_bytes(body["commit"], "commit", 32)
+    private = _private(body["private"])
     rules = _rules(state)
     if not _in_committee(state, rules, op.author):
         raise OpRejected(NOT_COMMITTEE)
-    private = _private(state, rules, body["private"])
+    if not set(private["boxes"]) <= committee(state, rules):
+        raise OpRejected(BOXES_NOT_COMMITTEE)
     if period != period_of(rules, op.ts):
         raise OpRejected(WRONG_PERIOD)
     if rules.budget(category) is None:
