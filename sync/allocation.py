@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from identity import codec
-from identity.crypto import RandomBytes, open_sealed, random_bytes, seal_to
+from identity.crypto import RandomBytes, blake2b, open_sealed, random_bytes, seal_to
 from identity.errors import Malformed, Undecryptable
 from sync.kinds import alloc
 from sync.kinds.records import Ask
@@ -190,3 +190,58 @@ def _recipient(ask: Ask, me: MemberIdentity) -> bytes | None:
         return open_ask_box(box, me)["member"]  # type: ignore[no-any-return]
     except (Malformed, Undecryptable):
         return None
+
+
+# --- what a member's node does by itself ------------------------------------------------
+
+MAX_DUTY_RANK = 4
+"""A member's node closes or draws a period at most this many turns after it is due."""
+
+
+def duties(state: CircleState, me: bytes, now: float, turn_delay: float) -> list[tuple[str, dict[str, Any]]]:
+    """The closes and draws that are due and whose turn is ours, in the order to sign them.
+
+    A period with asks is closed once ``now`` passes its end, and drawn once ``now`` passes
+    its end plus the reveal window (the earliest first: a later close would shut out an
+    earlier period's asks, and draws go in order). Members take turns, ranked by a hash of
+    the period and their id, as for proposal closes; a duplicate is only a rejected op.
+    """
+    rules = state.info["charter"].alloc if "charter" in state.info else None
+    if me not in state.members:
+        return []
+    due: list[tuple[str, dict[str, Any]]] = []
+
+    def my_turn(number: int, since: float) -> bool:
+        tag = number.to_bytes(8, "big")
+        order = sorted(state.members, key=lambda m: blake2b(tag + m, person=b"kith-alloc-turn", size=8))
+        return now - since >= min(order.index(me), MAX_DUTY_RANK) * turn_delay
+
+    latest_closed = max(state.periods, default=-1)
+    if rules is not None:
+        for number in sorted(state.open_asks):
+            end = alloc.period_end(rules, number)
+            if number > latest_closed and now >= end and my_turn(number, end):
+                due.append(("alloc.close", {"period": number}))
+                latest_closed = number
+    for number, period in sorted(state.periods.items()):
+        if period.drawn_by is not None:
+            continue
+        ready = alloc.period_end(period.rules, number) + period.rules.reveal_s
+        if now >= ready and my_turn(number, ready):
+            due.append(("alloc.draw", {"period": number}))
+        break  # draws go in order: the earliest undrawn period first
+    return due
+
+
+def reveals_due(state: CircleState, secrets: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """(ask id, secret) of our asks (``secrets``: commitment -> secret) counted in a closed,
+    undrawn period whose secret is not public yet: time to reveal them."""
+    out = []
+    for ask_id, ask in sorted(state.asks.items()):
+        secret = secrets.get(ask.commit)
+        if secret is None or ask.secret is not None:
+            continue
+        period = state.periods.get(ask.period)
+        if period is not None and period.drawn_by is None and ask_id in period.counted:
+            out.append((ask_id, secret))
+    return out

@@ -174,7 +174,13 @@ def rules_from_options(changes: Any, current: AllocRules | None) -> AllocRules |
     if _COMMITTEE in merged and not merged[_COMMITTEE]:
         del merged[_COMMITTEE]
     if _COMMITTEE in merged and type(merged[_COMMITTEE]) is list:
-        merged[_COMMITTEE] = sorted(set(merged[_COMMITTEE]))
+        try:  # member ids as typed (hex) or as bytes
+            members = {bytes.fromhex(m) if type(m) is str else m for m in merged[_COMMITTEE]}
+        except ValueError:
+            raise UsageError("the allocation committee lists member ids (hex)") from None
+        if not all(type(m) is bytes for m in members):
+            raise UsageError("the allocation committee lists member ids (hex)")
+        merged[_COMMITTEE] = sorted(members)
     missing = sorted(_RULES_KEYS - set(merged))
     if missing:
         raise UsageError(f"the allocation rules need {', '.join(missing)}")

@@ -372,3 +372,23 @@ def test_the_draw_is_a_pure_function_of_the_ops_fixed_before_it() -> None:
     withheld = alloc.draw(rules, 0, asks, counted, set(counted[1:]), {})
     assert withheld[0] != one[0]
     assert withheld[1][-1][0] == counted[0]
+
+
+def test_member_nodes_close_and_draw_in_turn_and_reveal_only_after_the_close() -> None:
+    c = FundCircle()
+    ask = c.ask("carol", "rent", 400)
+    me = c.member("dana")
+    assert allocation.duties(c.state, me, c.end(0) - 1, 5) == []
+    everyone = [allocation.duties(c.state, c.member(n), c.end(0) + 1000, 5) for n in ("alice", "dana", "eve")]
+    assert all(d == [("alloc.close", {"period": 0})] for d in everyone)
+    first = [n for n in ("alice", "bob", "carol", "dana", "eve", "mallory")
+             if allocation.duties(c.state, c.member(n), c.end(0), 5)]  # fmt: skip
+    assert len(first) == 1  # exactly one member's turn comes first
+    secrets = {c.state.asks[ask.id].commit: c.secrets[ask.id]}
+    assert allocation.reveals_due(c.state, secrets) == []  # not before the close
+    c.close("eve", 0)
+    assert allocation.reveals_due(c.state, secrets) == [(ask.id, c.secrets[ask.id])]
+    assert allocation.duties(c.state, me, c.end(0) + 599, 5) == []
+    assert allocation.duties(c.state, me, c.end(0) + 10_000, 5) == [("alloc.draw", {"period": 0})]
+    c.reveal("bob", ask)
+    assert allocation.reveals_due(c.state, secrets) == []
