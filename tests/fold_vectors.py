@@ -214,9 +214,9 @@ def allocation_draw(b: Builder) -> None:
     end = (period + 1) * 3600
 
     def ask(n: int) -> dict[str, Any]:
-        box = {b.member("bob"): bytes([0x5A + n]) * 80}
+        private = {"ref": bytes([n]) * 32, "boxes": {b.member("bob"): bytes([0x5A + n]) * 80}}
         return {"period": period, "category": "rent", "amount": 400, "pseudonym": bytes([n]) * 16,
-                "commit": alloc.commitment(bytes([n]) * 32), "private": {"ref": bytes([n]) * 32, "boxes": box}}  # fmt: skip
+                "commit": alloc.commitment(bytes([n]) * 32), "private": private}  # fmt: skip
 
     asks = [b.act("bob", "alloc.ask", ask(n)) for n in (1, 2, 3)]
     b.act("mallory", "alloc.ask", ask(4))
