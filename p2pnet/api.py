@@ -361,6 +361,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
             rows = [(bytes.fromhex(n["id"]), bytes.fromhex(n["member"]), n["status"], n["note"], n["ts"])
                     for n in notes]  # fmt: skip
             result["private_checkins"] = to_json(private_checkins(circle.replica.state, rows))
+        result["allocations"] = to_json(allocations_view(circle, member_circles().identity))
         if isinstance(wanted, list):
             result = {k: v for k, v in result.items() if k in wanted or k in ("id", "me", "name")}
         return result
