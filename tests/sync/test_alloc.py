@@ -392,3 +392,25 @@ def test_member_nodes_close_and_draw_in_turn_and_reveal_only_after_the_close() -
     assert allocation.duties(c.state, me, c.end(0) + 10_000, 5) == [("alloc.draw", {"period": 0})]
     c.reveal("bob", ask)
     assert allocation.reveals_due(c.state, secrets) == []
+
+
+def test_the_readme_example_charters_are_valid_rules() -> None:
+    """README, "Writing your circle's rules": each example is what `--alloc-file` takes (the
+    committee's placeholders stand for member ids)."""
+    import itertools
+    import json
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    examples = dict(re.findall(r"```json alloc-example ([a-z-]+)\n(.*?)```", readme, re.S))
+    assert set(examples) == {"peer-support", "rent-and-legal"}
+    current = parse_charter(charter_body(), "charter")
+    ids = itertools.count(1)
+    parsed = {}
+    for name, text in examples.items():
+        rules = json.loads(re.sub(r'"<[^>]+>"', lambda m: f'"{next(ids):02x}' + "00" * 31 + '"', text))
+        parsed[name] = parse_charter(amend_charter(current, {"alloc": rules}), "charter").alloc
+    assert parsed["peer-support"] is not None and parsed["peer-support"].committee == ()
+    monthly = parsed["rent-and-legal"]
+    assert monthly is not None and len(monthly.committee) == 2 and monthly.cooldown == 1
