@@ -735,7 +735,8 @@ def resolve_ids(circle: Circle, spec: dict[str, str], params: dict[str, Any]) ->
         if base == "member":
             tables: list[Any] = [state.members]
         else:
-            tables = [state.messages, state.checkins, state.aid, state.proposals, state.contributions, state.events]
+            tables = [state.messages, state.checkins, state.aid, state.proposals, state.contributions, state.events,
+                      state.asks]  # fmt: skip
         matches = {key for table in tables for key in table if key.hex().startswith(prefix)}
         if not matches:
             raise UsageError(f"no {name} starting with {value} in this circle")
