@@ -414,3 +414,49 @@ def test_the_readme_example_charters_are_valid_rules() -> None:
     assert parsed["peer-support"] is not None and parsed["peer-support"].committee == ()
     monthly = parsed["rent-and-legal"]
     assert monthly is not None and len(monthly.committee) == 2 and monthly.cooldown == 1
+
+
+def test_hostile_allocation_bodies_are_rejected_or_applied_never_crash() -> None:
+    """A circle with rules, an open ask and a drawn one: whatever a member or the treasurer
+    signs for the alloc kinds (near-valid values mixed with junk), the fold applies it or
+    rejects it with a reason, and the incremental state stays the fresh fold."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from sync.state import fold_circle_state
+
+    c = FundCircle()
+    drawn = c.ask("carol", "rent", 400)
+    c.close("eve", 0)
+    c.reveal("bob", drawn)
+    c.draw("dana", 0)
+    c.at(HOUR + 5)
+    pending = c.ask("dana", "legal", 300)
+    good = c.ask_body("eve", "rent", 200)
+    near = {
+        "period": st.sampled_from([0, 1, 2, -1, 2**41, "1", None]),
+        "category": st.sampled_from(["rent", "legal", "food", "", "x" * 40, None]),
+        "amount": st.sampled_from([1, 600, 601, 0, -5, 10**13, None, True]),
+        "pseudonym": st.sampled_from([c.pseud("eve"), c.pseud("carol"), b"", b"x" * 17, None]),
+        "commit": st.sampled_from([alloc.commitment(b"s" * 32), b"", None]),
+        "private": st.sampled_from([good["private"], {}, {"ref": b"r" * 32, "boxes": {}}, None, []]),
+        "ask": st.sampled_from([drawn.id, pending.id, b"\x00" * 32, b"", None]),
+        "secret": st.sampled_from([c.secrets[drawn.id], c.secrets[pending.id], b"\x00" * 32, b"", None]),
+        "note": st.sampled_from([None, "paid by transfer", "", "\x1b[31m", 5]),
+    }
+    fields = {"alloc.ask": ["period", "category", "amount", "pseudonym", "commit", "private"],
+              "alloc.close": ["period"], "alloc.draw": ["period"], "alloc.reveal": ["ask", "secret"],
+              "alloc.pay": ["ask", "note"]}  # fmt: skip
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(kind=st.sampled_from(sorted(fields)), who=st.sampled_from(["bob", "mallory", "carol"]), data=st.data())
+    def hostile(kind: str, who: str, data: st.DataObject) -> None:
+        body = {name: data.draw(near[name]) for name in fields[kind]}
+        signed = c.sign(who, kind, body)
+        c.replica.ingest(signed)
+        reason = c.reason(signed)
+        assert reason is None or (type(reason) is str and reason)
+        assert allocation.report(c.state)["problems"] == []
+
+    hostile()
+    assert c.state.encode() == fold_circle_state(c.genesis.op.circle, c.replica.ops()).encode()
