@@ -19,6 +19,7 @@ Everything here only carries: what is valid is decided by the fold.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from identity.errors import RemoteProtocolError, UsageError
@@ -58,6 +59,8 @@ class AllocationService:
         self._sent: dict[bytes, float] = {}
         """ask id -> when we last sent our own reveal to the committee."""
         self.dropped = 0
+        self.refused: Counter[str] = Counter()
+        """Asks relayed to us that we would not post, by reason (a modified client's tries)."""
 
     # --- asking -------------------------------------------------------------------------
 
@@ -143,13 +146,11 @@ class AllocationService:
 
     def _same_person(self, circle: Circle, member: bytes, pseud: bytes) -> str | None:
         """Why an ask may not be posted (the asker keeps one pseudonym, and it is theirs), or None."""
-        for ask in circle.replica.state.asks.values():
-            if ask.pseudonym != pseud and not self._is(ask, member):
-                continue
-            if ask.pseudonym == pseud and not self._is(ask, member):
-                return "that pseudonym is someone else's"
-            if ask.pseudonym != pseud:
-                return "they asked before under another pseudonym"
+        asks = circle.replica.state.asks.values()
+        if any(ask.pseudonym == pseud and not self._is(ask, member) for ask in asks):
+            return "that pseudonym is someone else's"
+        if any(ask.pseudonym != pseud and self._is(ask, member) for ask in asks):
+            return "they asked before under another pseudonym"
         return None
 
     def _is(self, ask: alloc.Ask, member: bytes) -> bool:
@@ -171,10 +172,12 @@ class AllocationService:
                 raise schema.InvalidBody("note", "too long")
         except (KeyError, RemoteProtocolError):
             log.warning("ignoring a malformed private ask")
+            self.refused["malformed"] += 1
             return {"id": None, "rejected": "malformed"}
         problem = self._same_person(circle, member, pseud)
         if problem is not None:
             log.warning("not posting an ask in circle %s: %s", circle.id.hex()[:8], problem)
+            self.refused[problem] += 1
             return {"id": None, "rejected": problem}
         now = int(self.node.clock())
         try:

@@ -113,3 +113,46 @@ async def test_two_askers_one_budget_every_node_agrees_on_the_draw_and_only_the_
             entry = _state(bob, circle).ledger[-1]
             assert (entry.entry, entry.ref.hex()) == ("allocation", winner)
             assert me["bob"] not in entry and me["carol"] not in entry
+
+
+async def test_a_modified_client_cannot_borrow_a_pseudonym_or_take_a_second_one(tmp_path: Path) -> None:
+    """Mallory's modified client sends the treasurer asks under Carol's pseudonym (to spend
+    Carol's cap, or make Carol look helped) and under a fresh one after asking under her own
+    (to pass the cap twice). The treasurer's node posts neither; the honest asks stand."""
+    from sync.kinds import alloc
+    from sync.private import make_statement, seal_private
+
+    names = ("alice", "carol", "mallory")
+    homes = {name: make_home(tmp_path, name) for name in names}
+    with trio.fail_after(120):
+        async with AsyncExitStack() as stack:
+            alice, carol, mallory = [await stack.enter_async_context(running(homes[n])) for n in names]
+            circle = (await call(alice, "circle.create", name="Rent fund"))["id"]
+            await share_circle(alice, circle, carol, mallory)
+            proposal = await call(alice, "propose", circle=circle, kind="charter", title="Rules",
+                                  charter={"alloc": RULES})  # fmt: skip
+            for node in (carol, mallory):
+                await wait_until(lambda n=node: bytes.fromhex(proposal["id"]) in _state(n, circle).proposals)
+            for node in (alice, carol, mallory):
+                await call(node, "vote", circle=circle, proposal=proposal["id"], choice="approve")
+            await wait_until(lambda: all(_state(n, circle).info["charter"].alloc is not None
+                                         for n in (alice, carol, mallory)), timeout=30)  # fmt: skip
+            await call(carol, "ask_fund", circle=circle, category="rent", amount=10_000, note=None)
+            await call(mallory, "ask_fund", circle=circle, category="rent", amount=10_000, note=None)
+            await wait_until(lambda: len(_state(mallory, circle).asks) == 2, timeout=30)
+            assert mallory.circles is not None and carol.circles is not None
+            state = _state(mallory, circle)
+            carols = alloc.pseudonym(carol.circles.identity.dh_secret, bytes.fromhex(circle))
+            theirs = mallory.circles.get(circle)
+            committee = [state.cards[m] for m in alloc.committee(state, state.info["charter"].alloc)]
+            for n, pseud in enumerate((carols, b"\x99" * 16)):
+                body = {"category": "legal" if n else "rent", "amount": 30_000, "pseudonym": pseud,
+                        "commit": bytes([n]) * 32, "note": ""}  # fmt: skip
+                now = int(time.time())
+                statement = make_statement(mallory.circles.identity, theirs.id, "private.ask", body, ts=now)
+                envelope = seal_private(statement, committee, epoch_key=theirs.keys.current_key, ts=now)
+                mallory.lifecycle._send(theirs, envelope)  # type: ignore[union-attr]
+            refused = alice.lifecycle.alloc.refused  # type: ignore[union-attr]
+            await wait_until(lambda: sum(refused.values()) == 2, timeout=30)
+            assert refused == {"that pseudonym is someone else's": 1, "they asked before under another pseudonym": 1}
+            assert len(_state(alice, circle).asks) == 2

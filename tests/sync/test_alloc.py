@@ -460,3 +460,38 @@ def test_hostile_allocation_bodies_are_rejected_or_applied_never_crash() -> None
 
     hostile()
     assert c.state.encode() == fold_circle_state(c.genesis.op.circle, c.replica.ops()).encode()
+
+
+def test_concurrent_closes_agree_on_every_node_whatever_order_they_arrive_in() -> None:
+    """Two members' nodes close the same period concurrently, each having seen different
+    asks: the first close in fold order decides what counts, on every node; the other is
+    a harmless rejection."""
+    c = FundCircle()
+    first = c.ask("carol", "rent", 400)
+    base_ops = list(c.state.ops_in_fold_order())
+    left, right = CircleReplica(c.state.circle_id), CircleReplica(c.state.circle_id)
+    left.ingest_many(base_ops)
+    right.ingest_many(base_ops)
+    end = c.end(0)
+    body = c.ask_body("dana", "rent", 300)
+    body["period"] = 0
+    late = right.author_op(PEOPLE["bob"], "alloc.ask", body, ts=end - 1)
+    right.ingest(late)
+    closes = [
+        left.author_op(PEOPLE["eve"], "alloc.close", {"period": 0}, ts=end),
+        right.author_op(PEOPLE["mallory"], "alloc.close", {"period": 0}, ts=end + 1),
+    ]
+    results = set()
+    for order in ([*closes, late], [late, *closes], [closes[1], late, closes[0]]):
+        replica = CircleReplica(c.state.circle_id)
+        replica.ingest_many(base_ops)
+        for op in order:
+            replica.ingest(op)
+        state = replica.state
+        winner = state.periods[0].closed_by
+        loser = next(op for op in closes if op.id != winner)
+        assert state.is_rejected(loser.id) == alloc.PERIOD_CLOSED
+        results.add((replica.state_hash(), state.periods[0].counted))
+    assert len(results) == 1
+    (_hash, counted), = results
+    assert first.id in counted
