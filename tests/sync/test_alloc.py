@@ -495,3 +495,4 @@ def test_concurrent_closes_agree_on_every_node_whatever_order_they_arrive_in() -
     assert len(results) == 1
     (_hash, counted), = results
     assert first.id in counted
+

@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 from tui_harness import type_text, wait_until
 
+from tui.demo_world import HARDSHIP_RULES
 from tui.screens.form import FormScreen
 from tui.screens.main import MainScreen
 
@@ -70,3 +71,13 @@ def test_the_fund_view_says_where_each_ask_stands_and_why(tmp_path: Path, monkey
         assert (params["category"], params["amount"], params["note"]) == ("legal", 25000, None)
 
     drive(tmp_path, monkeypatch, scenario, size=(120, 50), answers=_answers(member_sees=True))
+
+
+def test_the_demo_circle_runs_on_the_readme_peer_support_rules() -> None:
+    """README, "Writing your circle's rules": the demo circle adopts its peer-support example."""
+    import json
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    example = dict(re.findall(r"```json alloc-example ([a-z-]+)\n(.*?)```", readme, re.S))["peer-support"]
+    assert json.loads(example) == HARDSHIP_RULES
