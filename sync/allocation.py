@@ -85,6 +85,8 @@ def standing(state: CircleState, ask_id: bytes) -> str:
     ask = state.asks[ask_id]
     period = state.periods.get(ask.period)
     rules = period.rules if period is not None else state.info["charter"].alloc
+    if ask.outcome == alloc.LATE and period is None:
+        return f"late: a later period closed before period {ask.period} did (ask again)"
     if ask.outcome == alloc.LATE:
         return f"late: period {ask.period} closed without seeing it (ask again)"
     if period is None:

@@ -358,11 +358,12 @@ def alloc_close(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None
         raise OpRejected(CLOSE_TOO_EARLY)
     pending = state.open_asks.get(period, ())
     counted = tuple(sorted(state.causal.seen_among(pending, signed.id)))
-    for ask_id in pending:
-        if ask_id not in counted:
-            state.put(state.asks, ask_id, state.asks[ask_id]._replace(outcome=LATE))
-    if pending:
-        state.drop(state.open_asks, period)
+    # Asks it did not count, and those of earlier periods nobody closed, will never be drawn.
+    for number in sorted(p for p in state.open_asks if p <= period):
+        for ask_id in state.open_asks[number]:
+            if ask_id not in counted:
+                state.put(state.asks, ask_id, state.asks[ask_id]._replace(outcome=LATE))
+        state.drop(state.open_asks, number)
     state.put(state.periods, period, AllocPeriod(signed.id, rules, counted, None, None, ()))
 
 

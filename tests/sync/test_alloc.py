@@ -496,3 +496,14 @@ def test_concurrent_closes_agree_on_every_node_whatever_order_they_arrive_in() -
     (_hash, counted), = results
     assert first.id in counted
 
+
+
+def test_asks_of_a_period_nobody_closed_are_late_once_a_later_one_closes() -> None:
+    c = FundCircle()
+    forgotten = c.ask("carol", "rent", 400)
+    c.at(HOUR + 5)
+    c.ask("dana", "rent", 400)
+    c.close("eve", 1)
+    assert c.state.asks[forgotten.id].outcome == alloc.LATE
+    assert allocation.standing(c.state, forgotten.id).startswith("late: a later period closed before period 0")
+    assert c.state.open_asks == {}
