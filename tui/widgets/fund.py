@@ -65,8 +65,7 @@ class FundPane(Pane):
         yield Label("Ledger (every entry is signed)", classes="section")
         yield DataTable(id="ledger", cursor_type="row")
         # Shown only once the charter has allocation rules (`_asks`).
-        asks_label = Label("Asks to the fund: where each stands under the charter's rules", id="asks-label",
-                           classes="section")  # fmt: skip
+        asks_label = Label("Asks to the fund", id="asks-label", classes="section")
         asks = DataTable(id="asks", cursor_type="row")
         asks_label.display = asks.display = False
         yield asks_label
@@ -130,10 +129,12 @@ class FundPane(Pane):
         """Each ask to the fund and where it stands under the rules, and why (shown only when
         the charter has allocation rules). The committee sees who asked; others a pseudonym."""
         allocations = views.get("allocations") or {}
-        shown = allocations.get("rules") is not None
         label, table = self.query_one("#asks-label", Label), self.query_one("#asks", DataTable)
-        label.display = table.display = shown
-        if not shown:
+        label.display = allocations.get("rules") is not None
+        table.display = bool(label.display and allocations["asks"])
+        label.update("Asks to the fund (by the charter's rules)" if table.display else
+                     "Asks to the fund: none yet (a to ask)")  # fmt: skip
+        if not table.display:
             return
         names = {m["id"]: m["name"] for m in views["members"]}
         columns = [("Period", 6), ("Ask", 16), ("Who", 10), ("Where it stands", 0)]
