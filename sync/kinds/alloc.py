@@ -164,7 +164,9 @@ def rules_body(rules: AllocRules) -> dict[str, Any]:
 
 def rules_from_options(changes: Any, current: AllocRules | None) -> AllocRules | None:
     """Allocation rules from a person's options (``kith propose ... charter``): ``current``
-    with ``changes`` made; ``None`` or ``{}`` removes the rules. Raises `UsageError`."""
+    with ``changes`` made (new rules need every setting but ``reveal_s``, ``cooldown`` and
+    ``priority``, which default to a day, none and on); ``None`` removes the rules. Raises
+    `UsageError`."""
     if changes is None:
         return None
     if type(changes) is not dict:
