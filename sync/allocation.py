@@ -140,10 +140,11 @@ def report(state: CircleState) -> dict[str, Any]:
         for ask in asks.values():
             if ask.outcome == alloc.ALLOCATED:
                 by_pseudonym[ask.pseudonym] = by_pseudonym.get(ask.pseudonym, 0) + ask.amount
+        helped = alloc.last_helped(state.asks, number) if by_pseudonym else {}
         for pseud, total in sorted(by_pseudonym.items()):
             if rules is not None and total > rules.cap:
                 problems.append(f"period {number}: pseudonym {pseud.hex()} allocated {total} over the cap")
-            last = alloc.last_helped(state.asks, number).get(pseud)
+            last = helped.get(pseud)
             if rules is not None and rules.cooldown and last is not None and number - last <= rules.cooldown:
                 problems.append(f"period {number}: pseudonym {pseud.hex()} allocated during a cool-down")
         periods.append({
