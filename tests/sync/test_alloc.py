@@ -507,3 +507,29 @@ def test_asks_of_a_period_nobody_closed_are_late_once_a_later_one_closes() -> No
     assert c.state.asks[forgotten.id].outcome == alloc.LATE
     assert allocation.standing(c.state, forgotten.id).startswith("late: a later period closed before period 0")
     assert c.state.open_asks == {}
+
+
+def test_a_demoted_treasurer_cannot_pay_behind_the_demotions_back() -> None:
+    """Bob pays an ask concurrently with Alice revoking his treasurer role (neither had seen
+    the other): the payment is struck, the balance is untouched, on every node."""
+    c = FundCircle()
+    ask = c.ask("carol", "rent", 400)
+    c.close("eve", 0)
+    c.reveal("bob", ask)
+    c.draw("dana", 0)
+    base = list(c.state.ops_in_fold_order())
+    balance = c.state.balances["EUR"]
+    bobs, alices = CircleReplica(c.state.circle_id), CircleReplica(c.state.circle_id)
+    bobs.ingest_many(base)
+    alices.ingest_many(base)
+    pay = bobs.author_op(PEOPLE["bob"], "alloc.pay", {"ask": ask.id, "note": None}, ts=c.ts + 5)
+    revoke = alices.author_op(PEOPLE["alice"], "role.revoke", {"member": c.member("bob"), "role": "treasurer"},
+                              ts=c.ts + 5)  # fmt: skip
+    for order in ([pay, revoke], [revoke, pay]):
+        replica = CircleReplica(c.state.circle_id)
+        replica.ingest_many(base)
+        for op in order:
+            replica.ingest(op)
+        assert replica.state.is_rejected(pay.id) is not None
+        assert replica.state.balances["EUR"] == balance
+        assert replica.state.asks[ask.id].paid_by is None
