@@ -19,21 +19,26 @@ from sync.replica import CircleReplica
 
 
 def test_a_charter_without_rules_keeps_its_wire_form_and_refuses_asks() -> None:
-    body = charter_body()
-    assert "alloc" not in body
-    assert parse_charter(body, "charter").alloc is None
-    c = FundCircle()
-    plain = type(c)(balance=0)
-    assert plain.rules is not None
+    """No rules: the charter's wire form and state rows are as before (the fold vectors of
+    docs/OPS.md stay byte-exact), and every alloc op is refused with one reason."""
     from circle_support import Circle
 
+    from sync.kinds.canonical import charter_row
+
+    body = charter_body()
+    assert "alloc" not in body
+    charter = parse_charter(body, "charter")
+    assert charter.alloc is None and len(charter_row(charter)) == 6  # type: ignore[arg-type]
     bare = Circle()
     bare.add("bob")
     bare.grant("bob", "treasurer")
     bare.post("bob")
-    signed = bare.sign("bob", "alloc.close", {"period": 0})
-    bare.replica.ingest(signed)
-    assert bare.reason(signed) == alloc.NO_RULES
+    template = FundCircle().ask_body("carol", "rent", 100)
+    for kind, op_body in (("alloc.ask", template), ("alloc.close", {"period": 0})):
+        signed = bare.sign("bob", kind, op_body)
+        bare.replica.ingest(signed)
+        assert bare.reason(signed) == alloc.NO_RULES
+    assert "asks" not in bare.state.canonical() and "periods" not in bare.state.canonical()
 
 
 def test_rules_round_trip_and_bad_rules_are_one_clear_line() -> None:
