@@ -153,6 +153,22 @@ class AllocationService:
             return "they asked before under another pseudonym"
         return None
 
+    def _would_refuse(self, circle: Circle, category: Any, amount: Any, pseud: bytes) -> str | None:
+        """What the fold would refuse anyway (a member's modified client must not make the
+        treasurer sign ops every node lists as rejected)."""
+        state = circle.replica.state
+        rules = state.info["charter"].alloc
+        if rules is None or type(category) is not str or rules.budget(category) is None:
+            return "no such category"
+        if type(amount) is not int or not 1 <= amount <= rules.cap:
+            return "not an amount within the cap"
+        period = alloc.period_of(rules, int(self.node.clock()))
+        for ask_id in state.open_asks.get(period, ()):
+            ask = state.asks[ask_id]
+            if ask.pseudonym == pseud and ask.category == category:
+                return "already asked in this category this period"
+        return None
+
     def _is(self, ask: alloc.Ask, member: bytes) -> bool:
         box = ask.private.get("boxes", {}).get(self.me) if type(ask.private.get("boxes")) is dict else None
         if type(box) is not bytes:
@@ -174,7 +190,7 @@ class AllocationService:
             log.warning("ignoring a malformed private ask")
             self.refused["malformed"] += 1
             return {"id": None, "rejected": "malformed"}
-        problem = self._same_person(circle, member, pseud)
+        problem = self._same_person(circle, member, pseud) or self._would_refuse(circle, category, amount, pseud)
         if problem is not None:
             log.warning("not posting an ask in circle %s: %s", circle.id.hex()[:8], problem)
             self.refused[problem] += 1
@@ -228,7 +244,9 @@ class AllocationService:
         mine = {c: entry["secret"] for c, entry in self._secrets().items() if entry.get("circle") == circle.id}
         if not mine:
             return
-        public = [c for c in mine if any(a.commit == c and a.secret is not None for a in state.asks.values())]
+        # Forgotten once public, or once the ask can no longer be drawn (late, or drawn unrevealed).
+        settled = {a.commit for a in state.asks.values() if a.secret is not None or a.outcome is not None}
+        public = [c for c in mine if c in settled]
         if public:
             for commit in public:
                 del self._secrets()[commit]

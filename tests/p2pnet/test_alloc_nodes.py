@@ -117,8 +117,9 @@ async def test_two_askers_one_budget_every_node_agrees_on_the_draw_and_only_the_
 
 async def test_a_modified_client_cannot_borrow_a_pseudonym_or_take_a_second_one(tmp_path: Path) -> None:
     """Mallory's modified client sends the treasurer asks under Carol's pseudonym (to spend
-    Carol's cap, or make Carol look helped) and under a fresh one after asking under her own
-    (to pass the cap twice). The treasurer's node posts neither; the honest asks stand."""
+    Carol's cap, or make Carol look helped), under a fresh one after asking under her own
+    (to pass the cap twice), and for a category the charter lacks (to make the treasurer sign
+    an op every node lists as rejected). The treasurer's node posts none; the honest asks stand."""
     from sync.kinds import alloc
     from sync.private import make_statement, seal_private
 
@@ -145,14 +146,17 @@ async def test_a_modified_client_cannot_borrow_a_pseudonym_or_take_a_second_one(
             carols = alloc.pseudonym(carol.circles.identity.dh_secret, bytes.fromhex(circle))
             theirs = mallory.circles.get(circle)
             committee = [state.cards[m] for m in alloc.committee(state, state.info["charter"].alloc)]
-            for n, pseud in enumerate((carols, b"\x99" * 16)):
-                body = {"category": "legal" if n else "rent", "amount": 30_000, "pseudonym": pseud,
+            own = alloc.pseudonym(mallory.circles.identity.dh_secret, bytes.fromhex(circle))
+            # Carol's pseudonym; a second one of her own; her own one, asking what the fold refuses.
+            for n, (pseud, category) in enumerate(((carols, "rent"), (b"\x99" * 16, "legal"), (own, "legal fees"))):
+                body = {"category": category, "amount": 30_000, "pseudonym": pseud,
                         "commit": bytes([n]) * 32, "note": ""}  # fmt: skip
                 now = int(time.time())
                 statement = make_statement(mallory.circles.identity, theirs.id, "private.ask", body, ts=now)
                 envelope = seal_private(statement, committee, epoch_key=theirs.keys.current_key, ts=now)
                 mallory.lifecycle._send(theirs, envelope)  # type: ignore[union-attr]
             refused = alice.lifecycle.alloc.refused  # type: ignore[union-attr]
-            await wait_until(lambda: sum(refused.values()) == 2, timeout=30)
-            assert refused == {"that pseudonym is someone else's": 1, "they asked before under another pseudonym": 1}
+            await wait_until(lambda: sum(refused.values()) == 3, timeout=30)
+            assert refused == {"that pseudonym is someone else's": 1, "they asked before under another pseudonym": 1,
+                               "no such category": 1}  # fmt: skip
             assert len(_state(alice, circle).asks) == 2
