@@ -81,3 +81,18 @@ def test_the_demo_circle_runs_on_the_readme_peer_support_rules() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     example = dict(re.findall(r"```json alloc-example ([a-z-]+)\n(.*?)```", readme, re.S))["peer-support"]
     assert json.loads(example) == HARDSHIP_RULES
+
+
+def test_kith_allocations_prints_the_rules_totals_and_each_asks_standing() -> None:
+    from tui.commands.fund_cmds import allocation_lines
+
+    answers = _answers(member_sees=False)
+    view = answers["views"]({})["allocations"]
+    view["periods"] = [{"period": 2930, "currency": "EUR", "closed": True, "drawn": True, "seed": "00" * 32,
+                        "categories": [{"category": "rent", "budget": 80000, "asked": 120000, "allocated": 80000,
+                                        "paid": 0}], "pseudonyms": []}]  # fmt: skip
+    lines = allocation_lines(view)
+    assert lines[0].startswith("Rules: periods of 1 week; budgets legal 300.00 EUR, rent 800.00 EUR; cap 500.00 EUR")
+    assert "  rent: budget 800.00 EUR, asked 1200.00 EUR, allocated 800.00 EUR, paid 0.00 EUR" in lines
+    assert any(line.endswith("drawn 3rd of 3: the rent budget was spent by asks ranked before it") for line in lines)
+    assert allocation_lines({"rules": None})[0].startswith("This circle's charter has no allocation rules")
