@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Any
 from identity.errors import Malformed, UsageError
 from identity.keyring import RelayTopic
 from identity.keys import DEFAULT_NAME, safety_number
+from p2pnet.allocation import allocations_view
 from p2pnet.control import INVALID_PARAMS, RpcError
 from p2pnet.panic import panic_node
 from sync.envelope import relay_key
 from sync.invites import grant_signing_keypair
+from sync.kinds import alloc as alloc_kind
 from sync.kinds import schema
 from sync.kinds.circle import amend_charter
+from sync.kinds.records import TREASURER
 from sync.precheck import check_action, check_text
 from sync.relaytoken import RelayToken
 from sync.views import private_checkins
@@ -358,6 +361,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
             rows = [(bytes.fromhex(n["id"]), bytes.fromhex(n["member"]), n["status"], n["note"], n["ts"])
                     for n in notes]  # fmt: skip
             result["private_checkins"] = to_json(private_checkins(circle.replica.state, rows))
+        result["allocations"] = to_json(allocations_view(circle, member_circles().identity))
         if isinstance(wanted, list):
             result = {k: v for k, v in result.items() if k in wanted or k in ("id", "me", "name")}
         return result
@@ -621,7 +625,47 @@ def build_methods(node: Node) -> dict[str, Handler]:
             await node.serve_topic(topic)
         return {"topic": token.topic.hex(), "label": token.label, "epochs": len(entry.relay_keys)}
 
+    methods.update(allocation_methods(node, circle_of, author, lifecycle))
     return methods
+
+
+def allocation_methods(node: Node, circle_of: Any, author: Any, lifecycle: Any) -> dict[str, Handler]:
+    """Asking the fund under the charter's allocation rules, paying, and the allocations view."""
+    async def ask_fund(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        category = convert_param("category", "text", params)
+        amount = convert_param("amount", "int", params)
+        note = convert_param("note", "text?", params) or ""
+        return lifecycle().alloc.ask(circle, category, amount, note)
+
+    async def pay_ask(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        params = resolve_ids(circle, {"ask": "id"}, params)
+        ask_id = convert_param("ask", "id", params)
+        note = convert_param("note", "text?", params)
+        state = circle.replica.state
+        me = node.circles.identity.member_id  # type: ignore[union-attr]
+        ask = state.asks.get(ask_id)
+        if ask is None:
+            raise UsageError("there is no such ask in this circle (see 'kith allocations')")
+        member = state.members.get(me)
+        if member is None or TREASURER not in member.roles:
+            raise UsageError("only a treasurer may pay an ask")
+        if ask.outcome != alloc_kind.ALLOCATED:
+            raise UsageError("that ask was not allocated money (see 'kith allocations')")
+        if ask.paid_by is not None:
+            raise UsageError("that ask was already paid")
+        if ask.amount > state.balances.get(ask.currency, 0):
+            raise UsageError("the fund's confirmed balance is too small to pay it: confirm contributions first")
+        if note is not None:
+            check_text(note, "note", schema.MAX_NOTE_CHARS, short=False)
+        return await author(circle, "alloc.pay", {"ask": ask_id, "note": note})
+
+    async def allocations(params: dict[str, Any]) -> Any:
+        circle = circle_of(params)
+        return to_json(allocations_view(circle, node.circles.identity))  # type: ignore[union-attr]
+
+    return {"ask_fund": ask_fund, "pay_ask": pay_ask, "allocations": allocations}
 
 
 def _latest(times: Any) -> float | None:
@@ -688,7 +732,8 @@ def resolve_ids(circle: Circle, spec: dict[str, str], params: dict[str, Any]) ->
         if base == "member":
             tables: list[Any] = [state.members]
         else:
-            tables = [state.messages, state.checkins, state.aid, state.proposals, state.contributions, state.events]
+            tables = [state.messages, state.checkins, state.aid, state.proposals, state.contributions, state.events,
+                      state.asks]  # fmt: skip
         matches = {key for table in tables for key in table if key.hex().startswith(prefix)}
         if not matches:
             raise UsageError(f"no {name} starting with {value} in this circle")

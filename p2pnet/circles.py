@@ -51,6 +51,9 @@ log = logging.getLogger("kith.circles")
 MAX_HELD_CLOSES = 256
 """Closes dated in the future held per circle; more are dropped (and counted): they stay
 stored, and are read again at the next start."""
+HELD_KINDS = ("proposal.close", "alloc.close", "alloc.draw")
+"""Ops that end something at a claimed time (a vote, a period, a reveal window): one dated
+in our future waits until our clock reaches it, so a lying clock cannot end it early."""
 
 
 @dataclass
@@ -336,7 +339,7 @@ class MemberCircles:
             if signed.op.circle != circle.id:
                 self.counters["op for another circle"] += 1
                 continue
-            if signed.op.kind == "proposal.close" and signed.op.ts > self.clock():
+            if signed.op.kind in HELD_KINDS and signed.op.ts > self.clock():
                 if signed.id not in circle.held and len(circle.held) >= MAX_HELD_CLOSES:
                     self.counters["dropped: too many closes dated in the future"] += 1
                 else:

@@ -30,6 +30,7 @@ import trio
 
 from identity.errors import RemoteProtocolError, StorageError, UsageError
 from identity.keys import DEFAULT_NAME
+from p2pnet.allocation import AllocationService
 from p2pnet.gate import Verdict
 from p2pnet.netstack import NetError
 from sync.envelope import (
@@ -128,6 +129,8 @@ class Lifecycle:
         """Our own pending joins' codes, by invite topic."""
         self.private_bytes: dict[bytes, int] = {}
         """Circle topic -> bytes of private envelopes stored."""
+        self.alloc = AllocationService(self)
+        """Asks to the fund under the charter's allocation rules (`p2pnet.allocation`)."""
 
     @property
     def me(self) -> bytes:
@@ -465,6 +468,8 @@ class Lifecycle:
         return envelope.id
 
     def _on_private(self, circle: Circle, envelope: Envelope) -> None:
+        if self.alloc.on_private(circle, envelope):
+            return
         state = circle.replica.state
         member = state.members.get(self.me)
         if member is None or ORGANIZER not in member.roles:
@@ -797,6 +802,7 @@ class Lifecycle:
         if self.me in state.members and not state.info.get("rotation_due"):
             self._serve_proxies(circle)
         self.carry_out(self.decisions.tick(self.view(circle), self.node.clock()))
+        self.alloc.maintain(circle)
 
     def rotate(self, circle: Circle) -> bytes:
         """A new epoch key, saved first, sealed to every other member, announced under the

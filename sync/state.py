@@ -92,6 +92,8 @@ from sync.kinds.common import (
 )
 from sync.kinds.records import (
     AidItem,
+    AllocPeriod,
+    Ask,
     Checkin,
     Contribution,
     Epoch,
@@ -239,6 +241,10 @@ class CircleState:
         """relay address -> the relay.add op."""
         self.removals: dict[bytes, tuple[Removal, ...]] = {}
         """member id -> the removals and demotions that ended a membership or role of theirs."""
+        self.asks: dict[bytes, Ask] = {}
+        """Asks to the fund under the charter's allocation rules (`sync.kinds.alloc`)."""
+        self.periods: dict[int, AllocPeriod] = {}
+        """Closed allocation periods by number."""
         self.seniority: dict[bytes, tuple[int, ...]] = {}
         """member id -> their seniority path, fixed when they first became an organizer
         (docs/OPS.md §2b): kept through demotions and removals, so the order never changes."""
@@ -247,6 +253,8 @@ class CircleState:
         self.replies: dict[bytes, list[bytes]] = {}
         self.open_proposals: dict[bytes, FoldKey] = {}
         self.open_by_author: dict[bytes, int] = {}
+        self.open_asks: dict[int, tuple[bytes, ...]] = {}
+        """period -> its asks, in fold order, while it is not closed."""
         self.newest_held: dict[bytes, FoldKey] = {}
         """member id -> where the newest epoch they hold began (for stale content keys)."""
         # Fold bookkeeping.

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sync.content import NO_READER, ContentReader
 from sync.kinds.aid import item_content
+from sync.kinds.alloc import rules_body
 from sync.kinds.events import event_content
 from sync.kinds.governance import tally
 from sync.kinds.records import (
@@ -366,7 +367,8 @@ class LedgerLine:
     lamport: int
     ts: int
     entry: str
-    """"contribution" (stated by a member), "receipt" (confirmed by a treasurer) or "disbursement"."""
+    """"contribution" (stated by a member), "receipt" (confirmed by a treasurer), "disbursement"
+    (an approved spend) or "allocation" (an ask the charter's rules allocated: docs/OPS.md)."""
     signer: bytes
     amount: int
     currency: str
@@ -445,13 +447,17 @@ class CharterView:
     confirm_joins: bool
     rules: dict[str, DecisionRule]
     adopted_by: bytes | None
+    alloc: dict[str, Any] | None = None
+    """The fund's allocation rules, in their wire form (docs/OPS.md §4), or None."""
 
 
 def charter_view(charter: Charter) -> CharterView:
     rules = {kind: charter.rule(kind) for kind in PROPOSAL_KINDS}
+    alloc = None if charter.alloc is None else rules_body(charter.alloc)
     return CharterView(
-        charter.text, charter.members_can_invite, charter.history, charter.confirm_joins, rules, charter.adopted_by
-    )
+        charter.text, charter.members_can_invite, charter.history, charter.confirm_joins, rules, charter.adopted_by,
+        alloc,
+    )  # fmt: skip
 
 
 def proposals(state: CircleState, *, decided_limit: int | None = 100) -> tuple[ProposalView, ...]:

@@ -15,7 +15,8 @@ from typing import Any
 
 from identity.keys import MemberIdentity
 from sync.content import seal_content
-from sync.kinds.circle import genesis_op
+from sync.kinds import alloc
+from sync.kinds.circle import amend_charter, genesis_op
 from sync.kinds.membership import member_add_body
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica
@@ -174,6 +175,67 @@ def votes_around_the_closing(b: Builder) -> None:
     b.act("dana", "proposal.vote", {"proposal": proposal.id, "choice": "object", "reason": "too late?"})
 
 
+ALLOC_RULES = {
+    "period_s": 3600,
+    "reveal_s": 600,
+    "currency": "EUR",
+    "categories": {"legal": 500, "rent": 800},
+    "cap": 600,
+    "cooldown": 1,
+    "priority": True,
+}
+
+
+def allocation_draw(b: Builder) -> None:
+    """The circle adopts allocation rules by a charter proposal (hour-long periods, a
+    10-minute reveal window, rent 800 and legal 500 EUR a period, a cap of 600 a person, a
+    cool-down of one period). bob, the treasurer, posts three rent asks of 400 for three
+    pseudonyms (who asked is in the boxes, opaque bytes to the fold); mallory posts one
+    herself (refused: not the committee). dana closes the period at its end; an ask bob
+    signed concurrently, dated just before the end, is not in the close's past: it sorts
+    after the close and is refused (sorting before it, it would be listed as late,
+    uncounted). mallory reveals a guessed secret (refused); bob reveals two of the three; a draw
+    dated inside the reveal window is refused; carol's draw ranks the unrevealed ask last
+    and allocates the first two (800 of the budget). bob pays the first once from the
+    confirmed balance (a second payment and mallory's are refused); the ledger names the
+    ask, never the person."""
+    for who in ("bob", "carol", "dana", "mallory"):
+        b.add(who)
+    grant = b.act("alice", "role.grant", {"member": b.member("bob"), "role": "treasurer"})
+    charter = amend_charter(b.replica.state.info["charter"], {"alloc": ALLOC_RULES})
+    body = {"kind": "charter", "title": "Rent rules", "text": "", "details": charter}
+    proposal = b.act("alice", "proposal.create", body)
+    for who in ("alice", "bob", "carol", "dana", "mallory"):
+        b.act(who, "proposal.vote", {"proposal": proposal.id, "choice": "approve", "reason": None})
+    gift = b.act("carol", "fund.contribute", {"amount": 2000, "currency": "EUR", "note": None})
+    b.act("bob", "fund.receipt", {"contribution": gift.id})
+    assert grant.id in b.replica.dag
+    period = b.ts // 3600
+    end = (period + 1) * 3600
+
+    def ask(n: int) -> dict[str, Any]:
+        private = {"ref": bytes([n]) * 32, "boxes": {b.member("bob"): bytes([0x5A + n]) * 80}}
+        return {"period": period, "category": "rent", "amount": 400, "pseudonym": bytes([n]) * 16,
+                "commit": alloc.commitment(bytes([n]) * 32), "private": private}  # fmt: skip
+
+    asks = [b.act("bob", "alloc.ask", ask(n)) for n in (1, 2, 3)]
+    b.act("mallory", "alloc.ask", ask(4))
+    heads = b.replica.dag.heads()
+    seq, previous = b.last("bob")
+    b.ts = end - 60
+    b.act("dana", "alloc.close", {"period": period})
+    b.forge("bob", "alloc.ask", ask(5), [previous, *heads], seq + 1, end - 30)
+    b.act("mallory", "alloc.reveal", {"ask": asks[0].id, "secret": bytes([9]) * 32})
+    for n in (1, 2):
+        b.act("bob", "alloc.reveal", {"ask": asks[n - 1].id, "secret": bytes([n]) * 32})
+    b.act("carol", "alloc.draw", {"period": period})
+    b.ts = end + 600 - 60
+    b.act("carol", "alloc.draw", {"period": period})
+    first = b.replica.state.periods[period].order[0]
+    for who in ("bob", "bob", "mallory"):
+        b.act(who, "alloc.pay", {"ask": first, "note": None})
+
+
 VECTORS: dict[str, Callable[[Builder], None]] = {
     "removed-organizer-backdates": removed_organizer_backdates,
     "mutual-removal": mutual_removal,
@@ -181,6 +243,7 @@ VECTORS: dict[str, Callable[[Builder], None]] = {
     "junk-rotation-and-requests": junk_rotation_and_requests,
     "puppets-after-opening": puppets_after_opening,
     "votes-around-the-closing": votes_around_the_closing,
+    "allocation-draw": allocation_draw,
 }
 
 

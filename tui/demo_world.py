@@ -48,6 +48,16 @@ PASSPHRASE = "demo passphrase (throwaway)"
 CIRCLE_NAME = "Riverside Mutual Aid"
 CIRCLE_DESCRIPTION = "Peer support and mutual aid for queer and trans folks around Riverside."
 USER_NAME = "Sam"
+HARDSHIP_RULES = {
+    "period_s": 604800,
+    "reveal_s": 86400,
+    "currency": "EUR",
+    "categories": {"food": 15000, "transport": 5000, "phone credit": 3000},
+    "cap": 6000,
+    "cooldown": 0,
+    "priority": True,
+}
+"""The circle's allocation rules: README's peer-support example ("Writing your circle's rules")."""
 SCRIPTED = ("Ash", "Bea", "Cal")
 PROFILES = {
     "Ash": ("they/them", ["organizing", "cooking"]),
@@ -273,6 +283,11 @@ async def seed(world: World) -> dict[str, str]:
     )
     await act(bea, "rsvp", event=event, answer="yes")
     await act(cal, "rsvp", event=event, answer="maybe")
+    # The circle shares its hardship pot by the charter's allocation rules, adopted by a vote.
+    rules = await act(ash, "propose", label="rules", kind="charter", title="Hardship pot rules",
+                      charter={"alloc": HARDSHIP_RULES})  # fmt: skip
+    for node in (ash, bea, cal, sam):
+        await act(node, "vote", proposal=rules, choice="approve")
     return ids
 
 

@@ -191,6 +191,8 @@ def charter_changes(current: dict[str, Any] | None, proposed: dict[str, Any]) ->
     ]
     if current["text"] != proposed["text"]:
         changes.append("new guidelines text")
+    if current.get("alloc") != proposed.get("alloc"):
+        changes.append("no allocation rules" if proposed.get("alloc") is None else "new allocation rules for the fund")
     return "; ".join(changes)
 
 

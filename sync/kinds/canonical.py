@@ -18,6 +18,9 @@ from sync import limits
 from sync.kinds.records import (
     OPEN,
     AidItem,
+    AllocPeriod,
+    AllocRules,
+    Ask,
     Charter,
     Checkin,
     CircleInfo,
@@ -59,6 +62,36 @@ def _nested_rows(table: dict[bytes, dict[bytes, Any]], flatten: bool) -> list[li
     return rows
 
 
+def charter_row(charter: Charter | None) -> list[Any] | None:
+    """A charter's row: without its last field when it has no allocation rules, so states
+    of circles without them keep the bytes they had before the rules existed."""
+    if charter is None:
+        return None
+    if charter.alloc is None:
+        return list(charter[:-1])
+    return [*charter[:-1], list(charter.alloc)]
+
+
+def _proposal_row(proposal_id: bytes, proposal: Proposal) -> list[Any]:
+    details = proposal.details
+    if proposal.kind == "charter":
+        details = charter_row(details)  # type: ignore[arg-type]
+    return [proposal_id, *proposal._replace(details=details)]
+
+
+def _alloc_tables(state: CircleState) -> dict[str, Any]:
+    """``asks`` and ``periods``, present only once the circle has any (docs/OPS.md §7)."""
+    tables: dict[str, Any] = {}
+    if state.asks:
+        tables["asks"] = _rows(state.asks)
+    if state.periods:
+        tables["periods"] = [
+            [number, period.closed_by, list(period.rules), *period[2:]]
+            for number, period in sorted(state.periods.items())
+        ]
+    return tables
+
+
 def canonical_state(state: CircleState) -> dict[str, Any]:
     last = state.last_key
     return {
@@ -67,14 +100,14 @@ def canonical_state(state: CircleState) -> dict[str, Any]:
         "count": state.applied_count,
         "last": None if last is None else list(last),
         "info": state.info.get("circle"),
-        "charter": state.info.get("charter"),
+        "charter": charter_row(state.info.get("charter")),
         "members": _rows(state.members),
         "profiles": _rows(state.profiles),
         "messages": _rows(state.messages),
         "reactions": _nested_rows(state.reactions, flatten=False),
         "checkins": _rows(state.checkins),
         "aid": _rows(state.aid),
-        "proposals": _rows(state.proposals),
+        "proposals": [_proposal_row(key, state.proposals[key]) for key in sorted(state.proposals)],
         "votes": _nested_rows(state.votes, flatten=True),
         "contributions": _rows(state.contributions),
         "ledger": list(state.ledger),
@@ -96,6 +129,7 @@ def canonical_state(state: CircleState) -> dict[str, Any]:
         "struck": [
             [op_id, state.struck[op_id].striker_lamport, state.struck[op_id].striker] for op_id in sorted(state.struck)
         ],
+        **_alloc_tables(state),
     }
 
 
@@ -116,9 +150,41 @@ def _rule(row: Any) -> DecisionRule:
     return DecisionRule(*_tuple(row))
 
 
+def _alloc_rules(row: Any) -> AllocRules:
+    period_s, reveal_s, currency, categories, cap, cooldown, priority, committee = _tuple(row)
+    return AllocRules(
+        period_s,
+        reveal_s,
+        currency,
+        tuple(_tuple(pair) for pair in _tuple(categories)),
+        cap,
+        cooldown,
+        priority,
+        _tuple(committee),
+    )
+
+
 def _charter(row: Any) -> Charter:
-    text, invite, rules, adopted_by, history, confirm_joins = _tuple(row)
-    return Charter(text, invite, tuple(_rule(rule) for rule in _tuple(rules)), adopted_by, history, confirm_joins)
+    fields = _tuple(row)
+    text, invite, rules, adopted_by, history, confirm_joins = fields[:6]
+    alloc = _alloc_rules(fields[6]) if len(fields) == 7 else None
+    if len(fields) not in (6, 7):
+        raise Malformed("state snapshot has a malformed charter")
+    return Charter(
+        text, invite, tuple(_rule(rule) for rule in _tuple(rules)), adopted_by, history, confirm_joins, alloc
+    )
+
+
+def _ask(fields: list[Any]) -> Ask:
+    ask = Ask(*fields)
+    if type(ask.private) is not dict:
+        raise Malformed("state snapshot has a malformed ask")
+    return ask
+
+
+def _period(fields: list[Any]) -> AllocPeriod:
+    closed_by, rules, counted, drawn_by, seed, order = fields
+    return AllocPeriod(closed_by, _alloc_rules(rules), _tuple(counted), drawn_by, seed, _tuple(order))
 
 
 def _member(fields: list[Any]) -> Member:
@@ -200,6 +266,8 @@ def restore_tables(state: CircleState, picture: Any) -> tuple[int, tuple[int, by
         for row in map(_tuple, _tuple(picture["removals"])):
             removals[row[0]] = (*removals.get(row[0], ()), Removal(*row[1:-1], _tuple(row[-1])))
         state.removals = removals
+        state.asks = _table(picture, "asks", _ask) if "asks" in picture else {}
+        state.periods = _table(picture, "periods", _period) if "periods" in picture else {}
         state.seniority = {member: _tuple(path) for member, path in map(_tuple, _tuple(picture["seniority"]))}
         for op_id, striker_lamport, striker in map(_tuple, _tuple(picture["struck"])):
             rejection = state.rejected.pop(op_id)
@@ -244,6 +312,10 @@ def rebuild_indexes(state: CircleState) -> None:
             start = (record.lamport, record.op)
             if member not in state.newest_held or start > state.newest_held[member]:
                 state.newest_held[member] = start
+    state.open_asks = {}
+    for ask_id, ask in sorted(state.asks.items(), key=lambda item: (item[1].lamport, item[0])):
+        if ask.period not in state.periods and ask.outcome is None:
+            state.open_asks[ask.period] = (*state.open_asks.get(ask.period, ()), ask_id)
     state.open_proposals = {}
     state.open_by_author = {}
     for proposal_id, proposal in state.proposals.items():

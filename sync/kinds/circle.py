@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from identity.crypto import blake2b
 from identity.errors import LocalProtocolError, UsageError
 from sync import limits
+from sync.kinds import alloc as alloc_kind
 from sync.kinds import keys, schema
 from sync.kinds.common import OpRejected
 from sync.kinds.records import (
@@ -21,6 +22,7 @@ from sync.kinds.records import (
     MIN_CLOSES_S,
     ORGANIZER,
     PROPOSAL_KINDS,
+    AllocRules,
     Charter,
     CircleInfo,
     DecisionRule,
@@ -72,6 +74,7 @@ def charter_body(
     history: bool = False,
     rules: dict[str, DecisionRule] | None = None,
     confirm_joins: bool = False,
+    alloc: AllocRules | None = None,
 ) -> dict[str, Any]:
     """The wire form of a charter (as in ``circle.create`` and charter proposals).
 
@@ -79,6 +82,8 @@ def charter_body(
     said before they joined. Off by default: people spoke in front of who was there.
     ``confirm_joins``: whether an organizer must confirm every join, even with a valid
     invite (a human in the loop for leaked codes). The key is present only when true.
+    ``alloc``: the fund's allocation rules (`sync.kinds.alloc`); the key is present only
+    when there are some.
     """
     chosen = {**DEFAULT_RULES, **(rules or {})}
     body: dict[str, Any] = {
@@ -89,6 +94,8 @@ def charter_body(
     }
     if confirm_joins:
         body["confirm_joins"] = True
+    if alloc is not None:
+        body["alloc"] = alloc_kind.rules_body(alloc)
     return body
 
 
@@ -142,7 +149,9 @@ def parse_rule(raw: Any, where: str) -> DecisionRule:
 def parse_charter(raw: Any, where: str) -> Charter:
     """A charter map (at ``where`` in the body: "charter", or "details" in a proposal)."""
     confirm = type(raw) is dict and "confirm_joins" in raw
-    body = schema.exact_keys(raw, _CHARTER_KEYS | {"confirm_joins"} if confirm else _CHARTER_KEYS, where)
+    rules_present = type(raw) is dict and "alloc" in raw
+    keys = _CHARTER_KEYS | {"confirm_joins"} if confirm else _CHARTER_KEYS
+    body = schema.exact_keys(raw, keys | {"alloc"} if rules_present else keys, where)
     if confirm and body["confirm_joins"] is not True:
         raise schema.InvalidBody(f"{where}.confirm_joins", "present only when true")
     text = schema.long_text(body["text"], f"{where}.text", schema.MAX_CHARTER_CHARS, allow_blank=True)
@@ -150,10 +159,11 @@ def parse_charter(raw: Any, where: str) -> Charter:
     history = schema.boolean(body["history"], f"{where}.history")
     rules = schema.exact_keys(body["rules"], _RULES_KEYS, f"{where}.rules")
     parsed = tuple(parse_rule(rules[kind], f"{where}.rules.{kind}") for kind in PROPOSAL_KINDS)
-    return Charter(text, invite, parsed, None, history, confirm)
+    alloc = alloc_kind.parse_rules(body["alloc"], f"{where}.alloc") if rules_present else None
+    return Charter(text, invite, parsed, None, history, confirm, alloc)
 
 
-CHARTER_SETTINGS = ("text", "members_can_invite", "history", "confirm_joins", "rules")
+CHARTER_SETTINGS = ("text", "members_can_invite", "history", "confirm_joins", "rules", "alloc")
 """What a charter proposal can change (docs/OPS.md §4, the charter map)."""
 _CHARTER_FLAGS = ("members_can_invite", "history", "confirm_joins")
 _RULE_RANGES = {"quorum_pct": 0, "threshold_pct": 1}
@@ -205,6 +215,7 @@ def amend_charter(current: Charter, changes: Any) -> dict[str, Any]:
         history=changes.get("history", current.history),
         rules={kind: DecisionRule(**rule) for kind, rule in rules.items()},
         confirm_joins=changes.get("confirm_joins", current.confirm_joins),
+        alloc=alloc_kind.rules_from_options(changes["alloc"], current.alloc) if "alloc" in changes else current.alloc,
     )
     try:
         proposed = parse_charter(body, "charter")

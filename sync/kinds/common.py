@@ -55,7 +55,7 @@ ROLE_KINDS: dict[str, frozenset[str]] = {
             "key.share",
         }
     ),
-    TREASURER: frozenset({"fund.receipt", "fund.disburse"}),
+    TREASURER: frozenset({"fund.receipt", "fund.disburse", "alloc.pay"}),
 }
 """The kinds a demotion strikes when its target's op was made without seeing it: every kind
 that can need the role (docs/OPS.md §2c)."""

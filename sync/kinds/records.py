@@ -40,6 +40,73 @@ class DecisionRule(NamedTuple):
     """Seconds from a proposal's claimed time to its closing time, unless it names its own."""
 
 
+class AllocRules(NamedTuple):
+    """How the fund shares money between asks (docs/OPS.md, "Allocation")."""
+
+    period_s: int
+    """Length of a period in seconds; period n covers claimed times [n * period_s, (n + 1) * period_s)."""
+    reveal_s: int
+    """After a period ends, how long its asks' secrets may be revealed before the draw."""
+    currency: str
+    categories: tuple[tuple[str, int], ...]
+    """(name, budget per period in minor units), sorted by name."""
+    cap: int
+    """The most one person (pseudonym) may be allocated in one period, over all categories."""
+    cooldown: int
+    """Periods after one in which a person was allocated money during which they are not."""
+    priority: bool
+    """Whether those helped longest ago (or never) rank before the draw's order."""
+    committee: tuple[bytes, ...]
+    """Sorted member ids who see who asked; () means the treasurers."""
+
+    def budget(self, category: str) -> int | None:
+        for name, budget in self.categories:
+            if name == category:
+                return budget
+        return None
+
+
+class Ask(NamedTuple):
+    """An ask to the fund, posted by a committee member on a member's behalf."""
+
+    author: bytes
+    """The committee member who posted it (never the person asking)."""
+    lamport: int
+    ts: int
+    period: int
+    category: str
+    amount: int
+    currency: str
+    pseudonym: bytes
+    """16 bytes, the same for every ask of one person: caps and cool-downs are checkable."""
+    commit: bytes
+    """BLAKE2b-256 of the asker's secret (person "kith-alloc-cmt")."""
+    private: dict[str, object]
+    """``{ref, boxes}``: who asked, sealed to each committee member."""
+    secret: bytes | None
+    reveal: bytes | None
+    """The ``alloc.reveal`` that published the secret."""
+    rank: int | None
+    """1-based place in its period's draw; None until drawn (or if not counted)."""
+    outcome: str | None
+    """None while open; then allocated, over-budget, over-cap, cooldown, no-category or late."""
+    paid_by: bytes | None
+
+
+class AllocPeriod(NamedTuple):
+    """A closed period: what its close counted and, once drawn, the draw."""
+
+    closed_by: bytes
+    rules: AllocRules
+    """The charter's rules at the close: they decide the draw."""
+    counted: tuple[bytes, ...]
+    """Ask ids in the close's causal past, sorted."""
+    drawn_by: bytes | None
+    seed: bytes | None
+    order: tuple[bytes, ...]
+    """Counted ask ids in rank order (empty until drawn)."""
+
+
 class Charter(NamedTuple):
     text: str
     members_can_invite: bool
@@ -52,6 +119,8 @@ class Charter(NamedTuple):
     confirm_joins: bool = False
     """Whether an organizer must confirm every join, even one with a valid invite (the
     inviter's node then never lets anyone in by itself)."""
+    alloc: AllocRules | None = None
+    """The fund's allocation rules (`sync.kinds.alloc`), or None: no rules, no asks."""
 
     def rule(self, kind: str) -> DecisionRule:
         return self.rules[PROPOSAL_KINDS.index(kind)]

@@ -350,7 +350,37 @@ def _another_pledge(world: World, out: Any) -> None:
 def _quay_changing(world: World, out: Any) -> None:
     """Quay changes in the background from here on (Bob's welcome by card, key changes,
     his removal), so it leaves the comparison of what refused commands changed."""
-    world.saved["changing"] = ("Quay",)
+    world.saved["changing"] = (*world.saved.get("changing", ()), "Quay")
+
+
+FUND_RULES = {"period_s": 60, "reveal_s": 60, "currency": "EUR", "categories": {"rent": 1000}, "cap": 1000}
+
+
+def _fund_circle(world: World, out: Any) -> None:
+    """Fundhouse: Alice's circle with allocation rules (minute-long periods) and 20 EUR in
+    its fund. Its nodes close and draw periods by themselves, so it changes in the
+    background and leaves the comparison of what refused commands changed."""
+    world.ok("alice", "circle", "create", "-", stdin="Fundhouse\n")
+    world.saved["changing"] = (*world.saved.get("changing", ()), "Fundhouse")
+    rules = world.root / "rules.json"
+    rules.write_text(json.dumps(FUND_RULES))
+    proposal = world.ok("alice", "propose", "Fundhouse", "charter", "-", "--alloc-file", str(rules), stdin="Rules\n")
+    world.ok("alice", "vote", "Fundhouse", proposal["id"][:8], "approve")
+    gift = world.ok("alice", "contribute", "Fundhouse", "20.00", "EUR")
+    world.ok("alice", "receipt", "Fundhouse", gift["id"][:8])
+
+
+def _allocated_ask(world: World) -> list[str]:
+    """The ask of `kith ask`'s case, once the nodes closed its period and drew it (a
+    minute's period and a minute's reveal window)."""
+
+    def allocated() -> bool:
+        asks = world.run("alice", ["allocations", "Fundhouse"]).json["asks"]
+        return any(a["outcome"] == "allocated" for a in asks)
+
+    wait_for(allocated, timeout=240, interval=1)
+    (ask,) = [a for a in world.run("alice", ["allocations", "Fundhouse"]).json["asks"] if a["outcome"] == "allocated"]
+    return ["pay-ask", "Fundhouse", ask["id"][:8]]
 
 
 def _new_relay_home(world: World) -> list[str]:
@@ -412,7 +442,9 @@ CASES: dict[tuple[str, ...], Case] = {
     # The fund and decisions.
     ("contribute",): Case("bob", lambda w: ["contribute", s("circle")(w), "20.00", "EUR"],
                           after=save("contribution", lambda o: o["id"][:8])),  # fmt: skip
-    ("receipt",): Case("alice", lambda w: ["receipt", s("circle")(w), s("contribution")(w)]),
+    ("receipt",): Case("alice", lambda w: ["receipt", s("circle")(w), s("contribution")(w)], after=_fund_circle),
+    ("allocations",): Case("alice", lambda w: ["allocations", "Fundhouse"]),
+    ("ask",): Case("alice", lambda w: ["ask", "Fundhouse", "rent", "5.00", "--note"], stdin="March rent\n"),
     ("propose",): Case(
         "alice", lambda w: ["propose", s("circle")(w), "spend", "-", "--amount", "5", "--currency", "EUR",
                             "--recipient", "Bob", "--purpose", "bus fare"],  # fmt: skip
@@ -432,6 +464,7 @@ CASES: dict[tuple[str, ...], Case] = {
     ("member", "grant"): Case("alice", lambda w: ["member", "grant", s("circle")(w), s("bob")(w), "treasurer"]),
     ("member", "revoke"): Case("alice", lambda w: ["member", "revoke", s("circle")(w), s("bob")(w), "treasurer"]),
     ("rejected",): Case("alice", lambda w: ["rejected", s("circle")(w)]),
+    ("pay-ask",): Case("alice", _allocated_ask),
     # Harbour (created above, confirm-joins): Bob asks, Alice approves, adds, removes.
     ("approve",): Case("alice", lambda w: ["approve", "Harbour", s("bob")(w)], after=keys_delivered("Harbour")),
     ("member", "add"): Case("alice", lambda w: ["member", "add", "Quay", s("bob_card")(w)],

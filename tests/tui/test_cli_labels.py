@@ -50,7 +50,7 @@ NOT_LABELS = {
     "circle", "id", "emoji", "pledge", "request", "item", "proposal", "contribution", "event", "member", "code",
     "address", "token", "file", "text_file", "text_arg", "home", "passphrase_file", "new_passphrase_file",
     "backup_passphrase_file", "guidelines_file", "amount", "currency", "starts", "reply_to", "expires", "revoke",
-    "unit", "rule", "listen", "announce", "bootstrap", "names", "root", "closes",
+    "unit", "rule", "listen", "announce", "bootstrap", "names", "root", "closes", "alloc_file", "category", "ask",
 }  # fmt: skip
 
 

@@ -7,6 +7,7 @@ the result (or the node's one-line error).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import time
 from collections.abc import Callable
@@ -187,6 +188,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         " e.g. spend=50/60@48h (repeatable)",
     )
     propose.add_argument("--guidelines-file", metavar="PATH", help="for charter: the new guidelines text, from PATH")
+    propose.add_argument(
+        "--alloc-file",
+        metavar="PATH",
+        help="for charter: the fund's allocation rules, a JSON object (README, 'Writing your circle's rules');"
+        " null removes them",
+    )
 
     vote = command("vote", "vote on a proposal", cmd_vote)
     vote.add_argument("circle")
@@ -416,6 +423,15 @@ def parse_closes(text: str) -> int:
     return seconds
 
 
+def _read_json(path: str, what: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not JSON text"
+        raise UsageError(f"cannot read the {what} from {path}: {reason}") from None
+
+
 def _charter_changes(args: argparse.Namespace) -> dict[str, Any]:
     """The charter settings a `propose ... charter` names (the node checks the values)."""
     changes: dict[str, Any] = {}
@@ -449,10 +465,12 @@ def _charter_changes(args: argparse.Namespace) -> dict[str, Any]:
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "it is not UTF-8 text"
             raise UsageError(f"cannot read the guidelines from {args.guidelines_file}: {reason}") from None
+    if args.alloc_file:
+        changes["alloc"] = _read_json(args.alloc_file, "allocation rules")
     if not changes:
         raise UsageError(
-            "a charter proposal needs a change: --history, --members-can-invite, --confirm-joins, --rule "
-            "or --guidelines-file"
+            "a charter proposal needs a change: --history, --members-can-invite, --confirm-joins, --rule, "
+            "--guidelines-file or --alloc-file"
         )
     return changes
 

@@ -52,6 +52,9 @@ class FundPane(Pane):
         Binding("v", "vote", "Vote"),
         Binding("t", "receipt", "Receipt"),
         Binding("d", "disburse", "Disburse"),
+        # Asks under the charter's allocation rules (when it has some): in help and the palette.
+        Binding("a", "ask_fund", "Ask the fund (under the charter's rules)", show=False),
+        Binding("y", "pay_ask", "Pay the chosen ask (treasurers)", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -61,10 +64,21 @@ class FundPane(Pane):
         yield Static("", id="proposal-detail", classes="detail")
         yield Label("Ledger (every entry is signed)", classes="section")
         yield DataTable(id="ledger", cursor_type="row")
+        # Shown only once the charter has allocation rules (`_asks`).
+        asks_label = Label("Asks to the fund", id="asks-label", classes="section")
+        asks = DataTable(id="asks", cursor_type="row")
+        asks_label.display = asks.display = False
+        yield asks_label
+        yield asks
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # receipts and disbursements are for treasurers: hidden for everyone else
-        return not (action in ("receipt", "disburse") and "treasurer" not in self.my_roles())
+        if action == "ask_fund":
+            return self._rules() is not None
+        return not (action in ("receipt", "disburse", "pay_ask") and "treasurer" not in self.my_roles())
+
+    def _rules(self) -> dict[str, Any] | None:
+        return ((self.views or {}).get("allocations") or {}).get("rules")
 
     def show(self, views: dict[str, Any]) -> None:
         super().show(views)
@@ -109,6 +123,70 @@ class FundPane(Pane):
             for e in reversed(fund["entries"])
         ]
         fill_table(ledger, entries)
+        self._asks(views)
+
+    def _asks(self, views: dict[str, Any]) -> None:
+        """Each ask to the fund and where it stands under the rules, and why (shown only when
+        the charter has allocation rules). The committee sees who asked; others a pseudonym."""
+        allocations = views.get("allocations") or {}
+        label, table = self.query_one("#asks-label", Label), self.query_one("#asks", DataTable)
+        label.display = allocations.get("rules") is not None
+        table.display = bool(label.display and allocations["asks"])
+        label.update("Asks to the fund (by the charter's rules)" if table.display else
+                     "Asks to the fund: none yet (a to ask)")  # fmt: skip
+        if not table.display:
+            return
+        names = {m["id"]: m["name"] for m in views["members"]}
+        columns = [("Period", 6), ("Ask", 16), ("Who", 10), ("Where it stands", 0)]
+        widths = fit_columns(table, columns, 3, self.usable_width)
+        rows = []
+        for ask in allocations["asks"]:
+            who = names.get(ask["member"], ask["member"][:8]) if ask.get("member") else "#" + ask["pseudonym"][:6]
+            what = f"{ask['category']} {format_amount(ask['amount'], ask['currency'])}"
+            rows.append((ask["id"], (str(ask["period"]), clip(what, widths[1]), clip(who, 10),
+                                     clip(ask["standing"], widths[3]))))  # fmt: skip
+        fill_table(table, rows)
+
+    def action_ask_fund(self) -> None:
+        rules = self._rules()
+        if rules is None:
+            self.app.notify("The charter has no allocation rules: ask on the Aid board instead.")
+            return
+        currency = rules["currency"]
+
+        def convert(values: dict[str, Any]) -> dict[str, Any]:
+            return {**values, "amount": parse_amount(values["amount"], currency)}
+
+        categories = tuple((name, name) for name in sorted(rules["categories"]))
+        self.ask(
+            "Ask the fund",
+            [
+                Field("category", "Category", kind="choice", choices=categories),
+                Field("amount", f"Amount ({currency})", required=True, placeholder="100.00"),
+                Field("note", "Note (only the treasurers read it)"),
+            ],
+            lambda v: self.act(
+                "ask_fund",
+                "Ask sent to the treasurers; only they learn it was you. The rules decide when the period ends.",
+                category=v["category"], amount=v["amount"], note=v["note"] or None,
+            ),  # fmt: skip
+            convert=convert,
+            submit="Ask",
+        )
+
+    def action_pay_ask(self) -> None:
+        key = selected_key(self.query_one("#asks", DataTable))
+        asks = {a["id"]: a for a in ((self.views or {}).get("allocations") or {}).get("asks", [])}
+        ask = asks.get(key) if key else None
+        if ask is None or ask["outcome"] != "allocated" or ask["paid"]:
+            self.app.notify("Choose an allocated ask that is not paid yet.")
+            return
+        self.ask(
+            line("Pay the ask: ", plain(f"{ask['category']} {format_amount(ask['amount'], ask['currency'])}")),
+            [Field("note", "Note (how it was paid)")],
+            lambda v: self.act("pay_ask", "Payment recorded.", ask=ask["id"], note=v["note"] or None),
+            submit="Pay",
+        )
 
     def _detail(self) -> None:
         p = self.selected()
