@@ -51,7 +51,7 @@ from sync.envelope import (
 from sync.ops import Op, SignedOp
 
 MAX_RECIPIENTS = 32
-PRIVATE_KINDS = ("private.request", "private.checkin")
+PRIVATE_KINDS = ("private.request", "private.checkin", "private.report")
 
 
 def seal_private(
