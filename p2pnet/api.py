@@ -23,7 +23,8 @@ from sync.envelope import relay_key
 from sync.invites import grant_signing_keypair
 from sync.kinds import schema
 from sync.kinds.circle import amend_charter
-from sync.precheck import check_action, check_text
+from sync.precheck import check_action, check_text, explain
+from sync.reports import REPORT_KIND, report_body, report_views
 from sync.relaytoken import RelayToken
 from sync.views import private_checkins
 
@@ -47,7 +48,14 @@ ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "profile": ("profile.set", {"display_name": "text", "pronouns": "text?", "skills": "texts"}),
     "pledge": (
         "aid.pledge",
-        {"category": "text", "~description": "text", "amount": "int?", "unit": "text?", "expires": "int?"},
+        {
+            "category": "text",
+            "~description": "text",
+            "amount": "int?",
+            "unit": "text?",
+            "expires": "int?",
+            "monthly": "text?",
+        },
     ),
     "request": (
         "aid.request",
@@ -58,8 +66,10 @@ ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "withdraw": ("aid.withdraw", {"item": "id"}),
     "vote": ("proposal.vote", {"proposal": "id", "choice": "text", "reason": "text?"}),
     "proposal.withdraw": ("proposal.withdraw", {"proposal": "id"}),
-    "contribute": ("fund.contribute", {"amount": "int", "currency": "text", "note": "text?"}),
-    "receipt": ("fund.receipt", {"contribution": "id"}),
+    "contribute": ("fund.contribute", {"amount": "int", "currency": "text", "note": "text?", "monthly": "text?"}),
+    "receipt": ("fund.receipt", {"contribution": "id", "month": "text?"}),
+    "contribution.stop": ("fund.stop", {"contribution": "id", "last": "text"}),
+    "hide": ("msg.hide", {"target": "id", "reason": "text"}),
     "disburse": ("fund.disburse", {"proposal": "id", "note": "text?"}),
     "event.create": ("event.create", {"~title": "text", "starts": "int", "~place_hint": "text?", "~text": "text?"}),
     "rsvp": ("event.rsvp", {"event": "id", "answer": "text"}),
@@ -69,6 +79,11 @@ ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "role.grant": ("role.grant", {"member": "member", "role": "text"}),
     "role.revoke": ("role.revoke", {"member": "member", "role": "text"}),
 }
+
+
+OPTIONAL_WIRE_KEYS = frozenset({"monthly", "month"})
+"""Body keys left out when null (docs/OPS.md §4, optional keys): without them an op is
+byte for byte the op it was before they existed."""
 
 
 def _bad(message: str) -> RpcError:
@@ -395,6 +410,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
                 target[field] = convert_param(field, type_spec, resolved)
             if content:
                 body["content"] = content
+            for key in OPTIONAL_WIRE_KEYS & body.keys():
+                if body[key] is None:
+                    del body[key]
             check_action(circle.replica.state, member_circles().identity.member_id, kind, body, now=node.clock())
             if params.get("private") is True and kind in ("aid.request", "checkin"):
                 # Only the organizers will know who asked and why (docs/PROTOCOL.md §12).
@@ -480,6 +498,38 @@ def build_methods(node: Node) -> dict[str, Handler]:
         if node.lifecycle is None:
             raise UsageError("this node is a relay: it has no circles")
         return node.lifecycle
+
+    @method("report")
+    async def report(params: dict[str, Any]) -> Any:
+        """Report a post or a member to the organizers, sealed to them (docs/PROTOCOL.md §12)."""
+        circle = circle_of(params)
+        resolved = resolve_ids(circle, {"post": "id?", "member": "member?"}, params)
+        post = convert_param("post", "id?", resolved)
+        member = convert_param("member", "member?", resolved)
+        reason = convert_param("reason", "text", params)
+        if (post is None) == (member is None):
+            raise _bad("report either a post (post) or a member (member), not both or neither")
+        state = circle.replica.state
+        if member is not None and member not in state.members:
+            raise UsageError("that person is not a member of this circle")
+        try:
+            body = report_body(post=post, member=member, reason=reason)
+        except schema.InvalidBody as exc:
+            raise UsageError(explain(exc)) from None
+        envelope_id = lifecycle().private_message(circle, REPORT_KIND, body)
+        return {"id": None, "private": envelope_id.hex(), "rejected": None}
+
+    @method("reports")
+    async def reports(params: dict[str, Any]) -> Any:
+        """The reports sealed to this organizer, with who reported what and why."""
+        circle = circle_of(params)
+        state = circle.replica.state
+        me = state.members.get(member_circles().identity.member_id)
+        if me is None or "organizer" not in me.roles:
+            raise UsageError("only organizers receive reports, and you are not one in this circle")
+        book = lifecycle().report_book(circle)
+        views = report_views(state, book.reports.values(), member_circles().reader(circle))
+        return {"reports": to_json(views), "dropped": dict(sorted(book.dropped.items()))}
 
     @method("invite.create")
     async def invite_create(params: dict[str, Any]) -> Any:

@@ -60,7 +60,15 @@ class KithArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import bench_cmd, circle_cmds, demo_cmd, identity_cmds, membership_cmds, node_cmds
+    from tui.commands import (
+        bench_cmd,
+        circle_cmds,
+        demo_cmd,
+        identity_cmds,
+        membership_cmds,
+        moderation_cmds,
+        node_cmds,
+    )
 
     parser = KithArgumentParser(
         prog="kith",
@@ -73,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     node_cmds.register(sub)
     circle_cmds.register(sub)
     membership_cmds.register(sub)
+    moderation_cmds.register(sub)
     bench_cmd.register(sub)
     demo_cmd.register(sub)
     for subparser in _all_subparsers(sub):
