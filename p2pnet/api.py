@@ -23,9 +23,10 @@ from sync.envelope import relay_key
 from sync.invites import grant_signing_keypair
 from sync.kinds import schema
 from sync.kinds.circle import amend_charter
+from sync.kinds.records import ORGANIZER
 from sync.precheck import check_action, check_text, explain
-from sync.reports import REPORT_KIND, report_body, report_views
 from sync.relaytoken import RelayToken
+from sync.reports import REPORT_KIND, report_body, report_views
 from sync.views import private_checkins
 
 MAX_INVITE_S = 366 * 86400
@@ -373,6 +374,11 @@ def build_methods(node: Node) -> dict[str, Handler]:
             rows = [(bytes.fromhex(n["id"]), bytes.fromhex(n["member"]), n["status"], n["note"], n["ts"])
                     for n in notes]  # fmt: skip
             result["private_checkins"] = to_json(private_checkins(circle.replica.state, rows))
+            # Reports reach organizers' nodes only (sealed to them): everyone else gets [].
+            book = node.lifecycle.reports.get(circle.id)
+            reports = report_views(circle.replica.state, book.reports.values(), member_circles().reader(circle)) \
+                if book is not None and _organizer(circle, member_circles().identity.member_id) else ()
+            result["reports"] = to_json(reports)
         if isinstance(wanted, list):
             result = {k: v for k, v in result.items() if k in wanted or k in ("id", "me", "name")}
         return result
@@ -524,8 +530,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
         """The reports sealed to this organizer, with who reported what and why."""
         circle = circle_of(params)
         state = circle.replica.state
-        me = state.members.get(member_circles().identity.member_id)
-        if me is None or "organizer" not in me.roles:
+        if not _organizer(circle, member_circles().identity.member_id):
             raise UsageError("only organizers receive reports, and you are not one in this circle")
         book = lifecycle().report_book(circle)
         views = report_views(state, book.reports.values(), member_circles().reader(circle))
@@ -675,6 +680,11 @@ def build_methods(node: Node) -> dict[str, Handler]:
         return {"topic": token.topic.hex(), "label": token.label, "epochs": len(entry.relay_keys)}
 
     return methods
+
+
+def _organizer(circle: Circle, member: bytes) -> bool:
+    record = circle.replica.state.members.get(member)
+    return record is not None and ORGANIZER in record.roles
 
 
 def _latest(times: Any) -> float | None:

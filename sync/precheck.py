@@ -442,7 +442,8 @@ def _stop(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     if schedule is None:
         raise Refused("that contribution is a one-off: there is nothing to stop")
     if contribution.author != author:
-        raise Refused(f"only its author stops a monthly contribution; that one is {_name(state, contribution.author)}'s")
+        whose = _name(state, contribution.author)
+        raise Refused(f"only its author stops a monthly contribution; that one is {whose}'s")
     if schedule.stopped_by is not None:
         raise Refused(f"that contribution is already stopped (its last month is {schedule.last})")
     last = body.get("last")

@@ -174,7 +174,8 @@ def needs_attention(state: CircleState, reader: ContentReader = NO_READER) -> tu
     """
     items: list[AttentionItem] = []
     for message_id, m in state.messages.items():
-        if m.urgent and not m.deleted and message_id not in state.hidden and not _answered_by_others(state, message_id, m.author):
+        hidden = message_id in state.hidden
+        if m.urgent and not m.deleted and not hidden and not _answered_by_others(state, message_id, m.author):
             name = display_name(state, m.author)
             text = post_text(reader, m.author, m.content)[0]
             items.append(AttentionItem(message_id, "urgent", m.author, name, m.lamport, m.ts, text, None))

@@ -202,7 +202,8 @@ def hide_races_and_refusals(b: Builder) -> None:
     b.act("alice", "msg.hide", {"target": post.id, "reason": "it gives out a home address"})
     bob_seq, bob_last = b.last("bob")
     aside = b.forge("bob", "msg.post", {"text": "meanwhile"}, [*heads, bob_last], bob_seq + 1, b.ts + 1)
-    b.forge("carol", "msg.edit", _edit_body(b, "carol", post.id, "reworded"), [aside.id, carol_last], carol_seq + 1, b.ts + 2)
+    edit = _edit_body(b, "carol", post.id, "reworded")
+    b.forge("carol", "msg.edit", edit, [aside.id, carol_last], carol_seq + 1, b.ts + 2)
     contribution = b.act("bob", "fund.contribute", {"amount": 500, "currency": "EUR", "note": None})
     b.act("alice", "msg.hide", {"target": contribution.id, "reason": "not a post"})
 

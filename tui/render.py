@@ -138,8 +138,11 @@ def _totals_lines(fund: dict[str, Any]) -> list[str]:
         lines.append("Per currency (never added across currencies):")
         for t in fund["totals"]:
             code = t["currency"]
-            parts = [f"received {format_amount(t['received'], code)}", f"disbursed {format_amount(t['disbursed'], code)}",
-                     f"balance {format_amount(t['balance'], code)}"]  # fmt: skip
+            parts = [
+                f"received {format_amount(t['received'], code)}",
+                f"disbursed {format_amount(t['disbursed'], code)}",
+                f"balance {format_amount(t['balance'], code)}",
+            ]
             for key, label in (("awaiting", "awaiting receipt"), ("pledged", "pledged on the board"),
                                ("monthly", "expected monthly")):  # fmt: skip
                 if t[key]:

@@ -68,7 +68,8 @@ def fund_receipt(state: CircleState, signed: SignedOp, op: Op, body: Any) -> Non
     recurring.check_installment(state, contribution_id, month)
     amount, currency = contribution.amount, contribution.currency
     if month is None:
-        state.put(state.contributions, contribution_id, contribution._replace(receipt=signed.id, receipted_by=op.author))
+        receipted = contribution._replace(receipt=signed.id, receipted_by=op.author)
+        state.put(state.contributions, contribution_id, receipted)
     else:
         recurring.confirm_installment(state, contribution_id, month, signed.id)
     state.put(state.balances, currency, state.balances.get(currency, 0) + amount)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from circle_support import PEOPLE, Circle
-from sync_support import FIRST_EPOCH, sealed_body
+from sync_support import sealed_body
 from test_state_authority import assert_rejected_without_effect
 
 from identity.crypto import random_bytes
@@ -50,7 +50,8 @@ def test_an_organizer_hides_a_post_for_everyone_and_the_log_says_why(circle: Cir
     assert message.author == circle.member("carol") and not message.deleted
     item = feed(circle.state, reader=circle.reader)[-1]
     assert item.id == post.id and item.text == "" and item.hidden == "it gives out someone's home address"
-    assert item.hidden_by == display_name(circle.state, circle.member("alice")) and item.replies[0].id == reply.id  # the thread keeps its shape
+    assert item.hidden_by == display_name(circle.state, circle.member("alice"))
+    assert item.replies[0].id == reply.id  # the thread keeps its shape
     (entry,) = moderation_entries(circle.state)
     assert (entry.action, entry.op, entry.actor, entry.target, entry.target_member, entry.reason) == (
         "hide", hide.id, circle.member("alice"), post.id, circle.member("carol"), "it gives out someone's home address"
@@ -214,7 +215,8 @@ def test_a_report_about_a_member_and_after_the_hide(circle: Circle) -> None:
     _named(circle)
     post = circle.post("carol", "spam spam")
     book = ReportBook()
-    book.take(_report(circle, "dana", member=circle.member("carol"), reason="sends me threats"), b"e" * 32, circle.state)
+    threats = _report(circle, "dana", member=circle.member("carol"), reason="sends me threats")
+    book.take(threats, b"e" * 32, circle.state)
     book.take(_report(circle, "bob", post=post.id, reason="spam"), b"f" * 32, circle.state)
     _hide(circle, "alice", post.id, "spam")
     views = {v.target: v for v in report_views(circle.state, book.reports.values(), circle.reader)}
