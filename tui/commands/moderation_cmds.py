@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     target.add_argument("--post", metavar="ID", help="the post (an id or its first digits, as the feed shows)")
     target.add_argument("--member", metavar="ID", help="the member (an id or a display name)")
     add_label(report, "reason", "reason", needed=True, help="what is wrong (the organizers read it)")
+    # Required, so that `kith report CIRCLE --post ID REASON` parses: argparse gives an
+    # optional positional nothing when it meets an option first, and REASON would be left over.
+    next(action for action in report._actions if action.dest == "reason").nargs = None
 
     reports = command("reports", "organizers: the reports sealed to you, with who reported what and why", cmd_reports)
     reports.add_argument("circle")
