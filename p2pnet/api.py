@@ -320,7 +320,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
                     "name": info.name if info else circle.keys.label,
                     "members": len(state.members),
                     "ops": state.applied_count,
-                    "urgent": sum(1 for m in state.messages.values() if m.urgent and not m.deleted),
+                    "urgent": sum(
+                        1 for i, m in state.messages.items() if m.urgent and not m.deleted and i not in state.hidden
+                    ),
                     "am_member": member_circles().identity.member_id in state.members,
                 }
             )
