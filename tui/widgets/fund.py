@@ -98,7 +98,7 @@ class FundPane(Pane):
             for index, e in enumerate(fund["pending"]):
                 text.append_text(line(", " if index else "", _contribution(e)))
         for t in fund.get("totals") or []:
-            if t["monthly"] or t["awaiting"] or t["pledged"]:
+            if t["monthly"]:  # a circle with monthly money: what each currency brings
                 code = t["currency"]
                 parts = [f"{label} {format_amount(t[key], code)}" for key, label in
                          (("received", "received"), ("disbursed", "paid out"), ("monthly", "expected monthly"))
