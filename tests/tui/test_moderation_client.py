@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from fake_node import ASH, BEA, CIRCLE, ME, POST, TS, FakeNode, calm_answers, calm_views
+from test_client_promises import drive, lines
 from textual.pilot import Pilot
 from textual.widgets import Input
-from test_client_promises import drive, lines
 from tui_harness import screen_text, type_text, wait_until
 
 from tui.screens.form import FormScreen
