@@ -73,7 +73,7 @@ def test_report_and_hide_a_post(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     drive(tmp_path, monkeypatch, scenario, size=(100, 30), answers=_answers(views))
 
 
-def test_a_hidden_post_says_by_whom_and_why_and_tells_its_author(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hidden_post_tells_its_author_by_whom_and_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     views = calm_views()
     post = next(item for item in views["feed"] if item["id"] == POST)
     post |= {"text": "", "hidden": "it gave out a home address", "hidden_by": "Ash", "author": ME, "urgent": False}
