@@ -43,9 +43,9 @@ def feed_lines(views: dict[str, Any]) -> list[str]:
             head += " · edited"
         lines.append(head)
         if entry.get("hidden"):
-            mine = " (your post)" if entry["author"] == views.get("me") else ""
+            whose = "your post was hidden" if entry["author"] == views.get("me") else "hidden"
             by = shown(entry.get("hidden_by") or "an organizer", NAME)
-            lines.append(f"{pad}    (hidden{mine} by {by}: {shown(entry['hidden'])})")
+            lines.append(f"{pad}    ({whose} by {by}: {shown(entry['hidden'])})")
         elif entry["deleted"]:
             lines.append(f"{pad}    (deleted)")
         elif entry["content_warning"]:

@@ -136,3 +136,38 @@ def test_fund_shows_the_forecast_and_receipts_a_month(tmp_path: Path, monkeypatc
         assert sent["contribution"] == "d1" * 32 and sent["month"] in ("2000-02", "2000-03")
 
     drive(tmp_path, monkeypatch, scenario, size=(140, 50), answers=_answers(views))
+
+
+# --- what the command line prints ------------------------------------------------------
+
+
+def test_feed_and_ledger_lines_show_hides_totals_and_forecast() -> None:
+    from tui.render import feed_lines, ledger_lines
+
+    post = {"id": POST, "kind": "post", "author": ME, "author_name": "Sam", "ts": TS, "status": None, "urgent": False,
+            "edited": False, "deleted": False, "content_warning": None, "text": "", "reactions": [], "replies": [],
+            "hidden": "slur", "hidden_by": "Ash"}  # fmt: skip
+    text = "\n".join(feed_lines({"feed": [post], "me": ME}))
+    assert "(your post was hidden by Ash: slur)" in text
+    text = "\n".join(feed_lines({"feed": [post], "me": BEA}))
+    assert "(hidden by Ash: slur)" in text
+    receipt = {"op": "f1" * 32, "ts": TS, "entry": "receipt", "amount": 2500, "currency": "EUR", "signer_name": "Ash",
+               "ref": "d1" * 32, "note": None}  # fmt: skip
+    fund = {
+        "balances": [["EUR", 2500], ["JPY", 300]], "pending": [], "entries": [receipt],
+        "totals": [{"currency": "EUR", "received": 2500, "disbursed": 0, "balance": 2500, "awaiting": 0,
+                    "pledged": 0, "monthly": 2500},
+                   {"currency": "JPY", "received": 300, "disbursed": 0, "balance": 300, "awaiting": 0,
+                    "pledged": 0, "monthly": 0}],
+        "forecast": [{"month": "2026-12", "currency": "EUR", "contributions": 2500, "confirmed": 2500, "pledges": 0}],
+        "recurring": [{"id": "d1" * 32, "type": "contribution", "author": BEA, "author_name": "Bea", "amount": 2500,
+                       "currency": "EUR", "first": "2026-12", "last": None, "stopped_by": None,
+                       "confirmed": ["2026-12"], "active": True}],
+        "installments": [{"contribution": "d1" * 32, "month": "2026-12", "receipt": "f1" * 32}],
+    }  # fmt: skip
+    text = "\n".join(ledger_lines({"fund": fund}))
+    assert "EUR: received 25.00 EUR, disbursed 0.00 EUR, balance 25.00 EUR, expected monthly 25.00 EUR" in text
+    assert "JPY: received 300 JPY, disbursed 0 JPY, balance 300 JPY" in text
+    assert "2026-12 EUR: contributions 25.00 EUR (25.00 EUR confirmed)" in text
+    assert "from Bea, 2026-12 until stopped; confirmed: 2026-12" in text
+    assert "(2026-12)" in text  # the receipt names its month
