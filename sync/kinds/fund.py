@@ -5,7 +5,8 @@ confirmed balance per currency. A member's ``fund.contribute`` only *states* tha
 sent money; it counts once a treasurer confirms it with ``fund.receipt``. A treasurer's
 ``fund.disburse`` pays out an approved ``spend`` proposal, once, within the confirmed
 balance of its currency. A contribution may recur monthly (`sync.kinds.recurring`): then
-each month's installment is receipted on its own. The ledger lists every entry with the member who signed it.
+each month's installment is receipted on its own. The ledger lists every entry with the
+member who signed it.
 """
 
 from __future__ import annotations
