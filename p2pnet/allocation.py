@@ -202,8 +202,7 @@ class AllocationService:
                                          note=note)  # fmt: skip
         except RemoteProtocolError as exc:
             return {"id": None, "rejected": str(exc)}
-        envelope, result = self.circles.author(circle, "alloc.ask", public)
-        self.node.publish_nowait(envelope)
+        _envelope, result = self.circles.author(circle, "alloc.ask", public)  # stored, indexed and gossiped
         signed = result.applied[0] if result.applied else None
         reason = dict(result.rejected).get(signed.id) if signed is not None else None
         if reason is not None:
@@ -233,9 +232,7 @@ class AllocationService:
                     items.append(("alloc.reveal", {"ask": ask_id, "secret": secret}))
         self._reveal_mine(circle, items, now)
         if items:
-            envelopes, _result = self.circles.author_many(circle, items)
-            for envelope in envelopes:
-                self.node.publish_nowait(envelope)
+            self.circles.author_many(circle, items)  # stored, indexed and gossiped
 
     def _reveal_mine(self, circle: Circle, items: list[tuple[str, dict[str, Any]]], now: float) -> None:
         """Our asks' secrets, once their period is closed: to the committee (or posted, if we

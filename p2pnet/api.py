@@ -25,9 +25,10 @@ from sync.invites import grant_signing_keypair
 from sync.kinds import alloc as alloc_kind
 from sync.kinds import schema
 from sync.kinds.circle import amend_charter
-from sync.kinds.records import TREASURER
-from sync.precheck import check_action, check_text
+from sync.kinds.records import ORGANIZER, TREASURER
+from sync.precheck import check_action, check_text, explain
 from sync.relaytoken import RelayToken
+from sync.reports import REPORT_KIND, report_body, report_views
 from sync.views import private_checkins
 
 MAX_INVITE_S = 366 * 86400
@@ -50,7 +51,14 @@ ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "profile": ("profile.set", {"display_name": "text", "pronouns": "text?", "skills": "texts"}),
     "pledge": (
         "aid.pledge",
-        {"category": "text", "~description": "text", "amount": "int?", "unit": "text?", "expires": "int?"},
+        {
+            "category": "text",
+            "~description": "text",
+            "amount": "int?",
+            "unit": "text?",
+            "expires": "int?",
+            "monthly": "text?",
+        },
     ),
     "request": (
         "aid.request",
@@ -61,8 +69,10 @@ ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "withdraw": ("aid.withdraw", {"item": "id"}),
     "vote": ("proposal.vote", {"proposal": "id", "choice": "text", "reason": "text?"}),
     "proposal.withdraw": ("proposal.withdraw", {"proposal": "id"}),
-    "contribute": ("fund.contribute", {"amount": "int", "currency": "text", "note": "text?"}),
-    "receipt": ("fund.receipt", {"contribution": "id"}),
+    "contribute": ("fund.contribute", {"amount": "int", "currency": "text", "note": "text?", "monthly": "text?"}),
+    "receipt": ("fund.receipt", {"contribution": "id", "month": "text?"}),
+    "contribution.stop": ("fund.stop", {"contribution": "id", "last": "text"}),
+    "hide": ("msg.hide", {"target": "id", "reason": "text"}),
     "disburse": ("fund.disburse", {"proposal": "id", "note": "text?"}),
     "event.create": ("event.create", {"~title": "text", "starts": "int", "~place_hint": "text?", "~text": "text?"}),
     "rsvp": ("event.rsvp", {"event": "id", "answer": "text"}),
@@ -72,6 +82,11 @@ ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "role.grant": ("role.grant", {"member": "member", "role": "text"}),
     "role.revoke": ("role.revoke", {"member": "member", "role": "text"}),
 }
+
+
+OPTIONAL_WIRE_KEYS = frozenset({"monthly", "month"})
+"""Body keys left out when null (docs/OPS.md §4, optional keys): without them an op is
+byte for byte the op it was before they existed."""
 
 
 def _bad(message: str) -> RpcError:
@@ -307,7 +322,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
                     "name": info.name if info else circle.keys.label,
                     "members": len(state.members),
                     "ops": state.applied_count,
-                    "urgent": sum(1 for m in state.messages.values() if m.urgent and not m.deleted),
+                    "urgent": sum(
+                        1 for i, m in state.messages.items() if m.urgent and not m.deleted and i not in state.hidden
+                    ),
                     "am_member": member_circles().identity.member_id in state.members,
                 }
             )
@@ -361,6 +378,11 @@ def build_methods(node: Node) -> dict[str, Handler]:
             rows = [(bytes.fromhex(n["id"]), bytes.fromhex(n["member"]), n["status"], n["note"], n["ts"])
                     for n in notes]  # fmt: skip
             result["private_checkins"] = to_json(private_checkins(circle.replica.state, rows))
+            # Reports reach organizers' nodes only (sealed to them): everyone else gets [].
+            book = node.lifecycle.reports.get(circle.id)
+            reports = report_views(circle.replica.state, book.reports.values(), member_circles().reader(circle)) \
+                if book is not None and _organizer(circle, member_circles().identity.member_id) else ()
+            result["reports"] = to_json(reports)
         result["allocations"] = to_json(allocations_view(circle, member_circles().identity))
         if isinstance(wanted, list):
             result = {k: v for k, v in result.items() if k in wanted or k in ("id", "me", "name")}
@@ -399,6 +421,9 @@ def build_methods(node: Node) -> dict[str, Handler]:
                 target[field] = convert_param(field, type_spec, resolved)
             if content:
                 body["content"] = content
+            for key in OPTIONAL_WIRE_KEYS & body.keys():
+                if body[key] is None:
+                    del body[key]
             check_action(circle.replica.state, member_circles().identity.member_id, kind, body, now=node.clock())
             if params.get("private") is True and kind in ("aid.request", "checkin"):
                 # Only the organizers will know who asked and why (docs/PROTOCOL.md §12).
@@ -481,6 +506,37 @@ def build_methods(node: Node) -> dict[str, Handler]:
         if node.lifecycle is None:
             raise UsageError("this node is a relay: it has no circles")
         return node.lifecycle
+
+    @method("report")
+    async def report(params: dict[str, Any]) -> Any:
+        """Report a post or a member to the organizers, sealed to them (docs/PROTOCOL.md §12)."""
+        circle = circle_of(params)
+        resolved = resolve_ids(circle, {"post": "id?", "member": "member?"}, params)
+        post = convert_param("post", "id?", resolved)
+        member = convert_param("member", "member?", resolved)
+        reason = convert_param("reason", "text", params)
+        if (post is None) == (member is None):
+            raise _bad("report either a post (post) or a member (member), not both or neither")
+        state = circle.replica.state
+        if member is not None and member not in state.members:
+            raise UsageError("that person is not a member of this circle")
+        try:
+            body = report_body(post=post, member=member, reason=reason)
+        except schema.InvalidBody as exc:
+            raise UsageError(explain(exc)) from None
+        envelope_id = lifecycle().private_message(circle, REPORT_KIND, body)
+        return {"id": None, "private": envelope_id.hex(), "rejected": None}
+
+    @method("reports")
+    async def reports(params: dict[str, Any]) -> Any:
+        """The reports sealed to this organizer, with who reported what and why."""
+        circle = circle_of(params)
+        state = circle.replica.state
+        if not _organizer(circle, member_circles().identity.member_id):
+            raise UsageError("only organizers receive reports, and you are not one in this circle")
+        book = lifecycle().report_book(circle)
+        views = report_views(state, book.reports.values(), member_circles().reader(circle))
+        return {"reports": to_json(views), "dropped": dict(sorted(book.dropped.items()))}
 
     @method("invite.create")
     async def invite_create(params: dict[str, Any]) -> Any:
@@ -666,6 +722,11 @@ def allocation_methods(node: Node, circle_of: Any, author: Any, lifecycle: Any) 
         return to_json(allocations_view(circle, node.circles.identity))  # type: ignore[union-attr]
 
     return {"ask_fund": ask_fund, "pay_ask": pay_ask, "allocations": allocations}
+
+
+def _organizer(circle: Circle, member: bytes) -> bool:
+    record = circle.replica.state.members.get(member)
+    return record is not None and ORGANIZER in record.roles
 
 
 def _latest(times: Any) -> float | None:

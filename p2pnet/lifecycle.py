@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from identity.errors import RemoteProtocolError, StorageError, UsageError
+from identity.errors import RemoteProtocolError, StorageError, Undecryptable, UsageError
 from identity.keys import DEFAULT_NAME
 from p2pnet.allocation import AllocationService
 from p2pnet.gate import Verdict
@@ -89,6 +89,7 @@ from sync.lifecycle import (
 )
 from sync.precheck import check_action
 from sync.private import make_statement, open_private, private_ref, seal_private
+from sync.reports import REPORT_KIND, ReportBook
 
 if TYPE_CHECKING:
     from p2pnet.circles import Circle, MemberCircles
@@ -131,6 +132,8 @@ class Lifecycle:
         """Circle topic -> bytes of private envelopes stored."""
         self.alloc = AllocationService(self)
         """Asks to the fund under the charter's allocation rules (`p2pnet.allocation`)."""
+        self.reports: dict[bytes, ReportBook] = {}
+        """Circle id -> the reports sealed to us as an organizer (rebuilt from the store)."""
 
     @property
     def me(self) -> bytes:
@@ -476,9 +479,16 @@ class Lifecycle:
             return
         try:
             statement = open_private(envelope, self.circles.identity)
-        except RemoteProtocolError:
+        except Undecryptable:
+            return  # not sealed to us (or to no one): nothing to count
+        except RemoteProtocolError as exc:
+            self.report_book(circle).refuse(exc)  # for us, but not a valid signed statement
             return
         op = statement.op
+        if op.kind == REPORT_KIND:
+            if self.report_book(circle).take(statement, envelope.id, state) is not None:
+                self.node.emit("report", {"circle": circle.id.hex()})
+            return
         if op.circle != circle.id or op.author not in state.members:
             return
         if op.kind == "private.checkin":
@@ -501,6 +511,10 @@ class Lifecycle:
                 delay = self.node.config.private_delay_s * int.from_bytes(self.circles.rand(4), "big") / 2**32
                 self._due_since.setdefault((circle.id, "proxy:" + ref.hex()), self.node.clock() + delay)
             self.wake.set()
+
+    def report_book(self, circle: Circle) -> ReportBook:
+        """The reports this organizer's node opened for ``circle`` (`sync.reports`)."""
+        return self.reports.setdefault(circle.id, ReportBook())
 
     def _proxy_due(self, circle: Circle, ref: bytes) -> bool:
         return not any(item.private and item.private.get("ref") == ref for item in circle.replica.state.aid.values())

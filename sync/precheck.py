@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from identity.errors import UsageError
 from sync import money
-from sync.kinds import aid, events, keys, schema, support
+from sync.kinds import aid, events, keys, moderation, schema, support
 from sync.kinds.decisions import VOTE_CHOICES
 from sync.kinds.records import APPROVED, MATCHED, MAX_CLOSES_S, MIN_CLOSES_S, OPEN, ORGANIZER, ROLES, TREASURER
 
@@ -393,3 +393,89 @@ _AUTHORITY = {
     "aid.withdraw": _withdraw,
     "aid.match": _match,
 }
+
+
+# --- moderation and recurring money (issue 17: msg.hide, monthly, fund.stop) ------------
+
+
+def _month_key(body: dict[str, Any], key: str) -> None:
+    if key in body:
+        try:
+            schema.month(body[key], key)
+        except schema.InvalidBody:
+            raise Refused(f"{key} must be a month written like 2026-12, got {body[key]!r}") from None
+
+
+def _hide_body(body: dict[str, Any]) -> None:
+    schema.long_text(body.get("reason"), "reason", moderation.MAX_REASON_CHARS)
+
+
+def _hide(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    _organizer(state, author, "hide a post")
+    target = body.get("target")
+    if target not in state.messages:
+        raise Refused("that is not a post of this circle (only posts can be hidden)" + NOT_YET)
+    if target in state.hidden:
+        raise Refused("that post is already hidden")
+
+
+def _installment(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    contribution_id = body.get("contribution")
+    if contribution_id not in state.recurring or contribution_id not in state.contributions:
+        if "month" in body:
+            raise Refused("that contribution is a one-off: confirm it without --month")
+        return
+    month = body.get("month")
+    schedule = state.recurring[contribution_id]
+    if month is None:
+        raise Refused("that contribution is monthly: name the month you confirm (--month 2026-12)")
+    if month < schedule.first:
+        raise Refused(f"that contribution starts in {schedule.first}; {month} is before it")
+    if schedule.last is not None and month > schedule.last:
+        raise Refused(f"that contribution was stopped after {schedule.last}; {month} is later")
+    if month in state.installments.get(contribution_id, {}):
+        raise Refused(f"the {month} installment of that contribution is already confirmed")
+
+
+def _receipt_with_month(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    _receipt(state, author, body)
+    _installment(state, author, body)
+
+
+def _stop(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    contribution_id = body.get("contribution")
+    contribution = state.contributions.get(contribution_id)  # type: ignore[arg-type]
+    if contribution is None:
+        raise Refused("that is not a contribution of this circle" + NOT_YET)
+    schedule = state.recurring.get(contribution_id)  # type: ignore[arg-type]
+    if schedule is None:
+        raise Refused("that contribution is a one-off: there is nothing to stop")
+    if contribution.author != author:
+        whose = _name(state, contribution.author)
+        raise Refused(f"only its author stops a monthly contribution; that one is {whose}'s")
+    if schedule.stopped_by is not None:
+        raise Refused(f"that contribution is already stopped (its last month is {schedule.last})")
+    last = body.get("last")
+    confirmed = max(state.installments.get(contribution_id, {}), default=None)  # type: ignore[arg-type]
+    if isinstance(last, str) and confirmed is not None and last < confirmed:
+        raise Refused(f"{confirmed} is already confirmed: the last month cannot be earlier")
+
+
+_SCHEMAS.update(
+    {
+        "msg.hide": _hide_body,
+        "fund.contribute": lambda body: (_contribute(body), _month_key(body, "monthly")),
+        "aid.pledge": lambda body: (_aid_item(body), _month_key(body, "monthly")),
+        "fund.receipt": lambda body: _month_key(body, "month"),
+        "fund.stop": lambda body: _month_key({"last": body.get("last")}, "last"),
+    }
+)
+def _edit_unhidden(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    _edit(state, author, body)
+    if body.get("target") in state.hidden:
+        raise Refused("an organizer hid that message; it cannot be edited back (post again instead)")
+
+
+_AUTHORITY.update(
+    {"msg.hide": _hide, "msg.edit": _edit_unhidden, "fund.receipt": _receipt_with_month, "fund.stop": _stop}
+)

@@ -51,7 +51,7 @@ from sync.envelope import (
 from sync.ops import Op, SignedOp
 
 MAX_RECIPIENTS = 32
-PRIVATE_KINDS = ("private.request", "private.checkin", "private.ask", "private.reveal")
+PRIVATE_KINDS = ("private.request", "private.checkin", "private.ask", "private.reveal", "private.report")
 
 
 def seal_private(

@@ -98,12 +98,14 @@ from sync.kinds.records import (
     Contribution,
     Epoch,
     Event,
+    Hidden,
     Invite,
     LedgerEntry,
     Member,
     Message,
     Profile,
     Proposal,
+    Recurring,
     Rejection,
     Removal,
     Struck,
@@ -248,6 +250,13 @@ class CircleState:
         self.seniority: dict[bytes, tuple[int, ...]] = {}
         """member id -> their seniority path, fixed when they first became an organizer
         (docs/OPS.md §2b): kept through demotions and removals, so the order never changes."""
+        # Canonical only when not empty (docs/OPS.md §7), so states without them hash as before.
+        self.hidden: dict[bytes, Hidden] = {}
+        """message id -> the organizer's ``msg.hide`` (`sync.kinds.moderation`)."""
+        self.recurring: dict[bytes, Recurring] = {}
+        """contribution or pledge id -> its monthly schedule (`sync.kinds.recurring`)."""
+        self.installments: dict[bytes, dict[str, bytes]] = {}
+        """recurring contribution id -> month -> the receipt that confirmed it."""
         # Derived indexes (rebuilt on restore, not hashed).
         self.roots: list[bytes] = []
         self.replies: dict[bytes, list[bytes]] = {}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sync.content import NO_READER, ContentReader
+from sync.forecast import CurrencyTotals, ForecastLine, Installment, fund_forecast, fund_totals, installments, month_of
 from sync.kinds.aid import item_content
 from sync.kinds.alloc import rules_body
 from sync.kinds.events import event_content
@@ -35,6 +36,7 @@ from sync.kinds.records import (
     SpendDetails,
 )
 from sync.kinds.support import checkin_content, post_content
+from sync.money import CURRENCIES
 
 if TYPE_CHECKING:
     from sync.state import CircleState
@@ -73,6 +75,10 @@ class FeedItem:
     replies: tuple[FeedItem, ...]
     readable: bool = True
     """False when this node does not hold the content key the text was sealed with."""
+    hidden: str | None = None
+    """The reason an organizer gave when hiding the post for everyone (its text is gone)."""
+    hidden_by: str | None = None
+    """That organizer's display name."""
 
 
 def _reaction_counts(state: CircleState, item_id: bytes) -> tuple[tuple[str, int], ...]:
@@ -123,8 +129,10 @@ def _make_item(state: CircleState, item_id: bytes, replies: tuple[FeedItem, ...]
     if m is not None:
         name = display_name(state, m.author)
         text, warning, readable = post_text(reader, m.author, m.content)
+        hidden = state.hidden.get(item_id)
         return FeedItem(item_id, "post", m.author, name, m.lamport, m.ts, text, warning, m.urgent,
-                        None, m.edits > 0, m.deleted, reactions, replies, readable)  # fmt: skip
+                        None, m.edits > 0, m.deleted, reactions, replies, readable,
+                        *(() if hidden is None else (hidden.reason, display_name(state, hidden.by))))  # fmt: skip
     c = state.checkins[item_id]
     name = display_name(state, c.author)
     fields = reader.read(c.content, c.author, "checkin", checkin_content)
@@ -167,7 +175,8 @@ def needs_attention(state: CircleState, reader: ContentReader = NO_READER) -> tu
     """
     items: list[AttentionItem] = []
     for message_id, m in state.messages.items():
-        if m.urgent and not m.deleted and not _answered_by_others(state, message_id, m.author):
+        hidden = message_id in state.hidden
+        if m.urgent and not m.deleted and not hidden and not _answered_by_others(state, message_id, m.author):
             name = display_name(state, m.author)
             text = post_text(reader, m.author, m.content)[0]
             items.append(AttentionItem(message_id, "urgent", m.author, name, m.lamport, m.ts, text, None))
@@ -377,21 +386,78 @@ class LedgerLine:
 
 
 @dataclass(frozen=True, slots=True)
+class RecurringView:
+    """A recurring contribution or pledge: its schedule and the months confirmed so far."""
+
+    id: bytes
+    type: str
+    """"contribution" or "pledge"."""
+    author: bytes
+    author_name: str
+    amount: int | None
+    currency: str | None
+    """A contribution's currency; a pledge's unit when it is a currency code, else None."""
+    first: str
+    last: str | None
+    stopped_by: bytes | None
+    confirmed: tuple[str, ...]
+    """Months a treasurer confirmed (contributions only), in order."""
+    active: bool
+    """Not stopped (a contribution) / still open or matched (a pledge)."""
+
+
+@dataclass(frozen=True, slots=True)
 class FundLedger:
     balances: tuple[tuple[str, int], ...]
     """Confirmed balance per currency (receipts minus disbursements), in minor units."""
     pending: tuple[LedgerLine, ...]
-    """Contributions no treasurer has confirmed yet."""
+    """One-off contributions no treasurer has confirmed yet."""
     entries: tuple[LedgerLine, ...]
     """Every contribution, receipt and disbursement, in fold order."""
+    totals: tuple[CurrencyTotals, ...] = ()
+    """Received, disbursed, awaiting, pledged and monthly, per currency (`sync.forecast`)."""
+    forecast: tuple[ForecastLine, ...] = ()
+    """Expected per month and currency from the viewer's month on (only when ``now`` is given)."""
+    recurring: tuple[RecurringView, ...] = ()
+    installments: tuple[Installment, ...] = ()
+    """Each confirmed monthly installment: which receipt confirmed which month."""
 
 
-def fund_ledger(state: CircleState) -> FundLedger:
+def recurring_views(state: CircleState) -> tuple[RecurringView, ...]:
+    views = []
+    for item_id, schedule in state.recurring.items():
+        contribution = state.contributions.get(item_id)
+        if contribution is not None:
+            confirmed = tuple(sorted(state.installments.get(item_id, {})))
+            views.append((contribution.lamport, item_id, RecurringView(
+                item_id, "contribution", contribution.author, display_name(state, contribution.author),
+                contribution.amount, contribution.currency, schedule.first, schedule.last, schedule.stopped_by,
+                confirmed, schedule.stopped_by is None,
+            )))  # fmt: skip
+            continue
+        item = state.aid[item_id]
+        currency = item.unit if item.unit in CURRENCIES else None
+        views.append((item.lamport, item_id, RecurringView(
+            item_id, "pledge", item.author, display_name(state, item.author), item.amount, currency,
+            schedule.first, schedule.last, item.closed_by, (), item.status in (OPEN, MATCHED),
+        )))  # fmt: skip
+    views.sort(key=lambda row: row[:2])
+    return tuple(view for _lamport, _id, view in views)
+
+
+def fund_ledger(state: CircleState, *, now: float | None = None) -> FundLedger:
     lines = tuple(LedgerLine(display_name(state, entry.signer), *entry) for entry in state.ledger)
-    contributions = state.contributions
-    pending = tuple(line for line in lines if line.entry == "contribution" and contributions[line.op].receipt is None)
+    contributions, recurring = state.contributions, state.recurring
+    pending = tuple(
+        line
+        for line in lines
+        if line.entry == "contribution" and contributions[line.op].receipt is None and line.op not in recurring
+    )
     balances = tuple(sorted(state.balances.items()))
-    return FundLedger(balances, pending, lines)
+    forecast = fund_forecast(state, month_of(now)) if now is not None else ()
+    return FundLedger(
+        balances, pending, lines, fund_totals(state), forecast, recurring_views(state), installments(state)
+    )
 
 
 # --- proposals ----------------------------------------------------------------------
@@ -551,6 +617,44 @@ def events(state: CircleState, reader: ContentReader = NO_READER) -> tuple[Event
     return tuple(views)
 
 
+# --- moderation log -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationEntry:
+    """One line of the moderation log every member reads: who did what to whom, and why."""
+
+    op: bytes
+    lamport: int
+    ts: int
+    action: str
+    """"hide" here; a log may merge in other actions (removals, handovers) as entries of
+    this shape, ordered by ``(lamport, op)``."""
+    actor: bytes
+    actor_name: str
+    target: bytes
+    """The hidden post."""
+    target_member: bytes | None
+    """The post's author."""
+    target_name: str | None
+    reason: str | None
+
+
+def moderation_entries(state: CircleState) -> tuple[ModerationEntry, ...]:
+    """The hides (`sync.kinds.moderation`), in fold order: the moderation log's part about posts.
+
+    Never who reported a post: reports are sealed to the organizers (`sync.reports`)."""
+    entries = []
+    for message_id, hidden in state.hidden.items():
+        message = state.messages[message_id]
+        entries.append(ModerationEntry(
+            hidden.op, hidden.lamport, hidden.ts, "hide", hidden.by, display_name(state, hidden.by),
+            message_id, message.author, display_name(state, message.author), hidden.reason,
+        ))  # fmt: skip
+    entries.sort(key=lambda entry: (entry.lamport, entry.op))
+    return tuple(entries)
+
+
 # --- rejected -----------------------------------------------------------------------
 
 
@@ -590,6 +694,8 @@ class CircleViews:
     rejected: tuple[RejectedView, ...]
     charter: CharterView | None = None
     """The charter in force (``charter_text`` is its text)."""
+    moderation: tuple[ModerationEntry, ...] = ()
+    """The moderation log: posts organizers hid, and why."""
 
 
 def build_views(
@@ -610,9 +716,10 @@ def build_views(
         needs_attention(state, reader),
         members(state),
         aid_board(state, now=now, reader=reader),
-        fund_ledger(state),
+        fund_ledger(state, now=now),
         proposals(state),
         events(state, reader),
         rejected(state),
         charter_view(charter) if charter else None,
+        moderation_entries(state),
     )

@@ -236,6 +236,58 @@ def allocation_draw(b: Builder) -> None:
         b.act(who, "alloc.pay", {"ask": first, "note": None})
 
 
+def _edit_body(b: Builder, who: str, target: bytes, text: str) -> dict[str, Any]:
+    nonce = bytes([len(b.ops)]) * 24
+    blob = seal_content({"text": text, "content_warning": None}, circle=b.circle, author=PEOPLE[who].member_id,
+                        kind="msg.edit", epoch=EPOCH, key=CONTENT_KEY, rand=lambda n: nonce[:n])  # fmt: skip
+    return {"target": target, "content": blob}
+
+
+def hide_races_and_refusals(b: Builder) -> None:
+    """carol posts; bob, a member, tries to hide it (refused); dana, an organizer demoted by
+    alice, signs a hide citing only the post, so it sorts before her demotion (struck); alice
+    hides it with a reason; carol's edit, signed without seeing the hide (it cites bob's
+    concurrent post), sorts after it and is refused: the text cannot come back. A hide of a
+    contribution is refused."""
+    for who in ("bob", "carol", "dana"):
+        b.add(who)
+    b.act("alice", "role.grant", {"member": b.member("dana"), "role": "organizer"})
+    b.act("dana", "msg.post", {"text": "dana here"})
+    dana_seq, dana_last = b.last("dana")
+    post = b.act("carol", "msg.post", {"text": "a post that names someone's address"})
+    carol_seq, carol_last = b.last("carol")
+    b.act("bob", "msg.hide", {"target": post.id, "reason": "I dislike it"})
+    b.act("alice", "msg.post", {"text": "news"})
+    b.act("alice", "role.revoke", {"member": b.member("dana"), "role": "organizer"})
+    b.forge("dana", "msg.hide", {"target": post.id, "reason": "rude"}, [dana_last, post.id], dana_seq + 1, b.ts)
+    heads = list(b.replica.dag.heads())
+    b.act("alice", "msg.hide", {"target": post.id, "reason": "it gives out a home address"})
+    bob_seq, bob_last = b.last("bob")
+    aside = b.forge("bob", "msg.post", {"text": "meanwhile"}, [*heads, bob_last], bob_seq + 1, b.ts + 1)
+    edit = _edit_body(b, "carol", post.id, "reworded")
+    b.forge("carol", "msg.edit", edit, [aside.id, carol_last], carol_seq + 1, b.ts + 2)
+    contribution = b.act("bob", "fund.contribute", {"amount": 500, "currency": "EUR", "note": None})
+    b.act("alice", "msg.hide", {"target": contribution.id, "reason": "not a post"})
+
+
+def monthly_installments(b: Builder) -> None:
+    """carol contributes 25.00 EUR monthly from 2026-12; bob (treasurer) confirms December,
+    then December again (refused), November (before the first month: refused) and a month
+    with no "month" key (refused); carol confirming her own (refused: not a treasurer); carol
+    stops after January; bob confirms January (sent before the stop) and February (refused)."""
+    for who in ("bob", "carol"):
+        b.add(who)
+    b.act("alice", "role.grant", {"member": b.member("bob"), "role": "treasurer"})
+    monthly = b.act("carol", "fund.contribute", {"amount": 2500, "currency": "EUR", "note": None,
+                                                 "monthly": "2026-12"})  # fmt: skip
+    for month in ("2026-12", "2026-12", "2026-11", None):
+        b.act("bob", "fund.receipt", {"contribution": monthly.id, **({"month": month} if month else {})})
+    b.act("carol", "fund.receipt", {"contribution": monthly.id, "month": "2027-01"})
+    b.act("carol", "fund.stop", {"contribution": monthly.id, "last": "2027-01"})
+    b.act("bob", "fund.receipt", {"contribution": monthly.id, "month": "2027-01"})
+    b.act("bob", "fund.receipt", {"contribution": monthly.id, "month": "2027-02"})
+
+
 VECTORS: dict[str, Callable[[Builder], None]] = {
     "removed-organizer-backdates": removed_organizer_backdates,
     "mutual-removal": mutual_removal,
@@ -244,6 +296,8 @@ VECTORS: dict[str, Callable[[Builder], None]] = {
     "puppets-after-opening": puppets_after_opening,
     "votes-around-the-closing": votes_around_the_closing,
     "allocation-draw": allocation_draw,
+    "hide-races-and-refusals": hide_races_and_refusals,
+    "monthly-installments": monthly_installments,
 }
 
 

@@ -60,7 +60,16 @@ class KithArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import bench_cmd, circle_cmds, demo_cmd, fund_cmds, identity_cmds, membership_cmds, node_cmds
+    from tui.commands import (
+        bench_cmd,
+        circle_cmds,
+        demo_cmd,
+        fund_cmds,
+        identity_cmds,
+        membership_cmds,
+        moderation_cmds,
+        node_cmds,
+    )
 
     parser = KithArgumentParser(
         prog="kith",
@@ -74,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     circle_cmds.register(sub)
     fund_cmds.register(sub)
     membership_cmds.register(sub)
+    moderation_cmds.register(sub)
     bench_cmd.register(sub)
     demo_cmd.register(sub)
     for subparser in _all_subparsers(sub):

@@ -42,7 +42,11 @@ def feed_lines(views: dict[str, Any]) -> list[str]:
         if entry["edited"]:
             head += " · edited"
         lines.append(head)
-        if entry["deleted"]:
+        if entry.get("hidden"):
+            whose = "your post was hidden" if entry["author"] == views.get("me") else "hidden"
+            by = shown(entry.get("hidden_by") or "an organizer", NAME)
+            lines.append(f"{pad}    ({whose} by {by}: {shown(entry['hidden'])})")
+        elif entry["deleted"]:
             lines.append(f"{pad}    (deleted)")
         elif entry["content_warning"]:
             lines.append(f"{pad}    CW: {shown(entry['content_warning'])} (text folded; use --show to read)")
@@ -127,9 +131,51 @@ def board_lines(views: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _totals_lines(fund: dict[str, Any]) -> list[str]:
+    """Totals per currency and the forecast: amounts of different currencies are never added."""
+    lines: list[str] = []
+    if fund.get("totals"):
+        lines.append("Per currency (never added across currencies):")
+        for t in fund["totals"]:
+            code = t["currency"]
+            parts = [
+                f"received {format_amount(t['received'], code)}",
+                f"disbursed {format_amount(t['disbursed'], code)}",
+                f"balance {format_amount(t['balance'], code)}",
+            ]
+            for key, label in (("awaiting", "awaiting receipt"), ("pledged", "pledged on the board"),
+                               ("monthly", "expected monthly")):  # fmt: skip
+                if t[key]:
+                    parts.append(f"{label} {format_amount(t[key], code)}")
+            lines.append(f"  {code}: " + ", ".join(parts))
+    if fund.get("forecast"):
+        lines.append("Forecast (monthly contributions and pledges):")
+        for f in fund["forecast"]:
+            code = f["currency"]
+            parts = []
+            if f["contributions"]:
+                parts.append(f"contributions {format_amount(f['contributions'], code)}"
+                             f" ({format_amount(f['confirmed'], code)} confirmed)")  # fmt: skip
+            if f["pledges"]:
+                parts.append(f"pledges {format_amount(f['pledges'], code)}")
+            lines.append(f"  {f['month']} {code}: " + ", ".join(parts))
+    monthly = [r for r in fund.get("recurring", []) if r["type"] == "contribution"]
+    if monthly:
+        lines.append("Monthly contributions:")
+        for r in monthly:
+            until = f" to {r['last']}" if r["last"] else " until stopped"
+            done = ", ".join(r["confirmed"]) or "none yet"
+            lines.append(
+                f"  [{short(r['id'])}] {format_amount(r['amount'], r['currency'])} from"
+                f" {shown(r['author_name'], NAME)}, {r['first']}{until}; confirmed: {done}"
+            )
+    return lines
+
+
 def ledger_lines(views: dict[str, Any]) -> list[str]:
     fund = views["fund"]
     lines = ["Balance: " + (", ".join(format_amount(a, c) for c, a in fund["balances"]) or "nothing confirmed yet")]
+    lines += _totals_lines(fund)
     if fund["pending"]:
         lines.append("Awaiting a treasurer's receipt:")
         lines += [
@@ -137,8 +183,10 @@ def ledger_lines(views: dict[str, Any]) -> list[str]:
             for e in fund["pending"]
         ]
     lines.append("Ledger (every entry with who signed it):")
+    months = {i["receipt"]: i["month"] for i in fund.get("installments", [])}
     for e in fund["entries"]:
         ref = f" for {short(e['ref'])}" if e["ref"] else ""
+        ref += f" ({months[e['op']]})" if e["op"] in months else ""
         note = f" · {shown(e['note'])}" if e["note"] else ""
         lines.append(
             f"  [{short(e['op'])}] {when(e['ts'])} {shown(e['entry']):<12}"

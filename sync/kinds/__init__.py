@@ -11,7 +11,7 @@ from typing import Any
 
 from identity.crypto import RandomBytes, random_bytes
 from sync.content import seal_content
-from sync.kinds import aid, alloc, circle, decisions, events, fund, keys, membership, support
+from sync.kinds import aid, alloc, circle, decisions, events, fund, keys, membership, moderation, support
 from sync.kinds.common import Handler
 
 HANDLERS: dict[str, Handler] = {
@@ -24,6 +24,7 @@ HANDLERS: dict[str, Handler] = {
     **alloc.HANDLERS,
     **events.HANDLERS,
     **keys.HANDLERS,
+    **moderation.HANDLERS,
 }
 
 

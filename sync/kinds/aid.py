@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import keys, schema
+from sync.kinds import keys, recurring, schema
 from sync.kinds.common import OpRejected, has_role
 from sync.kinds.records import FULFILLED, MATCHED, OPEN, ORGANIZER, WITHDRAWN, AidItem
 
@@ -28,6 +28,7 @@ _PRIVATE_KEYS = frozenset({"ref", "boxes"})
 MAX_PRIVATE_BOX = 4096
 MAX_PRIVATE_BOXES = 32
 _ITEM_CONTENT_KEYS = frozenset({"description"})
+_MONTHLY = frozenset({recurring.MONTHLY})
 
 
 def item_content(fields: Any) -> dict[str, Any]:
@@ -77,7 +78,10 @@ def _private(state: CircleState, op: Op, value: Any) -> dict[str, Any] | None:
 
 
 def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) -> None:
-    body = schema.exact_keys(body, _REQUEST_KEYS if kind == "aid.request" else _ITEM_KEYS, "body")
+    if kind == "aid.request":
+        body = schema.exact_keys(body, _REQUEST_KEYS, "body")
+    else:
+        body = schema.exact_keys_optional(body, _ITEM_KEYS, _MONTHLY, "body")
     category = schema.one_of(body["category"], CATEGORIES, "category")
     content = schema.content_blob(body["content"], "content", state.epochs)
     amount = schema.optional_amount(body["amount"])
@@ -86,12 +90,14 @@ def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) ->
     if (amount is None) != (unit is None):
         raise schema.InvalidBody("unit", "must be null exactly when amount is null")
     private = _private(state, op, body["private"]) if kind == "aid.request" else None
+    first = recurring.first_month(state, body) if kind == "aid.pledge" else None
     keys.require_fresh_key(state, op, content)
     item_type = "pledge" if kind == "aid.pledge" else "request"
     item = AidItem(
         item_type, op.author, op.lamport, op.ts, category, content, amount, unit, expires, OPEN, (), None, private
     )
     state.put(state.aid, signed.id, item)
+    recurring.start(state, signed.id, first)
 
 
 def aid_pledge(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:

@@ -29,12 +29,14 @@ from sync.kinds.records import (
     Epoch,
     Event,
     Grant,
+    Hidden,
     Invite,
     LedgerEntry,
     Member,
     Message,
     Profile,
     Proposal,
+    Recurring,
     Rejection,
     Removal,
     SpendDetails,
@@ -94,7 +96,7 @@ def _alloc_tables(state: CircleState) -> dict[str, Any]:
 
 def canonical_state(state: CircleState) -> dict[str, Any]:
     last = state.last_key
-    return {
+    picture = {
         "v": CANONICAL_VERSION,
         "circle": state.circle_id,
         "count": state.applied_count,
@@ -131,6 +133,15 @@ def canonical_state(state: CircleState) -> dict[str, Any]:
         ],
         **_alloc_tables(state),
     }
+    # Tables of later kinds appear only once they hold something: a circle that never used
+    # them keeps the state hash it had before they existed.
+    if state.hidden:
+        picture["hidden"] = _rows(state.hidden)
+    if state.recurring:
+        picture["recurring"] = _rows(state.recurring)
+    if state.installments:
+        picture["installments"] = _nested_rows(state.installments, flatten=False)  # type: ignore[arg-type]
+    return picture
 
 
 def encode_state(state: CircleState) -> bytes:
@@ -268,6 +279,9 @@ def restore_tables(state: CircleState, picture: Any) -> tuple[int, tuple[int, by
         state.removals = removals
         state.asks = _table(picture, "asks", _ask) if "asks" in picture else {}
         state.periods = _table(picture, "periods", _period) if "periods" in picture else {}
+        state.hidden = _table(picture, "hidden", lambda f: Hidden(*f)) if "hidden" in picture else {}
+        state.recurring = _table(picture, "recurring", lambda f: Recurring(*f)) if "recurring" in picture else {}
+        state.installments = _nested(picture, "installments", lambda f: f[0]) if "installments" in picture else {}
         state.seniority = {member: _tuple(path) for member, path in map(_tuple, _tuple(picture["seniority"]))}
         for op_id, striker_lamport, striker in map(_tuple, _tuple(picture["struck"])):
             rejection = state.rejected.pop(op_id)

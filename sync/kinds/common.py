@@ -53,6 +53,7 @@ ROLE_KINDS: dict[str, frozenset[str]] = {
             "relay.remove",
             "key.rotate",
             "key.share",
+            "msg.hide",
         }
     ),
     TREASURER: frozenset({"fund.receipt", "fund.disburse", "alloc.pay"}),

@@ -4,14 +4,16 @@ Money is integers in minor units with a three-letter currency code; there is one
 confirmed balance per currency. A member's ``fund.contribute`` only *states* that they
 sent money; it counts once a treasurer confirms it with ``fund.receipt``. A treasurer's
 ``fund.disburse`` pays out an approved ``spend`` proposal, once, within the confirmed
-balance of its currency. The ledger lists every entry with the member who signed it.
+balance of its currency. A contribution may recur monthly (`sync.kinds.recurring`): then
+each month's installment is receipted on its own. The ledger lists every entry with the
+member who signed it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import schema
+from sync.kinds import recurring, schema
 from sync.kinds.common import OpRejected, require_role
 from sync.kinds.records import APPROVED, TREASURER, Contribution, LedgerEntry
 
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 _CONTRIBUTE_KEYS = frozenset({"amount", "currency", "note"})
 _RECEIPT_KEYS = frozenset({"contribution"})
 _DISBURSE_KEYS = frozenset({"proposal", "note"})
+_MONTHLY = frozenset({recurring.MONTHLY})
+_MONTH = frozenset({recurring.MONTH})
 
 NOT_A_CONTRIBUTION = "contribution is not a contribution of this circle"
 ALREADY_RECEIPTED = "the contribution is already confirmed"
@@ -36,10 +40,11 @@ def _require_treasurer(state: CircleState, author: bytes) -> None:
 
 
 def fund_contribute(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _CONTRIBUTE_KEYS, "body")
+    body = schema.exact_keys_optional(body, _CONTRIBUTE_KEYS, _MONTHLY, "body")
     amount = schema.amount(body["amount"])
     currency = schema.currency(body["currency"])
     note = schema.optional_long(body["note"], "note", schema.MAX_NOTE_CHARS)
+    recurring.start(state, signed.id, recurring.first_month(state, body))
     state.put(
         state.contributions,
         signed.id,
@@ -52,16 +57,22 @@ def fund_contribute(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
 
 
 def fund_receipt(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    body = schema.exact_keys(body, _RECEIPT_KEYS, "body")
+    body = schema.exact_keys_optional(body, _RECEIPT_KEYS, _MONTH, "body")
     contribution_id = schema.op_ref(body["contribution"], "contribution")
+    month = schema.month(body[recurring.MONTH], recurring.MONTH) if recurring.MONTH in body else None
     _require_treasurer(state, op.author)
     contribution = state.contributions.get(contribution_id)
     if contribution is None:
         raise OpRejected(NOT_A_CONTRIBUTION)
     if contribution.receipt is not None:
         raise OpRejected(ALREADY_RECEIPTED)
+    recurring.check_installment(state, contribution_id, month)
     amount, currency = contribution.amount, contribution.currency
-    state.put(state.contributions, contribution_id, contribution._replace(receipt=signed.id, receipted_by=op.author))
+    if month is None:
+        receipted = contribution._replace(receipt=signed.id, receipted_by=op.author)
+        state.put(state.contributions, contribution_id, receipted)
+    else:
+        recurring.confirm_installment(state, contribution_id, month, signed.id)
     state.put(state.balances, currency, state.balances.get(currency, 0) + amount)
     state.push(
         state.ledger,
@@ -104,6 +115,7 @@ def fund_disburse(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
 
 
 HANDLERS = {
+    **recurring.HANDLERS,
     "fund.contribute": fund_contribute,
     "fund.receipt": fund_receipt,
     "fund.disburse": fund_disburse,

@@ -342,3 +342,24 @@ class Rejection(NamedTuple):
     author: bytes
     kind: str
     reason: str
+
+
+class Hidden(NamedTuple):
+    """A message an organizer hid for everyone (``msg.hide``): its content is gone from the
+    state, and this stays as the moderation log's entry."""
+
+    by: bytes
+    op: bytes
+    lamport: int
+    ts: int
+    reason: str
+
+
+class Recurring(NamedTuple):
+    """A fund contribution or aid pledge repeated every month until it is stopped."""
+
+    first: str
+    """The first month ("YYYY-MM") it covers."""
+    last: str | None
+    """The last month it covers, once its author stopped it (a contribution's ``fund.stop``)."""
+    stopped_by: bytes | None

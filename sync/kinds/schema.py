@@ -58,6 +58,14 @@ def exact_keys(body: Any, keys: frozenset[str], where: str) -> dict[str, Any]:
     return body
 
 
+def exact_keys_optional(body: Any, keys: frozenset[str], optional: frozenset[str], where: str) -> dict[str, Any]:
+    """Like `exact_keys`, with ``optional`` keys that may also be present (absent is the
+    older form of the op, so bodies written before they existed keep their bytes)."""
+    if type(body) is not dict or not keys <= body.keys() <= keys | optional:
+        raise InvalidBody(where, "wrong fields")
+    return body
+
+
 def _text(value: Any, field: str, max_chars: int, forbidden: re.Pattern[str], allow_blank: bool) -> str:
     if type(value) is not str:
         raise InvalidBody(field, "wrong type")
@@ -157,6 +165,19 @@ def currency(value: Any, field: str = "currency") -> str:
     if type(value) is not str:
         raise InvalidBody(field, "wrong type")
     if not _CURRENCY.fullmatch(value):
+        raise InvalidBody(field, "bad format")
+    return value
+
+
+_MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+
+
+def month(value: Any, field: str) -> str:
+    """A calendar month, ``"YYYY-MM"`` (years 2000..9999): such strings sort as months do."""
+    if type(value) is not str:
+        raise InvalidBody(field, "wrong type")
+    match = _MONTH.fullmatch(value)
+    if match is None or int(match.group(1)) < 2000:
         raise InvalidBody(field, "bad format")
     return value
 

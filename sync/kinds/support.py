@@ -48,6 +48,7 @@ BAD_REPLY_TO = "reply_to is not a message or check-in of this circle"
 NOT_A_MESSAGE = "target is not a message of this circle"
 NOT_AUTHOR = "only a message's author may change it"
 IS_DELETED = "the message is deleted"
+IS_HIDDEN = "the message is hidden by an organizer"
 NOT_REACTABLE = "target is not a message or check-in of this circle"
 TOO_MANY_REACTIONS = f"a member may leave at most {MAX_REACTIONS_PER_MEMBER} reactions on one message"
 
@@ -96,6 +97,8 @@ def msg_edit(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     content = schema.content_blob(body["content"], "content", state.epochs)
     keys.require_fresh_key(state, op, content)
     message = _own_live_message(state, op, target)
+    if target in state.hidden:
+        raise OpRejected(IS_HIDDEN)
     state.put(state.messages, target, message._replace(content=content, edits=message.edits + 1))
 
 

@@ -347,6 +347,64 @@ def _another_pledge(world: World, out: Any) -> None:
     world.saved["spare_pledge"] = world.ok("bob", "pledge", world.saved["circle"], "time", stdin="an hour\n")["id"][:8]
 
 
+def _alice_posts(world: World) -> None:
+    """A post of Alice's that Bob's node holds: what the moderation cases report and hide."""
+    post = world.ok("alice", "post", world.saved["circle"], stdin="Sam lives at 12 Elm Street\n")["id"][:8]
+    world.saved["alice_post"] = post
+    wait_for(lambda: any(i["id"].startswith(post) for i in world.run("bob", ["feed", world.saved["circle"]]).json[
+        "feed"]), timeout=60, interval=0.2)  # fmt: skip
+
+
+def _report_arrives(world: World, out: Any) -> None:
+    """The report reaches Alice, the organizer, with Bob as the reporter; Bob's own node
+    cannot list reports (he is not an organizer), and nothing in the circle names it."""
+    assert out["id"] is None and out["private"]
+
+    def listed() -> bool:
+        return any(r["reason"] == "it names someone's address" for r in world.run("alice", ["reports",
+                   world.saved["circle"]]).json)  # fmt: skip
+
+    wait_for(listed, timeout=60, interval=0.2)
+    (report,) = world.run("alice", ["reports", world.saved["circle"]]).json
+    assert report["reporter"].startswith(world.saved["bob"]) and report["target"] == "post"
+    assert report["target_id"].startswith(world.saved["alice_post"]) and report["readable"]
+    refused = world.run("bob", ["reports", world.saved["circle"]])
+    assert refused.code == EXIT_ERROR and "only organizers" in refused.err
+
+
+def _hidden_for_bob(world: World, out: Any) -> None:
+    """Bob's node folds the hide: the post's text is gone from his feed, his moderation log has it."""
+
+    def hidden() -> bool:
+        log = world.run("bob", ["moderation", world.saved["circle"]]).json
+        return any(e["target"].startswith(world.saved["alice_post"]) for e in log)
+
+    wait_for(hidden, timeout=60, interval=0.2)
+    feed = world.run("bob", ["feed", world.saved["circle"]]).json["feed"]
+    (item,) = [i for i in feed if i["id"].startswith(world.saved["alice_post"])]
+    assert item["text"] == "" and item["hidden"] == "it gave out a home address"
+
+
+def _installment_confirmed(world: World, out: Any) -> None:
+    ledger = world.run("alice", ["ledger", world.saved["circle"]]).json
+    assert [(i["contribution"][:8], i["month"]) for i in ledger["installments"]] == [
+        (world.saved["contribution"], "2026-12")
+    ]
+    assert any(t["currency"] == "EUR" and t["received"] >= 2000 and t["monthly"] == 2000 for t in ledger["totals"])
+    again = world.run("alice", ["receipt", world.saved["circle"], world.saved["contribution"], "--month", "2026-12"])
+    assert again.code == EXIT_ERROR and "already confirmed" in again.err  # refused before signing
+
+
+def _stopped(world: World, out: Any) -> None:
+    def stopped() -> bool:
+        ledger = world.run("alice", ["ledger", world.saved["circle"]]).json
+        return any(r["last"] == "2027-01" for r in ledger["recurring"])
+
+    wait_for(stopped, timeout=60, interval=0.2)
+    later = world.run("alice", ["receipt", world.saved["circle"], world.saved["contribution"], "--month", "2027-02"])
+    assert later.code == EXIT_ERROR and "stopped" in later.err
+
+
 def _quay_changing(world: World, out: Any) -> None:
     """Quay changes in the background from here on (Bob's welcome by card, key changes,
     his removal), so it leaves the comparison of what refused commands changed."""
@@ -429,7 +487,14 @@ CASES: dict[tuple[str, ...], Case] = {
     ("delete",): Case("bob", lambda w: ["delete", s("circle")(w), s("post")(w)]),
     ("checkin",): Case("bob", lambda w: ["checkin", s("circle")(w), "struggling", "--note"], stdin="long week\n"),
     ("profile",): Case("bob", lambda w: ["profile", s("circle")(w), "--name", "-"], stdin="Bob\n"),
-    ("feed",): Case("alice", lambda w: ["feed", s("circle")(w), "--limit", "10"]),
+    ("feed",): Case("alice", lambda w: ["feed", s("circle")(w), "--limit", "10"], after=lambda w, o: _alice_posts(w)),
+    # Moderation: Bob reports Alice's post to the organizers (Alice); Alice hides it.
+    ("report",): Case("bob", lambda w: ["report", s("circle")(w), "--post", s("alice_post")(w), "-"],
+                      stdin="it names someone's address\n", after=_report_arrives),  # fmt: skip
+    ("reports",): Case("alice", lambda w: ["reports", s("circle")(w)]),
+    ("hide",): Case("alice", lambda w: ["hide", s("circle")(w), s("alice_post")(w), "-"],
+                    stdin="it gave out a home address\n", after=_hidden_for_bob),  # fmt: skip
+    ("moderation",): Case("bob", lambda w: ["moderation", s("circle")(w)]),
     # Mutual aid.
     ("request",): Case("alice", lambda w: ["request", s("circle")(w), "ride", "--amount", "1", "--unit", "trip"],
                        stdin="to the clinic\n", after=save("request", lambda o: o["id"][:8])),  # fmt: skip
@@ -440,9 +505,12 @@ CASES: dict[tuple[str, ...], Case] = {
     ("withdraw",): Case("bob", lambda w: ["withdraw", s("circle")(w), s("spare_pledge")(w)]),
     ("board",): Case("alice", lambda w: ["board", s("circle")(w)]),
     # The fund and decisions.
-    ("contribute",): Case("bob", lambda w: ["contribute", s("circle")(w), "20.00", "EUR"],
+    ("contribute",): Case("bob", lambda w: ["contribute", s("circle")(w), "20.00", "EUR", "--monthly", "2026-12"],
                           after=save("contribution", lambda o: o["id"][:8])),  # fmt: skip
-    ("receipt",): Case("alice", lambda w: ["receipt", s("circle")(w), s("contribution")(w)], after=_fund_circle),
+    ("receipt",): Case("alice", lambda w: ["receipt", s("circle")(w), s("contribution")(w), "--month", "2026-12"],
+                       after=lambda w, out: (_installment_confirmed(w, out), _fund_circle(w, out))),  # fmt: skip
+    ("stop-monthly",): Case("bob", lambda w: ["stop-monthly", s("circle")(w), s("contribution")(w), "--last",
+                                              "2027-01"], after=_stopped),  # fmt: skip
     ("allocations",): Case("alice", lambda w: ["allocations", "Fundhouse"]),
     ("ask",): Case("alice", lambda w: ["ask", "Fundhouse", "rent", "5.00", "--note"], stdin="March rent\n"),
     ("propose",): Case(

@@ -41,6 +41,8 @@ LABELS = {
     ("profile",): {"name", "pronouns", "skill"},
     ("propose",): {"title", "recipient", "purpose"},
     ("event",): {"title", "place"},
+    ("report",): {"reason"},
+    ("hide",): {"reason"},
 }
 # Arguments that take a string but are not free text a member writes: references to
 # circles, members and items (ids or names as listings show them), codes, paths, amounts
@@ -51,6 +53,7 @@ NOT_LABELS = {
     "address", "token", "file", "text_file", "text_arg", "home", "passphrase_file", "new_passphrase_file",
     "backup_passphrase_file", "guidelines_file", "amount", "currency", "starts", "reply_to", "expires", "revoke",
     "unit", "rule", "listen", "announce", "bootstrap", "names", "root", "closes", "alloc_file", "category", "ask",
+    "post", "monthly", "month", "last",
 }  # fmt: skip
 
 

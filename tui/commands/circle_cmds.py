@@ -50,6 +50,22 @@ FEED_PARTS = ("feed", "needs_attention", "private_checkins")
 """What `kith feed` shows: the threads, what needs attention, and (organizers) private check-ins."""
 
 
+def _add_monthly(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument(
+        "--monthly", nargs="?", const="this", metavar="FIRST-MONTH",
+        help=f"{help_text}; from FIRST-MONTH (like 2026-12), else from this month",
+    )  # fmt: skip
+
+
+def _first_month(value: str | None) -> str | None:
+    """``--monthly`` as the op's first month: this UTC month when no month is given."""
+    if value != "this":
+        return value
+    from sync.forecast import month_of
+
+    return month_of(time.time())
+
+
 def _expires(days: float | None) -> int | None:
     return None if days is None else int(time.time() + days * 86400)
 
@@ -142,6 +158,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         parser.add_argument("--amount", type=int)
         parser.add_argument("--unit", help="what the amount counts: EUR, hours, nights ...")
         parser.add_argument("--expires-days", type=float)
+        if name == "pledge":
+            _add_monthly(parser, "pledge this every month until you withdraw it")
         if name == "request":
             parser.add_argument(
                 "--private", action="store_true", help="only organizers learn who asked and why; they post it for you"
@@ -206,9 +224,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     contribute.add_argument("amount", help="e.g. 20.00")
     contribute.add_argument("currency", help="e.g. EUR")
     add_text_source(contribute, "note", flag="--note")
+    _add_monthly(contribute, "contribute this every month until you stop it ('kith stop-monthly')")
     receipt = command("receipt", "treasurers: confirm a contribution arrived", cmd_receipt)
     receipt.add_argument("circle")
     receipt.add_argument("contribution")
+    receipt.add_argument("--month", metavar="YYYY-MM", help="for a monthly contribution: the month that arrived")
     disburse = command("disburse", "treasurers: pay out an approved spend proposal", cmd_disburse)
     disburse.add_argument("circle")
     disburse.add_argument("proposal")
@@ -366,6 +386,7 @@ def cmd_aid_item(ctx: Context, args: argparse.Namespace) -> int:
         unit=args.unit,
         expires=_expires(args.expires_days),
         private=getattr(args, "private", False),
+        **({"monthly": _first_month(args.monthly)} if getattr(args, "monthly", None) else {}),
     )
     if result.get("private"):
         ctx.emit(result, "Sent to the organizers only; one of them posts it for you, without your name or reason.")
@@ -490,12 +511,14 @@ def cmd_contribute(ctx: Context, args: argparse.Namespace) -> int:
         amount=parse_amount(args.amount, currency),
         currency=currency,
         note=read_text(args, ctx.home),
+        monthly=_first_month(args.monthly),
     )
     return _done(ctx, result, "contribution")
 
 
 def cmd_receipt(ctx: Context, args: argparse.Namespace) -> int:
-    return _done(ctx, _call(ctx, "receipt", circle=args.circle, contribution=args.contribution), "receipt")
+    result = _call(ctx, "receipt", circle=args.circle, contribution=args.contribution, month=args.month)
+    return _done(ctx, result, "receipt")
 
 
 def cmd_disburse(ctx: Context, args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ SECURITY = (
     "action by name."
 )
 
-KEY_NAMES = {"question_mark": "?", "plus": "+", "escape": "Esc", "enter": "Enter"}
+KEY_NAMES = {"question_mark": "?", "exclamation_mark": "!", "plus": "+", "escape": "Esc", "enter": "Enter"}
 
 
 def key_name(key: str) -> str:

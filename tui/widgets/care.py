@@ -6,9 +6,9 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Label
+from textual.widgets import DataTable, Label, Static
 
-from tui.member_text import NAME, visible
+from tui.member_text import NAME, line, plain, visible
 from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
 
 STATUS = {"ok": "ok", "struggling": "struggling", "need-help": "NEEDS HELP", None: "no check-in yet"}
@@ -32,6 +32,9 @@ class CarePane(Pane):
         wellbeing: DataTable[Any] = DataTable(id="wellbeing-table", cursor_type="row")
         wellbeing.add_columns("Who", "Doing")
         yield wellbeing
+        # Organizers only: reports sealed to them, and the moderation log (hidden when empty).
+        yield Label("Reports to the organizers (only organizers see these)", id="reports-label", classes="section")
+        yield Static("", id="reports")
 
     def show(self, views: dict[str, Any]) -> None:
         super().show(views)
@@ -60,6 +63,29 @@ class CarePane(Pane):
                 doing = f"{STATUS.get(latest[m['id']], latest[m['id']])} (private)"
             people.append((m["id"], (clip(m["name"], NAME), doing)))
         fill_table(self.query_one("#wellbeing-table", DataTable), people)
+        self._show_reports(views.get("reports") or [], views.get("moderation") or [])
+
+    def _show_reports(self, reports: list[dict[str, Any]], moderation: list[dict[str, Any]]) -> None:
+        text = line()
+        for index, r in enumerate(reports):
+            if r["target"] == "member":
+                what = line("member ", plain(r["target_name"] or "", limit=NAME))
+            else:
+                what = line("a post by ", plain(r["target_name"] or "someone this device has not seen", limit=NAME))
+                if r["hidden"] is not None:
+                    what.append(" (hidden)")
+                elif not r["readable"]:
+                    what.append(" (not readable here)")
+            text.append_text(line("\n" if index else "", stamp(r["ts"]), " ", plain(r["reporter_name"], limit=NAME),
+                                  " reported ", what, ": ", plain(r["reason"])))  # fmt: skip
+        hides = [e for e in moderation if e["action"] == "hide"]
+        if reports and hides:
+            text.append(f"\n{len(hides)} post(s) hidden so far (kith moderation CIRCLE lists why)")
+        shown = bool(reports)
+        self.query_one("#reports-label", Label).display = shown
+        widget = self.query_one("#reports", Static)
+        widget.display = shown
+        widget.update(text)
 
     def action_checkin(self) -> None:
         self.main.ask_checkin()

@@ -48,6 +48,9 @@ class FeedPane(Pane):
         Binding("e", "react", "React"),
         Binding("o", "open_cw", "Open CW"),
         Binding("c", "checkin", "Check in"),
+        # Not in the footer (it is full at 80 columns); in help (?) and the palette.
+        Binding("exclamation_mark", "report", "Report to the organizers", show=False),
+        Binding("x", "hide", "Hide a post for everyone (organizers)", show=False),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -132,7 +135,12 @@ class FeedPane(Pane):
             text.append_text(plain(f" · check-in: {status}", "italic"))
         if entry["edited"]:
             text.append(" · (edited)", style="dim")
-        if entry["deleted"]:
+        if entry.get("hidden"):
+            whose = "your post was hidden" if entry["author"] == self.me else "hidden"
+            by = plain(entry.get("hidden_by") or "an organizer", limit=NAME)
+            reason = plain(entry["hidden"])
+            text.append_text(line(f"\n{body_pad}({whose} by ", by, ": ", reason, ")", style="italic"))
+        elif entry["deleted"]:
             text.append(f"\n{body_pad}(deleted by its author)", style="dim")
         elif not entry.get("readable", True):
             text.append(f"\n{body_pad}{SEALED}: this circle keeps earlier words from newcomers", style="italic")
@@ -196,6 +204,37 @@ class FeedPane(Pane):
             line("React to ", plain(entry["author_name"], limit=NAME)),
             [Field("emoji", "Reaction", kind="choice", choices=REACTIONS)],
             lambda v: self.act("react", "Reacted.", target=entry["id"], emoji=v["emoji"]),
+        )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # hiding is for organizers: hidden for everyone else
+        return not (action == "hide" and "organizer" not in self.my_roles())
+
+    def action_report(self) -> None:
+        entry = self._need_selection()
+        if entry is None or entry["kind"] != "post":
+            if entry is not None:
+                self.app.notify("Only posts can be reported here; report a person from Members.")
+            return
+        self.ask(
+            line("Report ", plain(entry["author_name"], limit=NAME), "'s post to the organizers"),
+            [Field("reason", "What is wrong (only the organizers read it)", required=True)],
+            lambda v: self.act("report", "Sent to the organizers only: nobody else learns it was you.",
+                               post=entry["id"], reason=v["reason"]),  # fmt: skip
+            note="Sealed to the organizers: the circle never sees who reported what.",
+        )
+
+    def action_hide(self) -> None:
+        entry = self._need_selection()
+        if entry is None or entry["kind"] != "post" or entry.get("hidden"):
+            if entry is not None:
+                self.app.notify("Choose a post that is not hidden yet.")
+            return
+        self.ask(
+            line("Hide ", plain(entry["author_name"], limit=NAME), "'s post for everyone"),
+            [Field("reason", "Why (every member and the author read it)", required=True)],
+            lambda v: self.act("hide", "Hidden for everyone; the moderation log says why.",
+                               target=entry["id"], reason=v["reason"]),  # fmt: skip
         )
 
     def action_open_cw(self) -> None:

@@ -11,6 +11,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Label, Static
 
 from identity.errors import UsageError
+from sync.forecast import month_of
+from sync.kinds.recurring import add_months
 from tui.member_text import NAME, line, plain
 from tui.money import check_currency, format_amount, parse_amount
 from tui.render import awaits_my_vote, charter_changes, charter_summary, time_left
@@ -28,6 +30,26 @@ def _tally(p: dict[str, Any]) -> str:
 def _contribution(entry: dict[str, Any]) -> Text:
     money = plain(format_amount(entry["amount"], entry["currency"]))
     return line(money, " from ", plain(entry["signer_name"], limit=NAME))
+
+
+def _installments_due(recurring: list[dict[str, Any]], now: str) -> tuple[tuple[Text, str], ...]:
+    """Monthly contributions' months up to ``now`` not confirmed yet (the latest three of
+    each), as receipt choices whose value is ``op@YYYY-MM``."""
+    choices = []
+    for r in recurring:
+        if r["type"] != "contribution":
+            continue
+        last = min(now, r["last"]) if r["last"] else now
+        month, months = r["first"], []
+        while month <= last:
+            if month not in r["confirmed"]:
+                months.append(month)
+            month = add_months(month, 1)
+        for month in months[-3:]:
+            label = line(plain(format_amount(r["amount"], r["currency"])), " from ",
+                         plain(r["author_name"], limit=NAME), f" for {month} (monthly)")  # fmt: skip
+            choices.append((label, f"{r['id']}@{month}"))
+    return tuple(choices)
 
 
 def _convert_money(values: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +111,21 @@ class FundPane(Pane):
             text.append("\nAwaiting a treasurer's receipt: ")
             for index, e in enumerate(fund["pending"]):
                 text.append_text(line(", " if index else "", _contribution(e)))
+        for t in fund.get("totals") or []:
+            if t["monthly"]:  # a circle with monthly money: what each currency brings
+                code = t["currency"]
+                parts = [f"{label} {format_amount(t[key], code)}" for key, label in
+                         (("received", "received"), ("disbursed", "paid out"), ("monthly", "expected monthly"))
+                         if t[key]]  # fmt: skip
+                text.append_text(line(f"\n{code}: ", plain(", ".join(parts))))
+        forecast = fund.get("forecast") or []
+        if forecast:
+            text.append("\nForecast: ")
+            months: dict[str, list[str]] = {}
+            for f in forecast:
+                expected = format_amount(f["contributions"] + f["pledges"], f["currency"])
+                months.setdefault(f["month"], []).append(expected)
+            text.append_text(plain("; ".join(f"{m} {' + '.join(v)}" for m, v in months.items())))
         self.query_one("#fund-balance", Static).update(text)
         self.proposals = {p["id"]: p for p in views["proposals"]}
         table = self.query_one("#proposals", DataTable)
@@ -309,14 +346,21 @@ class FundPane(Pane):
     def action_receipt(self) -> None:
         assert self.views is not None
         pending = self.views["fund"]["pending"]
-        if not pending:
+        due = _installments_due(self.views["fund"].get("recurring") or [], month_of(time.time()))
+        if not pending and not due:
             self.app.notify("No contribution is waiting for a receipt.")
             return
-        choices = tuple((_contribution(e), e["op"]) for e in pending)
+        choices = tuple((_contribution(e), e["op"]) for e in pending) + due
+
+        def send(values: dict[str, Any]) -> None:
+            contribution, _, month = values["contribution"].partition("@")
+            extra = {"month": month} if month else {}
+            self.act("receipt", "Receipt signed; the balance counts it now.", contribution=contribution, **extra)
+
         self.ask(
             "Confirm a contribution arrived",
             [Field("contribution", "Contribution", kind="choice", choices=choices)],
-            lambda v: self.act("receipt", "Receipt signed; the balance counts it now.", **v),
+            send,
             submit="Confirm",
         )
 
