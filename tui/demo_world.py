@@ -21,7 +21,6 @@ KDF costs: demo keys are throwaway.
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import json
 import random
@@ -161,10 +160,9 @@ async def admit(world: World, members: list[Node], code: str) -> None:
             with trio.move_on_after(0.25):
                 while not all(_is_member(world, node) for node in waiting):
                     await trio.sleep(0.01)
-            async with trio.open_nursery() as syncs:  # at once, not one after the other
-                for node in waiting + [world.members["Ash"]]:
-                    if node.peers:
-                        syncs.start_soon(functools.partial(world.call, node, "sync"))
+            for node in waiting + [world.members["Ash"]]:
+                if node.peers:
+                    await world.call(node, "sync")
 
 
 def _is_member(world: World, node: Node) -> bool:
