@@ -108,6 +108,7 @@ from sync.kinds.records import (
     Vote,
 )
 from sync.kinds.schema import InvalidBody
+from sync.kinds.stewardship import acts_as_organizer, end_elections_seen_by
 from sync.ops import SignedOp
 
 __all__ = ["CircleState", "FoldKey", "fold_key", "fold_circle_state", "DEFAULT_UNDO_WINDOW"]
@@ -247,6 +248,8 @@ class CircleState:
         self.replies: dict[bytes, list[bytes]] = {}
         self.open_proposals: dict[bytes, FoldKey] = {}
         self.open_by_author: dict[bytes, int] = {}
+        self.open_elections: dict[bytes, FoldKey] = {}
+        """Open organizer elections: an organizer's op that had seen one ends it (§6a)."""
         self.newest_held: dict[bytes, FoldKey] = {}
         """member id -> where the newest epoch they hold began (for stale content keys)."""
         # Fold bookkeeping.
@@ -321,7 +324,10 @@ class CircleState:
                         raise OpRejected(NOT_ACKED)
                     # What it acknowledged stands even if the rest of the op is rejected.
                     mark = len(self._undo)
+            present = bool(self.open_elections) and acts_as_organizer(self, signed)
             handler(self, signed, op, op.body)
+            if present:
+                end_elections_seen_by(self, signed)
         except InvalidBody as exc:
             self._reject(signed, mark, f"invalid body: {exc}")
         except RemoteProtocolError as exc:
@@ -558,8 +564,7 @@ class CircleState:
         candidates = [
             op
             for op in candidates
-            if op.id not in self.struck
-            or (self.struck[op.id].striker_lamport, self.struck[op.id].striker) >= here
+            if op.id not in self.struck or (self.struck[op.id].striker_lamport, self.struck[op.id].striker) >= here
         ]
         seen = self.causal.which_in_past((op.id for op in candidates), signed.id)
         return [op for op in candidates if op.id not in seen]

@@ -16,7 +16,9 @@ from identity import codec
 from identity.errors import Malformed
 from sync import limits
 from sync.kinds.records import (
+    ELECTION,
     OPEN,
+    REVIEW,
     AidItem,
     Charter,
     Checkin,
@@ -25,6 +27,7 @@ from sync.kinds.records import (
     DecisionRule,
     Epoch,
     Event,
+    Governance,
     Grant,
     Invite,
     LedgerEntry,
@@ -34,6 +37,7 @@ from sync.kinds.records import (
     Proposal,
     Rejection,
     Removal,
+    ReviewDetails,
     SpendDetails,
     Struck,
     Vote,
@@ -59,6 +63,27 @@ def _nested_rows(table: dict[bytes, dict[bytes, Any]], flatten: bool) -> list[li
     return rows
 
 
+def charter_row(charter: Charter | None) -> list[Any] | None:
+    """A charter's canonical row: its six fields, and the governance settings only when the
+    charter sets them (so every state from before they existed hashes as it did)."""
+    if charter is None:
+        return None
+    row = list(charter[:6])
+    if charter.governance is not None:
+        row.append(list(charter.governance))
+    return row
+
+
+def _proposal_rows(proposals: dict[bytes, Proposal]) -> list[list[Any]]:
+    rows = []
+    for proposal_id in sorted(proposals):
+        proposal = proposals[proposal_id]
+        if proposal.kind == "charter":
+            proposal = proposal._replace(details=charter_row(proposal.details))  # type: ignore[arg-type]
+        rows.append([proposal_id, *proposal])
+    return rows
+
+
 def canonical_state(state: CircleState) -> dict[str, Any]:
     last = state.last_key
     return {
@@ -67,14 +92,14 @@ def canonical_state(state: CircleState) -> dict[str, Any]:
         "count": state.applied_count,
         "last": None if last is None else list(last),
         "info": state.info.get("circle"),
-        "charter": state.info.get("charter"),
+        "charter": charter_row(state.info.get("charter")),
         "members": _rows(state.members),
         "profiles": _rows(state.profiles),
         "messages": _rows(state.messages),
         "reactions": _nested_rows(state.reactions, flatten=False),
         "checkins": _rows(state.checkins),
         "aid": _rows(state.aid),
-        "proposals": _rows(state.proposals),
+        "proposals": _proposal_rows(state.proposals),
         "votes": _nested_rows(state.votes, flatten=True),
         "contributions": _rows(state.contributions),
         "ledger": list(state.ledger),
@@ -117,8 +142,14 @@ def _rule(row: Any) -> DecisionRule:
 
 
 def _charter(row: Any) -> Charter:
-    text, invite, rules, adopted_by, history, confirm_joins = _tuple(row)
-    return Charter(text, invite, tuple(_rule(rule) for rule in _tuple(rules)), adopted_by, history, confirm_joins)
+    fields = _tuple(row)
+    if len(fields) not in (6, 7):
+        raise Malformed("state snapshot has a malformed charter")
+    text, invite, rules, adopted_by, history, confirm_joins = fields[:6]
+    governance = Governance(*_tuple(fields[6])) if len(fields) == 7 else None
+    return Charter(
+        text, invite, tuple(_rule(rule) for rule in _tuple(rules)), adopted_by, history, confirm_joins, governance
+    )
 
 
 def _member(fields: list[Any]) -> Member:
@@ -142,6 +173,9 @@ def _proposal(fields: list[Any]) -> Proposal:
         details = SpendDetails(*_tuple(details))
     elif proposal.kind == "charter":
         details = _charter(details)
+    elif proposal.kind == REVIEW:
+        member, reasons = _tuple(details)
+        details = ReviewDetails(member, dict(reasons))
     return proposal._replace(details=details, rule=_rule(proposal.rule), electorate=_tuple(proposal.electorate))
 
 
@@ -246,7 +280,10 @@ def rebuild_indexes(state: CircleState) -> None:
                 state.newest_held[member] = start
     state.open_proposals = {}
     state.open_by_author = {}
+    state.open_elections = {}
     for proposal_id, proposal in state.proposals.items():
         if proposal.status == OPEN:
             state.open_proposals[proposal_id] = (proposal.lamport, proposal_id)
+            if proposal.kind == ELECTION:
+                state.open_elections[proposal_id] = (proposal.lamport, proposal_id)
             state.open_by_author[proposal.author] = state.open_by_author.get(proposal.author, 0) + 1
