@@ -846,7 +846,8 @@ def _renounces(signed: SignedOp) -> bool:
     (a member who gave up the organizer role may be removed by any organizer), and voiding
     what someone gave up gains an attacker nothing."""
     op = signed.op
-    if op.kind == "member.compromised":
+    if op.kind in ("member.compromised", "role.handover"):
+        # A handover gives the author's role up too: a demotion may rest on it (docs/OPS.md §6a).
         return True
     return op.kind in _SLOW_KINDS and type(op.body) is dict and op.body.get("member") == op.author
 

@@ -47,7 +47,6 @@ ROLE_KINDS: dict[str, frozenset[str]] = {
             "member.remove",
             "role.grant",
             "role.revoke",
-            "role.handover",
             "invite.create",
             "invite.revoke",
             "relay.add",
