@@ -60,7 +60,15 @@ class KithArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import bench_cmd, circle_cmds, demo_cmd, identity_cmds, membership_cmds, node_cmds
+    from tui.commands import (
+        bench_cmd,
+        circle_cmds,
+        demo_cmd,
+        governance_cmds,
+        identity_cmds,
+        membership_cmds,
+        node_cmds,
+    )
 
     parser = KithArgumentParser(
         prog="kith",
@@ -72,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     identity_cmds.register(sub)
     node_cmds.register(sub)
     circle_cmds.register(sub)
+    governance_cmds.register(sub)
     membership_cmds.register(sub)
     bench_cmd.register(sub)
     demo_cmd.register(sub)
