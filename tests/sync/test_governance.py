@@ -14,7 +14,7 @@ import pytest
 from circle_support import PEOPLE, Circle
 from forge_kit import B, M, causal_orders, feed
 
-from sync import reviews
+from sync import modlog, reviews
 from sync.kinds import membership, stewardship
 from sync.kinds.circle import charter_body
 from sync.kinds.common import (
@@ -402,3 +402,44 @@ def test_governance_settings_are_in_the_state_only_when_set() -> None:
     assert restored.info["charter"].settings == Governance(3, IDLE)
     defaults = B(charter=charter_body(governance=Governance(5, 14 * 24 * 3600)))
     assert fold_circle_state(defaults.cid, defaults.ops).state_hash() == plain.state_hash()
+
+
+# --- the moderation log -------------------------------------------------------------------
+
+
+def test_the_moderation_log_lists_what_took_effect_with_who_when_and_which_decision() -> None:
+    circle = Circle(GOVERNED)
+    for who in ("bob", "carol", "dana", "eve", "mallory"):
+        circle.add(who)
+    for who in ("bob", "carol", "dana", "eve", "mallory"):
+        circle.post(who)
+    assert modlog.organizer_advice(circle.state) is not None  # 6 members, one organizer
+    circle.grant("bob", ORGANIZER)
+    assert modlog.organizer_advice(circle.state) is None
+    circle.post("bob")
+    refused = circle.sign("carol", "member.remove", {"member": circle.member("eve"), "reason": None})
+    circle.replica.ingest(refused)
+    assert circle.reason(refused) is not None
+    removal = circle.act("alice", "member.remove", {"member": circle.member("mallory"), "reason": "spam"})
+    demotion = circle.act("alice", "role.revoke", {"member": circle.member("bob"), "role": ORGANIZER})
+    handover = circle.act("alice", "role.handover", {"member": circle.member("carol")})
+    circle.post("carol")
+    review = circle.propose("dana", "review", reviews.review_details(circle.state, circle.member("eve"), "why"))
+    closing = circle.close("bob", review)
+    leaving = circle.act("eve", "member.remove", {"member": circle.member("eve"), "reason": None})
+    log = modlog.moderation_log(circle.state, circle.replica.ops(), limit=None)
+    assert [(e.kind, e.target, e.actor, e.op, e.proposal, e.outcome) for e in log] == [
+        ("removal", circle.member("mallory"), circle.member("alice"), removal.id, None, ""),
+        ("demotion", circle.member("bob"), circle.member("alice"), demotion.id, None, ORGANIZER),
+        ("handover", circle.member("carol"), circle.member("alice"), handover.id, None, ORGANIZER),
+        ("review", circle.member("eve"), circle.member("bob"), closing.id, review.id, EXPIRED),
+    ]
+    assert log[0].note == "spam" and log[0].ts == removal.op.ts
+    assert leaving.id not in {e.op for e in log}  # leaving is not moderation
+    assert modlog.moderation_log(circle.state, circle.replica.ops(), limit=2) == log[-2:]
+
+
+def test_the_log_has_one_place_for_a_new_entry_kind() -> None:
+    """Another kind (the moderation lane's post hiding) adds a builder to one table."""
+    assert set(modlog.OP_ENTRIES) == {"member.remove", "role.revoke", "role.handover"}
+    assert set(modlog.DECISION_ENTRIES) == {"remove", "review", "organizer"}
