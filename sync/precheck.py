@@ -351,6 +351,8 @@ def _vote_open(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
         raise Refused("that is not a proposal of this circle" + NOT_YET)
     if proposal.status != OPEN:
         raise Refused(f"that proposal is {proposal.status}; votes are closed")
+    if proposal.kind == "organizer" and _holds(state, author, ORGANIZER):
+        raise Refused("you are an organizer: organizers do not vote on an election, and anything you do ends it")
     if author not in proposal.electorate:
         raise Refused("you are not in this proposal's electorate: you joined after it was made")
     if author in state.votes.get(body["proposal"], {}):

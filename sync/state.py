@@ -123,7 +123,7 @@ DEFAULT_UNDO_WINDOW = 20_000
 _MISSING = object()
 _APPENDED = object()
 _GENESIS_KIND = "circle.create"
-_SLOW_KINDS = frozenset({"member.remove", "member.compromised", "role.revoke"})
+_SLOW_KINDS = frozenset({"member.remove", "member.compromised", "role.revoke", "role.handover"})
 """Kinds that may make a removal of their author moot (leaving, giving up a role): a late
 one is folded in its place, never struck on arrival."""
 _DECISIONS = frozenset({"proposal.create", "proposal.vote", "proposal.withdraw", "proposal.close"})

@@ -29,6 +29,7 @@ from sync.kinds.records import (
     ALL_PROPOSAL_KINDS,
     ELECTION,
     OPEN,
+    ORGANIZER,
     REVIEW,
     WITHDRAWN,
     Proposal,
@@ -93,9 +94,16 @@ def _details(kind: str, raw: Any, state: CircleState) -> SpendDetails | Any:
     return None
 
 
-def electorate(state: CircleState, signed: SignedOp, exclude: bytes | None) -> tuple[bytes, ...]:
-    """Members at ``signed``'s position whose admission ``signed`` had seen, sorted."""
-    admissions = {member.joined_op: member_id for member_id, member in state.members.items() if member_id != exclude}
+def electorate(
+    state: CircleState, signed: SignedOp, exclude: bytes | None, *, organizers: bool = True
+) -> tuple[bytes, ...]:
+    """Members at ``signed``'s position whose admission ``signed`` had seen, sorted
+    (without ``organizers``: less the organizers, who do not vote on an election)."""
+    admissions = {
+        member.joined_op: member_id
+        for member_id, member in state.members.items()
+        if member_id != exclude and (organizers or ORGANIZER not in member.roles)
+    }
     seen = state.causal.seen_among(admissions, signed.id)
     return tuple(sorted(admissions[op_id] for op_id in seen))
 
@@ -133,7 +141,7 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
         details,
         rule,
         # The person a remove proposal or review names does not vote on it.
-        electorate(state, signed, excluded),  # type: ignore[arg-type]
+        electorate(state, signed, excluded, organizers=kind != ELECTION),  # type: ignore[arg-type]
         OPEN,
         None,
         0,
