@@ -25,11 +25,13 @@ from sync.invites import grant_signing_keypair
 from sync.kinds import alloc as alloc_kind
 from sync.kinds import schema
 from sync.kinds.circle import amend_charter
-from sync.kinds.records import ORGANIZER, TREASURER
+from sync.kinds.records import ORGANIZER, TREASURER, ReviewDetails
+from sync.modlog import moderation_log, organizer_advice
 from sync.precheck import check_action, check_text, explain
 from sync.relaytoken import RelayToken
 from sync.reports import REPORT_KIND, report_body, report_views
-from sync.views import private_checkins
+from sync.reviews import open_review_reason, review_details
+from sync.views import display_name, private_checkins
 
 MAX_INVITE_S = 366 * 86400
 """The longest an invite can stay valid (`kith invite --expires never` has no expiry)."""
@@ -81,6 +83,7 @@ ACTIONS: dict[str, tuple[str, dict[str, str]]] = {
     "member.remove": ("member.remove", {"member": "member", "reason": "text?"}),
     "role.grant": ("role.grant", {"member": "member", "role": "text"}),
     "role.revoke": ("role.revoke", {"member": "member", "role": "text"}),
+    "role.handover": ("role.handover", {"member": "member"}),
 }
 
 
@@ -213,6 +216,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
                         "last_sync": _latest(node.topic_synced.get(t) for t in circle.topics()),
                         "relays": node.relay_reach(circle),
                         "relay_reachable": any(r["connected"] for r in node.relay_reach(circle)),
+                        "advice": organizer_advice(circle.replica.state),
                     }
                 )
         relay_topics = [
@@ -388,6 +392,23 @@ def build_methods(node: Node) -> dict[str, Handler]:
             result = {k: v for k, v in result.items() if k in wanted or k in ("id", "me", "name")}
         return result
 
+    @method("modlog")
+    async def modlog(params: dict[str, Any]) -> Any:
+        """The moderation log (sync/modlog.py), newest last; a review's reason for organizers."""
+        circle = circle_of(params)
+        state = circle.replica.state
+        me = member_circles().identity
+        entries = []
+        for entry in moderation_log(state, circle.replica.ops()):
+            row = to_json(entry)
+            row["target_name"] = display_name(state, entry.target)
+            row["actor_name"] = display_name(state, entry.actor)
+            proposal = state.proposals.get(entry.proposal) if entry.proposal is not None else None
+            if proposal is not None and isinstance(proposal.details, ReviewDetails):
+                row["reason"] = open_review_reason(state, proposal.details, me)
+            entries.append(row)
+        return {"id": circle.id.hex(), "entries": entries, "advice": organizer_advice(state)}
+
     @method("state_hash")
     async def state_hash(params: dict[str, Any]) -> Any:
         circle = circle_of(params)
@@ -483,6 +504,16 @@ def build_methods(node: Node) -> dict[str, Handler]:
         elif kind == "remove":
             params = resolve_ids(circle, {"member": "member"}, params)
             details = {"member": convert_param("member", "member", params)}
+        elif kind in ("organizer", "review"):
+            params = resolve_ids(circle, {"member": "member"}, params)
+            member = convert_param("member", "member", params)
+            details = {"member": member}
+            if kind == "review":
+                reason = convert_param("reason", "text", params)
+                try:
+                    details = review_details(circle.replica.state, member, reason)
+                except Malformed as exc:
+                    raise _bad(str(exc)) from None
         elif kind == "charter":
             # Only what changes is asked for; the rest is the charter in force, checked here
             # so a mistake is one line and not a rejected op in everyone's list.
@@ -490,7 +521,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
         elif kind == "general":
             details = {}
         else:
-            raise _bad("kind must be spend, charter, remove or general")
+            raise _bad("kind must be spend, charter, remove, general, review or organizer")
         body = {"kind": kind, "title": title, "text": text, "details": details}
         closes_s = params.get("closes_s")
         if closes_s is not None:

@@ -313,12 +313,46 @@ def _remove(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
         _organizer(state, author, "remove someone (a member can propose it: 'kith propose CIRCLE remove')")
 
 
+def _handover(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    target = body.get("member")
+    if target == author:
+        raise Refused("hand the organizer role to someone else (to give it up: 'kith member revoke')")
+    _organizer(state, author, "hand over the organizer role")
+    record = state.members.get(target)  # type: ignore[arg-type]
+    if record is None:
+        raise Refused("that person is not a member of this circle")
+    if record.grant(ORGANIZER) is not None:
+        raise Refused(f"{_name(state, target)} is already an organizer")  # type: ignore[arg-type]
+
+
+def _governance_proposal(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
+    """Reviews and elections (docs/OPS.md §6a); other kinds are checked by the fold alone."""
+    kind, details = body.get("kind"), body.get("details")
+    if kind not in ("review", "organizer") or not isinstance(details, dict):
+        return
+    target = details.get("member")
+    record = state.members.get(target)  # type: ignore[arg-type]
+    if record is None:
+        raise Refused("that person is not a member of this circle")
+    if kind == "review" and target == author:
+        raise Refused("you cannot review yourself (you may leave: 'kith member remove CIRCLE YOUR-NAME')")
+    if kind == "organizer":
+        if _holds(state, author, ORGANIZER):
+            raise Refused("you are an organizer: grant the role yourself ('kith member grant CIRCLE NAME organizer')")
+        if record.grant(ORGANIZER) is not None:
+            raise Refused(f"{_name(state, target)} is already an organizer")  # type: ignore[arg-type]
+        if "closes" in body:
+            raise Refused("an election stays open for the charter's idle period (it takes no --closes)")
+
+
 def _vote_open(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     proposal = state.proposals.get(body.get("proposal"))  # type: ignore[arg-type]
     if proposal is None:
         raise Refused("that is not a proposal of this circle" + NOT_YET)
     if proposal.status != OPEN:
         raise Refused(f"that proposal is {proposal.status}; votes are closed")
+    if proposal.kind == "organizer" and _holds(state, author, ORGANIZER):
+        raise Refused("you are an organizer: organizers do not vote on an election, and anything you do ends it")
     if author not in proposal.electorate:
         raise Refused("you are not in this proposal's electorate: you joined after it was made")
     if author in state.votes.get(body["proposal"], {}):
@@ -387,6 +421,8 @@ _AUTHORITY = {
     "fund.disburse": _disburse,
     "role.grant": _grant,
     "role.revoke": _revoke,
+    "role.handover": _handover,
+    "proposal.create": _governance_proposal,
     "member.remove": _remove,
     "proposal.vote": _vote_open,
     "aid.fulfil": _fulfil,

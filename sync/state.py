@@ -112,6 +112,7 @@ from sync.kinds.records import (
     Vote,
 )
 from sync.kinds.schema import InvalidBody
+from sync.kinds.stewardship import acts_as_organizer, end_elections_seen_by
 from sync.ops import SignedOp
 
 __all__ = ["CircleState", "FoldKey", "fold_key", "fold_circle_state", "DEFAULT_UNDO_WINDOW"]
@@ -126,7 +127,7 @@ DEFAULT_UNDO_WINDOW = 20_000
 _MISSING = object()
 _APPENDED = object()
 _GENESIS_KIND = "circle.create"
-_SLOW_KINDS = frozenset({"member.remove", "member.compromised", "role.revoke"})
+_SLOW_KINDS = frozenset({"member.remove", "member.compromised", "role.revoke", "role.handover"})
 """Kinds that may make a removal of their author moot (leaving, giving up a role): a late
 one is folded in its place, never struck on arrival."""
 _DECISIONS = frozenset({"proposal.create", "proposal.vote", "proposal.withdraw", "proposal.close"})
@@ -264,6 +265,8 @@ class CircleState:
         self.open_by_author: dict[bytes, int] = {}
         self.open_asks: dict[int, tuple[bytes, ...]] = {}
         """period -> its asks, in fold order, while it is not closed."""
+        self.open_elections: dict[bytes, FoldKey] = {}
+        """Open organizer elections: an organizer's op that had seen one ends it (§6a)."""
         self.newest_held: dict[bytes, FoldKey] = {}
         """member id -> where the newest epoch they hold began (for stale content keys)."""
         # Fold bookkeeping.
@@ -338,7 +341,10 @@ class CircleState:
                         raise OpRejected(NOT_ACKED)
                     # What it acknowledged stands even if the rest of the op is rejected.
                     mark = len(self._undo)
+            present = bool(self.open_elections) and acts_as_organizer(self, signed)
             handler(self, signed, op, op.body)
+            if present:
+                end_elections_seen_by(self, signed)
         except InvalidBody as exc:
             self._reject(signed, mark, f"invalid body: {exc}")
         except RemoteProtocolError as exc:
@@ -575,8 +581,7 @@ class CircleState:
         candidates = [
             op
             for op in candidates
-            if op.id not in self.struck
-            or (self.struck[op.id].striker_lamport, self.struck[op.id].striker) >= here
+            if op.id not in self.struck or (self.struck[op.id].striker_lamport, self.struck[op.id].striker) >= here
         ]
         seen = self.causal.which_in_past((op.id for op in candidates), signed.id)
         return [op for op in candidates if op.id not in seen]
@@ -858,7 +863,8 @@ def _renounces(signed: SignedOp) -> bool:
     (a member who gave up the organizer role may be removed by any organizer), and voiding
     what someone gave up gains an attacker nothing."""
     op = signed.op
-    if op.kind == "member.compromised":
+    if op.kind in ("member.compromised", "role.handover"):
+        # A handover gives the author's role up too: a demotion may rest on it (docs/OPS.md §6a).
         return True
     return op.kind in _SLOW_KINDS and type(op.body) is dict and op.body.get("member") == op.author
 

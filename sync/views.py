@@ -33,6 +33,7 @@ from sync.kinds.records import (
     Charter,
     Checkin,
     DecisionRule,
+    ReviewDetails,
     SpendDetails,
 )
 from sync.kinds.support import checkin_content, post_content
@@ -490,7 +491,8 @@ class ProposalView:
     title: str
     text: str
     details: object
-    """SpendDetails, the proposed charter (a `CharterView`), the member id to remove, or None."""
+    """SpendDetails, the proposed charter (a `CharterView`), the member id a remove, review or
+    organizer proposal names, or None."""
     rule: DecisionRule
     electorate: tuple[bytes, ...]
     status: str
@@ -543,6 +545,8 @@ def proposals(state: CircleState, *, decided_limit: int | None = 100) -> tuple[P
         name = display_name(state, proposal.author)
         if isinstance(proposal.details, Charter):
             proposal = proposal._replace(details=charter_view(proposal.details))
+        elif isinstance(proposal.details, ReviewDetails):
+            proposal = proposal._replace(details=proposal.details.member)  # the reason is sealed
         voters = tuple(m for m in proposal.electorate if m in state.members)
         voter_names = tuple(display_name(state, m) for m in voters)
         views.append(ProposalView(proposal_id, name, eligible, vote_views, voters, voter_names, *proposal))

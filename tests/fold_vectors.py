@@ -20,6 +20,7 @@ from sync.kinds.circle import amend_charter, genesis_op
 from sync.kinds.membership import member_add_body
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica
+from sync.reviews import review_details
 
 EPOCH = bytes([0x42]) * 16
 CONTENT_KEY = bytes([0x11]) * 32
@@ -288,6 +289,83 @@ def monthly_installments(b: Builder) -> None:
     b.act("bob", "fund.receipt", {"contribution": monthly.id, "month": "2027-02"})
 
 
+def handover_and_raced_demotion(b: Builder) -> None:
+    """bob, an organizer, hands his role to mallory concurrently with alice demoting him
+    (his client cites only his own chain, and the handover sorts first). A handover gives
+    the author's role up, so like leaving it is never struck: it stands and the demotion
+    finds nothing to revoke. mallory's place is below bob's, so alice demotes her; bob's
+    handover to carol after seeing the demotion is refused. carol's handover from alice,
+    last, makes carol the organizer and alice a member."""
+    for who in ("bob", "carol", "mallory"):
+        b.add(who)
+    b.act("alice", "role.grant", {"member": b.member("bob"), "role": "organizer"})
+    b.act("bob", "msg.post", {"text": "bob here"})
+    seq, last = b.last("bob")
+    demotion = b.act("alice", "role.revoke", {"member": b.member("bob"), "role": "organizer"})
+    b.forge("bob", "role.handover", {"member": b.member("mallory")}, [last], seq + 1, demotion.op.ts - 1)
+    b.act("alice", "role.revoke", {"member": b.member("mallory"), "role": "organizer"})
+    b.act("bob", "role.handover", {"member": b.member("carol")})
+    b.act("alice", "role.handover", {"member": b.member("carol")})
+
+
+def election_while_organizers_idle(b: Builder) -> None:
+    """The circle sets governance {organizers_at 3, idle_s 3600} by charter proposal. bob
+    opens an election of carol; alice, the organizer, posts after seeing it, which ends it.
+    bob opens another; everyone but alice approves, and it stays open (an election is
+    decided only at its closing); dana's close an hour early is refused; alice's node
+    closes it at the closing (a node's own close is not alice acting) and carol becomes an
+    organizer, junior to alice."""
+    for who in ("bob", "carol", "dana"):
+        b.add(who)
+    charter = amend_charter(b.replica.state.info["charter"], {"governance": {"organizers_at": 3, "idle_s": 3600}})
+    body = {"kind": "charter", "title": "Elections", "text": "", "details": charter}
+    change = b.act("alice", "proposal.create", body)
+    for who in ("alice", "bob", "carol", "dana"):
+        b.act(who, "proposal.vote", {"proposal": change.id, "choice": "approve", "reason": None})
+    election = {"kind": "organizer", "title": "Carol", "text": "", "details": {"member": b.member("carol")}}
+    first = b.act("bob", "proposal.create", election)
+    b.act("alice", "msg.post", {"text": "still here"})
+    second = b.act("bob", "proposal.create", election)
+    for who in ("bob", "carol", "dana"):
+        b.act(who, "proposal.vote", {"proposal": second.id, "choice": "approve", "reason": None})
+    b.act("dana", "proposal.close", {"proposal": first.id})
+    b.ts = second.op.ts + 3600 - 3660
+    b.act("dana", "proposal.close", {"proposal": second.id})
+    b.ts = second.op.ts + 3600 - 60
+    b.act("alice", "proposal.close", {"proposal": second.id})
+
+
+def review_expires(b: Builder) -> None:
+    """carol opens a review of dana, its reason sealed to alice and bob (the organizers);
+    mallory, added after it opened, cannot vote; only carol votes, so at its closing it
+    expires and dana stays. A second review, approved by alice, bob and carol, removes
+    dana, whose later post is refused."""
+    for who in ("bob", "carol", "dana"):
+        b.add(who)
+    b.act("alice", "role.grant", {"member": b.member("bob"), "role": "organizer"})
+    b.act("bob", "msg.post", {"text": "bob here"})
+    b.act("dana", "msg.post", {"text": "dana here"})
+    seeds = iter(range(1, 100))
+
+    def sealed(reason: str) -> dict[str, Any]:
+        seed = next(seeds)
+        return review_details(b.replica.state, b.member("dana"), reason, lambda n: bytes([seed]) * n)
+
+    review = {"kind": "review", "title": "Review", "text": "", "details": sealed("threats in DMs")}
+    first = b.act("carol", "proposal.create", review)
+    b.add("mallory")
+    b.act("mallory", "proposal.vote", {"proposal": first.id, "choice": "approve", "reason": None})
+    b.act("carol", "proposal.vote", {"proposal": first.id, "choice": "approve", "reason": None})
+    b.ts = first.op.ts + 259200 - 60
+    b.act("bob", "proposal.close", {"proposal": first.id})
+    review = {**review, "details": sealed("it happened again")}
+    second = b.act("carol", "proposal.create", review)
+    for who in ("alice", "bob", "carol"):
+        b.act(who, "proposal.vote", {"proposal": second.id, "choice": "approve", "reason": None})
+    seq, last = b.last("dana")
+    b.forge("dana", "msg.post", {"text": "still here?"}, sorted({b.ops[-1].id, last}), seq + 1, b.ts + 60)
+
+
 VECTORS: dict[str, Callable[[Builder], None]] = {
     "removed-organizer-backdates": removed_organizer_backdates,
     "mutual-removal": mutual_removal,
@@ -298,6 +376,9 @@ VECTORS: dict[str, Callable[[Builder], None]] = {
     "allocation-draw": allocation_draw,
     "hide-races-and-refusals": hide_races_and_refusals,
     "monthly-installments": monthly_installments,
+    "handover-and-raced-demotion": handover_and_raced_demotion,
+    "election-while-organizers-idle": election_while_organizers_idle,
+    "review-expires": review_expires,
 }
 
 

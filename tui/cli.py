@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         circle_cmds,
         demo_cmd,
         fund_cmds,
+        governance_cmds,
         identity_cmds,
         membership_cmds,
         moderation_cmds,
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     node_cmds.register(sub)
     circle_cmds.register(sub)
     fund_cmds.register(sub)
+    governance_cmds.register(sub)
     membership_cmds.register(sub)
     moderation_cmds.register(sub)
     bench_cmd.register(sub)

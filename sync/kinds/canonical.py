@@ -16,7 +16,9 @@ from identity import codec
 from identity.errors import Malformed
 from sync import limits
 from sync.kinds.records import (
+    ELECTION,
     OPEN,
+    REVIEW,
     AidItem,
     AllocPeriod,
     AllocRules,
@@ -28,6 +30,7 @@ from sync.kinds.records import (
     DecisionRule,
     Epoch,
     Event,
+    Governance,
     Grant,
     Hidden,
     Invite,
@@ -39,6 +42,7 @@ from sync.kinds.records import (
     Recurring,
     Rejection,
     Removal,
+    ReviewDetails,
     SpendDetails,
     Struck,
     Vote,
@@ -65,13 +69,18 @@ def _nested_rows(table: dict[bytes, dict[bytes, Any]], flatten: bool) -> list[li
 
 
 def charter_row(charter: Charter | None) -> list[Any] | None:
-    """A charter's row: without its last field when it has no allocation rules, so states
-    of circles without them keep the bytes they had before the rules existed."""
+    """A charter's row: its six fields, then the allocation rules and the governance settings,
+    trailing ones left out while None (an alloc of None is written as null only when the
+    governance settings follow it), so states of circles without them keep the bytes they
+    had before either existed."""
     if charter is None:
         return None
-    if charter.alloc is None:
-        return list(charter[:-1])
-    return [*charter[:-1], list(charter.alloc)]
+    row: list[Any] = list(charter[:6])
+    if charter.governance is not None:
+        row += [None if charter.alloc is None else list(charter.alloc), list(charter.governance)]
+    elif charter.alloc is not None:
+        row.append(list(charter.alloc))
+    return row
 
 
 def _proposal_row(proposal_id: bytes, proposal: Proposal) -> list[Any]:
@@ -177,12 +186,22 @@ def _alloc_rules(row: Any) -> AllocRules:
 
 def _charter(row: Any) -> Charter:
     fields = _tuple(row)
+    if len(fields) not in (6, 7, 8):
+        raise Malformed("state snapshot has a malformed charter")
     text, invite, rules, adopted_by, history, confirm_joins = fields[:6]
-    alloc = _alloc_rules(fields[6]) if len(fields) == 7 else None
-    if len(fields) not in (6, 7):
+    alloc = _alloc_rules(fields[6]) if len(fields) >= 7 and fields[6] is not None else None
+    governance = Governance(*_tuple(fields[7])) if len(fields) == 8 else None
+    if len(fields) == 8 and governance is None:
         raise Malformed("state snapshot has a malformed charter")
     return Charter(
-        text, invite, tuple(_rule(rule) for rule in _tuple(rules)), adopted_by, history, confirm_joins, alloc
+        text,
+        invite,
+        tuple(_rule(rule) for rule in _tuple(rules)),
+        adopted_by,
+        history,
+        confirm_joins,
+        alloc,
+        governance,
     )
 
 
@@ -219,6 +238,9 @@ def _proposal(fields: list[Any]) -> Proposal:
         details = SpendDetails(*_tuple(details))
     elif proposal.kind == "charter":
         details = _charter(details)
+    elif proposal.kind == REVIEW:
+        member, reasons = _tuple(details)
+        details = ReviewDetails(member, dict(reasons))
     return proposal._replace(details=details, rule=_rule(proposal.rule), electorate=_tuple(proposal.electorate))
 
 
@@ -332,7 +354,10 @@ def rebuild_indexes(state: CircleState) -> None:
             state.open_asks[ask.period] = (*state.open_asks.get(ask.period, ()), ask_id)
     state.open_proposals = {}
     state.open_by_author = {}
+    state.open_elections = {}
     for proposal_id, proposal in state.proposals.items():
         if proposal.status == OPEN:
             state.open_proposals[proposal_id] = (proposal.lamport, proposal_id)
+            if proposal.kind == ELECTION:
+                state.open_elections[proposal_id] = (proposal.lamport, proposal_id)
             state.open_by_author[proposal.author] = state.open_by_author.get(proposal.author, 0) + 1

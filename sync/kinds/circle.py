@@ -18,6 +18,7 @@ from sync.kinds.common import OpRejected
 from sync.kinds.records import (
     APPROVED,
     DEFAULT_CLOSES_S,
+    DEFAULT_GOVERNANCE,
     MAX_CLOSES_S,
     MIN_CLOSES_S,
     ORGANIZER,
@@ -26,6 +27,7 @@ from sync.kinds.records import (
     Charter,
     CircleInfo,
     DecisionRule,
+    Governance,
     Grant,
     Member,
     Profile,
@@ -51,6 +53,11 @@ _RULES_KEYS = frozenset(PROPOSAL_KINDS)
 _RULE_KEYS = frozenset({"quorum_pct", "threshold_pct", "consent"})
 _RULE_CLOSES = "closes_s"
 """Optional in a rule; absent means `DEFAULT_CLOSES_S` (so charters written before it stay valid)."""
+_GOVERNANCE = "governance"
+"""Optional in a charter: `Governance` settings; absent means `DEFAULT_GOVERNANCE`."""
+_GOVERNANCE_KEYS = frozenset(Governance._fields)
+ORGANIZERS_AT_RANGE = (2, 1000)
+IDLE_S_RANGE = (3600, MAX_CLOSES_S)
 _CHARTER_UPDATE_KEYS = frozenset({"proposal"})
 _PROFILE_KEYS = frozenset({"display_name", "pronouns", "skills"})
 
@@ -75,6 +82,7 @@ def charter_body(
     rules: dict[str, DecisionRule] | None = None,
     confirm_joins: bool = False,
     alloc: AllocRules | None = None,
+    governance: Governance | None = None,
 ) -> dict[str, Any]:
     """The wire form of a charter (as in ``circle.create`` and charter proposals).
 
@@ -84,6 +92,8 @@ def charter_body(
     invite (a human in the loop for leaked codes). The key is present only when true.
     ``alloc``: the fund's allocation rules (`sync.kinds.alloc`); the key is present only
     when there are some.
+    ``governance``: `Governance` settings; the key is present only when they differ from
+    `DEFAULT_GOVERNANCE`.
     """
     chosen = {**DEFAULT_RULES, **(rules or {})}
     body: dict[str, Any] = {
@@ -96,7 +106,19 @@ def charter_body(
         body["confirm_joins"] = True
     if alloc is not None:
         body["alloc"] = alloc_kind.rules_body(alloc)
+    if governance is not None and governance != DEFAULT_GOVERNANCE:
+        body[_GOVERNANCE] = governance._asdict()
     return body
+
+
+def parse_governance(raw: Any, where: str) -> Governance | None:
+    """The charter's ``governance`` map; None when it states the defaults (one state for both)."""
+    body = schema.exact_keys(raw, _GOVERNANCE_KEYS, where)
+    settings = Governance(
+        schema.integer(body["organizers_at"], f"{where}.organizers_at", *ORGANIZERS_AT_RANGE),
+        schema.integer(body["idle_s"], f"{where}.idle_s", *IDLE_S_RANGE),
+    )
+    return None if settings == DEFAULT_GOVERNANCE else settings
 
 
 def genesis_op(
@@ -150,8 +172,14 @@ def parse_charter(raw: Any, where: str) -> Charter:
     """A charter map (at ``where`` in the body: "charter", or "details" in a proposal)."""
     confirm = type(raw) is dict and "confirm_joins" in raw
     rules_present = type(raw) is dict and "alloc" in raw
-    keys = _CHARTER_KEYS | {"confirm_joins"} if confirm else _CHARTER_KEYS
-    body = schema.exact_keys(raw, keys | {"alloc"} if rules_present else keys, where)
+    governed = type(raw) is dict and _GOVERNANCE in raw
+    keys = (
+        _CHARTER_KEYS
+        | ({"confirm_joins"} if confirm else set())
+        | ({"alloc"} if rules_present else set())
+        | ({_GOVERNANCE} if governed else set())
+    )
+    body = schema.exact_keys(raw, frozenset(keys), where)
     if confirm and body["confirm_joins"] is not True:
         raise schema.InvalidBody(f"{where}.confirm_joins", "present only when true")
     text = schema.long_text(body["text"], f"{where}.text", schema.MAX_CHARTER_CHARS, allow_blank=True)
@@ -160,10 +188,11 @@ def parse_charter(raw: Any, where: str) -> Charter:
     rules = schema.exact_keys(body["rules"], _RULES_KEYS, f"{where}.rules")
     parsed = tuple(parse_rule(rules[kind], f"{where}.rules.{kind}") for kind in PROPOSAL_KINDS)
     alloc = alloc_kind.parse_rules(body["alloc"], f"{where}.alloc") if rules_present else None
-    return Charter(text, invite, parsed, None, history, confirm, alloc)
+    governance = parse_governance(body[_GOVERNANCE], f"{where}.{_GOVERNANCE}") if governed else None
+    return Charter(text, invite, parsed, None, history, confirm, alloc, governance)
 
 
-CHARTER_SETTINGS = ("text", "members_can_invite", "history", "confirm_joins", "rules", "alloc")
+CHARTER_SETTINGS = ("text", "members_can_invite", "history", "confirm_joins", "rules", "alloc", _GOVERNANCE)
 """What a charter proposal can change (docs/OPS.md §4, the charter map)."""
 _CHARTER_FLAGS = ("members_can_invite", "history", "confirm_joins")
 _RULE_RANGES = {"quorum_pct": 0, "threshold_pct": 1}
@@ -209,6 +238,15 @@ def amend_charter(current: Charter, changes: Any) -> dict[str, Any]:
         if type(rule.get("consent", False)) is not bool:
             raise UsageError(f"the {kind} rule's consent must be true or false")
         rules[kind].update(rule)
+    settings = current.settings._asdict()
+    asked_settings = changes.get(_GOVERNANCE, {})
+    if type(asked_settings) is not dict or not set(asked_settings) <= _GOVERNANCE_KEYS:
+        raise UsageError("the charter's governance takes organizers_at and idle_s")
+    for field, (low, high) in (("organizers_at", ORGANIZERS_AT_RANGE), ("idle_s", IDLE_S_RANGE)):
+        value = asked_settings.get(field, settings[field])
+        if type(value) is not int or not low <= value <= high:
+            raise UsageError(f"the charter's governance {field} must be a whole number from {low} to {high}")
+        settings[field] = value
     body = charter_body(
         text,
         members_can_invite=changes.get("members_can_invite", current.members_can_invite),
@@ -216,6 +254,7 @@ def amend_charter(current: Charter, changes: Any) -> dict[str, Any]:
         rules={kind: DecisionRule(**rule) for kind, rule in rules.items()},
         confirm_joins=changes.get("confirm_joins", current.confirm_joins),
         alloc=alloc_kind.rules_from_options(changes["alloc"], current.alloc) if "alloc" in changes else current.alloc,
+        governance=Governance(**settings),
     )
     try:
         proposed = parse_charter(body, "charter")

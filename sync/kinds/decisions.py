@@ -21,11 +21,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import schema
+from sync.kinds import schema, stewardship
 from sync.kinds.circle import parse_charter
 from sync.kinds.common import TARGET_NOT_MEMBER, OpRejected
 from sync.kinds.governance import close_proposal, evaluate, settle
-from sync.kinds.records import OPEN, PROPOSAL_KINDS, WITHDRAWN, Proposal, SpendDetails, Vote
+from sync.kinds.records import (
+    ALL_PROPOSAL_KINDS,
+    ELECTION,
+    OPEN,
+    ORGANIZER,
+    REVIEW,
+    WITHDRAWN,
+    Proposal,
+    SpendDetails,
+    Vote,
+)
 
 if TYPE_CHECKING:
     from sync.ops import Op, SignedOp
@@ -78,13 +88,22 @@ def _details(kind: str, raw: Any, state: CircleState) -> SpendDetails | Any:
         return parse_charter(raw, "details")
     if kind == "remove":
         return schema.member_ref(schema.exact_keys(raw, _REMOVE_KEYS, "details")["member"], "details.member")
+    if kind in (REVIEW, ELECTION):
+        return stewardship.parse_details(kind, raw)
     schema.exact_keys(raw, _EMPTY, "details")
     return None
 
 
-def electorate(state: CircleState, signed: SignedOp, exclude: bytes | None) -> tuple[bytes, ...]:
-    """Members at ``signed``'s position whose admission ``signed`` had seen, sorted."""
-    admissions = {member.joined_op: member_id for member_id, member in state.members.items() if member_id != exclude}
+def electorate(
+    state: CircleState, signed: SignedOp, exclude: bytes | None, *, organizers: bool = True
+) -> tuple[bytes, ...]:
+    """Members at ``signed``'s position whose admission ``signed`` had seen, sorted
+    (without ``organizers``: less the organizers, who do not vote on an election)."""
+    admissions = {
+        member.joined_op: member_id
+        for member_id, member in state.members.items()
+        if member_id != exclude and (organizers or ORGANIZER not in member.roles)
+    }
     seen = state.causal.seen_among(admissions, signed.id)
     return tuple(sorted(admissions[op_id] for op_id in seen))
 
@@ -93,7 +112,7 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
     closes = type(body) is dict and _CLOSES in body
     body = schema.exact_keys(body, _CREATE_KEYS | {_CLOSES} if closes else _CREATE_KEYS, "body")
     window = schema.closing_window(body[_CLOSES], _CLOSES) if closes else None
-    kind = schema.one_of(body["kind"], PROPOSAL_KINDS, "kind")
+    kind = schema.one_of(body["kind"], ALL_PROPOSAL_KINDS, "kind")
     title = schema.short_text(body["title"], "title", schema.MAX_TITLE_CHARS)
     text = schema.long_text(body["text"], "text", schema.MAX_POST_CHARS, allow_blank=True)
     details = _details(kind, body["details"], state)
@@ -101,10 +120,17 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
         raise OpRejected(TARGET_NOT_MEMBER)
     if kind == "remove" and details == op.author:
         raise OpRejected(OWN_REMOVAL)
+    excluded = details if kind == "remove" else None
+    if kind in (REVIEW, ELECTION):
+        named = stewardship.check_create(state, op, kind, details, window is not None)
+        excluded = named if kind == REVIEW else None
     open_count = state.open_by_author.get(op.author, 0)
     if open_count >= MAX_OPEN_PROPOSALS_PER_MEMBER:
         raise OpRejected(TOO_MANY_OPEN)
-    rule = state.info["charter"].rule(kind)
+    charter = state.info["charter"]
+    rule = charter.rule(kind)
+    if kind == ELECTION:
+        rule = rule._replace(closes_s=charter.settings.idle_s)
     proposal = Proposal(
         op.author,
         op.lamport,
@@ -114,8 +140,8 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
         text,
         details,
         rule,
-        # The person a remove proposal names does not vote on it.
-        electorate(state, signed, details if kind == "remove" else None),  # type: ignore[arg-type]
+        # The person a remove proposal or review names does not vote on it.
+        electorate(state, signed, excluded, organizers=kind != ELECTION),  # type: ignore[arg-type]
         OPEN,
         None,
         0,
@@ -127,6 +153,8 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
     state.put(state.proposals, signed.id, proposal)
     state.put(state.open_proposals, signed.id, (op.lamport, signed.id))
     state.put(state.open_by_author, op.author, open_count + 1)
+    if kind == ELECTION:
+        state.put(state.open_elections, signed.id, (op.lamport, signed.id))
 
 
 def proposal_vote(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:

@@ -31,7 +31,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sync.kinds.common import SUCCESSION
-from sync.kinds.records import APPROVED, OPEN, ORGANIZER, REJECTED, DecisionRule, Grant, Proposal
+from sync.kinds.records import (
+    APPROVED,
+    ELECTION,
+    EXPIRED,
+    OPEN,
+    ORGANIZER,
+    REJECTED,
+    REVIEW,
+    DecisionRule,
+    Grant,
+    Proposal,
+    ReviewDetails,
+)
 
 if TYPE_CHECKING:
     from sync.ops import SignedOp
@@ -42,6 +54,8 @@ def close_proposal(state: CircleState, proposal_id: bytes, proposal: Proposal) -
     """Drop a proposal that is no longer open from the open indexes."""
     state.drop(state.open_proposals, proposal_id)
     state.put(state.open_by_author, proposal.author, state.open_by_author[proposal.author] - 1)
+    if proposal.kind == ELECTION:
+        state.drop(state.open_elections, proposal_id)
 
 
 def tally(
@@ -98,8 +112,14 @@ def decide(proposal: Proposal, eligible: int, approve: int, objection: int, abst
 
 
 def decide_at_close(proposal: Proposal, eligible: int, approve: int, objection: int, abstain: int) -> str:
-    """The decision at the closing: the tally passes or the proposal is rejected."""
-    return APPROVED if passes(proposal.rule, eligible, approve, objection, abstain) else REJECTED
+    """The decision at the closing: the tally passes or the proposal is rejected; a review
+    without its quorum expires instead (the circle did not decide, docs/OPS.md §6a)."""
+    if passes(proposal.rule, eligible, approve, objection, abstain):
+        return APPROVED
+    voted = approve + objection + abstain
+    if proposal.kind == REVIEW and (eligible == 0 or voted * 100 < proposal.rule.quorum_pct * eligible):
+        return EXPIRED
+    return REJECTED
 
 
 def evaluate(state: CircleState, proposal_id: bytes, at: SignedOp, counted: set[bytes] | None = None) -> bool:
@@ -111,6 +131,8 @@ def evaluate(state: CircleState, proposal_id: bytes, at: SignedOp, counted: set[
     eligible, approve, objection, abstain = tally(state, proposal_id, proposal, counted)
     if counted is None:
         status = decide(proposal, eligible, approve, objection, abstain)
+        if status == APPROVED and proposal.kind == ELECTION:
+            status = OPEN  # the election is the idle timer: approved only at its closing
     else:
         status = decide_at_close(proposal, eligible, approve, objection, abstain)
     decided_by = at.id if status != OPEN else None
@@ -126,12 +148,34 @@ def evaluate(state: CircleState, proposal_id: bytes, at: SignedOp, counted: set[
         return False
     if proposal.kind == "charter":
         state.put(state.info, "charter", proposal.details._replace(adopted_by=proposal_id))  # type: ignore[union-attr]
-    elif proposal.kind == "remove" and proposal.details in state.members:
-        # A removal by vote takes effect where it is decided; it strikes nothing (docs/OPS.md
-        # §2c: votes race each other, so which ops it had not seen is not well defined).
-        drop_member(state, proposal.details, at)  # type: ignore[arg-type]
-        return True
+    elif proposal.kind in ("remove", REVIEW):
+        target = proposal.details.member if isinstance(proposal.details, ReviewDetails) else proposal.details
+        if target in state.members:
+            # A removal by vote takes effect where it is decided; it strikes nothing (docs/OPS.md
+            # §2c: votes race each other, so which ops it had not seen is not well defined).
+            drop_member(state, target, at)  # type: ignore[arg-type]
+            return True
+    elif proposal.kind == ELECTION:
+        elect(state, proposal.details, proposal, at)  # type: ignore[arg-type]
     return False
+
+
+def elect(state: CircleState, member_id: bytes, proposal: Proposal, at: SignedOp) -> None:
+    """An approved election: the member (if still one, and not an organizer already) becomes
+    an organizer, junior to every appointed one and to the successor (docs/OPS.md §6a)."""
+    member = state.members.get(member_id)
+    if member is None or ORGANIZER in member.roles:
+        return
+    path = state.seniority.get(member_id)
+    if path is None:
+        path = (SUCCESSION, proposal.lamport)
+        state.put(state.seniority, member_id, path)
+    grants = tuple(sorted((*member.grants, Grant(ORGANIZER, at.id, at.op.author == member_id))))
+    state.put(
+        state.members,
+        member_id,
+        member._replace(roles=tuple(sorted((*member.roles, ORGANIZER))), grants=grants, path=path),
+    )
 
 
 def settle(state: CircleState, at: SignedOp) -> None:

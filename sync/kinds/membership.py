@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from identity.keys import IdentityCard
-from sync.kinds import keys, schema
+from sync.kinds import keys, schema, stewardship
 from sync.kinds.common import (
     LAST_ORGANIZER,
     NOT_SENIOR,
@@ -179,6 +179,7 @@ def role_revoke(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None
 
 
 HANDLERS = {
+    "role.handover": stewardship.role_handover,
     "member.add": member_add,
     "member.remove": member_remove,
     "role.grant": role_grant,

@@ -17,8 +17,16 @@ ROLES = (ORGANIZER, TREASURER)
 
 PROPOSAL_KINDS = ("spend", "charter", "remove", "general")
 """Proposal kinds, in the order their rules appear in `Charter.rules`."""
+REVIEW, ELECTION = "review", "organizer"
+"""Governance proposals (docs/OPS.md §6a): a membership review and an organizer election.
+Both are decided by the charter's ``remove`` rule (`RULE_OF`), so they have no rule of
+their own and every charter written before them stays valid."""
+RULE_OF = {REVIEW: "remove", ELECTION: "remove"}
+ALL_PROPOSAL_KINDS = (*PROPOSAL_KINDS, REVIEW, ELECTION)
 
 OPEN, APPROVED, REJECTED, WITHDRAWN = "open", "approved", "rejected", "withdrawn"
+EXPIRED = "expired"
+"""A review whose closing came without its quorum: nothing happens (docs/OPS.md §6a)."""
 MATCHED, FULFILLED = "matched", "fulfilled"
 
 DEFAULT_CLOSES_S = 72 * 3600
@@ -107,6 +115,18 @@ class AllocPeriod(NamedTuple):
     """Counted ask ids in rank order (empty until drawn)."""
 
 
+class Governance(NamedTuple):
+    """The charter's optional ``governance`` settings (docs/OPS.md §4); None = the defaults."""
+
+    organizers_at: int
+    """From this many members on, clients ask for a second organizer (advice, not a rule)."""
+    idle_s: int
+    """An organizer election stays open this long; any organizer acting cancels it."""
+
+
+DEFAULT_GOVERNANCE = Governance(organizers_at=5, idle_s=14 * 24 * 3600)
+
+
 class Charter(NamedTuple):
     text: str
     members_can_invite: bool
@@ -121,9 +141,16 @@ class Charter(NamedTuple):
     inviter's node then never lets anyone in by itself)."""
     alloc: AllocRules | None = None
     """The fund's allocation rules (`sync.kinds.alloc`), or None: no rules, no asks."""
+    governance: Governance | None = None
+    """None when the charter leaves the key out (the defaults, `DEFAULT_GOVERNANCE`); the
+    canonical row carries it only when set, so older states hash as before."""
 
     def rule(self, kind: str) -> DecisionRule:
-        return self.rules[PROPOSAL_KINDS.index(kind)]
+        return self.rules[PROPOSAL_KINDS.index(RULE_OF.get(kind, kind))]
+
+    @property
+    def settings(self) -> Governance:
+        return self.governance or DEFAULT_GOVERNANCE
 
 
 class CircleInfo(NamedTuple):
@@ -250,6 +277,14 @@ class SpendDetails(NamedTuple):
     purpose: str
 
 
+class ReviewDetails(NamedTuple):
+    """A membership review: whom it would remove, and why, sealed to the organizers."""
+
+    member: bytes
+    reasons: dict[bytes, bytes]
+    """organizer id -> a sealed box of the reason (`sync.governance_io.seal_reason`)."""
+
+
 class Proposal(NamedTuple):
     author: bytes
     lamport: int
@@ -257,8 +292,9 @@ class Proposal(NamedTuple):
     kind: str
     title: str
     text: str
-    details: SpendDetails | Charter | bytes | None
-    """spend: SpendDetails; charter: the proposed Charter; remove: member id; general: None."""
+    details: SpendDetails | Charter | ReviewDetails | bytes | None
+    """spend: SpendDetails; charter: the proposed Charter; remove and organizer: member id;
+    review: ReviewDetails; general: None."""
     rule: DecisionRule
     """The charter's rule for this kind when the proposal was made; it decides the proposal."""
     electorate: tuple[bytes, ...]

@@ -12,7 +12,10 @@ clients:
 * **eq**, a member who forks her chain (two ops with one ``seq``, one to each half);
 * **jay**, an organizer whose client rotates with junk boxes;
 * **rex**, who joined with an invite and is removed; a **replayer** sends his stored join
-  request to every node again and again.
+  request to every node again and again;
+* around governance (docs/OPS.md §6a): honest members open membership reviews of eq (the
+  reason sealed to the organizers); jay's puppets try to vote on them; eq back-dates an
+  election of herself so that its closing time is now, votes and closes it at once.
 
 The network delays, reorders, duplicates and drops messages, partitions the nodes and
 heals; nodes crash and restart from their op set (their keys survive: the keystore is on
@@ -29,7 +32,9 @@ invariants are checked (`Violation` names the first that fails):
 4. no honest member is left unable to post (each holds the current key, no rotation is
    due, and a post by each is accepted everywhere);
 5. every op is either in effect or listed with a reason; the puppet and the removed never
-   end up members.
+   end up members;
+6. votes are fair (electorates fixed at opening, closes counted causally, never early); a
+   review that expired was closed and removed nobody; eq never becomes an organizer.
 """
 
 from __future__ import annotations
@@ -49,10 +54,11 @@ from sync.invites import InviteCode, circle_check, open_epoch_key, seal_epoch_ke
 from sync.kinds import keys
 from sync.kinds.circle import genesis_op
 from sync.kinds.membership import member_add_body
-from sync.kinds.records import ORGANIZER
+from sync.kinds.records import ELECTION, EXPIRED, ORGANIZER, REJECTED, REVIEW
 from sync.lifecycle import Ack, Approve, CircleView, Close, MembershipLifecycle, Refuse, Rotate, Share
 from sync.ops import Op, SignedOp
 from sync.replica import CircleReplica
+from sync.reviews import review_details
 
 KEY_KINDS = ("key.rotate", "key.share")
 DECISIONS = frozenset({"proposal.create", "proposal.vote", "proposal.withdraw", "proposal.close"})
@@ -110,7 +116,7 @@ class Simulation:
         self.seed = seed
         self.config = config
         self.rng = random.Random(seed)
-        self.now = 1000.0
+        self.now = 2_000_000.0  # past an idle period (14 days) after the epoch: elections can be back-dated
         self.ts = 1000
         self.honest = ["alice", "hana", *[f"h{i}" for i in range(config.honest - 2)]]
         founder = person("alice")
@@ -359,6 +365,13 @@ class Simulation:
             details = {} if kind == "general" else {"amount": 500, "currency": "EUR", "recipient": "x", "purpose": "y"}
             body = {"kind": kind, "title": "t", "text": "", "details": details, "closes": 60}
             self.author(self.rng.choice(live), "proposal.create", body, ts=self.clock())
+        if live and self.rng.random() < 0.05:
+            reviewer = self.rng.choice(live)
+            eq = person("eq").member_id
+            if eq in reviewer.state.members:
+                details = review_details(reviewer.state, eq, "fake accounts", self.rng.randbytes)
+                body = {"kind": "review", "title": "t", "text": "", "details": details, "closes": 60}
+                self.author(reviewer, "proposal.create", body, ts=self.clock())
         for node in live:
             self.vote_honestly(node)
         for node in live:
@@ -410,6 +423,8 @@ class Simulation:
             self.author_adversary(jay, "member.remove", {"member": person("hana").member_id, "reason": None})
         if self.rng.random() < 0.15:
             self.vote_attacks(eq, jay)
+        if self.rng.random() < 0.06:
+            self.election_at_the_deadline(eq)
         if step > config.steps // 3 and self.rng.random() < 0.2:
             for name in self.nodes:
                 self.counter += 1
@@ -447,6 +462,25 @@ class Simulation:
                 late = {"proposal": proposal, "choice": "object", "reason": None}
                 self.author_adversary(eq, "proposal.vote", late, ts=record.closes_at + self.rng.randint(0, 5))
 
+    def election_at_the_deadline(self, eq: Node) -> None:
+        """eq dates an election of herself an idle period in the past, so its closing time is
+        now, votes on it just before and closes it just after: organizers who are there never
+        got to see it. It is refused anyway: the quorum is a share of an electorate fixed at
+        opening, and an organizer acting after seeing it ends it."""
+        state = eq.state
+        me = person("eq").member_id
+        if me not in state.members or ORGANIZER in state.members[me].roles:
+            return
+        idle = state.info["charter"].settings.idle_s
+        opened = self.clock() - idle
+        body = {"kind": "organizer", "title": "me", "text": "", "details": {"member": me}}
+        election = self.author_adversary(eq, "proposal.create", body, ts=opened)
+        if election is None or election.id not in state.proposals:
+            return
+        vote = {"proposal": election.id, "choice": "approve", "reason": None}
+        self.author_adversary(eq, "proposal.vote", vote, ts=opened + idle - 1)
+        self.author_adversary(eq, "proposal.close", {"proposal": election.id}, ts=opened + idle)
+
     def junk_rotation(self, jay: Node) -> None:
         """A real new key for some (often the organizers, so nobody repairs it at once), junk
         boxes for the rest: only acknowledgements show who really holds it."""
@@ -465,11 +499,11 @@ class Simulation:
             jay, "key.rotate", {"epoch": epoch_id(key), "previous": state.info["epoch"], "sealed": sealed}
         )
 
-    def author_adversary(self, node: Node, kind: str, body: dict[str, Any], ts: int | None = None) -> None:
+    def author_adversary(self, node: Node, kind: str, body: dict[str, Any], ts: int | None = None) -> SignedOp | None:
         if node.me.member_id not in node.state.members:
-            return
+            return None
         if kind == "msg.post" and node.state.info["epoch"] not in node.keys:
-            return
+            return None
         signed = node.replica.author_op(
             node.me, kind, self._seal(node.replica, node.name, kind, body, node.keys), ts=ts or self.tick_ts()
         )
@@ -477,6 +511,7 @@ class Simulation:
         node.replica.ingest(signed)
         self.adversary_ops[signed.id] = signed
         self.send(node.name, signed)
+        return signed
 
     def mallory_backdates(self) -> None:
         """Mallory's modified client: ops continuing her chain from before her removal
@@ -652,7 +687,9 @@ class Simulation:
             if person("sock").member_id in state.votes.get(proposal_id, {}):
                 self.fail("a puppet let in after a proposal opened voted on it")
             closer = all_ops.get(proposal.decided_by) if proposal.decided_by else None
-            if closer is not None and closer.op.kind == "proposal.close":
+            # (A close of another proposal can decide this one early: a review it approved
+            # removed a member, and every open proposal was evaluated again, §6.)
+            if closer is not None and closer.op.kind == "proposal.close" and closer.op.body["proposal"] == proposal_id:
                 seen = past(closer.id)
                 in_past = [v for v in state.votes.get(proposal_id, {}).values() if v.op in seen]
                 if proposal.approve + proposal.object + proposal.abstain > len(in_past):
@@ -661,6 +698,8 @@ class Simulation:
                     self.fail("a proposal was closed by a close dated before its closing time")
             if proposal.status == "open" and proposal.closes_at + 30 < self.now:
                 self.fail("a proposal past its closing time was never closed")
+            if proposal.status == EXPIRED and (closer is None or closer.op.kind != "proposal.close"):
+                self.fail("a review expired without a close")
         for op in all_ops.values():
             if op.op.kind == "proposal.vote" and op.id not in rejections:
                 target = state.proposals.get(op.op.body["proposal"])
@@ -696,6 +735,9 @@ class Simulation:
         for name in ("mallory", "rex", "puppet"):
             if person(name).member_id in members:
                 self.fail(f"{name} is a member at the end")
+        eq = members.get(person("eq").member_id)
+        if eq is not None and ORGANIZER in eq.roles:
+            self.fail("eq's back-dated election made her an organizer")
         for node in nodes:
             if node.me.member_id not in members:
                 self.fail(f"honest {node.name} was removed")
@@ -765,6 +807,11 @@ class Simulation:
                 if p.decided_by in all_ops and all_ops[p.decided_by].op.kind == "proposal.close"
             ),
             "vote_refusals": sum(1 for r in rejections.values() if r.kind in ("proposal.vote", "proposal.close")),
+            "reviews": sum(1 for p in state.proposals.values() if p.kind == REVIEW),
+            "reviews_expired": sum(1 for p in state.proposals.values() if p.status == EXPIRED),
+            "elections_refused": sum(
+                1 for p in state.proposals.values() if p.kind == ELECTION and p.status == REJECTED
+            ),
         }
 
 

@@ -40,3 +40,7 @@ def test_the_adversaries_really_attack() -> None:
     # Proposals close at their time, and the vote attacks (puppets, early closes, late votes) are refused.
     assert sum(r["closed"] for r in reports) > 0
     assert sum(r["vote_refusals"] for r in reports) > 0
+    # Governance (OPS.md §6a): reviews open and some expire; eq's back-dated elections are refused.
+    assert sum(r["reviews"] for r in reports) > 0
+    assert sum(r["reviews_expired"] for r in reports) > 0
+    assert sum(r["elections_refused"] for r in reports) > 0

@@ -15,6 +15,7 @@ from identity.errors import BadSignature, Undecryptable
 from sync.envelope import Envelope
 from sync.kinds import moderation, support
 from sync.kinds.common import NOT_ORGANIZER, STRUCK_DEMOTED
+from sync.modlog import moderation_log
 from sync.ops import Op, SignedOp
 from sync.private import make_statement, open_private, seal_private
 from sync.replica import CircleReplica
@@ -57,6 +58,11 @@ def test_an_organizer_hides_a_post_for_everyone_and_the_log_says_why(circle: Cir
         "hide", hide.id, circle.member("alice"), post.id, circle.member("carol"), "it gives out someone's home address"
     )
     assert build_views(circle.state).moderation == (entry,)
+    # The governance log (`kith modlog`) lists it with removals and handovers.
+    (logged,) = moderation_log(circle.state, circle.replica.ops())
+    assert (logged.kind, logged.op, logged.actor, logged.target, logged.note) == (
+        "hide", hide.id, circle.member("alice"), circle.member("carol"), "it gives out someone's home address"
+    )
 
 
 def test_a_hidden_urgent_post_no_longer_asks_for_attention(circle: Circle) -> None:

@@ -291,6 +291,9 @@ def calm_answers() -> dict[str, Any]:
         "views": calm_views(),
         "status": status,
         "requests": [{"member": STRANGER, "name": "Cal", "fingerprint": "9a8b 7c6d 5e4f 3a2b 1c0d"}],
+        "modlog": {"id": CIRCLE, "advice": None, "entries": [
+            {"kind": "handover", "target": ASH, "actor": ME, "ts": 1_700_000_000, "lamport": 9, "op": "ab" * 32,
+             "proposal": None, "outcome": "organizer", "note": None, "target_name": "Ash", "actor_name": "Sam"}]},
         "member.card": {"member": ASH, "fingerprint": FINGERPRINT, "safety_number": "12345 67890 " * 6,
                         "verified": False},
         "invite.create": {"code": "KITH-INVITE:ABC", "qr": "▀▄\n▄▀", "invite": "00", "expires": None, "uses": 1,

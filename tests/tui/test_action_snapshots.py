@@ -275,6 +275,9 @@ async def walk_every_action(w: Walk) -> None:  # noqa: PLR0915 - one scenario, r
     await w.shot("people: let in form")
     await w.press("enter")
     assert await w.sent("approve") == {"member": STRANGER, "vouch": None, "circle": CIRCLE}
+    await w.press("l")
+    await wait_until(w.pilot, lambda: w.node.count("modlog") >= 1, what="the moderation log")
+    await w.shot("people: moderation log")
 
     # --- Net (7) ---
     await w.press("7")

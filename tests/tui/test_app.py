@@ -22,6 +22,7 @@ from identity.keystore import TEST_KDF, Keystore, KeystoreData
 from p2pnet.control import socket_in_use
 from p2pnet.home import Home
 from tui.app import make_app
+from tui.commands.governance_cmds import modlog_lines
 from tui.demo import DemoWorld
 
 LOOPBACK = ["--listen", "/ip4/127.0.0.1/tcp/0"]
@@ -482,3 +483,20 @@ def test_invite_and_join_from_a_second_node(world: DemoWorld, tmp_path: Path) ->
 
     run(invite())
     run(join(), timeout=90)
+
+
+def test_the_people_pane_shows_the_moderation_log(world: DemoWorld) -> None:
+    """`l` on People: the log every member can read (docs/OPS.md §6a), as `kith modlog` prints it."""
+    app = make_app(user_home(world))
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await open_main(pilot)
+            await pilot.press("6")
+            await pilot.press("l")
+            await wait_for_text(pilot, "Moderation log:")
+            log = call(world, "Sam", "modlog", circle=world.ready["circle"])
+            expected = modlog_lines(log)[-1]
+            assert expected[:40] in screen_text(app)
+
+    run(scenario())

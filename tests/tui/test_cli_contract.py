@@ -533,8 +533,14 @@ CASES: dict[tuple[str, ...], Case] = {
     ("member", "revoke"): Case("alice", lambda w: ["member", "revoke", s("circle")(w), s("bob")(w), "treasurer"]),
     ("rejected",): Case("alice", lambda w: ["rejected", s("circle")(w)]),
     ("pay-ask",): Case("alice", _allocated_ask),
+    # Governance (OPS.md §6a): Alice reviews Bob (the reason sealed to her alone), Bob calls an
+    # election of himself (Alice, acting later, ends it), and the log lists what took effect.
+    ("review",): Case("alice", lambda w: ["review", s("circle")(w), s("bob")(w)], stdin="a reason\n"),
+    ("elect",): Case("bob", lambda w: ["elect", s("circle")(w), s("bob")(w)]),
+    ("modlog",): Case("alice", lambda w: ["modlog", s("circle")(w)]),
     # Harbour (created above, confirm-joins): Bob asks, Alice approves, adds, removes.
     ("approve",): Case("alice", lambda w: ["approve", "Harbour", s("bob")(w)], after=keys_delivered("Harbour")),
+    ("member", "handover"): Case("alice", lambda w: ["member", "handover", "Harbour", s("bob")(w)]),
     ("member", "add"): Case("alice", lambda w: ["member", "add", "Quay", s("bob_card")(w)],
                             after=_quay_changing),  # fmt: skip
     ("rotate",): Case("alice", lambda w: ["rotate", "Quay"]),

@@ -260,6 +260,8 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
         elif not circle.get("relay_reachable"):
             lines.append("  no relay reachable now: check your network, or ask an organizer whether it runs")
         lines += [relay_line(r, now) for r in circle.get("relays") or []]
+        if circle.get("advice"):
+            lines.append(f"  {visible(circle['advice'], LINE)}")
     for topic in status["relay_topics"]:
         used = topic["bytes"] / max(1, topic["quota_bytes"]) * 100
         lines.append(f"serving {visible(topic['label'], NAME)}: {topic['envelopes']} envelopes, {used:.1f}% of quota")

@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from identity.errors import KithError
+from tui.commands.governance_cmds import modlog_lines
 from tui.member_text import NAME, line, plain, visible
 from tui.screens.form import Field
 from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, short
@@ -27,6 +28,7 @@ class MembersPane(Pane):
         Binding("s", "safety", "Safety number"),
         Binding("d", "details", "Details"),
         Binding("a", "approve", "Let in"),
+        Binding("l", "modlog", "Moderation log", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -155,6 +157,21 @@ class MembersPane(Pane):
         text.append("." if m["skills"] else "none listed.")
         if m.get("vouch"):
             text.append_text(line(" Vouched: ", plain(m["vouch"]), "."))
+        self.query_one("#member-detail", Static).update(text)
+
+    @work(exclusive=True, group="modlog")
+    async def action_modlog(self) -> None:
+        """The moderation log (docs/OPS.md §6a) under the table, as `kith modlog` prints it."""
+        if self.views is None:
+            return
+        try:
+            log = await self.app.call("modlog", circle=self.views["id"])  # type: ignore[attr-defined]
+        except KithError as exc:
+            self.query_one("#member-detail", Static).update(plain(str(exc)))
+            return
+        text = line("Moderation log:\n")
+        for entry in modlog_lines(log)[-12:]:
+            text.append_text(line(entry, "\n"))
         self.query_one("#member-detail", Static).update(text)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
