@@ -204,8 +204,9 @@ class Installments(RuleBasedStateMachine):
         if who != "bob":
             expected = NOT_TREASURER
         elif entry["first"] is None:
-            expected = recurring.NO_MONTH_FOR_ONE_OFF if month is not None else (
-                fund.ALREADY_RECEIPTED if entry["receipted"] else None)  # fmt: skip
+            # docs/OPS.md: "already confirmed" (a one-off) is checked before a month on one.
+            expected = fund.ALREADY_RECEIPTED if entry["receipted"] else (
+                recurring.NO_MONTH_FOR_ONE_OFF if month is not None else None)  # fmt: skip
         elif month is None:
             expected = recurring.NEEDS_MONTH
         elif month < entry["first"]:
