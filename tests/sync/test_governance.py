@@ -15,7 +15,7 @@ from circle_support import PEOPLE, Circle
 from forge_kit import B, M, causal_orders, feed
 
 from sync import modlog, reviews
-from sync.kinds import membership, stewardship
+from sync.kinds import alloc, membership, stewardship
 from sync.kinds.circle import charter_body
 from sync.kinds.common import (
     NOT_MEMBER,
@@ -396,12 +396,32 @@ def test_governance_settings_are_in_the_state_only_when_set() -> None:
     assert len(plain.canonical()["charter"]) == 6
     governed = B(charter=GOVERNED)
     state = fold_circle_state(governed.cid, governed.ops)
-    assert state.canonical()["charter"][6] == [3, IDLE]
+    # After the allocation rules' place (null: this charter has none), OPS.md §7.
+    assert state.canonical()["charter"][6:] == [None, [3, IDLE]]
     restored = CircleState.restore(governed.cid, state.canonical())
     assert restored.state_hash() == state.state_hash()
     assert restored.info["charter"].settings == Governance(3, IDLE)
     defaults = B(charter=charter_body(governance=Governance(5, 14 * 24 * 3600)))
     assert fold_circle_state(defaults.cid, defaults.ops).state_hash() == plain.state_hash()
+
+
+def test_a_charter_with_allocation_rules_and_governance_round_trips() -> None:
+    """Both optional parts at once: the row carries the rules, then the settings (OPS.md §7),
+    and a snapshot restores to the same state."""
+    rules = alloc.parse_rules(
+        {"period_s": 3600, "reveal_s": 600, "currency": "EUR", "categories": {"rent": 800}, "cap": 600,
+         "cooldown": 1, "priority": True},
+        "alloc",
+    )  # fmt: skip
+    both = B(charter=charter_body(governance=Governance(3, IDLE), alloc=rules))
+    state = fold_circle_state(both.cid, both.ops)
+    charter = state.info["charter"]
+    assert (charter.alloc, charter.settings) == (rules, Governance(3, IDLE))
+    assert state.canonical()["charter"][6:] == [list(rules), [3, IDLE]]
+    restored = CircleState.restore(both.cid, state.canonical())
+    assert restored.state_hash() == state.state_hash() and restored.info["charter"] == charter
+    only_rules = B(charter=charter_body(alloc=rules))
+    assert len(fold_circle_state(only_rules.cid, only_rules.ops).canonical()["charter"]) == 7
 
 
 # --- the moderation log -------------------------------------------------------------------
@@ -441,5 +461,5 @@ def test_the_moderation_log_lists_what_took_effect_with_who_when_and_which_decis
 
 def test_the_log_has_one_place_for_a_new_entry_kind() -> None:
     """Another kind (the moderation lane's post hiding) adds a builder to one table."""
-    assert set(modlog.OP_ENTRIES) == {"member.remove", "role.revoke", "role.handover"}
+    assert set(modlog.OP_ENTRIES) == {"member.remove", "role.revoke", "role.handover", "msg.hide"}
     assert set(modlog.DECISION_ENTRIES) == {"remove", "review", "organizer"}

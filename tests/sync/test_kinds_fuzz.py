@@ -20,6 +20,7 @@ KEYS = {
     "member.remove": ["member", "reason"],
     "role.grant": ["member", "role"],
     "role.revoke": ["member", "role"],
+    "role.handover": ["member"],
     "msg.post": ["content", "reply_to", "urgent"],
     "msg.edit": ["target", "content"],
     "msg.delete": ["target"],
