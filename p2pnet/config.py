@@ -77,4 +77,5 @@ class NodeConfig:
         return config
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        """What `load` reads back (``fsync`` is never written: a home's file cannot turn it off)."""
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "fsync"}, indent=2)
