@@ -100,7 +100,7 @@ def test_acknowledged_batches_survive_kill_9(tmp_path: Path, kill_after_acks: in
     try:
         assert writer.stdout is not None
         while len(acknowledged) < kill_after_acks * 50:
-            assert time.monotonic() < deadline, "writer too slow"
+            assert time.monotonic() < deadline, "the writer stopped acknowledging (a liveness bound)"
             line = writer.stdout.readline()
             assert line.startswith("ack "), line
             acknowledged += [bytes.fromhex(h) for h in line.split()[2:]]

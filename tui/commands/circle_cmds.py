@@ -7,6 +7,7 @@ the result (or the node's one-line error).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import time
@@ -17,6 +18,7 @@ from typing import Any
 from identity.errors import UsageError
 from sync.kinds.records import MAX_CLOSES_S, MIN_CLOSES_S
 from tui import render
+from tui.commands import subcommand
 from tui.context import Context
 from tui.labels import add_label
 from tui.member_text import LINE, NAME, visible
@@ -71,12 +73,7 @@ def _expires(days: float | None) -> int | None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    def command(
-        name: str, help_text: str, handler: Callable[[Context, argparse.Namespace], int]
-    ) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=help_text)
-        parser.set_defaults(handler=handler)
-        return parser
+    command = functools.partial(subcommand, sub)
 
     circles = command("circles", "list your circles", cmd_circles)
     del circles

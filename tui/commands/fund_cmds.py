@@ -7,10 +7,11 @@ Thin clients of the running node's control API, like the other circle commands.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import functools
 from typing import Any
 
 from tui import render
+from tui.commands import subcommand
 from tui.commands.circle_cmds import _call, _done
 from tui.context import Context
 from tui.member_text import LINE, visible
@@ -19,12 +20,7 @@ from tui.textinput import add_text_source, read_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    def command(
-        name: str, help_text: str, handler: Callable[[Context, argparse.Namespace], int]
-    ) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=help_text)
-        parser.set_defaults(handler=handler)
-        return parser
+    command = functools.partial(subcommand, sub)
 
     ask = command("ask", "ask the fund under the charter's rules (only the treasurers learn it was you)", cmd_ask)
     ask.add_argument("circle")

@@ -7,11 +7,12 @@ learns who reported whom. Hiding a post is public: every member's moderation log
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import functools
 from typing import Any
 
 from sync.forecast import month_of
 from tui import render
+from tui.commands import subcommand
 from tui.commands.circle_cmds import _call, _done, _view_command
 from tui.context import Context
 from tui.labels import add_label
@@ -27,12 +28,7 @@ def this_month() -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    def command(
-        name: str, help_text: str, handler: Callable[[Context, argparse.Namespace], int]
-    ) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=help_text)
-        parser.set_defaults(handler=handler)
-        return parser
+    command = functools.partial(subcommand, sub)
 
     report = command("report", "report a post or a member to the organizers (only they learn it was you)", cmd_report)
     report.add_argument("circle")
