@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from identity import codec
-from identity.atomic import create_private
 from identity.crypto import NONCE_BYTES, RandomBytes, aead_decrypt, aead_encrypt, blake2b, random_bytes
 from identity.errors import LocalProtocolError, Malformed, StorageError
+from p2pnet.store import open_private_db
 from sync import limits
 from sync.cache import Snapshot
 from sync.causal import OpMeta, meta_of
@@ -96,14 +96,7 @@ class StateCache:
         self._key = blake2b(b"kith/statecache/v1", key=storage_key, person=b"kith-statecache")
         self._tag_key = blake2b(b"kith/statecache/tag/v1", key=storage_key, person=b"kith-cache-tag")
         try:
-            create_private(path)
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: each commit fsyncs the WAL, so a written batch survives power loss (OFF,
-            # for throwaway homes only: atomic, and survives the process being killed).
-            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
-            # Freed pages are zeroed, so replaced snapshots do not linger in the file's free list.
-            self._db.execute("PRAGMA secure_delete=ON")
+            self._db = open_private_db(path, fsync=fsync)
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if row is None:

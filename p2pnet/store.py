@@ -66,6 +66,19 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"store error on {path}: {exc}")
 
 
+def open_private_db(path: Path, *, fsync: bool) -> sqlite3.Connection:
+    """A private (0600) SQLite file in WAL mode, as both of the node's stores use it."""
+    create_private(path)
+    db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    db.execute("PRAGMA journal_mode=WAL")
+    # FULL: each commit fsyncs the WAL, so an acknowledged write survives power loss.
+    # OFF (throwaway homes only) still commits atomically and survives the process being killed.
+    db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
+    # Freed pages are zeroed, so deleted rows do not linger in the file's free list.
+    db.execute("PRAGMA secure_delete=ON")
+    return db
+
+
 class EnvelopeStore:
     """Durable, idempotent storage of envelopes, by topic and (ts, id)."""
 
@@ -73,14 +86,7 @@ class EnvelopeStore:
         """``fsync=False`` only for throwaway homes (`NodeConfig.fsync`)."""
         self.path = path
         try:
-            create_private(path)
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # FULL: each commit fsyncs the WAL, so acknowledged batches survive power loss.
-            # OFF still commits atomically and survives the process being killed.
-            self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
-            # Freed pages are zeroed, so deleted envelopes do not linger in the file's free list.
-            self._db.execute("PRAGMA secure_delete=ON")
+            self._db = open_private_db(path, fsync=fsync)
             self._db.execute(_META)
             self._check_schema()
             self._db.executescript(_SCHEMA)
