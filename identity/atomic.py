@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from identity.crypto import random_bytes
+from kith.identity.crypto import random_bytes
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, scrub_old: bool = False) -> None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from identity.atomic import write_atomic
-from identity.crypto import SALT_BYTES, RandomBytes, random_bytes
-from identity.errors import UsageError
-from identity.keystore import (
+from kith.identity.atomic import write_atomic
+from kith.identity.crypto import SALT_BYTES, RandomBytes, random_bytes
+from kith.identity.errors import UsageError
+from kith.identity.keystore import (
     BACKUP,
     KdfParams,
     KeystoreData,
@@ -23,7 +23,7 @@ from identity.keystore import (
     read_keystore_bytes,
     seal_keystore,
 )
-from identity.strength import check_new_passphrase
+from kith.identity.strength import check_new_passphrase
 
 
 def write_backup(

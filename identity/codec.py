@@ -21,7 +21,7 @@ from typing import Any
 
 import cbor2
 
-from identity.errors import Malformed, Oversized
+from kith.identity.errors import Malformed, Oversized
 
 __all__ = ["encode", "encode_ordered", "canonical_copy", "decode", "decode_unverified", "MAX_DEPTH"]
 

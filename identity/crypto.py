@@ -27,7 +27,7 @@ import nacl.utils
 from nacl._sodium import ffi as _ffi
 from nacl._sodium import lib as _lib
 
-from identity.errors import BadSignature, LocalProtocolError, Malformed, Undecryptable
+from kith.identity.errors import BadSignature, LocalProtocolError, Malformed, Undecryptable
 
 RandomBytes = Callable[[int], bytes]
 

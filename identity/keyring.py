@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from identity.errors import LocalProtocolError, Malformed
+from kith.identity.errors import LocalProtocolError, Malformed
 
 EPOCH_ID_BYTES = 16
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from identity import codec
-from identity.crypto import (
+from kith.identity import codec
+from kith.identity.crypto import (
     RandomBytes,
     blake2b,
     random_bytes,
@@ -24,7 +24,7 @@ from identity.crypto import (
     x25519_public_key,
     x25519_public_key_usable,
 )
-from identity.errors import LocalProtocolError, Malformed
+from kith.identity.errors import LocalProtocolError, Malformed
 
 CARD_DOMAIN = b"kith/card/v1\x00"
 MAX_CARD_BYTES = 1024

@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from identity import codec
-from identity.atomic import read_limited, write_atomic
-from identity.crypto import (
+from kith.identity import codec
+from kith.identity.atomic import read_limited, write_atomic
+from kith.identity.crypto import (
     ARGON2ID_MODERATE_MEM,
     ARGON2ID_MODERATE_OPS,
     NONCE_BYTES,
@@ -56,7 +56,7 @@ from identity.crypto import (
     blake2b,
     random_bytes,
 )
-from identity.errors import (
+from kith.identity.errors import (
     BadPassphrase,
     CorruptKeystore,
     KithError,
@@ -66,8 +66,8 @@ from identity.errors import (
     Undecryptable,
     UsageError,
 )
-from identity.keys import MemberIdentity, NetworkKey
-from identity.strength import check_new_passphrase
+from kith.identity.keys import MemberIdentity, NetworkKey
+from kith.identity.strength import check_new_passphrase
 
 MAGIC = b"KITH-KS\x00"
 

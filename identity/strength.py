@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import unicodedata
 
-from identity.errors import UsageError
+from kith.identity.errors import UsageError
 
 MIN_CHARS = 12
 MIN_BITS = 50

@@ -29,7 +29,7 @@ import sys
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from identity.errors import UsageError
+from kith.identity.errors import UsageError
 
 UNSPECIFIED_HOSTS = frozenset({"0.0.0.0", "::"})
 MAX_ADDRESSES_PER_PEER = 8

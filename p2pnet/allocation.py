@@ -22,17 +22,17 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from identity.errors import RemoteProtocolError, UsageError
-from sync import allocation, money
-from sync.kinds import alloc, schema
-from sync.lifecycle import TURN_DELAY_S
-from sync.private import make_statement, open_private, private_ref, seal_private
+from kith.identity.errors import RemoteProtocolError, UsageError
+from kith.sync import allocation, money
+from kith.sync.kinds import alloc, schema
+from kith.sync.lifecycle import TURN_DELAY_S
+from kith.sync.private import make_statement, open_private, private_ref, seal_private
 
 if TYPE_CHECKING:
-    from p2pnet.circles import Circle
-    from p2pnet.lifecycle import Lifecycle
-    from sync.envelope import Envelope
-    from sync.ops import SignedOp
+    from kith.p2pnet.circles import Circle
+    from kith.p2pnet.lifecycle import Lifecycle
+    from kith.sync.envelope import Envelope
+    from kith.sync.ops import SignedOp
 
 log = logging.getLogger("kith.allocation")
 

@@ -14,31 +14,31 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from identity.errors import Malformed, UsageError
-from identity.keyring import RelayTopic
-from identity.keys import DEFAULT_NAME, safety_number
-from p2pnet.allocation import allocations_view
-from p2pnet.control import INVALID_PARAMS, RpcError
-from p2pnet.panic import panic_node
-from sync.envelope import relay_key
-from sync.invites import grant_signing_keypair
-from sync.kinds import alloc as alloc_kind
-from sync.kinds import schema
-from sync.kinds.circle import amend_charter
-from sync.kinds.records import ORGANIZER, TREASURER, ReviewDetails
-from sync.modlog import moderation_log, organizer_advice
-from sync.precheck import check_action, check_text, explain
-from sync.relaytoken import RelayToken
-from sync.reports import REPORT_KIND, report_body, report_views
-from sync.reviews import open_review_reason, review_details
-from sync.views import display_name, private_checkins
+from kith.identity.errors import Malformed, UsageError
+from kith.identity.keyring import RelayTopic
+from kith.identity.keys import DEFAULT_NAME, safety_number
+from kith.p2pnet.allocation import allocations_view
+from kith.p2pnet.control import INVALID_PARAMS, RpcError
+from kith.p2pnet.panic import panic_node
+from kith.sync.envelope import relay_key
+from kith.sync.invites import grant_signing_keypair
+from kith.sync.kinds import alloc as alloc_kind
+from kith.sync.kinds import schema
+from kith.sync.kinds.circle import amend_charter
+from kith.sync.kinds.records import ORGANIZER, TREASURER, ReviewDetails
+from kith.sync.modlog import moderation_log, organizer_advice
+from kith.sync.precheck import check_action, check_text, explain
+from kith.sync.relaytoken import RelayToken
+from kith.sync.reports import REPORT_KIND, report_body, report_views
+from kith.sync.reviews import open_review_reason, review_details
+from kith.sync.views import display_name, private_checkins
 
 MAX_INVITE_S = 366 * 86400
 """The longest an invite can stay valid (`kith invite --expires never` has no expiry)."""
 
 if TYPE_CHECKING:
-    from p2pnet.circles import Circle
-    from p2pnet.node import Node
+    from kith.p2pnet.circles import Circle
+    from kith.p2pnet.node import Node
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -583,7 +583,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
             raise _bad("expires_s must be 1 s to 366 days, or null for no expiry")
         code = lifecycle().create_invite(circle, uses=uses, expires_s=expires_s)
         text = code.encode()
-        from p2pnet.qr import qr_text
+        from kith.p2pnet.qr import qr_text
 
         return {
             "code": text,
@@ -767,7 +767,7 @@ def _latest(times: Any) -> float | None:
 
 def allow_relay_topic(extra: dict[str, Any], token: RelayToken) -> RelayTopic:
     """Merge a relay token into a relay keystore's topic table; returns the entry."""
-    from p2pnet.node import RELAY_TOPICS_KEY
+    from kith.p2pnet.node import RELAY_TOPICS_KEY
 
     table = extra.setdefault(RELAY_TOPICS_KEY, {})
     existing = table.get(token.topic)
@@ -789,7 +789,7 @@ MIN_PREFIX = 6
 
 def member_card_info(node: Node, circle: Circle, member: bytes) -> dict[str, Any]:
     """A member's fingerprint and the safety number two people compare to verify each other."""
-    from identity.keys import fingerprint, safety_number_of_keys
+    from kith.identity.keys import fingerprint, safety_number_of_keys
 
     state = circle.replica.state
     if member not in state.members or member not in state.cards:

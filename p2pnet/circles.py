@@ -20,15 +20,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from identity.crypto import RandomBytes, random_bytes
-from identity.errors import KithError, Malformed, RemoteProtocolError, StorageError, UsageError
-from identity.keyring import CircleKeys
-from identity.keys import MemberIdentity
-from identity.keystore import Keystore
-from p2pnet.statecache import StateCache
-from p2pnet.store import EnvelopeStore
-from sync.content import ContentReader, seal_content
-from sync.envelope import (
+from kith.identity.crypto import RandomBytes, random_bytes
+from kith.identity.errors import KithError, Malformed, RemoteProtocolError, StorageError, UsageError
+from kith.identity.keyring import CircleKeys
+from kith.identity.keys import MemberIdentity
+from kith.identity.keystore import Keystore
+from kith.p2pnet.statecache import StateCache
+from kith.p2pnet.store import EnvelopeStore
+from kith.sync.content import ContentReader, seal_content
+from kith.sync.envelope import (
     Envelope,
     Kind,
     circle_handle,
@@ -41,10 +41,10 @@ from sync.envelope import (
     seal,
     topic_of_epoch_key,
 )
-from sync.kinds import CONTENT_KINDS
-from sync.kinds.circle import charter_body, genesis_op
-from sync.ops import Op, SignedOp
-from sync.replica import CircleReplica, IngestResult
+from kith.sync.kinds import CONTENT_KINDS
+from kith.sync.kinds.circle import charter_body, genesis_op
+from kith.sync.ops import Op, SignedOp
+from kith.sync.replica import CircleReplica, IngestResult
 
 log = logging.getLogger("kith.circles")
 

@@ -14,8 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from identity.errors import UsageError
-from p2pnet.addresses import check_announce
+from kith.identity.errors import UsageError
+from kith.p2pnet.addresses import check_announce
 
 DEFAULT_RELAY_PORT = 4747
 DEFAULT_NODE_PORT = 4748

@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from identity.errors import KithError, LocalProtocolError, UsageError
+from kith.identity.errors import KithError, LocalProtocolError, UsageError
 
 log = logging.getLogger("kith.control")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from libp2p.network.stream.exceptions import StreamError
 
-from identity.errors import Malformed, Oversized
+from kith.identity.errors import Malformed, Oversized
 
 _LENGTH = struct.Struct(">I")
 

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from identity.errors import BadSignature, RemoteProtocolError
-from sync.envelope import Envelope, Kind, has_hint
+from kith.identity.errors import BadSignature, RemoteProtocolError
+from kith.sync.envelope import Envelope, Kind, has_hint
 
 MAX_FUTURE_SKEW_S = 7 * 24 * 3600
 

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 
 import trio
 
-from identity import codec
-from identity.errors import RemoteProtocolError
-from p2pnet.gate import Gate, Verdict
-from p2pnet.netstack import NetStack
-from p2pnet.ratelimit import KeyedLimiter
-from sync.envelope import Envelope
-from sync.limits import MAX_ENVELOPE_BYTES
+from kith.identity import codec
+from kith.identity.errors import RemoteProtocolError
+from kith.p2pnet.gate import Gate, Verdict
+from kith.p2pnet.netstack import NetStack
+from kith.p2pnet.ratelimit import KeyedLimiter
+from kith.sync.envelope import Envelope
+from kith.sync.limits import MAX_ENVELOPE_BYTES
 
 log = logging.getLogger("kith.gossip")
 

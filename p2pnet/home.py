@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from identity.errors import UsageError
+from kith.identity.errors import UsageError
 
 
 def default_home() -> Path:

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from identity.errors import RemoteProtocolError, StorageError, Undecryptable, UsageError
-from identity.keys import DEFAULT_NAME
-from p2pnet.allocation import AllocationService
-from p2pnet.gate import Verdict
-from p2pnet.netstack import NetError
-from sync.envelope import (
+from kith.identity.errors import RemoteProtocolError, StorageError, Undecryptable, UsageError
+from kith.identity.keys import DEFAULT_NAME
+from kith.p2pnet.allocation import AllocationService
+from kith.p2pnet.gate import Verdict
+from kith.p2pnet.netstack import NetError
+from kith.sync.envelope import (
     Envelope,
     Kind,
     epoch_hints,
@@ -42,7 +42,7 @@ from sync.envelope import (
     open_envelope,
     relay_key,
 )
-from sync.invites import (
+from kith.sync.invites import (
     INVITE_GRACE_S,
     INVITE_TOPIC_QUOTA,
     MAX_INVITE_GRANT_S,
@@ -67,11 +67,11 @@ from sync.invites import (
     seal_relay_grant,
     seal_welcome,
 )
-from sync.kinds.aid import item_content
-from sync.kinds.keys import MAX_SEALED_PER_OP, invite_id
-from sync.kinds.membership import member_add_body
-from sync.kinds.records import ORGANIZER
-from sync.lifecycle import (
+from kith.sync.kinds.aid import item_content
+from kith.sync.kinds.keys import MAX_SEALED_PER_OP, invite_id
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.kinds.records import ORGANIZER
+from kith.sync.lifecycle import (
     TURN_DELAY_S,
     Ack,
     Action,
@@ -87,14 +87,14 @@ from sync.lifecycle import (
     Share,
     Welcome,
 )
-from sync.precheck import check_action
-from sync.private import make_statement, open_private, private_ref, seal_private
-from sync.reports import REPORT_KIND, ReportBook
+from kith.sync.precheck import check_action
+from kith.sync.private import make_statement, open_private, private_ref, seal_private
+from kith.sync.reports import REPORT_KIND, ReportBook
 
 if TYPE_CHECKING:
-    from p2pnet.circles import Circle, MemberCircles
-    from p2pnet.node import Node
-    from sync.ops import SignedOp
+    from kith.p2pnet.circles import Circle, MemberCircles
+    from kith.p2pnet.node import Node
+    from kith.sync.ops import SignedOp
 
 log = logging.getLogger("kith.lifecycle")
 
@@ -521,7 +521,7 @@ class Lifecycle:
 
     def proxy(self, circle: Circle, ref: bytes, statement: SignedOp) -> None:
         """Post a member's private request on their behalf: the circle sees that it exists."""
-        from sync.private import seal_private_box
+        from kith.sync.private import seal_private_box
 
         body = statement.op.body
         try:
@@ -550,7 +550,7 @@ class Lifecycle:
 
     def open_private_item(self, private: dict[str, Any]) -> dict[str, Any] | None:
         """What this node may read of a private request: an organizer's box, or our own."""
-        from sync.private import open_private_box
+        from kith.sync.private import open_private_box
 
         box = private.get("boxes", {}).get(self.me) if isinstance(private.get("boxes"), dict) else None
         if isinstance(box, bytes):
@@ -696,7 +696,7 @@ class Lifecycle:
         )
 
     def add_by_card(self, circle: Circle, card_bytes: bytes, *, vouch: str | None) -> SignedOp:
-        from identity.keys import IdentityCard
+        from kith.identity.keys import IdentityCard
 
         card = IdentityCard.from_bytes(card_bytes)
         return self.approve(circle, JoinRequest(card, None, b""), vouch=vouch)

@@ -44,9 +44,9 @@ from libp2p.tools.anyio_service import background_trio_service
 from libp2p.tools.anyio_service.exceptions import LifecycleError
 from libp2p.transport.tcp.tcp import TCP
 
-from identity.errors import KithError, UsageError
-from identity.keys import NetworkKey
-from p2pnet.addresses import AddressBook, expand_unspecified, interface_addresses, is_unspecified
+from kith.identity.errors import KithError, UsageError
+from kith.identity.keys import NetworkKey
+from kith.p2pnet.addresses import AddressBook, expand_unspecified, interface_addresses, is_unspecified
 
 log = logging.getLogger("kith.net")
 

@@ -30,28 +30,28 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from identity.errors import KithError, RemoteProtocolError, StorageError, UsageError
-from identity.keyring import RelayTopic
-from identity.keystore import Keystore
-from p2pnet.circles import Circle, MemberCircles
-from p2pnet.config import NodeConfig
-from p2pnet.control import ControlServer
-from p2pnet.gate import Gate, Verdict
-from p2pnet.gossip import JUNK_WEIGHT, GossipService, topic_from_name, topic_name
-from p2pnet.home import Home
+from kith.identity.errors import KithError, RemoteProtocolError, StorageError, UsageError
+from kith.identity.keyring import RelayTopic
+from kith.identity.keystore import Keystore
+from kith.p2pnet.circles import Circle, MemberCircles
+from kith.p2pnet.config import NodeConfig
+from kith.p2pnet.control import ControlServer
+from kith.p2pnet.gate import Gate, Verdict
+from kith.p2pnet.gossip import JUNK_WEIGHT, GossipService, topic_from_name, topic_name
+from kith.p2pnet.home import Home
 
 if TYPE_CHECKING:
-    from p2pnet.lifecycle import Lifecycle
-from p2pnet.netstack import NetError, NetStack, open_netstack
-from p2pnet.pathwatch import PathWatch, route_source
-from p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
-from p2pnet.ratelimit import KeyedLimiter
-from p2pnet.statecache import StateCache
-from p2pnet.store import EnvelopeStore
-from p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
-from p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
-from sync.envelope import Envelope, Kind, epoch_topic, relay_hints
-from sync.invites import (
+    from kith.p2pnet.lifecycle import Lifecycle
+from kith.p2pnet.netstack import NetError, NetStack, open_netstack
+from kith.p2pnet.pathwatch import PathWatch, route_source
+from kith.p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
+from kith.p2pnet.ratelimit import KeyedLimiter
+from kith.p2pnet.statecache import StateCache
+from kith.p2pnet.store import EnvelopeStore
+from kith.p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
+from kith.p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
+from kith.sync.envelope import Envelope, Kind, epoch_topic, relay_hints
+from kith.sync.invites import (
     INVITE_GRACE_S,
     INVITE_TOPIC_QUOTA,
     MAX_INVITE_GRANT_S,
@@ -60,7 +60,7 @@ from sync.invites import (
     open_invite_grant,
     open_relay_grant,
 )
-from sync.reconcile import ItemIndex
+from kith.sync.reconcile import ItemIndex
 
 log = logging.getLogger("kith.node")
 
@@ -185,7 +185,7 @@ class Node:
             self.circles = MemberCircles(self.keystore, self.store, self.cache, clock=self.clock)
             self.circles.on_stored = self._publish_authored
             self.circles.open_all()
-            from p2pnet.lifecycle import Lifecycle
+            from kith.p2pnet.lifecycle import Lifecycle
 
             self.lifecycle = Lifecycle(self, self.circles)
             self.gate.admit = self.lifecycle.admit
@@ -284,7 +284,7 @@ class Node:
                 )
                 net.set_stream_handler(SYNC_PROTOCOL, lambda stream, peer: self._respond_sync(host, stream, peer))
                 self._sync_host = host
-                from p2pnet.api import build_methods
+                from kith.p2pnet.api import build_methods
 
                 self.control = ControlServer(self.home.socket, build_methods(self))
                 async with trio.open_nursery() as nursery:
@@ -797,12 +797,12 @@ class Node:
         # second), so one peer gets a few per minute, not a stream of them.
         if not self._sync_limiter.allow(peer, self.clock()):
             self.stats.refused["sync sessions over the per-peer rate"] += 1
-            from p2pnet.framing import close_quietly
+            from kith.p2pnet.framing import close_quietly
 
             await close_quietly(stream, reset=True)
             return
         if self.is_banned(peer):
-            from p2pnet.framing import close_quietly
+            from kith.p2pnet.framing import close_quietly
 
             await close_quietly(stream, reset=True)
             return

@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from identity.atomic import fsync_directory, overwrite_fd
-from identity.errors import KithError
+from kith.identity.atomic import fsync_directory, overwrite_fd
+from kith.identity.errors import KithError
 
 if TYPE_CHECKING:
-    from p2pnet.node import Node
+    from kith.p2pnet.node import Node
 
 WARN_BOUND_S = 3.0
 """How long a panicking node may spend warning its circles before it exits."""

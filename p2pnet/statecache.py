@@ -31,17 +31,17 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from identity import codec
-from identity.crypto import NONCE_BYTES, RandomBytes, aead_decrypt, aead_encrypt, blake2b, random_bytes
-from identity.errors import LocalProtocolError, Malformed, StorageError
-from p2pnet.store import open_private_db
-from sync import limits
-from sync.cache import Snapshot
-from sync.causal import OpMeta, meta_of
-from sync.ops import Op, SignedOp
+from kith.identity import codec
+from kith.identity.crypto import NONCE_BYTES, RandomBytes, aead_decrypt, aead_encrypt, blake2b, random_bytes
+from kith.identity.errors import LocalProtocolError, Malformed, StorageError
+from kith.p2pnet.store import open_private_db
+from kith.sync import limits
+from kith.sync.cache import Snapshot
+from kith.sync.causal import OpMeta, meta_of
+from kith.sync.ops import Op, SignedOp
 
 if TYPE_CHECKING:
-    from sync.state import CircleState, FoldKey
+    from kith.sync.state import CircleState, FoldKey
 
 SCHEMA_VERSION = 2
 """2: ops carry their author's ``seq`` (protocol op v2); a version-1 cache holds ops this kith cannot read."""

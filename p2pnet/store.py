@@ -22,9 +22,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from identity.atomic import create_private
-from identity.errors import LocalProtocolError, StorageError
-from sync.envelope import Envelope, Kind
+from kith.identity.atomic import create_private
+from kith.identity.errors import LocalProtocolError, StorageError
+from kith.sync.envelope import Envelope, Kind
 
 SCHEMA_VERSION = 2
 """2: envelopes v3 (one topic per epoch) and the local ``kind`` column. A store of schema

@@ -37,14 +37,14 @@ from typing import Any
 
 import trio
 
-from identity import codec
-from identity.errors import Malformed, RemoteProtocolError
-from p2pnet.framing import StreamClosed, close_quietly, read_frame, write_frame
-from sync import access
-from sync.envelope import Envelope
-from sync.limits import MAX_ENVELOPE_BYTES
-from sync.reconcile import ItemIndex, ReconcileSession
-from sync.reconcile_wire import SALT_BYTES
+from kith.identity import codec
+from kith.identity.errors import Malformed, RemoteProtocolError
+from kith.p2pnet.framing import StreamClosed, close_quietly, read_frame, write_frame
+from kith.sync import access
+from kith.sync.envelope import Envelope
+from kith.sync.limits import MAX_ENVELOPE_BYTES
+from kith.sync.reconcile import ItemIndex, ReconcileSession
+from kith.sync.reconcile_wire import SALT_BYTES
 
 log = logging.getLogger("kith.sync")
 

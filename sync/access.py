@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from identity.crypto import RandomBytes, blake2b
+from kith.identity.crypto import RandomBytes, blake2b
 
 NONCE_BYTES = 16
 TAG_BYTES = 16

@@ -1,7 +1,7 @@
 """Asking the fund under the charter's allocation rules: what honest nodes sign, and what
 each role can read and check (docs/OPS.md, "Allocation").
 
-The fold (`sync.kinds.alloc`) decides; this module holds the pieces around it that are not
+The fold (`kith.sync.kinds.alloc`) decides; this module holds the pieces around it that are not
 ops: an asker's secret and commitment, the boxes that tell the committee who asked, and
 the public report every member can recompute (totals per period and category, caps and
 cool-downs per pseudonym, each ask's standing and why).
@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from identity import codec
-from identity.crypto import RandomBytes, blake2b, open_sealed, random_bytes, seal_to
-from identity.errors import Malformed, Undecryptable
-from sync.kinds import alloc
-from sync.kinds.records import Ask
+from kith.identity import codec
+from kith.identity.crypto import RandomBytes, blake2b, open_sealed, random_bytes, seal_to
+from kith.identity.errors import Malformed, Undecryptable
+from kith.sync.kinds import alloc
+from kith.sync.kinds.records import Ask
 
 if TYPE_CHECKING:
-    from identity.keys import MemberIdentity
-    from sync.state import CircleState
+    from kith.identity.keys import MemberIdentity
+    from kith.sync.state import CircleState
 
 _BOX_KEYS = frozenset({"member", "note"})
 

@@ -3,7 +3,7 @@
 `sync.replica.CircleReplica` writes every op that enters a circle's DAG to an `OpCache`
 before folding it, reads older ops back when a late op needs a re-fold, and saves and
 opens snapshots of the folded state. The node gives it the real one
-(`p2pnet.statecache.StateCache`, an encrypted SQLite file); tests may give it anything that
+(`kith.p2pnet.statecache.StateCache`, an encrypted SQLite file); tests may give it anything that
 keeps these promises:
 
 * ``put_ops`` is durable when it returns (the ops are then part of what a restart opens);
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from sync.causal import OpMeta
-    from sync.ops import SignedOp
-    from sync.state import CircleState, FoldKey
+    from kith.sync.causal import OpMeta
+    from kith.sync.ops import SignedOp
+    from kith.sync.state import CircleState, FoldKey
 
 
 @dataclass(frozen=True, slots=True)

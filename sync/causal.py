@@ -34,7 +34,7 @@ import heapq
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from sync.ops import SignedOp
+from kith.sync.ops import SignedOp
 
 
 class OpMeta(NamedTuple):

@@ -12,9 +12,9 @@ import base64
 import re
 from typing import Any
 
-from identity import codec
-from identity.crypto import blake2b
-from identity.errors import Malformed, Oversized
+from kith.identity import codec
+from kith.identity.crypto import blake2b
+from kith.identity.errors import Malformed, Oversized
 
 MAX_CODE_CHARS = 8192
 CHECKSUM_BYTES = 4

@@ -25,10 +25,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from identity import codec
-from identity.crypto import NONCE_BYTES, TAG_BYTES, RandomBytes, aead_decrypt, aead_encrypt, random_bytes
-from identity.errors import LocalProtocolError, Oversized, RemoteProtocolError
-from sync import limits
+from kith.identity import codec
+from kith.identity.crypto import NONCE_BYTES, TAG_BYTES, RandomBytes, aead_decrypt, aead_encrypt, random_bytes
+from kith.identity.errors import LocalProtocolError, Oversized, RemoteProtocolError
+from kith.sync import limits
 
 DOMAIN = b"kith/content/v1\x00"
 MIN_BLOB = limits.EPOCH_ID_BYTES + NONCE_BYTES + TAG_BYTES

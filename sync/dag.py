@@ -31,10 +31,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from identity.errors import LocalProtocolError
-from sync import limits
-from sync.causal import CausalIndex, OpMeta
-from sync.ops import SignedOp
+from kith.identity.errors import LocalProtocolError
+from kith.sync import limits
+from kith.sync.causal import CausalIndex, OpMeta
+from kith.sync.ops import SignedOp
 
 DEFAULT_MAX_BUFFERED = 10_000
 DEFAULT_MAX_BUFFERED_BYTES = 8 << 20

@@ -33,8 +33,8 @@ import hmac
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from identity import codec
-from identity.crypto import (
+from kith.identity import codec
+from kith.identity.crypto import (
     NONCE_BYTES,
     TAG_BYTES,
     RandomBytes,
@@ -43,9 +43,9 @@ from identity.crypto import (
     blake2b,
     random_bytes,
 )
-from identity.errors import BadSignature, LocalProtocolError, Malformed, Undecryptable, UnsupportedVersion
-from sync import limits
-from sync.ids import envelope_id
+from kith.identity.errors import BadSignature, LocalProtocolError, Malformed, Undecryptable, UnsupportedVersion
+from kith.sync import limits
+from kith.sync.ids import envelope_id
 
 VERSION = 3
 """3: one topic per epoch (`epoch_topic`), every envelope on it carries its epoch, and

@@ -5,7 +5,7 @@ code, and nothing converts between currencies (a circle that holds EUR and USD h
 balances, two forecasts). Amounts are minor units, as the ops carry them.
 
 The forecast is what the circle may expect month by month: every recurring contribution
-(`sync.kinds.recurring`) for the months it covers, and every recurring money pledge (an
+(`kith.sync.kinds.recurring`) for the months it covers, and every recurring money pledge (an
 ``aid.pledge`` with ``monthly`` whose unit is a currency code) while it is open or
 matched. Which month is "now" is the viewer's: the caller passes a time, and its UTC
 calendar month is the first month shown.
@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sync.kinds.records import MATCHED, OPEN
-from sync.kinds.recurring import add_months
-from sync.money import CURRENCIES
+from kith.sync.kinds.records import MATCHED, OPEN
+from kith.sync.kinds.recurring import add_months
+from kith.sync.money import CURRENCIES
 
 if TYPE_CHECKING:
-    from sync.state import CircleState
+    from kith.sync.state import CircleState
 
 FORECAST_MONTHS = 3
 

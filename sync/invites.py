@@ -31,8 +31,8 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 
-from identity import codec
-from identity.crypto import (
+from kith.identity import codec
+from kith.identity.crypto import (
     SEAL_OVERHEAD,
     TAG_BYTES,
     RandomBytes,
@@ -46,11 +46,11 @@ from identity.crypto import (
     signing_keypair,
     verify,
 )
-from identity.errors import Malformed, Undecryptable
-from identity.keys import IdentityCard, MemberIdentity
-from sync import limits
-from sync.codes import decode_code, encode_code
-from sync.envelope import (
+from kith.identity.errors import Malformed, Undecryptable
+from kith.identity.keys import IdentityCard, MemberIdentity
+from kith.sync import limits
+from kith.sync.codes import decode_code, encode_code
+from kith.sync.envelope import (
     Envelope,
     Kind,
     ct_length,
@@ -64,8 +64,8 @@ from sync.envelope import (
     unpad,
     unpad_to,
 )
-from sync.envelope import relay_key as relay_key_of
-from sync.kinds.keys import invite_id, relay_address_problem
+from kith.sync.envelope import relay_key as relay_key_of
+from kith.sync.kinds.keys import invite_id, relay_address_problem
 
 PREFIX = "KITH-INVITE:"
 MAX_ADDRESSES = 4

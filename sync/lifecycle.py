@@ -43,14 +43,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from identity.crypto import blake2b
-from identity.errors import RemoteProtocolError
-from sync.envelope import Envelope
-from sync.invites import JoinRequest, open_join_request
-from sync.kinds.common import has_role
-from sync.kinds.keys import members_missing_key
-from sync.kinds.records import ORGANIZER
-from sync.state import CircleState
+from kith.identity.crypto import blake2b
+from kith.identity.errors import RemoteProtocolError
+from kith.sync.envelope import Envelope
+from kith.sync.invites import JoinRequest, open_join_request
+from kith.sync.kinds.common import has_role
+from kith.sync.kinds.keys import members_missing_key
+from kith.sync.kinds.records import ORGANIZER
+from kith.sync.state import CircleState
 
 TURN_DELAY_S = 4.0
 ACK_GRACE_S = 10.0
@@ -276,7 +276,7 @@ class MembershipLifecycle:
         )
         acked.update(wanted)
         self._unusable.get(view.circle, set()).difference_update(view.held)
-        # One ack op holds at most 64 epochs (`sync.kinds.keys.MAX_ACKED`).
+        # One ack op holds at most 64 epochs (`kith.sync.kinds.keys.MAX_ACKED`).
         actions: list[Action] = [Ack(view.circle, tuple(wanted[i : i + 64])) for i in range(0, len(wanted), 64)]
         if (
             self.me not in state.profiles

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sync.kinds.records import ELECTION, OPEN, ORGANIZER, REVIEW, WITHDRAWN, ReviewDetails
+from kith.sync.kinds.records import ELECTION, OPEN, ORGANIZER, REVIEW, WITHDRAWN, ReviewDetails
 
 if TYPE_CHECKING:
-    from sync.ops import SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import SignedOp
+    from kith.sync.state import CircleState
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from identity.errors import UsageError
+from kith.identity.errors import UsageError
 
 MAX_MAJOR_UNITS = 10_000_000
 """The largest amount one contribution or spend may name: ten million of its currency

@@ -17,12 +17,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from identity import codec
-from identity.crypto import verify
-from identity.errors import LocalProtocolError, Malformed, Oversized
-from identity.keys import MemberIdentity
-from sync import limits
-from sync.ids import op_id
+from kith.identity import codec
+from kith.identity.crypto import verify
+from kith.identity.errors import LocalProtocolError, Malformed, Oversized
+from kith.identity.keys import MemberIdentity
+from kith.sync import limits
+from kith.sync.ids import op_id
 
 OP_DOMAIN = b"kith/op/v2\x00"
 _KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")

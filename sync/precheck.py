@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from identity.errors import UsageError
-from sync import money
-from sync.kinds import aid, events, keys, moderation, schema, support
-from sync.kinds.decisions import VOTE_CHOICES
-from sync.kinds.records import APPROVED, MATCHED, MAX_CLOSES_S, MIN_CLOSES_S, OPEN, ORGANIZER, ROLES, TREASURER
+from kith.identity.errors import UsageError
+from kith.sync import money
+from kith.sync.kinds import aid, events, keys, moderation, schema, support
+from kith.sync.kinds.decisions import VOTE_CHOICES
+from kith.sync.kinds.records import APPROVED, MATCHED, MAX_CLOSES_S, MIN_CLOSES_S, OPEN, ORGANIZER, ROLES, TREASURER
 
 if TYPE_CHECKING:
-    from sync.state import CircleState
+    from kith.sync.state import CircleState
 
 
 class Refused(UsageError):

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from identity import codec
-from identity.crypto import (
+from kith.identity import codec
+from kith.identity.crypto import (
     NONCE_BYTES,
     TAG_BYTES,
     RandomBytes,
@@ -32,10 +32,10 @@ from identity.crypto import (
     random_bytes,
     seal_to,
 )
-from identity.errors import Malformed, RemoteProtocolError, Undecryptable
-from identity.keys import MemberIdentity
-from sync import limits
-from sync.envelope import (
+from kith.identity.errors import Malformed, RemoteProtocolError, Undecryptable
+from kith.identity.keys import MemberIdentity
+from kith.sync import limits
+from kith.sync.envelope import (
     Envelope,
     Kind,
     ct_length,
@@ -48,7 +48,7 @@ from sync.envelope import (
     topic_of_epoch_key,
     unpad_to,
 )
-from sync.ops import Op, SignedOp
+from kith.sync.ops import Op, SignedOp
 
 MAX_RECIPIENTS = 32
 PRIVATE_KINDS = ("private.request", "private.checkin", "private.ask", "private.reveal", "private.report")

@@ -49,9 +49,9 @@ raises `RoundLimitExceeded`.
 
 from __future__ import annotations
 
-from identity.errors import LocalProtocolError
-from sync.reconcile_index import INFINITY, ItemIndex, fingerprint, item_key
-from sync.reconcile_ranges import (
+from kith.identity.errors import LocalProtocolError
+from kith.sync.reconcile_index import INFINITY, ItemIndex, fingerprint, item_key
+from kith.sync.reconcile_ranges import (
     DEFER_COST,
     HEADER_SLACK,
     SKIP,
@@ -62,8 +62,8 @@ from sync.reconcile_ranges import (
     Reply,
     Sent,
 )
-from sync.reconcile_sketch import plain_key, salt_multiplier, sketch_key
-from sync.reconcile_wire import (
+from kith.sync.reconcile_sketch import plain_key, salt_multiplier, sketch_key
+from kith.sync.reconcile_wire import (
     MAX_MESSAGE_BYTES,
     MAX_RANGES,
     SALT_BYTES,

@@ -36,10 +36,10 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator
 from itertools import compress, repeat
 
-from identity.crypto import blake2b
-from identity.errors import LocalProtocolError
-from sync import limits
-from sync.reconcile_tables import build_cells, key_value, plain_key, plain_keys, toggle, values_of
+from kith.identity.crypto import blake2b
+from kith.identity.errors import LocalProtocolError
+from kith.sync import limits
+from kith.sync.reconcile_tables import build_cells, key_value, plain_key, plain_keys, toggle, values_of
 
 __all__ = [
     "AMS_COUNTERS",

@@ -20,9 +20,9 @@ from array import array
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from identity.errors import LocalProtocolError
-from sync.reconcile_index import ItemIndex, fingerprint
-from sync.reconcile_sketch import (
+from kith.identity.errors import LocalProtocolError
+from kith.sync.reconcile_index import ItemIndex, fingerprint
+from kith.sync.reconcile_sketch import (
     Sketch,
     ams_residues,
     build_cells,
@@ -36,7 +36,7 @@ from sync.reconcile_sketch import (
     sketch_values,
     table_for_cells,
 )
-from sync.reconcile_wire import (
+from kith.sync.reconcile_wire import (
     MAX_RANGES,
     MAX_SKETCH_CELLS,
     Estimate,

@@ -37,10 +37,10 @@ import sys
 from array import array
 from itertools import repeat
 
-from identity.crypto import blake2b
-from identity.errors import LocalProtocolError
-from sync.reconcile_index import AMS_COUNTERS
-from sync.reconcile_tables import (
+from kith.identity.crypto import blake2b
+from kith.identity.errors import LocalProtocolError
+from kith.sync.reconcile_index import AMS_COUNTERS
+from kith.sync.reconcile_tables import (
     CELL_BYTES,
     KEY_BYTES,
     MIN_TABLE,

@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from identity import codec
-from identity.errors import LocalProtocolError, Malformed, RemoteProtocolError, UnsupportedVersion
-from sync import limits
-from sync.reconcile_index import FINGERPRINT_BYTES, ID_BYTES, INFINITY, TS_BYTES
-from sync.reconcile_sketch import AMS_BYTES, CELL_BYTES, KEY_BYTES, first_of_cells
+from kith.identity import codec
+from kith.identity.errors import LocalProtocolError, Malformed, RemoteProtocolError, UnsupportedVersion
+from kith.sync import limits
+from kith.sync.reconcile_index import FINGERPRINT_BYTES, ID_BYTES, INFINITY, TS_BYTES
+from kith.sync.reconcile_sketch import AMS_BYTES, CELL_BYTES, KEY_BYTES, first_of_cells
 
 __all__ = [
     "MAX_COUNT",

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from identity.errors import Malformed
-from identity.keys import clean_display_text
-from sync import limits
-from sync.codes import decode_code, encode_code
+from kith.identity.errors import Malformed
+from kith.identity.keys import clean_display_text
+from kith.sync import limits
+from kith.sync.codes import decode_code, encode_code
 
 PREFIX = "KITH-RELAY:"
 DEFAULT_QUOTA_BYTES = 1024 * 1024 * 1024

@@ -21,17 +21,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from identity.errors import LocalProtocolError
-from sync.causal import CausalIndex
-from sync.content import NO_READER, ContentReader
-from sync.dag import DEFAULT_MAX_BUFFERED, CausalDag
-from sync.ops import Op, SignedOp
-from sync.state import DEFAULT_UNDO_WINDOW, CircleState, FoldKey
-from sync.views import CircleViews, build_views
+from kith.identity.errors import LocalProtocolError
+from kith.sync.causal import CausalIndex
+from kith.sync.content import NO_READER, ContentReader
+from kith.sync.dag import DEFAULT_MAX_BUFFERED, CausalDag
+from kith.sync.ops import Op, SignedOp
+from kith.sync.state import DEFAULT_UNDO_WINDOW, CircleState, FoldKey
+from kith.sync.views import CircleViews, build_views
 
 if TYPE_CHECKING:
-    from identity.keys import MemberIdentity
-    from sync.cache import OpCache
+    from kith.identity.keys import MemberIdentity
+    from kith.sync.cache import OpCache
 
 DEFAULT_SNAPSHOT_TAIL = 5_000
 """Ops re-applied when a snapshot is opened, so late ops right after a restart stay cheap."""

@@ -12,7 +12,7 @@ Reports are untrusted input like any other: a statement must be signed by its au
 and have exactly the body below; each statement counts once however many envelopes carry
 it. What fails is dropped and counted by reason (`ReportBook.dropped`), never raised.
 
-The answer to a report about a post is ``msg.hide`` (`sync.kinds.moderation`), which is
+The answer to a report about a post is ``msg.hide`` (`kith.sync.kinds.moderation`), which is
 public: the moderation log tells every member that a post was hidden and why, never who
 reported it.
 """
@@ -22,13 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from identity.errors import BadSignature, RemoteProtocolError
-from sync.content import NO_READER, ContentReader
-from sync.kinds import schema
-from sync.ops import SignedOp
+from kith.identity.errors import BadSignature, RemoteProtocolError
+from kith.sync.content import NO_READER, ContentReader
+from kith.sync.kinds import schema
+from kith.sync.ops import SignedOp
 
 if TYPE_CHECKING:
-    from sync.state import CircleState
+    from kith.sync.state import CircleState
 
 REPORT_KIND = "private.report"
 MAX_REASON_CHARS = 500
@@ -136,7 +136,7 @@ def report_views(
     state: CircleState, reports: Any, reader: ContentReader = NO_READER
 ) -> tuple[ReportView, ...]:
     """The Reports list, oldest first (by the reporters' claimed times, then id)."""
-    from sync.views import display_name, post_text
+    from kith.sync.views import display_name, post_text
 
     views = []
     for report in sorted(reports, key=lambda r: (r.ts, r.id)):

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from identity import codec
-from identity.crypto import RandomBytes, open_sealed, seal_to
-from identity.errors import Malformed, Undecryptable
-from identity.keys import MemberIdentity
-from sync.kinds import schema
-from sync.kinds.records import ORGANIZER, ReviewDetails
-from sync.kinds.stewardship import MAX_REASON_BOXES
-from sync.state import CircleState
+from kith.identity import codec
+from kith.identity.crypto import RandomBytes, open_sealed, seal_to
+from kith.identity.errors import Malformed, Undecryptable
+from kith.identity.keys import MemberIdentity
+from kith.sync.kinds import schema
+from kith.sync.kinds.records import ORGANIZER, ReviewDetails
+from kith.sync.kinds.stewardship import MAX_REASON_BOXES
+from kith.sync.state import CircleState
 
 MAX_REASON_CHARS = 1000
 _FIELDS = frozenset({"reason", "circle", "member"})

@@ -51,15 +51,15 @@ covers the last ``undo_window`` ops (older entries are trimmed, amortised O(1) p
 an op that sorts before the window forces a full re-fold from the op history, which is
 correct but slow, and counted in `full_refolds`.
 
-The tables are plain dicts of immutable records (`sync.kinds.records`). Some indexes
+The tables are plain dicts of immutable records (`kith.sync.kinds.records`). Some indexes
 (``roots``, ``replies``, ``open_proposals``, ``open_by_author``) are derived: they are
 maintained with undo like the tables but are not part of the canonical state, and
-`sync.kinds.canonical` rebuilds them when a snapshot is restored. Iteration order of a
+`kith.sync.kinds.canonical` rebuilds them when a snapshot is restored. Iteration order of a
 dict is never relied on (undo can reorder keys): whatever must be ordered is sorted.
 ``struck`` is not undone by the undo log: it records decisions of removals that may sort
 after the ops they concern (see above).
 
-Handlers for the op kinds live in `sync.kinds`; this module only orders, dispatches,
+Handlers for the op kinds live in `kith.sync.kinds`; this module only orders, dispatches,
 records rejections, strikes and undoes.
 """
 
@@ -73,13 +73,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from identity.crypto import blake2b
-from identity.errors import LocalProtocolError, RemoteProtocolError
-from sync import limits
-from sync.causal import CausalIndex
-from sync.kinds import HANDLERS
-from sync.kinds.canonical import canonical_state, encode_state, restore_tables
-from sync.kinds.common import (
+from kith.identity.crypto import blake2b
+from kith.identity.errors import LocalProtocolError, RemoteProtocolError
+from kith.sync import limits
+from kith.sync.causal import CausalIndex
+from kith.sync.kinds import HANDLERS
+from kith.sync.kinds.canonical import canonical_state, encode_state, restore_tables
+from kith.sync.kinds.common import (
     NO_GENESIS,
     NOT_ACKED,
     NOT_MEMBER,
@@ -90,7 +90,7 @@ from sync.kinds.common import (
     WRONG_CIRCLE,
     OpRejected,
 )
-from sync.kinds.records import (
+from kith.sync.kinds.records import (
     AidItem,
     AllocPeriod,
     Ask,
@@ -111,9 +111,9 @@ from sync.kinds.records import (
     Struck,
     Vote,
 )
-from sync.kinds.schema import InvalidBody
-from sync.kinds.stewardship import acts_as_organizer, end_elections_seen_by
-from sync.ops import SignedOp
+from kith.sync.kinds.schema import InvalidBody
+from kith.sync.kinds.stewardship import acts_as_organizer, end_elections_seen_by
+from kith.sync.ops import SignedOp
 
 __all__ = ["CircleState", "FoldKey", "fold_key", "fold_circle_state", "DEFAULT_UNDO_WINDOW"]
 
@@ -245,7 +245,7 @@ class CircleState:
         self.removals: dict[bytes, tuple[Removal, ...]] = {}
         """member id -> the removals and demotions that ended a membership or role of theirs."""
         self.asks: dict[bytes, Ask] = {}
-        """Asks to the fund under the charter's allocation rules (`sync.kinds.alloc`)."""
+        """Asks to the fund under the charter's allocation rules (`kith.sync.kinds.alloc`)."""
         self.periods: dict[int, AllocPeriod] = {}
         """Closed allocation periods by number."""
         self.seniority: dict[bytes, tuple[int, ...]] = {}
@@ -253,9 +253,9 @@ class CircleState:
         (docs/OPS.md §2b): kept through demotions and removals, so the order never changes."""
         # Canonical only when not empty (docs/OPS.md §7), so states without them hash as before.
         self.hidden: dict[bytes, Hidden] = {}
-        """message id -> the organizer's ``msg.hide`` (`sync.kinds.moderation`)."""
+        """message id -> the organizer's ``msg.hide`` (`kith.sync.kinds.moderation`)."""
         self.recurring: dict[bytes, Recurring] = {}
-        """contribution or pledge id -> its monthly schedule (`sync.kinds.recurring`)."""
+        """contribution or pledge id -> its monthly schedule (`kith.sync.kinds.recurring`)."""
         self.installments: dict[bytes, dict[str, bytes]] = {}
         """recurring contribution id -> month -> the receipt that confirmed it."""
         # Derived indexes (rebuilt on restore, not hashed).

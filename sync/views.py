@@ -19,13 +19,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sync.content import NO_READER, ContentReader
-from sync.forecast import CurrencyTotals, ForecastLine, Installment, fund_forecast, fund_totals, installments, month_of
-from sync.kinds.aid import item_content
-from sync.kinds.alloc import rules_body
-from sync.kinds.events import event_content
-from sync.kinds.governance import tally
-from sync.kinds.records import (
+from kith.sync.content import NO_READER, ContentReader
+from kith.sync.forecast import (
+    CurrencyTotals,
+    ForecastLine,
+    Installment,
+    fund_forecast,
+    fund_totals,
+    installments,
+    month_of,
+)
+from kith.sync.kinds.aid import item_content
+from kith.sync.kinds.alloc import rules_body
+from kith.sync.kinds.events import event_content
+from kith.sync.kinds.governance import tally
+from kith.sync.kinds.records import (
     FULFILLED,
     MATCHED,
     OPEN,
@@ -36,11 +44,11 @@ from sync.kinds.records import (
     ReviewDetails,
     SpendDetails,
 )
-from sync.kinds.support import checkin_content, post_content
-from sync.money import CURRENCIES
+from kith.sync.kinds.support import checkin_content, post_content
+from kith.sync.money import CURRENCIES
 
 if TYPE_CHECKING:
-    from sync.state import CircleState
+    from kith.sync.state import CircleState
 
 MAX_THREAD_DEPTH = 16
 """Replies nest this deep; deeper replies are listed flat under their depth-16 ancestor."""
@@ -302,7 +310,7 @@ class AidView:
     expired: bool
     """Only ever True when the caller passed ``now`` and ``expires`` is before it."""
     type: str
-    """The rest are the fields of `sync.kinds.records.AidItem`, in its order."""
+    """The rest are the fields of `kith.sync.kinds.records.AidItem`, in its order."""
     author: bytes
     lamport: int
     ts: int
@@ -373,7 +381,7 @@ def aid_board(state: CircleState, *, now: int | None = None, reader: ContentRead
 class LedgerLine:
     signer_name: str
     op: bytes
-    """The rest are the fields of `sync.kinds.records.LedgerEntry`, in its order."""
+    """The rest are the fields of `kith.sync.kinds.records.LedgerEntry`, in its order."""
     lamport: int
     ts: int
     entry: str
@@ -484,7 +492,7 @@ class ProposalView:
     """The eligible voters (its electorate, less those removed since): anyone can recount."""
     voter_names: tuple[str, ...]
     author: bytes
-    """The rest are the fields of `sync.kinds.records.Proposal`, in its order."""
+    """The rest are the fields of `kith.sync.kinds.records.Proposal`, in its order."""
     lamport: int
     ts: int
     kind: str
@@ -645,7 +653,7 @@ class ModerationEntry:
 
 
 def moderation_entries(state: CircleState) -> tuple[ModerationEntry, ...]:
-    """The hides (`sync.kinds.moderation`), in fold order: the moderation log's part about posts.
+    """The hides (`kith.sync.kinds.moderation`), in fold order: the moderation log's part about posts.
 
     Never who reported a post: reports are sealed to the organizers (`sync.reports`)."""
     entries = []

@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from identity.keys import MemberIdentity
-from sync.content import seal_content
-from sync.kinds import alloc
-from sync.kinds.circle import amend_charter, genesis_op
-from sync.kinds.membership import member_add_body
-from sync.ops import Op, SignedOp
-from sync.replica import CircleReplica
-from sync.reviews import review_details
+from kith.identity.keys import MemberIdentity
+from kith.sync.content import seal_content
+from kith.sync.kinds import alloc
+from kith.sync.kinds.circle import amend_charter, genesis_op
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import Op, SignedOp
+from kith.sync.replica import CircleReplica
+from kith.sync.reviews import review_details
 
 EPOCH = bytes([0x42]) * 16
 CONTENT_KEY = bytes([0x11]) * 32

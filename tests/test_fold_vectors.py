@@ -7,8 +7,8 @@ import re
 import sys
 from pathlib import Path
 
-from sync.ops import SignedOp
-from sync.replica import CircleReplica
+from kith.sync.ops import SignedOp
+from kith.sync.replica import CircleReplica
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "OPS.md"
 

@@ -7,12 +7,21 @@ document holds exactly these values, so the spec and the code cannot drift apart
 
 from __future__ import annotations
 
-from identity.keys import MemberIdentity, NetworkKey, safety_number
-from identity.keystore import KdfParams, KeystoreData, _derive, seal_keystore
-from sync.access import Session
-from sync.content import seal_content
-from sync.envelope import Kind, circle_handle, epoch_id, header_bytes, hint_key, relay_key, seal, topic_of_epoch_key
-from sync.invites import (
+from kith.identity.keys import MemberIdentity, NetworkKey, safety_number
+from kith.identity.keystore import KdfParams, KeystoreData, _derive, seal_keystore
+from kith.sync.access import Session
+from kith.sync.content import seal_content
+from kith.sync.envelope import (
+    Kind,
+    circle_handle,
+    epoch_id,
+    header_bytes,
+    hint_key,
+    relay_key,
+    seal,
+    topic_of_epoch_key,
+)
+from kith.sync.invites import (
     InviteCode,
     _signed_payload,
     circle_check,
@@ -24,8 +33,8 @@ from sync.invites import (
     seal_join_request,
     seal_relay_grant,
 )
-from sync.kinds.keys import invite_id
-from sync.ops import Op, SignedOp
+from kith.sync.kinds.keys import invite_id
+from kith.sync.ops import Op, SignedOp
 
 ALICE = MemberIdentity("Alice", bytes([0x01]) * 32, bytes([0x02]) * 32, 1_700_000_000)
 BOB = MemberIdentity("Bob", bytes([0x03]) * 32, bytes([0x04]) * 32, 1_700_000_000)

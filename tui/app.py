@@ -23,13 +23,13 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Input
 
-from identity.errors import KithError
-from p2pnet.control import socket_in_use
-from p2pnet.home import Home
-from tui.client import NodeConnection
-from tui.launcher import OwnedNode, start_node
-from tui.member_text import LINE, TEXT, line, visible
-from tui.messages import NodeEvent
+from kith.identity.errors import KithError
+from kith.p2pnet.control import socket_in_use
+from kith.p2pnet.home import Home
+from kith.tui.client import NodeConnection
+from kith.tui.launcher import OwnedNode, start_node
+from kith.tui.member_text import LINE, TEXT, line, visible
+from kith.tui.messages import NodeEvent
 
 
 class KithApp(App[None]):
@@ -59,8 +59,8 @@ class KithApp(App[None]):
     # --- starting -------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        from tui.screens.unlock import UnlockScreen
-        from tui.screens.welcome import WelcomeScreen
+        from kith.tui.screens.unlock import UnlockScreen
+        from kith.tui.screens.welcome import WelcomeScreen
 
         if socket_in_use(self.home.socket):
             self.push_screen(StartingScreen("Attaching to your running node…"))
@@ -86,7 +86,7 @@ class KithApp(App[None]):
         await self._attach()
 
     async def _attach(self) -> None:
-        from tui.screens.main import MainScreen
+        from kith.tui.screens.main import MainScreen
 
         try:
             self.node = await NodeConnection.open(self.home.socket)
@@ -108,7 +108,7 @@ class KithApp(App[None]):
 
     @on(NodeEvent)
     def _node_event(self, message: NodeEvent) -> None:
-        from tui.screens.main import MainScreen
+        from kith.tui.screens.main import MainScreen
 
         for screen in self.screen_stack:
             if isinstance(screen, MainScreen):

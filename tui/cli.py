@@ -18,13 +18,13 @@ import traceback
 from importlib import metadata
 from typing import NoReturn
 
-from identity.atomic import create_private
-from identity.errors import BadPassphrase, KithError, UsageError
-from p2pnet.hardening import harden_process
-from p2pnet.home import Home
-from tui.context import Context
-from tui.labels import resolve_labels
-from tui.member_text import LINE, visible
+from kith.identity.atomic import create_private
+from kith.identity.errors import BadPassphrase, KithError, UsageError
+from kith.p2pnet.hardening import harden_process
+from kith.p2pnet.home import Home
+from kith.tui.context import Context
+from kith.tui.labels import resolve_labels
+from kith.tui.member_text import LINE, visible
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -60,7 +60,7 @@ class KithArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tui.commands import (
+    from kith.tui.commands import (
         bench_cmd,
         circle_cmds,
         demo_cmd,

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from identity.errors import KithError
-from p2pnet.control import unix_path
-from tui.rpc import NodeError, NodeNotRunning
+from kith.identity.errors import KithError
+from kith.p2pnet.control import unix_path
+from kith.tui.rpc import NodeError, NodeNotRunning
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 CALL_TIMEOUT_S = 130.0

@@ -7,8 +7,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from p2pnet.home import Home
-from tui.member_text import visible
+from kith.p2pnet.home import Home
+from kith.tui.member_text import visible
 
 
 @dataclass

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from identity.errors import KithError
-from p2pnet.home import Home
+from kith.identity.errors import KithError
+from kith.p2pnet.home import Home
 
 WORLD_START_TIMEOUT_S = 30.0
 STOP_GRACE_S = 5.0
@@ -33,7 +33,7 @@ class DemoWorld:
 
     def __init__(self, root: Path, *, static: bool = False, pace: float | None = None, cleanup: bool = False) -> None:
         self.root = root
-        args = [sys.executable, "-m", "tui.demo_world", str(root)]
+        args = [sys.executable, "-m", "kith.tui.demo_world", str(root)]
         if cleanup:
             args.append("--cleanup")  # even if `kith demo` itself is killed, the world removes the home
         if static:
@@ -100,7 +100,7 @@ class DemoWorld:
 
 
 def run_demo(*, pace: float | None = None) -> int:
-    from tui.app import make_app
+    from kith.tui.app import make_app
 
     root = Path(tempfile.mkdtemp(prefix="kith-demo-"))
     world: DemoWorld | None = None

@@ -1,9 +1,9 @@
 """The demo world: a relay and four member nodes in one process, one trio loop, on loopback.
 
-`kith demo` runs this as a child process (``python -m tui.demo_world ROOT``) and opens the
+`kith demo` runs this as a child process (``python -m kith.tui.demo_world ROOT``) and opens the
 terminal client on the fourth member's control socket. One process instead of five keeps
 startup inside a few seconds (libp2p takes ~0.6 s to import); the nodes are ordinary
-`p2pnet.node.Node`s with their own homes, keys, stores and sockets, talking libp2p to
+`kith.p2pnet.node.Node`s with their own homes, keys, stores and sockets, talking libp2p to
 each other through the relay exactly as separate machines would.
 
 Everyone joins with a real invite (the organizer's node approves and welcomes them). The
@@ -35,14 +35,14 @@ from typing import Any
 
 import trio
 
-from identity.errors import KithError
-from identity.keys import MemberIdentity
-from identity.keystore import TEST_KDF, Keystore, KeystoreData
-from p2pnet.api import build_methods
-from p2pnet.config import NodeConfig
-from p2pnet.hardening import harden_process
-from p2pnet.home import Home
-from p2pnet.node import Node
+from kith.identity.errors import KithError
+from kith.identity.keys import MemberIdentity
+from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.p2pnet.api import build_methods
+from kith.p2pnet.config import NodeConfig
+from kith.p2pnet.hardening import harden_process
+from kith.p2pnet.home import Home
+from kith.p2pnet.node import Node
 
 PASSPHRASE = "demo passphrase (throwaway)"
 CIRCLE_NAME = "Riverside Mutual Aid"
@@ -373,7 +373,7 @@ async def _exit_on_signal(scope: trio.CancelScope) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tui.demo_world")
+    parser = argparse.ArgumentParser(prog="python -m kith.tui.demo_world")
     parser.add_argument("root", help="an empty directory for the demo homes (removed on exit with --cleanup)")
     parser.add_argument("--static", action="store_true", help="seed, then keep still (tests)")
     parser.add_argument("--pace", type=float, default=5.0, help="seconds between scripted actions")

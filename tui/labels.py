@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-from identity.errors import UsageError
-from tui.textinput import read_stream, reads_stdin
+from kith.identity.errors import UsageError
+from kith.tui.textinput import read_stream, reads_stdin
 
 FROM_STDIN = "-"
 MAX_LABEL_BYTES = 64 * 1024

@@ -15,10 +15,10 @@ import signal
 import sys
 import time
 
-from identity.atomic import create_private
-from identity.errors import KithError
-from p2pnet.control import socket_in_use
-from p2pnet.home import Home
+from kith.identity.atomic import create_private
+from kith.identity.errors import KithError
+from kith.p2pnet.control import socket_in_use
+from kith.p2pnet.home import Home
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -54,7 +54,9 @@ class OwnedNode:
 
 
 def node_command(home: Home, fd: int, extra_args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "tui.cli", "--home", str(home.root), "node", "--passphrase-fd", str(fd), *extra_args]
+    return [
+        sys.executable, "-m", "kith.tui.cli", "--home", str(home.root), "node", "--passphrase-fd", str(fd), *extra_args
+    ]
 
 
 async def start_node(home: Home, passphrase: str, extra_args: list[str] | None = None) -> OwnedNode:

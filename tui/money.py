@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from sync.money import check_currency, decimals, format_amount, parse_amount
+from kith.sync.money import check_currency, decimals, format_amount, parse_amount
 
 __all__ = ["check_currency", "decimals", "format_amount", "parse_amount"]

@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from identity.errors import UsageError
-from identity.keystore import check_new_passphrase
+from kith.identity.errors import UsageError
+from kith.identity.keystore import check_new_passphrase
 
 MAX_PASSPHRASE_FILE_BYTES = 4096
 

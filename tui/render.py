@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tui.member_text import LINE, NAME, TEXT, visible
-from tui.money import format_amount
+from kith.tui.member_text import LINE, NAME, TEXT, visible
+from kith.tui.money import format_amount
 
 
 def shown(value: object, limit: int = LINE) -> str:

@@ -13,8 +13,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from identity.errors import KithError, UsageError
-from p2pnet.control import unix_path
+from kith.identity.errors import KithError, UsageError
+from kith.p2pnet.control import unix_path
 
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 

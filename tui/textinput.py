@@ -28,9 +28,9 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from identity.atomic import overwrite_fd
-from identity.errors import UsageError
-from p2pnet.home import Home
+from kith.identity.atomic import overwrite_fd
+from kith.identity.errors import UsageError
+from kith.p2pnet.home import Home
 
 MAX_TEXT_BYTES = 256 * 1024
 ARGV_WARNING = (

@@ -13,10 +13,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from p2pnet.home import Home
-from tui.app import make_app
-from tui.demo import DemoWorld
-from tui.screens.main import MainScreen
+from kith.p2pnet.home import Home
+from kith.tui.app import make_app
+from kith.tui.demo import DemoWorld
+from kith.tui.screens.main import MainScreen
 
 HERE = Path(__file__).resolve().parent
 SHOTS = [

@@ -1,7 +1,7 @@
 """Op kinds of the circle-state fold: body schemas, authority rules and effects.
 
 `HANDLERS` maps every kind this build understands to its handler (see
-`sync.kinds.common` for the handler contract). docs/OPS.md is the normative description.
+`kith.sync.kinds.common` for the handler contract). docs/OPS.md is the normative description.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from identity.crypto import RandomBytes, random_bytes
-from sync.content import seal_content
-from sync.kinds import aid, alloc, circle, decisions, events, fund, keys, membership, moderation, support
-from sync.kinds.common import Handler
+from kith.identity.crypto import RandomBytes, random_bytes
+from kith.sync.content import seal_content
+from kith.sync.kinds import aid, alloc, circle, decisions, events, fund, keys, membership, moderation, support
+from kith.sync.kinds.common import Handler
 
 HANDLERS: dict[str, Handler] = {
     **circle.HANDLERS,

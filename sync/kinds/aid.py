@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import keys, recurring, schema
-from sync.kinds.common import OpRejected, has_role
-from sync.kinds.records import FULFILLED, MATCHED, OPEN, ORGANIZER, WITHDRAWN, AidItem
+from kith.sync.kinds import keys, recurring, schema
+from kith.sync.kinds.common import OpRejected, has_role
+from kith.sync.kinds.records import FULFILLED, MATCHED, OPEN, ORGANIZER, WITHDRAWN, AidItem
 
 if TYPE_CHECKING:
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 CATEGORIES = ("money", "housing", "ride", "food", "time", "skill", "other")
 

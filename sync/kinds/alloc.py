@@ -35,15 +35,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from identity.crypto import blake2b
-from identity.errors import UsageError
-from sync.kinds import schema
-from sync.kinds.common import OpRejected, has_role, require_role
-from sync.kinds.records import TREASURER, AllocPeriod, AllocRules, Ask, LedgerEntry
+from kith.identity.crypto import blake2b
+from kith.identity.errors import UsageError
+from kith.sync.kinds import schema
+from kith.sync.kinds.common import OpRejected, has_role, require_role
+from kith.sync.kinds.records import TREASURER, AllocPeriod, AllocRules, Ask, LedgerEntry
 
 if TYPE_CHECKING:
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 MIN_PERIOD_S = 60
 MAX_PERIOD_S = 366 * 24 * 3600

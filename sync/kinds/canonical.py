@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from identity import codec
-from identity.errors import Malformed
-from sync import limits
-from sync.kinds.records import (
+from kith.identity import codec
+from kith.identity.errors import Malformed
+from kith.sync import limits
+from kith.sync.kinds.records import (
     ELECTION,
     OPEN,
     REVIEW,
@@ -49,7 +49,7 @@ from sync.kinds.records import (
 )
 
 if TYPE_CHECKING:
-    from sync.state import CircleState
+    from kith.sync.state import CircleState
 
 CANONICAL_VERSION = 3
 

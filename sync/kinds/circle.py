@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from identity.crypto import blake2b
-from identity.errors import LocalProtocolError, UsageError
-from sync import limits
-from sync.kinds import alloc as alloc_kind
-from sync.kinds import keys, schema
-from sync.kinds.common import OpRejected
-from sync.kinds.records import (
+from kith.identity.crypto import blake2b
+from kith.identity.errors import LocalProtocolError, UsageError
+from kith.sync import limits
+from kith.sync.kinds import alloc as alloc_kind
+from kith.sync.kinds import keys, schema
+from kith.sync.kinds.common import OpRejected
+from kith.sync.kinds.records import (
     APPROVED,
     DEFAULT_CLOSES_S,
     DEFAULT_GOVERNANCE,
@@ -32,11 +32,11 @@ from sync.kinds.records import (
     Member,
     Profile,
 )
-from sync.ops import Op, SignedOp
+from kith.sync.ops import Op, SignedOp
 
 if TYPE_CHECKING:
-    from identity.keys import MemberIdentity
-    from sync.state import CircleState
+    from kith.identity.keys import MemberIdentity
+    from kith.sync.state import CircleState
 
 DEFAULT_RULES: dict[str, DecisionRule] = {
     "spend": DecisionRule(quorum_pct=50, threshold_pct=60, consent=False),
@@ -90,7 +90,7 @@ def charter_body(
     said before they joined. Off by default: people spoke in front of who was there.
     ``confirm_joins``: whether an organizer must confirm every join, even with a valid
     invite (a human in the loop for leaked codes). The key is present only when true.
-    ``alloc``: the fund's allocation rules (`sync.kinds.alloc`); the key is present only
+    ``alloc``: the fund's allocation rules (`kith.sync.kinds.alloc`); the key is present only
     when there are some.
     ``governance``: `Governance` settings; the key is present only when they differ from
     `DEFAULT_GOVERNANCE`.

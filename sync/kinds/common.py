@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from identity.errors import RemoteProtocolError
-from sync.kinds.records import ORGANIZER, TREASURER, Member
+from kith.identity.errors import RemoteProtocolError
+from kith.sync.kinds.records import ORGANIZER, TREASURER, Member
 
 if TYPE_CHECKING:
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 Handler = Callable[["CircleState", "SignedOp", "Op", Any], None]
 

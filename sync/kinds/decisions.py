@@ -14,18 +14,18 @@ the vote, and exactly the votes in the close's causal past are counted (a vote t
 seen the close sorts after it and is refused). Nodes do not accept a close dated in
 their future (p2pnet), so a lying clock cannot close early. Before its closing a
 proposal is decided only when no missing vote could change the outcome. See
-`sync.kinds.governance` for the arithmetic and effects.
+`kith.sync.kinds.governance` for the arithmetic and effects.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import schema, stewardship
-from sync.kinds.circle import parse_charter
-from sync.kinds.common import TARGET_NOT_MEMBER, OpRejected
-from sync.kinds.governance import close_proposal, evaluate, settle
-from sync.kinds.records import (
+from kith.sync.kinds import schema, stewardship
+from kith.sync.kinds.circle import parse_charter
+from kith.sync.kinds.common import TARGET_NOT_MEMBER, OpRejected
+from kith.sync.kinds.governance import close_proposal, evaluate, settle
+from kith.sync.kinds.records import (
     ALL_PROPOSAL_KINDS,
     ELECTION,
     OPEN,
@@ -38,8 +38,8 @@ from sync.kinds.records import (
 )
 
 if TYPE_CHECKING:
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 MAX_OPEN_PROPOSALS_PER_MEMBER = 16
 """Bounds the work a member can make every removal cost (all open proposals are re-evaluated)."""

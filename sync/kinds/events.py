@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import keys, schema
-from sync.kinds.common import OpRejected
-from sync.kinds.records import Event
+from kith.sync.kinds import keys, schema
+from kith.sync.kinds.common import OpRejected
+from kith.sync.kinds.records import Event
 
 if TYPE_CHECKING:
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 RSVP_ANSWERS = ("yes", "no", "maybe")
 

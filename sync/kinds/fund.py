@@ -4,7 +4,7 @@ Money is integers in minor units with a three-letter currency code; there is one
 confirmed balance per currency. A member's ``fund.contribute`` only *states* that they
 sent money; it counts once a treasurer confirms it with ``fund.receipt``. A treasurer's
 ``fund.disburse`` pays out an approved ``spend`` proposal, once, within the confirmed
-balance of its currency. A contribution may recur monthly (`sync.kinds.recurring`): then
+balance of its currency. A contribution may recur monthly (`kith.sync.kinds.recurring`): then
 each month's installment is receipted on its own. The ledger lists every entry with the
 member who signed it.
 """
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import recurring, schema
-from sync.kinds.common import OpRejected, require_role
-from sync.kinds.records import APPROVED, TREASURER, Contribution, LedgerEntry
+from kith.sync.kinds import recurring, schema
+from kith.sync.kinds.common import OpRejected, require_role
+from kith.sync.kinds.records import APPROVED, TREASURER, Contribution, LedgerEntry
 
 if TYPE_CHECKING:
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 _CONTRIBUTE_KEYS = frozenset({"amount", "currency", "note"})
 _RECEIPT_KEYS = frozenset({"contribution"})

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sync.kinds.common import SUCCESSION
-from sync.kinds.records import (
+from kith.sync.kinds.common import SUCCESSION
+from kith.sync.kinds.records import (
     APPROVED,
     ELECTION,
     EXPIRED,
@@ -46,8 +46,8 @@ from sync.kinds.records import (
 )
 
 if TYPE_CHECKING:
-    from sync.ops import SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import SignedOp
+    from kith.sync.state import CircleState
 
 
 def close_proposal(state: CircleState, proposal_id: bytes, proposal: Proposal) -> None:

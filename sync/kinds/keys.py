@@ -33,20 +33,20 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Any
 
-from identity.crypto import SEAL_OVERHEAD, blake2b
-from identity.errors import BadSignature, Malformed
-from identity.keys import IdentityCard
-from sync import limits
-from sync.kinds import schema
-from sync.kinds.common import TARGET_NOT_MEMBER, OpRejected, has_role, may_invite, require_role
-from sync.kinds.governance import drop_member, settle
-from sync.kinds.records import ORGANIZER, Epoch, Invite
+from kith.identity.crypto import SEAL_OVERHEAD, blake2b
+from kith.identity.errors import BadSignature, Malformed
+from kith.identity.keys import IdentityCard
+from kith.sync import limits
+from kith.sync.kinds import schema
+from kith.sync.kinds.common import TARGET_NOT_MEMBER, OpRejected, has_role, may_invite, require_role
+from kith.sync.kinds.governance import drop_member, settle
+from kith.sync.kinds.records import ORGANIZER, Epoch, Invite
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 SEALED_KEY_BYTES = 64 + SEAL_OVERHEAD
 """A sealed epoch: its epoch key and content key (64 bytes) in a sealed box."""

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from identity.keys import IdentityCard
-from sync.kinds import keys, schema, stewardship
-from sync.kinds.common import (
+from kith.identity.keys import IdentityCard
+from kith.sync.kinds import keys, schema, stewardship
+from kith.sync.kinds.common import (
     LAST_ORGANIZER,
     NOT_SENIOR,
     TARGET_NOT_MEMBER,
@@ -27,12 +27,12 @@ from sync.kinds.common import (
     organizer_count,
     require_role,
 )
-from sync.kinds.governance import drop_member, settle
-from sync.kinds.records import ORGANIZER, ROLES, Grant, Member
+from kith.sync.kinds.governance import drop_member, settle
+from kith.sync.kinds.records import ORGANIZER, ROLES, Grant, Member
 
 if TYPE_CHECKING:
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 MAX_MEMBERS = 1_000
 """A circle is a group of people who know each other; this bounds every per-member scan."""

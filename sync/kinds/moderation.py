@@ -10,20 +10,20 @@ Hiding wins every race: an edit after a hide is refused (it would bring the text
 an edit before it is blanked with the rest, and a hide of a message its author deleted
 (before or after) is accepted, so the log is the same in every fold order. A hide needs
 the organizer role, and a demotion strikes the hides its target signed without seeing it
-(`sync.kinds.common.ROLE_KINDS`).
+(`kith.sync.kinds.common.ROLE_KINDS`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import schema
-from sync.kinds.common import OpRejected, require_role
-from sync.kinds.records import ORGANIZER, Hidden
+from kith.sync.kinds import schema
+from kith.sync.kinds.common import OpRejected, require_role
+from kith.sync.kinds.records import ORGANIZER, Hidden
 
 if TYPE_CHECKING:
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 MAX_REASON_CHARS = 500
 _HIDE_KEYS = frozenset({"target", "reason"})

@@ -140,7 +140,7 @@ class Charter(NamedTuple):
     """Whether an organizer must confirm every join, even one with a valid invite (the
     inviter's node then never lets anyone in by itself)."""
     alloc: AllocRules | None = None
-    """The fund's allocation rules (`sync.kinds.alloc`), or None: no rules, no asks."""
+    """The fund's allocation rules (`kith.sync.kinds.alloc`), or None: no rules, no asks."""
     governance: Governance | None = None
     """None when the charter leaves the key out (the defaults, `DEFAULT_GOVERNANCE`); the
     canonical row carries it only when set, so older states hash as before."""
@@ -267,7 +267,7 @@ class AidItem(NamedTuple):
     closed_by: bytes | None
     """The op that fulfilled or withdrew it."""
     private: dict[str, object] | None = None
-    """A private request (sealed to organizers): ``{ref, boxes}``; see `sync.kinds.aid`."""
+    """A private request (sealed to organizers): ``{ref, boxes}``; see `kith.sync.kinds.aid`."""
 
 
 class SpendDetails(NamedTuple):

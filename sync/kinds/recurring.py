@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import schema
-from sync.kinds.common import OpRejected
-from sync.kinds.records import Recurring
+from kith.sync.kinds import schema
+from kith.sync.kinds.common import OpRejected
+from kith.sync.kinds.records import Recurring
 
 if TYPE_CHECKING:
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 MONTHLY = "monthly"
 """The optional key of ``fund.contribute`` and ``aid.pledge``: the first month."""

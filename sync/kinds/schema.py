@@ -13,9 +13,9 @@ import re
 from collections.abc import Collection
 from typing import Any
 
-from identity.errors import Malformed
-from sync import limits
-from sync.kinds.records import MAX_CLOSES_S, MIN_CLOSES_S
+from kith.identity.errors import Malformed
+from kith.sync import limits
+from kith.sync.kinds.records import MAX_CLOSES_S, MIN_CLOSES_S
 
 MAX_NAME_CHARS = 64
 MAX_TITLE_CHARS = 120
@@ -115,7 +115,7 @@ def optional_op_ref(value: Any, field: str) -> bytes | None:
 def content_blob(value: Any, field: str, epochs: Collection[bytes]) -> bytes:
     """Sealed content (`sync.content`): opaque to the fold, but of a sane size and sealed
     under an epoch the circle has at this position."""
-    from sync.content import MAX_BLOB, MIN_BLOB, blob_epoch
+    from kith.sync.content import MAX_BLOB, MIN_BLOB, blob_epoch
 
     if type(value) is not bytes:
         raise InvalidBody(field, "wrong type")

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import schema
-from sync.kinds.common import TARGET_NOT_MEMBER, OpRejected, has_role, require_role
-from sync.kinds.governance import close_proposal
-from sync.kinds.records import ORGANIZER, REJECTED, REVIEW, Grant, ReviewDetails
+from kith.sync.kinds import schema
+from kith.sync.kinds.common import TARGET_NOT_MEMBER, OpRejected, has_role, require_role
+from kith.sync.kinds.governance import close_proposal
+from kith.sync.kinds.records import ORGANIZER, REJECTED, REVIEW, Grant, ReviewDetails
 
 if TYPE_CHECKING:
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 MAX_REASON_BOXES = 32
 """A review's reason goes to the organizers; a circle has few (and each box is a few hundred bytes)."""

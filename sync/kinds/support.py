@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync.kinds import keys, schema
-from sync.kinds.common import OpRejected
-from sync.kinds.records import Checkin, Message
+from kith.sync.kinds import keys, schema
+from kith.sync.kinds.common import OpRejected
+from kith.sync.kinds.records import Checkin, Message
 
 if TYPE_CHECKING:
-    from sync.ops import Op, SignedOp
-    from sync.state import CircleState
+    from kith.sync.ops import Op, SignedOp
+    from kith.sync.state import CircleState
 
 CHECKIN_STATUSES = ("ok", "struggling", "need-help")
 MAX_REACTIONS_PER_MEMBER = 8

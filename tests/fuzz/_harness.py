@@ -13,7 +13,7 @@ crypto; in others the bytes go in raw, as a peer would send them.
 
 from __future__ import annotations
 
-from identity.keys import MemberIdentity
+from kith.identity.keys import MemberIdentity
 
 ALICE = MemberIdentity("Alice", bytes([1]) * 32, bytes([2]) * 32, 1_700_000_000)
 BOB = MemberIdentity("Bob", bytes([3]) * 32, bytes([4]) * 32, 1_700_000_000)

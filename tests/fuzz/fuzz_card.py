@@ -6,9 +6,9 @@ keys can be sealed to it (members seal epoch keys to every card they accept).
 
 from __future__ import annotations
 
-from identity.crypto import seal_to
-from identity.errors import RemoteProtocolError
-from identity.keys import IdentityCard
+from kith.identity.crypto import seal_to
+from kith.identity.errors import RemoteProtocolError
+from kith.identity.keys import IdentityCard
 
 
 def TestOneInput(data: bytes) -> None:

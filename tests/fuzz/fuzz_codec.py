@@ -5,8 +5,8 @@ Oracle: only `RemoteProtocolError`; whatever `decode` accepts re-encodes to the 
 
 from __future__ import annotations
 
-from identity import codec
-from identity.errors import RemoteProtocolError
+from kith.identity import codec
+from kith.identity.errors import RemoteProtocolError
 
 MAX = 1 << 16
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import base64
 
-from identity.crypto import blake2b
-from identity.errors import RemoteProtocolError
-from sync import codes
-from sync.invites import PREFIX as INVITE_PREFIX
-from sync.invites import InviteCode
-from sync.relaytoken import PREFIX as RELAY_PREFIX
-from sync.relaytoken import RelayToken
+from kith.identity.crypto import blake2b
+from kith.identity.errors import RemoteProtocolError
+from kith.sync import codes
+from kith.sync.invites import PREFIX as INVITE_PREFIX
+from kith.sync.invites import InviteCode
+from kith.sync.relaytoken import PREFIX as RELAY_PREFIX
+from kith.sync.relaytoken import RelayToken
 
 
 def wrap(prefix: str, body: bytes) -> str:

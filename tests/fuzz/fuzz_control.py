@@ -1,6 +1,6 @@
 """The control API's line handler: `ControlServer._handle_line` on one raw line.
 
-The server gets the real parameter checks of every action method (`p2pnet.api.ACTIONS`
+The server gets the real parameter checks of every action method (`kith.p2pnet.api.ACTIONS`
 through `convert_param`), plus methods that echo, fail with a kith error, or are unknown;
 no node is behind them. Each input runs in a fresh trio run (the handler uses trio's
 timeouts).
@@ -18,9 +18,9 @@ from typing import Any
 
 import trio
 
-from identity.errors import Malformed, UsageError
-from p2pnet.api import ACTIONS, convert_param
-from p2pnet.control import ControlServer
+from kith.identity.errors import Malformed, UsageError
+from kith.p2pnet.api import ACTIONS, convert_param
+from kith.p2pnet.control import ControlServer
 
 
 def _action(specs: dict[str, str]):  # type: ignore[no-untyped-def]

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from _harness import EPOCH_KEY, NOW, fixed_rand
 
-from identity.errors import RemoteProtocolError
-from sync import limits
-from sync.envelope import Envelope, open_envelope, seal, topic_of_epoch_key
-from sync.ops import SignedOp
+from kith.identity.errors import RemoteProtocolError
+from kith.sync import limits
+from kith.sync.envelope import Envelope, open_envelope, seal, topic_of_epoch_key
+from kith.sync.ops import SignedOp
 
 TOPIC = topic_of_epoch_key(EPOCH_KEY)
 

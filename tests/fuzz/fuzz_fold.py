@@ -22,16 +22,16 @@ from typing import Any
 
 from _harness import ALICE, BOB, CAROL, CONTENT_KEY, EPOCH_KEY, NOW, PEOPLE, Take, chunk, fixed_rand
 
-from identity import codec
-from identity.errors import LocalProtocolError, RemoteProtocolError
-from sync.content import ContentReader, seal_content
-from sync.envelope import epoch_id
-from sync.kinds import CONTENT_KINDS, HANDLERS
-from sync.kinds.circle import genesis_op
-from sync.kinds.membership import member_add_body
-from sync.ops import Op, SignedOp
-from sync.replica import CircleReplica
-from sync.state import CircleState, fold_circle_state
+from kith.identity import codec
+from kith.identity.errors import LocalProtocolError, RemoteProtocolError
+from kith.sync.content import ContentReader, seal_content
+from kith.sync.envelope import epoch_id
+from kith.sync.kinds import CONTENT_KINDS, HANDLERS
+from kith.sync.kinds.circle import genesis_op
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import Op, SignedOp
+from kith.sync.replica import CircleReplica
+from kith.sync.state import CircleState, fold_circle_state
 
 MAX_OPS = 40
 EPOCH = epoch_id(EPOCH_KEY)

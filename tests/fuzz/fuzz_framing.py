@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from identity import codec
-from identity.errors import RemoteProtocolError
-from p2pnet.framing import StreamClosed, read_frame
-from p2pnet.syncproto import MAX_FRAME_BYTES
+from kith.identity import codec
+from kith.identity.errors import RemoteProtocolError
+from kith.p2pnet.framing import StreamClosed, read_frame
+from kith.p2pnet.syncproto import MAX_FRAME_BYTES
 
 
 class FakeStream:

@@ -5,9 +5,9 @@ Oracle: only `RemoteProtocolError` (what the gossip validator catches).
 
 from __future__ import annotations
 
-from identity.errors import RemoteProtocolError
-from p2pnet.gossip import decode_batch, encode_batch
-from sync.envelope import Envelope
+from kith.identity.errors import RemoteProtocolError
+from kith.p2pnet.gossip import decode_batch, encode_batch
+from kith.sync.envelope import Envelope
 
 
 def TestOneInput(data: bytes) -> None:

@@ -23,12 +23,12 @@ import struct
 import tempfile
 from pathlib import Path
 
-from identity import codec
-from identity.backup import read_backup
-from identity.crypto import aead_encrypt, blake2b
-from identity.errors import BadPassphrase, CorruptKeystore, Malformed
-from identity.keyring import CircleKeys, RelayTopic
-from identity.keystore import (
+from kith.identity import codec
+from kith.identity.backup import read_backup
+from kith.identity.crypto import aead_encrypt, blake2b
+from kith.identity.errors import BadPassphrase, CorruptKeystore, Malformed
+from kith.identity.keyring import CircleKeys, RelayTopic
+from kith.identity.keystore import (
     BACKUP,
     HEADER_BYTES,
     KEYSTORE,

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from _harness import BOB, CIRCLE_ID, EPOCH_KEY, INVITE_SECRET, NOW
 
-from identity import codec
-from identity.crypto import aead_encrypt, seal_to, sign
-from identity.errors import RemoteProtocolError
-from identity.keys import MemberIdentity
-from sync.envelope import Envelope, epoch_id, header_bytes, pad, pad_to, topic_of_epoch_key
-from sync.envelope import relay_key as derive_relay_key
-from sync.invites import (
+from kith.identity import codec
+from kith.identity.crypto import aead_encrypt, seal_to, sign
+from kith.identity.errors import RemoteProtocolError
+from kith.identity.keys import MemberIdentity
+from kith.sync.envelope import Envelope, epoch_id, header_bytes, pad, pad_to, topic_of_epoch_key
+from kith.sync.envelope import relay_key as derive_relay_key
+from kith.sync.invites import (
     InviteCode,
     _grant_key,
     _signed_payload,

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from _harness import ALICE, EPOCH_KEY, NOW
 
-from identity import codec
-from identity.crypto import aead_encrypt, seal_to
-from identity.errors import RemoteProtocolError
-from sync.envelope import Envelope, epoch_id, header_bytes, pad_to, relay_key, topic_of_epoch_key
-from sync.private import PRIVATE_KINDS, open_private, open_private_box
+from kith.identity import codec
+from kith.identity.crypto import aead_encrypt, seal_to
+from kith.identity.errors import RemoteProtocolError
+from kith.sync.envelope import Envelope, epoch_id, header_bytes, pad_to, relay_key, topic_of_epoch_key
+from kith.sync.private import PRIVATE_KINDS, open_private, open_private_box
 
 TOPIC = topic_of_epoch_key(EPOCH_KEY)
 EPOCH = epoch_id(EPOCH_KEY)

@@ -14,9 +14,9 @@ import copy
 import hashlib
 import random
 
-from identity.errors import RemoteProtocolError
-from sync.reconcile import ItemIndex, ReconcileSession
-from sync.reconcile_wire import decode_message, encode_message
+from kith.identity.errors import RemoteProtocolError
+from kith.sync.reconcile import ItemIndex, ReconcileSession
+from kith.sync.reconcile_wire import decode_message, encode_message
 
 SALT = bytes(range(16))
 

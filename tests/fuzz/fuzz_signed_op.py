@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from _harness import ALICE
 
-from identity.errors import RemoteProtocolError
-from sync import limits
-from sync.ops import OP_DOMAIN, SignedOp
+from kith.identity.errors import RemoteProtocolError
+from kith.sync import limits
+from kith.sync.ops import OP_DOMAIN, SignedOp
 
 
 def TestOneInput(data: bytes) -> None:

@@ -18,16 +18,16 @@ sys.path.insert(0, str(HERE))
 
 from _harness import ALICE, BOB, CAROL, CIRCLE_ID, CONTENT_KEY, EPOCH_KEY, INVITE_SECRET, NOW  # noqa: E402
 
-from identity import codec  # noqa: E402
-from identity.keys import NetworkKey  # noqa: E402
-from identity.keystore import TEST_KDF, KeystoreData, seal_keystore  # noqa: E402
-from sync.envelope import circle_handle, epoch_id, relay_key, seal, topic_of_epoch_key  # noqa: E402
-from sync.invites import InviteCode, circle_check, seal_join_request, seal_relay_grant  # noqa: E402
-from sync.kinds.circle import charter_body  # noqa: E402
-from sync.kinds.keys import invite_id  # noqa: E402
-from sync.kinds.membership import member_add_body  # noqa: E402
-from sync.ops import Op, SignedOp  # noqa: E402
-from sync.relaytoken import RelayToken  # noqa: E402
+from kith.identity import codec  # noqa: E402
+from kith.identity.keys import NetworkKey  # noqa: E402
+from kith.identity.keystore import TEST_KDF, KeystoreData, seal_keystore  # noqa: E402
+from kith.sync.envelope import circle_handle, epoch_id, relay_key, seal, topic_of_epoch_key  # noqa: E402
+from kith.sync.invites import InviteCode, circle_check, seal_join_request, seal_relay_grant  # noqa: E402
+from kith.sync.kinds.circle import charter_body  # noqa: E402
+from kith.sync.kinds.keys import invite_id  # noqa: E402
+from kith.sync.kinds.membership import member_add_body  # noqa: E402
+from kith.sync.ops import Op, SignedOp  # noqa: E402
+from kith.sync.relaytoken import RelayToken  # noqa: E402
 
 CORPUS = HERE / "corpus"
 HANDLE = circle_handle(CIRCLE_ID)
@@ -120,7 +120,7 @@ def codes_seeds() -> Iterator[tuple[str, bytes]]:
 def keystore_seeds() -> Iterator[tuple[str, bytes]]:
     from fuzz_keystore import PASSPHRASE, SALT, _derive
 
-    from identity.keystore import BACKUP
+    from kith.identity.keystore import BACKUP
 
     key, kcv = _derive(PASSPHRASE, SALT, TEST_KDF)
     data = KeystoreData.from_map(codec.decode(_keystore_plaintext(), max_size=1 << 20))
@@ -179,7 +179,7 @@ def membership_seeds() -> Iterator[tuple[str, bytes]]:
 
 
 def private_seeds() -> Iterator[tuple[str, bytes]]:
-    from sync.private import make_statement, seal_private
+    from kith.sync.private import make_statement, seal_private
 
     statement = make_statement(
         BOB,

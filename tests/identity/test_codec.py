@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identity import codec
-from identity.errors import Malformed, Oversized, RemoteProtocolError
+from kith.identity import codec
+from kith.identity.errors import Malformed, Oversized, RemoteProtocolError
 
 plain_keys = st.text(max_size=8) | st.binary(max_size=8)
 plain = st.recursive(

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from identity import codec
-from identity.backup import read_backup
-from identity.crypto import aead_encrypt, seal_to, x25519_public_key_usable
-from identity.errors import CorruptKeystore, Malformed
-from identity.keyring import CircleKeys, RelayTopic
-from identity.keys import CARD_DOMAIN, IdentityCard, MemberIdentity, NetworkKey
-from identity.keystore import (
+from kith.identity import codec
+from kith.identity.backup import read_backup
+from kith.identity.crypto import aead_encrypt, seal_to, x25519_public_key_usable
+from kith.identity.errors import CorruptKeystore, Malformed
+from kith.identity.keyring import CircleKeys, RelayTopic
+from kith.identity.keys import CARD_DOMAIN, IdentityCard, MemberIdentity, NetworkKey
+from kith.identity.keystore import (
     BACKUP,
     KEYSTORE,
     TEST_KDF,

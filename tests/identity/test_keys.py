@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from identity.errors import BadSignature, Malformed
-from identity.keys import IdentityCard, MemberIdentity, NetworkKey, fingerprint, safety_number
+from kith.identity.errors import BadSignature, Malformed
+from kith.identity.keys import IdentityCard, MemberIdentity, NetworkKey, fingerprint, safety_number
 
 
 def _seeded(name: str, seed: int) -> MemberIdentity:

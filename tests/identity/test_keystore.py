@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from identity.crypto import blake2b
-from identity.errors import BadPassphrase, CorruptKeystore, StorageError, UsageError
-from identity.keys import MemberIdentity
-from identity.keystore import (
+from kith.identity.crypto import blake2b
+from kith.identity.errors import BadPassphrase, CorruptKeystore, StorageError, UsageError
+from kith.identity.keys import MemberIdentity
+from kith.identity.keystore import (
     HEADER_BYTES,
     TEST_KDF,
     KdfParams,

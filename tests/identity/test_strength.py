@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from identity.backup import write_backup
-from identity.errors import UsageError
-from identity.keys import MemberIdentity
-from identity.keystore import TEST_KDF, Keystore, KeystoreData
-from identity.strength import MIN_BITS, TOO_WEAK, check_new_passphrase, estimate_bits
+from kith.identity.backup import write_backup
+from kith.identity.errors import UsageError
+from kith.identity.keys import MemberIdentity
+from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.identity.strength import MIN_BITS, TOO_WEAK, check_new_passphrase, estimate_bits
 
 WEAK = [
     "",

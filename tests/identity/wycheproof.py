@@ -27,9 +27,9 @@ from typing import Any
 import nacl.bindings as sodium
 import nacl.exceptions
 
-from identity import crypto
-from identity.errors import BadSignature, LocalProtocolError, Malformed, Undecryptable
-from identity.keys import IdentityCard
+from kith.identity import crypto
+from kith.identity.errors import BadSignature, LocalProtocolError, Malformed, Undecryptable
+from kith.identity.keys import IdentityCard
 
 FILES = {
     "ed25519": "Signature/wycheproof/ed25519_test.json",

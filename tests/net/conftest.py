@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tui.bench.netns import sweep_stale, unavailable_reason
-from tui.bench.netns_world import NatWorld, open_world
+from kith.tui.bench.netns import sweep_stale, unavailable_reason
+from kith.tui.bench.netns_world import NatWorld, open_world
 
 
 @pytest.fixture(scope="session")

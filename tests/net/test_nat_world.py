@@ -17,9 +17,9 @@ import os
 
 import pytest
 
-from p2pnet.config import DEFAULT_NODE_LISTEN
-from tui.bench.netns import PREFIX, ConnectionWatch, Internet, firewall_tool, sweep_stale
-from tui.bench.netns_world import MEMBERS, RELAY_IP, RELAY_PORT, NatWorld, net_branch_features, open_world
+from kith.p2pnet.config import DEFAULT_NODE_LISTEN
+from kith.tui.bench.netns import PREFIX, ConnectionWatch, Internet, firewall_tool, sweep_stale
+from kith.tui.bench.netns_world import MEMBERS, RELAY_IP, RELAY_PORT, NatWorld, net_branch_features, open_world
 
 pytestmark = pytest.mark.slow
 OTHERS = {m: [o for o in MEMBERS if o != m] for m in MEMBERS}

@@ -10,14 +10,14 @@ from typing import Any
 
 import trio
 
-from identity.errors import UsageError
-from identity.keys import MemberIdentity
-from identity.keystore import TEST_KDF, Keystore, KeystoreData
-from p2pnet.api import allow_relay_topic, build_methods
-from p2pnet.config import NodeConfig
-from p2pnet.home import Home
-from p2pnet.node import Node
-from sync.relaytoken import RelayToken
+from kith.identity.errors import UsageError
+from kith.identity.keys import MemberIdentity
+from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.p2pnet.api import allow_relay_topic, build_methods
+from kith.p2pnet.config import NodeConfig
+from kith.p2pnet.home import Home
+from kith.p2pnet.node import Node
+from kith.sync.relaytoken import RelayToken
 
 PASS = "test passphrase"
 _names = itertools.count()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from p2pnet.store import EnvelopeStore
-from sync.envelope import seal
+from kith.p2pnet.store import EnvelopeStore
+from kith.sync.envelope import seal
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ import pytest
 import trio
 from p2pnet_harness import address, make_home, running, wait_until
 
-from identity.errors import UsageError
-from p2pnet.addresses import (
+from kith.identity.errors import UsageError
+from kith.p2pnet.addresses import (
     MAX_ADDRESSES_PER_PEER,
     AddressBook,
     check_announce,
@@ -24,8 +24,8 @@ from p2pnet.addresses import (
     is_public,
     is_unspecified,
 )
-from p2pnet.config import NodeConfig
-from p2pnet.netstack import NetError
+from kith.p2pnet.config import NodeConfig
+from kith.p2pnet.netstack import NetError
 
 PEER = "12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm"
 

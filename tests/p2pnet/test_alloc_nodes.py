@@ -17,7 +17,7 @@ import pytest
 import trio
 from p2pnet_harness import call, make_home, running, share_circle, state_hash, wait_until
 
-from p2pnet.node import Node
+from kith.p2pnet.node import Node
 
 pytestmark = pytest.mark.trio
 
@@ -120,8 +120,8 @@ async def test_a_modified_client_cannot_borrow_a_pseudonym_or_take_a_second_one(
     Carol's cap, or make Carol look helped), under a fresh one after asking under her own
     (to pass the cap twice), and for a category the charter lacks (to make the treasurer sign
     an op every node lists as rejected). The treasurer's node posts none; the honest asks stand."""
-    from sync.kinds import alloc
-    from sync.private import make_statement, seal_private
+    from kith.sync.kinds import alloc
+    from kith.sync.private import make_statement, seal_private
 
     names = ("alice", "carol", "mallory")
     homes = {name: make_home(tmp_path, name) for name in names}

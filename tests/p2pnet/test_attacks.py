@@ -14,16 +14,16 @@ import pytest
 import trio
 from p2pnet_harness import address, allow_on_relay, call, make_home, post_when_ready, running, share_circle, wait_until
 
-from identity import codec
-from identity.crypto import aead_encrypt, random_bytes, sign, signing_keypair
-from identity.keys import MemberIdentity
-from p2pnet.node import Node
-from sync.envelope import Envelope, Kind, epoch_id, header_bytes, hint_key, hinted_nonce, pad, relay_key, seal
-from sync.invites import _GRANT_DOMAIN, _grant_key
-from sync.kinds.common import STRUCK_REMOVED
-from sync.kinds.keys import SEALED_KEY_BYTES
-from sync.kinds.membership import member_add_body
-from sync.ops import Op, SignedOp
+from kith.identity import codec
+from kith.identity.crypto import aead_encrypt, random_bytes, sign, signing_keypair
+from kith.identity.keys import MemberIdentity
+from kith.p2pnet.node import Node
+from kith.sync.envelope import Envelope, Kind, epoch_id, header_bytes, hint_key, hinted_nonce, pad, relay_key, seal
+from kith.sync.invites import _GRANT_DOMAIN, _grant_key
+from kith.sync.kinds.common import STRUCK_REMOVED
+from kith.sync.kinds.keys import SEALED_KEY_BYTES
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import Op, SignedOp
 
 pytestmark = pytest.mark.trio
 

@@ -9,8 +9,8 @@ import pytest
 import trio
 from p2pnet_harness import PASS, _joined, address, allow_on_relay, call, make_home, running, wait_until
 
-from identity.keystore import Keystore
-from sync.invites import InviteCode
+from kith.identity.keystore import Keystore
+from kith.sync.invites import InviteCode
 
 pytestmark = pytest.mark.trio
 

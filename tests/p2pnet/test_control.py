@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import trio
 
-from identity.errors import Malformed, UsageError
-from p2pnet.control import ControlServer, NodeAlreadyRunning, RpcError, unix_path
+from kith.identity.errors import Malformed, UsageError
+from kith.p2pnet.control import ControlServer, NodeAlreadyRunning, RpcError, unix_path
 
 
 async def _echo(params: dict[str, Any]) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from p2pnet_harness import PASS, make_home
 
-from tui.bench.cluster import NodeProcess, wait_for
+from kith.tui.bench.cluster import NodeProcess, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -16,12 +16,12 @@ import pytest
 import trio
 from p2pnet_harness import PASS, address, allow_on_relay, call, make_home, running, share_circle, state_hash, wait_until
 
-from identity.keystore import Keystore
-from p2pnet.node import RELAY_TOPICS_KEY
-from p2pnet.statecache import StateCacheError
-from tui.bench.cluster import NodeProcess
-from tui.bench.soak_faults import DiskFullHome
-from tui.rpc import NodeError
+from kith.identity.keystore import Keystore
+from kith.p2pnet.node import RELAY_TOPICS_KEY
+from kith.p2pnet.statecache import StateCacheError
+from kith.tui.bench.cluster import NodeProcess
+from kith.tui.bench.soak_faults import DiskFullHome
+from kith.tui.rpc import NodeError
 
 
 def _state(node: NodeProcess, circle: str) -> tuple[str, int] | None:

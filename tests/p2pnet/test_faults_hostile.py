@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from identity import codec
-from identity.crypto import blake2b
-from identity.keystore import TEST_KDF, KeystoreData
-from p2pnet.api import ACTIONS
-from p2pnet.control import unix_path
-from sync.invites import PREFIX
-from tui.bench.cluster import NodeProcess, make_home, passphrase_file
-from tui.bench.soak_abuse import run_abuse
-from tui.cli import EXIT_BAD_PASSPHRASE, main
+from kith.identity import codec
+from kith.identity.crypto import blake2b
+from kith.identity.keystore import TEST_KDF, KeystoreData
+from kith.p2pnet.api import ACTIONS
+from kith.p2pnet.control import unix_path
+from kith.sync.invites import PREFIX
+from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file
+from kith.tui.bench.soak_abuse import run_abuse
+from kith.tui.cli import EXIT_BAD_PASSPHRASE, main
 
 pytestmark = pytest.mark.slow
 
@@ -145,8 +145,8 @@ def test_malformed_invite_codes_are_refused_clearly(tmp_path: Path) -> None:
 def test_malformed_backup_files_are_refused_and_nothing_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from identity.backup import write_backup
-    from identity.keys import MemberIdentity
+    from kith.identity.backup import write_backup
+    from kith.identity.keys import MemberIdentity
 
     secret = passphrase_file(tmp_path)
     good = tmp_path / "good.kithbackup"

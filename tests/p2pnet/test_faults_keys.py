@@ -25,7 +25,7 @@ from p2pnet_harness import (
     wait_until,
 )
 
-from p2pnet.node import Node
+from kith.p2pnet.node import Node
 
 pytestmark = pytest.mark.trio
 
@@ -162,7 +162,7 @@ async def test_a_key_that_arrives_late_brings_its_topic_and_what_was_said_there(
     key, so the node does not even serve it. When the rotation sealed to Bob arrives (here
     by hand, while he is cut off from Alice), his node serves the new epoch's topic at once,
     and fetches what Alice said there as soon as it can reach her."""
-    from sync.envelope import Envelope
+    from kith.sync.envelope import Envelope
 
     homes = [make_home(tmp_path, n) for n in ("alice", "bob")]
     with trio.fail_after(90):

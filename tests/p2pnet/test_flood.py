@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tui.bench.soak_flood import run_flood_benchmark
+from kith.tui.bench.soak_flood import run_flood_benchmark
 
 pytestmark = pytest.mark.slow
 

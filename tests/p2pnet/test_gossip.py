@@ -6,11 +6,11 @@ import pytest
 import trio
 import trio.testing
 
-from identity.keys import NetworkKey
-from p2pnet.gate import Gate
-from p2pnet.gossip import GossipService, encode_batch, topic_name
-from p2pnet.netstack import open_netstack
-from sync.envelope import Envelope, epoch_id, relay_key, seal, topic_of_epoch_key
+from kith.identity.keys import NetworkKey
+from kith.p2pnet.gate import Gate
+from kith.p2pnet.gossip import GossipService, encode_batch, topic_name
+from kith.p2pnet.netstack import open_netstack
+from kith.sync.envelope import Envelope, epoch_id, relay_key, seal, topic_of_epoch_key
 
 KEY = bytes([5]) * 32
 TOPIC = topic_of_epoch_key(KEY)
@@ -77,7 +77,7 @@ async def test_back_pressure_waits_for_room_not_for_a_timer() -> None:
     from libp2p.peer.id import ID
     from libp2p.pubsub.pb import rpc_pb2
 
-    from p2pnet.netstack import PEER_QUEUE_SIZE
+    from kith.p2pnet.netstack import PEER_QUEUE_SIZE
 
     with trio.fail_after(30):
         async with open_netstack(NetworkKey.generate(), LOOPBACK) as net, trio.open_nursery() as nursery:

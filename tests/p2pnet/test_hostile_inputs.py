@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import trio
 
-from identity import codec
-from p2pnet.control import PARSE_ERROR, ControlServer, unix_path
+from kith.identity import codec
+from kith.p2pnet.control import PARSE_ERROR, ControlServer, unix_path
 
 
 async def _store(params: dict[str, Any]) -> Any:

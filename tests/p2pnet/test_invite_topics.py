@@ -15,14 +15,14 @@ import pytest
 import trio
 from p2pnet_harness import address, allow_on_relay, call, make_home, running, share_circle, wait_until
 
-from identity.crypto import random_bytes
-from identity.keys import NetworkKey
-from p2pnet.netstack import NetStack, open_netstack
-from p2pnet.node import Node
-from p2pnet.syncproto import PROTOCOL, AcceptResult, SyncPeer, run_initiator
-from sync.envelope import Envelope, Kind, hint_key, hinted_nonce, relay_key, seal
-from sync.invites import InviteCode
-from sync.reconcile import ItemIndex
+from kith.identity.crypto import random_bytes
+from kith.identity.keys import NetworkKey
+from kith.p2pnet.netstack import NetStack, open_netstack
+from kith.p2pnet.node import Node
+from kith.p2pnet.syncproto import PROTOCOL, AcceptResult, SyncPeer, run_initiator
+from kith.sync.envelope import Envelope, Kind, hint_key, hinted_nonce, relay_key, seal
+from kith.sync.invites import InviteCode
+from kith.sync.reconcile import ItemIndex
 
 pytestmark = pytest.mark.trio
 LOOPBACK = ["/ip4/127.0.0.1/tcp/0"]

@@ -10,9 +10,9 @@ import pytest
 import trio
 from p2pnet_harness import address, call, make_home, post_when_ready, running, share_circle, state_hash, wait_until
 
-from identity.errors import RemoteProtocolError, UsageError
-from p2pnet.node import Node
-from sync.envelope import Envelope, open_envelope
+from kith.identity.errors import RemoteProtocolError, UsageError
+from kith.p2pnet.node import Node
+from kith.sync.envelope import Envelope, open_envelope
 
 pytestmark = pytest.mark.trio
 
@@ -77,7 +77,7 @@ async def test_newcomers_read_the_past_only_if_the_charter_says_so(tmp_path: Pat
             if history:
                 charter = _circle(alice, circle).replica.state.info["charter"]
                 assert charter.history is False  # the default keeps the past from newcomers
-                from sync.kinds.circle import charter_body
+                from kith.sync.kinds.circle import charter_body
 
                 body = charter_body("Newcomers may read everything.", history=True)
                 proposal = await call(
@@ -135,9 +135,9 @@ async def test_a_leaked_code_and_a_members_card_do_not_bring_mallory_the_keys(tm
     to Bob's card: Mallory cannot open it and gets no key; Bob could."""
     from p2pnet_harness import PASS
 
-    from identity.keystore import Keystore
-    from sync.envelope import Kind
-    from sync.invites import InviteCode, invite_hints, open_welcome, seal_join_request
+    from kith.identity.keystore import Keystore
+    from kith.sync.envelope import Kind
+    from kith.sync.invites import InviteCode, invite_hints, open_welcome, seal_join_request
 
     homes = [make_home(tmp_path, n) for n in ("alice", "mallory", "bob")]
     bob = Keystore.unlock(homes[2].keystore, PASS).data.identity

@@ -12,13 +12,13 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as MESHSUB_V11
 from libp2p.utils.varint import encode_uvarint
 from p2pnet_harness import address, call, make_home, running, share_circle, state_hash, wait_until
 
-from identity import codec
-from identity.keys import NetworkKey
-from p2pnet.framing import read_frame, write_frame
-from p2pnet.gossip import encode_batch, topic_name
-from p2pnet.netstack import open_netstack
-from p2pnet.syncproto import PROTOCOL
-from sync.envelope import Envelope, seal
+from kith.identity import codec
+from kith.identity.keys import NetworkKey
+from kith.p2pnet.framing import read_frame, write_frame
+from kith.p2pnet.gossip import encode_batch, topic_name
+from kith.p2pnet.netstack import open_netstack
+from kith.p2pnet.syncproto import PROTOCOL
+from kith.sync.envelope import Envelope, seal
 
 pytestmark = pytest.mark.trio
 

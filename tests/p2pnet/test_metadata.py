@@ -17,13 +17,13 @@ import pytest
 import trio
 from p2pnet_harness import address, allow_on_relay, call, make_home, post_when_ready, running, share_circle, wait_until
 
-from identity.keys import NetworkKey
-from p2pnet.gossip import topic_name
-from p2pnet.netstack import NetStack, open_netstack
-from p2pnet.node import Node
-from p2pnet.syncproto import PROTOCOL, AcceptResult, SyncPeer, run_initiator
-from sync.envelope import Envelope
-from sync.reconcile import ItemIndex
+from kith.identity.keys import NetworkKey
+from kith.p2pnet.gossip import topic_name
+from kith.p2pnet.netstack import NetStack, open_netstack
+from kith.p2pnet.node import Node
+from kith.p2pnet.syncproto import PROTOCOL, AcceptResult, SyncPeer, run_initiator
+from kith.sync.envelope import Envelope
+from kith.sync.reconcile import ItemIndex
 
 pytestmark = pytest.mark.trio
 LOOPBACK = ["/ip4/127.0.0.1/tcp/0"]

@@ -18,8 +18,8 @@ from p2pnet_harness import (
     wait_until,
 )
 
-from identity.errors import UsageError
-from sync.kinds.keys import invite_id
+from kith.identity.errors import UsageError
+from kith.sync.kinds.keys import invite_id
 
 pytestmark = pytest.mark.trio
 
@@ -101,8 +101,8 @@ async def test_the_peer_table_follows_the_host_and_blocks_hold(tmp_path: Path) -
     """A connection event can be missed (two connections to one peer, one closing) or a
     connection can outlive a block (a dial in flight): once a second the node makes its
     peer table match the host's connections and drops blocked peers again."""
-    from p2pnet.netstack import NetError
-    from p2pnet.node import PeerState
+    from kith.p2pnet.netstack import NetError
+    from kith.p2pnet.node import PeerState
 
     with trio.fail_after(60):
         async with running(make_home(tmp_path, "alice")) as alice, running(make_home(tmp_path, "bob")) as bob:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from p2pnet.pathwatch import PathWatch, route_source
+from kith.p2pnet.pathwatch import PathWatch, route_source
 
 RELAY = ("10.0.1.2", 4747)
 OTHER = ("10.0.9.9", 4747)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from p2pnet.peerguard import BAN_S, BAN_THRESHOLD, PeerGuard
+from kith.p2pnet.peerguard import BAN_S, BAN_THRESHOLD, PeerGuard
 
 
 class _Clock:

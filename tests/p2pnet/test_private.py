@@ -18,8 +18,8 @@ from p2pnet_harness import (
     wait_until,
 )
 
-from identity.errors import RemoteProtocolError
-from sync.envelope import Envelope
+from kith.identity.errors import RemoteProtocolError
+from kith.sync.envelope import Envelope
 
 pytestmark = pytest.mark.trio
 
@@ -91,7 +91,7 @@ async def test_a_member_who_records_everything_cannot_tell_who_asked(tmp_path: P
     reference matches nothing he holds, and the request and the check-in are the same size.
     (A member directly connected to the requester could still time what arrives first from
     her node: README, "What is not done yet".)"""
-    from sync.private import open_private
+    from kith.sync.private import open_private
 
     alice_home, bob_home, carol_home = (make_home(tmp_path, n) for n in ("alice", "bob", "carol"))
     relay_home = make_home(tmp_path, "relay", relay=True)

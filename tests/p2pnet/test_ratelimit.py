@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from p2pnet.ratelimit import KeyedLimiter, TokenBucket
+from kith.p2pnet.ratelimit import KeyedLimiter, TokenBucket
 
 
 def test_bucket_allows_rate_and_burst() -> None:

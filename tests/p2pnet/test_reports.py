@@ -11,10 +11,10 @@ import pytest
 import trio
 from p2pnet_harness import call, make_home, running, share_circle, state_hash, wait_until
 
-from identity.errors import RemoteProtocolError, UsageError
-from sync.envelope import Envelope
-from sync.private import make_statement, open_private, seal_private
-from sync.reports import REPORT_KIND
+from kith.identity.errors import RemoteProtocolError, UsageError
+from kith.sync.envelope import Envelope
+from kith.sync.private import make_statement, open_private, seal_private
+from kith.sync.reports import REPORT_KIND
 
 pytestmark = pytest.mark.trio
 

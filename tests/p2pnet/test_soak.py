@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from tui.bench.soak import SoakSettings, run_soak, soak_ok
+from kith.tui.bench.soak import SoakSettings, run_soak, soak_ok
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from p2pnet.store import EnvelopeStore, StoreError
-from sync.envelope import seal, topic_of_epoch_key
+from kith.p2pnet.store import EnvelopeStore, StoreError
+from kith.sync.envelope import seal, topic_of_epoch_key
 
 KEY = bytes([3]) * 32
 OTHER_KEY = bytes([4]) * 32
@@ -116,8 +116,8 @@ def test_acknowledged_batches_survive_kill_9(tmp_path: Path, kill_after_acks: in
 
 
 def test_marker_envelopes_are_found_by_the_kind_they_were_stored_as(tmp_path: Path) -> None:
-    from identity.errors import LocalProtocolError
-    from sync.envelope import Kind
+    from kith.identity.errors import LocalProtocolError
+    from kith.sync.envelope import Kind
 
     with EnvelopeStore(tmp_path / "s.sqlite") as store:
         ops, marker = _envelopes(20), _envelopes(1, ts0=99)[0]

@@ -18,7 +18,7 @@ import pytest
 import trio
 from p2pnet_harness import call, make_home, running, share_circle, state_hash, wait_until
 
-from p2pnet.node import Node
+from kith.p2pnet.node import Node
 
 pytestmark = pytest.mark.trio
 

@@ -46,19 +46,19 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from identity.errors import RemoteProtocolError, Undecryptable
-from identity.keys import MemberIdentity
-from sync.content import seal_content
-from sync.envelope import epoch_id
-from sync.invites import InviteCode, circle_check, open_epoch_key, seal_epoch_key, seal_join_request
-from sync.kinds import keys
-from sync.kinds.circle import genesis_op
-from sync.kinds.membership import member_add_body
-from sync.kinds.records import ELECTION, EXPIRED, ORGANIZER, REJECTED, REVIEW
-from sync.lifecycle import Ack, Approve, CircleView, Close, MembershipLifecycle, Refuse, Rotate, Share
-from sync.ops import Op, SignedOp
-from sync.replica import CircleReplica
-from sync.reviews import review_details
+from kith.identity.errors import RemoteProtocolError, Undecryptable
+from kith.identity.keys import MemberIdentity
+from kith.sync.content import seal_content
+from kith.sync.envelope import epoch_id
+from kith.sync.invites import InviteCode, circle_check, open_epoch_key, seal_epoch_key, seal_join_request
+from kith.sync.kinds import keys
+from kith.sync.kinds.circle import genesis_op
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.kinds.records import ELECTION, EXPIRED, ORGANIZER, REJECTED, REVIEW
+from kith.sync.lifecycle import Ack, Approve, CircleView, Close, MembershipLifecycle, Refuse, Rotate, Share
+from kith.sync.ops import Op, SignedOp
+from kith.sync.replica import CircleReplica
+from kith.sync.reviews import review_details
 
 KEY_KINDS = ("key.rotate", "key.share")
 DECISIONS = frozenset({"proposal.create", "proposal.vote", "proposal.withdraw", "proposal.close"})

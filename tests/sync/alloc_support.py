@@ -6,10 +6,10 @@ from typing import Any
 
 from circle_support import PEOPLE, Circle
 
-from sync import allocation
-from sync.kinds import alloc
-from sync.kinds.circle import charter_body
-from sync.ops import SignedOp
+from kith.sync import allocation
+from kith.sync.kinds import alloc
+from kith.sync.kinds.circle import charter_body
+from kith.sync.ops import SignedOp
 
 HOUR = 3600
 RULES: dict[str, Any] = {

@@ -10,12 +10,12 @@ from typing import Any
 
 from sync_support import FIRST_EPOCH, reader_for, sealed_body
 
-from identity.keys import MemberIdentity
-from sync.content import ContentReader
-from sync.kinds.circle import genesis_op
-from sync.kinds.membership import member_add_body
-from sync.ops import SignedOp
-from sync.replica import CircleReplica, IngestResult
+from kith.identity.keys import MemberIdentity
+from kith.sync.content import ContentReader
+from kith.sync.kinds.circle import genesis_op
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import SignedOp
+from kith.sync.replica import CircleReplica, IngestResult
 
 
 def person(name: str, number: int) -> MemberIdentity:

@@ -12,11 +12,11 @@ import random
 from circle_support import PEOPLE
 from sync_support import FIRST_EPOCH, sealed_body
 
-from sync.kinds.circle import genesis_op
-from sync.kinds.membership import member_add_body
-from sync.ops import Op, SignedOp
-from sync.replica import CircleReplica
-from sync.state import fold_key
+from kith.sync.kinds.circle import genesis_op
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import Op, SignedOp
+from kith.sync.replica import CircleReplica
+from kith.sync.state import fold_key
 
 M = {n: p.member_id for n, p in PEOPLE.items()}
 NAMES = {v: k for k, v in M.items()}

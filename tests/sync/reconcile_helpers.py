@@ -6,7 +6,7 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-from sync.reconcile import ItemIndex, ReconcileSession
+from kith.sync.reconcile import ItemIndex, ReconcileSession
 
 Item = tuple[int, bytes]
 SALT = bytes(range(16))

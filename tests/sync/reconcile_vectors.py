@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 
-from sync.reconcile import ItemIndex, ReconcileSession
-from sync.reconcile_index import fingerprint, item_key, population_counts, sum_ids
-from sync.reconcile_sketch import ams_residues, encode_ams, plain_values, salt_multiplier, sketch_values
+from kith.sync.reconcile import ItemIndex, ReconcileSession
+from kith.sync.reconcile_index import fingerprint, item_key, population_counts, sum_ids
+from kith.sync.reconcile_sketch import ams_residues, encode_ams, plain_values, salt_multiplier, sketch_values
 
 SALT = bytes(range(16))
 

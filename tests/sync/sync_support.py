@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from identity import codec
-from sync.content import ContentReader, seal_content
-from sync.kinds import CONTENT_KINDS
+from kith.identity import codec
+from kith.sync.content import ContentReader, seal_content
+from kith.sync.kinds import CONTENT_KINDS
 
 FIRST_EPOCH = bytes([0x42]) * 16
 CONTENT_KEY = bytes([0x11]) * 32

@@ -7,7 +7,7 @@ import secrets
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync import access
+from kith.sync import access
 
 PEER_A, PEER_B, PEER_S = "12D3KooWAlice", "12D3KooWBob", "12D3KooWStranger"
 keys32 = st.binary(min_size=32, max_size=32)

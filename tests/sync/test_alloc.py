@@ -11,11 +11,11 @@ import pytest
 from alloc_support import HOUR, RULES, FundCircle, secret_for
 from circle_support import PEOPLE
 
-from identity.errors import UsageError
-from sync import allocation
-from sync.kinds import alloc
-from sync.kinds.circle import amend_charter, charter_body, parse_charter
-from sync.replica import CircleReplica
+from kith.identity.errors import UsageError
+from kith.sync import allocation
+from kith.sync.kinds import alloc
+from kith.sync.kinds.circle import amend_charter, charter_body, parse_charter
+from kith.sync.replica import CircleReplica
 
 
 def test_a_charter_without_rules_keeps_its_wire_form_and_refuses_asks() -> None:
@@ -23,7 +23,7 @@ def test_a_charter_without_rules_keeps_its_wire_form_and_refuses_asks() -> None:
     docs/OPS.md stay byte-exact), and every alloc op is refused with one reason."""
     from circle_support import Circle
 
-    from sync.kinds.canonical import charter_row
+    from kith.sync.kinds.canonical import charter_row
 
     body = charter_body()
     assert "alloc" not in body
@@ -316,7 +316,7 @@ def test_concurrent_asks_around_the_close_count_only_if_the_close_saw_them() -> 
 
 
 def test_snapshot_restore_keeps_allocation_state() -> None:
-    from sync.state import CircleState
+    from kith.sync.state import CircleState
 
     c = FundCircle()
     asks = [c.ask(name, "rent", 400) for name in ("carol", "dana", "eve")]
@@ -428,7 +428,7 @@ def test_hostile_allocation_bodies_are_rejected_or_applied_never_crash() -> None
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from sync.state import fold_circle_state
+    from kith.sync.state import fold_circle_state
 
     c = FundCircle()
     drawn = c.ask("carol", "rent", 400)

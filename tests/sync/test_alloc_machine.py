@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from sync import allocation
-from sync.kinds import alloc
-from sync.ops import SignedOp
-from sync.replica import CircleReplica
-from sync.state import CircleState, fold_circle_state
+from kith.sync import allocation
+from kith.sync.kinds import alloc
+from kith.sync.ops import SignedOp
+from kith.sync.replica import CircleReplica
+from kith.sync.state import CircleState, fold_circle_state
 
 REPLICAS = 3
 MACHINE_RULES = {**RULES, "categories": {"rent": 700, "legal": 300}, "cap": 600}

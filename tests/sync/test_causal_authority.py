@@ -16,13 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sync_support import FIRST_EPOCH, sealed_body
 
-from sync.dag import BAD_SEQ
-from sync.kinds import keys
-from sync.kinds.common import NOT_ACKED, NOT_MEMBER, NOT_SENIOR, ROLE_NOT_ACKED, STRUCK_DEMOTED, STRUCK_REMOVED
-from sync.kinds.membership import member_add_body
-from sync.ops import Op, SignedOp
-from sync.replica import CircleReplica
-from sync.views import members
+from kith.sync.dag import BAD_SEQ
+from kith.sync.kinds import keys
+from kith.sync.kinds.common import NOT_ACKED, NOT_MEMBER, NOT_SENIOR, ROLE_NOT_ACKED, STRUCK_DEMOTED, STRUCK_REMOVED
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import Op, SignedOp
+from kith.sync.replica import CircleReplica
+from kith.sync.views import members
 
 POST = {"reply_to": None, "content_warning": None, "urgent": False}
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identity.errors import Malformed, RemoteProtocolError
-from sync.codes import decode_code, encode_code
-from sync.relaytoken import RelayToken
+from kith.identity.errors import Malformed, RemoteProtocolError
+from kith.sync.codes import decode_code, encode_code
+from kith.sync.relaytoken import RelayToken
 
 TOKEN = RelayToken(bytes([1]) * 32, "Riverside mutual aid", {bytes([2]) * 16: bytes([3]) * 32})
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from identity.keys import MemberIdentity
-from sync import dag as dag_module
-from sync.causal import CausalIndex, OpMeta
-from sync.dag import CausalDag
-from sync.ops import Op, SignedOp
+from kith.identity.keys import MemberIdentity
+from kith.sync import dag as dag_module
+from kith.sync.causal import CausalIndex, OpMeta
+from kith.sync.dag import CausalDag
+from kith.sync.ops import Op, SignedOp
 
 ALICE = MemberIdentity("alice", bytes([1]) * 32, bytes([2]) * 32, 0)
 CIRCLE = bytes([9]) * 16

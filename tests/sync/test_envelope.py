@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identity import codec
-from identity.errors import (
+from kith.identity import codec
+from kith.identity.errors import (
     BadSignature,
     Malformed,
     Oversized,
@@ -15,8 +15,8 @@ from identity.errors import (
     Undecryptable,
     UnsupportedVersion,
 )
-from sync import limits
-from sync.envelope import (
+from kith.sync import limits
+from kith.sync.envelope import (
     Envelope,
     circle_handle,
     epoch_id,
@@ -26,7 +26,7 @@ from sync.envelope import (
     seal,
     topic_of_epoch_key,
 )
-from sync.ids import envelope_id
+from kith.sync.ids import envelope_id
 
 KEY = bytes([9]) * 32
 TOPIC = topic_of_epoch_key(KEY)
@@ -168,7 +168,7 @@ def test_topic_and_epoch_ids_are_stable_and_distinct() -> None:
 
 
 def test_padding_hides_the_kind_of_op_and_round_trips() -> None:
-    from sync.envelope import open_envelope, pad, padded_size, unpad
+    from kith.sync.envelope import open_envelope, pad, padded_size, unpad
 
     # A reaction and a rent request of ordinary length are the same size on the wire.
     short = seal(b"r" * 200, epoch_key=KEY, ts=1)

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from forge_kit import B, M, causal_orders, feed, gen
 
-from sync.ops import SignedOp
-from sync.state import CircleState, fold_key
+from kith.sync.ops import SignedOp
+from kith.sync.state import CircleState, fold_key
 
 MAX_APPLIES = 30_000
 

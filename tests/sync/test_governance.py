@@ -14,10 +14,10 @@ import pytest
 from circle_support import PEOPLE, Circle
 from forge_kit import B, M, causal_orders, feed
 
-from sync import modlog, reviews
-from sync.kinds import alloc, membership, stewardship
-from sync.kinds.circle import charter_body
-from sync.kinds.common import (
+from kith.sync import modlog, reviews
+from kith.sync.kinds import alloc, membership, stewardship
+from kith.sync.kinds.circle import charter_body
+from kith.sync.kinds.common import (
     NOT_MEMBER,
     NOT_ORGANIZER,
     NOT_SENIOR,
@@ -25,9 +25,9 @@ from sync.kinds.common import (
     SUCCESSION,
     TARGET_NOT_MEMBER,
 )
-from sync.kinds.decisions import CLOSE_TOO_EARLY, NOT_IN_ELECTORATE
-from sync.kinds.records import APPROVED, EXPIRED, OPEN, ORGANIZER, REJECTED, Governance
-from sync.state import CircleState, fold_circle_state
+from kith.sync.kinds.decisions import CLOSE_TOO_EARLY, NOT_IN_ELECTORATE
+from kith.sync.kinds.records import APPROVED, EXPIRED, OPEN, ORGANIZER, REJECTED, Governance
+from kith.sync.state import CircleState, fold_circle_state
 
 IDLE = 3600
 GOVERNED = charter_body(members_can_invite=True, governance=Governance(organizers_at=3, idle_s=IDLE))

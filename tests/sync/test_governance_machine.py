@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from sync_support import sealed_body
 
-from identity.keys import MemberIdentity
-from sync.kinds.circle import charter_body, genesis_op
-from sync.kinds.membership import member_add_body
-from sync.kinds.records import APPROVED, ELECTION, EXPIRED, OPEN, ORGANIZER, REVIEW, Governance, ReviewDetails
-from sync.ops import Op, SignedOp
-from sync.replica import CircleReplica
-from sync.state import fold_circle_state
+from kith.identity.keys import MemberIdentity
+from kith.sync.kinds.circle import charter_body, genesis_op
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.kinds.records import APPROVED, ELECTION, EXPIRED, OPEN, ORGANIZER, REVIEW, Governance, ReviewDetails
+from kith.sync.ops import Op, SignedOp
+from kith.sync.replica import CircleReplica
+from kith.sync.state import fold_circle_state
 
 NAMES = ["alice", "bob", "carol", "dana", "eve", "mallory"]
 PEOPLE = {name: MemberIdentity(name, bytes([i + 1]) * 32, bytes([i + 101]) * 32, 0) for i, name in enumerate(NAMES)}

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from identity import codec
-from identity.errors import Malformed
-from identity.keys import CARD_DOMAIN, MemberIdentity
-from sync.kinds.membership import member_add_body
-from sync.ops import OP_DOMAIN, SignedOp
+from kith.identity import codec
+from kith.identity.errors import Malformed
+from kith.identity.keys import CARD_DOMAIN, MemberIdentity
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import OP_DOMAIN, SignedOp
 
 ALICE = MemberIdentity("Alice", bytes([1]) * 32, bytes([2]) * 32, 1)
 

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identity.errors import BadSignature, Malformed, RemoteProtocolError, Undecryptable
-from identity.keys import MemberIdentity
-from sync.envelope import Envelope, epoch_id, pad_to, relay_key, topic_of_epoch_key, unpad_to
-from sync.invites import (
+from kith.identity.errors import BadSignature, Malformed, RemoteProtocolError, Undecryptable
+from kith.identity.keys import MemberIdentity
+from kith.sync.envelope import Envelope, epoch_id, pad_to, relay_key, topic_of_epoch_key, unpad_to
+from kith.sync.invites import (
     InviteCode,
     circle_check,
     grant_signing_keypair,
@@ -81,7 +81,7 @@ def test_code_round_trip_and_damage() -> None:
 
 def test_a_code_reveals_nothing_of_the_circle_or_the_inviter() -> None:
     """A leaked code is a join-only capability: no topic, relay key, circle id or inviter."""
-    from sync.codes import decode_code
+    from kith.sync.codes import decode_code
 
     raw = decode_code("KITH-INVITE:", _code().encode(), what="invite code")
     assert set(raw) == {"v", "s", "c", "a", "x"}
@@ -134,8 +134,8 @@ def test_welcome_opens_only_for_its_newcomer_its_request_and_its_topic() -> None
 
 
 def test_a_welcome_must_carry_its_approvers_signature() -> None:
-    from identity import codec
-    from identity.crypto import open_sealed, seal_to
+    from kith.identity import codec
+    from kith.identity.crypto import open_sealed, seal_to
 
     welcome = _welcome()
     opened = unpad_to(open_sealed(NEWCOMER.dh_public, NEWCOMER.dh_secret, welcome.ciphertext))
@@ -186,14 +186,14 @@ def test_relay_grant_chain_is_signed_by_holders_of_the_previous_epoch_key() -> N
 def test_a_relay_key_holder_cannot_forge_a_grant() -> None:
     """Someone with the relay key (an old invite, a past member's relay token) but not the
     epoch key encrypts and authenticates a grant fine, but cannot sign it."""
-    from identity import codec
-    from identity.crypto import aead_encrypt, signing_keypair
-    from sync.envelope import header_bytes, pad
-    from sync.invites import _grant_key
+    from kith.identity import codec
+    from kith.identity.crypto import aead_encrypt, signing_keypair
+    from kith.sync.envelope import header_bytes, pad
+    from kith.sync.invites import _grant_key
 
     header = header_bytes(TOPIC, EPOCH, 9)
     _public, their_secret = signing_keypair(bytes([99]) * 32)
-    from identity.crypto import sign
+    from kith.identity.crypto import sign
 
     body = {"v": 1, "epoch": bytes([1]) * 16, "relay_key": bytes([2]) * 32, "grant_key": bytes(32)}
     plaintext = codec.encode(
@@ -220,9 +220,9 @@ def test_every_kind_of_envelope_looks_like_an_op_to_whoever_lacks_its_key() -> N
     """A watcher (or a relay) sees the same epoch, size and random-looking nonce on an
     op, a private request, a grant, a join request, a welcome and a refusal; each kind is
     recognisable only with the key its readers hold (`Kind`)."""
-    from sync.envelope import Kind, epoch_hints, has_hint, seal
-    from sync.invites import invite_hints, seal_invite_grant
-    from sync.private import make_statement, seal_private
+    from kith.sync.envelope import Kind, epoch_hints, has_hint, seal
+    from kith.sync.invites import invite_hints, seal_invite_grant
+    from kith.sync.private import make_statement, seal_private
 
     new_key = bytes([13]) * 32
     statement = make_statement(NEWCOMER, CIRCLE, "private.request", {"category": "money", "description": "rent",

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from identity.errors import UsageError
-from sync.kinds import decisions, governance, membership, support
-from sync.kinds.circle import DEFAULT_RULES, amend_charter, charter_body, new_circle_id
-from sync.kinds.records import DecisionRule, Proposal
-from sync.ops import Op, SignedOp
-from sync.state import CircleState
-from sync.views import post_text
+from kith.identity.errors import UsageError
+from kith.sync.kinds import decisions, governance, membership, support
+from kith.sync.kinds.circle import DEFAULT_RULES, amend_charter, charter_body, new_circle_id
+from kith.sync.kinds.records import DecisionRule, Proposal
+from kith.sync.ops import Op, SignedOp
+from kith.sync.state import CircleState
+from kith.sync.views import post_text
 
 POST = {"reply_to": None, "content_warning": None, "urgent": False}
 
@@ -385,7 +385,7 @@ def test_withdrawals_release_matches(circle: Any) -> None:
 
 
 def test_withdrawing_a_closed_item_is_refused_before_signing_and_by_the_fold(circle: Any) -> None:
-    from sync.precheck import Refused, check_action
+    from kith.sync.precheck import Refused, check_action
 
     request = _item(circle, "dana", "aid.request")
     circle.act("dana", "aid.fulfil", {"request": request.id})
@@ -418,7 +418,7 @@ def test_rsvp_latest_wins(circle: Any) -> None:
 
 
 def test_an_event_that_already_started_is_refused_before_signing(circle: Any) -> None:
-    from sync.precheck import Refused, check_action
+    from kith.sync.precheck import Refused, check_action
 
     body = {"content": {"title": "Potluck", "place_hint": None, "text": None}, "starts": 1_600_000_000}
     with pytest.raises(Refused, match="already passed: give a start in the future"):

@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sync.kinds import HANDLERS
-from sync.state import fold_circle_state
+from kith.sync.kinds import HANDLERS
+from kith.sync.state import fold_circle_state
 
 # The exact keys of every kind's body, so generated bodies get past the key check and
 # reach the type, length and authority checks behind it.

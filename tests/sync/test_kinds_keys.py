@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from identity.crypto import seal_to
-from sync.kinds import keys
-from sync.kinds.common import NOT_MEMBER, NOT_ORGANIZER
-from sync.kinds.keys import invite_id, members_missing_key
-from sync.kinds.membership import member_add_body
-from sync.replica import CircleReplica
+from kith.identity.crypto import seal_to
+from kith.sync.kinds import keys
+from kith.sync.kinds.common import NOT_MEMBER, NOT_ORGANIZER
+from kith.sync.kinds.keys import invite_id, members_missing_key
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.replica import CircleReplica
 
 FIRST = bytes([0x42]) * 16
 

@@ -13,11 +13,11 @@ from typing import Any
 from circle_support import PEOPLE, Circle
 from sync_support import FIRST_EPOCH
 
-from sync.invites import InviteCode, circle_check, seal_join_request
-from sync.kinds import keys
-from sync.kinds.circle import charter_body
-from sync.kinds.membership import member_add_body
-from sync.lifecycle import (
+from kith.sync.invites import InviteCode, circle_check, seal_join_request
+from kith.sync.kinds import keys
+from kith.sync.kinds.circle import charter_body
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.lifecycle import (
     Ack,
     Approve,
     CircleView,

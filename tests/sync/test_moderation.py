@@ -10,17 +10,17 @@ from circle_support import PEOPLE, Circle
 from sync_support import sealed_body
 from test_state_authority import assert_rejected_without_effect
 
-from identity.crypto import random_bytes
-from identity.errors import BadSignature, Undecryptable
-from sync.envelope import Envelope
-from sync.kinds import moderation, support
-from sync.kinds.common import NOT_ORGANIZER, STRUCK_DEMOTED
-from sync.modlog import moderation_log
-from sync.ops import Op, SignedOp
-from sync.private import make_statement, open_private, seal_private
-from sync.replica import CircleReplica
-from sync.reports import MAX_REASON_CHARS, REPORT_KIND, ReportBook, report_body, report_views
-from sync.views import build_views, display_name, feed, moderation_entries, needs_attention
+from kith.identity.crypto import random_bytes
+from kith.identity.errors import BadSignature, Undecryptable
+from kith.sync.envelope import Envelope
+from kith.sync.kinds import moderation, support
+from kith.sync.kinds.common import NOT_ORGANIZER, STRUCK_DEMOTED
+from kith.sync.modlog import moderation_log
+from kith.sync.ops import Op, SignedOp
+from kith.sync.private import make_statement, open_private, seal_private
+from kith.sync.replica import CircleReplica
+from kith.sync.reports import MAX_REASON_CHARS, REPORT_KIND, ReportBook, report_body, report_views
+from kith.sync.views import build_views, display_name, feed, moderation_entries, needs_attention
 
 EPOCH_KEY = bytes([0x33]) * 32
 HIDE = "msg.hide"
@@ -258,7 +258,7 @@ def test_forged_replayed_oversized_and_outsider_reports_are_dropped_and_counted(
 
 
 def test_report_body_needs_exactly_one_target() -> None:
-    from sync.kinds.schema import InvalidBody
+    from kith.sync.kinds.schema import InvalidBody
 
     with pytest.raises(InvalidBody):
         report_body(post=None, member=None, reason="x")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync.money import MoneyError, check_currency, check_minor, format_amount, parse_amount
+from kith.sync.money import MoneyError, check_currency, check_minor, format_amount, parse_amount
 
 
 @pytest.mark.parametrize(

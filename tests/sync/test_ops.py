@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identity import codec
-from identity.errors import BadSignature, LocalProtocolError, Malformed, Oversized, RemoteProtocolError
-from identity.keys import MemberIdentity
-from sync import limits
-from sync.ops import Op, SignedOp
+from kith.identity import codec
+from kith.identity.errors import BadSignature, LocalProtocolError, Malformed, Oversized, RemoteProtocolError
+from kith.identity.keys import MemberIdentity
+from kith.sync import limits
+from kith.sync.ops import Op, SignedOp
 
 ALICE = MemberIdentity("Alice", bytes([1]) * 32, bytes([2]) * 32, 0)
 MALLORY = MemberIdentity("Mallory", bytes([3]) * 32, bytes([4]) * 32, 0)

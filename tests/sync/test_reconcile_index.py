@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from identity.errors import LocalProtocolError
-from sync import reconcile_index
-from sync.reconcile_index import (
+from kith.identity.errors import LocalProtocolError
+from kith.sync import reconcile_index
+from kith.sync.reconcile_index import (
     BLOCK_MAX,
     INFINITY,
     PLAIN_TABLES_KEPT,

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from identity.errors import LocalProtocolError, RemoteProtocolError
-from sync import reconcile_ranges, reconcile_sketch
-from sync.reconcile import ItemIndex, ReconcileSession, RoundLimitExceeded, UnexpectedRange
-from sync.reconcile_sketch import plain_key
+from kith.identity.errors import LocalProtocolError, RemoteProtocolError
+from kith.sync import reconcile_ranges, reconcile_sketch
+from kith.sync.reconcile import ItemIndex, ReconcileSession, RoundLimitExceeded, UnexpectedRange
+from kith.sync.reconcile_sketch import plain_key
 
 sys.path.insert(0, str(Path(__file__).parent))
 from reconcile_helpers import SALT, Item, check_exact, make_id, random_items, run_exchange  # noqa: E402

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from identity.errors import LocalProtocolError
-from sync.reconcile_index import item_key, population_counts
-from sync.reconcile_sketch import (
+from kith.identity.errors import LocalProtocolError
+from kith.sync.reconcile_index import item_key, population_counts
+from kith.sync.reconcile_sketch import (
     Sketch,
     ams_residues,
     cells_for_estimate,

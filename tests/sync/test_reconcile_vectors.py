@@ -28,7 +28,7 @@ def test_every_vector_matches_the_code() -> None:
 
 
 def test_the_vector_session_is_the_documented_shape() -> None:
-    from sync.reconcile_wire import SketchRange, SketchResult, decode_message
+    from kith.sync.reconcile_wire import SketchRange, SketchResult, decode_message
 
     computed = reconcile_vectors.compute()
     second = decode_message(bytes.fromhex(computed["recon-message-2"]), first=False)

@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from identity import codec
-from identity.errors import Malformed, Oversized, RemoteProtocolError, UnsupportedVersion
-from sync.reconcile import ItemIndex, ReconcileSession
-from sync.reconcile_index import INFINITY
-from sync.reconcile_sketch import AMS_BYTES
-from sync.reconcile_wire import (
+from kith.identity import codec
+from kith.identity.errors import Malformed, Oversized, RemoteProtocolError, UnsupportedVersion
+from kith.sync.reconcile import ItemIndex, ReconcileSession
+from kith.sync.reconcile_index import INFINITY
+from kith.sync.reconcile_sketch import AMS_BYTES
+from kith.sync.reconcile_wire import (
     MAX_MESSAGE_BYTES,
     Estimate,
     Fingerprint,
@@ -252,7 +252,7 @@ def test_mutated_messages_never_raise_anything_else(which: int, position: int, b
 @pytest.mark.parametrize("mode", ["fingerprint", "estimate"])
 def test_a_message_with_the_most_ranges_gets_a_bounded_answer(mode: str) -> None:
     """A peer may open 2,048 ranges at once; the answer stays within every limit."""
-    from sync.reconcile_wire import MAX_RANGES
+    from kith.sync.reconcile_wire import MAX_RANGES
 
     index = ItemIndex(random_items(20_000, seed=3))
     keys = index.item_keys()

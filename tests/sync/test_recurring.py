@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from test_state_authority import assert_rejected_without_effect
 
-from sync.forecast import fund_forecast, fund_totals, month_of
-from sync.kinds import fund, recurring
-from sync.kinds.common import NOT_TREASURER
-from sync.replica import CircleReplica
-from sync.views import fund_ledger
+from kith.sync.forecast import fund_forecast, fund_totals, month_of
+from kith.sync.kinds import fund, recurring
+from kith.sync.kinds.common import NOT_TREASURER
+from kith.sync.replica import CircleReplica
+from kith.sync.views import fund_ledger
 
 RECEIPT = "fund.receipt"
 
@@ -152,8 +152,8 @@ def test_the_state_restores_from_its_canonical_picture(circle: Circle) -> None:
     circle.act("carol", "fund.stop", {"contribution": monthly.id, "last": "2027-01"})
     post = circle.post("carol")
     circle.act("alice", "msg.hide", {"target": post.id, "reason": "spam"})
-    from identity import codec
-    from sync.state import CircleState
+    from kith.identity import codec
+    from kith.sync.state import CircleState
 
     picture = codec.decode(circle.state.encode(), max_size=1 << 20)  # as a snapshot stores it
     assert {"hidden", "recurring", "installments"} <= set(picture)

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from circle_support import Circle
 
-import sync.invites
-from identity.keys import MemberIdentity
-from sync.envelope import Envelope, epoch_id
-from sync.invites import MAX_ADDRESSES, InviteCode, circle_check, open_welcome, seal_welcome
-from sync.kinds.keys import MAX_RELAYS, RELAYS_FULL, relay_address_problem
-from sync.precheck import Refused, check_action
+import kith.sync.invites as sync_invites
+from kith.identity.keys import MemberIdentity
+from kith.sync.envelope import Envelope, epoch_id
+from kith.sync.invites import MAX_ADDRESSES, InviteCode, circle_check, open_welcome, seal_welcome
+from kith.sync.kinds.keys import MAX_RELAYS, RELAYS_FULL, relay_address_problem
+from kith.sync.precheck import Refused, check_action
 
 PEER = "12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm"
 RELAY = f"/dns4/relay.example.org/tcp/4747/p2p/{PEER}"
@@ -118,7 +118,7 @@ def test_a_welcome_from_a_modified_client_cannot_hand_over_junk_or_a_huge_relay_
     epoch = epoch_id(key)
     junk = ["/ip4/0.0.0.0/tcp/4747/p2p/" + PEER, "http://evil.example/", "/ip4/203.0.113.9/tcp/22"]
     offered = junk + [relay(n) for n in range(1, 600)]  # as many as an envelope holds
-    monkeypatch.setattr(sync.invites, "MAX_ADDRESSES", 10_000)  # the modified client seals them all
+    monkeypatch.setattr(sync_invites, "MAX_ADDRESSES", 10_000)  # the modified client seals them all
     welcome = seal_welcome(
         newcomer.card(), approver=approver, request=request, circle=circle_id, name="Night owls",
         epochs={epoch: key}, contents={epoch: bytes([11]) * 32}, current=epoch, relays=offered,

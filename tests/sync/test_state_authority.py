@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from identity.errors import BadSignature
-from sync.kinds import aid, decisions, fund, membership, support
-from sync.kinds import circle as circle_kinds
-from sync.kinds.circle import charter_body, genesis_op
-from sync.kinds.common import NOT_MEMBER, NOT_ORGANIZER, NOT_TREASURER, UNKNOWN_KIND
-from sync.kinds.membership import member_add_body
-from sync.ops import OP_DOMAIN, Op, SignedOp
-from sync.views import post_text
+from kith.identity.errors import BadSignature
+from kith.sync.kinds import aid, decisions, fund, membership, support
+from kith.sync.kinds import circle as circle_kinds
+from kith.sync.kinds.circle import charter_body, genesis_op
+from kith.sync.kinds.common import NOT_MEMBER, NOT_ORGANIZER, NOT_TREASURER, UNKNOWN_KIND
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import OP_DOMAIN, Op, SignedOp
+from kith.sync.views import post_text
 
 
 def _without_log(picture: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +254,7 @@ def test_invalid_schema(circle: Any, kind: str, body: dict[str, Any]) -> None:
 
 def test_float_amount_is_refused() -> None:
     """Floats never enter the state, even where an integer is expected."""
-    from sync.kinds import schema
+    from kith.sync.kinds import schema
 
     with pytest.raises(schema.InvalidBody):
         schema.amount(12.5)

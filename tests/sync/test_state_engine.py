@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from identity.errors import LocalProtocolError
-from sync.ops import Op, SignedOp
-from sync.state import CircleState, fold_circle_state, fold_key
+from kith.identity.errors import LocalProtocolError
+from kith.sync.ops import Op, SignedOp
+from kith.sync.state import CircleState, fold_circle_state, fold_key
 
 
 def _posts(circle: Any, count: int) -> list[SignedOp]:

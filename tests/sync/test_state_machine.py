@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from sync_support import sealed_body
 
-from identity.keys import MemberIdentity
-from sync.kinds.circle import DEFAULT_RULES, charter_body, genesis_op
-from sync.kinds.membership import member_add_body
-from sync.ops import Op, SignedOp
-from sync.replica import CircleReplica
-from sync.state import fold_circle_state
+from kith.identity.keys import MemberIdentity
+from kith.sync.kinds.circle import DEFAULT_RULES, charter_body, genesis_op
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import Op, SignedOp
+from kith.sync.replica import CircleReplica
+from kith.sync.state import fold_circle_state
 
 NAMES = ["alice", "bob", "carol", "dana", "eve", "mallory"]
 PEOPLE = {name: MemberIdentity(name, bytes([i + 1]) * 32, bytes([i + 101]) * 32, 0) for i, name in enumerate(NAMES)}
@@ -299,7 +299,7 @@ class CircleConvergence(RuleBasedStateMachine):
     @rule(r=replicas, uses=st.integers(1, 2), newcomer=people, data=st.data())
     def invite_story(self, r: int, uses: int, newcomer: str, data: Any) -> None:
         """An invite, maybe used by a member.add, maybe revoked."""
-        from sync.kinds.keys import invite_id
+        from kith.sync.kinds.keys import invite_id
 
         secret = bytes([self.ts % 256]) * 31 + bytes([data.draw(st.integers(0, 255))])
         author = self._author(data, r, "organizer")

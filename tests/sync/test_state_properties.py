@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sync_support import sealed_body
 
-from identity.keys import MemberIdentity
-from sync.causal import CausalIndex, meta_of
-from sync.kinds.circle import genesis_op
-from sync.kinds.membership import member_add_body
-from sync.ops import SignedOp
-from sync.replica import CircleReplica
-from sync.state import CircleState, fold_circle_state, fold_key
+from kith.identity.keys import MemberIdentity
+from kith.sync.causal import CausalIndex, meta_of
+from kith.sync.kinds.circle import genesis_op
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import SignedOp
+from kith.sync.replica import CircleReplica
+from kith.sync.state import CircleState, fold_circle_state, fold_key
 
 NAMES = ["alice", "bob", "carol", "dana", "eve"]
 PEOPLE = {name: MemberIdentity(name, bytes([i + 1]) * 32, bytes([i + 101]) * 32, 0) for i, name in enumerate(NAMES)}

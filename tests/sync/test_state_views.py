@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync import views
-from sync.replica import CircleReplica
+from kith.sync import views
+from kith.sync.replica import CircleReplica
 
 
 def _named(circle: Any) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sync_support import sealed_body
 
-from identity.errors import Undecryptable
-from p2pnet.statecache import StateCache
-from sync.causal import meta_of
-from sync.replica import CircleReplica
-from sync.state import fold_circle_state, fold_key
+from kith.identity.errors import Undecryptable
+from kith.p2pnet.statecache import StateCache
+from kith.sync.causal import meta_of
+from kith.sync.replica import CircleReplica
+from kith.sync.state import fold_circle_state, fold_key
 
 KEY = bytes(range(32))
 SECRET_TEXT = "my landlord threatened me again"

@@ -16,16 +16,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from identity.keys import MemberIdentity
-from sync.kinds import decisions
-from sync.kinds.circle import charter_body, genesis_op
-from sync.kinds.common import NOT_MEMBER
-from sync.kinds.membership import member_add_body
-from sync.kinds.records import DEFAULT_CLOSES_S, DecisionRule
-from sync.lifecycle import MAX_CLOSE_RANK, CircleView, Close, MembershipLifecycle
-from sync.ops import Op, SignedOp
-from sync.replica import CircleReplica
-from sync.state import fold_circle_state
+from kith.identity.keys import MemberIdentity
+from kith.sync.kinds import decisions
+from kith.sync.kinds.circle import charter_body, genesis_op
+from kith.sync.kinds.common import NOT_MEMBER
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.kinds.records import DEFAULT_CLOSES_S, DecisionRule
+from kith.sync.lifecycle import MAX_CLOSE_RANK, CircleView, Close, MembershipLifecycle
+from kith.sync.ops import Op, SignedOp
+from kith.sync.replica import CircleReplica
+from kith.sync.state import fold_circle_state
 
 SPEND = {"amount": 5, "currency": "EUR", "recipient": "Clinic", "purpose": "fees"}
 
@@ -447,7 +447,7 @@ def test_a_proposals_window_is_part_of_what_the_proposer_signs(window: int) -> N
 
 
 def test_the_honest_client_refuses_before_signing_what_the_fold_would_refuse(circle: Circle) -> None:
-    from sync.precheck import Refused, check_action
+    from kith.sync.precheck import Refused, check_action
 
     proposal = circle.propose("alice", "general", {})
     closes_at = circle.state.proposals[proposal.id].closes_at

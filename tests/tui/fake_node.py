@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-import tui.app
-from tui.client import NodeConnection
+import kith.tui.app as tui_app
+from kith.tui.client import NodeConnection
 
 ME = "a1" * 32
 OTHER = "b2" * 32
@@ -68,7 +68,7 @@ def attach_fake_node(monkeypatch: pytest.MonkeyPatch, node: FakeNode) -> None:
     async def open_fake(socket_path: Any) -> FakeNode:
         return node
 
-    monkeypatch.setattr(tui.app, "socket_in_use", lambda path: True)
+    monkeypatch.setattr(tui_app, "socket_in_use", lambda path: True)
     monkeypatch.setattr(NodeConnection, "open", staticmethod(open_fake))
 
 

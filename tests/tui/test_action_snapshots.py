@@ -47,12 +47,12 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Label
 from tui_harness import masked, run, screen_text, type_text, wait_until
 
-from tui.app import make_app
-from tui.screens.form import FormScreen
-from tui.screens.help import HelpScreen
-from tui.screens.invite import InviteScreen
-from tui.screens.join import JoinScreen
-from tui.screens.main import MainScreen
+from kith.tui.app import make_app
+from kith.tui.screens.form import FormScreen
+from kith.tui.screens.help import HelpScreen
+from kith.tui.screens.invite import InviteScreen
+from kith.tui.screens.join import JoinScreen
+from kith.tui.screens.main import MainScreen
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("KITH_UPDATE_SNAPSHOTS") == "1"

@@ -17,13 +17,13 @@ import pytest
 from textual import events
 from tui_harness import call, demo_world, open_main, run, screen_text, type_text, wait_for_text, wait_until
 
-from identity.keys import MemberIdentity
-from identity.keystore import TEST_KDF, Keystore, KeystoreData
-from p2pnet.control import socket_in_use
-from p2pnet.home import Home
-from tui.app import make_app
-from tui.commands.governance_cmds import modlog_lines
-from tui.demo import DemoWorld
+from kith.identity.keys import MemberIdentity
+from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.p2pnet.control import socket_in_use
+from kith.p2pnet.home import Home
+from kith.tui.app import make_app
+from kith.tui.commands.governance_cmds import modlog_lines
+from kith.tui.demo import DemoWorld
 
 LOOPBACK = ["--listen", "/ip4/127.0.0.1/tcp/0"]
 PASS = "correct horse battery"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from tui_harness import demo_world, masked, open_main, run, screen_text, wait_until
 
-from p2pnet.home import Home
-from tui.app import make_app
-from tui.demo import DemoWorld
+from kith.p2pnet.home import Home
+from kith.tui.app import make_app
+from kith.tui.demo import DemoWorld
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 SCREENS = [("1", "feed"), ("2", "care"), ("3", "aid"), ("4", "fund"), ("5", "events"), ("6", "people")]

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tui.bench import reconcile
+from kith.tui.bench import reconcile
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.cli import EXIT_BAD_PASSPHRASE, EXIT_ERROR, main
+from kith.tui.cli import EXIT_BAD_PASSPHRASE, EXIT_ERROR, main
 
 PASS = "a long enough passphrase"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tui.bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
+from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
 
 pytestmark = pytest.mark.slow
 KITH = str(Path(sys.executable).with_name("kith"))
@@ -192,8 +192,8 @@ def test_usage_and_internal_errors_are_one_line_with_the_promised_codes(
         assert result.returncode == 2, argv
         assert "--help" in one_line(result), argv
     # A bug inside a command: one line, exit code 1 (the README promises 1, 2 or 3).
-    from tui import cli
-    from tui.commands import identity_cmds
+    from kith.tui import cli
+    from kith.tui.commands import identity_cmds
 
     def broken(ctx: Any, args: Any) -> int:
         raise RuntimeError("a bug")
@@ -210,8 +210,8 @@ def test_a_post_whose_answer_is_lost_is_reported_as_unknown(
 ) -> None:
     """The node read the request (and may have stored and shared the post) but died before
     answering: the command must say the outcome is unknown and how to check, not "failed"."""
-    from p2pnet.home import Home
-    from tui import cli
+    from kith.p2pnet.home import Home
+    from kith.tui import cli
 
     home = Home(tmp_path / "h")
     home.ensure()

@@ -33,8 +33,8 @@ from unittest.mock import patch
 
 import pytest
 
-from tui.bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
-from tui.cli import ERROR_LINE, EXIT_ERROR, EXIT_USAGE, build_parser, main
+from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
+from kith.tui.cli import ERROR_LINE, EXIT_ERROR, EXIT_USAGE, build_parser, main
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

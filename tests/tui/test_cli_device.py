@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from identity.errors import UsageError
-from p2pnet.home import Home
-from tui.bench.cluster import NodeProcess, make_home, passphrase_file
-from tui.cli import build_parser
-from tui.commands.membership_cmds import _wait_or_kill
-from tui.textinput import ARGV_WARNING, read_text
+from kith.identity.errors import UsageError
+from kith.p2pnet.home import Home
+from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file
+from kith.tui.cli import build_parser
+from kith.tui.commands.membership_cmds import _wait_or_kill
+from kith.tui.textinput import ARGV_WARNING, read_text
 
 KITH = str(Path(sys.executable).with_name("kith"))
 # Every command that carries what a member wrote, and the flag that asks for optional text.

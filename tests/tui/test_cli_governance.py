@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_cli_membership import kith
 
-from tui.bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
+from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from tui.bench.cluster import NodeProcess, make_home, passphrase_file
-from tui.cli import build_parser
-from tui.labels import Label
+from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file
+from kith.tui.cli import build_parser
+from kith.tui.labels import Label
 
 pytestmark = pytest.mark.slow
 KITH = str(Path(sys.executable).with_name("kith"))

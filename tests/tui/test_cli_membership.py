@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from identity.keystore import HEADER_BYTES, Keystore
-from tui.bench.cluster import PASSPHRASE, NodeProcess, make_home, passphrase_file, wait_for
+from kith.identity.keystore import HEADER_BYTES, Keystore
+from kith.tui.bench.cluster import PASSPHRASE, NodeProcess, make_home, passphrase_file, wait_for
 
 pytestmark = pytest.mark.slow
 KITH = str(Path(sys.executable).with_name("kith"))

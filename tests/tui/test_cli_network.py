@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tui.bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
+from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
 
 pytestmark = pytest.mark.slow
 KITH = str(Path(sys.executable).with_name("kith"))

@@ -21,16 +21,16 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label
 from tui_harness import run, screen_text, type_text, wait_until
 
-from identity.errors import UsageError
-from p2pnet.qr import qr_text
-from sync.invites import InviteCode
-from tui.app import KithApp, make_app
-from tui.screens.form import FormScreen
-from tui.screens.help import HelpScreen
-from tui.screens.invite import InviteScreen
-from tui.screens.main import REMOVED_REFUSAL, MainScreen
-from tui.widgets.events import convert_event
-from tui.widgets.pane import day_and_time, stamp
+from kith.identity.errors import UsageError
+from kith.p2pnet.qr import qr_text
+from kith.sync.invites import InviteCode
+from kith.tui.app import KithApp, make_app
+from kith.tui.screens.form import FormScreen
+from kith.tui.screens.help import HelpScreen
+from kith.tui.screens.invite import InviteScreen
+from kith.tui.screens.main import REMOVED_REFUSAL, MainScreen
+from kith.tui.widgets.events import convert_event
+from kith.tui.widgets.pane import day_and_time, stamp
 
 Scenario = Callable[[Pilot[Any], MainScreen, FakeNode, list[str]], Awaitable[None]]
 

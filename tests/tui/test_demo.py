@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tui.demo_world import CIRCLE_NAME, SCRIPTED_POSTS
+from kith.tui.demo_world import CIRCLE_NAME, SCRIPTED_POSTS
 
 KITH = str(Path(sys.executable).with_name("kith"))
 ANSI = re.compile(

@@ -20,14 +20,14 @@ from textual import events
 from textual.pilot import Pilot
 from tui_harness import run, screen_text, type_text, wait_for_text, wait_until
 
-from identity.keys import MemberIdentity
-from identity.keystore import TEST_KDF, Keystore, KeystoreData
-from p2pnet.home import Home
-from sync.invites import InviteCode
-from tui.app import make_app
-from tui.bench.cluster import PASSPHRASE, NodeProcess, make_home, passphrase_file
-from tui.screens.join import JoinScreen
-from tui.screens.main import MainScreen
+from kith.identity.keys import MemberIdentity
+from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.p2pnet.home import Home
+from kith.sync.invites import InviteCode
+from kith.tui.app import make_app
+from kith.tui.bench.cluster import PASSPHRASE, NodeProcess, make_home, passphrase_file
+from kith.tui.screens.join import JoinScreen
+from kith.tui.screens.main import MainScreen
 
 LOOPBACK = ["--listen", "/ip4/127.0.0.1/tcp/0"]
 SIZES = [(80, 24), (200, 50)]

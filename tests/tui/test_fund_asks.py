@@ -14,9 +14,9 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 from tui_harness import type_text, wait_until
 
-from tui.demo_world import HARDSHIP_RULES
-from tui.screens.form import FormScreen
-from tui.screens.main import MainScreen
+from kith.tui.demo_world import HARDSHIP_RULES
+from kith.tui.screens.form import FormScreen
+from kith.tui.screens.main import MainScreen
 
 RULES = {"period_s": 604800, "reveal_s": 86400, "currency": "EUR", "categories": {"legal": 30000, "rent": 80000},
          "cap": 50000, "cooldown": 1, "priority": True}  # fmt: skip
@@ -84,7 +84,7 @@ def test_the_demo_circle_runs_on_the_readme_peer_support_rules() -> None:
 
 
 def test_kith_allocations_prints_the_rules_totals_and_each_asks_standing() -> None:
-    from tui.commands.fund_cmds import allocation_lines
+    from kith.tui.commands.fund_cmds import allocation_lines
 
     answers = _answers(member_sees=False)
     view = answers["views"]({})["allocations"]

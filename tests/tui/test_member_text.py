@@ -45,19 +45,19 @@ from textual.strip import Strip
 from textual.widgets import DataTable, Input, OptionList
 from tui_harness import run, wait_until
 
-from p2pnet.home import Home
-from sync.invites import InviteCode
-from tui import render
-from tui.app import StartingScreen, make_app
-from tui.cli import main
-from tui.member_text import LINE, NAME, TEXT, visible
-from tui.rpc import NodeError
-from tui.screens.form import FormScreen
-from tui.screens.invite import InviteScreen
-from tui.screens.join import JoinScreen
-from tui.screens.main import MainScreen
-from tui.screens.unlock import UnlockScreen
-from tui.screens.welcome import WelcomeScreen
+from kith.p2pnet.home import Home
+from kith.sync.invites import InviteCode
+from kith.tui import render
+from kith.tui.app import StartingScreen, make_app
+from kith.tui.cli import main
+from kith.tui.member_text import LINE, NAME, TEXT, visible
+from kith.tui.rpc import NodeError
+from kith.tui.screens.form import FormScreen
+from kith.tui.screens.invite import InviteScreen
+from kith.tui.screens.join import JoinScreen
+from kith.tui.screens.main import MainScreen
+from kith.tui.screens.unlock import UnlockScreen
+from kith.tui.screens.welcome import WelcomeScreen
 
 HUGE = ("[/x]" + "w" * 96) * 1_000
 PAYLOADS = {
@@ -340,7 +340,7 @@ def test_start_screens_show_paths_and_errors_as_text(payload: str, tmp_path: Pat
 
 
 class FakeNodeClient:
-    """`tui.rpc.NodeClient` for the command line, answering from a `FakeNode`'s table."""
+    """`kith.tui.rpc.NodeClient` for the command line, answering from a `FakeNode`'s table."""
 
     answers: dict[str, Any] = {}
 
@@ -363,7 +363,7 @@ def test_command_line_prints_member_text_without_terminal_controls(
 ) -> None:
     text, _marker = PAYLOADS[payload]
     monkeypatch.setenv("KITH_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr("tui.rpc.NodeClient", FakeNodeClient)
+    monkeypatch.setattr("kith.tui.rpc.NodeClient", FakeNodeClient)
     monkeypatch.setattr(FakeNodeClient, "answers", hostile_answers(text))
     commands = [["circles"], ["requests", CIRCLE], ["joins"], ["rsvp", CIRCLE, EVENT, "yes"], ["status"], ["sync"]]
     commands += [["connect", "/ip4/127.0.0.1/tcp/1"]] + [

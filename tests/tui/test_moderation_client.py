@@ -15,8 +15,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 from tui_harness import screen_text, type_text, wait_until
 
-from tui.screens.form import FormScreen
-from tui.screens.main import MainScreen
+from kith.tui.screens.form import FormScreen
+from kith.tui.screens.main import MainScreen
 
 
 def _answers(views: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def test_fund_shows_the_forecast_and_receipts_a_month(tmp_path: Path, monkeypatc
 
 
 def test_feed_and_ledger_lines_show_hides_totals_and_forecast() -> None:
-    from tui.render import feed_lines, ledger_lines
+    from kith.tui.render import feed_lines, ledger_lines
 
     post = {"id": POST, "kind": "post", "author": ME, "author_name": "Sam", "ts": TS, "status": None, "urgent": False,
             "edited": False, "deleted": False, "content_warning": None, "text": "", "reactions": [], "replies": [],

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tui.bench import soak_check
-from tui.bench.soak_check import QUIET_S, Convergence
+from kith.tui.bench import soak_check
+from kith.tui.bench.soak_check import QUIET_S, Convergence
 
 
 class _Clock:

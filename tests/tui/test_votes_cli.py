@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from identity.errors import UsageError
-from tui.commands.circle_cmds import parse_closes
-from tui.render import awaits_my_vote, proposal_lines, time_left
+from kith.identity.errors import UsageError
+from kith.tui.commands.circle_cmds import parse_closes
+from kith.tui.render import awaits_my_vote, proposal_lines, time_left
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("48h", 172_800), ("3d", 259_200), ("90m", 5400), ("60", 60)])

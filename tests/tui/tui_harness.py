@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Console
 from textual.pilot import Pilot
 
-from tui.app import KithApp
-from tui.demo import DemoWorld
-from tui.rpc import NodeClient
+from kith.tui.app import KithApp
+from kith.tui.demo import DemoWorld
+from kith.tui.rpc import NodeClient
 
 
 @contextmanager
@@ -64,7 +64,7 @@ async def wait_for_text(pilot: Pilot[Any], needle: str, timeout: float = 45.0) -
 
 async def open_main(pilot: Pilot[Any]) -> Any:
     """Wait until the main window shows the circle's views; returns the main screen."""
-    from tui.screens.main import MainScreen
+    from kith.tui.screens.main import MainScreen
 
     app = pilot.app
     await wait_until(pilot, lambda: isinstance(app.screen, MainScreen) and app.screen.views is not None, 30, "views")

@@ -45,7 +45,7 @@ def run_benchmarks(names: list[str] | None = None, progress: Callable[[str], Non
     wanted = names or list(_REGISTRY)
     unknown = [n for n in wanted if n not in _REGISTRY]
     if unknown:
-        from identity.errors import UsageError
+        from kith.identity.errors import UsageError
 
         raise UsageError(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(_REGISTRY)}")
     results: Figures = {}

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from identity.keys import MemberIdentity
-from identity.keystore import TEST_KDF, Keystore, KeystoreData
-from p2pnet.control import socket_in_use, unix_path
-from p2pnet.home import Home
-from tui.rpc import NodeClient
+from kith.identity.keys import MemberIdentity
+from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.p2pnet.control import socket_in_use, unix_path
+from kith.p2pnet.home import Home
+from kith.tui.rpc import NodeClient
 
 KITH = str(Path(sys.executable).with_name("kith"))
 PASSPHRASE = "throwaway cluster passphrase"

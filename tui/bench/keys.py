@@ -6,22 +6,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from tui.bench import Figures, register
+from kith.tui.bench import Figures, register
 
 
 @register("rekey_1000_ms")
 def bench_rekey() -> Figures:
     """A rotation in a circle of 1,000 members: new keys, sealed to 999 others, announced in
     signed ops (key.rotate + key.share chunks), sealed in envelopes, stored and folded."""
-    from identity.keys import MemberIdentity
-    from identity.keystore import TEST_KDF, Keystore, KeystoreData
-    from p2pnet.circles import MemberCircles
-    from p2pnet.statecache import StateCache
-    from p2pnet.store import EnvelopeStore
-    from sync.envelope import epoch_id
-    from sync.invites import seal_epoch_key
-    from sync.kinds.keys import MAX_SEALED_PER_OP
-    from sync.kinds.membership import member_add_body
+    from kith.identity.keys import MemberIdentity
+    from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+    from kith.p2pnet.circles import MemberCircles
+    from kith.p2pnet.statecache import StateCache
+    from kith.p2pnet.store import EnvelopeStore
+    from kith.sync.envelope import epoch_id
+    from kith.sync.invites import seal_epoch_key
+    from kith.sync.kinds.keys import MAX_SEALED_PER_OP
+    from kith.sync.kinds.membership import member_add_body
 
     with tempfile.TemporaryDirectory(prefix="kith-bench-") as tmp:
         root = Path(tmp)
@@ -62,12 +62,12 @@ def bench_join() -> Figures:
     already running, cheap KDF costs (the passphrase KDF is not counted)."""
     import trio
 
-    from identity.keys import MemberIdentity
-    from identity.keystore import TEST_KDF, Keystore, KeystoreData
-    from p2pnet.api import build_methods
-    from p2pnet.config import NodeConfig
-    from p2pnet.home import Home
-    from p2pnet.node import Node
+    from kith.identity.keys import MemberIdentity
+    from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+    from kith.p2pnet.api import build_methods
+    from kith.p2pnet.config import NodeConfig
+    from kith.p2pnet.home import Home
+    from kith.p2pnet.node import Node
 
     def make(root: Path, name: str) -> Node:
         home = Home(root / name)

@@ -41,9 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sync.invites import InviteCode
-from tui.bench.cluster import KITH, EventListener, NodeProcess, make_home, passphrase_file, wait_for
-from tui.bench.netns import ConnectionWatch, Internet, firewall_tool, sweep_stale
+from kith.sync.invites import InviteCode
+from kith.tui.bench.cluster import KITH, EventListener, NodeProcess, make_home, passphrase_file, wait_for
+from kith.tui.bench.netns import ConnectionWatch, Internet, firewall_tool, sweep_stale
 
 RELAY_IP = "10.0.1.2"
 RELAY_PORT = 4747
@@ -288,7 +288,7 @@ def net_branch_features() -> dict[str, bool]:
     """Which of branch net's commands this kith has: `kith relay add` and `relay run --announce`.
 
     The parts of the namespace tests that need them switch on by themselves once they exist."""
-    from tui.cli import build_parser
+    from kith.tui.cli import build_parser
 
     def subcommands(parser: Any) -> dict[str, Any]:
         for action in parser._actions:

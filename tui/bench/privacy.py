@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui.bench import Figures, register
+from kith.tui.bench import Figures, register
 
 FLOOD_S = 30.0
 
@@ -27,20 +27,20 @@ FLOOD_S = 30.0
 def bench_privacy() -> Figures:
     import trio
 
-    from identity.crypto import random_bytes
-    from identity.keys import MemberIdentity, NetworkKey
-    from identity.keystore import TEST_KDF, Keystore, KeystoreData
-    from p2pnet.api import allow_relay_topic, build_methods
-    from p2pnet.config import NodeConfig
-    from p2pnet.gossip import encode_batch, topic_name
-    from p2pnet.home import Home
-    from p2pnet.netstack import NetStack, open_netstack
-    from p2pnet.node import Node
-    from p2pnet.syncproto import PROTOCOL, AcceptResult, SyncPeer, run_initiator
-    from sync.envelope import Envelope, Kind, hint_key, hinted_nonce
-    from sync.invites import InviteCode
-    from sync.reconcile import ItemIndex
-    from sync.relaytoken import RelayToken
+    from kith.identity.crypto import random_bytes
+    from kith.identity.keys import MemberIdentity, NetworkKey
+    from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+    from kith.p2pnet.api import allow_relay_topic, build_methods
+    from kith.p2pnet.config import NodeConfig
+    from kith.p2pnet.gossip import encode_batch, topic_name
+    from kith.p2pnet.home import Home
+    from kith.p2pnet.netstack import NetStack, open_netstack
+    from kith.p2pnet.node import Node
+    from kith.p2pnet.syncproto import PROTOCOL, AcceptResult, SyncPeer, run_initiator
+    from kith.sync.envelope import Envelope, Kind, hint_key, hinted_nonce
+    from kith.sync.invites import InviteCode
+    from kith.sync.reconcile import ItemIndex
+    from kith.sync.relaytoken import RelayToken
 
     figures: Figures = {}
     config = NodeConfig(listen=["/ip4/127.0.0.1/tcp/0"], sync_interval_s=2.0, redial_interval_s=0.5)

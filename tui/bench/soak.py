@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui.bench import Figures, register
-from tui.bench.soak_check import audit, converge
-from tui.bench.soak_faults import ALL_FAULTS, DiskFullHome, Faults
-from tui.bench.soak_load import Load, wait_until_joined
-from tui.bench.soak_world import World
+from kith.tui.bench import Figures, register
+from kith.tui.bench.soak_check import audit, converge
+from kith.tui.bench.soak_faults import ALL_FAULTS, DiskFullHome, Faults
+from kith.tui.bench.soak_load import Load, wait_until_joined
+from kith.tui.bench.soak_world import World
 
 HOUR = 3600.0
 

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from identity.errors import KithError
-from sync.kinds.schema import MAX_POST_CHARS
-from tui.bench import Figures, register
-from tui.bench.cluster import wait_for
-from tui.bench.soak_load import Load
-from tui.bench.soak_world import World
+from kith.identity.errors import KithError
+from kith.sync.kinds.schema import MAX_POST_CHARS
+from kith.tui.bench import Figures, register
+from kith.tui.bench.cluster import wait_for
+from kith.tui.bench.soak_load import Load
+from kith.tui.bench.soak_world import World
 
 
 def _timed(world: World, peer: Any, method: str, samples: list[float], stop: threading.Event, **params: Any) -> None:

@@ -12,7 +12,7 @@ second (forgeries and replays travel in batches of up to `PER_MESSAGE`), a mix o
   to gossipsub's seen-cache (replaying an identical message costs a node nothing).
 
 When a node drops it (banned), it dials again. It runs as its own process
-(``python -m tui.bench.soak_flood``), so the honest nodes compete with it for CPU as they
+(``python -m kith.tui.bench.soak_flood``), so the honest nodes compete with it for CPU as they
 would with a real attacker on the same machine, and prints what it did as JSON.
 
 `flood_honest_ratio` compares the rate at which a member's posts reach the other members
@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sync.envelope import Envelope
-from tui.bench import Figures, register
+from kith.sync.envelope import Envelope
+from kith.tui.bench import Figures, register
 
 FLOOD_KINDS = ("garbage", "forged", "replay")
 PER_MESSAGE = 64
@@ -51,9 +51,9 @@ async def flood(
     envelopes) for ``seconds``; returns what was sent, per kind, and the rates reached."""
     import trio
 
-    from identity.keys import NetworkKey
-    from p2pnet.gossip import encode_batch, topic_name
-    from p2pnet.netstack import NetError, open_netstack
+    from kith.identity.keys import NetworkKey
+    from kith.p2pnet.gossip import encode_batch, topic_name
+    from kith.p2pnet.netstack import NetError, open_netstack
 
     rand = random.Random(seed)
     valid = [Envelope.decode(data) for data in replays]
@@ -164,7 +164,7 @@ def start_flooder(targets: list[str], topic: bytes, replays: list[bytes], *, rat
     """Run `flood` in its own process; read its JSON report with `finish_flooder`."""
     replay_file = workdir / "replays.hex"
     replay_file.write_text("\n".join(data.hex() for data in replays))
-    args = [sys.executable, "-m", "tui.bench.soak_flood", "--topic", topic.hex(), "--rate", str(rate),
+    args = [sys.executable, "-m", "kith.tui.bench.soak_flood", "--topic", topic.hex(), "--rate", str(rate),
             "--seconds", str(seconds), "--replays", str(replay_file), *targets]  # fmt: skip
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -225,9 +225,9 @@ def _honest_phase(world: Any, author: Any, circle: str, recipients: list[Any], *
 def run_flood_benchmark(*, members: int = 4, honest_rate: float = 20.0, seconds: float = 15.0,
                         flood_rate: float = 2000.0) -> dict[str, Any]:  # fmt: skip
     """Honest delivery without and with a flooder; and whether any flooder byte was stored."""
-    from tui.bench.cluster import wait_for
-    from tui.bench.soak_load import Load
-    from tui.bench.soak_world import World
+    from kith.tui.bench.cluster import wait_for
+    from kith.tui.bench.soak_load import Load
+    from kith.tui.bench.soak_world import World
 
     with tempfile.TemporaryDirectory(prefix="kith-flood-") as tmp:
         root = Path(tmp)

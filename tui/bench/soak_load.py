@@ -20,10 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from identity.errors import KithError
-from tui.bench.cluster import wait_for
-from tui.bench.soak_world import CircleModel, Peer, World
-from tui.rpc import NodeError
+from kith.identity.errors import KithError
+from kith.tui.bench.cluster import wait_for
+from kith.tui.bench.soak_world import CircleModel, Peer, World
+from kith.tui.rpc import NodeError
 
 RETRY_WINDOW_S = 30.0
 WAITING_FOR_KEY = "waiting for the circle's new key"
@@ -117,7 +117,7 @@ class Load:
 
     def _open_history(self, organizer: Peer, circle_id: str) -> None:
         """One circle lets newcomers read the past, so both kinds of circle are soaked."""
-        from sync.kinds.circle import charter_body
+        from kith.sync.kinds.circle import charter_body
 
         body = charter_body("Newcomers may read everything.", history=True)
         proposal = self.world.call(organizer, "propose", circle=circle_id, kind="charter", title="Open", charter=body)

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tui.bench import Figures, register
-from tui.bench.cluster import wait_for
-from tui.bench.soak_world import World
+from kith.tui.bench import Figures, register
+from kith.tui.bench.cluster import wait_for
+from kith.tui.bench.soak_world import World
 
 
 def _rss_mb(peer: Any, field: str = "VmRSS") -> float:

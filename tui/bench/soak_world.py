@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p2pnet.home import Home
-from tui.bench.cluster import EventListener, NodeProcess, make_home, passphrase_file
-from tui.commands.node_cmds import CLOCK_SKEW_ENV
-from tui.rpc import NodeClient
+from kith.p2pnet.home import Home
+from kith.tui.bench.cluster import EventListener, NodeProcess, make_home, passphrase_file
+from kith.tui.commands.node_cmds import CLOCK_SKEW_ENV
+from kith.tui.rpc import NodeClient
 
 RPC_TIMEOUT_S = 60.0
 

@@ -15,16 +15,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from identity.keys import MemberIdentity
-from p2pnet.statecache import StateCache
-from sync.kinds import seal_plain_body
-from sync.kinds.circle import charter_body, genesis_op
-from sync.kinds.membership import member_add_body
-from sync.ops import Op, SignedOp
-from sync.replica import CircleReplica
-from sync.state import fold_circle_state
-from sync.views import build_views
-from tui.bench import Figures, register
+from kith.identity.keys import MemberIdentity
+from kith.p2pnet.statecache import StateCache
+from kith.sync.kinds import seal_plain_body
+from kith.sync.kinds.circle import charter_body, genesis_op
+from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import Op, SignedOp
+from kith.sync.replica import CircleReplica
+from kith.sync.state import fold_circle_state
+from kith.sync.views import build_views
+from kith.tui.bench import Figures, register
 
 OPS = 100_000
 LATE_BY = 1_000
@@ -330,8 +330,8 @@ def bench_causal_buffer() -> Figures:
 _OPEN_SCRIPT = """
 import sys
 from pathlib import Path
-from sync.replica import CircleReplica
-from p2pnet.statecache import StateCache
+from kith.sync.replica import CircleReplica
+from kith.p2pnet.statecache import StateCache
 path, circle = sys.argv[1], bytes.fromhex(sys.argv[2])
 key = bytes.fromhex(sys.stdin.readline().strip())
 cache = StateCache(Path(path), key)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tui.context import Context
+    from kith.tui.context import Context
 
 
 def subcommand(

@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from identity.errors import UsageError
-from tui.context import Context
+from kith.identity.errors import UsageError
+from kith.tui.context import Context
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def cmd_bench(ctx: Context, args: argparse.Namespace) -> int:
-    from tui.bench import figure_names, run_benchmarks
+    from kith.tui.bench import figure_names, run_benchmarks
 
     if args.list:
         ctx.emit(figure_names(), "\n".join(figure_names()))
@@ -44,7 +44,7 @@ def cmd_bench(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _soak(ctx: Context, args: argparse.Namespace, progress: Callable[[str], None]) -> int:
-    from tui.bench.soak import SoakSettings, run_soak, soak_ok, summary
+    from kith.tui.bench.soak import SoakSettings, run_soak, soak_ok, summary
 
     if args.members < 4 or args.relays < 1 or args.minutes <= 0:
         raise UsageError("a soak needs at least 4 members, 1 relay and a positive number of minutes")

@@ -15,19 +15,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from identity.errors import UsageError
-from sync.kinds.records import MAX_CLOSES_S, MIN_CLOSES_S
-from tui import render
-from tui.commands import subcommand
-from tui.context import Context
-from tui.labels import add_label
-from tui.member_text import LINE, NAME, visible
-from tui.money import parse_amount
-from tui.textinput import add_text_source, read_text
+from kith.identity.errors import UsageError
+from kith.sync.kinds.records import MAX_CLOSES_S, MIN_CLOSES_S
+from kith.tui import render
+from kith.tui.commands import subcommand
+from kith.tui.context import Context
+from kith.tui.labels import add_label
+from kith.tui.member_text import LINE, NAME, visible
+from kith.tui.money import parse_amount
+from kith.tui.textinput import add_text_source, read_text
 
 
 def _call(ctx: Context, method: str, **params: Any) -> Any:
-    from tui.rpc import NodeClient
+    from kith.tui.rpc import NodeClient
 
     with NodeClient(ctx.home.socket) as client:
         return client.call(method, **params)
@@ -63,7 +63,7 @@ def _first_month(value: str | None) -> str | None:
     """``--monthly`` as the op's first month: this UTC month when no month is given."""
     if value != "this":
         return value
-    from sync.forecast import month_of
+    from kith.sync.forecast import month_of
 
     return month_of(time.time())
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from identity.errors import UsageError
-from tui.context import Context
+from kith.identity.errors import UsageError
+from kith.tui.context import Context
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,7 +27,7 @@ def _need_a_terminal(command: str) -> None:
 
 
 def cmd_tui(ctx: Context, args: argparse.Namespace) -> int:
-    from tui.app import make_app
+    from kith.tui.app import make_app
 
     _need_a_terminal("tui")
 
@@ -37,7 +37,7 @@ def cmd_tui(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(ctx: Context, args: argparse.Namespace) -> int:
-    from tui.demo import run_demo
+    from kith.tui.demo import run_demo
 
     _need_a_terminal("demo")
 

@@ -10,13 +10,13 @@ import argparse
 import functools
 from typing import Any
 
-from tui import render
-from tui.commands import subcommand
-from tui.commands.circle_cmds import _call, _done
-from tui.context import Context
-from tui.member_text import LINE, visible
-from tui.money import format_amount, parse_amount
-from tui.textinput import add_text_source, read_text
+from kith.tui import render
+from kith.tui.commands import subcommand
+from kith.tui.commands.circle_cmds import _call, _done
+from kith.tui.context import Context
+from kith.tui.member_text import LINE, visible
+from kith.tui.money import format_amount, parse_amount
+from kith.tui.textinput import add_text_source, read_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

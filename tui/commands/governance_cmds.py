@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tui import render
-from tui.commands.circle_cmds import _call, _done
-from tui.context import Context
-from tui.member_text import LINE, NAME, visible
-from tui.textinput import add_text_source, read_text
+from kith.tui import render
+from kith.tui.commands.circle_cmds import _call, _done
+from kith.tui.context import Context
+from kith.tui.member_text import LINE, NAME, visible
+from kith.tui.textinput import add_text_source, read_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -9,14 +9,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from identity.errors import UsageError
-from identity.keys import DEFAULT_NAME, MemberIdentity, clean_display_text
-from identity.keystore import KdfParams, Keystore, KeystoreData
-from p2pnet.home import Home
-from p2pnet.panic import wipe_home
-from tui.context import Context
-from tui.labels import add_label, prompt_line
-from tui.passphrase import ask_existing, ask_new
+from kith.identity.errors import UsageError
+from kith.identity.keys import DEFAULT_NAME, MemberIdentity, clean_display_text
+from kith.identity.keystore import KdfParams, Keystore, KeystoreData
+from kith.p2pnet.home import Home
+from kith.p2pnet.panic import wipe_home
+from kith.tui.context import Context
+from kith.tui.labels import add_label, prompt_line
+from kith.tui.passphrase import ask_existing, ask_new
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -66,7 +66,7 @@ def whole_or_nothing(home: Home) -> Iterator[None]:
 def kdf_params_from_env() -> KdfParams:
     """KDF costs: MODERATE, unless KITH_INSECURE_TEST_KDF=1 (tests and the demo only)."""
     if os.environ.get("KITH_INSECURE_TEST_KDF") == "1":
-        from identity.keystore import TEST_KDF
+        from kith.identity.keystore import TEST_KDF
 
         print("kith: warning: KITH_INSECURE_TEST_KDF=1, the keystore is protected by a weak KDF", file=sys.stderr)
         return TEST_KDF
@@ -122,7 +122,7 @@ def cmd_whoami(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_passphrase(ctx: Context, args: argparse.Namespace) -> int:
-    from p2pnet.control import socket_in_use
+    from kith.p2pnet.control import socket_in_use
 
     if socket_in_use(ctx.home.socket):
         # The running node keeps the keystore's key in memory and would write the old one back.

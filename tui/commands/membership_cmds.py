@@ -14,22 +14,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from identity.errors import UsageError
-from identity.strength import check_new_passphrase
-from p2pnet.api import MAX_INVITE_S
-from p2pnet.control import socket_in_use
-from p2pnet.panic import WARN_BOUND_S, list_home, looks_like_home, wipe_home
-from tui.context import Context
-from tui.member_text import LINE, NAME, visible
-from tui.passphrase import ask_existing, ask_new, read_passphrase_file
-from tui.textinput import add_text_source, read_text
+from kith.identity.errors import UsageError
+from kith.identity.strength import check_new_passphrase
+from kith.p2pnet.api import MAX_INVITE_S
+from kith.p2pnet.control import socket_in_use
+from kith.p2pnet.panic import WARN_BOUND_S, list_home, looks_like_home, wipe_home
+from kith.tui.context import Context
+from kith.tui.member_text import LINE, NAME, visible
+from kith.tui.passphrase import ask_existing, ask_new, read_passphrase_file
+from kith.tui.textinput import add_text_source, read_text
 
 if TYPE_CHECKING:
-    from tui.rpc import NodeClient
+    from kith.tui.rpc import NodeClient
 
 
 def _call(ctx: Context, method: str, **params: Any) -> Any:
-    from tui.rpc import NodeClient
+    from kith.tui.rpc import NodeClient
 
     with NodeClient(ctx.home.socket) as client:
         return client.call(method, **params)
@@ -269,9 +269,9 @@ def _backup_passphrase(args: argparse.Namespace, *, new: bool) -> str:
 
 
 def cmd_backup(ctx: Context, args: argparse.Namespace) -> int:
-    from identity.backup import write_backup
-    from identity.keystore import Keystore
-    from tui.commands.identity_cmds import kdf_params_from_env
+    from kith.identity.backup import write_backup
+    from kith.identity.keystore import Keystore
+    from kith.tui.commands.identity_cmds import kdf_params_from_env
 
     if not ctx.home.exists():
         raise UsageError(f"no keys in {ctx.home.root} to back up")
@@ -288,9 +288,9 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(ctx: Context, args: argparse.Namespace) -> int:
-    from identity.backup import read_backup
-    from identity.keystore import Keystore
-    from tui.commands.identity_cmds import kdf_params_from_env, whole_or_nothing
+    from kith.identity.backup import read_backup
+    from kith.identity.keystore import Keystore
+    from kith.tui.commands.identity_cmds import kdf_params_from_env, whole_or_nothing
 
     if ctx.home.exists():
         raise UsageError(f"{ctx.home.root} already holds keys; restore into an empty home (--home DIR)")
@@ -362,7 +362,7 @@ class _PanickedNode:
 
 def _connect_to_node(ctx: Context) -> _PanickedNode:
     """Connect to the running node, if any (never raises: a dead node is no reason to wait)."""
-    from tui.rpc import NodeClient
+    from kith.tui.rpc import NodeClient
 
     node = _PanickedNode()
     if not socket_in_use(ctx.home.socket):

@@ -10,13 +10,13 @@ import argparse
 import functools
 from typing import Any
 
-from sync.forecast import month_of
-from tui import render
-from tui.commands import subcommand
-from tui.commands.circle_cmds import _call, _done, _view_command
-from tui.context import Context
-from tui.labels import add_label
-from tui.member_text import NAME, TEXT, visible
+from kith.sync.forecast import month_of
+from kith.tui import render
+from kith.tui.commands import subcommand
+from kith.tui.commands.circle_cmds import _call, _done, _view_command
+from kith.tui.context import Context
+from kith.tui.labels import add_label
+from kith.tui.member_text import NAME, TEXT, visible
 
 MONTH_HELP = "a month written like 2026-12"
 

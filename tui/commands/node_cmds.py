@@ -9,14 +9,14 @@ import sys
 import time
 from collections.abc import Callable
 
-from identity.errors import KithError, UsageError
-from identity.keystore import Keystore, KeystoreData
-from p2pnet.addresses import check_announce, is_public
-from p2pnet.config import DEFAULT_NODE_LISTEN, DEFAULT_NODE_PORT, NodeConfig
-from p2pnet.control import socket_in_use
-from tui.context import Context
-from tui.member_text import LINE, NAME, visible
-from tui.passphrase import ask_existing, ask_new
+from kith.identity.errors import KithError, UsageError
+from kith.identity.keystore import Keystore, KeystoreData
+from kith.p2pnet.addresses import check_announce, is_public
+from kith.p2pnet.config import DEFAULT_NODE_LISTEN, DEFAULT_NODE_PORT, NodeConfig
+from kith.p2pnet.control import socket_in_use
+from kith.tui.context import Context
+from kith.tui.member_text import LINE, NAME, visible
+from kith.tui.passphrase import ask_existing, ask_new
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -122,8 +122,8 @@ def _passphrase(ctx: Context, args: argparse.Namespace) -> str:
 def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
     import trio
 
-    from p2pnet.logsetup import setup_logging
-    from p2pnet.node import Node
+    from kith.p2pnet.logsetup import setup_logging
+    from kith.p2pnet.node import Node
 
     if not ctx.home.exists():
         hint = "kith relay init" if relay else "kith init"
@@ -193,7 +193,7 @@ def cmd_relay_run(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_relay_init(ctx: Context, args: argparse.Namespace) -> int:
-    from tui.commands.identity_cmds import kdf_params_from_env
+    from kith.tui.commands.identity_cmds import kdf_params_from_env
 
     if ctx.home.exists():
         raise UsageError(f"keys already exist in {ctx.home.root}")
@@ -205,12 +205,12 @@ def cmd_relay_init(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_relay_allow(ctx: Context, args: argparse.Namespace) -> int:
-    from p2pnet.api import allow_relay_topic
-    from sync.relaytoken import RelayToken
+    from kith.p2pnet.api import allow_relay_topic
+    from kith.sync.relaytoken import RelayToken
 
     token = RelayToken.decode(args.token)
     if socket_in_use(ctx.home.socket):
-        from tui.rpc import NodeClient
+        from kith.tui.rpc import NodeClient
 
         with NodeClient(ctx.home.socket) as client:
             result = client.call("relay.allow", token=args.token)
@@ -226,7 +226,7 @@ def cmd_relay_allow(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _call(ctx: Context, method: str, **params: object) -> object:
-    from tui.rpc import NodeClient
+    from kith.tui.rpc import NodeClient
 
     with NodeClient(ctx.home.socket) as client:
         return client.call(method, **params)

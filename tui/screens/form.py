@@ -30,8 +30,8 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from identity.errors import KithError
-from tui.member_text import line
+from kith.identity.errors import KithError
+from kith.tui.member_text import line
 
 Convert = Callable[[dict[str, Any]], dict[str, Any]]
 

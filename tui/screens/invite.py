@@ -19,8 +19,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from tui.member_text import TEXT, line, plain
-from tui.widgets.sidebar import circle_name
+from kith.tui.member_text import TEXT, line, plain
+from kith.tui.widgets.sidebar import circle_name
 
 NOTE = (
     "Give this code to one person, in a way only they see (in person, or a private message). "

@@ -22,11 +22,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
-from identity.errors import KithError, UsageError
-from p2pnet.control import METHOD_NOT_FOUND
-from sync.invites import InviteCode
-from tui.member_text import NAME, line, plain
-from tui.rpc import NodeError
+from kith.identity.errors import KithError, UsageError
+from kith.p2pnet.control import METHOD_NOT_FOUND
+from kith.sync.invites import InviteCode
+from kith.tui.member_text import NAME, line, plain
+from kith.tui.rpc import NodeError
 
 WAITING = (
     "Request pending: waiting for the circle to let you in: an organizer's node answers when it is "

@@ -20,25 +20,25 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
 
-from identity.errors import KithError
-from p2pnet.control import METHOD_NOT_FOUND
-from sync.kinds.schema import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS
-from sync.precheck import check_text
-from tui.member_text import NAME, line, plain, visible
-from tui.messages import CircleChosen
-from tui.rpc import NodeError
-from tui.screens.form import Field, FormScreen
-from tui.widgets.aid import AidPane
-from tui.widgets.care import CarePane
-from tui.widgets.events import EventsPane
-from tui.widgets.feed import FeedPane
-from tui.widgets.footer import KeyFooter
-from tui.widgets.fund import FundPane
-from tui.widgets.members import MembersPane
-from tui.widgets.network import NetworkPane
-from tui.widgets.pane import Pane
-from tui.widgets.sidebar import CircleList, circle_name
-from tui.widgets.start import StartPanel
+from kith.identity.errors import KithError
+from kith.p2pnet.control import METHOD_NOT_FOUND
+from kith.sync.kinds.schema import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS
+from kith.sync.precheck import check_text
+from kith.tui.member_text import NAME, line, plain, visible
+from kith.tui.messages import CircleChosen
+from kith.tui.rpc import NodeError
+from kith.tui.screens.form import Field, FormScreen
+from kith.tui.widgets.aid import AidPane
+from kith.tui.widgets.care import CarePane
+from kith.tui.widgets.events import EventsPane
+from kith.tui.widgets.feed import FeedPane
+from kith.tui.widgets.footer import KeyFooter
+from kith.tui.widgets.fund import FundPane
+from kith.tui.widgets.members import MembersPane
+from kith.tui.widgets.network import NetworkPane
+from kith.tui.widgets.pane import Pane
+from kith.tui.widgets.sidebar import CircleList, circle_name
+from kith.tui.widgets.start import StartPanel
 
 PANES: tuple[tuple[str, type[Pane]], ...] = (
     ("feed", FeedPane),
@@ -274,7 +274,7 @@ class MainScreen(Screen[None]):
         elif kind in ("peer", "synced"):
             self.load_peers()
         elif kind == "joined":
-            from tui.screens.join import JoinScreen
+            from kith.tui.screens.join import JoinScreen
 
             for screen in self.app.screen_stack:
                 if isinstance(screen, JoinScreen):
@@ -282,7 +282,7 @@ class MainScreen(Screen[None]):
             self.app.notify(f"You are in {visible(event.get('name'), NAME) or 'the circle'} now.")
             self.load_circles(choose_first=True)
         elif kind == "join_refused":
-            from tui.screens.join import JoinScreen
+            from kith.tui.screens.join import JoinScreen
 
             for screen in self.app.screen_stack:
                 if isinstance(screen, JoinScreen):
@@ -404,7 +404,7 @@ class MainScreen(Screen[None]):
 
     @work(group="invite")
     async def action_invite(self) -> None:
-        from tui.screens.invite import InviteScreen
+        from kith.tui.screens.invite import InviteScreen
 
         if self.current is None or self.views is None:
             self.app.notify("Open a circle first.")
@@ -425,12 +425,12 @@ class MainScreen(Screen[None]):
         self.app.push_screen(InviteScreen(self.current_circle or self.views, invite, self.circles))
 
     def action_join(self) -> None:
-        from tui.screens.join import JoinScreen
+        from kith.tui.screens.join import JoinScreen
 
         self.app.push_screen(JoinScreen(), lambda _result: self.load_circles(choose_first=True))
 
     def action_help(self) -> None:
-        from tui.screens.help import HelpScreen
+        from kith.tui.screens.help import HelpScreen
 
         self.app.push_screen(HelpScreen(self.binding_groups()))
 

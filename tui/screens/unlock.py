@@ -13,10 +13,10 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
-from identity.errors import BadPassphrase, KithError
-from identity.keystore import Keystore
-from p2pnet.home import Home
-from tui.member_text import line, plain
+from kith.identity.errors import BadPassphrase, KithError
+from kith.identity.keystore import Keystore
+from kith.p2pnet.home import Home
+from kith.tui.member_text import line, plain
 
 
 class UnlockScreen(Screen[None]):

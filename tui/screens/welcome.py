@@ -12,11 +12,11 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
-from identity.errors import KithError
-from identity.keys import DEFAULT_NAME, MemberIdentity, clean_display_text
-from identity.keystore import TEST_KDF, KdfParams, Keystore, KeystoreData, check_new_passphrase
-from p2pnet.home import Home
-from tui.member_text import line
+from kith.identity.errors import KithError
+from kith.identity.keys import DEFAULT_NAME, MemberIdentity, clean_display_text
+from kith.identity.keystore import TEST_KDF, KdfParams, Keystore, KeystoreData, check_new_passphrase
+from kith.p2pnet.home import Home
+from kith.tui.member_text import line
 
 
 def kdf_params() -> KdfParams:

@@ -9,10 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from identity.errors import UsageError
-from tui.member_text import NAME, line, plain
-from tui.screens.form import Field
-from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, words
+from kith.identity.errors import UsageError
+from kith.tui.member_text import NAME, line, plain
+from kith.tui.screens.form import Field
+from kith.tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, words
 
 CATEGORIES = tuple((c, c) for c in ("money", "housing", "ride", "food", "time", "skill", "other"))
 

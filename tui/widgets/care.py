@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Label, Static
 
-from tui.member_text import NAME, line, plain, visible
-from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
+from kith.tui.member_text import NAME, line, plain, visible
+from kith.tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
 
 STATUS = {"ok": "ok", "struggling": "struggling", "need-help": "NEEDS HELP", None: "no check-in yet"}
 

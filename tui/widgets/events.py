@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from identity.errors import UsageError
-from tui.member_text import NAME, line, plain
-from tui.screens.form import Field
-from tui.widgets.pane import Pane, clip, day_and_time, fill_table, fit_columns, selected_key, words
+from kith.identity.errors import UsageError
+from kith.tui.member_text import NAME, line, plain
+from kith.tui.screens.form import Field
+from kith.tui.widgets.pane import Pane, clip, day_and_time, fill_table, fit_columns, selected_key, words
 
 
 def convert_event(values: dict[str, Any], now: float | None = None) -> dict[str, Any]:

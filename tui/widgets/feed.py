@@ -15,9 +15,9 @@ from textual.binding import Binding
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.member_text import NAME, TEXT, line, plain, visible
-from tui.screens.form import Field
-from tui.widgets.pane import SEALED, Pane, stamp
+from kith.tui.member_text import NAME, TEXT, line, plain, visible
+from kith.tui.screens.form import Field
+from kith.tui.widgets.pane import SEALED, Pane, stamp
 
 REACTIONS = (("💜 love", "💜"), ("🤗 hug", "🤗"), ("👍 yes", "👍"), ("🙏 thanks", "🙏"), ("💪 strength", "💪"))
 SEALED_RUN = "sealed before you joined"

@@ -10,14 +10,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Label, Static
 
-from identity.errors import UsageError
-from sync.forecast import month_of
-from sync.kinds.recurring import add_months
-from tui.member_text import NAME, line, plain
-from tui.money import check_currency, format_amount, parse_amount
-from tui.render import awaits_my_vote, charter_changes, charter_summary, time_left
-from tui.screens.form import Field
-from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
+from kith.identity.errors import UsageError
+from kith.sync.forecast import month_of
+from kith.sync.kinds.recurring import add_months
+from kith.tui.member_text import NAME, line, plain
+from kith.tui.money import check_currency, format_amount, parse_amount
+from kith.tui.render import awaits_my_vote, charter_changes, charter_summary, time_left
+from kith.tui.screens.form import Field
+from kith.tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
 
 VOTES = (("approve", "approve"), ("object", "object"), ("abstain", "abstain"))
 CHARTER_FLAGS = ("members_can_invite", "history", "confirm_joins")

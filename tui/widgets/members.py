@@ -9,11 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from identity.errors import KithError
-from tui.commands.governance_cmds import modlog_lines
-from tui.member_text import NAME, line, plain, visible
-from tui.screens.form import Field
-from tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, short
+from kith.identity.errors import KithError
+from kith.tui.commands.governance_cmds import modlog_lines
+from kith.tui.member_text import NAME, line, plain, visible
+from kith.tui.screens.form import Field
+from kith.tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, short
 
 WELLBEING = {"ok": "ok", "struggling": "struggling", "need-help": "NEEDS HELP", None: "-"}
 

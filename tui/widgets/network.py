@@ -10,13 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Label, Static
 
-from identity.errors import KithError, UsageError
-from sync.invites import MAX_ADDRESS_CHARS
-from sync.kinds.keys import relay_address_problem
-from tui.member_text import line, plain, visible
-from tui.screens.form import Field
-from tui.widgets.pane import Pane, fill_table
-from tui.widgets.sidebar import circle_name
+from kith.identity.errors import KithError, UsageError
+from kith.sync.invites import MAX_ADDRESS_CHARS
+from kith.sync.kinds.keys import relay_address_problem
+from kith.tui.member_text import line, plain, visible
+from kith.tui.screens.form import Field
+from kith.tui.widgets.pane import Pane, fill_table
+from kith.tui.widgets.sidebar import circle_name
 
 
 def check_peer_address(values: dict[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,11 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
-from tui.member_text import plain
-from tui.screens.form import Field, FormScreen
+from kith.tui.member_text import plain
+from kith.tui.screens.form import Field, FormScreen
 
 if TYPE_CHECKING:
-    from tui.screens.main import MainScreen
+    from kith.tui.screens.main import MainScreen
 
 
 class Pane(Vertical):
@@ -30,7 +30,7 @@ class Pane(Vertical):
 
     @property
     def main(self) -> MainScreen:
-        from tui.screens.main import MainScreen
+        from kith.tui.screens.main import MainScreen
 
         for screen in self.app.screen_stack:
             if isinstance(screen, MainScreen):

@@ -16,8 +16,8 @@ from textual import on
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from tui.member_text import NAME, line, plain, visible
-from tui.messages import CircleChosen
+from kith.tui.member_text import NAME, line, plain, visible
+from kith.tui.messages import CircleChosen
 
 REMOVED = "removed: read only"
 ID_CHARS = 6

@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.member_text import line
+from kith.tui.member_text import line
 
 CHOICES = (
     ("new_circle", "+  Start a circle: you become its organizer"),
