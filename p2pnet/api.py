@@ -249,8 +249,11 @@ def build_methods(node: Node) -> dict[str, Handler]:
                 "published": gossip.published_envelopes,
                 "received": gossip.received_envelopes,
                 "rejected_messages": dict(gossip.rejected_messages)
-                | ({"from a peer that proved no key for the topic": node.net.refused_unproved}
-                   if node.net.refused_unproved else {})
+                | (
+                    {"from a peer that proved no key for the topic": node.net.refused_unproved}
+                    if node.net.refused_unproved
+                    else {}
+                )
                 | ({"signed (names an origin)": node.net.refused_signed} if node.net.refused_signed else {}),
                 "dropped_publishes": gossip.dropped_publishes,
             },
@@ -384,8 +387,11 @@ def build_methods(node: Node) -> dict[str, Handler]:
             result["private_checkins"] = to_json(private_checkins(circle.replica.state, rows))
             # Reports reach organizers' nodes only (sealed to them): everyone else gets [].
             book = node.lifecycle.reports.get(circle.id)
-            reports = report_views(circle.replica.state, book.reports.values(), member_circles().reader(circle)) \
-                if book is not None and _organizer(circle, member_circles().identity.member_id) else ()
+            reports = (
+                report_views(circle.replica.state, book.reports.values(), member_circles().reader(circle))
+                if book is not None and _organizer(circle, member_circles().identity.member_id)
+                else ()
+            )
             result["reports"] = to_json(reports)
         result["allocations"] = to_json(allocations_view(circle, member_circles().identity))
         if isinstance(wanted, list):
@@ -718,6 +724,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
 
 def allocation_methods(node: Node, circle_of: Any, author: Any, lifecycle: Any) -> dict[str, Handler]:
     """Asking the fund under the charter's allocation rules, paying, and the allocations view."""
+
     async def ask_fund(params: dict[str, Any]) -> Any:
         circle = circle_of(params)
         category = convert_param("category", "text", params)

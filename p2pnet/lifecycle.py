@@ -106,9 +106,9 @@ PRIVATE_QUOTA = 4 * 1024 * 1024
 open them, so they cannot tell junk from real ones; organizers open and keep theirs)."""
 
 
-
 def _loopback(address: str) -> bool:
     return address.startswith(("/ip4/127.", "/ip6/::1/"))
+
 
 class Lifecycle:
     def __init__(self, node: Node, circles: MemberCircles) -> None:
@@ -872,8 +872,10 @@ class Lifecycle:
         for member in members:
             if member not in state.cards:
                 continue
-            readable = epoch == state.info.get("epoch") or state.info["charter"].history or _began_after_joining(
-                state, epoch, member
+            readable = (
+                epoch == state.info.get("epoch")
+                or state.info["charter"].history
+                or _began_after_joining(state, epoch, member)
             )
             if readable and content is None:
                 continue  # we cannot pass on a content key we do not have; another organizer will
@@ -906,7 +908,12 @@ class Lifecycle:
 def _began_after_joining(state: Any, epoch: bytes, member: bytes) -> bool:
     """Did ``epoch`` begin after ``member`` (last) joined, in fold order?"""
     record, joined = state.epochs.get(epoch), state.members.get(member)
-    return record is not None and joined is not None and (record.lamport, record.op) > (
-        joined.joined_lamport,
-        joined.joined_op,
+    return (
+        record is not None
+        and joined is not None
+        and (record.lamport, record.op)
+        > (
+            joined.joined_lamport,
+            joined.joined_op,
+        )
     )

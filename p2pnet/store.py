@@ -143,8 +143,14 @@ class EnvelopeStore:
                 for envelope in envelopes:
                     cursor.execute(
                         "INSERT OR IGNORE INTO envelopes (id, topic, ts, epoch, kind, data) VALUES (?, ?, ?, ?, ?, ?)",
-                        (envelope.id, envelope.topic, envelope.ts, envelope.epoch,
-                         int(kinds.get(envelope.id, Kind.OP)), envelope.data),  # fmt: skip
+                        (
+                            envelope.id,
+                            envelope.topic,
+                            envelope.ts,
+                            envelope.epoch,
+                            int(kinds.get(envelope.id, Kind.OP)),
+                            envelope.data,
+                        ),  # fmt: skip
                     )
                     if cursor.rowcount == 1:
                         new.append(envelope)

@@ -342,9 +342,9 @@ def open_welcome(envelope: Envelope, me: MemberIdentity, request: bytes, code: I
     # addresses a member can dial (the rule relay.add has), so a welcome cannot make the
     # newcomer's node dial junk or keep a huge list.
     offered = raw["relays"] if type(raw["relays"]) is list else []
-    relays = tuple(
-        r for r in offered[: 4 * MAX_ADDRESSES] if type(r) is str and relay_address_problem(r) is None
-    )[:MAX_ADDRESSES]
+    relays = tuple(r for r in offered[: 4 * MAX_ADDRESSES] if type(r) is str and relay_address_problem(r) is None)[
+        :MAX_ADDRESSES
+    ]
     return Welcome(circle, name[:64], dict(epochs), current, relays, None, dict(contents), request, by)
 
 

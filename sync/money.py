@@ -21,7 +21,6 @@ MAX_MAJOR_UNITS = 10_000_000
 the fold's own bound, so a slip of the keyboard is caught."""
 
 
-
 def _codes(text: str) -> frozenset[str]:
     return frozenset(text.split())
 

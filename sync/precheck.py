@@ -506,6 +506,8 @@ _SCHEMAS.update(
         "fund.stop": lambda body: _month_key({"last": body.get("last")}, "last"),
     }
 )
+
+
 def _edit_unhidden(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     _edit(state, author, body)
     if body.get("target") in state.hidden:

@@ -132,9 +132,7 @@ class ReportView:
     """The reason an organizer gave when hiding the post, once hidden."""
 
 
-def report_views(
-    state: CircleState, reports: Any, reader: ContentReader = NO_READER
-) -> tuple[ReportView, ...]:
+def report_views(state: CircleState, reports: Any, reader: ContentReader = NO_READER) -> tuple[ReportView, ...]:
     """The Reports list, oldest first (by the reporters' claimed times, then id)."""
     from kith.sync.views import display_name, post_text
 
@@ -145,8 +143,8 @@ def report_views(
             message = state.messages.get(report.post)
             hidden = state.hidden.get(report.post)
             author = message.author if message is not None else None
-            text, _warning, readable = ("", None, False) if message is None else post_text(
-                reader, message.author, message.content
+            text, _warning, readable = (
+                ("", None, False) if message is None else post_text(reader, message.author, message.content)
             )
             readable = readable and message is not None and (hidden is None and not message.deleted)
             views.append(ReportView(

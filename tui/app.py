@@ -38,8 +38,9 @@ class KithApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
-        Binding("ctrl+c", "copy_or_quit", "Copy the selected text; with nothing selected, quit", show=False,
-                priority=True),  # fmt: skip
+        Binding(
+            "ctrl+c", "copy_or_quit", "Copy the selected text; with nothing selected, quit", show=False, priority=True
+        ),  # fmt: skip
     ]
     LEFT_OUT = frozenset({"Keys", "Quit", "Screenshot"})
     """Textual's palette commands that kith replaces or leaves out: its key panel (kith's Help,

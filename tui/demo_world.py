@@ -138,8 +138,12 @@ def config(bootstrap: list[str]) -> NodeConfig:
     # Throwaway homes: no fsync per commit (five nodes share one event loop here, and each
     # op would otherwise wait for the disk ten times).
     return NodeConfig(
-        listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=bootstrap, sync_interval_s=5.0, redial_interval_s=1.0,
-        private_delay_s=2.0, fsync=False,
+        listen=["/ip4/127.0.0.1/tcp/0"],
+        bootstrap=bootstrap,
+        sync_interval_s=5.0,
+        redial_interval_s=1.0,
+        private_delay_s=2.0,
+        fsync=False,
     )
 
 

@@ -55,7 +55,15 @@ class OwnedNode:
 
 def node_command(home: Home, fd: int, extra_args: list[str]) -> list[str]:
     return [
-        sys.executable, "-m", "kith.tui.cli", "--home", str(home.root), "node", "--passphrase-fd", str(fd), *extra_args
+        sys.executable,
+        "-m",
+        "kith.tui.cli",
+        "--home",
+        str(home.root),
+        "node",
+        "--passphrase-fd",
+        str(fd),
+        *extra_args,
     ]
 
 

@@ -188,9 +188,7 @@ def private_seeds() -> Iterator[tuple[str, bytes]]:
         {"category": "money", "description": "rent", "amount": 100, "unit": "EUR", "expires": None},
         ts=NOW,
     )
-    envelope = seal_private(
-        statement, [ALICE.dh_public], epoch_key=EPOCH_KEY, ts=NOW, rand=_fixed(0x33)
-    )
+    envelope = seal_private(statement, [ALICE.dh_public], epoch_key=EPOCH_KEY, ts=NOW, rand=_fixed(0x33))
     yield "ct", b"\x00" + envelope.ciphertext
     yield "statement", b"\x01" + statement.data
     yield "box", b"\x02" + codec.encode({"description": "rent", "requester": BOB.member_id})
@@ -213,9 +211,7 @@ def framing_seeds() -> Iterator[tuple[str, bytes]]:
 
     hello = frame(1, {"v": 1, "topics": [TOPIC]})
     recon = frame(2, {"t": TOPIC, "m": POINTS[0][1]})
-    envs = frame(
-        3, {"t": TOPIC, "e": [seal(_signed_op().data, epoch_key=EPOCH_KEY, ts=NOW, rand=_fixed(1)).data]}
-    )
+    envs = frame(3, {"t": TOPIC, "e": [seal(_signed_op().data, epoch_key=EPOCH_KEY, ts=NOW, rand=_fixed(1)).data]})
     tail = frame(4, {"t": TOPIC}) + frame(5, {}) + frame(6, {"reason": "bye"})
     yield "session-whole", b"\x00" + hello + recon + envs + tail
     yield "session-chunked", b"\x07" + hello + recon + tail

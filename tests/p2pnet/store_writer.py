@@ -19,10 +19,7 @@ def main() -> None:
     key = bytes([seed % 256]) * 32
     batch = 0
     while True:
-        envelopes = [
-            seal(f"op {batch}.{i}".encode() * 20, epoch_key=key, ts=1_700_000_000 + batch)
-            for i in range(50)
-        ]
+        envelopes = [seal(f"op {batch}.{i}".encode() * 20, epoch_key=key, ts=1_700_000_000 + batch) for i in range(50)]
         store.add_batch(envelopes)
         sys.stdout.write(f"ack {batch} " + " ".join(e.id.hex() for e in envelopes) + "\n")
         sys.stdout.flush()

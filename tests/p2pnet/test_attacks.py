@@ -60,8 +60,10 @@ async def test_a_removed_organizers_back_dated_sock_puppet_is_struck_everywhere(
             # Alice must hold Bob's whole chain: a forgery continuing an older link would
             # fork it, a different attack (equivocation) with a different outcome.
             await wait_until(
-                lambda: _circle(alice, circle).replica.state.chains.get(bob_id)
-                == _circle(bob, circle).replica.state.chains.get(bob_id),
+                lambda: (
+                    _circle(alice, circle).replica.state.chains.get(bob_id)
+                    == _circle(bob, circle).replica.state.chains.get(bob_id)
+                ),
                 timeout=60,
             )
             seq, last = _circle(alice, circle).replica.state.chains[bob_id]

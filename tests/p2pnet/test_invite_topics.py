@@ -60,8 +60,12 @@ def _join_shaped_junk(code: InviteCode, count: int) -> list[Envelope]:
     """Authentic under the invite's capability, but not a join request anyone can open."""
     return [
         Envelope.build(
-            code.topic, code.epoch, 1_700_000_000 + i, hinted_nonce(hint_key(code.secret, Kind.JOIN), random_bytes),
-            secrets.token_bytes(3000), relay_key=code.mac_key,
+            code.topic,
+            code.epoch,
+            1_700_000_000 + i,
+            hinted_nonce(hint_key(code.secret, Kind.JOIN), random_bytes),
+            secrets.token_bytes(3000),
+            relay_key=code.mac_key,
         )  # fmt: skip
         for i in range(count)
     ]

@@ -498,9 +498,8 @@ def test_concurrent_closes_agree_on_every_node_whatever_order_they_arrive_in() -
         assert state.is_rejected(loser.id) == alloc.PERIOD_CLOSED
         results.add((replica.state_hash(), state.periods[0].counted))
     assert len(results) == 1
-    (_hash, counted), = results
+    ((_hash, counted),) = results
     assert first.id in counted
-
 
 
 def test_asks_of_a_period_nobody_closed_are_late_once_a_later_one_closes() -> None:

@@ -55,13 +55,22 @@ def test_an_organizer_hides_a_post_for_everyone_and_the_log_says_why(circle: Cir
     assert item.replies[0].id == reply.id  # the thread keeps its shape
     (entry,) = moderation_entries(circle.state)
     assert (entry.action, entry.op, entry.actor, entry.target, entry.target_member, entry.reason) == (
-        "hide", hide.id, circle.member("alice"), post.id, circle.member("carol"), "it gives out someone's home address"
+        "hide",
+        hide.id,
+        circle.member("alice"),
+        post.id,
+        circle.member("carol"),
+        "it gives out someone's home address",
     )
     assert build_views(circle.state).moderation == (entry,)
     # The governance log (`kith modlog`) lists it with removals and handovers.
     (logged,) = moderation_log(circle.state, circle.replica.ops())
     assert (logged.kind, logged.op, logged.actor, logged.target, logged.note) == (
-        "hide", hide.id, circle.member("alice"), circle.member("carol"), "it gives out someone's home address"
+        "hide",
+        hide.id,
+        circle.member("alice"),
+        circle.member("carol"),
+        "it gives out someone's home address",
     )
 
 

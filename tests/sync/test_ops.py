@@ -49,9 +49,7 @@ bodies = st.dictionaries(
     kind=st.from_regex(r"[a-z][a-z0-9_]{0,8}(\.[a-z][a-z0-9_]{0,8})?", fullmatch=True),
     body=bodies,
 )
-def test_round_trip(
-    parents: list[bytes], lamport: int, seq: int, ts: int, kind: str, body: dict[str, object]
-) -> None:
+def test_round_trip(parents: list[bytes], lamport: int, seq: int, ts: int, kind: str, body: dict[str, object]) -> None:
     if not parents:
         lamport, seq = 1, 1
     op = _op(parents=tuple(sorted(parents)), lamport=lamport, seq=seq, ts=ts, kind=kind, body=body)

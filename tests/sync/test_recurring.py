@@ -121,7 +121,10 @@ def test_totals_and_forecast_are_per_currency_and_never_mixed(circle: Circle) ->
     totals = {t.currency: t for t in fund_totals(circle.state)}
     assert set(totals) == {"EUR", "GBP", "USD"}  # JPY: stopped, nothing confirmed: nothing to total
     assert (totals["EUR"].received, totals["EUR"].balance, totals["EUR"].awaiting, totals["EUR"].monthly) == (
-        2900, 2900, 0, 2500
+        2900,
+        2900,
+        0,
+        2500,
     )
     assert (totals["USD"].awaiting, totals["USD"].monthly, totals["USD"].received) == (50, 1000, 0)
     assert (totals["GBP"].pledged, totals["GBP"].monthly) == (2000, 2000)
@@ -141,8 +144,11 @@ def test_totals_and_forecast_are_per_currency_and_never_mixed(circle: Circle) ->
     assert month_of(1_796_083_200) == "2026-12" and ledger.forecast[0].month == "2026-12"
     assert [p.amount for p in ledger.pending] == [50]  # recurring contributions are not "awaiting"
     assert {(r.type, r.currency, r.active) for r in ledger.recurring} == {
-        ("contribution", "EUR", True), ("contribution", "USD", True), ("contribution", "JPY", False),
-        ("pledge", "GBP", True), ("pledge", None, True),
+        ("contribution", "EUR", True),
+        ("contribution", "USD", True),
+        ("contribution", "JPY", False),
+        ("pledge", "GBP", True),
+        ("pledge", None, True),
     }
 
 

@@ -284,6 +284,7 @@ def calm_answers() -> dict[str, Any]:
                          "state_hash": "00", "last_sync": now - 30}],
             "relay_topics": [], "accepted": 60, "refused": {}, "syncs": 2, "sync_errors": 0, "gossip": None,
         }  # fmt: skip
+
     answers |= {
         "whoami": {"name": "Sam", "member_id": ME, "fingerprint": FINGERPRINT},
         "circles": [{"id": CIRCLE, "name": "Riverside Mutual Aid", "members": 3, "ops": 40, "urgent": 1,
@@ -304,7 +305,24 @@ def calm_answers() -> dict[str, Any]:
         "sync": {"synced": [{"peer": relay, "error": None, "received": 2, "sent": 0}]},
         "circle.create": {"id": "d5" * 16, "name": "Night owls", "topic": "00"},
     }  # fmt: skip
-    for method in ("post", "react", "checkin", "pledge", "request", "match", "fulfil", "withdraw", "contribute",
-                   "propose", "vote", "receipt", "disburse", "event.create", "rsvp", "approve", "verify"):
+    for method in (
+        "post",
+        "react",
+        "checkin",
+        "pledge",
+        "request",
+        "match",
+        "fulfil",
+        "withdraw",
+        "contribute",
+        "propose",
+        "vote",
+        "receipt",
+        "disburse",
+        "event.create",
+        "rsvp",
+        "approve",
+        "verify",
+    ):
         answers[method] = done
     return answers

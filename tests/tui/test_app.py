@@ -319,8 +319,11 @@ def test_propose_vote_until_approved_and_disburse(world: DemoWorld) -> None:
             # until a third approves (then even a last objection leaves 75%).
             for voter in ("Bea", "Cal"):
                 call(world, voter, "vote", circle=world.ready["circle"], proposal=proposal["id"], choice="approve")
-                await wait_until(pilot, lambda v=voter: any(
-                    x["voter_name"] == v for x in fund.proposals[proposal["id"]]["votes"]), what=f"{voter}'s vote")
+                await wait_until(
+                    pilot,
+                    lambda v=voter: any(x["voter_name"] == v for x in fund.proposals[proposal["id"]]["votes"]),
+                    what=f"{voter}'s vote",
+                )
             await wait_until(pilot, lambda: fund.proposals[proposal["id"]]["status"] == "approved", what="approval")
             assert "APPROVED" in screen_text(app)
             await pilot.press("d")  # Sam is a treasurer in the demo circle

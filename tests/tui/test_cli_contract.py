@@ -460,10 +460,16 @@ CASES: dict[tuple[str, ...], Case] = {
     ("sync",): Case("bob", lambda w: ["sync"]),
     # Circles.
     ("circles",): Case("alice", lambda w: ["circles"]),
-    ("circle", "create"): Case("alice", lambda w: ["circle", "create", "-", "--confirm-joins"], stdin="Harbour\n",
-                                  after=_bob_asks_to_join_harbour),
+    ("circle", "create"): Case(
+        "alice",
+        lambda w: ["circle", "create", "-", "--confirm-joins"],
+        stdin="Harbour\n",
+        after=_bob_asks_to_join_harbour,
+    ),
     ("circle", "relay-token"): Case(
-        "alice", lambda w: ["circle", "relay-token", s("circle")(w), "--label", "-"], stdin="river relay\n",
+        "alice",
+        lambda w: ["circle", "relay-token", s("circle")(w), "--label", "-"],
+        stdin="river relay\n",
         after=save("token", lambda out: out["token"]),
     ),
     ("relay", "allow"): Case("relay", lambda w: ["relay", "allow", s("token")(w)]),
@@ -471,8 +477,9 @@ CASES: dict[tuple[str, ...], Case] = {
     ("relay", "list"): Case("alice", lambda w: ["relay", "list", s("circle")(w)]),
     ("relay", "remove"): Case("alice", lambda w: ["relay", "remove", s("circle")(w), w.relay.address]),
     # Joining.
-    ("invite",): Case("alice", lambda w: ["invite", s("circle")(w), "--uses", "2"],
-                      after=save("code", lambda o: o["code"])),  # fmt: skip
+    ("invite",): Case(
+        "alice", lambda w: ["invite", s("circle")(w), "--uses", "2"], after=save("code", lambda o: o["code"])
+    ),  # fmt: skip
     ("join",): Case("bob", lambda w: ["join", s("code")(w), "--wait", "60"], after=_joined),
     ("invites",): Case("alice", lambda w: ["invites", s("circle")(w)]),
     ("joins",): Case("bob", lambda w: ["joins"]),
@@ -480,8 +487,12 @@ CASES: dict[tuple[str, ...], Case] = {
     ("safety",): Case("alice", lambda w: ["safety", s("circle")(w), s("bob")(w)]),
     ("verify",): Case("alice", lambda w: ["verify", s("circle")(w), s("bob")(w), "--yes"]),
     # Support.
-    ("post",): Case("bob", lambda w: ["post", s("circle")(w), "--cw", "-", "--file", str(w.root / "message")],
-                    stdin="grief\n", after=save("post", lambda o: o["id"][:8])),  # fmt: skip
+    ("post",): Case(
+        "bob",
+        lambda w: ["post", s("circle")(w), "--cw", "-", "--file", str(w.root / "message")],
+        stdin="grief\n",
+        after=save("post", lambda o: o["id"][:8]),
+    ),  # fmt: skip
     ("edit",): Case("bob", lambda w: ["edit", s("circle")(w), s("post")(w)], stdin="edited text\n"),
     ("react",): Case("alice", lambda w: ["react", s("circle")(w), s("post")(w), "❤"]),
     ("delete",): Case("bob", lambda w: ["delete", s("circle")(w), s("post")(w)]),
@@ -489,42 +500,83 @@ CASES: dict[tuple[str, ...], Case] = {
     ("profile",): Case("bob", lambda w: ["profile", s("circle")(w), "--name", "-"], stdin="Bob\n"),
     ("feed",): Case("alice", lambda w: ["feed", s("circle")(w), "--limit", "10"], after=lambda w, o: _alice_posts(w)),
     # Moderation: Bob reports Alice's post to the organizers (Alice); Alice hides it.
-    ("report",): Case("bob", lambda w: ["report", s("circle")(w), "--post", s("alice_post")(w), "-"],
-                      stdin="it names someone's address\n", after=_report_arrives),  # fmt: skip
+    ("report",): Case(
+        "bob",
+        lambda w: ["report", s("circle")(w), "--post", s("alice_post")(w), "-"],
+        stdin="it names someone's address\n",
+        after=_report_arrives,
+    ),  # fmt: skip
     ("reports",): Case("alice", lambda w: ["reports", s("circle")(w)]),
-    ("hide",): Case("alice", lambda w: ["hide", s("circle")(w), s("alice_post")(w), "-"],
-                    stdin="it gave out a home address\n", after=_hidden_for_bob),  # fmt: skip
+    ("hide",): Case(
+        "alice",
+        lambda w: ["hide", s("circle")(w), s("alice_post")(w), "-"],
+        stdin="it gave out a home address\n",
+        after=_hidden_for_bob,
+    ),  # fmt: skip
     ("moderation",): Case("bob", lambda w: ["moderation", s("circle")(w)]),
     # Mutual aid.
-    ("request",): Case("alice", lambda w: ["request", s("circle")(w), "ride", "--amount", "1", "--unit", "trip"],
-                       stdin="to the clinic\n", after=save("request", lambda o: o["id"][:8])),  # fmt: skip
-    ("pledge",): Case("bob", lambda w: ["pledge", s("circle")(w), "ride", "--expires-days", "7"],
-                      stdin="I have a car\n", after=save("pledge", lambda o: o["id"][:8])),  # fmt: skip
+    ("request",): Case(
+        "alice",
+        lambda w: ["request", s("circle")(w), "ride", "--amount", "1", "--unit", "trip"],
+        stdin="to the clinic\n",
+        after=save("request", lambda o: o["id"][:8]),
+    ),  # fmt: skip
+    ("pledge",): Case(
+        "bob",
+        lambda w: ["pledge", s("circle")(w), "ride", "--expires-days", "7"],
+        stdin="I have a car\n",
+        after=save("pledge", lambda o: o["id"][:8]),
+    ),  # fmt: skip
     ("match",): Case("bob", lambda w: ["match", s("circle")(w), s("pledge")(w), s("request")(w)]),
     ("fulfil",): Case("alice", lambda w: ["fulfil", s("circle")(w), s("request")(w)], after=_another_pledge),
     ("withdraw",): Case("bob", lambda w: ["withdraw", s("circle")(w), s("spare_pledge")(w)]),
     ("board",): Case("alice", lambda w: ["board", s("circle")(w)]),
     # The fund and decisions.
-    ("contribute",): Case("bob", lambda w: ["contribute", s("circle")(w), "20.00", "EUR", "--monthly", "2026-12"],
-                          after=save("contribution", lambda o: o["id"][:8])),  # fmt: skip
-    ("receipt",): Case("alice", lambda w: ["receipt", s("circle")(w), s("contribution")(w), "--month", "2026-12"],
-                       after=lambda w, out: (_installment_confirmed(w, out), _fund_circle(w, out))),  # fmt: skip
-    ("stop-monthly",): Case("bob", lambda w: ["stop-monthly", s("circle")(w), s("contribution")(w), "--last",
-                                              "2027-01"], after=_stopped),  # fmt: skip
+    ("contribute",): Case(
+        "bob",
+        lambda w: ["contribute", s("circle")(w), "20.00", "EUR", "--monthly", "2026-12"],
+        after=save("contribution", lambda o: o["id"][:8]),
+    ),  # fmt: skip
+    ("receipt",): Case(
+        "alice",
+        lambda w: ["receipt", s("circle")(w), s("contribution")(w), "--month", "2026-12"],
+        after=lambda w, out: (_installment_confirmed(w, out), _fund_circle(w, out)),
+    ),  # fmt: skip
+    ("stop-monthly",): Case(
+        "bob", lambda w: ["stop-monthly", s("circle")(w), s("contribution")(w), "--last", "2027-01"], after=_stopped
+    ),  # fmt: skip
     ("allocations",): Case("alice", lambda w: ["allocations", "Fundhouse"]),
     ("ask",): Case("alice", lambda w: ["ask", "Fundhouse", "rent", "5.00", "--note"], stdin="March rent\n"),
     ("propose",): Case(
-        "alice", lambda w: ["propose", s("circle")(w), "spend", "-", "--amount", "5", "--currency", "EUR",
-                            "--recipient", "Bob", "--purpose", "bus fare"],  # fmt: skip
-        stdin="Fares\n", after=save("spend", lambda o: o["id"][:8]),
+        "alice",
+        lambda w: [
+            "propose",
+            s("circle")(w),
+            "spend",
+            "-",
+            "--amount",
+            "5",
+            "--currency",
+            "EUR",
+            "--recipient",
+            "Bob",
+            "--purpose",
+            "bus fare",
+        ],  # fmt: skip
+        stdin="Fares\n",
+        after=save("spend", lambda o: o["id"][:8]),
     ),
     ("vote",): Case("alice", lambda w: ["vote", s("circle")(w), s("spend")(w), "approve"], after=_approved_spend),
     ("proposals",): Case("alice", lambda w: ["proposals", s("circle")(w)]),
     ("disburse",): Case("alice", lambda w: ["disburse", s("circle")(w), s("spend")(w)]),
     ("ledger",): Case("alice", lambda w: ["ledger", s("circle")(w)]),
     # Events.
-    ("event",): Case("alice", lambda w: ["event", s("circle")(w), "-", "--starts", "2030-01-01T18:00"],
-                     stdin="Picnic\n", after=save("event", lambda o: o["id"][:8])),  # fmt: skip
+    ("event",): Case(
+        "alice",
+        lambda w: ["event", s("circle")(w), "-", "--starts", "2030-01-01T18:00"],
+        stdin="Picnic\n",
+        after=save("event", lambda o: o["id"][:8]),
+    ),  # fmt: skip
     ("rsvp",): Case("bob", lambda w: ["rsvp", s("circle")(w), s("event")(w), "yes"]),
     ("events",): Case("bob", lambda w: ["events", s("circle")(w)]),
     # Members and roles.
@@ -541,15 +593,18 @@ CASES: dict[tuple[str, ...], Case] = {
     # Harbour (created above, confirm-joins): Bob asks, Alice approves, adds, removes.
     ("approve",): Case("alice", lambda w: ["approve", "Harbour", s("bob")(w)], after=keys_delivered("Harbour")),
     ("member", "handover"): Case("alice", lambda w: ["member", "handover", "Harbour", s("bob")(w)]),
-    ("member", "add"): Case("alice", lambda w: ["member", "add", "Quay", s("bob_card")(w)],
-                            after=_quay_changing),  # fmt: skip
+    ("member", "add"): Case(
+        "alice", lambda w: ["member", "add", "Quay", s("bob_card")(w)], after=_quay_changing
+    ),  # fmt: skip
     ("rotate",): Case("alice", lambda w: ["rotate", "Quay"]),
     ("member", "remove"): Case("alice", lambda w: ["member", "remove", "Quay", s("bob")(w)]),
     # Keys on a new device, then the destructive ones on throwaway homes.
-    ("backup",): Case("bob", lambda w: ["backup", str(w.root / "bob.kithbackup"), "--backup-passphrase-file",
-                                        str(w.secret)]),  # fmt: skip
-    ("restore",): Case("bob-again", lambda w: ["restore", str(w.root / "bob.kithbackup"), "--backup-passphrase-file",
-                                               str(w.secret)]),  # fmt: skip
+    ("backup",): Case(
+        "bob", lambda w: ["backup", str(w.root / "bob.kithbackup"), "--backup-passphrase-file", str(w.secret)]
+    ),  # fmt: skip
+    ("restore",): Case(
+        "bob-again", lambda w: ["restore", str(w.root / "bob.kithbackup"), "--backup-passphrase-file", str(w.secret)]
+    ),  # fmt: skip
     ("panic",): Case("bob-again", lambda w: ["panic", "--yes"]),
     ("stop",): Case("spare-relay", lambda w: ["stop"]),
     # Commands that draw or measure: what a script meets without a terminal, a quick list.
@@ -675,7 +730,7 @@ def test_command_contract(world: World, path: tuple[str, ...]) -> None:
         lines = [line for line in result.err.splitlines() if line not in warned]
         assert result.code in EXPECTED_CODE[name], (name, result.code, result.err[:500])
         assert len(lines) == 1 and lines[0].startswith("kith") and len(warned) <= 1, (name, result.err[:500])
-        assert len(lines[0]) <= len('kith: ') + ERROR_LINE, (name, lines[0][:500])
+        assert len(lines[0]) <= len("kith: ") + ERROR_LINE, (name, lines[0][:500])
         assert "\x1b" not in result.err and result.out == "", (name, result.out[:200])
     assert world.fingerprint() == before, "a refused command changed a circle"
 

@@ -162,12 +162,15 @@ class Internet:
     def masquerade(self, role: str, out_interface: str) -> None:
         """Source NAT for everything leaving through ``out_interface`` (a home router)."""
         if self.tool == "nft":
-            self._nft(role, f"""
+            self._nft(
+                role,
+                f"""
                 table ip kithnat {{
                     chain post {{ type nat hook postrouting priority srcnat; policy accept;
                         oifname "{out_interface}" masquerade
                     }}
-                }}""")
+                }}""",
+            )
         else:
             self.exec(role, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", out_interface, "-j", "MASQUERADE")
 

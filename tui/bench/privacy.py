@@ -140,9 +140,12 @@ def bench_privacy() -> Figures:
                 while time.monotonic() < deadline:
                     junk = [
                         Envelope.build(
-                            code.topic, code.epoch, int(time.time()) + i,
+                            code.topic,
+                            code.epoch,
+                            int(time.time()) + i,
                             hinted_nonce(hint_key(code.secret, Kind.JOIN), random_bytes),
-                            secrets.token_bytes(3000), relay_key=code.mac_key,
+                            secrets.token_bytes(3000),
+                            relay_key=code.mac_key,
                         )  # fmt: skip
                         for i in range(50)
                     ]

@@ -316,8 +316,11 @@ def summary(report: dict[str, Any], problems: list[str]) -> str:
         f"converged {report['converged']} in {report['converge_s']} s after the load stopped",
         f"peak RSS per node: {min(rss.values()):.0f}..{max(rss.values()):.0f} MB",
         "faults:",
-        *[f"  {f['at_s']:7.1f}s {f['kind']:<14} {f['target']:<16} {'ok' if f['ok'] else 'FAILED'} "
-          + "; ".join(f["notes"]) for f in report["faults"]],  # fmt: skip
+        *[
+            f"  {f['at_s']:7.1f}s {f['kind']:<14} {f['target']:<16} {'ok' if f['ok'] else 'FAILED'} "
+            + "; ".join(f["notes"])
+            for f in report["faults"]
+        ],  # fmt: skip
     ]
     if report["fault_skipped"]:
         lines.append(f"disk_full not run: {report['fault_skipped']}")

@@ -52,8 +52,9 @@ def run_abuse(*, fan: int = 1000, chain: int = 300, votes: int = 300) -> dict[st
             stop = threading.Event()
             watchers = [
                 threading.Thread(target=_timed, args=(world, bob, "status", status_ms, stop), daemon=True),
-                threading.Thread(target=_timed, args=(world, bob, "views", views_ms, stop),
-                                 kwargs={"circle": circle}, daemon=True),  # fmt: skip
+                threading.Thread(
+                    target=_timed, args=(world, bob, "views", views_ms, stop), kwargs={"circle": circle}, daemon=True
+                ),  # fmt: skip
             ]
             for watcher in watchers:
                 watcher.start()
@@ -72,6 +73,7 @@ def run_abuse(*, fan: int = 1000, chain: int = 300, votes: int = 300) -> dict[st
                     call(mallory, "vote", circle=circle, proposal=proposal, choice=("approve", "object")[i % 2])
                 except KithError:
                     refused_votes += 1
+
             def attempt(who: Any, method: str, **params: Any) -> str | None:
                 """Why it was refused: by the author's own node before signing (the honest
                 client checks first, sync.precheck), or by the fold once signed."""

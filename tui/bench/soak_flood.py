@@ -68,8 +68,14 @@ async def flood(
             return os.urandom(rand.randint(1, 400)), 1
         if kind == "forged":
             batch = [
-                Envelope.build(topic, rand.choice(epochs), int(time.time()), os.urandom(24),
-                               os.urandom(rand.randint(16, 600)), relay_key=os.urandom(32))  # fmt: skip
+                Envelope.build(
+                    topic,
+                    rand.choice(epochs),
+                    int(time.time()),
+                    os.urandom(24),
+                    os.urandom(rand.randint(16, 600)),
+                    relay_key=os.urandom(32),
+                )  # fmt: skip
                 for _ in range(rand.randint(1, PER_MESSAGE))
             ]
             forged_ids.extend(e.id.hex() for e in batch)
@@ -281,6 +287,6 @@ def bench_flood() -> Figures:
         "flood_honest_ops_per_s": round(result["flooded"]["per_s"], 1),
         "flood_hostile_per_s": result["attack"]["rate"],
         "flood_messages_per_s": result["attack"]["messages_per_s"],
-        "flood_stored": result["forged_stored"] + sum(g - result["honest_posted_during_flood"]
-                                                      for g in result["gained"].values()),  # fmt: skip
+        "flood_stored": result["forged_stored"]
+        + sum(g - result["honest_posted_during_flood"] for g in result["gained"].values()),  # fmt: skip
     }

@@ -39,6 +39,7 @@ _WORKLOAD: list[SignedOp] = []
 class _Silent(Exception):
     """The chosen author is offline at this point of the history."""
 
+
 _WEIGHTS = {
     "post": 26, "reply": 16, "react": 10, "checkin": 5, "edit": 3, "delete": 1, "profile": 2,
     "pledge": 4, "request": 4, "match": 2, "fulfil": 1, "withdraw": 1,

@@ -219,8 +219,12 @@ class FeedPane(Pane):
         self.ask(
             line("Report ", plain(entry["author_name"], limit=NAME), "'s post to the organizers"),
             [Field("reason", "What is wrong (only the organizers read it)", required=True)],
-            lambda v: self.act("report", "Sent to the organizers only: nobody else learns it was you.",
-                               post=entry["id"], reason=v["reason"]),  # fmt: skip
+            lambda v: self.act(
+                "report",
+                "Sent to the organizers only: nobody else learns it was you.",
+                post=entry["id"],
+                reason=v["reason"],
+            ),  # fmt: skip
             note="Sealed to the organizers: the circle never sees who reported what.",
         )
 
@@ -233,8 +237,9 @@ class FeedPane(Pane):
         self.ask(
             line("Hide ", plain(entry["author_name"], limit=NAME), "'s post for everyone"),
             [Field("reason", "Why (every member and the author read it)", required=True)],
-            lambda v: self.act("hide", "Hidden for everyone; the moderation log says why.",
-                               target=entry["id"], reason=v["reason"]),  # fmt: skip
+            lambda v: self.act(
+                "hide", "Hidden for everyone; the moderation log says why.", target=entry["id"], reason=v["reason"]
+            ),  # fmt: skip
         )
 
     def action_open_cw(self) -> None:

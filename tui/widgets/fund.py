@@ -205,7 +205,9 @@ class FundPane(Pane):
             lambda v: self.act(
                 "ask_fund",
                 "Ask sent to the treasurers; only they learn it was you. The rules decide when the period ends.",
-                category=v["category"], amount=v["amount"], note=v["note"] or None,
+                category=v["category"],
+                amount=v["amount"],
+                note=v["note"] or None,
             ),  # fmt: skip
             convert=convert,
             submit="Ask",
