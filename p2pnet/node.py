@@ -2,8 +2,10 @@
 
 Theory of operation
 -------------------
-A node owns one nursery. Inside it run: the libp2p stack (gossip + the sync protocol),
-a dialer that keeps bootstrap peers and relays connected (and redials at once when this
+`run` builds what exists only while the node runs, whole, before anything uses it
+(runtime.py): the `Disk` (stores, and a member's circles and lifecycle), then the
+`Runtime`, whose one nursery owns every task. Inside it run: the libp2p stack (gossip +
+the sync protocol), a dialer that keeps bootstrap peers and relays connected (and redials at once when this
 machine's address changes under a connection: pathwatch.py), a periodic reconciler, a
 snapshot saver, and the control API server. Every envelope from anywhere (gossip, sync,
 or our own authoring) goes through `accept`: gate checks (structure, topic, authenticator),
