@@ -32,7 +32,7 @@ from typing import Any
 
 import trio
 
-from kith.identity.errors import KithError, LocalProtocolError, RemoteProtocolError, StorageError, UsageError
+from kith.identity.errors import KithError, LocalProtocolError, StorageError, UsageError
 from kith.identity.keyring import RelayTopic
 from kith.identity.keystore import Keystore
 from kith.p2pnet.circles import Circle, MemberCircles
@@ -47,26 +47,18 @@ from kith.p2pnet.netstack import NetError, NetStack, open_netstack
 from kith.p2pnet.pathwatch import PathWatch, route_source
 from kith.p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
 from kith.p2pnet.ratelimit import KeyedLimiter
+from kith.p2pnet.relaying import RELAY_TOPICS_KEY as RELAY_TOPICS_KEY  # where api.py and tests look
+from kith.p2pnet.relaying import RelayTopics
 from kith.p2pnet.runtime import Disk, MemberParts, Runtime
 from kith.p2pnet.statecache import StateCache
 from kith.p2pnet.store import EnvelopeStore
 from kith.p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
 from kith.p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
-from kith.sync.envelope import Envelope, Kind, epoch_topic, relay_hints
-from kith.sync.invites import (
-    INVITE_GRACE_S,
-    INVITE_TOPIC_QUOTA,
-    MAX_INVITE_GRANT_S,
-    InviteGrant,
-    invite_epoch,
-    open_invite_grant,
-    open_relay_grant,
-)
+from kith.sync.envelope import Envelope, Kind
 from kith.sync.reconcile import ItemIndex
 
 log = logging.getLogger("kith.node")
 
-RELAY_TOPICS_KEY = "relay_topics"
 MAX_REDIAL_S = 300.0
 FIRST_REDIAL_S = 1.0
 """A target that dropped is dialed at once; after a failed dial, again after 1 s, then 2, 4,
@@ -149,13 +141,15 @@ class Node:
         """Set once at the start of `run`, fully built (runtime.py)."""
         self._runtime: Runtime | None = None
         """Set once `run` has opened the network and its nursery, fully built (runtime.py)."""
-        self.relay_topics: dict[bytes, RelayTopic] = {}
-        """A relay's circles, by the handle their token names (`sync.envelope.circle_handle`)."""
-        self.relay_wires: dict[bytes, bytes] = {}
-        """A relay's epoch topics -> the handle of the circle they belong to."""
-        self.relay_invites: dict[bytes, tuple[bytes, float]] = {}
-        """A relay's invite topics: invite topic -> (the circle topic it came on, until)."""
-        self.relay_invites_closed: set[bytes] = set()
+        self.relaying = RelayTopics(
+            keystore,
+            self.gate,
+            clock=clock,
+            serve_topic=self.serve_topic_nowait,
+            drop_topic=self.drop_topic,
+            storage_failed=lambda exc: self._storage_failed(exc, 0),
+        )
+        """What a relay serves (relaying.py); empty on a member's node."""
         self._sync_wanted = trio.Event()
         self._paths = PathWatch()
         """The route each connection was made on (pathwatch.py)."""
@@ -251,10 +245,7 @@ class Node:
         member's circles, their keys and the lifecycle's pending work; index every topic."""
         member = self.disk.member
         if member is None:
-            raw = self.keystore.data.extra.get(RELAY_TOPICS_KEY, {})
-            for topic, entry in raw.items() if isinstance(raw, dict) else ():
-                self.serve_relay_topic(RelayTopic.from_map(topic, entry))
-            self._replay_relay_grants()
+            self.relaying.load(self.disk.store)
         else:
             member.circles.on_stored = self._publish_authored
             member.circles.open_all()
@@ -289,20 +280,23 @@ class Node:
         """Where this node listens (none before the network is up)."""
         return self._runtime.net.listen_addresses() if self._runtime is not None else []
 
+    # The relay's names the control API (p2pnet/api.py) and tests use.
+
+    @property
+    def relay_topics(self) -> dict[bytes, RelayTopic]:
+        return self.relaying.topics
+
+    @property
+    def relay_invites(self) -> dict[bytes, tuple[bytes, float]]:
+        return self.relaying.invites
+
     def serve_relay_topic(self, entry: RelayTopic) -> list[bytes]:
         """Serve every epoch topic a relay's entry has a key for; returns those topics."""
-        self.relay_topics[entry.topic] = entry
-        return [self._serve_relay_epoch(entry, epoch, key) for epoch, key in entry.relay_keys.items()]
-
-    def _serve_relay_epoch(self, entry: RelayTopic, epoch: bytes, key: bytes) -> bytes:
-        topic = epoch_topic(key)
-        self.relay_wires[topic] = entry.topic
-        self.gate.add_key(topic, epoch, key, relay_hints(key))
-        return topic
+        return self.relaying.serve(entry)
 
     def relay_topic_wires(self, handle: bytes) -> list[bytes]:
         """The epoch topics a relay serves for the circle with this handle."""
-        return [topic for topic, owner in self.relay_wires.items() if owner == handle]
+        return self.relaying.wires_of(handle)
 
     def served_topics(self) -> list[bytes]:
         return sorted(self.gate.relay_keys)
@@ -459,7 +453,7 @@ class Node:
         index = self._load_index(topic) if self.gate.serves(topic) else None
         candidates = self._screen(topic, envelopes, source, index, result)
         if self.is_relay and candidates:
-            candidates = self._within_quota(topic, candidates, result)
+            candidates = self.relaying.within_quota(topic, candidates, self.topic_bytes, result, self.stats.refused)
         if not candidates or index is None:
             return result
         kinds = {e.id: kind for e in candidates if (kind := self.gate.kind_of(e)) is not Kind.OP}
@@ -537,85 +531,8 @@ class Node:
         """A relay opens nothing but the grants that carry a circle's next relay key."""
         for envelope in new:
             if kinds.get(envelope.id) is Kind.GRANT:
-                self._on_relay_grant(topic, envelope)
+                self.relaying.on_grant(topic, envelope)
         self.emit("stored", {"topic": topic.hex(), "count": len(new)})
-
-    def _replay_relay_grants(self) -> None:
-        """Follow the grants already stored (the keystore may not have been saved after
-        the last one: a kill, a full disk), in as many passes as the chain needs."""
-        store = self.disk.store
-        done: set[bytes] = set()
-        while len(done) != len(self.relay_wires):  # each grant followed adds an epoch topic
-            for topic in [t for t in self.relay_wires if t not in done]:
-                done.add(topic)
-                for data in store.by_kind(topic, Kind.GRANT):
-                    self._on_relay_grant(topic, Envelope.decode(data))
-
-    def _on_relay_grant(self, topic: bytes, envelope: Envelope) -> None:
-        """Relays follow a circle's key rotations: learn the next relay key from a grant.
-
-        A grant must open under a relay key we hold *and* carry the signature of the grant
-        key of that same epoch, so holding a relay key (as every relay does) is not enough
-        to forge one. An epoch's keys are learned once and never replaced: a later grant
-        naming a known epoch is ignored, whoever signed it.
-        """
-        handle = self.relay_wires.get(topic)
-        entry = self.relay_topics.get(handle) if handle is not None else None
-        if entry is None:
-            return
-        # A grant travels on the topic of the epoch it comes from: that epoch's keys check it.
-        for epoch_id, relay_key in list(entry.relay_keys.items()):
-            if epoch_topic(relay_key) != topic:
-                continue
-            grant_key = entry.grant_keys.get(epoch_id)
-            if grant_key is None:
-                return  # a token from before grants were signed: cannot check, so not followed
-            try:
-                grant = open_relay_grant(envelope, relay_key, grant_key)
-            except RemoteProtocolError:
-                try:
-                    invite = open_invite_grant(envelope, relay_key, grant_key)
-                except RemoteProtocolError:
-                    return
-                self._on_invite_grant(topic, invite)
-                return
-            if grant.epoch in entry.relay_keys:
-                return
-            entry.relay_keys[grant.epoch] = grant.relay_key
-            entry.grant_keys[grant.epoch] = grant.grant_key
-            new_topic = self._serve_relay_epoch(entry, grant.epoch, grant.relay_key)
-            self.keystore.data.extra.setdefault(RELAY_TOPICS_KEY, {})[entry.topic] = entry.to_map()
-            try:
-                self.keystore.save()
-            except StorageError as exc:  # learned again from the stored grant on restart
-                self._storage_failed(exc, 0)
-            log.info("relay learned the next epoch of circle %s", entry.topic.hex()[:8])
-            self.serve_topic_nowait(new_topic)  # gossip it, and reconcile it with every peer
-            return
-
-    def _on_invite_grant(self, topic: bytes, grant: InviteGrant) -> None:
-        """Serve an invite's topic for a circle we relay, until the grant says (bounded);
-        a closing grant (``until`` 0) drops it, and a closed invite stays closed."""
-        now = self.clock()
-        if grant.until <= now:
-            self.relay_invites_closed.add(grant.topic)
-            if self.relay_invites.pop(grant.topic, None) is not None:
-                self.drop_topic(grant.topic)
-            return
-        if grant.topic in self.relay_invites_closed or grant.topic in self.relay_wires:
-            return
-        until = min(grant.until, now + MAX_INVITE_GRANT_S + INVITE_GRACE_S)
-        self.relay_invites[grant.topic] = (topic, until)
-        # A relay stores an invite topic's envelopes without telling them apart (no hints).
-        self.gate.add_key(grant.topic, invite_epoch(grant.mac_key), grant.mac_key)
-        self.serve_topic_nowait(grant.topic)
-
-    def _expire_relay_invites(self) -> None:
-        now = self.clock()
-        for invite_topic, (_circle_topic, until) in list(self.relay_invites.items()):
-            if until <= now:
-                del self.relay_invites[invite_topic]
-                self.drop_topic(invite_topic)
 
     def fold_stored(self, topic: bytes, envelopes: list[Envelope]) -> None:
         """Fold envelopes that were already stored (e.g. once their keys arrived)."""
@@ -649,25 +566,6 @@ class Node:
                 log.info("could not reach %s: %s", address, exc)
 
         self._runtime.nursery.start_soon(dial)
-
-    def _within_quota(self, topic: bytes, envelopes: list[Envelope], result: AcceptResult) -> list[Envelope]:
-        handle = self.relay_wires.get(topic)
-        entry = self.relay_topics.get(handle) if handle is not None else None
-        if entry is not None:  # the quota covers all of a circle's epoch topics together
-            room = entry.quota_bytes - sum(self.topic_bytes[t] for t in self.relay_topic_wires(entry.topic))
-        elif topic in self.relay_invites:
-            room = INVITE_TOPIC_QUOTA - self.topic_bytes[topic]
-        else:
-            return []
-        kept = []
-        for envelope in envelopes:
-            if len(envelope.data) > room:
-                result.rejected += 1
-                self.stats.refused["topic over quota"] += 1
-                continue
-            room -= len(envelope.data)
-            kept.append(envelope)
-        return kept
 
     def _fold(self, topic: bytes, envelopes: list[Envelope], source: str = "self") -> None:
         member = self.disk.member
@@ -809,7 +707,7 @@ class Node:
         while True:
             await trio.sleep(1.0)
             if self.is_relay:
-                self._expire_relay_invites()
+                self.relaying.expire_invites()
             connected = set(net.connected_peers())
             for peer in connected:
                 if self.is_banned(peer):
