@@ -513,7 +513,7 @@ class Node:
             self.peers[source].received += len(new)
 
     def _act_as_member(
-        self, member: MemberParts, topic: bytes, new: list[Envelope], kinds: dict[bytes, Kind], source: str
+        self, member: MemberParts, topic: bytes, new: list[Envelope], kinds: Mapping[bytes, Kind], source: str
     ) -> None:
         """Fold the new ops, and hand welcomes, join requests, private envelopes and grants
         to the lifecycle."""
@@ -527,7 +527,7 @@ class Node:
             member.circles.write_error = member.circles.write_error or exc
             self._storage_failed(exc, 0)
 
-    def _act_as_relay(self, topic: bytes, new: list[Envelope], kinds: dict[bytes, Kind]) -> None:
+    def _act_as_relay(self, topic: bytes, new: list[Envelope], kinds: Mapping[bytes, Kind]) -> None:
         """A relay opens nothing but the grants that carry a circle's next relay key."""
         for envelope in new:
             if kinds.get(envelope.id) is Kind.GRANT:
