@@ -183,7 +183,7 @@ class Lifecycle:
             circles,
             keystore=keystore,
             clock=clock,
-            send=self._send,
+            send=self.send,
             wake=self.wake_soon,
             private_delay_s=private_delay_s,
         )
@@ -217,7 +217,7 @@ class Lifecycle:
                 elif isinstance(action, Welcome):
                     if not quiet:
                         history = circle.replica.state.info["charter"].history
-                        self._send(circle, self._welcome(circle, action.request, history))
+                        self.send(circle, self._welcome(circle, action.request, history))
                 elif isinstance(action, Refuse):
                     if not quiet:
                         self._refuse(circle, action.request, action.reason)
@@ -399,7 +399,7 @@ class Lifecycle:
             epoch_key=circle.keys.current_key, secret=secret, until=until,
             ts=int(self.clock()), rand=self.circles.rand,
         )  # fmt: skip
-        self._send(circle, grant)
+        self.send(circle, grant)
 
     def _addresses(self, circle: Circle) -> list[str]:
         """Where a newcomer can reach the circle: its relays first, then this node. This
@@ -525,7 +525,7 @@ class Lifecycle:
             mine = self.keystore.data.extra.setdefault("private_requests", {})
             mine[private_ref(statement)] = {"circle": circle.id, "description": body["description"]}
             self.keystore.save()
-        self._send(circle, envelope)
+        self.send(circle, envelope)
         return envelope.id
 
     def _on_private(self, circle: Circle, envelope: Envelope) -> None:
@@ -703,7 +703,7 @@ class Lifecycle:
             ts=int(self.clock()),
             rand=self.circles.rand,
         )
-        self._send(circle, refusal)
+        self.send(circle, refusal)
 
     def approve(self, circle: Circle, request: JoinRequest, *, vouch: str | None = None) -> SignedOp:
         """Add the newcomer (member.add with their card and request nonce) and send them the keys."""
@@ -723,7 +723,7 @@ class Lifecycle:
             raise UsageError(f"the circle refused to add them: {reason}")
         self.decisions.approved(circle.id, request.card.member_id)
         if request.request is not None:
-            self._send(circle, self._welcome(circle, request, history))
+            self.send(circle, self._welcome(circle, request, history))
         self.emit("member_added", {"circle": circle.id.hex(), "member": request.card.member_id.hex()})
         return signed
 
@@ -758,7 +758,7 @@ class Lifecycle:
         card = IdentityCard.from_bytes(card_bytes)
         return self.approve(circle, JoinRequest(card, None, b""), vouch=vouch)
 
-    def _send(self, circle: Circle, envelope: Envelope) -> None:
+    def send(self, circle: Circle, envelope: Envelope) -> None:
         """Store (durably, now, with its kind) and gossip an envelope we made."""
         kind = self.gate.kind_of(envelope)
         self.store.add_batch([envelope], {envelope.id: kind} if kind is not Kind.OP else None)
@@ -904,7 +904,7 @@ class Lifecycle:
             ts=int(self.clock()),
             rand=self.circles.rand,
         )
-        self._send(circle, grant)
+        self.send(circle, grant)
         if self._follow_current(circle):
             self.circles.save_keys(circle)
         log.info("rotated the key of circle %s for %d members", circle.id.hex()[:8], len(recipients))
