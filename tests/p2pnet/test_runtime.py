@@ -1,12 +1,13 @@
 """A node's parts exist only once `run` built them whole; services get only what they use.
 
-The first tests check `Node` against real loopback networking; the last drives the
-membership lifecycle with no node at all, through a recording `Mesh`, which is the
-point of giving it a narrow interface.
+The first tests check `Node` against real loopback networking; the others drive the
+membership lifecycle and a relay's topics with no node at all (a recording `Mesh`, plain
+callables), which is the point of giving them narrow interfaces.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import trio
 from p2pnet_harness import PASS, loopback_config, make_home, running
 
 from kith.identity.errors import LocalProtocolError
+from kith.identity.keyring import RelayTopic
 from kith.identity.keystore import Keystore
 from kith.p2pnet.circles import Circle, MemberCircles
 from kith.p2pnet.control import socket_in_use
@@ -23,11 +25,12 @@ from kith.p2pnet.gate import Gate
 from kith.p2pnet.lifecycle import Lifecycle, Mesh
 from kith.p2pnet.netstack import NetError
 from kith.p2pnet.node import Node
+from kith.p2pnet.relaying import RelayTopics
 from kith.p2pnet.statecache import StateCache
 from kith.p2pnet.store import EnvelopeStore
 from kith.p2pnet.syncproto import AcceptResult
-from kith.sync.envelope import Envelope
-from kith.sync.invites import invite_topic
+from kith.sync.envelope import Envelope, circle_handle, epoch_id, relay_key
+from kith.sync.invites import grant_signing_keypair, invite_topic, seal_invite_grant
 
 pytestmark = pytest.mark.trio
 
@@ -159,3 +162,53 @@ async def test_the_lifecycle_runs_on_its_narrow_interface_without_a_node(tmp_pat
     finally:
         cache.close()
         store.close()
+
+
+async def test_relay_topics_serve_an_invite_until_its_grant_ends_and_keep_a_circle_in_its_quota(
+    tmp_path: Path,
+) -> None:
+    keystore = Keystore.unlock(make_home(tmp_path, "relay", relay=True).keystore, PASS)
+    gate = Gate()
+    now = [1_700_000_000.0]
+    served: list[bytes] = []
+    dropped: list[bytes] = []
+    relaying = RelayTopics(
+        keystore,
+        gate,
+        clock=lambda: now[0],
+        serve_topic=served.append,
+        drop_topic=dropped.append,
+        storage_failed=lambda exc: pytest.fail(f"no write fails here: {exc}"),
+    )
+    epoch_key = bytes(range(32))
+    epoch = epoch_id(epoch_key)
+    handle = circle_handle(bytes(16))
+    grant_key = grant_signing_keypair(epoch_key)[0]
+    entry = RelayTopic(handle, "Riverside", {epoch: relay_key(epoch_key)}, 1000, {epoch: grant_key})
+    (wire,) = relaying.serve(entry)
+    assert gate.serves(wire) and relaying.wires_of(handle) == [wire]
+
+    # A grant sealed with a key the relay does not hold for this epoch is ignored.
+    forged = seal_invite_grant(epoch_key=bytes(32), secret=b"\1" * 32, until=int(now[0]) + 60, ts=int(now[0]))
+    relaying.on_grant(wire, forged)
+    assert served == [] and relaying.invites == {}
+
+    secret = b"\2" * 32
+    grant = seal_invite_grant(epoch_key=epoch_key, secret=secret, until=int(now[0]) + 60, ts=int(now[0]))
+    relaying.on_grant(wire, grant)
+    topic = invite_topic(secret)
+    assert served == [topic] and topic in relaying.invites and gate.serves(topic)
+    relaying.expire_invites()
+    assert dropped == []
+    now[0] += 61
+    relaying.expire_invites()
+    assert dropped == [topic] and topic not in relaying.invites
+
+    # The quota covers the circle's topics together: room for one more grant, not two.
+    second = seal_invite_grant(epoch_key=epoch_key, secret=b"\3" * 32, until=0, ts=int(now[0]))
+    stored: Counter[bytes] = Counter({wire: 1000 - len(grant.data)})
+    result, refused = AcceptResult(), Counter[str]()
+    kept = relaying.within_quota(wire, [grant, second], stored, result, refused)
+    assert kept == [grant] and result.rejected == 1 and refused == Counter({"topic over quota": 1})
+    # A topic the relay does not serve has no room at all.
+    assert relaying.within_quota(b"\0" * 32, [grant], stored, AcceptResult(), refused) == []
