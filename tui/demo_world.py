@@ -148,7 +148,6 @@ def config(bootstrap: list[str]) -> NodeConfig:
 
 
 def address(node: Node) -> str:
-    assert node.net is not None
     return node.net.listen_addresses()[0]
 
 

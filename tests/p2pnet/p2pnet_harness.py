@@ -63,7 +63,6 @@ async def call(node: Node, method: str, **params: Any) -> Any:
 
 
 def address(node: Node) -> str:
-    assert node.net is not None
     return node.net.listen_addresses()[0]
 
 

@@ -144,7 +144,6 @@ def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
-            assert node.net is not None
             print(f"kith {'relay' if relay else 'node'} running; peer id {node.net.peer_id}", flush=True)
             for address in node.net.listen_addresses():
                 print(f"  listening on {address}", flush=True)
