@@ -110,6 +110,10 @@ class NodeStats:
 
 
 class Node:
+    """A member's node or, with ``relay``, a relay: the composition root. What it keeps for
+    its whole life (home, keystore, config, gate, peer table, indexes, stats) is made here;
+    what exists only while it runs is built in `run` (`disk`, `runtime`)."""
+
     def __init__(
         self,
         home: Home,
