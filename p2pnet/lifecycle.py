@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from kith.identity.errors import RemoteProtocolError, StorageError, Undecryptable, UsageError
+from kith.identity.errors import RemoteProtocolError, StorageError, UsageError
 from kith.identity.keys import DEFAULT_NAME
 from kith.p2pnet.allocation import AllocationService
 from kith.p2pnet.gate import Gate, Verdict
 from kith.p2pnet.netstack import NetError
+from kith.p2pnet.private_requests import PrivateRequests
 from kith.p2pnet.syncproto import AcceptResult
 from kith.sync.envelope import (
     Envelope,
@@ -69,10 +70,8 @@ from kith.sync.invites import (
     seal_relay_grant,
     seal_welcome,
 )
-from kith.sync.kinds.aid import item_content
 from kith.sync.kinds.keys import MAX_SEALED_PER_OP, invite_id
 from kith.sync.kinds.membership import member_add_body
-from kith.sync.kinds.records import ORGANIZER
 from kith.sync.lifecycle import (
     TURN_DELAY_S,
     Ack,
@@ -90,8 +89,7 @@ from kith.sync.lifecycle import (
     Welcome,
 )
 from kith.sync.precheck import check_action
-from kith.sync.private import make_statement, open_private, private_ref, seal_private
-from kith.sync.reports import REPORT_KIND, ReportBook
+from kith.sync.reports import ReportBook
 
 if TYPE_CHECKING:
     from kith.identity.keystore import Keystore
@@ -104,9 +102,6 @@ log = logging.getLogger("kith.lifecycle")
 JOINS_KEY = "joins"
 JOIN_REACH_S = 5.0
 """How long `join` tries the invite's addresses before it answers whether any was reachable."""
-PRIVATE_QUOTA = 4 * 1024 * 1024
-"""Bytes of private requests and check-ins a member keeps per circle (most members cannot
-open them, so they cannot tell junk from real ones; organizers open and keep theirs)."""
 
 
 def _loopback(address: str) -> bool:
@@ -164,11 +159,7 @@ class Lifecycle:
         self.clock = clock
         self.private_delay_s = private_delay_s
         self.decisions = MembershipLifecycle(circles.identity.member_id)
-        self.private_checkins: dict[bytes, dict[bytes, dict[str, Any]]] = {}
-        self.proxies: dict[bytes, tuple[bytes, SignedOp]] = {}
         self.wake = trio.Event()
-        self._due_since: dict[tuple[bytes, str], float] = {}
-        """Turn-taking for posting private requests (see `_serve_proxies`)."""
         self._epochs_folded: dict[bytes, set[bytes]] = {}
         """Per circle, the epochs whose stored envelopes have been folded with their key."""
         self.invite_topics: dict[bytes, tuple[bytes, bytes]] = {}
@@ -177,8 +168,6 @@ class Lifecycle:
         """Invite topic -> when we first saw its invite used up or expired (grace period)."""
         self._join_codes: dict[bytes, InviteCode] = {}
         """Our own pending joins' codes, by invite topic."""
-        self.private_bytes: dict[bytes, int] = {}
-        """Circle topic -> bytes of private envelopes stored."""
         self.alloc = AllocationService(
             circles,
             keystore=keystore,
@@ -188,8 +177,36 @@ class Lifecycle:
             private_delay_s=private_delay_s,
         )
         """Asks to the fund under the charter's allocation rules (`p2pnet.allocation`)."""
-        self.reports: dict[bytes, ReportBook] = {}
-        """Circle id -> the reports sealed to us as an organizer (rebuilt from the store)."""
+        self.private = PrivateRequests(
+            circles,
+            keystore=keystore,
+            emit=emit,
+            clock=clock,
+            send=self.send,
+            wake=self.wake_soon,
+            private_delay_s=private_delay_s,
+            alloc=self.alloc,
+        )
+        """Private requests, check-ins and reports to organizers (`p2pnet.private_requests`)."""
+
+    # The names the control API (p2pnet/api.py) and the node use for the private parts.
+
+    @property
+    def private_checkins(self) -> dict[bytes, dict[bytes, dict[str, Any]]]:
+        return self.private.checkins
+
+    @property
+    def reports(self) -> dict[bytes, ReportBook]:
+        return self.private.reports
+
+    def private_message(self, circle: Circle, kind: str, body: dict[str, Any]) -> bytes:
+        return self.private.send_to_organizers(circle, kind, body)
+
+    def report_book(self, circle: Circle) -> ReportBook:
+        return self.private.report_book(circle)
+
+    def open_private_item(self, private: dict[str, Any]) -> dict[str, Any] | None:
+        return self.private.open_item(private)
 
     def wake_soon(self) -> None:
         """Look at the circles' duties at once rather than at the next tick."""
@@ -290,8 +307,7 @@ class Lifecycle:
             if kind is Kind.GRANT:
                 return Verdict.ACCEPT if self._grant_opens(circle, envelope) else Verdict.JUNK
             if kind is Kind.PRIVATE:
-                full = self.private_bytes.get(circle.id, 0) + len(envelope.data) > PRIVATE_QUOTA
-                return Verdict.FULL if full else Verdict.ACCEPT
+                return Verdict.FULL if self.private.over_quota(circle, envelope) else Verdict.ACCEPT
             return Verdict.JUNK  # join requests and welcomes travel on invite topics
         secret = self._invite_secret(topic)
         if secret is None:
@@ -496,130 +512,7 @@ class Lifecycle:
             if circle is not None:
                 self._on_join_request(circle, envelope, quiet=quiet)
         elif kind is Kind.PRIVATE and topic in self.circles.by_topic:
-            circle = self.circles.by_topic[topic]
-            self.private_bytes[circle.id] = self.private_bytes.get(circle.id, 0) + len(envelope.data)
-            self._on_private(circle, envelope)
-
-    # --- private requests and check-ins -------------------------------------------
-
-    def _organizer_keys(self, circle: Circle) -> list[bytes]:
-        state = circle.replica.state
-        return [state.cards[m] for m, member in sorted(state.members.items())
-                if ORGANIZER in member.roles and m in state.cards]  # fmt: skip
-
-    def private_message(self, circle: Circle, kind: str, body: dict[str, Any]) -> bytes:
-        """Send a private request or check-in to the organizers; returns the envelope id."""
-        state = circle.replica.state
-        if self.me not in state.members:
-            raise UsageError("you are not a member of this circle (yet, or any more)")
-        organizers = self._organizer_keys(circle)
-        if not organizers:
-            raise UsageError("this circle has no organizer to receive it")
-        now = int(self.clock())
-        statement = make_statement(self.circles.identity, circle.id, kind, body, ts=now)
-        envelope = seal_private(
-            statement, organizers, epoch_key=circle.keys.current_key, ts=now,
-            rand=self.circles.rand,
-        )  # fmt: skip
-        if kind == "private.request":
-            mine = self.keystore.data.extra.setdefault("private_requests", {})
-            mine[private_ref(statement)] = {"circle": circle.id, "description": body["description"]}
-            self.keystore.save()
-        self.send(circle, envelope)
-        return envelope.id
-
-    def _on_private(self, circle: Circle, envelope: Envelope) -> None:
-        if self.alloc.on_private(circle, envelope):
-            return
-        state = circle.replica.state
-        member = state.members.get(self.me)
-        if member is None or ORGANIZER not in member.roles:
-            return
-        try:
-            statement = open_private(envelope, self.circles.identity)
-        except Undecryptable:
-            return  # not sealed to us (or to no one): nothing to count
-        except RemoteProtocolError as exc:
-            self.report_book(circle).refuse(exc)  # for us, but not a valid signed statement
-            return
-        op = statement.op
-        if op.kind == REPORT_KIND:
-            if self.report_book(circle).take(statement, envelope.id, state) is not None:
-                self.emit("report", {"circle": circle.id.hex()})
-            return
-        if op.circle != circle.id or op.author not in state.members:
-            return
-        if op.kind == "private.checkin":
-            body = op.body
-            status = body.get("status")
-            if status not in ("ok", "struggling", "need-help"):
-                return
-            note = body.get("note") if isinstance(body.get("note"), str) else None
-            notes = self.private_checkins.setdefault(circle.id, {})
-            if envelope.id not in notes:
-                notes[envelope.id] = {"id": envelope.id.hex(), "member": op.author.hex(), "status": status,
-                                      "note": (note or "")[:500], "ts": op.ts}  # fmt: skip
-                self.emit("private_checkin", {"circle": circle.id.hex(), "status": status})
-        elif op.kind == "private.request":
-            ref = private_ref(statement)
-            if ref not in self.proxies:
-                self.proxies[ref] = (circle.id, statement)
-                # Each organizer waits its own random delay (then the usual turns): the
-                # placeholder's timing must not point at whoever sent the envelope.
-                delay = self.private_delay_s * int.from_bytes(self.circles.rand(4), "big") / 2**32
-                self._due_since.setdefault((circle.id, "proxy:" + ref.hex()), self.clock() + delay)
-            self.wake.set()
-
-    def report_book(self, circle: Circle) -> ReportBook:
-        """The reports this organizer's node opened for ``circle`` (`sync.reports`)."""
-        return self.reports.setdefault(circle.id, ReportBook())
-
-    def _proxy_due(self, circle: Circle, ref: bytes) -> bool:
-        return not any(item.private and item.private.get("ref") == ref for item in circle.replica.state.aid.values())
-
-    def proxy(self, circle: Circle, ref: bytes, statement: SignedOp) -> None:
-        """Post a member's private request on their behalf: the circle sees that it exists."""
-        from kith.sync.private import seal_private_box
-
-        body = statement.op.body
-        try:
-            item_content({"description": body["description"]})
-            amount, unit, category = body.get("amount"), body.get("unit"), body["category"]
-        except (KeyError, TypeError, RemoteProtocolError):
-            log.warning("ignoring a malformed private request")
-            return
-        state = circle.replica.state
-        organizers = {m: state.cards[m] for m, member in state.members.items()
-                      if ORGANIZER in member.roles and m in state.cards}  # fmt: skip
-        boxes = {m: seal_private_box(dh, description=body["description"], requester=statement.op.author)
-                 for m, dh in organizers.items()}  # fmt: skip
-        public = {
-            "category": category,
-            "content": {"description": "A private request: only organizers can read who asked and why."},
-            "amount": amount,
-            "unit": unit,
-            "expires": body.get("expires"),
-            "private": {"ref": ref, "boxes": boxes},
-        }
-        _envelope, result = self.circles.author(circle, "aid.request", public)
-        reason = dict(result.rejected).get(result.applied[0].id) if result.applied else None
-        if reason is not None:
-            log.warning("the circle refused a private request posted for a member: %s", reason)
-
-    def open_private_item(self, private: dict[str, Any]) -> dict[str, Any] | None:
-        """What this node may read of a private request: an organizer's box, or our own."""
-        from kith.sync.private import open_private_box
-
-        box = private.get("boxes", {}).get(self.me) if isinstance(private.get("boxes"), dict) else None
-        if isinstance(box, bytes):
-            try:
-                return open_private_box(box, self.circles.identity)
-            except RemoteProtocolError:
-                return None
-        mine = self.keystore.data.extra.get("private_requests", {}).get(private.get("ref"))
-        if isinstance(mine, dict):
-            return {"description": mine.get("description", ""), "requester": self.me}
-        return None
+            self.private.on_envelope(self.circles.by_topic[topic], envelope)
 
     def _on_welcome(self, topic: bytes, envelope: Envelope) -> None:
         entry = self.joins()[topic]
@@ -842,27 +735,6 @@ class Lifecycle:
         self.circles.author_many(circle, items)
         log.info("closed %d proposal(s) of circle %s at their closing time", len(proposals), circle.id.hex()[:8])
 
-    def _my_turn(self, circle: Circle, duty: str) -> bool:
-        """Organizers take turns posting a private request (as `sync.lifecycle` does for keys)."""
-        state = circle.replica.state
-        organizers = sorted(m for m, member in state.members.items() if ORGANIZER in member.roles)
-        if self.me not in organizers:
-            return False
-        since = self._due_since.setdefault((circle.id, duty), self.clock())
-        return self.clock() - since >= organizers.index(self.me) * TURN_DELAY_S
-
-    def _serve_proxies(self, circle: Circle) -> None:
-        for ref, (circle_id, statement) in list(self.proxies.items()):
-            if circle_id != circle.id:
-                continue
-            if not self._proxy_due(circle, ref):
-                del self.proxies[ref]
-                continue
-            if self._my_turn(circle, "proxy:" + ref.hex()):
-                self._due_since.pop((circle.id, "proxy:" + ref.hex()), None)
-                del self.proxies[ref]
-                self.proxy(circle, ref, statement)
-
     def maintain(self, circle: Circle) -> None:
         """Carry out the key duties that are due; post private requests waiting for us; fold
         the closes held until their time; close proposals whose time has come."""
@@ -870,7 +742,7 @@ class Lifecycle:
         state = circle.replica.state
         self.follow_invites(circle)
         if self.me in state.members and not state.info.get("rotation_due"):
-            self._serve_proxies(circle)
+            self.private.serve_proxies(circle)
         self.carry_out(self.decisions.tick(self.view(circle), self.clock()))
         self.alloc.maintain(circle)
 
