@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kith.identity.errors import RemoteProtocolError, UsageError
@@ -29,8 +30,8 @@ from kith.sync.lifecycle import TURN_DELAY_S
 from kith.sync.private import make_statement, open_private, private_ref, seal_private
 
 if TYPE_CHECKING:
-    from kith.p2pnet.circles import Circle
-    from kith.p2pnet.lifecycle import Lifecycle
+    from kith.identity.keystore import Keystore
+    from kith.p2pnet.circles import Circle, MemberCircles
     from kith.sync.envelope import Envelope
     from kith.sync.ops import SignedOp
 
@@ -47,11 +48,27 @@ _REVEAL_FIELDS = frozenset({"ask", "secret"})
 
 
 class AllocationService:
-    def __init__(self, lifecycle: Lifecycle) -> None:
-        self.lifecycle = lifecycle
-        self.node = lifecycle.node
-        self.circles = lifecycle.circles
-        self.me = lifecycle.circles.identity.member_id
+    """Carries the allocation rules for one member's circles (made by `p2pnet.lifecycle`,
+    which hands it ``send``: store and gossip an envelope we made, and ``wake``: look at
+    the circles' duties now)."""
+
+    def __init__(
+        self,
+        circles: MemberCircles,
+        *,
+        keystore: Keystore,
+        clock: Callable[[], float],
+        send: Callable[[Circle, Envelope], None],
+        wake: Callable[[], None],
+        private_delay_s: float,
+    ) -> None:
+        self.circles = circles
+        self.keystore = keystore
+        self.clock = clock
+        self.send = send
+        self.wake = wake
+        self.private_delay_s = private_delay_s
+        self.me = circles.identity.member_id
         self.asks: dict[bytes, tuple[bytes, SignedOp, float]] = {}
         """ref -> (circle id, the asker's statement, when our turn to post it comes)."""
         self.reveals: dict[bytes, tuple[bytes, bytes]] = {}
@@ -75,7 +92,7 @@ class AllocationService:
         return sorted(m for m in alloc.committee(state, self._rules(circle)) if m in state.cards)
 
     def _secrets(self) -> dict[bytes, dict[str, Any]]:
-        return self.node.keystore.data.extra.setdefault(SECRETS_KEY, {})  # type: ignore[no-any-return]
+        return self.keystore.data.extra.setdefault(SECRETS_KEY, {})  # type: ignore[no-any-return]
 
     def ask(self, circle: Circle, category: str, amount: int, note: str) -> dict[str, Any]:
         """Ask the fund; returns what was sent (no op id when the committee posts it)."""
@@ -96,16 +113,16 @@ class AllocationService:
         secret, commit = allocation.new_secret(self.circles.rand)
         pseud = alloc.pseudonym(self.circles.identity.dh_secret, circle.id)
         self._secrets()[commit] = {"circle": circle.id, "secret": secret}
-        self.node.keystore.save()  # durable before anyone can see the commitment
+        self.keystore.save()  # durable before anyone can see the commitment
         body = {"category": category, "amount": amount, "pseudonym": pseud, "commit": commit, "note": note or ""}
         if self.me in committee:
-            statement = make_statement(self.circles.identity, circle.id, "private.ask", body, ts=int(self.node.clock()))
+            statement = make_statement(self.circles.identity, circle.id, "private.ask", body, ts=int(self.clock()))
             return {**self._post_ask(circle, statement), "commit": commit.hex()}
-        now = int(self.node.clock())
+        now = int(self.clock())
         statement = make_statement(self.circles.identity, circle.id, "private.ask", body, ts=now)
         envelope = seal_private(statement, [state.cards[m] for m in committee], epoch_key=circle.keys.current_key,
                                 ts=now, rand=self.circles.rand)  # fmt: skip
-        self.lifecycle._send(circle, envelope)
+        self.send(circle, envelope)
         return {"id": None, "private": envelope.id.hex(), "commit": commit.hex(), "rejected": None}
 
     # --- the committee ----------------------------------------------------------------------
@@ -133,15 +150,15 @@ class AllocationService:
             if ref not in self.asks:
                 # A random delay first (the placeholder's timing must not point at whoever
                 # sent the envelope), then the committee's turns.
-                delay = self.node.config.private_delay_s * int.from_bytes(self.circles.rand(4), "big") / 2**32
+                delay = self.private_delay_s * int.from_bytes(self.circles.rand(4), "big") / 2**32
                 turn = sorted(alloc.committee(state, rules)).index(self.me) * TURN_DELAY_S
-                self.asks[ref] = (circle.id, statement, self.node.clock() + delay + turn)
+                self.asks[ref] = (circle.id, statement, self.clock() + delay + turn)
         elif op.kind == "private.reveal" and set(op.body) == _REVEAL_FIELDS:
             ask_id, secret = op.body["ask"], op.body["secret"]
             ask = state.asks.get(ask_id) if type(ask_id) is bytes else None
             if ask is not None and type(secret) is bytes and alloc.commitment(secret) == ask.commit:
                 self.reveals[ask_id] = (circle.id, secret)
-        self.lifecycle.wake.set()
+        self.wake()
         return True
 
     def _same_person(self, circle: Circle, member: bytes, pseud: bytes) -> str | None:
@@ -162,7 +179,7 @@ class AllocationService:
             return "no such category"
         if type(amount) is not int or not 1 <= amount <= rules.cap:
             return "not an amount within the cap"
-        period = alloc.period_of(rules, int(self.node.clock()))
+        period = alloc.period_of(rules, int(self.clock()))
         for ask_id in state.open_asks.get(period, ()):
             ask = state.asks[ask_id]
             if ask.pseudonym == pseud and ask.category == category:
@@ -195,7 +212,7 @@ class AllocationService:
             log.warning("not posting an ask in circle %s: %s", circle.id.hex()[:8], problem)
             self.refused[problem] += 1
             return {"id": None, "rejected": problem}
-        now = int(self.node.clock())
+        now = int(self.clock())
         try:
             public = allocation.ask_body(circle.replica.state, member=member, pseudonym=pseud, commit=commit,
                                          category=category, amount=amount, ts=now, ref=private_ref(statement),
@@ -215,7 +232,7 @@ class AllocationService:
         state = circle.replica.state
         if self.me not in state.members or "charter" not in state.info:
             return
-        now = self.node.clock()
+        now = self.clock()
         items = allocation.duties(state, self.me, now, TURN_DELAY_S)
         for ref, (circle_id, statement, due) in list(self.asks.items()):
             if circle_id != circle.id:
@@ -247,7 +264,7 @@ class AllocationService:
         if public:
             for commit in public:
                 del self._secrets()[commit]
-            self.node.keystore.save()
+            self.keystore.save()
         rules = state.info["charter"].alloc
         committee = sorted(m for m in alloc.committee(state, rules) if m in state.cards) if rules else []
         for ask_id, secret in allocation.reveals_due(state, mine):
@@ -262,7 +279,7 @@ class AllocationService:
                 cards = [state.cards[m] for m in committee]
                 envelope = seal_private(statement, cards, epoch_key=circle.keys.current_key, ts=int(now),
                                         rand=self.circles.rand)  # fmt: skip
-                self.lifecycle._send(circle, envelope)
+                self.send(circle, envelope)
 
 
 def allocations_view(circle: Circle, me: Any) -> dict[str, Any]:

@@ -714,7 +714,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
         token = RelayToken.decode(convert_param("token", "text", params))
         entry = allow_relay_topic(node.keystore.data.extra, token)
         node.keystore.save()
-        for topic in node._serve_relay_topic(entry):
+        for topic in node.serve_relay_topic(entry):
             await node.serve_topic(topic)
         return {"topic": token.topic.hex(), "label": token.label, "epochs": len(entry.relay_keys)}
 

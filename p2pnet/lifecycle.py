@@ -24,15 +24,18 @@ actions with keys, the store and the network:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from kith.identity.errors import RemoteProtocolError, StorageError, Undecryptable, UsageError
+from kith.identity.errors import RemoteProtocolError, StorageError, UsageError
 from kith.identity.keys import DEFAULT_NAME
 from kith.p2pnet.allocation import AllocationService
-from kith.p2pnet.gate import Verdict
+from kith.p2pnet.gate import Gate, Verdict
 from kith.p2pnet.netstack import NetError
+from kith.p2pnet.private_requests import PrivateRequests
+from kith.p2pnet.syncproto import AcceptResult
 from kith.sync.envelope import (
     Envelope,
     Kind,
@@ -67,10 +70,8 @@ from kith.sync.invites import (
     seal_relay_grant,
     seal_welcome,
 )
-from kith.sync.kinds.aid import item_content
 from kith.sync.kinds.keys import MAX_SEALED_PER_OP, invite_id
 from kith.sync.kinds.membership import member_add_body
-from kith.sync.kinds.records import ORGANIZER
 from kith.sync.lifecycle import (
     TURN_DELAY_S,
     Ack,
@@ -88,12 +89,12 @@ from kith.sync.lifecycle import (
     Welcome,
 )
 from kith.sync.precheck import check_action
-from kith.sync.private import make_statement, open_private, private_ref, seal_private
-from kith.sync.reports import REPORT_KIND, ReportBook
+from kith.sync.reports import ReportBook
 
 if TYPE_CHECKING:
+    from kith.identity.keystore import Keystore
     from kith.p2pnet.circles import Circle, MemberCircles
-    from kith.p2pnet.node import Node
+    from kith.p2pnet.store import EnvelopeStore
     from kith.sync.ops import SignedOp
 
 log = logging.getLogger("kith.lifecycle")
@@ -101,25 +102,64 @@ log = logging.getLogger("kith.lifecycle")
 JOINS_KEY = "joins"
 JOIN_REACH_S = 5.0
 """How long `join` tries the invite's addresses before it answers whether any was reachable."""
-PRIVATE_QUOTA = 4 * 1024 * 1024
-"""Bytes of private requests and check-ins a member keeps per circle (most members cannot
-open them, so they cannot tell junk from real ones; organizers open and keep theirs)."""
 
 
 def _loopback(address: str) -> bool:
     return address.startswith(("/ip4/127.", "/ip6/::1/"))
 
 
+class Mesh(Protocol):
+    """What the lifecycle asks of the node that runs it (`p2pnet.node.Node` is one): the
+    topics it serves, the envelopes it accepts and folds, the peers it reaches."""
+
+    def serve_topic_nowait(self, topic: bytes) -> None: ...
+    async def serve_topic(self, topic: bytes) -> None: ...
+    def drop_topic(self, topic: bytes) -> None: ...
+    def topic_size(self, topic: bytes) -> int: ...
+    def publish_nowait(self, envelope: Envelope) -> None: ...
+    async def accept(
+        self, topic: bytes, envelopes: list[Envelope], source: str, *, via_gossip: bool = False
+    ) -> AcceptResult: ...
+    def fold_stored(self, topic: bytes, envelopes: list[Envelope]) -> None: ...
+    def fold_held(self, circle: Circle) -> None: ...
+    async def connect(self, address: str, *, also: Sequence[str] = (), timeout: float = 10.0) -> str: ...
+    def request_sync(self) -> None: ...
+    def peer_count(self) -> int: ...
+    def listen_addresses(self) -> list[str]: ...
+
+
+Emit = Callable[[str, dict[str, Any]], None]
+"""Push an event to the control API's clients (`Node.emit`)."""
+
+
 class Lifecycle:
-    def __init__(self, node: Node, circles: MemberCircles) -> None:
-        self.node = node
+    """Carries out `sync.lifecycle`'s decisions for one member's circles. It gets what it
+    uses and nothing more: the circles, the envelope store, the gate (to serve a topic's
+    keys), the keystore (pending joins, relays), an `emit` for events, a clock, and the
+    node as a `Mesh`."""
+
+    def __init__(
+        self,
+        circles: MemberCircles,
+        *,
+        store: EnvelopeStore,
+        gate: Gate,
+        keystore: Keystore,
+        mesh: Mesh,
+        emit: Emit,
+        clock: Callable[[], float],
+        private_delay_s: float,
+    ) -> None:
         self.circles = circles
+        self.store = store
+        self.gate = gate
+        self.keystore = keystore
+        self.mesh = mesh
+        self.emit = emit
+        self.clock = clock
+        self.private_delay_s = private_delay_s
         self.decisions = MembershipLifecycle(circles.identity.member_id)
-        self.private_checkins: dict[bytes, dict[bytes, dict[str, Any]]] = {}
-        self.proxies: dict[bytes, tuple[bytes, SignedOp]] = {}
         self.wake = trio.Event()
-        self._due_since: dict[tuple[bytes, str], float] = {}
-        """Turn-taking for posting private requests (see `_serve_proxies`)."""
         self._epochs_folded: dict[bytes, set[bytes]] = {}
         """Per circle, the epochs whose stored envelopes have been folded with their key."""
         self.invite_topics: dict[bytes, tuple[bytes, bytes]] = {}
@@ -128,19 +168,56 @@ class Lifecycle:
         """Invite topic -> when we first saw its invite used up or expired (grace period)."""
         self._join_codes: dict[bytes, InviteCode] = {}
         """Our own pending joins' codes, by invite topic."""
-        self.private_bytes: dict[bytes, int] = {}
-        """Circle topic -> bytes of private envelopes stored."""
-        self.alloc = AllocationService(self)
+        self.alloc = AllocationService(
+            circles,
+            keystore=keystore,
+            clock=clock,
+            send=self.send,
+            wake=self.wake_soon,
+            private_delay_s=private_delay_s,
+        )
         """Asks to the fund under the charter's allocation rules (`p2pnet.allocation`)."""
-        self.reports: dict[bytes, ReportBook] = {}
-        """Circle id -> the reports sealed to us as an organizer (rebuilt from the store)."""
+        self.private = PrivateRequests(
+            circles,
+            keystore=keystore,
+            emit=emit,
+            clock=clock,
+            send=self.send,
+            wake=self.wake_soon,
+            private_delay_s=private_delay_s,
+            alloc=self.alloc,
+        )
+        """Private requests, check-ins and reports to organizers (`p2pnet.private_requests`)."""
+
+    # The names the control API (p2pnet/api.py) and the node use for the private parts.
+
+    @property
+    def private_checkins(self) -> dict[bytes, dict[bytes, dict[str, Any]]]:
+        return self.private.checkins
+
+    @property
+    def reports(self) -> dict[bytes, ReportBook]:
+        return self.private.reports
+
+    def private_message(self, circle: Circle, kind: str, body: dict[str, Any]) -> bytes:
+        return self.private.send_to_organizers(circle, kind, body)
+
+    def report_book(self, circle: Circle) -> ReportBook:
+        return self.private.report_book(circle)
+
+    def open_private_item(self, private: dict[str, Any]) -> dict[str, Any] | None:
+        return self.private.open_item(private)
+
+    def wake_soon(self) -> None:
+        """Look at the circles' duties at once rather than at the next tick."""
+        self.wake.set()
 
     @property
     def me(self) -> bytes:
         return self.circles.identity.member_id
 
     def joins(self) -> dict[bytes, dict[str, Any]]:
-        return self.node.keystore.data.extra.setdefault(JOINS_KEY, {})
+        return self.keystore.data.extra.setdefault(JOINS_KEY, {})
 
     def view(self, circle: Circle) -> CircleView:
         return CircleView(circle.id, circle.replica.state, frozenset(circle.keys.epochs))
@@ -157,13 +234,13 @@ class Lifecycle:
                 elif isinstance(action, Welcome):
                     if not quiet:
                         history = circle.replica.state.info["charter"].history
-                        self._send(circle, self._welcome(circle, action.request, history))
+                        self.send(circle, self._welcome(circle, action.request, history))
                 elif isinstance(action, Refuse):
                     if not quiet:
                         self._refuse(circle, action.request, action.reason)
                 elif isinstance(action, JoinRequestShown):
                     card = action.request.card
-                    self.node.emit(
+                    self.emit(
                         "join_request", {"circle": circle.id.hex(), "member": card.member_id.hex(), "name": card.name}
                     )
                 elif isinstance(action, Rotate):
@@ -184,14 +261,13 @@ class Lifecycle:
 
     def restore(self) -> None:
         """Serve pending joins' topics and re-read join requests and welcomes we stored."""
-        store = self.node.store
-        assert store is not None
+        store = self.store
         for topic in list(self.joins()):
             code = self._join_code(topic)
             if code is None:
                 del self.joins()[topic]  # a join from an older kith: its code no longer works
                 continue
-            self.node.gate.add_key(topic, code.epoch, code.mac_key, invite_hints(code.secret))
+            self.gate.add_key(topic, code.epoch, code.mac_key, invite_hints(code.secret))
         for topic in list(self.joins()):
             for data in store.by_kind(topic, Kind.WELCOME):
                 self.on_marker(topic, Envelope.decode(data), Kind.WELCOME)
@@ -231,8 +307,7 @@ class Lifecycle:
             if kind is Kind.GRANT:
                 return Verdict.ACCEPT if self._grant_opens(circle, envelope) else Verdict.JUNK
             if kind is Kind.PRIVATE:
-                full = self.private_bytes.get(circle.id, 0) + len(envelope.data) > PRIVATE_QUOTA
-                return Verdict.FULL if full else Verdict.ACCEPT
+                return Verdict.FULL if self.private.over_quota(circle, envelope) else Verdict.ACCEPT
             return Verdict.JUNK  # join requests and welcomes travel on invite topics
         secret = self._invite_secret(topic)
         if secret is None:
@@ -244,7 +319,7 @@ class Lifecycle:
                 return Verdict.JUNK
         elif kind is not Kind.WELCOME:
             return Verdict.JUNK  # an invite's capability authenticates nothing else
-        if self.node.topic_bytes.get(topic, 0) + len(envelope.data) > INVITE_TOPIC_QUOTA:
+        if self.mesh.topic_size(topic) + len(envelope.data) > INVITE_TOPIC_QUOTA:
             return Verdict.FULL
         return Verdict.ACCEPT
 
@@ -287,7 +362,7 @@ class Lifecycle:
         """Serve the topics of the circle's open invites (and of those closed less than a
         grace period ago); drop the others, with what they hold."""
         state = circle.replica.state
-        now = self.node.clock()
+        now = self.clock()
         wanted: dict[bytes, tuple[bytes, bytes]] = {}
         if self.me in state.members:
             for ref, invite in state.invites.items():
@@ -302,18 +377,18 @@ class Lifecycle:
             if topic not in self.invite_topics:
                 self.invite_topics[topic] = (circle.id, ref)
                 mac_key = invite_mac_key(secret)
-                self.node.gate.add_key(topic, invite_epoch(mac_key), mac_key, invite_hints(secret))
-                self.node.serve_topic_nowait(topic)
+                self.gate.add_key(topic, invite_epoch(mac_key), mac_key, invite_hints(secret))
+                self.mesh.serve_topic_nowait(topic)
         for topic, (circle_id, _ref) in list(self.invite_topics.items()):
             if circle_id == circle.id and topic not in wanted:
                 del self.invite_topics[topic]
-                self.node.drop_topic(topic)
+                self.mesh.drop_topic(topic)
 
     # --- invites ------------------------------------------------------------------
 
     def create_invite(self, circle: Circle, *, uses: int, expires_s: float | None) -> InviteCode:
         secret = self.circles.rand(32)
-        expires = None if expires_s is None else int(self.node.clock() + expires_s)
+        expires = None if expires_s is None else int(self.clock() + expires_s)
         body = {"invite": invite_id(secret), "secret": secret, "uses": uses, "expires": expires}
         check_action(circle.replica.state, self.circles.identity.member_id, "invite.create", body)
         _envelope, result = self.circles.author(circle, "invite.create", body)  # stored and offered to peers
@@ -323,7 +398,7 @@ class Lifecycle:
         self.follow_invites(circle)
         # Relays serve the invite's topic too, so a join request and its welcome can wait
         # there for whoever is offline.
-        now = int(self.node.clock())
+        now = int(self.clock())
         until = min(expires if expires is not None else now + MAX_INVITE_GRANT_S, now + MAX_INVITE_GRANT_S)
         self._invite_grant(circle, secret, until + INVITE_GRACE_S)
         return InviteCode(secret, circle_check(circle.id, secret), tuple(self._addresses(circle)), expires)
@@ -338,21 +413,20 @@ class Lifecycle:
     def _invite_grant(self, circle: Circle, secret: bytes, until: int) -> None:
         grant = seal_invite_grant(
             epoch_key=circle.keys.current_key, secret=secret, until=until,
-            ts=int(self.node.clock()), rand=self.circles.rand,
+            ts=int(self.clock()), rand=self.circles.rand,
         )  # fmt: skip
-        self._send(circle, grant)
+        self.send(circle, grant)
 
     def _addresses(self, circle: Circle) -> list[str]:
         """Where a newcomer can reach the circle: its relays first, then this node. This
         node's loopback addresses (a private node has only those) reach only this machine:
         they go in only when there is no relay to give, so a newcomer elsewhere never dials
         an address that would land on its own machine."""
-        addresses = list(circle.replica.state.relays) + list(self.node.keystore.data.relays)
-        if self.node.net is not None:
-            mine = self.node.net.listen_addresses()
-            addresses += [a for a in mine if not _loopback(a)]
-            if not addresses:
-                addresses += [a for a in mine if _loopback(a)]
+        addresses = list(circle.replica.state.relays) + list(self.keystore.data.relays)
+        mine = self.mesh.listen_addresses()
+        addresses += [a for a in mine if not _loopback(a)]
+        if not addresses:
+            addresses += [a for a in mine if _loopback(a)]
         unique = list(dict.fromkeys(addresses))
         return unique[:4]
 
@@ -360,7 +434,7 @@ class Lifecycle:
 
     async def join(self, text: str) -> dict[str, Any]:
         code = InviteCode.decode(text)
-        now = self.node.clock()
+        now = self.clock()
         if code.expires is not None and now > code.expires:
             raise UsageError("this invite has expired; ask the person who invited you for a new one")
         for circle in self.circles.circles.values():
@@ -370,21 +444,21 @@ class Lifecycle:
         self.joins()[code.topic] = {"code": code.encode(), "requested": int(now), "refused": None, "request": nonce}
         self._join_codes[code.topic] = code
         for address in code.addresses:
-            if address not in self.node.keystore.data.relays:
-                self.node.keystore.data.relays.append(address)
-        self.node.keystore.save()
-        self.node.gate.add_key(code.topic, code.epoch, code.mac_key, invite_hints(code.secret))
-        await self.node.serve_topic(code.topic)
+            if address not in self.keystore.data.relays:
+                self.keystore.data.relays.append(address)
+        self.keystore.save()
+        self.gate.add_key(code.topic, code.epoch, code.mac_key, invite_hints(code.secret))
+        await self.mesh.serve_topic(code.topic)
         reached, unreached = await self._reach(list(code.addresses))
-        await self.node.accept(code.topic, [request], "self")
-        self.node.publish_nowait(request)
+        await self.mesh.accept(code.topic, [request], "self")
+        self.mesh.publish_nowait(request)
         return {
             "status": "pending",
             "topic": code.topic.hex(),
             "invite": code.invite_id.hex(),
             "reached": reached,
             "unreached": unreached,
-            "peers": len(self.node.peers),
+            "peers": self.mesh.peer_count(),
         }
 
     async def _reach(self, addresses: list[str]) -> tuple[list[str], list[dict[str, str]]]:
@@ -399,7 +473,7 @@ class Lifecycle:
 
         async def dial(group: list[str]) -> None:
             try:
-                await self.node.connect(group[0], also=group[1:], timeout=JOIN_REACH_S)
+                await self.mesh.connect(group[0], also=group[1:], timeout=JOIN_REACH_S)
             except (NetError, UsageError) as exc:
                 for address in group:
                     errors[address] = str(exc)
@@ -438,130 +512,7 @@ class Lifecycle:
             if circle is not None:
                 self._on_join_request(circle, envelope, quiet=quiet)
         elif kind is Kind.PRIVATE and topic in self.circles.by_topic:
-            circle = self.circles.by_topic[topic]
-            self.private_bytes[circle.id] = self.private_bytes.get(circle.id, 0) + len(envelope.data)
-            self._on_private(circle, envelope)
-
-    # --- private requests and check-ins -------------------------------------------
-
-    def _organizer_keys(self, circle: Circle) -> list[bytes]:
-        state = circle.replica.state
-        return [state.cards[m] for m, member in sorted(state.members.items())
-                if ORGANIZER in member.roles and m in state.cards]  # fmt: skip
-
-    def private_message(self, circle: Circle, kind: str, body: dict[str, Any]) -> bytes:
-        """Send a private request or check-in to the organizers; returns the envelope id."""
-        state = circle.replica.state
-        if self.me not in state.members:
-            raise UsageError("you are not a member of this circle (yet, or any more)")
-        organizers = self._organizer_keys(circle)
-        if not organizers:
-            raise UsageError("this circle has no organizer to receive it")
-        now = int(self.node.clock())
-        statement = make_statement(self.circles.identity, circle.id, kind, body, ts=now)
-        envelope = seal_private(
-            statement, organizers, epoch_key=circle.keys.current_key, ts=now,
-            rand=self.circles.rand,
-        )  # fmt: skip
-        if kind == "private.request":
-            mine = self.node.keystore.data.extra.setdefault("private_requests", {})
-            mine[private_ref(statement)] = {"circle": circle.id, "description": body["description"]}
-            self.node.keystore.save()
-        self._send(circle, envelope)
-        return envelope.id
-
-    def _on_private(self, circle: Circle, envelope: Envelope) -> None:
-        if self.alloc.on_private(circle, envelope):
-            return
-        state = circle.replica.state
-        member = state.members.get(self.me)
-        if member is None or ORGANIZER not in member.roles:
-            return
-        try:
-            statement = open_private(envelope, self.circles.identity)
-        except Undecryptable:
-            return  # not sealed to us (or to no one): nothing to count
-        except RemoteProtocolError as exc:
-            self.report_book(circle).refuse(exc)  # for us, but not a valid signed statement
-            return
-        op = statement.op
-        if op.kind == REPORT_KIND:
-            if self.report_book(circle).take(statement, envelope.id, state) is not None:
-                self.node.emit("report", {"circle": circle.id.hex()})
-            return
-        if op.circle != circle.id or op.author not in state.members:
-            return
-        if op.kind == "private.checkin":
-            body = op.body
-            status = body.get("status")
-            if status not in ("ok", "struggling", "need-help"):
-                return
-            note = body.get("note") if isinstance(body.get("note"), str) else None
-            notes = self.private_checkins.setdefault(circle.id, {})
-            if envelope.id not in notes:
-                notes[envelope.id] = {"id": envelope.id.hex(), "member": op.author.hex(), "status": status,
-                                      "note": (note or "")[:500], "ts": op.ts}  # fmt: skip
-                self.node.emit("private_checkin", {"circle": circle.id.hex(), "status": status})
-        elif op.kind == "private.request":
-            ref = private_ref(statement)
-            if ref not in self.proxies:
-                self.proxies[ref] = (circle.id, statement)
-                # Each organizer waits its own random delay (then the usual turns): the
-                # placeholder's timing must not point at whoever sent the envelope.
-                delay = self.node.config.private_delay_s * int.from_bytes(self.circles.rand(4), "big") / 2**32
-                self._due_since.setdefault((circle.id, "proxy:" + ref.hex()), self.node.clock() + delay)
-            self.wake.set()
-
-    def report_book(self, circle: Circle) -> ReportBook:
-        """The reports this organizer's node opened for ``circle`` (`sync.reports`)."""
-        return self.reports.setdefault(circle.id, ReportBook())
-
-    def _proxy_due(self, circle: Circle, ref: bytes) -> bool:
-        return not any(item.private and item.private.get("ref") == ref for item in circle.replica.state.aid.values())
-
-    def proxy(self, circle: Circle, ref: bytes, statement: SignedOp) -> None:
-        """Post a member's private request on their behalf: the circle sees that it exists."""
-        from kith.sync.private import seal_private_box
-
-        body = statement.op.body
-        try:
-            item_content({"description": body["description"]})
-            amount, unit, category = body.get("amount"), body.get("unit"), body["category"]
-        except (KeyError, TypeError, RemoteProtocolError):
-            log.warning("ignoring a malformed private request")
-            return
-        state = circle.replica.state
-        organizers = {m: state.cards[m] for m, member in state.members.items()
-                      if ORGANIZER in member.roles and m in state.cards}  # fmt: skip
-        boxes = {m: seal_private_box(dh, description=body["description"], requester=statement.op.author)
-                 for m, dh in organizers.items()}  # fmt: skip
-        public = {
-            "category": category,
-            "content": {"description": "A private request: only organizers can read who asked and why."},
-            "amount": amount,
-            "unit": unit,
-            "expires": body.get("expires"),
-            "private": {"ref": ref, "boxes": boxes},
-        }
-        _envelope, result = self.circles.author(circle, "aid.request", public)
-        reason = dict(result.rejected).get(result.applied[0].id) if result.applied else None
-        if reason is not None:
-            log.warning("the circle refused a private request posted for a member: %s", reason)
-
-    def open_private_item(self, private: dict[str, Any]) -> dict[str, Any] | None:
-        """What this node may read of a private request: an organizer's box, or our own."""
-        from kith.sync.private import open_private_box
-
-        box = private.get("boxes", {}).get(self.me) if isinstance(private.get("boxes"), dict) else None
-        if isinstance(box, bytes):
-            try:
-                return open_private_box(box, self.circles.identity)
-            except RemoteProtocolError:
-                return None
-        mine = self.node.keystore.data.extra.get("private_requests", {}).get(private.get("ref"))
-        if isinstance(mine, dict):
-            return {"description": mine.get("description", ""), "requester": self.me}
-        return None
+            self.private.on_envelope(self.circles.by_topic[topic], envelope)
 
     def _on_welcome(self, topic: bytes, envelope: Envelope) -> None:
         entry = self.joins()[topic]
@@ -574,8 +525,8 @@ class Lifecycle:
             return  # someone else's welcome, one for an earlier request of ours, or damaged
         if welcome.refused is not None:
             entry["refused"] = welcome.refused
-            self.node.keystore.save()
-            self.node.emit("join_refused", {"topic": topic.hex(), "reason": welcome.refused})
+            self.keystore.save()
+            self.emit("join_refused", {"topic": topic.hex(), "reason": welcome.refused})
             return
         returning = welcome.circle in self.circles.circles
         circle = self.circles.join_with_keys(
@@ -587,9 +538,9 @@ class Lifecycle:
         del self.joins()[topic]
         self._join_codes.pop(topic, None)
         for address in welcome.relays:
-            if address not in self.node.keystore.data.relays:
-                self.node.keystore.data.relays.append(address)
-        self.node.keystore.save()
+            if address not in self.keystore.data.relays:
+                self.keystore.data.relays.append(address)
+        self.keystore.save()
         self.install_keys(circle)  # serves the circle's epoch topics: gossip and sync them
         # The invite's topic has done its work for us, but members follow the topics of
         # their circle's open invites: dropping it here and serving it again a moment later
@@ -597,9 +548,9 @@ class Lifecycle:
         # punishes as a GRAFT flood. Keep it when the circle (as folded so far) wants it.
         self.follow_invites(circle)
         if topic not in self.invite_topics:
-            self.node.drop_topic(topic)
-        self.node.emit("joined", {"circle": circle.id.hex(), "name": welcome.name})
-        self.node.request_sync()
+            self.mesh.drop_topic(topic)
+        self.emit("joined", {"circle": circle.id.hex(), "name": welcome.name})
+        self.mesh.request_sync()
 
     def install_keys(self, circle: Circle) -> None:
         """Serve the topic of every epoch we hold, and fold what the store has under a key
@@ -610,25 +561,24 @@ class Lifecycle:
         asks every peer). The store may still hold envelopes of an epoch whose key is new
         here (someone returning to a circle): folding is idempotent, so ops already in the
         state are only duplicates."""
-        assert self.node.store is not None
         seen = self._epochs_folded.setdefault(circle.id, set())
         self.circles.index_topics(circle)
         for epoch, key in circle.keys.epochs.items():
             rk = relay_key(key)
             topic = epoch_topic(rk)
-            if not self.node.gate.serves(topic):
-                self.node.gate.add_key(topic, epoch, rk, epoch_hints(key))
-                self.node.serve_topic_nowait(topic)
+            if not self.gate.serves(topic):
+                self.gate.add_key(topic, epoch, rk, epoch_hints(key))
+                self.mesh.serve_topic_nowait(topic)
             if epoch not in seen:
                 seen.add(epoch)
-                stored = [Envelope.decode(data) for data in self.node.store.iter_topic(topic)]
+                stored = [Envelope.decode(data) for data in self.store.iter_topic(topic)]
                 if stored:
-                    self.node.fold_stored(topic, stored)
+                    self.mesh.fold_stored(topic, stored)
 
     # --- approving ----------------------------------------------------------------
 
     def _on_join_request(self, circle: Circle, envelope: Envelope, *, quiet: bool) -> None:
-        self.carry_out(self.decisions.join_request(self.view(circle), envelope, self.node.clock()), quiet=quiet)
+        self.carry_out(self.decisions.join_request(self.view(circle), envelope, self.clock()), quiet=quiet)
 
     def pending_requests(self, circle: Circle) -> list[PendingRequest]:
         return self.decisions.pending_requests(self.view(circle))
@@ -643,10 +593,10 @@ class Lifecycle:
             request=request.request,
             reason=reason,
             secret=invite.secret,
-            ts=int(self.node.clock()),
+            ts=int(self.clock()),
             rand=self.circles.rand,
         )
-        self._send(circle, refusal)
+        self.send(circle, refusal)
 
     def approve(self, circle: Circle, request: JoinRequest, *, vouch: str | None = None) -> SignedOp:
         """Add the newcomer (member.add with their card and request nonce) and send them the keys."""
@@ -666,8 +616,8 @@ class Lifecycle:
             raise UsageError(f"the circle refused to add them: {reason}")
         self.decisions.approved(circle.id, request.card.member_id)
         if request.request is not None:
-            self._send(circle, self._welcome(circle, request, history))
-        self.node.emit("member_added", {"circle": circle.id.hex(), "member": request.card.member_id.hex()})
+            self.send(circle, self._welcome(circle, request, history))
+        self.emit("member_added", {"circle": circle.id.hex(), "member": request.card.member_id.hex()})
         return signed
 
     def _welcome(self, circle: Circle, request: JoinRequest, history: bool) -> Envelope:
@@ -691,7 +641,7 @@ class Lifecycle:
             current=circle.keys.current,
             relays=self._addresses(circle),
             secret=invite.secret,
-            ts=int(self.node.clock()),
+            ts=int(self.clock()),
             rand=self.circles.rand,
         )
 
@@ -701,12 +651,11 @@ class Lifecycle:
         card = IdentityCard.from_bytes(card_bytes)
         return self.approve(circle, JoinRequest(card, None, b""), vouch=vouch)
 
-    def _send(self, circle: Circle, envelope: Envelope) -> None:
+    def send(self, circle: Circle, envelope: Envelope) -> None:
         """Store (durably, now, with its kind) and gossip an envelope we made."""
-        assert self.node.store is not None
-        kind = self.node.gate.kind_of(envelope)
-        self.node.store.add_batch([envelope], {envelope.id: kind} if kind is not Kind.OP else None)
-        self.node.publish_nowait(envelope)
+        kind = self.gate.kind_of(envelope)
+        self.store.add_batch([envelope], {envelope.id: kind} if kind is not Kind.OP else None)
+        self.mesh.publish_nowait(envelope)
 
     # --- keys ---------------------------------------------------------------------
 
@@ -728,7 +677,7 @@ class Lifecycle:
             self.install_keys(circle)
         self.follow_invites(circle)
         view = self.view(circle)
-        self.carry_out(self.decisions.folded(view, {signed.op.kind for signed in ops}, self.node.clock()))
+        self.carry_out(self.decisions.folded(view, {signed.op.kind for signed in ops}, self.clock()))
         self.carry_out(self.decisions.keys_installed(view))
         self.wake.set()
 
@@ -786,36 +735,15 @@ class Lifecycle:
         self.circles.author_many(circle, items)
         log.info("closed %d proposal(s) of circle %s at their closing time", len(proposals), circle.id.hex()[:8])
 
-    def _my_turn(self, circle: Circle, duty: str) -> bool:
-        """Organizers take turns posting a private request (as `sync.lifecycle` does for keys)."""
-        state = circle.replica.state
-        organizers = sorted(m for m, member in state.members.items() if ORGANIZER in member.roles)
-        if self.me not in organizers:
-            return False
-        since = self._due_since.setdefault((circle.id, duty), self.node.clock())
-        return self.node.clock() - since >= organizers.index(self.me) * TURN_DELAY_S
-
-    def _serve_proxies(self, circle: Circle) -> None:
-        for ref, (circle_id, statement) in list(self.proxies.items()):
-            if circle_id != circle.id:
-                continue
-            if not self._proxy_due(circle, ref):
-                del self.proxies[ref]
-                continue
-            if self._my_turn(circle, "proxy:" + ref.hex()):
-                self._due_since.pop((circle.id, "proxy:" + ref.hex()), None)
-                del self.proxies[ref]
-                self.proxy(circle, ref, statement)
-
     def maintain(self, circle: Circle) -> None:
         """Carry out the key duties that are due; post private requests waiting for us; fold
         the closes held until their time; close proposals whose time has come."""
-        self.node.fold_held(circle)
+        self.mesh.fold_held(circle)
         state = circle.replica.state
         self.follow_invites(circle)
         if self.me in state.members and not state.info.get("rotation_due"):
-            self._serve_proxies(circle)
-        self.carry_out(self.decisions.tick(self.view(circle), self.node.clock()))
+            self.private.serve_proxies(circle)
+        self.carry_out(self.decisions.tick(self.view(circle), self.clock()))
         self.alloc.maintain(circle)
 
     def rotate(self, circle: Circle) -> bytes:
@@ -845,14 +773,14 @@ class Lifecycle:
             previous_key=circle.keys.epochs[held],
             epoch=new_epoch,
             epoch_key=new_key,
-            ts=int(self.node.clock()),
+            ts=int(self.clock()),
             rand=self.circles.rand,
         )
-        self._send(circle, grant)
+        self.send(circle, grant)
         if self._follow_current(circle):
             self.circles.save_keys(circle)
         log.info("rotated the key of circle %s for %d members", circle.id.hex()[:8], len(recipients))
-        self.node.emit("rotated", {"circle": circle.id.hex(), "epoch": new_epoch.hex(), "members": len(recipients)})
+        self.emit("rotated", {"circle": circle.id.hex(), "epoch": new_epoch.hex(), "members": len(recipients)})
         return new_epoch
 
     def _newest_held(self, circle: Circle, *, exclude: bytes) -> bytes:

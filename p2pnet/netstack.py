@@ -21,7 +21,7 @@ import multiaddr
 import trio
 from google.protobuf.message import DecodeError
 from libp2p import new_host
-from libp2p.abc import INotifee
+from libp2p.abc import IHost, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
@@ -666,8 +666,37 @@ async def open_netstack(
     """Start a host (TCP, Noise, Yamux/Mplex) with gossipsub, listening on ``listen`` and
     telling peers ``announce`` (or, without it, its expanded listen addresses: `advertised`)."""
     _raise_queue_sizes()
+    host = _make_host(network_key, list(announce or []))
+    router = _make_router()
+    pubsub = _make_pubsub(host, router)
+    send, receive = trio.open_memory_channel[tuple[str, str]](1024)
+    notifee = _ConnectionEvents(send)
+    host.get_network().register_notifee(notifee)
+    addresses = [multiaddr.Multiaddr(a) for a in listen]
+    async with host.run(listen_addrs=addresses):
+        try:
+            # The pubsub services must run before any connection is made: a constructed but
+            # stopped Pubsub makes connect() hang uncancellably.
+            if not host.get_transport_addrs():
+                # py-libp2p logs a failed bind and carries on without listening; a node
+                # nobody can reach must say so instead of pretending to run.
+                raise NetError(f"cannot listen on {', '.join(listen)}: the address is in use or not available")
+            async with background_trio_service(pubsub), background_trio_service(router):
+                await pubsub.wait_until_ready()
+                reclaim_logging()
+                yield NetStack(host, router, pubsub, receive, notifee)
+        finally:
+            with trio.CancelScope(shield=True):
+                # Leaving run() alone does not close the TCP listener.
+                try:
+                    await host.close()
+                except Exception as exc:  # noqa: BLE001
+                    log.debug("host close: %r", exc)
+
+
+def _make_host(network_key: NetworkKey, announced: list[str]) -> IHost:
+    """A py-libp2p host with our transport choices; not listening yet."""
     key_pair = create_new_key_pair(network_key.seed)
-    announced = list(announce or [])
     host = new_host(
         key_pair=key_pair,
         # Noise only: the default also offers TLS, SECIO and *plaintext*. Noise is what
@@ -696,7 +725,11 @@ async def open_netstack(
         return None
 
     host.get_network().auto_connector.maybe_connect = _no_auto_connect
+    return host
 
+
+def _make_router() -> _GatedGossipSub:
+    """Gossipsub with the settings a small, private mesh needs (each one says why)."""
     router = _GatedGossipSub(
         # meshsub 1.1 (and 1.0 for old peers): 1.2's IDONTWANT doubles CPU per message here.
         protocols=[MESHSUB_V11, MESHSUB_V10],
@@ -717,7 +750,12 @@ async def open_netstack(
         eclipse_protection_enabled=False,
     )
     router.mcache = _ContentMessageCache(router.mcache.window_size, router.mcache.history_size)
-    pubsub = _GuardedPubsub(
+    return router
+
+
+def _make_pubsub(host: IHost, router: _GatedGossipSub) -> _GuardedPubsub:
+    """Pubsub over ``router`` without origin signatures and with content-addressed ids."""
+    return _GuardedPubsub(
         host,
         router,
         # StrictNoSign (see _GuardedPubsub): no origin signatures to make or check; the
@@ -727,26 +765,3 @@ async def open_netstack(
         # Content-addressed ids: the same batch re-published is recognised as seen.
         msg_id_constructor=_content_id,
     )
-    send, receive = trio.open_memory_channel[tuple[str, str]](1024)
-    notifee = _ConnectionEvents(send)
-    host.get_network().register_notifee(notifee)
-    addresses = [multiaddr.Multiaddr(a) for a in listen]
-    async with host.run(listen_addrs=addresses):
-        try:
-            # The pubsub services must run before any connection is made: a constructed but
-            # stopped Pubsub makes connect() hang uncancellably.
-            if not host.get_transport_addrs():
-                # py-libp2p logs a failed bind and carries on without listening; a node
-                # nobody can reach must say so instead of pretending to run.
-                raise NetError(f"cannot listen on {', '.join(listen)}: the address is in use or not available")
-            async with background_trio_service(pubsub), background_trio_service(router):
-                await pubsub.wait_until_ready()
-                reclaim_logging()
-                yield NetStack(host, router, pubsub, receive, notifee)
-        finally:
-            with trio.CancelScope(shield=True):
-                # Leaving run() alone does not close the TCP listener.
-                try:
-                    await host.close()
-                except Exception as exc:  # noqa: BLE001
-                    log.debug("host close: %r", exc)

@@ -2,8 +2,10 @@
 
 Theory of operation
 -------------------
-A node owns one nursery. Inside it run: the libp2p stack (gossip + the sync protocol),
-a dialer that keeps bootstrap peers and relays connected (and redials at once when this
+`run` builds what exists only while the node runs, whole, before anything uses it
+(runtime.py): the `Disk` (stores, and a member's circles and lifecycle), then the
+`Runtime`, whose one nursery owns every task. Inside it run: the libp2p stack (gossip +
+the sync protocol), a dialer that keeps bootstrap peers and relays connected (and redials at once when this
 machine's address changes under a connection: pathwatch.py), a periodic reconciler, a
 snapshot saver, and the control API server. Every envelope from anywhere (gossip, sync,
 or our own authoring) goes through `accept`: gate checks (structure, topic, authenticator),
@@ -24,47 +26,39 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
-from kith.identity.errors import KithError, RemoteProtocolError, StorageError, UsageError
+from kith.identity.errors import KithError, LocalProtocolError, StorageError, UsageError
 from kith.identity.keyring import RelayTopic
 from kith.identity.keystore import Keystore
 from kith.p2pnet.circles import Circle, MemberCircles
 from kith.p2pnet.config import NodeConfig
-from kith.p2pnet.control import ControlServer
+from kith.p2pnet.control import ControlServer, Handler
+from kith.p2pnet.framing import close_quietly
 from kith.p2pnet.gate import Gate, Verdict
 from kith.p2pnet.gossip import JUNK_WEIGHT, GossipService, topic_from_name, topic_name
 from kith.p2pnet.home import Home
-
-if TYPE_CHECKING:
-    from kith.p2pnet.lifecycle import Lifecycle
+from kith.p2pnet.lifecycle import Lifecycle
 from kith.p2pnet.netstack import NetError, NetStack, open_netstack
 from kith.p2pnet.pathwatch import PathWatch, route_source
 from kith.p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
 from kith.p2pnet.ratelimit import KeyedLimiter
+from kith.p2pnet.relaying import RELAY_TOPICS_KEY as RELAY_TOPICS_KEY  # where api.py and tests look
+from kith.p2pnet.relaying import RelayTopics
+from kith.p2pnet.runtime import Disk, MemberParts, Runtime
 from kith.p2pnet.statecache import StateCache
 from kith.p2pnet.store import EnvelopeStore
 from kith.p2pnet.syncproto import PROTOCOL as SYNC_PROTOCOL
 from kith.p2pnet.syncproto import AcceptResult, SyncPeer, SyncStats, run_initiator, run_responder
-from kith.sync.envelope import Envelope, Kind, epoch_topic, relay_hints
-from kith.sync.invites import (
-    INVITE_GRACE_S,
-    INVITE_TOPIC_QUOTA,
-    MAX_INVITE_GRANT_S,
-    InviteGrant,
-    invite_epoch,
-    open_invite_grant,
-    open_relay_grant,
-)
+from kith.sync.envelope import Envelope, Kind
 from kith.sync.reconcile import ItemIndex
 
 log = logging.getLogger("kith.node")
 
-RELAY_TOPICS_KEY = "relay_topics"
 MAX_REDIAL_S = 300.0
 FIRST_REDIAL_S = 1.0
 """A target that dropped is dialed at once; after a failed dial, again after 1 s, then 2, 4,
@@ -73,6 +67,10 @@ that is gone for good costs a dial every few minutes."""
 """The longest a node waits between dials of an unreachable relay or bootstrap peer."""
 STORAGE_RETRY_S = 2.0
 """How often a node whose writes failed half-way tries to rebuild its circles."""
+
+ControlApi = Callable[["Node"], Mapping[str, Handler]]
+"""Builds the control API's method table for a node (`kith.p2pnet.api.build_methods`): the
+API sits above the node and drives it, so the node is handed it rather than importing it."""
 
 
 @dataclass
@@ -112,6 +110,10 @@ class NodeStats:
 
 
 class Node:
+    """A member's node or, with ``relay``, a relay: the composition root. What it keeps for
+    its whole life (home, keystore, config, gate, peer table, indexes, stats) is made here;
+    what exists only while it runs is built in `run` (`disk`, `runtime`)."""
+
     def __init__(
         self,
         home: Home,
@@ -120,7 +122,10 @@ class Node:
         *,
         relay: bool = False,
         clock: Callable[[], float] = time.time,
+        control_api: ControlApi | None = None,
     ) -> None:
+        """``control_api``: what the node serves on its control socket; without one it
+        serves no socket (in-process nodes driven through the API's handlers directly)."""
         self.home = home
         self.keystore = keystore
         self.config = config
@@ -135,21 +140,20 @@ class Node:
         """peer -> the topics it proved a key of in a sync session (`sync.access`): the only
         topics whose gossip it may exchange with us. Kept across reconnects (the proof was
         bound to its authenticated peer id) and announced again on each new connection."""
-        self.net: NetStack | None = None
-        self.gossip: GossipService | None = None
-        self.control: ControlServer | None = None
-        self.circles: MemberCircles | None = None
-        self.lifecycle: Lifecycle | None = None
-        self.relay_topics: dict[bytes, RelayTopic] = {}
-        """A relay's circles, by the handle their token names (`sync.envelope.circle_handle`)."""
-        self.relay_wires: dict[bytes, bytes] = {}
-        """A relay's epoch topics -> the handle of the circle they belong to."""
-        self.relay_invites: dict[bytes, tuple[bytes, float]] = {}
-        """A relay's invite topics: invite topic -> (the circle topic it came on, until)."""
-        self.relay_invites_closed: set[bytes] = set()
-        self.store: EnvelopeStore | None = None
-        self.cache: StateCache | None = None
-        self._nursery: trio.Nursery | None = None
+        self.control_api = control_api
+        self._disk: Disk | None = None
+        """Set once at the start of `run`, fully built (runtime.py)."""
+        self._runtime: Runtime | None = None
+        """Set once `run` has opened the network and its nursery, fully built (runtime.py)."""
+        self.relaying = RelayTopics(
+            keystore,
+            self.gate,
+            clock=clock,
+            serve_topic=self.serve_topic_nowait,
+            drop_topic=self.drop_topic,
+            storage_failed=lambda exc: self._storage_failed(exc, 0),
+        )
+        """What a relay serves (relaying.py); empty on a member's node."""
         self._sync_wanted = trio.Event()
         self._paths = PathWatch()
         """The route each connection was made on (pathwatch.py)."""
@@ -168,61 +172,135 @@ class Node:
         """Syncs we start because a peer announced a topic it has not proved to us yet."""
         self._storage_warned = float("-inf")
 
-    # --- lifecycle ----------------------------------------------------------------
+    # --- the parts that exist while the node runs ----------------------------------
 
-    def _open_storage(self) -> None:
+    @property
+    def disk(self) -> Disk:
+        """The stores (and a member's circles and lifecycle); there from the start of `run`."""
+        if self._disk is None:
+            raise LocalProtocolError("the node's storage is not open: start it with run()")
+        return self._disk
+
+    @property
+    def runtime(self) -> Runtime:
+        """The host, gossip, sync host, control server and nursery of a running node."""
+        if self._runtime is None:
+            raise LocalProtocolError("the node is not running: start it with run()")
+        return self._runtime
+
+    @property
+    def store(self) -> EnvelopeStore:
+        return self.disk.store
+
+    @property
+    def cache(self) -> StateCache | None:
+        """A member's encrypted state cache (None on a relay)."""
+        member = self.disk.member
+        return member.cache if member is not None else None
+
+    @property
+    def circles(self) -> MemberCircles | None:
+        """A member's circles (None on a relay)."""
+        member = self.disk.member
+        return member.circles if member is not None else None
+
+    @property
+    def lifecycle(self) -> Lifecycle | None:
+        """A member's membership lifecycle (None on a relay)."""
+        member = self.disk.member
+        return member.lifecycle if member is not None else None
+
+    @property
+    def net(self) -> NetStack:
+        return self.runtime.net
+
+    @property
+    def gossip(self) -> GossipService:
+        return self.runtime.gossip
+
+    @property
+    def control(self) -> ControlServer | None:
+        return self.runtime.control
+
+    # --- start-up -----------------------------------------------------------------
+
+    def _open_disk(self) -> Disk:
+        """Open the stores and build a member's services; nothing is loaded yet."""
         self.home.ensure()
-        self.store = EnvelopeStore(self.home.store, fsync=self.config.fsync)
+        store = EnvelopeStore(self.home.store, fsync=self.config.fsync)
         if self.is_relay:
-            raw = self.keystore.data.extra.get(RELAY_TOPICS_KEY, {})
-            for topic, entry in raw.items() if isinstance(raw, dict) else ():
-                self._serve_relay_topic(RelayTopic.from_map(topic, entry))
-            self._replay_relay_grants()
-        else:
-            self.cache = StateCache(
-                self.home.root / "state.sqlite", self.keystore.data.storage_key, fsync=self.config.fsync
-            )
-            self.circles = MemberCircles(self.keystore, self.store, self.cache, clock=self.clock)
-            self.circles.on_stored = self._publish_authored
-            self.circles.open_all()
-            from kith.p2pnet.lifecycle import Lifecycle
+            return Disk(store, None)
+        cache = StateCache(self.home.root / "state.sqlite", self.keystore.data.storage_key, fsync=self.config.fsync)
+        circles = MemberCircles(self.keystore, store, cache, clock=self.clock)
+        lifecycle = Lifecycle(
+            circles,
+            store=store,
+            gate=self.gate,
+            keystore=self.keystore,
+            mesh=self,
+            emit=self.emit,
+            clock=self.clock,
+            private_delay_s=self.config.private_delay_s,
+        )
+        return Disk(store, MemberParts(cache, circles, lifecycle))
 
-            self.lifecycle = Lifecycle(self, self.circles)
-            self.gate.admit = self.lifecycle.admit
-            self.circles.private_opener = self.lifecycle.open_private_item
-            self._follow_circles()
+    def _load_disk(self) -> None:
+        """Serve what the disk holds: a relay's topics (and the grants stored for them), or a
+        member's circles, their keys and the lifecycle's pending work; index every topic."""
+        member = self.disk.member
+        if member is None:
+            self.relaying.load(self.disk.store)
+        else:
+            member.circles.on_stored = self._publish_authored
+            member.circles.open_all()
+            self.gate.admit = member.lifecycle.admit
+            member.circles.private_opener = member.lifecycle.open_private_item
+            self._follow_circles(member)
         for topic in self.served_topics():
             self._load_index(topic)
 
-    def _follow_circles(self) -> None:
+    def _follow_circles(self, member: MemberParts) -> None:
         """Give the gate every epoch key the opened circles hold, and pick up the
         lifecycle's stored work (on start, and after a rebuild from the store)."""
-        assert self.circles is not None and self.lifecycle is not None
-        for topic, epoch, key, hints in self.circles.gate_keys():
+        for topic, epoch, key, hints in member.circles.gate_keys():
             self.gate.add_key(topic, epoch, key, hints)
-        self.lifecycle.restore()
+        member.lifecycle.restore()
 
     def _load_index(self, topic: bytes, *, again: bool = False) -> ItemIndex:
-        assert self.store is not None
         if again or topic not in self.indexes:
-            self.indexes[topic] = ItemIndex(self.store.items(topic))
-            self.topic_bytes[topic] = self.store.bytes_in_topic(topic)
+            store = self.disk.store
+            self.indexes[topic] = ItemIndex(store.items(topic))
+            self.topic_bytes[topic] = store.bytes_in_topic(topic)
         return self.indexes[topic]
 
-    def _serve_relay_topic(self, entry: RelayTopic) -> list[bytes]:
-        """Serve every epoch topic a relay's entry has a key for; returns those topics."""
-        self.relay_topics[entry.topic] = entry
-        return [self._serve_relay_epoch(entry, epoch, key) for epoch, key in entry.relay_keys.items()]
+    def topic_size(self, topic: bytes) -> int:
+        """Bytes stored on ``topic``, as far as this node has indexed it."""
+        return self.topic_bytes.get(topic, 0)
 
-    def _serve_relay_epoch(self, entry: RelayTopic, epoch: bytes, key: bytes) -> bytes:
-        topic = epoch_topic(key)
-        self.relay_wires[topic] = entry.topic
-        self.gate.add_key(topic, epoch, key, relay_hints(key))
-        return topic
+    def peer_count(self) -> int:
+        return len(self.peers)
+
+    def listen_addresses(self) -> list[str]:
+        """Where this node listens (none before the network is up)."""
+        return self._runtime.net.listen_addresses() if self._runtime is not None else []
+
+    # The relay's names the control API (p2pnet/api.py) and tests use.
+
+    @property
+    def relay_topics(self) -> dict[bytes, RelayTopic]:
+        return self.relaying.topics
+
+    @property
+    def relay_invites(self) -> dict[bytes, tuple[bytes, float]]:
+        return self.relaying.invites
+
+    def serve_relay_topic(self, entry: RelayTopic) -> list[bytes]:
+        """Serve every epoch topic a relay's entry has a key for; returns those topics."""
+        return self.relaying.serve(entry)
 
     def relay_topic_wires(self, handle: bytes) -> list[bytes]:
         """The epoch topics a relay serves for the circle with this handle."""
-        return [topic for topic, owner in self.relay_wires.items() if owner == handle]
+        return self.relaying.wires_of(handle)
 
     def served_topics(self) -> list[bytes]:
         return sorted(self.gate.relay_keys)
@@ -236,9 +314,8 @@ class Node:
         known = self.proved.setdefault(peer, set())
         new = [t for t in topics if t not in known]
         known.update(new)
-        if self.net is not None:
-            for topic in new:
-                self.net.allow_gossip(peer, topic_name(topic))
+        for topic in new:
+            self.runtime.net.allow_gossip(peer, topic_name(topic))
 
     def _may_gossip(self, peer: str, name: str) -> bool:
         topic = topic_from_name(name)
@@ -255,70 +332,78 @@ class Node:
     def _forget_peer(self, peer: str) -> None:
         """A peer left: drop what the gossip layer held for it (its proofs stay), and if we
         keep it connected (a relay, a bootstrap peer), dial it again at once."""
-        if self.net is not None:
-            self.net.forget_peer(peer)
+        self.runtime.net.forget_peer(peer)
         for address, record in self.reach.items():
             if address.rsplit("/p2p/", 1)[-1] == peer and record.failures == 0:
                 record.next_try = 0.0
 
     async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
-        self._open_storage()
+        """Open the disk and load it, then the network; run every service in one nursery
+        until `stop`; close the stores whatever happens."""
+        self._disk = self._open_disk()
         try:
-            async with open_netstack(self.keystore.data.network, self.config.listen, self.config.announce) as net:
-                self.net = net
-                # Every node caps what one peer may gossip at it; a relay (which many peers
-                # reach) uses the configured rate, a member a generous fixed one.
-                rate = self.config.relay_peer_rate if self.is_relay else 500.0
-                limiter = KeyedLimiter(rate, 4 * rate)
-                self.gossip = GossipService(
-                    net,
-                    self.gate,
-                    self._accept_gossip,
-                    peer_limiter=limiter,
-                    clock=self.clock,
-                    on_misbehaviour=self.penalize,
-                )
-                net.set_gossip_policy(self._may_gossip, on_unproved=self._asked_for_topic)
-                host = SyncPeer(
-                    net.peer_id, self._proof_keys, self._load_index, self._load_envelopes, self.accept, self._on_proved
-                )
-                net.set_stream_handler(SYNC_PROTOCOL, lambda stream, peer: self._respond_sync(host, stream, peer))
-                self._sync_host = host
-                from kith.p2pnet.api import build_methods
-
-                self.control = ControlServer(self.home.socket, build_methods(self))
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    for topic in self.served_topics():
-                        await self.gossip.join(topic, nursery)
-                    await nursery.start(self.gossip.run_publisher)
-                    await nursery.start(self.control.serve)
-                    nursery.start_soon(self._watch_connections)
-                    nursery.start_soon(self._dial_loop)
-                    nursery.start_soon(self._sync_loop)
-                    if self.circles is not None:
-                        nursery.start_soon(self._snapshot_loop)
-                        nursery.start_soon(self._storage_recovery_loop)
-                    if self.lifecycle is not None:
-                        nursery.start_soon(self.lifecycle.run)
-                    nursery.start_soon(self._signal_loop)
-                    nursery.start_soon(self._penalty_decay_loop)
-                    nursery.start_soon(self._peer_hygiene_loop)
-                    nursery.start_soon(self._path_loop)
-                    self.ready.set()
-                    log.info("node ready", extra={"peer_id": net.peer_id, "addresses": net.listen_addresses()})
-                    task_status.started(self)
-                    await self._stopping.wait()
-                    nursery.cancel_scope.cancel()
+            self._load_disk()
+            network = open_netstack(self.keystore.data.network, self.config.listen, self.config.announce)
+            async with network as net, trio.open_nursery() as nursery:
+                self._runtime = self._build_runtime(net, nursery)
+                await self._start_services(self._runtime)
+                self.ready.set()
+                log.info("node ready", extra={"peer_id": net.peer_id, "addresses": net.listen_addresses()})
+                task_status.started(self)
+                await self._stopping.wait()
+                nursery.cancel_scope.cancel()
         finally:
-            self._close_storage()
+            self._disk.close()
+
+    def _build_runtime(self, net: NetStack, nursery: trio.Nursery) -> Runtime:
+        """The network side, whole: gossip, the sync protocol's host, the control server."""
+        # Every node caps what one peer may gossip at it; a relay (which many peers
+        # reach) uses the configured rate, a member a generous fixed one.
+        rate = self.config.relay_peer_rate if self.is_relay else 500.0
+        gossip = GossipService(
+            net,
+            self.gate,
+            self._accept_gossip,
+            peer_limiter=KeyedLimiter(rate, 4 * rate),
+            clock=self.clock,
+            on_misbehaviour=self.penalize,
+        )
+        host = SyncPeer(
+            net.peer_id, self._proof_keys, self._load_index, self._load_envelopes, self.accept, self._on_proved
+        )
+        control = None if self.control_api is None else ControlServer(self.home.socket, dict(self.control_api(self)))
+        return Runtime(net=net, gossip=gossip, sync_host=host, control=control, nursery=nursery)
+
+    async def _start_services(self, runtime: Runtime) -> None:
+        """Let peers in (gossip policy, the sync protocol), join every served topic, and
+        start each long-lived task in the runtime's nursery."""
+        net, nursery = runtime.net, runtime.nursery
+        net.set_gossip_policy(self._may_gossip, on_unproved=self._asked_for_topic)
+        net.set_stream_handler(SYNC_PROTOCOL, lambda stream, peer: self._respond_sync(stream, peer))
+        for topic in self.served_topics():
+            await runtime.gossip.join(topic, nursery)
+        await nursery.start(runtime.gossip.run_publisher)
+        if runtime.control is not None:
+            await nursery.start(runtime.control.serve)
+        nursery.start_soon(self._watch_connections)
+        nursery.start_soon(self._dial_loop)
+        nursery.start_soon(self._sync_loop)
+        member = self.disk.member
+        if member is not None:
+            nursery.start_soon(self._snapshot_loop, member)
+            nursery.start_soon(self._storage_recovery_loop, member)
+            nursery.start_soon(member.lifecycle.run)
+        nursery.start_soon(self._signal_loop)
+        nursery.start_soon(self._penalty_decay_loop)
+        nursery.start_soon(self._peer_hygiene_loop)
+        nursery.start_soon(self._path_loop)
 
     def stop(self) -> None:
         self._stopping.set()
 
     def stop_soon(self, delay: float = 0.2) -> None:
         """Stop shortly, so a control-API reply announcing it can still be sent."""
-        if self._nursery is None:
+        if self._runtime is None:
             self.stop()
             return
 
@@ -326,18 +411,11 @@ class Node:
             await trio.sleep(delay)
             self.stop()
 
-        self._nursery.start_soon(later)
+        self._runtime.nursery.start_soon(later)
 
-    def _close_storage(self) -> None:
-        if self.circles is not None:
-            try:
-                self.circles.save_snapshots(force=True)
-            except KithError as exc:
-                log.error("could not save circle state on shutdown: %s", exc)
-        if self.cache is not None:
-            self.cache.close()
-        if self.store is not None:
-            self.store.close()
+    def start_soon(self, task: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``task`` in the node's nursery (it ends when the node stops)."""
+        self.runtime.nursery.start_soon(task, *args)
 
     async def _signal_loop(self) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -349,8 +427,9 @@ class Node:
     # --- events for the control API -----------------------------------------------
 
     def emit(self, event: str, payload: dict[str, Any]) -> None:
-        if self.control is not None:
-            self.control.notify(event, payload)
+        """Tell the control API's clients (and in-process listeners) what happened."""
+        if self._runtime is not None and self._runtime.control is not None:
+            self._runtime.control.notify(event, payload)
         for listener in self.listeners:
             listener(event, payload)
 
@@ -368,15 +447,43 @@ class Node:
         so the rest of our mesh learns them in milliseconds instead of at its next sync
         (this is what makes a healed partition converge quickly).
         """
-        assert self.store is not None
         result = AcceptResult()
-        if self.circles is not None and self.circles.write_error is not None:
+        member = self.disk.member
+        if member is not None and member.circles.write_error is not None:
             # A write failed half-way: store nothing until the circles are rebuilt;
             # reconciliation offers all of this again afterwards.
             self.stats.refused["not stored: waiting for the disk"] += len(envelopes)
             return result
-        now = self.clock()
         index = self._load_index(topic) if self.gate.serves(topic) else None
+        candidates = self._screen(topic, envelopes, source, index, result)
+        if self.is_relay and candidates:
+            candidates = self.relaying.within_quota(topic, candidates, self.topic_bytes, result, self.stats.refused)
+        if not candidates or index is None:
+            return result
+        kinds = {e.id: kind for e in candidates if (kind := self.gate.kind_of(e)) is not Kind.OP}
+        try:
+            new = self.disk.store.add_batch(candidates, kinds)
+        except StorageError as exc:  # nothing was stored; peers offer it again later
+            self._storage_failed(exc, len(candidates))
+            return result
+        result.duplicates += len(candidates) - len(new)
+        self._index_new(topic, index, new, source, result)
+        if new and not via_gossip and self._runtime is not None:
+            for envelope in new:
+                self._runtime.gossip.publish_nowait(envelope)
+        self.stats.duplicates += result.duplicates
+        if new and member is not None:
+            self._act_as_member(member, topic, new, kinds, source)
+        elif new:
+            self._act_as_relay(topic, new, kinds)
+        return result
+
+    def _screen(
+        self, topic: bytes, envelopes: list[Envelope], source: str, index: ItemIndex | None, result: AcceptResult
+    ) -> list[Envelope]:
+        """The envelopes that are new here and pass the gate; the others are counted in
+        ``result`` (and junk against the peer that sent it)."""
+        now = self.clock()
         candidates: list[Envelope] = []
         for envelope in envelopes:
             if index is not None and (envelope.ts, envelope.id) in index:
@@ -395,17 +502,12 @@ class Node:
             else:
                 result.rejected += 1
                 self.stats.refused["gate"] += 1
-        if self.is_relay and candidates:
-            candidates = self._within_quota(topic, candidates, result)
-        if not candidates or index is None:
-            return result
-        kinds = {e.id: kind for e in candidates if (kind := self.gate.kind_of(e)) is not Kind.OP}
-        try:
-            new = self.store.add_batch(candidates, kinds)
-        except StorageError as exc:  # nothing was stored; peers offer it again later
-            self._storage_failed(exc, len(candidates))
-            return result
-        result.duplicates += len(candidates) - len(new)
+        return candidates
+
+    def _index_new(
+        self, topic: bytes, index: ItemIndex, new: list[Envelope], source: str, result: AcceptResult
+    ) -> None:
+        """Envelopes just stored: what reconciliation offers from now on, and who gave them."""
         for envelope in new:
             index.add(envelope.ts, envelope.id)
             self.topic_bytes[topic] += len(envelope.data)
@@ -413,104 +515,28 @@ class Node:
         self.stats.accepted += len(new)
         if new and source in self.peers:
             self.peers[source].received += len(new)
-        if new and not via_gossip and self.gossip is not None:
+
+    def _act_as_member(
+        self, member: MemberParts, topic: bytes, new: list[Envelope], kinds: Mapping[bytes, Kind], source: str
+    ) -> None:
+        """Fold the new ops, and hand welcomes, join requests, private envelopes and grants
+        to the lifecycle."""
+        try:
+            self._fold(topic, [e for e in new if e.id not in kinds], source)
             for envelope in new:
-                self.gossip.publish_nowait(envelope)
-        self.stats.duplicates += result.duplicates
-        if new and self.circles is not None:
-            try:
-                self._fold(topic, [e for e in new if e.id not in kinds], source)
-                for envelope in new:
-                    if envelope.id in kinds:
-                        assert self.lifecycle is not None
-                        self.lifecycle.on_marker(topic, envelope, kinds[envelope.id])
-            except StorageError as exc:
-                # Stored, but not folded or acted on: rebuilt from the store once writes work.
-                self.circles.write_error = self.circles.write_error or exc
-                self._storage_failed(exc, 0)
-        elif new:
-            for envelope in new:
-                if kinds.get(envelope.id) is Kind.GRANT:
-                    self._on_relay_grant(topic, envelope)
-            self.emit("stored", {"topic": topic.hex(), "count": len(new)})
-        return result
+                if envelope.id in kinds:
+                    member.lifecycle.on_marker(topic, envelope, kinds[envelope.id])
+        except StorageError as exc:
+            # Stored, but not folded or acted on: rebuilt from the store once writes work.
+            member.circles.write_error = member.circles.write_error or exc
+            self._storage_failed(exc, 0)
 
-    def _replay_relay_grants(self) -> None:
-        """Follow the grants already stored (the keystore may not have been saved after
-        the last one: a kill, a full disk), in as many passes as the chain needs."""
-        assert self.store is not None
-        done: set[bytes] = set()
-        while len(done) != len(self.relay_wires):  # each grant followed adds an epoch topic
-            for topic in [t for t in self.relay_wires if t not in done]:
-                done.add(topic)
-                for data in self.store.by_kind(topic, Kind.GRANT):
-                    self._on_relay_grant(topic, Envelope.decode(data))
-
-    def _on_relay_grant(self, topic: bytes, envelope: Envelope) -> None:
-        """Relays follow a circle's key rotations: learn the next relay key from a grant.
-
-        A grant must open under a relay key we hold *and* carry the signature of the grant
-        key of that same epoch, so holding a relay key (as every relay does) is not enough
-        to forge one. An epoch's keys are learned once and never replaced: a later grant
-        naming a known epoch is ignored, whoever signed it.
-        """
-        handle = self.relay_wires.get(topic)
-        entry = self.relay_topics.get(handle) if handle is not None else None
-        if entry is None:
-            return
-        # A grant travels on the topic of the epoch it comes from: that epoch's keys check it.
-        for epoch_id, relay_key in list(entry.relay_keys.items()):
-            if epoch_topic(relay_key) != topic:
-                continue
-            grant_key = entry.grant_keys.get(epoch_id)
-            if grant_key is None:
-                return  # a token from before grants were signed: cannot check, so not followed
-            try:
-                grant = open_relay_grant(envelope, relay_key, grant_key)
-            except RemoteProtocolError:
-                try:
-                    invite = open_invite_grant(envelope, relay_key, grant_key)
-                except RemoteProtocolError:
-                    return
-                self._on_invite_grant(topic, invite)
-                return
-            if grant.epoch in entry.relay_keys:
-                return
-            entry.relay_keys[grant.epoch] = grant.relay_key
-            entry.grant_keys[grant.epoch] = grant.grant_key
-            new_topic = self._serve_relay_epoch(entry, grant.epoch, grant.relay_key)
-            self.keystore.data.extra.setdefault(RELAY_TOPICS_KEY, {})[entry.topic] = entry.to_map()
-            try:
-                self.keystore.save()
-            except StorageError as exc:  # learned again from the stored grant on restart
-                self._storage_failed(exc, 0)
-            log.info("relay learned the next epoch of circle %s", entry.topic.hex()[:8])
-            self.serve_topic_nowait(new_topic)  # gossip it, and reconcile it with every peer
-            return
-
-    def _on_invite_grant(self, topic: bytes, grant: InviteGrant) -> None:
-        """Serve an invite's topic for a circle we relay, until the grant says (bounded);
-        a closing grant (``until`` 0) drops it, and a closed invite stays closed."""
-        now = self.clock()
-        if grant.until <= now:
-            self.relay_invites_closed.add(grant.topic)
-            if self.relay_invites.pop(grant.topic, None) is not None:
-                self.drop_topic(grant.topic)
-            return
-        if grant.topic in self.relay_invites_closed or grant.topic in self.relay_wires:
-            return
-        until = min(grant.until, now + MAX_INVITE_GRANT_S + INVITE_GRACE_S)
-        self.relay_invites[grant.topic] = (topic, until)
-        # A relay stores an invite topic's envelopes without telling them apart (no hints).
-        self.gate.add_key(grant.topic, invite_epoch(grant.mac_key), grant.mac_key)
-        self.serve_topic_nowait(grant.topic)
-
-    def _expire_relay_invites(self) -> None:
-        now = self.clock()
-        for invite_topic, (_circle_topic, until) in list(self.relay_invites.items()):
-            if until <= now:
-                del self.relay_invites[invite_topic]
-                self.drop_topic(invite_topic)
+    def _act_as_relay(self, topic: bytes, new: list[Envelope], kinds: Mapping[bytes, Kind]) -> None:
+        """A relay opens nothing but the grants that carry a circle's next relay key."""
+        for envelope in new:
+            if kinds.get(envelope.id) is Kind.GRANT:
+                self.relaying.on_grant(topic, envelope)
+        self.emit("stored", {"topic": topic.hex(), "count": len(new)})
 
     def fold_stored(self, topic: bytes, envelopes: list[Envelope]) -> None:
         """Fold envelopes that were already stored (e.g. once their keys arrived)."""
@@ -518,8 +544,8 @@ class Node:
 
     def accept_soon(self, topic: bytes, envelopes: list[Envelope]) -> None:
         """Accept envelopes from a synchronous context (our own)."""
-        if self._nursery is not None:
-            self._nursery.start_soon(self.accept, topic, envelopes, "self")
+        if self._runtime is not None:
+            self._runtime.nursery.start_soon(self.accept, topic, envelopes, "self")
 
     def publish_nowait(self, envelope: Envelope) -> None:
         """Index and gossip an envelope we made. It must already be in the store: the
@@ -527,14 +553,14 @@ class Node:
         index = self._load_index(envelope.topic)
         if index.add(envelope.ts, envelope.id):
             self.topic_bytes[envelope.topic] += len(envelope.data)
-        if self.gossip is not None:
-            self.gossip.publish_nowait(envelope)
+        if self._runtime is not None:
+            self._runtime.gossip.publish_nowait(envelope)
 
     def request_sync(self) -> None:
         self._sync_wanted.set()
 
     def dial_soon(self, address: str) -> None:
-        if self._nursery is None or self.net is None:
+        if self._runtime is None:
             return
 
         async def dial() -> None:
@@ -543,42 +569,24 @@ class Node:
             except (NetError, UsageError) as exc:
                 log.info("could not reach %s: %s", address, exc)
 
-        self._nursery.start_soon(dial)
-
-    def _within_quota(self, topic: bytes, envelopes: list[Envelope], result: AcceptResult) -> list[Envelope]:
-        handle = self.relay_wires.get(topic)
-        entry = self.relay_topics.get(handle) if handle is not None else None
-        if entry is not None:  # the quota covers all of a circle's epoch topics together
-            room = entry.quota_bytes - sum(self.topic_bytes[t] for t in self.relay_topic_wires(entry.topic))
-        elif topic in self.relay_invites:
-            room = INVITE_TOPIC_QUOTA - self.topic_bytes[topic]
-        else:
-            return []
-        kept = []
-        for envelope in envelopes:
-            if len(envelope.data) > room:
-                result.rejected += 1
-                self.stats.refused["topic over quota"] += 1
-                continue
-            room -= len(envelope.data)
-            kept.append(envelope)
-        return kept
+        self._runtime.nursery.start_soon(dial)
 
     def _fold(self, topic: bytes, envelopes: list[Envelope], source: str = "self") -> None:
-        assert self.circles is not None
+        member = self.disk.member
+        if member is None:
+            raise LocalProtocolError("a relay folds nothing: it holds no member keys")
         if not envelopes:
             return
-        processed = self.circles.process(topic, envelopes, source)
+        circles, lifecycle = member.circles, member.lifecycle
+        processed = circles.process(topic, envelopes, source)
         if processed.over_share and source not in ("self", "store"):
             # Valid members' ops whose parents never come, more than 2 MiB of them: the
             # buffer evicted this peer's own oldest ones; count it against the peer.
             self.penalize(source, "ops whose parents never come")
-        if self.lifecycle is not None:
-            for circle_id, waiting in processed.waiting_keys.items():
-                self.lifecycle.after_fold(self.circles.circles[circle_id], waiting)
+        for circle_id, waiting in processed.waiting_keys.items():
+            lifecycle.after_fold(circles.circles[circle_id], waiting)
         for circle_id, ops in processed.applied.items():
-            if self.lifecycle is not None:
-                self.lifecycle.after_fold(self.circles.circles[circle_id], ops)
+            lifecycle.after_fold(circles.circles[circle_id], ops)
             self.emit(
                 "ops",
                 {
@@ -596,15 +604,16 @@ class Node:
 
     def fold_held(self, circle: Circle) -> None:
         """Fold the closes held until their claimed time, once it has come."""
-        assert self.circles is not None
-        due = self.circles.due_held(circle)
+        circles = self.circles
+        if circles is None:
+            raise LocalProtocolError("a relay holds no circles")
+        due = circles.due_held(circle)
         if due:
             data = self._load_envelopes(due)
             self._fold(circle.current_topic, [Envelope.decode(data[i]) for i in due if i in data], "store")
 
     def _load_envelopes(self, ids: list[bytes]) -> dict[bytes, bytes]:
-        assert self.store is not None
-        return self.store.get_many(ids)
+        return self.disk.store.get_many(ids)
 
     def _publish_authored(self, envelopes: list[Envelope]) -> None:
         """Ops we authored, just stored (`MemberCircles.on_stored`): index and gossip them."""
@@ -614,15 +623,15 @@ class Node:
     async def serve_topic(self, topic: bytes) -> None:
         """Start serving a topic that was just added (a new circle, a newly allowed topic)."""
         self._load_index(topic)
-        if self.gossip is not None and self._nursery is not None:
-            await self.gossip.join(topic, self._nursery)
+        if self._runtime is not None:
+            await self._runtime.gossip.join(topic, self._runtime.nursery)
         self._sync_wanted.set()
 
     def serve_topic_nowait(self, topic: bytes) -> None:
         """`serve_topic` from a synchronous context (gossip joins once the node runs)."""
         self._load_index(topic)
-        if self.gossip is not None and self._nursery is not None:
-            self._nursery.start_soon(self.gossip.join, topic, self._nursery)
+        if self._runtime is not None:
+            self._runtime.nursery.start_soon(self._runtime.gossip.join, topic, self._runtime.nursery)
         self._sync_wanted.set()
 
     def drop_topic(self, topic: bytes) -> None:
@@ -630,13 +639,12 @@ class Node:
         self.gate.remove_topic(topic)
         self.indexes.pop(topic, None)
         self.topic_bytes.pop(topic, None)
-        if self.gossip is not None and self._nursery is not None:
-            self._nursery.start_soon(self.gossip.leave, topic)
-        if self.store is not None:
-            try:
-                self.store.delete_topic(topic)
-            except StorageError as exc:  # dropped again on the next start: the topic is no longer followed
-                self._storage_failed(exc, 0)
+        if self._runtime is not None:
+            self._runtime.nursery.start_soon(self._runtime.gossip.leave, topic)
+        try:
+            self.disk.store.delete_topic(topic)
+        except StorageError as exc:  # dropped again on the next start: the topic is no longer followed
+            self._storage_failed(exc, 0)
 
     # --- a full disk ---------------------------------------------------------------
 
@@ -647,21 +655,21 @@ class Node:
             self._storage_warned = time.monotonic()
             log.error("%s; the node keeps running and retries", exc)
 
-    async def _storage_recovery_loop(self) -> None:
+    async def _storage_recovery_loop(self, member: MemberParts) -> None:
         """Once writes work again, rebuild circles a failed write left unsure, as a restart would."""
-        assert self.circles is not None and self.lifecycle is not None and self.store is not None
+        circles = member.circles
         while True:
             await trio.sleep(STORAGE_RETRY_S)
-            if self.circles.write_error is None:
+            if circles.write_error is None:
                 continue
             try:
                 self.keystore.save()  # in-memory keys first; also tells whether writes work
-                self.circles.reopen()
-                self._follow_circles()
+                circles.reopen()
+                self._follow_circles(member)
                 for topic in self.served_topics():
                     self._load_index(topic, again=True)
             except StorageError as exc:
-                self.circles.write_error = self.circles.write_error or exc
+                circles.write_error = circles.write_error or exc
                 continue
             log.warning("writes work again: circles rebuilt from the store")
             self.request_sync()
@@ -670,21 +678,21 @@ class Node:
 
     def penalize(self, peer: str, reason: str, weight: float = 1.0) -> None:
         """Count a peer's bad input; past the guard's threshold it is disconnected and refused."""
-        if self.net is None or peer == self.net.peer_id or not peer:
+        runtime = self._runtime
+        if runtime is None or peer == runtime.net.peer_id or not peer:
             return
         self.stats.refused[f"from peers: {reason}"] += 1
         if self.guard.penalize(peer, weight):
             log.warning("banning peer %s for %.0f s: %s", peer[:12], BAN_S, reason)
             self.emit("peer", {"peer": peer, "connected": False, "banned": True})
-            if self._nursery is not None:
-                self._nursery.start_soon(self.net.disconnect, peer)
+            runtime.nursery.start_soon(runtime.net.disconnect, peer)
 
     def block(self, peer: str, seconds: float) -> None:
         """Refuse a peer for a while, as a ban does (an operator's tool; the soak cuts
         partitions with it): drop its connection, refuse its dials, stop dialing it."""
         self.guard.block(peer, seconds)
-        if self._nursery is not None and self.net is not None:
-            self._nursery.start_soon(self.net.disconnect, peer)
+        if self._runtime is not None:
+            self._runtime.nursery.start_soon(self._runtime.net.disconnect, peer)
 
     def is_banned(self, peer: str) -> bool:
         return self.guard.is_banned(peer)
@@ -699,15 +707,15 @@ class Node:
         whose connection outlived the disconnect (a dial that was in flight, a second
         connection opened at the same moment) is dropped again, and a peer connected or
         gone without its event (one of two connections closing) is added or forgotten."""
-        assert self.net is not None
+        net = self.runtime.net
         while True:
             await trio.sleep(1.0)
             if self.is_relay:
-                self._expire_relay_invites()
-            connected = set(self.net.connected_peers())
+                self.relaying.expire_invites()
+            connected = set(net.connected_peers())
             for peer in connected:
                 if self.is_banned(peer):
-                    await self.net.disconnect(peer)
+                    await net.disconnect(peer)
                 elif peer not in self.peers:
                     self._on_connected(peer)
             for peer in [p for p, state in self.peers.items() if p not in connected and not state.syncing]:
@@ -718,13 +726,13 @@ class Node:
     async def _path_loop(self) -> None:
         """Once a second, drop the connections this machine can no longer carry (its address
         changed: pathwatch.py) and dial those peers again at once."""
-        assert self.net is not None
+        net = self.runtime.net
         while True:
             await trio.sleep(1.0)
-            for peer in self._paths.stale(self.net.connection_endpoints(), route_source):
+            for peer in self._paths.stale(net.connection_endpoints(), route_source):
                 log.info("the route to %s changed under its connection; reconnecting", peer[:12])
                 with trio.move_on_after(5):
-                    await self.net.disconnect(peer)
+                    await net.disconnect(peer)
                 for address in self.dial_targets():
                     if address.rsplit("/p2p/", 1)[-1] == peer:
                         self.dial_soon(address)
@@ -732,13 +740,13 @@ class Node:
     # --- peers and reconciliation -------------------------------------------------
 
     async def _watch_connections(self) -> None:
-        assert self.net is not None
-        async for kind, peer in self.net.events:
+        net, nursery = self.runtime.net, self.runtime.nursery
+        async for kind, peer in net.events:
             if kind == "connected":
-                self._paths.observe(self.net.connection_endpoints(), route_source)
-                if peer in self.peers and self._nursery is not None:
+                self._paths.observe(net.connection_endpoints(), route_source)
+                if peer in self.peers:
                     # A peer that dials us again has given its old connection up.
-                    self._nursery.start_soon(self.net.close_abandoned, peer)
+                    nursery.start_soon(net.close_abandoned, peer)
                 self._on_connected(peer)
             else:
                 self._forget_peer(peer)
@@ -746,14 +754,14 @@ class Node:
                     self.emit("peer", {"peer": peer, "connected": False})
 
     def _on_connected(self, peer: str) -> None:
+        runtime = self.runtime
         if self.is_banned(peer):
-            self._nursery.start_soon(self.net.disconnect, peer)  # type: ignore[union-attr]
+            runtime.nursery.start_soon(runtime.net.disconnect, peer)
         elif peer not in self.peers:
             self.peers[peer] = PeerState(peer, self.clock())
             self.emit("peer", {"peer": peer, "connected": True})
-            if self.net is not None:
-                for topic in sorted(self.proved.get(peer, ())):  # proved before: gossip at once
-                    self.net.allow_gossip(peer, topic_name(topic))
+            for topic in sorted(self.proved.get(peer, ())):  # proved before: gossip at once
+                runtime.net.allow_gossip(peer, topic_name(topic))
             self._start_sync(peer)
 
     def _start_sync(self, peer: str) -> None:
@@ -761,52 +769,46 @@ class Node:
         if state is not None and state.syncing:
             state.again = True
             return
-        if state is None or self._nursery is None:
+        if state is None or self._runtime is None:
             return
         # Both sides may start at once after a connect; the lower peer id initiates, the
         # other waits for it (its own periodic tick still runs as a backstop).
-        assert self.net is not None
-        if state.last_sync is None and peer < self.net.peer_id and self.clock() - state.connected_at < 5:
+        if state.last_sync is None and peer < self._runtime.net.peer_id and self.clock() - state.connected_at < 5:
             return
         state.syncing = True
-        self._nursery.start_soon(self._initiate_sync, peer)
+        self._runtime.nursery.start_soon(self._initiate_sync, peer)
 
     async def sync_now(self, peer: str) -> SyncStats:
         """Run one reconciliation with ``peer`` and wait for it (tests, `kith sync`)."""
-        assert self.net is not None
         state = self.peers.setdefault(peer, PeerState(peer, self.clock()))
         state.syncing = True
         return await self._initiate_sync(peer)
 
     async def _initiate_sync(self, peer: str) -> SyncStats:
-        assert self.net is not None
+        runtime = self.runtime
         state = self.peers.get(peer)
         try:
-            stream = await self.net.open_stream(peer, SYNC_PROTOCOL)
+            stream = await runtime.net.open_stream(peer, SYNC_PROTOCOL)
         except NetError as exc:
             stats = SyncStats(peer, True, error=str(exc))
         else:
-            stats = await run_initiator(self._sync_host, stream, peer)
+            stats = await run_initiator(runtime.sync_host, stream, peer)
             if stats.error and not stats.error.startswith(("stream closed", "timed out")):
                 self.penalize(peer, "broke the sync protocol", 10.0)
         self._record_sync(state, stats)
         return stats
 
-    async def _respond_sync(self, host: SyncPeer, stream: Any, peer: str) -> None:
+    async def _respond_sync(self, stream: Any, peer: str) -> None:
         # A session costs us real work (a sketch of a big topic can take a fraction of a
         # second), so one peer gets a few per minute, not a stream of them.
         if not self._sync_limiter.allow(peer, self.clock()):
             self.stats.refused["sync sessions over the per-peer rate"] += 1
-            from kith.p2pnet.framing import close_quietly
-
             await close_quietly(stream, reset=True)
             return
         if self.is_banned(peer):
-            from kith.p2pnet.framing import close_quietly
-
             await close_quietly(stream, reset=True)
             return
-        stats = await run_responder(host, stream, peer)
+        stats = await run_responder(self.runtime.sync_host, stream, peer)
         self._note_topics_synced(stats)
         if stats.error and not stats.error.startswith(("stream closed", "timed out")):
             self.penalize(peer, "broke the sync protocol", 10.0)
@@ -860,17 +862,15 @@ class Node:
             for target in targets:
                 if self._dial_due(target, now):
                     due.setdefault(target.rsplit("/p2p/", 1)[-1], []).append(target)
-            if due and self._nursery is not None:
+            if due:
                 async with trio.open_nursery() as dials:
                     for addresses in due.values():
                         dials.start_soon(self._dial_target, addresses)
             await trio.sleep(min(self.config.redial_interval_s, 1.0))
 
     def _dial_due(self, address: str, now: float) -> bool:
-        if self.net is None:
-            return False
         peer = address.rsplit("/p2p/", 1)[-1]
-        if peer in self.peers or peer == self.net.peer_id or self.is_banned(peer):
+        if peer in self.peers or peer == self.runtime.net.peer_id or self.is_banned(peer):
             return False
         record = self.reach.get(address)
         return record is None or now >= record.next_try
@@ -898,18 +898,18 @@ class Node:
         """Whom to keep connected: configured bootstrap peers, relays and inviters we were
         given, and the relays each of our circles lists (relay.add)."""
         targets = list(self.config.bootstrap)
-        if self.circles is not None:
-            for circle in self.circles.circles.values():
+        circles = self.circles
+        if circles is not None:
+            for circle in circles.circles.values():
                 targets += [r for r in sorted(circle.replica.state.relays) if r not in targets]
         targets += [r for r in self.keystore.data.relays if r not in targets]
         return targets
 
     async def connect(self, address: str, *, also: Sequence[str] = (), timeout: float = 10.0) -> str:
-        assert self.net is not None
         target = address.rsplit("/p2p/", 1)[-1]
         if self.is_banned(target):
             raise UsageError(f"peer {target[:12]}... is blocked for now; unblock it first")
-        peer = await self.net.connect(address, also=also, timeout=timeout)
+        peer = await self.runtime.net.connect(address, also=also, timeout=timeout)
         if peer not in self.peers:
             self.peers[peer] = PeerState(peer, self.clock())
         record = self.reach.setdefault(address, Reach()) if address in self.reach else None
@@ -937,9 +937,10 @@ class Node:
         """Keep the keystore's relay list (what a backup carries, and what a restored node
         first dials) led by the relays our circles list now: a relay a circle added goes
         in, one it removed goes out (addresses from invites that no circle lists stay)."""
-        if self.circles is None:
+        circles = self.circles
+        if circles is None:
             return
-        listed = [a for c in self.circles.circles.values() for a in sorted(c.replica.state.relays)]
+        listed = [a for c in circles.circles.values() for a in sorted(c.replica.state.relays)]
         current = list(dict.fromkeys(listed))
         dropped = self._circle_relays - set(current)
         kept = [a for a in self.keystore.data.relays if a not in current and a not in dropped]
@@ -954,11 +955,10 @@ class Node:
 
     # --- snapshots ----------------------------------------------------------------
 
-    async def _snapshot_loop(self) -> None:
-        assert self.circles is not None
+    async def _snapshot_loop(self, member: MemberParts) -> None:
         while True:
             await trio.sleep(self.config.snapshot_interval_s)
             try:
-                self.circles.save_snapshots()
+                member.circles.save_snapshots()
             except KithError as exc:
                 log.error("saving circle state failed: %s", exc)

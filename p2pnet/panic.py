@@ -30,9 +30,10 @@ import logging
 import os
 import stat
 from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -40,7 +41,11 @@ from kith.identity.atomic import fsync_directory, overwrite_fd
 from kith.identity.errors import KithError
 
 if TYPE_CHECKING:
-    from kith.p2pnet.node import Node
+    from kith.identity.keystore import Keystore
+    from kith.p2pnet.circles import MemberCircles
+    from kith.p2pnet.home import Home
+    from kith.p2pnet.statecache import StateCache
+    from kith.p2pnet.store import EnvelopeStore
 
 WARN_BOUND_S = 3.0
 """How long a panicking node may spend warning its circles before it exits."""
@@ -172,7 +177,29 @@ def wipe_home(root: Path) -> WipeReport:
     return report
 
 
-def stop_writing(node: Node) -> None:
+class PanickingNode(Protocol):
+    """What panic needs of a running node (`p2pnet.node.Node` is one): its home, its
+    stores and keystore (to stop writing), its circles (to warn them), its peers and a
+    way to sync with each (to push the warnings), and its nursery (to do it after the
+    reply)."""
+
+    @property
+    def home(self) -> Home: ...
+    @property
+    def keystore(self) -> Keystore: ...
+    @property
+    def store(self) -> EnvelopeStore: ...
+    @property
+    def cache(self) -> StateCache | None: ...
+    @property
+    def circles(self) -> MemberCircles | None: ...
+    @property
+    def peers(self) -> Mapping[str, object]: ...
+    def start_soon(self, task: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
+    async def sync_now(self, peer: str) -> object: ...
+
+
+def stop_writing(node: PanickingNode) -> None:
     """Make the node's process stop touching the disk, keeping its keys in memory."""
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -196,25 +223,31 @@ def stop_writing(node: Node) -> None:
     node.keystore.forget()
 
 
-async def panic_node(node: Node, *, warn: bool) -> dict[str, Any]:
+async def panic_node(node: PanickingNode, *, warn: bool) -> dict[str, Any]:
     """The control API's ``panic``: stop writing, answer, then warn (if asked), wipe and exit."""
     stop_writing(node)
-    warned: list[str] = []
-    if warn and node.circles is not None:
-        for circle in list(node.circles.circles.values()):
-            if node.circles.identity.member_id not in circle.replica.state.members:
-                continue
-            try:
-                node.circles.author_many(circle, [("member.compromised", {"note": None})])  # stored and gossiped
-            except KithError:
-                continue  # e.g. waiting for a new key: this circle cannot be warned in time
-            warned.append(circle.id.hex())
-    assert node._nursery is not None
-    node._nursery.start_soon(_deliver_and_exit, node, bool(warned))
+    circles = node.circles
+    warned = _warn_circles(circles) if warn and circles is not None else []
+    node.start_soon(_deliver_and_exit, node, bool(warned))
     return {"warned": warned, "exits_within_s": WARN_BOUND_S, "pid": os.getpid()}
 
 
-async def _deliver_and_exit(node: Node, push: bool) -> None:
+def _warn_circles(circles: MemberCircles) -> list[str]:
+    """Sign ``member.compromised`` in each circle we are a member of (stored and gossiped
+    from memory); returns the circles warned."""
+    warned: list[str] = []
+    for circle in list(circles.circles.values()):
+        if circles.identity.member_id not in circle.replica.state.members:
+            continue
+        try:
+            circles.author_many(circle, [("member.compromised", {"note": None})])
+        except KithError:
+            continue  # e.g. waiting for a new key: this circle cannot be warned in time
+        warned.append(circle.id.hex())
+    return warned
+
+
+async def _deliver_and_exit(node: PanickingNode, push: bool) -> None:
     try:
         with trio.move_on_after(WARN_BOUND_S - 0.5):
             await trio.sleep(0.2)  # the reply goes out, gossip flushes the warnings
@@ -229,7 +262,7 @@ async def _deliver_and_exit(node: Node, push: bool) -> None:
             os._exit(0)  # no cleanup, no error log: nothing of this process may write to the disk
 
 
-async def _push_to(node: Node, peer: str) -> None:
+async def _push_to(node: PanickingNode, peer: str) -> None:
     try:
         await node.sync_now(peer)
     except Exception:  # noqa: BLE001 - best effort within the bound; the process exits next

@@ -148,7 +148,6 @@ def config(bootstrap: list[str]) -> NodeConfig:
 
 
 def address(node: Node) -> str:
-    assert node.net is not None
     return node.net.listen_addresses()[0]
 
 
@@ -182,10 +181,10 @@ async def build(world: World, nursery: trio.Nursery) -> None:
     """Start the relay and the members, create the circle, invite everyone in."""
     relay_home, relay_keys = make_member_home(world.root, "relay", relay=True)
     homes = {name: make_member_home(world.root, name) for name in (*SCRIPTED, USER_NAME)}
-    world.relay = Node(relay_home, relay_keys, config([]), relay=True)
+    world.relay = Node(relay_home, relay_keys, config([]), relay=True, control_api=build_methods)
     await nursery.start(world.relay.run)
     bootstrap = [address(world.relay)]
-    ash = Node(*homes["Ash"], config(bootstrap))
+    ash = Node(*homes["Ash"], config(bootstrap), control_api=build_methods)
     await nursery.start(ash.run)
     world.members["Ash"] = ash
     created = await world.call(ash, "circle.create", name=CIRCLE_NAME, description=CIRCLE_DESCRIPTION)
@@ -196,7 +195,7 @@ async def build(world: World, nursery: trio.Nursery) -> None:
     await world.call(ash, "relay.add", circle=world.circle, address=bootstrap[0])
     invite = await world.call(ash, "invite.create", circle=world.circle, uses=3)
     for name in (USER_NAME, *SCRIPTED[1:]):
-        node = Node(*homes[name], config(bootstrap))
+        node = Node(*homes[name], config(bootstrap), control_api=build_methods)
         await nursery.start(node.run)
         world.members[name] = node
     say("user", socket=str(world.user.home.socket), home=str(world.user.home.root), circle=world.circle)

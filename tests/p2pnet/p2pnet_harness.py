@@ -49,7 +49,7 @@ async def running(
     """A node on loopback for the test's lifetime (``clock``: its wall clock, if not the real one)."""
     keystore = Keystore.unlock(home.keystore, PASS)
     extra = {} if clock is None else {"clock": clock}
-    node = Node(home, keystore, loopback_config(**config), relay=relay, **extra)
+    node = Node(home, keystore, loopback_config(**config), relay=relay, control_api=build_methods, **extra)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         try:
@@ -63,7 +63,6 @@ async def call(node: Node, method: str, **params: Any) -> Any:
 
 
 def address(node: Node) -> str:
-    assert node.net is not None
     return node.net.listen_addresses()[0]
 
 

@@ -117,7 +117,6 @@ pytestmark_trio = pytest.mark.trio
 async def test_a_node_on_every_interface_never_gives_out_0_0_0_0(tmp_path: Path) -> None:
     with trio.fail_after(60):
         async with running(make_home(tmp_path, "alice"), listen=["/ip4/0.0.0.0/tcp/0"]) as alice:
-            assert alice.net is not None
             given = alice.net.listen_addresses()
             assert given and not any("/ip4/0.0.0.0/" in a for a in given)
             assert any(a.startswith("/ip4/127.0.0.1/tcp/") for a in given)
@@ -133,7 +132,6 @@ async def test_announced_addresses_are_what_a_relay_gives_out(tmp_path: Path) ->
     announce = ["/dns4/relay.example.org/tcp/4747", "/ip4/203.0.113.7/tcp/4747"]
     with trio.fail_after(60):
         async with running(make_home(tmp_path, "relay", relay=True), relay=True, announce=announce) as relay:
-            assert relay.net is not None
             assert relay.net.listen_addresses() == [f"{a}/p2p/{relay.net.peer_id}" for a in announce]
 
 
@@ -151,7 +149,7 @@ async def test_a_peer_back_on_a_new_port_is_reached_again(tmp_path: Path) -> Non
                 second = address(alice)
                 assert second != first and alice.net is not None and alice.net.peer_id == peer
                 assert await bob.connect(second) == peer
-                assert bob.net is not None and bob.net.book.known(peer)[0] == second
+                assert bob.net.book.known(peer)[0] == second
                 await wait_until(lambda: bob.net is not None and peer in bob.net.connected_peers())
             await wait_until(lambda: peer not in bob.peers, timeout=30)
             # 0.0.0.0 names no host: refused at once, with what to use instead.

@@ -154,7 +154,7 @@ async def test_a_modified_client_cannot_borrow_a_pseudonym_or_take_a_second_one(
                 now = int(time.time())
                 statement = make_statement(mallory.circles.identity, theirs.id, "private.ask", body, ts=now)
                 envelope = seal_private(statement, committee, epoch_key=theirs.keys.current_key, ts=now)
-                mallory.lifecycle._send(theirs, envelope)  # type: ignore[union-attr]
+                mallory.lifecycle.send(theirs, envelope)  # type: ignore[union-attr]
             refused = alice.lifecycle.alloc.refused  # type: ignore[union-attr]
             await wait_until(lambda: sum(refused.values()) == 3, timeout=30)
             assert refused == {"that pseudonym is someone else's": 1, "they asked before under another pseudonym": 1,

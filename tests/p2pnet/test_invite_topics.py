@@ -29,7 +29,6 @@ LOOPBACK = ["/ip4/127.0.0.1/tcp/0"]
 
 
 def _stored_bytes(node: Node) -> int:
-    assert node.store is not None
     return sum(node.store.bytes_in_topic(topic) for topic in node.store.topics())
 
 

@@ -133,7 +133,7 @@ async def test_a_member_who_records_everything_cannot_tell_who_asked(tmp_path: P
                 return await accept(topic, envelopes, source, **kw)
 
             bob.accept = spy_accept  # type: ignore[method-assign]
-            bob._sync_host.accept = spy_accept  # type: ignore[union-attr]
+            bob.runtime.sync_host.accept = spy_accept
 
             why = "Short on rent this month: 300 EUR would save us"
             sent = await call(carol, "request", circle=circle, category="money", description=why, private=True)

@@ -64,7 +64,7 @@ async def test_reports_reach_organizers_only_and_junk_is_counted(tmp_path: Path)
             def send(statement: object) -> None:
                 envelope = seal_private(statement, organizers, epoch_key=on_carol.keys.current_key,  # type: ignore[arg-type]
                                         ts=int(carol.clock()))  # fmt: skip
-                carol.lifecycle._send(on_carol, envelope)
+                carol.lifecycle.send(on_carol, envelope)
 
             body = {"post": bytes.fromhex(post), "member": None, "reason": "doxxing me"}
             honest = make_statement(me, on_carol.id, REPORT_KIND, body, ts=5)

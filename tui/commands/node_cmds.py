@@ -122,6 +122,7 @@ def _passphrase(ctx: Context, args: argparse.Namespace) -> str:
 def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
     import trio
 
+    from kith.p2pnet.api import build_methods
     from kith.p2pnet.logsetup import setup_logging
     from kith.p2pnet.node import Node
 
@@ -136,12 +137,13 @@ def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
     if not relay and keystore.data.identity is None:
         raise UsageError("this home belongs to a relay; run 'kith relay' here, or use another --home for a member")
     setup_logging(ctx.home.logs, verbose=args.verbose)
-    node = Node(ctx.home, keystore, _config(ctx, args, relay=relay), relay=relay, clock=_clock())
+    node = Node(
+        ctx.home, keystore, _config(ctx, args, relay=relay), relay=relay, clock=_clock(), control_api=build_methods
+    )
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
-            assert node.net is not None
             print(f"kith {'relay' if relay else 'node'} running; peer id {node.net.peer_id}", flush=True)
             for address in node.net.listen_addresses():
                 print(f"  listening on {address}", flush=True)
