@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kith.sync.kinds.records import ELECTION, OPEN, ORGANIZER, REVIEW, WITHDRAWN, ReviewDetails
+from kith.sync.kinds.records import ELECTION, OPEN, ORGANIZER, REVIEW, WITHDRAWN
 
 if TYPE_CHECKING:
     from kith.sync.ops import SignedOp
@@ -116,11 +116,14 @@ def moderation_log(state: CircleState, ops: Iterable[SignedOp], *, limit: int | 
             entries.extend(builder(state, signed))
         for proposal_id in sorted(decided or ()):
             proposal = state.proposals[proposal_id]
-            details = proposal.details
-            target = details.member if isinstance(details, ReviewDetails) else details
-            assert isinstance(target, bytes)
             entries.append(
-                _entry(DECISION_ENTRIES[proposal.kind], target, signed, proposal=proposal_id, outcome=proposal.status)
+                _entry(
+                    DECISION_ENTRIES[proposal.kind],
+                    proposal.target,
+                    signed,
+                    proposal=proposal_id,
+                    outcome=proposal.status,
+                )
             )
     return tuple(entries if limit is None else entries[-limit:])
 

@@ -271,10 +271,10 @@ def _disburse(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
         raise Refused(f"that spend proposal is {proposal.status}, not approved")
     if proposal.disbursed_by is not None:
         raise Refused("that spend proposal was already paid out")
-    spend = proposal.details
-    balance = state.balances.get(spend.currency, 0)  # type: ignore[union-attr]
-    if spend.amount > balance:  # type: ignore[union-attr]
-        shown = money.format_amount(balance, spend.currency)  # type: ignore[union-attr]
+    spend = proposal.spend
+    balance = state.balances.get(spend.currency, 0)
+    if spend.amount > balance:
+        shown = money.format_amount(balance, spend.currency)
         raise Refused(f"the fund's confirmed balance ({shown}) does not cover this spend")
 
 
@@ -497,11 +497,21 @@ def _stop(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
         raise Refused(f"{confirmed} is already confirmed: the last month cannot be earlier")
 
 
+def _monthly_contribution(body: dict[str, Any]) -> None:
+    _contribute(body)
+    _month_key(body, "monthly")
+
+
+def _monthly_pledge(body: dict[str, Any]) -> None:
+    _aid_item(body)
+    _month_key(body, "monthly")
+
+
 _SCHEMAS.update(
     {
         "msg.hide": _hide_body,
-        "fund.contribute": lambda body: (_contribute(body), _month_key(body, "monthly")),
-        "aid.pledge": lambda body: (_aid_item(body), _month_key(body, "monthly")),
+        "fund.contribute": _monthly_contribution,
+        "aid.pledge": _monthly_pledge,
         "fund.receipt": lambda body: _month_key(body, "month"),
         "fund.stop": lambda body: _month_key({"last": body.get("last")}, "last"),
     }

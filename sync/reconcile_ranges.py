@@ -25,9 +25,7 @@ from kith.sync.reconcile_index import ItemIndex, fingerprint
 from kith.sync.reconcile_sketch import (
     Sketch,
     ams_residues,
-    build_cells,
     cells_for_estimate,
-    cells_of,
     decode_ams,
     difference_energy,
     encode_ams,
@@ -36,6 +34,7 @@ from kith.sync.reconcile_sketch import (
     sketch_values,
     table_for_cells,
 )
+from kith.sync.reconcile_tables import build_cells, cells_of
 from kith.sync.reconcile_wire import (
     MAX_RANGES,
     MAX_SKETCH_CELLS,

@@ -71,7 +71,7 @@ import itertools
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 from kith.identity.crypto import blake2b
 from kith.identity.errors import LocalProtocolError, RemoteProtocolError
@@ -94,7 +94,9 @@ from kith.sync.kinds.records import (
     AidItem,
     AllocPeriod,
     Ask,
+    Charter,
     Checkin,
+    CircleInfo,
     Contribution,
     Epoch,
     Event,
@@ -108,6 +110,7 @@ from kith.sync.kinds.records import (
     Recurring,
     Rejection,
     Removal,
+    StateInfo,
     Struck,
     Vote,
 )
@@ -215,7 +218,7 @@ class CircleState:
 
     def _reset(self) -> None:
         # Canonical tables (docs/OPS.md, "Canonical state").
-        self.info: dict[str, Any] = {}
+        self.info: StateInfo = {}
         self.members: dict[bytes, Member] = {}
         self.profiles: dict[bytes, Profile] = {}
         self.messages: dict[bytes, Message] = {}
@@ -283,6 +286,19 @@ class CircleState:
     def put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
         self._undo.append((table, key, table.get(key, _MISSING)))
         table[key] = value
+
+    @overload
+    def put_info(self, key: Literal["circle"], value: CircleInfo) -> None: ...
+    @overload
+    def put_info(self, key: Literal["charter"], value: Charter) -> None: ...
+    @overload
+    def put_info(self, key: Literal["epoch"], value: bytes) -> None: ...
+    @overload
+    def put_info(self, key: Literal["rotation_due"], value: bool) -> None: ...
+
+    def put_info(self, key: str, value: object) -> None:
+        """`put` for `info` (a TypedDict: its keys and their types are fixed)."""
+        self.put(cast("dict[str, object]", self.info), key, value)
 
     def drop(self, table: dict[Any, Any], key: Any) -> None:
         self._undo.append((table, key, table.pop(key)))
@@ -467,7 +483,7 @@ class CircleState:
                     self._unconfirmed.discard(signed.id)
                     if len(self._keys) > 2 * self.undo_window:
                         self._trim()
-            if type(rolled) is tuple:  # a fold key before the undo window: fold all again
+            if isinstance(rolled, tuple):  # a fold key before the undo window: fold all again
                 rest = [op for _k, _n, op in redo]
                 if following is not None:
                     rest.append(following)

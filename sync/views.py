@@ -551,25 +551,27 @@ def proposals(state: CircleState, *, decided_limit: int | None = 100) -> tuple[P
         vote_views = tuple(VoteView(voter, display_name(state, voter), v.choice, v.reason, v.op) for voter, v in votes)
         eligible = tally(state, proposal_id, proposal)[0]
         name = display_name(state, proposal.author)
-        if isinstance(proposal.details, Charter):
-            proposal = proposal._replace(details=charter_view(proposal.details))
-        elif isinstance(proposal.details, ReviewDetails):
-            proposal = proposal._replace(details=proposal.details.member)  # the reason is sealed
+        details: object = proposal.details
+        if isinstance(details, Charter):
+            details = charter_view(details)
+        elif isinstance(details, ReviewDetails):
+            details = details.member  # the reason is sealed
         voters = tuple(m for m in proposal.electorate if m in state.members)
         voter_names = tuple(display_name(state, m) for m in voters)
-        views.append(ProposalView(proposal_id, name, eligible, vote_views, voters, voter_names, *proposal))
+        fields = (*proposal[:6], details, *proposal[7:])
+        views.append(ProposalView(proposal_id, name, eligible, vote_views, voters, voter_names, *fields))
     return tuple(views)
 
 
 def approved_unpaid_spends(state: CircleState) -> tuple[tuple[bytes, SpendDetails], ...]:
     """Approved spend proposals a treasurer has not paid out yet, in fold order."""
     found = [
-        (proposal.lamport, proposal_id, proposal.details)
+        (proposal.lamport, proposal_id, proposal.spend)
         for proposal_id, proposal in state.proposals.items()
         if proposal.kind == "spend" and proposal.status == "approved" and proposal.disbursed_by is None
     ]
     found.sort(key=lambda item: item[:2])
-    return tuple((proposal_id, details) for _lamport, proposal_id, details in found)  # type: ignore[misc]
+    return tuple((proposal_id, details) for _lamport, proposal_id, details in found)
 
 
 # --- events -------------------------------------------------------------------------

@@ -33,9 +33,9 @@ _MONTHLY = frozenset({recurring.MONTHLY})
 
 def item_content(fields: Any) -> dict[str, Any]:
     """Validate the sealed fields of a pledge or request: what it is about."""
-    fields = schema.exact_keys(fields, _ITEM_CONTENT_KEYS, "content")
-    schema.long_text(fields["description"], "description", schema.MAX_DESCRIPTION_CHARS)
-    return fields
+    content = schema.exact_keys(fields, _ITEM_CONTENT_KEYS, "content")
+    schema.long_text(content["description"], "description", schema.MAX_DESCRIPTION_CHARS)
+    return content
 
 
 _MATCH_KEYS = frozenset({"pledge", "request"})
@@ -60,9 +60,9 @@ def _private(state: CircleState, op: Op, value: Any) -> dict[str, Any] | None:
     by an organizer on the requester's behalf; ``ref`` names the requester's envelope."""
     if value is None:
         return None
-    value = schema.exact_keys(value, _PRIVATE_KEYS, "private")
-    schema.fixed_bytes(value["ref"], "private.ref", 32)
-    boxes = value["boxes"]
+    private = schema.exact_keys(value, _PRIVATE_KEYS, "private")
+    schema.fixed_bytes(private["ref"], "private.ref", 32)
+    boxes = private["boxes"]
     if type(boxes) is not dict:
         raise schema.InvalidBody("private.boxes", "wrong type")
     if not 1 <= len(boxes) <= MAX_PRIVATE_BOXES:
@@ -74,7 +74,7 @@ def _private(state: CircleState, op: Op, value: Any) -> dict[str, Any] | None:
     organizers = {m for m, member in state.members.items() if ORGANIZER in member.roles}
     if not has_role(state, op.author, ORGANIZER) or not set(boxes) <= organizers:
         raise OpRejected(PRIVATE_NOT_ORGANIZER)
-    return value
+    return private
 
 
 def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) -> None:

@@ -279,8 +279,8 @@ def circle_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
         raise OpRejected(GENESIS_PARENTS)
     if new_circle_id(op.author, salt) != op.circle:
         raise OpRejected(GENESIS_UNBOUND)
-    state.put(state.info, "circle", CircleInfo(signed.id, op.author, salt, name, description))
-    state.put(state.info, "charter", charter)
+    state.put_info("circle", CircleInfo(signed.id, op.author, salt, name, description))
+    state.put_info("charter", charter)
     founder = Member(
         (ORGANIZER,), op.lamport, signed.id, op.author, None, True, (Grant(ORGANIZER, signed.id, True),), ()
     )

@@ -33,6 +33,7 @@ from kith.sync.kinds.records import (
     REVIEW,
     WITHDRAWN,
     Proposal,
+    ProposalDetails,
     SpendDetails,
     Vote,
 )
@@ -75,7 +76,7 @@ def _recipient(value: Any) -> bytes | str:
     return schema.short_text(value, "details.recipient")
 
 
-def _details(kind: str, raw: Any, state: CircleState) -> SpendDetails | Any:
+def _details(kind: str, raw: Any, state: CircleState) -> ProposalDetails:
     if kind == "spend":
         body = schema.exact_keys(raw, _SPEND_KEYS, "details")
         return SpendDetails(
@@ -120,7 +121,7 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
         raise OpRejected(TARGET_NOT_MEMBER)
     if kind == "remove" and details == op.author:
         raise OpRejected(OWN_REMOVAL)
-    excluded = details if kind == "remove" else None
+    excluded = details if kind == "remove" and type(details) is bytes else None
     if kind in (REVIEW, ELECTION):
         named = stewardship.check_create(state, op, kind, details, window is not None)
         excluded = named if kind == REVIEW else None
@@ -141,7 +142,7 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
         details,
         rule,
         # The person a remove proposal or review names does not vote on it.
-        electorate(state, signed, excluded, organizers=kind != ELECTION),  # type: ignore[arg-type]
+        electorate(state, signed, excluded, organizers=kind != ELECTION),
         OPEN,
         None,
         0,

@@ -20,11 +20,11 @@ _EVENT_CONTENT_KEYS = frozenset({"title", "place_hint", "text"})
 
 def event_content(fields: Any) -> dict[str, Any]:
     """Validate the sealed fields of an event."""
-    fields = schema.exact_keys(fields, _EVENT_CONTENT_KEYS, "content")
-    schema.short_text(fields["title"], "title", schema.MAX_TITLE_CHARS)
-    schema.optional_short(fields["place_hint"], "place_hint", schema.MAX_SHORT_CHARS)
-    schema.optional_long(fields["text"], "text", schema.MAX_DESCRIPTION_CHARS)
-    return fields
+    content = schema.exact_keys(fields, _EVENT_CONTENT_KEYS, "content")
+    schema.short_text(content["title"], "title", schema.MAX_TITLE_CHARS)
+    schema.optional_short(content["place_hint"], "place_hint", schema.MAX_SHORT_CHARS)
+    schema.optional_long(content["text"], "text", schema.MAX_DESCRIPTION_CHARS)
+    return content
 
 
 _RSVP_KEYS = frozenset({"event", "answer"})

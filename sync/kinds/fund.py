@@ -92,12 +92,12 @@ def fund_disburse(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
         raise OpRejected(NOT_APPROVED)
     if proposal.disbursed_by is not None:
         raise OpRejected(ALREADY_DISBURSED)
-    spend = proposal.details
-    balance = state.balances.get(spend.currency, 0)  # type: ignore[union-attr]
-    if spend.amount > balance:  # type: ignore[union-attr]
+    spend = proposal.spend
+    balance = state.balances.get(spend.currency, 0)
+    if spend.amount > balance:
         raise OpRejected(OVER_BALANCE)
     state.put(state.proposals, proposal_id, proposal._replace(disbursed_by=signed.id))
-    state.put(state.balances, spend.currency, balance - spend.amount)  # type: ignore[union-attr]
+    state.put(state.balances, spend.currency, balance - spend.amount)
     state.push(
         state.ledger,
         LedgerEntry(
@@ -109,7 +109,7 @@ def fund_disburse(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
             spend.amount,
             spend.currency,
             proposal_id,
-            note,  # type: ignore[union-attr]
+            note,
         ),
     )
 

@@ -121,8 +121,8 @@ def start_epoch(state: CircleState, signed: SignedOp, op: Op, epoch: bytes, prev
     state.put(state.epochs, epoch, Epoch(signed.id, op.lamport, op.author, previous))
     state.put(state.holders, epoch, {op.author: signed.id})
     state.put(state.offers, epoch, {})
-    state.put(state.info, "epoch", epoch)
-    state.put(state.info, "rotation_due", False)
+    state.put_info("epoch", epoch)
+    state.put_info("rotation_due", False)
     note_held(state, op.author, epoch)
 
 
@@ -182,7 +182,7 @@ def key_rotate(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     start_epoch(state, signed, op, epoch, previous)
     _offer(state, signed, epoch, sealed)
     if _reached_outsiders(state, sealed):
-        state.put(state.info, "rotation_due", True)
+        state.put_info("rotation_due", True)
 
 
 def _offer(state: CircleState, signed: SignedOp, epoch: bytes, sealed: dict[bytes, bytes]) -> None:
@@ -201,7 +201,7 @@ def key_share(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
         raise OpRejected(EPOCH_UNKNOWN)
     _offer(state, signed, epoch, sealed)
     if epoch == state.info.get("epoch") and _reached_outsiders(state, sealed):
-        state.put(state.info, "rotation_due", True)
+        state.put_info("rotation_due", True)
 
 
 def key_ack(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from kith.sync.kinds import schema
 from kith.sync.kinds.common import TARGET_NOT_MEMBER, OpRejected, has_role, require_role
 from kith.sync.kinds.governance import close_proposal
-from kith.sync.kinds.records import ORGANIZER, REJECTED, REVIEW, Grant, ReviewDetails
+from kith.sync.kinds.records import ORGANIZER, REJECTED, REVIEW, Grant, ProposalDetails, ReviewDetails
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -113,7 +113,7 @@ def parse_details(kind: str, raw: Any) -> ReviewDetails | bytes:
     return schema.member_ref(schema.exact_keys(raw, _ELECTION_KEYS, "details")["member"], "details.member")
 
 
-def check_create(state: CircleState, op: Op, kind: str, details: ReviewDetails | bytes, has_closes: bool) -> bytes:
+def check_create(state: CircleState, op: Op, kind: str, details: ProposalDetails, has_closes: bool) -> bytes:
     """Authority checks of a review or an election; returns the member it names."""
     if kind == REVIEW:
         assert isinstance(details, ReviewDetails)

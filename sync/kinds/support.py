@@ -32,16 +32,16 @@ _CHECKIN_CONTENT_KEYS = frozenset({"note"})
 
 def post_content(fields: Any) -> dict[str, Any]:
     """Validate the sealed fields of a post or edit (when opened, by views and authors)."""
-    fields = schema.exact_keys(fields, _POST_CONTENT_KEYS, "content")
-    schema.long_text(fields["text"], "text", schema.MAX_POST_CHARS)
-    schema.optional_short(fields["content_warning"], "content_warning", schema.MAX_SHORT_CHARS)
-    return fields
+    content = schema.exact_keys(fields, _POST_CONTENT_KEYS, "content")
+    schema.long_text(content["text"], "text", schema.MAX_POST_CHARS)
+    schema.optional_short(content["content_warning"], "content_warning", schema.MAX_SHORT_CHARS)
+    return content
 
 
 def checkin_content(fields: Any) -> dict[str, Any]:
-    fields = schema.exact_keys(fields, _CHECKIN_CONTENT_KEYS, "content")
-    schema.optional_long(fields["note"], "note", schema.MAX_NOTE_CHARS)
-    return fields
+    content = schema.exact_keys(fields, _CHECKIN_CONTENT_KEYS, "content")
+    schema.optional_long(content["note"], "note", schema.MAX_NOTE_CHARS)
+    return content
 
 
 BAD_REPLY_TO = "reply_to is not a message or check-in of this circle"
