@@ -148,7 +148,7 @@ class KithApp(App[None]):
 
     # --- the command palette --------------------------------------------------------
 
-    def get_system_commands(self, screen: Screen[Any]):  # type: ignore[no-untyped-def]
+    def get_system_commands(self, screen: Screen[Any]):
         extra = getattr(screen, "palette_commands", None)
         if extra is not None:
             yield from extra()
@@ -194,7 +194,7 @@ class StartingScreen(Screen[None]):
         super().__init__()
         self.text = text
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self):
         from textual.widgets import Static
 
         yield Static(line(self.text), id="starting")

@@ -92,7 +92,7 @@ class _Workload:
         if kind == "member.add":
             self.to_cite[body["member"]] = [signed.id]  # type: ignore[index]
         elif kind == "role.grant":
-            self.to_cite.setdefault(body["member"], []).append(signed.id)  # type: ignore[call-overload]
+            self.to_cite.setdefault(body["member"], []).append(signed.id)
         return signed.id
 
     def sign(

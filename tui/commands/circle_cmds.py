@@ -72,7 +72,7 @@ def _expires(days: float | None) -> int | None:
     return None if days is None else int(time.time() + days * 86400)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     command = functools.partial(subcommand, sub)
 
     circles = command("circles", "list your circles", cmd_circles)
