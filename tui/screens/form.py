@@ -55,7 +55,7 @@ class Flag(Checkbox):
     draws an "X" either way and tells them apart by colour alone)."""
 
     @property
-    def BUTTON_INNER(self) -> str:  # noqa: N802 - Textual's name for it
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]  # noqa: N802 - Textual's name (a class attribute)
         return "X" if self.value else " "
 
 
