@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kith.sync.kinds.records import ELECTION, OPEN, ORGANIZER, REVIEW, WITHDRAWN
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import SignedOp
@@ -80,10 +81,10 @@ def _hide(state: CircleState, signed: SignedOp) -> Iterable[ModEntry]:
 
 
 OP_ENTRIES: dict[str, EntryBuilder] = {
-    "member.remove": _removal,
-    "role.revoke": _demotion,
-    "role.handover": _handover,
-    "msg.hide": _hide,
+    OpKind.MEMBER_REMOVE: _removal,
+    OpKind.ROLE_REVOKE: _demotion,
+    OpKind.ROLE_HANDOVER: _handover,
+    OpKind.MSG_HIDE: _hide,
 }
 """Op kinds whose accepted ops are moderation, and how each becomes log entries."""
 

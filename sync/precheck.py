@@ -16,6 +16,7 @@ there is one; the fold's own reasons (docs/OPS.md) are unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kith.identity.errors import UsageError
@@ -23,6 +24,7 @@ from kith.sync import money
 from kith.sync.kinds import aid, events, keys, moderation, schema, support
 from kith.sync.kinds.decisions import VOTE_CHOICES
 from kith.sync.kinds.records import APPROVED, MATCHED, MAX_CLOSES_S, MIN_CLOSES_S, OPEN, ORGANIZER, ROLES, TREASURER
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.state import CircleState
@@ -92,9 +94,9 @@ def check_action(
     rule = _AUTHORITY.get(kind)
     if rule is not None and state.info.get("circle") is not None:
         rule(state, author, body)
-    if kind == "event.create" and now is not None and body["starts"] < now:
+    if kind == OpKind.EVENT_CREATE and now is not None and body["starts"] < now:
         raise Refused("that start has already passed: give a start in the future (check the year)")
-    if kind == "proposal.vote" and now is not None:
+    if kind == OpKind.PROPOSAL_VOTE and now is not None:
         proposal = state.proposals[body["proposal"]]
         if now >= proposal.closes_at:
             raise Refused("voting on that proposal has closed (its closing time has passed); it is being counted")
@@ -196,22 +198,22 @@ def _proposal(body: dict[str, Any]) -> None:
             ) from None
 
 
-_SCHEMAS = {
-    "msg.post": _post,
-    "msg.edit": _post,
-    "msg.react": _react,
-    "checkin": _checkin,
-    "profile.set": _profile,
-    "aid.pledge": _aid_item,
-    "aid.request": _aid_item,
-    "proposal.create": _proposal,
-    "proposal.vote": _vote,
-    "fund.contribute": _contribute,
-    "fund.disburse": _note,
-    "event.create": _event,
-    "member.remove": _reason,
-    "role.grant": _role,
-    "role.revoke": _role,
+_SCHEMAS: dict[str, Callable[[dict[str, Any]], None]] = {
+    OpKind.MSG_POST: _post,
+    OpKind.MSG_EDIT: _post,
+    OpKind.MSG_REACT: _react,
+    OpKind.CHECKIN: _checkin,
+    OpKind.PROFILE_SET: _profile,
+    OpKind.AID_PLEDGE: _aid_item,
+    OpKind.AID_REQUEST: _aid_item,
+    OpKind.PROPOSAL_CREATE: _proposal,
+    OpKind.PROPOSAL_VOTE: _vote,
+    OpKind.FUND_CONTRIBUTE: _contribute,
+    OpKind.FUND_DISBURSE: _note,
+    OpKind.EVENT_CREATE: _event,
+    OpKind.MEMBER_REMOVE: _reason,
+    OpKind.ROLE_GRANT: _role,
+    OpKind.ROLE_REVOKE: _role,
 }
 
 
@@ -411,23 +413,23 @@ def _relay(state: CircleState, author: bytes, body: dict[str, Any], add: bool) -
         raise Refused("the circle does not list that relay ('kith relay list CIRCLE' shows those it does)")
 
 
-_AUTHORITY = {
-    "invite.create": _invite,
-    "relay.add": lambda state, author, body: _relay(state, author, body, True),
-    "relay.remove": lambda state, author, body: _relay(state, author, body, False),
-    "msg.edit": _edit,
-    "msg.delete": _delete,
-    "fund.receipt": _receipt,
-    "fund.disburse": _disburse,
-    "role.grant": _grant,
-    "role.revoke": _revoke,
-    "role.handover": _handover,
-    "proposal.create": _governance_proposal,
-    "member.remove": _remove,
-    "proposal.vote": _vote_open,
-    "aid.fulfil": _fulfil,
-    "aid.withdraw": _withdraw,
-    "aid.match": _match,
+_AUTHORITY: dict[str, Callable[[CircleState, bytes, dict[str, Any]], None]] = {
+    OpKind.INVITE_CREATE: _invite,
+    OpKind.RELAY_ADD: lambda state, author, body: _relay(state, author, body, True),
+    OpKind.RELAY_REMOVE: lambda state, author, body: _relay(state, author, body, False),
+    OpKind.MSG_EDIT: _edit,
+    OpKind.MSG_DELETE: _delete,
+    OpKind.FUND_RECEIPT: _receipt,
+    OpKind.FUND_DISBURSE: _disburse,
+    OpKind.ROLE_GRANT: _grant,
+    OpKind.ROLE_REVOKE: _revoke,
+    OpKind.ROLE_HANDOVER: _handover,
+    OpKind.PROPOSAL_CREATE: _governance_proposal,
+    OpKind.MEMBER_REMOVE: _remove,
+    OpKind.PROPOSAL_VOTE: _vote_open,
+    OpKind.AID_FULFIL: _fulfil,
+    OpKind.AID_WITHDRAW: _withdraw,
+    OpKind.AID_MATCH: _match,
 }
 
 
@@ -509,11 +511,11 @@ def _monthly_pledge(body: dict[str, Any]) -> None:
 
 _SCHEMAS.update(
     {
-        "msg.hide": _hide_body,
-        "fund.contribute": _monthly_contribution,
-        "aid.pledge": _monthly_pledge,
-        "fund.receipt": lambda body: _month_key(body, "month"),
-        "fund.stop": lambda body: _month_key({"last": body.get("last")}, "last"),
+        OpKind.MSG_HIDE: _hide_body,
+        OpKind.FUND_CONTRIBUTE: _monthly_contribution,
+        OpKind.AID_PLEDGE: _monthly_pledge,
+        OpKind.FUND_RECEIPT: lambda body: _month_key(body, "month"),
+        OpKind.FUND_STOP: lambda body: _month_key({"last": body.get("last")}, "last"),
     }
 )
 
@@ -525,5 +527,10 @@ def _edit_unhidden(state: CircleState, author: bytes, body: dict[str, Any]) -> N
 
 
 _AUTHORITY.update(
-    {"msg.hide": _hide, "msg.edit": _edit_unhidden, "fund.receipt": _receipt_with_month, "fund.stop": _stop}
+    {
+        OpKind.MSG_HIDE: _hide,
+        OpKind.MSG_EDIT: _edit_unhidden,
+        OpKind.FUND_RECEIPT: _receipt_with_month,
+        OpKind.FUND_STOP: _stop,
+    }
 )

@@ -116,6 +116,7 @@ from kith.sync.kinds.records import (
 )
 from kith.sync.kinds.schema import InvalidBody
 from kith.sync.kinds.stewardship import acts_as_organizer, end_elections_seen_by
+from kith.sync.opkind import OpKind
 from kith.sync.ops import SignedOp
 
 __all__ = ["CircleState", "FoldKey", "fold_key", "fold_circle_state", "DEFAULT_UNDO_WINDOW"]
@@ -129,11 +130,11 @@ DEFAULT_UNDO_WINDOW = 20_000
 
 _MISSING = object()
 _APPENDED = object()
-_GENESIS_KIND = "circle.create"
-_SLOW_KINDS = frozenset({"member.remove", "member.compromised", "role.revoke", "role.handover"})
+_GENESIS_KIND = OpKind.CIRCLE_CREATE
+_SLOW_KINDS = frozenset({OpKind.MEMBER_REMOVE, OpKind.MEMBER_COMPROMISED, OpKind.ROLE_REVOKE, OpKind.ROLE_HANDOVER})
 """Kinds that may make a removal of their author moot (leaving, giving up a role): a late
 one is folded in its place, never struck on arrival."""
-_DECISIONS = frozenset({"proposal.create", "proposal.vote", "proposal.withdraw", "proposal.close"})
+_DECISIONS = frozenset({OpKind.PROPOSAL_CREATE, OpKind.PROPOSAL_VOTE, OpKind.PROPOSAL_WITHDRAW, OpKind.PROPOSAL_CLOSE})
 """Never struck: a proposal's outcome must not hinge on a removal that raced it."""
 
 
@@ -753,7 +754,7 @@ class CircleState:
     def citations_for(self, kind: str, body: dict[str, Any]) -> tuple[bytes, ...]:
         """Ops an honest author cites for an op of this kind: removing or demoting someone,
         their latest op, so the removal visibly saw everything of theirs it had."""
-        if kind in ("member.remove", "role.revoke"):
+        if kind in (OpKind.MEMBER_REMOVE, OpKind.ROLE_REVOKE):
             target = body.get("member")
             chain = self.chains.get(target) if type(target) is bytes else None
             if chain is not None:
@@ -879,7 +880,7 @@ def _renounces(signed: SignedOp) -> bool:
     (a member who gave up the organizer role may be removed by any organizer), and voiding
     what someone gave up gains an attacker nothing."""
     op = signed.op
-    if op.kind in ("member.compromised", "role.handover"):
+    if op.kind in (OpKind.MEMBER_COMPROMISED, OpKind.ROLE_HANDOVER):
         # A handover gives the author's role up too: a demotion may rest on it (docs/OPS.md §6a).
         return True
     return op.kind in _SLOW_KINDS and type(op.body) is dict and op.body.get("member") == op.author

@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 from kith.identity.crypto import blake2b
 from kith.identity.errors import UsageError
 from kith.sync.kinds import schema
-from kith.sync.kinds.common import OpRejected, has_role, require_role
+from kith.sync.kinds.common import Handler, OpRejected, has_role, require_role
 from kith.sync.kinds.records import TREASURER, AllocPeriod, AllocRules, Ask, LedgerEntry
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -443,10 +444,10 @@ def alloc_pay(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     )
 
 
-HANDLERS = {
-    "alloc.ask": alloc_ask,
-    "alloc.close": alloc_close,
-    "alloc.reveal": alloc_reveal,
-    "alloc.draw": alloc_draw,
-    "alloc.pay": alloc_pay,
+HANDLERS: dict[str, Handler] = {
+    OpKind.ALLOC_ASK: alloc_ask,
+    OpKind.ALLOC_CLOSE: alloc_close,
+    OpKind.ALLOC_REVEAL: alloc_reveal,
+    OpKind.ALLOC_DRAW: alloc_draw,
+    OpKind.ALLOC_PAY: alloc_pay,
 }

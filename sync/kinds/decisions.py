@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from kith.sync.kinds import schema, stewardship
 from kith.sync.kinds.circle import parse_charter
-from kith.sync.kinds.common import TARGET_NOT_MEMBER, OpRejected
+from kith.sync.kinds.common import TARGET_NOT_MEMBER, Handler, OpRejected
 from kith.sync.kinds.governance import close_proposal, evaluate, settle
 from kith.sync.kinds.records import (
     ALL_PROPOSAL_KINDS,
@@ -37,6 +37,7 @@ from kith.sync.kinds.records import (
     SpendDetails,
     Vote,
 )
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -213,9 +214,9 @@ def proposal_close(state: CircleState, signed: SignedOp, op: Op, body: Any) -> N
         settle(state, signed)
 
 
-HANDLERS = {
-    "proposal.create": proposal_create,
-    "proposal.vote": proposal_vote,
-    "proposal.withdraw": proposal_withdraw,
-    "proposal.close": proposal_close,
+HANDLERS: dict[str, Handler] = {
+    OpKind.PROPOSAL_CREATE: proposal_create,
+    OpKind.PROPOSAL_VOTE: proposal_vote,
+    OpKind.PROPOSAL_WITHDRAW: proposal_withdraw,
+    OpKind.PROPOSAL_CLOSE: proposal_close,
 }

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kith.sync.kinds import keys, schema
-from kith.sync.kinds.common import OpRejected
+from kith.sync.kinds.common import Handler, OpRejected
 from kith.sync.kinds.records import Event
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -58,7 +59,7 @@ def event_rsvp(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     state.put(answers, op.author, answer)
 
 
-HANDLERS = {
-    "event.create": event_create,
-    "event.rsvp": event_rsvp,
+HANDLERS: dict[str, Handler] = {
+    OpKind.EVENT_CREATE: event_create,
+    OpKind.EVENT_RSVP: event_rsvp,
 }

@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kith.sync.kinds import recurring, schema
-from kith.sync.kinds.common import OpRejected, require_role
+from kith.sync.kinds.common import Handler, OpRejected, require_role
 from kith.sync.kinds.records import APPROVED, TREASURER, Contribution, LedgerEntry
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -114,9 +115,9 @@ def fund_disburse(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
     )
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     **recurring.HANDLERS,
-    "fund.contribute": fund_contribute,
-    "fund.receipt": fund_receipt,
-    "fund.disburse": fund_disburse,
+    OpKind.FUND_CONTRIBUTE: fund_contribute,
+    OpKind.FUND_RECEIPT: fund_receipt,
+    OpKind.FUND_DISBURSE: fund_disburse,
 }

@@ -38,9 +38,10 @@ from kith.identity.errors import BadSignature, Malformed
 from kith.identity.keys import IdentityCard
 from kith.sync import limits
 from kith.sync.kinds import schema
-from kith.sync.kinds.common import TARGET_NOT_MEMBER, OpRejected, has_role, may_invite, require_role
+from kith.sync.kinds.common import TARGET_NOT_MEMBER, Handler, OpRejected, has_role, may_invite, require_role
 from kith.sync.kinds.governance import drop_member, settle
 from kith.sync.kinds.records import ORGANIZER, Epoch, Invite
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -349,13 +350,13 @@ __all__ = [
     "relay_address_problem",
 ]  # fmt: skip
 
-HANDLERS = {
-    "key.rotate": key_rotate,
-    "key.share": key_share,
-    "key.ack": key_ack,
-    "member.compromised": member_compromised,
-    "invite.create": invite_create,
-    "invite.revoke": invite_revoke,
-    "relay.add": relay_add,
-    "relay.remove": relay_remove,
+HANDLERS: dict[str, Handler] = {
+    OpKind.KEY_ROTATE: key_rotate,
+    OpKind.KEY_SHARE: key_share,
+    OpKind.KEY_ACK: key_ack,
+    OpKind.MEMBER_COMPROMISED: member_compromised,
+    OpKind.INVITE_CREATE: invite_create,
+    OpKind.INVITE_REVOKE: invite_revoke,
+    OpKind.RELAY_ADD: relay_add,
+    OpKind.RELAY_REMOVE: relay_remove,
 }

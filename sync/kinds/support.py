@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kith.sync.kinds import keys, schema
-from kith.sync.kinds.common import OpRejected
+from kith.sync.kinds.common import Handler, OpRejected
 from kith.sync.kinds.records import Checkin, Message
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -150,10 +151,10 @@ def checkin(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     _add_to_thread(state, signed.id, None)
 
 
-HANDLERS = {
-    "msg.post": msg_post,
-    "msg.edit": msg_edit,
-    "msg.delete": msg_delete,
-    "msg.react": msg_react,
-    "checkin": checkin,
+HANDLERS: dict[str, Handler] = {
+    OpKind.MSG_POST: msg_post,
+    OpKind.MSG_EDIT: msg_edit,
+    OpKind.MSG_DELETE: msg_delete,
+    OpKind.MSG_REACT: msg_react,
+    OpKind.CHECKIN: checkin,
 }
