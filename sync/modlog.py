@@ -49,9 +49,17 @@ class ModEntry:
 EntryBuilder = Callable[["CircleState", "SignedOp"], Iterable[ModEntry]]
 
 
-def _entry(kind: str, target: bytes, signed: SignedOp, **fields: object) -> ModEntry:
+def _entry(
+    kind: str,
+    target: bytes,
+    signed: SignedOp,
+    *,
+    proposal: bytes | None = None,
+    outcome: str = "",
+    note: str | None = None,
+) -> ModEntry:
     op = signed.op
-    return ModEntry(kind, target, op.author, op.ts, op.lamport, signed.id, **fields)  # type: ignore[arg-type]
+    return ModEntry(kind, target, op.author, op.ts, op.lamport, signed.id, proposal, outcome, note)
 
 
 def _removal(state: CircleState, signed: SignedOp) -> Iterable[ModEntry]:

@@ -220,6 +220,13 @@ _SCHEMAS: dict[str, Callable[[dict[str, Any]], None]] = {
 # --- what the author's copy of the circle already says -------------------------------
 
 
+def _ref(body: dict[str, Any], name: str) -> bytes:
+    """``body[name]`` when it is an id (bytes), else ``b""``, which names nothing: a body
+    here comes from a client, and the fold's schema judges it again when it is signed."""
+    value = body.get(name)
+    return value if type(value) is bytes else b""
+
+
 def _name(state: CircleState, member: bytes) -> str:
     profile = state.profiles.get(member)
     return profile.display_name if profile is not None else f"member {member[:4].hex()}"
@@ -236,7 +243,7 @@ def _grant_hint(role: str) -> str:
 
 
 def _own_message(state: CircleState, author: bytes, body: dict[str, Any], verb: str) -> None:
-    message = state.messages.get(body.get("target"))  # type: ignore[arg-type]
+    message = state.messages.get(_ref(body, "target"))
     if message is None:
         raise Refused("that is not a message of this circle" + NOT_YET)
     if message.author != author:
@@ -256,7 +263,7 @@ def _delete(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
 def _receipt(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     if not _holds(state, author, TREASURER):
         raise Refused(f"only a treasurer confirms contributions, and you are not one: {_grant_hint(TREASURER)}")
-    contribution = state.contributions.get(body.get("contribution"))  # type: ignore[arg-type]
+    contribution = state.contributions.get(_ref(body, "contribution"))
     if contribution is None:
         raise Refused("that is not a contribution of this circle" + NOT_YET)
     if contribution.receipt is not None:
@@ -266,7 +273,7 @@ def _receipt(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
 def _disburse(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     if not _holds(state, author, TREASURER):
         raise Refused(f"only a treasurer pays out, and you are not one: {_grant_hint(TREASURER)}")
-    proposal = state.proposals.get(body.get("proposal"))  # type: ignore[arg-type]
+    proposal = state.proposals.get(_ref(body, "proposal"))
     if proposal is None or proposal.kind != "spend":
         raise Refused("that is not a spend proposal of this circle" + NOT_YET)
     if proposal.status != APPROVED:
@@ -286,17 +293,18 @@ def _organizer(state: CircleState, author: bytes, what: str) -> None:
 
 
 def _role_change(state: CircleState, author: bytes, body: dict[str, Any], grant: bool) -> None:
-    target, role = body.get("member"), body.get("role")
-    record = state.members.get(target)  # type: ignore[arg-type]
+    target, role = _ref(body, "member"), body.get("role")
+    record = state.members.get(target)
     giving_up = not grant and target == author
     if not giving_up:
         _organizer(state, author, "grant or revoke roles")
     if record is None:
         raise Refused("that person is not a member of this circle")
-    if grant and record.grant(role) is not None:  # type: ignore[arg-type]
-        raise Refused(f"{_name(state, target)} is already a {role}")  # type: ignore[arg-type]
-    if not grant and record.grant(role) is None:  # type: ignore[arg-type]
-        raise Refused(f"{_name(state, target)} is not a {role}")  # type: ignore[arg-type]
+    role = role if type(role) is str else ""
+    if grant and record.grant(role) is not None:
+        raise Refused(f"{_name(state, target)} is already a {role}")
+    if not grant and record.grant(role) is None:
+        raise Refused(f"{_name(state, target)} is not a {role}")
 
 
 def _grant(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
@@ -316,15 +324,15 @@ def _remove(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
 
 
 def _handover(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
-    target = body.get("member")
+    target = _ref(body, "member")
     if target == author:
         raise Refused("hand the organizer role to someone else (to give it up: 'kith member revoke')")
     _organizer(state, author, "hand over the organizer role")
-    record = state.members.get(target)  # type: ignore[arg-type]
+    record = state.members.get(target)
     if record is None:
         raise Refused("that person is not a member of this circle")
     if record.grant(ORGANIZER) is not None:
-        raise Refused(f"{_name(state, target)} is already an organizer")  # type: ignore[arg-type]
+        raise Refused(f"{_name(state, target)} is already an organizer")
 
 
 def _governance_proposal(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
@@ -332,8 +340,8 @@ def _governance_proposal(state: CircleState, author: bytes, body: dict[str, Any]
     kind, details = body.get("kind"), body.get("details")
     if kind not in ("review", "organizer") or not isinstance(details, dict):
         return
-    target = details.get("member")
-    record = state.members.get(target)  # type: ignore[arg-type]
+    target = _ref(details, "member")
+    record = state.members.get(target)
     if record is None:
         raise Refused("that person is not a member of this circle")
     if kind == "review" and target == author:
@@ -342,13 +350,13 @@ def _governance_proposal(state: CircleState, author: bytes, body: dict[str, Any]
         if _holds(state, author, ORGANIZER):
             raise Refused("you are an organizer: grant the role yourself ('kith member grant CIRCLE NAME organizer')")
         if record.grant(ORGANIZER) is not None:
-            raise Refused(f"{_name(state, target)} is already an organizer")  # type: ignore[arg-type]
+            raise Refused(f"{_name(state, target)} is already an organizer")
         if "closes" in body:
             raise Refused("an election stays open for the charter's idle period (it takes no --closes)")
 
 
 def _vote_open(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
-    proposal = state.proposals.get(body.get("proposal"))  # type: ignore[arg-type]
+    proposal = state.proposals.get(_ref(body, "proposal"))
     if proposal is None:
         raise Refused("that is not a proposal of this circle" + NOT_YET)
     if proposal.status != OPEN:
@@ -481,11 +489,11 @@ def _receipt_with_month(state: CircleState, author: bytes, body: dict[str, Any])
 
 
 def _stop(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
-    contribution_id = body.get("contribution")
-    contribution = state.contributions.get(contribution_id)  # type: ignore[arg-type]
+    contribution_id = _ref(body, "contribution")
+    contribution = state.contributions.get(contribution_id)
     if contribution is None:
         raise Refused("that is not a contribution of this circle" + NOT_YET)
-    schedule = state.recurring.get(contribution_id)  # type: ignore[arg-type]
+    schedule = state.recurring.get(contribution_id)
     if schedule is None:
         raise Refused("that contribution is a one-off: there is nothing to stop")
     if contribution.author != author:
@@ -494,7 +502,7 @@ def _stop(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     if schedule.stopped_by is not None:
         raise Refused(f"that contribution is already stopped (its last month is {schedule.last})")
     last = body.get("last")
-    confirmed = max(state.installments.get(contribution_id, {}), default=None)  # type: ignore[arg-type]
+    confirmed = max(state.installments.get(contribution_id, {}), default=None)
     if isinstance(last, str) and confirmed is not None and last < confirmed:
         raise Refused(f"{confirmed} is already confirmed: the last month cannot be earlier")
 
