@@ -464,3 +464,29 @@ def test_typed_proposal_details_refuse_the_wrong_kind() -> None:
     ]:
         with pytest.raises(LocalProtocolError):
             getattr(proposal, attribute)
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "message"),
+    [
+        ("msg.edit", "target", "that is not a message of this circle"),
+        ("fund.receipt", "contribution", "only a treasurer"),
+        ("proposal.vote", "proposal", "that is not a proposal of this circle"),
+        ("role.grant", "member", "that person is not a member of this circle"),
+        ("role.handover", "member", "that person is not a member of this circle"),
+        ("fund.stop", "contribution", "that is not a contribution of this circle"),
+    ],
+)
+def test_an_id_of_the_wrong_type_is_refused_in_one_line_before_signing(
+    circle: Any, kind: str, field: str, message: str
+) -> None:
+    """A client body whose id is not bytes (a list is not even hashable) is refused like an
+    unknown id, never a TypeError from looking it up."""
+    from kith.sync.precheck import Refused, check_action
+
+    for wrong in ([1, 2], {"a": 1}, "ab" * 16, None):
+        body = {field: wrong, "content": {"text": "hi"}, "role": "organizer", "choice": "approve", "reason": None}
+        if kind == "fund.stop":
+            body = {field: wrong, "last": "2026-12"}
+        with pytest.raises(Refused, match=message):
+            check_action(circle.state, circle.member("alice"), kind, body)
