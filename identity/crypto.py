@@ -68,7 +68,8 @@ def sign(secret_key: bytes, domain: bytes, message: bytes) -> bytes:
     signed_len = _ffi.new("unsigned long long *")
     if _lib.crypto_sign(signed, signed_len, data, len(data), secret_key) != 0:
         raise LocalProtocolError("libsodium refused to sign")
-    return _ffi.buffer(signed, SIGNATURE_BYTES)[:]
+    signature: bytes = _ffi.buffer(signed, SIGNATURE_BYTES)[:]
+    return signature
 
 
 def verify(public_key: bytes, domain: bytes, message: bytes, signature: bytes) -> None:
@@ -99,7 +100,8 @@ def aead_encrypt(key: bytes, nonce: bytes, plaintext: bytes, associated_data: by
     _lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
         out, out_len, plaintext, len(plaintext), associated_data, len(associated_data), _ffi.NULL, nonce, key
     )
-    return _ffi.buffer(out, out_len[0])[:]
+    ciphertext: bytes = _ffi.buffer(out, out_len[0])[:]
+    return ciphertext
 
 
 def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
@@ -121,7 +123,8 @@ def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, associated_data: b
     )
     if rc != 0:
         raise Undecryptable()
-    return _ffi.buffer(out, out_len[0])[:]
+    plaintext: bytes = _ffi.buffer(out, out_len[0])[:]
+    return plaintext
 
 
 # --- X25519 sealed boxes ---------------------------------------------------------

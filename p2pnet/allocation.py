@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from kith.identity.errors import RemoteProtocolError, UsageError
 from kith.sync import allocation, money
 from kith.sync.kinds import alloc, schema
+from kith.sync.kinds.records import AllocRules, Ask
 from kith.sync.lifecycle import TURN_DELAY_S
 from kith.sync.private import make_statement, open_private, private_ref, seal_private
 
@@ -81,7 +82,7 @@ class AllocationService:
 
     # --- asking -------------------------------------------------------------------------
 
-    def _rules(self, circle: Circle) -> alloc.AllocRules:
+    def _rules(self, circle: Circle) -> AllocRules:
         rules = circle.replica.state.info["charter"].alloc
         if rules is None:
             raise UsageError("this circle's charter has no allocation rules: ask with 'kith request' instead")
@@ -92,7 +93,7 @@ class AllocationService:
         return sorted(m for m in alloc.committee(state, self._rules(circle)) if m in state.cards)
 
     def _secrets(self) -> dict[bytes, dict[str, Any]]:
-        return self.keystore.data.extra.setdefault(SECRETS_KEY, {})  # type: ignore[no-any-return]
+        return self.keystore.data.extra.setdefault(SECRETS_KEY, {})
 
     def ask(self, circle: Circle, category: str, amount: int, note: str) -> dict[str, Any]:
         """Ask the fund; returns what was sent (no op id when the committee posts it)."""
@@ -186,12 +187,13 @@ class AllocationService:
                 return "already asked in this category this period"
         return None
 
-    def _is(self, ask: alloc.Ask, member: bytes) -> bool:
-        box = ask.private.get("boxes", {}).get(self.me) if type(ask.private.get("boxes")) is dict else None
+    def _is(self, ask: Ask, member: bytes) -> bool:
+        boxes = ask.private.get("boxes")
+        box = boxes.get(self.me) if type(boxes) is dict else None
         if type(box) is not bytes:
             return False
         try:
-            return allocation.open_ask_box(box, self.circles.identity)["member"] == member  # type: ignore[no-any-return]
+            return allocation.open_ask_box(box, self.circles.identity)["member"] == member
         except RemoteProtocolError:
             return False
 

@@ -167,7 +167,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
 
         return register
 
-    def member_circles():  # type: ignore[no-untyped-def]
+    def member_circles():
         if node.circles is None:
             raise UsageError("this node is a relay: it has no circles")
         return node.circles
@@ -376,7 +376,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
             member = bytes.fromhex(entry["id"])
             entry["verified"] = member in verified and verified[member] == cards.get(member)
             entry["has_current_key"] = member in circle.replica.state.holders.get(
-                circle.replica.state.info.get("epoch"), {}
+                circle.replica.state.info.get("epoch", b""), {}
             )
         result["id"] = circle.id.hex()
         result["me"] = member_circles().identity.member_id.hex()
@@ -539,7 +539,7 @@ def build_methods(node: Node) -> dict[str, Handler]:
 
     # --- membership lifecycle -------------------------------------------------------
 
-    def lifecycle():  # type: ignore[no-untyped-def]
+    def lifecycle():
         if node.lifecycle is None:
             raise UsageError("this node is a relay: it has no circles")
         return node.lifecycle

@@ -274,7 +274,7 @@ class _LineTooLong(Exception):
     pass
 
 
-async def _read_lines(stream: trio.SocketStream):  # type: ignore[no-untyped-def]
+async def _read_lines(stream: trio.SocketStream):
     buffer = bytearray()
     while True:
         chunk = await stream.receive_some(65536)

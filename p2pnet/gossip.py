@@ -121,12 +121,12 @@ class GossipService:
             self.stats.rejected_messages["malformed batch"] += 1
             self.on_misbehaviour(forwarder, "malformed gossip")
             return False
-        envelopes = []
+        envelopes: list[Envelope] = []
         now = self.clock()
         for item in items:
             envelope = self.gate.parse(item)
             verdict = Verdict.REJECT if envelope is None else self.gate.check(envelope, now=now, topic=topic)
-            if verdict is Verdict.REJECT:
+            if envelope is None or verdict is Verdict.REJECT:
                 self.stats.rejected_messages["bad envelope"] += 1
                 self.on_misbehaviour(forwarder, "invalid envelope in gossip")
                 return False

@@ -726,7 +726,7 @@ class Lifecycle:
         name = self.circles.identity.name
         if name == DEFAULT_NAME:
             return
-        body = {"display_name": name, "pronouns": None, "skills": []}
+        body: dict[str, Any] = {"display_name": name, "pronouns": None, "skills": []}
         self.circles.author(circle, "profile.set", body)
 
     def _close(self, circle: Circle, proposals: tuple[bytes, ...]) -> None:
@@ -807,11 +807,12 @@ class Lifecycle:
             )
             if readable and content is None:
                 continue  # we cannot pass on a content key we do not have; another organizer will
+            content_key = content if readable and content is not None else NO_CONTENT_KEY
             # Sealed with the newest epoch they hold: they cannot open one sealed with the
             # current epoch if that is the key they lack.
             held = [e for e, holders in state.holders.items() if member in holders and e in circle.keys.epochs]
             seal_with = max(held, key=lambda e: (state.epochs[e].lamport, state.epochs[e].op), default=None)
-            box = seal_epoch_key(state.cards[member], key, content if readable else NO_CONTENT_KEY)
+            box = seal_epoch_key(state.cards[member], key, content_key)
             sealed.setdefault(seal_with, {})[member] = box
         for seal_with, boxes in sealed.items():
             items = [

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import libp2p  # noqa: F401  (importing resets the "libp2p" logger; reclaim_logging() undoes it)
 import libp2p.pubsub.gossipsub as _gossipsub_module
@@ -27,6 +27,7 @@ from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import ParseError
 from libp2p.network.config import ConnectionConfig, RetryConfig
+from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID as MESHSUB_V10
@@ -119,7 +120,7 @@ def _content_id(message: Any) -> bytes:
     return hashlib.sha256(bytes(message.data)).digest()
 
 
-class _GuardedPubsub(Pubsub):  # type: ignore[misc]
+class _GuardedPubsub(Pubsub):
     """Pubsub that tells nothing to peers that did not prove a key, and signs nothing.
 
     **Subscriptions only to peers that proved the topic.** py-libp2p announces every topic
@@ -140,14 +141,15 @@ class _GuardedPubsub(Pubsub):  # type: ignore[misc]
     that arrives while the service stops.
     """
 
-    may_gossip: GossipPolicy = staticmethod(lambda peer, topic: False)  # type: ignore[assignment]
-    on_unproved: Callable[[str, str], None] = staticmethod(lambda peer, topic: None)  # type: ignore[assignment]
+    may_gossip: GossipPolicy = staticmethod(lambda peer, topic: False)
+    on_unproved: Callable[[str, str], None] = staticmethod(lambda peer, topic: None)
     _held_subscriptions: dict[Any, set[str]]
     """Subscriptions peers sent for topics they had not proved yet."""
     _due_announces: dict[Any, set[str]]
     """Our subscriptions owed to peers that proved a topic before their stream was up."""
     _held_grafts: dict[Any, set[str]]
     """GRAFTs peers sent for topics they had not proved yet (see `_GatedGossipSub`)."""
+    router: _GatedGossipSub  # (the only router make_host gives it)
 
     def _allowed(self, peer_id: Any, topic: str) -> bool:
         return peer_id == self.my_id or bool(self.may_gossip(peer_id.to_base58(), topic))
@@ -249,11 +251,13 @@ class _GuardedPubsub(Pubsub):  # type: ignore[misc]
         await self.push_msg(self.my_id, message)
 
 
-class _GatedGossipSub(GossipSub):  # type: ignore[misc]
+class _GatedGossipSub(GossipSub):
     """GossipSub that serves a topic's control messages only to peers that proved it, and
     that works without origins: message ids are content hashes everywhere (py-libp2p's
     message cache and equivocation check key on origin and sequence number, which are
     empty here), and peer exchange never makes us dial peers someone else names."""
+
+    pubsub: _GuardedPubsub | None  # (the only Pubsub make_host attaches it to)
 
     def _allowed(self, peer_id: Any, topic: str) -> bool:
         pubsub = self.pubsub
@@ -297,7 +301,7 @@ class _GatedGossipSub(GossipSub):  # type: ignore[misc]
         return None
 
 
-class _ContentMessageCache(MessageCache):  # type: ignore[misc]
+class _ContentMessageCache(MessageCache):
     """py-libp2p's gossip window keyed by content hash (its own key is origin + seqno)."""
 
     def put(self, msg: Any) -> None:
@@ -327,7 +331,7 @@ _ROOM = _Room()
 """Process-wide like the queues' class: a wake-up is only a prompt to look at the backlog again."""
 
 
-class _OutboundQueue(RpcQueue):  # type: ignore[misc]
+class _OutboundQueue(RpcQueue):
     """py-libp2p's per-peer outbound gossip queue, with two changes: it holds
     PEER_QUEUE_SIZE RPCs (its default drops bursts of ordinary size), and every RPC it hands
     to the sender wakes publishers waiting for room, so back-pressure waits on an event."""
@@ -347,7 +351,7 @@ def _raise_queue_sizes() -> None:
     # Gossip stays lossy under overload anyway (reconciliation repairs it); this just stops
     # it losing the ordinary bursts.
     _pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_QUEUE_SIZE
-    _pubsub_module.RpcQueue = _OutboundQueue
+    _pubsub_module.RpcQueue = _OutboundQueue  # type: ignore[misc, assignment]  # a deliberate patch
 
 
 def parse_peer_address(text: str) -> tuple[str, list[str]]:
@@ -717,14 +721,15 @@ def _make_host(network_key: NetworkKey, announced: list[str]) -> IHost:
     )
     # The default retries a dead address for ~0.7 s inside one connect(); the node has
     # its own reconnect schedule, so fail fast and let it decide.
-    host.get_network().retry_config = RetryConfig(max_retries=1, initial_delay=0.05)
+    swarm = cast(Swarm, host.get_network())  # (new_host's network is a Swarm; its interface omits these)
+    swarm.retry_config = RetryConfig(max_retries=1, initial_delay=0.05)
 
     # The swarm's AutoConnector re-dials every peer it ever saw, every 10 s: the node
     # decides whom to talk to (bootstrap, relays, circle peers), so turn it off.
     async def _no_auto_connect() -> None:
         return None
 
-    host.get_network().auto_connector.maybe_connect = _no_auto_connect
+    swarm.auto_connector.maybe_connect = _no_auto_connect  # type: ignore[method-assign]
     return host
 
 

@@ -9,7 +9,6 @@ hours off or jumps (NTP, a skewed test clock).
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 
 BAN_THRESHOLD = 50.0
@@ -19,10 +18,17 @@ PENALTY_HALF_LIFE_S = 60.0
 """Penalties halve this often, so an honest peer's occasional bad input is forgotten."""
 
 
+class _Penalties(dict[str, float]):
+    """Peer id -> penalty weight; a peer without one has 0 (a Counter, but of floats)."""
+
+    def __missing__(self, peer: str) -> float:
+        return 0.0
+
+
 class PeerGuard:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.penalties: Counter[str] = Counter()
+        self.penalties = _Penalties()
         self.banned: dict[str, float] = {}
         """Peer id -> until when (this guard's clock) it is refused."""
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from kith.identity.atomic import create_private
 from kith.identity.errors import LocalProtocolError, StorageError
@@ -173,7 +174,8 @@ class EnvelopeStore:
 
     # --- reads --------------------------------------------------------------------
 
-    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def _query(self, sql: str, params: tuple[object, ...] = ()) -> list[Any]:
+        """The rows, as sqlite3 returns them: each column's type is the one the schema gives it."""
         try:
             return self._db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
@@ -184,7 +186,7 @@ class EnvelopeStore:
 
     def get(self, envelope_id: bytes) -> bytes | None:
         rows = self._query("SELECT data FROM envelopes WHERE id = ?", (envelope_id,))
-        return rows[0][0] if rows else None  # type: ignore[return-value]
+        return rows[0][0] if rows else None
 
     def get_many(self, envelope_ids: Iterable[bytes]) -> dict[bytes, bytes]:
         found: dict[bytes, bytes] = {}
@@ -193,20 +195,20 @@ class EnvelopeStore:
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for envelope_id, data in self._query(f"SELECT id, data FROM envelopes WHERE id IN ({marks})", tuple(chunk)):
-                found[envelope_id] = data  # type: ignore[index]
+                found[envelope_id] = data
         return found
 
     def count(self, topic: bytes | None = None) -> int:
         if topic is None:
-            return self._query("SELECT COUNT(*) FROM envelopes")[0][0]  # type: ignore[return-value]
-        return self._query("SELECT COUNT(*) FROM envelopes WHERE topic = ?", (topic,))[0][0]  # type: ignore[return-value]
+            return self._query("SELECT COUNT(*) FROM envelopes")[0][0]
+        return self._query("SELECT COUNT(*) FROM envelopes WHERE topic = ?", (topic,))[0][0]
 
     def topics(self) -> list[bytes]:
-        return [row[0] for row in self._query("SELECT DISTINCT topic FROM envelopes ORDER BY topic")]  # type: ignore[misc]
+        return [row[0] for row in self._query("SELECT DISTINCT topic FROM envelopes ORDER BY topic")]
 
     def items(self, topic: bytes) -> list[Item]:
         """Every (ts, id) of a topic in reconciliation order."""
-        return self._query("SELECT ts, id FROM envelopes WHERE topic = ? ORDER BY ts, id", (topic,))  # type: ignore[return-value]
+        return self._query("SELECT ts, id FROM envelopes WHERE topic = ? ORDER BY ts, id", (topic,))
 
     def item_range(self, topic: bytes, lower: Item | None, upper: Item | None, limit: int = -1) -> list[Item]:
         """Items with ``lower <= (ts, id) < upper`` (either bound may be open)."""
@@ -220,17 +222,17 @@ class EnvelopeStore:
             params += [upper[0], upper[0], upper[1]]
         sql += " ORDER BY ts, id LIMIT ?"
         params.append(limit)
-        return self._query(sql, tuple(params))  # type: ignore[return-value]
+        return self._query(sql, tuple(params))
 
     def since(self, seq: int, limit: int = 1000, topics: list[bytes] | None = None) -> list[tuple[int, bytes]]:
         """(seq, envelope bytes) received after ``seq``, in arrival order: a resumable feed
         (of every topic, or of ``topics``)."""
         if topics is None:
-            return self._query("SELECT seq, data FROM envelopes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))  # type: ignore[return-value]
+            return self._query("SELECT seq, data FROM envelopes WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
         if not topics:
             return []
         marks = ",".join("?" * len(topics))
-        return self._query(  # type: ignore[return-value]
+        return self._query(
             f"SELECT seq, data FROM envelopes WHERE seq > ? AND topic IN ({marks}) ORDER BY seq LIMIT ?",
             (seq, *topics, limit),
         )
@@ -247,11 +249,11 @@ class EnvelopeStore:
                 return
             for _seq, data in rows:
                 yield data
-            seq = rows[-1][0]  # type: ignore[assignment]
+            seq = rows[-1][0]
 
     def max_seq(self) -> int:
         """The highest arrival number so far (0 when empty): a cursor for "processed up to here"."""
-        return self._query("SELECT COALESCE(MAX(seq), 0) FROM envelopes")[0][0]  # type: ignore[return-value]
+        return self._query("SELECT COALESCE(MAX(seq), 0) FROM envelopes")[0][0]
 
     def by_kind(self, topic: bytes, kind: Kind) -> list[bytes]:
         """Every envelope of one topic stored as a marker of ``kind``, in arrival order."""
@@ -259,7 +261,7 @@ class EnvelopeStore:
             raise LocalProtocolError("only markers are indexed by kind")
         # "kind != 0" spelled out, so SQLite can use the partial index.
         sql = "SELECT data FROM envelopes WHERE topic = ? AND kind = ? AND kind != 0 ORDER BY seq"
-        return [row[0] for row in self._query(sql, (topic, int(kind)))]  # type: ignore[misc]
+        return [row[0] for row in self._query(sql, (topic, int(kind)))]
 
     def min_seq_of(self, envelope_ids: list[bytes]) -> int:
         """The lowest arrival number among these envelopes (max_seq + 1 if none is stored)."""
@@ -269,11 +271,11 @@ class EnvelopeStore:
             marks = ",".join("?" * len(chunk))
             row = self._query(f"SELECT MIN(seq) FROM envelopes WHERE id IN ({marks})", tuple(chunk))[0][0]
             if row is not None:
-                lowest = min(lowest, row)  # type: ignore[type-var]
+                lowest = min(lowest, row)
         return lowest
 
     def bytes_in_topic(self, topic: bytes) -> int:
-        return self._query("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM envelopes WHERE topic = ?", (topic,))[0][0]  # type: ignore[return-value]
+        return self._query("SELECT COALESCE(SUM(LENGTH(data)), 0) FROM envelopes WHERE topic = ?", (topic,))[0][0]
 
     def integrity_ok(self) -> bool:
         return self._query("PRAGMA integrity_check")[0][0] == "ok"

@@ -16,6 +16,7 @@ from kith.identity.crypto import RandomBytes, blake2b, open_sealed, random_bytes
 from kith.identity.errors import Malformed, Undecryptable
 from kith.sync.kinds import alloc
 from kith.sync.kinds.records import Ask
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.identity.keys import MemberIdentity
@@ -190,7 +191,8 @@ def _recipient(ask: Ask, me: MemberIdentity) -> bytes | None:
     if type(box) is not bytes:
         return None
     try:
-        return open_ask_box(box, me)["member"]  # type: ignore[no-any-return]
+        member: bytes = open_ask_box(box, me)["member"]  # (checked there: 32 bytes)
+        return member
     except (Malformed, Undecryptable):
         return None
 
@@ -224,14 +226,14 @@ def duties(state: CircleState, me: bytes, now: float, turn_delay: float) -> list
         for number in sorted(state.open_asks):
             end = alloc.period_end(rules, number)
             if number > latest_closed and now >= end and my_turn(number, end):
-                due.append(("alloc.close", {"period": number}))
+                due.append((OpKind.ALLOC_CLOSE, {"period": number}))
                 latest_closed = number
     for number, period in sorted(state.periods.items()):
         if period.drawn_by is not None:
             continue
         ready = alloc.period_end(period.rules, number) + period.rules.reveal_s
         if now >= ready and my_turn(number, ready):
-            due.append(("alloc.draw", {"period": number}))
+            due.append((OpKind.ALLOC_DRAW, {"period": number}))
         break  # draws go in order: the earliest undrawn period first
     return due
 

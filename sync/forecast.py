@@ -98,7 +98,7 @@ def fund_totals(state: CircleState) -> tuple[CurrencyTotals, ...]:
 def fund_forecast(state: CircleState, first: str, months: int = FORECAST_MONTHS) -> tuple[ForecastLine, ...]:
     """Per month from ``first`` (``"YYYY-MM"``) for ``months`` months, per currency: what
     recurring contributions and pledges bring. Months and currencies with nothing are left out."""
-    lines = []
+    lines: list[ForecastLine] = []
     for step in range(months):
         month = add_months(first, step)
         sums: dict[str, list[int]] = {}
@@ -111,11 +111,11 @@ def fund_forecast(state: CircleState, first: str, months: int = FORECAST_MONTHS)
             if month in state.installments.get(contribution_id, {}):
                 due[1] += contribution.amount
         for item_id, item in state.aid.items():
-            schedule = state.recurring.get(item_id)
+            pledge_schedule = state.recurring.get(item_id)
             currency = _pledge_currency(item.unit)
-            if schedule is None or currency is None or item.amount is None or item.status not in (OPEN, MATCHED):
+            if pledge_schedule is None or currency is None or item.amount is None or item.status not in (OPEN, MATCHED):
                 continue
-            if month >= schedule.first:
+            if month >= pledge_schedule.first:
                 sums.setdefault(currency, [0, 0, 0])[2] += item.amount
         lines.extend(ForecastLine(month, code, *sums[code]) for code in sorted(sums))
     return tuple(lines)

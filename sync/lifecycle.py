@@ -50,6 +50,7 @@ from kith.sync.invites import JoinRequest, open_join_request
 from kith.sync.kinds.common import has_role
 from kith.sync.kinds.keys import members_missing_key
 from kith.sync.kinds.records import ORGANIZER
+from kith.sync.opkind import OpKind
 from kith.sync.state import CircleState
 
 TURN_DELAY_S = 4.0
@@ -256,7 +257,7 @@ class MembershipLifecycle:
     def folded(self, view: CircleView, kinds: set[str], now: float) -> list[Action]:
         """Ops of these kinds entered the circle: look again at requests no invite opened."""
         actions: list[Action] = []
-        if "invite.create" in kinds and self._unmatched.get(view.circle):
+        if OpKind.INVITE_CREATE in kinds and self._unmatched.get(view.circle):
             waiting = self._unmatched.pop(view.circle)
             for envelope in waiting.values():
                 actions += self.join_request(view, envelope, now)

@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kith.sync.kinds.records import ELECTION, OPEN, ORGANIZER, REVIEW, WITHDRAWN, ReviewDetails
+from kith.sync.kinds.records import ELECTION, OPEN, ORGANIZER, REVIEW, WITHDRAWN
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import SignedOp
@@ -48,9 +49,17 @@ class ModEntry:
 EntryBuilder = Callable[["CircleState", "SignedOp"], Iterable[ModEntry]]
 
 
-def _entry(kind: str, target: bytes, signed: SignedOp, **fields: object) -> ModEntry:
+def _entry(
+    kind: str,
+    target: bytes,
+    signed: SignedOp,
+    *,
+    proposal: bytes | None = None,
+    outcome: str = "",
+    note: str | None = None,
+) -> ModEntry:
     op = signed.op
-    return ModEntry(kind, target, op.author, op.ts, op.lamport, signed.id, **fields)  # type: ignore[arg-type]
+    return ModEntry(kind, target, op.author, op.ts, op.lamport, signed.id, proposal, outcome, note)
 
 
 def _removal(state: CircleState, signed: SignedOp) -> Iterable[ModEntry]:
@@ -80,10 +89,10 @@ def _hide(state: CircleState, signed: SignedOp) -> Iterable[ModEntry]:
 
 
 OP_ENTRIES: dict[str, EntryBuilder] = {
-    "member.remove": _removal,
-    "role.revoke": _demotion,
-    "role.handover": _handover,
-    "msg.hide": _hide,
+    OpKind.MEMBER_REMOVE: _removal,
+    OpKind.ROLE_REVOKE: _demotion,
+    OpKind.ROLE_HANDOVER: _handover,
+    OpKind.MSG_HIDE: _hide,
 }
 """Op kinds whose accepted ops are moderation, and how each becomes log entries."""
 
@@ -116,11 +125,14 @@ def moderation_log(state: CircleState, ops: Iterable[SignedOp], *, limit: int | 
             entries.extend(builder(state, signed))
         for proposal_id in sorted(decided or ()):
             proposal = state.proposals[proposal_id]
-            details = proposal.details
-            target = details.member if isinstance(details, ReviewDetails) else details
-            assert isinstance(target, bytes)
             entries.append(
-                _entry(DECISION_ENTRIES[proposal.kind], target, signed, proposal=proposal_id, outcome=proposal.status)
+                _entry(
+                    DECISION_ENTRIES[proposal.kind],
+                    proposal.target,
+                    signed,
+                    proposal=proposal_id,
+                    outcome=proposal.status,
+                )
             )
     return tuple(entries if limit is None else entries[-limit:])
 

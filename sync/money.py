@@ -82,7 +82,8 @@ def check_currency(text: str) -> str:
 
 def largest(currency: str) -> int:
     """The largest amount, in minor units, a contribution or spend in ``currency`` may name."""
-    return MAX_MAJOR_UNITS * 10 ** decimals(currency)
+    minor_per_major: int = 10 ** decimals(currency)  # int ** int is Any to mypy (a negative power is a float)
+    return MAX_MAJOR_UNITS * minor_per_major
 
 
 def _too_large(what: str, currency: str) -> str:
@@ -115,7 +116,8 @@ def parse_amount(text: str, currency: str) -> int:
         raise MoneyError(f"amount {text!r} has too many decimals: {currency} takes {allowed}, like {example}")
     if len(whole) > 15:  # bounded before int(): no 4,300-digit conversions
         raise MoneyError(_too_large(f"amount {text!r}", currency))
-    minor = int(whole) * 10**places + (int(fraction.ljust(places, "0")) if places else 0)
+    minor_per_major: int = 10**places
+    minor = int(whole) * minor_per_major + (int(fraction.ljust(places, "0")) if places else 0)
     if minor == 0:
         raise MoneyError(f"amount {text!r} is zero; amounts are more than zero")
     if minor > largest(currency):

@@ -23,6 +23,7 @@ from kith.identity.errors import LocalProtocolError, Malformed, Oversized
 from kith.identity.keys import MemberIdentity
 from kith.sync import limits
 from kith.sync.ids import op_id
+from kith.sync.opkind import OpKind
 
 OP_DOMAIN = b"kith/op/v2\x00"
 _KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
@@ -45,6 +46,8 @@ class Op:
     lamport: int
     ts: int
     kind: str
+    """Any well-formed kind name (one this build does not know is folded as rejected); an
+    `OpKind` given here is stored as its plain string."""
     body: dict[str, Any] = field(hash=False)
     seq: int = field(kw_only=True)
 
@@ -80,6 +83,9 @@ class Op:
             raise Malformed("op timestamp is out of range")
         kind = self.kind
         if type(kind) is not str or kind not in _VALID_KINDS:  # type first: a list is not hashable
+            if type(kind) is OpKind:  # made here, not decoded: the op keeps the plain name
+                kind = kind.value
+                object.__setattr__(self, "kind", kind)
             if type(kind) is not str or len(kind) > limits.MAX_KIND_CHARS or not _KIND.fullmatch(kind):
                 raise Malformed("op kind is not a valid kind name")
             if len(_VALID_KINDS) < 4096:

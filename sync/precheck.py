@@ -16,6 +16,7 @@ there is one; the fold's own reasons (docs/OPS.md) are unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kith.identity.errors import UsageError
@@ -23,6 +24,7 @@ from kith.sync import money
 from kith.sync.kinds import aid, events, keys, moderation, schema, support
 from kith.sync.kinds.decisions import VOTE_CHOICES
 from kith.sync.kinds.records import APPROVED, MATCHED, MAX_CLOSES_S, MIN_CLOSES_S, OPEN, ORGANIZER, ROLES, TREASURER
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.state import CircleState
@@ -92,9 +94,9 @@ def check_action(
     rule = _AUTHORITY.get(kind)
     if rule is not None and state.info.get("circle") is not None:
         rule(state, author, body)
-    if kind == "event.create" and now is not None and body["starts"] < now:
+    if kind == OpKind.EVENT_CREATE and now is not None and body["starts"] < now:
         raise Refused("that start has already passed: give a start in the future (check the year)")
-    if kind == "proposal.vote" and now is not None:
+    if kind == OpKind.PROPOSAL_VOTE and now is not None:
         proposal = state.proposals[body["proposal"]]
         if now >= proposal.closes_at:
             raise Refused("voting on that proposal has closed (its closing time has passed); it is being counted")
@@ -196,26 +198,33 @@ def _proposal(body: dict[str, Any]) -> None:
             ) from None
 
 
-_SCHEMAS = {
-    "msg.post": _post,
-    "msg.edit": _post,
-    "msg.react": _react,
-    "checkin": _checkin,
-    "profile.set": _profile,
-    "aid.pledge": _aid_item,
-    "aid.request": _aid_item,
-    "proposal.create": _proposal,
-    "proposal.vote": _vote,
-    "fund.contribute": _contribute,
-    "fund.disburse": _note,
-    "event.create": _event,
-    "member.remove": _reason,
-    "role.grant": _role,
-    "role.revoke": _role,
+_SCHEMAS: dict[str, Callable[[dict[str, Any]], None]] = {
+    OpKind.MSG_POST: _post,
+    OpKind.MSG_EDIT: _post,
+    OpKind.MSG_REACT: _react,
+    OpKind.CHECKIN: _checkin,
+    OpKind.PROFILE_SET: _profile,
+    OpKind.AID_PLEDGE: _aid_item,
+    OpKind.AID_REQUEST: _aid_item,
+    OpKind.PROPOSAL_CREATE: _proposal,
+    OpKind.PROPOSAL_VOTE: _vote,
+    OpKind.FUND_CONTRIBUTE: _contribute,
+    OpKind.FUND_DISBURSE: _note,
+    OpKind.EVENT_CREATE: _event,
+    OpKind.MEMBER_REMOVE: _reason,
+    OpKind.ROLE_GRANT: _role,
+    OpKind.ROLE_REVOKE: _role,
 }
 
 
 # --- what the author's copy of the circle already says -------------------------------
+
+
+def _ref(body: dict[str, Any], name: str) -> bytes:
+    """``body[name]`` when it is an id (bytes), else ``b""``, which names nothing: a body
+    here comes from a client, and the fold's schema judges it again when it is signed."""
+    value = body.get(name)
+    return value if type(value) is bytes else b""
 
 
 def _name(state: CircleState, member: bytes) -> str:
@@ -234,7 +243,7 @@ def _grant_hint(role: str) -> str:
 
 
 def _own_message(state: CircleState, author: bytes, body: dict[str, Any], verb: str) -> None:
-    message = state.messages.get(body.get("target"))  # type: ignore[arg-type]
+    message = state.messages.get(_ref(body, "target"))
     if message is None:
         raise Refused("that is not a message of this circle" + NOT_YET)
     if message.author != author:
@@ -254,7 +263,7 @@ def _delete(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
 def _receipt(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     if not _holds(state, author, TREASURER):
         raise Refused(f"only a treasurer confirms contributions, and you are not one: {_grant_hint(TREASURER)}")
-    contribution = state.contributions.get(body.get("contribution"))  # type: ignore[arg-type]
+    contribution = state.contributions.get(_ref(body, "contribution"))
     if contribution is None:
         raise Refused("that is not a contribution of this circle" + NOT_YET)
     if contribution.receipt is not None:
@@ -264,17 +273,17 @@ def _receipt(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
 def _disburse(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     if not _holds(state, author, TREASURER):
         raise Refused(f"only a treasurer pays out, and you are not one: {_grant_hint(TREASURER)}")
-    proposal = state.proposals.get(body.get("proposal"))  # type: ignore[arg-type]
+    proposal = state.proposals.get(_ref(body, "proposal"))
     if proposal is None or proposal.kind != "spend":
         raise Refused("that is not a spend proposal of this circle" + NOT_YET)
     if proposal.status != APPROVED:
         raise Refused(f"that spend proposal is {proposal.status}, not approved")
     if proposal.disbursed_by is not None:
         raise Refused("that spend proposal was already paid out")
-    spend = proposal.details
-    balance = state.balances.get(spend.currency, 0)  # type: ignore[union-attr]
-    if spend.amount > balance:  # type: ignore[union-attr]
-        shown = money.format_amount(balance, spend.currency)  # type: ignore[union-attr]
+    spend = proposal.spend
+    balance = state.balances.get(spend.currency, 0)
+    if spend.amount > balance:
+        shown = money.format_amount(balance, spend.currency)
         raise Refused(f"the fund's confirmed balance ({shown}) does not cover this spend")
 
 
@@ -284,17 +293,18 @@ def _organizer(state: CircleState, author: bytes, what: str) -> None:
 
 
 def _role_change(state: CircleState, author: bytes, body: dict[str, Any], grant: bool) -> None:
-    target, role = body.get("member"), body.get("role")
-    record = state.members.get(target)  # type: ignore[arg-type]
+    target, role = _ref(body, "member"), body.get("role")
+    record = state.members.get(target)
     giving_up = not grant and target == author
     if not giving_up:
         _organizer(state, author, "grant or revoke roles")
     if record is None:
         raise Refused("that person is not a member of this circle")
-    if grant and record.grant(role) is not None:  # type: ignore[arg-type]
-        raise Refused(f"{_name(state, target)} is already a {role}")  # type: ignore[arg-type]
-    if not grant and record.grant(role) is None:  # type: ignore[arg-type]
-        raise Refused(f"{_name(state, target)} is not a {role}")  # type: ignore[arg-type]
+    role = role if type(role) is str else ""
+    if grant and record.grant(role) is not None:
+        raise Refused(f"{_name(state, target)} is already a {role}")
+    if not grant and record.grant(role) is None:
+        raise Refused(f"{_name(state, target)} is not a {role}")
 
 
 def _grant(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
@@ -314,15 +324,15 @@ def _remove(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
 
 
 def _handover(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
-    target = body.get("member")
+    target = _ref(body, "member")
     if target == author:
         raise Refused("hand the organizer role to someone else (to give it up: 'kith member revoke')")
     _organizer(state, author, "hand over the organizer role")
-    record = state.members.get(target)  # type: ignore[arg-type]
+    record = state.members.get(target)
     if record is None:
         raise Refused("that person is not a member of this circle")
     if record.grant(ORGANIZER) is not None:
-        raise Refused(f"{_name(state, target)} is already an organizer")  # type: ignore[arg-type]
+        raise Refused(f"{_name(state, target)} is already an organizer")
 
 
 def _governance_proposal(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
@@ -330,8 +340,8 @@ def _governance_proposal(state: CircleState, author: bytes, body: dict[str, Any]
     kind, details = body.get("kind"), body.get("details")
     if kind not in ("review", "organizer") or not isinstance(details, dict):
         return
-    target = details.get("member")
-    record = state.members.get(target)  # type: ignore[arg-type]
+    target = _ref(details, "member")
+    record = state.members.get(target)
     if record is None:
         raise Refused("that person is not a member of this circle")
     if kind == "review" and target == author:
@@ -340,13 +350,13 @@ def _governance_proposal(state: CircleState, author: bytes, body: dict[str, Any]
         if _holds(state, author, ORGANIZER):
             raise Refused("you are an organizer: grant the role yourself ('kith member grant CIRCLE NAME organizer')")
         if record.grant(ORGANIZER) is not None:
-            raise Refused(f"{_name(state, target)} is already an organizer")  # type: ignore[arg-type]
+            raise Refused(f"{_name(state, target)} is already an organizer")
         if "closes" in body:
             raise Refused("an election stays open for the charter's idle period (it takes no --closes)")
 
 
 def _vote_open(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
-    proposal = state.proposals.get(body.get("proposal"))  # type: ignore[arg-type]
+    proposal = state.proposals.get(_ref(body, "proposal"))
     if proposal is None:
         raise Refused("that is not a proposal of this circle" + NOT_YET)
     if proposal.status != OPEN:
@@ -411,23 +421,23 @@ def _relay(state: CircleState, author: bytes, body: dict[str, Any], add: bool) -
         raise Refused("the circle does not list that relay ('kith relay list CIRCLE' shows those it does)")
 
 
-_AUTHORITY = {
-    "invite.create": _invite,
-    "relay.add": lambda state, author, body: _relay(state, author, body, True),
-    "relay.remove": lambda state, author, body: _relay(state, author, body, False),
-    "msg.edit": _edit,
-    "msg.delete": _delete,
-    "fund.receipt": _receipt,
-    "fund.disburse": _disburse,
-    "role.grant": _grant,
-    "role.revoke": _revoke,
-    "role.handover": _handover,
-    "proposal.create": _governance_proposal,
-    "member.remove": _remove,
-    "proposal.vote": _vote_open,
-    "aid.fulfil": _fulfil,
-    "aid.withdraw": _withdraw,
-    "aid.match": _match,
+_AUTHORITY: dict[str, Callable[[CircleState, bytes, dict[str, Any]], None]] = {
+    OpKind.INVITE_CREATE: _invite,
+    OpKind.RELAY_ADD: lambda state, author, body: _relay(state, author, body, True),
+    OpKind.RELAY_REMOVE: lambda state, author, body: _relay(state, author, body, False),
+    OpKind.MSG_EDIT: _edit,
+    OpKind.MSG_DELETE: _delete,
+    OpKind.FUND_RECEIPT: _receipt,
+    OpKind.FUND_DISBURSE: _disburse,
+    OpKind.ROLE_GRANT: _grant,
+    OpKind.ROLE_REVOKE: _revoke,
+    OpKind.ROLE_HANDOVER: _handover,
+    OpKind.PROPOSAL_CREATE: _governance_proposal,
+    OpKind.MEMBER_REMOVE: _remove,
+    OpKind.PROPOSAL_VOTE: _vote_open,
+    OpKind.AID_FULFIL: _fulfil,
+    OpKind.AID_WITHDRAW: _withdraw,
+    OpKind.AID_MATCH: _match,
 }
 
 
@@ -479,11 +489,11 @@ def _receipt_with_month(state: CircleState, author: bytes, body: dict[str, Any])
 
 
 def _stop(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
-    contribution_id = body.get("contribution")
-    contribution = state.contributions.get(contribution_id)  # type: ignore[arg-type]
+    contribution_id = _ref(body, "contribution")
+    contribution = state.contributions.get(contribution_id)
     if contribution is None:
         raise Refused("that is not a contribution of this circle" + NOT_YET)
-    schedule = state.recurring.get(contribution_id)  # type: ignore[arg-type]
+    schedule = state.recurring.get(contribution_id)
     if schedule is None:
         raise Refused("that contribution is a one-off: there is nothing to stop")
     if contribution.author != author:
@@ -492,18 +502,28 @@ def _stop(state: CircleState, author: bytes, body: dict[str, Any]) -> None:
     if schedule.stopped_by is not None:
         raise Refused(f"that contribution is already stopped (its last month is {schedule.last})")
     last = body.get("last")
-    confirmed = max(state.installments.get(contribution_id, {}), default=None)  # type: ignore[arg-type]
+    confirmed = max(state.installments.get(contribution_id, {}), default=None)
     if isinstance(last, str) and confirmed is not None and last < confirmed:
         raise Refused(f"{confirmed} is already confirmed: the last month cannot be earlier")
 
 
+def _monthly_contribution(body: dict[str, Any]) -> None:
+    _contribute(body)
+    _month_key(body, "monthly")
+
+
+def _monthly_pledge(body: dict[str, Any]) -> None:
+    _aid_item(body)
+    _month_key(body, "monthly")
+
+
 _SCHEMAS.update(
     {
-        "msg.hide": _hide_body,
-        "fund.contribute": lambda body: (_contribute(body), _month_key(body, "monthly")),
-        "aid.pledge": lambda body: (_aid_item(body), _month_key(body, "monthly")),
-        "fund.receipt": lambda body: _month_key(body, "month"),
-        "fund.stop": lambda body: _month_key({"last": body.get("last")}, "last"),
+        OpKind.MSG_HIDE: _hide_body,
+        OpKind.FUND_CONTRIBUTE: _monthly_contribution,
+        OpKind.AID_PLEDGE: _monthly_pledge,
+        OpKind.FUND_RECEIPT: lambda body: _month_key(body, "month"),
+        OpKind.FUND_STOP: lambda body: _month_key({"last": body.get("last")}, "last"),
     }
 )
 
@@ -515,5 +535,10 @@ def _edit_unhidden(state: CircleState, author: bytes, body: dict[str, Any]) -> N
 
 
 _AUTHORITY.update(
-    {"msg.hide": _hide, "msg.edit": _edit_unhidden, "fund.receipt": _receipt_with_month, "fund.stop": _stop}
+    {
+        OpKind.MSG_HIDE: _hide,
+        OpKind.MSG_EDIT: _edit_unhidden,
+        OpKind.FUND_RECEIPT: _receipt_with_month,
+        OpKind.FUND_STOP: _stop,
+    }
 )

@@ -35,6 +35,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable, Iterator
 from itertools import compress, repeat
+from typing import Literal
 
 from kith.identity.crypto import blake2b
 from kith.identity.errors import LocalProtocolError
@@ -104,10 +105,11 @@ def fingerprint(id_sum: int, count: int) -> bytes:
 def sum_ids(keys: list[bytes]) -> int:
     """Sum of the ids of item keys, as little-endian integers (not reduced)."""
     # int(LE(key)) = LE(ts bytes) + 2^64 * id; the ts parts are summed and taken away.
-    whole = sum(map(int.from_bytes, keys, repeat("little")))
+    little: repeat[Literal["little"]] = repeat("little")  # (endless: both sums can share it)
+    whole = sum(map(int.from_bytes, keys, little))
     if not whole:
         return 0
-    low = sum(map(int.from_bytes, (key[:TS_BYTES] for key in keys), repeat("little")))
+    low = sum(map(int.from_bytes, (key[:TS_BYTES] for key in keys), little))
     return (whole - low) >> (8 * TS_BYTES)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from array import array
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from kith.identity.errors import LocalProtocolError
@@ -25,9 +25,7 @@ from kith.sync.reconcile_index import ItemIndex, fingerprint
 from kith.sync.reconcile_sketch import (
     Sketch,
     ams_residues,
-    build_cells,
     cells_for_estimate,
-    cells_of,
     decode_ams,
     difference_energy,
     encode_ams,
@@ -36,6 +34,7 @@ from kith.sync.reconcile_sketch import (
     sketch_values,
     table_for_cells,
 )
+from kith.sync.reconcile_tables import build_cells, cells_of
 from kith.sync.reconcile_wire import (
     MAX_RANGES,
     MAX_SKETCH_CELLS,
@@ -122,10 +121,10 @@ class Snapshot:
         assert self.values is not None
         return build_cells(self.values, first)
 
-    def lookup(self, wanted: Collection[int]) -> dict[int, tuple[bytes, ...] | list[bytes]]:
+    def lookup(self, wanted: Collection[int]) -> Mapping[int, Sequence[bytes]]:
         """Our item keys by sketch key, for the wanted keys that some item of ours has."""
         if self.index is not None:
-            return self.index.items_with_plain_keys(wanted)  # type: ignore[return-value]
+            return self.index.items_with_plain_keys(wanted)
         if self._by_key is None:
             assert self.keys is not None and self.values is not None
             by_key: dict[int, list[bytes]] = {}

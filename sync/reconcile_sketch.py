@@ -36,6 +36,7 @@ from __future__ import annotations
 import sys
 from array import array
 from itertools import repeat
+from typing import Literal
 
 from kith.identity.crypto import blake2b
 from kith.identity.errors import LocalProtocolError
@@ -110,12 +111,13 @@ def sketch_values(item_keys: list[bytes], multiplier: int) -> array[int]:
     The sketch key of value ``v`` is ``v >> 16``.
     """
     mul = _CHECK_MUL
+    little: repeat[Literal["little"]] = repeat("little")
     # LE(item key) >> 64 is LE(id): one big-int op instead of a slice per item.
     return array(
         "Q",
         [
             ((key := ((multiplier * (whole >> 64)) & _M256) >> _KEY_SHIFT) << 16) | (((key * mul) & _M64) >> 48)
-            for whole in map(int.from_bytes, item_keys, repeat("little"))
+            for whole in map(int.from_bytes, item_keys, little)
         ],
     )
 

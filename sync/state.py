@@ -71,7 +71,7 @@ import itertools
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 from kith.identity.crypto import blake2b
 from kith.identity.errors import LocalProtocolError, RemoteProtocolError
@@ -94,7 +94,9 @@ from kith.sync.kinds.records import (
     AidItem,
     AllocPeriod,
     Ask,
+    Charter,
     Checkin,
+    CircleInfo,
     Contribution,
     Epoch,
     Event,
@@ -108,11 +110,13 @@ from kith.sync.kinds.records import (
     Recurring,
     Rejection,
     Removal,
+    StateInfo,
     Struck,
     Vote,
 )
 from kith.sync.kinds.schema import InvalidBody
 from kith.sync.kinds.stewardship import acts_as_organizer, end_elections_seen_by
+from kith.sync.opkind import OpKind
 from kith.sync.ops import SignedOp
 
 __all__ = ["CircleState", "FoldKey", "fold_key", "fold_circle_state", "DEFAULT_UNDO_WINDOW"]
@@ -126,11 +130,11 @@ DEFAULT_UNDO_WINDOW = 20_000
 
 _MISSING = object()
 _APPENDED = object()
-_GENESIS_KIND = "circle.create"
-_SLOW_KINDS = frozenset({"member.remove", "member.compromised", "role.revoke", "role.handover"})
+_GENESIS_KIND = OpKind.CIRCLE_CREATE
+_SLOW_KINDS = frozenset({OpKind.MEMBER_REMOVE, OpKind.MEMBER_COMPROMISED, OpKind.ROLE_REVOKE, OpKind.ROLE_HANDOVER})
 """Kinds that may make a removal of their author moot (leaving, giving up a role): a late
 one is folded in its place, never struck on arrival."""
-_DECISIONS = frozenset({"proposal.create", "proposal.vote", "proposal.withdraw", "proposal.close"})
+_DECISIONS = frozenset({OpKind.PROPOSAL_CREATE, OpKind.PROPOSAL_VOTE, OpKind.PROPOSAL_WITHDRAW, OpKind.PROPOSAL_CLOSE})
 """Never struck: a proposal's outcome must not hinge on a removal that raced it."""
 
 
@@ -215,7 +219,7 @@ class CircleState:
 
     def _reset(self) -> None:
         # Canonical tables (docs/OPS.md, "Canonical state").
-        self.info: dict[str, Any] = {}
+        self.info: StateInfo = {}
         self.members: dict[bytes, Member] = {}
         self.profiles: dict[bytes, Profile] = {}
         self.messages: dict[bytes, Message] = {}
@@ -283,6 +287,19 @@ class CircleState:
     def put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
         self._undo.append((table, key, table.get(key, _MISSING)))
         table[key] = value
+
+    @overload
+    def put_info(self, key: Literal["circle"], value: CircleInfo) -> None: ...
+    @overload
+    def put_info(self, key: Literal["charter"], value: Charter) -> None: ...
+    @overload
+    def put_info(self, key: Literal["epoch"], value: bytes) -> None: ...
+    @overload
+    def put_info(self, key: Literal["rotation_due"], value: bool) -> None: ...
+
+    def put_info(self, key: str, value: object) -> None:
+        """`put` for `info` (a TypedDict: its keys and their types are fixed)."""
+        self.put(cast("dict[str, object]", self.info), key, value)
 
     def drop(self, table: dict[Any, Any], key: Any) -> None:
         self._undo.append((table, key, table.pop(key)))
@@ -467,7 +484,7 @@ class CircleState:
                     self._unconfirmed.discard(signed.id)
                     if len(self._keys) > 2 * self.undo_window:
                         self._trim()
-            if type(rolled) is tuple:  # a fold key before the undo window: fold all again
+            if isinstance(rolled, tuple):  # a fold key before the undo window: fold all again
                 rest = [op for _k, _n, op in redo]
                 if following is not None:
                     rest.append(following)
@@ -737,7 +754,7 @@ class CircleState:
     def citations_for(self, kind: str, body: dict[str, Any]) -> tuple[bytes, ...]:
         """Ops an honest author cites for an op of this kind: removing or demoting someone,
         their latest op, so the removal visibly saw everything of theirs it had."""
-        if kind in ("member.remove", "role.revoke"):
+        if kind in (OpKind.MEMBER_REMOVE, OpKind.ROLE_REVOKE):
             target = body.get("member")
             chain = self.chains.get(target) if type(target) is bytes else None
             if chain is not None:
@@ -863,7 +880,7 @@ def _renounces(signed: SignedOp) -> bool:
     (a member who gave up the organizer role may be removed by any organizer), and voiding
     what someone gave up gains an attacker nothing."""
     op = signed.op
-    if op.kind in ("member.compromised", "role.handover"):
+    if op.kind in (OpKind.MEMBER_COMPROMISED, OpKind.ROLE_HANDOVER):
         # A handover gives the author's role up too: a demotion may rest on it (docs/OPS.md §6a).
         return True
     return op.kind in _SLOW_KINDS and type(op.body) is dict and op.body.get("member") == op.author

@@ -46,6 +46,7 @@ from kith.sync.kinds.records import (
 )
 from kith.sync.kinds.support import checkin_content, post_content
 from kith.sync.money import CURRENCIES
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.state import CircleState
@@ -124,9 +125,9 @@ def post_text(reader: ContentReader, author: bytes, content: bytes) -> tuple[str
     """(text, content warning, readable) of a post's sealed content."""
     if not content:
         return "", None, True
-    fields = reader.read(content, author, "msg.post", post_content)
+    fields = reader.read(content, author, OpKind.MSG_POST, post_content)
     if fields is None:
-        fields = reader.read(content, author, "msg.edit", post_content)
+        fields = reader.read(content, author, OpKind.MSG_EDIT, post_content)
     if fields is None:
         return "", None, False
     return fields["text"], fields["content_warning"], True
@@ -144,7 +145,7 @@ def _make_item(state: CircleState, item_id: bytes, replies: tuple[FeedItem, ...]
                         *(() if hidden is None else (hidden.reason, display_name(state, hidden.by))))  # fmt: skip
     c = state.checkins[item_id]
     name = display_name(state, c.author)
-    fields = reader.read(c.content, c.author, "checkin", checkin_content)
+    fields = reader.read(c.content, c.author, OpKind.CHECKIN, checkin_content)
     note = (fields["note"] or "") if fields else ""
     return FeedItem(item_id, "checkin", c.author, name, c.lamport, c.ts, note, None, False, c.status,
                     False, False, reactions, replies, fields is not None)  # fmt: skip
@@ -192,7 +193,7 @@ def needs_attention(state: CircleState, reader: ContentReader = NO_READER) -> tu
     for checkin_id, c in _latest_checkins(state).items():
         if c.status != "ok" and not _answered_by_others(state, checkin_id, c.author):
             name = display_name(state, c.author)
-            fields = reader.read(c.content, c.author, "checkin", checkin_content)
+            fields = reader.read(c.content, c.author, OpKind.CHECKIN, checkin_content)
             note = (fields["note"] or "") if fields else ""
             items.append(AttentionItem(checkin_id, "checkin", c.author, name, c.lamport, c.ts, note, c.status))
     items.sort(key=lambda item: (item.lamport, item.id))
@@ -350,7 +351,7 @@ def aid_board(state: CircleState, *, now: int | None = None, reader: ContentRead
     views = []
     for item_id, item in state.aid.items():
         expired = now is not None and item.expires is not None and item.expires < now
-        kind = "aid.pledge" if item.type == "pledge" else "aid.request"
+        kind = OpKind.AID_PLEDGE if item.type == "pledge" else OpKind.AID_REQUEST
         name = display_name(state, item.author)
         if item.private is not None:
             # The placeholder's own text is the organizer's; what matters is sealed in the boxes.
@@ -551,25 +552,27 @@ def proposals(state: CircleState, *, decided_limit: int | None = 100) -> tuple[P
         vote_views = tuple(VoteView(voter, display_name(state, voter), v.choice, v.reason, v.op) for voter, v in votes)
         eligible = tally(state, proposal_id, proposal)[0]
         name = display_name(state, proposal.author)
-        if isinstance(proposal.details, Charter):
-            proposal = proposal._replace(details=charter_view(proposal.details))
-        elif isinstance(proposal.details, ReviewDetails):
-            proposal = proposal._replace(details=proposal.details.member)  # the reason is sealed
+        details: object = proposal.details
+        if isinstance(details, Charter):
+            details = charter_view(details)
+        elif isinstance(details, ReviewDetails):
+            details = details.member  # the reason is sealed
         voters = tuple(m for m in proposal.electorate if m in state.members)
         voter_names = tuple(display_name(state, m) for m in voters)
-        views.append(ProposalView(proposal_id, name, eligible, vote_views, voters, voter_names, *proposal))
+        fields = (*proposal[:6], details, *proposal[7:])
+        views.append(ProposalView(proposal_id, name, eligible, vote_views, voters, voter_names, *fields))
     return tuple(views)
 
 
 def approved_unpaid_spends(state: CircleState) -> tuple[tuple[bytes, SpendDetails], ...]:
     """Approved spend proposals a treasurer has not paid out yet, in fold order."""
     found = [
-        (proposal.lamport, proposal_id, proposal.details)
+        (proposal.lamport, proposal_id, proposal.spend)
         for proposal_id, proposal in state.proposals.items()
         if proposal.kind == "spend" and proposal.status == "approved" and proposal.disbursed_by is None
     ]
     found.sort(key=lambda item: item[:2])
-    return tuple((proposal_id, details) for _lamport, proposal_id, details in found)  # type: ignore[misc]
+    return tuple((proposal_id, details) for _lamport, proposal_id, details in found)
 
 
 # --- events -------------------------------------------------------------------------
@@ -608,7 +611,7 @@ def events(state: CircleState, reader: ContentReader = NO_READER) -> tuple[Event
         counts = {"yes": 0, "no": 0, "maybe": 0}
         for _member, _name, answer in rsvps:
             counts[answer] += 1
-        fields = reader.read(event.content, event.author, "event.create", event_content)
+        fields = reader.read(event.content, event.author, OpKind.EVENT_CREATE, event_content)
         views.append(
             EventView(
                 event_id,

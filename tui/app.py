@@ -80,18 +80,21 @@ class KithApp(App[None]):
             except KithError as exc:
                 self.show_start_error(str(exc))
                 return
-        await self._attach()
+        await self._connect_to_node()
 
     @work(exclusive=True, group="start")
     async def attach(self) -> None:
-        await self._attach()
+        await self._connect_to_node()
 
-    async def _attach(self) -> None:
+    def _post_node_event(self, event: dict[str, Any]) -> None:
+        self.post_message(NodeEvent(event))
+
+    async def _connect_to_node(self) -> None:
         from kith.tui.screens.main import MainScreen
 
         try:
             self.node = await NodeConnection.open(self.home.socket)
-            await self.node.subscribe([], lambda event: self.post_message(NodeEvent(event)))
+            await self.node.subscribe([], self._post_node_event)
             self.me = await self.node.call("whoami")
         except KithError as exc:
             self.show_start_error(f"could not talk to your node: {exc}")
@@ -148,7 +151,7 @@ class KithApp(App[None]):
 
     # --- the command palette --------------------------------------------------------
 
-    def get_system_commands(self, screen: Screen[Any]):  # type: ignore[no-untyped-def]
+    def get_system_commands(self, screen: Screen[Any]):
         extra = getattr(screen, "palette_commands", None)
         if extra is not None:
             yield from extra()
@@ -194,7 +197,7 @@ class StartingScreen(Screen[None]):
         super().__init__()
         self.text = text
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self):
         from textual.widgets import Static
 
         yield Static(line(self.text), id="starting")

@@ -116,7 +116,7 @@ def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> N
     )
 
 
-def _all_subparsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:  # type: ignore[type-arg]
+def _all_subparsers(sub: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     found = []
     for parser in dict.fromkeys(sub.choices.values()):
         found.append(parser)

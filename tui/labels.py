@@ -23,7 +23,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from kith.identity.errors import UsageError
 from kith.tui.textinput import read_stream, reads_stdin
@@ -63,9 +63,8 @@ def add_label(
         how += "; asked for if left out"
     described = f"{help or what} ({how})"
     if name.startswith("-"):
-        action = parser.add_argument(
-            name, metavar=metavar, help=described, **({"action": "append", "default": []} if append else {})
-        )
+        appending: dict[str, Any] = {"action": "append", "default": []} if append else {}
+        action = parser.add_argument(name, metavar=metavar, help=described, **appending)
         shown = name
     else:
         action = parser.add_argument(name, nargs="?", metavar=name.upper(), help=described)

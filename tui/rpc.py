@@ -124,6 +124,6 @@ class NodeClient:
             raise OutcomeUnknown(method, f"lost the connection to the node ({exc.strerror or exc})") from None
         if "error" in reply:
             error = reply["error"]
-            data = error.get("data") or {}
-            raise NodeError(error.get("message", "request failed"), error.get("code", 0), data.get("kind"))
+            error_data = error.get("data") or {}
+            raise NodeError(error.get("message", "request failed"), error.get("code", 0), error_data.get("kind"))
         return reply.get("result")

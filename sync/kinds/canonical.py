@@ -10,7 +10,8 @@ rebuilds the derived indexes that are not part of it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kith.identity import codec
 from kith.identity.errors import Malformed
@@ -53,12 +54,14 @@ if TYPE_CHECKING:
 
 CANONICAL_VERSION = 3
 
+_Record = TypeVar("_Record")
 
-def _rows(table: dict[bytes, tuple[Any, ...]]) -> list[list[Any]]:
+
+def _rows(table: Mapping[bytes, tuple[Any, ...]]) -> list[list[Any]]:
     return [[key, *table[key]] for key in sorted(table)]
 
 
-def _nested_rows(table: dict[bytes, dict[bytes, Any]], flatten: bool) -> list[list[Any]]:
+def _nested_rows(table: Mapping[bytes, Mapping[Any, Any]], flatten: bool) -> list[list[Any]]:
     rows = []
     for outer in sorted(table):
         inner = table[outer]
@@ -85,9 +88,9 @@ def charter_row(charter: Charter | None) -> list[Any] | None:
 
 def _proposal_row(proposal_id: bytes, proposal: Proposal) -> list[Any]:
     details = proposal.details
-    if proposal.kind == "charter":
-        details = charter_row(details)  # type: ignore[arg-type]
-    return [proposal_id, *proposal._replace(details=details)]
+    # A charter proposal's details are a Charter (and only theirs): written as a charter row.
+    row_details = charter_row(details) if isinstance(details, Charter) else details
+    return [proposal_id, *proposal[:6], row_details, *proposal[7:]]
 
 
 def _alloc_tables(state: CircleState) -> dict[str, Any]:
@@ -149,7 +152,7 @@ def canonical_state(state: CircleState) -> dict[str, Any]:
     if state.recurring:
         picture["recurring"] = _rows(state.recurring)
     if state.installments:
-        picture["installments"] = _nested_rows(state.installments, flatten=False)  # type: ignore[arg-type]
+        picture["installments"] = _nested_rows(state.installments, flatten=False)
     return picture
 
 
@@ -217,6 +220,13 @@ def _period(fields: list[Any]) -> AllocPeriod:
     return AllocPeriod(closed_by, _alloc_rules(rules), _tuple(counted), drawn_by, seed, _tuple(order))
 
 
+def _aid_item(fields: list[Any]) -> AidItem:
+    kind, author, lamport, ts, category, content, amount, unit, expires, status, matched, closed_by, private = fields
+    return AidItem(
+        kind, author, lamport, ts, category, content, amount, unit, expires, status, _tuple(matched), closed_by, private
+    )
+
+
 def _member(fields: list[Any]) -> Member:
     roles, lamport, joined, added_by, vouch, acked, grants, path = fields
     return Member(
@@ -244,16 +254,18 @@ def _proposal(fields: list[Any]) -> Proposal:
     return proposal._replace(details=details, rule=_rule(proposal.rule), electorate=_tuple(proposal.electorate))
 
 
-def _table(picture: dict[str, Any], name: str, build: Any) -> dict[bytes, Any]:
-    table = {}
+def _table(picture: dict[str, Any], name: str, build: Callable[[list[Any]], _Record]) -> dict[Any, _Record]:
+    table: dict[Any, _Record] = {}
     for row in _tuple(picture[name]):
         row = _tuple(row)
         table[row[0]] = build(list(row[1:]))
     return table
 
 
-def _nested(picture: dict[str, Any], name: str, build: Any) -> dict[bytes, dict[bytes, Any]]:
-    table: dict[bytes, dict[bytes, Any]] = {}
+def _nested(
+    picture: dict[str, Any], name: str, build: Callable[[list[Any]], _Record]
+) -> dict[bytes, dict[Any, _Record]]:
+    table: dict[bytes, dict[Any, _Record]] = {}
     for row in _tuple(picture[name]):
         row = _tuple(row)
         table.setdefault(row[0], {})[row[1]] = build(list(row[2:]))
@@ -276,7 +288,7 @@ def restore_tables(state: CircleState, picture: Any) -> tuple[int, tuple[int, by
         state.messages = _table(picture, "messages", lambda f: Message(*f))
         state.reactions = _nested(picture, "reactions", lambda f: _tuple(f[0]))
         state.checkins = _table(picture, "checkins", lambda f: Checkin(*f))
-        state.aid = _table(picture, "aid", lambda f: AidItem(*f[:10], _tuple(f[10]), f[11], f[12]))
+        state.aid = _table(picture, "aid", _aid_item)
         state.proposals = _table(picture, "proposals", _proposal)
         state.votes = _nested(picture, "votes", lambda f: Vote(*f))
         state.contributions = _table(picture, "contributions", lambda f: Contribution(*f))
@@ -297,7 +309,9 @@ def restore_tables(state: CircleState, picture: Any) -> tuple[int, tuple[int, by
         state.relays = {address: op for address, op in (_tuple(row) for row in _tuple(picture["relays"]))}
         removals: dict[bytes, tuple[Removal, ...]] = {}
         for row in map(_tuple, _tuple(picture["removals"])):
-            removals[row[0]] = (*removals.get(row[0], ()), Removal(*row[1:-1], _tuple(row[-1])))
+            target, start_lamport, start_op, end_lamport, end_op, scope, anchors = row
+            removal = Removal(start_lamport, start_op, end_lamport, end_op, scope, _tuple(anchors))
+            removals[target] = (*removals.get(target, ()), removal)
         state.removals = removals
         state.asks = _table(picture, "asks", _ask) if "asks" in picture else {}
         state.periods = _table(picture, "periods", _period) if "periods" in picture else {}

@@ -14,7 +14,7 @@ from kith.identity.errors import LocalProtocolError, UsageError
 from kith.sync import limits
 from kith.sync.kinds import alloc as alloc_kind
 from kith.sync.kinds import keys, schema
-from kith.sync.kinds.common import OpRejected
+from kith.sync.kinds.common import Handler, OpRejected
 from kith.sync.kinds.records import (
     APPROVED,
     DEFAULT_CLOSES_S,
@@ -32,6 +32,7 @@ from kith.sync.kinds.records import (
     Member,
     Profile,
 )
+from kith.sync.opkind import OpKind
 from kith.sync.ops import Op, SignedOp
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ def genesis_op(
         "epoch": epoch,
     }
     circle_id = new_circle_id(creator.member_id, salt)
-    return SignedOp.create(Op(circle_id, creator.member_id, (), 1, ts, "circle.create", body, seq=1), creator)
+    return SignedOp.create(Op(circle_id, creator.member_id, (), 1, ts, OpKind.CIRCLE_CREATE, body, seq=1), creator)
 
 
 def rule_body(rule: DecisionRule) -> dict[str, Any]:
@@ -279,8 +280,8 @@ def circle_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
         raise OpRejected(GENESIS_PARENTS)
     if new_circle_id(op.author, salt) != op.circle:
         raise OpRejected(GENESIS_UNBOUND)
-    state.put(state.info, "circle", CircleInfo(signed.id, op.author, salt, name, description))
-    state.put(state.info, "charter", charter)
+    state.put_info("circle", CircleInfo(signed.id, op.author, salt, name, description))
+    state.put_info("charter", charter)
     founder = Member(
         (ORGANIZER,), op.lamport, signed.id, op.author, None, True, (Grant(ORGANIZER, signed.id, True),), ()
     )
@@ -319,8 +320,8 @@ def profile_set(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None
     state.put(state.profiles, op.author, profile)
 
 
-HANDLERS = {
-    "circle.create": circle_create,
-    "charter.update": charter_update,
-    "profile.set": profile_set,
+HANDLERS: dict[str, Handler] = {
+    OpKind.CIRCLE_CREATE: circle_create,
+    OpKind.CHARTER_UPDATE: charter_update,
+    OpKind.PROFILE_SET: profile_set,
 }

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from kith.identity.errors import RemoteProtocolError
 from kith.sync.kinds.records import ORGANIZER, TREASURER, Member
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -43,20 +44,20 @@ organizer who was granted the role, senior to those the successor grants it to."
 ROLE_KINDS: dict[str, frozenset[str]] = {
     ORGANIZER: frozenset(
         {
-            "member.add",
-            "member.remove",
-            "role.grant",
-            "role.revoke",
-            "invite.create",
-            "invite.revoke",
-            "relay.add",
-            "relay.remove",
-            "key.rotate",
-            "key.share",
-            "msg.hide",
+            OpKind.MEMBER_ADD,
+            OpKind.MEMBER_REMOVE,
+            OpKind.ROLE_GRANT,
+            OpKind.ROLE_REVOKE,
+            OpKind.INVITE_CREATE,
+            OpKind.INVITE_REVOKE,
+            OpKind.RELAY_ADD,
+            OpKind.RELAY_REMOVE,
+            OpKind.KEY_ROTATE,
+            OpKind.KEY_SHARE,
+            OpKind.MSG_HIDE,
         }
     ),
-    TREASURER: frozenset({"fund.receipt", "fund.disburse", "alloc.pay"}),
+    TREASURER: frozenset({OpKind.FUND_RECEIPT, OpKind.FUND_DISBURSE, OpKind.ALLOC_PAY}),
 }
 """The kinds a demotion strikes when its target's op was made without seeing it: every kind
 that can need the role (docs/OPS.md §2c)."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from kith.sync.kinds import schema, stewardship
 from kith.sync.kinds.circle import parse_charter
-from kith.sync.kinds.common import TARGET_NOT_MEMBER, OpRejected
+from kith.sync.kinds.common import TARGET_NOT_MEMBER, Handler, OpRejected
 from kith.sync.kinds.governance import close_proposal, evaluate, settle
 from kith.sync.kinds.records import (
     ALL_PROPOSAL_KINDS,
@@ -33,9 +33,11 @@ from kith.sync.kinds.records import (
     REVIEW,
     WITHDRAWN,
     Proposal,
+    ProposalDetails,
     SpendDetails,
     Vote,
 )
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -75,7 +77,7 @@ def _recipient(value: Any) -> bytes | str:
     return schema.short_text(value, "details.recipient")
 
 
-def _details(kind: str, raw: Any, state: CircleState) -> SpendDetails | Any:
+def _details(kind: str, raw: Any, state: CircleState) -> ProposalDetails:
     if kind == "spend":
         body = schema.exact_keys(raw, _SPEND_KEYS, "details")
         return SpendDetails(
@@ -120,7 +122,7 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
         raise OpRejected(TARGET_NOT_MEMBER)
     if kind == "remove" and details == op.author:
         raise OpRejected(OWN_REMOVAL)
-    excluded = details if kind == "remove" else None
+    excluded = details if kind == "remove" and type(details) is bytes else None
     if kind in (REVIEW, ELECTION):
         named = stewardship.check_create(state, op, kind, details, window is not None)
         excluded = named if kind == REVIEW else None
@@ -141,7 +143,7 @@ def proposal_create(state: CircleState, signed: SignedOp, op: Op, body: Any) -> 
         details,
         rule,
         # The person a remove proposal or review names does not vote on it.
-        electorate(state, signed, excluded, organizers=kind != ELECTION),  # type: ignore[arg-type]
+        electorate(state, signed, excluded, organizers=kind != ELECTION),
         OPEN,
         None,
         0,
@@ -212,9 +214,9 @@ def proposal_close(state: CircleState, signed: SignedOp, op: Op, body: Any) -> N
         settle(state, signed)
 
 
-HANDLERS = {
-    "proposal.create": proposal_create,
-    "proposal.vote": proposal_vote,
-    "proposal.withdraw": proposal_withdraw,
-    "proposal.close": proposal_close,
+HANDLERS: dict[str, Handler] = {
+    OpKind.PROPOSAL_CREATE: proposal_create,
+    OpKind.PROPOSAL_VOTE: proposal_vote,
+    OpKind.PROPOSAL_WITHDRAW: proposal_withdraw,
+    OpKind.PROPOSAL_CLOSE: proposal_close,
 }

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kith.sync.kinds import keys, schema
-from kith.sync.kinds.common import OpRejected
+from kith.sync.kinds.common import Handler, OpRejected
 from kith.sync.kinds.records import Event
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -20,11 +21,11 @@ _EVENT_CONTENT_KEYS = frozenset({"title", "place_hint", "text"})
 
 def event_content(fields: Any) -> dict[str, Any]:
     """Validate the sealed fields of an event."""
-    fields = schema.exact_keys(fields, _EVENT_CONTENT_KEYS, "content")
-    schema.short_text(fields["title"], "title", schema.MAX_TITLE_CHARS)
-    schema.optional_short(fields["place_hint"], "place_hint", schema.MAX_SHORT_CHARS)
-    schema.optional_long(fields["text"], "text", schema.MAX_DESCRIPTION_CHARS)
-    return fields
+    content = schema.exact_keys(fields, _EVENT_CONTENT_KEYS, "content")
+    schema.short_text(content["title"], "title", schema.MAX_TITLE_CHARS)
+    schema.optional_short(content["place_hint"], "place_hint", schema.MAX_SHORT_CHARS)
+    schema.optional_long(content["text"], "text", schema.MAX_DESCRIPTION_CHARS)
+    return content
 
 
 _RSVP_KEYS = frozenset({"event", "answer"})
@@ -58,7 +59,7 @@ def event_rsvp(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     state.put(answers, op.author, answer)
 
 
-HANDLERS = {
-    "event.create": event_create,
-    "event.rsvp": event_rsvp,
+HANDLERS: dict[str, Handler] = {
+    OpKind.EVENT_CREATE: event_create,
+    OpKind.EVENT_RSVP: event_rsvp,
 }

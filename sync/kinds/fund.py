@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kith.sync.kinds import recurring, schema
-from kith.sync.kinds.common import OpRejected, require_role
+from kith.sync.kinds.common import Handler, OpRejected, require_role
 from kith.sync.kinds.records import APPROVED, TREASURER, Contribution, LedgerEntry
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -92,12 +93,12 @@ def fund_disburse(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
         raise OpRejected(NOT_APPROVED)
     if proposal.disbursed_by is not None:
         raise OpRejected(ALREADY_DISBURSED)
-    spend = proposal.details
-    balance = state.balances.get(spend.currency, 0)  # type: ignore[union-attr]
-    if spend.amount > balance:  # type: ignore[union-attr]
+    spend = proposal.spend
+    balance = state.balances.get(spend.currency, 0)
+    if spend.amount > balance:
         raise OpRejected(OVER_BALANCE)
     state.put(state.proposals, proposal_id, proposal._replace(disbursed_by=signed.id))
-    state.put(state.balances, spend.currency, balance - spend.amount)  # type: ignore[union-attr]
+    state.put(state.balances, spend.currency, balance - spend.amount)
     state.push(
         state.ledger,
         LedgerEntry(
@@ -109,14 +110,14 @@ def fund_disburse(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
             spend.amount,
             spend.currency,
             proposal_id,
-            note,  # type: ignore[union-attr]
+            note,
         ),
     )
 
 
-HANDLERS = {
+HANDLERS: dict[str, Handler] = {
     **recurring.HANDLERS,
-    "fund.contribute": fund_contribute,
-    "fund.receipt": fund_receipt,
-    "fund.disburse": fund_disburse,
+    OpKind.FUND_CONTRIBUTE: fund_contribute,
+    OpKind.FUND_RECEIPT: fund_receipt,
+    OpKind.FUND_DISBURSE: fund_disburse,
 }

@@ -42,7 +42,6 @@ from kith.sync.kinds.records import (
     DecisionRule,
     Grant,
     Proposal,
-    ReviewDetails,
 )
 
 if TYPE_CHECKING:
@@ -147,16 +146,16 @@ def evaluate(state: CircleState, proposal_id: bytes, at: SignedOp, counted: set[
     if status != APPROVED:
         return False
     if proposal.kind == "charter":
-        state.put(state.info, "charter", proposal.details._replace(adopted_by=proposal_id))  # type: ignore[union-attr]
+        state.put_info("charter", proposal.proposed_charter._replace(adopted_by=proposal_id))
     elif proposal.kind in ("remove", REVIEW):
-        target = proposal.details.member if isinstance(proposal.details, ReviewDetails) else proposal.details
+        target = proposal.target
         if target in state.members:
             # A removal by vote takes effect where it is decided; it strikes nothing (docs/OPS.md
             # §2c: votes race each other, so which ops it had not seen is not well defined).
-            drop_member(state, target, at)  # type: ignore[arg-type]
+            drop_member(state, target, at)
             return True
     elif proposal.kind == ELECTION:
-        elect(state, proposal.details, proposal, at)  # type: ignore[arg-type]
+        elect(state, proposal.target, proposal, at)
     return False
 
 
@@ -199,7 +198,7 @@ def drop_member(state: CircleState, member_id: bytes, at: SignedOp) -> None:
     """
     state.drop(state.members, member_id)
     # The removed member holds the current key: every removal makes a rotation due.
-    state.put(state.info, "rotation_due", True)
+    state.put_info("rotation_due", True)
     members = state.members
     if not members or any(ORGANIZER in member.roles for member in members.values()):
         return

@@ -38,9 +38,10 @@ from kith.identity.errors import BadSignature, Malformed
 from kith.identity.keys import IdentityCard
 from kith.sync import limits
 from kith.sync.kinds import schema
-from kith.sync.kinds.common import TARGET_NOT_MEMBER, OpRejected, has_role, may_invite, require_role
+from kith.sync.kinds.common import TARGET_NOT_MEMBER, Handler, OpRejected, has_role, may_invite, require_role
 from kith.sync.kinds.governance import drop_member, settle
 from kith.sync.kinds.records import ORGANIZER, Epoch, Invite
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -121,8 +122,8 @@ def start_epoch(state: CircleState, signed: SignedOp, op: Op, epoch: bytes, prev
     state.put(state.epochs, epoch, Epoch(signed.id, op.lamport, op.author, previous))
     state.put(state.holders, epoch, {op.author: signed.id})
     state.put(state.offers, epoch, {})
-    state.put(state.info, "epoch", epoch)
-    state.put(state.info, "rotation_due", False)
+    state.put_info("epoch", epoch)
+    state.put_info("rotation_due", False)
     note_held(state, op.author, epoch)
 
 
@@ -182,7 +183,7 @@ def key_rotate(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     start_epoch(state, signed, op, epoch, previous)
     _offer(state, signed, epoch, sealed)
     if _reached_outsiders(state, sealed):
-        state.put(state.info, "rotation_due", True)
+        state.put_info("rotation_due", True)
 
 
 def _offer(state: CircleState, signed: SignedOp, epoch: bytes, sealed: dict[bytes, bytes]) -> None:
@@ -201,7 +202,7 @@ def key_share(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
         raise OpRejected(EPOCH_UNKNOWN)
     _offer(state, signed, epoch, sealed)
     if epoch == state.info.get("epoch") and _reached_outsiders(state, sealed):
-        state.put(state.info, "rotation_due", True)
+        state.put_info("rotation_due", True)
 
 
 def key_ack(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
@@ -349,13 +350,13 @@ __all__ = [
     "relay_address_problem",
 ]  # fmt: skip
 
-HANDLERS = {
-    "key.rotate": key_rotate,
-    "key.share": key_share,
-    "key.ack": key_ack,
-    "member.compromised": member_compromised,
-    "invite.create": invite_create,
-    "invite.revoke": invite_revoke,
-    "relay.add": relay_add,
-    "relay.remove": relay_remove,
+HANDLERS: dict[str, Handler] = {
+    OpKind.KEY_ROTATE: key_rotate,
+    OpKind.KEY_SHARE: key_share,
+    OpKind.KEY_ACK: key_ack,
+    OpKind.MEMBER_COMPROMISED: member_compromised,
+    OpKind.INVITE_CREATE: invite_create,
+    OpKind.INVITE_REVOKE: invite_revoke,
+    OpKind.RELAY_ADD: relay_add,
+    OpKind.RELAY_REMOVE: relay_remove,
 }

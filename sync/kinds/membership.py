@@ -20,6 +20,7 @@ from kith.sync.kinds.common import (
     LAST_ORGANIZER,
     NOT_SENIOR,
     TARGET_NOT_MEMBER,
+    Handler,
     OpRejected,
     has_role,
     is_senior,
@@ -29,6 +30,7 @@ from kith.sync.kinds.common import (
 )
 from kith.sync.kinds.governance import drop_member, settle
 from kith.sync.kinds.records import ORGANIZER, ROLES, Grant, Member
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -126,7 +128,7 @@ def _role_change(state: CircleState, op: Op, body: Any, kind: str) -> tuple[byte
 
 
 def role_grant(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    target, member, role = _role_change(state, op, body, "role.grant")
+    target, member, role = _role_change(state, op, body, OpKind.ROLE_GRANT)
     granter = require_role(state, op.author, ORGANIZER)
     if role in member.roles:
         raise OpRejected(ALREADY_HAS_ROLE)
@@ -153,7 +155,7 @@ def role_grant(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
 
 
 def role_revoke(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
-    target, member, role = _role_change(state, op, body, "role.revoke")
+    target, member, role = _role_change(state, op, body, OpKind.ROLE_REVOKE)
     if target != op.author:
         require_role(state, op.author, ORGANIZER)
     grant = member.grant(role)
@@ -178,10 +180,10 @@ def role_revoke(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None
     )
 
 
-HANDLERS = {
-    "role.handover": stewardship.role_handover,
-    "member.add": member_add,
-    "member.remove": member_remove,
-    "role.grant": role_grant,
-    "role.revoke": role_revoke,
+HANDLERS: dict[str, Handler] = {
+    OpKind.ROLE_HANDOVER: stewardship.role_handover,
+    OpKind.MEMBER_ADD: member_add,
+    OpKind.MEMBER_REMOVE: member_remove,
+    OpKind.ROLE_GRANT: role_grant,
+    OpKind.ROLE_REVOKE: role_revoke,
 }

@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kith.sync.kinds import schema
-from kith.sync.kinds.common import OpRejected, require_role
+from kith.sync.kinds.common import Handler, OpRejected, require_role
 from kith.sync.kinds.records import ORGANIZER, Hidden
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -46,4 +47,4 @@ def msg_hide(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     state.put(state.hidden, target, Hidden(op.author, signed.id, op.lamport, op.ts, reason))
 
 
-HANDLERS = {"msg.hide": msg_hide}
+HANDLERS: dict[str, Handler] = {OpKind.MSG_HIDE: msg_hide}

@@ -9,7 +9,9 @@ canonical state encoding (see docs/OPS.md, "Canonical state") writes: no convers
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
+
+from kith.identity.errors import LocalProtocolError
 
 ORGANIZER = "organizer"
 TREASURER = "treasurer"
@@ -161,6 +163,20 @@ class CircleInfo(NamedTuple):
     description: str
 
 
+class StateInfo(TypedDict, total=False):
+    """`CircleState.info`: the circle's single facts, each absent until an op sets it (a
+    plain dict at run time, so the fold's undo log restores it like any other table)."""
+
+    circle: CircleInfo
+    """Set by ``circle.create``."""
+    charter: Charter
+    """The charter in force: the genesis charter, then each approved charter proposal's."""
+    epoch: bytes
+    """The current key epoch (its id)."""
+    rotation_due: bool
+    """Someone who held the current key left or the key reached outsiders: a rotation is owed."""
+
+
 class Grant(NamedTuple):
     """How a member holds a role: the op that gave it, and whether they have seen it."""
 
@@ -285,6 +301,10 @@ class ReviewDetails(NamedTuple):
     """organizer id -> a sealed box of the reason (`sync.governance_io.seal_reason`)."""
 
 
+ProposalDetails = SpendDetails | Charter | ReviewDetails | bytes | None
+"""A proposal's details, by its kind (see `Proposal.details`)."""
+
+
 class Proposal(NamedTuple):
     author: bytes
     lamport: int
@@ -292,7 +312,7 @@ class Proposal(NamedTuple):
     kind: str
     title: str
     text: str
-    details: SpendDetails | Charter | ReviewDetails | bytes | None
+    details: ProposalDetails
     """spend: SpendDetails; charter: the proposed Charter; remove and organizer: member id;
     review: ReviewDetails; general: None."""
     rule: DecisionRule
@@ -308,6 +328,35 @@ class Proposal(NamedTuple):
     disbursed_by: bytes | None
     closes_at: int = 0
     """Claimed time (s) from which a ``proposal.close`` may end the vote: ts + the window."""
+
+    # Typed views of ``details`` for code that has checked the kind; asking a proposal of
+    # another kind is a bug of ours (`LocalProtocolError`), never something a peer causes.
+
+    @property
+    def spend(self) -> SpendDetails:
+        """A spend proposal's amount, currency, recipient and purpose."""
+        details = self.details
+        if type(details) is not SpendDetails:
+            raise LocalProtocolError(f"a {self.kind} proposal has no spend details")
+        return details
+
+    @property
+    def proposed_charter(self) -> Charter:
+        """A charter proposal's charter."""
+        details = self.details
+        if type(details) is not Charter:
+            raise LocalProtocolError(f"a {self.kind} proposal proposes no charter")
+        return details
+
+    @property
+    def target(self) -> bytes:
+        """The member a remove, review or organizer proposal names."""
+        details = self.details
+        if type(details) is ReviewDetails:
+            return details.member
+        if type(details) is not bytes or self.kind not in ("remove", ELECTION):
+            raise LocalProtocolError(f"a {self.kind} proposal names no member")
+        return details
 
 
 class Epoch(NamedTuple):

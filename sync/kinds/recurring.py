@@ -20,8 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kith.sync.kinds import schema
-from kith.sync.kinds.common import OpRejected
+from kith.sync.kinds.common import Handler, OpRejected
 from kith.sync.kinds.records import Recurring
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -115,4 +116,4 @@ def fund_stop(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     state.put(state.recurring, contribution_id, recurring._replace(last=last, stopped_by=signed.id))
 
 
-HANDLERS = {"fund.stop": fund_stop}
+HANDLERS: dict[str, Handler] = {OpKind.FUND_STOP: fund_stop}

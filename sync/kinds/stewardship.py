@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from kith.sync.kinds import schema
 from kith.sync.kinds.common import TARGET_NOT_MEMBER, OpRejected, has_role, require_role
 from kith.sync.kinds.governance import close_proposal
-from kith.sync.kinds.records import ORGANIZER, REJECTED, REVIEW, Grant, ReviewDetails
+from kith.sync.kinds.records import ORGANIZER, REJECTED, REVIEW, Grant, ProposalDetails, ReviewDetails
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -38,7 +39,7 @@ _HANDOVER_KEYS = frozenset({"member"})
 _REVIEW_KEYS = frozenset({"member", "reasons"})
 _ELECTION_KEYS = frozenset({"member"})
 
-PASSIVE_KINDS = frozenset({"key.ack", "key.share", "key.rotate", "proposal.close"})
+PASSIVE_KINDS = frozenset({OpKind.KEY_ACK, OpKind.KEY_SHARE, OpKind.KEY_ROTATE, OpKind.PROPOSAL_CLOSE})
 """Ops a node signs by itself (acknowledging and passing on keys, rotating after a removal,
 closing a vote whose time has come): they show a device is on, not that an organizer is
 there, so they do not end an election. A ``member.add`` answering a join request is one
@@ -113,7 +114,7 @@ def parse_details(kind: str, raw: Any) -> ReviewDetails | bytes:
     return schema.member_ref(schema.exact_keys(raw, _ELECTION_KEYS, "details")["member"], "details.member")
 
 
-def check_create(state: CircleState, op: Op, kind: str, details: ReviewDetails | bytes, has_closes: bool) -> bytes:
+def check_create(state: CircleState, op: Op, kind: str, details: ProposalDetails, has_closes: bool) -> bytes:
     """Authority checks of a review or an election; returns the member it names."""
     if kind == REVIEW:
         assert isinstance(details, ReviewDetails)
@@ -145,7 +146,7 @@ def acts_as_organizer(state: CircleState, signed: SignedOp) -> bool:
     op = signed.op
     if op.kind in PASSIVE_KINDS:
         return False
-    if op.kind == "member.add" and type(op.body) is dict and op.body.get("request") is not None:
+    if op.kind == OpKind.MEMBER_ADD and type(op.body) is dict and op.body.get("request") is not None:
         return False
     return op.author in state.members and has_role(state, op.author, ORGANIZER)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kith.sync.kinds import keys, schema
-from kith.sync.kinds.common import OpRejected
+from kith.sync.kinds.common import Handler, OpRejected
 from kith.sync.kinds.records import Checkin, Message
+from kith.sync.opkind import OpKind
 
 if TYPE_CHECKING:
     from kith.sync.ops import Op, SignedOp
@@ -32,16 +33,16 @@ _CHECKIN_CONTENT_KEYS = frozenset({"note"})
 
 def post_content(fields: Any) -> dict[str, Any]:
     """Validate the sealed fields of a post or edit (when opened, by views and authors)."""
-    fields = schema.exact_keys(fields, _POST_CONTENT_KEYS, "content")
-    schema.long_text(fields["text"], "text", schema.MAX_POST_CHARS)
-    schema.optional_short(fields["content_warning"], "content_warning", schema.MAX_SHORT_CHARS)
-    return fields
+    content = schema.exact_keys(fields, _POST_CONTENT_KEYS, "content")
+    schema.long_text(content["text"], "text", schema.MAX_POST_CHARS)
+    schema.optional_short(content["content_warning"], "content_warning", schema.MAX_SHORT_CHARS)
+    return content
 
 
 def checkin_content(fields: Any) -> dict[str, Any]:
-    fields = schema.exact_keys(fields, _CHECKIN_CONTENT_KEYS, "content")
-    schema.optional_long(fields["note"], "note", schema.MAX_NOTE_CHARS)
-    return fields
+    content = schema.exact_keys(fields, _CHECKIN_CONTENT_KEYS, "content")
+    schema.optional_long(content["note"], "note", schema.MAX_NOTE_CHARS)
+    return content
 
 
 BAD_REPLY_TO = "reply_to is not a message or check-in of this circle"
@@ -150,10 +151,10 @@ def checkin(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     _add_to_thread(state, signed.id, None)
 
 
-HANDLERS = {
-    "msg.post": msg_post,
-    "msg.edit": msg_edit,
-    "msg.delete": msg_delete,
-    "msg.react": msg_react,
-    "checkin": checkin,
+HANDLERS: dict[str, Handler] = {
+    OpKind.MSG_POST: msg_post,
+    OpKind.MSG_EDIT: msg_edit,
+    OpKind.MSG_DELETE: msg_delete,
+    OpKind.MSG_REACT: msg_react,
+    OpKind.CHECKIN: checkin,
 }

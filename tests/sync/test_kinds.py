@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kith.identity.errors import UsageError
-from kith.sync.kinds import decisions, governance, membership, support
+from kith.identity.errors import LocalProtocolError, UsageError
+from kith.sync.kinds import CONTENT_KINDS, HANDLERS, decisions, governance, membership, support
 from kith.sync.kinds.circle import DEFAULT_RULES, amend_charter, charter_body, new_circle_id
-from kith.sync.kinds.records import DecisionRule, Proposal
+from kith.sync.kinds.records import DecisionRule, Proposal, ReviewDetails, SpendDetails
+from kith.sync.opkind import OpKind
 from kith.sync.ops import Op, SignedOp
 from kith.sync.state import CircleState
 from kith.sync.views import post_text
@@ -425,3 +428,65 @@ def test_an_event_that_already_started_is_refused_before_signing(circle: Any) ->
         check_action(circle.state, circle.member("bob"), "event.create", body, now=1_700_000_000)
     later = body | {"starts": 1_800_000_000}
     check_action(circle.state, circle.member("bob"), "event.create", later, now=1_700_000_000)
+
+
+def test_op_kind_lists_exactly_the_kinds_the_fold_handles_and_docs_describe() -> None:
+    """`OpKind` is the one list: every handler is keyed by a member, and docs/OPS.md §5
+    describes each member (in bold, as ``**`kind`**``) and no other kind."""
+    assert set(HANDLERS) == set(OpKind)
+    assert all(type(kind) is str for kind in HANDLERS)  # (exact str: the fast dict path)
+    assert set(CONTENT_KINDS) <= set(OpKind)
+    ops_md = (Path(__file__).parents[2] / "docs" / "OPS.md").read_text(encoding="utf-8")
+    section = ops_md.split("\n## 5. The kinds\n", 1)[1].split("\n## 6.", 1)[0]
+    described = set(re.findall(r"\*\*`([a-z_.]+)`\*\*", section))
+    assert described == {kind.value for kind in OpKind}
+
+
+def test_typed_proposal_details_refuse_the_wrong_kind() -> None:
+    """`Proposal.spend`, `proposed_charter` and `target` are for code that checked the kind:
+    asked of another kind they raise our own bug's error, never return the wrong thing."""
+    rule = DecisionRule(50, 50, False)
+    base = Proposal(b"a" * 16, 2, 0, "general", "t", "", None, rule, (), "open", None, 0, 0, 0, None)
+    spend = base._replace(kind="spend", details=SpendDetails(100, "EUR", "rent", "the rent"))
+    remove = base._replace(kind="remove", details=b"m" * 16)
+    review = base._replace(kind="review", details=ReviewDetails(b"r" * 16, {}))
+    assert spend.spend.amount == 100
+    assert remove.target == b"m" * 16
+    assert review.target == b"r" * 16
+    for proposal, attribute in [
+        (base, "spend"),
+        (base, "proposed_charter"),
+        (base, "target"),
+        (spend, "target"),
+        (remove, "spend"),
+        (review, "proposed_charter"),
+        (base._replace(kind="general", details=b"m" * 16), "target"),
+    ]:
+        with pytest.raises(LocalProtocolError):
+            getattr(proposal, attribute)
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "message"),
+    [
+        ("msg.edit", "target", "that is not a message of this circle"),
+        ("fund.receipt", "contribution", "only a treasurer"),
+        ("proposal.vote", "proposal", "that is not a proposal of this circle"),
+        ("role.grant", "member", "that person is not a member of this circle"),
+        ("role.handover", "member", "that person is not a member of this circle"),
+        ("fund.stop", "contribution", "that is not a contribution of this circle"),
+    ],
+)
+def test_an_id_of_the_wrong_type_is_refused_in_one_line_before_signing(
+    circle: Any, kind: str, field: str, message: str
+) -> None:
+    """A client body whose id is not bytes (a list is not even hashable) is refused like an
+    unknown id, never a TypeError from looking it up."""
+    from kith.sync.precheck import Refused, check_action
+
+    for wrong in ([1, 2], {"a": 1}, "ab" * 16, None):
+        body = {field: wrong, "content": {"text": "hi"}, "role": "organizer", "choice": "approve", "reason": None}
+        if kind == "fund.stop":
+            body = {field: wrong, "last": "2026-12"}
+        with pytest.raises(Refused, match=message):
+            check_action(circle.state, circle.member("alice"), kind, body)

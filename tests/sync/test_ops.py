@@ -12,6 +12,7 @@ from kith.identity import codec
 from kith.identity.errors import BadSignature, LocalProtocolError, Malformed, Oversized, RemoteProtocolError
 from kith.identity.keys import MemberIdentity
 from kith.sync import limits
+from kith.sync.opkind import OpKind
 from kith.sync.ops import Op, SignedOp
 
 ALICE = MemberIdentity("Alice", bytes([1]) * 32, bytes([2]) * 32, 0)
@@ -167,3 +168,25 @@ def test_genesis_shape() -> None:
     assert SignedOp.decode(SignedOp.create(genesis, ALICE).data).op == genesis
     with pytest.raises(Malformed):
         dataclasses.replace(genesis, lamport=2)
+
+
+@pytest.mark.parametrize("kind", list(OpKind))
+def test_an_op_kind_member_signs_and_encodes_as_its_plain_name(kind: OpKind) -> None:
+    """An op made with an `OpKind` is the op made with the plain string: same field (an
+    exact str, which is what a decoded op holds), same bytes, same id."""
+    made = SignedOp.create(_op(kind=kind), ALICE)
+    plain = SignedOp.create(_op(kind=kind.value), ALICE)
+    assert type(made.op.kind) is str
+    assert made.op.kind == kind.value
+    assert made.data == plain.data
+    assert made.id == plain.id
+    assert SignedOp.decode(made.data).op == plain.op
+    assert codec.encode({"kind": kind, kind: [kind]}) == codec.encode({"kind": kind.value, kind.value: [kind.value]})
+
+
+def test_a_str_subclass_other_than_op_kind_is_still_malformed() -> None:
+    class Sly(str):
+        pass
+
+    with pytest.raises(Malformed):
+        _op(kind=Sly("msg.post"))

@@ -78,7 +78,7 @@ def run_abuse(*, fan: int = 1000, chain: int = 300, votes: int = 300) -> dict[st
                 """Why it was refused: by the author's own node before signing (the honest
                 client checks first, sync.precheck), or by the fold once signed."""
                 try:
-                    return call(who, method, **params)["rejected"]  # type: ignore[no-any-return]
+                    return call(who, method, **params)["rejected"]
                 except KithError as exc:
                     return f"refused before signing: {exc}"
 

@@ -273,9 +273,9 @@ def audit(world: World, load: Load, live: Convergence) -> Audit:
             op_id = bytes.fromhex(record.id)
             if op_id not in found:
                 result.lost.append(f"{model.name}: {record.kind} {record.id[:8]} by {record.author}")
-            for ops in op_sets.values():
+            for held in op_sets.values():
                 result.expected += 1
-                result.delivered += op_id in ops
+                result.delivered += op_id in held
     return result
 
 
@@ -308,7 +308,7 @@ def _audit_content(replica: CircleReplica, keys: CircleKeys, peer: Peer, ops: An
         return
     joined = (member.joined_lamport, member.joined_op)
     history = bool(state.info["charter"].history)
-    should = {e for e, epoch in state.epochs.items() if (epoch.lamport, epoch.op) > joined}
+    should: set[bytes | None] = {e for e, epoch in state.epochs.items() if (epoch.lamport, epoch.op) > joined}
     joining = next((s for s in ops if s.id == member.joined_op), None)
     if joining is not None and isinstance(joining.op.body, dict):
         should.add(joining.op.body.get("epoch"))  # the welcome's epoch (the genesis' for the creator)

@@ -294,7 +294,7 @@ class Faults:
             # SQLite reuses space it already holds (WAL frames, free pages), so the first
             # writes on a full disk may still succeed, durably: those are acknowledged
             # like any op (the audit checks none is lost). Post until the disk refuses.
-            accepted, errors = 0, []
+            accepted, errors = 0, list[str]()
             while len(errors) < 3 and accepted < 500:
                 try:
                     self.load.send(peer, model, "post", {"text": f"written on a full disk {accepted}"})

@@ -59,7 +59,7 @@ async def flood(
     valid = [Envelope.decode(data) for data in replays]
     epochs = sorted({e.epoch for e in valid}) or [os.urandom(16)]
     name = topic_name(topic)
-    counts = {kind: 0 for kind in FLOOD_KINDS} | {"dials": 0, "dial_failures": 0, "publish_errors": 0}
+    counts: dict[str, float] = {kind: 0 for kind in (*FLOOD_KINDS, "dials", "dial_failures", "publish_errors")}
     forged_ids: list[str] = []
 
     def message(kind: str) -> tuple[bytes, int]:

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from kith.identity.keys import MemberIdentity
 from kith.p2pnet.statecache import StateCache
@@ -81,7 +82,7 @@ class _Workload:
         self.contributions: list[bytes] = []
         self.events: list[bytes] = []
 
-    def emit(self, who: MemberIdentity, kind: str, body: dict[str, object]) -> bytes:
+    def emit(self, who: MemberIdentity, kind: str, body: dict[str, Any]) -> bytes:
         index = self.people.index(who)
         if index in self.quiet and len(self.ops) >= self.quiet[index]:
             raise _Silent
@@ -90,14 +91,12 @@ class _Workload:
         self.lamports[signed.id] = signed.op.lamport
         self.chains[who.member_id] = (signed.op.seq, signed.id)
         if kind == "member.add":
-            self.to_cite[body["member"]] = [signed.id]  # type: ignore[index]
+            self.to_cite[body["member"]] = [signed.id]
         elif kind == "role.grant":
-            self.to_cite.setdefault(body["member"], []).append(signed.id)  # type: ignore[call-overload]
+            self.to_cite.setdefault(body["member"], []).append(signed.id)
         return signed.id
 
-    def sign(
-        self, who: MemberIdentity, kind: str, body: dict[str, object], cite: tuple[bytes, ...], ts: int
-    ) -> SignedOp:
+    def sign(self, who: MemberIdentity, kind: str, body: dict[str, Any], cite: tuple[bytes, ...], ts: int) -> SignedOp:
         """An op by ``who`` citing ``cite``, their previous op and what they must acknowledge."""
         if kind == "aid.request":
             body = {**body, "private": None}
@@ -331,6 +330,7 @@ def bench_causal_buffer() -> Figures:
 _OPEN_SCRIPT = """
 import sys
 from pathlib import Path
+from typing import Any
 from kith.sync.replica import CircleReplica
 from kith.p2pnet.statecache import StateCache
 path, circle = sys.argv[1], bytes.fromhex(sys.argv[2])

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def subcommand(
-    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    sub: argparse._SubParsersAction,
     name: str,
     help_text: str,
     handler: Callable[[Context, argparse.Namespace], int],

@@ -10,7 +10,7 @@ from kith.identity.errors import UsageError
 from kith.tui.context import Context
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="measure performance figures (all, or only the named ones)")
     bench.add_argument("names", nargs="*", metavar="NAME", help="figures to measure, e.g. op_create_per_s")
     bench.add_argument("--list", action="store_true", help="list the figure names and exit")

@@ -72,7 +72,7 @@ def _expires(days: float | None) -> int | None:
     return None if days is None else int(time.time() + days * 86400)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     command = functools.partial(subcommand, sub)
 
     circles = command("circles", "list your circles", cmd_circles)
@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     token.add_argument("--quota-mb", type=int, help="storage the relay should allow (default 1024)")
     token.set_defaults(handler=cmd_relay_token)
 
-    for name, help_text, lines, parts in [
+    views: list[tuple[str, str, Callable[[dict[str, Any]], list[str]], str | tuple[str, ...]]] = [
         ("feed", "read the circle's messages and check-ins", render.feed_lines, FEED_PARTS),
         ("board", "the mutual-aid board: requests, pledges, matches", render.board_lines, "aid"),
         ("ledger", "the community fund: balance and every entry", render.ledger_lines, "fund"),
@@ -102,7 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         ("members", "members with roles and whether you verified them", render.member_lines, "members"),
         ("events", "events with RSVPs", render.event_lines, "events"),
         ("rejected", "ops the circle refused, with the reasons", render.rejected_lines, "rejected"),
-    ]:
+    ]
+    for name, help_text, lines, parts in views:
         # What a view's lines read besides its own part: a charter proposal shows what it
         # would change in the charter in force.
         also = ("charter",) if name == "proposals" else ()

@@ -9,7 +9,7 @@ from kith.identity.errors import UsageError
 from kith.tui.context import Context
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     client = sub.add_parser("tui", help="open the terminal client (what `kith` alone does)")
     client.add_argument("--listen", action="append", metavar="MULTIADDR", help="where a node it starts listens")
     client.set_defaults(handler=cmd_tui)

@@ -19,7 +19,7 @@ from kith.tui.money import format_amount, parse_amount
 from kith.tui.textinput import add_text_source, read_text
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     command = functools.partial(subcommand, sub)
 
     ask = command("ask", "ask the fund under the charter's rules (only the treasurers learn it was you)", cmd_ask)

@@ -16,7 +16,7 @@ from kith.tui.member_text import LINE, NAME, visible
 from kith.tui.textinput import add_text_source, read_text
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     review = sub.add_parser(
         "review",
         help="propose removing a member, with a reason only the organizers can read (it expires undecided)",

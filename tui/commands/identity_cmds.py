@@ -19,7 +19,7 @@ from kith.tui.labels import add_label, prompt_line
 from kith.tui.passphrase import ask_existing, ask_new
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     init = sub.add_parser("init", help="create your identity, protected by a passphrase")
     add_label(init, "--name", "display name", help="the display name others see (you can change it later)")
     init.set_defaults(handler=cmd_init)

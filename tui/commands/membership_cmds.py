@@ -56,7 +56,7 @@ def parse_duration(text: str, *, longest_s: int = MAX_INVITE_S) -> float | None:
     return seconds
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     invite = sub.add_parser("invite", help="invite someone: prints a code (and a QR code) to give them")
     invite.add_argument("circle")
     invite.add_argument("--uses", type=int, default=1, help="how many people may join with it (default 1)")

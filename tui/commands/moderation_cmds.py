@@ -27,7 +27,7 @@ def this_month() -> str:
     return month_of(time.time())
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     command = functools.partial(subcommand, sub)
 
     report = command("report", "report a post or a member to the organizers (only they learn it was you)", cmd_report)

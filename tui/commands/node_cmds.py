@@ -19,7 +19,7 @@ from kith.tui.member_text import LINE, NAME, visible
 from kith.tui.passphrase import ask_existing, ask_new
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     node = sub.add_parser("node", help="run your node in the foreground (Ctrl+C stops it)")
     _network_options(node)
     node.set_defaults(handler=cmd_node)
@@ -290,7 +290,7 @@ def relay_line(relay: dict[str, object], now: float) -> str:
     if relay["connected"]:
         return f"  relay {address}: reachable"
     reached = relay.get("reached")
-    seen = f", last reached {now - float(reached):.0f}s ago" if isinstance(reached, (int, float)) else ""  # type: ignore[arg-type]
+    seen = f", last reached {now - float(reached):.0f}s ago" if isinstance(reached, (int, float)) else ""
     error = relay.get("error")
     why = f" ({visible(str(error), LINE)})" if error else ""
     return f"  relay {address}: NOT reachable{seen}{why}"

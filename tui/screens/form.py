@@ -54,8 +54,8 @@ class Flag(Checkbox):
     """A checkbox whose state shows without colour: "X" when on, blank when off (Textual's
     draws an "X" either way and tells them apart by colour alone)."""
 
-    @property  # type: ignore[override]
-    def BUTTON_INNER(self) -> str:  # noqa: N802 - Textual's name for it
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]  # noqa: N802 - Textual's name (a class attribute)
         return "X" if self.value else " "
 
 
@@ -139,7 +139,7 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
         group = self._group_of(event.widget)
         self.call_after_refresh(self.query_one("#form-fields").scroll_to_widget, group, animate=False, top=False)
 
-    def scroll_to_center(self, widget: Widget, animate: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
+    def scroll_to_center(self, widget: Widget, animate: bool = True, **kwargs: Any) -> Any:
         """Textual centres a newly focused field that is not wholly in view: centre its group
         instead, without an animation that would finish after (and undo) `_show_field`."""
         return super().scroll_to_center(self._group_of(widget), animate=False, **kwargs)

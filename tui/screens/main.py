@@ -427,7 +427,10 @@ class MainScreen(Screen[None]):
     def action_join(self) -> None:
         from kith.tui.screens.join import JoinScreen
 
-        self.app.push_screen(JoinScreen(), lambda _result: self.load_circles(choose_first=True))
+        self.app.push_screen(JoinScreen(), self._joined)
+
+    def _joined(self, _result: object) -> None:
+        self.load_circles(choose_first=True)
 
     def action_help(self) -> None:
         from kith.tui.screens.help import HelpScreen
@@ -470,9 +473,9 @@ class MainScreen(Screen[None]):
         for number, (name, pane) in enumerate(PANES, start=1):
             yield SystemCommand(f"Show {pane.TITLE}", f"key {number}: {pane.HELP}", partial(self.action_tab, name))
         for name, pane_type in PANES:
-            pane = self.query_one(f"#{name}", Pane)
-            for binding in self._bindings_of(pane):
-                if pane.check_action(binding.action.split("(")[0], ()) is False:
+            mounted = self.query_one(f"#{name}", Pane)
+            for binding in self._bindings_of(mounted):
+                if mounted.check_action(binding.action.split("(")[0], ()) is False:
                     continue
                 yield SystemCommand(
                     f"{pane_type.TITLE}: {binding.description}",

@@ -88,7 +88,7 @@ class FundPane(Pane):
         yield DataTable(id="ledger", cursor_type="row")
         # Shown only once the charter has allocation rules (`_asks`).
         asks_label = Label("Asks to the fund", id="asks-label", classes="section")
-        asks = DataTable(id="asks", cursor_type="row")
+        asks: DataTable[Any] = DataTable(id="asks", cursor_type="row")
         asks_label.display = asks.display = False
         yield asks_label
         yield asks

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -103,6 +104,7 @@ class NetworkPane(Pane):
         rows = []
         for peer in status["peers"]:
             last = peer["last_sync"]
+            synced: str | Text
             if last is None:
                 synced = "not yet"
             elif last["error"]:

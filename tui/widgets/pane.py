@@ -65,7 +65,7 @@ class Pane(Vertical):
         self,
         title: str | Text,
         fields: list[Field],
-        then: Callable[[dict[str, Any]], None],
+        then: Callable[[dict[str, Any]], object],
         *,
         submit: str = "Send",
         note: str | Text = "",
