@@ -382,7 +382,7 @@ def cmd_aid_item(ctx: Context, args: argparse.Namespace) -> int:
         amount=args.amount,
         unit=args.unit,
         expires=_expires(args.expires_days),
-        private=getattr(args, "private", False),
+        **({"private": True} if getattr(args, "private", False) else {}),
         **({"monthly": _first_month(args.monthly)} if getattr(args, "monthly", None) else {}),
     )
     if result.get("private"):
