@@ -233,6 +233,15 @@ def _check_id(name: str, value: Any) -> bytes:
     return raw
 
 
+def param_of(method: str, name: str) -> Param:
+    """Parameter ``name`` of control method ``method`` (`LookupError`: our bug, a caller and
+    the schema disagree)."""
+    for p in params_of(METHODS[method].params):
+        if p.name == name:
+            return p
+    raise LookupError(f"{method} has no parameter {name!r}")
+
+
 def id_params(cls: type) -> dict[str, Any]:
     """The parameters that name an op (`Id`) or a member (`MemberRef`): they take prefixes."""
     return {p.name: p.base for p in params_of(cls) if p.is_id}

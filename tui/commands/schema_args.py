@@ -14,7 +14,7 @@ import argparse
 import functools
 from typing import Any
 
-from kith.p2pnet.actions import METHODS, Param, params_of
+from kith.p2pnet.actions import METHODS, param_of, params_of
 from kith.tui import render
 from kith.tui.commands import subcommand
 from kith.tui.context import Context
@@ -41,17 +41,10 @@ def done(ctx: Context, result: dict[str, Any], what: str) -> int:
     return 0
 
 
-def param(method: str, name: str) -> Param:
-    for p in params_of(METHODS[method].params):
-        if p.name == name:
-            return p
-    raise LookupError(f"{method} has no parameter {name!r}")  # our bug: the schema and the CLI disagree
-
-
 def schema_argument(parser: argparse.ArgumentParser, method: str, name: str, *flags: str, **overrides: Any) -> None:
     """``name`` of ``method`` as an argument: positional unless ``flags`` are given; help,
     choices and type from the schema (``overrides`` win, e.g. a friendlier help line)."""
-    p = param(method, name)
+    p = param_of(method, name)
     kwargs: dict[str, Any] = {"help": p.spec.help or None}
     if p.spec.choices:
         kwargs["choices"] = list(p.spec.choices)
