@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -150,3 +151,20 @@ def test_any_json_is_parsed_or_refused_with_one_error(method: str, params: dict[
         value = getattr(parsed, p.name)
         assert value is not None or p.nullable or not p.required
     json.dumps(op_body(parsed), default=bytes.hex)  # the body holds only JSON/CBOR-ready values
+
+
+def test_docs_api_names_every_methods_parameters() -> None:
+    """The tables besides the actions' (their results are prose) name each method and every
+    parameter the schema declares for it, and no method the schema lacks."""
+    doc = (ROOT / "docs" / "API.md").read_text()
+    methods_section = doc[doc.index("## Methods") : doc.index("## Views")]
+    rows: dict[str, str] = {}
+    for row in methods_section.splitlines():
+        cells = row.split("|")
+        if row.startswith("| `") and len(cells) >= 4:
+            for name in re.findall(r"`([a-z_.]+)`", cells[1]):
+                rows.setdefault(name, row)
+    assert set(rows) - {"subscribe"} == set(METHODS), "docs/API.md's methods and kith.p2pnet.actions.METHODS"
+    for name, method in METHODS.items():
+        for p in params_of(method.params):
+            assert f"`{p.name}`" in rows[name], f"docs/API.md: {name} does not name its parameter {p.name}"
