@@ -20,8 +20,9 @@ from kith.identity.errors import Malformed, UsageError
 from kith.identity.keyring import RelayTopic
 from kith.identity.keys import DEFAULT_NAME, safety_number
 from kith.p2pnet import actions as a
-from kith.p2pnet.actions import ACTIONS, MAX_INVITE_S, METHODS, MemberRef, bad, id_params, op_body, parse_method
+from kith.p2pnet.actions import ACTIONS, MAX_INVITE_S, METHODS, bad, id_params, op_body, parse_method
 from kith.p2pnet.allocation import allocations_view
+from kith.p2pnet.idrefs import looks_like_id, resolve_ids
 from kith.p2pnet.panic import panic_node
 from kith.sync.envelope import relay_key
 from kith.sync.invites import grant_signing_keypair
@@ -488,7 +489,7 @@ class ControlMethods:
             return {
                 "amount": _needed(args, "amount"),
                 "currency": _needed(args, "currency"),
-                "recipient": bytes.fromhex(recipient) if _looks_like_id(recipient) else recipient,
+                "recipient": bytes.fromhex(recipient) if looks_like_id(recipient) else recipient,
                 "purpose": _needed(args, "purpose"),
             }
         if args.kind in ("remove", "organizer"):
@@ -657,9 +658,6 @@ def allow_relay_topic(extra: dict[str, Any], token: RelayToken) -> RelayTopic:
     return entry
 
 
-MIN_PREFIX = 6
-
-
 def member_card_info(node: Node, circle: Circle, member: bytes) -> dict[str, Any]:
     """A member's fingerprint and the safety number two people compare to verify each other."""
     from kith.identity.keys import fingerprint, safety_number_of_keys
@@ -676,53 +674,3 @@ def member_card_info(node: Node, circle: Circle, member: bytes) -> dict[str, Any
         "safety_number": safety_number_of_keys(me.sign_public, me.dh_public, member, state.cards[member]),
         "verified": verified.get(member) == state.cards[member],
     }
-
-
-def resolve_ids(circle: Circle, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Let people type short id prefixes (as listings show them): expand them to full ids.
-
-    ``spec``: parameter name -> `Id` (an op) or `MemberRef` (a member, also by display name)."""
-    state = circle.replica.state
-    resolved = dict(params)
-    for name, kind in spec.items():
-        value = params.get(name)
-        if not isinstance(value, str) or len(value) >= 64:
-            continue
-        prefix = value.lower()
-        is_hex = all(c in "0123456789abcdef" for c in prefix)
-        if kind is MemberRef and not (is_hex and len(prefix) >= MIN_PREFIX):
-            resolved[name] = member_by_name(state, value).hex()
-            continue
-        if len(prefix) < MIN_PREFIX or not is_hex:
-            raise bad(f"{name} must be an id or at least {MIN_PREFIX} hex digits of one")
-        if kind is MemberRef:
-            tables: list[Any] = [state.members]
-        else:
-            tables = [state.messages, state.checkins, state.aid, state.proposals, state.contributions, state.events,
-                      state.asks]  # fmt: skip
-        matches = {key for table in tables for key in table if key.hex().startswith(prefix)}
-        if not matches:
-            raise UsageError(f"no {name} starting with {value} in this circle")
-        if len(matches) > 1:
-            raise UsageError(f"{value} matches several items; give more digits")
-        resolved[name] = matches.pop().hex()
-    return resolved
-
-
-def _looks_like_id(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
-
-
-def member_by_name(state: Any, name: str) -> bytes:
-    """The one member whose display name is ``name`` (ignoring case), as listings show it."""
-    wanted = name.strip().casefold()
-    matches = [
-        member
-        for member in state.members
-        if (profile := state.profiles.get(member)) is not None and profile.display_name.casefold() == wanted
-    ]
-    if not matches:
-        raise UsageError(f"no member named {name!r} in this circle; 'kith members CIRCLE' lists them")
-    if len(matches) > 1:
-        raise UsageError(f"several members are named {name!r}; give their id (from 'kith members CIRCLE')")
-    return matches[0]
