@@ -266,7 +266,7 @@ class FundPane(Pane):
             [
                 Field("amount", "Amount", required=True, placeholder="20.00"),
                 Field("currency", "Currency", value="EUR"),
-                Field("note", "Note"),
+                field_of("contribute", "note", "Note"),
             ],
             lambda v: self.act(
                 "contribute",
@@ -285,11 +285,11 @@ class FundPane(Pane):
         self.ask(
             "Propose spending from the fund",
             [
-                Field("title", "Title", required=True),
+                field_of("propose", "title", "Title"),
                 Field("amount", "Amount", required=True, placeholder="120.00"),
                 Field("currency", "Currency", value="EUR"),
                 Field("recipient", "Paid to", kind="choice", choices=members),
-                Field("purpose", "Purpose", required=True),
+                field_of("propose", "purpose", "Purpose", required=True),  # a spend needs one
             ],
             lambda v: self.act("propose", "Proposed. The circle can vote now.", kind="spend", **v),
             convert=_convert_money,
@@ -319,11 +319,11 @@ class FundPane(Pane):
         self.ask(
             "Propose a charter change",
             [
-                Field("title", "Title", required=True),
+                field_of("propose", "title", "Title"),
                 setting("members_can_invite", "Members may invite (not only organizers)"),
                 setting("history", "Newcomers read what was said before they joined"),
                 setting("confirm_joins", "An organizer confirms every join, even with a valid invite"),
-                Field("text", "Why"),
+                field_of("propose", "text", "Why"),
             ],
             lambda v: self.act("propose", "Proposed. The circle can vote now.", **v),
             convert=convert,
