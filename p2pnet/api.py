@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from kith.identity.errors import Malformed, UsageError
+from kith.identity.errors import LocalProtocolError, Malformed, UsageError
 from kith.identity.keyring import RelayTopic
 from kith.identity.keys import DEFAULT_NAME, safety_number
 from kith.p2pnet import actions as a
@@ -119,7 +119,8 @@ class ControlMethods:
             in_circle[name] = self._action(method.kind or "")
         methods = {name: self._node_wide(name, func) for name, func in node_wide.items()}
         methods |= {name: self._in_circle(name, func) for name, func in in_circle.items()}
-        assert methods.keys() == METHODS.keys(), "kith.p2pnet.actions.METHODS and the handlers disagree"
+        if methods.keys() != METHODS.keys():
+            raise LocalProtocolError("kith.p2pnet.actions.METHODS and the handlers disagree")
         return methods
 
     # --- dispatch -----------------------------------------------------------------------

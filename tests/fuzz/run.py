@@ -44,7 +44,7 @@ TARGETS = (
     "framing",
     "control",
 )
-INSTRUMENTED = ["identity", "sync", "p2pnet"]
+INSTRUMENTED = ["kith.identity", "kith.sync", "kith.p2pnet"]
 
 
 @dataclass
