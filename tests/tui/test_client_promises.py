@@ -139,7 +139,7 @@ def test_a_form_says_the_schemas_length_limit_and_keeps_the_text(
         text.value = "x" * (MAX_POST_CHARS + 1)
         form.action_submit()
         await pilot.pause()
-        assert f"Message is too long: at most {MAX_POST_CHARS} characters" in str(
+        assert f"the text is too long: at most {MAX_POST_CHARS} characters" in str(
             form.query_one("#form-error").render()
         )
         assert pilot.app.screen is form and len(text.value) == MAX_POST_CHARS + 1

@@ -32,6 +32,8 @@ from textual.widgets.option_list import Option
 
 from kith.identity.errors import KithError
 from kith.p2pnet.actions import param_of
+from kith.sync.kinds.schema import InvalidBody
+from kith.sync.precheck import explain
 from kith.tui.member_text import line
 
 Convert = Callable[[dict[str, Any]], dict[str, Any]]
@@ -51,7 +53,7 @@ class Field:
     required: bool = False
     max_length: int = 0
     """At most this many characters (0: no limit). A longer value is not cut: sending the
-    form says the limit, so nothing typed or pasted is lost without a word."""
+    form says the limit, in the node's words, so nothing typed or pasted is lost silently."""
 
 
 def field_of(method: str, name: str, label: str | Text, **more: Any) -> Field:
@@ -190,7 +192,8 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
                 return
             value = values.get(field.name)
             if field.max_length and isinstance(value, str) and len(value) > field.max_length:
-                self.show_error(line(field.label, f" is too long: at most {field.max_length} characters"))
+                # The node's own sentence for it (sync.precheck), so the form and the node agree.
+                self.show_error(explain(InvalidBody(field.name, "too long", field.max_length)))
                 self.query_one(f"#f-{field.name}").focus()
                 return
         try:
