@@ -26,10 +26,10 @@ from textual.widgets import Input
 from kith.identity.errors import KithError
 from kith.p2pnet.control import socket_in_use
 from kith.p2pnet.home import Home
-from kith.tui.client import NodeConnection
 from kith.tui.launcher import OwnedNode, start_node
 from kith.tui.member_text import LINE, TEXT, line, visible
 from kith.tui.messages import NodeEvent
+from kith.tui.rpc import NodeConnection
 
 
 class KithApp(App[None]):

@@ -1,7 +1,7 @@
 """The control API's line handler: `ControlServer._handle_line` on one raw line.
 
-The server gets the real parameter checks of every action method (`kith.p2pnet.api.ACTIONS`
-through `convert_param`), plus methods that echo, fail with a kith error, or are unknown;
+The server gets the real parameter checks of every method (`kith.p2pnet.actions.METHODS`
+through `parse_method`), plus methods that echo, fail with a kith error, or are unknown;
 no node is behind them. Each input runs in a fresh trio run (the handler uses trio's
 timeouts).
 
@@ -19,17 +19,15 @@ from typing import Any
 import trio
 
 from kith.identity.errors import Malformed, UsageError
-from kith.p2pnet.api import ACTIONS, convert_param
+from kith.p2pnet.actions import METHODS as SCHEMAS
+from kith.p2pnet.actions import parse_method
+from kith.p2pnet.api import to_json
 from kith.p2pnet.control import ControlServer
 
 
-def _action(specs: dict[str, str]):  # type: ignore[no-untyped-def]
+def _action(name: str):  # type: ignore[no-untyped-def]
     async def handler(params: dict[str, Any]) -> Any:
-        out = {}
-        for name, spec in specs.items():
-            value = convert_param(name.lstrip("~"), spec, params)
-            out[name] = value.hex() if type(value) is bytes else value
-        return out
+        return to_json(parse_method(name, params))
 
     return handler
 
@@ -46,7 +44,7 @@ async def _usage(params: dict[str, Any]) -> Any:
     raise UsageError("not like that")
 
 
-METHODS = {name: _action(specs) for name, (_kind, specs) in ACTIONS.items()}
+METHODS = {name: _action(name) for name in SCHEMAS}
 METHODS.update({"echo": _echo, "malformed": _malformed, "usage": _usage})
 SERVER = ControlServer(Path("/nonexistent/kith-fuzz.sock"), METHODS)
 

@@ -15,7 +15,7 @@ import pytest
 from kith.identity import codec
 from kith.identity.crypto import blake2b
 from kith.identity.keystore import TEST_KDF, KeystoreData
-from kith.p2pnet.api import ACTIONS
+from kith.p2pnet.actions import ACTIONS, params_of
 from kith.p2pnet.control import unix_path
 from kith.sync.invites import PREFIX
 from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file
@@ -71,7 +71,7 @@ def test_malformed_control_requests_get_errors_and_never_stop_the_node(tmp_path:
     node = NodeProcess(make_home(tmp_path, "target"), secret).start()
     try:
         circle = node.call("circle.create", name="Target")["id"]
-        methods: dict[str, list[str]] = {name: [p.lstrip("~") for p in spec] for name, (_, spec) in ACTIONS.items()}
+        methods: dict[str, list[str]] = {name: [p.name for p in params_of(m.params)] for name, m in ACTIONS.items()}
         methods |= {"views": ["feed_limit", "only"], "state_hash": [], "invite.create": ["uses", "expires_s"],
                     "invite.revoke": ["invite"], "join": ["code"], "approve": ["member", "vouch"],
                     "member.add": ["card", "vouch"], "member.card": ["member"], "verify": ["member"],

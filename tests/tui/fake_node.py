@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import kith.tui.app as tui_app
-from kith.tui.client import NodeConnection
+from kith.tui.rpc import NodeConnection
 
 ME = "a1" * 32
 OTHER = "b2" * 32

@@ -49,8 +49,8 @@ LABELS = {
 # with their currency or unit (no more telling than the category beside them), dates,
 # addresses, and the explicit argv flag for text.
 NOT_LABELS = {
-    "circle", "id", "emoji", "pledge", "request", "item", "proposal", "contribution", "event", "member", "code",
-    "address", "token", "file", "text_file", "text_arg", "home", "passphrase_file", "new_passphrase_file",
+    "circle", "id", "target", "emoji", "pledge", "request", "item", "proposal", "contribution", "event", "member",
+    "code", "address", "token", "file", "text_file", "text_arg", "home", "passphrase_file", "new_passphrase_file",
     "backup_passphrase_file", "guidelines_file", "amount", "currency", "starts", "reply_to", "expires", "revoke",
     "unit", "rule", "listen", "announce", "bootstrap", "names", "root", "closes", "alloc_file", "category", "ask",
     "post", "monthly", "month", "last",

@@ -24,6 +24,7 @@ from tui_harness import run, screen_text, type_text, wait_until
 from kith.identity.errors import UsageError
 from kith.p2pnet.qr import qr_text
 from kith.sync.invites import InviteCode
+from kith.sync.kinds.schema import MAX_POST_CHARS
 from kith.tui.app import KithApp, make_app
 from kith.tui.screens.form import FormScreen
 from kith.tui.screens.help import HelpScreen
@@ -118,6 +119,34 @@ def test_form_labels_stay_with_their_fields_at_80x24(
             await wait_until(pilot, lambda name=name: form.focused is form.query_one(f"#f-{name}"), what=name)
             await pilot.pause()
             assert_label_in_view(form, name)
+
+    drive(tmp_path, monkeypatch, scenario)
+
+
+def test_a_form_says_the_schemas_length_limit_and_keeps_the_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The post form's limit is the control API schema's (the fold's): too long is one line
+    in the form, nothing is cut or sent; at the limit it goes."""
+
+    async def scenario(pilot: Pilot[Any], main: MainScreen, node: FakeNode, said: list[str]) -> None:
+        await pilot.press("1", "n")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, FormScreen), what="the post form")
+        form = pilot.app.screen
+        assert isinstance(form, FormScreen)
+        assert form.fields[0].max_length == MAX_POST_CHARS
+        text = form.query_one("#f-text", Input)
+        text.value = "x" * (MAX_POST_CHARS + 1)
+        form.action_submit()
+        await pilot.pause()
+        assert f"the text is too long: at most {MAX_POST_CHARS} characters" in str(
+            form.query_one("#form-error").render()
+        )
+        assert pilot.app.screen is form and len(text.value) == MAX_POST_CHARS + 1
+        assert node.count("post") == 0
+        text.value = "x" * MAX_POST_CHARS
+        form.action_submit()
+        await wait_until(pilot, lambda: node.count("post") == 1, what="the post sent")
 
     drive(tmp_path, monkeypatch, scenario)
 

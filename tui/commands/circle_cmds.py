@@ -19,26 +19,20 @@ from kith.identity.errors import UsageError
 from kith.sync.kinds.records import MAX_CLOSES_S, MIN_CLOSES_S
 from kith.tui import render
 from kith.tui.commands import subcommand
+from kith.tui.commands.schema_args import (
+    MEMBER_HELP,
+    action_command,
+    add_action_arguments,
+    call,
+    done,
+    run_action,
+    schema_argument,
+)
 from kith.tui.context import Context
 from kith.tui.labels import add_label
-from kith.tui.member_text import LINE, NAME, visible
+from kith.tui.member_text import NAME, visible
 from kith.tui.money import parse_amount
 from kith.tui.textinput import add_text_source, read_text
-
-
-def _call(ctx: Context, method: str, **params: Any) -> Any:
-    from kith.tui.rpc import NodeClient
-
-    with NodeClient(ctx.home.socket) as client:
-        return client.call(method, **params)
-
-
-def _done(ctx: Context, result: dict[str, Any], what: str) -> int:
-    if result.get("rejected"):
-        ctx.emit(result, f"kith: the circle did not accept this {what}: {visible(result['rejected'], LINE)}")
-        return 1
-    ctx.emit(result, f"{what} {render.short(result.get('id'))} sent")
-    return 0
 
 
 def _timestamp(text: str) -> int:
@@ -126,21 +120,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_text_source(edit, "message")
     add_label(edit, "--cw", "content warning", metavar="WARNING")
 
-    delete = command("delete", "delete your message (a tombstone stays)", cmd_delete)
-    delete.add_argument("circle")
-    delete.add_argument("id")
+    action_command(
+        sub, "delete", "delete your message (a tombstone stays)", "delete", "delete", metavars={"target": "id"}
+    )
 
     react = command("react", "react to a message", cmd_react)
     react.add_argument("circle")
-    react.add_argument("id")
-    react.add_argument("emoji")
+    schema_argument(react, "react", "target", metavar="id")
+    schema_argument(react, "react", "emoji")
     react.add_argument("--off", action="store_true", help="take the reaction back")
 
     checkin = command("checkin", "say how you are: ok, struggling or need-help", cmd_checkin)
     checkin.add_argument("circle")
-    checkin.add_argument("status", choices=["ok", "struggling", "need-help"])
+    schema_argument(checkin, "checkin", "status")
     add_text_source(checkin, "note", flag="--note")
-    checkin.add_argument("--private", action="store_true", help="only the organizers see it")
+    schema_argument(checkin, "checkin", "private", "--private")
 
     profile = command("profile", "set how you appear in a circle", cmd_profile)
     profile.add_argument("circle")
@@ -151,28 +145,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, help_text in [("pledge", "offer help"), ("request", "ask for help")]:
         parser = command(name, help_text, cmd_aid_item)
         parser.add_argument("circle")
-        parser.add_argument("category", choices=["money", "housing", "ride", "food", "time", "skill", "other"])
+        schema_argument(parser, name, "category")
         add_text_source(parser, "description")
-        parser.add_argument("--amount", type=int)
-        parser.add_argument("--unit", help="what the amount counts: EUR, hours, nights ...")
+        schema_argument(parser, name, "amount", "--amount")
+        schema_argument(parser, name, "unit", "--unit")
         parser.add_argument("--expires-days", type=float)
         if name == "pledge":
             _add_monthly(parser, "pledge this every month until you withdraw it")
         if name == "request":
-            parser.add_argument(
-                "--private", action="store_true", help="only organizers learn who asked and why; they post it for you"
-            )
+            schema_argument(parser, name, "private", "--private")
 
-    match = command("match", "commit your pledge to a request", cmd_match)
-    match.add_argument("circle")
-    match.add_argument("pledge")
-    match.add_argument("request")
-    fulfil = command("fulfil", "confirm your request was fulfilled", cmd_fulfil)
-    fulfil.add_argument("circle")
-    fulfil.add_argument("request")
-    withdraw = command("withdraw", "withdraw your pledge or request", cmd_withdraw)
-    withdraw.add_argument("circle")
-    withdraw.add_argument("item")
+    action_command(sub, "match", "commit your pledge to a request", "match", "match")
+    action_command(sub, "fulfil", "confirm your request was fulfilled", "fulfil", "fulfilment")
+    action_command(sub, "withdraw", "withdraw your pledge or request", "withdraw", "withdrawal")
 
     propose = command("propose", "propose a decision: spend, charter, remove or general", cmd_propose)
     propose.add_argument("circle")
@@ -213,8 +198,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     vote = command("vote", "vote on a proposal", cmd_vote)
     vote.add_argument("circle")
-    vote.add_argument("proposal")
-    vote.add_argument("choice", choices=["approve", "object", "abstain"])
+    schema_argument(vote, "vote", "proposal")
+    schema_argument(vote, "vote", "choice")
     add_text_source(vote, "reason", flag="--reason")
 
     contribute = command("contribute", "state that you sent money to the fund", cmd_contribute)
@@ -223,10 +208,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     contribute.add_argument("currency", help="e.g. EUR")
     add_text_source(contribute, "note", flag="--note")
     _add_monthly(contribute, "contribute this every month until you stop it ('kith stop-monthly')")
-    receipt = command("receipt", "treasurers: confirm a contribution arrived", cmd_receipt)
-    receipt.add_argument("circle")
-    receipt.add_argument("contribution")
-    receipt.add_argument("--month", metavar="YYYY-MM", help="for a monthly contribution: the month that arrived")
+    action_command(
+        sub, "receipt", "treasurers: confirm a contribution arrived", "receipt", "receipt",
+        metavars={"month": "YYYY-MM"}, helps={"month": "for a monthly contribution: the month that arrived"},
+    )  # fmt: skip
     disburse = command("disburse", "treasurers: pay out an approved spend proposal", cmd_disburse)
     disburse.add_argument("circle")
     disburse.add_argument("proposal")
@@ -238,10 +223,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     event.add_argument("--starts", required=True, help="date and time, e.g. 2026-12-01T18:30")
     add_label(event, "--place", "place hint", help="a hint, not an address, if that is safer")
     add_text_source(event, "event text", flag="--text")
-    rsvp = command("rsvp", "answer an event", cmd_rsvp)
-    rsvp.add_argument("circle")
-    rsvp.add_argument("event")
-    rsvp.add_argument("answer", choices=["yes", "no", "maybe"])
+    action_command(sub, "rsvp", "answer an event", "rsvp", "rsvp")
 
     member = sub.add_parser("member", help="organizers: add or remove members, grant or revoke roles")
     member_sub = member.add_subparsers(dest="member_command", metavar="ACTION", required=True)
@@ -252,7 +234,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.set_defaults(handler=cmd_member, action="add")
     remove = member_sub.add_parser("remove", help="remove a member (or yourself: leave); the key is rotated")
     remove.add_argument("circle")
-    remove.add_argument("member", help="their name, or their id (a prefix of 6+ hex digits)")
+    remove.add_argument("member", help=MEMBER_HELP)
     add_text_source(remove, "reason", flag="--note")
     remove.set_defaults(handler=cmd_member, action="remove")
     for action, help_text in [
@@ -260,10 +242,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("revoke", "take a role back (or give up your own)"),
     ]:
         parser = member_sub.add_parser(action, help=help_text)
-        parser.add_argument("circle")
-        parser.add_argument("member", help="their name, or their id (a prefix of 6+ hex digits)")
-        parser.add_argument("role", choices=["organizer", "treasurer"])
-        parser.set_defaults(handler=cmd_role, action=action)
+        add_action_arguments(parser, f"role.{action}", helps={"member": MEMBER_HELP})
+        parser.set_defaults(handler=functools.partial(run_action, f"role.{action}", f"role {action}"), action=action)
 
 
 def _spend_with_amount(args: argparse.Namespace) -> bool:
@@ -273,7 +253,7 @@ def _spend_with_amount(args: argparse.Namespace) -> bool:
 
 
 def cmd_circles(ctx: Context, args: argparse.Namespace) -> int:
-    circles = _call(ctx, "circles")
+    circles = call(ctx, "circles")
     lines = []
     for c in circles:
         urgent = f", {c['urgent']} urgent" if c["urgent"] else ""
@@ -283,7 +263,7 @@ def cmd_circles(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_circle_create(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(
+    result = call(
         ctx, "circle.create", name=args.name, description=args.description or "", confirm_joins=args.confirm_joins
     )
     ctx.emit(result, f"Created circle {visible(args.name, NAME)} ({result['id'][:8]}). You are its organizer.")
@@ -296,7 +276,7 @@ def cmd_relay_token(ctx: Context, args: argparse.Namespace) -> int:
         params["label"] = args.label
     if args.quota_mb:
         params["quota_bytes"] = args.quota_mb * 1024 * 1024
-    result = _call(ctx, "circle.relay_token", **params)
+    result = call(ctx, "circle.relay_token", **params)
     ctx.emit(result, result["token"])
     return 0
 
@@ -310,7 +290,7 @@ def _view_command(
     wanted = ([parts] if isinstance(parts, str) else list(parts)) + list(also)
 
     def handler(ctx: Context, args: argparse.Namespace) -> int:
-        views = _call(ctx, "views", circle=args.circle, feed_limit=getattr(args, "limit", 50), only=wanted)
+        views = call(ctx, "views", circle=args.circle, feed_limit=getattr(args, "limit", 50), only=wanted)
         if getattr(args, "show", False):
             _unfold(views["feed"])
         data = views[parts] if isinstance(parts, str) else {part: views.get(part, []) for part in parts}
@@ -327,7 +307,7 @@ def _unfold(items: list[dict[str, Any]]) -> None:
 
 
 def cmd_post(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(
+    result = call(
         ctx,
         "post",
         circle=args.circle,
@@ -336,45 +316,39 @@ def cmd_post(ctx: Context, args: argparse.Namespace) -> int:
         content_warning=args.cw,
         urgent=args.urgent,
     )
-    return _done(ctx, result, "message")
+    return done(ctx, result, "message")
 
 
 def cmd_edit(ctx: Context, args: argparse.Namespace) -> int:
-    return _done(
+    return done(
         ctx,
-        _call(ctx, "edit", circle=args.circle, target=args.id, text=read_text(args, ctx.home), content_warning=args.cw),
+        call(ctx, "edit", circle=args.circle, target=args.id, text=read_text(args, ctx.home), content_warning=args.cw),
         "edit",
     )
 
 
-def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
-    return _done(ctx, _call(ctx, "delete", circle=args.circle, target=args.id), "delete")
-
-
 def cmd_react(ctx: Context, args: argparse.Namespace) -> int:
-    return _done(
-        ctx, _call(ctx, "react", circle=args.circle, target=args.id, emoji=args.emoji, on=not args.off), "reaction"
+    return done(
+        ctx, call(ctx, "react", circle=args.circle, target=args.target, emoji=args.emoji, on=not args.off), "reaction"
     )
 
 
 def cmd_checkin(ctx: Context, args: argparse.Namespace) -> int:
     note = read_text(args, ctx.home)
-    result = _call(ctx, "checkin", circle=args.circle, status=args.status, note=note, private=args.private)
+    result = call(ctx, "checkin", circle=args.circle, status=args.status, note=note, private=args.private)
     if result.get("private"):
         ctx.emit(result, "Sent to the organizers only.")
         return 0
-    return _done(ctx, result, "check-in")
+    return done(ctx, result, "check-in")
 
 
 def cmd_profile(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(
-        ctx, "profile", circle=args.circle, display_name=args.name, pronouns=args.pronouns, skills=args.skill
-    )
-    return _done(ctx, result, "profile")
+    result = call(ctx, "profile", circle=args.circle, display_name=args.name, pronouns=args.pronouns, skills=args.skill)
+    return done(ctx, result, "profile")
 
 
 def cmd_aid_item(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(
+    result = call(
         ctx,
         args.command,
         circle=args.circle,
@@ -383,25 +357,13 @@ def cmd_aid_item(ctx: Context, args: argparse.Namespace) -> int:
         amount=args.amount,
         unit=args.unit,
         expires=_expires(args.expires_days),
-        private=getattr(args, "private", False),
+        **({"private": True} if getattr(args, "private", False) else {}),
         **({"monthly": _first_month(args.monthly)} if getattr(args, "monthly", None) else {}),
     )
     if result.get("private"):
         ctx.emit(result, "Sent to the organizers only; one of them posts it for you, without your name or reason.")
         return 0
-    return _done(ctx, result, args.command)
-
-
-def cmd_match(ctx: Context, args: argparse.Namespace) -> int:
-    return _done(ctx, _call(ctx, "match", circle=args.circle, pledge=args.pledge, request=args.request), "match")
-
-
-def cmd_fulfil(ctx: Context, args: argparse.Namespace) -> int:
-    return _done(ctx, _call(ctx, "fulfil", circle=args.circle, request=args.request), "fulfilment")
-
-
-def cmd_withdraw(ctx: Context, args: argparse.Namespace) -> int:
-    return _done(ctx, _call(ctx, "withdraw", circle=args.circle, item=args.item), "withdrawal")
+    return done(ctx, result, args.command)
 
 
 def cmd_propose(ctx: Context, args: argparse.Namespace) -> int:
@@ -425,7 +387,7 @@ def cmd_propose(ctx: Context, args: argparse.Namespace) -> int:
         params["charter"] = _charter_changes(args)
     if args.closes is not None:
         params["closes_s"] = parse_closes(args.closes)
-    return _done(ctx, _call(ctx, "propose", **params), "proposal")
+    return done(ctx, call(ctx, "propose", **params), "proposal")
 
 
 _CLOSES_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -496,13 +458,13 @@ def _charter_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_vote(ctx: Context, args: argparse.Namespace) -> int:
     reason = read_text(args, ctx.home)
-    result = _call(ctx, "vote", circle=args.circle, proposal=args.proposal, choice=args.choice, reason=reason)
-    return _done(ctx, result, "vote")
+    result = call(ctx, "vote", circle=args.circle, proposal=args.proposal, choice=args.choice, reason=reason)
+    return done(ctx, result, "vote")
 
 
 def cmd_contribute(ctx: Context, args: argparse.Namespace) -> int:
     currency = args.currency.upper()
-    result = _call(
+    result = call(
         ctx,
         "contribute",
         circle=args.circle,
@@ -511,24 +473,19 @@ def cmd_contribute(ctx: Context, args: argparse.Namespace) -> int:
         note=read_text(args, ctx.home),
         monthly=_first_month(args.monthly),
     )
-    return _done(ctx, result, "contribution")
-
-
-def cmd_receipt(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "receipt", circle=args.circle, contribution=args.contribution, month=args.month)
-    return _done(ctx, result, "receipt")
+    return done(ctx, result, "contribution")
 
 
 def cmd_disburse(ctx: Context, args: argparse.Namespace) -> int:
-    return _done(
+    return done(
         ctx,
-        _call(ctx, "disburse", circle=args.circle, proposal=args.proposal, note=read_text(args, ctx.home)),
+        call(ctx, "disburse", circle=args.circle, proposal=args.proposal, note=read_text(args, ctx.home)),
         "disbursement",
     )
 
 
 def cmd_event(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(
+    result = call(
         ctx,
         "event.create",
         circle=args.circle,
@@ -537,18 +494,14 @@ def cmd_event(ctx: Context, args: argparse.Namespace) -> int:
         place_hint=args.place,
         text=read_text(args, ctx.home),
     )
-    return _done(ctx, result, "event")
-
-
-def cmd_rsvp(ctx: Context, args: argparse.Namespace) -> int:
-    return _done(ctx, _call(ctx, "rsvp", circle=args.circle, event=args.event, answer=args.answer), "rsvp")
+    return done(ctx, result, "event")
 
 
 def cmd_member(ctx: Context, args: argparse.Namespace) -> int:
     if args.action == "add":
-        result = _call(ctx, "member.add", circle=args.circle, card=args.member, vouch=read_text(args, ctx.home))
+        result = call(ctx, "member.add", circle=args.circle, card=args.member, vouch=read_text(args, ctx.home))
         if result.get("rejected"):
-            return _done(ctx, result, "member add")
+            return done(ctx, result, "member add")
         ctx.emit(
             result,
             f"member add {render.short(result.get('id'))} sent. Nothing reaches their node yet: give them an"
@@ -556,10 +509,5 @@ def cmd_member(ctx: Context, args: argparse.Namespace) -> int:
         )
         return 0
     else:
-        result = _call(ctx, "member.remove", circle=args.circle, member=args.member, reason=read_text(args, ctx.home))
-    return _done(ctx, result, f"member {args.action}")
-
-
-def cmd_role(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, f"role.{args.action}", circle=args.circle, member=args.member, role=args.role)
-    return _done(ctx, result, f"role {args.action}")
+        result = call(ctx, "member.remove", circle=args.circle, member=args.member, reason=read_text(args, ctx.home))
+    return done(ctx, result, f"member {args.action}")

@@ -12,7 +12,7 @@ from typing import Any
 
 from kith.tui import render
 from kith.tui.commands import subcommand
-from kith.tui.commands.circle_cmds import _call, _done
+from kith.tui.commands.schema_args import call, done
 from kith.tui.context import Context
 from kith.tui.member_text import LINE, visible
 from kith.tui.money import format_amount, parse_amount
@@ -37,13 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_ask(ctx: Context, args: argparse.Namespace) -> int:
-    view = _call(ctx, "allocations", circle=args.circle)
+    view = call(ctx, "allocations", circle=args.circle)
     rules = view.get("rules")
     currency = rules["currency"] if rules else "EUR"
-    result = _call(ctx, "ask_fund", circle=args.circle, category=args.category,
+    result = call(ctx, "ask_fund", circle=args.circle, category=args.category,
                    amount=parse_amount(args.amount, currency), note=read_text(args, ctx.home))  # fmt: skip
     if result.get("rejected"):
-        return _done(ctx, result, "ask")
+        return done(ctx, result, "ask")
     if result.get("id") is None:
         ctx.emit(result, "ask sent to the treasurers: one of them posts it for you; nobody else learns it was you")
         return 0
@@ -52,12 +52,12 @@ def cmd_ask(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_pay_ask(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "pay_ask", circle=args.circle, ask=args.ask, note=read_text(args, ctx.home))
-    return _done(ctx, result, "payment")
+    result = call(ctx, "pay_ask", circle=args.circle, ask=args.ask, note=read_text(args, ctx.home))
+    return done(ctx, result, "payment")
 
 
 def cmd_allocations(ctx: Context, args: argparse.Namespace) -> int:
-    view = _call(ctx, "allocations", circle=args.circle)
+    view = call(ctx, "allocations", circle=args.circle)
     ctx.emit(view, "\n".join(allocation_lines(view)))
     return 0
 

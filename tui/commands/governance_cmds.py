@@ -7,10 +7,11 @@ Thin clients of the node's control API, as every circle command.
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import Any
 
 from kith.tui import render
-from kith.tui.commands.circle_cmds import _call, _done
+from kith.tui.commands.schema_args import MEMBER_HELP, add_action_arguments, call, done, run_action
 from kith.tui.context import Context
 from kith.tui.member_text import LINE, NAME, visible
 from kith.tui.textinput import add_text_source, read_text
@@ -41,31 +42,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         action for action in sub.choices["member"]._actions if isinstance(action, argparse._SubParsersAction)
     )
     handover = member_sub.add_parser("handover", help="hand your organizer role to another member (you step down)")
-    handover.add_argument("circle")
-    handover.add_argument("member", help="their name, or their id (a prefix of 6+ hex digits)")
-    handover.set_defaults(handler=cmd_handover)
+    add_action_arguments(handover, "role.handover", helps={"member": MEMBER_HELP})
+    handover.set_defaults(handler=functools.partial(run_action, "role.handover", "handover"))
 
 
 def cmd_review(ctx: Context, args: argparse.Namespace) -> int:
     reason = read_text(args, ctx.home) or ""
-    result = _call(
+    result = call(
         ctx, "propose", circle=args.circle, kind="review", title="Membership review", member=args.member, reason=reason
     )
-    return _done(ctx, result, "review")
+    return done(ctx, result, "review")
 
 
 def cmd_elect(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "propose", circle=args.circle, kind="organizer", title="Organizer election", member=args.member)
-    return _done(ctx, result, "election")
-
-
-def cmd_handover(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "role.handover", circle=args.circle, member=args.member)
-    return _done(ctx, result, "handover")
+    result = call(ctx, "propose", circle=args.circle, kind="organizer", title="Organizer election", member=args.member)
+    return done(ctx, result, "election")
 
 
 def cmd_modlog(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "modlog", circle=args.circle)
+    result = call(ctx, "modlog", circle=args.circle)
     ctx.emit(result, "\n".join(modlog_lines(result)))
     return 0
 

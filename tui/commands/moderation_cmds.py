@@ -13,7 +13,8 @@ from typing import Any
 from kith.sync.forecast import month_of
 from kith.tui import render
 from kith.tui.commands import subcommand
-from kith.tui.commands.circle_cmds import _call, _done, _view_command
+from kith.tui.commands.circle_cmds import _view_command
+from kith.tui.commands.schema_args import call, done, schema_argument
 from kith.tui.context import Context
 from kith.tui.labels import add_label
 from kith.tui.member_text import NAME, TEXT, visible
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     hide = command("hide", "organizers: hide a post for everyone (the moderation log shows it and why)", cmd_hide)
     hide.add_argument("circle")
-    hide.add_argument("id")
+    schema_argument(hide, "hide", "target", metavar="id")
     add_label(hide, "reason", "reason", needed=True, help="why: every member and the author read it")
 
     log = command("moderation", "the moderation log: posts organizers hid, and why", _view_command(
@@ -54,29 +55,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     stop = command("stop-monthly", "stop your monthly contribution after a month", cmd_stop_monthly)
     stop.add_argument("circle")
-    stop.add_argument("contribution")
+    schema_argument(stop, "contribution.stop", "contribution")
     stop.add_argument("--last", metavar="YYYY-MM", help=f"the last month you pay ({MONTH_HELP}; default: this month)")
 
 
 def cmd_report(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "report", circle=args.circle, post=args.post, member=args.member, reason=args.reason)
+    result = call(ctx, "report", circle=args.circle, post=args.post, member=args.member, reason=args.reason)
     ctx.emit(result, "Sent to the organizers only, sealed to them: nobody else learns that you reported it.")
     return 0
 
 
 def cmd_reports(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "reports", circle=args.circle)
+    result = call(ctx, "reports", circle=args.circle)
     ctx.emit(result["reports"], "\n".join(report_lines(result)))
     return 0
 
 
 def cmd_hide(ctx: Context, args: argparse.Namespace) -> int:
-    return _done(ctx, _call(ctx, "hide", circle=args.circle, target=args.id, reason=args.reason), "hide")
+    return done(ctx, call(ctx, "hide", circle=args.circle, target=args.target, reason=args.reason), "hide")
 
 
 def cmd_stop_monthly(ctx: Context, args: argparse.Namespace) -> int:
     last = args.last or this_month()
-    return _done(ctx, _call(ctx, "contribution.stop", circle=args.circle, contribution=args.contribution,
+    return done(ctx, call(ctx, "contribution.stop", circle=args.circle, contribution=args.contribution,
                             last=last), "stop")  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from kith.identity.keystore import Keystore, KeystoreData
 from kith.p2pnet.addresses import check_announce, is_public
 from kith.p2pnet.config import DEFAULT_NODE_LISTEN, DEFAULT_NODE_PORT, NodeConfig
 from kith.p2pnet.control import socket_in_use
+from kith.tui.commands.schema_args import add_action_arguments, schema_argument
 from kith.tui.context import Context
 from kith.tui.member_text import LINE, NAME, visible
 from kith.tui.passphrase import ask_existing, ask_new
@@ -36,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("remove", "organizers: take a relay off a circle's list"),
     ):
         change = relay_sub.add_parser(action, help=text)
-        change.add_argument("circle")
-        change.add_argument("address", help="the relay's address, as it prints: /ip4/HOST/tcp/4747/p2p/PEERID")
+        help_line = "the relay's address, as it prints: /ip4/HOST/tcp/4747/p2p/PEERID"
+        add_action_arguments(change, f"relay.{action}", helps={"address": help_line})
         change.set_defaults(handler=cmd_relay_change, relay_action=action)
     listing = relay_sub.add_parser("list", help="a circle's relays, and whether your node reaches each now")
     listing.add_argument("circle")
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     status.set_defaults(handler=cmd_status)
 
     connect = sub.add_parser("connect", help="ask the running node to connect to a peer address")
-    connect.add_argument("address", help="/ip4/HOST/tcp/PORT/p2p/PEERID")
+    schema_argument(connect, "connect", "address", help="/ip4/HOST/tcp/PORT/p2p/PEERID")
     connect.set_defaults(handler=cmd_connect)
 
     sync = sub.add_parser("sync", help="reconcile now with every connected peer")

@@ -31,6 +31,9 @@ from textual.widgets import Checkbox, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from kith.identity.errors import KithError
+from kith.p2pnet.actions import param_of
+from kith.sync.kinds.schema import InvalidBody
+from kith.sync.precheck import explain
 from kith.tui.member_text import line
 
 Convert = Callable[[dict[str, Any]], dict[str, Any]]
@@ -48,6 +51,20 @@ class Field:
     value: Any = ""
     placeholder: str = ""
     required: bool = False
+    max_length: int = 0
+    """At most this many characters (0: no limit). A longer value is not cut: sending the
+    form says the limit, in the node's words, so nothing typed or pasted is lost silently."""
+
+
+def field_of(method: str, name: str, label: str | Text, **more: Any) -> Field:
+    """A field for parameter ``name`` of control method ``method``: whether it is needed, its
+    length limit, and (for true/false) that it is a checkbox come from the control API's
+    schema (kith.p2pnet.actions), the same the node checks the request against."""
+    p = param_of(method, name)
+    declared: dict[str, Any] = {"required": p.required, "max_length": p.spec.max_chars or 0}
+    if p.base is bool:
+        declared["kind"] = "flag"
+    return Field(name, label, **{**declared, **more})
 
 
 class Flag(Checkbox):
@@ -171,6 +188,12 @@ class FormScreen(ModalScreen[dict[str, Any] | None]):
         for field in self.fields:
             if field.required and not values.get(field.name):
                 self.show_error(line(field.label, " is needed"))
+                self.query_one(f"#f-{field.name}").focus()
+                return
+            value = values.get(field.name)
+            if field.max_length and isinstance(value, str) and len(value) > field.max_length:
+                # The node's own sentence for it (sync.precheck), so the form and the node agree.
+                self.show_error(explain(InvalidBody(field.name, "too long", field.max_length)))
                 self.query_one(f"#f-{field.name}").focus()
                 return
         try:

@@ -27,7 +27,7 @@ from kith.sync.precheck import check_text
 from kith.tui.member_text import NAME, line, plain, visible
 from kith.tui.messages import CircleChosen
 from kith.tui.rpc import NodeError
-from kith.tui.screens.form import Field, FormScreen
+from kith.tui.screens.form import Field, FormScreen, field_of
 from kith.tui.widgets.aid import AidPane
 from kith.tui.widgets.care import CarePane
 from kith.tui.widgets.events import EventsPane
@@ -342,8 +342,8 @@ class MainScreen(Screen[None]):
 
         fields = [
             Field("status", "How are you doing?", kind="choice", choices=CHECKIN),
-            Field("note", "A few words"),
-            Field("private", "Private: only organizers see it", kind="flag"),
+            field_of("checkin", "note", "A few words"),
+            field_of("checkin", "private", "Private: only organizers see it"),
         ]
         self.app.push_screen(FormScreen("Check in", fields, submit="Check in"), send)
 
@@ -356,7 +356,7 @@ class MainScreen(Screen[None]):
                 self.act("post", "Replied.", text=values["text"], reply_to=item_id)
 
         title = line("Reply to ", plain(name, limit=NAME))
-        self.app.push_screen(FormScreen(title, [Field("text", "Reply", required=True)]), send)
+        self.app.push_screen(FormScreen(title, [field_of("post", "text", "Reply")]), send)
 
     # --- screen actions -------------------------------------------------------------
 
@@ -381,7 +381,10 @@ class MainScreen(Screen[None]):
             if values is not None:
                 self._create_circle(values["name"], values["description"])
 
-        fields = [Field("name", "Name (only members ever see it)", required=True), Field("description", "Description")]
+        fields = [
+            field_of("circle.create", "name", "Name (only members ever see it)"),
+            field_of("circle.create", "description", "Description"),
+        ]
         note = "You become its organizer and its first treasurer; then press i to invite people."
         form = FormScreen("Start a circle", fields, submit="Create", note=note, convert=check_new_circle)
         self.app.push_screen(form, create)

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Static
 
 from kith.identity.errors import UsageError
 from kith.tui.member_text import NAME, line, plain
-from kith.tui.screens.form import Field
+from kith.tui.screens.form import Field, field_of
 from kith.tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, words
 
 CATEGORIES = tuple((c, c) for c in ("money", "housing", "ride", "food", "time", "skill", "other"))
@@ -147,11 +147,11 @@ class AidPane(Pane):
             verb,
             [
                 Field("category", "Kind of help", kind="choice", choices=CATEGORIES),
-                Field("description", "What, when, where (keep details you would not tell everyone out)", required=True),
+                field_of(kind, "description", "What, when, where (keep details you would not tell everyone out)"),
                 Field("amount", "Amount (a whole number)", placeholder="e.g. 40"),
-                Field("unit", "Unit", placeholder="EUR, hours, nights, meals ..."),
+                field_of(kind, "unit", "Unit", placeholder="EUR, hours, nights, meals ..."),
                 *(
-                    [Field("private", "Private: only organizers see who asked and why", kind="flag")]
+                    [field_of("request", "private", "Private: only organizers see who asked and why")]
                     if kind == "request"
                     else []
                 ),

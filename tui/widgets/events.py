@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 
 from kith.identity.errors import UsageError
 from kith.tui.member_text import NAME, line, plain
-from kith.tui.screens.form import Field
+from kith.tui.screens.form import Field, field_of
 from kith.tui.widgets.pane import Pane, clip, day_and_time, fill_table, fit_columns, selected_key, words
 
 
@@ -87,9 +87,9 @@ class EventsPane(Pane):
         self.ask(
             "Plan an event",
             [
-                Field("title", "What", required=True),
+                field_of("event.create", "title", "What"),
                 Field("starts", "Starts (YYYY-MM-DD HH:MM, your local time)", required=True),
-                Field("place_hint", "Where (a hint; share exact places 1:1 if it is sensitive)"),
+                field_of("event.create", "place_hint", "Where (a hint; share exact places 1:1 if it is sensitive)"),
             ],
             lambda v: self.act("event.create", "Event added.", **v),
             convert=convert_event,

@@ -16,7 +16,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from kith.tui.member_text import NAME, TEXT, line, plain, visible
-from kith.tui.screens.form import Field
+from kith.tui.screens.form import Field, field_of
 from kith.tui.widgets.pane import SEALED, Pane, stamp
 
 REACTIONS = (("💜 love", "💜"), ("🤗 hug", "🤗"), ("👍 yes", "👍"), ("🙏 thanks", "🙏"), ("💪 strength", "💪"))
@@ -175,9 +175,9 @@ class FeedPane(Pane):
         self.ask(
             "New post",
             [
-                Field("text", "Message", required=True),
-                Field("content_warning", "Content warning (folds the text until opened)"),
-                Field("urgent", "Urgent: I need support now", kind="flag"),
+                field_of("post", "text", "Message"),
+                field_of("post", "content_warning", "Content warning (folds the text until opened)"),
+                field_of("post", "urgent", "Urgent: I need support now"),
             ],
             lambda v: self.act(
                 "post", "Posted.", text=v["text"], content_warning=v["content_warning"] or None, urgent=v["urgent"]
@@ -190,7 +190,7 @@ class FeedPane(Pane):
             return
         self.ask(
             line("Reply to ", plain(entry["author_name"], limit=NAME)),
-            [Field("text", "Reply", required=True), Field("content_warning", "Content warning")],
+            [field_of("post", "text", "Reply"), field_of("post", "content_warning", "Content warning")],
             lambda v: self.act(
                 "post", "Replied.", text=v["text"], reply_to=entry["id"], content_warning=v["content_warning"] or None
             ),
@@ -218,7 +218,7 @@ class FeedPane(Pane):
             return
         self.ask(
             line("Report ", plain(entry["author_name"], limit=NAME), "'s post to the organizers"),
-            [Field("reason", "What is wrong (only the organizers read it)", required=True)],
+            [field_of("report", "reason", "What is wrong (only the organizers read it)")],
             lambda v: self.act(
                 "report",
                 "Sent to the organizers only: nobody else learns it was you.",
@@ -236,7 +236,7 @@ class FeedPane(Pane):
             return
         self.ask(
             line("Hide ", plain(entry["author_name"], limit=NAME), "'s post for everyone"),
-            [Field("reason", "Why (every member and the author read it)", required=True)],
+            [field_of("hide", "reason", "Why (every member and the author read it)")],
             lambda v: self.act(
                 "hide", "Hidden for everyone; the moderation log says why.", target=entry["id"], reason=v["reason"]
             ),  # fmt: skip

@@ -16,7 +16,7 @@ from kith.sync.kinds.recurring import add_months
 from kith.tui.member_text import NAME, line, plain
 from kith.tui.money import check_currency, format_amount, parse_amount
 from kith.tui.render import awaits_my_vote, charter_changes, charter_summary, time_left
-from kith.tui.screens.form import Field
+from kith.tui.screens.form import Field, field_of
 from kith.tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
 
 VOTES = (("approve", "approve"), ("object", "object"), ("abstain", "abstain"))
@@ -200,7 +200,7 @@ class FundPane(Pane):
             [
                 Field("category", "Category", kind="choice", choices=categories),
                 Field("amount", f"Amount ({currency})", required=True, placeholder="100.00"),
-                Field("note", "Note (only the treasurers read it)"),
+                field_of("ask_fund", "note", "Note (only the treasurers read it)"),
             ],
             lambda v: self.act(
                 "ask_fund",
@@ -222,7 +222,7 @@ class FundPane(Pane):
             return
         self.ask(
             line("Pay the ask: ", plain(f"{ask['category']} {format_amount(ask['amount'], ask['currency'])}")),
-            [Field("note", "Note (how it was paid)")],
+            [field_of("pay_ask", "note", "Note (how it was paid)")],
             lambda v: self.act("pay_ask", "Payment recorded.", ask=ask["id"], note=v["note"] or None),
             submit="Pay",
         )
@@ -266,7 +266,7 @@ class FundPane(Pane):
             [
                 Field("amount", "Amount", required=True, placeholder="20.00"),
                 Field("currency", "Currency", value="EUR"),
-                Field("note", "Note"),
+                field_of("contribute", "note", "Note"),
             ],
             lambda v: self.act(
                 "contribute",
@@ -285,11 +285,11 @@ class FundPane(Pane):
         self.ask(
             "Propose spending from the fund",
             [
-                Field("title", "Title", required=True),
+                field_of("propose", "title", "Title"),
                 Field("amount", "Amount", required=True, placeholder="120.00"),
                 Field("currency", "Currency", value="EUR"),
                 Field("recipient", "Paid to", kind="choice", choices=members),
-                Field("purpose", "Purpose", required=True),
+                field_of("propose", "purpose", "Purpose", required=True),  # a spend needs one
             ],
             lambda v: self.act("propose", "Proposed. The circle can vote now.", kind="spend", **v),
             convert=_convert_money,
@@ -319,11 +319,11 @@ class FundPane(Pane):
         self.ask(
             "Propose a charter change",
             [
-                Field("title", "Title", required=True),
+                field_of("propose", "title", "Title"),
                 setting("members_can_invite", "Members may invite (not only organizers)"),
                 setting("history", "Newcomers read what was said before they joined"),
                 setting("confirm_joins", "An organizer confirms every join, even with a valid invite"),
-                Field("text", "Why"),
+                field_of("propose", "text", "Why"),
             ],
             lambda v: self.act("propose", "Proposed. The circle can vote now.", **v),
             convert=convert,
@@ -337,7 +337,7 @@ class FundPane(Pane):
             return
         self.ask(
             line("Vote: ", plain(proposal["title"])),
-            [Field("choice", "Your vote", kind="choice", choices=VOTES), Field("reason", "Reason")],
+            [Field("choice", "Your vote", kind="choice", choices=VOTES), field_of("vote", "reason", "Reason")],
             lambda v: self.act(
                 "vote", "Vote counted.", proposal=proposal["id"], choice=v["choice"], reason=v["reason"] or None
             ),  # fmt: skip

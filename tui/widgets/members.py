@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 from kith.identity.errors import KithError
 from kith.tui.commands.governance_cmds import modlog_lines
 from kith.tui.member_text import NAME, line, plain, visible
-from kith.tui.screens.form import Field
+from kith.tui.screens.form import Field, field_of
 from kith.tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, short
 
 WELLBEING = {"ok": "ok", "struggling": "struggling", "need-help": "NEEDS HELP", None: "-"}
@@ -101,7 +101,10 @@ class MembersPane(Pane):
         )
         self.ask(
             "Let someone in",
-            [Field("member", "Who", kind="choice", choices=choices), Field("vouch", "Vouch (how you know them)")],
+            [
+                Field("member", "Who", kind="choice", choices=choices),
+                field_of("approve", "vouch", "Vouch (how you know them)"),
+            ],
             lambda v: self.act(
                 "approve", "Let in: they get the circle's keys now.", member=v["member"], vouch=v["vouch"] or None
             ),  # fmt: skip

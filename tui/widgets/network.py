@@ -15,7 +15,7 @@ from kith.identity.errors import KithError, UsageError
 from kith.sync.invites import MAX_ADDRESS_CHARS
 from kith.sync.kinds.keys import relay_address_problem
 from kith.tui.member_text import line, plain, visible
-from kith.tui.screens.form import Field
+from kith.tui.screens.form import Field, field_of
 from kith.tui.widgets.pane import Pane, fill_table
 from kith.tui.widgets.sidebar import circle_name
 
@@ -159,7 +159,7 @@ class NetworkPane(Pane):
     def action_relay_add(self) -> None:
         self.ask(
             "Add a relay to this circle (organizers)",
-            [Field("address", "Relay address", required=True, placeholder="/dns4/NAME/tcp/4747/p2p/PEERID")],
+            [field_of("relay.add", "address", "Relay address", placeholder="/dns4/NAME/tcp/4747/p2p/PEERID")],
             lambda v: self.act("relay.add", "Relay added: members' nodes dial it, invites carry it.", **v),
             submit="Add",
             note="The relay prints its address when it starts; it must also serve the circle (its relay token).",
@@ -169,7 +169,7 @@ class NetworkPane(Pane):
     def action_relay_remove(self) -> None:
         self.ask(
             "Remove a relay from this circle (organizers)",
-            [Field("address", "Relay address", required=True, placeholder="as 'kith relay list CIRCLE' shows it")],
+            [field_of("relay.remove", "address", "Relay address", placeholder="as 'kith relay list CIRCLE' shows it")],
             lambda v: self.act("relay.remove", "Relay removed from the circle's list.", **v),
             submit="Remove",
             convert=check_relay_address,
