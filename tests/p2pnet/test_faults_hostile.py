@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.cluster import NodeProcess, make_home, passphrase_file
+from bench.soak_abuse import run_abuse
 
 from kith.identity import codec
 from kith.identity.crypto import blake2b
@@ -18,8 +20,6 @@ from kith.identity.keystore import TEST_KDF, KeystoreData
 from kith.p2pnet.api import ACTIONS
 from kith.p2pnet.control import unix_path
 from kith.sync.invites import PREFIX
-from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file
-from kith.tui.bench.soak_abuse import run_abuse
 from kith.tui.cli import EXIT_BAD_PASSPHRASE, main
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,7 @@ what is stored already).
 from __future__ import annotations
 
 import pytest
-
-from kith.tui.bench.soak_flood import run_flood_benchmark
+from bench.soak_flood import run_flood_benchmark
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kith.tui.bench import Figures, register
+from bench import Figures, register
 
 FLOOD_S = 30.0
 

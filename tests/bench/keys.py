@@ -6,7 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kith.tui.bench import Figures, register
+from bench import Figures, register
 
 
 @register("rekey_1000_ms")

@@ -12,7 +12,7 @@ second (forgeries and replays travel in batches of up to `PER_MESSAGE`), a mix o
   to gossipsub's seen-cache (replaying an identical message costs a node nothing).
 
 When a node drops it (banned), it dials again. It runs as its own process
-(``python -m kith.tui.bench.soak_flood``), so the honest nodes compete with it for CPU as they
+(``python -m bench.soak_flood`` with tests/ on the path), so the honest nodes compete with it for CPU as they
 would with a real attacker on the same machine, and prints what it did as JSON.
 
 `flood_honest_ratio` compares the rate at which a member's posts reach the other members
@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import TESTS_DIR, Figures, register
 from kith.sync.envelope import Envelope
-from kith.tui.bench import Figures, register
 
 FLOOD_KINDS = ("garbage", "forged", "replay")
 PER_MESSAGE = 64
@@ -170,9 +170,10 @@ def start_flooder(targets: list[str], topic: bytes, replays: list[bytes], *, rat
     """Run `flood` in its own process; read its JSON report with `finish_flooder`."""
     replay_file = workdir / "replays.hex"
     replay_file.write_text("\n".join(data.hex() for data in replays))
-    args = [sys.executable, "-m", "kith.tui.bench.soak_flood", "--topic", topic.hex(), "--rate", str(rate),
+    args = [sys.executable, "-m", "bench.soak_flood", "--topic", topic.hex(), "--rate", str(rate),
             "--seconds", str(seconds), "--replays", str(replay_file), *targets]  # fmt: skip
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def finish_flooder(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
@@ -231,9 +232,9 @@ def _honest_phase(world: Any, author: Any, circle: str, recipients: list[Any], *
 def run_flood_benchmark(*, members: int = 4, honest_rate: float = 20.0, seconds: float = 15.0,
                         flood_rate: float = 2000.0) -> dict[str, Any]:  # fmt: skip
     """Honest delivery without and with a flooder; and whether any flooder byte was stored."""
-    from kith.tui.bench.cluster import wait_for
-    from kith.tui.bench.soak_load import Load
-    from kith.tui.bench.soak_world import World
+    from bench.cluster import wait_for
+    from bench.soak_load import Load
+    from bench.soak_world import World
 
     with tempfile.TemporaryDirectory(prefix="kith-flood-") as tmp:
         root = Path(tmp)
