@@ -32,13 +32,13 @@ import trio
 
 from kith.identity.errors import KithError, RemoteProtocolError, StorageError, UsageError
 from kith.identity.keyring import RelayTopic
-from kith.identity.keystore import Keystore
 from kith.p2pnet.circles import Circle, MemberCircles
 from kith.p2pnet.config import NodeConfig
 from kith.p2pnet.control import ControlServer
 from kith.p2pnet.gate import Gate, Verdict
 from kith.p2pnet.gossip import JUNK_WEIGHT, GossipService, topic_from_name, topic_name
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 
 if TYPE_CHECKING:
     from kith.p2pnet.lifecycle import Lifecycle

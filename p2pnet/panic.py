@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from kith.identity.atomic import fsync_directory, overwrite_fd
 from kith.identity.errors import KithError
+from kith.p2pnet.atomic import fsync_directory, overwrite_fd
 
 if TYPE_CHECKING:
     from kith.p2pnet.node import Node

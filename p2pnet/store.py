@@ -22,8 +22,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from kith.identity.atomic import create_private
 from kith.identity.errors import LocalProtocolError, StorageError
+from kith.p2pnet.atomic import create_private
 from kith.sync.envelope import Envelope, Kind
 
 SCHEMA_VERSION = 2

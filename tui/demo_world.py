@@ -37,11 +37,12 @@ import trio
 
 from kith.identity.errors import KithError
 from kith.identity.keys import MemberIdentity
-from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.identity.keystore import TEST_KDF, KeystoreData
 from kith.p2pnet.api import build_methods
 from kith.p2pnet.config import NodeConfig
 from kith.p2pnet.hardening import harden_process
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.node import Node
 
 PASSPHRASE = "demo passphrase (throwaway)"

@@ -15,8 +15,8 @@ import signal
 import sys
 import time
 
-from kith.identity.atomic import create_private
 from kith.identity.errors import KithError
+from kith.p2pnet.atomic import create_private
 from kith.p2pnet.control import socket_in_use
 from kith.p2pnet.home import Home
 

@@ -28,8 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from kith.identity.atomic import overwrite_fd
 from kith.identity.errors import UsageError
+from kith.p2pnet.atomic import overwrite_fd
 from kith.p2pnet.home import Home
 
 MAX_TEXT_BYTES = 256 * 1024

@@ -29,11 +29,12 @@ def bench_privacy() -> Figures:
 
     from kith.identity.crypto import random_bytes
     from kith.identity.keys import MemberIdentity, NetworkKey
-    from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+    from kith.identity.keystore import TEST_KDF, KeystoreData
     from kith.p2pnet.api import allow_relay_topic, build_methods
     from kith.p2pnet.config import NodeConfig
     from kith.p2pnet.gossip import encode_batch, topic_name
     from kith.p2pnet.home import Home
+    from kith.p2pnet.keyfile import Keystore
     from kith.p2pnet.netstack import NetStack, open_netstack
     from kith.p2pnet.node import Node
     from kith.p2pnet.syncproto import PROTOCOL, AcceptResult, SyncPeer, run_initiator

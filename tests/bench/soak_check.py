@@ -39,7 +39,7 @@ from bench.soak_load import Load
 from bench.soak_world import Peer, World
 from kith.identity.errors import KithError, RemoteProtocolError
 from kith.identity.keyring import CircleKeys
-from kith.identity.keystore import Keystore
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.lifecycle import TURN_DELAY_S
 from kith.sync.content import blob_epoch, open_content
 from kith.sync.envelope import Envelope, circle_handle, is_marker, open_envelope, topic_of_epoch_key

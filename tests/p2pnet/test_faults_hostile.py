@@ -145,8 +145,8 @@ def test_malformed_invite_codes_are_refused_clearly(tmp_path: Path) -> None:
 def test_malformed_backup_files_are_refused_and_nothing_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from kith.identity.backup import write_backup
     from kith.identity.keys import MemberIdentity
+    from kith.p2pnet.keyfile import write_backup
 
     secret = passphrase_file(tmp_path)
     good = tmp_path / "good.kithbackup"

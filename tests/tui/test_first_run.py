@@ -22,8 +22,9 @@ from textual.pilot import Pilot
 from tui_harness import run, screen_text, type_text, wait_for_text, wait_until
 
 from kith.identity.keys import MemberIdentity
-from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.identity.keystore import TEST_KDF, KeystoreData
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 from kith.sync.invites import InviteCode
 from kith.tui.app import make_app
 from kith.tui.screens.join import JoinScreen

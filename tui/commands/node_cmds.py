@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable
 
 from kith.identity.errors import KithError, UsageError
-from kith.identity.keystore import Keystore, KeystoreData
+from kith.identity.keystore import KeystoreData
 from kith.p2pnet.addresses import check_announce, is_public
 from kith.p2pnet.config import DEFAULT_NODE_LISTEN, DEFAULT_NODE_PORT, NodeConfig
 from kith.p2pnet.control import socket_in_use
+from kith.p2pnet.keyfile import Keystore
 from kith.tui.context import Context
 from kith.tui.member_text import LINE, NAME, visible
 from kith.tui.passphrase import ask_existing, ask_new
