@@ -26,11 +26,13 @@ import json
 import logging
 import os
 import random
+import selectors
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +47,18 @@ asked rate of hostile envelopes, as a real attacker's would."""
 
 
 async def flood(
-    targets: list[str], topic: bytes, replays: list[bytes], *, rate: float, seconds: float, seed: int = 1
+    targets: list[str],
+    topic: bytes,
+    replays: list[bytes],
+    *,
+    rate: float,
+    seconds: float,
+    seed: int = 1,
+    on_start: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Publish ``rate`` hostile items per second (garbage messages, forged and replayed
-    envelopes) for ``seconds``; returns what was sent, per kind, and the rates reached."""
+    envelopes) for ``seconds``; returns what was sent, per kind, and the rates reached.
+    ``on_start`` is called once, as the first hostile message goes out."""
     import trio
 
     from kith.identity.keys import NetworkKey
@@ -59,7 +69,7 @@ async def flood(
     valid = [Envelope.decode(data) for data in replays]
     epochs = sorted({e.epoch for e in valid}) or [os.urandom(16)]
     name = topic_name(topic)
-    counts = {kind: 0 for kind in FLOOD_KINDS} | {"dials": 0, "dial_failures": 0, "publish_errors": 0}
+    counts: dict[str, float] = {kind: 0 for kind in FLOOD_KINDS} | {"dials": 0, "dial_failures": 0, "publish_errors": 0}
     forged_ids: list[str] = []
 
     def message(kind: str) -> tuple[bytes, int]:
@@ -114,6 +124,8 @@ async def flood(
             await trio.sleep(1.0)  # let the meshes form
             kinds = [k for k in FLOOD_KINDS if k != "replay" or valid]
             start = trio.current_time()
+            counts["started_at"] = time.time()  # wall clock, as the honest nodes' arrivals are
+            on_start()
             sent = messages = 0
             while trio.current_time() - start < seconds:
                 due = start + sent / rate
@@ -128,6 +140,7 @@ async def flood(
                     counts["publish_errors"] += 1
                 sent += items
                 messages += 1
+            counts["ended_at"] = time.time()
             counts["seconds"] = round(trio.current_time() - start, 2)
             counts["rate"] = round(sent / max(counts["seconds"], 1e-9))
             counts["messages_per_s"] = round(messages / max(counts["seconds"], 1e-9))
@@ -176,6 +189,24 @@ def start_flooder(targets: list[str], topic: bytes, replays: list[bytes], *, rat
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
+FLOODING = "flooding"
+"""The flooder's first line on stdout, once it is sending (its report follows when it is done)."""
+
+
+def wait_flooding(proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Return once the flooder is sending: on a busy machine its start takes seconds, and a
+    phase measured "during the flood" must not begin before the flood does. A liveness bound."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise RuntimeError(f"the flooder did not start sending within {timeout} s")
+    line = proc.stdout.readline().strip()
+    if line != FLOODING:
+        _out, err = proc.communicate(timeout=30)
+        raise RuntimeError(f"the flooder failed to start: {line!r} {err.strip()[-2000:]}")
+
+
 def finish_flooder(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
     out, err = proc.communicate(timeout=timeout)
     if proc.returncode != 0:
@@ -195,8 +226,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     replays = [bytes.fromhex(line) for line in Path(args.replays).read_text().split()] if args.replays else []
     logging.basicConfig(level=logging.ERROR)  # py-libp2p is chatty about the connections we lose
+
+    def started() -> None:
+        print(FLOODING, flush=True)
+
     report = trio.run(lambda: flood(args.targets, bytes.fromhex(args.topic), replays, rate=args.rate,
-                                    seconds=args.seconds))  # fmt: skip
+                                    seconds=args.seconds, on_start=started))  # fmt: skip
     print(json.dumps(report))
 
 
@@ -222,11 +257,18 @@ def _honest_phase(world: Any, author: Any, circle: str, recipients: list[Any], *
     horizon = end + grace_s
     delivered = 0
     late = 0
+    arrivals: list[float] = []
     for peer in recipients:
         seen = {op["id"]: at for at, p in list(peer.listener.arrivals) for op in p.get("ops", ()) if op["id"] in sent}
         delivered += sum(1 for at in seen.values() if at <= horizon)
         late += len(sent) - len(seen)
-    return {"posted": len(sent), "per_s": delivered / len(recipients) / (horizon - start), "undelivered": late}
+        arrivals += seen.values()
+    return {
+        "posted": len(sent),
+        "per_s": delivered / len(recipients) / (horizon - start),
+        "undelivered": late,
+        "arrivals": sorted(arrivals),
+    }
 
 
 def run_flood_benchmark(*, members: int = 4, honest_rate: float = 20.0, seconds: float = 15.0,
@@ -256,7 +298,7 @@ def run_flood_benchmark(*, members: int = 4, honest_rate: float = 20.0, seconds:
             replays = stored_envelopes(world.relays[0].home.store, topic)
             targets = [p.address for p in world.everyone()]
             flooder = start_flooder(targets, topic, replays, rate=flood_rate, seconds=seconds + 4, workdir=root)
-            time.sleep(2.0)
+            wait_flooding(flooder)
             flooded = _honest_phase(world, author, circle, others, rate=honest_rate, seconds=seconds)
             attack = finish_flooder(flooder)
             wait_for(agreed, timeout=120)
@@ -274,6 +316,10 @@ def run_flood_benchmark(*, members: int = 4, honest_rate: float = 20.0, seconds:
         "forged_stored": sum(len(forged & ids) for ids in after.values()),
         "gained": gained,
         "honest_posted_during_flood": flooded["posted"],
+        # Deliveries while the flooder was sending (its own start and end, on the same wall clock).
+        "honest_delivered_during_flood": sum(
+            1 for at in flooded["arrivals"] if attack["counts"]["started_at"] <= at <= attack["counts"]["ended_at"]
+        ),
         "banned_by": [n for n, s in statuses.items() if any("banned" in k or "invalid" in k for k in s["refused"])],
         "refused": {n: s["refused"] for n, s in statuses.items()},
         "gossip_rejected": {n: (s["gossip"] or {}).get("rejected_messages") for n, s in statuses.items()},

@@ -22,7 +22,7 @@ async def _store(params: dict[str, Any]) -> Any:
 async def _exchange(stream: trio.SocketStream, payload: bytes) -> Any:
     await stream.send_all(payload)
     data = b""
-    with trio.fail_after(5):
+    with trio.fail_after(30):  # a liveness bound: a busy machine must not fail the test
         while not data.endswith(b"\n"):
             chunk = await stream.receive_some(65536)
             assert chunk, "the node closed the connection"
