@@ -42,7 +42,7 @@ from kith.p2pnet.keyfile import Keystore
 
 if TYPE_CHECKING:
     from kith.p2pnet.lifecycle import Lifecycle
-from kith.p2pnet.netstack import NetError, NetStack, open_netstack
+from kith.p2pnet.netstack import NetError, NetStack, open_netstack, parse_peer_id
 from kith.p2pnet.pathwatch import PathWatch, route_source
 from kith.p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
 from kith.p2pnet.ratelimit import KeyedLimiter
@@ -792,6 +792,10 @@ class Node:
     async def sync_now(self, peer: str) -> SyncStats:
         """Run one reconciliation with ``peer`` and wait for it (tests, `kith sync`)."""
         assert self.net is not None
+        try:
+            parse_peer_id(peer)  # before it gets a row in the peer table
+        except NetError as exc:
+            return SyncStats(peer, True, error=str(exc))
         state = self.peers.setdefault(peer, PeerState(peer, self.clock()))
         state.syncing = True
         return await self._initiate_sync(peer)
@@ -856,7 +860,7 @@ class Node:
 
     async def _sync_loop(self) -> None:
         while True:
-            with trio.move_on_after(self.config.sync_interval_s * random.uniform(0.8, 1.2)):
+            with trio.move_on_after(self.config.sync_interval_s * random.uniform(0.8, 1.2)):  # noqa: S311 - jitter
                 await self._sync_wanted.wait()
                 await trio.sleep(0.05)  # gather a burst of triggers into one round
             self._sync_wanted = trio.Event()
@@ -903,7 +907,7 @@ class Node:
                 record.failures += 1
                 record.error = str(exc)
                 backoff = min(MAX_REDIAL_S, FIRST_REDIAL_S * 2 ** min(record.failures - 1, 16))
-                record.next_try = trio.current_time() + backoff * random.uniform(0.75, 1.25)
+                record.next_try = trio.current_time() + backoff * random.uniform(0.75, 1.25)  # noqa: S311 - jitter
             log.debug("dial %s failed (%d in a row): %s", addresses[0], records[0].failures, exc)
         else:
             for record in records:

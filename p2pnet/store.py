@@ -233,7 +233,7 @@ class EnvelopeStore:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for envelope_id, data in self._query(f"SELECT id, data FROM envelopes WHERE id IN ({marks})", tuple(chunk)):
+            for envelope_id, data in self._query(f"SELECT id, data FROM envelopes WHERE id IN ({marks})", tuple(chunk)):  # noqa: S608 - only the '?' placeholders are formatted in; every value is bound
                 found[envelope_id] = data  # type: ignore[index]
         return found
 
@@ -272,7 +272,7 @@ class EnvelopeStore:
             return []
         marks = ",".join("?" * len(topics))
         return self._query(  # type: ignore[return-value]
-            f"SELECT seq, data FROM envelopes WHERE seq > ? AND topic IN ({marks}) ORDER BY seq LIMIT ?",
+            f"SELECT seq, data FROM envelopes WHERE seq > ? AND topic IN ({marks}) ORDER BY seq LIMIT ?",  # noqa: S608 - only the '?' placeholders are formatted in; every value is bound
             (seq, *topics, limit),
         )
 
@@ -308,7 +308,7 @@ class EnvelopeStore:
         for start in range(0, len(envelope_ids), 500):
             chunk = envelope_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            row = self._query(f"SELECT MIN(seq) FROM envelopes WHERE id IN ({marks})", tuple(chunk))[0][0]
+            row = self._query(f"SELECT MIN(seq) FROM envelopes WHERE id IN ({marks})", tuple(chunk))[0][0]  # noqa: S608 - only the '?' placeholders are formatted in; every value is bound
             if row is not None:
                 lowest = min(lowest, row)  # type: ignore[type-var]
         return lowest

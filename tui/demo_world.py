@@ -45,7 +45,7 @@ from kith.p2pnet.home import Home
 from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.node import Node
 
-PASSPHRASE = "demo passphrase (throwaway)"
+PASSPHRASE = "demo passphrase (throwaway)"  # noqa: S105 - the demo's throwaway homes, said so on screen
 CIRCLE_NAME = "Riverside Mutual Aid"
 CIRCLE_DESCRIPTION = "Peer support and mutual aid for queer and trans folks around Riverside."
 USER_NAME = "Sam"
@@ -78,6 +78,22 @@ SCRIPTED_POSTS = (
 SETTLE_S = 5.0
 
 
+class Changes:
+    """Wakes whoever waits for the world's state whenever one of its nodes emits an event (ops
+    folded or refused, a member joined, a peer came or went): waits check again on a change
+    instead of polling."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def notify(self, event: str, payload: dict[str, Any]) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = trio.Event()
+
+
 @dataclass
 class World:
     root: Path
@@ -85,6 +101,12 @@ class World:
     members: dict[str, Node] = field(default_factory=dict)
     circle: str = ""
     methods: dict[int, dict[str, Any]] = field(default_factory=dict)
+    changes: Changes = field(default_factory=Changes)
+
+    def watch(self, node: Node) -> Node:
+        """Have ``node``'s events wake `changes`; returns it."""
+        node.listeners.append(self.changes.notify)
+        return node
 
     @property
     def user(self) -> Node:
@@ -114,7 +136,7 @@ class World:
             while True:
                 with trio.move_on_after(0.3):
                     while len({self.state_hash(n) for n in nodes}) != 1 or self.state_hash(nodes[0]) is None:
-                        await trio.sleep(0.01)
+                        await self.changes.wait()
                     return True
                 for node in nodes:
                     node.request_sync()
@@ -164,7 +186,7 @@ async def admit(world: World, members: list[Node], code: str) -> None:
             # next periodic round, so the request and the welcome arrive within milliseconds.
             with trio.move_on_after(0.25):
                 while not all(_is_member(world, node) for node in waiting):
-                    await trio.sleep(0.01)
+                    await world.changes.wait()
             for node in waiting + [world.members["Ash"]]:
                 if node.peers:
                     await world.call(node, "sync")
@@ -183,10 +205,10 @@ async def build(world: World, nursery: trio.Nursery) -> None:
     """Start the relay and the members, create the circle, invite everyone in."""
     relay_home, relay_keys = make_member_home(world.root, "relay", relay=True)
     homes = {name: make_member_home(world.root, name) for name in (*SCRIPTED, USER_NAME)}
-    world.relay = Node(relay_home, relay_keys, config([]), relay=True)
+    world.relay = world.watch(Node(relay_home, relay_keys, config([]), relay=True))
     await nursery.start(world.relay.run)
     bootstrap = [address(world.relay)]
-    ash = Node(*homes["Ash"], config(bootstrap))
+    ash = world.watch(Node(*homes["Ash"], config(bootstrap)))
     await nursery.start(ash.run)
     world.members["Ash"] = ash
     created = await world.call(ash, "circle.create", name=CIRCLE_NAME, description=CIRCLE_DESCRIPTION)
@@ -197,7 +219,7 @@ async def build(world: World, nursery: trio.Nursery) -> None:
     await world.call(ash, "relay.add", circle=world.circle, address=bootstrap[0])
     invite = await world.call(ash, "invite.create", circle=world.circle, uses=3)
     for name in (USER_NAME, *SCRIPTED[1:]):
-        node = Node(*homes[name], config(bootstrap))
+        node = world.watch(Node(*homes[name], config(bootstrap)))
         await nursery.start(node.run)
         world.members[name] = node
     say("user", socket=str(world.user.home.socket), home=str(world.user.home.root), circle=world.circle)
@@ -360,7 +382,7 @@ async def run_world(root: Path, *, static: bool, pace: float, on_ready: Callable
         if on_ready is not None:
             on_ready()
         if not static:
-            nursery.start_soon(keep_acting, world, pace, random.Random())
+            nursery.start_soon(keep_acting, world, pace, random.Random())  # noqa: S311 - scripted demo members' pacing, not secrets
 
 
 async def _exit_on_stdin_eof(scope: trio.CancelScope) -> None:

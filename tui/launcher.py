@@ -78,7 +78,7 @@ async def start_node(home: Home, passphrase: str, extra_args: list[str] | None =
     stderr_path = home.logs / "client-started-node.err"
     create_private(stderr_path)
     try:
-        with open(stderr_path, "wb") as stderr:
+        with open(stderr_path, "wb") as stderr:  # noqa: ASYNC230 - creating a small local log file before the node starts
             process = await asyncio.create_subprocess_exec(
                 *node_command(home, read_fd, extra_args or []),
                 stdin=asyncio.subprocess.DEVNULL,

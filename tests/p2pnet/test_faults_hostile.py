@@ -21,6 +21,7 @@ from kith.p2pnet.api import ACTIONS
 from kith.p2pnet.control import unix_path
 from kith.sync.invites import PREFIX
 from kith.tui.cli import EXIT_BAD_PASSPHRASE, main
+from kith.tui.rpc import NodeError
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +128,7 @@ def test_malformed_invite_codes_are_refused_clearly(tmp_path: Path) -> None:
             _code({k: v for k, v in body.items() if k != "c"}), _code({**body, "v": 1}), _code({**body, "v": 3}),
         ]  # fmt: skip
         for code in codes:
-            with pytest.raises(Exception) as refused:
+            with pytest.raises(NodeError) as refused:
                 bob.call("join", code=code)
             message = str(refused.value)
             assert message and "Traceback" not in message and len(message) < 300, message

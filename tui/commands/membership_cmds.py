@@ -383,7 +383,7 @@ def _stop_node_writing(node: _PanickedNode, warn: bool) -> None:
             reply = client.call("panic", warn=warn)
         node.warned = list(reply.get("warned", []))
         node.pid = node.pid or reply.get("pid")
-    except Exception:  # noqa: BLE001 - a hung or dying node must not stop the wipe
+    except Exception:  # noqa: BLE001, S110 - a hung or dying node must not stop the wipe
         pass
 
 
