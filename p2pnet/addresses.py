@@ -31,7 +31,7 @@ from collections.abc import Iterable
 
 from kith.identity.errors import UsageError
 
-UNSPECIFIED_HOSTS = frozenset({"0.0.0.0", "::"})
+UNSPECIFIED_HOSTS = frozenset({"0.0.0.0", "::"})  # noqa: S104 - recognised in addresses, not bound
 MAX_ADDRESSES_PER_PEER = 8
 """Addresses the book keeps for one peer (the newest that worked)."""
 MAX_PEERS = 4096
@@ -119,7 +119,7 @@ def expand_unspecified(listening: Iterable[str], interfaces: Iterable[str]) -> l
         if parts is None:
             continue
         proto, host, port, _ = parts
-        if host == "0.0.0.0":
+        if host == "0.0.0.0":  # noqa: S104 - expanding a listen address, not binding
             out += [f"/ip4/{ip}/tcp/{port}" for ip in v4]
         elif host == "::":
             out += [f"/ip6/{ip}/tcp/{port}" for ip in v6]

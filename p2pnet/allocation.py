@@ -31,8 +31,8 @@ from kith.sync.lifecycle import TURN_DELAY_S
 from kith.sync.private import make_statement, open_private, private_ref, seal_private
 
 if TYPE_CHECKING:
-    from kith.identity.keystore import Keystore
     from kith.p2pnet.circles import Circle, MemberCircles
+    from kith.p2pnet.keyfile import Keystore
     from kith.sync.envelope import Envelope
     from kith.sync.ops import SignedOp
 

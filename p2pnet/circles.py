@@ -24,7 +24,7 @@ from kith.identity.crypto import RandomBytes, random_bytes
 from kith.identity.errors import KithError, Malformed, RemoteProtocolError, StorageError, UsageError
 from kith.identity.keyring import CircleKeys
 from kith.identity.keys import MemberIdentity
-from kith.identity.keystore import Keystore
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.statecache import StateCache
 from kith.p2pnet.store import EnvelopeStore
 from kith.sync.content import ContentReader, seal_content

@@ -59,5 +59,5 @@ async def close_quietly(stream: Any, *, reset: bool = False) -> None:
             await stream.reset()
         else:
             await stream.close()
-    except Exception:  # noqa: BLE001 - closing a dead stream may raise anything; it is closed either way
+    except Exception:  # noqa: BLE001, S110 - closing a dead stream may raise anything; it is closed either way
         pass

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from kith.identity.errors import RemoteProtocolError, StorageError, UsageError
+from kith.identity.errors import LocalProtocolError, RemoteProtocolError, StorageError, UsageError
 from kith.identity.keys import DEFAULT_NAME
 from kith.p2pnet.allocation import AllocationService
 from kith.p2pnet.gate import Gate, Verdict
@@ -92,8 +92,8 @@ from kith.sync.precheck import check_action
 from kith.sync.reports import ReportBook
 
 if TYPE_CHECKING:
-    from kith.identity.keystore import Keystore
     from kith.p2pnet.circles import Circle, MemberCircles
+    from kith.p2pnet.keyfile import Keystore
     from kith.p2pnet.store import EnvelopeStore
     from kith.sync.ops import SignedOp
 
@@ -624,9 +624,11 @@ class Lifecycle:
         """Every epoch key we hold (the state is a fold of every op; what we lack, organizers
         share once the newcomer's acknowledgement shows it missing); content keys only as the
         charter allows: the current one, or all of them when newcomers may read the past."""
-        assert request.request is not None
+        if request.request is None:
+            raise LocalProtocolError("a welcome for a join request that was never read")
         current_content = circle.keys.current_content_key
-        assert current_content is not None
+        if current_content is None:
+            raise LocalProtocolError("a welcome from a circle whose keys hold no content key")
         contents = dict(circle.keys.contents) if history else {circle.keys.current: current_content}
         info = circle.replica.state.info.get("circle")
         invite = circle.replica.state.invites[request.invite or b""]

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from kith.identity.atomic import create_private
+from kith.p2pnet.atomic import create_private
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")

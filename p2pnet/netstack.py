@@ -19,6 +19,7 @@ import libp2p.pubsub.gossipsub as _gossipsub_module
 import libp2p.pubsub.pubsub as _pubsub_module
 import multiaddr
 import trio
+import trio.lowlevel
 from google.protobuf.message import DecodeError
 from libp2p import new_host
 from libp2p.abc import IHost, INotifee
@@ -100,6 +101,23 @@ def advertised(transports: list[Any], announce: list[str]) -> list[Any]:
 
 class NetError(KithError):
     """A network operation failed (peer unreachable, stream broken, timed out)."""
+
+
+MAX_PEER_ID_CHARS = 128
+"""Longer than any libp2p peer id in base58 (an Ed25519 key's is 52 characters, an RSA key's 46).
+py-libp2p's base58 decoding is quadratic: a 70,000-character "peer id" from the control API held
+the node's loop for 10 s."""
+_BASE58 = frozenset("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz")
+
+
+def parse_peer_id(peer: str) -> ID:
+    """A libp2p peer id from its base58 text; `NetError` if it cannot be one (checked before decoding)."""
+    if not 1 <= len(peer) <= MAX_PEER_ID_CHARS or not _BASE58.issuperset(peer):
+        raise NetError(f"not a peer id: {peer[:16]!r}{'...' if len(peer) > 16 else ''}")
+    try:
+        return ID.from_base58(peer)
+    except ValueError as exc:
+        raise NetError(f"not a peer id: {peer[:16]!r}") from exc
 
 
 def reclaim_logging(level: int = logging.WARNING) -> None:
@@ -458,7 +476,7 @@ class NetStack:
                 f"{address} names no host (0.0.0.0 or :: means 'this machine' only to the node that listens);"
                 " use an address from that node's 'kith status'"
             )
-        peer_id = ID.from_base58(peer)
+        peer_id = parse_peer_id(peer)
         network = self.host.get_network()
         if any(not c.is_closed for c in network.connections.get(peer_id, ())):
             return peer
@@ -528,7 +546,7 @@ class NetStack:
         up. libp2p itself trims a second connection only after a 20 s grace period.
         Connections we opened are left alone, so two peers dialling each other at once
         never close both."""
-        connections = self.host.get_network().get_connections(ID.from_base58(peer))
+        connections = self.host.get_network().get_connections(parse_peer_id(peer))
         theirs = [c for c in connections if getattr(c.muxed_conn, "is_initiator_value", True) is False]
         for conn in theirs[:-1]:
             with trio.move_on_after(5):
@@ -540,7 +558,7 @@ class NetStack:
 
     async def disconnect(self, peer: str) -> None:
         try:
-            await self.host.disconnect(ID.from_base58(peer))
+            await self.host.disconnect(parse_peer_id(peer))
         except Exception as exc:  # noqa: BLE001
             log.debug("disconnect %s failed: %s", peer[:12], exc)
 
@@ -557,7 +575,7 @@ class NetStack:
                 log.warning("stream handler %s failed for peer %s: %r", protocol, peer[:12], exc)
                 try:
                     await stream.reset()
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001, S110 - the failure above is logged; the stream is gone either way
                     pass
 
         self.host.set_stream_handler(TProtocol(protocol), guarded)
@@ -565,7 +583,7 @@ class NetStack:
     async def open_stream(self, peer: str, protocol: str, *, timeout: float = 10.0) -> Any:
         try:
             with trio.fail_after(timeout):
-                return await self.host.new_stream(ID.from_base58(peer), [TProtocol(protocol)])
+                return await self.host.new_stream(parse_peer_id(peer), [TProtocol(protocol)])
         except trio.TooSlowError:
             raise NetError(f"timed out opening {protocol} to {peer[:12]}") from None
         except Exception as exc:  # noqa: BLE001
@@ -592,8 +610,8 @@ class NetStack:
     def forget_peer(self, peer: str) -> None:
         """A peer left: drop what we held for it."""
         try:
-            peer_id = ID.from_base58(peer)
-        except ValueError:
+            peer_id = parse_peer_id(peer)
+        except NetError:
             return  # not a peer id: nothing was held for it
         tables = ("_held_subscriptions", "_due_announces", "_held_grafts")
         for table in (getattr(self.pubsub, name, None) for name in tables):
@@ -640,7 +658,7 @@ class NetStack:
         await self.pubsub.publish(topic, data)
         # publish() has no checkpoint; a loop of publishes would starve the per-peer
         # sender tasks and overflow their queues. Yield once per message.
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
 
     async def wait_for_room(self, high_water: int) -> None:
         """Return once every peer's outbound gossip queue is shorter than ``high_water``."""

@@ -34,7 +34,6 @@ import trio
 
 from kith.identity.errors import KithError, LocalProtocolError, StorageError, UsageError
 from kith.identity.keyring import RelayTopic
-from kith.identity.keystore import Keystore
 from kith.p2pnet.circles import Circle, MemberCircles
 from kith.p2pnet.config import NodeConfig
 from kith.p2pnet.control import ControlServer, Handler
@@ -42,8 +41,9 @@ from kith.p2pnet.framing import close_quietly
 from kith.p2pnet.gate import Gate, Verdict
 from kith.p2pnet.gossip import JUNK_WEIGHT, GossipService, topic_from_name, topic_name
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.lifecycle import Lifecycle
-from kith.p2pnet.netstack import NetError, NetStack, open_netstack
+from kith.p2pnet.netstack import NetError, NetStack, open_netstack, parse_peer_id
 from kith.p2pnet.pathwatch import PathWatch, route_source
 from kith.p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
 from kith.p2pnet.ratelimit import KeyedLimiter
@@ -461,11 +461,10 @@ class Node:
         if not candidates or index is None:
             return result
         kinds = {e.id: kind for e in candidates if (kind := self.gate.kind_of(e)) is not Kind.OP}
-        try:
-            new = self.disk.store.add_batch(candidates, kinds)
-        except StorageError as exc:  # nothing was stored; peers offer it again later
-            self._storage_failed(exc, len(candidates))
+        stored = await self._store(topic, index, candidates, kinds)
+        if stored is None:
             return result
+        index, new = stored
         result.duplicates += len(candidates) - len(new)
         self._index_new(topic, index, new, source, result)
         if new and not via_gossip and self._runtime is not None:
@@ -477,6 +476,37 @@ class Node:
         elif new:
             self._act_as_relay(topic, new, kinds)
         return result
+
+    async def _store(
+        self, topic: bytes, index: ItemIndex, candidates: list[Envelope], kinds: Mapping[bytes, Kind]
+    ) -> tuple[ItemIndex, list[Envelope]] | None:
+        """Write the batch in a worker thread while other tasks run; the topic's index and
+        the envelopes that were new, or None when nothing is to be indexed.
+
+        The batch's bytes are reserved first, so concurrent batches cannot together pass a
+        relay's quota check; the write is shielded, so what it stored always reaches the
+        index (nothing after it waits)."""
+        reserved = sum(len(e.data) for e in candidates)
+        self.topic_bytes[topic] += reserved
+        failure: StorageError | None = None
+        with trio.CancelScope(shield=True):
+            try:
+                new = await self.disk.store.add_batch_in_thread(candidates, kinds)
+            except StorageError as exc:  # nothing was stored; peers offer it again later
+                new, failure = [], exc
+        current = self.indexes.get(topic)
+        if current is None:  # dropped meanwhile: what the batch added goes too
+            if new:
+                self.drop_topic(topic)
+            return None
+        if current is index:
+            self.topic_bytes[topic] += sum(len(e.data) for e in new) - reserved
+        else:  # rebuilt from the store meanwhile (storage recovery), maybe before this commit
+            self.topic_bytes[topic] = self.disk.store.bytes_in_topic(topic)
+        if failure is not None:
+            self._storage_failed(failure, len(candidates))
+            return None
+        return current, new
 
     def _screen(
         self, topic: bytes, envelopes: list[Envelope], source: str, index: ItemIndex | None, result: AcceptResult
@@ -510,7 +540,6 @@ class Node:
         """Envelopes just stored: what reconciliation offers from now on, and who gave them."""
         for envelope in new:
             index.add(envelope.ts, envelope.id)
-            self.topic_bytes[topic] += len(envelope.data)
         result.new = new
         self.stats.accepted += len(new)
         if new and source in self.peers:
@@ -780,6 +809,10 @@ class Node:
 
     async def sync_now(self, peer: str) -> SyncStats:
         """Run one reconciliation with ``peer`` and wait for it (tests, `kith sync`)."""
+        try:
+            parse_peer_id(peer)  # before it gets a row in the peer table
+        except NetError as exc:
+            return SyncStats(peer, True, error=str(exc))
         state = self.peers.setdefault(peer, PeerState(peer, self.clock()))
         state.syncing = True
         return await self._initiate_sync(peer)
@@ -840,7 +873,7 @@ class Node:
 
     async def _sync_loop(self) -> None:
         while True:
-            with trio.move_on_after(self.config.sync_interval_s * random.uniform(0.8, 1.2)):
+            with trio.move_on_after(self.config.sync_interval_s * random.uniform(0.8, 1.2)):  # noqa: S311 - jitter
                 await self._sync_wanted.wait()
                 await trio.sleep(0.05)  # gather a burst of triggers into one round
             self._sync_wanted = trio.Event()
@@ -885,7 +918,7 @@ class Node:
                 record.failures += 1
                 record.error = str(exc)
                 backoff = min(MAX_REDIAL_S, FIRST_REDIAL_S * 2 ** min(record.failures - 1, 16))
-                record.next_try = trio.current_time() + backoff * random.uniform(0.75, 1.25)
+                record.next_try = trio.current_time() + backoff * random.uniform(0.75, 1.25)  # noqa: S311 - jitter
             log.debug("dial %s failed (%d in a row): %s", addresses[0], records[0].failures, exc)
         else:
             for record in records:

@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from kith.identity.atomic import fsync_directory, overwrite_fd
 from kith.identity.errors import KithError
+from kith.p2pnet.atomic import fsync_directory, overwrite_fd
 
 if TYPE_CHECKING:
-    from kith.identity.keystore import Keystore
     from kith.p2pnet.circles import MemberCircles
     from kith.p2pnet.home import Home
+    from kith.p2pnet.keyfile import Keystore
     from kith.p2pnet.statecache import StateCache
     from kith.p2pnet.store import EnvelopeStore
 
@@ -218,7 +218,7 @@ def stop_writing(node: PanickingNode) -> None:
         if storage is not None:
             try:
                 storage.move_to_memory()
-            except Exception:  # noqa: BLE001 - a store that cannot move is wiped anyway
+            except Exception:  # noqa: BLE001, S110 - a store that cannot move is wiped anyway
                 pass
     node.keystore.forget()
 
@@ -265,5 +265,5 @@ async def _deliver_and_exit(node: PanickingNode, push: bool) -> None:
 async def _push_to(node: PanickingNode, peer: str) -> None:
     try:
         await node.sync_now(peer)
-    except Exception:  # noqa: BLE001 - best effort within the bound; the process exits next
+    except Exception:  # noqa: BLE001, S110 - best effort within the bound; the process exits next
         pass

@@ -26,8 +26,12 @@ class _Penalties(dict[str, float]):
 
 
 class PeerGuard:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, wall_clock: Callable[[], float] = time.time
+    ) -> None:
         self.clock = clock
+        self.wall_clock = wall_clock
+        """Only to tell people when a block ends (`until_wall_clock`); never to decide one."""
         self.penalties = _Penalties()
         self.banned: dict[str, float] = {}
         """Peer id -> until when (this guard's clock) it is refused."""
@@ -60,7 +64,7 @@ class PeerGuard:
     def until_wall_clock(self, peer: str) -> float | None:
         """When a block or ban ends, as a Unix time (for people and the control API)."""
         until = self.banned.get(peer)
-        return None if until is None else time.time() + (until - self.clock())
+        return None if until is None else self.wall_clock() + (until - self.clock())
 
     def decay(self) -> None:
         """Halve every penalty (call every `PENALTY_HALF_LIFE_S`); drop those under 1."""

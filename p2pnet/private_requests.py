@@ -36,8 +36,8 @@ from kith.sync.private import (
 from kith.sync.reports import REPORT_KIND, ReportBook
 
 if TYPE_CHECKING:
-    from kith.identity.keystore import Keystore
     from kith.p2pnet.circles import Circle, MemberCircles
+    from kith.p2pnet.keyfile import Keystore
     from kith.sync.envelope import Envelope
     from kith.sync.ops import SignedOp
 

@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 from kith.identity.errors import RemoteProtocolError, StorageError
 from kith.identity.keyring import RelayTopic
-from kith.identity.keystore import Keystore
 from kith.p2pnet.gate import Gate
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.store import EnvelopeStore
 from kith.p2pnet.syncproto import AcceptResult
 from kith.sync.envelope import Envelope, Kind, epoch_topic, relay_hints

@@ -13,18 +13,28 @@ the ones that were new. When it returns, the batch is on disk: ``synchronous=FUL
 WAL mode fsyncs the log at each commit, so an acknowledged envelope survives ``kill -9``
 and power loss. Inserting an envelope that is already present is a no-op (idempotent).
 
-This module is plain Python and sqlite3: no framework, no clock, no randomness.
+Writes and reads use two connections to the one file. Every write (`add_batch`,
+`delete_topic`) goes through the writer connection, one at a time under a lock, so the node
+can run it in a worker thread (`add_batch_in_thread`) and the trio loop keeps serving peers
+while the commit fsyncs. Reads use the other connection, on the caller's thread; in WAL
+mode they never wait for the writer and see exactly what has committed, so a write is
+visible to every read that starts after it returned.
+
+No clock, no randomness; trio only to hand a write to a worker thread.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from kith.identity.atomic import create_private
+import trio
+
 from kith.identity.errors import LocalProtocolError, StorageError
+from kith.p2pnet.atomic import create_private
 from kith.sync.envelope import Envelope, Kind
 
 SCHEMA_VERSION = 2
@@ -67,10 +77,13 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"store error on {path}: {exc}")
 
 
-def open_private_db(path: Path, *, fsync: bool) -> sqlite3.Connection:
-    """A private (0600) SQLite file in WAL mode, as both of the node's stores use it."""
+def open_private_db(path: Path, *, fsync: bool, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A private (0600) SQLite file in WAL mode, as both of the node's stores use it.
+
+    ``check_same_thread=False`` only for a connection its owner serialises itself (the
+    envelope store's writer, used by one thread at a time under its lock)."""
     create_private(path)
-    db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+    db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=check_same_thread)
     db.execute("PRAGMA journal_mode=WAL")
     # FULL: each commit fsyncs the WAL, so an acknowledged write survives power loss.
     # OFF (throwaway homes only) still commits atomically and survives the process being killed.
@@ -86,11 +99,16 @@ class EnvelopeStore:
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
         """``fsync=False`` only for throwaway homes (`NodeConfig.fsync`)."""
         self.path = path
+        self._write_lock = threading.Lock()
+        """Held for each write on ``_writer``, whichever thread runs it."""
+        self._thread_limiter = trio.CapacityLimiter(1)
+        """One worker thread at a time, so writes queue in trio (fairly, in call order)."""
         try:
             self._db = open_private_db(path, fsync=fsync)
             self._db.execute(_META)
             self._check_schema()
             self._db.executescript(_SCHEMA)
+            self._writer = open_private_db(path, fsync=fsync, check_same_thread=False)
         except OSError as exc:
             raise StoreError(f"cannot create {path}: {exc.strerror or exc}") from exc
         except sqlite3.Error as exc:
@@ -102,12 +120,17 @@ class EnvelopeStore:
 
         The file's connection is left open, never closed: closing would checkpoint the
         WAL into the file and delete the WAL without overwriting it (its blocks would
-        keep the pages). The panic wipe overwrites both; the process exits right after."""
-        self._abandoned = self._db
-        self._db = sqlite3.connect(":memory:", isolation_level=None)
-        self._db.execute(_META)
-        self._check_schema()
-        self._db.executescript(_SCHEMA)
+        keep the pages). The panic wipe overwrites both; the process exits right after.
+        From here on reads and writes share the one in-memory connection (a second
+        connection would open a second, empty database)."""
+        with self._write_lock:
+            self._abandoned = (self._db, self._writer)
+            memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            memory.execute(_META)
+            self._db = memory
+            self._check_schema()
+            memory.executescript(_SCHEMA)
+            self._writer = memory
 
     def _check_schema(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
@@ -122,7 +145,9 @@ class EnvelopeStore:
             raise StoreError(f"{self.path} was written by a newer kith (schema {row[0]}); upgrade kith")
 
     def close(self) -> None:
-        self._db.close()
+        with self._write_lock:
+            self._writer.close()
+            self._db.close()
 
     def __enter__(self) -> EnvelopeStore:
         return self
@@ -132,12 +157,27 @@ class EnvelopeStore:
 
     # --- writes -------------------------------------------------------------------
 
+    async def add_batch_in_thread(
+        self, envelopes: list[Envelope], kinds: Mapping[bytes, Kind] | None = None
+    ) -> list[Envelope]:
+        """`add_batch` in a worker thread, so the commit's fsync does not stall the trio loop.
+
+        Same guarantee: when it returns the batch is on disk. A cancelled caller still waits
+        for the transaction to finish (the thread is never abandoned), so the caller never
+        loses track of a batch that was stored."""
+        return await trio.to_thread.run_sync(self.add_batch, envelopes, kinds, limiter=self._thread_limiter)
+
     def add_batch(self, envelopes: Iterable[Envelope], kinds: Mapping[bytes, Kind] | None = None) -> list[Envelope]:
         """Insert envelopes in one durable transaction; return those that were new.
         ``kinds``: envelope id -> what it holds, for the markers among them."""
-        kinds = kinds or {}
+        with self._write_lock:
+            return self._insert(self._writer, envelopes, kinds or {})
+
+    def _insert(
+        self, db: sqlite3.Connection, envelopes: Iterable[Envelope], kinds: Mapping[bytes, Kind]
+    ) -> list[Envelope]:
         new: list[Envelope] = []
-        cursor = self._db.cursor()
+        cursor = db.cursor()
         try:
             cursor.execute("BEGIN IMMEDIATE")
             try:
@@ -157,7 +197,7 @@ class EnvelopeStore:
                         new.append(envelope)
                 cursor.execute("COMMIT")
             except BaseException:
-                if self._db.in_transaction:
+                if db.in_transaction:
                     cursor.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
@@ -167,7 +207,8 @@ class EnvelopeStore:
     def delete_topic(self, topic: bytes) -> int:
         """Forget every envelope of a topic (a relay dropping a circle); returns the count."""
         try:
-            cursor = self._db.execute("DELETE FROM envelopes WHERE topic = ?", (topic,))
+            with self._write_lock:
+                cursor = self._writer.execute("DELETE FROM envelopes WHERE topic = ?", (topic,))
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
         return cursor.rowcount
@@ -194,7 +235,7 @@ class EnvelopeStore:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for envelope_id, data in self._query(f"SELECT id, data FROM envelopes WHERE id IN ({marks})", tuple(chunk)):
+            for envelope_id, data in self._query(f"SELECT id, data FROM envelopes WHERE id IN ({marks})", tuple(chunk)):  # noqa: S608 - only the '?' placeholders are formatted in; every value is bound
                 found[envelope_id] = data
         return found
 
@@ -233,7 +274,7 @@ class EnvelopeStore:
             return []
         marks = ",".join("?" * len(topics))
         return self._query(
-            f"SELECT seq, data FROM envelopes WHERE seq > ? AND topic IN ({marks}) ORDER BY seq LIMIT ?",
+            f"SELECT seq, data FROM envelopes WHERE seq > ? AND topic IN ({marks}) ORDER BY seq LIMIT ?",  # noqa: S608 - only the '?' placeholders are formatted in; every value is bound
             (seq, *topics, limit),
         )
 
@@ -269,7 +310,7 @@ class EnvelopeStore:
         for start in range(0, len(envelope_ids), 500):
             chunk = envelope_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            row = self._query(f"SELECT MIN(seq) FROM envelopes WHERE id IN ({marks})", tuple(chunk))[0][0]
+            row = self._query(f"SELECT MIN(seq) FROM envelopes WHERE id IN ({marks})", tuple(chunk))[0][0]  # noqa: S608 - only the '?' placeholders are formatted in; every value is bound
             if row is not None:
                 lowest = min(lowest, row)
         return lowest

@@ -34,6 +34,7 @@ import heapq
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+from kith.identity.errors import LocalProtocolError
 from kith.sync.ops import SignedOp
 
 
@@ -137,7 +138,8 @@ class CausalIndex:
         while heap:
             _neg, op_id = heapq.heappop(heap)
             current = self.get(op_id)
-            assert current is not None
+            if current is None:
+                raise LocalProtocolError("an op in the causal index lost its metadata")
             yield op_id, current
             for parent in current.parents:
                 if parent not in seen:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kith.identity.errors import LocalProtocolError
 from kith.sync.kinds.records import ELECTION, OPEN, ORGANIZER, REVIEW, WITHDRAWN
 from kith.sync.opkind import OpKind
 
@@ -110,7 +111,8 @@ def moderation_log(state: CircleState, ops: Iterable[SignedOp], *, limit: int | 
     deciders: dict[bytes, list[bytes]] = {}
     for proposal_id, proposal in state.proposals.items():
         if proposal.kind in DECISION_ENTRIES and proposal.status not in (OPEN, WITHDRAWN):
-            assert proposal.decided_by is not None
+            if proposal.decided_by is None:
+                raise LocalProtocolError("a decided proposal has no deciding op")
             deciders.setdefault(proposal.decided_by, []).append(proposal_id)
     entries: list[ModEntry] = []
     for signed in ops:

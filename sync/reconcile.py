@@ -223,7 +223,8 @@ class ReconcileSession(RangeAnswers):
         first = self._multiplier is None
         message = decode_message(data, first=first)
         if first:
-            assert message.salt is not None
+            if message.salt is None:  # decode_message(first=True) requires it
+                raise LocalProtocolError("the opening message was decoded without its salt")
             self.salt = message.salt
             self._multiplier = salt_multiplier(message.salt)
         spans = message.spans()

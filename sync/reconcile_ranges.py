@@ -118,7 +118,8 @@ class Snapshot:
     def cells(self, first: int) -> list[int]:
         if self.index is not None:
             return self.index.plain_table(first)
-        assert self.values is not None
+        if self.values is None:
+            raise LocalProtocolError("a range without an index has no values")
         return build_cells(self.values, first)
 
     def lookup(self, wanted: Collection[int]) -> Mapping[int, Sequence[bytes]]:
@@ -126,7 +127,8 @@ class Snapshot:
         if self.index is not None:
             return self.index.items_with_plain_keys(wanted)
         if self._by_key is None:
-            assert self.keys is not None and self.values is not None
+            if self.keys is None or self.values is None:
+                raise LocalProtocolError("a range without an index has no keys")
             by_key: dict[int, list[bytes]] = {}
             for item, value in zip(self.keys, self.values, strict=True):
                 by_key.setdefault(value >> 16, []).append(item)
@@ -352,7 +354,8 @@ class RangeAnswers:
             return Snapshot(False, count, total, index=self.index)
         keys = self.index.item_keys(lower, upper)
         if salted:
-            assert self._multiplier is not None
+            if self._multiplier is None:
+                raise LocalProtocolError("a salted snapshot before the salt was known")
             return Snapshot(True, count, total, keys, sketch_values(keys, self._multiplier))
         return Snapshot(False, count, total, keys, plain_values(keys))
 
@@ -421,7 +424,8 @@ class RangeAnswers:
     def _verify_result(self, mine: Sent, lower: bytes, upper: bytes, payload: SketchResult, reply: Reply) -> list[Sent]:
         """Check the peer's decoding of our sketch against the items we sketched."""
         snapshot = mine.snapshot
-        assert snapshot is not None
+        if snapshot is None:
+            raise LocalProtocolError("a sketch result for a range we sent no sketch of")
         need = payload.need_keys()
         offered = payload.have_keys()
         their_ids: list[bytes] = []

@@ -77,7 +77,8 @@ class CircleReplica:
         )
 
     def _history(self, upto: FoldKey) -> Iterator[SignedOp]:
-        assert self._cache is not None
+        if self._cache is None:
+            raise LocalProtocolError("this replica has no state cache")
         return self._cache.iter_ops(self.circle_id, upto=upto)
 
     @classmethod

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from kith.identity.errors import BadSignature, RemoteProtocolError
+from kith.identity.errors import BadSignature, LocalProtocolError, RemoteProtocolError
 from kith.sync.content import NO_READER, ContentReader
 from kith.sync.kinds import schema
 from kith.sync.ops import SignedOp
@@ -153,7 +153,8 @@ def report_views(state: CircleState, reports: Any, reader: ContentReader = NO_RE
                 None if hidden is None else hidden.reason,
             ))  # fmt: skip
         else:
-            assert report.member is not None
+            if report.member is None:
+                raise LocalProtocolError("a report names neither a post nor a member")
             views.append(ReportView(
                 report.id, report.reporter, name, report.ts, "member", report.member, report.member,
                 display_name(state, report.member), report.reason, "", True, None,

@@ -8,7 +8,7 @@ document holds exactly these values, so the spec and the code cannot drift apart
 from __future__ import annotations
 
 from kith.identity.keys import MemberIdentity, NetworkKey, safety_number
-from kith.identity.keystore import KdfParams, KeystoreData, _derive, seal_keystore
+from kith.identity.keystore import KdfParams, KeystoreData, derive_key, seal_keystore
 from kith.sync.access import Session
 from kith.sync.content import seal_content
 from kith.sync.envelope import (
@@ -61,7 +61,7 @@ def compute() -> dict[str, str]:
     envelope = seal(signed.data, epoch_key=EPOCH_KEY, ts=1_700_000_000, rand=_fixed(0x0A))
     params = KdfParams(opslimit=1, memlimit=8192)
     salt = bytes([0x0B]) * 16
-    key, kcv = _derive("correct horse battery staple", salt, params)
+    key, kcv = derive_key("correct horse battery staple", salt, params)
     data = KeystoreData(identity=ALICE, network=NetworkKey(bytes([0x0D]) * 32), storage_key=bytes([0x0E]) * 32)
     keystore = seal_keystore(data, key, kcv, salt, params, rand=_fixed(0x0C))
     invite_secret = bytes([0x21]) * 32

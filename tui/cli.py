@@ -18,8 +18,8 @@ import traceback
 from importlib import metadata
 from typing import NoReturn
 
-from kith.identity.atomic import create_private
 from kith.identity.errors import BadPassphrase, KithError, UsageError
+from kith.p2pnet.atomic import create_private
 from kith.p2pnet.hardening import harden_process
 from kith.p2pnet.home import Home
 from kith.tui.context import Context

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from kith.identity.errors import KithError
+from kith.identity.errors import KithError, LocalProtocolError
 from kith.p2pnet.home import Home
 
 WORLD_START_TIMEOUT_S = 30.0
@@ -40,7 +40,7 @@ class DemoWorld:
             args.append("--static")
         if pace is not None:
             args += ["--pace", str(pace)]
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, argv built here
             args,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -53,7 +53,8 @@ class DemoWorld:
 
     @property
     def stdout(self) -> IO[str]:
-        assert self.process.stdout is not None
+        if self.process.stdout is None:
+            raise LocalProtocolError("the demo world was started without a pipe for its output")
         return self.process.stdout
 
     def wait_for(self, event: str, timeout: float = WORLD_START_TIMEOUT_S) -> dict[str, Any]:
@@ -76,8 +77,8 @@ class DemoWorld:
     def stop(self) -> None:
         if self.process.poll() is None:
             with contextlib.suppress(OSError):
-                assert self.process.stdin is not None
-                self.process.stdin.close()  # the world's cue to stop cleanly
+                if self.process.stdin is not None:
+                    self.process.stdin.close()  # the world's cue to stop cleanly
             try:
                 self.process.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:

@@ -35,16 +35,17 @@ from typing import Any
 
 import trio
 
-from kith.identity.errors import KithError
+from kith.identity.errors import KithError, LocalProtocolError
 from kith.identity.keys import MemberIdentity
-from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.identity.keystore import TEST_KDF, KeystoreData
 from kith.p2pnet.api import build_methods
 from kith.p2pnet.config import NodeConfig
 from kith.p2pnet.hardening import harden_process
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.node import Node
 
-PASSPHRASE = "demo passphrase (throwaway)"
+PASSPHRASE = "demo passphrase (throwaway)"  # noqa: S105 - the demo's throwaway homes, said so on screen
 CIRCLE_NAME = "Riverside Mutual Aid"
 CIRCLE_DESCRIPTION = "Peer support and mutual aid for queer and trans folks around Riverside."
 USER_NAME = "Sam"
@@ -77,6 +78,22 @@ SCRIPTED_POSTS = (
 SETTLE_S = 5.0
 
 
+class Changes:
+    """Wakes whoever waits for the world's state whenever one of its nodes emits an event (ops
+    folded or refused, a member joined, a peer came or went): waits check again on a change
+    instead of polling."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def notify(self, event: str, payload: dict[str, Any]) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = trio.Event()
+
+
 @dataclass
 class World:
     root: Path
@@ -84,6 +101,12 @@ class World:
     members: dict[str, Node] = field(default_factory=dict)
     circle: str = ""
     methods: dict[int, dict[str, Any]] = field(default_factory=dict)
+    changes: Changes = field(default_factory=Changes)
+
+    def watch(self, node: Node) -> Node:
+        """Have ``node``'s events wake `changes`; returns it."""
+        node.listeners.append(self.changes.notify)
+        return node
 
     @property
     def user(self) -> Node:
@@ -113,7 +136,7 @@ class World:
             while True:
                 with trio.move_on_after(0.3):
                     while len({self.state_hash(n) for n in nodes}) != 1 or self.state_hash(nodes[0]) is None:
-                        await trio.sleep(0.01)
+                        await self.changes.wait()
                     return True
                 for node in nodes:
                     node.request_sync()
@@ -162,14 +185,15 @@ async def admit(world: World, members: list[Node], code: str) -> None:
             # next periodic round, so the request and the welcome arrive within milliseconds.
             with trio.move_on_after(0.25):
                 while not all(_is_member(world, node) for node in waiting):
-                    await trio.sleep(0.01)
+                    await world.changes.wait()
             for node in waiting + [world.members["Ash"]]:
                 if node.peers:
                     await world.call(node, "sync")
 
 
 def _is_member(world: World, node: Node) -> bool:
-    assert node.circles is not None
+    if node.circles is None:
+        return False
     try:
         circle = node.circles.get(world.circle)
     except KithError:
@@ -181,10 +205,10 @@ async def build(world: World, nursery: trio.Nursery) -> None:
     """Start the relay and the members, create the circle, invite everyone in."""
     relay_home, relay_keys = make_member_home(world.root, "relay", relay=True)
     homes = {name: make_member_home(world.root, name) for name in (*SCRIPTED, USER_NAME)}
-    world.relay = Node(relay_home, relay_keys, config([]), relay=True, control_api=build_methods)
+    world.relay = world.watch(Node(relay_home, relay_keys, config([]), relay=True, control_api=build_methods))
     await nursery.start(world.relay.run)
     bootstrap = [address(world.relay)]
-    ash = Node(*homes["Ash"], config(bootstrap), control_api=build_methods)
+    ash = world.watch(Node(*homes["Ash"], config(bootstrap), control_api=build_methods))
     await nursery.start(ash.run)
     world.members["Ash"] = ash
     created = await world.call(ash, "circle.create", name=CIRCLE_NAME, description=CIRCLE_DESCRIPTION)
@@ -195,7 +219,7 @@ async def build(world: World, nursery: trio.Nursery) -> None:
     await world.call(ash, "relay.add", circle=world.circle, address=bootstrap[0])
     invite = await world.call(ash, "invite.create", circle=world.circle, uses=3)
     for name in (USER_NAME, *SCRIPTED[1:]):
-        node = Node(*homes[name], config(bootstrap), control_api=build_methods)
+        node = world.watch(Node(*homes[name], config(bootstrap), control_api=build_methods))
         await nursery.start(node.run)
         world.members[name] = node
     say("user", socket=str(world.user.home.socket), home=str(world.user.home.root), circle=world.circle)
@@ -295,7 +319,8 @@ async def seed(world: World) -> dict[str, str]:
 
 
 def _member_id(node: Node) -> str:
-    assert node.circles is not None
+    if node.circles is None:
+        raise LocalProtocolError("the demo's members are not relays")
     return node.circles.identity.member_id.hex()
 
 
@@ -358,7 +383,7 @@ async def run_world(root: Path, *, static: bool, pace: float, on_ready: Callable
         if on_ready is not None:
             on_ready()
         if not static:
-            nursery.start_soon(keep_acting, world, pace, random.Random())
+            nursery.start_soon(keep_acting, world, pace, random.Random())  # noqa: S311 - scripted demo members' pacing, not secrets
 
 
 async def _exit_on_stdin_eof(scope: trio.CancelScope) -> None:

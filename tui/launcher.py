@@ -15,8 +15,8 @@ import signal
 import sys
 import time
 
-from kith.identity.atomic import create_private
 from kith.identity.errors import KithError
+from kith.p2pnet.atomic import create_private
 from kith.p2pnet.control import socket_in_use
 from kith.p2pnet.home import Home
 
@@ -78,7 +78,7 @@ async def start_node(home: Home, passphrase: str, extra_args: list[str] | None =
     stderr_path = home.logs / "client-started-node.err"
     create_private(stderr_path)
     try:
-        with open(stderr_path, "wb") as stderr:
+        with open(stderr_path, "wb") as stderr:  # noqa: ASYNC230 - creating a small local log file before the node starts
             process = await asyncio.create_subprocess_exec(
                 *node_command(home, read_fd, extra_args or []),
                 stdin=asyncio.subprocess.DEVNULL,

@@ -28,8 +28,8 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from kith.identity.atomic import overwrite_fd
 from kith.identity.errors import UsageError
+from kith.p2pnet.atomic import overwrite_fd
 from kith.p2pnet.home import Home
 
 MAX_TEXT_BYTES = 256 * 1024
@@ -146,7 +146,7 @@ def _from_editor(home: Home, what: str, environ: dict[str, str]) -> str:
     try:
         draft.touch(mode=0o600)
         try:
-            result = subprocess.run([*_editor(environ), str(draft)], check=False)
+            result = subprocess.run([*_editor(environ), str(draft)], check=False)  # noqa: S603 - the user's own $VISUAL/$EDITOR on their draft, no shell
         except OSError as exc:
             raise UsageError(f"cannot start your editor ({exc.strerror or exc}); set $EDITOR or use --file") from None
         if result.returncode != 0:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kith.identity.errors import LocalProtocolError
 from kith.identity.keys import IdentityCard
 from kith.sync.kinds import keys, schema, stewardship
 from kith.sync.kinds.common import (
@@ -139,7 +140,8 @@ def role_grant(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
         # first grant: an organizer demoted and appointed again keeps their place.
         path = state.seniority.get(target)
         if path is None:
-            assert granter.path is not None
+            if granter.path is None:
+                raise LocalProtocolError("an organizer without a seniority path granted a role")
             path = (*granter.path, op.seq)
             state.put(state.seniority, target, path)
     state.put(

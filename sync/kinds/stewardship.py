@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kith.identity.errors import LocalProtocolError
 from kith.sync.kinds import schema
 from kith.sync.kinds.common import TARGET_NOT_MEMBER, OpRejected, has_role, require_role
 from kith.sync.kinds.governance import close_proposal
@@ -71,7 +72,8 @@ def role_handover(state: CircleState, signed: SignedOp, op: Op, body: Any) -> No
     # keeps their old place, as with any grant.
     path = state.seniority.get(target)
     if path is None:
-        assert author.path is not None
+        if author.path is None:
+            raise LocalProtocolError("an organizer without a seniority path appointed someone")
         path = (*author.path, op.seq)
         state.put(state.seniority, target, path)
     state.put(
@@ -117,7 +119,8 @@ def parse_details(kind: str, raw: Any) -> ReviewDetails | bytes:
 def check_create(state: CircleState, op: Op, kind: str, details: ProposalDetails, has_closes: bool) -> bytes:
     """Authority checks of a review or an election; returns the member it names."""
     if kind == REVIEW:
-        assert isinstance(details, ReviewDetails)
+        if not isinstance(details, ReviewDetails):
+            raise LocalProtocolError("a review's details were not decoded as a review")
         target = details.member
         if target not in state.members:
             raise OpRejected(TARGET_NOT_MEMBER)
@@ -128,7 +131,8 @@ def check_create(state: CircleState, op: Op, kind: str, details: ProposalDetails
             if recipient == target or record is None or ORGANIZER not in record.roles:
                 raise OpRejected(REASON_NOT_ORGANIZER)
         return target
-    assert isinstance(details, bytes)
+    if not isinstance(details, bytes):
+        raise LocalProtocolError("an election's details were not decoded as a member id")
     candidate = state.members.get(details)
     if candidate is None:
         raise OpRejected(TARGET_NOT_MEMBER)

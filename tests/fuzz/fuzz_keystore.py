@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 
 from kith.identity import codec
-from kith.identity.backup import read_backup
 from kith.identity.crypto import aead_encrypt, blake2b
 from kith.identity.errors import BadPassphrase, CorruptKeystore, Malformed
 from kith.identity.keyring import CircleKeys, RelayTopic
@@ -33,17 +32,18 @@ from kith.identity.keystore import (
     HEADER_BYTES,
     KEYSTORE,
     TEST_KDF,
-    _derive,
     _header_bytes,
+    derive_key,
     open_keystore,
     parse_header,
     seal_keystore,
 )
+from kith.p2pnet.keyfile import read_backup
 
 PASSPHRASE = "correct horse battery staple"
 SALT = bytes([0x0B]) * 16
 NONCE = bytes([0x0C]) * 24
-KEY, KCV = _derive(PASSPHRASE, SALT, TEST_KDF)
+KEY, KCV = derive_key(PASSPHRASE, SALT, TEST_KDF)
 RELAY_TOPICS = "relay_topics"
 """The keystore entry where a relay keeps its topics (p2pnet.node.RELAY_TOPICS_KEY)."""
 

@@ -118,11 +118,11 @@ def codes_seeds() -> Iterator[tuple[str, bytes]]:
 
 
 def keystore_seeds() -> Iterator[tuple[str, bytes]]:
-    from fuzz_keystore import PASSPHRASE, SALT, _derive
+    from fuzz_keystore import PASSPHRASE, SALT, derive_key
 
     from kith.identity.keystore import BACKUP
 
-    key, kcv = _derive(PASSPHRASE, SALT, TEST_KDF)
+    key, kcv = derive_key(PASSPHRASE, SALT, TEST_KDF)
     data = KeystoreData.from_map(codec.decode(_keystore_plaintext(), max_size=1 << 20))
     yield "file", b"\x00" + seal_keystore(data, key, kcv, SALT, TEST_KDF, rand=_fixed(0x0C))
     yield "backup", b"\x00" + seal_keystore(data, key, kcv, SALT, TEST_KDF, rand=_fixed(0x0C), fmt=BACKUP)

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from kith.identity import codec
-from kith.identity.backup import read_backup
 from kith.identity.crypto import aead_encrypt, seal_to, x25519_public_key_usable
 from kith.identity.errors import CorruptKeystore, Malformed
 from kith.identity.keyring import CircleKeys, RelayTopic
@@ -21,10 +20,11 @@ from kith.identity.keystore import (
     TEST_KDF,
     FileFormat,
     KeystoreData,
-    _derive,
     _header_bytes,
+    derive_key,
     open_keystore,
 )
+from kith.p2pnet.keyfile import read_backup
 
 PASS = "correct horse battery staple"
 ALICE = MemberIdentity("Alice", bytes([1]) * 32, bytes([2]) * 32, 1_700_000_000)
@@ -38,7 +38,7 @@ SMALL_ORDER = [
 
 def _sealed_file(plaintext: bytes, fmt: FileFormat = KEYSTORE) -> bytes:
     salt, nonce = bytes([0x0B]) * 16, bytes([0x0C]) * 24
-    key, kcv = _derive(PASS, salt, TEST_KDF)
+    key, kcv = derive_key(PASS, salt, TEST_KDF)
     header = _header_bytes(TEST_KDF, salt, nonce, kcv, fmt)
     return header + aead_encrypt(key, nonce, plaintext, header)
 

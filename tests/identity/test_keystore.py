@@ -16,10 +16,10 @@ from kith.identity.keystore import (
     HEADER_BYTES,
     TEST_KDF,
     KdfParams,
-    Keystore,
     KeystoreData,
     check_new_passphrase,
 )
+from kith.p2pnet.keyfile import Keystore
 
 PASS = "correct horse battery staple"
 

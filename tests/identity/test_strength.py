@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from kith.identity.backup import write_backup
 from kith.identity.errors import UsageError
 from kith.identity.keys import MemberIdentity
-from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.identity.keystore import TEST_KDF, KeystoreData
 from kith.identity.strength import MIN_BITS, TOO_WEAK, check_new_passphrase, estimate_bits
+from kith.p2pnet.keyfile import Keystore, write_backup
 
 WEAK = [
     "",

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from kith.tui.bench.netns import sweep_stale, unavailable_reason
-from kith.tui.bench.netns_world import NatWorld, open_world
+from bench.netns import sweep_stale, unavailable_reason
+from bench.netns_world import NatWorld, open_world
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """A circle across a simulated internet (tracker issue 13, item 5).
 
-Real `kith` processes in network namespaces (tui/bench/netns_world.py): a public relay, two
+Real `kith` processes in network namespaces (tests/bench/netns_world.py): a public relay, two
 homes behind NAT routers with two members each, a member on another subnet. The tests run in
 file order on one world (module fixture): the circle is made in home A and joined from home B,
 posts cross both ways through the relay, the relay restarts on its public address, a member
@@ -16,10 +16,10 @@ from __future__ import annotations
 import os
 
 import pytest
+from bench.netns import PREFIX, ConnectionWatch, Internet, firewall_tool, sweep_stale
+from bench.netns_world import MEMBERS, RELAY_IP, RELAY_PORT, NatWorld, net_branch_features, open_world
 
 from kith.p2pnet.config import DEFAULT_NODE_LISTEN
-from kith.tui.bench.netns import PREFIX, ConnectionWatch, Internet, firewall_tool, sweep_stale
-from kith.tui.bench.netns_world import MEMBERS, RELAY_IP, RELAY_PORT, NatWorld, net_branch_features, open_world
 
 pytestmark = pytest.mark.slow
 OTHERS = {m: [o for o in MEMBERS if o != m] for m in MEMBERS}

@@ -12,10 +12,11 @@ import trio
 
 from kith.identity.errors import UsageError
 from kith.identity.keys import MemberIdentity
-from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.identity.keystore import TEST_KDF, KeystoreData
 from kith.p2pnet.api import allow_relay_topic, build_methods
 from kith.p2pnet.config import NodeConfig
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.node import Node
 from kith.sync.relaytoken import RelayToken
 

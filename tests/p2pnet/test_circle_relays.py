@@ -9,7 +9,7 @@ import pytest
 import trio
 from p2pnet_harness import PASS, _joined, address, allow_on_relay, call, make_home, running, wait_until
 
-from kith.identity.keystore import Keystore
+from kith.p2pnet.keyfile import Keystore
 from kith.sync.invites import InviteCode
 
 pytestmark = pytest.mark.trio

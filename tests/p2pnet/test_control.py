@@ -40,7 +40,7 @@ async def _connect(path: Path) -> trio.SocketStream:
 async def _exchange(stream: trio.SocketStream, payload: bytes) -> Any:
     await stream.send_all(payload)
     data = b""
-    with trio.fail_after(5):
+    with trio.fail_after(30):  # a liveness bound: a busy machine must not fail the test
         while not data.endswith(b"\n"):
             data += await stream.receive_some(65536)
     return json.loads(data)
@@ -83,7 +83,7 @@ async def test_requests_errors_and_permissions(sock_path: Path) -> None:
         assert [r["id"] for r in batch] == [7]
         await stream.aclose()
         nursery.cancel_scope.cancel()
-    assert not sock_path.exists()
+    assert not sock_path.exists()  # noqa: ASYNC240 - one stat of a local path, after the server stopped
 
 
 @pytest.mark.trio

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from bench.cluster import NodeProcess, wait_for
 from p2pnet_harness import PASS, make_home
-
-from kith.tui.bench.cluster import NodeProcess, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import trio
+from bench.cluster import NodeProcess
+from bench.soak_faults import DiskFullHome
 from p2pnet_harness import PASS, address, allow_on_relay, call, make_home, running, share_circle, state_hash, wait_until
 
-from kith.identity.keystore import Keystore
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.node import RELAY_TOPICS_KEY
 from kith.p2pnet.statecache import StateCacheError
-from kith.tui.bench.cluster import NodeProcess
-from kith.tui.bench.soak_faults import DiskFullHome
 from kith.tui.rpc import NodeError
 
 

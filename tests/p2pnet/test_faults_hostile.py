@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.cluster import NodeProcess, make_home, passphrase_file
+from bench.soak_abuse import run_abuse
 
 from kith.identity import codec
 from kith.identity.crypto import blake2b
@@ -18,9 +20,8 @@ from kith.identity.keystore import TEST_KDF, KeystoreData
 from kith.p2pnet.actions import ACTIONS, params_of
 from kith.p2pnet.control import unix_path
 from kith.sync.invites import PREFIX
-from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file
-from kith.tui.bench.soak_abuse import run_abuse
 from kith.tui.cli import EXIT_BAD_PASSPHRASE, main
+from kith.tui.rpc import NodeError
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +128,7 @@ def test_malformed_invite_codes_are_refused_clearly(tmp_path: Path) -> None:
             _code({k: v for k, v in body.items() if k != "c"}), _code({**body, "v": 1}), _code({**body, "v": 3}),
         ]  # fmt: skip
         for code in codes:
-            with pytest.raises(Exception) as refused:
+            with pytest.raises(NodeError) as refused:
                 bob.call("join", code=code)
             message = str(refused.value)
             assert message and "Traceback" not in message and len(message) < 300, message
@@ -145,8 +146,8 @@ def test_malformed_invite_codes_are_refused_clearly(tmp_path: Path) -> None:
 def test_malformed_backup_files_are_refused_and_nothing_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from kith.identity.backup import write_backup
     from kith.identity.keys import MemberIdentity
+    from kith.p2pnet.keyfile import write_backup
 
     secret = passphrase_file(tmp_path)
     good = tmp_path / "good.kithbackup"

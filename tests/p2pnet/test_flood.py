@@ -9,8 +9,7 @@ what is stored already).
 from __future__ import annotations
 
 import pytest
-
-from kith.tui.bench.soak_flood import run_flood_benchmark
+from bench.soak_flood import run_flood_benchmark
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +24,9 @@ def test_a_flood_of_forgeries_and_replays_stores_nothing_and_honest_posts_arrive
     assert posted > 0
     # Every store gained exactly the honest posts: nothing of the flooder's.
     assert set(result["gained"].values()) == {posted}, result["gained"]
-    # Honest posts arrived while the flood was on, not only after it (the result has no
-    # "converged" key: the earlier `or result["converged"]` could only raise KeyError).
-    assert result["flooded"]["per_s"] > 0
+    # Honest posts arrived while the flood was on, not only after it: counted between the
+    # flooder's own start and end, not within a grace period a busy machine could miss.
+    assert result["honest_delivered_during_flood"] > 0, result["attack"]
     # The nodes saw the forgeries and refused them.
     refused = sum(sum(v.values()) for v in result["gossip_rejected"].values() if v)
     assert refused > 0

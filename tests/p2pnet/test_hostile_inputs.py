@@ -22,7 +22,7 @@ async def _store(params: dict[str, Any]) -> Any:
 async def _exchange(stream: trio.SocketStream, payload: bytes) -> Any:
     await stream.send_all(payload)
     data = b""
-    with trio.fail_after(5):
+    with trio.fail_after(30):  # a liveness bound: a busy machine must not fail the test
         while not data.endswith(b"\n"):
             chunk = await stream.receive_some(65536)
             assert chunk, "the node closed the connection"
@@ -67,3 +67,31 @@ async def test_unpaired_surrogate_escape_is_a_parse_error_not_a_crash(tmp_path: 
     assert first["error"]["code"] == PARSE_ERROR and second["error"]["code"] == PARSE_ERROR
     assert "surrogate" in first["error"]["message"]
     assert good["id"] == 9 and "result" in good
+
+
+def test_a_peer_id_is_checked_before_it_is_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """py-libp2p's base58 decoding is quadratic: a 70,000-character "peer id" (a control API
+    parameter) held the node's loop for seconds. Nothing that long, or outside base58's
+    alphabet, reaches the decoder."""
+    from libp2p.peer.id import ID
+
+    from kith.identity.keys import NetworkKey
+    from kith.p2pnet.netstack import MAX_PEER_ID_CHARS, NetError, parse_peer_id
+
+    real = ID.from_base58
+    decoded: list[str] = []
+
+    def recording(text: str) -> ID:
+        decoded.append(text)
+        return real(text)
+
+    monkeypatch.setattr(ID, "from_base58", staticmethod(recording))
+    for junk in ["x" * 70_000, "1" * (MAX_PEER_ID_CHARS + 1), "", "\u202e\u0000", "0OIl", "12D3Koo W"]:
+        with pytest.raises(NetError, match="not a peer id"):
+            parse_peer_id(junk)
+    assert decoded == []
+    from libp2p.crypto.ed25519 import create_new_key_pair
+
+    real_id = ID.from_pubkey(create_new_key_pair(NetworkKey.generate().seed).public_key).to_base58()
+    assert parse_peer_id(real_id).to_base58() == real_id
+    assert decoded == [real_id]

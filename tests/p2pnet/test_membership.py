@@ -135,7 +135,7 @@ async def test_a_leaked_code_and_a_members_card_do_not_bring_mallory_the_keys(tm
     to Bob's card: Mallory cannot open it and gets no key; Bob could."""
     from p2pnet_harness import PASS
 
-    from kith.identity.keystore import Keystore
+    from kith.p2pnet.keyfile import Keystore
     from kith.sync.envelope import Kind
     from kith.sync.invites import InviteCode, invite_hints, open_welcome, seal_join_request
 

@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.cluster import NodeProcess, make_home, wait_for
 
-from kith.identity.keystore import HEADER_BYTES, Keystore
+from kith.identity.keystore import HEADER_BYTES
 from kith.p2pnet.home import Home
-from kith.tui.bench.cluster import NodeProcess, make_home, wait_for
+from kith.p2pnet.keyfile import Keystore
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 KITH = str(Path(sys.executable).with_name("kith"))

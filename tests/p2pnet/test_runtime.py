@@ -18,10 +18,10 @@ from p2pnet_harness import PASS, loopback_config, make_home, running
 
 from kith.identity.errors import LocalProtocolError
 from kith.identity.keyring import RelayTopic
-from kith.identity.keystore import Keystore
 from kith.p2pnet.circles import Circle, MemberCircles
 from kith.p2pnet.control import socket_in_use
 from kith.p2pnet.gate import Gate
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.lifecycle import Lifecycle, Mesh
 from kith.p2pnet.netstack import NetError
 from kith.p2pnet.node import Node

@@ -12,8 +12,7 @@ the full-size version: 20 members, 2 relays, a full disk too.)
 from __future__ import annotations
 
 import pytest
-
-from kith.tui.bench.soak import SoakSettings, run_soak, soak_ok
+from bench.soak import SoakSettings, run_soak, soak_ok
 
 pytestmark = pytest.mark.slow
 

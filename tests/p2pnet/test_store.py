@@ -7,10 +7,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from kith.p2pnet.store import EnvelopeStore, StoreError
 from kith.sync.envelope import seal, topic_of_epoch_key
@@ -87,11 +89,12 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after_acks", [3, 17])
-def test_acknowledged_batches_survive_kill_9(tmp_path: Path, kill_after_acks: int) -> None:
+@pytest.mark.parametrize(("kill_after_acks", "mode"), [(3, "loop"), (17, "loop"), (3, "thread"), (17, "thread")])
+def test_acknowledged_batches_survive_kill_9(tmp_path: Path, kill_after_acks: int, mode: str) -> None:
+    """Also when each batch is written by `add_batch_in_thread`, as the node writes."""
     path = tmp_path / "crash.sqlite"
     writer = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("store_writer.py")), str(path), "7"],
+        [sys.executable, str(Path(__file__).with_name("store_writer.py")), str(path), "7", mode],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -152,3 +155,72 @@ def test_moved_to_memory_the_store_never_touches_its_file_again(tmp_path: Path) 
     assert len(store.add_batch(_envelopes(3, ts0=5000))) == 3 and store.count() == 3
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == on_disk
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_write_in_a_worker_thread_leaves_the_loop_free(tmp_path: Path) -> None:
+    """While `add_batch_in_thread` writes, trio tasks run and read what has committed (and
+    nothing of the batch in flight); when it returns, the batch is there. If the write ran on
+    the loop's thread, the loop could never release it and the wait below would fail."""
+    store = EnvelopeStore(tmp_path / "s.sqlite")
+    first, batch = _envelopes(4), _envelopes(30, ts0=5000)
+    store.add_batch(first)
+    writing, release = threading.Event(), threading.Event()
+    writer_threads: list[int] = []
+    insert = store._insert
+
+    def held_insert(db, envelopes, kinds):  # type: ignore[no-untyped-def]
+        writer_threads.append(threading.get_ident())
+        writing.set()
+        if not release.wait(timeout=60):
+            raise AssertionError("the trio loop did not run while the batch was being written")
+        return insert(db, envelopes, kinds)
+
+    store._insert = held_insert  # type: ignore[method-assign]
+    stored: list[list] = []
+
+    async def main() -> None:
+        async def write() -> None:
+            stored.append(await store.add_batch_in_thread(batch))
+
+        with trio.fail_after(120):  # a liveness bound
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(write)
+                await trio.to_thread.run_sync(writing.wait)
+                assert store.count() == len(first)  # a read on the loop, mid-write
+                release.set()
+
+    try:
+        trio.run(main)
+        assert writer_threads and writer_threads[0] != threading.get_ident()
+        assert stored == [batch]
+        assert store.count() == len(first) + len(batch)
+    finally:
+        release.set()
+        store.close()
+
+
+def test_concurrent_writes_in_threads_store_each_envelope_once(tmp_path: Path) -> None:
+    """Overlapping batches written from many tasks at once: every envelope is reported new by
+    exactly one of them, and every read after they return sees all of them."""
+    store = EnvelopeStore(tmp_path / "s.sqlite")
+    everything = _envelopes(120)
+    batches = [everything[i : i + 40] for i in range(0, 120, 10)]  # each envelope in up to 4 batches
+    reported: list[list] = []
+
+    async def main() -> None:
+        async def write(batch: list) -> None:
+            reported.append(await store.add_batch_in_thread(batch))
+
+        with trio.fail_after(120):
+            async with trio.open_nursery() as nursery:
+                for batch in batches:
+                    nursery.start_soon(write, batch)
+
+    try:
+        trio.run(main)
+        new_ids = [e.id for new in reported for e in new]
+        assert sorted(new_ids) == sorted(e.id for e in everything)
+        assert store.count() == len(everything) and store.integrity_ok()
+        assert store.get_many([e.id for e in everything]) == {e.id: e.data for e in everything}
+    finally:
+        store.close()

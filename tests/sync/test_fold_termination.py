@@ -8,7 +8,6 @@ clients choosing parents, chain positions and timestamps).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import pytest
 from forge_kit import B, M, causal_orders, feed, gen
@@ -24,7 +23,7 @@ class Endless(Exception):
 
 
 @pytest.fixture(autouse=True)
-def bounded_fold(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def bounded_fold(monkeypatch: pytest.MonkeyPatch) -> None:
     original = CircleState._apply
     count = [0]
 
@@ -35,7 +34,6 @@ def bounded_fold(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         original(self, signed)  # type: ignore[arg-type]
 
     monkeypatch.setattr(CircleState, "_apply", counting)
-    yield
 
 
 def test_giving_up_a_role_concurrently_with_a_removal_does_not_loop() -> None:

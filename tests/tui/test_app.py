@@ -18,9 +18,10 @@ from textual import events
 from tui_harness import call, demo_world, open_main, run, screen_text, type_text, wait_for_text, wait_until
 
 from kith.identity.keys import MemberIdentity
-from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.identity.keystore import TEST_KDF, KeystoreData
 from kith.p2pnet.control import socket_in_use
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 from kith.tui.app import make_app
 from kith.tui.commands.governance_cmds import modlog_lines
 from kith.tui.demo import DemoWorld

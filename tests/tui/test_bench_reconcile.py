@@ -5,8 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from kith.tui.bench import reconcile
+from bench import reconcile
 
 
 @pytest.fixture(autouse=True)

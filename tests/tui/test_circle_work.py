@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.cluster import wait_for
 from tui_harness import call, demo_world, open_main, run, screen_text, type_text, wait_for_text, wait_until
 
 from kith.p2pnet.home import Home
 from kith.tui.app import make_app
-from kith.tui.bench.cluster import wait_for
 from kith.tui.cli import main
 from kith.tui.demo import DemoWorld
 

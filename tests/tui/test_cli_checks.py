@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
+from bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
 
 pytestmark = pytest.mark.slow
 KITH = str(Path(sys.executable).with_name("kith"))

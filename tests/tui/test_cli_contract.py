@@ -32,8 +32,8 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+from bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
 
-from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
 from kith.tui.cli import ERROR_LINE, EXIT_ERROR, EXIT_USAGE, build_parser, main
 
 pytestmark = pytest.mark.slow

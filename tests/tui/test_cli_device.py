@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from bench.cluster import NodeProcess, make_home, passphrase_file
 
 from kith.identity.errors import UsageError
 from kith.p2pnet.home import Home
-from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file
 from kith.tui.cli import build_parser
 from kith.tui.commands.membership_cmds import _wait_or_kill
 from kith.tui.textinput import ARGV_WARNING, read_text

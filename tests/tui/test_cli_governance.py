@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
 from test_cli_membership import kith
-
-from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file, wait_for
 
 pytestmark = pytest.mark.slow
 

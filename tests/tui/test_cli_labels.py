@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.cluster import NodeProcess, make_home, passphrase_file
 
-from kith.tui.bench.cluster import NodeProcess, make_home, passphrase_file
 from kith.tui.cli import build_parser
 from kith.tui.labels import Label
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.cluster import PASSPHRASE, NodeProcess, make_home, passphrase_file, wait_for
 
-from kith.identity.keystore import HEADER_BYTES, Keystore
-from kith.tui.bench.cluster import PASSPHRASE, NodeProcess, make_home, passphrase_file, wait_for
+from kith.identity.keystore import HEADER_BYTES
+from kith.p2pnet.keyfile import Keystore
 
 pytestmark = pytest.mark.slow
 KITH = str(Path(sys.executable).with_name("kith"))

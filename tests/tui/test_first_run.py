@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.cluster import PASSPHRASE, NodeProcess, make_home, passphrase_file
 from textual import events
 from textual.pilot import Pilot
 from tui_harness import run, screen_text, type_text, wait_for_text, wait_until
 
 from kith.identity.keys import MemberIdentity
-from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.identity.keystore import TEST_KDF, KeystoreData
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 from kith.sync.invites import InviteCode
 from kith.tui.app import make_app
-from kith.tui.bench.cluster import PASSPHRASE, NodeProcess, make_home, passphrase_file
 from kith.tui.screens.join import JoinScreen
 from kith.tui.screens.main import MainScreen
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from bench.cluster import passphrase_file
 
 from kith.p2pnet.control import socket_in_use
-from kith.tui.bench.cluster import passphrase_file
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

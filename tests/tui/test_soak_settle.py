@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from kith.tui.bench import soak_check
-from kith.tui.bench.soak_check import QUIET_S, Convergence
+from bench import soak_check
+from bench.soak_check import QUIET_S, Convergence
 
 
 class _Clock:

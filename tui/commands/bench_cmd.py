@@ -1,13 +1,47 @@
-"""`kith bench [--json] [NAME ...]`: print performance figures."""
+"""`kith bench [--json] [NAME ...]`: print performance figures.
+
+The harness kills processes and, as root, mounts a tmpfs, so it does not ship with the
+client: it lives in the source tree's tests/bench (the package `bench`), and this command
+finds it next to the installed code when kith runs from a development checkout.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
+import kith.tui
 from kith.identity.errors import UsageError
 from kith.tui.context import Context
+
+CHECKOUT_HINT = (
+    "bench runs from a development checkout (its harness, tests/bench, does not ship with kith): clone kith's "
+    "repository, then from its root `python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]'` "
+    "and run `.venv/bin/kith bench`"
+)
+
+
+def harness_dir() -> Path | None:
+    """tests/ of the checkout this kith was installed from (editable), or None for a wheel install."""
+    tests = Path(kith.tui.__file__).resolve().parent.parent / "tests"
+    return tests if (tests / "bench" / "__init__.py").is_file() else None
+
+
+def load_harness(name: str = "bench") -> ModuleType:
+    """Import the harness (or one of its modules, e.g. ``bench.soak``) from the checkout's tests/."""
+    tests = harness_dir()
+    if tests is None:
+        raise UsageError(CHECKOUT_HINT)
+    if str(tests) not in sys.path:
+        sys.path.insert(0, str(tests))
+    module = importlib.import_module(name)
+    if not Path(module.__file__ or "").resolve().is_relative_to(tests):
+        raise UsageError(f"another package named `bench` shadows the harness in {tests}: {module.__file__}")
+    return module
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,10 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(ctx: Context, args: argparse.Namespace) -> int:
-    from kith.tui.bench import figure_names, run_benchmarks
-
+    harness = load_harness()
     if args.list:
-        ctx.emit(figure_names(), "\n".join(figure_names()))
+        names = harness.figure_names()
+        ctx.emit(names, "\n".join(names))
         return 0
 
     def progress(group: str) -> None:
@@ -37,21 +71,20 @@ def cmd_bench(ctx: Context, args: argparse.Namespace) -> int:
     if args.names == ["soak"]:
         return _soak(ctx, args, progress)
 
-    figures = run_benchmarks(args.names or None, progress)
+    figures = harness.run_benchmarks(args.names or None, progress)
     width = max((len(name) for name in figures), default=0)
     ctx.emit(figures, "\n".join(f"{name:<{width}}  {value}" for name, value in figures.items()))
     return 0
 
 
 def _soak(ctx: Context, args: argparse.Namespace, progress: Callable[[str], None]) -> int:
-    from kith.tui.bench.soak import SoakSettings, run_soak, soak_ok, summary
-
+    soak = load_harness("bench.soak")
     if args.members < 4 or args.relays < 1 or args.minutes <= 0:
         raise UsageError("a soak needs at least 4 members, 1 relay and a positive number of minutes")
-    settings = SoakSettings(members=args.members, relays=args.relays, seconds=args.minutes * 60, seed=args.seed)
+    settings = soak.SoakSettings(members=args.members, relays=args.relays, seconds=args.minutes * 60, seed=args.seed)
     if args.rate is not None:
         settings.rate = args.rate
-    report = run_soak(settings, progress)
-    problems = soak_ok(report)
-    ctx.emit({**report, "problems": problems}, summary(report, problems))
+    report = soak.run_soak(settings, progress)
+    problems = soak.soak_ok(report)
+    ctx.emit({**report, "problems": problems}, soak.summary(report, problems))
     return 0 if not problems else 1

@@ -11,8 +11,9 @@ from contextlib import contextmanager
 
 from kith.identity.errors import UsageError
 from kith.identity.keys import DEFAULT_NAME, MemberIdentity, clean_display_text
-from kith.identity.keystore import KdfParams, Keystore, KeystoreData
+from kith.identity.keystore import KdfParams, KeystoreData
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.panic import wipe_home
 from kith.tui.context import Context
 from kith.tui.labels import add_label, prompt_line

@@ -269,8 +269,7 @@ def _backup_passphrase(args: argparse.Namespace, *, new: bool) -> str:
 
 
 def cmd_backup(ctx: Context, args: argparse.Namespace) -> int:
-    from kith.identity.backup import write_backup
-    from kith.identity.keystore import Keystore
+    from kith.p2pnet.keyfile import Keystore, write_backup
     from kith.tui.commands.identity_cmds import kdf_params_from_env
 
     if not ctx.home.exists():
@@ -288,8 +287,7 @@ def cmd_backup(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(ctx: Context, args: argparse.Namespace) -> int:
-    from kith.identity.backup import read_backup
-    from kith.identity.keystore import Keystore
+    from kith.p2pnet.keyfile import Keystore, read_backup
     from kith.tui.commands.identity_cmds import kdf_params_from_env, whole_or_nothing
 
     if ctx.home.exists():
@@ -385,7 +383,7 @@ def _stop_node_writing(node: _PanickedNode, warn: bool) -> None:
             reply = client.call("panic", warn=warn)
         node.warned = list(reply.get("warned", []))
         node.pid = node.pid or reply.get("pid")
-    except Exception:  # noqa: BLE001 - a hung or dying node must not stop the wipe
+    except Exception:  # noqa: BLE001, S110 - a hung or dying node must not stop the wipe
         pass
 
 

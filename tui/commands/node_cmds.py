@@ -8,12 +8,14 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from kith.identity.errors import KithError, UsageError
-from kith.identity.keystore import Keystore, KeystoreData
+from kith.identity.keystore import KeystoreData
 from kith.p2pnet.addresses import check_announce, is_public
 from kith.p2pnet.config import DEFAULT_NODE_LISTEN, DEFAULT_NODE_PORT, NodeConfig
 from kith.p2pnet.control import socket_in_use
+from kith.p2pnet.keyfile import Keystore
 from kith.tui.commands.schema_args import add_action_arguments, schema_argument
 from kith.tui.context import Context
 from kith.tui.member_text import LINE, NAME, visible
@@ -102,7 +104,7 @@ def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the node's listener does
         try:
-            probe.bind(("0.0.0.0", port))
+            probe.bind(("0.0.0.0", port))  # noqa: S104 - is the port free where the relay will listen? closed at once
         except OSError:
             return False
     return True
@@ -228,6 +230,9 @@ def cmd_relay_allow(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+_T = TypeVar("_T")
+
+
 def _call(ctx: Context, method: str, **params: object) -> object:
     from kith.tui.rpc import NodeClient
 
@@ -235,9 +240,15 @@ def _call(ctx: Context, method: str, **params: object) -> object:
         return client.call(method, **params)
 
 
+def _reply(value: object, kind: type[_T], method: str) -> _T:
+    """The node's answer, if it has the shape this command reads; else one clear line."""
+    if not isinstance(value, kind):
+        raise KithError(f"the node answered {method} with a {type(value).__name__}, not a {kind.__name__}")
+    return value
+
+
 def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
-    status = _call(ctx, "status")
-    assert isinstance(status, dict)
+    status = _reply(_call(ctx, "status"), dict, "status")
     lines = [
         f"{visible(status['mode'])} node {visible(status['peer_id'])}  (up {status['uptime_s']:.0f}s)",
         *[f"  listening on {visible(a)}" for a in status["addresses"]],
@@ -275,8 +286,8 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_relay_change(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, f"relay.{args.relay_action}", circle=args.circle, address=args.address)
-    assert isinstance(result, dict)
+    method = f"relay.{args.relay_action}"
+    result = _reply(_call(ctx, method, circle=args.circle, address=args.address), dict, method)
     if result.get("rejected"):
         ctx.emit(result, f"kith: the circle did not accept this change: {visible(result['rejected'], LINE)}")
         return 1
@@ -298,8 +309,7 @@ def relay_line(relay: dict[str, object], now: float) -> str:
 
 
 def cmd_relay_list(ctx: Context, args: argparse.Namespace) -> int:
-    relays = _call(ctx, "relays", circle=args.circle)
-    assert isinstance(relays, list)
+    relays = _reply(_call(ctx, "relays", circle=args.circle), list, "relays")
     now = time.time()
     text = "\n".join(relay_line(r, now) for r in relays) or (
         "this circle lists no relay: members reach each other only while online together"
@@ -310,15 +320,13 @@ def cmd_relay_list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cmd_connect(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "connect", address=args.address)
-    assert isinstance(result, dict)
+    result = _reply(_call(ctx, "connect", address=args.address), dict, "connect")
     ctx.emit(result, f"connected to {visible(result['peer'], LINE)}")
     return 0
 
 
 def cmd_sync(ctx: Context, args: argparse.Namespace) -> int:
-    result = _call(ctx, "sync")
-    assert isinstance(result, dict)
+    result = _reply(_call(ctx, "sync"), dict, "sync")
     lines = [
         f"{visible(r['peer'][:20])}...: "
         + (f"failed: {visible(r['error'])}" if r["error"] else f"+{r['received']} / sent {r['sent']}")

@@ -14,8 +14,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
 from kith.identity.errors import BadPassphrase, KithError
-from kith.identity.keystore import Keystore
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 from kith.tui.member_text import line, plain
 
 

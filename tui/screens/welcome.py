@@ -14,8 +14,9 @@ from textual.widgets import Footer, Input, Label, Static
 
 from kith.identity.errors import KithError
 from kith.identity.keys import DEFAULT_NAME, MemberIdentity, clean_display_text
-from kith.identity.keystore import TEST_KDF, KdfParams, Keystore, KeystoreData, check_new_passphrase
+from kith.identity.keystore import TEST_KDF, KdfParams, KeystoreData, check_new_passphrase
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 from kith.tui.member_text import line
 
 

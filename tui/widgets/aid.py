@@ -173,7 +173,8 @@ class AidPane(Pane):
         if item is None or item["status"] != "open":
             self.app.notify("Choose an open pledge of yours, or a request you can help with.")
             return
-        assert self.views is not None
+        if self.views is None:  # not loaded yet: there is nothing to act on
+            return
         aid = self.views["aid"]
         if item["type"] == "pledge":
             if item["author"] != self.me:

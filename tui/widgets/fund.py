@@ -280,7 +280,8 @@ class FundPane(Pane):
         )
 
     def action_propose(self) -> None:
-        assert self.views is not None
+        if self.views is None:  # not loaded yet: there is nothing to act on
+            return
         members = tuple((plain(m["name"], limit=NAME), m["id"]) for m in self.views["members"])
         self.ask(
             "Propose spending from the fund",
@@ -346,7 +347,8 @@ class FundPane(Pane):
         )
 
     def action_receipt(self) -> None:
-        assert self.views is not None
+        if self.views is None:  # not loaded yet: there is nothing to act on
+            return
         pending = self.views["fund"]["pending"]
         due = _installments_due(self.views["fund"].get("recurring") or [], month_of(time.time()))
         if not pending and not due:

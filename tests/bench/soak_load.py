@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.cluster import wait_for
+from bench.soak_world import CircleModel, Peer, World
 from kith.identity.errors import KithError
-from kith.tui.bench.cluster import wait_for
-from kith.tui.bench.soak_world import CircleModel, Peer, World
 from kith.tui.rpc import NodeError
 
 RETRY_WINDOW_S = 30.0

@@ -41,9 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench.cluster import KITH, EventListener, NodeProcess, make_home, passphrase_file, wait_for
+from bench.netns import ConnectionWatch, Internet, firewall_tool, sweep_stale
 from kith.sync.invites import InviteCode
-from kith.tui.bench.cluster import KITH, EventListener, NodeProcess, make_home, passphrase_file, wait_for
-from kith.tui.bench.netns import ConnectionWatch, Internet, firewall_tool, sweep_stale
 
 RELAY_IP = "10.0.1.2"
 RELAY_PORT = 4747

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kith.tui.bench import Figures, register
+from bench import Figures, register
 
 FLOOD_S = 30.0
 
@@ -29,11 +29,12 @@ def bench_privacy() -> Figures:
 
     from kith.identity.crypto import random_bytes
     from kith.identity.keys import MemberIdentity, NetworkKey
-    from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+    from kith.identity.keystore import TEST_KDF, KeystoreData
     from kith.p2pnet.api import allow_relay_topic, build_methods
     from kith.p2pnet.config import NodeConfig
     from kith.p2pnet.gossip import encode_batch, topic_name
     from kith.p2pnet.home import Home
+    from kith.p2pnet.keyfile import Keystore
     from kith.p2pnet.netstack import NetStack, open_netstack
     from kith.p2pnet.node import Node
     from kith.p2pnet.syncproto import PROTOCOL, AcceptResult, SyncPeer, run_initiator
@@ -152,7 +153,7 @@ def bench_privacy() -> Figures:
                     await session(holder, alice, {code.topic: [code.mac_key]}, junk)
                     try:
                         await holder.publish(topic_name(code.topic), encode_batch([e.data for e in junk[:20]]))
-                    except Exception:  # noqa: BLE001 - no route: the flood simply goes nowhere
+                    except Exception:  # noqa: BLE001, S110 - no route: the flood simply goes nowhere
                         pass
                     await trio.sleep(0.05)
                 figures["junk_stored_bytes"] = stored(alice) - before

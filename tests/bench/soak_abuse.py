@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import Figures, register
+from bench.cluster import wait_for
+from bench.soak_load import Load
+from bench.soak_world import World
 from kith.identity.errors import KithError
 from kith.sync.kinds.schema import MAX_POST_CHARS
-from kith.tui.bench import Figures, register
-from kith.tui.bench.cluster import wait_for
-from kith.tui.bench.soak_load import Load
-from kith.tui.bench.soak_world import World
 
 
 def _timed(world: World, peer: Any, method: str, samples: list[float], stop: threading.Event, **params: Any) -> None:

@@ -1,5 +1,9 @@
 """`kith bench`: the performance figures the issues set targets for, measured in one run.
 
+This harness kills processes, fills disks and (as root) mounts a tmpfs, so it lives under
+tests/ and never ships in the wheel: it is the package `bench` with tests/ on the path (the
+suite's conftest puts it there; `kith bench` does the same from a development checkout).
+
 Each benchmark is a function returning a dict of named figures; `run_benchmarks` runs
 the ones whose figures were asked for (all by default). Benchmarks use throwaway
 directories and cheap KDF costs except where the KDF is what is measured.
@@ -8,7 +12,11 @@ directories and cheap KDF costs except where the KDF is what is measured.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+TESTS_DIR = Path(__file__).resolve().parent.parent
+"""The tests/ folder: what goes on the path (sys.path, or PYTHONPATH of a child) to import `bench`."""
 
 Figures = dict[str, Any]
 Benchmark = Callable[[], Figures]

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import nacl.bindings as sodium
 
+from bench import Figures, register
 from kith.identity.crypto import random_bytes
 from kith.identity.keys import MemberIdentity
-from kith.identity.keystore import KdfParams, Keystore, KeystoreData
+from kith.identity.keystore import KdfParams, KeystoreData
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.store import EnvelopeStore
 from kith.sync.envelope import Envelope, open_envelope, seal
 from kith.sync.ops import Op, SignedOp
-from kith.tui.bench import Figures, register
 
 _TEXT = "Checking in: I can bring soup on Thursday, and I have a spare room this weekend if anyone needs it."
 

@@ -34,18 +34,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.cluster import PASSPHRASE
+from bench.soak_load import Load
+from bench.soak_world import Peer, World
 from kith.identity.errors import KithError, RemoteProtocolError
 from kith.identity.keyring import CircleKeys
-from kith.identity.keystore import Keystore
+from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.lifecycle import TURN_DELAY_S
 from kith.sync.content import blob_epoch, open_content
 from kith.sync.envelope import Envelope, circle_handle, is_marker, open_envelope, topic_of_epoch_key
 from kith.sync.kinds import CONTENT_KINDS
 from kith.sync.ops import SignedOp
 from kith.sync.replica import CircleReplica
-from kith.tui.bench.cluster import PASSPHRASE
-from kith.tui.bench.soak_load import Load
-from kith.tui.bench.soak_world import Peer, World
 
 
 @dataclass

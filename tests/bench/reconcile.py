@@ -20,9 +20,9 @@ import random
 import statistics
 import time
 
+from bench import Figures, register
 from kith.sync.ids import envelope_id
 from kith.sync.reconcile import ItemIndex, ReconcileSession
-from kith.tui.bench import Figures, register
 
 FRAME_BYTES = 5
 SHARED = 100_000

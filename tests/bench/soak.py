@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kith.tui.bench import Figures, register
-from kith.tui.bench.soak_check import audit, converge
-from kith.tui.bench.soak_faults import ALL_FAULTS, DiskFullHome, Faults
-from kith.tui.bench.soak_load import Load, wait_until_joined
-from kith.tui.bench.soak_world import World
+from bench import Figures, register
+from bench.soak_check import audit, converge
+from bench.soak_faults import ALL_FAULTS, DiskFullHome, Faults
+from bench.soak_load import Load, wait_until_joined
+from bench.soak_world import World
 
 HOUR = 3600.0
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.cluster import EventListener, NodeProcess, make_home, passphrase_file
 from kith.p2pnet.home import Home
-from kith.tui.bench.cluster import EventListener, NodeProcess, make_home, passphrase_file
 from kith.tui.commands.node_cmds import CLOCK_SKEW_ENV
 from kith.tui.rpc import NodeClient
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from kith.tui.bench import Figures, register
-from kith.tui.bench.netns import unavailable_reason
-from kith.tui.bench.netns_world import MEMBERS, open_world
+from bench import Figures, register
+from bench.netns import unavailable_reason
+from bench.netns_world import MEMBERS, open_world
 
 FIGURES = (
     "nat_delivery_p99_ms", "nat_delivery_p50_ms", "nat_delivery_loss",

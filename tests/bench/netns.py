@@ -206,7 +206,7 @@ class ConnectionWatch:
         self.role = role
         self.watched = list(dict.fromkeys(watched))
         if net.tool == "nft":
-            towards = ", ".join(self.watched) or "0.0.0.0"
+            towards = ", ".join(self.watched) or "0.0.0.0"  # noqa: S104 - a firewall rule's address, not a bind
             net._nft(role, f"""
                 table inet kithwatch {{
                     set dialed {{ type ipv4_addr . inet_service; flags dynamic; size 4096; }}

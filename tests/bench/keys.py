@@ -6,7 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kith.tui.bench import Figures, register
+from bench import Figures, register
 
 
 @register("rekey_1000_ms")
@@ -14,8 +14,9 @@ def bench_rekey() -> Figures:
     """A rotation in a circle of 1,000 members: new keys, sealed to 999 others, announced in
     signed ops (key.rotate + key.share chunks), sealed in envelopes, stored and folded."""
     from kith.identity.keys import MemberIdentity
-    from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+    from kith.identity.keystore import TEST_KDF, KeystoreData
     from kith.p2pnet.circles import MemberCircles
+    from kith.p2pnet.keyfile import Keystore
     from kith.p2pnet.statecache import StateCache
     from kith.p2pnet.store import EnvelopeStore
     from kith.sync.envelope import epoch_id
@@ -63,10 +64,11 @@ def bench_join() -> Figures:
     import trio
 
     from kith.identity.keys import MemberIdentity
-    from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+    from kith.identity.keystore import TEST_KDF, KeystoreData
     from kith.p2pnet.api import build_methods
     from kith.p2pnet.config import NodeConfig
     from kith.p2pnet.home import Home
+    from kith.p2pnet.keyfile import Keystore
     from kith.p2pnet.node import Node
 
     def make(root: Path, name: str) -> Node:

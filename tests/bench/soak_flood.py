@@ -12,7 +12,7 @@ second (forgeries and replays travel in batches of up to `PER_MESSAGE`), a mix o
   to gossipsub's seen-cache (replaying an identical message costs a node nothing).
 
 When a node drops it (banned), it dials again. It runs as its own process
-(``python -m kith.tui.bench.soak_flood``), so the honest nodes compete with it for CPU as they
+(``python -m bench.soak_flood`` with tests/ on the path), so the honest nodes compete with it for CPU as they
 would with a real attacker on the same machine, and prints what it did as JSON.
 
 `flood_honest_ratio` compares the rate at which a member's posts reach the other members
@@ -26,16 +26,18 @@ import json
 import logging
 import os
 import random
+import selectors
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import TESTS_DIR, Figures, register
 from kith.sync.envelope import Envelope
-from kith.tui.bench import Figures, register
 
 FLOOD_KINDS = ("garbage", "forged", "replay")
 PER_MESSAGE = 64
@@ -45,10 +47,18 @@ asked rate of hostile envelopes, as a real attacker's would."""
 
 
 async def flood(
-    targets: list[str], topic: bytes, replays: list[bytes], *, rate: float, seconds: float, seed: int = 1
+    targets: list[str],
+    topic: bytes,
+    replays: list[bytes],
+    *,
+    rate: float,
+    seconds: float,
+    seed: int = 1,
+    on_start: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Publish ``rate`` hostile items per second (garbage messages, forged and replayed
-    envelopes) for ``seconds``; returns what was sent, per kind, and the rates reached."""
+    envelopes) for ``seconds``; returns what was sent, per kind, and the rates reached.
+    ``on_start`` is called once, as the first hostile message goes out."""
     import trio
 
     from kith.identity.keys import NetworkKey
@@ -114,6 +124,8 @@ async def flood(
             await trio.sleep(1.0)  # let the meshes form
             kinds = [k for k in FLOOD_KINDS if k != "replay" or valid]
             start = trio.current_time()
+            counts["started_at"] = time.time()  # wall clock, as the honest nodes' arrivals are
+            on_start()
             sent = messages = 0
             while trio.current_time() - start < seconds:
                 due = start + sent / rate
@@ -128,6 +140,7 @@ async def flood(
                     counts["publish_errors"] += 1
                 sent += items
                 messages += 1
+            counts["ended_at"] = time.time()
             counts["seconds"] = round(trio.current_time() - start, 2)
             counts["rate"] = round(sent / max(counts["seconds"], 1e-9))
             counts["messages_per_s"] = round(messages / max(counts["seconds"], 1e-9))
@@ -170,9 +183,28 @@ def start_flooder(targets: list[str], topic: bytes, replays: list[bytes], *, rat
     """Run `flood` in its own process; read its JSON report with `finish_flooder`."""
     replay_file = workdir / "replays.hex"
     replay_file.write_text("\n".join(data.hex() for data in replays))
-    args = [sys.executable, "-m", "kith.tui.bench.soak_flood", "--topic", topic.hex(), "--rate", str(rate),
+    args = [sys.executable, "-m", "bench.soak_flood", "--topic", topic.hex(), "--rate", str(rate),
             "--seconds", str(seconds), "--replays", str(replay_file), *targets]  # fmt: skip
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+FLOODING = "flooding"
+"""The flooder's first line on stdout, once it is sending (its report follows when it is done)."""
+
+
+def wait_flooding(proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Return once the flooder is sending: on a busy machine its start takes seconds, and a
+    phase measured "during the flood" must not begin before the flood does. A liveness bound."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise RuntimeError(f"the flooder did not start sending within {timeout} s")
+    line = proc.stdout.readline().strip()
+    if line != FLOODING:
+        _out, err = proc.communicate(timeout=30)
+        raise RuntimeError(f"the flooder failed to start: {line!r} {err.strip()[-2000:]}")
 
 
 def finish_flooder(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
@@ -194,8 +226,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     replays = [bytes.fromhex(line) for line in Path(args.replays).read_text().split()] if args.replays else []
     logging.basicConfig(level=logging.ERROR)  # py-libp2p is chatty about the connections we lose
+
+    def started() -> None:
+        print(FLOODING, flush=True)
+
     report = trio.run(lambda: flood(args.targets, bytes.fromhex(args.topic), replays, rate=args.rate,
-                                    seconds=args.seconds))  # fmt: skip
+                                    seconds=args.seconds, on_start=started))  # fmt: skip
     print(json.dumps(report))
 
 
@@ -221,19 +257,26 @@ def _honest_phase(world: Any, author: Any, circle: str, recipients: list[Any], *
     horizon = end + grace_s
     delivered = 0
     late = 0
+    arrivals: list[float] = []
     for peer in recipients:
         seen = {op["id"]: at for at, p in list(peer.listener.arrivals) for op in p.get("ops", ()) if op["id"] in sent}
         delivered += sum(1 for at in seen.values() if at <= horizon)
         late += len(sent) - len(seen)
-    return {"posted": len(sent), "per_s": delivered / len(recipients) / (horizon - start), "undelivered": late}
+        arrivals += seen.values()
+    return {
+        "posted": len(sent),
+        "per_s": delivered / len(recipients) / (horizon - start),
+        "undelivered": late,
+        "arrivals": sorted(arrivals),
+    }
 
 
 def run_flood_benchmark(*, members: int = 4, honest_rate: float = 20.0, seconds: float = 15.0,
                         flood_rate: float = 2000.0) -> dict[str, Any]:  # fmt: skip
     """Honest delivery without and with a flooder; and whether any flooder byte was stored."""
-    from kith.tui.bench.cluster import wait_for
-    from kith.tui.bench.soak_load import Load
-    from kith.tui.bench.soak_world import World
+    from bench.cluster import wait_for
+    from bench.soak_load import Load
+    from bench.soak_world import World
 
     with tempfile.TemporaryDirectory(prefix="kith-flood-") as tmp:
         root = Path(tmp)
@@ -255,7 +298,7 @@ def run_flood_benchmark(*, members: int = 4, honest_rate: float = 20.0, seconds:
             replays = stored_envelopes(world.relays[0].home.store, topic)
             targets = [p.address for p in world.everyone()]
             flooder = start_flooder(targets, topic, replays, rate=flood_rate, seconds=seconds + 4, workdir=root)
-            time.sleep(2.0)
+            wait_flooding(flooder)
             flooded = _honest_phase(world, author, circle, others, rate=honest_rate, seconds=seconds)
             attack = finish_flooder(flooder)
             wait_for(agreed, timeout=120)
@@ -273,6 +316,10 @@ def run_flood_benchmark(*, members: int = 4, honest_rate: float = 20.0, seconds:
         "forged_stored": sum(len(forged & ids) for ids in after.values()),
         "gained": gained,
         "honest_posted_during_flood": flooded["posted"],
+        # Deliveries while the flooder was sending (its own start and end, on the same wall clock).
+        "honest_delivered_during_flood": sum(
+            1 for at in flooded["arrivals"] if attack["counts"]["started_at"] <= at <= attack["counts"]["ended_at"]
+        ),
         "banned_by": [n for n, s in statuses.items() if any("banned" in k or "invalid" in k for k in s["refused"])],
         "refused": {n: s["refused"] for n, s in statuses.items()},
         "gossip_rejected": {n: (s["gossip"] or {}).get("rejected_messages") for n, s in statuses.items()},

@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.soak_load import Load
+from bench.soak_world import Peer, World
 from kith.identity.errors import KithError
-from kith.tui.bench.soak_load import Load
-from kith.tui.bench.soak_world import Peer, World
 
 ALL_FAULTS = ("kill_member", "partition", "kill_relay", "relay_db_loss", "disk_full")
 

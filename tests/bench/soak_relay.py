@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kith.tui.bench import Figures, register
-from kith.tui.bench.cluster import wait_for
-from kith.tui.bench.soak_world import World
+from bench import Figures, register
+from bench.cluster import wait_for
+from bench.soak_world import World
 
 
 def _rss_mb(peer: Any, field: str = "VmRSS") -> float:

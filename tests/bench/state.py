@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import Figures, register
 from kith.identity.keys import MemberIdentity
 from kith.p2pnet.statecache import StateCache
 from kith.sync.kinds import seal_plain_body
@@ -25,7 +26,6 @@ from kith.sync.ops import Op, SignedOp
 from kith.sync.replica import CircleReplica
 from kith.sync.state import fold_circle_state
 from kith.sync.views import build_views
-from kith.tui.bench import Figures, register
 
 OPS = 100_000
 LATE_BY = 1_000

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from kith.identity.keys import MemberIdentity
-from kith.identity.keystore import TEST_KDF, Keystore, KeystoreData
+from kith.identity.keystore import TEST_KDF, KeystoreData
 from kith.p2pnet.control import socket_in_use, unix_path
 from kith.p2pnet.home import Home
+from kith.p2pnet.keyfile import Keystore
 from kith.tui.rpc import NodeClient
 
 KITH = str(Path(sys.executable).with_name("kith"))

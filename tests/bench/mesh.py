@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kith.tui.bench import Figures, register
-from kith.tui.bench.cluster import EventListener, NodeProcess, make_home, passphrase_file, wait_for
+from bench import Figures, register
+from bench.cluster import EventListener, NodeProcess, make_home, passphrase_file, wait_for
 
 
 def _line(root: Path) -> tuple[NodeProcess, NodeProcess, NodeProcess, str]:
