@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -226,25 +226,41 @@ async def build(world: World, nursery: trio.Nursery) -> None:
     await admit(world, [world.members[n] for n in (USER_NAME, *SCRIPTED[1:])], invite["code"])
 
 
+class _Act(Protocol):
+    async def __call__(self, node: Node, method: str, label: str | None = None, **params: Any) -> str: ...
+
+
 async def seed(world: World) -> dict[str, str]:
     """The circle's history so far, authored in turn (each author has seen what came before,
     so the order is the same every run)."""
-    ash, bea, cal, sam = (world.members[n] for n in (*SCRIPTED, USER_NAME))
-    circle = world.circle
+    sam = world.members[USER_NAME]
     ids: dict[str, str] = {}
 
     async def act(node: Node, method: str, label: str | None = None, **params: Any) -> str:
-        result = await world.call(node, method, circle=circle, **params)
+        result = await world.call(node, method, circle=world.circle, **params)
         if label:
             ids[label] = result["id"]
         await world.settle(tuple(n for n in (*SCRIPTED, USER_NAME) if world.members[n] is not sam) or None)
         return result["id"]
 
+    for step in (_seed_people, _seed_talk, _seed_aid, _seed_fund, _seed_events_and_rules):
+        await step(world, act, ids)
+    return ids
+
+
+async def _seed_people(world: World, act: _Act, ids: dict[str, str]) -> None:
+    """Profiles, and Sam (the person at the keyboard) as treasurer and organizer."""
+    ash, bea, cal, sam = (world.members[n] for n in (*SCRIPTED, USER_NAME))
     for name in (*SCRIPTED, USER_NAME):
         pronouns, skills = PROFILES[name]
         await act(world.members[name], "profile", display_name=name, pronouns=pronouns, skills=skills)
     await act(ash, "role.grant", member=_member_id(sam), role="treasurer")
     await act(ash, "role.grant", member=_member_id(sam), role="organizer")
+
+
+async def _seed_talk(world: World, act: _Act, ids: dict[str, str]) -> None:
+    """Posts, replies, reactions, a check-in and an urgent request."""
+    ash, bea, cal, sam = (world.members[n] for n in (*SCRIPTED, USER_NAME))
     welcome = await act(
         ash,
         "post",
@@ -271,6 +287,11 @@ async def seed(world: World) -> dict[str, str]:
         text="My ride to the clinic tomorrow at 9 fell through. Can anyone drive me?",
         urgent=True,
     )
+
+
+async def _seed_aid(world: World, act: _Act, ids: dict[str, str]) -> None:
+    """The mutual-aid board: pledges, requests and a match."""
+    ash, bea, cal, sam = (world.members[n] for n in (*SCRIPTED, USER_NAME))
     await act(bea, "pledge", label="pledge_ride", category="ride", description="Weekday evening rides across town")
     await act(ash, "pledge", label="pledge_food", category="food", description="Batch-cooked meals on Sundays")
     await act(cal, "request", label="request_food", category="food", description="Groceries for the week")
@@ -283,6 +304,11 @@ async def seed(world: World) -> dict[str, str]:
         unit="EUR",
     )
     await act(ash, "match", pledge=ids["pledge_food"], request=ids["request_food"])
+
+
+async def _seed_fund(world: World, act: _Act, ids: dict[str, str]) -> None:
+    """Contributions with receipts and a spend proposal for Cal's rent."""
+    ash, bea, cal, sam = (world.members[n] for n in (*SCRIPTED, USER_NAME))
     for name, cents in (("Ash", 5000), ("Bea", 2500), ("Cal", 1500)):
         contribution = await act(world.members[name], "contribute", amount=cents, currency="EUR")
         if name != "Cal":
@@ -299,6 +325,11 @@ async def seed(world: World) -> dict[str, str]:
         purpose="Half of the 120 EUR Cal is short on rent",
     )
     await act(ash, "vote", proposal=proposal, choice="approve")
+
+
+async def _seed_events_and_rules(world: World, act: _Act, ids: dict[str, str]) -> None:
+    """An event with answers, and the hardship pot's rules adopted by a vote."""
+    ash, bea, cal, sam = (world.members[n] for n in (*SCRIPTED, USER_NAME))
     starts = (int(time.time()) // 86400 + 3) * 86400 + 17 * 3600
     event = await act(
         ash,
@@ -315,7 +346,6 @@ async def seed(world: World) -> dict[str, str]:
                       charter={"alloc": HARDSHIP_RULES})  # fmt: skip
     for node in (ash, bea, cal, sam):
         await act(node, "vote", proposal=rules, choice="approve")
-    return ids
 
 
 def _member_id(node: Node) -> str:

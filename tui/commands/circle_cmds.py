@@ -67,10 +67,20 @@ def _expires(days: float | None) -> int | None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    command = functools.partial(subcommand, sub)
+    _register_circles(sub)
+    _register_views(sub)
+    _register_messages(sub)
+    _register_aid(sub)
+    _register_proposals(sub)
+    _register_fund(sub)
+    _register_events(sub)
+    _register_members(sub)
 
-    circles = command("circles", "list your circles", cmd_circles)
-    del circles
+
+def _register_circles(sub: argparse._SubParsersAction) -> None:
+    """The circles list, creating a circle and its relay token."""
+    command = functools.partial(subcommand, sub)
+    command("circles", "list your circles", cmd_circles)
     circle = sub.add_parser("circle", help="create a circle or get a relay token for one")
     circle_sub = circle.add_subparsers(dest="circle_command", metavar="ACTION", required=True)
     create = circle_sub.add_parser("create", help="create a new circle (you become its organizer)")
@@ -88,6 +98,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     token.add_argument("--quota-mb", type=int, help="storage the relay should allow (default 1024)")
     token.set_defaults(handler=cmd_relay_token)
 
+
+def _register_views(sub: argparse._SubParsersAction) -> None:
+    """The reading commands: one per view of a circle."""
+    command = functools.partial(subcommand, sub)
     views: list[tuple[str, str, Callable[[dict[str, Any]], list[str]], str | tuple[str, ...]]] = [
         ("feed", "read the circle's messages and check-ins", render.feed_lines, FEED_PARTS),
         ("board", "the mutual-aid board: requests, pledges, matches", render.board_lines, "aid"),
@@ -107,6 +121,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             parser.add_argument("--limit", type=int, default=50)
             parser.add_argument("--show", action="store_true", help="show text behind content warnings")
 
+
+def _register_messages(sub: argparse._SubParsersAction) -> None:
+    """Posts, edits, deletions, reactions, check-ins and profiles."""
+    command = functools.partial(subcommand, sub)
     post = command("post", "post a message (its text from stdin, --file or $EDITOR)", cmd_post)
     post.add_argument("circle")
     add_text_source(post, "message")
@@ -142,6 +160,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_label(profile, "--pronouns", "pronouns")
     add_label(profile, "--skill", "skill", append=True, help="a skill you can share (repeatable)")
 
+
+def _register_aid(sub: argparse._SubParsersAction) -> None:
+    """The mutual-aid board: pledges, requests, matches."""
+    command = functools.partial(subcommand, sub)
     for name, help_text in [("pledge", "offer help"), ("request", "ask for help")]:
         parser = command(name, help_text, cmd_aid_item)
         parser.add_argument("circle")
@@ -159,6 +181,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     action_command(sub, "fulfil", "confirm your request was fulfilled", "fulfil", "fulfilment")
     action_command(sub, "withdraw", "withdraw your pledge or request", "withdraw", "withdrawal")
 
+
+def _register_proposals(sub: argparse._SubParsersAction) -> None:
+    """Proposals and votes."""
+    command = functools.partial(subcommand, sub)
     propose = command("propose", "propose a decision: spend, charter, remove or general", cmd_propose)
     propose.add_argument("circle")
     propose.add_argument("kind", choices=["spend", "charter", "remove", "general"])
@@ -202,6 +228,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     schema_argument(vote, "vote", "choice")
     add_text_source(vote, "reason", flag="--reason")
 
+
+def _register_fund(sub: argparse._SubParsersAction) -> None:
+    """The community fund: contributions, receipts, disbursements."""
+    command = functools.partial(subcommand, sub)
     contribute = command("contribute", "state that you sent money to the fund", cmd_contribute)
     contribute.add_argument("circle")
     contribute.add_argument("amount", help="e.g. 20.00")
@@ -217,6 +247,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     disburse.add_argument("proposal")
     add_text_source(disburse, "note", flag="--note")
 
+
+def _register_events(sub: argparse._SubParsersAction) -> None:
+    """Events and RSVPs."""
+    command = functools.partial(subcommand, sub)
     event = command("event", "create an event", cmd_event)
     event.add_argument("circle")
     add_label(event, "title", "event title", needed=True)
@@ -225,6 +259,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_text_source(event, "event text", flag="--text")
     action_command(sub, "rsvp", "answer an event", "rsvp", "rsvp")
 
+
+def _register_members(sub: argparse._SubParsersAction) -> None:
+    """Organizers' member commands."""
     member = sub.add_parser("member", help="organizers: add or remove members, grant or revoke roles")
     member_sub = member.add_subparsers(dest="member_command", metavar="ACTION", required=True)
     add = member_sub.add_parser("add", help="add someone directly by their card (invites are easier)")
