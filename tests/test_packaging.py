@@ -7,6 +7,7 @@ other projects on PyPI own.
 
 from __future__ import annotations
 
+import importlib
 import re
 import subprocess
 import sys
@@ -55,3 +56,32 @@ def test_no_source_imports_a_bare_name() -> None:
         for match in bare.finditer(path.read_text())
     ]
     assert offenders == []
+
+
+def _resolve(ref: str) -> object:
+    """`kith.p2pnet.store.EnvelopeStore` -> the class: the longest importable prefix, then attributes."""
+    parts = ref.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            found = getattr(found, attr)
+        return found
+    raise AssertionError(f"{ref} does not exist")
+
+
+def test_each_packages_documented_public_api_exists() -> None:
+    """Each package's docstring lists its public API; every name it gives must be real: a
+    `kith.x.y` reference resolves, and a bare `name` is an attribute of one of the modules its
+    bullet names."""
+    for folder in FOLDERS:
+        doc = importlib.import_module(f"kith.{folder}").__doc__ or ""
+        assert "Public API" in doc, f"kith.{folder} documents its public API"
+        for bullet in doc.split("\n- ")[1:]:
+            refs = re.findall(r"`(kith\.[\w.]+)`", bullet)
+            assert refs, bullet
+            owners = [_resolve(ref) for ref in refs]
+            for name in re.findall(r"`(\w+)`", bullet):
+                assert any(hasattr(owner, name) for owner in owners), f"{name} in: {bullet}"
