@@ -47,6 +47,9 @@ def run_abuse(*, fan: int = 1000, chain: int = 300, votes: int = 300) -> dict[st
             call(alice, "receipt", circle=circle, contribution=contribution)
             proposal = call(alice, "propose", circle=circle, kind="spend", title="Rent help", amount=5_000,
                             currency="EUR", recipient=bob.member_id, purpose="rent")["id"]  # fmt: skip
+            # Mallory votes on it below: her node must have it first (else her first vote is refused
+            # as a vote on an unknown proposal, not as a second vote).
+            wait_for(lambda: any(p["id"] == proposal for p in call(mallory, "views", circle=circle)["proposals"]))
             status_ms: list[float] = []
             views_ms: list[float] = []
             stop = threading.Event()
