@@ -32,6 +32,7 @@ import trio
 from kith.identity.errors import LocalProtocolError, RemoteProtocolError, StorageError, UsageError
 from kith.identity.keys import DEFAULT_NAME
 from kith.p2pnet.allocation import AllocationService
+from kith.p2pnet.events import Emit
 from kith.p2pnet.gate import Gate, Verdict
 from kith.p2pnet.netstack import NetError
 from kith.p2pnet.private_requests import PrivateRequests
@@ -128,7 +129,6 @@ class Mesh(Protocol):
     def listen_addresses(self) -> list[str]: ...
 
 
-Emit = Callable[[str, dict[str, Any]], None]
 """Push an event to the control API's clients (`Node.emit`)."""
 
 

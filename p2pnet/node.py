@@ -37,6 +37,7 @@ from kith.identity.keyring import RelayTopic
 from kith.p2pnet.circles import Circle, MemberCircles
 from kith.p2pnet.config import NodeConfig
 from kith.p2pnet.control import ControlServer, Handler
+from kith.p2pnet.events import Emit, EventName
 from kith.p2pnet.framing import close_quietly
 from kith.p2pnet.gate import Gate, Verdict
 from kith.p2pnet.gossip import JUNK_WEIGHT, GossipService, topic_from_name, topic_name
@@ -159,7 +160,7 @@ class Node:
         """The route each connection was made on (pathwatch.py)."""
         self._stopping = trio.Event()
         self.ready = trio.Event()
-        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.listeners: list[Emit] = []
         self.guard = PeerGuard()
         self._circle_relays: set[str] = set()
         """The relays our circles listed when we last looked (`_remember_circle_relays`)."""
@@ -426,7 +427,7 @@ class Node:
 
     # --- events for the control API -----------------------------------------------
 
-    def emit(self, event: str, payload: dict[str, Any]) -> None:
+    def emit(self, event: EventName, payload: dict[str, Any]) -> None:
         """Tell the control API's clients (and in-process listeners) what happened."""
         if self._runtime is not None and self._runtime.control is not None:
             self._runtime.control.notify(event, payload)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from kith.identity.errors import RemoteProtocolError, Undecryptable, UsageError
 from kith.p2pnet.allocation import AllocationService
+from kith.p2pnet.events import Emit
 from kith.sync.kinds.aid import item_content
 from kith.sync.kinds.records import ORGANIZER
 from kith.sync.lifecycle import TURN_DELAY_S
@@ -54,7 +55,7 @@ class PrivateRequests:
         circles: MemberCircles,
         *,
         keystore: Keystore,
-        emit: Callable[[str, dict[str, Any]], None],
+        emit: Emit,
         clock: Callable[[], float],
         send: Callable[[Circle, Envelope], None],
         wake: Callable[[], None],
