@@ -209,6 +209,12 @@ class CircleState:
         self._pending: list[tuple[SignedOp, list[SignedOp], str]] = []
         self._dropping: list[bytes] = []
         """Strikers applied again and found invalid (or struck): their strikes must go."""
+        self._tried: dict[bytes, FoldKey] = {}
+        """Removals rejected at their position that were tried with their strikes in force
+        (`_try_strikes`): once per decision, until ops join before them."""
+        self._failed: dict[bytes, tuple[FoldKey, str]] = {}
+        """Removals rejected with their strikes in force, and why: such a removal is rejected
+        (with that reason) and strikes nothing, even where it would be valid without them."""
         self._withdrawals = 0
         """Strikes withdrawn during the current `add`/`add_many` (see `MAX_WITHDRAWALS`)."""
         self.oscillations = 0
@@ -366,6 +372,7 @@ class CircleState:
             self._reject(signed, mark, f"invalid body: {exc}")
         except RemoteProtocolError as exc:
             self._reject(signed, mark, str(exc))
+            self._try_strikes(signed)
 
     def _note_citations(self, signed: SignedOp, member: Member) -> Member:
         """Record what the author acknowledges by citing it: their admission, their grants."""
@@ -399,6 +406,8 @@ class CircleState:
         if self._pending:
             self._pending = [entry for entry in self._pending if entry[0].id != signed.id]
         if signed.id in self._struck_by:
+            # Rejected with its strikes in force: rejected, and strikes nothing (§2c).
+            self._failed[signed.id] = (fold_key(signed), reason)
             self._dropping.append(signed.id)
 
     def add(self, signed: SignedOp) -> int:
@@ -439,6 +448,9 @@ class CircleState:
         if not rest:
             return 0
         first = fold_key(rest[0])
+        # Ops join the set before the removals from here on: each is decided afresh.
+        self._tried = {op_id: key for op_id, key in self._tried.items() if key < first}
+        self._failed = {op_id: entry for op_id, entry in self._failed.items() if entry[0] < first}
         if self._base_key is not None and first <= self._base_key:
             return self._refold_with(rest, first)
         later = self._rollback_to(bisect_left(self._keys, first))
@@ -556,18 +568,54 @@ class CircleState:
         acknowledges to hold the membership or role (their admission, grants).
 
         Decisions (proposals, votes) are never struck (docs/OPS.md §2c)."""
-        unseen = self._unseen_ops(signed, target, start)
-        kinds = ROLE_KINDS.get(scope)
-        unseen = [
-            op
-            for op in unseen
-            if (op.op.kind in kinds if kinds else op.op.kind not in _DECISIONS) and not _renounces(op)
-        ]
+        unseen = self._strikable(signed, target, scope, start)
+        failed = self._failed.get(signed.id)
+        if failed is not None and unseen:
+            raise OpRejected(failed[1])
         record = Removal(start[0], start[1], signed.op.lamport, signed.id, scope, anchors)
         self.put(self.removals, target, (*self.removals.get(target, ()), record))
         if unseen or signed.id in self._struck_by:
             reason = STRUCK_REMOVED if scope == "member" else STRUCK_DEMOTED
             self._pending.append((signed, unseen, reason))
+
+    def _strikable(self, signed: SignedOp, target: bytes, scope: str, start: FoldKey) -> list[SignedOp]:
+        """The ops of ``target`` that ``signed``, a removal (or demotion from role ``scope``)
+        of them whose membership (or role) began at ``start``, strikes."""
+        kinds = ROLE_KINDS.get(scope)
+        return [
+            op
+            for op in self._unseen_ops(signed, target, start)
+            if (op.op.kind in kinds if kinds else op.op.kind not in _DECISIONS) and not _renounces(op)
+        ]
+
+    def _try_strikes(self, signed: SignedOp) -> None:
+        """A removal or demotion of someone else was just rejected at its position, with
+        none of its strikes in force. It is decided with them in force (docs/OPS.md §2c): if
+        it would strike anything, strike it and fold again from there; applied again, it is
+        valid (and keeps them) or rejected (`_failed`: it strikes nothing)."""
+        op = signed.op
+        if op.kind not in (OpKind.MEMBER_REMOVE, OpKind.ROLE_REVOKE) or type(op.body) is not dict:
+            return
+        op_id = signed.id
+        if op_id in self._tried or op_id in self._failed or op_id in self._struck_by or op_id in self.struck:
+            return
+        target = op.body.get("member")
+        member = self.members.get(target) if type(target) is bytes else None
+        if member is None or target == op.author:
+            return
+        if op.kind == OpKind.MEMBER_REMOVE:
+            scope, start = "member", (member.joined_lamport, member.joined_op)
+        else:
+            role = op.body.get("role")
+            grant = member.grant(role) if type(role) is str else None
+            if grant is None:
+                return
+            granted = self.causal.get(grant.op)
+            scope, start = role, (0 if granted is None else granted.lamport, grant.op)
+        unseen = self._strikable(signed, target, scope, start)
+        if unseen:
+            self._tried[op_id] = fold_key(signed)
+            self._pending.append((signed, unseen, STRUCK_REMOVED if scope == "member" else STRUCK_DEMOTED))
 
     def _unseen_ops(self, signed: SignedOp, target: bytes, start: FoldKey) -> list[SignedOp]:
         """The target's ops in (start, signed) that ``signed`` had not seen.
@@ -671,7 +719,9 @@ class CircleState:
         return the ops to apply again, as `_settle` does."""
         dropping, self._dropping = self._dropping, []
         earliest: FoldKey | None = None
-        if any(striker in self._struck_by for striker in dropping):
+        # A removal that failed with its strikes in force never strikes again in this batch,
+        # so withdrawing its strikes cannot cycle: only the others count.
+        if any(striker in self._struck_by and striker not in self._failed for striker in dropping):
             self._withdrawals += 1
             if self._withdrawals > MAX_WITHDRAWALS:  # oscillating: strikes now only grow
                 self.oscillations += 1
