@@ -26,11 +26,15 @@ parents), so a position alone never grants authority (docs/OPS.md §2a-2c):
 
 Striking reaches backwards: the removal sorts after the ops it strikes. The result is
 defined as folding left to right: when a removal takes effect, the ops it strikes are
-struck and everything from the earliest of them is folded again (`_settle`). For this to
-have one answer, a removal's validity must never rest on an op it strikes, and the rules
-see to it (docs/OPS.md §2c): what it relies on is in its causal past (acknowledgements of
-grants and admissions are kept even for struck ops), organizers can only remove less
-senior ones, and decisions (proposals, votes) are never struck. The fold remembers every
+struck and everything from the earliest of them is folded again (`_settle`). The rules
+keep what a removal relies on directly out of its reach (docs/OPS.md §2c): it is in its
+causal past (acknowledgements of grants and admissions are kept even for struck ops),
+organizers can only remove less senior ones, and decisions (proposals, votes) are never
+struck. Through ops it never saw, a removal's validity can still rest on an op it strikes
+(a demotion of T striking T's admission of E, when the demoting organizer's own role
+hangs on a handover to E); so a removal is decided with its strikes in force: one rejected
+without them is tried with them (`_try_strikes`), and one rejected with them strikes
+nothing (`_failed`), whichever way the fold met it first. The fold remembers every
 strike (``struck``, not undone by the undo log) so that folding again is cheap; whenever
 it rolls back to a position, the removals at or after it become *unconfirmed*, and
 applying each again either confirms its strikes or revises them (`_settle`,
@@ -39,7 +43,8 @@ applying each again either confirms its strikes or revises them (`_settle`,
 An op that arrives after a removal and sorts before it cannot be in its past (all of the
 removal's ancestors entered before it did), so unless it could change the removal's own
 validity (leaving) or acknowledges something, it is struck on arrival without replaying
-anything (`_insert_struck`): back-dating costs an attacker's target nothing.
+anything (`_insert_struck`): back-dating costs an attacker's target nothing. (The removal
+was decided with its strikes in force, and one more struck op changes nothing it saw.)
 
 Ops do not arrive in fold order. The common case, an op that sorts after everything
 applied so far, is applied directly (`add`, fast path). An op that sorts earlier ("late
