@@ -27,24 +27,23 @@ parents), so a position alone never grants authority (docs/OPS.md §2a-2c):
 Striking reaches backwards: the removal sorts after the ops it strikes. The result is
 defined as folding left to right: when a removal takes effect, the ops it strikes are
 struck and everything from the earliest of them is folded again (`_settle`). The rules
-keep what a removal relies on directly out of its reach (docs/OPS.md §2c): it is in its
-causal past (acknowledgements of grants and admissions are kept even for struck ops),
-organizers can only remove less senior ones, and decisions (proposals, votes) are never
-struck. Through ops it never saw, a removal's validity can still rest on an op it strikes
-(a demotion of T striking T's admission of E, when the demoting organizer's own role
-hangs on a handover to E); so a removal is decided with its strikes in force: one rejected
-without them is tried with them (`_try_strikes`), and one rejected with them strikes
-nothing (`_failed`), whichever way the fold met it first. The fold remembers every
+keep what a removal relies on out of its own reach (docs/OPS.md §2c): what it relies on
+directly is in its causal past (acknowledgements of grants and admissions are kept even
+for struck ops), organizers can only remove less senior ones, and decisions (proposals,
+votes) are never struck. Through ops it never saw, a removal's validity can still rest on
+an op it strikes (valid with its strikes, invalid without); the left-to-right fold then
+picks one answer: each removal is met first without its own strikes, and strikes only if
+it is valid there. The fold remembers every
 strike (``struck``, not undone by the undo log) so that folding again is cheap; whenever
 it rolls back to a position, the removals at or after it become *unconfirmed*, and
 applying each again either confirms its strikes or revises them (`_settle`,
 `_drop_strikes`), exactly as folding from scratch would.
 
-An op that arrives after a removal and sorts before it cannot be in its past (all of the
-removal's ancestors entered before it did), so unless it could change the removal's own
-validity (leaving) or acknowledges something, it is struck on arrival without replaying
-anything (`_insert_struck`): back-dating costs an attacker's target nothing. (The removal
-was decided with its strikes in force, and one more struck op changes nothing it saw.)
+Ops that join the set at or before a removal that struck something withdraw its strikes
+first (`_withdraw_strikes_from`): a fresh fold meets every removal without its own strikes,
+and a removal's validity can rest on what it would strike through ops it never saw (an
+organizer's role hanging on a handover to someone the target admitted). So the removal is
+decided again exactly as a fresh fold decides it, whichever ops arrived first.
 
 Ops do not arrive in fold order. The common case, an op that sorts after everything
 applied so far, is applied directly (`add`, fast path). An op that sorts earlier ("late
@@ -96,6 +95,8 @@ from kith.sync.kinds.common import (
     OpRejected,
 )
 from kith.sync.kinds.records import (
+    ELECTION,
+    ORGANIZER,
     AidItem,
     AllocPeriod,
     Ask,
@@ -137,9 +138,11 @@ _MISSING = object()
 _APPENDED = object()
 _GENESIS_KIND = OpKind.CIRCLE_CREATE
 _SLOW_KINDS = frozenset({OpKind.MEMBER_REMOVE, OpKind.MEMBER_COMPROMISED, OpKind.ROLE_REVOKE, OpKind.ROLE_HANDOVER})
-"""Kinds that may make a removal of their author moot (leaving, giving up a role): a late
-one is folded in its place, never struck on arrival."""
+"""Kinds by which an author may give up their membership or a role (`_renounces`)."""
 _DECISIONS = frozenset({OpKind.PROPOSAL_CREATE, OpKind.PROPOSAL_VOTE, OpKind.PROPOSAL_WITHDRAW, OpKind.PROPOSAL_CLOSE})
+_GOVERNING = ROLE_KINDS[ORGANIZER] | _SLOW_KINDS | _DECISIONS
+"""Kinds that can change who is a member or holds a role: a late one is never struck on
+arrival (`_insert_struck`)."""
 """Never struck: a proposal's outcome must not hinge on a removal that raced it."""
 
 
@@ -214,12 +217,6 @@ class CircleState:
         self._pending: list[tuple[SignedOp, list[SignedOp], str]] = []
         self._dropping: list[bytes] = []
         """Strikers applied again and found invalid (or struck): their strikes must go."""
-        self._tried: dict[bytes, FoldKey] = {}
-        """Removals rejected at their position that were tried with their strikes in force
-        (`_try_strikes`): once per decision, until ops join before them."""
-        self._failed: dict[bytes, tuple[FoldKey, str]] = {}
-        """Removals rejected with their strikes in force, and why: such a removal is rejected
-        (with that reason) and strikes nothing, even where it would be valid without them."""
         self._withdrawals = 0
         """Strikes withdrawn during the current `add`/`add_many` (see `MAX_WITHDRAWALS`)."""
         self.oscillations = 0
@@ -377,7 +374,6 @@ class CircleState:
             self._reject(signed, mark, f"invalid body: {exc}")
         except RemoteProtocolError as exc:
             self._reject(signed, mark, str(exc))
-            self._try_strikes(signed)
 
     def _note_citations(self, signed: SignedOp, member: Member) -> Member:
         """Record what the author acknowledges by citing it: their admission, their grants."""
@@ -411,8 +407,6 @@ class CircleState:
         if self._pending:
             self._pending = [entry for entry in self._pending if entry[0].id != signed.id]
         if signed.id in self._struck_by:
-            # Rejected with its strikes in force: rejected, and strikes nothing (§2c).
-            self._failed[signed.id] = (fold_key(signed), reason)
             self._dropping.append(signed.id)
 
     def add(self, signed: SignedOp) -> int:
@@ -452,14 +446,32 @@ class CircleState:
         rest = [signed for signed in batch if not self._insert_struck(signed)]
         if not rest:
             return 0
-        first = fold_key(rest[0])
-        # Ops join the set before the removals from here on: each is decided afresh.
-        self._tried = {op_id: key for op_id, key in self._tried.items() if key < first}
-        self._failed = {op_id: entry for op_id, entry in self._failed.items() if entry[0] < first}
+        first = self._withdraw_strikes_from(fold_key(rest[0]))
         if self._base_key is not None and first <= self._base_key:
             return self._refold_with(rest, first)
         later = self._rollback_to(bisect_left(self._keys, first))
         return max(0, self._run(later, rest) - len(rest))
+
+    def _withdraw_strikes_from(self, position: FoldKey) -> FoldKey:
+        """New ops join the set at ``position``: withdraw the strikes of every removal at or
+        after it, and return where folding again must start (the earliest op they had
+        struck, or ``position``).
+
+        A fresh fold meets each removal without its strikes, and a removal's validity can
+        rest on ops it would strike (through ops it never saw: a demotion of T that strikes
+        T's admission of E, when the demoting organizer's own role hangs on a handover to E,
+        docs/OPS.md §2c). Keeping the strikes while new ops join could keep such a removal
+        valid where a fresh fold rejects it, so each is decided again as a fresh fold would
+        decide it. Withdrawing one can reach before ``position``, and so reach earlier
+        removals: repeated until none is left after the start."""
+        while True:
+            again = [striker for striker, (key, _ids) in self._struck_by.items() if key >= position]
+            if not again:
+                return position
+            for striker in again:
+                for op_id in self._struck_by.pop(striker)[1]:
+                    position = min(position, (self.struck.pop(op_id).lamport, op_id))
+                self._unconfirmed.discard(striker)
 
     def _run(self, *streams: Iterable[SignedOp]) -> int:
         """Apply fold-ordered op streams merged (each fold key once), settling strikes as they
@@ -573,54 +585,18 @@ class CircleState:
         acknowledges to hold the membership or role (their admission, grants).
 
         Decisions (proposals, votes) are never struck (docs/OPS.md §2c)."""
-        unseen = self._strikable(signed, target, scope, start)
-        failed = self._failed.get(signed.id)
-        if failed is not None and unseen:
-            raise OpRejected(failed[1])
+        unseen = self._unseen_ops(signed, target, start)
+        kinds = ROLE_KINDS.get(scope)
+        unseen = [
+            op
+            for op in unseen
+            if (op.op.kind in kinds if kinds else op.op.kind not in _DECISIONS) and not _renounces(op)
+        ]
         record = Removal(start[0], start[1], signed.op.lamport, signed.id, scope, anchors)
         self.put(self.removals, target, (*self.removals.get(target, ()), record))
         if unseen or signed.id in self._struck_by:
             reason = STRUCK_REMOVED if scope == "member" else STRUCK_DEMOTED
             self._pending.append((signed, unseen, reason))
-
-    def _strikable(self, signed: SignedOp, target: bytes, scope: str, start: FoldKey) -> list[SignedOp]:
-        """The ops of ``target`` that ``signed``, a removal (or demotion from role ``scope``)
-        of them whose membership (or role) began at ``start``, strikes."""
-        kinds = ROLE_KINDS.get(scope)
-        return [
-            op
-            for op in self._unseen_ops(signed, target, start)
-            if (op.op.kind in kinds if kinds else op.op.kind not in _DECISIONS) and not _renounces(op)
-        ]
-
-    def _try_strikes(self, signed: SignedOp) -> None:
-        """A removal or demotion of someone else was just rejected at its position, with
-        none of its strikes in force. It is decided with them in force (docs/OPS.md §2c): if
-        it would strike anything, strike it and fold again from there; applied again, it is
-        valid (and keeps them) or rejected (`_failed`: it strikes nothing)."""
-        op = signed.op
-        if op.kind not in (OpKind.MEMBER_REMOVE, OpKind.ROLE_REVOKE) or type(op.body) is not dict:
-            return
-        op_id = signed.id
-        if op_id in self._tried or op_id in self._failed or op_id in self._struck_by or op_id in self.struck:
-            return
-        target = op.body.get("member")
-        member = self.members.get(target) if type(target) is bytes else None
-        if member is None or target == op.author:
-            return
-        if op.kind == OpKind.MEMBER_REMOVE:
-            scope, start = "member", (member.joined_lamport, member.joined_op)
-        else:
-            role = op.body.get("role")
-            grant = member.grant(role) if type(role) is str else None
-            if grant is None:
-                return
-            granted = self.causal.get(grant.op)
-            scope, start = role, (0 if granted is None else granted.lamport, grant.op)
-        unseen = self._strikable(signed, target, scope, start)
-        if unseen:
-            self._tried[op_id] = fold_key(signed)
-            self._pending.append((signed, unseen, STRUCK_REMOVED if scope == "member" else STRUCK_DEMOTED))
 
     def _unseen_ops(self, signed: SignedOp, target: bytes, start: FoldKey) -> list[SignedOp]:
         """The target's ops in (start, signed) that ``signed`` had not seen.
@@ -724,9 +700,7 @@ class CircleState:
         return the ops to apply again, as `_settle` does."""
         dropping, self._dropping = self._dropping, []
         earliest: FoldKey | None = None
-        # A removal that failed with its strikes in force never strikes again in this batch,
-        # so withdrawing its strikes cannot cycle: only the others count.
-        if any(striker in self._struck_by and striker not in self._failed for striker in dropping):
+        if any(striker in self._struck_by for striker in dropping):
             self._withdrawals += 1
             if self._withdrawals > MAX_WITHDRAWALS:  # oscillating: strikes now only grow
                 self.oscillations += 1
@@ -750,9 +724,15 @@ class CircleState:
 
         With ops entering in causal order, an op arriving after the removal cannot be in its
         past. Nothing is re-applied: a struck op has no effect, so it only takes its place.
+        Only for ops that could not have changed the removal's own validity unstruck (no
+        governing kind, no organizer election in the circle): the removal then decides as
+        a fresh fold would, which meets it before the op is struck.
         """
         op = signed.op
-        if op.kind in _SLOW_KINDS:
+        if op.kind in _GOVERNING or self._any_election():
+            # It could change who is a member or an organizer (an organizer's op ends an
+            # election it had seen), and so whether the removal is valid: a fresh fold
+            # decides the removal without it struck, so it goes the slow way.
             return False
         key = fold_key(signed)
         record = None
@@ -791,6 +771,9 @@ class CircleState:
         self._ops.insert(index, signed)
         self._marks.insert(index, self._marks[index] if index < len(self._marks) else len(self._undo))
         return True
+
+    def _any_election(self) -> bool:
+        return any(proposal.kind == ELECTION for proposal in self.proposals.values())
 
     # --- authoring -------------------------------------------------------------------
 
