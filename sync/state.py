@@ -43,7 +43,12 @@ Ops that join the set at or before a removal that struck something withdraw its 
 first (`_withdraw_strikes_from`): a fresh fold meets every removal without its own strikes,
 and a removal's validity can rest on what it would strike through ops it never saw (an
 organizer's role hanging on a handover to someone the target admitted). So the removal is
-decided again exactly as a fresh fold decides it, whichever ops arrived first.
+decided again exactly as a fresh fold decides it, whichever ops arrived first. One kind of
+late op is struck on arrival without replaying anything (`_insert_struck`): an op of the
+removal's target that it had not seen, which acknowledges nothing and could not change who
+is a member or holds a role (not a governing kind, and the circle has no organizer
+election its author could end), so the removal decides the same with it or without it:
+a removed member's back-dated post costs their former circle nothing.
 
 Ops do not arrive in fold order. The common case, an op that sorts after everything
 applied so far, is applied directly (`add`, fast path). An op that sorts earlier ("late
@@ -140,10 +145,10 @@ _GENESIS_KIND = OpKind.CIRCLE_CREATE
 _SLOW_KINDS = frozenset({OpKind.MEMBER_REMOVE, OpKind.MEMBER_COMPROMISED, OpKind.ROLE_REVOKE, OpKind.ROLE_HANDOVER})
 """Kinds by which an author may give up their membership or a role (`_renounces`)."""
 _DECISIONS = frozenset({OpKind.PROPOSAL_CREATE, OpKind.PROPOSAL_VOTE, OpKind.PROPOSAL_WITHDRAW, OpKind.PROPOSAL_CLOSE})
-_GOVERNING = ROLE_KINDS[ORGANIZER] | _SLOW_KINDS | _DECISIONS
+"""Never struck: a proposal's outcome must not hinge on a removal that raced it."""
+_GOVERNING = ROLE_KINDS[ORGANIZER] | _SLOW_KINDS | _DECISIONS | {OpKind.CHARTER_UPDATE, OpKind.CIRCLE_CREATE}
 """Kinds that can change who is a member or holds a role: a late one is never struck on
 arrival (`_insert_struck`)."""
-"""Never struck: a proposal's outcome must not hinge on a removal that raced it."""
 
 
 def fold_key(signed: SignedOp) -> FoldKey:
