@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from kith.identity import codec
 from kith.identity.crypto import NONCE_BYTES, RandomBytes, aead_decrypt, aead_encrypt, blake2b, random_bytes
 from kith.identity.errors import LocalProtocolError, Malformed, StorageError
-from kith.p2pnet.store import open_private_db
+from kith.p2pnet.store import check_schema_version, open_private_db
 from kith.sync import limits
 from kith.sync.cache import Snapshot
 from kith.sync.causal import OpMeta, meta_of
@@ -98,16 +98,9 @@ class StateCache:
         try:
             self._db = open_private_db(path, fsync=fsync)
             self._db.executescript(_SCHEMA)
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-            if row is None:
-                self._db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            elif type(row[0]) is int and row[0] < SCHEMA_VERSION:
-                raise StateCacheError(
-                    f"{path} was written by an older kith whose ops this version cannot read; "
-                    "move the kith home aside and join your circles again"
-                )
-            elif row[0] != SCHEMA_VERSION:
-                raise StateCacheError(f"{path} was written by a newer kith (schema {row[0]}); upgrade kith")
+            problem = check_schema_version(self._db, SCHEMA_VERSION, "ops")
+            if problem is not None:
+                raise StateCacheError(f"{path} {problem}")
         except OSError as exc:
             raise StateCacheError(f"cannot create the state cache {path}: {exc.strerror or exc}") from exc
         except sqlite3.Error as exc:

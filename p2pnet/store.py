@@ -77,6 +77,23 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"store error on {path}: {exc}")
 
 
+def check_schema_version(db: sqlite3.Connection, version: int, holds: str) -> str | None:
+    """Stamp a new database with ``version``, or say (after its path) why an existing one
+    cannot be used; ``holds`` names what an older one held that this version cannot read."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if row is None:
+        db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (version,))
+        return None
+    if type(row[0]) is int and row[0] < version:
+        return (
+            f"was written by an older kith whose {holds} this version cannot read; "
+            "move the kith home aside and join your circles again"
+        )
+    if row[0] != version:
+        return f"was written by a newer kith (schema {row[0]}); upgrade kith"
+    return None
+
+
 def open_private_db(path: Path, *, fsync: bool, check_same_thread: bool = True) -> sqlite3.Connection:
     """A private (0600) SQLite file in WAL mode, as both of the node's stores use it.
 
@@ -133,16 +150,9 @@ class EnvelopeStore:
             self._writer = memory
 
     def _check_schema(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        elif type(row[0]) is int and row[0] < SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} was written by an older kith whose envelopes this version cannot read; "
-                "move the kith home aside and join your circles again"
-            )
-        elif row[0] != SCHEMA_VERSION:
-            raise StoreError(f"{self.path} was written by a newer kith (schema {row[0]}); upgrade kith")
+        problem = check_schema_version(self._db, SCHEMA_VERSION, "envelopes")
+        if problem is not None:
+            raise StoreError(f"{self.path} {problem}")
 
     def close(self) -> None:
         with self._write_lock:
