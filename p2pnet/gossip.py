@@ -108,6 +108,10 @@ class GossipService:
         """Content hashes of our own recent publishes (gossip names no origin to skip by)."""
         self._send, self._receive = trio.open_memory_channel[tuple[bytes, bytes]](PUBLISH_QUEUE)
         self._loops: dict[bytes, trio.CancelScope] = {}
+        """The receive loop of each subscribed topic (at most one per topic)."""
+        self._wanted: set[bytes] = set()
+        """The topics the node serves: what the subscriptions are brought in line with."""
+        self._settling = trio.Lock()
 
     # --- receiving ----------------------------------------------------------------
 
@@ -143,26 +147,53 @@ class GossipService:
             self._checked.popitem(last=False)
         return True
 
-    async def join(self, topic: bytes, nursery: trio.Nursery) -> None:
-        """Subscribe to a circle's topic and start delivering its envelopes."""
-        if topic in self._loops:
-            return
-        name = topic_name(topic)
-        self.net.set_topic_validator(name, lambda forwarder, data: self._validate(topic, forwarder, data))
-        await self.net.subscribe(name)
-        scope = trio.CancelScope()
-        self._loops[topic] = scope
-        nursery.start_soon(self._receive_loop, topic, name, scope)
+    def join_nowait(self, topic: bytes, nursery: trio.Nursery) -> None:
+        """Want a topic's gossip from now on; the subscription follows in a task."""
+        self._wanted.add(topic)
+        nursery.start_soon(self._settle, topic, nursery)
 
-    async def leave(self, topic: bytes) -> None:
-        scope = self._loops.pop(topic, None)
-        if scope is not None:
-            scope.cancel()
-            await self.net.unsubscribe(topic_name(topic))
+    def leave_nowait(self, topic: bytes, nursery: trio.Nursery) -> None:
+        """Want no more of a topic's gossip; the unsubscription follows in a task."""
+        self._wanted.discard(topic)
+        nursery.start_soon(self._settle, topic, nursery)
+
+    async def join(self, topic: bytes, nursery: trio.Nursery) -> None:
+        """Subscribe to a topic and start delivering its envelopes (returns once subscribed)."""
+        self._wanted.add(topic)
+        await self._settle(topic, nursery)
+
+    async def leave(self, topic: bytes, nursery: trio.Nursery) -> None:
+        self._wanted.discard(topic)
+        await self._settle(topic, nursery)
+
+    async def _settle(self, topic: bytes, nursery: trio.Nursery) -> None:
+        """Bring the topic's subscription in line with what is wanted *now*.
+
+        Joins and leaves are asked for from synchronous code and run as tasks, which trio
+        may start in any order, and each awaits the network part-way through. So the wish
+        is recorded first (`_wanted`) and every change is made under one lock against the
+        latest wish: a drop followed at once by a serve ends subscribed, the reverse ends
+        unsubscribed, and there is never more than one receive loop per topic (two loops,
+        one of them orphaned by a leave, read a subscription that was gone and crashed the
+        node)."""
+        async with self._settling:
+            name = topic_name(topic)
+            if topic in self._wanted and topic not in self._loops:
+                self.net.set_topic_validator(name, lambda forwarder, data: self._validate(topic, forwarder, data))
+                await self.net.subscribe(name)
+                scope = trio.CancelScope()
+                self._loops[topic] = scope
+                nursery.start_soon(self._receive_loop, topic, name, scope)
+            elif topic not in self._wanted and topic in self._loops:
+                # Cancelled before the subscription goes, so the loop never reads a missing one.
+                self._loops.pop(topic).cancel()
+                await self.net.unsubscribe(name)
 
     async def _receive_loop(self, topic: bytes, name: str, scope: trio.CancelScope) -> None:
         with scope:
             while True:
+                # on_envelopes may return without a checkpoint: notice a leave before reading.
+                await trio.lowlevel.checkpoint_if_cancelled()
                 data = await self.net.next_message(name)
                 digest = hashlib.sha256(data).digest()
                 if digest in self._published:

@@ -661,7 +661,7 @@ class Node:
         """`serve_topic` from a synchronous context (gossip joins once the node runs)."""
         self._load_index(topic)
         if self._runtime is not None:
-            self._runtime.nursery.start_soon(self._runtime.gossip.join, topic, self._runtime.nursery)
+            self._runtime.gossip.join_nowait(topic, self._runtime.nursery)
         self._sync_wanted.set()
 
     def drop_topic(self, topic: bytes) -> None:
@@ -670,7 +670,7 @@ class Node:
         self.indexes.pop(topic, None)
         self.topic_bytes.pop(topic, None)
         if self._runtime is not None:
-            self._runtime.nursery.start_soon(self._runtime.gossip.leave, topic)
+            self._runtime.gossip.leave_nowait(topic, self._runtime.nursery)
         try:
             self.disk.store.delete_topic(topic)
         except StorageError as exc:  # dropped again on the next start: the topic is no longer followed

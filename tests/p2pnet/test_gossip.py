@@ -142,3 +142,44 @@ async def test_a_graft_before_the_proof_is_held_and_applied_not_pruned() -> None
                 await trio.sleep(0.01)
             assert a_id not in b.router.back_off.get(name, {})  # never told to back off
             nursery.cancel_scope.cancel()
+
+
+CHURN = [
+    ("join", "join", "leave"),
+    ("leave", "join"),
+    ("join", "leave", "join"),
+    ("join", "leave"),
+    ("join", "join", "leave", "join", "leave"),
+    ("join", "join", "leave", "join"),
+]
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize("asks", CHURN, ids=["-".join(asks) for asks in CHURN])
+async def test_joins_and_leaves_asked_together_end_as_the_last_one_says(asks: tuple[str, ...]) -> None:
+    """A welcome drops an invite's topic and a fold may serve it again in the same moment:
+    the joins and leaves run as tasks trio may start in any order, each awaiting the network
+    part-way. Whatever the order, the topic ends subscribed exactly when the last ask was a
+    join, with one receive loop at most (an orphaned second loop read a subscription a leave
+    had removed, and the KeyError took the whole node down)."""
+
+    async def ignore(topic: bytes, envelopes: list[Envelope], peer: str) -> None:
+        return None
+
+    with trio.fail_after(30):
+        async with open_netstack(NetworkKey.generate(), LOOPBACK) as net, trio.open_nursery() as nursery:
+            gossip = GossipService(net, _gate(), ignore)
+            for _round in range(3):
+                for ask in asks:  # all in one tick, as from synchronous code
+                    (gossip.join_nowait if ask == "join" else gossip.leave_nowait)(TOPIC, nursery)
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+                wanted = asks[-1] == "join"
+                loops = [task for task in nursery.child_tasks if task.name.endswith("_receive_loop")]
+                assert len(loops) == int(wanted)
+                assert (topic_name(TOPIC) in net._subscriptions) is wanted  # noqa: SLF001
+                assert (TOPIC in gossip._loops) is wanted  # noqa: SLF001
+                if wanted:
+                    await gossip.leave(TOPIC, nursery)
+                    await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+                    assert not [task for task in nursery.child_tasks if task.name.endswith("_receive_loop")]
+            nursery.cancel_scope.cancel()
