@@ -6,6 +6,7 @@ the real network; the honest nodes must refuse it, list why, and stay usable.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -24,6 +25,7 @@ from kith.sync.kinds.common import STRUCK_REMOVED
 from kith.sync.kinds.keys import SEALED_KEY_BYTES
 from kith.sync.kinds.membership import member_add_body
 from kith.sync.ops import Op, SignedOp
+from kith.sync.state import fold_key
 
 pytestmark = pytest.mark.trio
 
@@ -70,21 +72,25 @@ async def test_a_removed_organizers_back_dated_sock_puppet_is_struck_everywhere(
             removal = await call(alice, "member.remove", circle=circle, member=bob_id.hex())
             await wait_until(lambda: bob_id not in _circle(bob, circle).replica.state.members)
             # Bob's modified client: a member.add of a sock puppet continuing his chain from
-            # before the removal (so it sorts before it), ts ground to win ties, sealed with
-            # a key he still holds.
+            # before the removal (so it sorts before it), sealed with a key he still holds.
+            # The fold orders by (lamport, id): where the lamports tie, his client grinds the
+            # ts until the id sorts before the removal's too (taking the smallest of a fixed
+            # number of ids lost that race about one run in thirty).
             puppet = MemberIdentity.generate("puppet", now=1_700_000_000)
             replica = _circle(bob, circle).replica
+            (removal_op,) = [s for s in replica.ops() if s.op.kind == "member.remove"]
             lamport = 1 + replica.dag.lamport_of(last)
             body = member_add_body(puppet.card().to_bytes())
-            forged = min(
-                (
-                    SignedOp.create(
+            forged = next(
+                signed
+                for ts in itertools.count(1)
+                if fold_key(
+                    signed := SignedOp.create(
                         Op(bytes.fromhex(circle), bob_id, (last,), lamport, ts, "member.add", body, seq=seq + 1),
                         bob.circles.identity,  # type: ignore[union-attr]
                     )
-                    for ts in range(1, 30)
-                ),
-                key=lambda signed: signed.id,
+                )
+                < fold_key(removal_op)
             )
             old_key = next(iter(_circle(bob, circle).keys.epochs.values()))
             envelope = seal(forged.data, epoch_key=old_key, ts=forged.op.ts)
