@@ -387,10 +387,12 @@ class _ConnectionEvents(INotifee):
     def __init__(self, send: trio.MemorySendChannel[tuple[str, str]]) -> None:
         self._send = send
         self.dropped = 0
+        self.emitted = 0
 
     def _emit(self, kind: str, conn: Any) -> None:
         try:
             self._send.send_nowait((kind, conn.muxed_conn.peer_id.to_base58()))
+            self.emitted += 1
         except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError, AttributeError):
             self.dropped += 1
 
@@ -433,6 +435,8 @@ class NetStack:
     _subscriptions: dict[str, Any] = field(default_factory=dict)
     book: AddressBook = field(default_factory=AddressBook)
     """Where each peer was last reached (`connect` keeps it)."""
+    _dialing: dict[str, trio.Event] = field(default_factory=dict)
+    """Peers a `connect` is dialling now, set when it ends."""
 
     @property
     def peer_id(self) -> str:
@@ -443,6 +447,15 @@ class NetStack:
         listening ones with an unspecified host expanded to this host's interface addresses
         (`p2pnet.addresses`). Never 0.0.0.0 or ::, which would mean the reader's own machine."""
         return [str(a) for a in self.host.get_addrs()]
+
+    def has_connection(self, peer: str) -> bool:
+        """Whether an open connection to ``peer`` remains (libp2p reports each connection's
+        close, and a peer can have two for a moment: both ends dialling at once, a redial)."""
+        try:
+            peer_id = parse_peer_id(peer)
+        except NetError:
+            return False
+        return any(not c.is_closed for c in self.host.get_network().connections.get(peer_id, ()))
 
     def connected_peers(self) -> list[str]:
         return sorted(p.to_base58() for p in self.host.get_connected_peers())
@@ -477,9 +490,29 @@ class NetStack:
                 " use an address from that node's 'kith status'"
             )
         peer_id = parse_peer_id(peer)
-        network = self.host.get_network()
-        if any(not c.is_closed for c in network.connections.get(peer_id, ())):
+        if self.has_connection(peer):
             return peer
+        under_way = self._dialing.get(peer)
+        if under_way is not None:
+            # Another task is dialling this peer (a join and the dial loop at once): share
+            # its outcome rather than open a second connection, whose close later looks
+            # like the peer leaving.
+            with trio.move_on_after(timeout):
+                await under_way.wait()
+            if self.has_connection(peer):
+                return peer
+        done = trio.Event()
+        self._dialing[peer] = done
+        try:
+            return await self._dial(peer, peer_id, address, also, timeout)
+        finally:
+            done.set()
+            if self._dialing.get(peer) is done:
+                del self._dialing[peer]
+
+    async def _dial(self, peer: str, peer_id: Any, address: str, also: Sequence[str], timeout: float) -> str:
+        """`connect`'s dialling: the addresses staggered, the first connection wins."""
+        network = self.host.get_network()
         suffix = f"/p2p/{peer}"
         announced = [f"{a}{suffix}" for a in self._announced_transports(peer_id)]
         same_peer = [a for a in also if a.rsplit("/p2p/", 1)[-1] == peer]

@@ -108,6 +108,8 @@ class NodeStats:
     refused: Counter[str] = field(default_factory=Counter)
     syncs: int = 0
     sync_errors: int = 0
+    connection_events: int = 0
+    """Connection opened/closed reports from libp2p handled so far (one per connection)."""
 
 
 class Node:
@@ -772,13 +774,17 @@ class Node:
     async def _watch_connections(self) -> None:
         net, nursery = self.runtime.net, self.runtime.nursery
         async for kind, peer in net.events:
+            self.stats.connection_events += 1
             if kind == "connected":
                 self._paths.observe(net.connection_endpoints(), route_source)
                 if peer in self.peers:
                     # A peer that dials us again has given its old connection up.
                     nursery.start_soon(net.close_abandoned, peer)
                 self._on_connected(peer)
-            else:
+            elif not net.has_connection(peer):
+                # Only when the last connection went: closing the older of two (a peer that
+                # dialled again, two dials at once) used to forget a peer still connected,
+                # and nothing redialled it (the dial finds the live connection).
                 self._forget_peer(peer)
                 if self.peers.pop(peer, None) is not None:
                     self.emit("peer", {"peer": peer, "connected": False})

@@ -19,6 +19,7 @@ from p2pnet_harness import (
 )
 
 from kith.identity.errors import UsageError
+from kith.p2pnet.node import Node
 from kith.sync.kinds.keys import invite_id
 
 pytestmark = pytest.mark.trio
@@ -150,3 +151,47 @@ async def test_an_op_our_own_fold_rejects_is_still_offered_so_later_ops_are_hear
             await wait_until(lambda: alice_circle.replica.has(bytes.fromhex(after["id"])), timeout=60)
             assert refused.id.hex() in {r["op"] for r in (await call(alice, "views", circle=circle_id))["rejected"]}
             await wait_until(lambda: state_hash(alice, circle_id) == state_hash(bob, circle_id))
+
+
+async def test_one_of_two_connections_closing_is_not_the_peer_leaving(tmp_path: Path) -> None:
+    """Two connections join two nodes for a moment (both ends dialled at once, a redial),
+    and libp2p reports each one's close. The older one closing left the peer forgotten
+    while the newer carried on, and nothing redialled it (a dial finds the live
+    connection): a newcomer's relay showed as unreachable right after he got in through it."""
+    from multiaddr import Multiaddr
+
+    from kith.p2pnet.netstack import parse_peer_id
+
+    def settled(node: Node) -> bool:  # every connection report so far handled by the node
+        return node.stats.connection_events == node.net.notifee.emitted
+
+    with trio.fail_after(60):
+        async with running(make_home(tmp_path, "alice")) as alice, running(make_home(tmp_path, "bob")) as bob:
+            # Two dials at once share one connection.
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(bob.connect, address(alice))
+            alice_id, bob_id = parse_peer_id(alice.net.peer_id), parse_peer_id(bob.net.peer_id)
+            network = bob.net.host.get_network()
+            assert len(network.connections[alice_id]) == 1
+            await wait_until(lambda: alice.net.peer_id in bob.peers and bob.net.peer_id in alice.peers)
+            left: list[str] = []
+            for node in (alice, bob):
+                node.listeners.append(
+                    lambda event, data: left.append(data["peer"]) if event == "peer" and not data["connected"] else None
+                )
+            first = network.connections[alice_id][0]
+            transport = address(alice).rsplit("/p2p/", 1)[0]
+            await network.dial_addr(Multiaddr(transport), alice_id)  # a second connection, as a redial opens
+            await first.close()
+            await wait_until(lambda: len(alice.net.host.get_network().connections.get(bob_id, ())) == 1)
+            await wait_until(lambda: len(network.connections.get(alice_id, ())) == 1)
+            await wait_until(
+                lambda: settled(alice) and settled(bob) and min(alice.net.notifee.emitted, bob.net.notifee.emitted) >= 3
+            )
+            assert left == []
+            assert alice.net.peer_id in bob.peers and bob.net.peer_id in alice.peers
+            # The last one closing is the peer leaving.
+            await network.connections[alice_id][0].close()
+            await wait_until(lambda: alice.net.peer_id not in bob.peers and bob.net.peer_id not in alice.peers)
+            assert sorted(left) == sorted([alice.net.peer_id, bob.net.peer_id])
