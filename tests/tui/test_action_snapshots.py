@@ -54,6 +54,9 @@ from kith.tui.screens.invite import InviteScreen
 from kith.tui.screens.join import JoinScreen
 from kith.tui.screens.main import MainScreen
 
+# The client through Textual's pilot, screen by screen: part of the suite, outside the fast subset (-m "not slow").
+pytestmark = pytest.mark.slow
+
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 UPDATE = os.environ.get("KITH_UPDATE_SNAPSHOTS") == "1"
 SIZES = [(80, 24), (200, 50)]

@@ -26,6 +26,9 @@ from kith.tui.app import make_app
 from kith.tui.commands.governance_cmds import modlog_lines
 from kith.tui.demo import DemoWorld
 
+# The client through Textual's pilot, screen by screen: part of the suite, outside the fast subset (-m "not slow").
+pytestmark = pytest.mark.slow
+
 LOOPBACK = ["--listen", "/ip4/127.0.0.1/tcp/0"]
 PASS = "correct horse battery"
 

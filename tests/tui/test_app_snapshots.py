@@ -20,6 +20,9 @@ from kith.p2pnet.home import Home
 from kith.tui.app import make_app
 from kith.tui.demo import DemoWorld
 
+# The client through Textual's pilot, screen by screen: part of the suite, outside the fast subset (-m "not slow").
+pytestmark = pytest.mark.slow
+
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 SCREENS = [("1", "feed"), ("2", "care"), ("3", "aid"), ("4", "fund"), ("5", "events"), ("6", "people")]
 UPDATE = os.environ.get("KITH_UPDATE_SNAPSHOTS") == "1"

@@ -25,6 +25,9 @@ from kith.tui.app import make_app
 from kith.tui.cli import main
 from kith.tui.demo import DemoWorld
 
+# The client through Textual's pilot, screen by screen: part of the suite, outside the fast subset (-m "not slow").
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:

@@ -33,6 +33,9 @@ from kith.tui.screens.main import REMOVED_REFUSAL, MainScreen
 from kith.tui.widgets.events import convert_event
 from kith.tui.widgets.pane import day_and_time, stamp
 
+# The client through Textual's pilot, screen by screen: part of the suite, outside the fast subset (-m "not slow").
+pytestmark = pytest.mark.slow
+
 Scenario = Callable[[Pilot[Any], MainScreen, FakeNode, list[str]], Awaitable[None]]
 
 

@@ -30,6 +30,9 @@ from kith.tui.app import make_app
 from kith.tui.screens.join import JoinScreen
 from kith.tui.screens.main import MainScreen
 
+# The client through Textual's pilot, screen by screen: part of the suite, outside the fast subset (-m "not slow").
+pytestmark = pytest.mark.slow
+
 LOOPBACK = ["--listen", "/ip4/127.0.0.1/tcp/0"]
 SIZES = [(80, 24), (200, 50)]
 FIRST_SCREEN = (

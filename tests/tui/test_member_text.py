@@ -59,6 +59,9 @@ from kith.tui.screens.main import MainScreen
 from kith.tui.screens.unlock import UnlockScreen
 from kith.tui.screens.welcome import WelcomeScreen
 
+# The client through Textual's pilot, screen by screen: part of the suite, outside the fast subset (-m "not slow").
+pytestmark = pytest.mark.slow
+
 HUGE = ("[/x]" + "w" * 96) * 1_000
 PAYLOADS = {
     "closing-tag": ("Picnic [/x]", ("Picnic [/x]",)),
