@@ -1,10 +1,10 @@
 """`kith demo`: a living circle on this machine, in a temporary home, gone when you quit.
 
 Starts the demo world (tui/demo_world.py: a relay and four members in one background
-process, in its own process group) and opens the client attached to the fourth member's
-node. On quit, Ctrl+C or any error, the world is told to stop (its stdin closes), then
-its whole process group gets SIGTERM and, if anything lingers, SIGKILL; the temporary
-home is removed. Nothing is left behind.
+process, in its own process group) and, once the seeded circle has reached the fourth
+member's node, opens the client attached to it. On quit, Ctrl+C or any error, the world
+is told to stop (its stdin closes), then its whole process group gets SIGTERM and, if
+anything lingers, SIGKILL; the temporary home is removed. Nothing is left behind.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from kith.identity.errors import KithError, LocalProtocolError
 from kith.p2pnet.home import Home
 
 WORLD_START_TIMEOUT_S = 30.0
+WORLD_READY_TIMEOUT_S = 90.0
+"""Seeding takes ~2 s on a quiet 2-core machine; a loaded one can take many times that."""
 STOP_GRACE_S = 5.0
 
 
@@ -101,14 +103,17 @@ class DemoWorld:
 
 
 def run_demo(*, pace: float | None = None) -> int:
-    from kith.tui.app import make_app
-
     root = Path(tempfile.mkdtemp(prefix="kith-demo-"))
     world: DemoWorld | None = None
     print("kith demo: starting a relay and three members on this machine (throwaway keys)…", flush=True)
     try:
         world = DemoWorld(root, pace=pace, cleanup=True)
+        from kith.tui.app import make_app  # (imported while the world starts)
+
         user = world.wait_for("user")
+        # The client opens once the seeded circle has reached the user's node, so its first
+        # screen is the living circle rather than "No circles yet" for a few seconds.
+        world.wait_for("ready", timeout=WORLD_READY_TIMEOUT_S)
         app = make_app(Home(Path(user["home"])), demo=True)
         app.run()
     finally:

@@ -1,69 +1,16 @@
-"""`kith demo` in a pseudo-terminal: the seeded circle within 5 s, a scripted member's post
+"""`kith demo` in a pseudo-terminal: the seeded circle shown (how soon: `kith bench demo_ready_s`), a scripted member's post
 arriving without input, and a clean exit on `q` that leaves no process and no files."""
 
 from __future__ import annotations
 
-import fcntl
 import os
-import re
-import select
-import struct
-import subprocess
-import sys
-import termios
 import time
 from pathlib import Path
 
 import pytest
+from bench.demo import KITH, Terminal
 
 from kith.tui.demo_world import CIRCLE_NAME, SCRIPTED_POSTS
-
-KITH = str(Path(sys.executable).with_name("kith"))
-ANSI = re.compile(
-    r"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[()][0-9A-Za-z]|[=>78cDEHMNZ])"
-)
-
-
-class Terminal:
-    """A child process on a pseudo-terminal of a given size; what it draws, as plain text."""
-
-    def __init__(self, args: list[str], env: dict[str, str], size: tuple[int, int] = (120, 40)) -> None:
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
-        self.process = subprocess.Popen(
-            args, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, close_fds=True
-        )
-        os.close(slave)
-        self.raw = b""
-
-    def read(self, timeout: float) -> None:
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if ready:
-            try:
-                self.raw += os.read(self.master, 1 << 16)
-            except OSError:  # the child closed the terminal
-                time.sleep(timeout)
-
-    @property
-    def text(self) -> str:
-        return ANSI.sub("", self.raw.decode("utf-8", errors="replace"))
-
-    def wait_for(self, predicate, timeout: float) -> float:  # type: ignore[no-untyped-def]
-        start = time.monotonic()
-        while not predicate(self.text):
-            if time.monotonic() - start > timeout or self.process.poll() is not None:
-                raise AssertionError(f"not seen in {timeout} s; the terminal showed:\n{self.text[-3000:]}")
-            self.read(0.05)
-        return time.monotonic() - start
-
-    def send(self, keys: bytes) -> None:
-        os.write(self.master, keys)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 9)
-            self.process.wait(5)
-        os.close(self.master)
 
 
 def processes_mentioning(needle: str) -> list[str]:
