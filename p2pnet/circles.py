@@ -98,6 +98,9 @@ class Processed:
     open those parents (a share comes after the ops sealed with the key it shares)."""
     over_share: bool = False
     """The sender had more than its share of a causal buffer waiting (`sync.dag`)."""
+    arrived: set[bytes] = field(default_factory=set)
+    """Ids of the ops this batch's envelopes carried (any other op applied had been waiting
+    for a parent this batch brought)."""
 
 
 class MemberCircles:
@@ -351,6 +354,7 @@ class MemberCircles:
             envelope_of[signed.id] = envelope.id
         if not ops:
             return processed
+        processed.arrived.update(ops)
         result = self._ingest(circle, list(ops.values()), source)
         circle.unsaved_ops += len(result.applied)
         processed.over_share = result.over_share

@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import trio
 
@@ -59,6 +59,11 @@ from kith.sync.envelope import Envelope, Kind
 from kith.sync.reconcile import ItemIndex
 
 log = logging.getLogger("kith.node")
+
+Arrival = Literal["gossip", "sync", "key", "held", "self"]
+"""How the envelopes of an `ops` event came: by gossip, by reconciliation, from the store
+once the key that opens them arrived, from the store once a close's claimed time came, or
+from this node itself (its own ops, what it stored before)."""
 
 MAX_REDIAL_S = 300.0
 FIRST_REDIAL_S = 1.0
@@ -475,7 +480,7 @@ class Node:
                 self._runtime.gossip.publish_nowait(envelope)
         self.stats.duplicates += result.duplicates
         if new and member is not None:
-            self._act_as_member(member, topic, new, kinds, source)
+            self._act_as_member(member, topic, new, kinds, source, "gossip" if via_gossip else "sync")
         elif new:
             self._act_as_relay(topic, new, kinds)
         return result
@@ -549,12 +554,18 @@ class Node:
             self.peers[source].received += len(new)
 
     def _act_as_member(
-        self, member: MemberParts, topic: bytes, new: list[Envelope], kinds: Mapping[bytes, Kind], source: str
+        self,
+        member: MemberParts,
+        topic: bytes,
+        new: list[Envelope],
+        kinds: Mapping[bytes, Kind],
+        source: str,
+        via: Arrival,
     ) -> None:
         """Fold the new ops, and hand welcomes, join requests, private envelopes and grants
         to the lifecycle."""
         try:
-            self._fold(topic, [e for e in new if e.id not in kinds], source)
+            self._fold(topic, [e for e in new if e.id not in kinds], source, via)
             for envelope in new:
                 if envelope.id in kinds:
                     member.lifecycle.on_marker(topic, envelope, kinds[envelope.id])
@@ -572,7 +583,7 @@ class Node:
 
     def fold_stored(self, topic: bytes, envelopes: list[Envelope]) -> None:
         """Fold envelopes that were already stored (e.g. once their keys arrived)."""
-        self._fold(topic, [e for e in envelopes if self.gate.kind_of(e) is Kind.OP])
+        self._fold(topic, [e for e in envelopes if self.gate.kind_of(e) is Kind.OP], via="key")
 
     def accept_soon(self, topic: bytes, envelopes: list[Envelope]) -> None:
         """Accept envelopes from a synchronous context (our own)."""
@@ -603,7 +614,9 @@ class Node:
 
         self._runtime.nursery.start_soon(dial)
 
-    def _fold(self, topic: bytes, envelopes: list[Envelope], source: str = "self") -> None:
+    def _fold(self, topic: bytes, envelopes: list[Envelope], source: str = "self", via: Arrival = "self") -> None:
+        """Fold envelopes of one topic and tell listeners what entered (``via``: how these
+        envelopes came, for the `ops` event: see `Arrival`)."""
         member = self.disk.member
         if member is None:
             raise LocalProtocolError("a relay folds nothing: it holds no member keys")
@@ -623,7 +636,17 @@ class Node:
                 "ops",
                 {
                     "circle": circle_id.hex(),
-                    "ops": [{"id": op.id.hex(), "kind": op.op.kind, "author": op.op.author.hex()} for op in ops],
+                    "via": via,
+                    "ops": [
+                        {
+                            "id": op.id.hex(),
+                            "kind": op.op.kind,
+                            "author": op.op.author.hex(),
+                            # Not in this batch: it arrived earlier and waited for a parent.
+                            "waited": op.id not in processed.arrived,
+                        }
+                        for op in ops
+                    ],
                 },
             )
         for circle_id, rejected in processed.rejected.items():
@@ -642,7 +665,7 @@ class Node:
         due = circles.due_held(circle)
         if due:
             data = self._load_envelopes(due)
-            self._fold(circle.current_topic, [Envelope.decode(data[i]) for i in due if i in data], "store")
+            self._fold(circle.current_topic, [Envelope.decode(data[i]) for i in due if i in data], "store", "held")
 
     def _load_envelopes(self, ids: list[bytes]) -> dict[bytes, bytes]:
         return self.disk.store.get_many(ids)

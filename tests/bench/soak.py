@@ -128,8 +128,20 @@ def _run(
     return _report(settings, world, load, faults, convergence, checked, latencies, setup_s, load_s, disk_note)
 
 
+CAUSES = {"gossip": "gossip", "sync": "reconciliation", "key": "waited for its key", "held": "held close"}
+
+
+def _cause(params: dict[str, Any], op: dict[str, Any]) -> str:
+    """How one op reached a member, from its `ops` event (docs/API.md): the path its envelope
+    took, or what it waited for once there."""
+    if op.get("waited"):
+        return "waited for a parent"
+    return CAUSES.get(params.get("via", ""), "other")
+
+
 def _latencies(world: World, load: Load, faults: Faults) -> dict[str, Any]:
     first: dict[tuple[str, str], float] = {}
+    cause: dict[tuple[str, str], str] = {}
     for peer in world.members:
         for listener in peer.listeners:
             for at, params in list(listener.arrivals):
@@ -137,8 +149,10 @@ def _latencies(world: World, load: Load, faults: Faults) -> dict[str, Any]:
                     key = (peer.name, op["id"])
                     if key not in first or at < first[key]:
                         first[key] = at
+                        cause[key] = _cause(params, op)
     windows = [(r.started, r.ended or time.time()) for r in faults.records]
     steady: list[float] = []
+    steady_causes: list[tuple[float, str]] = []
     everything: list[float] = []
     slowest: list[tuple[float, str]] = []
     unobserved = 0
@@ -155,9 +169,37 @@ def _latencies(world: World, load: Load, faults: Faults) -> dict[str, Any]:
             everything.append(latency)
             if not disturbed:
                 steady.append(latency)
+                steady_causes.append((latency, cause[(name, record.id)]))
                 where = f"{record.kind} {record.author}->{name} at {record.sent - world.started:.1f}s"
                 slowest = sorted([*slowest, (latency, where)], reverse=True)[:10]
-    return {"steady": steady, "all": everything, "unobserved": unobserved, "slowest": slowest}
+    return {
+        "steady": steady,
+        "all": everything,
+        "unobserved": unobserved,
+        "slowest": slowest,
+        "tail": _tail_by_cause(steady_causes),
+    }
+
+
+def _tail_by_cause(pairs: list[tuple[float, str]]) -> dict[str, Any]:
+    """The steady pairs above the p95, by how the op got there: how many, their median and
+    worst latency; and every pair's causes, for comparison."""
+    if not pairs:
+        return {}
+    cut = _pct([ms for ms, _ in pairs], 0.95) or 0.0
+    slow = [(ms, why) for ms, why in pairs if ms > cut]
+    by_cause: dict[str, list[float]] = {}
+    for ms, why in slow:
+        by_cause.setdefault(why, []).append(ms)
+    return {
+        "p95_ms": cut,
+        "pairs_above": len(slow),
+        "above_p95": {
+            why: {"pairs": len(v), "median_ms": round(statistics.median(v), 1), "max_ms": round(max(v), 1)}
+            for why, v in sorted(by_cause.items(), key=lambda item: -len(item[1]))
+        },
+        "all_pairs": dict(sorted(_count(why for _ms, why in pairs).items(), key=lambda item: -item[1])),
+    }
 
 
 def _pct(values: list[float], share: float) -> float | None:
@@ -210,6 +252,7 @@ def _report(
         "p50_ms": round(statistics.median(steady), 1) if steady else None,
         "p99_ms": _pct(steady, 0.99),
         "p99_all_ms": _pct(latencies["all"], 0.99),
+        "tail_by_cause": latencies["tail"],
         "latency_pairs": len(steady),
         "latency_unobserved": latencies["unobserved"],
         "slowest_steady": [f"{ms:.0f} ms {where}" for ms, where in latencies["slowest"]],
@@ -286,7 +329,7 @@ def soak_ok(report: dict[str, Any]) -> list[str]:
 
 
 @register("soak_p99_ms", "soak_p50_ms", "soak_delivery_ratio", "soak_undecryptable", "soak_ops_sent",
-          "soak_lost", "soak_peak_rss_mb", "soak_seconds")  # fmt: skip
+          "soak_lost", "soak_peak_rss_mb", "soak_seconds", "soak_tail_by_cause")  # fmt: skip
 def bench_soak() -> Figures:
     report = run_soak(SoakSettings())
     return {
@@ -298,7 +341,15 @@ def bench_soak() -> Figures:
         "soak_lost": report["lost"],
         "soak_peak_rss_mb": max(report["peak_rss_mb"].values()),
         "soak_seconds": report["load_s"],
+        "soak_tail_by_cause": report["tail_by_cause"],
     }
+
+
+def _tail_line(tail: dict[str, Any]) -> str:
+    if not tail:
+        return "tail: no steady pairs"
+    causes = ", ".join(f"{why} {v['pairs']} (median {v['median_ms']:.0f} ms)" for why, v in tail["above_p95"].items())
+    return f"above p95 ({tail['p95_ms']:.0f} ms), {tail['pairs_above']} pairs, by how they came: {causes}"
 
 
 def summary(report: dict[str, Any], problems: list[str]) -> str:
@@ -313,6 +364,7 @@ def summary(report: dict[str, Any], problems: list[str]) -> str:
         f"lost {report['lost']}, undecryptable {report['undecryptable']}",
         f"latency p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms (no fault in flight), "
         f"p99 {report['p99_all_ms']} ms (all)",
+        _tail_line(report["tail_by_cause"]),
         f"converged {report['converged']} in {report['converge_s']} s after the load stopped",
         f"peak RSS per node: {min(rss.values()):.0f}..{max(rss.values()):.0f} MB",
         "faults:",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -12,6 +13,7 @@ from p2pnet_harness import (
     allow_on_relay,
     call,
     make_home,
+    post_when_ready,
     running,
     share_circle,
     state_hash,
@@ -20,6 +22,7 @@ from p2pnet_harness import (
 
 from kith.identity.errors import UsageError
 from kith.p2pnet.node import Node
+from kith.sync.envelope import Envelope
 from kith.sync.kinds.keys import invite_id
 
 pytestmark = pytest.mark.trio
@@ -195,3 +198,37 @@ async def test_one_of_two_connections_closing_is_not_the_peer_leaving(tmp_path: 
             await network.connections[alice_id][0].close()
             await wait_until(lambda: alice.net.peer_id not in bob.peers and bob.net.peer_id not in alice.peers)
             assert sorted(left) == sorted([alice.net.peer_id, bob.net.peer_id])
+
+
+async def test_the_ops_event_says_how_each_op_came(tmp_path: Path) -> None:
+    """What the soak's tail breakdown reads (docs/API.md, `ops`): gossip or reconciliation,
+    and which ops had arrived earlier and waited for a parent."""
+    with trio.fail_after(90):
+        async with running(make_home(tmp_path, "alice")) as alice, running(make_home(tmp_path, "bob")) as bob:
+            circle = (await call(alice, "circle.create", name="Porch"))["id"]
+            await share_circle(alice, circle, bob)
+            seen: list[dict[str, Any]] = []
+            bob.listeners.append(lambda event, data: seen.append(data) if event == "ops" else None)
+            posted = await post_when_ready(alice, circle, "by gossip")
+            await wait_until(lambda: any(op["id"] == posted for e in seen for op in e["ops"]))
+            (event,) = [e for e in seen if any(op["id"] == posted for op in e["ops"])]
+            assert event["via"] in ("gossip", "sync") and not event["ops"][0]["waited"]
+            # Two more ops that bob gets child first, by hand, as a reconciliation would hand them.
+            await bob.net.disconnect(alice.net.peer_id)  # type: ignore[union-attr]
+            await wait_until(lambda: alice.net.peer_id not in bob.peers)
+            bob.block(alice.net.peer_id, 600)
+            topic = alice.circles.get(circle).current_topic  # type: ignore[union-attr]
+            envelopes: dict[str, Envelope] = {}
+            for text in ("first", "second"):
+                before = set(alice.disk.store.iter_topic(topic))
+                op_id = (await call(alice, "post", circle=circle, text=text))["id"]
+                (data,) = set(alice.disk.store.iter_topic(topic)) - before
+                envelopes[op_id] = Envelope.decode(data)
+            parent, child = envelopes
+            seen.clear()
+            await bob.accept(topic, [envelopes[child]], "a peer")
+            assert seen == []  # waiting for its parent
+            await bob.accept(topic, [envelopes[parent]], "a peer")
+            (event,) = seen
+            assert event["via"] == "sync"
+            assert {op["id"]: op["waited"] for op in event["ops"]} == {parent: False, child: True}
