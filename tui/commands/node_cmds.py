@@ -125,10 +125,13 @@ def _passphrase(ctx: Context, args: argparse.Namespace) -> str:
 def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
     import trio
 
+    from kith.p2pnet.allocator import fix_mmap_threshold
     from kith.p2pnet.api import build_methods
     from kith.p2pnet.logsetup import setup_logging
     from kith.p2pnet.node import Node
 
+    # A node runs for days: a burst must not leave its heap at the burst's high-water mark.
+    fix_mmap_threshold()
     if not ctx.home.exists():
         hint = "kith relay init" if relay else "kith init"
         raise UsageError(f"no keys in {ctx.home.root}; run '{hint}' first")
