@@ -1,5 +1,6 @@
-"""`kith demo` in a pseudo-terminal: the seeded circle shown (how soon: `kith bench demo_ready_s`), a scripted member's post
-arriving without input, and a clean exit on `q` that leaves no process and no files."""
+"""`kith demo` in a pseudo-terminal: the seeded circle shown (how soon: `kith bench
+demo_ready_s`), a scripted member's post arriving without input, and a clean exit on `q`
+that leaves no process and no files."""
 
 from __future__ import annotations
 
