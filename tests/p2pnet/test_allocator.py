@@ -1,4 +1,4 @@
-"""`kith node` pins glibc's mmap threshold, so big short-lived buffers leave the heap when freed.
+"""`kith relay run` pins glibc's mmap threshold, so big short-lived buffers leave the heap when freed.
 
 Each check runs in a fresh interpreter: the threshold is process-wide, and glibc's dynamic
 adjustment depends on what the process freed before.
