@@ -237,17 +237,22 @@ def bench_fold() -> Figures:
     return {"fold_ops_per_s": round(len(ops) / elapsed)}
 
 
-@register("late_op_ms")
-def bench_late_op() -> Figures:
-    """A member back from being offline: their op cites the op 1,001 from the end (and their
-    own last one, older still), so it sorts about 1,000 ops before the end."""
+def _folded_workload() -> tuple[list[SignedOp], CircleReplica, _Workload]:
+    """The workload folded into a replica, and a builder that continues its members' chains."""
     ops = workload()
-    circle = ops[0].op.circle
-    replica = CircleReplica(circle)
+    replica = CircleReplica(ops[0].op.circle)
     replica.ingest_many(ops)
     builder = _Workload(seed=2024)
     builder.chains = {m: (seq, op_id) for m, (seq, op_id) in replica.state.chains.items()}
     builder.lamports = {op.id: op.op.lamport for op in ops}
+    return ops, replica, builder
+
+
+@register("late_op_ms")
+def bench_late_op() -> Figures:
+    """A member back from being offline: their op cites the op 1,001 from the end (and their
+    own last one, older still), so it sorts about 1,000 ops before the end."""
+    ops, replica, builder = _folded_workload()
     anchor = ops[-LATE_BY - 1]
     body = {"text": "Sorry, I was offline: I can drive on Sunday.", "reply_to": None, "content_warning": None,
             "urgent": False}  # fmt: skip
@@ -264,13 +269,7 @@ def bench_backdated_op() -> Figures:
     """A removed member signs an op whose lamport sorts 50,000 ops back in a 100,000-op circle
     (it cites the op 50,000 from the end and their own last op, older still). The removal
     had not seen it, so it is struck on arrival: nothing is folded again."""
-    ops = workload()
-    circle = ops[0].op.circle
-    replica = CircleReplica(circle)
-    replica.ingest_many(ops)
-    builder = _Workload(seed=2024)
-    builder.chains = {m: (seq, op_id) for m, (seq, op_id) in replica.state.chains.items()}
-    builder.lamports = {op.id: op.op.lamport for op in ops}
+    ops, replica, builder = _folded_workload()
     removed = builder.people[REMOVED_MEMBER]
     founder = builder.people[0]
     removal = replica.author_op(
