@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from libp2p.transport.tcp.tcp import TCP
 from kith.identity.errors import KithError, UsageError
 from kith.identity.keys import NetworkKey
 from kith.p2pnet.addresses import AddressBook, expand_unspecified, interface_addresses, is_unspecified
+from kith.p2pnet.framing import BufferedStream
 
 log = logging.getLogger("kith.net")
 
@@ -97,6 +99,35 @@ def advertised(transports: list[Any], announce: list[str]) -> list[Any]:
         return [multiaddr.Multiaddr(a) for a in announce]
     listening = [str(a).rsplit("/p2p/", 1)[0] for a in transports]
     return [multiaddr.Multiaddr(a) for a in expand_unspecified(listening, interface_addresses())]
+
+
+class AdvertisedCache:
+    """What ``compute`` (`advertised`) says, worked out again at most once per `ttl_s` seconds
+    or when the listening addresses change: py-libp2p asks for the host's addresses on every
+    gossip RPC it writes (to attach a signed peer record), and working them out reads every
+    interface by ioctl."""
+
+    def __init__(
+        self,
+        compute: Callable[[list[Any]], list[Any]],
+        *,
+        ttl_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._compute = compute
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._key: tuple[str, ...] | None = None
+        self._at = 0.0
+        self._value: list[Any] = []
+
+    def __call__(self, listening: Any) -> list[Any]:
+        key = tuple(str(a) for a in listening)
+        now = self._clock()
+        if key != self._key or now - self._at >= self._ttl_s:
+            self._value = self._compute(list(listening))
+            self._key, self._at = key, now
+        return list(self._value)
 
 
 class NetError(KithError):
@@ -174,7 +205,9 @@ class _GuardedPubsub(Pubsub):
 
     async def continuously_read_stream(self, stream: Any) -> None:
         try:
-            await super().continuously_read_stream(stream)
+            # Read in large pieces, not a byte of the length at a time: each read answers
+            # with a yamux window update (framing.BufferedStream).
+            await super().continuously_read_stream(cast(Any, BufferedStream(stream)))
         except DecodeError as exc:
             log.info("dropping a gossip stream that sent an RPC which is not protobuf: %s", exc)
             raise ParseError(str(exc)) from exc
@@ -191,6 +224,17 @@ class _GuardedPubsub(Pubsub):
         packet = super().get_hello_packet()
         del packet.subscriptions[:]
         return packet
+
+    async def write_msg(self, stream: Any, rpc_msg: Any) -> bool:
+        """Every RPC but the hello goes without our signed peer record.
+
+        py-libp2p 0.8 attaches the record (~150 bytes, signed) to every publish and control
+        RPC it writes, and the receiver checks its signature and rewrites its address book for
+        each one: one signature check per gossip message per hop, for a record the peer already
+        has from the hello packet (`get_hello_packet`) and from identify, which kith does not
+        read from gossip anyway (addresses come from `AddressBook`)."""
+        rpc_msg.ClearField("senderRecord")
+        return bool(await super().write_msg(stream, rpc_msg))
 
     async def message_all_peers(self, raw_msg: bytes, announce: Any = None) -> None:
         """A (un)subscription goes only to peers that proved the topic."""
@@ -296,6 +340,19 @@ class _GatedGossipSub(GossipSub):
                 pubsub.on_unproved(sender_peer_id.to_base58(), graft_msg.topicID)
             return
         await super().handle_graft(graft_msg, sender_peer_id)
+
+    def _prune_pending_messages(self, peer_id: Any) -> None:
+        """Hold no gossip for connected peers that have not subscribed to its topic.
+
+        py-libp2p 0.8 queues every message it publishes or forwards for every connected
+        peer not subscribed to the message's topic (up to 100 each, sent if the peer
+        subscribes later), pruning each queue by rebuilding it on every message and logging
+        a warning each time one overflows. A relay carries many circles whose members follow
+        only some: that was a hundred held envelopes per member and a warning per message.
+        A peer that comes to follow a topic here has proved its key in a sync session, and
+        that session's reconciliation gives it everything it lacks, so nothing is owed to
+        it. The queue is emptied before each message is added, so it holds at most one."""
+        self._pending_messages.pop(peer_id, None)
 
     async def handle_ihave(self, ihave_msg: Any, sender_peer_id: Any) -> None:
         if self._allowed(sender_peer_id, ihave_msg.topicID):
@@ -716,13 +773,14 @@ class NetStack:
 
 @asynccontextmanager
 async def open_netstack(
-    network_key: NetworkKey, listen: list[str], announce: list[str] | None = None
+    network_key: NetworkKey, listen: list[str], announce: list[str] | None = None, *, hub: bool = False
 ) -> AsyncIterator[NetStack]:
     """Start a host (TCP, Noise, Yamux/Mplex) with gossipsub, listening on ``listen`` and
-    telling peers ``announce`` (or, without it, its expanded listen addresses: `advertised`)."""
+    telling peers ``announce`` (or, without it, its expanded listen addresses: `advertised`);
+    ``hub`` for a relay (`_make_router`)."""
     _raise_queue_sizes()
     host = _make_host(network_key, list(announce or []))
-    router = _make_router()
+    router = _make_router(hub=hub)
     pubsub = _make_pubsub(host, router)
     send, receive = trio.open_memory_channel[tuple[str, str]](1024)
     notifee = _ConnectionEvents(send)
@@ -765,7 +823,8 @@ def _make_host(network_key: NetworkKey, announced: list[str]) -> IHost:
         connection_config=ConnectionConfig(max_connections_per_peer=1),
         # Never advertise 0.0.0.0 (it means "this machine" to whoever reads it): the
         # announced addresses, or the listening ones expanded to our interface addresses.
-        addrs_factory=lambda listening: advertised(list(listening), announced),
+        # (Cached for a second: py-libp2p asks on every gossip RPC it writes.)
+        addrs_factory=AdvertisedCache(lambda listening: advertised(listening, announced)),
         # Addresses peers observed us at are our outbound connections' ephemeral ports,
         # which nobody can dial back (no port reuse): do not add them to what we advertise.
         disable_identify_address_discovery=True,
@@ -784,14 +843,27 @@ def _make_host(network_key: NetworkKey, announced: list[str]) -> IHost:
     return host
 
 
-def _make_router() -> _GatedGossipSub:
-    """Gossipsub with the settings a small, private mesh needs (each one says why)."""
+HUB_MESH_DEGREE = 1000
+"""A relay's gossip mesh degree (target, low and high alike): every member that proved a topic,
+up to this many per topic."""
+
+
+def _make_router(*, hub: bool = False) -> _GatedGossipSub:
+    """Gossipsub with the settings a small, private mesh needs (each one says why); ``hub``
+    for a relay."""
+    # A member keeps gossipsub's usual mesh of 6 (4-12) per topic. A relay is the hub its
+    # circles' members connect to (often their only peer), so its mesh is *everyone* who
+    # proved the topic: with 6-12, a relay of an 18-member circle pruned all but 6 every
+    # heartbeat, and a member left out by both relays heard of a post only through IHAVE
+    # gossip or the next reconciliation (the soak's seconds-long median; the pruned members
+    # re-GRAFTing within their back-off also tripped py-libp2p's GRAFT-flood penalty).
+    degree, low, high = (HUB_MESH_DEGREE,) * 3 if hub else (6, 4, 12)
     router = _GatedGossipSub(
         # meshsub 1.1 (and 1.0 for old peers): 1.2's IDONTWANT doubles CPU per message here.
         protocols=[MESHSUB_V11, MESHSUB_V10],
-        degree=6,
-        degree_low=4,
-        degree_high=12,
+        degree=degree,
+        degree_low=low,
+        degree_high=high,
         heartbeat_initial_delay=0.1,
         # Default 120 s leaves meshes empty for minutes after a (re)connect; 1 s heals fast.
         heartbeat_interval=1,

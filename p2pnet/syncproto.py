@@ -39,7 +39,7 @@ import trio
 
 from kith.identity import codec
 from kith.identity.errors import Malformed, RemoteProtocolError
-from kith.p2pnet.framing import StreamClosed, close_quietly, read_frame, write_frame
+from kith.p2pnet.framing import BufferedStream, StreamClosed, close_quietly, read_frame, write_frame
 from kith.sync import access
 from kith.sync.envelope import Envelope
 from kith.sync.limits import MAX_ENVELOPE_BYTES
@@ -125,7 +125,7 @@ class SyncPeer:
 class _Session:
     def __init__(self, host: SyncPeer, stream: Any, peer: str, initiator: bool) -> None:
         self.host = host
-        self.stream = stream
+        self.stream = BufferedStream(stream)
         self.peer = peer
         self.initiator = initiator
         self.stats = SyncStats(peer, initiator)
