@@ -62,6 +62,11 @@ class BufferedStream:
             del self._buffer[:n]
         return data
 
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the stream and not yet taken: a reader with none would wait."""
+        return len(self._buffer)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
@@ -79,12 +84,21 @@ async def read_exact(stream: Any, count: int) -> bytes:
     return bytes(buffer)
 
 
-async def write_frame(stream: Any, kind: int, payload: bytes) -> None:
+def encode_frame(kind: int, payload: bytes) -> bytes:
+    return _LENGTH.pack(len(payload) + 1) + bytes([kind]) + payload
+
+
+async def write_frames(stream: Any, data: bytes) -> None:
+    """Write one or more encoded frames in one write (`StreamClosed` if the stream is gone)."""
     try:
-        # One write: header and body leave together.
-        await stream.write(_LENGTH.pack(len(payload) + 1) + bytes([kind]) + payload)
+        await stream.write(data)
     except StreamError as exc:
         raise StreamClosed(str(exc) or type(exc).__name__) from None
+
+
+async def write_frame(stream: Any, kind: int, payload: bytes) -> None:
+    # One write: header and body leave together.
+    await write_frames(stream, encode_frame(kind, payload))
 
 
 async def read_frame(stream: Any, *, max_size: int) -> tuple[int, bytes]:

@@ -39,7 +39,15 @@ import trio
 
 from kith.identity import codec
 from kith.identity.errors import Malformed, RemoteProtocolError
-from kith.p2pnet.framing import BufferedStream, StreamClosed, close_quietly, read_frame, write_frame
+from kith.p2pnet.framing import (
+    BufferedStream,
+    StreamClosed,
+    close_quietly,
+    encode_frame,
+    read_frame,
+    write_frame,
+    write_frames,
+)
 from kith.sync import access
 from kith.sync.envelope import Envelope
 from kith.sync.limits import MAX_ENVELOPE_BYTES
@@ -55,6 +63,8 @@ MAX_FRAME_BYTES = 1024 * 1024
 MAX_TOPICS = 256
 ENVELOPES_PER_FRAME = 256
 ENVELOPE_BYTES_PER_FRAME = 512 * 1024
+WRITE_BYTES = 64 * 1024
+"""Frames ready together are written together up to this many bytes (yamux's largest frame)."""
 MAX_BAD_ENVELOPES = 64
 SESSION_TIMEOUT_S = 300
 IDLE_TIMEOUT_S = 30
@@ -135,39 +145,92 @@ class _Session:
         self.got_done: set[bytes] = set()
         self.topics: list[bytes] = []
         self.outbox_send, self.outbox_receive = trio.open_memory_channel[tuple[Any, ...]](OUTBOX)
+        self.burst: list[tuple[Any, ...]] | None = None
+        """What the reader queues while it answers a burst of frames (`reader`), or None."""
         self.finished = trio.Event()
 
     # --- writing ------------------------------------------------------------------
 
-    async def _send(self, kind: int, payload: Any) -> None:
+    def _frame(self, kind: int, payload: Any) -> bytes:
         data = codec.encode(payload)
         self.stats.bytes_sent += len(data) + 5
-        await write_frame(self.stream, kind, data)
+        return encode_frame(kind, data)
+
+    async def _send(self, kind: int, payload: Any) -> None:
+        await write_frames(self.stream, self._frame(kind, payload))
 
     async def writer(self) -> None:
+        """Write what is queued, everything already queued in one write (up to `WRITE_BYTES`).
+
+        A session over many topics makes several small frames at once (a RECON and a DONE per
+        topic); each write is a yamux frame, sealed by noise, sent with its own system call
+        and answered with a window update. So the reader gathers what it answers to a burst
+        of frames into one item (`queue`), the initiator queues every topic's first RECON as
+        one, and the writer joins whatever it finds queued. The frames themselves are
+        unchanged."""
+        pending = bytearray()
         async for item in self.outbox_receive:
-            if item[0] == "frame":
-                await self._send(item[1], item[2])
-            else:  # ("envelopes", topic, ids, final): stream them from the store; DONE if final
-                topic, ids, final = item[1], item[2], item[3]
-                for start in range(0, len(ids), ENVELOPES_PER_FRAME):
-                    found = self.host.load_envelopes(ids[start : start + ENVELOPES_PER_FRAME])
-                    batch: list[bytes] = []
-                    size = 0
-                    for data in found.values():
-                        if batch and size + len(data) > ENVELOPE_BYTES_PER_FRAME:
-                            await self._send(ENVS, {"t": topic, "e": batch})
-                            batch, size = [], 0
-                        batch.append(data)
-                        size += len(data)
-                    if batch:
-                        await self._send(ENVS, {"t": topic, "e": batch})
-                    self.stats.envelopes_sent += len(found)
-                if final:
-                    await self._send(DONE, {"t": topic})
+            await self._render(item, pending)
+            while True:
+                try:
+                    item = self.outbox_receive.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                await self._render(item, pending)
+            await self._flush(pending)
+
+    async def _flush(self, pending: bytearray) -> None:
+        if pending:
+            data = bytes(pending)
+            pending.clear()
+            await write_frames(self.stream, data)
+
+    async def _render(self, item: tuple[Any, ...], pending: bytearray) -> None:
+        """Add one outbox item's frames to ``pending``, writing whenever it passes `WRITE_BYTES`."""
+        if item[0] == "frame":
+            pending += self._frame(item[1], item[2])
+        elif item[0] == "frames":
+            for kind, payload in item[1]:
+                pending += self._frame(kind, payload)
+        elif item[0] == "burst":
+            for each in item[1]:
+                await self._render(each, pending)
+        else:  # ("envelopes", topic, ids, final): stream them from the store; DONE if final
+            topic, ids, final = item[1], item[2], item[3]
+            for start in range(0, len(ids), ENVELOPES_PER_FRAME):
+                found = self.host.load_envelopes(ids[start : start + ENVELOPES_PER_FRAME])
+                batch: list[bytes] = []
+                size = 0
+                for data in found.values():
+                    if batch and size + len(data) > ENVELOPE_BYTES_PER_FRAME:
+                        pending += self._frame(ENVS, {"t": topic, "e": batch})
+                        await self._flush_if_full(pending)
+                        batch, size = [], 0
+                    batch.append(data)
+                    size += len(data)
+                if batch:
+                    pending += self._frame(ENVS, {"t": topic, "e": batch})
+                    await self._flush_if_full(pending)
+                self.stats.envelopes_sent += len(found)
+            if final:
+                pending += self._frame(DONE, {"t": topic})
+        await self._flush_if_full(pending)
+
+    async def _flush_if_full(self, pending: bytearray) -> None:
+        if len(pending) >= WRITE_BYTES:
+            await self._flush(pending)
 
     async def queue(self, *item: Any) -> None:
-        await self.outbox_send.send(item)
+        if self.burst is not None:
+            self.burst.append(item)
+        else:
+            await self.outbox_send.send(item)
+
+    async def _release(self) -> None:
+        """Hand the writer what the reader queued while answering the frames it had."""
+        burst, self.burst = self.burst, None
+        if burst:
+            await self.outbox_send.send(("burst", burst))
 
     # --- reading ------------------------------------------------------------------
 
@@ -203,6 +266,18 @@ class _Session:
             await self.queue("frame", RECON, {"t": topic, "m": reply})
         await self._push(topic, session)
 
+    async def _start_all(self) -> None:
+        """The initiator's first RECON of every shared topic, queued as one item (one write)."""
+        starts = []
+        for topic in self.topics:
+            session = self.sessions[topic] = ReconcileSession(
+                self.host.index_for(topic), initiator=True, salt=secrets.token_bytes(SALT_BYTES)
+            )
+            starts.append((RECON, {"t": topic, "m": session.start()}))
+        await self.queue("frames", starts)
+        for topic in self.topics:
+            await self._push(topic, self.sessions[topic])
+
     async def _push(self, topic: bytes, session: ReconcileSession) -> None:
         """Send what the session says the peer lacks, as early as it knows; DONE at the end."""
         pushed = self.pushed.setdefault(topic, set())
@@ -237,26 +312,39 @@ class _Session:
             raise SyncError("peer sent too many invalid envelopes")
 
     async def reader(self) -> None:
+        """Answer frames until BYE. While frames that have arrived wait to be read, what the
+        answers queue is gathered (`burst`) and handed to the writer before waiting for more."""
         while True:
+            if not self.stream.buffered:
+                await self._release()
             kind, value = await self._read()
-            if kind == RECON:
-                await self._on_recon(self._topic(value), value.get("m"))
-            elif kind == ENVS:
-                await self._on_envelopes(self._topic(value), value.get("e"))
-            elif kind == DONE:
-                topic = self._topic(value)
-                self.got_done.add(topic)
-                if self.initiator and self.got_done >= set(self.topics) and self.sent_done >= set(self.topics):
-                    await self.queue("frame", BYE, {})
-            elif kind == BYE:
-                if not self.initiator:
-                    await self.queue("frame", BYE, {})
-                self.finished.set()
+            if self.burst is None:
+                self.burst = []
+            if await self._handle(kind, value):
+                await self._release()
                 return
-            elif kind == ERROR:
-                raise SyncError(f"peer aborted the sync: {str(value.get('reason'))[:200]}")
-            else:
-                raise SyncError(f"unknown sync frame kind {kind}")
+
+    async def _handle(self, kind: int, value: dict[str, Any]) -> bool:
+        """One frame; True once the session is over (BYE)."""
+        if kind == RECON:
+            await self._on_recon(self._topic(value), value.get("m"))
+        elif kind == ENVS:
+            await self._on_envelopes(self._topic(value), value.get("e"))
+        elif kind == DONE:
+            topic = self._topic(value)
+            self.got_done.add(topic)
+            if self.initiator and self.got_done >= set(self.topics) and self.sent_done >= set(self.topics):
+                await self.queue("frame", BYE, {})
+        elif kind == BYE:
+            if not self.initiator:
+                await self.queue("frame", BYE, {})
+            self.finished.set()
+            return True
+        elif kind == ERROR:
+            raise SyncError(f"peer aborted the sync: {str(value.get('reason'))[:200]}")
+        else:
+            raise SyncError(f"unknown sync frame kind {kind}")
+        return False
 
     # --- the two roles ------------------------------------------------------------
 
@@ -323,12 +411,7 @@ class _Session:
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self.writer)
                         if self.initiator:
-                            for topic in self.topics:
-                                session = self.sessions[topic] = ReconcileSession(
-                                    self.host.index_for(topic), initiator=True, salt=secrets.token_bytes(SALT_BYTES)
-                                )
-                                await self.queue("frame", RECON, {"t": topic, "m": session.start()})
-                                await self._push(topic, session)
+                            await self._start_all()
                         await self.reader()
                         # Let the writer flush the final BYE, then stop it.
                         self.outbox_send.close()
