@@ -134,12 +134,15 @@ CAUSES = {"gossip": "gossip", "sync": "reconciliation", "key": "waited for its k
 def _cause(params: dict[str, Any], op: dict[str, Any]) -> str:
     """How one op reached a member, from its `ops` event (docs/API.md): the path its envelope
     took, or what it waited for once there."""
+    if params.get("retried"):
+        return "author waited for its key"
     if op.get("waited"):
         return "waited for a parent"
     return CAUSES.get(params.get("via", ""), "other")
 
 
 def _latencies(world: World, load: Load, faults: Faults) -> dict[str, Any]:
+    retried = {record.id: record.retries for record in load.stats.sent}
     first: dict[tuple[str, str], float] = {}
     cause: dict[tuple[str, str], str] = {}
     for peer in world.members:
@@ -149,12 +152,14 @@ def _latencies(world: World, load: Load, faults: Faults) -> dict[str, Any]:
                     key = (peer.name, op["id"])
                     if key not in first or at < first[key]:
                         first[key] = at
-                        cause[key] = _cause(params, op)
+                        cause[key] = _cause({**params, "retried": retried.get(op["id"], 0)}, op)
     windows = [(r.started, r.ended or time.time()) for r in faults.records]
     steady: list[float] = []
     steady_causes: list[tuple[float, str]] = []
     everything: list[float] = []
     slowest: list[tuple[float, str]] = []
+    acks: list[float] = []  # the author's node answering (from the first try, key waits included)
+    after_ack: list[float] = []  # from that answer to the member's node telling of it
     unobserved = 0
     for record in load.stats.sent:
         for name in record.members - {record.author}:
@@ -169,6 +174,8 @@ def _latencies(world: World, load: Load, faults: Faults) -> dict[str, Any]:
             everything.append(latency)
             if not disturbed:
                 steady.append(latency)
+                acks.append((record.acked - record.sent) * 1000)
+                after_ack.append((arrived - record.acked) * 1000)
                 steady_causes.append((latency, cause[(name, record.id)]))
                 where = f"{record.kind} {record.author}->{name} at {record.sent - world.started:.1f}s"
                 slowest = sorted([*slowest, (latency, where)], reverse=True)[:10]
@@ -178,6 +185,12 @@ def _latencies(world: World, load: Load, faults: Faults) -> dict[str, Any]:
         "unobserved": unobserved,
         "slowest": slowest,
         "tail": _tail_by_cause(steady_causes),
+        "parts": {
+            "author_answered_p50_ms": _pct(acks, 0.5),
+            "author_answered_p99_ms": _pct(acks, 0.99),
+            "after_answer_p50_ms": _pct(after_ack, 0.5),
+            "after_answer_p99_ms": _pct(after_ack, 0.99),
+        },
     }
 
 
@@ -253,6 +266,7 @@ def _report(
         "p99_ms": _pct(steady, 0.99),
         "p99_all_ms": _pct(latencies["all"], 0.99),
         "tail_by_cause": latencies["tail"],
+        "latency_parts": latencies["parts"],
         "latency_pairs": len(steady),
         "latency_unobserved": latencies["unobserved"],
         "slowest_steady": [f"{ms:.0f} ms {where}" for ms, where in latencies["slowest"]],

@@ -39,6 +39,9 @@ class OpRecord:
     acked: float
     members: frozenset[str]
     """Who the driver knew as members when it was sent (the latency's recipients)."""
+    retries: int = 0
+    """How often the author's node refused it first because it waited for the circle's
+    current key (after a rotation); the latency counts from the first try."""
 
 
 @dataclass
@@ -147,14 +150,21 @@ class Load:
                     self.stats.joins_completed += 1
 
     def _call_retrying(self, peer: Peer, method: str, **params: Any) -> Any:
+        return self._call_counting(peer, method, **params)[0]
+
+    def _call_counting(self, peer: Peer, method: str, **params: Any) -> tuple[Any, int]:
+        """The call's result, retried while the node waits for the circle's current key, and
+        how many times it was refused for that first."""
         deadline = time.time() + RETRY_WINDOW_S
+        retries = 0
         while True:
             try:
-                return self.world.call(peer, method, **params)
+                return self.world.call(peer, method, **params), retries
             except NodeError as exc:
                 if WAITING_FOR_KEY not in str(exc) or time.time() > deadline:
                     raise
                 self.stats.retried += 1
+                retries += 1
                 time.sleep(0.3)
 
     # --- running ------------------------------------------------------------------
@@ -222,12 +232,12 @@ class Load:
         with self.world.lock:
             members = frozenset(model.members)
         sent = time.time()
-        result = self._call_retrying(peer, method, circle=model.id, **params)
+        result, retries = self._call_counting(peer, method, circle=model.id, **params)
         acked = time.time()
         ids = result.get("ids") or ([result["id"]] if result.get("id") else [])
         with self.world.lock:
             for op_id in ids:
-                self.stats.sent.append(OpRecord(op_id, model.id, peer.name, method, sent, acked, members))
+                self.stats.sent.append(OpRecord(op_id, model.id, peer.name, method, sent, acked, members, retries))
             if remember is not None and ids:
                 model.remember(remember, ids[0])
 
