@@ -341,19 +341,6 @@ class _GatedGossipSub(GossipSub):
             return
         await super().handle_graft(graft_msg, sender_peer_id)
 
-    def _prune_pending_messages(self, peer_id: Any) -> None:
-        """Hold no gossip for connected peers that have not subscribed to its topic.
-
-        py-libp2p 0.8 queues every message it publishes or forwards for every connected
-        peer not subscribed to the message's topic (up to 100 each, sent if the peer
-        subscribes later), pruning each queue by rebuilding it on every message and logging
-        a warning each time one overflows. A relay carries many circles whose members follow
-        only some: that was a hundred held envelopes per member and a warning per message.
-        A peer that comes to follow a topic here has proved its key in a sync session, and
-        that session's reconciliation gives it everything it lacks, so nothing is owed to
-        it. The queue is emptied before each message is added, so it holds at most one."""
-        self._pending_messages.pop(peer_id, None)
-
     async def handle_ihave(self, ihave_msg: Any, sender_peer_id: Any) -> None:
         if self._allowed(sender_peer_id, ihave_msg.topicID):
             await super().handle_ihave(ihave_msg, sender_peer_id)
