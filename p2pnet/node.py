@@ -73,6 +73,11 @@ that is gone for good costs a dial every few minutes."""
 """The longest a node waits between dials of an unreachable relay or bootstrap peer."""
 STORAGE_RETRY_S = 2.0
 """How often a node whose writes failed half-way tries to rebuild its circles."""
+MISSING_PARENT_GRACE_S = 1.0
+"""How long parents an op names may take to come by gossip before the node reconciles with
+every peer to fetch them: most are a moment behind (gossip reorders, and two relays forward
+the same burst), and a session with each peer at every out-of-order op kept the soak's
+relays busy."""
 
 ControlApi = Callable[["Node"], Mapping[str, Handler]]
 """Builds the control API's method table for a node (`kith.p2pnet.api.build_methods`): the
@@ -115,6 +120,10 @@ class NodeStats:
     sync_errors: int = 0
     connection_events: int = 0
     """Connection opened/closed reports from libp2p handled so far (one per connection)."""
+    parent_checks: int = 0
+    """Times the node looked again, `MISSING_PARENT_GRACE_S` later, for parents ops named."""
+    parent_fetches: int = 0
+    """... and found some still missing, so reconciled with every peer to fetch them."""
 
 
 class Node:
@@ -163,6 +172,9 @@ class Node:
         )
         """What a relay serves (relaying.py); empty on a member's node."""
         self._sync_wanted = trio.Event()
+        self._awaited_parents: dict[bytes, set[bytes]] = {}
+        """Parents ops named that were missing (circle -> ids), checked after a grace."""
+        self._parents_check_due = False
         self._paths = PathWatch()
         """The route each connection was made on (pathwatch.py)."""
         self._stopping = trio.Event()
@@ -656,8 +668,36 @@ class Node:
                 "rejected", {"circle": circle_id.hex(), "ops": [{"id": i.hex(), "reason": r} for i, r in rejected]}
             )
         if processed.missing:
-            # Parents we do not have: reconcile with everyone now rather than at the next tick.
-            self._sync_wanted.set()
+            # Parents we do not have: reconcile with everyone if they have not come by gossip
+            # in a moment, rather than at the next tick.
+            self._fetch_missing_soon(processed.missing)
+
+    def _fetch_missing_soon(self, missing: Mapping[bytes, frozenset[bytes]]) -> None:
+        """Reconcile with every peer if any of ``missing`` (circle -> op ids) is still missing
+        `MISSING_PARENT_GRACE_S` from now (one check at a time gathers what comes meanwhile)."""
+        for circle_id, ids in missing.items():
+            self._awaited_parents.setdefault(circle_id, set()).update(ids)
+        if self._runtime is None:
+            self._sync_wanted.set()  # (not running yet: the first round reconciles anyway)
+            return
+        if self._parents_check_due:
+            return
+        self._parents_check_due = True
+
+        async def check() -> None:
+            await trio.sleep(MISSING_PARENT_GRACE_S)
+            self._parents_check_due = False
+            awaited, self._awaited_parents = self._awaited_parents, {}
+            self.stats.parent_checks += 1
+            circles = self.circles
+            for circle_id, ids in awaited.items():
+                circle = circles.circles.get(circle_id) if circles is not None else None
+                if circle is not None and ids & circle.replica.missing():
+                    self.stats.parent_fetches += 1
+                    self._sync_wanted.set()
+                    return
+
+        self._runtime.nursery.start_soon(check)
 
     def fold_held(self, circle: Circle) -> None:
         """Fold the closes held until their claimed time, once it has come."""

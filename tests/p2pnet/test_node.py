@@ -21,7 +21,7 @@ from p2pnet_harness import (
 )
 
 from kith.identity.errors import UsageError
-from kith.p2pnet.node import Node
+from kith.p2pnet.node import MISSING_PARENT_GRACE_S, Node
 from kith.sync.envelope import Envelope
 from kith.sync.kinds.keys import invite_id
 
@@ -232,3 +232,42 @@ async def test_the_ops_event_says_how_each_op_came(tmp_path: Path) -> None:
             (event,) = seen
             assert event["via"] == "sync"
             assert {op["id"]: op["waited"] for op in event["ops"]} == {parent: False, child: True}
+
+
+async def test_a_missing_parent_is_fetched_only_if_gossip_does_not_bring_it_in_a_moment(tmp_path: Path) -> None:
+    """An op whose parent is a moment behind (gossip reorders) costs no reconciliation; one
+    whose parent does not come is fetched from peers after `MISSING_PARENT_GRACE_S`."""
+    with trio.fail_after(90):
+        async with running(make_home(tmp_path, "alice")) as alice, running(make_home(tmp_path, "bob")) as bob:
+            circle = (await call(alice, "circle.create", name="Stoop"))["id"]
+            await share_circle(alice, circle, bob)
+            topic = alice.circles.get(circle).current_topic  # type: ignore[union-attr]
+            # Ops bob does not get by gossip (blocked), to hand over by hand in any order.
+            await bob.net.disconnect(alice.net.peer_id)  # type: ignore[union-attr]
+            await wait_until(lambda: alice.net.peer_id not in bob.peers)
+            bob.block(alice.net.peer_id, 600)
+            envelopes: list[tuple[str, Envelope]] = []
+            for text in ("one", "two", "three", "four"):
+                before = set(alice.disk.store.iter_topic(topic))
+                op_id = (await call(alice, "post", circle=circle, text=text))["id"]
+                (data,) = set(alice.disk.store.iter_topic(topic)) - before
+                envelopes.append((op_id, Envelope.decode(data)))
+
+            def folded(op_id: str) -> bool:
+                return bytes.fromhex(op_id) in bob.circles.get(circle).replica.dag  # type: ignore[union-attr]
+
+            # The child first, its parent half a grace later: one look, no fetch.
+            checks, fetches = bob.stats.parent_checks, bob.stats.parent_fetches
+            await bob.accept(topic, [envelopes[1][1]], "a peer")
+            await trio.sleep(MISSING_PARENT_GRACE_S / 2)
+            await bob.accept(topic, [envelopes[0][1]], "a peer")
+            await wait_until(lambda: bob.stats.parent_checks == checks + 1)
+            assert folded(envelopes[1][0]) and bob.stats.parent_fetches == fetches
+            # A child whose parent does not come by gossip: after the grace, reconciliation
+            # is asked for it (and brings it once a peer is there).
+            await bob.accept(topic, [envelopes[3][1]], "a peer")
+            await wait_until(lambda: bob.stats.parent_checks == checks + 2)
+            assert bob.stats.parent_fetches == fetches + 1 and not folded(envelopes[3][0])
+            bob.guard.unblock(alice.net.peer_id)
+            await bob.connect(address(alice))
+            await wait_until(lambda: folded(envelopes[3][0]), timeout=30)
