@@ -18,6 +18,10 @@ glibc's default the relay's heap grew from 20 MB to 114 MB, 72 MB of it free mem
 (seven runs, 48-100) with the threshold pinned. It swings with how far gossip runs ahead
 of the relay: what is still queued when the last envelope is stored counts too.
 
+What the heap still keeps after a burst (freed memory below its top, in pieces under the
+threshold) a relay gives back every `TRIM_INTERVAL_S` with ``malloc_trim(0)``
+(`trim_periodically`): by hand, that took one relay from 206 MB to 134 MB.
+
 Elsewhere (macOS, musl) this does nothing.
 """
 
@@ -26,6 +30,8 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+
+import trio
 
 M_MMAP_THRESHOLD = -3
 """mallopt's parameter number for the mmap threshold (glibc's malloc.h)."""
@@ -59,3 +65,26 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     if libc is None:
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
+
+
+TRIM_INTERVAL_S = 30.0
+"""How often a relay gives free heap memory back to the system."""
+
+
+def trim() -> bool:
+    """Give the heap's free memory back to the system (glibc's ``malloc_trim(0)``); True if
+    some was. False where not glibc."""
+    libc = glibc()
+    if libc is None:
+        return False
+    return bool(libc.malloc_trim(0))
+
+
+async def trim_periodically(interval_s: float = TRIM_INTERVAL_S) -> None:
+    """`trim` every ``interval_s`` seconds, in a worker thread (it walks the whole heap and
+    holds the allocator's locks meanwhile: milliseconds), until cancelled."""
+    if glibc() is None:
+        return
+    while True:
+        await trio.sleep(interval_s)
+        await trio.to_thread.run_sync(trim)

@@ -57,3 +57,32 @@ def test_by_default_glibc_puts_them_on_the_heap_after_a_bigger_one_was_freed() -
     """The behaviour `fix_mmap_threshold` exists to turn off (if glibc stops doing this,
     this test fails and the module can go)."""
     assert _mapped("default") == 0
+
+
+# Fills the heap with 1 KiB blocks (under any mmap threshold), frees all but one in a hundred
+# (so the heap's top stays in use and only trimming inside it can help), and prints resident
+# memory (kB) before and after allocator.trim().
+RSS_AROUND_A_TRIM = """
+from kith.p2pnet.allocator import trim
+
+def rss_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+blocks = [bytearray(1024) for _ in range(150_000)]
+kept = blocks[::100]
+del blocks
+before = rss_kb()
+assert trim()
+print(before, rss_kb())
+"""
+
+
+def test_trim_gives_a_fragmented_heaps_free_memory_back() -> None:
+    """What a relay does every TRIM_INTERVAL_S (`trim_periodically`): after a burst, the
+    free memory between blocks still in use goes back to the system."""
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_AROUND_A_TRIM], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    before, after = (int(x) for x in out.split())
+    assert before - after > 100_000  # of the ~150 MB freed, most goes back

@@ -125,7 +125,7 @@ def _passphrase(ctx: Context, args: argparse.Namespace) -> str:
 def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
     import trio
 
-    from kith.p2pnet.allocator import fix_mmap_threshold
+    from kith.p2pnet.allocator import fix_mmap_threshold, trim_periodically
     from kith.p2pnet.api import build_methods
     from kith.p2pnet.logsetup import setup_logging
     from kith.p2pnet.node import Node
@@ -153,6 +153,8 @@ def _run_node(ctx: Context, args: argparse.Namespace, *, relay: bool) -> int:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(node.run)
+            if relay:
+                node.start_soon(trim_periodically)  # (the relay's heap after bursts: allocator.py)
             print(f"kith {'relay' if relay else 'node'} running; peer id {node.net.peer_id}", flush=True)
             for address in node.net.listen_addresses():
                 print(f"  listening on {address}", flush=True)
