@@ -21,6 +21,7 @@ reconciliation and forwards gossip, and enforces per-circle quotas and per-peer 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import signal
@@ -497,7 +498,8 @@ class Node:
         reserved = sum(len(e.data) for e in candidates)
         self.topic_bytes[topic] += reserved
         failure: StorageError | None = None
-        with trio.CancelScope(shield=True):
+        member = self.disk.member
+        with trio.CancelScope(shield=True), member.circles.storing() if member else contextlib.nullcontext():
             try:
                 new = await self.disk.store.add_batch_in_thread(candidates, kinds)
             except StorageError as exc:  # nothing was stored; peers offer it again later
@@ -717,6 +719,8 @@ class Node:
             await trio.sleep(STORAGE_RETRY_S)
             if circles.write_error is None:
                 continue
+            if any(circle.authoring.locked() for circle in circles.circles.values()):
+                continue  # an author step's write is in flight: rebuilt replicas would miss it
             try:
                 self.keystore.save()  # in-memory keys first; also tells whether writes work
                 circles.reopen()
