@@ -74,6 +74,9 @@ that is gone for good costs a dial every few minutes."""
 """The longest a node waits between dials of an unreachable relay or bootstrap peer."""
 STORAGE_RETRY_S = 2.0
 """How often a node whose writes failed half-way tries to rebuild its circles."""
+CACHE_CHECKPOINT_S = 1.0
+"""How often the state cache's commits are made durable (in a worker thread): a power loss
+loses at most this much of the cache, which the envelope store gives back on start."""
 
 ControlApi = Callable[["Node"], Mapping[str, Handler]]
 """Builds the control API's method table for a node (`kith.p2pnet.api.build_methods`): the
@@ -400,6 +403,7 @@ class Node:
         member = self.disk.member
         if member is not None:
             nursery.start_soon(self._snapshot_loop, member)
+            nursery.start_soon(self._checkpoint_loop, member.cache)
             nursery.start_soon(self._storage_recovery_loop, member)
             nursery.start_soon(member.lifecycle.run)
         nursery.start_soon(self._signal_loop)
@@ -1021,6 +1025,17 @@ class Node:
                 log.warning("could not save the circles' relay list: %s", exc)
 
     # --- snapshots ----------------------------------------------------------------
+
+    async def _checkpoint_loop(self, cache: StateCache) -> None:
+        """Make the state cache's commits durable in a worker thread: they do not fsync on
+        the loop (statecache.py says why that is safe)."""
+        while True:
+            await trio.sleep(CACHE_CHECKPOINT_S)
+            if cache.needs_checkpoint:
+                try:
+                    await trio.to_thread.run_sync(cache.checkpoint)
+                except StorageError as exc:
+                    log.error("could not make the circles' state durable: %s", exc)
 
     async def _snapshot_loop(self, member: MemberParts) -> None:
         while True:

@@ -147,3 +147,25 @@ async def test_a_snapshot_taken_while_an_own_write_is_in_flight_stays_below_it(t
                 release.set()
             snapshot = alice.cache.load_snapshot(circle.id)
             assert snapshot is not None and snapshot.cursor < in_flight
+
+
+async def test_the_state_cache_is_made_durable_in_a_worker_thread(tmp_path: Path) -> None:
+    """The state cache commits in the fold without an fsync; the node checkpoints it (the
+    fsync) in a worker thread, about once a second, whenever something was committed."""
+    home = make_home(tmp_path, "alice")
+    with trio.fail_after(60):  # a liveness bound
+        async with running(home) as alice:
+            cache = alice.cache
+            assert cache is not None
+            checkpoint, threads = cache.checkpoint, []
+
+            def recorded_checkpoint() -> None:
+                threads.append(threading.get_ident())
+                checkpoint()
+
+            cache.checkpoint = recorded_checkpoint  # type: ignore[method-assign]
+            circle_id = (await call(alice, "circle.create", name="Riverside"))["id"]
+            await call(alice, "post", circle=circle_id, text="made durable off the loop")
+            assert cache.needs_checkpoint
+            await wait_until(lambda: bool(threads) and not cache.needs_checkpoint, timeout=30)
+            assert threading.get_ident() not in threads
