@@ -79,7 +79,7 @@ class Circle:
     """op id -> (claimed time, envelope id) of ``proposal.close`` ops dated in our future:
     stored, but folded only once our clock reaches their time (`MemberCircles.due_held`),
     so a member whose clock lies cannot close a vote early here."""
-    authoring: trio.Lock = field(default_factory=trio.Lock, repr=False)
+    authoring: trio.Lock = field(default_factory=trio.Lock, repr=False, compare=False)
     """Our author turn in this circle, held by `MemberCircles.author_many_in_thread` from
     reading our chain's head until its ops are folded (its write runs in a worker thread
     meanwhile), and by whatever authors synchronously while another task might hold it."""

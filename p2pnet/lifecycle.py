@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -844,14 +845,17 @@ class Lifecycle:
             for action, quiet in deferred:
                 circle = self.circles.circles.get(action.circle)
                 if circle is not None:
-                    async with circle.authoring:
-                        self.carry_out([action], quiet=quiet)
+                    await self._in_turn(circle, partial(self.carry_out, [action], quiet=quiet))
             for circle in list(self.circles.circles.values()):
-                async with circle.authoring:
-                    try:
-                        self.maintain(circle)
-                    except (UsageError, RemoteProtocolError, StorageError) as exc:
-                        log.warning("key maintenance of circle %s failed: %s", circle.id.hex()[:8], exc)
+                await self._in_turn(circle, partial(self.maintain, circle))
+
+    async def _in_turn(self, circle: Circle, step: Callable[[], None]) -> None:
+        """Run a step that may author, in the circle's author turn; a failure is logged."""
+        async with circle.authoring:
+            try:
+                step()
+            except (UsageError, RemoteProtocolError, StorageError) as exc:
+                log.warning("key maintenance of circle %s failed: %s", circle.id.hex()[:8], exc)
 
 
 def _began_after_joining(state: Any, epoch: bytes, member: bytes) -> bool:
