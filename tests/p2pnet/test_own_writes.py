@@ -81,6 +81,30 @@ async def test_concurrent_actions_in_one_circle_end_as_one_chain(tmp_path: Path)
             ]
 
 
+async def test_organizer_actions_through_the_lifecycle_take_the_same_turn(tmp_path: Path) -> None:
+    """Invites and rotations author synchronously, inside the membership lifecycle; from the
+    control API they hold the circle's author turn, so posts in flight at the same time
+    still end as one chain with them."""
+    home = make_home(tmp_path, "alice")
+    with trio.fail_after(120):  # a liveness bound
+        async with running(home) as alice:
+            circle_id = (await call(alice, "circle.create", name="Riverside"))["id"]
+
+            async def post(i: int) -> None:
+                assert (await call(alice, "post", circle=circle_id, text=f"around {i}"))["rejected"] is None
+
+            async with trio.open_nursery() as nursery:
+                for i in range(30):
+                    nursery.start_soon(post, i)
+                    if i in (5, 20):
+                        nursery.start_soon(lambda: call(alice, "invite.create", circle=circle_id))
+                    if i == 12:
+                        nursery.start_soon(lambda: call(alice, "rotate", circle=circle_id))
+            kinds = [op.op.kind for op in _assert_one_chain(alice, circle_id)]
+            assert kinds.count("msg.post") == 30 and kinds.count("invite.create") == 2
+            assert kinds.count("key.rotate") == 1
+
+
 async def test_a_duty_that_falls_due_while_an_action_writes_waits_for_the_circles_turn(tmp_path: Path) -> None:
     """The lifecycle's duties author synchronously (key acks, shares, closes...). One that
     falls due while another task holds the circle's author turn is put off, and carried out
