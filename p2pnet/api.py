@@ -451,7 +451,8 @@ class ControlMethods:
         return await self.author(circle, kind, body)
 
     async def author(self, circle: Circle, kind: str, body: dict[str, Any]) -> Any:
-        _envelope, result = self.member_circles().author(circle, kind, body)  # stored, indexed and gossiped
+        # Stored (in a worker thread), indexed, gossiped and folded, in the circle's author turn.
+        _envelope, result = await self.member_circles().author_in_thread(circle, kind, body)
         op = result.applied[0] if result.applied else None
         reason = dict(result.rejected).get(op.id) if op is not None else None
         self.node.emit("ops", {"circle": circle.id.hex(), "ops": [{"id": op.id.hex(), "kind": kind}] if op else []})
@@ -463,7 +464,7 @@ class ControlMethods:
             ("msg.post", {"content": {"text": t, "content_warning": None}, "reply_to": None, "urgent": False})
             for t in args.texts
         ]
-        _envelopes, result = self.member_circles().author_many(circle, items)  # stored, indexed and gossiped
+        _envelopes, result = await self.member_circles().author_many_in_thread(circle, items)
         rejected = dict(result.rejected)
         ops = list(result.applied)
         self.node.emit(
@@ -522,7 +523,8 @@ class ControlMethods:
     async def invite_create(self, circle: Circle, args: a.InviteCreate) -> Any:
         from kith.p2pnet.qr import qr_text
 
-        code = self.lifecycle().create_invite(circle, uses=args.uses, expires_s=args.expires_s)
+        async with circle.authoring:  # the lifecycle authors synchronously: in our turn
+            code = self.lifecycle().create_invite(circle, uses=args.uses, expires_s=args.expires_s)
         text = code.encode()
         return {
             "code": text,
@@ -548,7 +550,8 @@ class ControlMethods:
         pending = [p for p in lifecycle.pending_requests(circle) if p.request.card.member_id.hex().startswith(prefix)]
         if len(pending) != 1:
             raise UsageError("no single pending request matches; 'kith requests CIRCLE' lists them")
-        signed = lifecycle.approve(circle, pending[0].request, vouch=args.vouch)
+        async with circle.authoring:
+            signed = lifecycle.approve(circle, pending[0].request, vouch=args.vouch)
         return {"id": signed.id.hex(), "member": pending[0].request.card.member_id.hex()}
 
     async def member_add(self, circle: Circle, args: a.MemberAdd) -> Any:
@@ -556,7 +559,8 @@ class ControlMethods:
             card = bytes.fromhex(args.card)
         except ValueError:
             raise bad("card must be the hex card that 'kith whoami' prints") from None
-        signed = self.lifecycle().add_by_card(circle, card, vouch=args.vouch)
+        async with circle.authoring:
+            signed = self.lifecycle().add_by_card(circle, card, vouch=args.vouch)
         return {"id": signed.id.hex(), "rejected": None}
 
     async def rotate(self, circle: Circle, args: a.NoParams) -> Any:
@@ -564,7 +568,8 @@ class ControlMethods:
         me = self.me()
         if me not in state.members or ORGANIZER not in state.members[me].roles:
             raise UsageError("only an organizer rotates a circle's key")
-        return {"epoch": self.lifecycle().rotate(circle).hex()}
+        async with circle.authoring:
+            return {"epoch": self.lifecycle().rotate(circle).hex()}
 
     async def verify(self, circle: Circle, args: a.MemberOnly) -> Any:
         info = member_card_info(self.node, circle, args.member)
@@ -578,7 +583,8 @@ class ControlMethods:
 
     async def ask_fund(self, circle: Circle, args: a.AskFund) -> Any:
         """Ask the fund under the charter's allocation rules (sealed to the committee)."""
-        return self.lifecycle().alloc.ask(circle, args.category, args.amount, args.note or "")
+        async with circle.authoring:
+            return self.lifecycle().alloc.ask(circle, args.category, args.amount, args.note or "")
 
     async def pay_ask(self, circle: Circle, args: a.PayAsk) -> Any:
         state = circle.replica.state

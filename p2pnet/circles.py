@@ -5,23 +5,30 @@ replica (causal DAG + folded state, backed by the encrypted state cache) and its
 one per epoch key held (`sync.envelope.epoch_topic`). Incoming envelopes that passed the
 gate and were stored are opened here: decrypted with the epoch key, decoded and verified
 as signed ops, checked to belong to the topic's circle, and ingested. Ops the member
-authors are sealed with the circle's current epoch, on that epoch's topic.
+authors are sealed with the circle's current epoch, on that epoch's topic, stored (the
+control API's actions in a worker thread) and folded, one author step per circle at a
+time (`Circle.authoring`), so our own chain of ops never forks.
 
 Crash safety: envelopes are stored before they are processed, and each replica's snapshot
 records the envelope-store seq it has processed; on start, anything stored after that
-seq is processed again (duplicates are harmless: the DAG drops them).
+seq is processed again (duplicates are harmless: the DAG drops them). A snapshot's cursor
+stays below every write still in flight (`storing`): its envelopes are processed only
+after it returns.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import trio
+
 from kith.identity.crypto import RandomBytes, random_bytes
-from kith.identity.errors import KithError, Malformed, RemoteProtocolError, StorageError, UsageError
+from kith.identity.errors import KithError, LocalProtocolError, Malformed, RemoteProtocolError, StorageError, UsageError
 from kith.identity.keyring import CircleKeys
 from kith.identity.keys import MemberIdentity
 from kith.p2pnet.keyfile import Keystore
@@ -72,6 +79,10 @@ class Circle:
     """op id -> (claimed time, envelope id) of ``proposal.close`` ops dated in our future:
     stored, but folded only once our clock reaches their time (`MemberCircles.due_held`),
     so a member whose clock lies cannot close a vote early here."""
+    authoring: trio.Lock = field(default_factory=trio.Lock, repr=False, compare=False)
+    """Our author turn in this circle, held by `MemberCircles.author_many_in_thread` from
+    reading our chain's head until its ops are folded (its write runs in a worker thread
+    meanwhile), and by whatever authors synchronously while another task might hold it."""
 
     @property
     def id(self) -> bytes:
@@ -133,6 +144,8 @@ class MemberCircles:
         self.counters: Counter[str] = Counter()
         self.private_opener: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
         """Set by the lifecycle: opens private requests this member may read."""
+        self._write_floors: list[int] = []
+        """`storing`: the store's max seq when each write in flight began."""
         self.write_error: StorageError | None = None
         """Set when a write failed half-way (e.g. the disk filled up between storing an
         envelope and caching its op): the replicas may lack ops the store holds, so nothing
@@ -273,10 +286,65 @@ class MemberCircles:
     def author_many(
         self, circle: Circle, items: list[tuple[str, dict[str, Any]]], *, seal_epoch: bytes | None = None
     ) -> tuple[list[Envelope], IngestResult]:
-        """Author several ops in a row and store them in one durable transaction.
+        """Author several ops in a row and store them in one durable transaction, written on
+        the calling thread (the node's own duties, run from synchronous code: key acks,
+        shares, rotations, closes). The control API's actions use `author_many_in_thread`.
 
         They are sealed with the current epoch, or with ``seal_epoch`` (key shares go to
-        members who lack the current key, so they are sealed with one the members hold)."""
+        members who lack the current key, so they are sealed with one the members hold).
+        Refused while another task's author step of the circle is in flight: it would build
+        on the chain head that step is about to move (`busy`)."""
+        if self.busy(circle):
+            raise LocalProtocolError("authoring in a circle whose author step another task holds")
+        signed_ops, envelopes = self._build(circle, items, seal_epoch)
+        self.store.add_batch(envelopes)
+        return envelopes, self._stored(circle, signed_ops, envelopes)
+
+    async def author_many_in_thread(
+        self, circle: Circle, items: list[tuple[str, dict[str, Any]]], *, seal_epoch: bytes | None = None
+    ) -> tuple[list[Envelope], IngestResult]:
+        """`author_many` with the durable write in a worker thread, so its fsync does not
+        stall the trio loop; when it returns the ops are stored, offered and folded.
+
+        The whole step holds the circle's author turn (`Circle.authoring`), from reading
+        the chain head to the fold that moves it: two actions at once in one circle would
+        otherwise both build on the same head and fork our own chain. Once the write has
+        started the rest is shielded: a cancelled caller must not leave a stored op unfolded
+        (our next op would reuse its number)."""
+        async with circle.authoring:
+            signed_ops, envelopes = self._build(circle, items, seal_epoch)
+            with trio.CancelScope(shield=True), self.storing():
+                await self.store.add_batch_in_thread(envelopes)
+                result = self._stored(circle, signed_ops, envelopes)
+        return envelopes, result
+
+    async def author_in_thread(self, circle: Circle, kind: str, body: dict[str, Any]) -> tuple[Envelope, IngestResult]:
+        """`author` with the write in a worker thread (`author_many_in_thread`)."""
+        envelopes, result = await self.author_many_in_thread(circle, [(kind, body)])
+        return envelopes[0], result
+
+    def busy(self, circle: Circle) -> bool:
+        """Does another task hold the circle's author turn (its write in a worker thread)?
+        Then synchronous authoring in this circle must wait for it (`Lifecycle` does)."""
+        owner = circle.authoring.statistics().owner
+        return owner is not None and owner is not trio.lowlevel.current_task()
+
+    @contextmanager
+    def storing(self) -> Iterator[None]:
+        """Around a write whose envelopes are processed only after it returns (in a worker
+        thread, other tasks run meanwhile): snapshots taken in between keep their cursor
+        below it, so a restart still processes what the write stored."""
+        floor = self.store.max_seq()
+        self._write_floors.append(floor)
+        try:
+            yield
+        finally:
+            self._write_floors.remove(floor)
+
+    def _build(
+        self, circle: Circle, items: list[tuple[str, dict[str, Any]]], seal_epoch: bytes | None
+    ) -> tuple[list[SignedOp], list[Envelope]]:
+        """Sign and seal ops on our chain's head (each sits on the one before); nothing stored."""
         if self.write_error is not None:
             raise StorageError(f"{self.write_error} (kith picks up where it stopped once it can write)")
         state = circle.replica.state
@@ -311,12 +379,15 @@ class MemberCircles:
             parents, lamport, seq = (signed.id,), signed.op.lamport + 1, seq + 1
             signed_ops.append(signed)
             envelopes.append(seal(signed.data, epoch_key=epoch_key, ts=now, rand=self.rand))
-        self.store.add_batch(envelopes)
+        return signed_ops, envelopes
+
+    def _stored(self, circle: Circle, signed_ops: list[SignedOp], envelopes: list[Envelope]) -> IngestResult:
+        """Ops of ours, just stored: offer them to peers, then fold them."""
         if self.on_stored is not None:
             self.on_stored(envelopes)
         result = self._ingest(circle, signed_ops)
         circle.unsaved_ops += len(result.applied)
-        return envelopes, result
+        return result
 
     # --- processing ---------------------------------------------------------------
 
@@ -419,7 +490,8 @@ class MemberCircles:
         """
         if self.write_error is not None:
             return 0  # a snapshot of an unsure replica would make its gaps permanent
-        latest = self.store.max_seq()
+        # Never past an envelope stored by a write whose envelopes are not processed yet.
+        latest = min([self.store.max_seq(), *self._write_floors])
         saved = 0
         for circle in self.circles.values():
             if circle.unsaved_ops and (force or circle.unsaved_ops >= min_ops):

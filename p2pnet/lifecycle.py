@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
@@ -160,6 +161,9 @@ class Lifecycle:
         self.private_delay_s = private_delay_s
         self.decisions = MembershipLifecycle(circles.identity.member_id)
         self.wake = trio.Event()
+        self._deferred: list[tuple[Action, bool]] = []
+        """Actions (and their ``quiet``) put off while another task held their circle's
+        author turn; `run` carries them out in that turn."""
         self._epochs_folded: dict[bytes, set[bytes]] = {}
         """Per circle, the epochs whose stored envelopes have been folded with their key."""
         self.invite_topics: dict[bytes, tuple[bytes, bytes]] = {}
@@ -227,6 +231,12 @@ class Lifecycle:
         for action in actions:
             circle = self.circles.circles.get(action.circle)
             if circle is None:
+                continue
+            if self.circles.busy(circle):
+                # An action in this circle is writing its ops in a worker thread: authoring
+                # now would build on the chain head it is about to move. `run` does it next.
+                self._deferred.append((action, quiet))
+                self.wake.set()
                 continue
             try:
                 if isinstance(action, Approve):
@@ -824,16 +834,28 @@ class Lifecycle:
             self.circles.author_many(circle, items, seal_epoch=seal_with)
 
     async def run(self) -> None:
-        """Check duties when something changed, and every few seconds (turn delays)."""
+        """Check duties when something changed, and every few seconds (turn delays), each
+        circle's in its author turn (`Circle.authoring`): what they author waits for an
+        action whose write is in a worker thread, rather than forking our chain."""
         while True:
             with trio.move_on_after(TURN_DELAY_S / 2):
                 await self.wake.wait()
             self.wake = trio.Event()
+            deferred, self._deferred = self._deferred, []
+            for action, quiet in deferred:
+                circle = self.circles.circles.get(action.circle)
+                if circle is not None:
+                    await self._in_turn(circle, partial(self.carry_out, [action], quiet=quiet))
             for circle in list(self.circles.circles.values()):
-                try:
-                    self.maintain(circle)
-                except (UsageError, RemoteProtocolError, StorageError) as exc:
-                    log.warning("key maintenance of circle %s failed: %s", circle.id.hex()[:8], exc)
+                await self._in_turn(circle, partial(self.maintain, circle))
+
+    async def _in_turn(self, circle: Circle, step: Callable[[], None]) -> None:
+        """Run a step that may author, in the circle's author turn; a failure is logged."""
+        async with circle.authoring:
+            try:
+                step()
+            except (UsageError, RemoteProtocolError, StorageError) as exc:
+                log.warning("key maintenance of circle %s failed: %s", circle.id.hex()[:8], exc)
 
 
 def _began_after_joining(state: Any, epoch: bytes, member: bytes) -> bool:

@@ -21,6 +21,7 @@ reconciliation and forwards gossip, and enforces per-circle quotas and per-peer 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import signal
@@ -78,6 +79,9 @@ MISSING_PARENT_GRACE_S = 1.0
 every peer to fetch them: most are a moment behind (gossip reorders, and two relays forward
 the same burst), and a session with each peer at every out-of-order op kept the soak's
 relays busy."""
+CACHE_CHECKPOINT_S = 1.0
+"""How often the state cache's commits are made durable (in a worker thread): a power loss
+loses at most this much of the cache, which the envelope store gives back on start."""
 
 ControlApi = Callable[["Node"], Mapping[str, Handler]]
 """Builds the control API's method table for a node (`kith.p2pnet.api.build_methods`): the
@@ -413,6 +417,7 @@ class Node:
         member = self.disk.member
         if member is not None:
             nursery.start_soon(self._snapshot_loop, member)
+            nursery.start_soon(self._checkpoint_loop, member.cache)
             nursery.start_soon(self._storage_recovery_loop, member)
             nursery.start_soon(member.lifecycle.run)
         nursery.start_soon(self._signal_loop)
@@ -511,7 +516,8 @@ class Node:
         reserved = sum(len(e.data) for e in candidates)
         self.topic_bytes[topic] += reserved
         failure: StorageError | None = None
-        with trio.CancelScope(shield=True):
+        member = self.disk.member
+        with trio.CancelScope(shield=True), member.circles.storing() if member else contextlib.nullcontext():
             try:
                 new = await self.disk.store.add_batch_in_thread(candidates, kinds)
             except StorageError as exc:  # nothing was stored; peers offer it again later
@@ -759,6 +765,8 @@ class Node:
             await trio.sleep(STORAGE_RETRY_S)
             if circles.write_error is None:
                 continue
+            if any(circle.authoring.locked() for circle in circles.circles.values()):
+                continue  # an author step's write is in flight: rebuilt replicas would miss it
             try:
                 self.keystore.save()  # in-memory keys first; also tells whether writes work
                 circles.reopen()
@@ -1059,6 +1067,17 @@ class Node:
                 log.warning("could not save the circles' relay list: %s", exc)
 
     # --- snapshots ----------------------------------------------------------------
+
+    async def _checkpoint_loop(self, cache: StateCache) -> None:
+        """Make the state cache's commits durable in a worker thread: they do not fsync on
+        the loop (statecache.py says why that is safe)."""
+        while True:
+            await trio.sleep(CACHE_CHECKPOINT_S)
+            if cache.needs_checkpoint:
+                try:
+                    await trio.to_thread.run_sync(cache.checkpoint)
+                except StorageError as exc:
+                    log.error("could not make the circles' state durable: %s", exc)
 
     async def _snapshot_loop(self, member: MemberParts) -> None:
         while True:

@@ -227,20 +227,22 @@ async def panic_node(node: PanickingNode, *, warn: bool) -> dict[str, Any]:
     """The control API's ``panic``: stop writing, answer, then warn (if asked), wipe and exit."""
     stop_writing(node)
     circles = node.circles
-    warned = _warn_circles(circles) if warn and circles is not None else []
+    warned = await _warn_circles(circles) if warn and circles is not None else []
     node.start_soon(_deliver_and_exit, node, bool(warned))
     return {"warned": warned, "exits_within_s": WARN_BOUND_S, "pid": os.getpid()}
 
 
-def _warn_circles(circles: MemberCircles) -> list[str]:
+async def _warn_circles(circles: MemberCircles) -> list[str]:
     """Sign ``member.compromised`` in each circle we are a member of (stored and gossiped
-    from memory); returns the circles warned."""
+    from memory), each in the circle's author turn (an action may be writing there); returns
+    the circles warned."""
     warned: list[str] = []
     for circle in list(circles.circles.values()):
         if circles.identity.member_id not in circle.replica.state.members:
             continue
         try:
-            circles.author_many(circle, [("member.compromised", {"note": None})])
+            async with circle.authoring:
+                circles.author_many(circle, [("member.compromised", {"note": None})])
         except KithError:
             continue  # e.g. waiting for a new key: this circle cannot be warned in time
         warned.append(circle.id.hex())

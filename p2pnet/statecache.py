@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 A node must open a circle with years of history in about a second, without verifying
 100,000 signatures and folding 100,000 ops again. So next to the envelope store (what
-was received, as received) it keeps this SQLite file (WAL, ``synchronous=FULL``):
+was received, as received) it keeps this SQLite file (WAL, ``synchronous=NORMAL``):
 
 * ``ops``: every op that entered a circle's DAG, as its signed bytes encrypted with
   XChaCha20-Poly1305, keyed by op id, with its lamport in clear so ops can be read in
@@ -21,12 +21,22 @@ content, authors or which circle is which. Keys are derived from the keystore's 
 storage key. Because the cache is authenticated with our own key, ops read back from it
 are not re-verified: decrypting is the check.
 
+Durability: commits here do not fsync (the node makes them on the trio loop, in the fold);
+`checkpoint`, which the node runs in a worker thread every second or so, fsyncs the WAL and
+copies it into the file. A power loss may undo the last commits, never part of one and
+never an earlier one without the later (WAL frames are checksummed in a chain, so recovery
+keeps a prefix of the commits): what is on disk is always a state the cache was in. That
+is enough, because this file is never the only record: a snapshot is committed after the
+ops it covers, so a surviving snapshot has its ops, and ops lost after it come again from
+the envelope store (``synchronous=FULL``), which is read again from the snapshot's cursor.
+
 This module is sqlite3 and crypto only: no clock; randomness (nonces) is injectable.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,19 +105,52 @@ class StateCache:
         self._rand = rand
         self._key = blake2b(b"kith/statecache/v1", key=storage_key, person=b"kith-statecache")
         self._tag_key = blake2b(b"kith/statecache/tag/v1", key=storage_key, person=b"kith-cache-tag")
+        self._checkpoint_lock = threading.Lock()
+        """Held by `checkpoint` (in a worker thread) and whatever replaces the connections."""
+        self._unsynced = 0
+        """Commits since the last checkpoint began (`needs_checkpoint`)."""
         try:
-            self._db = open_private_db(path, fsync=fsync)
+            self._db = open_private_db(path, fsync=fsync, sync_each_commit=False)
+            # Never checkpoint on this connection (an automatic checkpoint fsyncs, on the
+            # loop): `checkpoint` does it, on its own connection, in a worker thread.
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
             self._db.executescript(_SCHEMA)
             problem = check_schema_version(self._db, SCHEMA_VERSION, "ops")
             if problem is not None:
                 raise StateCacheError(f"{path} {problem}")
+            self._checkpointer: sqlite3.Connection | None = open_private_db(
+                path, fsync=fsync, check_same_thread=False, sync_each_commit=False
+            )
         except OSError as exc:
             raise StateCacheError(f"cannot create the state cache {path}: {exc.strerror or exc}") from exc
         except sqlite3.Error as exc:
             raise StateCacheError(f"cannot open the state cache {path}: {exc}") from exc
 
     def close(self) -> None:
-        self._db.close()
+        with self._checkpoint_lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+            self._db.close()  # the last connection: SQLite checkpoints (and fsyncs) as it closes
+
+    @property
+    def needs_checkpoint(self) -> bool:
+        """Has anything been committed since the last `checkpoint` began?"""
+        return self._unsynced > 0
+
+    def checkpoint(self) -> None:
+        """Make every commit so far durable: fsync the WAL, copy it into the file, fsync that.
+
+        Thread-safe, on a connection of its own, so the node runs it in a worker thread
+        while the loop's connection keeps reading and writing (a passive checkpoint waits
+        for neither, and neither waits for it)."""
+        with self._checkpoint_lock:
+            if self._checkpointer is None:  # moved to memory (panic): nothing to make durable
+                return
+            self._unsynced = 0
+            try:
+                self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                raise StateCacheError(f"cannot write the state cache {self.path}: {exc}") from exc
 
     def move_to_memory(self) -> None:
         """Panic: close the file and carry on in an empty in-memory database, so that
@@ -116,10 +159,12 @@ class StateCache:
         The file's connection is left open, never closed: closing would checkpoint the
         WAL into the file and delete the WAL without overwriting it (its blocks would
         keep the pages). The panic wipe overwrites both; the process exits right after."""
-        self._abandoned = self._db
-        self._db = sqlite3.connect(":memory:", isolation_level=None)
-        self._db.executescript(_SCHEMA)
-        self._db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        with self._checkpoint_lock:
+            self._abandoned = (self._db, self._checkpointer)
+            self._checkpointer = None
+            self._db = sqlite3.connect(":memory:", isolation_level=None)
+            self._db.executescript(_SCHEMA)
+            self._db.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
 
     def __enter__(self) -> StateCache:
         return self
@@ -137,7 +182,7 @@ class StateCache:
             raise StateCacheError(f"state cache error on {self.path}: {exc}") from exc
 
     def _write(self, statements: Iterable[tuple[str, Any]]) -> None:
-        """Run statements in one durable transaction."""
+        """Run statements in one transaction (durable at the next `checkpoint`)."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -147,6 +192,7 @@ class StateCache:
                     else:
                         self._db.execute(sql, params)
                 self._db.execute("COMMIT")
+                self._unsynced += 1
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
@@ -159,7 +205,8 @@ class StateCache:
     # --- ops -----------------------------------------------------------------------
 
     def put_ops(self, circle_id: bytes, ops: Iterable[SignedOp]) -> None:
-        """Store ops (idempotent) in one durable transaction."""
+        """Store ops (idempotent) in one transaction: read back at once, durable at the next
+        `checkpoint` (until then the envelope store holds them: see the module's docstring)."""
         tag = self._tag(circle_id)
         rows = []
         for signed in ops:

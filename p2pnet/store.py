@@ -94,17 +94,21 @@ def check_schema_version(db: sqlite3.Connection, version: int, holds: str) -> st
     return None
 
 
-def open_private_db(path: Path, *, fsync: bool, check_same_thread: bool = True) -> sqlite3.Connection:
+def open_private_db(
+    path: Path, *, fsync: bool, check_same_thread: bool = True, sync_each_commit: bool = True
+) -> sqlite3.Connection:
     """A private (0600) SQLite file in WAL mode, as both of the node's stores use it.
 
     ``check_same_thread=False`` only for a connection its owner serialises itself (the
-    envelope store's writer, used by one thread at a time under its lock)."""
+    envelope store's writer, used by one thread at a time under its lock).
+    ``sync_each_commit=False``: commits do not fsync; checkpoints do (the state cache's)."""
     create_private(path)
     db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=check_same_thread)
     db.execute("PRAGMA journal_mode=WAL")
     # FULL: each commit fsyncs the WAL, so an acknowledged write survives power loss.
+    # NORMAL: only checkpoints fsync; a power loss may undo the last commits, never half of one.
     # OFF (throwaway homes only) still commits atomically and survives the process being killed.
-    db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'OFF'}")
+    db.execute(f"PRAGMA synchronous={('FULL' if sync_each_commit else 'NORMAL') if fsync else 'OFF'}")
     # Freed pages are zeroed, so deleted rows do not linger in the file's free list.
     db.execute("PRAGMA secure_delete=ON")
     return db

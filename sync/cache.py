@@ -6,7 +6,10 @@ opens snapshots of the folded state. The node gives it the real one
 (`kith.p2pnet.statecache.StateCache`, an encrypted SQLite file); tests may give it anything that
 keeps these promises:
 
-* ``put_ops`` is durable when it returns (the ops are then part of what a restart opens);
+* what ``put_ops`` wrote is read back by every call after it returns; it need not be durable
+  yet (the node's cache fsyncs at checkpoints, in a worker thread), but a power loss may only
+  undo the newest writes, never keep a snapshot without the ops written before it (the
+  ops after a snapshot come again from wherever the caller's cursor points);
 * ``iter_ops`` yields a circle's ops in fold order ``(lamport, id)`` within the bounds;
 * ``ops_since`` returns the ops written after a snapshot's watermark, in write order;
 * ``meta_of`` answers for every op ``put_ops`` was given (None for others).

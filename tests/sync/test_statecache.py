@@ -3,6 +3,8 @@ uses): round trips, nothing readable on disk, tamper detection, reopening."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +154,83 @@ def test_durability_settings_and_injected_nonces(tmp_path: Path, story: Any) -> 
 
     with StateCache(tmp_path / "state.sqlite", KEY, rand=rand) as cache:
         assert cache._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert cache._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        # NORMAL, and no automatic checkpoint: commits on the loop never fsync; `checkpoint` does.
+        assert cache._db.execute("PRAGMA synchronous").fetchone()[0] == 1
+        assert cache._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         cache.put_ops(story.genesis.op.circle, story.replica.ops())
         assert calls and set(calls) == {24}
+
+
+def _ops_in_file(path: Path) -> int:
+    """What the database file alone holds (its WAL left aside), as a reader opening it sees."""
+    copy = path.parent / "copy" / path.name
+    copy.parent.mkdir(exist_ok=True)
+    copy.write_bytes(path.read_bytes())
+    db = sqlite3.connect(copy)
+    try:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'ops'").fetchall():
+            return 0  # not even the schema has reached the file yet
+        return db.execute("SELECT COUNT(*) FROM ops").fetchone()[0]
+    finally:
+        db.close()
+        for leftover in copy.parent.iterdir():
+            leftover.unlink()
+
+
+def test_commits_reach_the_file_at_a_checkpoint_run_in_another_thread(tmp_path: Path, story: Any) -> None:
+    """A commit lives in the WAL until `checkpoint` (which the node runs in a worker thread)
+    copies it into the file; meanwhile reads on the owner's connection see it."""
+    path = tmp_path / "state.sqlite"
+    circle_id = story.genesis.op.circle
+    ops = list(story.replica.ops())
+    with StateCache(path, KEY) as cache:
+        cache.put_ops(circle_id, ops[:4])
+        assert cache.needs_checkpoint and cache.op_count(circle_id) == 4
+        assert _ops_in_file(path) == 0
+        worker = threading.Thread(target=cache.checkpoint)
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive() and not cache.needs_checkpoint
+        assert _ops_in_file(path) == 4
+        cache.put_ops(circle_id, ops[4:])
+        assert cache.needs_checkpoint and _ops_in_file(path) == 4
+        assert cache.op_count(circle_id) == len(ops)
+
+
+def test_whatever_part_of_the_wal_survives_the_cache_opens_as_a_state_it_was_in(tmp_path: Path, story: Any) -> None:
+    """A power loss before a checkpoint keeps some prefix of the WAL's bytes. Cut it
+    anywhere: the cache opens, and a snapshot it holds comes with every op it covers (so the
+    node reads the envelope store again from that snapshot's cursor and loses nothing)."""
+    path = tmp_path / "state.sqlite"
+    circle_id = story.genesis.op.circle
+    ops = sorted(story.replica.ops(), key=fold_key)
+    cache = StateCache(path, KEY)
+    replica = CircleReplica(circle_id, cache=cache)
+    replica.ingest_many(ops[:5])
+    cache.checkpoint()
+    replica.save(cursor=5)
+    for signed in ops[5:]:
+        replica.ingest_many([signed])  # one commit per op
+    replica.save(cursor=len(ops))
+    wal = path.with_name(path.name + "-wal").read_bytes()
+    base = path.read_bytes()
+    seen: set[tuple[int, int | None]] = set()
+    for cut in [*range(0, len(wal), 997), len(wal)]:
+        crashed = tmp_path / f"cut-{cut}"
+        crashed.mkdir()
+        (crashed / path.name).write_bytes(base)
+        (crashed / (path.name + "-wal")).write_bytes(wal[:cut])
+        with StateCache(crashed / path.name, KEY) as survivor:
+            snapshot = survivor.load_snapshot(circle_id)
+            count = survivor.op_count(circle_id)
+            if snapshot is not None:
+                assert snapshot.cursor in (5, len(ops))
+                assert count >= snapshot.watermark and (snapshot.cursor == 5 or count == len(ops))
+                reopened, _cursor = CircleReplica.open(survivor, circle_id)
+                assert reopened.state.applied_count == count
+            seen.add((count, None if snapshot is None else snapshot.cursor))
+    cache.close()
+    assert (5, None) in seen and (len(ops), len(ops)) in seen  # the cuts reached both ends
 
 
 def test_deleting_a_circle_forgets_it(tmp_path: Path, story: Any) -> None:
