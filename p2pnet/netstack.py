@@ -64,6 +64,17 @@ SUBSCRIPTION_QUEUE_SIZE = 1024
 HELD_SUBSCRIPTIONS_PER_PEER = 256
 """Subscriptions a peer sent before proving the topic, kept until it proves it."""
 
+RELAY_MESH_DEGREE = 1_000_000
+"""A relay's gossip mesh degree (target, low and high bound alike): more peers than any
+topic has (a circle holds at most 1,000 members), so a relay grafts every peer that proved
+and subscribed a topic and never prunes one. Members mostly reach each other only through
+a relay, so a member the relay left out of its mesh got nothing in real time: with
+py-libp2p's bounds (6, 4, 12) a relay serving a circle of 20 pruned 14 members, its
+PRUNE put each in a 60 s back-off in which neither side sends the other even IHAVEs, and
+their posts and everyone else's reached them only by reconciliation, 15-50 s later
+(`kith bench relay_100_circles_forward_p99_ms`). Members keep the bounds: they have few
+peers and forward little."""
+
 HAPPY_EYEBALLS_STAGGER_S = 0.25
 """How long a dial waits for one address before also trying the next (RFC 8305's 250 ms)."""
 
@@ -716,13 +727,14 @@ class NetStack:
 
 @asynccontextmanager
 async def open_netstack(
-    network_key: NetworkKey, listen: list[str], announce: list[str] | None = None
+    network_key: NetworkKey, listen: list[str], announce: list[str] | None = None, *, relay: bool = False
 ) -> AsyncIterator[NetStack]:
     """Start a host (TCP, Noise, Yamux/Mplex) with gossipsub, listening on ``listen`` and
-    telling peers ``announce`` (or, without it, its expanded listen addresses: `advertised`)."""
+    telling peers ``announce`` (or, without it, its expanded listen addresses: `advertised`).
+    A ``relay`` keeps every peer that proved a topic in its mesh (`RELAY_MESH_DEGREE`)."""
     _raise_queue_sizes()
     host = _make_host(network_key, list(announce or []))
-    router = _make_router()
+    router = _make_router(relay=relay)
     pubsub = _make_pubsub(host, router)
     send, receive = trio.open_memory_channel[tuple[str, str]](1024)
     notifee = _ConnectionEvents(send)
@@ -784,14 +796,16 @@ def _make_host(network_key: NetworkKey, announced: list[str]) -> IHost:
     return host
 
 
-def _make_router() -> _GatedGossipSub:
+def _make_router(*, relay: bool = False) -> _GatedGossipSub:
     """Gossipsub with the settings a small, private mesh needs (each one says why)."""
     router = _GatedGossipSub(
         # meshsub 1.1 (and 1.0 for old peers): 1.2's IDONTWANT doubles CPU per message here.
         protocols=[MESHSUB_V11, MESHSUB_V10],
-        degree=6,
-        degree_low=4,
-        degree_high=12,
+        # A member: gossipsub's usual bounds (6, 4, 12). A relay: every peer that proved the
+        # topic, never pruned (see RELAY_MESH_DEGREE).
+        degree=RELAY_MESH_DEGREE if relay else 6,
+        degree_low=RELAY_MESH_DEGREE if relay else 4,
+        degree_high=RELAY_MESH_DEGREE if relay else 12,
         heartbeat_initial_delay=0.1,
         # Default 120 s leaves meshes empty for minutes after a (re)connect; 1 s heals fast.
         heartbeat_interval=1,

@@ -351,7 +351,9 @@ class Node:
         self._disk = self._open_disk()
         try:
             self._load_disk()
-            network = open_netstack(self.keystore.data.network, self.config.listen, self.config.announce)
+            network = open_netstack(
+                self.keystore.data.network, self.config.listen, self.config.announce, relay=self.is_relay
+            )
             async with network as net, trio.open_nursery() as nursery:
                 self._runtime = self._build_runtime(net, nursery)
                 await self._start_services(self._runtime)
