@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -328,6 +329,20 @@ class _GatedGossipSub(GossipSub):
 
     async def _do_px(self, px_peers: Any) -> None:
         return None
+
+
+class _NothingPending(defaultdict[Any, list[Any]]):
+    """py-libp2p's per-peer queue of "pending" messages (``GossipSub._pending_messages``),
+    which keeps nothing: every message published or forwarded was queued, for up to 30 s
+    and 100 messages, for every connected peer not subscribed to its topic, to be sent if
+    that peer subscribes. Here a peer subscribes only once it proved the topic in a sync
+    session, which reconciles the topic itself (and py-libp2p then also sends it the
+    topic's recent messages from its cache), so the queue sent nothing new; but a relay
+    with 100 members in circles of 20 queued each message 80 times, and pruning the
+    queues took 7% of its CPU. A missing key reads as a new empty list that is not kept."""
+
+    def __missing__(self, key: Any) -> list[Any]:
+        return []
 
 
 class _ContentMessageCache(MessageCache):
@@ -820,6 +835,7 @@ def _make_router(*, relay: bool = False) -> _GatedGossipSub:
         eclipse_protection_enabled=False,
     )
     router.mcache = _ContentMessageCache(router.mcache.window_size, router.mcache.history_size)
+    router._pending_messages = _NothingPending()  # see _NothingPending: nothing queued was ever new
     return router
 
 
