@@ -1,5 +1,6 @@
-"""When a node reconciles with its peers: each peer on a timer of its own, every
-``sync_interval_s`` (jittered), and all of them at once when asked. Run on trio's mock
+"""When a node reconciles with its peers: each peer on a timer of its own, at least every
+``sync_interval_s`` (jittered; a session the peer started counts), and all of them at
+once when asked. Run on trio's mock
 clock: two minutes of a relay with 100 members take no real time."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from p2pnet_harness import PASS, loopback_config, make_home
 from kith.p2pnet import node as node_module
 from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.node import Node, PeerState
+from kith.p2pnet.syncproto import SyncStats
 
 INTERVAL = 30.0
 
@@ -31,13 +33,22 @@ def test_periodic_sessions_are_spread_over_the_interval_and_a_request_reaches_ev
     started: list[tuple[float, str]] = []
     node._start_sync = lambda peer: started.append((trio.current_time(), peer))  # type: ignore[method-assign]
     peers = [f"member{i}" for i in range(100)]
+    eager = [f"eager{i}" for i in range(10)]
     asked_at: list[float] = []
 
+    async def they_sync_with_us_every_20_s() -> None:
+        await trio.sleep(1)
+        while True:
+            for peer in eager:
+                node._reschedule_sync(node.peers[peer], SyncStats(peer, False))
+            await trio.sleep(20)
+
     async def main() -> None:
-        for peer in peers:  # all connected at the same moment, as after a relay restarts
+        for peer in peers + eager:  # all connected at the same moment, as after a relay restarts
             node.peers[peer] = PeerState(peer, 0.0)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(node._sync_loop)
+            nursery.start_soon(they_sync_with_us_every_20_s)
             await trio.sleep(120)
             asked_at.append(trio.current_time())
             node.request_sync()
@@ -55,6 +66,8 @@ def test_periodic_sessions_are_spread_over_the_interval_and_a_request_reaches_ev
     # Spread: about 100 / 30 s = 3.3 sessions a second, never a round of 100 at once.
     per_second = Counter(int(at) for at, _ in periodic)
     assert max(per_second.values()) <= 12, per_second.most_common(3)
+    # Peers that reconcile with us more often than the interval get no periodic session from us.
+    assert not [peer for _, peer in periodic if peer in eager]
     # Asked (a topic added, a parent missing): every peer at once.
     asked = {peer for at, peer in started if asked_at[0] <= at <= asked_at[0] + 0.1}
-    assert asked == set(peers)
+    assert asked == set(peers + eager)
