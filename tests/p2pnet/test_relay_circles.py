@@ -67,7 +67,9 @@ def test_every_pair_is_counted_once_and_a_missing_one_as_infinitely_late() -> No
 def test_a_small_run_delivers_every_post_to_every_other_member_by_gossip() -> None:
     """Three circles, four members each out of five member hosts in two processes; the
     relay is a real `kith relay run` and the circles a real `kith node`'s."""
-    result = run_relay_circles(circles=3, members=4, hosts=5, processes=2, rate=4.0, seconds=3.0, grace_s=5.0)
+    result = run_relay_circles(
+        circles=3, members=4, hosts=5, processes=2, rate=4.0, seconds=3.0, grace_s=5.0, settle_s=3.0
+    )
     assert result["sent"] == 12
     assert len(result["pairs"]) == 12 * 3
     assert not any(math.isinf(p) for p in result["pairs"]), result
