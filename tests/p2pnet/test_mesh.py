@@ -5,12 +5,22 @@ from __future__ import annotations
 import hashlib
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as MESHSUB_V11
 from libp2p.utils.varint import encode_uvarint
-from p2pnet_harness import address, call, make_home, running, share_circle, state_hash, wait_until
+from p2pnet_harness import (
+    address,
+    allow_on_relay,
+    call,
+    make_home,
+    running,
+    share_circle,
+    state_hash,
+    wait_until,
+)
 
 from kith.identity import codec
 from kith.identity.keys import NetworkKey
@@ -18,7 +28,8 @@ from kith.p2pnet.framing import read_frame, write_frame
 from kith.p2pnet.gossip import encode_batch, topic_name
 from kith.p2pnet.netstack import open_netstack
 from kith.p2pnet.syncproto import PROTOCOL
-from kith.sync.envelope import Envelope, seal
+from kith.sync.envelope import Envelope, epoch_id, relay_key, seal, topic_of_epoch_key
+from kith.sync.relaytoken import RelayToken
 
 pytestmark = pytest.mark.trio
 
@@ -176,3 +187,75 @@ async def test_malformed_pubsub_rpcs_drop_the_peer_not_the_node(tmp_path: Path) 
             posted = (await call(bob, "post", circle=circle, text="still here"))["id"]
             await wait_until(lambda: state_hash(alice, circle) == state_hash(bob, circle))
             assert posted in {item["id"] for item in (await call(alice, "views", circle=circle))["feed"]}
+
+
+async def test_a_relay_forwards_to_every_member_of_a_circle_bigger_than_a_gossip_mesh(tmp_path: Path) -> None:
+    """Fourteen members reach each other only through a relay (more than gossipsub's mesh
+    bound of 12): the relay keeps every one of them in its mesh, so each post reaches all
+    the others by gossip. With py-libp2p's bounds the relay pruned eight of them at its next
+    heartbeat, and for a minute (the PRUNE's back-off) they got nothing but what
+    reconciliation brought (`kith bench relay_100_circles_forward_p99_ms`). The members here
+    are relay-mode nodes holding the circle's relay key: to the relay they are what
+    members' nodes are (they prove the key, subscribe, publish authentic envelopes)."""
+    epoch_key = bytes(range(32))
+    token = RelayToken(bytes(32), "big circle", {epoch_id(epoch_key): relay_key(epoch_key)}).encode()
+    relay_home = make_home(tmp_path, "relay", relay=True)
+    homes = [make_home(tmp_path, f"m{i}", relay=True) for i in range(14)]
+    for home in (relay_home, *homes):
+        allow_on_relay(home, token)
+    with trio.fail_after(120):
+        async with running(relay_home, relay=True, sync_interval_s=3600.0) as relay, AsyncExitStack() as stack:
+            # No periodic reconciliation during the test: whatever arrives, gossip brought.
+            config = {"bootstrap": [address(relay)], "sync_interval_s": 3600.0}
+            members = [await stack.enter_async_context(running(h, relay=True, **config)) for h in homes]
+            problem = await _relay_forwarding_problem(relay, members, epoch_key)
+    assert problem is None, problem
+
+
+async def _relay_forwarding_problem(relay: Any, members: list[Any], epoch_key: bytes) -> str | None:
+    """What went wrong when each member posts once through the relay (None: nothing)."""
+    topic = topic_of_epoch_key(epoch_key)
+    name, hub = topic_name(topic), relay.net.peer_id
+    arrivals: dict[tuple[str, bytes], bool] = {}
+    for member in members:
+        member.accept = _noting_arrivals(member, arrivals)
+    try:
+        await wait_until(
+            lambda: (
+                all(topic in relay.proved.get(m.net.peer_id, ()) for m in members)
+                and all(hub in m.net.mesh_peers(name) for m in members)
+                and len(relay.net.mesh_peers(name)) == len(members)
+            ),
+            timeout=30,
+        )
+    except trio.TooSlowError:
+        return f"the relay's mesh holds {len(relay.net.mesh_peers(name))} of the {len(members)} members"
+    # The relay's own mesh maintenance (what its heartbeat runs each second) prunes nobody.
+    _graft, prune = relay.net.router.mesh_heartbeat()
+    if prune:
+        return f"the relay's heartbeat prunes {len(prune)} members"
+    sent = []
+    for i, member in enumerate(members):
+        envelope = seal(f"post {i}".encode(), epoch_key=epoch_key, ts=1_700_000_000 + i)
+        member.disk.store.add_batch([envelope])
+        member.publish_nowait(envelope)
+        sent.append((member.net.peer_id, envelope.id))
+    expected = {(m.net.peer_id, eid) for m in members for author, eid in sent if author != m.net.peer_id}
+    try:
+        await wait_until(lambda: expected <= set(arrivals), timeout=30)
+    except trio.TooSlowError:
+        return f"{len(expected - set(arrivals))} of {len(expected)} (post, member) pairs never arrived"
+    by_sync = [pair for pair in expected if not arrivals[pair]]
+    return f"{len(by_sync)} posts came by reconciliation, not gossip" if by_sync else None
+
+
+def _noting_arrivals(node: Any, arrivals: dict[tuple[str, bytes], bool]) -> Any:
+    """``node.accept``, noting each envelope's first arrival: (node, envelope id) -> by gossip?"""
+    accept = node.accept
+
+    async def noting(topic: bytes, envelopes: list[Envelope], source: str, *, via_gossip: bool = False) -> Any:
+        for envelope in envelopes:
+            arrivals.setdefault((node.net.peer_id, envelope.id), via_gossip)
+        return await accept(topic, envelopes, source, via_gossip=via_gossip)
+
+    return noting
