@@ -275,11 +275,12 @@ async def test_a_missing_parent_is_fetched_only_if_gossip_does_not_bring_it_in_a
 
 async def test_a_manual_sync_cut_short_does_not_stop_reconciliation_with_that_peer(tmp_path: Path) -> None:
     """A `kith sync` runs one session per peer in turn, under the control API's deadline; a
-    session it cancels part-way (the deadline, as the soak's repeated nudges met with slow
+    session it cancelled part-way (the deadline, as the soak's repeated nudges met with slow
     sessions) left the peer marked as syncing, and the node never began another session with
-    it. With gossip dropped, a rotation must still reach Bob by reconciliation: he holds the
-    new key in the end. (Before the fix Alice stayed 'syncing' with Bob for good, and Bob,
-    who has nothing to ask for, never got the key.)"""
+    it. Alice's manual sync with Bob is cancelled while Bob answers: Alice must reconcile
+    with Bob again on her own, and with gossip dropped both ways a rotation she makes must
+    reach Bob by reconciliation. (Before the fix Alice stayed 'syncing' with Bob and never
+    started another session with him.)"""
     alice_home, bob_home = make_home(tmp_path, "alice"), make_home(tmp_path, "bob")
     with trio.fail_after(90):
         async with running(alice_home) as alice, running(bob_home, sync_interval_s=3600.0) as bob:
@@ -314,5 +315,7 @@ async def test_a_manual_sync_cut_short_does_not_stop_reconciliation_with_that_pe
                 manual.cancel()
             bob._respond_sync = respond  # type: ignore[method-assign]
             release.set()
+            cancelled_at = alice.stats.syncs
+            await wait_until(lambda: alice.stats.syncs > cancelled_at, timeout=30)  # her own next session
             epoch = bytes.fromhex((await call(alice, "rotate", circle=circle))["epoch"])
             await wait_until(lambda: epoch in bob.circles.get(circle).keys.epochs, timeout=45)  # type: ignore[union-attr]
