@@ -902,14 +902,28 @@ class Node:
     async def _initiate_sync(self, peer: str) -> SyncStats:
         runtime = self.runtime
         state = self.peers.get(peer)
+        ended = False
         try:
-            stream = await runtime.net.open_stream(peer, SYNC_PROTOCOL)
-        except NetError as exc:
-            stats = SyncStats(peer, True, error=str(exc))
-        else:
-            stats = await run_initiator(runtime.sync_host, stream, peer)
-            if stats.error and not stats.error.startswith(("stream closed", "timed out")):
-                self.penalize(peer, "broke the sync protocol", 10.0)
+            try:
+                stream = await runtime.net.open_stream(peer, SYNC_PROTOCOL)
+            except NetError as exc:
+                stats = SyncStats(peer, True, error=str(exc))
+            else:
+                stats = await run_initiator(runtime.sync_host, stream, peer)
+                if stats.error and not stats.error.startswith(("stream closed", "timed out")):
+                    self.penalize(peer, "broke the sync protocol", 10.0)
+            ended = True
+        finally:
+            if not ended and state is not None:
+                # Cancelled part-way: a control request's deadline (`kith sync`, which runs
+                # one session per peer in turn, took longer than REQUEST_TIMEOUT_S) or the
+                # node stopping. The peer stayed marked as syncing, and `_start_sync` then
+                # never began another session with it: reconciliation with that peer stopped
+                # for good, and whatever gossip had missed stayed missing.
+                state.syncing = False
+                if state.again:
+                    state.again = False
+                    self._sync_wanted.set()
         self._record_sync(state, stats)
         return stats
 

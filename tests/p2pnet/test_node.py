@@ -271,3 +271,51 @@ async def test_a_missing_parent_is_fetched_only_if_gossip_does_not_bring_it_in_a
             bob.guard.unblock(alice.net.peer_id)
             await bob.connect(address(alice))
             await wait_until(lambda: folded(envelopes[3][0]), timeout=30)
+
+
+async def test_a_manual_sync_cut_short_does_not_stop_reconciliation_with_that_peer(tmp_path: Path) -> None:
+    """A `kith sync` runs one session per peer in turn, under the control API's deadline; a
+    session it cancelled part-way (the deadline, as the soak's repeated nudges met with slow
+    sessions) left the peer marked as syncing, and the node never began another session with
+    it. Alice's manual sync with Bob is cancelled while Bob answers: Alice must reconcile
+    with Bob again on her own, and with gossip dropped both ways a rotation she makes must
+    reach Bob by reconciliation. (Before the fix Alice stayed 'syncing' with Bob and never
+    started another session with him.)"""
+    alice_home, bob_home = make_home(tmp_path, "alice"), make_home(tmp_path, "bob")
+    with trio.fail_after(90):
+        async with running(alice_home) as alice, running(bob_home, sync_interval_s=3600.0) as bob:
+            circle = (await call(alice, "circle.create", name="Cut short"))["id"]
+            await share_circle(alice, circle, bob)
+            await wait_until(lambda: state_hash(bob, circle) == state_hash(alice, circle))
+            bob_id = bob.net.peer_id  # type: ignore[union-attr]
+            alice_id = alice.net.peer_id  # type: ignore[union-attr]
+            quiet = lambda: not any(s.syncing or s.again for n in (alice, bob) for s in n.peers.values())  # noqa: E731
+            await wait_until(lambda: bob_id in alice.peers and alice_id in bob.peers and quiet())
+            for node in (alice, bob):  # gossip dropped both ways: only reconciliation carries anything
+                node.net.set_gossip_policy(lambda peer, topic: False, on_unproved=lambda peer, topic: None)  # type: ignore[union-attr]
+            # Bob's side of a session holds until Alice's manual sync is cancelled.
+            entered, release = trio.Event(), trio.Event()
+            respond = bob._respond_sync
+
+            async def held(stream: Any, peer: str) -> None:
+                entered.set()
+                await release.wait()
+                await respond(stream, peer)
+
+            bob._respond_sync = held  # type: ignore[method-assign]
+            async with trio.open_nursery() as nursery:
+                manual = trio.CancelScope()
+
+                async def sync_by_hand() -> None:
+                    with manual:
+                        await alice.sync_now(bob_id)
+
+                nursery.start_soon(sync_by_hand)
+                await entered.wait()
+                manual.cancel()
+            bob._respond_sync = respond  # type: ignore[method-assign]
+            release.set()
+            cancelled_at = alice.stats.syncs
+            await wait_until(lambda: alice.stats.syncs > cancelled_at, timeout=30)  # her own next session
+            epoch = bytes.fromhex((await call(alice, "rotate", circle=circle))["epoch"])
+            await wait_until(lambda: epoch in bob.circles.get(circle).keys.epochs, timeout=45)  # type: ignore[union-attr]
