@@ -28,6 +28,7 @@ Elsewhere (macOS, musl) this does nothing.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 
@@ -44,6 +45,7 @@ Each such block costs an mmap and a munmap: microseconds, next to the ~1 ms of C
 gossip message costs."""
 
 
+@functools.cache
 def glibc() -> ctypes.CDLL | None:
     """The C library, where it is glibc (None elsewhere)."""
     if not sys.platform.startswith("linux"):

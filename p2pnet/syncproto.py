@@ -165,8 +165,8 @@ class _Session:
         A session over many topics makes several small frames at once (a RECON and a DONE per
         topic); each write is a yamux frame, sealed by noise, sent with its own system call
         and answered with a window update. So the reader gathers what it answers to a burst
-        of frames into one item (`queue`), the initiator queues every topic's first RECON as
-        one, and the writer joins whatever it finds queued. The frames themselves are
+        of frames into one item (`queue`), the initiator its first RECON of every topic, and
+        the writer joins whatever it finds queued. The frames themselves are
         unchanged."""
         pending = bytearray()
         async for item in self.outbox_receive:
@@ -189,9 +189,6 @@ class _Session:
         """Add one outbox item's frames to ``pending``, writing whenever it passes `WRITE_BYTES`."""
         if item[0] == "frame":
             pending += self._frame(item[1], item[2])
-        elif item[0] == "frames":
-            for kind, payload in item[1]:
-                pending += self._frame(kind, payload)
         elif item[0] == "burst":
             for each in item[1]:
                 await self._render(each, pending)
@@ -267,16 +264,15 @@ class _Session:
         await self._push(topic, session)
 
     async def _start_all(self) -> None:
-        """The initiator's first RECON of every shared topic, queued as one item (one write)."""
-        starts = []
+        """The initiator's first RECON of every shared topic, gathered as one burst (one write)."""
+        self.burst = []
         for topic in self.topics:
             session = self.sessions[topic] = ReconcileSession(
                 self.host.index_for(topic), initiator=True, salt=secrets.token_bytes(SALT_BYTES)
             )
-            starts.append((RECON, {"t": topic, "m": session.start()}))
-        await self.queue("frames", starts)
-        for topic in self.topics:
-            await self._push(topic, self.sessions[topic])
+            await self.queue("frame", RECON, {"t": topic, "m": session.start()})
+            await self._push(topic, session)
+        await self._release()
 
     async def _push(self, topic: bytes, session: ReconcileSession) -> None:
         """Send what the session says the peer lacks, as early as it knows; DONE at the end."""

@@ -9,6 +9,7 @@ new port is reached at once (py-libp2p alone kept dialing the old port forever).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -25,7 +26,7 @@ from kith.p2pnet.addresses import (
     is_unspecified,
 )
 from kith.p2pnet.config import NodeConfig
-from kith.p2pnet.netstack import NetError
+from kith.p2pnet.netstack import AdvertisedCache, NetError
 
 PEER = "12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm"
 
@@ -177,3 +178,21 @@ async def test_a_relay_that_restarts_is_dialed_again_on_its_own(tmp_path: Path) 
             async with running(relay_home, relay=True, listen=[fixed]) as relay:
                 await wait_until(lambda: relay.net.peer_id in alice.peers, timeout=60)
                 await wait_until(lambda: alice.reach[target].failures == 0)
+
+
+def test_advertised_addresses_are_worked_out_again_after_the_ttl_or_a_new_listener() -> None:
+    now = [0.0]
+    computed: list[list[Any]] = []
+
+    def compute(listening: list[Any]) -> list[Any]:
+        computed.append(listening)
+        return [f"{listening[0]} #{len(computed)}"]
+
+    cache = AdvertisedCache(compute, ttl_s=1.0, clock=lambda: now[0])
+    assert cache(["/ip4/127.0.0.1/tcp/1"]) == ["/ip4/127.0.0.1/tcp/1 #1"]
+    now[0] = 0.9
+    assert cache(["/ip4/127.0.0.1/tcp/1"]) == ["/ip4/127.0.0.1/tcp/1 #1"]  # cached
+    assert cache(["/ip4/127.0.0.1/tcp/2"]) == ["/ip4/127.0.0.1/tcp/2 #2"]  # a new listener
+    now[0] = 1.95
+    assert cache(["/ip4/127.0.0.1/tcp/2"]) == ["/ip4/127.0.0.1/tcp/2 #3"]  # a second passed
+    assert len(computed) == 3

@@ -7,8 +7,6 @@ exercised by every gossip and sync test in this folder.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import trio
 from hypothesis import given, settings
@@ -17,7 +15,6 @@ from libp2p.network.stream.exceptions import StreamEOF
 
 from kith.identity.errors import Oversized
 from kith.p2pnet.framing import READ_CHUNK, BufferedStream, StreamClosed, read_frame, write_frame
-from kith.p2pnet.netstack import AdvertisedCache
 
 
 class PiecewiseStream:
@@ -109,21 +106,3 @@ def test_a_hostile_length_through_the_buffer_is_refused_before_reading_its_body(
 
     with pytest.raises(Oversized):
         trio.run(read)
-
-
-def test_advertised_addresses_are_worked_out_again_after_the_ttl_or_a_new_listener() -> None:
-    now = [0.0]
-    computed: list[list[Any]] = []
-
-    def compute(listening: list[Any]) -> list[Any]:
-        computed.append(listening)
-        return [f"{listening[0]} #{len(computed)}"]
-
-    cache = AdvertisedCache(compute, ttl_s=1.0, clock=lambda: now[0])
-    assert cache(["/ip4/127.0.0.1/tcp/1"]) == ["/ip4/127.0.0.1/tcp/1 #1"]
-    now[0] = 0.9
-    assert cache(["/ip4/127.0.0.1/tcp/1"]) == ["/ip4/127.0.0.1/tcp/1 #1"]  # cached
-    assert cache(["/ip4/127.0.0.1/tcp/2"]) == ["/ip4/127.0.0.1/tcp/2 #2"]  # a new listener
-    now[0] = 1.95
-    assert cache(["/ip4/127.0.0.1/tcp/2"]) == ["/ip4/127.0.0.1/tcp/2 #3"]  # a second passed
-    assert len(computed) == 3

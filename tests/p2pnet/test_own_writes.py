@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from p2pnet_harness import call, make_home, running, wait_until
 
 from kith.identity.errors import LocalProtocolError
@@ -129,7 +130,9 @@ async def test_a_duty_that_falls_due_while_an_action_writes_waits_for_the_circle
                 alice.lifecycle.carry_out([Introduce(circle.id)])  # a profile.set, due now
                 with pytest.raises(LocalProtocolError):  # authoring beside the turn is a bug
                     alice.circles.author(circle, "profile.set", {"display_name": "x", "pronouns": None, "skills": []})
-                await trio.sleep(0.2)
+                # Barrier: every task (the lifecycle's loop included) has gone as far as it can
+                # while the turn is held.
+                await trio.testing.wait_all_tasks_blocked(cushion=0.05)
                 assert len(_own_chain(alice, circle_id)) == before  # put off, not lost
                 release.set()
             await wait_until(lambda: len(_own_chain(alice, circle_id)) == before + 1)
