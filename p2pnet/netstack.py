@@ -28,7 +28,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import ParseError
-from libp2p.network.config import ConnectionConfig, RetryConfig
+from libp2p.network.config import RetryConfig
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -51,6 +51,7 @@ from kith.identity.errors import KithError, UsageError
 from kith.identity.keys import NetworkKey
 from kith.p2pnet.addresses import AddressBook, expand_unspecified, interface_addresses, is_unspecified
 from kith.p2pnet.framing import BufferedStream
+from kith.p2pnet.limits import PeerLimits, peer_limits
 
 log = logging.getLogger("kith.net")
 
@@ -764,9 +765,9 @@ async def open_netstack(
 ) -> AsyncIterator[NetStack]:
     """Start a host (TCP, Noise, Yamux/Mplex) with gossipsub, listening on ``listen`` and
     telling peers ``announce`` (or, without it, its expanded listen addresses: `advertised`);
-    ``hub`` for a relay (`_make_router`)."""
+    ``hub`` for a relay (its gossip mesh: `_make_router`; how many peers it holds: limits.py)."""
     _raise_queue_sizes()
-    host = _make_host(network_key, list(announce or []))
+    host = _make_host(network_key, list(announce or []), peer_limits(relay=hub))
     router = _make_router(hub=hub)
     pubsub = _make_pubsub(host, router)
     send, receive = trio.open_memory_channel[tuple[str, str]](1024)
@@ -794,7 +795,7 @@ async def open_netstack(
                     log.debug("host close: %r", exc)
 
 
-def _make_host(network_key: NetworkKey, announced: list[str]) -> IHost:
+def _make_host(network_key: NetworkKey, announced: list[str], limits: PeerLimits) -> IHost:
     """A py-libp2p host with our transport choices; not listening yet."""
     key_pair = create_new_key_pair(network_key.seed)
     host = new_host(
@@ -805,9 +806,9 @@ def _make_host(network_key: NetworkKey, announced: list[str]) -> IHost:
         # Yamux first, Mplex as a fallback for older peers; both are standard.
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux, TProtocol(MPLEX_PROTOCOL_ID): Mplex},
         transports=[TCP()],
-        # One connection per peer. With the default (3) every successful dial waits out a
-        # 250 ms happy-eyeballs timer; with 1 a loopback connect takes ~5 ms.
-        connection_config=ConnectionConfig(max_connections_per_peer=1),
+        # One connection per peer, and as many peers as a member or a relay needs (limits.py).
+        connection_config=limits.connection_config(),
+        resource_manager=limits.resource_manager(),
         # Never advertise 0.0.0.0 (it means "this machine" to whoever reads it): the
         # announced addresses, or the listening ones expanded to our interface addresses.
         # (Cached for a second: py-libp2p asks on every gossip RPC it writes.)
