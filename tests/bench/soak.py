@@ -16,6 +16,9 @@ so a fault anywhere can hold an op up on purpose. ``p99_all_ms`` includes every 
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -69,10 +72,27 @@ def run_soak(settings: SoakSettings, progress: Callable[[str], None] | None = No
                 disk.mount()
                 homes[settings.members - 1] = disk.mountpoint
         try:
-            return _run(settings, root, disk, disk_note, homes, say)
+            report = _run(settings, root, disk, disk_note, homes, say)
+            _keep_on_failure(root, report, say)
+            return report
         finally:
             if disk is not None:
                 disk.unmount()
+
+
+KEEP_ENV = "KITH_SOAK_KEEP"
+"""A directory: a soak that finds a problem copies every node's home there (logs, stores,
+keystores; not sockets) with its report, for a post-mortem; the homes are gone otherwise."""
+
+
+def _keep_on_failure(root: Path, report: dict[str, Any], say: Callable[[str], None]) -> None:
+    keep = os.environ.get(KEEP_ENV)
+    if not keep or not report["problems"]:
+        return
+    target = Path(keep) / f"soak-{time.strftime('%Y%m%d-%H%M%S')}"
+    shutil.copytree(root, target, ignore=shutil.ignore_patterns("*.sock", "lost+found"))
+    (target / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    say(f"problems found: every home copied to {target}")
 
 
 def _run(
