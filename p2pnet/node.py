@@ -67,11 +67,28 @@ once the key that opens them arrived, from the store once a close's claimed time
 from this node itself (its own ops, what it stored before)."""
 
 MAX_REDIAL_S = 300.0
+"""The longest a node waits between dials of an unreachable relay or bootstrap peer."""
 FIRST_REDIAL_S = 1.0
 """A target that dropped is dialed at once; after a failed dial, again after 1 s, then 2, 4,
-... up to `MAX_REDIAL_S`: a relay restarted a moment later is back within seconds, one
-that is gone for good costs a dial every few minutes."""
-"""The longest a node waits between dials of an unreachable relay or bootstrap peer."""
+... up to `MAX_REDIAL_S`: one that is gone for good costs a dial every few minutes."""
+RECENTLY_LOST_S = 600.0
+RECENTLY_LOST_REDIAL_S = 4.0
+"""For `RECENTLY_LOST_S` after its connection dropped, a target is dialed at least this often:
+a relay restarting, or a network split healing, is back within seconds, not after a backoff
+that had grown to 8 or 16 s while it was away (in soaks, members that reached a relay only
+that late after a partition got posts 5-8 s late). Every member of a relay that comes back
+then reconnects within these seconds; after ten minutes away the backoff grows as usual."""
+
+
+def redial_backoff(failures: int, since_lost: float | None) -> float:
+    """Seconds (before jitter) until the next dial of a target after ``failures`` failed
+    dials in a row, ``since_lost`` seconds after its connection dropped (None: never had one)."""
+    backoff = min(MAX_REDIAL_S, FIRST_REDIAL_S * 2 ** min(failures - 1, 16))
+    if since_lost is not None and since_lost < RECENTLY_LOST_S:
+        return min(backoff, RECENTLY_LOST_REDIAL_S)
+    return backoff
+
+
 STORAGE_RETRY_S = 2.0
 """How often a node whose writes failed half-way tries to rebuild its circles."""
 MISSING_PARENT_GRACE_S = 1.0
@@ -112,6 +129,8 @@ class Reach:
     """trio time of the next dial."""
     reached: float | None = None
     """Wall-clock time of the last successful dial."""
+    lost: float | None = None
+    """trio time its connection last dropped (None: connected since, or never)."""
     error: str | None = None
     """Why the last dial failed."""
 
@@ -362,6 +381,7 @@ class Node:
         for address, record in self.reach.items():
             if address.rsplit("/p2p/", 1)[-1] == peer and record.failures == 0:
                 record.next_try = 0.0
+                record.lost = trio.current_time()
 
     async def run(self, *, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
         """Open the disk and load it, then the network; run every service in one nursery
@@ -1006,8 +1026,10 @@ class Node:
     async def _dial_loop(self) -> None:
         """Keep bootstrap peers and relays connected: each target that is not connected is
         dialed when its backoff allows (at once when it drops, then `FIRST_REDIAL_S` after a
-        failure, doubling after each further failure up to `MAX_REDIAL_S`, with jitter so
-        that a relay that comes back is not hit by every member at the same second)."""
+        failure, doubling after each further failure up to `MAX_REDIAL_S`, or at most
+        `RECENTLY_LOST_REDIAL_S` in the first minutes after it dropped: `redial_backoff`;
+        with jitter so that a relay that comes back is not hit by every member at the same
+        second)."""
         while True:
             now = trio.current_time()
             self._remember_circle_relays()
@@ -1037,16 +1059,18 @@ class Node:
         try:
             await self.connect(addresses[0], also=addresses[1:], timeout=10)
         except (NetError, UsageError) as exc:
+            now = trio.current_time()
             for record in records:
                 record.failures += 1
                 record.error = str(exc)
-                backoff = min(MAX_REDIAL_S, FIRST_REDIAL_S * 2 ** min(record.failures - 1, 16))
-                record.next_try = trio.current_time() + backoff * random.uniform(0.75, 1.25)  # noqa: S311 - jitter
+                backoff = redial_backoff(record.failures, None if record.lost is None else now - record.lost)
+                record.next_try = now + backoff * random.uniform(0.75, 1.25)  # noqa: S311 - jitter
             log.debug("dial %s failed (%d in a row): %s", addresses[0], records[0].failures, exc)
         else:
             for record in records:
                 record.failures = 0
                 record.error = None
+                record.lost = None
                 record.reached = self.clock()
                 record.next_try = trio.current_time() + self.config.redial_interval_s
 
@@ -1070,7 +1094,7 @@ class Node:
             self.peers[peer] = PeerState(peer, self.clock())
         record = self.reach.setdefault(address, Reach()) if address in self.reach else None
         if record is not None:
-            record.failures, record.error, record.reached = 0, None, self.clock()
+            record.failures, record.error, record.reached, record.lost = 0, None, self.clock(), None
         return peer
 
     def relay_reach(self, circle: Any) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,13 +271,18 @@ class Faults:
         if crossing:
             record.ok = False
         time.sleep(max(0.0, self.partition_s - (time.time() - cut_at)))
-        for peer in nodes:
-            for target in nodes:
-                if target is not peer and (peer in left) != (target in left):
-                    try:
-                        world.call(peer, "unblock", peer=target.peer_id)
-                    except KithError:
-                        pass  # a node that restarted since has forgotten the block anyway
+
+        # The heal, on all nodes at once as a network coming back would be (one call after
+        # another took seconds, and nodes dialed peers that still refused them meanwhile).
+        def unblock(pair: tuple[Peer, Peer]) -> None:
+            try:
+                world.call(pair[0], "unblock", peer=pair[1].peer_id)
+            except KithError:
+                pass  # a node that restarted since has forgotten the block anyway
+
+        pairs = [(p, t) for p in nodes for t in nodes if t is not p and (p in left) != (t in left)]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(unblock, pairs))
         groups = (frozenset(p.name for p in left), frozenset(p.name for p in right))
         self.partitions.append(Partition(started, time.time(), groups))
 

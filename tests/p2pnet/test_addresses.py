@@ -27,6 +27,7 @@ from kith.p2pnet.addresses import (
 )
 from kith.p2pnet.config import NodeConfig
 from kith.p2pnet.netstack import AdvertisedCache, NetError
+from kith.p2pnet.node import MAX_REDIAL_S, RECENTLY_LOST_REDIAL_S, RECENTLY_LOST_S, redial_backoff
 
 PEER = "12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm"
 
@@ -178,6 +179,31 @@ async def test_a_relay_that_restarts_is_dialed_again_on_its_own(tmp_path: Path) 
             async with running(relay_home, relay=True, listen=[fixed]) as relay:
                 await wait_until(lambda: relay.net.peer_id in alice.peers, timeout=60)
                 await wait_until(lambda: alice.reach[target].failures == 0)
+
+
+@pytestmark_trio
+async def test_a_relay_that_dropped_is_tried_every_few_seconds_not_after_a_growing_backoff(tmp_path: Path) -> None:
+    relay_home = make_home(tmp_path, "relay", relay=True)
+    with trio.fail_after(90):
+        async with running(make_home(tmp_path, "carol")) as carol:
+            async with running(relay_home, relay=True) as relay:
+                where = f"{address(relay)}/p2p/{relay.net.peer_id}"
+                carol.config.bootstrap.append(where)
+                await wait_until(lambda: relay.net.peer_id in carol.peers)
+            # The relay is gone (stopped); carol keeps dialing it.
+            await wait_until(lambda: carol.reach[where].failures >= 4, timeout=60)
+            record = carol.reach[where]
+            assert record.lost is not None
+            # After 4 failures the backoff would be 8 s (6-10 with jitter); dropped just
+            # now, it stays at RECENTLY_LOST_REDIAL_S (3-5 s).
+            assert record.next_try - trio.current_time() <= RECENTLY_LOST_REDIAL_S * 1.25
+
+
+def test_redial_backoff_grows_but_not_in_the_minutes_after_a_target_dropped() -> None:
+    never = [redial_backoff(n, None) for n in range(1, 12)]
+    assert never[:5] == [1.0, 2.0, 4.0, 8.0, 16.0] and never[-1] == MAX_REDIAL_S
+    assert [redial_backoff(n, 30.0) for n in range(1, 6)] == [1.0, 2.0, 4.0, 4.0, 4.0]
+    assert redial_backoff(10, RECENTLY_LOST_S + 1) == MAX_REDIAL_S
 
 
 def test_advertised_addresses_are_worked_out_again_after_the_ttl_or_a_new_listener() -> None:
