@@ -72,8 +72,13 @@ def run_soak(settings: SoakSettings, progress: Callable[[str], None] | None = No
                 disk.mount()
                 homes[settings.members - 1] = disk.mountpoint
         try:
-            report = _run(settings, root, disk, disk_note, homes, say)
-            _keep_on_failure(root, report, say)
+            try:
+                report = _run(settings, root, disk, disk_note, homes, say)
+            except Exception as exc:
+                keep_homes(root, {"error": repr(exc)}, say)
+                raise
+            if problems := soak_ok(report):
+                keep_homes(root, {**report, "problems": problems}, say)
             return report
         finally:
             if disk is not None:
@@ -85,14 +90,16 @@ KEEP_ENV = "KITH_SOAK_KEEP"
 keystores; not sockets) with its report, for a post-mortem; the homes are gone otherwise."""
 
 
-def _keep_on_failure(root: Path, report: dict[str, Any], say: Callable[[str], None]) -> None:
+def keep_homes(root: Path, report: dict[str, Any], say: Callable[[str], None]) -> Path | None:
+    """Copy the soak's homes and ``report`` to `KEEP_ENV`'s directory, if it is set."""
     keep = os.environ.get(KEEP_ENV)
-    if not keep or not report["problems"]:
-        return
-    target = Path(keep) / f"soak-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not keep:
+        return None
+    target = Path(keep) / f"soak-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     shutil.copytree(root, target, ignore=shutil.ignore_patterns("*.sock", "lost+found"))
     (target / "report.json").write_text(json.dumps(report, indent=1, default=str))
     say(f"problems found: every home copied to {target}")
+    return target
 
 
 def _run(

@@ -11,12 +11,14 @@ the full-size version: 20 members, 2 relays, a full disk too.)
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
-from bench.soak import SoakSettings, run_soak, soak_ok
-
-pytestmark = pytest.mark.slow
+from bench.soak import KEEP_ENV, SoakSettings, keep_homes, run_soak, soak_ok
 
 
+@pytest.mark.slow
 def test_a_small_cluster_under_faults_converges_and_loses_nothing() -> None:
     settings = SoakSettings(
         members=6,
@@ -44,3 +46,19 @@ def test_a_small_cluster_under_faults_converges_and_loses_nothing() -> None:
     done = {fault["kind"] for fault in report["faults"]}
     assert {"kill_member", "partition", "kill_relay", "relay_db_loss"} <= done
     assert report["removals"] + report["rotations"] >= 2
+
+
+def test_a_failed_soak_keeps_every_home_where_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "soak"
+    (root / "m00" / "logs").mkdir(parents=True)
+    (root / "m00" / "logs" / "node.log").write_text("the line that explains it\n")
+    (root / "m00" / "control.sock").write_text("")
+    said: list[str] = []
+    assert keep_homes(root, {"problems": ["a join still pending"]}, said.append) is None  # not asked
+    monkeypatch.setenv(KEEP_ENV, str(tmp_path / "kept"))
+    kept = keep_homes(root, {"problems": ["a join still pending"]}, said.append)
+    assert kept is not None and kept.parent == tmp_path / "kept"
+    assert (kept / "m00" / "logs" / "node.log").read_text() == "the line that explains it\n"
+    assert not (kept / "m00" / "control.sock").exists()
+    assert json.loads((kept / "report.json").read_text())["problems"] == ["a join still pending"]
+    assert said == [f"problems found: every home copied to {kept}"]
