@@ -50,7 +50,7 @@ from libp2p.transport.tcp.tcp import TCP
 from kith.identity.errors import KithError, UsageError
 from kith.identity.keys import NetworkKey
 from kith.p2pnet.addresses import AddressBook, expand_unspecified, interface_addresses, is_unspecified
-from kith.p2pnet.framing import BufferedStream
+from kith.p2pnet.framing import BufferedStream, WriteTurns
 from kith.p2pnet.limits import PeerLimits, peer_limits
 
 log = logging.getLogger("kith.net")
@@ -186,6 +186,10 @@ class _GuardedPubsub(Pubsub):
     (by `NetStack`'s validator). Envelopes are authenticated inside; an origin field would
     only tell every member which peer first sent a (private) envelope.
 
+    **Whole messages.** Several of py-libp2p's tasks write to one peer's stream, and its
+    yamux may interleave their pieces: each message is written in its turn
+    (`framing.WriteTurns`).
+
     **Robustness.** A gossip RPC which is not protobuf takes py-libp2p's ``ParseError`` path
     (reset the stream, forget the peer) instead of ending the node, and so does a message
     that arrives while the service stops.
@@ -200,6 +204,10 @@ class _GuardedPubsub(Pubsub):
     _held_grafts: dict[Any, set[str]]
     """GRAFTs peers sent for topics they had not proved yet (see `_GatedGossipSub`)."""
     router: _GatedGossipSub  # (the only router make_host gives it)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._write_turns = WriteTurns()
 
     def _allowed(self, peer_id: Any, topic: str) -> bool:
         return peer_id == self.my_id or bool(self.may_gossip(peer_id.to_base58(), topic))
@@ -235,7 +243,9 @@ class _GuardedPubsub(Pubsub):
         has from the hello packet (`get_hello_packet`) and from identify, which kith does not
         read from gossip anyway (addresses come from `AddressBook`)."""
         rpc_msg.ClearField("senderRecord")
-        return bool(await super().write_msg(stream, rpc_msg))
+        # One message at a time per stream, whole (framing.WriteTurns).
+        async with self._write_turns.of(stream):
+            return bool(await super().write_msg(stream, rpc_msg))
 
     async def message_all_peers(self, raw_msg: bytes, announce: Any = None) -> None:
         """A (un)subscription goes only to peers that proved the topic."""

@@ -7,14 +7,20 @@ exercised by every gossip and sync test in this folder.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
+import trio.lowlevel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from libp2p.network.stream.exceptions import StreamEOF
+from libp2p.pubsub.pb import rpc_pb2
 
 from kith.identity.errors import Oversized
+from kith.identity.keys import NetworkKey
 from kith.p2pnet.framing import READ_CHUNK, BufferedStream, StreamClosed, read_frame, write_frame
+from kith.p2pnet.netstack import open_netstack
 
 
 class PiecewiseStream:
@@ -106,3 +112,55 @@ def test_a_hostile_length_through_the_buffer_is_refused_before_reading_its_body(
 
     with pytest.raises(Oversized):
         trio.run(read)
+
+
+class FramedByWindowStream:
+    """Writes the way py-libp2p 0.8's yamux does: in frames of at most `frame` bytes, with a
+    checkpoint between frames (where its per-frame lock is free and another writer may go)."""
+
+    def __init__(self, frame: int = 1000) -> None:
+        self.frame = frame
+        self.written = bytearray()
+
+    async def write(self, data: bytes) -> None:
+        for start in range(0, len(data), self.frame):
+            self.written += data[start : start + self.frame]
+            await trio.lowlevel.checkpoint()
+
+
+def _rpcs(data: bytes) -> list[Any]:
+    """The varint-prefixed RPCs in ``data`` (DecodeError if the bytes are not whole RPCs)."""
+    out = []
+    while data:
+        size, used = decode_varint(data)
+        rpc = rpc_pb2.RPC()
+        rpc.ParseFromString(data[used : used + size])
+        out.append(rpc)
+        data = data[used + size :]
+    return out
+
+
+def decode_varint(data: bytes) -> tuple[int, int]:
+    value = shift = 0
+    for used, byte in enumerate(data, 1):
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, used
+        shift += 7
+    raise ValueError("truncated varint")
+
+
+@pytest.mark.trio
+async def test_gossip_messages_written_to_one_stream_at_once_stay_whole() -> None:
+    """Gossipsub writes one peer's stream from several tasks (its send queue, the flush of
+    messages held for a peer that just subscribed, control messages); a message split into
+    frames must not have another's frames between them (the receiver would read garbage)."""
+    async with open_netstack(NetworkKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as stack:
+        pubsub = stack.pubsub
+        stream = FramedByWindowStream()
+        sent = [rpc_pb2.RPC(publish=[rpc_pb2.Message(data=bytes([n]) * 5000, topicIDs=["t"])]) for n in range(6)]
+        async with trio.open_nursery() as nursery:
+            for rpc in sent:
+                nursery.start_soon(pubsub.write_msg, stream, rpc)
+        received = _rpcs(bytes(stream.written))
+        assert sorted(r.publish[0].data for r in received) == sorted(r.publish[0].data for r in sent)
