@@ -185,8 +185,10 @@ class MembershipLifecycle:
     _due_since: dict[tuple[bytes, str], float] = field(default_factory=dict)
     _unusable: dict[bytes, set[bytes]] = field(default_factory=dict)
     """circle -> epochs whose key, sealed to us, did not open."""
-    _acked: dict[bytes, set[bytes]] = field(default_factory=dict)
-    """circle -> epochs we acknowledged (or asked to), so each is acknowledged once."""
+    _acked: dict[tuple[bytes, bytes], set[bytes]] = field(default_factory=dict)
+    """(circle, the op that began our membership) -> epochs we acknowledged (or asked to), so
+    each is acknowledged once per membership: an ack the fold never counted (voided with
+    the membership it was sent in) is sent again after we are added again."""
     _introduced: set[bytes] = field(default_factory=set)
     """Circles we signed (or asked to sign) our profile in since the node started."""
 
@@ -269,7 +271,7 @@ class MembershipLifecycle:
         state = view.state
         if self.me not in state.members:
             return []
-        acked = self._acked.setdefault(view.circle, set())
+        acked = self._acked.setdefault((view.circle, state.members[self.me].joined_op), set())
         wanted = sorted(
             epoch
             for epoch in view.held

@@ -185,6 +185,27 @@ def test_installed_keys_are_acknowledged_once_and_a_newcomer_introduces_themselv
     assert outsider.keys_installed(view(circle)) == []
 
 
+def test_someone_removed_and_added_again_acknowledges_the_keys_they_still_hold() -> None:
+    """An acknowledgement the fold never counted (here it is simply never folded; in a soak
+    it was voided as an op concurrent with the member's removal) belongs to the old
+    membership: added again, the member acknowledges the keys they hold once more. Otherwise
+    the organizers shared that key again every `ACK_GRACE_S` for ever (five minutes of
+    key.share ops to one member, two organizers taking turns, until the soak gave up)."""
+    circle = Circle()
+    circle.add("bob")
+    circle_id = circle.state.circle_id
+    bob = MembershipLifecycle(circle.member("bob"))
+    assert Ack(circle_id, (FIRST_EPOCH,)) in bob.keys_installed(view(circle))
+    circle.act("alice", "member.remove", {"member": circle.member("bob"), "reason": None})
+    assert bob.keys_installed(view(circle)) == []
+    circle.add("bob")
+    assert circle.member("bob") not in circle.state.holders.get(FIRST_EPOCH, {})
+    assert Ack(circle_id, (FIRST_EPOCH,)) in bob.keys_installed(view(circle))
+    assert Ack(circle_id, (FIRST_EPOCH,)) not in bob.keys_installed(view(circle))  # once per membership
+    circle.act("bob", "key.ack", {"epochs": [FIRST_EPOCH]})
+    assert circle.member("bob") in circle.state.holders[FIRST_EPOCH]  # nobody owes him a share now
+
+
 def test_a_removal_makes_the_first_organizer_in_turn_rotate() -> None:
     circle = Circle()
     circle.add("bob")
