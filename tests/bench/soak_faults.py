@@ -256,20 +256,23 @@ class Faults:
         # not get the CPU that soon, so the cut is checked until it holds, for up to 10 s.
         cut_at = time.time()
         other_ids = {p.name: {q.peer_id for q in (right if p in left else left)} for p in nodes}
+        names = {p.peer_id: p.name for p in nodes}
         while True:
-            crossing = 0
+            pairs = []
             for peer in nodes:
                 try:
                     connected = {entry["peer"] for entry in world.call(peer, "status")["peers"]}
                 except KithError:
                     continue
-                crossing += len(connected & other_ids[peer.name])
+                pairs += [f"{peer.name}->{names[other]}" for other in sorted(connected & other_ids[peer.name])]
+            crossing = len(pairs)
             if not crossing or time.time() - cut_at > 10.0:
                 break
             time.sleep(0.5)
         record.notes.append(f"cross-group connections: {crossing}, {time.time() - cut_at:.1f} s after the cut")
         if crossing:
             record.ok = False
+            record.notes.append(f"still listed as peers: {', '.join(pairs)}")
         time.sleep(max(0.0, self.partition_s - (time.time() - cut_at)))
 
         # The heal, on all nodes at once as a network coming back would be (one call after
