@@ -669,6 +669,11 @@ class NetStack:
         self.host.set_stream_handler(TProtocol(protocol), guarded)
 
     async def open_stream(self, peer: str, protocol: str, *, timeout: float = 10.0) -> Any:
+        """A new stream on our connection to ``peer``; never a dial (py-libp2p's
+        ``new_stream`` dials a peer it is not connected to, so a reconciliation begun just
+        before the node blocked a peer reconnected it: the node alone decides whom to dial)."""
+        if not self.has_connection(peer):
+            raise NetError(f"cannot open {protocol} to {peer[:12]}: not connected")
         try:
             with trio.fail_after(timeout):
                 return await self.host.new_stream(parse_peer_id(peer), [TProtocol(protocol)])

@@ -900,7 +900,7 @@ class Node:
         if state is not None and state.syncing:
             state.again = True
             return
-        if state is None or self._runtime is None:
+        if state is None or self._runtime is None or self.is_banned(peer):
             return
         # Both sides may start at once after a connect; the lower peer id initiates, the
         # other waits for it (its own periodic tick still runs as a backstop).

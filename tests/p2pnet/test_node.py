@@ -126,6 +126,27 @@ async def test_the_peer_table_follows_the_host_and_blocks_hold(tmp_path: Path) -
             await wait_until(lambda: alice.net.peer_id not in bob.net.connected_peers())
 
 
+async def test_reconciliation_never_dials_so_a_block_is_not_undone_by_a_session(tmp_path: Path) -> None:
+    """py-libp2p opens a stream to a peer it is not connected to by dialling it: a session
+    begun as the node blocked (or lost) that peer went on to dial it, for up to 10 s, and the
+    peer stayed in the node's peer table (as connected, in `status`) all that time: the
+    soak's partition check saw peers across the cut 10 s after it. A session now needs a
+    live connection and fails at once without one."""
+    with trio.fail_after(60):
+        async with running(make_home(tmp_path, "alice")) as alice, running(make_home(tmp_path, "bob")) as bob:
+            await alice.connect(address(bob))  # alice knows where to dial bob
+            bob_id = bob.net.peer_id
+            await wait_until(lambda: bob_id in alice.peers)
+            alice.block(bob_id, 60)
+            await wait_until(lambda: bob_id not in alice.net.connected_peers())
+            await wait_until(lambda: alice.net.peer_id not in bob.net.connected_peers())
+            stats = await alice.sync_now(bob_id)
+            assert stats.error is not None and "not connected" in stats.error
+            assert bob_id not in alice.net.connected_peers()
+            assert alice.net.peer_id not in bob.net.connected_peers()
+            await wait_until(lambda: bob_id not in alice.peers)
+
+
 async def test_an_op_our_own_fold_rejects_is_still_offered_so_later_ops_are_heard(tmp_path: Path) -> None:
     """Bob's node signs an op the circle rejects (an invite, which only organizers may make:
     a modified client, or a charter change that arrives just after he checked). His later
