@@ -166,7 +166,8 @@ async def test_an_op_our_own_fold_rejects_is_still_offered_so_later_ops_are_hear
             circle = bob.circles.get(circle_id)
             secret = bytes(32)
             body = {"invite": invite_id(secret), "secret": secret, "uses": 1, "expires": None}
-            _envelope, result = bob.circles.author(circle, "invite.create", body)
+            async with circle.authoring:  # the node's author turn (its lifecycle may hold it now)
+                _envelope, result = bob.circles.author(circle, "invite.create", body)
             (refused,) = result.applied
             assert dict(result.rejected)[refused.id].startswith("only an organizer may invite")
             after = await call(bob, "post", circle=circle_id, text="still here")
