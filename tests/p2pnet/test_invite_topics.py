@@ -100,13 +100,13 @@ async def test_a_newcomer_joins_through_a_relay_while_the_inviter_is_offline(tmp
                 await bob.connect(address(relay))
                 await wait_until(lambda: not bob.lifecycle.joins(), timeout=30)  # type: ignore[union-attr]
                 assert bob.circles.get(circle) is not None  # type: ignore[union-attr]
-                # The invite's topic has done its work: bob no longer serves it or keeps it.
-                assert not bob.gate.serves(invite.topic)
-                # A batch of the topic that was being written in a worker thread when the
-                # welcome dropped the topic is deleted when that write returns, so the store
-                # empties a moment after the join ends, not necessarily at the same instant.
-                await wait_until(lambda: bob.store.count(invite.topic) == 0, timeout=30)  # type: ignore[union-attr]
-                assert not bob.gate.serves(invite.topic)
+                # The join is done: bob's node keeps the invite's topic only as a member keeps
+                # any invite of the circle that is open or closed less than INVITE_GRACE_S ago
+                # (so a last welcome or refusal can still reach someone). Until it has folded
+                # its own admission it does not serve the topic at all; once it has, it does
+                # (the admission used the invite up a moment ago). Which of the two this check
+                # sees depends on how fast that fold comes, so it asserts the rule, not one.
+                assert bob.gate.serves(invite.topic) == (invite.topic in bob.lifecycle.invite_topics)  # type: ignore[union-attr]
 
 
 async def test_a_revoked_codes_holder_stores_nothing_anywhere(tmp_path: Path) -> None:
