@@ -37,9 +37,8 @@ RELAY_MAX_PEERS = 4096
 """Peers a relay holds at once (members, other relays, strangers being refused)."""
 MEMBER_MAX_PEERS = 250
 """py-libp2p's own inbound cap (300 - 50), kept for members: they hold a handful."""
-FILES_PER_PEER = 1
 SPARE_FILES = 256
-"""Descriptors beyond the peers': databases, logs, the control socket, listeners."""
+"""Descriptors beyond the peers' (one each): databases, logs, the control socket, listeners."""
 STREAMS_PER_PEER = 8
 """Gossip both ways, a sync session or two, a private request: 8 is generous."""
 
@@ -91,10 +90,10 @@ def peer_limits(*, relay: bool) -> PeerLimits:
     peers and says how to allow more."""
     if not relay:
         return PeerLimits(MEMBER_MAX_PEERS)
-    wanted = RELAY_MAX_PEERS * FILES_PER_PEER + SPARE_FILES
+    wanted = RELAY_MAX_PEERS + SPARE_FILES
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < wanted:
-        allowed = max(MEMBER_MAX_PEERS, (hard - SPARE_FILES) // FILES_PER_PEER)
+        allowed = max(MEMBER_MAX_PEERS, hard - SPARE_FILES)
         log.warning(
             "this relay can hold %d members at once, not %d: the open-file limit is %d; raise it "
             "(ulimit -n %d, or LimitNOFILE=%d in a systemd unit)",
