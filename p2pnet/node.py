@@ -46,6 +46,7 @@ from kith.p2pnet.home import Home
 from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.lifecycle import Lifecycle
 from kith.p2pnet.netstack import NetError, NetStack, open_netstack, parse_peer_id
+from kith.p2pnet.outbox import Outbox
 from kith.p2pnet.pathwatch import PathWatch, route_source
 from kith.p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
 from kith.p2pnet.ratelimit import KeyedLimiter
@@ -96,6 +97,13 @@ MISSING_PARENT_GRACE_S = 1.0
 every peer to fetch them: most are a moment behind (gossip reorders, and two relays forward
 the same burst), and a session with each peer at every out-of-order op kept the soak's
 relays busy."""
+HAND_ON_S = 3.0
+"""How long a clean stop waits at most for what we made to be offered to a peer
+(`Node._hand_on_unsent`): a relay takes a moment to follow a rotation's grant, and the
+client stopping the node it started waits 10 s before it kills it."""
+HAND_ON_PAUSES = (0.0, 0.3, 0.6, 1.0)
+"""Before each round of sessions of that hand-on: the first at once, then a little later
+each time, for a topic a relay begins to serve once a grant reaches it."""
 CACHE_CHECKPOINT_S = 1.0
 """How often the state cache's commits are made durable (in a worker thread): a power loss
 loses at most this much of the cache, which the envelope store gives back on start."""
@@ -212,6 +220,8 @@ class Node:
         """Dial targets (`dial_targets`) -> how dialing them has gone (backoff, last error)."""
         self.topic_synced: dict[bytes, float] = {}
         """When each topic last finished a reconciliation with some peer."""
+        self.outbox = Outbox()
+        """Topics with envelopes we made that no session has offered to a peer yet."""
         self._sync_limiter = KeyedLimiter(rate=0.5, burst=8)
         self._asked_limiter = KeyedLimiter(rate=0.2, burst=2)
         """Syncs we start because a peer announced a topic it has not proved to us yet."""
@@ -399,6 +409,7 @@ class Node:
                 log.info("node ready", extra={"peer_id": net.peer_id, "addresses": net.listen_addresses()})
                 task_status.started(self)
                 await self._stopping.wait()
+                await self._hand_on_unsent()
                 nursery.cancel_scope.cancel()
         finally:
             self._disk.close()
@@ -448,7 +459,35 @@ class Node:
         nursery.start_soon(self._path_loop)
 
     def stop(self) -> None:
+        """Stop cleanly: hand on what we made (up to `HAND_ON_S`), then end every task.
+        (A panic does not come here: it exits without a moment's delay, panic.py.)"""
         self._stopping.set()
+
+    async def _hand_on_unsent(self) -> None:
+        """Before a clean stop, reconcile with every connected peer while some topic holds
+        an envelope we made that no session has offered to a peer (outbox.py).
+
+        Without this, what we made in our last moments reached whoever gossip reached,
+        perhaps nobody. The case that showed it: an organizer admits a newcomer and quits.
+        The admission rotates the circle's key, and its ops travel on the new epoch's topic,
+        which the relay serves only once the grant sent with the rotation reaches it. So
+        the newcomer found its welcome at the relay but not its admission, and waited for
+        the organizer to come back. Later rounds give the relay that moment (it then also
+        reconciles with us itself)."""
+        if not self.outbox.pending() or not self.peers:
+            return
+        with trio.move_on_after(HAND_ON_S):
+            for pause in HAND_ON_PAUSES:
+                await trio.sleep(pause)
+                if not self.outbox.pending() or not self.peers:
+                    return
+                async with trio.open_nursery() as nursery:
+                    for peer, state in list(self.peers.items()):
+                        if not state.syncing and not self.is_banned(peer):
+                            state.syncing = True
+                            nursery.start_soon(self._initiate_sync, peer)
+        if self.outbox.pending():
+            log.info("stopping with %d topics not yet offered to any peer", len(self.outbox.pending()))
 
     def stop_soon(self, delay: float = 0.2) -> None:
         """Stop shortly, so a control-API reply announcing it can still be sent."""
@@ -638,6 +677,7 @@ class Node:
         index = self._load_index(envelope.topic)
         if index.add(envelope.ts, envelope.id):
             self.topic_bytes[envelope.topic] += len(envelope.data)
+        self.outbox.made(envelope.topic, time.time())  # the clock of SyncStats.started
         if self._runtime is not None:
             self._runtime.gossip.publish_nowait(envelope)
 
@@ -764,6 +804,7 @@ class Node:
         self.gate.remove_topic(topic)
         self.indexes.pop(topic, None)
         self.topic_bytes.pop(topic, None)
+        self.outbox.forget(topic)
         if self._runtime is not None:
             self._runtime.gossip.leave_nowait(topic, self._runtime.nursery)
         try:
@@ -976,6 +1017,7 @@ class Node:
         if stats.error is None and stats.finished is not None:
             for topic in stats.shared_topics:
                 self.topic_synced[topic] = stats.finished
+            self.outbox.offered(stats.shared_topics, stats.started)
 
     def _record_sync(self, state: PeerState | None, stats: SyncStats) -> None:
         self.stats.syncs += 1

@@ -74,10 +74,11 @@ async def share_circle(owner: Node, circle_id: str, *members: Node) -> None:
         await member.connect(address(owner))
         await call(member, "join", code=code)
     for member in members:
-        await wait_until(lambda m=member: _joined(m, circle_id), timeout=30)
+        await wait_until(lambda m=member: is_member(m, circle_id), timeout=30)
 
 
-def _joined(member: Node, circle_id: str) -> bool:
+def is_member(member: Node, circle_id: str) -> bool:
+    """Whether ``member`` has folded its own admission to the circle."""
     assert member.circles is not None
     try:
         circle = member.circles.get(circle_id)

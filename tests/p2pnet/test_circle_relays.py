@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from p2pnet_harness import PASS, _joined, address, allow_on_relay, call, make_home, running, wait_until
+from p2pnet_harness import PASS, address, allow_on_relay, call, is_member, make_home, running, wait_until
 
 from kith.p2pnet.keyfile import Keystore
 from kith.sync.invites import InviteCode
@@ -41,7 +41,7 @@ async def test_a_circle_relay_is_dialed_carried_and_enough_for_a_newcomer(tmp_pa
                 async with running(bob_home) as bob:
                     bob.block(alice.net.peer_id, 600)
                     await call(bob, "join", code=code)
-                    await wait_until(lambda: _joined(bob, circle), timeout=60)
+                    await wait_until(lambda: is_member(bob, circle), timeout=60)
                     assert alice.net.peer_id not in bob.peers
                     # The welcome named the relay: bob's node keeps it connected and lists it.
                     await wait_until(lambda: bob.circles.get(circle).replica.state.relays.keys() == {where})

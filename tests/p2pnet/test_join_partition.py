@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from p2pnet_harness import _joined, address, allow_on_relay, call, make_home, running, wait_until
+from p2pnet_harness import address, allow_on_relay, call, is_member, make_home, running, wait_until
 
 from kith.p2pnet.node import Node
 from kith.sync.invites import InviteCode
@@ -70,4 +70,4 @@ async def test_a_join_asked_across_a_partition_completes_after_it_heals(tmp_path
             _heal(near, far)
             _heal(bob, alice)
             _heal(bob, near)
-            await wait_until(lambda: _joined(bob, circle), timeout=90)
+            await wait_until(lambda: is_member(bob, circle), timeout=90)
