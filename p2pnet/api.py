@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from kith.identity.errors import LocalProtocolError, Malformed, UsageError
 from kith.identity.keyring import RelayTopic
 from kith.identity.keys import DEFAULT_NAME, safety_number
@@ -41,12 +43,21 @@ if TYPE_CHECKING:
     from kith.p2pnet.circles import Circle, MemberCircles
     from kith.p2pnet.lifecycle import Lifecycle
     from kith.p2pnet.node import Node
+    from kith.p2pnet.syncproto import SyncStats
 
 __all__ = ["MAX_INVITE_S", "allow_relay_topic", "build_methods", "to_json"]
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 NodeWide = Callable[[Any], Awaitable[Any]]
 InCircle = Callable[["Circle", Any], Awaitable[Any]]
+
+SYNC_AT_ONCE = 8
+"""Sessions a `sync` request runs at once: enough that a slow peer does not hold up the
+others, few enough that a relay asked to sync with all its members is not swamped."""
+
+
+def _synced(peer: str, stats: SyncStats) -> dict[str, Any]:
+    return {"peer": peer, "received": stats.envelopes_new, "sent": stats.envelopes_sent, "error": stats.error}
 
 
 def to_json(value: Any) -> Any:
@@ -245,14 +256,21 @@ class ControlMethods:
         return {"peer": args.peer}
 
     async def sync(self, args: a.SyncPeers) -> Any:
+        """One session with the peer, or with every connected peer at once (up to
+        `SYNC_AT_ONCE` at a time). One after another, a slow or stalled peer held up the
+        rest, and a relay's 22 peers could take the request past its 120 s deadline."""
         peers = [args.peer] if args.peer is not None else list(self.node.peers)
-        results = []
-        for peer in peers:
-            stats = await self.node.sync_now(peer)
-            results.append(
-                {"peer": peer, "received": stats.envelopes_new, "sent": stats.envelopes_sent, "error": stats.error}
-            )
-        return {"synced": results}
+        done: dict[str, SyncStats] = {}
+        limit = trio.CapacityLimiter(SYNC_AT_ONCE)
+
+        async def one(peer: str) -> None:
+            async with limit:
+                done[peer] = await self.node.sync_now(peer)
+
+        async with trio.open_nursery() as nursery:
+            for peer in peers:
+                nursery.start_soon(one, peer)
+        return {"synced": [_synced(peer, done[peer]) for peer in peers]}
 
     async def panic(self, args: a.Panic) -> Any:
         """Stop writing to the disk and answer; then warn (if asked), wipe and exit within the bound."""

@@ -976,9 +976,9 @@ class Node:
             ended = True
         finally:
             if not ended and state is not None:
-                # Cancelled part-way: a control request's deadline (`kith sync`, which runs
-                # one session per peer in turn, took longer than REQUEST_TIMEOUT_S) or the
-                # node stopping. The peer stayed marked as syncing, and `_start_sync` then
+                # Cancelled part-way: a control request's deadline (`kith sync` took longer
+                # than REQUEST_TIMEOUT_S), the end of a clean stop's hand-on, or the node
+                # stopping. The peer stayed marked as syncing, and `_start_sync` then
                 # never began another session with it: reconciliation with that peer stopped
                 # for good, and whatever gossip had missed stayed missing.
                 state.syncing = False

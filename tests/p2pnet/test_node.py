@@ -295,14 +295,48 @@ async def test_a_missing_parent_is_fetched_only_if_gossip_does_not_bring_it_in_a
             await wait_until(lambda: folded(envelopes[3][0]), timeout=30)
 
 
+async def test_a_manual_sync_reconciles_with_every_peer_at_once(tmp_path: Path) -> None:
+    """`sync` with every peer: a peer that is slow to answer does not hold up the others.
+    Bob answers only once Carol has answered. When the sessions ran one after another (Bob,
+    the first connected, first) the request waited on Bob forever."""
+    alice_home, bob_home, carol_home = (make_home(tmp_path, n) for n in ("alice", "bob", "carol"))
+    with trio.fail_after(90):
+        async with (
+            running(alice_home, sync_interval_s=3600.0) as alice,
+            running(bob_home, sync_interval_s=3600.0) as bob,
+            running(carol_home, sync_interval_s=3600.0) as carol,
+        ):
+            circle = (await call(alice, "circle.create", name="At once"))["id"]
+            await share_circle(alice, circle, bob, carol)
+            assert list(alice.peers) == [bob.net.peer_id, carol.net.peer_id]  # type: ignore[union-attr]
+            quiet = lambda: not any(s.syncing or s.again for n in (alice, bob, carol) for s in n.peers.values())  # noqa: E731
+            await wait_until(quiet)
+            carol_answered = trio.Event()
+            bob_respond, carol_respond = bob._respond_sync, carol._respond_sync
+
+            async def bob_waits(stream: Any, peer: str) -> None:
+                await carol_answered.wait()
+                await bob_respond(stream, peer)
+
+            async def carol_answers(stream: Any, peer: str) -> None:
+                await carol_respond(stream, peer)
+                carol_answered.set()
+
+            bob._respond_sync = bob_waits  # type: ignore[method-assign]
+            carol._respond_sync = carol_answers  # type: ignore[method-assign]
+            synced = (await call(alice, "sync"))["synced"]
+            assert [s["peer"] for s in synced] == list(alice.peers)
+            assert [s["error"] for s in synced] == [None, None]
+
+
 async def test_a_manual_sync_cut_short_does_not_stop_reconciliation_with_that_peer(tmp_path: Path) -> None:
-    """A `kith sync` runs one session per peer in turn, under the control API's deadline; a
-    session it cancelled part-way (the deadline, as the soak's repeated nudges met with slow
-    sessions) left the peer marked as syncing, and the node never began another session with
-    it. Alice's manual sync with Bob is cancelled while Bob answers: Alice must reconcile
-    with Bob again on her own, and with gossip dropped both ways a rotation she makes must
-    reach Bob by reconciliation. (Before the fix Alice stayed 'syncing' with Bob and never
-    started another session with him.)"""
+    """A `kith sync` runs under the control API's deadline; a session it cancelled part-way
+    (the deadline, as the soak's repeated nudges met with slow sessions when they ran one
+    peer after another) left the peer marked as syncing, and the node never began another
+    session with it. Alice's manual sync with Bob is cancelled while Bob answers: Alice must
+    reconcile with Bob again on her own, and with gossip dropped both ways a rotation she
+    makes must reach Bob by reconciliation. (Before the fix Alice stayed 'syncing' with Bob
+    and never started another session with him.)"""
     alice_home, bob_home = make_home(tmp_path, "alice"), make_home(tmp_path, "bob")
     with trio.fail_after(90):
         async with running(alice_home) as alice, running(bob_home, sync_interval_s=3600.0) as bob:
