@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
+
+from forge_kit import B, M, causal_orders, feed
 
 from kith.identity.crypto import seal_to
 from kith.sync.kinds import keys
@@ -202,3 +205,30 @@ def test_relays_are_listed_by_organizers(circle: Any) -> None:
     assert "bad format" in circle.reason(circle.act("alice", "relay.add", {"address": "http://evil"}))
     assert circle.reason(circle.act("alice", "relay.remove", {"address": address})) is None
     assert circle.state.relays == {}
+
+
+def test_an_ack_from_an_earlier_membership_never_counts_for_the_next() -> None:
+    """Acks are once per membership (a removed member added again acknowledges again), so a
+    modified client might try to make an old ack count: replay it after the re-admission,
+    or sign a back-dated one on its old chain (citing nothing newer than its removal). In
+    every arrival order neither makes it a holder of the key; only an ack signed as the
+    member it is now does. (If an ack counted falsely, the organizers would never share it
+    a key it lacks.)"""
+    b = B()
+    b.add("bob")
+    old_ack = b.op("bob", "key.ack", {"epochs": [FIRST]})
+    removal = b.remove("bob", cite=[old_ack.id])
+    readmission = b.add("bob", cite=[removal.id])
+    back_dated = b.op("bob", "key.ack", {"epochs": [FIRST]}, prev=old_ack.id, before=removal)
+    honest_ack = b.op("bob", "key.ack", {"epochs": [FIRST]}, prev=old_ack.id, cite=[readmission.id])
+    before_removal = feed(b.cid, b.ops[: b.ops.index(old_ack) + 1]).state
+    assert before_removal.holders[FIRST][M["bob"]] == old_ack.id  # it counted, in its membership
+    forged = [o for o in b.ops if o is not honest_ack] + [old_ack]  # with the replay: the same op again
+    for order in causal_orders(forged, random.Random(7), 6):
+        state = feed(b.cid, order).state
+        assert M["bob"] in state.members
+        assert M["bob"] not in state.holders.get(FIRST, {}), "an old or back-dated ack counted"
+    honest = [o for o in b.ops if o is not back_dated]
+    for order in causal_orders(honest, random.Random(8), 6):
+        state = feed(b.cid, order).state
+        assert state.holders[FIRST].get(M["bob"]) == honest_ack.id
