@@ -528,6 +528,28 @@ class NetStack:
                 found.setdefault(peer, []).append((str(remote[0]), int(remote[1])))
         return found
 
+    def dialed_sources(self) -> dict[tuple[str, tuple[str, int]], str]:
+        """(peer, remote endpoint) -> the local address the socket of each connection this
+        node dialed is bound to. The kernel chose it from the route when the connection was
+        made, and it never changes, so `pathwatch.PathWatch` judges such a connection against
+        it: a move right after the dial, before the node first looked, still shows.
+        Connections a peer dialed are left out: their local address is the one the peer
+        dialed, which on a host with two addresses need not be the one its route leaves from."""
+        found: dict[tuple[str, tuple[str, int]], str] = {}
+        for conn in self.host.get_network().get_connections():
+            muxed = conn.muxed_conn
+            if getattr(muxed, "is_initiator_value", False) is not True:
+                continue
+            local = _socket_local_address(muxed)
+            try:
+                peer = muxed.peer_id.to_base58()
+                remote = muxed.get_remote_address()
+            except (AttributeError, OSError):
+                continue  # a connection being torn down
+            if local is not None and remote is not None and len(remote) >= 2:
+                found[(peer, (str(remote[0]), int(remote[1])))] = local
+        return found
+
     async def connect(self, address: str, *, also: Sequence[str] = (), timeout: float = 10.0) -> str:
         """Reach the peer a full address names; returns its peer id. Raises `NetError`.
 
@@ -772,6 +794,17 @@ class NetStack:
     def mesh_peers(self, topic: str) -> list[str]:
         mesh = getattr(self.router, "mesh", {}) or {}
         return sorted(p.to_base58() for p in mesh.get(topic, ()))
+
+
+def _socket_local_address(muxed: Any) -> str | None:
+    """The local address of the TCP socket under a py-libp2p connection (muxer -> secure
+    session -> Noise reader/writer -> raw connection -> TrioTCPStream -> trio.SocketStream;
+    py-libp2p exposes only the remote end), or None when the chain is not that shape."""
+    try:
+        stream = muxed.secured_conn.conn.conn.stream.stream
+        return str(stream.socket.getsockname()[0])
+    except (AttributeError, OSError, IndexError, TypeError):
+        return None
 
 
 @asynccontextmanager

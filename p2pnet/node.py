@@ -897,7 +897,7 @@ class Node:
         net = self.runtime.net
         while True:
             await trio.sleep(1.0)
-            for peer in self._paths.stale(net.connection_endpoints(), route_source):
+            for peer in self._paths.stale(net.connection_endpoints(), route_source, net.dialed_sources()):
                 log.info("the route to %s changed under its connection; reconnecting", peer[:12])
                 with trio.move_on_after(5):
                     await net.disconnect(peer)
@@ -912,7 +912,7 @@ class Node:
         async for kind, peer in net.events:
             self.stats.connection_events += 1
             if kind == "connected":
-                self._paths.observe(net.connection_endpoints(), route_source)
+                self._paths.observe(net.connection_endpoints(), route_source, net.dialed_sources())
                 if peer in self.peers:
                     # A peer that dials us again has given its old connection up.
                     nursery.start_soon(net.close_abandoned, peer)

@@ -225,6 +225,23 @@ class NatWorld:
                 return at
         return None
 
+    def gossip_carries(self, sender: str, receiver: str, timeout: float) -> str:
+        """``sender`` posts every 2 s until one post reaches ``receiver`` by gossip (its ops
+        event says ``via: gossip``); returns that post's id. Reconciliation would deliver
+        the posts anyway, so this is how a test tells a live gossip path from a dead one
+        without a clock: a dead path never carries one, however long it waits."""
+        sent: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sent.append(self.post(sender, f"gossip check {len(sent) + 1} from {sender}"))
+            posted = time.monotonic()
+            while time.monotonic() < min(posted + 2.0, deadline):
+                for _at, params in list(self.listeners[receiver].arrivals):
+                    if params.get("via") == "gossip" and any(op["id"] in sent for op in params.get("ops", ())):
+                        return next(op["id"] for op in params["ops"] if op["id"] in sent)
+                time.sleep(0.05)
+        raise AssertionError(f"none of {len(sent)} posts from {sender} reached {receiver} by gossip in {timeout} s")
+
     def wait_delivered(self, op_id: str, to: list[str], timeout: float) -> float:
         """Wait until every member in ``to`` folded ``op_id``; returns the last arrival time."""
         return self.wait_delivered_all({op_id: to}, timeout)

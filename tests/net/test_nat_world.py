@@ -59,7 +59,7 @@ def test_the_relay_restarted_on_its_public_address_brings_everyone_back(world: N
     assert len({world.state_hash(m) for m in MEMBERS}) == 1
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(420)
 def test_a_member_moving_to_another_network_carries_on(world: NatWorld) -> None:
     """a2 leaves home A for the cafe's network: its old link and address are gone, and its
     connection to the relay is dead without either end being told. Its node notices that
@@ -68,16 +68,21 @@ def test_a_member_moving_to_another_network_carries_on(world: NatWorld) -> None:
     close_abandoned), so its gossip to a2 moves to the new one; posts cross both ways again.
 
     a2 first reconnects, so the relay's connection to it is younger than libp2p's 20 s grace
-    period, the case where libp2p would keep both. The wait (20 s) is far above the ~1 s
-    this takes, and below the 30 s periodic reconciliation that would otherwise hide a dead
-    gossip path."""
+    period, the case where libp2p would keep both, and moves at once, before its node may
+    have looked at the new connection (the race CI once hit: pathwatch now reads the address
+    the dialed socket is bound to). The posts made during the move arrive by the
+    reconciliation that follows the redial. Then gossip must carry posts both ways: periodic
+    reconciliation would deliver them over a dead gossip path too, so the test asks how
+    they came, not how fast (`gossip_carries`); the bounds are liveness bounds only."""
     relay_peer = world.relay_address.rsplit("/p2p/", 1)[1]
     world.call("a2", "disconnect", peer=relay_peer)
     world.call("a2", "connect", address=world.relay_address)
     world.move("a2")
     moved = world.post("a2", "on the cafe's network now")
     to_mover = world.post("b1", "welcome back online")
-    world.wait_delivered_all({moved: OTHERS["a2"], to_mover: ["a2"]}, timeout=20)
+    world.wait_delivered_all({moved: OTHERS["a2"], to_mover: ["a2"]}, timeout=120)
+    world.gossip_carries("b1", "a2", timeout=120)
+    world.gossip_carries("a2", "b1", timeout=120)
 
 
 @pytest.mark.timeout(60)

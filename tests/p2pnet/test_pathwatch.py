@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+import trio
+
+from kith.identity.keys import NetworkKey
+from kith.p2pnet.netstack import open_netstack
 from kith.p2pnet.pathwatch import PathWatch, route_source
 
 RELAY = ("10.0.1.2", 4747)
@@ -77,3 +82,34 @@ def test_a_connection_observed_when_it_opened_is_judged_by_that_route() -> None:
     assert watch.stale({"relay": [RELAY]}, lookup) == ["relay"]
     watch.observe({"relay": [RELAY]}, lookup)  # the new connection, observed as it opens
     assert watch.stale({"relay": [RELAY]}, lookup) == []
+
+
+def test_a_connection_this_node_dialed_is_judged_by_its_socket_even_if_first_seen_after_a_move() -> None:
+    """The race seen in CI: the machine moved before the node first looked at a connection it
+    had just dialed. Its socket still says where it was made from, so it is stale at once."""
+    watch = PathWatch()
+    routes = {RELAY: "10.0.5.2", OTHER: "10.0.5.2"}  # already moved when first seen
+    lookup = lambda h, p: routes[(h, p)]  # noqa: E731
+    dialed = {("relay", RELAY): "10.1.0.3"}  # the socket, bound where the dial was made
+    watch.observe({"relay": [RELAY], "other": [OTHER]}, lookup, dialed)
+    assert watch.stale({"relay": [RELAY], "other": [OTHER]}, lookup, dialed) == ["relay"]
+    # "other" dialed us: nothing but the route tells where it was made, judged from first sight.
+    assert watch.stale({"other": [OTHER]}, lookup, {}) == []
+    # The redial leaves from the new address: judged by its own socket, not stale.
+    assert watch.stale({"relay": [RELAY]}, lookup, {("relay", RELAY): "10.0.5.2"}) == []
+
+
+@pytest.mark.trio
+async def test_dialed_sources_name_the_local_address_of_connections_this_node_opened_only() -> None:
+    async with (
+        open_netstack(NetworkKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as listener,
+        open_netstack(NetworkKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as dialer,
+    ):
+        with trio.fail_after(30):
+            peer = await dialer.connect(listener.listen_addresses()[0])
+        dialed = dialer.dialed_sources()
+        [(remote_peer, (host, port))] = dialed
+        assert remote_peer == peer and host == "127.0.0.1"
+        assert dialed[(remote_peer, (host, port))] == "127.0.0.1"
+        assert dialer.connection_endpoints()[peer] == [(host, port)]
+        assert listener.dialed_sources() == {}  # its connection was dialed by the other end
