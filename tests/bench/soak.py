@@ -89,6 +89,8 @@ def run_soak(settings: SoakSettings, progress: Callable[[str], None] | None = No
 
 
 KEEP_ENV = "KITH_SOAK_KEEP"
+PAIRS_ENV = "KITH_SOAK_PAIRS"
+"""A file to write every (op, recipient) pair's times and cause to (`_dump_pairs`)."""
 """A directory: a soak that finds a problem copies every node's home there (logs, stores,
 keystores; not sockets) with its report, for a post-mortem; the homes are gone otherwise."""
 
@@ -211,6 +213,8 @@ def _latencies(world: World, load: Load, faults: Faults) -> dict[str, Any]:
                 steady_spans.append((latency, record.sent, arrived))
                 where = f"{record.kind} {record.author}->{name} at {record.sent - world.started:.1f}s"
                 slowest = sorted([*slowest, (latency, where)], reverse=True)[:10]
+    if os.environ.get(PAIRS_ENV):
+        _dump_pairs(Path(os.environ[PAIRS_ENV]), world, load, first, cause)
     backlog = _backlogs(load, first, windows)
     settled = [
         ms
@@ -232,6 +236,27 @@ def _latencies(world: World, load: Load, faults: Faults) -> dict[str, Any]:
             "after_answer_p99_ms": _pct(after_ack, 0.99),
         },
     }
+
+
+def _dump_pairs(
+    path: Path, world: World, load: Load, first: dict[tuple[str, str], float], cause: dict[tuple[str, str], str]
+) -> None:
+    """Every (op, recipient) pair as a JSON line, times in seconds from the world's start:
+    for looking into a run's tail by hand (`PAIRS_ENV`)."""
+    with path.open("w") as out:
+        for record in load.stats.sent:
+            for name in sorted(record.members - {record.author}):
+                arrived = first.get((name, record.id))
+                row = {
+                    "op": record.id[:12],
+                    "kind": record.kind,
+                    "author": record.author,
+                    "to": name,
+                    "sent": round(record.sent - world.started, 3),
+                    "arrived": None if arrived is None else round(arrived - world.started, 3),
+                    "cause": cause.get((name, record.id)),
+                }
+                out.write(json.dumps(row) + "\n")
 
 
 def _backlogs(load: Load, first: dict[tuple[str, str], float], windows: list[tuple[float, float]]) -> list[float]:
