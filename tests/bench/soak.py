@@ -80,7 +80,7 @@ def run_soak(settings: SoakSettings, progress: Callable[[str], None] | None = No
             except Exception as exc:
                 keep_homes(root, {"error": repr(exc)}, say)
                 raise
-            if problems := soak_ok(report):
+            if (problems := soak_ok(report)) or os.environ.get(KEEP_ENV, "").endswith("+"):
                 keep_homes(root, {**report, "problems": problems}, say)
             return report
         finally:
@@ -89,15 +89,16 @@ def run_soak(settings: SoakSettings, progress: Callable[[str], None] | None = No
 
 
 KEEP_ENV = "KITH_SOAK_KEEP"
+"""A directory: a soak that finds a problem copies every node's home there (logs, stores,
+keystores; not sockets) with its report, for a post-mortem; the homes are gone otherwise.
+Ending it in ``+`` keeps the homes of a run that passed too."""
 PAIRS_ENV = "KITH_SOAK_PAIRS"
 """A file to write every (op, recipient) pair's times and cause to (`_dump_pairs`)."""
-"""A directory: a soak that finds a problem copies every node's home there (logs, stores,
-keystores; not sockets) with its report, for a post-mortem; the homes are gone otherwise."""
 
 
 def keep_homes(root: Path, report: dict[str, Any], say: Callable[[str], None]) -> Path | None:
     """Copy the soak's homes and ``report`` to `KEEP_ENV`'s directory, if it is set."""
-    keep = os.environ.get(KEEP_ENV)
+    keep = os.environ.get(KEEP_ENV, "").removesuffix("+")
     if not keep:
         return None
     target = Path(keep) / f"soak-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
