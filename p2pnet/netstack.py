@@ -32,7 +32,6 @@ from libp2p.network.config import RetryConfig
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
-from libp2p.protocol_muxer.exceptions import MultiselectClientError, ProtocolNotSupportedError
 from libp2p.pubsub.gossipsub import PROTOCOL_ID as MESHSUB_V10
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11 as MESHSUB_V11
 from libp2p.pubsub.gossipsub import GossipSub
@@ -134,29 +133,6 @@ class AdvertisedCache:
 
 class NetError(KithError):
     """A network operation failed (peer unreachable, stream broken, timed out)."""
-
-
-class DeadConnection(NetError):
-    """A connection the host still lists could not carry a new stream: the peer never
-    answered the stream's negotiation, or the connection failed under it. Not a peer that
-    answered that it does not speak the protocol (a plain `NetError`)."""
-
-
-def _refused_protocol(exc: BaseException) -> bool:
-    """Whether ``exc`` (from py-libp2p's ``new_stream``) or one of its causes is the peer
-    answering that it does not speak the protocol: the connection works. py-libp2p 0.8.1
-    collects each protocol's ``ProtocolNotSupportedError`` and raises a plain
-    ``MultiselectClientError`` saying "protocols not supported" when all were refused."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # a cause chain is short; never loop on a cycle
-        if seen is None:
-            return False
-        if isinstance(seen, ProtocolNotSupportedError) or (
-            isinstance(seen, MultiselectClientError) and str(seen).startswith("protocols not supported")
-        ):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 MAX_PEER_ID_CHARS = 128
@@ -717,26 +693,16 @@ class NetStack:
     async def open_stream(self, peer: str, protocol: str, *, timeout: float = 10.0) -> Any:
         """A new stream on our connection to ``peer``; never a dial (py-libp2p's
         ``new_stream`` dials a peer it is not connected to, so a reconciliation begun just
-        before the node blocked a peer reconnected it: the node alone decides whom to dial).
-
-        Raises `DeadConnection` when the peer stays listed as connected but no stream gets
-        through: the negotiation timed out, or failed twice in a row under the connection
-        (once is a connection that was closing while a newer one carries on)."""
+        before the node blocked a peer reconnected it: the node alone decides whom to dial)."""
         if not self.has_connection(peer):
             raise NetError(f"cannot open {protocol} to {peer[:12]}: not connected")
-        failure: Exception | None = None
         try:
             with trio.fail_after(timeout):
-                for _attempt in range(2):
-                    try:
-                        return await self.host.new_stream(parse_peer_id(peer), [TProtocol(protocol)])
-                    except Exception as exc:  # noqa: BLE001 - py-libp2p raises many kinds here
-                        if _refused_protocol(exc) or not self.has_connection(peer):
-                            raise NetError(f"cannot open {protocol} to {peer[:12]}: {exc}") from exc
-                        failure = exc
+                return await self.host.new_stream(parse_peer_id(peer), [TProtocol(protocol)])
         except trio.TooSlowError:
-            raise DeadConnection(f"timed out opening {protocol} to {peer[:12]}") from None
-        raise DeadConnection(f"cannot open {protocol} to {peer[:12]}: {failure}") from failure
+            raise NetError(f"timed out opening {protocol} to {peer[:12]}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise NetError(f"cannot open {protocol} to {peer[:12]}: {exc}") from exc
 
     # --- gossip -------------------------------------------------------------------
 

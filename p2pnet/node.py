@@ -45,7 +45,7 @@ from kith.p2pnet.gossip import JUNK_WEIGHT, GossipService, topic_from_name, topi
 from kith.p2pnet.home import Home
 from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.lifecycle import Lifecycle
-from kith.p2pnet.netstack import DeadConnection, NetError, NetStack, open_netstack, parse_peer_id
+from kith.p2pnet.netstack import NetError, NetStack, open_netstack, parse_peer_id
 from kith.p2pnet.outbox import Outbox
 from kith.p2pnet.pathwatch import PathWatch, route_source
 from kith.p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
@@ -157,8 +157,6 @@ class NodeStats:
     """Times the node looked again, `MISSING_PARENT_GRACE_S` later, for parents ops named."""
     parent_fetches: int = 0
     """... and found some still missing, so reconciled with every peer to fetch them."""
-    dead_connections: int = 0
-    """Connections dropped (and redialed) because they could not open a sync stream."""
 
 
 class Node:
@@ -901,16 +899,11 @@ class Node:
             await trio.sleep(1.0)
             for peer in self._paths.stale(net.connection_endpoints(), route_source, net.dialed_sources()):
                 log.info("the route to %s changed under its connection; reconnecting", peer[:12])
-                await self._reconnect(peer)
-
-    async def _reconnect(self, peer: str) -> None:
-        """Drop every connection to ``peer`` and, if we keep it connected (a relay, a
-        bootstrap peer), dial it again at once; a peer that dialed us dials again itself."""
-        with trio.move_on_after(5):
-            await self.runtime.net.disconnect(peer)
-        for address in self.dial_targets():
-            if address.rsplit("/p2p/", 1)[-1] == peer:
-                self.dial_soon(address)
+                with trio.move_on_after(5):
+                    await net.disconnect(peer)
+                for address in self.dial_targets():
+                    if address.rsplit("/p2p/", 1)[-1] == peer:
+                        self.dial_soon(address)
 
     # --- peers and reconciliation -------------------------------------------------
 
@@ -974,14 +967,6 @@ class Node:
         try:
             try:
                 stream = await runtime.net.open_stream(peer, SYNC_PROTOCOL)
-            except DeadConnection as exc:
-                # Seen after partitions heal: a connection py-libp2p still lists opens no
-                # stream (every try times out or fails under it), so neither end redials,
-                # gossip to the peer waits in a queue, and only a fresh connection helps.
-                stats = SyncStats(peer, True, error=str(exc))
-                self.stats.dead_connections += 1
-                log.info("the connection to %s opens no stream (%s); reconnecting", peer[:12], exc)
-                runtime.nursery.start_soon(self._reconnect, peer)
             except NetError as exc:
                 stats = SyncStats(peer, True, error=str(exc))
             else:
