@@ -46,10 +46,6 @@ def test_a_small_cluster_under_faults_converges_and_loses_nothing() -> None:
     done = {fault["kind"] for fault in report["faults"]}
     assert {"kill_member", "partition", "kill_relay", "relay_db_loss"} <= done
     assert report["removals"] + report["rotations"] >= 2
-    # Every fault's backlog drained at or after its end; settled pairs are steady pairs (on
-    # a busy machine the backlogs may cover the whole 30 s, leaving none).
-    assert all(fault["backlog_s"] >= 0 for fault in report["faults"]), report["faults"]
-    assert 0 <= report["settled_pairs"] <= report["latency_pairs"]
 
 
 def test_a_failed_soak_keeps_every_home_where_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
