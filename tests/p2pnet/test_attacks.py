@@ -96,7 +96,12 @@ async def test_a_removed_organizers_back_dated_sock_puppet_is_struck_everywhere(
             envelope = seal(forged.data, epoch_key=old_key, ts=forged.op.ts)
             await _inject(bob, envelope)
             for node in (alice, carol):
-                await wait_until(lambda n=node: _circle(n, circle).replica.has(forged.id), timeout=30)
+                # Carol may hold the forgery (it continues Bob's chain from before the
+                # removal) before the removal reaches her: until then it is applied there.
+                await wait_until(
+                    lambda n=node: all(_circle(n, circle).replica.has(i) for i in (forged.id, removal_op.id)),
+                    timeout=30,
+                )
                 state = _circle(node, circle).replica.state
                 assert state.is_rejected(forged.id) == STRUCK_REMOVED
                 assert puppet.member_id not in state.members
