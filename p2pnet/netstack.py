@@ -42,7 +42,6 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
-from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.tools.anyio_service.exceptions import LifecycleError
 from libp2p.transport.tcp.tcp import TCP
@@ -52,6 +51,7 @@ from kith.identity.keys import NetworkKey
 from kith.p2pnet.addresses import AddressBook, expand_unspecified, interface_addresses, is_unspecified
 from kith.p2pnet.framing import BufferedStream, WriteTurns
 from kith.p2pnet.limits import PeerLimits, peer_limits
+from kith.p2pnet.yamux import KithYamux
 
 log = logging.getLogger("kith.net")
 
@@ -851,8 +851,10 @@ def _make_host(network_key: NetworkKey, announced: list[str], limits: PeerLimits
         # Noise only: the default also offers TLS, SECIO and *plaintext*. Noise is what
         # js-libp2p and go-libp2p peers speak.
         sec_opt={NOISE_PROTOCOL_ID: NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)},
-        # Yamux first, Mplex as a fallback for older peers; both are standard.
-        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux, TProtocol(MPLEX_PROTOCOL_ID): Mplex},
+        # Yamux first, Mplex as a fallback for older peers; both are standard. Our yamux is
+        # py-libp2p's with a reader that never waits on the socket (yamux.py: without it two
+        # nodes sending hard to each other could wedge their connection for good).
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): KithYamux, TProtocol(MPLEX_PROTOCOL_ID): Mplex},
         transports=[TCP()],
         # One connection per peer, and as many peers as a member or a relay needs (limits.py).
         connection_config=limits.connection_config(),

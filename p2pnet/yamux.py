@@ -1,0 +1,81 @@
+"""py-libp2p's yamux, with a reader that never waits on the socket.
+
+py-libp2p 0.8's yamux answers some frames from the task that reads the connection: the ACK
+of a stream the peer opened, the RST of a duplicate one, the reply to a ping. Each answer is
+written in that task, so while the socket's send buffer is full the connection is not read
+at all. When both ends are sending hard (a partition's backlog crossing both ways as it
+heals) both buffers fill, each end's reader waits for room to answer the other, and neither
+reads again: a wedged connection that both ends still list as connected. Every stream opened
+on it times out, gossip to that peer queues and is dropped, and TCP never gives up, because
+both kernels are still acknowledging. A default soak showed a relay and a member unable to
+open a stream to each other for five minutes (docs/RELIABILITY.md).
+
+`KithYamux` queues the reader's answers and writes them from a task of their own, so the
+reader only ever waits for bytes to arrive: the peer's data is always taken in (bounded by
+each stream's receive window, as before), and the peer can always make progress. Frames
+written by anyone else wait until the queued answers are out, so a stream's ACK still goes
+before the data its handler writes. The queue is bounded (`MAX_ANSWERS`): a peer that opens
+streams or pings faster than it reads our answers meets the old back-pressure, on its own
+connection only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import trio
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID, Yamux
+
+MAX_ANSWERS = 4096
+"""Answers (12-byte frames) the reader may queue while the socket is full."""
+
+
+class KithYamux(Yamux):
+    """Yamux whose connection reader never blocks on a write (see the module docstring)."""
+
+    # py-libp2p names a connection's muxer protocol by its class name unless told.
+    negotiated_muxer_protocol = str(PROTOCOL_ID)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reader: trio.lowlevel.Task | None = None
+        self._answers: deque[bytes] = deque()
+        self._answered = trio.Event()
+        self._answered.set()
+        self._answering = False
+
+    async def handle_incoming(self) -> None:
+        self._reader = trio.lowlevel.current_task()
+        await super().handle_incoming()
+
+    async def _write_frame(self, data: bytes) -> None:
+        if trio.lowlevel.current_task() is self._reader and self._nursery is not None:
+            while len(self._answers) >= MAX_ANSWERS:
+                await self._answered.wait()
+            self._queue_answer(data)
+            return
+        while self._answers:
+            await self._answered.wait()
+        await super()._write_frame(data)
+
+    def _queue_answer(self, data: bytes) -> None:
+        if not self._answers:
+            self._answered = trio.Event()
+        self._answers.append(data)
+        if not self._answering:
+            assert self._nursery is not None  # noqa: S101 - checked by the caller
+            self._answering = True
+            self._nursery.start_soon(self._send_answers)
+
+    async def _send_answers(self) -> None:
+        try:
+            while self._answers:
+                await Yamux._write_frame(self, self._answers[0])
+                self._answers.popleft()
+        except Exception:  # noqa: BLE001 - the connection broke; the reader finds out and cleans up
+            self._answers.clear()
+        finally:
+            self._answering = False
+            self._answers.clear()
+            self._answered.set()
