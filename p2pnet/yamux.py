@@ -17,6 +17,12 @@ written by anyone else wait until the queued answers are out, so a stream's ACK 
 before the data its handler writes. The queue is bounded (`MAX_ANSWERS`): a peer that opens
 streams or pings faster than it reads our answers meets the old back-pressure, on its own
 connection only.
+
+Closing a connection says GO_AWAY first, and py-libp2p waits for the socket to take it while
+holding the lock the reader needs: to a peer that has stopped reading, forever, so a node
+could not drop a peer it had blocked (the soak's partition check found two relays still
+connected 10 s after the cut). `KithYamux` gives GO_AWAY `GO_AWAY_WAIT_S` and then closes
+without it.
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ from collections import deque
 from typing import Any
 
 import trio
-from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID, Yamux
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID, TYPE_GO_AWAY, Yamux
 
 MAX_ANSWERS = 4096
 """Answers (12-byte frames) the reader may queue while the socket is full."""
+GO_AWAY_WAIT_S = 1.0
+"""How long a closing connection waits for the socket to take its GO_AWAY."""
 
 
 class KithYamux(Yamux):
@@ -50,6 +58,11 @@ class KithYamux(Yamux):
         await super().handle_incoming()
 
     async def _write_frame(self, data: bytes) -> None:
+        if data[1:2] == bytes([TYPE_GO_AWAY]):
+            # The last frame before the socket closes: not worth waiting for.
+            with trio.move_on_after(GO_AWAY_WAIT_S):
+                await Yamux._write_frame(self, data)
+            return
         if trio.lowlevel.current_task() is self._reader and self._nursery is not None:
             while len(self._answers) >= MAX_ANSWERS:
                 await self._answered.wait()

@@ -185,3 +185,24 @@ async def test_the_reader_keeps_reading_while_the_socket_is_full_and_an_ack_prec
             assert (TYPE_DATA, 0, 1) in ours[2:]
             assert second.stream_id == 3
             nursery.cancel_scope.cancel()
+
+
+async def test_closing_a_connection_to_a_peer_that_does_not_read_does_not_hang() -> None:
+    """py-libp2p waits for room in the socket to say GO_AWAY before it closes, holding the
+    lock its reader needs; to a peer that has stopped reading that wait has no end."""
+    wire = _GatedWire()  # never opened: nothing written ever leaves
+    closed = trio.Event()
+
+    async def close() -> None:
+        closed.set()
+
+    wire.close = close  # type: ignore[method-assign]
+    muxer = KithYamux(wire, ID.from_pubkey(create_new_key_pair().public_key))
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(muxer.start)
+            await muxer.event_started.wait()
+            await muxer.close()
+            assert closed.is_set()
+            assert muxer.is_closed
+            nursery.cancel_scope.cancel()
