@@ -29,6 +29,8 @@ from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import ParseError
 from libp2p.network.config import RetryConfig
+from libp2p.network.exceptions import SwarmException
+from libp2p.network.stream.exceptions import StreamClosed
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -64,6 +66,9 @@ PEER_QUEUE_SIZE = 1024
 SUBSCRIPTION_QUEUE_SIZE = 1024
 """Per-subscription delivery channel (default 32, also drops silently)."""
 
+PEER_STREAM_RETRY_S = (0.5, 10.0)
+"""The first and the longest wait between tries at opening our gossip stream to a connected
+peer (py-libp2p's own schedule; `_GuardedPubsub.handle_peer_queue`)."""
 HELD_SUBSCRIPTIONS_PER_PEER = 256
 """Subscriptions a peer sent before proving the topic, kept until it proves it."""
 
@@ -201,6 +206,8 @@ class _GuardedPubsub(Pubsub):
     """Subscriptions peers sent for topics they had not proved yet."""
     _due_announces: dict[Any, set[str]]
     """Our subscriptions owed to peers that proved a topic before their stream was up."""
+    _registration_kicks: dict[Any, trio.Event]
+    """Peers whose gossip stream is being opened, each with the event that wakes its retry."""
     _held_grafts: dict[Any, set[str]]
     """GRAFTs peers sent for topics they had not proved yet (see `_GatedGossipSub`)."""
     router: _GatedGossipSub  # (the only router make_host gives it)
@@ -208,6 +215,7 @@ class _GuardedPubsub(Pubsub):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._write_turns = WriteTurns()
+        self._registration_kicks = {}
 
     def _allowed(self, peer_id: Any, topic: str) -> bool:
         return peer_id == self.my_id or bool(self.may_gossip(peer_id.to_base58(), topic))
@@ -293,6 +301,56 @@ class _GuardedPubsub(Pubsub):
             if queue is not None and topic in self.topic_ids:
                 packet, subopt = self._build_announce_rpc(topic, True)
                 self._enqueue_or_retry_announce(peer_id, queue, packet, subopt)
+
+    async def handle_peer_queue(self) -> None:
+        """One gossip-stream registration per peer at a time, not one per connection event.
+
+        py-libp2p starts a registration loop for every "connected" event, and each loop
+        retries (every 0.5 s, growing to 10 s) for as long as *any* connection to the peer
+        exists. Around a partition's heal a peer connects, is dropped and connects again,
+        and the loops can pile up (in a default soak a relay's log shows 82 negotiations of
+        a gossip stream to one member time out, 10 s each, within 13 s of a heal, on a peer
+        such negotiations keep busy). Here a new connection wakes the peer's loop (it tries
+        again at once) instead of adding another: at most one attempt per peer in flight."""
+        async with self.peer_receive_channel:
+            self.event_handle_peer_queue_started.set()
+            async for peer_id in self.peer_receive_channel:
+                self._schedule_peer_stream_retry(peer_id)
+
+    def _schedule_peer_stream_retry(self, peer_id: Any) -> None:
+        kicks = self._registration_kicks
+        if peer_id in kicks:
+            kicks[peer_id].set()
+        elif self.manager.is_running:
+            kicks[peer_id] = trio.Event()
+            self.manager.run_task(self._register_peer, peer_id)
+
+    async def _register_peer(self, peer_id: Any) -> None:
+        """Open our gossip stream to ``peer_id``, retrying while it stays connected."""
+        kicks = self._registration_kicks
+        delay = PEER_STREAM_RETRY_S[0]
+        try:
+            while peer_id not in self.peers:
+                try:
+                    await self._handle_new_peer(peer_id)
+                except (SwarmException, StreamClosed) as exc:
+                    if not self._peer_is_connected(peer_id):
+                        return
+                    log.debug("gossip stream to %s failed (retrying): %s", peer_id, exc)
+                except Exception as exc:  # noqa: BLE001 - as py-libp2p's loop: not worth retrying
+                    log.debug("gossip stream to %s failed: %r", peer_id, exc)
+                    return
+                else:
+                    return
+                with trio.move_on_after(delay):
+                    await kicks[peer_id].wait()
+                if kicks[peer_id].is_set():
+                    kicks[peer_id] = trio.Event()
+                    delay = PEER_STREAM_RETRY_S[0]
+                else:
+                    delay = min(delay * 2, PEER_STREAM_RETRY_S[1])
+        finally:
+            kicks.pop(peer_id, None)
 
     def handle_subscription(self, origin_id: Any, sub_message: Any) -> None:
         if not sub_message.subscribe or self._allowed(origin_id, sub_message.topicid):

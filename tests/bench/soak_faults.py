@@ -277,15 +277,21 @@ class Faults:
 
         # The heal, on all nodes at once as a network coming back would be (one call after
         # another took seconds, and nodes dialed peers that still refused them meanwhile).
-        def unblock(pair: tuple[Peer, Peer]) -> None:
+        def unblock(pair: tuple[Peer, Peer]) -> str | None:
             try:
                 world.call(pair[0], "unblock", peer=pair[1].peer_id)
-            except KithError:
-                pass  # a node that restarted since has forgotten the block anyway
+            except KithError as exc:
+                # A node that restarted since has forgotten the block anyway; any other
+                # failure leaves the pair blocked until the block expires, and is noted.
+                return f"{pair[0].name}->{pair[1].name}: {exc}"
+            return None
 
         pairs = [(p, t) for p in nodes for t in nodes if t is not p and (p in left) != (t in left)]
+        healing = time.time()
         with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(unblock, pairs))
+            failed = [problem for problem in pool.map(unblock, pairs) if problem]
+        record.notes.append(f"heal: {len(pairs)} unblocks took {time.time() - healing:.1f} s, {len(failed)} failed")
+        record.notes.extend(f"unblock failed: {problem}" for problem in failed[:5])
         groups = (frozenset(p.name for p in left), frozenset(p.name for p in right))
         self.partitions.append(Partition(started, time.time(), groups))
 

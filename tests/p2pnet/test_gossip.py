@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from libp2p.peer.id import ID
 
 from kith.identity.keys import NetworkKey
 from kith.p2pnet.gate import Gate
@@ -183,3 +184,48 @@ async def test_joins_and_leaves_asked_together_end_as_the_last_one_says(asks: tu
                     await trio.testing.wait_all_tasks_blocked(cushion=0.05)
                     assert not [task for task in nursery.child_tasks if task.name.endswith("_receive_loop")]
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_connection_events_while_a_gossip_stream_is_being_opened_do_not_add_attempts() -> None:
+    """py-libp2p started one retrying attempt per "connected" event; around a heal they piled
+    up on one peer. Here the peer's one attempt is woken instead."""
+    in_flight: list[int] = [0, 0]  # now, most at once
+    answer = trio.Event()
+    with trio.fail_after(30):
+        async with (
+            open_netstack(NetworkKey.generate(), LOOPBACK) as a,
+            open_netstack(NetworkKey.generate(), LOOPBACK) as b,
+        ):
+            await b.connect(a.listen_addresses()[0])
+            b_id = ID.from_base58(b.peer_id)
+            while b_id not in a.pubsub.peers:
+                await trio.sleep(0.02)
+            opened = a.host.new_stream
+
+            async def slow_new_stream(peer_id: ID, protocols: list[str]) -> object:
+                """b answers gossip negotiation only when the test says so."""
+                in_flight[0] += 1
+                in_flight[1] = max(in_flight[1], in_flight[0])
+                try:
+                    if any("meshsub" in str(p) for p in protocols):
+                        await answer.wait()
+                    return await opened(peer_id, protocols)
+                finally:
+                    in_flight[0] -= 1
+
+            a.host.new_stream = slow_new_stream  # type: ignore[method-assign]
+            # Our gossip stream to b dies while b stays connected: a opens another...
+            a.pubsub._handle_dead_peer(b_id)
+            await trio.testing.wait_all_tasks_blocked()
+            # ...and b's connection is announced again and again meanwhile (a heal's churn).
+            notifee = next(n for n in a.host.get_network().notifees if type(n).__name__ == "PubsubNotifee")
+            (conn,) = a.host.get_network().get_connections(b_id)
+            for _ in range(20):
+                await notifee.connected(a.host.get_network(), conn)
+            await trio.testing.wait_all_tasks_blocked()
+            assert in_flight == [1, 1]
+            answer.set()
+            while b_id not in a.pubsub.peers:
+                await trio.sleep(0.02)
+            assert in_flight[1] == 1
