@@ -174,7 +174,7 @@ class ControlMethods:
 
     async def status(self, args: a.NoParams) -> Any:
         node = self.node
-        peers = [_peer_row(state) for state in node.peers.values()]
+        peers = [_peer_row(state, node.net.connection_count(state.peer)) for state in node.peers.values()]
         circles = [] if node.circles is None else [self._circle_row(c) for c in node.circles.circles.values()]
         return {
             "mode": "relay" if node.is_relay else "member",
@@ -623,11 +623,15 @@ class ControlMethods:
         return await self.author(circle, "alloc.pay", {"ask": args.ask, "note": args.note})
 
 
-def _peer_row(state: Any) -> dict[str, Any]:
+def _peer_row(state: Any, connections: int) -> dict[str, Any]:
     last = state.last_sync
     return {
         "peer": state.peer,
         "connected_at": state.connected_at,
+        # 0 while a sync session with a peer that just went still winds down: the peer stays
+        # listed until it ends.
+        "connections": connections,
+        "syncing": state.syncing,
         "received": state.received,
         "last_sync": None
         if last is None

@@ -564,11 +564,15 @@ class NetStack:
     def has_connection(self, peer: str) -> bool:
         """Whether an open connection to ``peer`` remains (libp2p reports each connection's
         close, and a peer can have two for a moment: both ends dialling at once, a redial)."""
+        return self.connection_count(peer) > 0
+
+    def connection_count(self, peer: str) -> int:
+        """Open connections to ``peer`` (0, 1, or briefly 2)."""
         try:
             peer_id = parse_peer_id(peer)
         except NetError:
-            return False
-        return any(not c.is_closed for c in self.host.get_network().connections.get(peer_id, ()))
+            return 0
+        return sum(not c.is_closed for c in self.host.get_network().connections.get(peer_id, ()))
 
     def connected_peers(self) -> list[str]:
         return sorted(p.to_base58() for p in self.host.get_connected_peers())

@@ -51,6 +51,7 @@ async def test_gossip_and_sync_between_two_members(tmp_path: Path) -> None:
             # (which is 0 once in step): bob got alice's 21 posts from her, alice bob's reply.
             (from_alice,) = (await call(bob, "status"))["peers"]
             assert 21 <= from_alice["received"] <= bob.stats.accepted
+            assert from_alice["connections"] == 1 and isinstance(from_alice["syncing"], bool)
             assert 1 <= status["peers"][0]["received"] <= alice.stats.accepted
 
 
