@@ -20,9 +20,9 @@ connection only.
 
 Closing a connection says GO_AWAY first, and py-libp2p waits for the socket to take it while
 holding the lock the reader needs: to a peer that has stopped reading, forever, so a node
-could not drop a peer it had blocked (the soak's partition check found two relays still
-connected 10 s after the cut). `KithYamux` gives GO_AWAY `GO_AWAY_WAIT_S` and then closes
-without it.
+could fail to drop a peer it had blocked (likely, not shown, what the soak's partition check
+met when it found two relays still connected 10 s after the cut). `KithYamux` gives GO_AWAY
+`GO_AWAY_WAIT_S` and then closes without it.
 """
 
 from __future__ import annotations
