@@ -67,13 +67,17 @@ async def _pair(muxer: type[Any]) -> AsyncIterator[tuple[Any, Any]]:
     peer = ID.from_pubkey(create_new_key_pair().public_key)
     a = muxer(_Wire(trio.SocketStream(client), True), peer)
     b = muxer(_Wire(trio.SocketStream(server), False), peer)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(a.start)
-        nursery.start_soon(b.start)
-        await a.event_started.wait()
-        await b.event_started.wait()
-        yield a, b
-        nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(a.start)
+            nursery.start_soon(b.start)
+            await a.event_started.wait()
+            await b.event_started.wait()
+            yield a, b
+            nursery.cancel_scope.cancel()
+    finally:
+        client.close()
+        server.close()
 
 
 async def _drain(stream: Any, total: int) -> None:
