@@ -28,6 +28,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import ParseError
+from libp2p.host.exceptions import HostException
 from libp2p.network.config import RetryConfig
 from libp2p.network.exceptions import SwarmException
 from libp2p.network.stream.exceptions import StreamClosed
@@ -333,13 +334,19 @@ class _GuardedPubsub(Pubsub):
             while peer_id not in self.peers:
                 try:
                     await self._handle_new_peer(peer_id)
-                except (SwarmException, StreamClosed) as exc:
+                except (SwarmException, StreamClosed, HostException) as exc:
+                    # No connection, the hello not written, or the negotiation failed (its
+                    # connection closed under it, a timeout): worth another try while the
+                    # peer is connected. (py-libp2p gives up on a failed negotiation and
+                    # counts on the next connection event to start another loop; here that
+                    # event may have come during this try and only woken this loop.)
                     if not self._peer_is_connected(peer_id):
                         return
                     log.debug("gossip stream to %s failed (retrying): %s", peer_id, exc)
-                except Exception as exc:  # noqa: BLE001 - as py-libp2p's loop: not worth retrying
+                except Exception as exc:  # noqa: BLE001 - anything else: only a new connection retries
                     log.debug("gossip stream to %s failed: %r", peer_id, exc)
-                    return
+                    if not kicks[peer_id].is_set():
+                        return
                 else:
                     return
                 with trio.move_on_after(delay):

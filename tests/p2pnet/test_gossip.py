@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from libp2p.host.exceptions import StreamFailure
 from libp2p.peer.id import ID
 
 from kith.identity.keys import NetworkKey
@@ -229,3 +230,34 @@ async def test_connection_events_while_a_gossip_stream_is_being_opened_do_not_ad
             while b_id not in a.pubsub.peers:
                 await trio.sleep(0.02)
             assert in_flight[1] == 1
+
+
+@pytest.mark.trio
+async def test_a_gossip_stream_whose_negotiation_fails_is_tried_again_while_the_peer_is_connected() -> None:
+    """A member that moved networks redials its relay; the relay closes the abandoned
+    connection, and the gossip stream it was negotiating on it fails. py-libp2p gave up on
+    a failed negotiation and waited for another connection event to try again; that event
+    had come already (the new connection), during the failing try."""
+    failures = [1]
+    with trio.fail_after(30):
+        async with (
+            open_netstack(NetworkKey.generate(), LOOPBACK) as a,
+            open_netstack(NetworkKey.generate(), LOOPBACK) as b,
+        ):
+            await b.connect(a.listen_addresses()[0])
+            b_id = ID.from_base58(b.peer_id)
+            while b_id not in a.pubsub.peers:
+                await trio.sleep(0.02)
+            opened = a.host.new_stream
+
+            async def failing_new_stream(peer_id: ID, protocols: list[str]) -> object:
+                if any("meshsub" in str(p) for p in protocols) and failures[0]:
+                    failures[0] -= 1
+                    raise StreamFailure("failed to open a stream to peer (the test's)")
+                return await opened(peer_id, protocols)
+
+            a.host.new_stream = failing_new_stream  # type: ignore[method-assign]
+            a.pubsub._handle_dead_peer(b_id)
+            while b_id not in a.pubsub.peers:
+                await trio.sleep(0.02)
+            assert failures == [0]
