@@ -332,17 +332,24 @@ class _GuardedPubsub(Pubsub):
         delay = PEER_STREAM_RETRY_S[0]
         try:
             while peer_id not in self.peers:
+                before = self._live_connections(peer_id)
                 try:
                     await self._handle_new_peer(peer_id)
-                except (SwarmException, StreamClosed, HostException) as exc:
-                    # No connection, the hello not written, or the negotiation failed (its
-                    # connection closed under it, a timeout): worth another try while the
-                    # peer is connected. (py-libp2p gives up on a failed negotiation and
-                    # counts on the next connection event to start another loop; here that
-                    # event may have come during this try and only woken this loop.)
+                except (SwarmException, StreamClosed) as exc:
+                    # No connection yet, or the hello not written: again while connected.
                     if not self._peer_is_connected(peer_id):
                         return
                     log.debug("gossip stream to %s failed (retrying): %s", peer_id, exc)
+                except HostException as exc:
+                    # The negotiation failed. On the same connections, not worth repeating
+                    # (the peer may not speak gossipsub: py-libp2p gives up too). But if a
+                    # connection closed under it or a new one came meanwhile (a member that
+                    # moved: the relay closes the connection it abandoned), try the others:
+                    # py-libp2p counts on the new connection's event to start another loop,
+                    # and here that event only wakes this one.
+                    if not self._peer_is_connected(peer_id) or self._live_connections(peer_id) == before:
+                        return
+                    log.debug("gossip stream to %s failed as its connections changed: %s", peer_id, exc)
                 except Exception as exc:  # noqa: BLE001 - anything else: only a new connection retries
                     log.debug("gossip stream to %s failed: %r", peer_id, exc)
                     if not kicks[peer_id].is_set():
@@ -358,6 +365,14 @@ class _GuardedPubsub(Pubsub):
                     delay = min(delay * 2, PEER_STREAM_RETRY_S[1])
         finally:
             kicks.pop(peer_id, None)
+
+    def _live_connections(self, peer_id: Any) -> frozenset[int]:
+        """Which of the peer's connections are open (by identity)."""
+        try:
+            connections = self.host.get_network().get_connections(peer_id)
+        except Exception:  # noqa: BLE001 - as py-libp2p's own check: no answer is no connection
+            return frozenset()
+        return frozenset(id(c) for c in connections if not getattr(c.muxed_conn, "is_closed", False))
 
     def handle_subscription(self, origin_id: Any, sub_message: Any) -> None:
         if not sub_message.subscribe or self._allowed(origin_id, sub_message.topicid):

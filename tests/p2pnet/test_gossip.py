@@ -7,6 +7,7 @@ import trio
 import trio.testing
 from libp2p.host.exceptions import StreamFailure
 from libp2p.peer.id import ID
+from p2pnet_harness import wait_until
 
 from kith.identity.keys import NetworkKey
 from kith.p2pnet.gate import Gate
@@ -233,12 +234,12 @@ async def test_connection_events_while_a_gossip_stream_is_being_opened_do_not_ad
 
 
 @pytest.mark.trio
-async def test_a_gossip_stream_whose_negotiation_fails_is_tried_again_while_the_peer_is_connected() -> None:
+async def test_a_gossip_stream_whose_negotiation_fails_as_its_connection_goes_is_tried_on_the_next() -> None:
     """A member that moved networks redials its relay; the relay closes the abandoned
     connection, and the gossip stream it was negotiating on it fails. py-libp2p gave up on
     a failed negotiation and waited for another connection event to try again; that event
     had come already (the new connection), during the failing try."""
-    failures = [1]
+    attempts = [0]
     with trio.fail_after(30):
         async with (
             open_netstack(NetworkKey.generate(), LOOPBACK) as a,
@@ -250,14 +251,47 @@ async def test_a_gossip_stream_whose_negotiation_fails_is_tried_again_while_the_
                 await trio.sleep(0.02)
             opened = a.host.new_stream
 
-            async def failing_new_stream(peer_id: ID, protocols: list[str]) -> object:
-                if any("meshsub" in str(p) for p in protocols) and failures[0]:
-                    failures[0] -= 1
-                    raise StreamFailure("failed to open a stream to peer (the test's)")
+            async def new_stream(peer_id: ID, protocols: list[str]) -> object:
+                if any("meshsub" in str(p) for p in protocols):
+                    attempts[0] += 1
+                    if attempts[0] == 1:
+                        # The connection under this negotiation goes, and b dials again.
+                        (old,) = a.host.get_network().get_connections(b_id)
+                        await old.close()
+                        await b.connect(a.listen_addresses()[0])
+                        raise StreamFailure("failed to open a stream to peer (its connection closed)")
                 return await opened(peer_id, protocols)
 
-            a.host.new_stream = failing_new_stream  # type: ignore[method-assign]
+            a.host.new_stream = new_stream  # type: ignore[method-assign]
             a.pubsub._handle_dead_peer(b_id)
             while b_id not in a.pubsub.peers:
                 await trio.sleep(0.02)
-            assert failures == [0]
+            assert attempts[0] >= 2
+
+
+@pytest.mark.trio
+async def test_a_peer_that_refuses_the_gossip_protocol_is_asked_once_per_connection() -> None:
+    """A peer that answers "not supported" on a connection that stays: one try, as py-libp2p."""
+    attempts = [0]
+    with trio.fail_after(30):
+        async with (
+            open_netstack(NetworkKey.generate(), LOOPBACK) as a,
+            open_netstack(NetworkKey.generate(), LOOPBACK) as b,
+        ):
+            await b.connect(a.listen_addresses()[0])
+            b_id = ID.from_base58(b.peer_id)
+            while b_id not in a.pubsub.peers:
+                await trio.sleep(0.02)
+            opened = a.host.new_stream
+
+            async def refused(peer_id: ID, protocols: list[str]) -> object:
+                if any("meshsub" in str(p) for p in protocols):
+                    attempts[0] += 1
+                    raise StreamFailure("protocols not supported (the test's)")
+                return await opened(peer_id, protocols)
+
+            a.host.new_stream = refused  # type: ignore[method-assign]
+            a.pubsub._handle_dead_peer(b_id)
+            await wait_until(lambda: b_id not in a.pubsub._registration_kicks)
+            assert attempts == [1]
+            assert b_id not in a.pubsub.peers
