@@ -31,7 +31,7 @@ from collections import deque
 from typing import Any
 
 import trio
-from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID, TYPE_GO_AWAY, Yamux
+from libp2p.stream_muxer.yamux.yamux import TYPE_GO_AWAY, Yamux
 
 MAX_ANSWERS = 4096
 """Answers (12-byte frames) the reader may queue while the socket is full."""
@@ -41,9 +41,6 @@ GO_AWAY_WAIT_S = 1.0
 
 class KithYamux(Yamux):
     """Yamux whose connection reader never blocks on a write (see the module docstring)."""
-
-    # py-libp2p names a connection's muxer protocol by its class name unless told.
-    negotiated_muxer_protocol = str(PROTOCOL_ID)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -86,8 +83,8 @@ class KithYamux(Yamux):
             while self._answers:
                 await Yamux._write_frame(self, self._answers[0])
                 self._answers.popleft()
-        except Exception:  # noqa: BLE001 - the connection broke; the reader finds out and cleans up
-            self._answers.clear()
+        except Exception:  # noqa: BLE001, S110 - the connection broke; the reader finds out and cleans up
+            pass
         finally:
             self._answering = False
             self._answers.clear()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 import trio
 import trio.testing
@@ -12,7 +15,7 @@ from p2pnet_harness import wait_until
 from kith.identity.keys import NetworkKey
 from kith.p2pnet.gate import Gate
 from kith.p2pnet.gossip import GossipService, encode_batch, topic_name
-from kith.p2pnet.netstack import open_netstack
+from kith.p2pnet.netstack import NetStack, open_netstack
 from kith.sync.envelope import Envelope, epoch_id, relay_key, seal, topic_of_epoch_key
 
 KEY = bytes([5]) * 32
@@ -188,6 +191,23 @@ async def test_joins_and_leaves_asked_together_end_as_the_last_one_says(asks: tu
             nursery.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def _gossiping_pair() -> AsyncIterator[tuple[NetStack, NetStack, ID]]:
+    """Two real hosts on loopback, ``a``'s gossip stream to ``b`` up; yields a, b and b's id."""
+    async with (
+        open_netstack(NetworkKey.generate(), LOOPBACK) as a,
+        open_netstack(NetworkKey.generate(), LOOPBACK) as b,
+    ):
+        await b.connect(a.listen_addresses()[0])
+        b_id = ID.from_base58(b.peer_id)
+        await wait_until(lambda: b_id in a.pubsub.peers)
+        yield a, b, b_id
+
+
+def _is_gossip(protocols: list[str]) -> bool:
+    return any("meshsub" in str(p) for p in protocols)
+
+
 @pytest.mark.trio
 async def test_connection_events_while_a_gossip_stream_is_being_opened_do_not_add_attempts() -> None:
     """py-libp2p started one retrying attempt per "connected" event; around a heal they piled
@@ -195,14 +215,7 @@ async def test_connection_events_while_a_gossip_stream_is_being_opened_do_not_ad
     in_flight: list[int] = [0, 0]  # now, most at once
     answer = trio.Event()
     with trio.fail_after(30):
-        async with (
-            open_netstack(NetworkKey.generate(), LOOPBACK) as a,
-            open_netstack(NetworkKey.generate(), LOOPBACK) as b,
-        ):
-            await b.connect(a.listen_addresses()[0])
-            b_id = ID.from_base58(b.peer_id)
-            while b_id not in a.pubsub.peers:
-                await trio.sleep(0.02)
+        async with _gossiping_pair() as (a, _b, b_id):
             opened = a.host.new_stream
 
             async def slow_new_stream(peer_id: ID, protocols: list[str]) -> object:
@@ -210,7 +223,7 @@ async def test_connection_events_while_a_gossip_stream_is_being_opened_do_not_ad
                 in_flight[0] += 1
                 in_flight[1] = max(in_flight[1], in_flight[0])
                 try:
-                    if any("meshsub" in str(p) for p in protocols):
+                    if _is_gossip(protocols):
                         await answer.wait()
                     return await opened(peer_id, protocols)
                 finally:
@@ -228,8 +241,7 @@ async def test_connection_events_while_a_gossip_stream_is_being_opened_do_not_ad
             await trio.testing.wait_all_tasks_blocked()
             assert in_flight == [1, 1]
             answer.set()
-            while b_id not in a.pubsub.peers:
-                await trio.sleep(0.02)
+            await wait_until(lambda: b_id in a.pubsub.peers)
             assert in_flight[1] == 1
 
 
@@ -241,18 +253,11 @@ async def test_a_gossip_stream_whose_negotiation_fails_as_its_connection_goes_is
     had come already (the new connection), during the failing try."""
     attempts = [0]
     with trio.fail_after(30):
-        async with (
-            open_netstack(NetworkKey.generate(), LOOPBACK) as a,
-            open_netstack(NetworkKey.generate(), LOOPBACK) as b,
-        ):
-            await b.connect(a.listen_addresses()[0])
-            b_id = ID.from_base58(b.peer_id)
-            while b_id not in a.pubsub.peers:
-                await trio.sleep(0.02)
+        async with _gossiping_pair() as (a, b, b_id):
             opened = a.host.new_stream
 
             async def new_stream(peer_id: ID, protocols: list[str]) -> object:
-                if any("meshsub" in str(p) for p in protocols):
+                if _is_gossip(protocols):
                     attempts[0] += 1
                     if attempts[0] == 1:
                         # The connection under this negotiation goes, and b dials again.
@@ -264,8 +269,7 @@ async def test_a_gossip_stream_whose_negotiation_fails_as_its_connection_goes_is
 
             a.host.new_stream = new_stream  # type: ignore[method-assign]
             a.pubsub._handle_dead_peer(b_id)
-            while b_id not in a.pubsub.peers:
-                await trio.sleep(0.02)
+            await wait_until(lambda: b_id in a.pubsub.peers)
             assert attempts[0] >= 2
 
 
@@ -274,18 +278,11 @@ async def test_a_peer_that_refuses_the_gossip_protocol_is_asked_once_per_connect
     """A peer that answers "not supported" on a connection that stays: one try, as py-libp2p."""
     attempts = [0]
     with trio.fail_after(30):
-        async with (
-            open_netstack(NetworkKey.generate(), LOOPBACK) as a,
-            open_netstack(NetworkKey.generate(), LOOPBACK) as b,
-        ):
-            await b.connect(a.listen_addresses()[0])
-            b_id = ID.from_base58(b.peer_id)
-            while b_id not in a.pubsub.peers:
-                await trio.sleep(0.02)
+        async with _gossiping_pair() as (a, _b, b_id):
             opened = a.host.new_stream
 
             async def refused(peer_id: ID, protocols: list[str]) -> object:
-                if any("meshsub" in str(p) for p in protocols):
+                if _is_gossip(protocols):
                     attempts[0] += 1
                     raise StreamFailure("protocols not supported (the test's)")
                 return await opened(peer_id, protocols)
