@@ -54,7 +54,7 @@ from kith.identity.keys import NetworkKey
 from kith.p2pnet.addresses import AddressBook, expand_unspecified, interface_addresses, is_unspecified
 from kith.p2pnet.framing import BufferedStream, WriteTurns
 from kith.p2pnet.limits import PeerLimits, peer_limits
-from kith.p2pnet.yamux import KithYamux
+from kith.p2pnet.yamux import KithMuxerMultistream, KithYamux
 
 log = logging.getLogger("kith.net")
 
@@ -954,6 +954,9 @@ def _make_host(network_key: NetworkKey, announced: list[str], limits: PeerLimits
     # The default retries a dead address for ~0.7 s inside one connect(); the node has
     # its own reconnect schedule, so fail fast and let it decide.
     swarm = cast(Swarm, host.get_network())  # (new_host's network is a Swarm; its interface omits these)
+    # muxer_opt names KithYamux, but py-libp2p's negotiation builds its own Yamux by name.
+    muxers = swarm.upgrader.muxer_multistream
+    swarm.upgrader.muxer_multistream = KithMuxerMultistream(muxers.transports, muxers.negotiate_timeout)
     swarm.retry_config = RetryConfig(max_retries=1, initial_delay=0.05)
 
     # The swarm's AutoConnector re-dials every peer it ever saw, every 10 s: the node

@@ -31,7 +31,8 @@ from collections import deque
 from typing import Any
 
 import trio
-from libp2p.stream_muxer.yamux.yamux import TYPE_GO_AWAY, Yamux
+from libp2p.stream_muxer.muxer_multistream import MuxerMultistream
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID, TYPE_GO_AWAY, Yamux
 
 MAX_ANSWERS = 4096
 """Answers (12-byte frames) the reader may queue while the socket is full."""
@@ -89,3 +90,18 @@ class KithYamux(Yamux):
             self._answering = False
             self._answers.clear()
             self._answered.set()
+
+
+class KithMuxerMultistream(MuxerMultistream):
+    """The muxer negotiation, making `KithYamux` connections. py-libp2p 0.8's own builds its
+    `Yamux` by name whatever class ``muxer_opt`` gives for the yamux protocol, so the option
+    alone left every connection on py-libp2p's yamux."""
+
+    async def new_conn(self, conn: Any, peer_id: Any) -> Any:
+        protocol, transport_class = await self._selector.select(conn, conn.is_initiator, self.negotiate_timeout)
+        muxed: Any
+        if protocol == PROTOCOL_ID:
+            muxed = KithYamux(conn, peer_id, is_initiator=conn.is_initiator)
+        else:
+            muxed = transport_class(conn, peer_id)
+        return self._annotate_connection(muxed, conn, protocol)

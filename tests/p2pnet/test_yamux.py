@@ -210,3 +210,21 @@ async def test_closing_a_connection_to_a_peer_that_does_not_read_does_not_hang()
             assert closed.is_set()
             assert muxer.is_closed
             nursery.cancel_scope.cancel()
+
+
+async def test_the_nodes_connections_use_kiths_yamux() -> None:
+    """py-libp2p builds its own Yamux by name whatever muxer_opt says: the node must
+    replace the negotiation, or none of the above reaches a real connection."""
+    from kith.identity.keys import NetworkKey
+    from kith.p2pnet.netstack import open_netstack
+
+    with trio.fail_after(30):
+        async with (
+            open_netstack(NetworkKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as a,
+            open_netstack(NetworkKey.generate(), ["/ip4/127.0.0.1/tcp/0"]) as b,
+        ):
+            await b.connect(a.listen_addresses()[0])
+            for node in (a, b):
+                (conn,) = node.host.get_network().get_connections()
+                assert type(conn.muxed_conn) is KithYamux
+                assert conn.get_negotiated_muxer_protocol() == "/yamux/1.0.0"
