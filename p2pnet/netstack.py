@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -108,31 +108,34 @@ def advertised(transports: list[Any], announce: list[str]) -> list[Any]:
     return [multiaddr.Multiaddr(a) for a in expand_unspecified(listening, interface_addresses())]
 
 
-class AdvertisedCache:
-    """What ``compute`` (`advertised`) says, worked out again at most once per `ttl_s` seconds
-    or when the listening addresses change: py-libp2p asks for the host's addresses on every
-    gossip RPC it writes (to attach a signed peer record), and working them out reads every
-    interface by ioctl."""
+class CachedAddrs:
+    """A host's ``get_addrs``, worked out again at most once per `ttl_s` seconds or when its
+    listeners change (``key``). py-libp2p asks for the host's addresses on every gossip
+    message it publishes or forwards, to attach a signed peer record that
+    `_GuardedPubsub.write_msg` then strips; each answer reads every interface by ioctl
+    (`advertised`) and parses and builds multiaddrs: about 5 % of a member's CPU in the soak."""
 
     def __init__(
         self,
-        compute: Callable[[list[Any]], list[Any]],
+        compute: Callable[[], list[Any]],
+        key: Callable[[], tuple[str, ...]],
         *,
         ttl_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._compute = compute
+        self._key_of = key
         self._ttl_s = ttl_s
         self._clock = clock
         self._key: tuple[str, ...] | None = None
         self._at = 0.0
         self._value: list[Any] = []
 
-    def __call__(self, listening: Any) -> list[Any]:
-        key = tuple(str(a) for a in listening)
+    def __call__(self) -> list[Any]:
+        key = self._key_of()
         now = self._clock()
         if key != self._key or now - self._at >= self._ttl_s:
-            self._value = self._compute(list(listening))
+            self._value = self._compute()
             self._key, self._at = key, now
         return list(self._value)
 
@@ -411,10 +414,41 @@ class _GatedGossipSub(GossipSub):
     empty here), and peer exchange never makes us dial peers someone else names."""
 
     pubsub: _GuardedPubsub | None  # (the only Pubsub make_host attaches it to)
+    hub = False
+    """A relay's router (`_make_router`): it forwards every message to every peer that follows
+    the topic, not only to its mesh."""
 
     def _allowed(self, peer_id: Any, topic: str) -> bool:
         pubsub = self.pubsub
         return pubsub is not None and pubsub._allowed(peer_id, topic)
+
+    def _get_peers_to_send(
+        self, topic_ids: Iterable[str], msg_forwarder: Any, origin: Any, msg_id: bytes | None = None
+    ) -> Iterator[Any]:
+        """The mesh (py-libp2p's choice), and also every peer that follows the topic when we
+        publish our own message (gossipsub v1.1's flood publishing, which go-libp2p does by
+        default and py-libp2p 0.8 lacks) or when we are a relay.
+
+        A peer joins a topic's mesh at the next heartbeat after it subscribes, and a message
+        sent in between reaches it only through IHAVE gossip, a heartbeat later, or the
+        next reconciliation: after a partition healed, a default soak's posts to members
+        who had just reconnected to a relay arrived 1-2 s late that way (and the
+        recipients' parents waited with them). Only peers that follow the topic are added,
+        and a subscription counts only once the peer proved the topic (`_GuardedPubsub`)."""
+        topics = list(topic_ids)
+        chosen = set(super()._get_peers_to_send(topics, msg_forwarder, origin, msg_id))
+        pubsub = self.pubsub
+        if pubsub is not None and (self.hub or msg_forwarder == pubsub.my_id):
+            unwanted = self.dont_send_message_ids
+            for topic in topics:
+                for peer_id in pubsub.peer_topics.get(topic, ()):
+                    if (
+                        peer_id not in (msg_forwarder, origin)
+                        and self._allowed(peer_id, topic)
+                        and (msg_id is None or msg_id not in unwanted.get(peer_id, ()))
+                    ):
+                        chosen.add(peer_id)
+        yield from chosen
 
     async def handle_graft(self, graft_msg: Any, sender_peer_id: Any) -> None:
         if not self._allowed(sender_peer_id, graft_msg.topicID):
@@ -945,8 +979,7 @@ def _make_host(network_key: NetworkKey, announced: list[str], limits: PeerLimits
         resource_manager=limits.resource_manager(),
         # Never advertise 0.0.0.0 (it means "this machine" to whoever reads it): the
         # announced addresses, or the listening ones expanded to our interface addresses.
-        # (Cached for a second: py-libp2p asks on every gossip RPC it writes.)
-        addrs_factory=AdvertisedCache(lambda listening: advertised(listening, announced)),
+        addrs_factory=lambda listening: advertised(listening, announced),
         # Addresses peers observed us at are our outbound connections' ephemeral ports,
         # which nobody can dial back (no port reuse): do not add them to what we advertise.
         disable_identify_address_discovery=True,
@@ -958,6 +991,8 @@ def _make_host(network_key: NetworkKey, announced: list[str], limits: PeerLimits
     muxers = swarm.upgrader.muxer_multistream
     swarm.upgrader.muxer_multistream = KithMuxerMultistream(muxers.transports, muxers.negotiate_timeout)
     swarm.retry_config = RetryConfig(max_retries=1, initial_delay=0.05)
+    # Worked out at most once a second (CachedAddrs): py-libp2p asks on every gossip message.
+    host.get_addrs = CachedAddrs(host.get_addrs, lambda: tuple(swarm.listeners))  # type: ignore[method-assign]
 
     # The swarm's AutoConnector re-dials every peer it ever saw, every 10 s: the node
     # decides whom to talk to (bootstrap, relays, circle peers), so turn it off.
@@ -1006,6 +1041,7 @@ def _make_router(*, hub: bool = False) -> _GatedGossipSub:
         # circles on one LAN would be starved of mesh peers.
         eclipse_protection_enabled=False,
     )
+    router.hub = hub
     router.mcache = _ContentMessageCache(router.mcache.window_size, router.mcache.history_size)
     # py-libp2p's queue of gossip for connected peers not (yet) subscribed to its topic
     # (`_pending_messages`, sent when they subscribe) stays, although it costs a relay of many

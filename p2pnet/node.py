@@ -1034,7 +1034,15 @@ class Node:
                 self._start_sync(stats.peer)
         self.emit(
             "synced",
-            {"peer": stats.peer, "received": stats.envelopes_new, "sent": stats.envelopes_sent, "error": stats.error},
+            {
+                "peer": stats.peer,
+                "received": stats.envelopes_new,
+                "sent": stats.envelopes_sent,
+                "error": stats.error,
+                "topics": stats.topics,
+                "rounds": stats.rounds,
+                "seconds": round((stats.finished or time.time()) - stats.started, 3),
+            },
         )
 
     async def _sync_loop(self) -> None:

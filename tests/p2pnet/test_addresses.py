@@ -26,7 +26,7 @@ from kith.p2pnet.addresses import (
     is_unspecified,
 )
 from kith.p2pnet.config import NodeConfig
-from kith.p2pnet.netstack import AdvertisedCache, NetError
+from kith.p2pnet.netstack import CachedAddrs, NetError
 from kith.p2pnet.node import MAX_REDIAL_S, RECENTLY_LOST_REDIAL_S, RECENTLY_LOST_S, redial_backoff
 
 PEER = "12D3KooWBhA7J2B7q1FQzSvVMfu9ojN7yo8TGxUEp7pZYfCFe6wm"
@@ -208,17 +208,19 @@ def test_redial_backoff_grows_but_not_in_the_minutes_after_a_target_dropped() ->
 
 def test_advertised_addresses_are_worked_out_again_after_the_ttl_or_a_new_listener() -> None:
     now = [0.0]
-    computed: list[list[Any]] = []
+    listeners = ["/ip4/127.0.0.1/tcp/1"]
+    computed: list[str] = []
 
-    def compute(listening: list[Any]) -> list[Any]:
-        computed.append(listening)
-        return [f"{listening[0]} #{len(computed)}"]
+    def compute() -> list[Any]:
+        computed.append(listeners[-1])
+        return [f"{listeners[-1]} #{len(computed)}"]
 
-    cache = AdvertisedCache(compute, ttl_s=1.0, clock=lambda: now[0])
-    assert cache(["/ip4/127.0.0.1/tcp/1"]) == ["/ip4/127.0.0.1/tcp/1 #1"]
+    cache = CachedAddrs(compute, lambda: tuple(listeners), ttl_s=1.0, clock=lambda: now[0])
+    assert cache() == ["/ip4/127.0.0.1/tcp/1 #1"]
     now[0] = 0.9
-    assert cache(["/ip4/127.0.0.1/tcp/1"]) == ["/ip4/127.0.0.1/tcp/1 #1"]  # cached
-    assert cache(["/ip4/127.0.0.1/tcp/2"]) == ["/ip4/127.0.0.1/tcp/2 #2"]  # a new listener
+    assert cache() == ["/ip4/127.0.0.1/tcp/1 #1"]  # cached
+    listeners.append("/ip4/127.0.0.1/tcp/2")
+    assert cache() == ["/ip4/127.0.0.1/tcp/2 #2"]  # a new listener
     now[0] = 1.95
-    assert cache(["/ip4/127.0.0.1/tcp/2"]) == ["/ip4/127.0.0.1/tcp/2 #3"]  # a second passed
+    assert cache() == ["/ip4/127.0.0.1/tcp/2 #3"]  # a second passed
     assert len(computed) == 3

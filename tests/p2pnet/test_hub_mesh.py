@@ -8,11 +8,13 @@ reconciliation, seconds later (the soak's median). A relay is a hub: it keeps th
 
 from __future__ import annotations
 
+from collections import defaultdict
 from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
 import trio
+from libp2p.peer.id import ID
 from p2pnet_harness import wait_until
 
 from kith.identity.keys import NetworkKey
@@ -90,3 +92,54 @@ async def test_a_member_keeps_gossipsubs_usual_mesh() -> None:
             await wait_until(lambda: len(center.mesh_peers(TOPIC)) >= 4, timeout=30)
             await _after_heartbeats(heartbeats)
             assert len(center.mesh_peers(TOPIC)) <= 12
+
+
+def _freeze_heartbeat(stack: NetStack) -> None:
+    """No more grafts, prunes or IHAVE gossip from this router: what it sends is only what it
+    decides per message."""
+    router = stack.router
+    router.mesh_heartbeat = lambda: (defaultdict(list), defaultdict(list))  # type: ignore[method-assign]
+    router.gossip_heartbeat = lambda: defaultdict(dict)  # type: ignore[method-assign]
+
+
+async def test_a_relay_forwards_to_a_member_that_follows_the_topic_but_is_not_in_its_mesh_yet() -> None:
+    """A member joins a relay's mesh at the relay's next heartbeat after it subscribed; a post
+    in between reached it only by IHAVE gossip a heartbeat later (or reconciliation): after a
+    partition healed, posts to members who had just reconnected came 1-2 s late."""
+    with trio.fail_after(90):
+        async with AsyncExitStack() as stack:
+            relay, members = await _star(stack, hub=True)
+            await wait_until(lambda: len(relay.mesh_peers(TOPIC)) == SPOKES, timeout=30)
+            late = members[-1]
+            await wait_until(
+                lambda: ID.from_base58(late.peer_id) in relay.pubsub.peer_topics.get(TOPIC, ()), timeout=30
+            )
+            _freeze_heartbeat(relay)
+            relay.router.mesh[TOPIC].discard(ID.from_base58(late.peer_id))  # subscribed, not grafted yet
+            await members[0].publish(TOPIC, b"can someone drive me on tuesday")
+            with trio.fail_after(20):
+                assert await late.next_message(TOPIC) == b"can someone drive me on tuesday"
+
+
+async def test_a_members_own_post_goes_to_every_peer_following_the_topic_but_it_forwards_only_to_its_mesh() -> None:
+    with trio.fail_after(90):
+        async with AsyncExitStack() as stack:
+            member, peers = await _star(stack, hub=False)
+            everyone = {ID.from_base58(p.peer_id) for p in peers}
+            await wait_until(lambda: member.pubsub.peer_topics.get(TOPIC, set()) >= everyone, timeout=30)
+            _freeze_heartbeat(member)
+            member.router.mesh[TOPIC].clear()  # nobody grafted yet (a reconnect a moment ago)
+            router, me = member.router, ID.from_base58(member.peer_id)
+            assert set(router._get_peers_to_send([TOPIC], me, ID(b""))) == everyone
+            # Someone else's message is forwarded to the mesh only (here: nobody).
+            forwarder = ID.from_base58(peers[0].peer_id)
+            assert set(router._get_peers_to_send([TOPIC], forwarder, ID(b""))) == set()
+            # A peer that has not proved the topic gets nothing, even of our own posts.
+            refused = peers[1].peer_id
+            member.set_gossip_policy(lambda peer, topic: peer != refused)
+            assert ID.from_base58(refused) not in set(router._get_peers_to_send([TOPIC], me, ID(b"")))
+            member.set_gossip_policy(lambda peer, topic: True)
+            await member.publish(TOPIC, b"food bank is open late tonight")
+            for peer in peers:
+                with trio.fail_after(20):
+                    assert await peer.next_message(TOPIC) == b"food bank is open late tonight"
