@@ -33,6 +33,7 @@ from kith.sync.kinds import schema
 from kith.sync.kinds.circle import amend_charter
 from kith.sync.kinds.records import ORGANIZER, TREASURER, ReviewDetails
 from kith.sync.modlog import moderation_log, organizer_advice
+from kith.sync.opkind import OpKind
 from kith.sync.precheck import check_action, check_text, explain
 from kith.sync.relaytoken import RelayToken
 from kith.sync.reports import REPORT_KIND, report_body, report_views
@@ -466,7 +467,11 @@ class ControlMethods:
             return {"id": None, "private": envelope_id.hex(), "rejected": None}
         if kind == "aid.request":
             body["private"] = None
-        return await self.author(circle, kind, body)
+        result = await self.author(circle, kind, body)
+        if kind == OpKind.MEMBER_REMOVE and result["id"] is not None and result["rejected"] is None:
+            # The circle cannot seal anything until the key changes: rotate at once.
+            await self.lifecycle().rotate_first(circle)
+        return result
 
     async def author(self, circle: Circle, kind: str, body: dict[str, Any]) -> Any:
         # Stored (in a worker thread), indexed, gossiped and folded, in the circle's author turn.

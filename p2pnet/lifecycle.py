@@ -212,6 +212,11 @@ class Lifecycle:
     def open_private_item(self, private: dict[str, Any]) -> dict[str, Any] | None:
         return self.private.open_item(private)
 
+    async def rotate_first(self, circle: Circle) -> None:
+        """We just removed someone: rotate the key now, in the circle's author turn
+        (`Decisions.rotate_first`)."""
+        await self._in_turn(circle, lambda: self.carry_out(self.decisions.rotate_first(self.view(circle))))
+
     def wake_soon(self) -> None:
         """Look at the circles' duties at once rather than at the next tick."""
         self.wake.set()

@@ -345,6 +345,20 @@ class MembershipLifecycle:
                 actions.append(Share(view.circle, epoch, missing))
         return actions
 
+    def rotate_first(self, view: CircleView) -> list[Action]:
+        """We just removed someone: rotate now, ahead of the organizers' turn order. Until
+        the new key is in, no member can seal anything (the removed member holds the old
+        one), and the first organizer in the order may be offline or a partition away,
+        costing `turn_delay` per absent organizer; the one who removed is online and knew
+        first. (If another organizer rotates too before ours reaches them, the fold keeps
+        one of the two keys, and both went to every member.)"""
+        state = view.state
+        current = state.info.get("epoch")
+        if not state.info.get("rotation_due") or self.me not in state.members or current not in view.held:
+            return []
+        self._done(view.circle, "rotate")
+        return [Rotate(view.circle, "we removed someone")]
+
     def _repair(self, view: CircleView, current: bytes, now: float) -> list[Action]:
         """We lack the current key. Wait for a share; an organizer whose box for it was junk,
         or who waited `repair_after`, replaces the key."""

@@ -213,3 +213,31 @@ def test_a_removal_makes_the_first_organizer_in_turn_rotate() -> None:
     assert circle.state.info["rotation_due"]
     actions = MembershipLifecycle(circle.member("alice")).tick(view(circle), now=0)
     assert [type(a) for a in actions] == [Rotate]
+
+
+def test_the_organizer_who_removed_someone_rotates_at_once_whatever_the_turn_order() -> None:
+    """Until the key changes nobody can seal anything; the first organizer in turn may be
+    offline, each absent one costing a turn delay, while the remover is online and knew first."""
+    circle = Circle()
+    circle.add("bob")
+    circle.add("carol")
+    circle.add("dana")
+    for organizer in ("bob", "carol"):
+        circle.grant(organizer, "organizer")
+    circle.act("alice", "member.remove", {"member": circle.member("dana"), "reason": None})
+    ranks = {who: MembershipLifecycle(circle.member(who), turn_delay=4) for who in ("alice", "bob", "carol")}
+    # In the turn order only one of the three organizers acts at once.
+    at_once = [who for who, node in ranks.items() if node.tick(view(circle), now=0)]
+    assert len(at_once) == 1
+    remover = MembershipLifecycle(circle.member("alice"), turn_delay=4)
+    assert remover.rotate_first(view(circle)) == [Rotate(circle.state.circle_id, "we removed someone")]
+    # Nothing due, no current key held, or no longer a member: nothing to rotate.
+    assert remover.rotate_first(view(circle, held=())) == []
+    bob = MembershipLifecycle(circle.member("bob"), turn_delay=4)
+    new = bytes([0x63]) * 16
+    everyone = {circle.member(w): bytes(keys.SEALED_KEY_BYTES) for w in ("alice", "bob", "carol")}
+    circle.act("alice", "key.rotate", {"epoch": new, "previous": FIRST_EPOCH, "sealed": everyone})
+    assert not circle.state.info["rotation_due"]
+    assert bob.rotate_first(view(circle, held=(FIRST_EPOCH, new))) == []
+    circle.act("alice", "member.remove", {"member": circle.member("carol"), "reason": None})
+    assert MembershipLifecycle(circle.member("carol")).rotate_first(view(circle, held=(new,))) == []
