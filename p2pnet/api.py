@@ -175,7 +175,11 @@ class ControlMethods:
 
     async def status(self, args: a.NoParams) -> Any:
         node = self.node
-        peers = [_peer_row(state, node.net.connection_count(state.peer)) for state in node.peers.values()]
+        net = node.net
+        peers = [
+            _peer_row(state, net.connection_count(state.peer), net.outbound_queue(state.peer))
+            for state in node.peers.values()
+        ]
         circles = [] if node.circles is None else [self._circle_row(c) for c in node.circles.circles.values()]
         return {
             "mode": "relay" if node.is_relay else "member",
@@ -631,7 +635,7 @@ class ControlMethods:
         return await self.author(circle, "alloc.pay", {"ask": args.ask, "note": args.note})
 
 
-def _peer_row(state: Any, connections: int) -> dict[str, Any]:
+def _peer_row(state: Any, connections: int, outbound: int | None) -> dict[str, Any]:
     last = state.last_sync
     return {
         "peer": state.peer,
@@ -640,6 +644,8 @@ def _peer_row(state: Any, connections: int) -> dict[str, Any]:
         # listed until it ends.
         "connections": connections,
         "syncing": state.syncing,
+        # Gossip RPCs queued for it (None: no gossip stream to it yet).
+        "outbound": outbound,
         "received": state.received,
         "last_sync": None
         if last is None

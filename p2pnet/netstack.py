@@ -898,6 +898,14 @@ class NetStack:
         while self.outbound_backlog() >= high_water:
             await _ROOM.wait()
 
+    def outbound_queue(self, peer: str) -> int | None:
+        """Gossip RPCs queued for ``peer`` (None: no gossip stream to it)."""
+        try:
+            queue = (getattr(self.pubsub, "peer_queues", {}) or {}).get(parse_peer_id(peer))
+            return None if queue is None else len(queue)
+        except (NetError, TypeError):
+            return None
+
     def outbound_backlog(self) -> int:
         """The longest per-peer outbound gossip queue (for back-pressure)."""
         queues = getattr(self.pubsub, "peer_queues", {}) or {}
