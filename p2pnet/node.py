@@ -49,7 +49,7 @@ from kith.p2pnet.netstack import NetError, NetStack, open_netstack, parse_peer_i
 from kith.p2pnet.outbox import Outbox
 from kith.p2pnet.pathwatch import PathWatch, route_source
 from kith.p2pnet.peerguard import BAN_S, PENALTY_HALF_LIFE_S, PeerGuard
-from kith.p2pnet.ratelimit import KeyedLimiter
+from kith.p2pnet.ratelimit import KeyedLimiter, TokenBucket
 from kith.p2pnet.relaying import RELAY_TOPICS_KEY as RELAY_TOPICS_KEY  # where api.py and tests look
 from kith.p2pnet.relaying import RelayTopics
 from kith.p2pnet.runtime import Disk, MemberParts, Runtime
@@ -104,6 +104,14 @@ client stopping the node it started waits 10 s before it kills it."""
 HAND_ON_PAUSES = (0.0, 0.3, 0.6, 1.0)
 """Before each round of sessions of that hand-on: the first at once, then a little later
 each time, for a topic a relay begins to serve once a grant reaches it."""
+REGOSSIP_BURST = 256
+REGOSSIP_PER_S = 32.0
+"""How many envelopes that reconciliation brought the node gossips on (`Node.accept`): a
+partition's backlog (about 150 in the default soak) at once, a rebuild's not. A relay that
+lost its database and rebuilt 1,000 envelopes from its members gossiped every one back to
+every member (and the other relay to all of its own); in default soaks the relays' outbound
+queues then grew for a minute and posts came seconds late. Past the bucket, peers get them
+by their own reconciliation, as they would have anyway."""
 CACHE_CHECKPOINT_S = 1.0
 """How often the state cache's commits are made durable (in a worker thread): a power loss
 loses at most this much of the cache, which the envelope store gives back on start."""
@@ -157,6 +165,10 @@ class NodeStats:
     """Times the node looked again, `MISSING_PARENT_GRACE_S` later, for parents ops named."""
     parent_fetches: int = 0
     """... and found some still missing, so reconciled with every peer to fetch them."""
+    regossiped: int = 0
+    """Envelopes reconciliation brought that the node gossiped on (`REGOSSIP_BURST`) ..."""
+    not_regossiped: int = 0
+    """... and those it left to its peers' own reconciliation."""
 
 
 class Node:
@@ -194,6 +206,7 @@ class Node:
         self._disk: Disk | None = None
         """Set once at the start of `run`, fully built (runtime.py)."""
         self._runtime: Runtime | None = None
+        self._regossip = TokenBucket(REGOSSIP_PER_S, REGOSSIP_BURST)
         """Set once `run` has opened the network and its nursery, fully built (runtime.py)."""
         self.relaying = RelayTopics(
             keystore,
@@ -533,7 +546,7 @@ class Node:
 
         Envelopes that arrived by reconciliation rather than gossip are gossiped on once,
         so the rest of our mesh learns them in milliseconds instead of at its next sync
-        (this is what makes a healed partition converge quickly).
+        (this is what makes a healed partition converge quickly), up to `REGOSSIP_BURST`.
         """
         result = AcceptResult()
         member = self.disk.member
@@ -556,8 +569,13 @@ class Node:
         result.duplicates += len(candidates) - len(new)
         self._index_new(topic, index, new, source, result)
         if new and not via_gossip and self._runtime is not None:
-            for envelope in new:
+            now = trio.current_time()
+            for count, envelope in enumerate(new):
+                if not self._regossip.allow(now):
+                    self.stats.not_regossiped += len(new) - count
+                    break
                 self._runtime.gossip.publish_nowait(envelope)
+                self.stats.regossiped += 1
         self.stats.duplicates += result.duplicates
         if new and member is not None:
             self._act_as_member(member, topic, new, kinds, source, "gossip" if via_gossip else "sync")

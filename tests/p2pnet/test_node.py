@@ -21,7 +21,8 @@ from p2pnet_harness import (
 )
 
 from kith.identity.errors import UsageError
-from kith.p2pnet.node import MISSING_PARENT_GRACE_S, Node
+from kith.p2pnet.node import MISSING_PARENT_GRACE_S, REGOSSIP_BURST, Node
+from kith.p2pnet.ratelimit import TokenBucket
 from kith.sync.envelope import Envelope
 from kith.sync.kinds.keys import invite_id
 
@@ -376,3 +377,27 @@ async def test_a_manual_sync_cut_short_does_not_stop_reconciliation_with_that_pe
             await wait_until(lambda: alice.stats.syncs > cancelled_at, timeout=30)  # her own next session
             epoch = bytes.fromhex((await call(alice, "rotate", circle=circle))["epoch"])
             await wait_until(lambda: epoch in bob.circles.get(circle).keys.epochs, timeout=45)  # type: ignore[union-attr]
+
+
+async def test_what_reconciliation_brings_is_gossiped_on_up_to_a_bucket_not_a_whole_rebuild(tmp_path: Path) -> None:
+    """Envelopes a node gets by reconciliation are gossiped on once (a healed partition's
+    backlog reaches the rest of the mesh at once), but not a rebuild's thousand: a relay that
+    lost its database gossiped everything its members gave back to all of them, and in
+    default soaks the relays' queues then grew for a minute (`REGOSSIP_BURST`)."""
+    alice_home, bob_home = make_home(tmp_path, "alice"), make_home(tmp_path, "bob")
+    with trio.fail_after(120):
+        async with running(alice_home, sync_interval_s=3600.0) as alice, running(bob_home) as bob:
+            circle = (await call(alice, "circle.create", name="Backlog"))["id"]
+            await share_circle(alice, circle, bob)
+            await wait_until(lambda: state_hash(bob, circle) == state_hash(alice, circle))
+            bob_id = bob.net.peer_id  # type: ignore[union-attr]
+            await wait_until(lambda: bob_id in alice.peers and not any(s.syncing for s in alice.peers.values()))
+            for node in (alice, bob):  # gossip dropped both ways: only reconciliation carries anything
+                node.net.set_gossip_policy(lambda peer, topic: False, on_unproved=lambda peer, topic: None)  # type: ignore[union-attr]
+            alice._regossip = TokenBucket(0.0, REGOSSIP_BURST)  # no refill: the counts are exact
+            await call(bob, "post_many", circle=circle, texts=[f"small {i}" for i in range(5)])
+            assert (await alice.sync_now(bob_id)).envelopes_new == 5
+            assert (alice.stats.regossiped, alice.stats.not_regossiped) == (5, 0)
+            await call(bob, "post_many", circle=circle, texts=[f"large {i}" for i in range(REGOSSIP_BURST + 100)])
+            assert (await alice.sync_now(bob_id)).envelopes_new == REGOSSIP_BURST + 100
+            assert (alice.stats.regossiped, alice.stats.not_regossiped) == (REGOSSIP_BURST, 105)
