@@ -206,8 +206,9 @@ class Node:
         self._disk: Disk | None = None
         """Set once at the start of `run`, fully built (runtime.py)."""
         self._runtime: Runtime | None = None
-        self._regossip = TokenBucket(REGOSSIP_PER_S, REGOSSIP_BURST)
         """Set once `run` has opened the network and its nursery, fully built (runtime.py)."""
+        self._regossip = TokenBucket(REGOSSIP_PER_S, REGOSSIP_BURST)
+        """What reconciliation brings that we may still gossip on (`REGOSSIP_BURST`)."""
         self.relaying = RelayTopics(
             keystore,
             self.gate,
