@@ -395,9 +395,14 @@ async def test_what_reconciliation_brings_is_gossiped_on_up_to_a_bucket_not_a_wh
             for node in (alice, bob):  # gossip dropped both ways: only reconciliation carries anything
                 node.net.set_gossip_policy(lambda peer, topic: False, on_unproved=lambda peer, topic: None)  # type: ignore[union-attr]
             alice._regossip = TokenBucket(0.0, REGOSSIP_BURST)  # no refill: the counts are exact
+            # (Counted from here: a session Bob starts may bring Alice one of his late acks too.)
+            regossiped, not_regossiped = alice.stats.regossiped, alice.stats.not_regossiped
             await call(bob, "post_many", circle=circle, texts=[f"small {i}" for i in range(5)])
-            assert (await alice.sync_now(bob_id)).envelopes_new == 5
-            assert (alice.stats.regossiped, alice.stats.not_regossiped) == (5, 0)
+            await alice.sync_now(bob_id)  # (or a session Bob began meanwhile brought them)
+            assert alice.stats.regossiped - regossiped >= 5
+            assert alice.stats.not_regossiped == not_regossiped
             await call(bob, "post_many", circle=circle, texts=[f"large {i}" for i in range(REGOSSIP_BURST + 100)])
-            assert (await alice.sync_now(bob_id)).envelopes_new == REGOSSIP_BURST + 100
-            assert (alice.stats.regossiped, alice.stats.not_regossiped) == (REGOSSIP_BURST, 105)
+            await alice.sync_now(bob_id)
+            # The bucket is empty: the rest (at least 105 of the 361) is left to the peers.
+            assert alice.stats.regossiped - regossiped == REGOSSIP_BURST
+            assert alice.stats.not_regossiped - not_regossiped >= 105
