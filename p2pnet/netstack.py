@@ -312,11 +312,6 @@ class _GuardedPubsub(Pubsub):
     async def _handle_new_peer(self, peer_id: Any) -> None:
         await super()._handle_new_peer(peer_id)
         due = getattr(self, "_due_announces", {}).pop(peer_id, set())
-        # And every other topic the peer proved: a stream opened again after the last one
-        # died has lost what was announced on it, and an announce made while the dead stream
-        # was still listed went down with it (the peer then never learned that we follow the
-        # topic, and sent us nothing of it: likely the NAT world's move test in CPU-hog CI).
-        due |= {topic for topic in self.topic_ids if self._allowed(peer_id, topic)}
         queue = self.peer_queues.get(peer_id)
         for topic in sorted(due):
             if queue is not None and topic in self.topic_ids:
