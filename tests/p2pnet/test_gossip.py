@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -209,6 +209,22 @@ def _is_gossip(protocols: list[str]) -> bool:
     return any("meshsub" in str(p) for p in protocols)
 
 
+def _fail_gossip_streams(a: NetStack, fail: Callable[[int, ID, list[str]], Awaitable[None]]) -> list[int]:
+    """Route ``a``'s gossip-stream opens through ``fail(attempt, peer, protocols)`` (which
+    raises to fail that attempt); returns the attempt counter."""
+    attempts = [0]
+    opened = a.host.new_stream
+
+    async def new_stream(peer_id: ID, protocols: list[str]) -> object:
+        if _is_gossip(protocols):
+            attempts[0] += 1
+            await fail(attempts[0], peer_id, protocols)
+        return await opened(peer_id, protocols)
+
+    a.host.new_stream = new_stream  # type: ignore[method-assign]
+    return attempts
+
+
 @pytest.mark.trio
 async def test_connection_events_while_a_gossip_stream_is_being_opened_do_not_add_attempts() -> None:
     """py-libp2p started one retrying attempt per "connected" event; around a heal they piled
@@ -252,23 +268,18 @@ async def test_a_gossip_stream_whose_negotiation_fails_as_its_connection_goes_is
     connection, and the gossip stream it was negotiating on it fails. py-libp2p gave up on
     a failed negotiation and waited for another connection event to try again; that event
     had come already (the new connection), during the failing try."""
-    attempts = [0]
     with trio.fail_after(30):
         async with _gossiping_pair() as (a, b, b_id):
-            opened = a.host.new_stream
 
-            async def new_stream(peer_id: ID, protocols: list[str]) -> object:
-                if _is_gossip(protocols):
-                    attempts[0] += 1
-                    if attempts[0] == 1:
-                        # The connection under this negotiation goes, and b dials again.
-                        (old,) = a.host.get_network().get_connections(b_id)
-                        await old.close()
-                        await b.connect(a.listen_addresses()[0])
-                        raise StreamFailure("failed to open a stream to peer (its connection closed)")
-                return await opened(peer_id, protocols)
+            async def connection_goes(attempt: int, _peer: ID, _protocols: list[str]) -> None:
+                if attempt == 1:
+                    # The connection under this negotiation goes, and b dials again.
+                    (old,) = a.host.get_network().get_connections(b_id)
+                    await old.close()
+                    await b.connect(a.listen_addresses()[0])
+                    raise StreamFailure("failed to open a stream to peer (its connection closed)")
 
-            a.host.new_stream = new_stream  # type: ignore[method-assign]
+            attempts = _fail_gossip_streams(a, connection_goes)
             a.pubsub._handle_dead_peer(b_id)
             await wait_until(lambda: b_id in a.pubsub.peers)
             assert attempts[0] >= 2
@@ -277,20 +288,15 @@ async def test_a_gossip_stream_whose_negotiation_fails_as_its_connection_goes_is
 @pytest.mark.trio
 async def test_a_peer_that_refuses_the_gossip_protocol_is_asked_once_per_connection() -> None:
     """A peer that answers "not supported" on a connection that stays: one try, as py-libp2p."""
-    attempts = [0]
     with trio.fail_after(30):
         async with _gossiping_pair() as (a, _b, b_id):
-            opened = a.host.new_stream
 
-            async def refused(peer_id: ID, protocols: list[str]) -> object:
-                if _is_gossip(protocols):
-                    attempts[0] += 1
-                    # As py-libp2p raises it when the peer answers "na" to every protocol.
-                    cause = MultiselectClientError(f"protocols not supported: tried {protocols}, timeout=10s")
-                    raise StreamFailure(f"failed to open a stream to peer {peer_id}") from cause
-                return await opened(peer_id, protocols)
+            async def refused(_attempt: int, peer_id: ID, protocols: list[str]) -> None:
+                # As py-libp2p raises it when the peer answers "na" to every protocol.
+                cause = MultiselectClientError(f"protocols not supported: tried {protocols}, timeout=10s")
+                raise StreamFailure(f"failed to open a stream to peer {peer_id}") from cause
 
-            a.host.new_stream = refused  # type: ignore[method-assign]
+            attempts = _fail_gossip_streams(a, refused)
             a.pubsub._handle_dead_peer(b_id)
             await wait_until(lambda: b_id not in a.pubsub._registration_kicks)
             assert attempts == [1]
@@ -303,20 +309,15 @@ async def test_a_gossip_stream_whose_answer_never_came_is_tried_again_on_the_sam
     failed, as when a member's try runs into its own redial) is tried again while the peer
     stays connected. Given up, the member got no gossip from its relay for good (the NAT
     world's move test failed so in a CPU-hog CI run)."""
-    attempts = [0]
     with trio.fail_after(30):
         async with _gossiping_pair() as (a, _b, b_id):
-            opened = a.host.new_stream
 
-            async def unheard(peer_id: ID, protocols: list[str]) -> object:
-                if _is_gossip(protocols):
-                    attempts[0] += 1
-                    if attempts[0] == 1:
-                        cause = MultiselectClientError(f"protocol read failed: stream reset, protocol={protocols[0]}")
-                        raise StreamFailure(f"failed to open a stream to peer {peer_id}") from cause
-                return await opened(peer_id, protocols)
+            async def unheard(attempt: int, peer_id: ID, protocols: list[str]) -> None:
+                if attempt == 1:
+                    cause = MultiselectClientError(f"protocol read failed: stream reset, protocol={protocols[0]}")
+                    raise StreamFailure(f"failed to open a stream to peer {peer_id}") from cause
 
-            a.host.new_stream = unheard  # type: ignore[method-assign]
+            attempts = _fail_gossip_streams(a, unheard)
             a.pubsub._handle_dead_peer(b_id)
             await wait_until(lambda: b_id in a.pubsub.peers)
             assert attempts[0] == 2
