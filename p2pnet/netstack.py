@@ -29,9 +29,10 @@ from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.exceptions import ParseError
 from libp2p.host.exceptions import HostException
+from libp2p.io.exceptions import IncompleteReadError
 from libp2p.network.config import RetryConfig
 from libp2p.network.exceptions import SwarmException
-from libp2p.network.stream.exceptions import StreamClosed
+from libp2p.network.stream.exceptions import StreamClosed, StreamError
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -226,12 +227,20 @@ class _GuardedPubsub(Pubsub):
     """Peers whose gossip stream is being opened, each with the event that wakes its retry."""
     _held_grafts: dict[Any, set[str]]
     """GRAFTs peers sent for topics they had not proved yet (see `_GatedGossipSub`)."""
+    _inbound: dict[Any, list[Any]]
+    """Each peer's gossip streams to us that are being read: one, or two for the moment
+    between a peer's new stream (a new connection) and the end of its old one."""
+    _reannounce: set[Any]
+    """Peers whose gossip stream we lost while they stayed connected: the next stream we
+    open to them announces every topic of ours they proved (`_handle_new_peer`)."""
     router: _GatedGossipSub  # (the only router make_host gives it)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._write_turns = WriteTurns()
         self._registration_kicks = {}
+        self._inbound = {}
+        self._reannounce = set()
 
     def _allowed(self, peer_id: Any, topic: str) -> bool:
         return peer_id == self.my_id or bool(self.may_gossip(peer_id.to_base58(), topic))
@@ -313,6 +322,12 @@ class _GuardedPubsub(Pubsub):
         await super()._handle_new_peer(peer_id)
         due = getattr(self, "_due_announces", {}).pop(peer_id, set())
         queue = self.peer_queues.get(peer_id)
+        if queue is not None and peer_id in self._reannounce:
+            # Our last stream to it died while it stayed connected (`_handle_dead_peer`):
+            # it forgot what we follow with it (py-libp2p forgets a peer's subscriptions
+            # whenever its stream dies), and nothing else would tell it again.
+            self._reannounce.discard(peer_id)
+            due |= {topic for topic in self.topic_ids if self._allowed(peer_id, topic)}
         for topic in sorted(due):
             if queue is not None and topic in self.topic_ids:
                 packet, subopt = self._build_announce_rpc(topic, True)
@@ -386,6 +401,51 @@ class _GuardedPubsub(Pubsub):
                     delay = min(delay * 2, PEER_STREAM_RETRY_S[1])
         finally:
             kicks.pop(peer_id, None)
+
+    async def stream_handler(self, stream: Any) -> None:
+        """Read a peer's gossip stream (py-libp2p's handler), keeping count of which streams
+        each peer has open to us (`_handle_dead_peer`)."""
+        peer_id = stream.muxed_conn.peer_id
+        streams = self._inbound.setdefault(peer_id, [])
+        streams.append(stream)
+        try:
+            await self.continuously_read_stream(stream)
+        except (StreamError, ParseError, IncompleteReadError) as exc:
+            log.debug("gossip stream from %s failed (dropping it): %s", peer_id, exc)
+            self._end_inbound(peer_id, stream)
+            await stream.reset()
+            self._handle_dead_peer(peer_id)
+        finally:
+            self._end_inbound(peer_id, stream)
+
+    def _end_inbound(self, peer_id: Any, stream: Any) -> None:
+        streams = self._inbound.get(peer_id, [])
+        if stream in streams:
+            streams.remove(stream)
+        if not streams:
+            self._inbound.pop(peer_id, None)
+
+    def _handle_dead_peer(self, peer_id: Any) -> None:
+        """Our gossip stream to a peer died (or, from py-libp2p's reader, theirs to us).
+
+        py-libp2p then forgets every topic the peer said it follows. But a peer says that on
+        *its* stream to us, and when ours dies while it is still connected its stream may be
+        alive: a member that moved networks opens new streams on its new connection and
+        announces its topics there, and the relay's write to the stream on the abandoned
+        connection failing a moment later wiped what the new one had just said. The relay
+        then sent it nothing (likely how the NAT world's move test failed under a CPU hog,
+        no gossip for 150 s and everything by reconciliation; not shown). So while one of the peer's
+        streams to us is being read, what it said stands; and the stream we open to it
+        again announces our topics afresh (`_reannounce`)."""
+        following = [topic for topic, peers in self.peer_topics.items() if peer_id in peers]
+        connected = self._peer_is_connected(peer_id)
+        super()._handle_dead_peer(peer_id)
+        if not connected:
+            return
+        self._reannounce.add(peer_id)
+        if self._inbound.get(peer_id):
+            for topic in following:
+                self.handle_subscription(peer_id, _pubsub_module.rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic))
 
     def _live_connections(self, peer_id: Any) -> frozenset[int]:
         """Which of the peer's connections are open (by identity)."""
@@ -868,6 +928,7 @@ class NetStack:
         for table in (getattr(self.pubsub, name, None) for name in tables):
             if table is not None:
                 table.pop(peer_id, None)
+        self.pubsub._reannounce.discard(peer_id)
 
     def set_topic_validator(self, topic: str, validate: Callable[[str, bytes], bool]) -> None:
         """``validate(forwarder peer id, data)``; it must not raise, and is wrapped so it cannot.

@@ -321,3 +321,63 @@ async def test_a_gossip_stream_whose_answer_never_came_is_tried_again_on_the_sam
             a.pubsub._handle_dead_peer(b_id)
             await wait_until(lambda: b_id in a.pubsub.peers)
             assert attempts[0] == 2
+
+
+async def _following_each_other(a: NetStack, b: NetStack) -> tuple[ID, ID, str]:
+    """Both follow TOPIC and each proved it to the other; returns a's id, b's id, the topic."""
+    a_id, b_id, name = ID.from_base58(a.peer_id), ID.from_base58(b.peer_id), topic_name(TOPIC)
+    for stack, other in ((a, b), (b, a)):
+        stack.set_gossip_policy(lambda peer, topic: True)
+        await stack.subscribe(name)
+        stack.allow_gossip(other.peer_id, name)
+    await wait_until(lambda: b_id in a.pubsub.peer_topics.get(name, set()))
+    await wait_until(lambda: a_id in b.pubsub.peer_topics.get(name, set()))
+    return a_id, b_id, name
+
+
+@pytest.mark.trio
+async def test_a_peer_that_opened_a_new_gossip_stream_stays_a_follower_when_the_old_one_fails() -> None:
+    """A member that moved networks opens a new gossip stream on its new connection and
+    announces its topics there; then the relay's write on the abandoned connection fails.
+    py-libp2p then forgot every topic the member follows, what the new stream had just said
+    included, and the relay sent it nothing more (the NAT world's move test under a CPU hog:
+    no gossip for 150 s). What a stream being read said stands."""
+    with trio.fail_after(30):
+        async with _gossiping_pair() as (a, b, b_id):
+            a_id, _, name = await _following_each_other(a, b)
+            old = b.pubsub.peers[a_id]
+            # b (the member) lost its stream to a and opened another, which a reads...
+            b.pubsub._handle_dead_peer(a_id)
+            await wait_until(lambda: a_id in b.pubsub.peers and b.pubsub.peers[a_id] is not old)
+            await wait_until(lambda: len(a.pubsub._inbound.get(b_id, [])) == 2)
+            await old.reset()  # ...then the old one ends under a
+            await wait_until(lambda: len(a.pubsub._inbound.get(b_id, [])) == 1)
+            await trio.testing.wait_all_tasks_blocked()
+            # ...and a's write to b on the old connection fails.
+            a.pubsub._handle_dead_peer(b_id)
+            assert b_id in a.pubsub.peer_topics.get(name, set())
+            await wait_until(lambda: b_id in a.pubsub.peers)
+            await trio.testing.wait_all_tasks_blocked()
+            assert b_id in a.pubsub.peer_topics.get(name, set())
+
+
+@pytest.mark.trio
+async def test_a_gossip_stream_opened_again_after_ours_died_announces_every_proved_topic() -> None:
+    """When our gossip stream to a peer dies while it stays connected, the peer may have
+    forgotten what we said on it (py-libp2p forgets a peer's topics when its own write to
+    it fails, and nothing of ours was being read then): the stream opened again announces
+    every topic we follow that the peer proved (go-libp2p's hello carries them all)."""
+    with trio.fail_after(30):
+        async with _gossiping_pair() as (a, b, b_id):
+            a_id, _, name = await _following_each_other(a, b)
+            # a's stream to b is reset; b reads nothing of a's any more...
+            await a.pubsub.peers[b_id].reset()
+            await wait_until(lambda: a_id not in b.pubsub._inbound)
+            # ...and b's write to a fails: b forgets that a follows the topic.
+            b.pubsub._handle_dead_peer(a_id)
+            assert a_id not in b.pubsub.peer_topics.get(name, set())
+            await wait_until(lambda: a_id in b.pubsub.peers)
+            # a's write on its reset stream fails too; the stream it opens again says it all.
+            a.pubsub._handle_dead_peer(b_id)
+            await wait_until(lambda: a_id in b.pubsub.peer_topics.get(name, set()), timeout=10)
+            assert b_id in a.pubsub.peer_topics.get(name, set())
