@@ -434,18 +434,17 @@ class _GuardedPubsub(Pubsub):
         announces its topics there, and the relay's write to the stream on the abandoned
         connection failing a moment later wiped what the new one had just said. The relay
         then sent it nothing (likely how the NAT world's move test failed under a CPU hog,
-        no gossip for 150 s and everything by reconciliation; not shown). So while one of the peer's
-        streams to us is being read, what it said stands; and the stream we open to it
-        again announces our topics afresh (`_reannounce`)."""
-        following = [topic for topic, peers in self.peer_topics.items() if peer_id in peers]
+        no gossip for 150 s and everything by reconciliation; not shown). So while one of
+        the peer's streams to us is being read, what it said stands; and the stream we open
+        to it again announces our topics afresh (`_reannounce`)."""
         connected = self._peer_is_connected(peer_id)
+        kept = [t for t, peers in self.peer_topics.items() if peer_id in peers] if self._inbound.get(peer_id) else []
         super()._handle_dead_peer(peer_id)
         if not connected:
             return
         self._reannounce.add(peer_id)
-        if self._inbound.get(peer_id):
-            for topic in following:
-                self.handle_subscription(peer_id, _pubsub_module.rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic))
+        for topic in kept:
+            self.handle_subscription(peer_id, _pubsub_module.rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic))
 
     def _live_connections(self, peer_id: Any) -> frozenset[int]:
         """Which of the peer's connections are open (by identity)."""
