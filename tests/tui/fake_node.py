@@ -11,6 +11,7 @@ a real one, through the client's own start-up path.
 from __future__ import annotations
 
 import copy
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,8 +33,9 @@ FINGERPRINT = "01a6 b2ba 241f 9e2c b1bd 7428 6dea dcee 0000 1111"
 
 
 class FakeNode:
-    """Answers `call` from ``answers`` (a value, a callable of the params, or an exception to
-    raise) and records every call; `push` delivers a node event as the real pump does."""
+    """Answers `call` from ``answers`` (a value, a callable of the params - which may be a
+    coroutine function, to answer late - or an exception to raise) and records every call;
+    `push` delivers a node event as the real pump does."""
 
     def __init__(self, answers: dict[str, Any]) -> None:
         self.answers = answers
@@ -46,7 +48,10 @@ class FakeNode:
         answer = self.answers[method]
         if isinstance(answer, Exception):
             raise answer
-        return answer(params) if callable(answer) else copy.deepcopy(answer)
+        if not callable(answer):
+            return copy.deepcopy(answer)
+        result = answer(params)
+        return await result if inspect.isawaitable(result) else result
 
     async def subscribe(self, events: list[str], on_event: Callable[[dict[str, Any]], None]) -> None:
         self.on_event = on_event

@@ -10,6 +10,7 @@ tested against real nodes in tests/p2pnet/test_node.py.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from kith.tui.app import KithApp, make_app
 from kith.tui.screens.form import FormScreen
 from kith.tui.screens.help import HelpScreen
 from kith.tui.screens.invite import InviteScreen
+from kith.tui.screens.join import JoinScreen
 from kith.tui.screens.main import REMOVED_REFUSAL, MainScreen
 from kith.tui.widgets.events import convert_event
 from kith.tui.widgets.pane import day_and_time, stamp
@@ -303,6 +305,74 @@ def test_two_circles_with_one_name_are_told_apart(tmp_path: Path, monkeypatch: p
             "Riverside Mutual Aid #d4d4d4", "Riverside Mutual Aid #d5d5d5"}  # fmt: skip
         node.push({"type": "join_request", "circle": other, "name": "Cal"})
         await wait_until(pilot, lambda: any("Riverside Mutual Aid #d5d5d5" in s for s in said), what="the toast")
+
+    drive(tmp_path, monkeypatch, scenario, size=(120, 40), answers=answers)
+
+
+# --- joining: the circle's name, whichever answer comes first ---------------------------------
+
+NIGHT = "d7" * 16
+PENDING = {"topic": "77" * 32, "status": "pending", "invite": "00", "reached": [], "unreached": [], "peers": 1}
+
+
+def join_answers(*, new_circle: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The calm circle, and a node whose join request leaves `joins` once it is asked; with
+    ``new_circle`` the listing gains "Night Shift" then (someone joining a circle for the
+    first time), without it the listing stays as it was (a member coming back)."""
+    answers = calm_answers()
+    box: dict[str, Any] = {"asked": False}
+    before = answers["circles"]
+    night = dict(before[0], id=NIGHT, name="Night Shift", members=2, urgent=0)
+    answers["joins"] = lambda params: [] if box["asked"] else [{"topic": PENDING["topic"], "refused": None}]
+    answers["circles"] = lambda params: [*before, night] if box["asked"] and new_circle else before
+    return answers, box
+
+
+async def ask_to_join(pilot: Pilot[Any]) -> None:
+    await pilot.press("j")
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, JoinScreen), what="the join screen")
+    pilot.app.screen.query_one("#code", Input).value = InviteCode(b"\x03" * 32, b"\x04" * 16, (), None).encode()
+    await pilot.press("enter")
+
+
+def test_a_join_answered_before_its_reply_names_the_circle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inviter answered so fast that the `joined` event came before the node's reply to
+    `join` (seen on a loaded machine), and the member had been in the circle before, so the
+    listing gains nothing: the name can only come from the event, which must not be lost."""
+    answers, box = join_answers(new_circle=False)
+
+    async def join(params: dict[str, Any]) -> dict[str, Any]:
+        box["node"].push({"type": "joined", "circle": NIGHT, "name": "Night Shift"})
+        while not any("You are in Night Shift" in s for s in box["said"]):
+            await asyncio.sleep(0.01)  # until the client has handled the event (bounded by `run`)
+        box["asked"] = True
+        return dict(PENDING)
+
+    answers["join"] = join
+
+    async def scenario(pilot: Pilot[Any], main: MainScreen, node: FakeNode, said: list[str]) -> None:
+        box.update(node=node, said=said)
+        await ask_to_join(pilot)
+        await wait_until(pilot, lambda: "You are in Night Shift. Esc closes" in screen_text(pilot.app), what="the name")
+
+    drive(tmp_path, monkeypatch, scenario, size=(120, 40), answers=answers)
+
+
+def test_a_join_whose_event_never_comes_names_the_circle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `joined` event is lost (the client was reconnecting): the screen's poll finds the
+    request gone and names the circle that appeared in the listing."""
+    answers, box = join_answers(new_circle=True)
+
+    def join(params: dict[str, Any]) -> dict[str, Any]:
+        box["asked"] = True
+        return dict(PENDING)
+
+    answers["join"] = join
+
+    async def scenario(pilot: Pilot[Any], main: MainScreen, node: FakeNode, said: list[str]) -> None:
+        await ask_to_join(pilot)
+        await wait_until(pilot, lambda: "You are in Night Shift. Esc closes" in screen_text(pilot.app), what="the name")
+        assert node.count("joins") >= 1  # it was the poll that found it
 
     drive(tmp_path, monkeypatch, scenario, size=(120, 40), answers=answers)
 

@@ -6,7 +6,12 @@ not a round trip. Once the request is out, the screen asks the node every second
 it stands (`joins`, `status`) as well as listening for the `joined` and `join_refused`
 events, so a missed event never leaves it stale. It says one of: waiting for the circle
 (someone is connected), cannot reach anyone yet (nobody at all after a grace period,
-with what to do), refused with the circle's reason, or in.
+with what to do), refused with the circle's reason, or in, with the circle's name.
+
+The name comes from whichever answer arrives first, in any order: the `joined` event
+(which can arrive before the node's reply to `join` on a busy machine, when the inviter
+answers at once) or, once the request has left `joins`, the `circles` listing (the one
+circle listed now that was not before asking).
 """
 
 from __future__ import annotations
@@ -58,8 +63,12 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
         super().__init__()
         self.result: dict[str, Any] | None = None
         self.state = "idle"
-        """idle, waiting, unreachable, refused or joined."""
+        """idle, sending, waiting, unreachable, refused or joined."""
         self._sent_at = 0.0
+        self._name: str | None = None
+        """The circle's name from a `joined` event, kept if it came before the reply to `join`."""
+        self._before: set[str] | None = None
+        """The circles listed before asking (`circles`), to tell which one is new."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="join"):
@@ -81,7 +90,7 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
 
     @on(Input.Submitted, "#code")
     def _submit(self, event: Input.Submitted) -> None:
-        if self.state in ("waiting", "unreachable", "joined"):
+        if self.state in ("sending", "waiting", "unreachable", "joined"):
             return  # one request per screen; the node keeps it until it is answered
         text = event.value.strip()
         if not text:
@@ -93,10 +102,12 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
             self.say(line("! ", str(exc)))
             return
         self.say("Sending your request…")
+        self.state = "sending"
         self.join(text)
 
     @work(exclusive=True, group="join")
     async def join(self, code: str) -> None:
+        self._before = await self._listed()
         try:
             result = await self.app.call("join", code=code)  # type: ignore[attr-defined]
         except NodeError as exc:
@@ -104,9 +115,11 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
                 self.say("! Your node cannot join by invite yet (it needs a newer kith).")
             else:
                 self.say(line("! ", str(exc)))
+            self.state = "idle"
             return
         except KithError as exc:
             self.say(line("! ", str(exc)))
+            self.state = "idle"
             return
         self.result = result
         self._sent_at = time.monotonic()
@@ -126,7 +139,7 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
             return  # the app already says when the node is gone
         mine = [j for j in joins if j["topic"] == self.result["topic"]]
         if not mine:
-            self.joined()
+            self.joined(self._name or await self._new_circle_name())
         elif mine[0]["refused"]:
             self.refused(mine[0]["refused"])
         elif status["peers"]:
@@ -147,9 +160,32 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
             )
         )
 
+    async def _listed(self) -> set[str] | None:
+        try:
+            circles = await self.app.call("circles")  # type: ignore[attr-defined]
+        except KithError:
+            return None  # the join's own call says what is wrong with the node
+        return {c["id"] for c in circles}
+
+    async def _new_circle_name(self) -> str | None:
+        """The name of the one circle listed now that was not before asking, if there is one."""
+        if self._before is None:
+            return None
+        try:
+            circles = await self.app.call("circles")  # type: ignore[attr-defined]
+        except KithError:
+            return None
+        new = [c["name"] for c in circles if c["id"] not in self._before]
+        return new[0] if len(new) == 1 else None
+
     def joined(self, name: str | None = None) -> None:
         """Our welcome arrived (the `joined` event, or the request left `joins`)."""
-        if self.result is None or (self.state == "joined" and not name):
+        if self.result is None:
+            if self.state == "sending" and name:
+                self._name = name  # the event beat the reply to `join`: kept for when it comes
+            return
+        name = name or self._name
+        if self.state == "joined" and not name:
             return
         self.state = "joined"
         self.result = dict(self.result, status="joined")
