@@ -114,6 +114,54 @@ async def test_back_pressure_waits_for_room_not_for_a_timer() -> None:
 
 
 @pytest.mark.trio
+async def test_gossip_messages_waiting_for_one_peer_go_out_as_one_rpc_in_order() -> None:
+    """The sender takes the publish-only RPCs waiting behind the one it pops as one RPC (one
+    write instead of one per message), never past an RPC that carries subscriptions or
+    control, never ahead of priority control, never above the size bound, and without
+    touching RPC objects py-libp2p may share between peers' queues."""
+    import libp2p.pubsub.pubsub as pubsub_module
+    from libp2p.pubsub.pb import rpc_pb2
+
+    from kith.p2pnet.netstack import MERGED_RPC_BYTES, _raise_queue_sizes
+
+    _raise_queue_sizes()  # what opening a NetStack does: pubsub builds kith's queue
+
+    def publish(tag: int, size: int = 10) -> rpc_pb2.RPC:
+        return rpc_pb2.RPC(publish=[rpc_pb2.Message(data=bytes([tag]) * size, topicIDs=["t"])])
+
+    def tags(rpc: rpc_pb2.RPC) -> list[int]:
+        return [m.data[0] for m in rpc.publish]
+
+    queue = pubsub_module.RpcQueue()  # what pubsub builds for each peer
+    shared = publish(1)
+    for rpc in (shared, publish(2), publish(3)):
+        assert queue.push(rpc)
+    assert queue.push(rpc_pb2.RPC(subscriptions=[rpc_pb2.RPC.SubOpts(subscribe=True, topicid="t")]))
+    assert queue.push(publish(4))
+    assert queue.push(publish(5))
+    graft = rpc_pb2.RPC(control=rpc_pb2.ControlMessage(graft=[rpc_pb2.ControlGraft(topicID="t")]))
+    assert queue.push(graft, priority=True)
+    with trio.fail_after(10):
+        first = await queue.pop()
+        assert first.HasField("control") and not first.publish  # priority control first, alone
+        assert tags(await queue.pop()) == [1, 2, 3]  # merged up to the subscription
+        assert tags(shared) == [1]  # the object pushed is left as it was
+        assert list((await queue.pop()).subscriptions)  # the subscription whole, in its place
+        assert tags(await queue.pop()) == [4, 5]
+        assert len(queue) == 0
+
+        big = MERGED_RPC_BYTES // 3
+        for tag in range(6, 11):
+            assert queue.push(publish(tag, big))
+        sizes = []
+        while len(queue):
+            rpc = await queue.pop()
+            assert rpc.ByteSize() <= MERGED_RPC_BYTES
+            sizes.append(tags(rpc))
+        assert sizes == [[6, 7], [8, 9], [10]]
+
+
+@pytest.mark.trio
 async def test_a_graft_before_the_proof_is_held_and_applied_not_pruned() -> None:
     """A peer may GRAFT a topic a moment before its proof reaches us (a sync session still
     running). Pruning it made the peer back off for a minute, and its next GRAFT tripped
