@@ -631,21 +631,22 @@ class _OutboundQueue(RpcQueue):
 
     def _merge_waiting(self, rpc: Any) -> Any:
         # py-libp2p's PriorityQueue has no peek; its two deques are read here directly
-        # (`pop` above prefers `_priority`, so merging stops when one is waiting there).
+        # (`pop` above prefers `_priority`, so nothing is merged while one is waiting there).
         queue = self._queue
         waiting = queue._non_priority
-        if not waiting or queue._priority or not _publish_only(waiting[0]):
+        if not waiting or queue._priority:
+            return rpc
+        taken = []
+        size = rpc.ByteSize()
+        while waiting and _publish_only(waiting[0]) and size + waiting[0].ByteSize() <= MERGED_RPC_BYTES:
+            size += waiting[0].ByteSize()
+            taken.append(waiting.popleft())
+        if not taken:
             return rpc
         # A fresh RPC: py-libp2p may hand one RPC object to several peers' queues.
         merged = _pubsub_module.rpc_pb2.RPC()
-        merged.publish.extend(rpc.publish)
-        size = rpc.ByteSize()
-        while waiting and not queue._priority and _publish_only(waiting[0]):
-            extra = waiting[0].ByteSize()
-            if size + extra > MERGED_RPC_BYTES:
-                break
-            merged.publish.extend(waiting.popleft().publish)
-            size += extra
+        for part in (rpc, *taken):
+            merged.publish.extend(part.publish)
         return merged
 
 
