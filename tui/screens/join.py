@@ -67,7 +67,7 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
         self._sent_at = 0.0
         self._name: str | None = None
         """The circle's name from a `joined` event, kept if it came before the reply to `join`."""
-        self._before: set[str] | None = None
+        self._before: dict[str, str] | None = None
         """The circles listed before asking (`circles`), to tell which one is new."""
 
     def compose(self) -> ComposeResult:
@@ -160,22 +160,18 @@ class JoinScreen(ModalScreen[dict[str, Any] | None]):
             )
         )
 
-    async def _listed(self) -> set[str] | None:
+    async def _listed(self) -> dict[str, str] | None:
+        """Circle id -> name as the node lists them now; None if it cannot be asked."""
         try:
             circles = await self.app.call("circles")  # type: ignore[attr-defined]
         except KithError:
-            return None  # the join's own call says what is wrong with the node
-        return {c["id"] for c in circles}
+            return None  # the join's own call (or the app) says what is wrong with the node
+        return {c["id"]: c["name"] for c in circles}
 
     async def _new_circle_name(self) -> str | None:
         """The name of the one circle listed now that was not before asking, if there is one."""
-        if self._before is None:
-            return None
-        try:
-            circles = await self.app.call("circles")  # type: ignore[attr-defined]
-        except KithError:
-            return None
-        new = [c["name"] for c in circles if c["id"] not in self._before]
+        now = await self._listed() if self._before is not None else None
+        new = [name for circle, name in (now or {}).items() if circle not in (self._before or {})]
         return new[0] if len(new) == 1 else None
 
     def joined(self, name: str | None = None) -> None:
