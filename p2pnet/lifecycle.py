@@ -72,7 +72,7 @@ from kith.sync.invites import (
     seal_relay_grant,
     seal_welcome,
 )
-from kith.sync.kinds.keys import MAX_SEALED_PER_OP, invite_id
+from kith.sync.kinds.keys import MAX_SEALED_PER_OP, invite_id, kept_epoch
 from kith.sync.kinds.membership import member_add_body
 from kith.sync.lifecycle import (
     TURN_DELAY_S,
@@ -801,8 +801,10 @@ class Lifecycle:
         return new_epoch
 
     def _newest_held(self, circle: Circle, *, exclude: bytes) -> bytes:
-        epochs = circle.replica.state.epochs
-        held = [e for e in circle.keys.epochs if e != exclude and e in epochs]
+        state = circle.replica.state
+        epochs = state.epochs
+        # (Never one kept from a struck rotation: whoever was removed holds it.)
+        held = [e for e in circle.keys.epochs if e != exclude and e in epochs and not kept_epoch(state, e)]
         if not held:
             return circle.keys.current
         return max(held, key=lambda e: (epochs[e].lamport, epochs[e].op))
@@ -827,7 +829,11 @@ class Lifecycle:
             content_key = content if readable and content is not None else NO_CONTENT_KEY
             # Sealed with the newest epoch they hold: they cannot open one sealed with the
             # current epoch if that is the key they lack.
-            held = [e for e, holders in state.holders.items() if member in holders and e in circle.keys.epochs]
+            held = [
+                e
+                for e, holders in state.holders.items()
+                if member in holders and e in circle.keys.epochs and not kept_epoch(state, e)
+            ]
             seal_with = max(held, key=lambda e: (state.epochs[e].lamport, state.epochs[e].op), default=None)
             box = seal_epoch_key(state.cards[member], key, content_key)
             sealed.setdefault(seal_with, {})[member] = box

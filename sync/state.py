@@ -99,6 +99,7 @@ from kith.sync.kinds.common import (
     WRONG_CIRCLE,
     OpRejected,
 )
+from kith.sync.kinds.keys import keep_epoch
 from kith.sync.kinds.records import (
     ELECTION,
     ORGANIZER,
@@ -352,6 +353,10 @@ class CircleState:
                 # Its only effect: what it acknowledged stands (that is a fact about what
                 # its author had seen, not a decision the strike could undo).
                 self._note_citations(signed, member)
+                if op.kind == OpKind.KEY_ROTATE:
+                    # And a struck rotation's epoch stays, never current: what its author's
+                    # side sealed with it belongs to the circle (`keep_epoch`).
+                    keep_epoch(self, signed)
             return  # listed from `struck`
         kind = op.kind
         try:
@@ -379,6 +384,8 @@ class CircleState:
             self._reject(signed, mark, f"invalid body: {exc}")
         except RemoteProtocolError as exc:
             self._reject(signed, mark, str(exc))
+            if kind == OpKind.KEY_ROTATE:
+                keep_epoch(self, signed)  # (its author was removed meanwhile: `keep_epoch`)
 
     def _note_citations(self, signed: SignedOp, member: Member) -> Member:
         """Record what the author acknowledges by citing it: their admission, their grants."""

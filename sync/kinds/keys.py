@@ -128,7 +128,13 @@ def start_epoch(state: CircleState, signed: SignedOp, op: Op, epoch: bytes, prev
 
 
 def note_held(state: CircleState, member: bytes, epoch: bytes) -> None:
-    """Keep `CircleState.newest_held` (the newest epoch each member holds) up to date."""
+    """Keep `CircleState.newest_held` (the newest epoch each member holds) up to date.
+
+    An epoch kept from a rotation that did not count (`keep_epoch`) never counts here: it
+    replaced nothing, so holding it must not make the current key look stale (it may sort
+    after it)."""
+    if kept_epoch(state, epoch):
+        return
     record = state.epochs[epoch]
     start = (record.lamport, record.op)
     current = state.newest_held.get(member)
@@ -184,6 +190,59 @@ def key_rotate(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     _offer(state, signed, epoch, sealed)
     if _reached_outsiders(state, sealed):
         state.put_info("rotation_due", True)
+
+
+MAX_KEPT_EPOCHS = 8
+"""Epochs kept from one author's rotations that did not count (`keep_epoch`)."""
+
+
+def keep_epoch(state: CircleState, signed: SignedOp) -> None:
+    """A rotation that does not count because its author was removed or demoted by an op
+    that had not seen it (struck, or rejected after the removal): keep its epoch, never
+    current.
+
+    Its author's side installed the key before the removal reached them and sealed ops
+    with it, members who did nothing wrong among them. Those ops belong to the circle, so
+    every member must be able to open them and the fold must count what they say: the
+    epoch stays in `CircleState.epochs` (with the members the rotation sealed it to), so
+    acks and shares can name it, content sealed with it counts, and organizers hand it to
+    members who lack it (a newcomer let in meanwhile). It never becomes current, starts no
+    rotation and counts for no one's newest key (`note_held`); `kept_epoch` tells it.
+
+    Only the rotation of someone a removal or demotion ended (struck, or with a removal
+    sorting before it), with a new epoch replacing a known one, and at most
+    `MAX_KEPT_EPOCHS` per author: a removed member can sign rotations without end, and every
+    kept epoch costs each newcomer a share. (A removed member who spends them on junk first
+    only strands what their own side sealed later, as it was before kept epochs.) A late
+    rotation is folded the slow way (`key.rotate` is a governing kind), so what is kept is
+    what a fresh fold keeps."""
+    op = signed.op
+    if signed.id not in state.struck and not state.removals.get(op.author):
+        return
+    if type(op.body) is not dict or set(op.body) != _ROTATE_KEYS:
+        return
+    try:
+        epoch = epoch_ref(op.body["epoch"], "epoch")
+        previous = epoch_ref(op.body["previous"], "previous")
+        sealed = _sealed(state, op.body["sealed"], "sealed")
+    except schema.InvalidBody:
+        return
+    if epoch in state.epochs or previous not in state.epochs:
+        return
+    kept = sum(1 for e, record in state.epochs.items() if record.author == op.author and kept_epoch(state, e))
+    if kept >= MAX_KEPT_EPOCHS:
+        return
+    state.put(state.epochs, epoch, Epoch(signed.id, op.lamport, op.author, previous))
+    state.put(state.holders, epoch, {op.author: signed.id})
+    state.put(state.offers, epoch, {})
+    _offer(state, signed, epoch, sealed)
+
+
+def kept_epoch(state: CircleState, epoch: bytes) -> bool:
+    """Is ``epoch`` one the fold kept from a rotation that did not count (`keep_epoch`)?
+    Whoever was removed holds its key: nothing new is sealed with it."""
+    record = state.epochs.get(epoch)
+    return record is not None and (record.op in state.struck or record.op in state.rejected)
 
 
 def _offer(state: CircleState, signed: SignedOp, epoch: bytes, sealed: dict[bytes, bytes]) -> None:
@@ -346,8 +405,8 @@ def epochs_before(state: CircleState, epoch: bytes | None) -> Iterator[bytes]:
 
 
 __all__ = [
-    "TARGET_NOT_MEMBER", "HANDLERS", "MAX_RELAYS", "epochs_before", "invite_id", "members_missing_key",
-    "relay_address_problem",
+    "TARGET_NOT_MEMBER", "HANDLERS", "MAX_RELAYS", "MAX_KEPT_EPOCHS", "epochs_before", "invite_id",
+    "keep_epoch", "kept_epoch", "members_missing_key", "relay_address_problem",
 ]  # fmt: skip
 
 HANDLERS: dict[str, Handler] = {
