@@ -16,7 +16,7 @@ from kith.sync.kinds.common import NOT_MEMBER, NOT_ORGANIZER
 from kith.sync.kinds.keys import invite_id, members_missing_key
 from kith.sync.kinds.membership import member_add_body
 from kith.sync.replica import CircleReplica
-from kith.sync.state import fold_key
+from kith.sync.state import CircleState, fold_key
 
 FIRST = bytes([0x42]) * 16
 
@@ -328,3 +328,18 @@ def test_a_stranger_gets_no_epoch_kept() -> None:
     state = feed(b.cid, b.ops).state
     assert state.is_rejected(plain.id) == keys.NOT_KEY_KEEPER and state.is_rejected(stranger.id) == NOT_MEMBER
     assert set(state.epochs) == {FIRST}
+
+
+def test_a_restored_snapshot_still_ignores_kept_epochs_for_stale_keys() -> None:
+    """A state restored from its snapshot (the node's state cache) rebuilds each member's
+    newest key without the kept epochs, as the fold does: the post after it still counts."""
+    b, ops = _raced_rotation(removal_sorts_first=False)
+    later = b.post("dana", "under the current key", cite=[ops["removal"].id, ops["post"].id])
+    live = feed(b.cid, b.ops).state
+    picture, tail = live.snapshot(sum(1 for signed in b.ops if fold_key(signed) >= fold_key(later)))
+    assert tail[0] == later
+    restored = CircleState.restore(b.cid, picture, causal=live.causal)
+    for signed in tail:
+        restored.add(signed)
+    assert restored.is_rejected(later.id) is None
+    assert restored.encode() == live.encode()
