@@ -238,6 +238,7 @@ class ControlMethods:
             "received": gossip.received_envelopes,
             "rejected_messages": rejected,
             "dropped_publishes": gossip.dropped_publishes,
+            "held_back": gossip.held_back,
             # The longest per-peer outbound queue: our own publishing waits while it is at
             # gossip.BACKLOG_HIGH_WATER or more.
             "outbound_backlog": node.net.outbound_backlog(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -70,6 +71,10 @@ PEER_QUEUE_SIZE = 1024
 
 SUBSCRIPTION_QUEUE_SIZE = 1024
 """Per-subscription delivery channel (default 32, also drops silently)."""
+
+HELD_BACK_IDS = 4096
+"""How many ids of messages not to forward the router remembers (`NetStack.hold_back`);
+an id is needed only while its message is being taken in, so any few thousand will do."""
 
 PEER_STREAM_RETRY_S = (0.5, 10.0)
 """The first and the longest wait between tries at opening our gossip stream to a connected
@@ -497,6 +502,9 @@ class _GatedGossipSub(GossipSub):
     hub = False
     """A relay's router (`_make_router`): it forwards every message to every peer that follows
     the topic, not only to its mesh."""
+    held_back: OrderedDict[bytes, None]
+    """Ids of received messages we do not forward (`NetStack.hold_back`), the latest
+    `HELD_BACK_IDS` (set by `_make_router`)."""
 
     def _allowed(self, peer_id: Any, topic: str) -> bool:
         pubsub = self.pubsub
@@ -514,10 +522,14 @@ class _GatedGossipSub(GossipSub):
         next reconciliation: after a partition healed, a default soak's posts to members
         who had just reconnected to a relay arrived 1-2 s late that way (and the
         recipients' parents waited with them). Only peers that follow the topic are added,
-        and a subscription counts only once the peer proved the topic (`_GuardedPubsub`)."""
+        and a subscription counts only once the peer proved the topic (`_GuardedPubsub`).
+
+        Nobody, for a message we received that brought us nothing new (`NetStack.hold_back`)."""
+        pubsub = self.pubsub
+        if msg_id is not None and msg_id in self.held_back and (pubsub is None or msg_forwarder != pubsub.my_id):
+            return  # a message that brought us nothing new: we passed all of it on before
         topics = list(topic_ids)
         chosen = set(super()._get_peers_to_send(topics, msg_forwarder, origin, msg_id))
-        pubsub = self.pubsub
         if pubsub is not None and (self.hub or msg_forwarder == pubsub.my_id):
             unwanted = self.dont_send_message_ids
             for topic in topics:
@@ -728,6 +740,15 @@ class NetStack:
     @property
     def peer_id(self) -> str:
         return self.host.get_id().to_base58()
+
+    def hold_back(self, data: bytes) -> None:
+        """Do not forward the gossip message with this content (call it from the topic's
+        validator, which runs before the router forwards): it is still taken in, marked
+        seen and handed to our subscription, just not passed on."""
+        held = self.router.held_back
+        held[hashlib.sha256(data).digest()] = None  # the message id (`_content_id`)
+        while len(held) > HELD_BACK_IDS:
+            held.popitem(last=False)
 
     def listen_addresses(self) -> list[str]:
         """Full dialable addresses, with the /p2p/<peer id> suffix: the announced ones, or the
@@ -1169,6 +1190,7 @@ def _make_router(*, hub: bool = False) -> _GatedGossipSub:
         eclipse_protection_enabled=False,
     )
     router.hub = hub
+    router.held_back = OrderedDict()
     router.mcache = _ContentMessageCache(router.mcache.window_size, router.mcache.history_size)
     # py-libp2p's queue of gossip for connected peers not (yet) subscribed to its topic
     # (`_pending_messages`, sent when they subscribe) stays, although it costs a relay of many
