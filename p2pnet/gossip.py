@@ -40,6 +40,11 @@ PUBLISH_QUEUE = 10_000
 BACKLOG_HIGH_WATER = 256
 """Pause publishing while some peer's outbound queue is this long (it holds 1024)."""
 
+PASSED_ON_IDS = 4096
+"""Envelope ids of the latest gossip messages we passed on (`GossipService._validate`): what
+we received but have not stored yet counts as held too. A partition's backlog is a few
+hundred."""
+
 JUNK_WEIGHT = 0.2
 """Penalty per junk envelope (see `Verdict.JUNK`): a flood gets its sender banned within
 seconds; a relay that forwards a little junk someone pushed into it is not."""
@@ -112,6 +117,8 @@ class GossipService:
         """Validated messages by content hash: the peer that forwarded it, its envelopes."""
         self._published: OrderedDict[bytes, None] = OrderedDict()
         """Content hashes of our own recent publishes (gossip names no origin to skip by)."""
+        self._passed_on: OrderedDict[bytes, None] = OrderedDict()
+        """Ids of envelopes in messages we recently passed on (`PASSED_ON_IDS`)."""
         self._send, self._receive = trio.open_memory_channel[tuple[bytes, bytes]](PUBLISH_QUEUE)
         self._loops: dict[bytes, trio.CancelScope] = {}
         """The receive loop of each subscribed topic (at most one per topic)."""
@@ -148,7 +155,7 @@ class GossipService:
                 self.stats.rejected_messages["over quota"] += 1
                 return False
             envelopes.append(envelope)
-        if self.is_known is not None and all(self.is_known(topic, e) for e in envelopes):
+        if all(self._old_news(topic, e) for e in envelopes):
             # Nothing new to us, so nothing new to our peers: we passed on each envelope
             # when it first came (by gossip, by reconciliation's re-gossip, or as our own).
             # A batch is a message of its own, so the same envelopes batched by another
@@ -157,10 +164,23 @@ class GossipService:
             # those batches crossed the whole mesh (`tests/p2pnet/test_gossip.py`).
             self.net.hold_back(data)
             self.stats.held_back += 1
+        else:
+            self._note_passed_on(envelopes)
         self._checked[hashlib.sha256(data).digest()] = (forwarder, envelopes)
         while len(self._checked) > 4096:
             self._checked.popitem(last=False)
         return True
+
+    def _old_news(self, topic: bytes, envelope: Envelope) -> bool:
+        """Did we pass this envelope on already (it may not be stored yet), or do we hold it?"""
+        return envelope.id in self._passed_on or (self.is_known is not None and self.is_known(topic, envelope))
+
+    def _note_passed_on(self, envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            self._passed_on[envelope.id] = None
+            self._passed_on.move_to_end(envelope.id)
+        while len(self._passed_on) > PASSED_ON_IDS:
+            self._passed_on.popitem(last=False)
 
     def join_nowait(self, topic: bytes, nursery: trio.Nursery) -> None:
         """Want a topic's gossip from now on; the subscription follows in a task."""

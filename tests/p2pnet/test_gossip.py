@@ -126,6 +126,52 @@ async def test_a_batch_of_envelopes_the_relay_held_already_is_not_passed_on() ->
 
 
 @pytest.mark.trio
+async def test_a_batch_of_envelopes_just_passed_on_is_not_passed_on_again() -> None:
+    """Envelopes the relay passed on a moment ago, not stored yet (its store is slower than
+    gossip), count as held: another node's batch of them is taken in, not passed on."""
+    first, second, third = (seal(f"op {i}".encode(), epoch_key=KEY, ts=3000 + i) for i in range(3))
+    batches: list[list[bytes]] = []
+    got_third = trio.Event()
+
+    async def on_b(topic: bytes, envelopes: list[Envelope], peer: str) -> None:
+        batches.append([e.id for e in envelopes])
+        if third.id in batches[-1]:
+            got_third.set()
+
+    async def ignore(topic: bytes, envelopes: list[Envelope], peer: str) -> None:
+        return None
+
+    name = topic_name(TOPIC)
+    with trio.fail_after(60):
+        async with (
+            open_netstack(NetworkKey.generate(), LOOPBACK) as a,
+            open_netstack(NetworkKey.generate(), LOOPBACK, hub=True) as r,
+            open_netstack(NetworkKey.generate(), LOOPBACK) as b,
+            trio.open_nursery() as nursery,
+        ):
+            relay = GossipService(r, _gate(), ignore, is_known=lambda topic, e: False)  # stores nothing
+            services = [GossipService(a, _gate(), ignore), relay, GossipService(b, _gate(), on_b)]
+            for service in services:
+                await service.join(TOPIC, nursery)
+            a.set_gossip_policy(lambda peer, _: peer == r.peer_id)
+            b.set_gossip_policy(lambda peer, _: peer == r.peer_id)
+            r.set_gossip_policy(lambda peer, _: peer in (a.peer_id, b.peer_id))
+            await a.connect(r.listen_addresses()[0])
+            await b.connect(r.listen_addresses()[0])
+            for one, other in ((a, r), (b, r), (r, a), (r, b)):
+                one.allow_gossip(other.peer_id, name)
+            await wait_until(lambda: set(r.mesh_peers(name)) == {a.peer_id, b.peer_id} and a.mesh_peers(name))
+            await a.publish(name, encode_batch([first.data, second.data]))
+            await wait_until(lambda: [first.id, second.id] in batches)
+            await a.publish(name, encode_batch([second.data]))  # another batching of old news
+            await wait_until(lambda: relay.stats.held_back == 1)
+            await a.publish(name, encode_batch([third.data]))
+            await got_third.wait()
+            assert batches == [[first.id, second.id], [third.id]]
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
 async def test_back_pressure_waits_for_room_not_for_a_timer() -> None:
     """A publisher facing a long outbound queue sleeps until the queue's sender takes from
     it (an event), and goes on exactly when the queue is below the mark."""
