@@ -233,6 +233,8 @@ class ControlMethods:
             rejected["from a peer that proved no key for the topic"] = node.net.refused_unproved
         if node.net.refused_signed:
             rejected["signed (names an origin)"] = node.net.refused_signed
+        if node.net.refused_topics:
+            rejected["names other topics"] = node.net.refused_topics
         return {
             "published": gossip.published_envelopes,
             "received": gossip.received_envelopes,

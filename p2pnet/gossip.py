@@ -109,6 +109,7 @@ class GossipService:
         self.gate = gate
         self.on_envelopes = on_envelopes
         self.is_known = is_known
+        self._me = net.peer_id
         self.peer_limiter = peer_limiter
         self.clock = clock
         self.on_misbehaviour = on_misbehaviour or (lambda peer, reason, weight=1.0: None)
@@ -155,18 +156,21 @@ class GossipService:
                 self.stats.rejected_messages["over quota"] += 1
                 return False
             envelopes.append(envelope)
-        if all(self._old_news(topic, e) for e in envelopes):
-            # Nothing new to us, so nothing new to our peers: we passed on each envelope
-            # when it first came (by gossip, by reconciliation's re-gossip, or as our own).
-            # A batch is a message of its own, so the same envelopes batched by another
-            # node are a "new" message to gossipsub's seen-cache: after a partition healed,
-            # every node that reconciled re-gossiped the other side's backlog, and each of
-            # those batches crossed the whole mesh (`tests/p2pnet/test_gossip.py`).
-            self.net.hold_back(data)
+        digest = hashlib.sha256(data).digest()  # the message id (netstack's `_content_id`)
+        if forwarder != self._me and all(self._old_news(topic, e) for e in envelopes):
+            # Nothing new to us: take it in, do not pass it on. A batch is a message of its
+            # own, so the same envelopes batched again by another node (a re-gossip of what
+            # reconciliation brought) are "new" to gossipsub's seen-cache: after a partition
+            # healed, each node's re-gossip of the backlog crossed the whole mesh. What we
+            # hold we passed on when it first came, or chose not to (past the re-gossip
+            # budget), or it came before a restart: peers that lack it get it by
+            # reconciliation (at connect, every interval, on a missing parent), as they
+            # would have if its first gossip had been lost. Our own publishes always go.
+            self.net.hold_back(digest)
             self.stats.held_back += 1
         else:
             self._note_passed_on(envelopes)
-        self._checked[hashlib.sha256(data).digest()] = (forwarder, envelopes)
+        self._checked[digest] = (forwarder, envelopes)
         while len(self._checked) > 4096:
             self._checked.popitem(last=False)
         return True

@@ -731,6 +731,8 @@ class NetStack:
     """Gossip messages refused for naming an origin or carrying a signature."""
     refused_unproved: int = 0
     """Gossip messages refused from a peer that had not proved the topic."""
+    refused_topics: int = 0
+    """Gossip messages refused for naming more than the one topic they came on (kith's name one)."""
     _subscriptions: dict[str, Any] = field(default_factory=dict)
     book: AddressBook = field(default_factory=AddressBook)
     """Where each peer was last reached (`connect` keeps it)."""
@@ -741,12 +743,12 @@ class NetStack:
     def peer_id(self) -> str:
         return self.host.get_id().to_base58()
 
-    def hold_back(self, data: bytes) -> None:
-        """Do not forward the gossip message with this content (call it from the topic's
-        validator, which runs before the router forwards): it is still taken in, marked
-        seen and handed to our subscription, just not passed on."""
+    def hold_back(self, message_id: bytes) -> None:
+        """Do not forward the gossip message with this id (`_content_id`; call it from the
+        topic's validator, which runs before the router forwards): it is still taken in,
+        marked seen and handed to our subscription, just not passed on."""
         held = self.router.held_back
-        held[hashlib.sha256(data).digest()] = None  # the message id (`_content_id`)
+        held[message_id] = None
         while len(held) > HELD_BACK_IDS:
             held.popitem(last=False)
 
@@ -995,13 +997,18 @@ class NetStack:
         """``validate(forwarder peer id, data)``; it must not raise, and is wrapped so it cannot.
 
         Before it runs: a message that names an origin, sequence number, key or signature
-        is refused (StrictNoSign), and so is one forwarded by a peer that did not prove the
-        topic."""
+        is refused (StrictNoSign), and so are one that names any topic but this one (once),
+        and one forwarded by a peer that did not prove the topic."""
 
         def guarded(forwarder: Any, message: Any) -> bool:
             try:
                 if message.from_id or message.seqno or message.signature or message.key:
                     self.refused_signed += 1
+                    return False
+                if list(message.topicIDs) != [topic]:
+                    # py-libp2p runs a validator per topic named, repeats included; ours
+                    # are for one topic each and keep state (`GossipService._validate`).
+                    self.refused_topics += 1
                     return False
                 if not self.pubsub._allowed(forwarder, topic):
                     self.refused_unproved += 1
