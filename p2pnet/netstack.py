@@ -200,6 +200,19 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
+class _NoValidationCache(_pubsub_module.ValidationCache):
+    """py-libp2p's validation cache, remembering nothing (`_GuardedPubsub`)."""
+
+    def get(self, msg_id: bytes) -> None:
+        return None
+
+    def put(self, msg_id: bytes, result: _pubsub_module.ValidationResult) -> None:
+        return None
+
+    def clear_expired(self) -> None:
+        return None
+
+
 class _GuardedPubsub(Pubsub):
     """Pubsub that tells nothing to peers that did not prove a key, and signs nothing.
 
@@ -249,6 +262,14 @@ class _GuardedPubsub(Pubsub):
         self._registration_kicks = {}
         self._inbound = {}
         self._reannounce = set()
+        # py-libp2p caches each validation's outcome by message id (the batch's content)
+        # for 5 minutes. Our refusals often depend on who forwarded it and how (a peer that
+        # has not proved the topic, one over its rate, a message naming other topics), so a
+        # cached refusal let anyone holding a batch's bytes get the honest copy refused for
+        # minutes; and a cached refusal of junk skipped our validator, which counts junk
+        # against every peer that sends it again. What it saved is nothing: a message that
+        # passed is in the seen-cache, and our validator is cheap.
+        self.validation_cache = _NoValidationCache()
 
     def _allowed(self, peer_id: Any, topic: str) -> bool:
         return peer_id == self.my_id or bool(self.may_gossip(peer_id.to_base58(), topic))
