@@ -531,6 +531,14 @@ class _GatedGossipSub(GossipSub):
         pubsub = self.pubsub
         return pubsub is not None and pubsub._allowed(peer_id, topic)
 
+    async def publish(self, msg_forwarder: Any, pubsub_msg: Any) -> None:
+        """Pass a validated message on, unless it brought us nothing new (`NetStack.hold_back`):
+        then it is neither sent, nor queued for peers not subscribed yet, nor cached for
+        IHAVE gossip; we passed its envelopes on when they first came."""
+        pubsub = self.pubsub
+        if pubsub is None or msg_forwarder == pubsub.my_id or pubsub.get_message_id(pubsub_msg) not in self.held_back:
+            await super().publish(msg_forwarder, pubsub_msg)
+
     def _get_peers_to_send(
         self, topic_ids: Iterable[str], msg_forwarder: Any, origin: Any, msg_id: bytes | None = None
     ) -> Iterator[Any]:
@@ -543,12 +551,8 @@ class _GatedGossipSub(GossipSub):
         next reconciliation: after a partition healed, a default soak's posts to members
         who had just reconnected to a relay arrived 1-2 s late that way (and the
         recipients' parents waited with them). Only peers that follow the topic are added,
-        and a subscription counts only once the peer proved the topic (`_GuardedPubsub`).
-
-        Nobody, for a message we received that brought us nothing new (`NetStack.hold_back`)."""
+        and a subscription counts only once the peer proved the topic (`_GuardedPubsub`)."""
         pubsub = self.pubsub
-        if msg_id is not None and msg_id in self.held_back and (pubsub is None or msg_forwarder != pubsub.my_id):
-            return  # a message that brought us nothing new: we passed all of it on before
         topics = list(topic_ids)
         chosen = set(super()._get_peers_to_send(topics, msg_forwarder, origin, msg_id))
         if pubsub is not None and (self.hub or msg_forwarder == pubsub.my_id):
