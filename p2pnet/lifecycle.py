@@ -636,15 +636,25 @@ class Lifecycle:
         return signed
 
     def _welcome(self, circle: Circle, request: JoinRequest, history: bool) -> Envelope:
-        """Every epoch key we hold (the state is a fold of every op; what we lack, organizers
-        share once the newcomer's acknowledgement shows it missing); content keys only as the
-        charter allows: the current one, or all of them when newcomers may read the past."""
+        """Every epoch key we hold of the epochs the fold knows (the state is a fold of every
+        op; what we lack, organizers share once the newcomer's acknowledgement shows it
+        missing); content keys only as the charter allows: the current one, or all of them
+        when newcomers may read the past."""
         if request.request is None:
             raise LocalProtocolError("a welcome for a join request that was never read")
         current_content = circle.keys.current_content_key
         if current_content is None:
             raise LocalProtocolError("a welcome from a circle whose keys hold no content key")
-        contents = dict(circle.keys.contents) if history else {circle.keys.current: current_content}
+        # Only epochs the fold knows: the node installs every key sealed to it, even from a
+        # rotation the fold refuses, and someone removed who still holds an old key can seal
+        # any number of those to us. A welcome holds at most `MAX_WELCOME_EPOCHS`.
+        known = circle.replica.state.epochs
+        epochs = {e: k for e, k in circle.keys.epochs.items() if e in known or e == circle.keys.current}
+        contents = (
+            {e: k for e, k in circle.keys.contents.items() if e in epochs}
+            if history
+            else {circle.keys.current: current_content}
+        )
         info = circle.replica.state.info.get("circle")
         invite = circle.replica.state.invites[request.invite or b""]
         return seal_welcome(
@@ -653,7 +663,7 @@ class Lifecycle:
             request=request.request,
             circle=circle.id,
             name=info.name if info else circle.keys.label,
-            epochs=dict(circle.keys.epochs),
+            epochs=epochs,
             contents=contents,
             current=circle.keys.current,
             relays=self._addresses(circle),

@@ -26,6 +26,7 @@ from p2pnet_harness import (
 )
 
 from kith.p2pnet.node import Node
+from kith.sync.envelope import epoch_id
 
 pytestmark = pytest.mark.trio
 
@@ -216,3 +217,23 @@ async def test_a_key_that_arrives_late_brings_its_topic_and_what_was_said_there(
             assert _readable(bob, circle).get(posted) is None  # nothing of the new topic yet
             await _heal([alice], [bob])
             await wait_until(lambda: _readable(bob, circle).get(posted) is True, timeout=10)
+
+
+async def test_a_welcome_carries_only_keys_of_epochs_the_circle_knows(tmp_path: Path) -> None:
+    """Attack: someone removed who kept an old key seals junk key changes to an organizer,
+    as many as they like; the organizer's node installs every key sealed to it, even from
+    a change the fold refuses. Its welcomes carry only the epochs the fold knows, so those
+    keys neither travel to newcomers nor push a welcome past the 1,024 keys it may hold
+    (a newcomer would refuse it and never get in)."""
+    homes = [make_home(tmp_path, n) for n in ("alice", "bob")]
+    with trio.fail_after(60):
+        async with running(homes[0]) as alice, running(homes[1]) as bob:
+            circle = (await call(alice, "circle.create", name="Junk keys"))["id"]
+            keys = _circle(alice, circle).keys
+            junk = [bytes([i]) * 32 for i in range(1, 4)]
+            for key in junk:
+                keys.add_epoch(epoch_id(key), key, make_current=False, content=bytes(32))
+            await share_circle(alice, circle, bob)
+            held = set(_circle(bob, circle).keys.epochs)
+            assert held and held <= set(_circle(alice, circle).replica.state.epochs)
+            assert not held & {epoch_id(key) for key in junk}

@@ -15,6 +15,7 @@ from kith.sync.kinds import keys
 from kith.sync.kinds.common import NOT_MEMBER, NOT_ORGANIZER
 from kith.sync.kinds.keys import invite_id, members_missing_key
 from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import SignedOp
 from kith.sync.replica import CircleReplica
 from kith.sync.state import CircleState, fold_key
 
@@ -343,3 +344,62 @@ def test_a_restored_snapshot_still_ignores_kept_epochs_for_stale_keys() -> None:
         restored.add(signed)
     assert restored.is_rejected(later.id) is None
     assert restored.encode() == live.encode()
+
+
+def test_a_kept_epoch_id_gives_way_to_a_rotation_that_counts() -> None:
+    """Attack: Bob, removed, reads the id of the rotation Alice makes after removing him (it
+    is sealed with the key he still holds) and signs a rotation naming it, not citing his
+    removal, sorting before hers. His is kept (it raced the removal), but hers counts: it
+    takes the id over, becomes current and settles the rotation that was due."""
+    b, ops = _raced_rotation(removal_sorts_first=True)
+    e3 = bytes([0x33]) * 16
+    sealed = {M["dana"]: seal_to(PEOPLE["dana"].dh_public, bytes(64))}
+    real = b.op("alice", "key.rotate", {"epoch": e3, "previous": FIRST, "sealed": sealed})  # after the removal
+    squat = b.op("bob", "key.rotate", {"epoch": e3, "previous": FIRST, "sealed": {}}, before=real)
+    hashes = set()
+    for order in causal_orders(b.ops, random.Random(9), 6):
+        replica = feed(b.cid, order)
+        state = replica.state
+        assert state.is_rejected(squat.id) is not None and state.is_rejected(real.id) is None
+        assert state.info["epoch"] == e3 and state.info["rotation_due"] is False
+        assert state.epochs[e3].op == real.id and not keys.kept_epoch(state, e3)
+        assert set(state.holders[e3]) == {M["alice"]}
+        hashes.add(replica.state_hash())
+    assert len(hashes) == 1
+
+
+def test_only_a_raced_rotation_by_someone_who_could_move_keys_is_kept() -> None:
+    """Kept: an organizer's rotation that a demotion raced. Not kept: a rotation made after
+    seeing the removal or demotion, a plain member's (they never could rotate), or one by a
+    former organizer, who knew they could not, raced only by the loss of another role."""
+    b = B()
+    adds = {who: b.add(who) for who in ("bob", "carol", "dana", "eve")}
+    grants = {"bob": b.grant("bob"), "carol": b.grant("carol"), "dana": b.grant("dana")}
+    treasurer = b.grant("dana", "treasurer")
+    starts = {w: b.op(w, "profile.set", {"name": w}, cite=[adds[w].id, *([grants[w].id] if w in grants else [])])
+              for w in ("bob", "carol", "dana", "eve")}  # fmt: skip
+    b.op("dana", "profile.set", {"name": "Dana T"}, cite=[treasurer.id])
+    bob_out = b.revoke("bob", cite=[starts["bob"].id])
+    carol_out = b.remove("carol", cite=[starts["carol"].id])
+    dana_not_organizer = b.revoke("dana")
+    dana_saw_it = b.op("dana", "profile.set", {"name": "Dana"}, cite=[dana_not_organizer.id])
+    dana_out = b.revoke("dana", "treasurer")
+    eve_out = b.remove("eve", cite=[starts["eve"].id])
+
+    def rotate(who: str, epoch: int, *cite: bytes) -> SignedOp:
+        body = {"epoch": bytes([epoch]) * 16, "previous": FIRST, "sealed": {}}
+        return b.op(who, "key.rotate", body, cite=list(cite))
+
+    raced = rotate("bob", 0x51)  # Bob had not seen his demotion
+    after_demotion = rotate("bob", 0x52, bob_out.id)
+    after_removal = rotate("carol", 0x53, carol_out.id)
+    for i in range(8):  # Eve's chain gets ahead of her removal: her rotation is refused, not struck
+        b.post("eve", f"still typing {i}")
+    plain_raced = rotate("eve", 0x54)  # Eve never could rotate
+    other_role = rotate("dana", 0x55, dana_saw_it.id)  # raced only by the loss of the treasurer role
+    rotations = (raced, after_demotion, after_removal, plain_raced, other_role)
+    state = feed(b.cid, b.ops).state
+    assert fold_key(plain_raced) > fold_key(eve_out) and fold_key(other_role) > fold_key(dana_out)
+    assert all(state.is_rejected(r.id) is not None for r in rotations)
+    assert [r for r in rotations if r.op.body["epoch"] in state.epochs] == [raced]
+    assert keys.kept_epoch(state, raced.op.body["epoch"])
