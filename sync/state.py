@@ -77,7 +77,7 @@ from __future__ import annotations
 import gc
 import heapq
 import itertools
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, cast, overload
@@ -775,8 +775,7 @@ class CircleState:
         if self._base_key is not None and key <= self._base_key:
             self._base_count += 1
             if self._history is None:
-                self._prefix_ops.append(signed)
-                self._prefix_ops.sort(key=fold_key)
+                insort(self._prefix_ops, signed, key=fold_key)  # (it is sorted: no full sort per op)
             return True
         index = bisect_left(self._keys, key)
         self._keys.insert(index, key)
