@@ -233,11 +233,14 @@ class ControlMethods:
             rejected["from a peer that proved no key for the topic"] = node.net.refused_unproved
         if node.net.refused_signed:
             rejected["signed (names an origin)"] = node.net.refused_signed
+        if node.net.refused_topics:
+            rejected["names other topics"] = node.net.refused_topics
         return {
             "published": gossip.published_envelopes,
             "received": gossip.received_envelopes,
             "rejected_messages": rejected,
             "dropped_publishes": gossip.dropped_publishes,
+            "held_back": gossip.held_back,
             # The longest per-peer outbound queue: our own publishing waits while it is at
             # gossip.BACKLOG_HIGH_WATER or more.
             "outbound_backlog": node.net.outbound_backlog(),

@@ -1,8 +1,9 @@
 """Node settings: where to listen, whom to dial, how often to reconcile.
 
-Defaults suit a member's laptop. Both kinds of node listen on every interface on a stable
-port (a member's node on `DEFAULT_NODE_PORT`, a relay on `DEFAULT_RELAY_PORT`), so an
-address given out once (in an invite, a circle's relay list) stays good across restarts;
+Defaults suit a member's laptop. Both kinds of node listen on a stable port (a member's
+node on `DEFAULT_NODE_PORT`, on this machine only unless told otherwise; a relay on
+`DEFAULT_RELAY_PORT`, on every interface), so an address given out once (in an invite, a
+circle's relay list) stays good across restarts;
 what they give out is never the unspecified address (`p2pnet.addresses`). A relay behind a
 public IP or DNS name says so with ``announce``. Settings come from ``<home>/config.json``
 (optional) and command-line flags.

@@ -40,11 +40,18 @@ PUBLISH_QUEUE = 10_000
 BACKLOG_HIGH_WATER = 256
 """Pause publishing while some peer's outbound queue is this long (it holds 1024)."""
 
+PASSED_ON_IDS = 4096
+"""Envelope ids of the latest gossip messages we passed on (`GossipService._validate`): what
+we received but have not stored yet counts as held too. A partition's backlog is a few
+hundred."""
+
 JUNK_WEIGHT = 0.2
 """Penalty per junk envelope (see `Verdict.JUNK`): a flood gets its sender banned within
 seconds; a relay that forwards a little junk someone pushed into it is not."""
 
 OnEnvelopes = Callable[[bytes, list[Envelope], str], Awaitable[None]]
+IsKnown = Callable[[bytes, Envelope], bool]
+"""Does the node hold this envelope of this topic already (stored and indexed)?"""
 
 
 def topic_name(topic: bytes) -> str:
@@ -82,6 +89,8 @@ class GossipStats:
     received_envelopes: int = 0
     rejected_messages: Counter[str] = field(default_factory=Counter)
     dropped_publishes: int = 0
+    held_back: int = 0
+    """Messages taken in but not passed on: every envelope in them was ours already."""
 
 
 class GossipService:
@@ -94,10 +103,13 @@ class GossipService:
         peer_limiter: KeyedLimiter | None = None,
         clock: Callable[[], float] = time.time,
         on_misbehaviour: Callable[..., None] | None = None,
+        is_known: IsKnown | None = None,
     ) -> None:
         self.net = net
         self.gate = gate
         self.on_envelopes = on_envelopes
+        self.is_known = is_known
+        self._me = net.peer_id
         self.peer_limiter = peer_limiter
         self.clock = clock
         self.on_misbehaviour = on_misbehaviour or (lambda peer, reason, weight=1.0: None)
@@ -106,6 +118,8 @@ class GossipService:
         """Validated messages by content hash: the peer that forwarded it, its envelopes."""
         self._published: OrderedDict[bytes, None] = OrderedDict()
         """Content hashes of our own recent publishes (gossip names no origin to skip by)."""
+        self._passed_on: OrderedDict[bytes, None] = OrderedDict()
+        """Ids of envelopes in messages we recently passed on (`PASSED_ON_IDS`)."""
         self._send, self._receive = trio.open_memory_channel[tuple[bytes, bytes]](PUBLISH_QUEUE)
         self._loops: dict[bytes, trio.CancelScope] = {}
         """The receive loop of each subscribed topic (at most one per topic)."""
@@ -142,10 +156,35 @@ class GossipService:
                 self.stats.rejected_messages["over quota"] += 1
                 return False
             envelopes.append(envelope)
-        self._checked[hashlib.sha256(data).digest()] = (forwarder, envelopes)
+        digest = hashlib.sha256(data).digest()  # the message id (netstack's `_content_id`)
+        if forwarder != self._me and all(self._old_news(topic, e) for e in envelopes):
+            # Nothing new to us: take it in, do not pass it on. A batch is a message of its
+            # own, so the same envelopes batched again by another node (a re-gossip of what
+            # reconciliation brought) are "new" to gossipsub's seen-cache: after a partition
+            # healed, each node's re-gossip of the backlog crossed the whole mesh. What we
+            # hold we passed on when it first came, or chose not to (past the re-gossip
+            # budget), or it came before a restart: peers that lack it get it by
+            # reconciliation (at connect, every interval, on a missing parent), as they
+            # would have if its first gossip had been lost. Our own publishes always go.
+            self.net.hold_back(digest)
+            self.stats.held_back += 1
+        else:
+            self._note_passed_on(envelopes)
+        self._checked[digest] = (forwarder, envelopes)
         while len(self._checked) > 4096:
             self._checked.popitem(last=False)
         return True
+
+    def _old_news(self, topic: bytes, envelope: Envelope) -> bool:
+        """Did we pass this envelope on already (it may not be stored yet), or do we hold it?"""
+        return envelope.id in self._passed_on or (self.is_known is not None and self.is_known(topic, envelope))
+
+    def _note_passed_on(self, envelopes: list[Envelope]) -> None:
+        for envelope in envelopes:
+            self._passed_on[envelope.id] = None
+            self._passed_on.move_to_end(envelope.id)
+        while len(self._passed_on) > PASSED_ON_IDS:
+            self._passed_on.popitem(last=False)
 
     def join_nowait(self, topic: bytes, nursery: trio.Nursery) -> None:
         """Want a topic's gossip from now on; the subscription follows in a task."""

@@ -72,7 +72,7 @@ from kith.sync.invites import (
     seal_relay_grant,
     seal_welcome,
 )
-from kith.sync.kinds.keys import MAX_SEALED_PER_OP, invite_id
+from kith.sync.kinds.keys import MAX_SEALED_PER_OP, invite_id, kept_epoch
 from kith.sync.kinds.membership import member_add_body
 from kith.sync.lifecycle import (
     TURN_DELAY_S,
@@ -636,15 +636,25 @@ class Lifecycle:
         return signed
 
     def _welcome(self, circle: Circle, request: JoinRequest, history: bool) -> Envelope:
-        """Every epoch key we hold (the state is a fold of every op; what we lack, organizers
-        share once the newcomer's acknowledgement shows it missing); content keys only as the
-        charter allows: the current one, or all of them when newcomers may read the past."""
+        """Every epoch key we hold of the epochs the fold knows (the state is a fold of every
+        op; what we lack, organizers share once the newcomer's acknowledgement shows it
+        missing); content keys only as the charter allows: the current one, or all of them
+        when newcomers may read the past."""
         if request.request is None:
             raise LocalProtocolError("a welcome for a join request that was never read")
         current_content = circle.keys.current_content_key
         if current_content is None:
             raise LocalProtocolError("a welcome from a circle whose keys hold no content key")
-        contents = dict(circle.keys.contents) if history else {circle.keys.current: current_content}
+        # Only epochs the fold knows: the node installs every key sealed to it, even from a
+        # rotation the fold refuses, and someone removed who still holds an old key can seal
+        # any number of those to us. A welcome holds at most `MAX_WELCOME_EPOCHS`.
+        known = circle.replica.state.epochs
+        epochs = {e: k for e, k in circle.keys.epochs.items() if e in known or e == circle.keys.current}
+        contents = (
+            {e: k for e, k in circle.keys.contents.items() if e in epochs}
+            if history
+            else {circle.keys.current: current_content}
+        )
         info = circle.replica.state.info.get("circle")
         invite = circle.replica.state.invites[request.invite or b""]
         return seal_welcome(
@@ -653,7 +663,7 @@ class Lifecycle:
             request=request.request,
             circle=circle.id,
             name=info.name if info else circle.keys.label,
-            epochs=dict(circle.keys.epochs),
+            epochs=epochs,
             contents=contents,
             current=circle.keys.current,
             relays=self._addresses(circle),
@@ -801,8 +811,10 @@ class Lifecycle:
         return new_epoch
 
     def _newest_held(self, circle: Circle, *, exclude: bytes) -> bytes:
-        epochs = circle.replica.state.epochs
-        held = [e for e in circle.keys.epochs if e != exclude and e in epochs]
+        state = circle.replica.state
+        epochs = state.epochs
+        # (Never one kept from a struck rotation: whoever was removed holds it.)
+        held = [e for e in circle.keys.epochs if e != exclude and e in epochs and not kept_epoch(state, e)]
         if not held:
             return circle.keys.current
         return max(held, key=lambda e: (epochs[e].lamport, epochs[e].op))
@@ -827,7 +839,11 @@ class Lifecycle:
             content_key = content if readable and content is not None else NO_CONTENT_KEY
             # Sealed with the newest epoch they hold: they cannot open one sealed with the
             # current epoch if that is the key they lack.
-            held = [e for e, holders in state.holders.items() if member in holders and e in circle.keys.epochs]
+            held = [
+                e
+                for e, holders in state.holders.items()
+                if member in holders and e in circle.keys.epochs and not kept_epoch(state, e)
+            ]
             seal_with = max(held, key=lambda e: (state.epochs[e].lamport, state.epochs[e].op), default=None)
             box = seal_epoch_key(state.cards[member], key, content_key)
             sealed.setdefault(seal_with, {})[member] = box

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -70,6 +71,10 @@ PEER_QUEUE_SIZE = 1024
 
 SUBSCRIPTION_QUEUE_SIZE = 1024
 """Per-subscription delivery channel (default 32, also drops silently)."""
+
+HELD_BACK_IDS = 4096
+"""How many ids of messages not to forward the router remembers (`NetStack.hold_back`);
+an id is needed only while its message is being taken in, so any few thousand will do."""
 
 PEER_STREAM_RETRY_S = (0.5, 10.0)
 """The first and the longest wait between tries at opening our gossip stream to a connected
@@ -195,6 +200,19 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
+class _NoValidationCache(_pubsub_module.ValidationCache):
+    """py-libp2p's validation cache, remembering nothing (`_GuardedPubsub`)."""
+
+    def get(self, msg_id: bytes) -> None:
+        return None
+
+    def put(self, msg_id: bytes, result: _pubsub_module.ValidationResult) -> None:
+        return None
+
+    def clear_expired(self) -> None:
+        return None
+
+
 class _GuardedPubsub(Pubsub):
     """Pubsub that tells nothing to peers that did not prove a key, and signs nothing.
 
@@ -244,6 +262,14 @@ class _GuardedPubsub(Pubsub):
         self._registration_kicks = {}
         self._inbound = {}
         self._reannounce = set()
+        # py-libp2p caches each validation's outcome by message id (the batch's content)
+        # for 5 minutes. Our refusals often depend on who forwarded it and how (a peer that
+        # has not proved the topic, one over its rate, a message naming other topics), so a
+        # cached refusal let anyone holding a batch's bytes get the honest copy refused for
+        # minutes; and a cached refusal of junk skipped our validator, which counts junk
+        # against every peer that sends it again. What it saved is nothing: a message that
+        # passed is in the seen-cache, and our validator is cheap.
+        self.validation_cache = _NoValidationCache()
 
     def _allowed(self, peer_id: Any, topic: str) -> bool:
         return peer_id == self.my_id or bool(self.may_gossip(peer_id.to_base58(), topic))
@@ -497,10 +523,21 @@ class _GatedGossipSub(GossipSub):
     hub = False
     """A relay's router (`_make_router`): it forwards every message to every peer that follows
     the topic, not only to its mesh."""
+    held_back: OrderedDict[bytes, None]
+    """Ids of received messages we do not forward (`NetStack.hold_back`), the latest
+    `HELD_BACK_IDS` (set by `_make_router`)."""
 
     def _allowed(self, peer_id: Any, topic: str) -> bool:
         pubsub = self.pubsub
         return pubsub is not None and pubsub._allowed(peer_id, topic)
+
+    async def publish(self, msg_forwarder: Any, pubsub_msg: Any) -> None:
+        """Pass a validated message on, unless it brought us nothing new (`NetStack.hold_back`):
+        then it is neither sent, nor queued for peers not subscribed yet, nor cached for
+        IHAVE gossip; we passed its envelopes on when they first came."""
+        pubsub = self.pubsub
+        if pubsub is None or msg_forwarder == pubsub.my_id or pubsub.get_message_id(pubsub_msg) not in self.held_back:
+            await super().publish(msg_forwarder, pubsub_msg)
 
     def _get_peers_to_send(
         self, topic_ids: Iterable[str], msg_forwarder: Any, origin: Any, msg_id: bytes | None = None
@@ -515,9 +552,9 @@ class _GatedGossipSub(GossipSub):
         who had just reconnected to a relay arrived 1-2 s late that way (and the
         recipients' parents waited with them). Only peers that follow the topic are added,
         and a subscription counts only once the peer proved the topic (`_GuardedPubsub`)."""
+        pubsub = self.pubsub
         topics = list(topic_ids)
         chosen = set(super()._get_peers_to_send(topics, msg_forwarder, origin, msg_id))
-        pubsub = self.pubsub
         if pubsub is not None and (self.hub or msg_forwarder == pubsub.my_id):
             unwanted = self.dont_send_message_ids
             for topic in topics:
@@ -719,6 +756,8 @@ class NetStack:
     """Gossip messages refused for naming an origin or carrying a signature."""
     refused_unproved: int = 0
     """Gossip messages refused from a peer that had not proved the topic."""
+    refused_topics: int = 0
+    """Gossip messages refused for naming more than the one topic they came on (kith's name one)."""
     _subscriptions: dict[str, Any] = field(default_factory=dict)
     book: AddressBook = field(default_factory=AddressBook)
     """Where each peer was last reached (`connect` keeps it)."""
@@ -728,6 +767,15 @@ class NetStack:
     @property
     def peer_id(self) -> str:
         return self.host.get_id().to_base58()
+
+    def hold_back(self, message_id: bytes) -> None:
+        """Do not forward the gossip message with this id (`_content_id`; call it from the
+        topic's validator, which runs before the router forwards): it is still taken in,
+        marked seen and handed to our subscription, just not passed on."""
+        held = self.router.held_back
+        held[message_id] = None
+        while len(held) > HELD_BACK_IDS:
+            held.popitem(last=False)
 
     def listen_addresses(self) -> list[str]:
         """Full dialable addresses, with the /p2p/<peer id> suffix: the announced ones, or the
@@ -974,13 +1022,18 @@ class NetStack:
         """``validate(forwarder peer id, data)``; it must not raise, and is wrapped so it cannot.
 
         Before it runs: a message that names an origin, sequence number, key or signature
-        is refused (StrictNoSign), and so is one forwarded by a peer that did not prove the
-        topic."""
+        is refused (StrictNoSign), and so are one that names any topic but this one (once),
+        and one forwarded by a peer that did not prove the topic."""
 
         def guarded(forwarder: Any, message: Any) -> bool:
             try:
                 if message.from_id or message.seqno or message.signature or message.key:
                     self.refused_signed += 1
+                    return False
+                if list(message.topicIDs) != [topic]:
+                    # py-libp2p runs a validator per topic named, repeats included; ours
+                    # are for one topic each and keep state (`GossipService._validate`).
+                    self.refused_topics += 1
                     return False
                 if not self.pubsub._allowed(forwarder, topic):
                     self.refused_unproved += 1
@@ -1169,6 +1222,7 @@ def _make_router(*, hub: bool = False) -> _GatedGossipSub:
         eclipse_protection_enabled=False,
     )
     router.hub = hub
+    router.held_back = OrderedDict()
     router.mcache = _ContentMessageCache(router.mcache.window_size, router.mcache.history_size)
     # py-libp2p's queue of gossip for connected peers not (yet) subscribed to its topic
     # (`_pending_messages`, sent when they subscribe) stays, although it costs a relay of many

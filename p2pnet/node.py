@@ -342,6 +342,12 @@ class Node:
             self.topic_bytes[topic] = store.bytes_in_topic(topic)
         return self.indexes[topic]
 
+    def _holds(self, topic: bytes, envelope: Envelope) -> bool:
+        """Is ``envelope`` stored and indexed here (gossip does not pass on what we held)?
+        A topic whose index is not loaded counts as holding nothing."""
+        index = self.indexes.get(topic)
+        return index is not None and (envelope.ts, envelope.id) in index
+
     def topic_size(self, topic: bytes) -> int:
         """Bytes stored on ``topic``, as far as this node has indexed it."""
         return self.topic_bytes.get(topic, 0)
@@ -440,6 +446,7 @@ class Node:
             peer_limiter=KeyedLimiter(rate, 4 * rate),
             clock=self.clock,
             on_misbehaviour=self.penalize,
+            is_known=self._holds,
         )
         host = SyncPeer(
             net.peer_id, self._proof_keys, self._load_index, self._load_envelopes, self.accept, self._on_proved

@@ -26,20 +26,29 @@ parents), so a position alone never grants authority (docs/OPS.md §2a-2c):
 
 Striking reaches backwards: the removal sorts after the ops it strikes. The result is
 defined as folding left to right: when a removal takes effect, the ops it strikes are
-struck and everything from the earliest of them is folded again (`_settle`). For this to
-have one answer, a removal's validity must never rest on an op it strikes, and the rules
-see to it (docs/OPS.md §2c): what it relies on is in its causal past (acknowledgements of
-grants and admissions are kept even for struck ops), organizers can only remove less
-senior ones, and decisions (proposals, votes) are never struck. The fold remembers every
+struck and everything from the earliest of them is folded again (`_settle`). The rules
+keep what a removal relies on out of its own reach (docs/OPS.md §2c): what it relies on
+directly is in its causal past (acknowledgements of grants and admissions are kept even
+for struck ops), organizers can only remove less senior ones, and decisions (proposals,
+votes) are never struck. Through ops it never saw, a removal's validity can still rest on
+an op it strikes (valid with its strikes, invalid without); the left-to-right fold then
+picks one answer: each removal is met first without its own strikes, and strikes only if
+it is valid there. The fold remembers every
 strike (``struck``, not undone by the undo log) so that folding again is cheap; whenever
 it rolls back to a position, the removals at or after it become *unconfirmed*, and
 applying each again either confirms its strikes or revises them (`_settle`,
 `_drop_strikes`), exactly as folding from scratch would.
 
-An op that arrives after a removal and sorts before it cannot be in its past (all of the
-removal's ancestors entered before it did), so unless it could change the removal's own
-validity (leaving) or acknowledges something, it is struck on arrival without replaying
-anything (`_insert_struck`): back-dating costs an attacker's target nothing.
+Ops that join the set at or before a removal that struck something withdraw its strikes
+first (`_withdraw_strikes_from`): a fresh fold meets every removal without its own strikes,
+and a removal's validity can rest on what it would strike through ops it never saw (an
+organizer's role hanging on a handover to someone the target admitted). So the removal is
+decided again exactly as a fresh fold decides it, whichever ops arrived first. One kind of
+late op is struck on arrival without replaying anything (`_insert_struck`): an op of the
+removal's target that it had not seen, which acknowledges nothing and could not change who
+is a member or holds a role (not a governing kind, and the circle has no organizer
+election its author could end), so the removal decides the same with it or without it:
+a removed member's back-dated post costs their former circle nothing.
 
 Ops do not arrive in fold order. The common case, an op that sorts after everything
 applied so far, is applied directly (`add`, fast path). An op that sorts earlier ("late
@@ -68,7 +77,7 @@ from __future__ import annotations
 import gc
 import heapq
 import itertools
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, cast, overload
@@ -90,7 +99,10 @@ from kith.sync.kinds.common import (
     WRONG_CIRCLE,
     OpRejected,
 )
+from kith.sync.kinds.keys import keep_epoch
 from kith.sync.kinds.records import (
+    ELECTION,
+    ORGANIZER,
     AidItem,
     AllocPeriod,
     Ask,
@@ -132,10 +144,12 @@ _MISSING = object()
 _APPENDED = object()
 _GENESIS_KIND = OpKind.CIRCLE_CREATE
 _SLOW_KINDS = frozenset({OpKind.MEMBER_REMOVE, OpKind.MEMBER_COMPROMISED, OpKind.ROLE_REVOKE, OpKind.ROLE_HANDOVER})
-"""Kinds that may make a removal of their author moot (leaving, giving up a role): a late
-one is folded in its place, never struck on arrival."""
+"""Kinds by which an author may give up their membership or a role (`_renounces`)."""
 _DECISIONS = frozenset({OpKind.PROPOSAL_CREATE, OpKind.PROPOSAL_VOTE, OpKind.PROPOSAL_WITHDRAW, OpKind.PROPOSAL_CLOSE})
 """Never struck: a proposal's outcome must not hinge on a removal that raced it."""
+_GOVERNING = ROLE_KINDS[ORGANIZER] | _SLOW_KINDS | _DECISIONS | {OpKind.CHARTER_UPDATE, OpKind.CIRCLE_CREATE}
+"""Kinds that can change who is a member or holds a role: a late one is never struck on
+arrival (`_insert_struck`)."""
 
 
 def fold_key(signed: SignedOp) -> FoldKey:
@@ -339,6 +353,10 @@ class CircleState:
                 # Its only effect: what it acknowledged stands (that is a fact about what
                 # its author had seen, not a decision the strike could undo).
                 self._note_citations(signed, member)
+                if op.kind == OpKind.KEY_ROTATE:
+                    # And a struck rotation's epoch stays, never current: what its author's
+                    # side sealed with it belongs to the circle (`keep_epoch`).
+                    keep_epoch(self, signed)
             return  # listed from `struck`
         kind = op.kind
         try:
@@ -366,6 +384,8 @@ class CircleState:
             self._reject(signed, mark, f"invalid body: {exc}")
         except RemoteProtocolError as exc:
             self._reject(signed, mark, str(exc))
+            if kind == OpKind.KEY_ROTATE:
+                keep_epoch(self, signed)  # (its author was removed meanwhile: `keep_epoch`)
 
     def _note_citations(self, signed: SignedOp, member: Member) -> Member:
         """Record what the author acknowledges by citing it: their admission, their grants."""
@@ -438,11 +458,32 @@ class CircleState:
         rest = [signed for signed in batch if not self._insert_struck(signed)]
         if not rest:
             return 0
-        first = fold_key(rest[0])
+        first = self._withdraw_strikes_from(fold_key(rest[0]))
         if self._base_key is not None and first <= self._base_key:
             return self._refold_with(rest, first)
         later = self._rollback_to(bisect_left(self._keys, first))
         return max(0, self._run(later, rest) - len(rest))
+
+    def _withdraw_strikes_from(self, position: FoldKey) -> FoldKey:
+        """New ops join the set at ``position``: withdraw the strikes of every removal at or
+        after it, and return where folding again must start (the earliest op they had
+        struck, or ``position``).
+
+        A fresh fold meets each removal without its strikes, and a removal's validity can
+        rest on ops it would strike (through ops it never saw: a demotion of T that strikes
+        T's admission of E, when the demoting organizer's own role hangs on a handover to E,
+        docs/OPS.md §2c). Keeping the strikes while new ops join could keep such a removal
+        valid where a fresh fold rejects it, so each is decided again as a fresh fold would
+        decide it. Withdrawing one can reach before ``position``, and so reach earlier
+        removals: repeated until none is left after the start."""
+        while True:
+            again = [striker for striker, (key, _ids) in self._struck_by.items() if key >= position]
+            if not again:
+                return position
+            for striker in again:
+                for op_id in self._struck_by.pop(striker)[1]:
+                    position = min(position, (self.struck.pop(op_id).lamport, op_id))
+                self._unconfirmed.discard(striker)
 
     def _run(self, *streams: Iterable[SignedOp]) -> int:
         """Apply fold-ordered op streams merged (each fold key once), settling strikes as they
@@ -695,9 +736,15 @@ class CircleState:
 
         With ops entering in causal order, an op arriving after the removal cannot be in its
         past. Nothing is re-applied: a struck op has no effect, so it only takes its place.
+        Only for ops that could not have changed the removal's own validity unstruck (no
+        governing kind, no organizer election in the circle): the removal then decides as
+        a fresh fold would, which meets it before the op is struck.
         """
         op = signed.op
-        if op.kind in _SLOW_KINDS:
+        if op.kind in _GOVERNING or self._any_election():
+            # It could change who is a member or an organizer (an organizer's op ends an
+            # election it had seen), and so whether the removal is valid: a fresh fold
+            # decides the removal without it struck, so it goes the slow way.
             return False
         key = fold_key(signed)
         record = None
@@ -728,14 +775,16 @@ class CircleState:
         if self._base_key is not None and key <= self._base_key:
             self._base_count += 1
             if self._history is None:
-                self._prefix_ops.append(signed)
-                self._prefix_ops.sort(key=fold_key)
+                insort(self._prefix_ops, signed, key=fold_key)  # (it is sorted: no full sort per op)
             return True
         index = bisect_left(self._keys, key)
         self._keys.insert(index, key)
         self._ops.insert(index, signed)
         self._marks.insert(index, self._marks[index] if index < len(self._marks) else len(self._undo))
         return True
+
+    def _any_election(self) -> bool:
+        return any(proposal.kind == ELECTION for proposal in self.proposals.values())
 
     # --- authoring -------------------------------------------------------------------
 

@@ -42,14 +42,19 @@ class DemoWorld:
             args.append("--static")
         if pace is not None:
             args += ["--pace", str(pace)]
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, argv built here
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=open(root / "world.err", "wb"),  # noqa: SIM115 - owned by the child from here on
-            start_new_session=True,  # its own process group: one killpg ends every part of it
-            text=True,
-        )
+        errors = root / "world.err"
+        with errors.open("wb") as child_errors:
+            # Our own handle on the world's errors, opened before it starts: with --cleanup
+            # a world that fails removes its home, this file with it, before we read why.
+            self._errors = errors.open("rb")  # noqa: SIM115 - closed in `stop`
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, argv built here
+                args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=child_errors,
+                start_new_session=True,  # its own process group: one killpg ends every part of it
+                text=True,
+            )
         self.user: dict[str, Any] = {}
         self.ready: dict[str, Any] = {}
 
@@ -65,8 +70,11 @@ class DemoWorld:
         while time.monotonic() < deadline:
             line = self.stdout.readline()
             if not line:
-                detail = (self.root / "world.err").read_text(errors="replace").strip().splitlines()
-                raise KithError(f"the demo could not start: {detail[-1] if detail else 'the world exited'}")
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(timeout=STOP_GRACE_S)  # (its output ended: it is exiting)
+                raise KithError(
+                    f"the demo could not start: {_last_words(self._errors.read().decode(errors='replace'))}"
+                )
             report = json.loads(line)
             if report.get("event") == "user":
                 self.user = report
@@ -100,6 +108,17 @@ class DemoWorld:
             self.process.wait(timeout=STOP_GRACE_S)
         if self.process.stdout is not None:
             self.process.stdout.close()
+        self._errors.close()
+
+
+def _last_words(errors: str) -> str:
+    """The last line of the world's error output that says something (a traceback of an
+    exception group ends in its frame: ``+----``)."""
+    for line in reversed(errors.splitlines()):
+        text = line.strip().lstrip("|").strip()
+        if text.strip("+-"):
+            return text
+    return "the world exited"
 
 
 def run_demo(*, pace: float | None = None) -> int:

@@ -358,6 +358,8 @@ def rebuild_indexes(state: CircleState) -> None:
     state.newest_held = {}
     for epoch, holders in state.holders.items():
         record = state.epochs[epoch]
+        if record.op in state.struck or record.op in state.rejected:
+            continue  # a kept epoch counts for no one's newest key (`keys.note_held`)
         for member in holders:
             start = (record.lamport, record.op)
             if member not in state.newest_held or start > state.newest_held[member]:

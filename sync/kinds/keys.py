@@ -128,7 +128,13 @@ def start_epoch(state: CircleState, signed: SignedOp, op: Op, epoch: bytes, prev
 
 
 def note_held(state: CircleState, member: bytes, epoch: bytes) -> None:
-    """Keep `CircleState.newest_held` (the newest epoch each member holds) up to date."""
+    """Keep `CircleState.newest_held` (the newest epoch each member holds) up to date.
+
+    An epoch kept from a rotation that did not count (`keep_epoch`) never counts here: it
+    replaced nothing, so holding it must not make the current key look stale (it may sort
+    after it)."""
+    if kept_epoch(state, epoch):
+        return
     record = state.epochs[epoch]
     start = (record.lamport, record.op)
     current = state.newest_held.get(member)
@@ -176,14 +182,106 @@ def key_rotate(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
     previous = epoch_ref(body["previous"], "previous")
     sealed = _sealed(state, body["sealed"], "sealed")
     may_invite(state, op.author, NOT_KEY_KEEPER)
-    if epoch in state.epochs:
+    squatted = epoch in state.epochs and kept_epoch(state, epoch)
+    if epoch in state.epochs and not squatted:
         raise OpRejected(EPOCH_KNOWN)
     if previous not in state.epochs:
         raise OpRejected(EPOCH_UNKNOWN)
+    # A kept epoch's id gives way to a rotation that counts: else anyone whose rotation
+    # may be kept could name the id of a rotation they saw coming (it is sealed with the
+    # current key) and sort theirs first, to cancel it. The id is a hash of the key, so
+    # whoever acknowledged the kept epoch holds this key: they keep holding it.
+    held_before = dict(state.holders[epoch]) if squatted else {}
+    if squatted:
+        held_before.pop(state.epochs[epoch].author, None)
     start_epoch(state, signed, op, epoch, previous)
+    for member, ack in sorted(held_before.items()):
+        if member != op.author:
+            state.put(state.holders[epoch], member, ack)
+            note_held(state, member, epoch)
     _offer(state, signed, epoch, sealed)
     if _reached_outsiders(state, sealed):
         state.put_info("rotation_due", True)
+
+
+MAX_KEPT_EPOCHS = 8
+"""Epochs kept from one author's rotations that did not count (`keep_epoch`)."""
+
+
+def keep_epoch(state: CircleState, signed: SignedOp) -> None:
+    """A rotation that does not count because a removal or demotion of its author raced it
+    (struck by it, or refused because it sorts after it): keep its epoch, never current.
+
+    Its author's side installed the key before the removal reached them and sealed ops
+    with it, members who did nothing wrong among them. Those ops belong to the circle, so
+    every member must be able to open them and the fold must count what they say: the
+    epoch stays in `CircleState.epochs` (with the members the rotation sealed it to), so
+    acks and shares can name it, content sealed with it counts, and organizers hand it to
+    members who lack it (a newcomer let in meanwhile). It never becomes current, starts no
+    rotation and counts for no one's newest key (`note_held`); `kept_epoch` tells it. A
+    rotation that counts and names a kept epoch's id takes the id over (`key_rotate`).
+
+    Only a rotation that raced (`_raced`), with a new epoch replacing a known one, and at
+    most `MAX_KEPT_EPOCHS` per author: a removed member can sign rotations without end, and
+    every kept epoch costs each newcomer a share. So a removed member who back-dates junk
+    rotations ahead of a real raced one can use up the cap, and what their side sealed with
+    the real one is then refused, as it was before epochs were kept. A late rotation is
+    folded the slow way (`key.rotate` is a governing kind), so what is kept is what a fresh
+    fold keeps."""
+    op = signed.op
+    if not _raced(state, signed):
+        return
+    if type(op.body) is not dict or set(op.body) != _ROTATE_KEYS:
+        return
+    try:
+        epoch = epoch_ref(op.body["epoch"], "epoch")
+        previous = epoch_ref(op.body["previous"], "previous")
+        sealed = _sealed(state, op.body["sealed"], "sealed")
+    except schema.InvalidBody:
+        return
+    if epoch in state.epochs or previous not in state.epochs:
+        return
+    kept = sum(1 for e, record in state.epochs.items() if record.author == op.author and kept_epoch(state, e))
+    if kept >= MAX_KEPT_EPOCHS:
+        return
+    state.put(state.epochs, epoch, Epoch(signed.id, op.lamport, op.author, previous))
+    state.put(state.holders, epoch, {op.author: signed.id})
+    state.put(state.offers, epoch, {})
+    _offer(state, signed, epoch, sealed)
+
+
+def _raced(state: CircleState, signed: SignedOp) -> bool:
+    """Would this rotation (not counting) have counted, but for a removal or demotion of its
+    author that it had not seen? Struck: its author was a member at its position, so it
+    must pass the usual check of who may move keys there. Refused: its author's latest
+    removal (or demotion from organizer) is not in its causal past, and they could move
+    keys before it (an organizer once, or the charter lets members invite)."""
+    op = signed.op
+    if signed.id in state.struck:
+        member = state.members.get(op.author)
+        if member is None or not member.acked:
+            return False
+        try:
+            may_invite(state, op.author, NOT_KEY_KEEPER)
+        except OpRejected:
+            return False
+        return True
+    removals = state.removals.get(op.author)
+    if not removals:
+        return False
+    last = removals[-1]
+    if last.scope not in ("member", ORGANIZER):
+        return False
+    if op.author not in state.seniority and not state.info["charter"].members_can_invite:
+        return False
+    return not state.causal.which_in_past((last.end_op,), signed.id)
+
+
+def kept_epoch(state: CircleState, epoch: bytes) -> bool:
+    """Is ``epoch`` one the fold kept from a rotation that did not count (`keep_epoch`)?
+    Whoever was removed holds its key: nothing new is sealed with it."""
+    record = state.epochs.get(epoch)
+    return record is not None and (record.op in state.struck or record.op in state.rejected)
 
 
 def _offer(state: CircleState, signed: SignedOp, epoch: bytes, sealed: dict[bytes, bytes]) -> None:
@@ -346,8 +444,8 @@ def epochs_before(state: CircleState, epoch: bytes | None) -> Iterator[bytes]:
 
 
 __all__ = [
-    "TARGET_NOT_MEMBER", "HANDLERS", "MAX_RELAYS", "epochs_before", "invite_id", "members_missing_key",
-    "relay_address_problem",
+    "TARGET_NOT_MEMBER", "HANDLERS", "MAX_RELAYS", "MAX_KEPT_EPOCHS", "epochs_before", "invite_id",
+    "keep_epoch", "kept_epoch", "members_missing_key", "relay_address_problem",
 ]  # fmt: skip
 
 HANDLERS: dict[str, Handler] = {

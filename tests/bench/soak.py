@@ -339,6 +339,7 @@ def _report(
         "joins": f"{stats.joins_completed} of {stats.joins_requested}",
         "removals": stats.removals,
         "rotations": stats.rotations,
+        "kept_epochs": checked.kept_epochs,
         "deliveries": checked.delivered,
         "deliveries_expected": checked.expected,
         "delivery_ratio": round(ratio, 6) if ratio is not None else None,
@@ -464,7 +465,8 @@ def summary(report: dict[str, Any], problems: list[str]) -> str:
         f"soak: {report['members']} members, {report['relays']} relays, {report['circles']} circles; "
         f"set-up {report['setup_s']} s, load and faults {report['load_s']} s",
         f"ops sent {report['ops_sent']} ({report['ops_sent_per_s']}/s), joins {report['joins']}, "
-        f"removals {report['removals']}, rotations {report['rotations']}",
+        f"removals {report['removals']}, rotations {report['rotations']} "
+        f"(epochs kept from raced ones: {report['kept_epochs']})",
         f"deliveries {report['deliveries']} of {report['deliveries_expected']} (ratio {report['delivery_ratio']}), "
         f"lost {report['lost']}, undecryptable {report['undecryptable']}",
         f"latency p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms (no fault in flight), "

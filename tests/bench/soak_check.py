@@ -44,6 +44,7 @@ from kith.p2pnet.lifecycle import TURN_DELAY_S
 from kith.sync.content import blob_epoch, open_content
 from kith.sync.envelope import Envelope, circle_handle, is_marker, open_envelope, topic_of_epoch_key
 from kith.sync.kinds import CONTENT_KINDS
+from kith.sync.kinds.keys import kept_epoch
 from kith.sync.ops import SignedOp
 from kith.sync.replica import CircleReplica
 
@@ -175,6 +176,8 @@ class Audit:
     """Content correctly unreadable (sealed before the reader joined a circle without history)."""
     refold_mismatches: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
+    kept_epochs: int = 0
+    """Epochs the circles kept from key changes a removal raced (docs/OPS.md "Kept epochs")."""
 
     @property
     def undecryptable(self) -> int:
@@ -237,6 +240,7 @@ def audit(world: World, load: Load, live: Convergence) -> Audit:
         current = members.get(model.name, set())
         acked = [r for r in load.stats.sent if r.circle == model.id]
         op_sets: dict[str, set[bytes]] = {}
+        kept = 0
         for name in sorted(current):
             raw = keystores[name].data.circles.get(circle_id)
             if raw is None:
@@ -249,6 +253,7 @@ def audit(world: World, load: Load, live: Convergence) -> Audit:
             replica = CircleReplica(circle_id)
             replica.ingest_many(ops.values())
             refolded = replica.state_hash().hex()
+            kept = max(kept, sum(1 for epoch in replica.state.epochs if kept_epoch(replica.state, epoch)))
             live_hash = live.hashes.get(model.name, {}).get(name, "absent")
             if refolded != live_hash:
                 live_ops = live.ops.get(model.name, {}).get(name, -1)
@@ -268,6 +273,7 @@ def audit(world: World, load: Load, live: Convergence) -> Audit:
                 result.details.append(f"{model.name}/{name}: cannot open {bad} envelopes (epochs {dict(missing_keys)})")
             result.undecryptable_envelopes += bad
             _audit_content(replica, keys, world.by_name(name), ops.values(), result, f"{model.name}/{name}")
+        result.kept_epochs += kept
         found = set().union(*op_sets.values()) if op_sets else set()
         for record in acked:
             op_id = bytes.fromhex(record.id)

@@ -18,6 +18,7 @@ from kith.p2pnet.config import NodeConfig
 from kith.p2pnet.home import Home
 from kith.p2pnet.keyfile import Keystore
 from kith.p2pnet.node import Node
+from kith.sync.kinds.keys import kept_epoch
 from kith.sync.relaytoken import RelayToken
 
 PASS = "test passphrase"
@@ -127,6 +128,7 @@ def explain_circle(nodes: Any, circle_id: str) -> Callable[[], str]:
                 f"members {sorted(m.hex()[:6] for m in state.members)} "
                 f"epoch {state.info.get('epoch', b'').hex()[:8]} due {state.info.get('rotation_due')} "
                 f"keys {sorted(e.hex()[:8] for e in circle.keys.epochs)} "
+                f"folded epochs {_epochs(state)} "
                 f"stored {node.circles.store.count()} peers {len(node.peers)} "
                 f"counters {dict(node.circles.counters)} refused {dict(node.stats.refused)} "
                 f"banned {sorted(p[-6:] for p in node.guard.banned)} "
@@ -135,6 +137,13 @@ def explain_circle(nodes: Any, circle_id: str) -> Callable[[], str]:
         return "\n".join(lines)
 
     return explain
+
+
+def _epochs(state: Any) -> dict[str, int]:
+    """epoch (``*`` if kept from a rotation that did not count) -> how many hold it, as the fold sees it."""
+    return {
+        e.hex()[:8] + ("*" if kept_epoch(state, e) else ""): len(state.holders.get(e, {})) for e in sorted(state.epochs)
+    }
 
 
 def state_hash(node: Node, circle_id: str) -> str:

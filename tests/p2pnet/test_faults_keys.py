@@ -26,6 +26,7 @@ from p2pnet_harness import (
 )
 
 from kith.p2pnet.node import Node
+from kith.sync.envelope import epoch_id
 
 pytestmark = pytest.mark.trio
 
@@ -132,6 +133,39 @@ async def test_a_newcomer_reads_ops_sealed_under_a_concurrent_rotation(tmp_path:
             assert set(carols) <= set(_readable(finn, circle))
 
 
+async def test_a_newcomer_reads_posts_sealed_under_a_struck_rotation(tmp_path: Path) -> None:
+    """Bob rotates while Carol, cut off, removes him, so his rotation is struck. Dana, on
+    Bob's side, got his key first and posted under it. Carol lets Finn in meanwhile: her
+    welcome carries every key she holds, not Bob's. Finn must still fold Dana's posts (the
+    key-delivery gap, docs/RELIABILITY.md "Not yet explained")."""
+    homes = [make_home(tmp_path, n) for n in ("alice", "carol", "bob", "dana", "finn")]
+    with trio.fail_after(240):
+        async with AsyncExitStack() as stack:
+            alice, carol, bob, dana, finn = [await stack.enter_async_context(running(h)) for h in homes]
+            circle = (await call(alice, "circle.create", name="Struck"))["id"]
+            await share_circle(alice, circle, carol, bob, dana)
+            for organizer in (carol, bob):  # Carol first: Bob is the junior one she may remove
+                member = organizer.circles.identity.member_id.hex()  # type: ignore[union-attr]
+                await call(alice, "role.grant", circle=circle, member=member, role="organizer")
+            members = (alice, carol, bob, dana)
+            await wait_until(lambda: len({state_hash(n, circle) for n in members}) == 1)
+            for node in members:
+                node.keystore.data.relays.clear()
+            await _cut([alice, carol], [bob, dana])
+            await call(bob, "rotate", circle=circle)
+            danas = [await post_when_ready(dana, circle, f"dana under bob's key {i}") for i in range(3)]
+            await call(carol, "member.remove", circle=circle, member=bob.circles.identity.member_id.hex())  # type: ignore[union-attr]
+            await share_circle(carol, circle, finn)
+            await _heal([alice, carol, finn], [bob, dana])
+            remaining = (alice, carol, dana, finn)
+            await wait_until(
+                lambda: len({state_hash(n, circle) for n in remaining}) == 1,
+                timeout=120,
+                explain=explain_circle(list(remaining), circle),
+            )
+            assert set(danas) <= set(_readable(finn, circle))
+
+
 async def test_someone_removed_can_be_invited_back_and_catches_up(tmp_path: Path) -> None:
     """Coming back after a removal: the invite's relay key lets envelopes of epochs the
     returning member could not open into their store; once the welcome brings the keys
@@ -183,3 +217,23 @@ async def test_a_key_that_arrives_late_brings_its_topic_and_what_was_said_there(
             assert _readable(bob, circle).get(posted) is None  # nothing of the new topic yet
             await _heal([alice], [bob])
             await wait_until(lambda: _readable(bob, circle).get(posted) is True, timeout=10)
+
+
+async def test_a_welcome_carries_only_keys_of_epochs_the_circle_knows(tmp_path: Path) -> None:
+    """Attack: someone removed who kept an old key seals junk key changes to an organizer,
+    as many as they like; the organizer's node installs every key sealed to it, even from
+    a change the fold refuses. Its welcomes carry only the epochs the fold knows, so those
+    keys neither travel to newcomers nor push a welcome past the 1,024 keys it may hold
+    (a newcomer would refuse it and never get in)."""
+    homes = [make_home(tmp_path, n) for n in ("alice", "bob")]
+    with trio.fail_after(60):
+        async with running(homes[0]) as alice, running(homes[1]) as bob:
+            circle = (await call(alice, "circle.create", name="Junk keys"))["id"]
+            keys = _circle(alice, circle).keys
+            junk = [bytes([i]) * 32 for i in range(1, 4)]
+            for key in junk:
+                keys.add_epoch(epoch_id(key), key, make_current=False, content=bytes(32))
+            await share_circle(alice, circle, bob)
+            held = set(_circle(bob, circle).keys.epochs)
+            assert held and held <= set(_circle(alice, circle).replica.state.epochs)
+            assert not held & {epoch_id(key) for key in junk}

@@ -165,3 +165,51 @@ def test_random_forged_histories_end_and_agree(seed: int) -> None:
             for undo_window, batch in ((20_000, 1), (2, 1), (20_000, len(order)), (3, 3)):
                 hashes.add(feed(b.cid, order, undo_window=undo_window, batch=batch).state_hash())
         assert len(hashes) == 1
+
+
+def _demotion_resting_on_its_own_strike() -> tuple[B, dict[str, SignedOp]]:
+    """alice demotes carol (D) without having seen carol admit eve (E), nor bob hand his
+    role over to eve (H, which needs E), and after alice herself tried to hand her role to
+    bob (A, which needs bob not to be an organizer any more, i.e. H). Folded in order with
+    every op: E, H and A stand, so alice is no longer an organizer and D is rejected. But
+    if D struck E, H would fail, A would fail, alice would still be an organizer and D
+    would be valid: D's validity rests (through ops it never saw) on its own strike.
+    Found by tests/sync/test_governance_machine.py (there with forks and back-dating)."""
+    b = B()
+    add_bob, add_carol = b.add("bob"), b.add("carol")
+    grant_bob, grant_carol = b.grant("bob"), b.grant("carol")
+    ops = {"bob": b.post("bob", cite=(add_bob.id, grant_bob.id))}
+    b.post("carol", cite=(add_carol.id, grant_carol.id))
+    ops["E"] = b.add("eve", by="carol")
+    ops["H"] = b.op("bob", "role.handover", {"member": M["eve"]}, cite=(ops["E"].id,))
+    while b.lam[b.last["alice"][1]] <= b.lam[ops["H"].id]:
+        b.post("alice")  # alice's chain, seeing none of E and H, sorts after them
+    ops["A"] = b.op("alice", "role.handover", {"member": M["bob"]})
+    ops["D"] = b.revoke("carol")
+    return b, ops
+
+
+def test_a_demotion_that_rests_on_its_own_strike_has_one_answer() -> None:
+    """The fold is a function of the op set: a fresh fold, and replicas that received E and
+    H (the ops the demotion D could strike, or that rest on them) after D, or D last, agree:
+    D is decided without its own strikes in force, so it is rejected (docs/OPS.md §2c)."""
+    b, ops = _demotion_resting_on_its_own_strike()
+    late = [ops["E"], ops["H"]]
+    early = [o for o in b.ops if o not in late]
+    orders = [
+        b.ops,  # fold order: a fresh fold
+        early + late,  # D first: E arrives after the demotion that could strike it
+        early + late[1:] + late[:1],  # impossible causally; the DAG buffers H until E comes
+        [o for o in b.ops if o is not ops["D"]] + [ops["D"]],
+    ]
+    for order in orders:
+        for undo_window, batch in ((20_000, 1), (2, 1), (20_000, len(order)), (3, 3)):
+            state = feed(b.cid, order, undo_window=undo_window, batch=batch).state
+            assert state.is_rejected(ops["D"].id) == "only an organizer may do this"
+            assert state.is_rejected(ops["E"].id) is None
+            assert state.is_rejected(ops["H"].id) is None
+            assert state.is_rejected(ops["A"].id) is None
+            assert M["eve"] in state.members and "organizer" in state.members[M["carol"]].roles
+    rnd = random.Random(17)
+    hashes = {feed(b.cid, order).state_hash() for order in causal_orders(b.ops, rnd, 12)}
+    assert len(hashes) == 1

@@ -5,14 +5,19 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+from circle_support import PEOPLE
 from forge_kit import B, M, causal_orders, feed
+from sync_support import sealed_body
 
 from kith.identity.crypto import seal_to
 from kith.sync.kinds import keys
 from kith.sync.kinds.common import NOT_MEMBER, NOT_ORGANIZER
 from kith.sync.kinds.keys import invite_id, members_missing_key
 from kith.sync.kinds.membership import member_add_body
+from kith.sync.ops import SignedOp
 from kith.sync.replica import CircleReplica
+from kith.sync.state import CircleState, fold_key
 
 FIRST = bytes([0x42]) * 16
 
@@ -231,3 +236,170 @@ def test_an_ack_its_removal_voided_never_counts_for_the_next_membership() -> Non
     for order in causal_orders(b.ops, random.Random(8), 6):
         state = feed(b.cid, order).state
         assert state.holders[FIRST].get(M["bob"]) == honest_ack.id
+
+
+# --- epochs of rotations that did not count (a removal raced them) ----------------------
+
+E2 = bytes([0x22]) * 16
+
+
+def _raced_rotation(removal_sorts_first: bool) -> tuple[B, dict[str, Any]]:
+    """Bob (an organizer Alice outranks) rotates to E2 and Dana, on his side, acknowledges it
+    and posts under it; Alice, who had seen none of that, removes Bob and lets Eve in. The
+    removal sorts after Bob's rotation (it strikes it) or before it (the rotation is
+    rejected: its author is no longer a member)."""
+    b = B()
+    adds = {who: b.add(who) for who in ("bob", "dana")}
+    grant = b.grant("bob")
+    start = b.op("bob", "profile.set", {"name": "Bob"}, cite=[adds["bob"].id, grant.id])
+    dana_in = b.post("dana", "hello", cite=[adds["dana"].id])
+    sealed = {M[n]: seal_to(PEOPLE[n].dh_public, bytes(64)) for n in ("alice", "dana")}
+    rotation = b.op("bob", "key.rotate", {"epoch": E2, "previous": FIRST, "sealed": sealed}, cite=[dana_in.id])
+    ack = b.op("dana", "key.ack", {"epochs": [E2]}, cite=[rotation.id])
+    text = {"text": "under bob's key", "reply_to": None, "content_warning": None, "urgent": False}
+    post = b.op("dana", "msg.post", sealed_body("msg.post", text, M["dana"], b.cid, epoch=E2), cite=[ack.id])
+    if removal_sorts_first:
+        removal = b.remove("bob", cite=[start.id], before=rotation)
+    else:
+        for i in range(6):  # Alice's side gets ahead, so her removal sorts after Bob's rotation
+            b.post("alice", f"meanwhile {i}", cite=[start.id])
+        removal = b.remove("bob")
+        assert fold_key(removal) > fold_key(rotation)
+    eve = b.add("eve", cite=[removal.id])
+    return b, {"rotation": rotation, "ack": ack, "post": post, "removal": removal, "eve": eve}
+
+
+@pytest.mark.parametrize("removal_sorts_first", [False, True], ids=["struck", "rejected"])
+def test_a_rotation_a_removal_raced_keeps_its_epoch_for_what_members_sealed_with_it(removal_sorts_first: bool) -> None:
+    """What Dana said under Bob's key counts on every node, whichever way the race went and
+    whatever order the ops arrive in; the key never becomes current, and Eve (let in
+    meanwhile) is owed it, so his node can open what was sealed with it."""
+    b, ops = _raced_rotation(removal_sorts_first)
+    hashes = set()
+    for order in causal_orders(b.ops, random.Random(3), 8):
+        state = feed(b.cid, order).state
+        assert state.is_rejected(ops["rotation"].id) is not None  # the rotation itself does not count
+        assert M["bob"] not in state.members
+        assert state.info["epoch"] == FIRST and state.info["rotation_due"] is True
+        assert keys.kept_epoch(state, E2) and not keys.kept_epoch(state, FIRST)
+        assert state.is_rejected(ops["ack"].id) is None and M["dana"] in state.holders[E2]
+        assert state.is_rejected(ops["post"].id) is None and ops["post"].id in state.messages
+        assert M["eve"] in members_missing_key(state, E2)
+        hashes.add(feed(b.cid, order).state_hash())
+    assert len(hashes) == 1
+
+
+def test_holding_a_kept_epoch_does_not_make_the_current_key_look_stale() -> None:
+    """A kept epoch may sort after the current one. Dana acknowledged it (as her node does
+    for every key it installs): her posts under the current key still count."""
+    b, ops = _raced_rotation(removal_sorts_first=False)
+    later = b.post("dana", "under the current key", cite=[ops["removal"].id, ops["post"].id])
+    state = feed(b.cid, b.ops).state
+    assert state.epochs[E2].lamport > state.epochs[FIRST].lamport
+    assert state.is_rejected(later.id) is None
+
+
+def test_a_removed_member_cannot_flood_the_circle_with_kept_epochs() -> None:
+    """Attack: Bob, removed, signs rotation after rotation (back-dated forks and new ones).
+    At most `MAX_KEPT_EPOCHS` of them are kept, none becomes current, and the circle goes on."""
+    b = B()
+    admission = b.add("bob")
+    grant = b.grant("bob")
+    start = b.op("bob", "profile.set", {"name": "Bob"}, cite=[admission.id, grant.id])
+    removal = b.remove("bob", cite=[start.id])
+    for i in range(3 * keys.MAX_KEPT_EPOCHS):
+        epoch = bytes([0x30 + i]) * 16
+        b.op("bob", "key.rotate", {"epoch": epoch, "previous": FIRST, "sealed": {}}, prev=start.id if i % 2 else None)
+    after = b.post("alice", "still here", cite=[removal.id])
+    for order in causal_orders(b.ops, random.Random(5), 4):
+        state = feed(b.cid, order).state
+        kept = [e for e in state.epochs if keys.kept_epoch(state, e)]
+        assert len(kept) == keys.MAX_KEPT_EPOCHS
+        assert state.info["epoch"] == FIRST
+        assert state.is_rejected(after.id) is None
+
+
+def test_a_stranger_gets_no_epoch_kept() -> None:
+    """Only the rotations of someone a removal or demotion ended are kept: a plain member's
+    refused rotation, or one by someone never in the circle, leaves no epoch behind."""
+    b = B()
+    admission = b.add("dana")
+    plain = b.op("dana", "key.rotate", {"epoch": E2, "previous": FIRST, "sealed": {}}, cite=[admission.id])
+    stranger = b.op("eve", "key.rotate", {"epoch": bytes([0x23]) * 16, "previous": FIRST, "sealed": {}})
+    state = feed(b.cid, b.ops).state
+    assert state.is_rejected(plain.id) == keys.NOT_KEY_KEEPER and state.is_rejected(stranger.id) == NOT_MEMBER
+    assert set(state.epochs) == {FIRST}
+
+
+def test_a_restored_snapshot_still_ignores_kept_epochs_for_stale_keys() -> None:
+    """A state restored from its snapshot (the node's state cache) rebuilds each member's
+    newest key without the kept epochs, as the fold does: the post after it still counts."""
+    b, ops = _raced_rotation(removal_sorts_first=False)
+    later = b.post("dana", "under the current key", cite=[ops["removal"].id, ops["post"].id])
+    live = feed(b.cid, b.ops).state
+    picture, tail = live.snapshot(sum(1 for signed in b.ops if fold_key(signed) >= fold_key(later)))
+    assert tail[0] == later
+    restored = CircleState.restore(b.cid, picture, causal=live.causal)
+    for signed in tail:
+        restored.add(signed)
+    assert restored.is_rejected(later.id) is None
+    assert restored.encode() == live.encode()
+
+
+def test_a_kept_epoch_id_gives_way_to_a_rotation_that_counts() -> None:
+    """Attack: Bob, removed, reads the id of the rotation Alice makes after removing him (it
+    is sealed with the key he still holds) and signs a rotation naming it, not citing his
+    removal, sorting before hers. His is kept (it raced the removal), but hers counts: it
+    takes the id over, becomes current and settles the rotation that was due."""
+    b, ops = _raced_rotation(removal_sorts_first=True)
+    e3 = bytes([0x33]) * 16
+    sealed = {M["dana"]: seal_to(PEOPLE["dana"].dh_public, bytes(64))}
+    real = b.op("alice", "key.rotate", {"epoch": e3, "previous": FIRST, "sealed": sealed})  # after the removal
+    squat = b.op("bob", "key.rotate", {"epoch": e3, "previous": FIRST, "sealed": {}}, before=real)
+    hashes = set()
+    for order in causal_orders(b.ops, random.Random(9), 6):
+        replica = feed(b.cid, order)
+        state = replica.state
+        assert state.is_rejected(squat.id) is not None and state.is_rejected(real.id) is None
+        assert state.info["epoch"] == e3 and state.info["rotation_due"] is False
+        assert state.epochs[e3].op == real.id and not keys.kept_epoch(state, e3)
+        assert set(state.holders[e3]) == {M["alice"]}
+        hashes.add(replica.state_hash())
+    assert len(hashes) == 1
+
+
+def test_only_a_raced_rotation_by_someone_who_could_move_keys_is_kept() -> None:
+    """Kept: an organizer's rotation that a demotion raced. Not kept: a rotation made after
+    seeing the removal or demotion, a plain member's (they never could rotate), or one by a
+    former organizer, who knew they could not, raced only by the loss of another role."""
+    b = B()
+    adds = {who: b.add(who) for who in ("bob", "carol", "dana", "eve")}
+    grants = {"bob": b.grant("bob"), "carol": b.grant("carol"), "dana": b.grant("dana")}
+    treasurer = b.grant("dana", "treasurer")
+    starts = {w: b.op(w, "profile.set", {"name": w}, cite=[adds[w].id, *([grants[w].id] if w in grants else [])])
+              for w in ("bob", "carol", "dana", "eve")}  # fmt: skip
+    b.op("dana", "profile.set", {"name": "Dana T"}, cite=[treasurer.id])
+    bob_out = b.revoke("bob", cite=[starts["bob"].id])
+    carol_out = b.remove("carol", cite=[starts["carol"].id])
+    dana_not_organizer = b.revoke("dana")
+    dana_saw_it = b.op("dana", "profile.set", {"name": "Dana"}, cite=[dana_not_organizer.id])
+    dana_out = b.revoke("dana", "treasurer")
+    eve_out = b.remove("eve", cite=[starts["eve"].id])
+
+    def rotate(who: str, epoch: int, *cite: bytes) -> SignedOp:
+        body = {"epoch": bytes([epoch]) * 16, "previous": FIRST, "sealed": {}}
+        return b.op(who, "key.rotate", body, cite=list(cite))
+
+    raced = rotate("bob", 0x51)  # Bob had not seen his demotion
+    after_demotion = rotate("bob", 0x52, bob_out.id)
+    after_removal = rotate("carol", 0x53, carol_out.id)
+    for i in range(8):  # Eve's chain gets ahead of her removal: her rotation is refused, not struck
+        b.post("eve", f"still typing {i}")
+    plain_raced = rotate("eve", 0x54)  # Eve never could rotate
+    other_role = rotate("dana", 0x55, dana_saw_it.id)  # raced only by the loss of the treasurer role
+    rotations = (raced, after_demotion, after_removal, plain_raced, other_role)
+    state = feed(b.cid, b.ops).state
+    assert fold_key(plain_raced) > fold_key(eve_out) and fold_key(other_role) > fold_key(dana_out)
+    assert all(state.is_rejected(r.id) is not None for r in rotations)
+    assert [r for r in rotations if r.op.body["epoch"] in state.epochs] == [raced]
+    assert keys.kept_epoch(state, raced.op.body["epoch"])

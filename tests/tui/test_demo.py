@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from bench.demo import KITH, Terminal
 
+from kith.identity.errors import KithError
+from kith.tui.demo import DemoWorld
 from kith.tui.demo_world import CIRCLE_NAME, SCRIPTED_POSTS
 
 
@@ -74,3 +76,19 @@ def test_demo_world_cleans_up_even_when_kith_demo_is_killed(tmp_path: Path) -> N
             time.sleep(0.1)
     finally:
         terminal.close()
+
+
+def test_a_world_that_fails_says_why_after_removing_its_home(tmp_path: Path) -> None:
+    """With --cleanup the world removes its home when it stops, also when it fails, and
+    its error file with it: `kith demo` must still say why in one line (it showed an
+    internal error, FileNotFoundError, instead: seen once under heavy load)."""
+    root = tmp_path / "demo"
+    root.mkdir()
+    (root / "relay").write_text("in the way")  # the world cannot make its relay's home here
+    world = DemoWorld(root, cleanup=True)
+    try:
+        with pytest.raises(KithError, match=r"^the demo could not start: [\w.]*Error: cannot create .*relay"):
+            world.wait_for("user")
+        assert not root.exists()
+    finally:
+        world.stop()
