@@ -12,6 +12,7 @@ from kith.tui.member_text import NAME, line, plain, visible
 from kith.tui.widgets.pane import Pane, clip, fill_table, fit_columns, selected_key, stamp
 
 STATUS = {"ok": "ok", "struggling": "struggling", "need-help": "NEEDS HELP", None: "no check-in yet"}
+DOING_WIDTH = max(map(len, STATUS.values())) + len(" (private)")
 
 
 class CarePane(Pane):
@@ -30,7 +31,10 @@ class CarePane(Pane):
         yield DataTable(id="attention-table", classes="main", cursor_type="row")
         yield Label("Latest check-ins", classes="section")
         wellbeing: DataTable[Any] = DataTable(id="wellbeing-table", cursor_type="row")
-        wellbeing.add_columns("Who", "Doing")
+        wellbeing.add_column("Who")
+        # A fixed width: sized to its first rows ("no check-in yet"), the column kept that
+        # width, and a "NEEDS HELP (private)" arriving later showed cut.
+        wellbeing.add_column("Doing", width=DOING_WIDTH)
         yield wellbeing
         # Organizers only: reports sealed to them, and the moderation log (hidden when empty).
         yield Label("Reports to the organizers (only organizers see these)", id="reports-label", classes="section")
