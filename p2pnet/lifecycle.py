@@ -813,7 +813,7 @@ class Lifecycle:
     def _newest_held(self, circle: Circle, *, exclude: bytes) -> bytes:
         state = circle.replica.state
         epochs = state.epochs
-        # (Never one kept from a struck rotation: whoever was removed holds it.)
+        # (Never a kept epoch, `kept_epoch`: whoever was removed holds its key.)
         held = [e for e in circle.keys.epochs if e != exclude and e in epochs and not kept_epoch(state, e)]
         if not held:
             return circle.keys.current
