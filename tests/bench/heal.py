@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from kith.identity.errors import KithError
+from kith.tui.rpc import NodeClient
 
 POLL_S = 0.5
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -28,20 +30,12 @@ COUNTERS = ("cpu", "recv", "pub", "held")
 
 
 def _status(path: Path) -> dict[str, Any] | None:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(2.0)
-        try:
-            sock.connect(str(path))
-            sock.sendall(b'{"jsonrpc": "2.0", "id": 1, "method": "status", "params": {}}\n')
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(1 << 20)
-                if not chunk:
-                    break
-                data += chunk
-            result = json.loads(data).get("result")
-        except (OSError, ValueError):
-            return None
+    """The node's `status`, or None if it is not answering (stopped, restarting)."""
+    try:
+        with NodeClient(path, timeout=2.0) as client:
+            result = client.call("status")
+    except (KithError, OSError):
+        return None
     return result if isinstance(result, dict) else None
 
 
