@@ -117,11 +117,16 @@ def optional_epoch_ref(value: Any, field: str) -> bytes | None:
     return None if value is None else epoch_ref(value, field)
 
 
-def start_epoch(state: CircleState, signed: SignedOp, op: Op, epoch: bytes, previous: bytes | None) -> None:
-    """A new current epoch, held by its author."""
+def _record_epoch(state: CircleState, signed: SignedOp, op: Op, epoch: bytes, previous: bytes | None) -> None:
+    """An epoch begun by ``signed``, held by its author, offered to nobody yet."""
     state.put(state.epochs, epoch, Epoch(signed.id, op.lamport, op.author, previous))
     state.put(state.holders, epoch, {op.author: signed.id})
     state.put(state.offers, epoch, {})
+
+
+def start_epoch(state: CircleState, signed: SignedOp, op: Op, epoch: bytes, previous: bytes | None) -> None:
+    """A new current epoch, held by its author."""
+    _record_epoch(state, signed, op, epoch, previous)
     state.put_info("epoch", epoch)
     state.put_info("rotation_due", False)
     note_held(state, op.author, epoch)
@@ -176,11 +181,18 @@ def _require_organizer(state: CircleState, author: bytes) -> None:
     require_role(state, author, ORGANIZER)
 
 
-def key_rotate(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+def _rotate_body(state: CircleState, body: Any) -> tuple[bytes, bytes, dict[bytes, bytes]]:
+    """A `key.rotate` body's (epoch, previous, sealed), or `InvalidBody`."""
     body = schema.exact_keys(body, _ROTATE_KEYS, "body")
-    epoch = epoch_ref(body["epoch"], "epoch")
-    previous = epoch_ref(body["previous"], "previous")
-    sealed = _sealed(state, body["sealed"], "sealed")
+    return (
+        epoch_ref(body["epoch"], "epoch"),
+        epoch_ref(body["previous"], "previous"),
+        _sealed(state, body["sealed"], "sealed"),
+    )
+
+
+def key_rotate(state: CircleState, signed: SignedOp, op: Op, body: Any) -> None:
+    epoch, previous, sealed = _rotate_body(state, body)
     may_invite(state, op.author, NOT_KEY_KEEPER)
     squatted = epoch in state.epochs and kept_epoch(state, epoch)
     if epoch in state.epochs and not squatted:
@@ -231,12 +243,8 @@ def keep_epoch(state: CircleState, signed: SignedOp) -> None:
     op = signed.op
     if not _raced(state, signed):
         return
-    if type(op.body) is not dict or set(op.body) != _ROTATE_KEYS:
-        return
     try:
-        epoch = epoch_ref(op.body["epoch"], "epoch")
-        previous = epoch_ref(op.body["previous"], "previous")
-        sealed = _sealed(state, op.body["sealed"], "sealed")
+        epoch, previous, sealed = _rotate_body(state, op.body)
     except schema.InvalidBody:
         return
     if epoch in state.epochs or previous not in state.epochs:
@@ -244,9 +252,7 @@ def keep_epoch(state: CircleState, signed: SignedOp) -> None:
     kept = sum(1 for e, record in state.epochs.items() if record.author == op.author and kept_epoch(state, e))
     if kept >= MAX_KEPT_EPOCHS:
         return
-    state.put(state.epochs, epoch, Epoch(signed.id, op.lamport, op.author, previous))
-    state.put(state.holders, epoch, {op.author: signed.id})
-    state.put(state.offers, epoch, {})
+    _record_epoch(state, signed, op, epoch, previous)
     _offer(state, signed, epoch, sealed)
 
 
